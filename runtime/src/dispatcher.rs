@@ -1,0 +1,354 @@
+//! The dispatcher: operator entries, their per-(key, dtype) kernel tables,
+//! and the boxed call path.
+//!
+//! Kernel choice never depends on link order: among the kernels registered
+//! for an (op, key, dtype) whose `is_supported()` holds, the highest
+//! `priority` wins, and two kernels at the same priority are a registration
+//! error. The choice is computed once, when kernels are registered, and kept
+//! in a flat table that a call indexes directly.
+
+use crate::dispatch_key::DispatchKey;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::registry::{BoxedKernel, KernelDescriptor, OpDeclaration};
+use crate::schema::{parse_schema, OpSchema};
+use crate::value::Value;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+const TABLE_LEN: usize = DispatchKey::ALL.len() * DType::ALL.len();
+
+fn slot(key: DispatchKey, dtype: DType) -> usize {
+    key.index() * DType::ALL.len() + dtype.index()
+}
+
+/// One kernel of an operator, as shown by [`OperatorEntry::kernels`].
+#[derive(Debug, Clone)]
+pub struct KernelInfo {
+    /// The kernel's name.
+    pub name: &'static str,
+    /// Its dispatch key.
+    pub key: DispatchKey,
+    /// Its dtype.
+    pub dtype: DType,
+    /// Its priority.
+    pub priority: i32,
+    /// Whether this CPU supports it.
+    pub supported: bool,
+    /// Whether the dispatcher picks it for its (key, dtype).
+    pub chosen: bool,
+}
+
+/// An operator: its schema and its kernels.
+pub struct OperatorEntry {
+    schema: OpSchema,
+    doc: String,
+    source: String,
+    kernels: RwLock<Vec<KernelDescriptor>>,
+    table: RwLock<[Option<(BoxedKernel, &'static str)>; TABLE_LEN]>,
+}
+
+impl OperatorEntry {
+    fn new(schema: OpSchema, doc: &str, source: &str) -> Self {
+        OperatorEntry { schema, doc: doc.to_string(), source: source.to_string(), kernels: RwLock::new(Vec::new()), table: RwLock::new([None; TABLE_LEN]) }
+    }
+
+    /// The operator's schema.
+    pub fn schema(&self) -> &OpSchema {
+        &self.schema
+    }
+
+    /// The operator's documentation.
+    pub fn doc(&self) -> &str {
+        &self.doc
+    }
+
+    /// Where the operator was declared.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Every kernel, grouped by (key, dtype) and in priority order within a group.
+    pub fn kernels(&self) -> Vec<KernelInfo> {
+        let table = self.table.read();
+        let mut out: Vec<KernelInfo> = self
+            .kernels
+            .read()
+            .iter()
+            .map(|k| KernelInfo {
+                name: k.name,
+                key: k.key,
+                dtype: k.dtype,
+                priority: k.priority,
+                supported: (k.is_supported)(),
+                chosen: table[slot(k.key, k.dtype)].is_some_and(|(_, n)| n == k.name),
+            })
+            .collect();
+        out.sort_by(|a, b| (a.key, a.dtype, -a.priority).cmp(&(b.key, b.dtype, -b.priority)));
+        out
+    }
+
+    /// The name of the kernel chosen for (key, dtype), if any.
+    pub fn chosen_kernel(&self, key: DispatchKey, dtype: DType) -> Option<&'static str> {
+        self.table.read()[slot(key, dtype)].map(|(_, n)| n)
+    }
+
+    /// The (key, dtype) pairs that have a supported kernel.
+    pub fn available(&self) -> Vec<(DispatchKey, DType)> {
+        let table = self.table.read();
+        let mut v = Vec::new();
+        for key in DispatchKey::ALL {
+            for dtype in DType::ALL {
+                if table[slot(key, dtype)].is_some() {
+                    v.push((key, dtype));
+                }
+            }
+        }
+        v
+    }
+
+    fn check_signature(&self, k: &KernelDescriptor) -> Result<()> {
+        let reject = |message: String| Err(Error::Registration { op: self.schema.name.clone(), kernel: k.name.to_string(), message });
+        let want: Vec<String> = self.schema.args.iter().map(|a| a.ty.to_string()).collect();
+        let got: Vec<String> = k.signature.iter().map(|t| t.to_string()).collect();
+        let args_ok = k.signature.len() == self.schema.args.len() && k.signature.iter().zip(&self.schema.args).all(|(kt, a)| kt.accepts(a.ty));
+        if !args_ok {
+            return reject(format!("signature ({}) does not match the schema ({})", got.join(", "), want.join(", ")));
+        }
+        if self.schema.returns.len() != 1 || !k.returns.accepts(self.schema.returns[0]) {
+            return reject(format!("returns {} but the schema returns {:?}", k.returns, self.schema.returns));
+        }
+        Ok(())
+    }
+
+    fn add_kernel(&self, k: KernelDescriptor) -> Result<()> {
+        self.check_signature(&k)?;
+        let mut kernels = self.kernels.write();
+        if let Some(other) = kernels.iter().find(|o| o.key == k.key && o.dtype == k.dtype && o.priority == k.priority) {
+            return Err(Error::Registration {
+                op: self.schema.name.clone(),
+                kernel: k.name.to_string(),
+                message: format!("kernel `{}` is already registered for ({}, {}) at priority {}; give one of them another priority", other.name, k.key, k.dtype, k.priority),
+            });
+        }
+        kernels.push(k);
+        self.rebuild_table(&kernels);
+        Ok(())
+    }
+
+    fn rebuild_table(&self, kernels: &[KernelDescriptor]) {
+        let mut table: [Option<(BoxedKernel, &'static str, i32)>; TABLE_LEN] = [None; TABLE_LEN];
+        for k in kernels {
+            if !(k.is_supported)() {
+                continue;
+            }
+            let s = &mut table[slot(k.key, k.dtype)];
+            if s.is_none_or(|(_, _, p)| k.priority > p) {
+                *s = Some((k.func, k.name, k.priority));
+            }
+        }
+        *self.table.write() = table.map(|e| e.map(|(f, n, _)| (f, n)));
+    }
+
+    /// The dispatch key and dtype of a call: from the first tensor argument,
+    /// else from the first `ScalarType` argument.
+    fn dispatch_of(args: &[Value]) -> (DispatchKey, DType) {
+        let first_tensor = args.iter().find_map(|a| match a {
+            Value::Tensor(t) => Some(t.dtype()),
+            Value::TensorList(ts) => ts.first().map(|t| t.dtype()),
+            _ => None,
+        });
+        let dtype = first_tensor
+            .or_else(|| args.iter().find_map(|a| if let Value::ScalarType(d) = a { Some(*d) } else { None }))
+            .unwrap_or(DType::Float32);
+        (DispatchKey::for_dtype(dtype), dtype)
+    }
+
+    fn check_args(&self, args: &[Value]) -> Result<()> {
+        if args.len() != self.schema.args.len() {
+            return Err(Error::ArgCount { op: self.schema.name.clone(), schema: self.schema.to_string(), expected: self.schema.args.len(), got: args.len() });
+        }
+        for (i, (v, a)) in args.iter().zip(&self.schema.args).enumerate() {
+            if !v.matches(a.ty) {
+                return Err(Error::ArgType { op: self.schema.name.clone(), index: i, name: a.name.clone(), expected: a.ty.to_string(), got: v.type_name() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls the operator with boxed arguments.
+    pub fn call(&self, args: &[Value]) -> Result<Value> {
+        self.check_args(args)?;
+        let (key, dtype) = Self::dispatch_of(args);
+        let kernel = self.table.read()[slot(key, dtype)];
+        match kernel {
+            Some((f, _)) => f(args),
+            None => Err(Error::NoKernel { op: self.schema.name.clone(), key, dtype, available: self.available() }),
+        }
+    }
+}
+
+/// A handle to an operator, looked up once: the fast way to call it.
+#[derive(Clone)]
+pub struct OpHandle(Arc<OperatorEntry>);
+
+impl OpHandle {
+    /// Calls the operator with boxed arguments.
+    #[inline]
+    pub fn call(&self, args: &[Value]) -> Result<Value> {
+        self.0.call(args)
+    }
+
+    /// The operator behind the handle.
+    pub fn entry(&self) -> &OperatorEntry {
+        &self.0
+    }
+}
+
+/// The registry of operators and kernels, and the entry point for calls.
+pub struct Dispatcher {
+    ops: RwLock<HashMap<String, Arc<OperatorEntry>>>,
+    errors: Mutex<Vec<Error>>,
+}
+
+static DISPATCHER: OnceLock<Dispatcher> = OnceLock::new();
+
+/// The process-wide dispatcher, built on first use from every
+/// [`OpDeclaration`] and [`KernelDescriptor`] submitted through `inventory`.
+pub fn dispatcher() -> &'static Dispatcher {
+    DISPATCHER.get_or_init(Dispatcher::from_inventory)
+}
+
+impl Dispatcher {
+    /// An empty dispatcher (tests and embedders; most code uses [`dispatcher()`]).
+    pub fn new() -> Dispatcher {
+        Dispatcher { ops: RwLock::new(HashMap::new()), errors: Mutex::new(Vec::new()) }
+    }
+
+    fn from_inventory() -> Dispatcher {
+        let d = Dispatcher::new();
+        let mut decls: Vec<&OpDeclaration> = inventory::iter::<OpDeclaration>.into_iter().collect();
+        decls.sort_by_key(|o| o.schema);
+        for decl in decls {
+            if let Err(e) = d.declare_op_with(decl.schema, decl.doc, decl.source) {
+                d.errors.lock().push(e);
+            }
+        }
+        // Sorted so that which of two clashing kernels is reported first
+        // does not depend on link order either.
+        let mut kernels: Vec<&KernelDescriptor> = inventory::iter::<KernelDescriptor>.into_iter().collect();
+        kernels.sort_by_key(|k| (k.op, k.key, k.dtype, -k.priority, k.name));
+        for k in kernels {
+            if let Err(e) = d.register_kernel(*k) {
+                d.errors.lock().push(e);
+            }
+        }
+        d
+    }
+
+    /// Declares an operator from its schema string (like `TORCH_LIBRARY`'s `def`).
+    pub fn declare_op(&self, schema: &str) -> Result<OpHandle> {
+        self.declare_op_with(schema, "", "runtime")
+    }
+
+    /// Declares an operator with documentation and a source location.
+    pub fn declare_op_with(&self, schema: &str, doc: &str, source: &str) -> Result<OpHandle> {
+        let parsed = parse_schema(schema).map_err(|message| Error::Schema { line: None, message })?;
+        let mut ops = self.ops.write();
+        if let Some(existing) = ops.get(&parsed.name) {
+            return Err(Error::Schema {
+                line: None,
+                message: format!("operator `{}` is already declared (by {}) as `{}`", parsed.name, existing.source, existing.schema),
+            });
+        }
+        let entry = Arc::new(OperatorEntry::new(parsed.clone(), doc, source));
+        ops.insert(parsed.name, entry.clone());
+        Ok(OpHandle(entry))
+    }
+
+    /// Registers a kernel at run time (like `TORCH_LIBRARY_IMPL`). Fails if
+    /// the op is unknown, the signature disagrees with the schema, or another
+    /// kernel holds the same (key, dtype, priority).
+    pub fn register_kernel(&self, kernel: KernelDescriptor) -> Result<()> {
+        let entry = self.ops.read().get(kernel.op).cloned();
+        match entry {
+            Some(e) => e.add_kernel(kernel),
+            None => Err(Error::Registration { op: kernel.op.to_string(), kernel: kernel.name.to_string(), message: "no such operator is declared".into() }),
+        }
+    }
+
+    /// Registrations from `inventory` that were rejected. Empty in a healthy
+    /// build; the CLI and the test suite check it at startup.
+    pub fn registration_errors(&self) -> Vec<Error> {
+        self.errors.lock().clone()
+    }
+
+    /// Fails with the first rejected registration, if any.
+    pub fn check(&self) -> Result<()> {
+        match self.errors.lock().first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Looks an operator up once; call through the handle afterwards.
+    pub fn op(&self, name: &str) -> Result<OpHandle> {
+        if let Some(e) = self.ops.read().get(name) {
+            return Ok(OpHandle(e.clone()));
+        }
+        Err(Error::UnknownOp { name: name.to_string(), similar: self.similar_names(name) })
+    }
+
+    /// Calls an operator by name with boxed arguments.
+    pub fn call(&self, name: &str, args: &[Value]) -> Result<Value> {
+        let entry = self.ops.read().get(name).cloned();
+        match entry {
+            Some(e) => e.call(args),
+            None => Err(Error::UnknownOp { name: name.to_string(), similar: self.similar_names(name) }),
+        }
+    }
+
+    /// Every operator, sorted by name.
+    pub fn ops(&self) -> Vec<OpHandle> {
+        let mut v: Vec<OpHandle> = self.ops.read().values().cloned().map(OpHandle).collect();
+        v.sort_by(|a, b| a.0.schema.name.cmp(&b.0.schema.name));
+        v
+    }
+
+    fn similar_names(&self, name: &str) -> Vec<String> {
+        let base = name.rsplit("::").next().unwrap_or(name);
+        let mut v: Vec<String> = self
+            .ops
+            .read()
+            .keys()
+            .filter(|k| {
+                let kb = k.rsplit("::").next().unwrap_or(k);
+                kb == base || k.contains(base) || (base.len() > 2 && edit_distance(kb, base) <= 2)
+            })
+            .cloned()
+            .collect();
+        v.sort();
+        v.truncate(3);
+        v
+    }
+}
+
+impl Default for Dispatcher {
+    fn default() -> Self {
+        Dispatcher::new()
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

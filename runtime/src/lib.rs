@@ -1,0 +1,35 @@
+//! The qtensor runtime: tensors, quantizers, boxed values, schemas, the
+//! kernel registry and the dispatcher.
+//!
+//! Most users depend on the `qtensor` facade crate, which re-exports all of
+//! this together with the built-in kernels and the typed op functions.
+
+#![warn(missing_docs)]
+
+pub mod dispatch_key;
+pub mod dispatcher;
+pub mod dtype;
+pub mod error;
+pub mod numerics;
+pub mod print;
+pub mod quantizer;
+pub mod registry;
+pub mod schema;
+pub mod serialize;
+pub mod storage;
+pub mod tensor;
+pub mod value;
+
+pub use dispatch_key::DispatchKey;
+pub use dispatcher::{dispatcher, Dispatcher, KernelInfo, OpHandle, OperatorEntry};
+pub use dtype::{DType, StorageType};
+pub use error::{Error, Result};
+pub use quantizer::{QScheme, Quantizer};
+pub use registry::{KernelDescriptor, OpDeclaration};
+pub use schema::{ArgType, OpSchema};
+pub use storage::{Element, Storage};
+pub use tensor::Tensor;
+pub use value::{FromArg, IntoReturn, Value};
+
+#[doc(hidden)]
+pub use inventory;

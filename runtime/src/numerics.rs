@@ -1,0 +1,58 @@
+//! The scalar numerics that every kernel must reproduce bit for bit.
+//!
+//! See `FORMAT.md`: `q = clamp(zero_point + round_half_even(x * inv), qmin, qmax)`
+//! with `inv = 1.0f32 / (scale as f32)` and an f32 product.
+
+/// `2^31` as f32: a rounded scaled value at or beyond it saturates.
+const SATURATION: f32 = 2_147_483_648.0;
+
+/// The f32 reciprocal that quantization multiplies by.
+#[inline]
+pub fn inv_scale(scale: f64) -> f32 {
+    1.0f32 / (scale as f32)
+}
+
+/// Quantizes one value.
+///
+/// - Ties round to even.
+/// - A rounded value of magnitude at or above 2^31, and ±inf, saturate to
+///   `qmax`/`qmin` whatever the zero point.
+/// - **NaN quantizes to `zero_point`** (it dequantizes to 0.0). Every kernel
+///   of every quantizing op gives this result.
+#[inline]
+pub fn quantize_val(x: f32, inv_scale: f32, zero_point: i64, qmin: i64, qmax: i64) -> i64 {
+    let r = (x * inv_scale).round_ties_even();
+    if r.is_nan() {
+        zero_point
+    } else if r >= SATURATION {
+        qmax
+    } else if r <= -SATURATION {
+        qmin
+    } else {
+        (zero_point + r as i64).clamp(qmin, qmax)
+    }
+}
+
+/// Dequantizes one value: `(q - zero_point) as f32 * scale as f32`.
+#[inline]
+pub fn dequantize_val(q: i64, scale: f32, zero_point: i64) -> f32 {
+    (q - zero_point) as f32 * scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_half_to_even_and_saturates() {
+        let inv = inv_scale(1.0);
+        assert_eq!(quantize_val(2.5, inv, 0, -128, 127), 2);
+        assert_eq!(quantize_val(3.5, inv, 0, -128, 127), 4);
+        assert_eq!(quantize_val(-2.5, inv, 0, -128, 127), -2);
+        assert_eq!(quantize_val(f32::INFINITY, inv, 0, 0, 255), 255);
+        assert_eq!(quantize_val(f32::NEG_INFINITY, inv, 0, 0, 255), 0);
+        assert_eq!(quantize_val(1e30, inv, -100_000, i32::MIN as i64, i32::MAX as i64), i32::MAX as i64);
+        assert_eq!(quantize_val(2_147_483_648.0, inv, -10, i32::MIN as i64, i32::MAX as i64), i32::MAX as i64);
+        assert_eq!(quantize_val(f32::NAN, inv, 7, 0, 255), 7);
+    }
+}

@@ -1,0 +1,337 @@
+//! `Display` for tensors, reproducing PyTorch's `repr` (with the `torch.`
+//! prefixes removed): precision 4, integer and scientific modes, 80-column
+//! wrapping, summarization past 1000 elements, and the quantization trailer.
+//!
+//! The logic follows `torch/_tensor_str.py` step by step, so that the output
+//! matches to the character.
+
+use crate::dtype::DType;
+use crate::quantizer::Quantizer;
+use crate::tensor::Tensor;
+use std::fmt;
+
+const PRECISION: usize = 4;
+const THRESHOLD: usize = 1000;
+const EDGEITEMS: usize = 3;
+const LINEWIDTH: usize = 80;
+
+/// The logical values of a tensor, row-major.
+enum Values {
+    Float(Vec<f64>),
+    Int(Vec<i64>),
+}
+
+/// Python's `repr(float)`: the shortest round-trip digits, in fixed notation
+/// for decimal exponents in [-4, 16), scientific (`1e-05`) otherwise.
+pub fn py_float_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let sci = format!("{x:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let neg = mant.starts_with('-');
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if neg { "-" } else { "" };
+    if (-4..16).contains(&exp) {
+        if exp >= 0 {
+            let e = exp as usize;
+            let int_part: String = if digits.len() > e + 1 { digits[..e + 1].to_string() } else { format!("{digits:0<width$}", width = e + 1) };
+            let frac = if digits.len() > e + 1 { &digits[e + 1..] } else { "0" };
+            format!("{sign}{int_part}.{frac}")
+        } else {
+            format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
+        }
+    } else {
+        let m = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits };
+        format!("{sign}{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    }
+}
+
+/// Python's `"{:.4e}".format(x)`.
+fn py_sci(x: f64) -> String {
+    if !x.is_finite() {
+        return py_nonfinite(x);
+    }
+    let s = format!("{x:.PRECISION$e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+}
+
+/// Python's `"{:.Nf}".format(x)`.
+fn py_fixed(x: f64, precision: usize) -> String {
+    if !x.is_finite() {
+        return py_nonfinite(x);
+    }
+    format!("{x:.precision$}")
+}
+
+fn py_nonfinite(x: f64) -> String {
+    if x.is_nan() {
+        "nan".into()
+    } else if x > 0.0 {
+        "inf".into()
+    } else {
+        "-inf".into()
+    }
+}
+
+/// PyTorch's `_Formatter`: decides the mode and the column width from the
+/// (summarized) values.
+struct Formatter {
+    int_mode: bool,
+    sci_mode: bool,
+    max_width: usize,
+}
+
+impl Formatter {
+    fn new(values: &Values) -> Formatter {
+        let mut f = Formatter { int_mode: true, sci_mode: false, max_width: 1 };
+        match values {
+            Values::Int(v) => {
+                for x in v {
+                    f.max_width = f.max_width.max(x.to_string().len());
+                }
+            }
+            Values::Float(v) => {
+                let nz: Vec<f64> = v.iter().copied().filter(|x| x.is_finite() && *x != 0.0).collect();
+                if nz.is_empty() {
+                    return f;
+                }
+                let min = nz.iter().fold(f64::INFINITY, |m, x| m.min(x.abs()));
+                let max = nz.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                f.int_mode = nz.iter().all(|x| *x == x.ceil());
+                let wide = max / min > 1000.0 || max > 1.0e8;
+                if f.int_mode {
+                    if wide {
+                        f.sci_mode = true;
+                        f.max_width = nz.iter().map(|x| py_sci(*x).len()).fold(f.max_width, usize::max);
+                    } else {
+                        f.max_width = nz.iter().map(|x| py_fixed(*x, 0).len() + 1).fold(f.max_width, usize::max);
+                    }
+                } else if wide || min < 1.0e-4 {
+                    f.sci_mode = true;
+                    f.max_width = nz.iter().map(|x| py_sci(*x).len()).fold(f.max_width, usize::max);
+                } else {
+                    f.max_width = nz.iter().map(|x| py_fixed(*x, PRECISION).len()).fold(f.max_width, usize::max);
+                }
+            }
+        }
+        f
+    }
+
+    fn format_float(&self, x: f64) -> String {
+        let s = if self.sci_mode {
+            py_sci(x)
+        } else if self.int_mode {
+            let mut s = py_fixed(x, 0);
+            if x.is_finite() {
+                s.push('.');
+            }
+            s
+        } else {
+            py_fixed(x, PRECISION)
+        };
+        format!("{s:>w$}", w = self.max_width)
+    }
+
+    fn format_int(&self, x: i64) -> String {
+        format!("{x:>w$}", w = self.max_width)
+    }
+}
+
+/// A tensor's values with their shape, ready to print.
+struct Printable {
+    values: Values,
+    shape: Vec<usize>,
+}
+
+impl Printable {
+    fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    fn format_at(&self, fmt: &Formatter, i: usize) -> String {
+        match &self.values {
+            Values::Float(v) => fmt.format_float(v[i]),
+            Values::Int(v) => fmt.format_int(v[i]),
+        }
+    }
+
+    /// The indices kept along a dimension of `size` (all, or the edges).
+    fn kept(size: usize, summarize: bool) -> Vec<usize> {
+        if summarize && size > 2 * EDGEITEMS {
+            (0..EDGEITEMS).chain(size - EDGEITEMS..size).collect()
+        } else {
+            (0..size).collect()
+        }
+    }
+
+    /// `get_summarized_data`: the values the formatter sees.
+    fn summarized(&self, summarize: bool) -> Values {
+        let strides = crate::tensor::layout::contiguous_strides(&self.shape);
+        let mut offsets = vec![0usize];
+        for (d, &size) in self.shape.iter().enumerate() {
+            let kept = Self::kept(size, summarize);
+            let stride = strides[d];
+            offsets = offsets.iter().flat_map(|&o| kept.iter().map(move |&k| o + k * stride)).collect();
+        }
+        match &self.values {
+            Values::Float(v) => Values::Float(offsets.iter().map(|&o| v[o]).collect()),
+            Values::Int(v) => Values::Int(offsets.iter().map(|&o| v[o]).collect()),
+        }
+    }
+
+    /// `_tensor_str`.
+    fn tensor_str(&self, indent: usize) -> String {
+        if self.numel() == 0 {
+            return "[]".into();
+        }
+        let summarize = self.numel() > THRESHOLD;
+        let fmt = Formatter::new(&self.summarized(summarize));
+        let strides = crate::tensor::layout::contiguous_strides(&self.shape);
+        self.str_with_formatter(0, 0, &strides, indent, summarize, &fmt)
+    }
+
+    /// `_tensor_str_with_formatter` over the sub-tensor at `base` from dimension `dim`.
+    fn str_with_formatter(&self, dim: usize, base: usize, strides: &[usize], indent: usize, summarize: bool, fmt: &Formatter) -> String {
+        let ndim = self.shape.len() - dim;
+        if ndim == 0 {
+            return self.format_at(fmt, base);
+        }
+        let size = self.shape[dim];
+        let elided = summarize && size > 2 * EDGEITEMS;
+        if ndim == 1 {
+            let element_length = fmt.max_width + 2;
+            let per_line = (LINEWIDTH.saturating_sub(indent) / element_length).max(1);
+            let mut data: Vec<String> = Vec::new();
+            for (n, i) in Self::kept(size, summarize).into_iter().enumerate() {
+                if elided && n == EDGEITEMS {
+                    data.push(" ...".into());
+                }
+                data.push(self.format_at(fmt, base + i * strides[dim]));
+            }
+            let lines: Vec<String> = data.chunks(per_line).map(|c| c.join(", ")).collect();
+            return format!("[{}]", lines.join(&format!(",\n{}", " ".repeat(indent + 1))));
+        }
+        let mut slices: Vec<String> = Vec::new();
+        for (n, i) in Self::kept(size, summarize).into_iter().enumerate() {
+            if elided && n == EDGEITEMS {
+                slices.push("...".into());
+            }
+            slices.push(self.str_with_formatter(dim + 1, base + i * strides[dim], strides, indent + 1, summarize, fmt));
+        }
+        let sep = format!(",{}{}", "\n".repeat(ndim - 1), " ".repeat(indent + 1));
+        format!("[{}]", slices.join(&sep))
+    }
+}
+
+/// `_add_suffixes`.
+fn add_suffixes(tensor_str: String, suffixes: &[String], indent: usize) -> String {
+    let mut out = tensor_str;
+    let mut last_line_len = match out.rfind('\n') {
+        Some(p) => out.len() - p + 1,
+        None => out.len() + 2,
+    };
+    for suffix in suffixes {
+        if last_line_len + suffix.len() + 2 > LINEWIDTH {
+            out.push_str(&format!(",\n{}{suffix}", " ".repeat(indent)));
+            last_line_len = indent + suffix.len();
+        } else {
+            out.push_str(", ");
+            out.push_str(suffix);
+            last_line_len += suffix.len() + 2;
+        }
+    }
+    out.push(')');
+    out
+}
+
+fn py_tuple(sizes: &[usize]) -> String {
+    match sizes {
+        [] => "()".into(),
+        [one] => format!("({one},)"),
+        _ => format!("({})", sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// PyTorch's `repr` of a tensor, without the `torch.` prefixes.
+pub fn tensor_repr(t: &Tensor) -> crate::Result<String> {
+    let prefix = "tensor(";
+    let indent = prefix.len();
+    let mut suffixes: Vec<String> = Vec::new();
+    let dtype = t.dtype();
+    let values = if dtype.is_float() || t.is_quantized() { Values::Float(t.real_values()?) } else { Values::Int(t.int_values()?) };
+    let body = Printable { values, shape: t.sizes().to_vec() };
+    if let Some(q) = t.quantizer() {
+        suffixes.push(format!("size={}", py_tuple(t.sizes())));
+        suffixes.push(format!("dtype={dtype}"));
+        suffixes.push(format!("quantization_scheme={}", q.qscheme()));
+        match &*q {
+            Quantizer::PerTensorAffine { scale, zero_point, .. } => {
+                suffixes.push(format!("scale={}", py_float_repr(*scale)));
+                suffixes.push(format!("zero_point={zero_point}"));
+            }
+            Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
+                suffixes.push(format!("scale={}", tensor_repr(&Tensor::from_slice(scales, &[scales.len()])?)?));
+                suffixes.push(format!("zero_point={}", tensor_repr(&Tensor::from_slice(zero_points, &[zero_points.len()])?)?));
+                suffixes.push(format!("axis={axis}"));
+            }
+        }
+    } else {
+        let default_dtype = matches!(dtype, DType::Float32 | DType::Int64);
+        if t.numel() == 0 && t.ndim() != 1 {
+            suffixes.push(format!("size={}", py_tuple(t.sizes())));
+        }
+        if !default_dtype || (t.numel() == 0 && dtype != DType::Float32) {
+            suffixes.push(format!("dtype={dtype}"));
+        }
+    }
+    let tensor_str = body.tensor_str(indent);
+    Ok(add_suffixes(format!("{prefix}{tensor_str}"), &suffixes, indent))
+}
+
+impl fmt::Display for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match tensor_repr(self) {
+            Ok(s) => f.write_str(&s),
+            Err(e) => write!(f, "<tensor that cannot be printed: {e}>"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_float_repr() {
+        assert_eq!(py_float_repr(1.0), "1.0");
+        assert_eq!(py_float_repr(1e-5), "1e-05");
+        assert_eq!(py_float_repr(0.0001), "0.0001");
+        assert_eq!(py_float_repr(1000.0), "1000.0");
+        assert_eq!(py_float_repr(1e16), "1e+16");
+        assert_eq!(py_float_repr(1.5e16), "1.5e+16");
+        assert_eq!(py_float_repr(123456789012345.6), "123456789012345.6");
+        assert_eq!(py_float_repr(0.006692237383115402), "0.006692237383115402");
+        assert_eq!(py_float_repr(-2.5), "-2.5");
+    }
+
+    #[test]
+    fn plain_tensors_print_like_pytorch() {
+        let t = Tensor::from_slice(&[1.0f32, 2.5, -3.0], &[3]).unwrap();
+        assert_eq!(t.to_string(), "tensor([ 1.0000,  2.5000, -3.0000])");
+        let t = Tensor::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+        assert_eq!(t.to_string(), "tensor([1., 2.])");
+        let t = Tensor::from_slice(&[1i64, 20], &[2]).unwrap();
+        assert_eq!(t.to_string(), "tensor([ 1, 20])");
+        let t = Tensor::from_slice(&[0.5f64], &[1]).unwrap();
+        assert_eq!(t.to_string(), "tensor([0.5000], dtype=float64)");
+        let t = Tensor::from_slice::<f32>(&[], &[0]).unwrap();
+        assert_eq!(t.to_string(), "tensor([])");
+    }
+}

@@ -1,0 +1,206 @@
+//! Quantizers: how a quantized tensor's integers map to real values.
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use std::fmt;
+use std::sync::Arc;
+
+/// The quantization scheme of a tensor, as PyTorch names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QScheme {
+    /// One scale and zero point for the whole tensor.
+    PerTensorAffine,
+    /// One scale and zero point per slice along an axis.
+    PerChannelAffine,
+}
+
+impl QScheme {
+    /// PyTorch's name (`per_tensor_affine`, `per_channel_affine`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            QScheme::PerTensorAffine => "per_tensor_affine",
+            QScheme::PerChannelAffine => "per_channel_affine",
+        }
+    }
+}
+
+impl fmt::Display for QScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Maps stored integers to reals: `real = (q - zero_point) * scale`.
+///
+/// A quantizer is immutable and shared through `Arc`: quantizing many tensors
+/// with one quantizer makes them share it, and views share their base's
+/// quantizer unless the view moves or slices the channel axis.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Quantizer {
+    /// One scale and zero point for every element.
+    PerTensorAffine {
+        /// The quantized dtype.
+        dtype: DType,
+        /// Step between adjacent integers, finite and > 0.
+        scale: f64,
+        /// The integer that represents 0.0, within the dtype's range.
+        zero_point: i64,
+    },
+    /// One scale and zero point per index along `axis`.
+    PerChannelAffine {
+        /// The quantized dtype.
+        dtype: DType,
+        /// One scale per channel, each finite and > 0.
+        scales: Arc<[f64]>,
+        /// One zero point per channel, each within the dtype's range.
+        zero_points: Arc<[i64]>,
+        /// The channel dimension.
+        axis: usize,
+    },
+}
+
+/// Checks one (scale, zero point) pair for `dtype`.
+pub fn check_qparams(op: &str, dtype: DType, scale: f64, zero_point: i64) -> Result<()> {
+    if !scale.is_finite() || scale <= 0.0 {
+        return Err(Error::qparams(op, format!("scale must be finite and > 0, got {scale}")));
+    }
+    // A positive f64 scale can still be 0 or inf once narrowed to the f32
+    // that the kernels multiply by.
+    let inv = 1.0f32 / (scale as f32);
+    if !(scale as f32).is_normal() || !inv.is_finite() {
+        return Err(Error::qparams(op, format!("scale {scale} is outside the range of f32")));
+    }
+    let (lo, hi) = check_quantized_dtype(op, dtype)?;
+    if zero_point < lo || zero_point > hi {
+        return Err(Error::qparams(op, format!("zero_point {zero_point} is outside [{lo}, {hi}] for {dtype}")));
+    }
+    Ok(())
+}
+
+/// The integer range of a quantized dtype, or an error naming the dtype.
+pub fn check_quantized_dtype(op: &str, dtype: DType) -> Result<(i64, i64)> {
+    match dtype.int_range() {
+        Some(r) if dtype.is_quantized() => Ok(r),
+        _ => Err(Error::WrongDType { op: op.to_string(), expected: "a quantized dtype (quint8, qint8, qint16, qint32, quint4x2)".into(), got: dtype }),
+    }
+}
+
+impl Quantizer {
+    /// A validated per-tensor affine quantizer.
+    pub fn per_tensor(scale: f64, zero_point: i64, dtype: DType) -> Result<Arc<Quantizer>> {
+        check_qparams("per_tensor_affine", dtype, scale, zero_point)?;
+        Ok(Arc::new(Quantizer::PerTensorAffine { dtype, scale, zero_point }))
+    }
+
+    /// A validated per-channel affine quantizer. The axis is checked against
+    /// a tensor's rank when the quantizer is used.
+    pub fn per_channel(scales: Vec<f64>, zero_points: Vec<i64>, axis: usize, dtype: DType) -> Result<Arc<Quantizer>> {
+        let op = "per_channel_affine";
+        if scales.len() != zero_points.len() {
+            return Err(Error::qparams(op, format!("{} scales but {} zero points", scales.len(), zero_points.len())));
+        }
+        for (s, z) in scales.iter().zip(&zero_points) {
+            check_qparams(op, dtype, *s, *z)?;
+        }
+        Ok(Arc::new(Quantizer::PerChannelAffine { dtype, scales: scales.into(), zero_points: zero_points.into(), axis }))
+    }
+
+    /// The quantized dtype this quantizer produces.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Quantizer::PerTensorAffine { dtype, .. } | Quantizer::PerChannelAffine { dtype, .. } => *dtype,
+        }
+    }
+
+    /// The scheme.
+    pub fn qscheme(&self) -> QScheme {
+        match self {
+            Quantizer::PerTensorAffine { .. } => QScheme::PerTensorAffine,
+            Quantizer::PerChannelAffine { .. } => QScheme::PerChannelAffine,
+        }
+    }
+
+    /// Checks that this quantizer fits a tensor of `sizes`: the axis is in
+    /// range and there is one (scale, zero point) per channel.
+    pub fn check_fits(&self, op: &str, sizes: &[usize]) -> Result<()> {
+        if let Quantizer::PerChannelAffine { scales, axis, .. } = self {
+            if *axis >= sizes.len() {
+                return Err(Error::qparams(op, format!("axis {axis} is out of range for a tensor of {} dimensions", sizes.len())));
+            }
+            if scales.len() != sizes[*axis] {
+                return Err(Error::qparams(
+                    op,
+                    format!("{} scales for {} channels along axis {axis}", scales.len(), sizes[*axis]),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The (scale, zero point) of channel `c` (of the tensor for per-tensor).
+    pub fn channel_qparams(&self, c: usize) -> (f64, i64) {
+        match self {
+            Quantizer::PerTensorAffine { scale, zero_point, .. } => (*scale, *zero_point),
+            Quantizer::PerChannelAffine { scales, zero_points, .. } => {
+                let c = c.min(scales.len().saturating_sub(1));
+                (scales.get(c).copied().unwrap_or(1.0), zero_points.get(c).copied().unwrap_or(0))
+            }
+        }
+    }
+
+    /// The channel axis, for per-channel quantizers.
+    pub fn axis(&self) -> Option<usize> {
+        match self {
+            Quantizer::PerChannelAffine { axis, .. } => Some(*axis),
+            Quantizer::PerTensorAffine { .. } => None,
+        }
+    }
+
+    /// The same quantizer with the channel axis moved (per-tensor is unchanged).
+    pub fn with_axis(self: &Arc<Self>, new_axis: usize) -> Arc<Quantizer> {
+        match &**self {
+            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } if *axis != new_axis => {
+                Arc::new(Quantizer::PerChannelAffine { dtype: *dtype, scales: scales.clone(), zero_points: zero_points.clone(), axis: new_axis })
+            }
+            _ => self.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Quantizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quantizer::PerTensorAffine { dtype, scale, zero_point } => {
+                write!(f, "PerTensorAffine({dtype}, scale={scale}, zero_point={zero_point})")
+            }
+            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
+                write!(f, "PerChannelAffine({dtype}, axis={axis}, scales={scales:?}, zero_points={zero_points:?})")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_scales_and_zero_points() {
+        for s in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300, 1e300] {
+            assert!(Quantizer::per_tensor(s, 0, DType::QUInt8).is_err(), "scale {s}");
+        }
+        assert!(Quantizer::per_tensor(0.1, 256, DType::QUInt8).is_err());
+        assert!(Quantizer::per_tensor(0.1, -129, DType::QInt8).is_err());
+        assert!(Quantizer::per_tensor(0.1, 0, DType::Float32).is_err());
+        assert!(Quantizer::per_tensor(0.1, -100000, DType::QInt32).is_ok());
+        assert!(Quantizer::per_channel(vec![0.1, 0.2], vec![0], 0, DType::QInt8).is_err());
+    }
+
+    #[test]
+    fn per_channel_must_fit_the_tensor() {
+        let q = Quantizer::per_channel(vec![0.1, 0.2], vec![0, 1], 1, DType::QInt8).unwrap();
+        assert!(q.check_fits("t", &[3, 2]).is_ok());
+        assert!(q.check_fits("t", &[3, 3]).is_err());
+        assert!(q.check_fits("t", &[3]).is_err());
+    }
+}

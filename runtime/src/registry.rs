@@ -1,0 +1,163 @@
+//! Kernel and operator registration: the descriptors that `inventory`
+//! collects, and the [`register_kernel!`](crate::register_kernel) macro that
+//! turns a typed Rust function into one.
+
+use crate::dispatch_key::DispatchKey;
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::schema::ArgType;
+use crate::value::Value;
+
+/// The boxed calling convention every kernel is wrapped into.
+pub type BoxedKernel = fn(&[Value]) -> Result<Value>;
+
+/// A kernel: which (op, key, dtype) it serves, how it ranks, and its code.
+///
+/// Build one with [`register_kernel!`](crate::register_kernel), which fills
+/// `signature` and `returns` from the typed function so that the registry
+/// can check them against the op's schema.
+#[derive(Clone, Copy)]
+pub struct KernelDescriptor {
+    /// The operator's full name (`quantized::add`).
+    pub op: &'static str,
+    /// The dispatch key served.
+    pub key: DispatchKey,
+    /// The dtype served (of the first tensor argument).
+    pub dtype: DType,
+    /// A name that says what the kernel is (`avx2_quantize_u8`).
+    pub name: &'static str,
+    /// Higher wins among supported kernels of the same (op, key, dtype).
+    pub priority: i32,
+    /// Whether this CPU can run the kernel (checked once, at resolution).
+    pub is_supported: fn() -> bool,
+    /// The schema types of the typed function's parameters.
+    pub signature: &'static [ArgType],
+    /// The schema type of the typed function's result.
+    pub returns: ArgType,
+    /// The boxed entry point.
+    pub func: BoxedKernel,
+}
+
+impl std::fmt::Debug for KernelDescriptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelDescriptor")
+            .field("op", &self.op)
+            .field("key", &self.key)
+            .field("dtype", &self.dtype)
+            .field("name", &self.name)
+            .field("priority", &self.priority)
+            .finish()
+    }
+}
+
+inventory::collect!(KernelDescriptor);
+
+/// An operator declaration: its schema string and documentation.
+///
+/// `build.rs` emits one per `ops.yaml` entry; plugins submit their own.
+#[derive(Debug, Clone, Copy)]
+pub struct OpDeclaration {
+    /// The schema, e.g. `myplugin::clamp_q(Tensor self, float min, float max) -> Tensor`.
+    pub schema: &'static str,
+    /// What the op does.
+    pub doc: &'static str,
+    /// Where it was declared (`ops.yaml:12`, a crate name, ...).
+    pub source: &'static str,
+}
+
+inventory::collect!(OpDeclaration);
+
+/// An `is_supported` predicate for kernels that run everywhere.
+pub fn always_supported() -> bool {
+    true
+}
+
+/// Registers a typed kernel function for one or more dtypes.
+///
+/// ```ignore
+/// fn reference_relu(x: &Tensor) -> Result<Tensor> { ... }
+///
+/// qtensor::register_kernel! {
+///     op: "relu", key: QuantizedCPU, dtypes: [QUInt8, QInt8, QInt32],
+///     name: "reference_relu", priority: 0,
+///     fn reference_relu(x: &Tensor) -> Tensor
+/// }
+/// ```
+///
+/// The parameter list repeats the function's types: the compiler checks it
+/// against the function, and the registry checks it against the op's schema.
+/// `is_supported: some_fn,` may follow `priority` for ISA-specific kernels.
+#[macro_export]
+macro_rules! register_kernel {
+    (
+        op: $op:literal,
+        key: $key:ident,
+        dtypes: [$($dt:ident),+ $(,)?],
+        name: $name:literal,
+        priority: $prio:expr,
+        $(is_supported: $sup:expr,)?
+        fn $($f:ident)::+ ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty
+    ) => {
+        const _: () = {
+            #[allow(unused_mut, unused_variables)]
+            fn __boxed(args: &[$crate::Value]) -> $crate::Result<$crate::Value> {
+                let mut __index = 0usize;
+                $(
+                    let $arg: $ty = match args.get(__index).and_then(<$ty as $crate::FromArg<'_>>::from_arg) {
+                        Some(v) => v,
+                        None => return Err($crate::registry::bad_kernel_arg($op, $name, __index, stringify!($arg), args)),
+                    };
+                    __index += 1;
+                )*
+                let __result: $crate::Result<$ret> = $($f)::+($($arg),*);
+                __result.map($crate::IntoReturn::into_value)
+            }
+            const __SIGNATURE: &[$crate::ArgType] = &[$(<$ty as $crate::FromArg<'static>>::KIND),*];
+            $(
+                $crate::inventory::submit! {
+                    $crate::KernelDescriptor {
+                        op: $op,
+                        key: $crate::DispatchKey::$key,
+                        dtype: $crate::DType::$dt,
+                        name: $name,
+                        priority: $prio,
+                        is_supported: $crate::register_kernel!(@supported $($sup)?),
+                        signature: __SIGNATURE,
+                        returns: <$ret as $crate::IntoReturn>::KIND,
+                        func: __boxed,
+                    }
+                }
+            )+
+        };
+    };
+    (@supported) => { $crate::registry::always_supported };
+    (@supported $sup:expr) => { $sup };
+}
+
+/// Declares an operator from a schema string, from any crate.
+///
+/// ```ignore
+/// qtensor::declare_op!("myplugin::clamp_q(Tensor self, float min, float max) -> Tensor", "Clamps in the integer domain.");
+/// ```
+#[macro_export]
+macro_rules! declare_op {
+    ($schema:literal, $doc:literal) => {
+        $crate::inventory::submit! {
+            $crate::OpDeclaration { schema: $schema, doc: $doc, source: env!("CARGO_PKG_NAME") }
+        }
+    };
+}
+
+/// The error for an argument a kernel could not read. The dispatcher checks
+/// types against the schema first, so this fires only for kernels called
+/// directly with bad arguments.
+#[doc(hidden)]
+pub fn bad_kernel_arg(op: &str, kernel: &str, index: usize, name: &str, args: &[Value]) -> crate::Error {
+    crate::Error::ArgType {
+        op: op.to_string(),
+        index,
+        name: name.to_string(),
+        expected: format!("the type kernel `{kernel}` takes"),
+        got: args.get(index).map_or("nothing".to_string(), Value::type_name),
+    }
+}

@@ -1,0 +1,345 @@
+//! Operator schemas: parsing `name(Type arg, ...) -> Ret` strings and the
+//! `ops.yaml` file that declares the built-in operators.
+//!
+//! This module depends on nothing but `std` and `yaml-rust2`: `build.rs`
+//! includes the very same file to validate `ops.yaml` and generate the typed
+//! op functions, so the build and the runtime can never disagree on what a
+//! schema means.
+
+use std::fmt;
+
+/// The type of one argument or return value in a schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArgType {
+    /// `Tensor`
+    Tensor,
+    /// `Tensor?`
+    OptionalTensor,
+    /// `Tensor[]`
+    TensorList,
+    /// `float`
+    Float,
+    /// `float?`
+    OptionalFloat,
+    /// `int`
+    Int,
+    /// `int?`
+    OptionalInt,
+    /// `int[]`, or `int[N]` with a fixed length
+    IntList(Option<usize>),
+    /// `bool`
+    Bool,
+    /// `ScalarType`
+    ScalarType,
+    /// `ScalarType?`
+    OptionalScalarType,
+    /// `str`
+    Str,
+}
+
+impl ArgType {
+    /// Parses a type as written in a schema.
+    pub fn parse(s: &str) -> Option<ArgType> {
+        Some(match s {
+            "Tensor" => ArgType::Tensor,
+            "Tensor?" => ArgType::OptionalTensor,
+            "Tensor[]" => ArgType::TensorList,
+            "float" => ArgType::Float,
+            "float?" => ArgType::OptionalFloat,
+            "int" => ArgType::Int,
+            "int?" => ArgType::OptionalInt,
+            "int[]" => ArgType::IntList(None),
+            "bool" => ArgType::Bool,
+            "ScalarType" => ArgType::ScalarType,
+            "ScalarType?" => ArgType::OptionalScalarType,
+            "str" => ArgType::Str,
+            _ => {
+                let n = s.strip_prefix("int[")?.strip_suffix(']')?;
+                let n: usize = n.parse().ok().filter(|&n| n > 0)?;
+                ArgType::IntList(Some(n))
+            }
+        })
+    }
+
+    /// True when a kernel parameter of type `self` can receive a schema
+    /// argument of type `schema` (`int[]` accepts any `int[N]`).
+    pub fn accepts(self, schema: ArgType) -> bool {
+        self == schema || (self == ArgType::IntList(None) && matches!(schema, ArgType::IntList(_)))
+    }
+}
+
+impl fmt::Display for ArgType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgType::Tensor => f.write_str("Tensor"),
+            ArgType::OptionalTensor => f.write_str("Tensor?"),
+            ArgType::TensorList => f.write_str("Tensor[]"),
+            ArgType::Float => f.write_str("float"),
+            ArgType::OptionalFloat => f.write_str("float?"),
+            ArgType::Int => f.write_str("int"),
+            ArgType::OptionalInt => f.write_str("int?"),
+            ArgType::IntList(None) => f.write_str("int[]"),
+            ArgType::IntList(Some(n)) => write!(f, "int[{n}]"),
+            ArgType::Bool => f.write_str("bool"),
+            ArgType::ScalarType => f.write_str("ScalarType"),
+            ArgType::OptionalScalarType => f.write_str("ScalarType?"),
+            ArgType::Str => f.write_str("str"),
+        }
+    }
+}
+
+/// One named argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    /// The argument's name.
+    pub name: String,
+    /// Its type.
+    pub ty: ArgType,
+}
+
+/// A parsed operator schema such as
+/// `quantized::add(Tensor qa, Tensor qb, float scale, int zero_point) -> Tensor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpSchema {
+    /// The full name, with its namespace (`quantized::add`).
+    pub name: String,
+    /// The arguments, in order.
+    pub args: Vec<Arg>,
+    /// The return types (usually one).
+    pub returns: Vec<ArgType>,
+}
+
+impl OpSchema {
+    /// The namespace (`quantized` for `quantized::add`, empty for `relu`).
+    pub fn namespace(&self) -> &str {
+        self.name.rsplit_once("::").map(|(ns, _)| ns).unwrap_or("")
+    }
+
+    /// The name without its namespace.
+    pub fn base_name(&self) -> &str {
+        self.name.rsplit_once("::").map(|(_, n)| n).unwrap_or(&self.name)
+    }
+}
+
+impl fmt::Display for OpSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}(", self.name)?;
+        for (i, a) in self.args.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} {}", a.ty, a.name)?;
+        }
+        f.write_str(") -> ")?;
+        if self.returns.len() == 1 {
+            write!(f, "{}", self.returns[0])
+        } else {
+            let r: Vec<String> = self.returns.iter().map(|t| t.to_string()).collect();
+            write!(f, "({})", r.join(", "))
+        }
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses a schema string. The error says what is wrong.
+pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
+    let text = text.trim();
+    let (head, ret) = text.split_once("->").ok_or_else(|| format!("missing `->` in `{text}`"))?;
+    let head = head.trim();
+    let open = head.find('(').ok_or_else(|| format!("missing `(` in `{text}`"))?;
+    let args_text = head[open + 1..].strip_suffix(')').ok_or_else(|| format!("missing `)` before `->` in `{text}`"))?;
+    let name = head[..open].trim();
+    let parts: Vec<&str> = name.split("::").collect();
+    if parts.len() > 2 || !parts.iter().all(|p| is_ident(p)) {
+        return Err(format!("invalid operator name `{name}` (expected `name` or `namespace::name`)"));
+    }
+
+    let mut args: Vec<Arg> = Vec::new();
+    if !args_text.trim().is_empty() {
+        for piece in args_text.split(',') {
+            let piece = piece.trim();
+            let (ty, arg_name) = piece.rsplit_once(' ').ok_or_else(|| format!("argument `{piece}` needs a type and a name"))?;
+            let ty = ty.trim();
+            let parsed = ArgType::parse(ty).ok_or_else(|| {
+                format!("unknown type `{ty}` for argument `{arg_name}` (known: Tensor, Tensor?, Tensor[], float, float?, int, int?, int[], int[N], bool, ScalarType, ScalarType?, str)")
+            })?;
+            if !is_ident(arg_name) {
+                return Err(format!("invalid argument name `{arg_name}`"));
+            }
+            if args.iter().any(|a| a.name == arg_name) {
+                return Err(format!("argument `{arg_name}` appears twice"));
+            }
+            args.push(Arg { name: arg_name.to_string(), ty: parsed });
+        }
+    }
+
+    let ret = ret.trim();
+    let ret_list: Vec<&str> = match ret.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        Some(inner) => inner.split(',').map(str::trim).collect(),
+        None => vec![ret],
+    };
+    let mut returns = Vec::new();
+    for r in ret_list {
+        // A return may be named (`Tensor out`); the name is documentation.
+        let ty = r.split_whitespace().next().unwrap_or("");
+        returns.push(ArgType::parse(ty).ok_or_else(|| format!("unknown return type `{r}`"))?);
+    }
+    if returns.is_empty() {
+        return Err("an operator must return something".to_string());
+    }
+    Ok(OpSchema { name: name.to_string(), args, returns })
+}
+
+/// One operator declared in `ops.yaml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpsYamlEntry {
+    /// The parsed schema.
+    pub schema: OpSchema,
+    /// The schema as written.
+    pub func: String,
+    /// The `doc:` text (may be empty).
+    pub doc: String,
+    /// 1-based line of the `func:` value.
+    pub line: usize,
+}
+
+/// An `ops.yaml` error, with the 1-based line it refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsYamlError {
+    /// The line in the file.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for OpsYamlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ops.yaml:{}: {}", self.line, self.message)
+    }
+}
+
+/// Collects (event, line) pairs from the YAML parser.
+struct EventLog(Vec<(yaml_rust2::parser::Event, usize)>);
+
+impl yaml_rust2::parser::MarkedEventReceiver for EventLog {
+    fn on_event(&mut self, ev: yaml_rust2::parser::Event, mark: yaml_rust2::scanner::Marker) {
+        self.0.push((ev, mark.line()));
+    }
+}
+
+/// Parses `ops.yaml`: a list of mappings with a `func:` schema and an
+/// optional `doc:`. Every error names its line.
+pub fn parse_ops_yaml(text: &str) -> Result<Vec<OpsYamlEntry>, OpsYamlError> {
+    use yaml_rust2::parser::{Event, Parser};
+    let mut log = EventLog(Vec::new());
+    Parser::new_from_str(text)
+        .load(&mut log, false)
+        .map_err(|e| OpsYamlError { line: e.marker().line(), message: e.info().to_string() })?;
+
+    let err = |line: usize, message: String| OpsYamlError { line, message };
+    let mut events = log.0.into_iter().filter(|(e, _)| !matches!(e, Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd | Event::Nothing));
+    let mut entries: Vec<OpsYamlEntry> = Vec::new();
+    match events.next() {
+        None => return Ok(entries),
+        Some((Event::SequenceStart(..), _)) => {}
+        Some((_, line)) => return Err(err(line, "ops.yaml must be a list of `- func: ...` entries".into())),
+    }
+    loop {
+        let (ev, line) = events.next().ok_or_else(|| err(0, "unexpected end of file".into()))?;
+        match ev {
+            Event::SequenceEnd => break,
+            Event::MappingStart(..) => {}
+            _ => return Err(err(line, "each entry must be a mapping with `func:` (and optionally `doc:`)".into())),
+        }
+        let entry_line = line;
+        let mut func: Option<(String, usize)> = None;
+        let mut doc = String::new();
+        loop {
+            let (ev, line) = events.next().ok_or_else(|| err(entry_line, "unexpected end of file".into()))?;
+            let key = match ev {
+                Event::MappingEnd => break,
+                Event::Scalar(k, ..) => k,
+                _ => return Err(err(line, "keys must be plain strings".into())),
+            };
+            let (value, vline) = match events.next() {
+                Some((Event::Scalar(v, ..), l)) => (v, l),
+                Some((_, l)) => return Err(err(l, format!("`{key}` must be a string"))),
+                None => return Err(err(line, "unexpected end of file".into())),
+            };
+            match key.as_str() {
+                "func" => func = Some((value, vline)),
+                "doc" => doc = value,
+                other => return Err(err(line, format!("unknown key `{other}` (expected `func` or `doc`)"))),
+            }
+        }
+        let (func, fline) = func.ok_or_else(|| err(entry_line, "entry has no `func:`".into()))?;
+        let schema = parse_schema(&func).map_err(|m| err(fline, m))?;
+        if let Some(prev) = entries.iter().find(|e| e.schema.name == schema.name) {
+            return Err(err(fline, format!("duplicate operator `{}` (first declared on line {})", schema.name, prev.line)));
+        }
+        entries.push(OpsYamlEntry { schema, func, doc, line: fline });
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_schemas() {
+        let s = parse_schema("quantized::add(Tensor qa, Tensor qb, float scale, int zero_point) -> Tensor").unwrap();
+        assert_eq!(s.name, "quantized::add");
+        assert_eq!(s.namespace(), "quantized");
+        assert_eq!(s.base_name(), "add");
+        assert_eq!(s.args.len(), 4);
+        assert_eq!(s.args[2].ty, ArgType::Float);
+        assert_eq!(s.returns, vec![ArgType::Tensor]);
+        let s = parse_schema("max_pool2d(Tensor self, int[2] kernel_size, Tensor[] xs, ScalarType? d) -> (Tensor, int)").unwrap();
+        assert_eq!(s.args[1].ty, ArgType::IntList(Some(2)));
+        assert_eq!(s.returns, vec![ArgType::Tensor, ArgType::Int]);
+        assert_eq!(s.to_string(), "max_pool2d(Tensor self, int[2] kernel_size, Tensor[] xs, ScalarType? d) -> (Tensor, int)");
+    }
+
+    #[test]
+    fn rejects_bad_schemas() {
+        assert!(parse_schema("relu(Tensor self) Tensor").unwrap_err().contains("->"));
+        assert!(parse_schema("relu(Tensr self) -> Tensor").unwrap_err().contains("Tensr"));
+        assert!(parse_schema("relu(Tensor self, Tensor self) -> Tensor").is_err());
+        assert!(parse_schema("a::b::c(Tensor self) -> Tensor").is_err());
+        assert!(parse_schema("relu(Tensor self) -> Tensr").is_err());
+    }
+
+    #[test]
+    fn ops_yaml_errors_name_the_line() {
+        let ok = "# ops\n- func: relu(Tensor self) -> Tensor\n  doc: Rectifier.\n- func: dequantize(Tensor self) -> Tensor\n";
+        let entries = parse_ops_yaml(ok).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].line, 4);
+        assert_eq!(entries[0].doc, "Rectifier.");
+
+        let bad_type = "- func: relu(Tensor self) -> Tensor\n- func: dequantize(Tensr self) -> Tensor\n";
+        let e = parse_ops_yaml(bad_type).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("Tensr"));
+
+        let dup = "- func: relu(Tensor self) -> Tensor\n\n- func: relu(Tensor x) -> Tensor\n";
+        let e = parse_ops_yaml(dup).unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("duplicate"));
+
+        let no_arrow = "- func: relu(Tensor self) -> Tensor\n- func: relu2(Tensor self) Tensor\n";
+        let e = parse_ops_yaml(no_arrow).unwrap_err();
+        assert_eq!((e.line, e.message.contains("->")), (2, true));
+
+        let bad_key = "- func: relu(Tensor self) -> Tensor\n  dox: typo\n";
+        assert_eq!(parse_ops_yaml(bad_key).unwrap_err().line, 2);
+
+        let bad_yaml = "- func: relu(Tensor self) -> Tensor\n  doc: [unclosed\n";
+        assert!(parse_ops_yaml(bad_yaml).is_err());
+    }
+}

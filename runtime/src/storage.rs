@@ -1,0 +1,189 @@
+//! Reference-counted, 64-byte aligned element buffers shared by tensor views.
+
+use crate::dtype::{DType, StorageType};
+use crate::error::{Error, Result};
+use parking_lot::{MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// One cache line. Buffers are vectors of these, which makes every buffer
+/// 64-byte aligned without any `unsafe`.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct CacheLine([u8; 64]);
+
+/// Types that can be stored in a [`Storage`].
+pub trait Element: bytemuck::Pod + Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+    /// The storage layout of this element type.
+    const STORAGE: StorageType;
+    /// The plain (non-quantized) dtype with this element type.
+    const DTYPE: DType;
+    /// Widen to `i64` (floats are truncated toward zero; used for integers only).
+    fn to_i64(self) -> i64;
+    /// Widen to `f64`.
+    fn to_f64(self) -> f64;
+}
+
+macro_rules! impl_element {
+    ($($t:ty => $st:ident, $dt:ident);* $(;)?) => {$(
+        impl Element for $t {
+            const STORAGE: StorageType = StorageType::$st;
+            const DTYPE: DType = DType::$dt;
+            #[inline]
+            fn to_i64(self) -> i64 { self as i64 }
+            #[inline]
+            fn to_f64(self) -> f64 { self as f64 }
+        }
+    )*};
+}
+
+impl_element! {
+    f32 => F32, Float32;
+    f64 => F64, Float64;
+    i64 => I64, Int64;
+    i32 => I32, Int32;
+    i16 => I16, Int16;
+    i8 => I8, Int8;
+    u8 => U8, UInt8;
+}
+
+/// The largest buffer qtensor will allocate (1 TiB). Anything larger is a
+/// corrupt shape, not a tensor, and gets an error instead of an abort.
+pub const MAX_BYTES: u128 = 1 << 40;
+
+/// A flat, 64-byte aligned buffer of `len` elements of one [`StorageType`].
+///
+/// Views share a storage through `Arc`; writes (assignment, `copy_`) take
+/// the write lock, so concurrent readers never see a torn update.
+pub struct Storage {
+    stype: StorageType,
+    len: usize,
+    lines: RwLock<Vec<CacheLine>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("stype", &self.stype).field("len", &self.len).finish()
+    }
+}
+
+/// Checked `len * size_of` in bytes, refusing anything above [`MAX_BYTES`].
+pub fn checked_bytes(len: u128, stype: StorageType) -> Result<usize> {
+    let bytes = len.checked_mul(stype.size_of() as u128).unwrap_or(u128::MAX);
+    if bytes > MAX_BYTES {
+        return Err(Error::Alloc { numel: len, bytes });
+    }
+    Ok(bytes as usize)
+}
+
+impl Storage {
+    /// A zero-filled storage of `len` elements.
+    pub fn zeros(stype: StorageType, len: usize) -> Result<Storage> {
+        let bytes = checked_bytes(len as u128, stype)?;
+        let n_lines = bytes.div_ceil(64);
+        let mut lines = Vec::new();
+        lines
+            .try_reserve_exact(n_lines)
+            .map_err(|_| Error::Alloc { numel: len as u128, bytes: bytes as u128 })?;
+        lines.resize(n_lines, CacheLine([0; 64]));
+        Ok(Storage { stype, len, lines: RwLock::new(lines) })
+    }
+
+    /// A storage holding a copy of `data`.
+    pub fn from_slice<T: Element>(data: &[T]) -> Result<Storage> {
+        let s = Storage::zeros(T::STORAGE, data.len())?;
+        s.write::<T>()?.copy_from_slice(data);
+        Ok(s)
+    }
+
+    /// A storage holding a copy of raw little-endian bytes, `len` elements of `stype`.
+    pub fn from_bytes(stype: StorageType, len: usize, bytes: &[u8]) -> Result<Storage> {
+        let need = checked_bytes(len as u128, stype)?;
+        if bytes.len() != need {
+            return Err(Error::Serialization(format!("expected {need} bytes of data, found {}", bytes.len())));
+        }
+        let s = Storage::zeros(stype, len)?;
+        {
+            let mut lines = s.lines.write();
+            let dst: &mut [u8] = bytemuck::cast_slice_mut(lines.as_mut_slice());
+            dst[..need].copy_from_slice(bytes);
+        }
+        Ok(s)
+    }
+
+    /// The element layout.
+    pub fn storage_type(&self) -> StorageType {
+        self.stype
+    }
+
+    /// Number of elements (bytes for packed 4-bit storage).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the storage holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check<T: Element>(&self) -> Result<()> {
+        let ok = T::STORAGE == self.stype || (self.stype == StorageType::U4x2 && T::STORAGE == StorageType::U8);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid("storage", format!("storage holds {:?} elements, not {:?}", self.stype, T::STORAGE)))
+        }
+    }
+
+    /// Shared access to the elements.
+    pub fn read<T: Element>(&self) -> Result<MappedRwLockReadGuard<'_, [T]>> {
+        self.check::<T>()?;
+        let len = self.len;
+        Ok(RwLockReadGuard::map(self.lines.read(), |lines| {
+            let all: &[T] = bytemuck::cast_slice(lines.as_slice());
+            &all[..len]
+        }))
+    }
+
+    /// Exclusive access to the elements.
+    pub fn write<T: Element>(&self) -> Result<MappedRwLockWriteGuard<'_, [T]>> {
+        self.check::<T>()?;
+        let len = self.len;
+        Ok(RwLockWriteGuard::map(self.lines.write(), |lines| {
+            let all: &mut [T] = bytemuck::cast_slice_mut(lines.as_mut_slice());
+            &mut all[..len]
+        }))
+    }
+
+    /// The raw bytes of the elements, little-endian (used by serialization).
+    pub fn bytes(&self) -> MappedRwLockReadGuard<'_, [u8]> {
+        let n = self.len * self.stype.size_of();
+        RwLockReadGuard::map(self.lines.read(), |lines| {
+            let all: &[u8] = bytemuck::cast_slice(lines.as_slice());
+            &all[..n]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_cache_line_aligned() {
+        let s = Storage::from_slice(&[1.0f32, 2.0, 3.0]).unwrap();
+        let r = s.read::<f32>().unwrap();
+        assert_eq!(r.as_ptr() as usize % 64, 0);
+        assert_eq!(&*r, &[1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn huge_allocation_is_an_error() {
+        assert!(matches!(Storage::zeros(StorageType::F64, usize::MAX), Err(Error::Alloc { .. })));
+        assert!(matches!(Storage::zeros(StorageType::U8, (MAX_BYTES + 1) as usize), Err(Error::Alloc { .. })));
+    }
+
+    #[test]
+    fn wrong_element_type_is_an_error() {
+        let s = Storage::from_slice(&[1u8, 2]).unwrap();
+        assert!(s.read::<f32>().is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! Sizes, strides and offsets, and walking them in row-major order.
+
+use crate::error::{Error, Result};
+use smallvec::SmallVec;
+
+/// Dimension lists are short: keep up to six inline.
+pub type Dims = SmallVec<[usize; 6]>;
+
+/// The row-major (C-contiguous) strides for `sizes`.
+pub fn contiguous_strides(sizes: &[usize]) -> Dims {
+    let mut strides: Dims = smallvec::smallvec![0; sizes.len()];
+    let mut acc = 1usize;
+    for i in (0..sizes.len()).rev() {
+        strides[i] = acc;
+        acc = acc.saturating_mul(sizes[i].max(1));
+    }
+    strides
+}
+
+/// The product of `sizes`, or an error if it overflows.
+pub fn checked_numel(op: &str, sizes: &[usize]) -> Result<usize> {
+    sizes
+        .iter()
+        .try_fold(1usize, |acc, &s| acc.checked_mul(s))
+        .ok_or_else(|| Error::shape(op, format!("the shape {sizes:?} has more elements than fit in memory")))
+}
+
+/// Converts user sizes (`i64`) to `usize`, rejecting negatives.
+pub fn sizes_from_i64(op: &str, sizes: &[i64]) -> Result<Dims> {
+    sizes
+        .iter()
+        .map(|&s| usize::try_from(s).map_err(|_| Error::shape(op, format!("negative size {s} in {sizes:?}"))))
+        .collect()
+}
+
+/// Wraps a possibly negative dim into `0..ndim`. A 0-d tensor accepts dims
+/// -1 and 0, as in PyTorch.
+pub fn wrap_dim(op: &str, dim: i64, ndim: usize) -> Result<usize> {
+    let n = ndim.max(1) as i64;
+    let d = if dim < 0 { dim + n } else { dim };
+    if d < 0 || d >= n {
+        return Err(Error::DimOutOfRange { op: op.to_string(), dim, ndim });
+    }
+    Ok(d as usize)
+}
+
+/// Storage offsets of every element of a strided layout, in row-major order.
+pub struct StridedOffsets<'a> {
+    sizes: &'a [usize],
+    strides: &'a [usize],
+    index: Dims,
+    next: Option<usize>,
+}
+
+impl<'a> StridedOffsets<'a> {
+    /// Walks the layout `(sizes, strides, offset)`.
+    pub fn new(sizes: &'a [usize], strides: &'a [usize], offset: usize) -> Self {
+        let empty = sizes.contains(&0);
+        StridedOffsets { sizes, strides, index: smallvec::smallvec![0; sizes.len()], next: if empty { None } else { Some(offset) } }
+    }
+}
+
+impl Iterator for StridedOffsets<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let current = self.next?;
+        // Advance the odometer from the innermost dimension.
+        let mut pos = current;
+        let mut d = self.sizes.len();
+        loop {
+            if d == 0 {
+                self.next = None;
+                break;
+            }
+            d -= 1;
+            self.index[d] += 1;
+            if self.index[d] < self.sizes[d] {
+                pos += self.strides[d];
+                self.next = Some(pos);
+                break;
+            }
+            pos -= self.strides[d] * (self.sizes[d] - 1);
+            self.index[d] = 0;
+        }
+        Some(current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_a_transposed_layout() {
+        // A 2x3 tensor transposed to 3x2.
+        let offs: Vec<usize> = StridedOffsets::new(&[3, 2], &[1, 3], 0).collect();
+        assert_eq!(offs, vec![0, 3, 1, 4, 2, 5]);
+        assert_eq!(StridedOffsets::new(&[], &[], 7).collect::<Vec<_>>(), vec![7]);
+        assert_eq!(StridedOffsets::new(&[2, 0], &[0, 1], 0).count(), 0);
+    }
+
+    #[test]
+    fn wraps_dims() {
+        assert_eq!(wrap_dim("t", -1, 3).unwrap(), 2);
+        assert!(wrap_dim("t", 3, 3).is_err());
+        assert_eq!(wrap_dim("t", -1, 0).unwrap(), 0);
+    }
+}

@@ -1,0 +1,407 @@
+//! Tensors: a dtype, a strided view of a shared [`Storage`], and for
+//! quantized tensors a shared [`Quantizer`].
+
+mod access;
+pub mod layout;
+mod view;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::quantizer::{QScheme, Quantizer};
+use crate::storage::{Element, Storage};
+use layout::{checked_numel, contiguous_strides, Dims, StridedOffsets};
+use parking_lot::RwLock;
+use std::sync::Arc;
+
+/// Runs `$body` with `$T` bound to the Rust element type of a [`StorageType`](crate::StorageType).
+#[macro_export]
+macro_rules! with_element_type {
+    ($stype:expr, $T:ident => $body:expr) => {
+        match $stype {
+            $crate::StorageType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::StorageType::F64 => {
+                type $T = f64;
+                $body
+            }
+            $crate::StorageType::I64 => {
+                type $T = i64;
+                $body
+            }
+            $crate::StorageType::I32 => {
+                type $T = i32;
+                $body
+            }
+            $crate::StorageType::I16 => {
+                type $T = i16;
+                $body
+            }
+            $crate::StorageType::I8 => {
+                type $T = i8;
+                $body
+            }
+            $crate::StorageType::U8 | $crate::StorageType::U4x2 => {
+                type $T = u8;
+                $body
+            }
+        }
+    };
+}
+
+/// A float, integer or quantized tensor.
+///
+/// `Tensor` is a cheap handle (an `Arc`): cloning it shares everything, as a
+/// `torch.Tensor` does. Views made by [`Tensor::slice`], [`Tensor::transpose`]
+/// and friends share the storage and copy no element.
+#[derive(Clone)]
+pub struct Tensor(Arc<TensorImpl>);
+
+struct TensorImpl {
+    storage: Arc<Storage>,
+    dtype: DType,
+    sizes: Dims,
+    strides: Dims,
+    offset: usize,
+    // `copy_` replaces the quantizer of its destination, as PyTorch does.
+    quantizer: RwLock<Option<Arc<Quantizer>>>,
+}
+
+impl Tensor {
+    fn from_parts(storage: Arc<Storage>, dtype: DType, sizes: Dims, strides: Dims, offset: usize, quantizer: Option<Arc<Quantizer>>) -> Tensor {
+        Tensor(Arc::new(TensorImpl { storage, dtype, sizes, strides, offset, quantizer: RwLock::new(quantizer) }))
+    }
+
+    fn check_supported(op: &str, dtype: DType) -> Result<()> {
+        if dtype == DType::QUInt4x2 {
+            return Err(Error::WrongDType { op: op.into(), expected: "a dtype with one value per storage element (quint4x2 tensors are not supported yet)".into(), got: dtype });
+        }
+        Ok(())
+    }
+
+    /// A plain tensor holding `data` with shape `sizes`.
+    pub fn from_vec<T: Element>(data: Vec<T>, sizes: &[usize]) -> Result<Tensor> {
+        Tensor::from_slice(&data, sizes)
+    }
+
+    /// A plain tensor holding a copy of `data` with shape `sizes`.
+    pub fn from_slice<T: Element>(data: &[T], sizes: &[usize]) -> Result<Tensor> {
+        let numel = checked_numel("from_slice", sizes)?;
+        if numel != data.len() {
+            return Err(Error::shape("from_slice", format!("shape {sizes:?} needs {numel} elements, got {}", data.len())));
+        }
+        let storage = Storage::from_slice(data)?;
+        Ok(Tensor::from_parts(Arc::new(storage), T::DTYPE, sizes.into(), contiguous_strides(sizes), 0, None))
+    }
+
+    /// A contiguous plain tensor over `storage`, which must hold exactly the
+    /// elements of `sizes`.
+    pub fn from_storage(storage: Storage, dtype: DType, sizes: &[usize]) -> Result<Tensor> {
+        let numel = checked_numel("from_storage", sizes)?;
+        if dtype.is_quantized() || storage.storage_type() != dtype.storage_type() || storage.len() != numel {
+            return Err(Error::shape("from_storage", format!("a storage of {} {:?} elements cannot hold a {dtype} tensor of shape {sizes:?}", storage.len(), storage.storage_type())));
+        }
+        Ok(Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), contiguous_strides(sizes), 0, None))
+    }
+
+    /// A 0-d float32 tensor.
+    pub fn scalar(value: f32) -> Tensor {
+        // ok: a one-element f32 storage always fits.
+        Tensor::from_slice(&[value], &[]).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// A zero-filled plain tensor.
+    pub fn zeros(sizes: &[usize], dtype: DType) -> Result<Tensor> {
+        if dtype.is_quantized() {
+            return Err(Error::WrongDType { op: "zeros".into(), expected: "a plain dtype (use empty_quantized for quantized tensors)".into(), got: dtype });
+        }
+        let numel = checked_numel("zeros", sizes)?;
+        let storage = Storage::zeros(dtype.storage_type(), numel)?;
+        Ok(Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), contiguous_strides(sizes), 0, None))
+    }
+
+    /// A quantized tensor of `sizes` whose every integer is the zero point
+    /// (so it dequantizes to zeros), sharing `quantizer`.
+    pub fn empty_quantized(sizes: &[usize], quantizer: &Arc<Quantizer>) -> Result<Tensor> {
+        let op = "empty_quantized";
+        let dtype = quantizer.dtype();
+        Tensor::check_supported(op, dtype)?;
+        quantizer.check_fits(op, sizes)?;
+        let numel = checked_numel(op, sizes)?;
+        let storage = Storage::zeros(dtype.storage_type(), numel)?;
+        let t = Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), contiguous_strides(sizes), 0, Some(quantizer.clone()));
+        if quantizer.channel_qparams(0).1 != 0 || matches!(**quantizer, Quantizer::PerChannelAffine { .. }) {
+            t.fill_(0.0)?;
+        }
+        Ok(t)
+    }
+
+    /// Reinterprets an integer tensor's values as a quantized tensor of
+    /// `quantizer` (the data is copied). `uint8` goes with `quint8`, `int8`
+    /// with `qint8`, `int16` with `qint16` and `int32` with `qint32`.
+    pub fn from_int_repr(ints: &Tensor, quantizer: &Arc<Quantizer>) -> Result<Tensor> {
+        let op = "from_int_repr";
+        let want = quantizer.dtype().underlying_int();
+        if ints.dtype().quantized_counterpart() != Some(quantizer.dtype()) || want != Some(ints.dtype()) {
+            return Err(Error::WrongDType {
+                op: op.into(),
+                expected: match want {
+                    Some(w) => format!("{w} integers for {}", quantizer.dtype()),
+                    None => "an integer tensor with a quantized counterpart".into(),
+                },
+                got: ints.dtype(),
+            });
+        }
+        quantizer.check_fits(op, ints.sizes())?;
+        let c = ints.contiguous_copy()?;
+        let t = Tensor::from_parts(c.0.storage.clone(), quantizer.dtype(), c.0.sizes.clone(), c.0.strides.clone(), 0, Some(quantizer.clone()));
+        Ok(t)
+    }
+
+    /// A new contiguous tensor with the same values; always copies.
+    pub fn contiguous_copy(&self) -> Result<Tensor> {
+        let numel = self.numel();
+        let storage = Storage::zeros(self.dtype().storage_type(), numel)?;
+        with_element_type!(self.dtype().storage_type(), T => {
+            let src = self.0.storage.read::<T>()?;
+            let mut dst = storage.write::<T>()?;
+            for (d, o) in dst.iter_mut().zip(self.offsets()) {
+                *d = src[o];
+            }
+        });
+        Ok(Tensor::from_parts(Arc::new(storage), self.dtype(), self.0.sizes.clone(), contiguous_strides(&self.0.sizes), 0, self.quantizer()))
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+
+    /// The sizes of each dimension.
+    pub fn sizes(&self) -> &[usize] {
+        &self.0.sizes
+    }
+
+    /// Alias of [`Tensor::sizes`].
+    pub fn shape(&self) -> &[usize] {
+        &self.0.sizes
+    }
+
+    /// The size of dimension `dim` (negative counts from the end).
+    pub fn size(&self, dim: i64) -> Result<usize> {
+        if self.ndim() == 0 {
+            return Err(Error::DimOutOfRange { op: "size".into(), dim, ndim: 0 });
+        }
+        Ok(self.0.sizes[layout::wrap_dim("size", dim, self.ndim())?])
+    }
+
+    /// Element strides of each dimension.
+    pub fn strides(&self) -> &[usize] {
+        &self.0.strides
+    }
+
+    /// Offset of the first element in the storage, in elements.
+    pub fn storage_offset(&self) -> usize {
+        self.0.offset
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.0.sizes.len()
+    }
+
+    /// Alias of [`Tensor::ndim`].
+    pub fn dim(&self) -> usize {
+        self.ndim()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.0.sizes.iter().product()
+    }
+
+    /// True for quantized tensors.
+    pub fn is_quantized(&self) -> bool {
+        self.0.dtype.is_quantized()
+    }
+
+    /// True when the elements are laid out row-major with no gaps.
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1usize;
+        for (&s, &st) in self.0.sizes.iter().zip(&self.0.strides).rev() {
+            if s != 1 && st != expected {
+                return false;
+            }
+            expected *= s;
+        }
+        true
+    }
+
+    /// The shared storage.
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.0.storage
+    }
+
+    /// True when both tensors view the same storage.
+    pub fn shares_storage_with(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+
+    /// The quantizer of a quantized tensor (`None` for plain tensors).
+    pub fn quantizer(&self) -> Option<Arc<Quantizer>> {
+        self.0.quantizer.read().clone()
+    }
+
+    fn require_quantizer(&self, op: &str) -> Result<Arc<Quantizer>> {
+        self.quantizer().ok_or_else(|| Error::WrongDType { op: op.into(), expected: "a quantized tensor".into(), got: self.dtype() })
+    }
+
+    /// The quantization scheme.
+    pub fn qscheme(&self) -> Result<QScheme> {
+        Ok(self.require_quantizer("qscheme")?.qscheme())
+    }
+
+    /// The scale of a per-tensor quantized tensor.
+    pub fn q_scale(&self) -> Result<f64> {
+        match &*self.require_quantizer("q_scale")? {
+            Quantizer::PerTensorAffine { scale, .. } => Ok(*scale),
+            _ => Err(Error::invalid("q_scale", "the tensor is per-channel quantized: use q_per_channel_scales")),
+        }
+    }
+
+    /// The zero point of a per-tensor quantized tensor.
+    pub fn q_zero_point(&self) -> Result<i64> {
+        match &*self.require_quantizer("q_zero_point")? {
+            Quantizer::PerTensorAffine { zero_point, .. } => Ok(*zero_point),
+            _ => Err(Error::invalid("q_zero_point", "the tensor is per-channel quantized: use q_per_channel_zero_points")),
+        }
+    }
+
+    /// The scales of a per-channel quantized tensor, as a float64 tensor.
+    pub fn q_per_channel_scales(&self) -> Result<Tensor> {
+        match &*self.require_quantizer("q_per_channel_scales")? {
+            Quantizer::PerChannelAffine { scales, .. } => Tensor::from_slice(scales, &[scales.len()]),
+            _ => Err(Error::invalid("q_per_channel_scales", "the tensor is per-tensor quantized: use q_scale")),
+        }
+    }
+
+    /// The zero points of a per-channel quantized tensor, as an int64 tensor.
+    pub fn q_per_channel_zero_points(&self) -> Result<Tensor> {
+        match &*self.require_quantizer("q_per_channel_zero_points")? {
+            Quantizer::PerChannelAffine { zero_points, .. } => Tensor::from_slice(zero_points, &[zero_points.len()]),
+            _ => Err(Error::invalid("q_per_channel_zero_points", "the tensor is per-tensor quantized: use q_zero_point")),
+        }
+    }
+
+    /// The channel axis of a per-channel quantized tensor.
+    pub fn q_per_channel_axis(&self) -> Result<i64> {
+        match &*self.require_quantizer("q_per_channel_axis")? {
+            Quantizer::PerChannelAffine { axis, .. } => Ok(*axis as i64),
+            _ => Err(Error::invalid("q_per_channel_axis", "the tensor is per-tensor quantized")),
+        }
+    }
+
+    /// Storage offsets of the elements in row-major order.
+    pub fn offsets(&self) -> StridedOffsets<'_> {
+        StridedOffsets::new(&self.0.sizes, &self.0.strides, self.0.offset)
+    }
+
+    /// The channel index of each element in row-major order, for per-channel
+    /// tensors (all zeros otherwise).
+    pub fn channel_of_each(&self) -> impl Iterator<Item = usize> + '_ {
+        let q = self.quantizer();
+        let (inner, channels) = match q.as_deref().and_then(|q| q.axis()) {
+            Some(axis) if axis < self.ndim() => (self.0.sizes[axis + 1..].iter().product::<usize>().max(1), self.0.sizes[axis].max(1)),
+            _ => (usize::MAX, 1),
+        };
+        (0..self.numel()).map(move |i| (i / inner) % channels)
+    }
+
+    /// The elements in row-major order, as the storage's element type.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        let src = self.0.storage.read::<T>()?;
+        Ok(self.offsets().map(|o| src[o]).collect())
+    }
+
+    /// Runs `f` on the elements as one row-major slice: borrowed from the
+    /// storage when the tensor is contiguous, gathered into a copy otherwise.
+    pub fn with_contiguous<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+        if self.is_contiguous() {
+            let src = self.0.storage.read::<T>()?;
+            let start = self.0.offset;
+            Ok(f(&src[start..start + self.numel()]))
+        } else {
+            let v = self.to_vec::<T>()?;
+            Ok(f(&v))
+        }
+    }
+
+    /// The stored integers widened to `i64`, row-major. Errors for floats.
+    pub fn int_values(&self) -> Result<Vec<i64>> {
+        if self.dtype().is_float() {
+            return Err(Error::WrongDType { op: "int_values".into(), expected: "an integer or quantized tensor".into(), got: self.dtype() });
+        }
+        with_element_type!(self.dtype().storage_type(), T => {
+            let src = self.0.storage.read::<T>()?;
+            Ok(self.offsets().map(|o| src[o].to_i64()).collect())
+        })
+    }
+
+    /// The real values row-major as `f64`: dequantized (through f32, as the
+    /// kernels compute them) for quantized tensors, widened otherwise.
+    pub fn real_values(&self) -> Result<Vec<f64>> {
+        match self.quantizer() {
+            Some(q) => {
+                let ints = self.int_values()?;
+                Ok(ints
+                    .iter()
+                    .zip(self.channel_of_each())
+                    .map(|(&v, c)| {
+                        let (s, z) = q.channel_qparams(c);
+                        crate::numerics::dequantize_val(v, s as f32, z) as f64
+                    })
+                    .collect())
+            }
+            None => with_element_type!(self.dtype().storage_type(), T => {
+                let src = self.0.storage.read::<T>()?;
+                Ok(self.offsets().map(|o| src[o].to_f64()).collect())
+            }),
+        }
+    }
+
+    /// The value of a one-element tensor (dequantized if quantized).
+    pub fn item(&self) -> Result<f64> {
+        if self.numel() != 1 {
+            return Err(Error::shape("item", format!("a tensor with {} elements cannot be converted to a scalar", self.numel())));
+        }
+        Ok(self.real_values()?[0])
+    }
+
+    /// A tensor that views the same elements with another quantizer of the
+    /// same dtype (used to share one `Arc<Quantizer>` between tensors).
+    pub fn with_quantizer(&self, quantizer: Arc<Quantizer>) -> Result<Tensor> {
+        if quantizer.dtype() != self.dtype() {
+            return Err(Error::DTypeMismatch { op: "with_quantizer".into(), lhs: self.dtype(), rhs: quantizer.dtype() });
+        }
+        quantizer.check_fits("with_quantizer", self.sizes())?;
+        Ok(Tensor::from_parts(self.0.storage.clone(), self.dtype(), self.0.sizes.clone(), self.0.strides.clone(), self.0.offset, Some(quantizer)))
+    }
+
+    /// A short description for error messages and debugging.
+    pub fn describe(&self) -> String {
+        format!("{}{:?}", self.dtype(), self.sizes())
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("dtype", &self.dtype())
+            .field("sizes", &self.sizes())
+            .field("strides", &self.strides())
+            .field("offset", &self.storage_offset())
+            .field("quantizer", &self.quantizer())
+            .finish()
+    }
+}

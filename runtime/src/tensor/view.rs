@@ -1,0 +1,263 @@
+//! Views: new sizes, strides and offset over the same storage, no copy.
+//!
+//! Per-channel tensors keep their channel axis through every view: it moves
+//! with its dimension under transpose and permute, its scales are sliced
+//! with it, and selecting one channel leaves a per-tensor quantized view.
+
+use super::layout::{checked_numel, contiguous_strides, sizes_from_i64, wrap_dim, Dims};
+use super::Tensor;
+use crate::error::{Error, Result};
+use crate::quantizer::Quantizer;
+use std::sync::Arc;
+
+impl Tensor {
+    fn view_with(&self, sizes: Dims, strides: Dims, offset: usize, quantizer: Option<Arc<Quantizer>>) -> Tensor {
+        Tensor::from_parts(self.0.storage.clone(), self.0.dtype, sizes, strides, offset, quantizer)
+    }
+
+    /// Swaps two dimensions.
+    pub fn transpose(&self, dim0: i64, dim1: i64) -> Result<Tensor> {
+        let n = self.ndim();
+        let d0 = wrap_dim("transpose", dim0, n)?;
+        let d1 = wrap_dim("transpose", dim1, n)?;
+        if n == 0 {
+            return Ok(self.clone());
+        }
+        let mut perm: Vec<i64> = (0..n as i64).collect();
+        perm.swap(d0, d1);
+        self.permute(&perm)
+    }
+
+    /// Reorders the dimensions: dimension `i` of the result is `dims[i]` of self.
+    pub fn permute(&self, dims: &[i64]) -> Result<Tensor> {
+        let op = "permute";
+        let n = self.ndim();
+        if dims.len() != n {
+            return Err(Error::shape(op, format!("{} dims given for a tensor of {n} dimensions", dims.len())));
+        }
+        let mut seen = vec![false; n];
+        let mut wrapped = Vec::with_capacity(n);
+        for &d in dims {
+            let w = wrap_dim(op, d, n)?;
+            if seen[w] {
+                return Err(Error::shape(op, format!("dimension {d} repeats in {dims:?}")));
+            }
+            seen[w] = true;
+            wrapped.push(w);
+        }
+        let sizes: Dims = wrapped.iter().map(|&d| self.0.sizes[d]).collect();
+        let strides: Dims = wrapped.iter().map(|&d| self.0.strides[d]).collect();
+        let q = self.quantizer().map(|q| match q.axis() {
+            Some(axis) => {
+                let new_axis = wrapped.iter().position(|&d| d == axis).unwrap_or(axis);
+                q.with_axis(new_axis)
+            }
+            None => q,
+        });
+        Ok(self.view_with(sizes, strides, self.0.offset, q))
+    }
+
+    /// Elements `start..end` step `step` along `dim`. Negative `start`/`end`
+    /// count from the end; both are clamped into range, as in PyTorch.
+    pub fn slice(&self, dim: i64, start: Option<i64>, end: Option<i64>, step: i64) -> Result<Tensor> {
+        let op = "slice";
+        if self.ndim() == 0 {
+            return Err(Error::shape(op, "cannot slice a 0-d tensor"));
+        }
+        let d = wrap_dim(op, dim, self.ndim())?;
+        if step <= 0 {
+            return Err(Error::invalid(op, format!("step must be positive, got {step}")));
+        }
+        let size = self.0.sizes[d] as i64;
+        let clamp = |v: i64| -> i64 {
+            let v = if v < 0 { v.saturating_add(size) } else { v };
+            v.clamp(0, size)
+        };
+        let start = clamp(start.unwrap_or(0));
+        let end = clamp(end.unwrap_or(size)).max(start);
+        let len = ((end - start) + step - 1) / step;
+        let (start, len, step) = (start as usize, len as usize, step as usize);
+
+        let mut sizes = self.0.sizes.clone();
+        let mut strides = self.0.strides.clone();
+        sizes[d] = len;
+        let offset = self.0.offset + start * strides[d];
+        strides[d] = strides[d].saturating_mul(step);
+        let q = self.quantizer().map(|q| match &*q {
+            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } if *axis == d => {
+                let pick = |v: &[f64]| v.iter().copied().skip(start).step_by(step).take(len).collect::<Vec<_>>();
+                let zps: Vec<i64> = zero_points.iter().copied().skip(start).step_by(step).take(len).collect();
+                Arc::new(Quantizer::PerChannelAffine { dtype: *dtype, scales: pick(scales).into(), zero_points: zps.into(), axis: *axis })
+            }
+            _ => q,
+        });
+        Ok(self.view_with(sizes, strides, offset, q))
+    }
+
+    /// The slice at `index` along `dim`, with that dimension removed.
+    pub fn select(&self, dim: i64, index: i64) -> Result<Tensor> {
+        let op = "select";
+        if self.ndim() == 0 {
+            return Err(Error::shape(op, "cannot select on a 0-d tensor"));
+        }
+        let d = wrap_dim(op, dim, self.ndim())?;
+        let size = self.0.sizes[d];
+        let i = if index < 0 { index + size as i64 } else { index };
+        if i < 0 || i >= size as i64 {
+            return Err(Error::IndexOutOfRange { op: op.into(), index, dim: d, size });
+        }
+        let i = i as usize;
+        let mut sizes = self.0.sizes.clone();
+        let mut strides = self.0.strides.clone();
+        let offset = self.0.offset + i * strides[d];
+        sizes.remove(d);
+        strides.remove(d);
+        let q = self.quantizer().map(|q| match &*q {
+            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
+                if *axis == d {
+                    Arc::new(Quantizer::PerTensorAffine { dtype: *dtype, scale: scales[i], zero_point: zero_points[i] })
+                } else if *axis > d {
+                    q.with_axis(axis - 1)
+                } else {
+                    q.clone()
+                }
+            }
+            _ => q,
+        });
+        Ok(self.view_with(sizes, strides, offset, q))
+    }
+
+    /// Resolves a requested shape with at most one `-1` against this numel.
+    fn infer_shape(&self, op: &str, shape: &[i64]) -> Result<Dims> {
+        let numel = self.numel();
+        let mut infer = None;
+        let mut known = 1usize;
+        for (i, &s) in shape.iter().enumerate() {
+            if s == -1 {
+                if infer.replace(i).is_some() {
+                    return Err(Error::shape(op, format!("only one dimension can be -1 in {shape:?}")));
+                }
+            } else {
+                let s = usize::try_from(s).map_err(|_| Error::shape(op, format!("invalid size {s} in {shape:?}")))?;
+                known = known.checked_mul(s).ok_or_else(|| Error::shape(op, format!("shape {shape:?} overflows")))?;
+            }
+        }
+        let mut sizes: Dims = shape.iter().map(|&s| s.max(0) as usize).collect();
+        if let Some(i) = infer {
+            if known == 0 || numel % known != 0 {
+                return Err(Error::shape(op, format!("shape {shape:?} is invalid for {numel} elements")));
+            }
+            sizes[i] = numel / known;
+        } else if known != numel {
+            return Err(Error::shape(op, format!("shape {shape:?} is invalid for {numel} elements")));
+        }
+        Ok(sizes)
+    }
+
+    /// Strides that let `new_sizes` view this layout without a copy, if any
+    /// (the algorithm of PyTorch's `computeStride`).
+    fn view_strides(&self, new_sizes: &[usize]) -> Option<Dims> {
+        let old_sizes = &self.0.sizes;
+        let old_strides = &self.0.strides;
+        if self.numel() == 0 {
+            return Some(contiguous_strides(new_sizes));
+        }
+        let mut new_strides: Dims = smallvec::smallvec![0; new_sizes.len()];
+        let mut view_d = new_sizes.len() as isize - 1;
+        let mut chunk_base_stride = *old_strides.last().unwrap_or(&1);
+        let mut tensor_numel = 1usize;
+        let mut view_numel = 1usize;
+        for tensor_d in (0..old_sizes.len()).rev() {
+            tensor_numel *= old_sizes[tensor_d];
+            if tensor_d == 0 || (old_sizes[tensor_d - 1] != 1 && old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride) {
+                while view_d >= 0 && (view_numel < tensor_numel || new_sizes[view_d as usize] == 1) {
+                    new_strides[view_d as usize] = view_numel * chunk_base_stride;
+                    view_numel *= new_sizes[view_d as usize];
+                    view_d -= 1;
+                }
+                if view_numel != tensor_numel {
+                    return None;
+                }
+                if tensor_d > 0 {
+                    chunk_base_stride = old_strides[tensor_d - 1];
+                    tensor_numel = 1;
+                    view_numel = 1;
+                }
+            }
+        }
+        if view_d != -1 {
+            return None;
+        }
+        Some(new_strides)
+    }
+
+    /// Where the channel axis lands in `new_sizes`: the dimension with the
+    /// same number of elements before it and the same size.
+    fn reshaped_quantizer(&self, op: &str, new_sizes: &[usize]) -> Result<Option<Arc<Quantizer>>> {
+        let Some(q) = self.quantizer() else { return Ok(None) };
+        let Some(axis) = q.axis() else { return Ok(Some(q)) };
+        let outer: usize = self.0.sizes[..axis].iter().product();
+        let inner: usize = self.0.sizes[axis + 1..].iter().product();
+        let channels = self.0.sizes[axis];
+        let found = (0..new_sizes.len()).find(|&i| {
+            new_sizes[..i].iter().product::<usize>() == outer && new_sizes[i] == channels && new_sizes[i + 1..].iter().product::<usize>() == inner
+        });
+        if let Some(i) = found {
+            return Ok(Some(q.with_axis(i)));
+        }
+        Err(Error::shape(
+            op,
+            format!("shape {new_sizes:?} would split or merge the channel axis {axis} of a per-channel tensor of shape {:?}; dequantize first", self.sizes()),
+        ))
+    }
+
+    /// The same elements with another shape, without a copy; errors when the
+    /// strides do not allow it (use [`Tensor::reshape`]).
+    pub fn view(&self, shape: &[i64]) -> Result<Tensor> {
+        let op = "view";
+        let sizes = self.infer_shape(op, shape)?;
+        let q = self.reshaped_quantizer(op, &sizes)?;
+        let strides = self
+            .view_strides(&sizes)
+            .ok_or_else(|| Error::shape(op, format!("shape {shape:?} is not compatible with the strides {:?}; use reshape", self.strides())))?;
+        Ok(self.view_with(sizes, strides, self.0.offset, q))
+    }
+
+    /// The same elements with another shape: a view when the strides allow
+    /// it, a contiguous copy otherwise.
+    pub fn reshape(&self, shape: &[i64]) -> Result<Tensor> {
+        let op = "reshape";
+        let sizes = self.infer_shape(op, shape)?;
+        let q = self.reshaped_quantizer(op, &sizes)?;
+        match self.view_strides(&sizes) {
+            Some(strides) => Ok(self.view_with(sizes, strides, self.0.offset, q)),
+            None => {
+                let c = self.contiguous_copy()?;
+                let strides = contiguous_strides(&sizes);
+                Ok(c.view_with(sizes, strides, 0, q))
+            }
+        }
+    }
+
+    /// Self if already contiguous, else a contiguous copy.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            Ok(self.clone())
+        } else {
+            self.contiguous_copy()
+        }
+    }
+
+    /// Reshapes to `sizes` given as `usize` (convenience for Rust callers).
+    pub fn reshape_to(&self, sizes: &[usize]) -> Result<Tensor> {
+        let shape: Vec<i64> = sizes.iter().map(|&s| s as i64).collect();
+        self.reshape(&shape)
+    }
+
+    /// Checks a user-supplied size list (for ops that allocate).
+    pub fn checked_sizes(op: &str, sizes: &[i64]) -> Result<Dims> {
+        let dims = sizes_from_i64(op, sizes)?;
+        checked_numel(op, &dims)?;
+        Ok(dims)
+    }
+}
