@@ -1,1 +1,85 @@
+//! # qtensor
+//!
+//! Quantized tensors for CPU inference, with a c10-style operator
+//! dispatcher that kernels (built-in or from plugin crates) register with.
+//!
+//! ```
+//! use qtensor::{ops, DType, Tensor};
+//!
+//! let x = Tensor::from_slice(&[-1.0f32, 0.0, 0.5, 2.0], &[2, 2])?;
+//! let q = ops::quantize_per_tensor(&x, 0.1, 10, DType::QUInt8)?;
+//! assert_eq!(q.int_values()?, vec![0, 10, 15, 30]);
+//! assert_eq!(ops::dequantize(&q)?.to_vec::<f32>()?, vec![-1.0, 0.0, 0.5, 2.0]);
+//! # Ok::<(), qtensor::Error>(())
+//! ```
+//!
+//! - [`ops`]: a typed function for every operator in `ops.yaml`.
+//! - [`dispatcher()`]: call any operator by name with boxed [`Value`]s,
+//!   register kernels and operators at run time, inspect the registry.
+//! - [`register_kernel!`] and [`declare_op!`]: add kernels and operators
+//!   from any crate.
+//! - [`golden`]: the golden-case runner behind `qtensor conform`.
 
+#![warn(missing_docs)]
+
+pub mod demo;
+pub mod golden;
+pub mod report;
+
+pub use qtensor_runtime::{
+    declare_op, dispatcher, inventory, register_kernel, with_element_type, ArgType, DType, DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn,
+    KernelDescriptor, KernelInfo, OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType, Tensor, Value,
+};
+pub use qtensor_runtime::{numerics, registry, schema, serialize};
+pub use qtensor_runtime::serialize::{load, save};
+
+use std::sync::{Arc, OnceLock};
+
+include!(concat!(env!("OUT_DIR"), "/ops_generated.rs"));
+
+/// Looks an operator up once per call site and caches the handle. Makes sure
+/// the built-in kernels are linked in first.
+#[doc(hidden)]
+pub fn cached_op(cell: &'static OnceLock<OpHandle>, name: &str) -> Result<&'static OpHandle> {
+    if let Some(h) = cell.get() {
+        return Ok(h);
+    }
+    link_builtin_kernels();
+    let h = dispatcher().op(name)?;
+    Ok(cell.get_or_init(|| h))
+}
+
+/// Keeps the linker from dropping the kernels crate, whose only use is the
+/// registrations it submits through `inventory`.
+#[doc(hidden)]
+pub fn link_builtin_kernels() {
+    std::hint::black_box(qtensor_kernels::link());
+}
+
+/// The process-wide dispatcher, with the built-in kernels linked in. Prefer
+/// this to `qtensor_runtime::dispatcher()` in binaries that call no typed op.
+pub fn registry() -> &'static Dispatcher {
+    link_builtin_kernels();
+    dispatcher()
+}
+
+/// Quantizes a float tensor with `quantizer`: the one general entry point.
+///
+/// It dispatches to `quantize_per_tensor` or `quantize_per_channel` (so the
+/// fastest registered kernel runs), and the result shares `quantizer`.
+pub fn quantize(x: &Tensor, quantizer: &Arc<Quantizer>) -> Result<Tensor> {
+    let q = match &**quantizer {
+        Quantizer::PerTensorAffine { dtype, scale, zero_point } => ops::quantize_per_tensor(x, *scale, *zero_point, *dtype)?,
+        Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
+            let s = Tensor::from_slice(scales, &[scales.len()])?;
+            let z = Tensor::from_slice(zero_points, &[zero_points.len()])?;
+            ops::quantize_per_channel(x, &s, &z, *axis as i64, *dtype)?
+        }
+    };
+    q.with_quantizer(quantizer.clone())
+}
+
+/// An empty (all zero) quantized tensor of `sizes` sharing `quantizer`.
+pub fn empty_quantized(sizes: &[usize], quantizer: &Arc<Quantizer>) -> Result<Tensor> {
+    Tensor::empty_quantized(sizes, quantizer)
+}

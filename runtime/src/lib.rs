@@ -29,7 +29,7 @@ pub use registry::{KernelDescriptor, OpDeclaration};
 pub use schema::{ArgType, OpSchema};
 pub use storage::{Element, Storage};
 pub use tensor::Tensor;
-pub use value::{FromArg, IntoReturn, Value};
+pub use value::{FromArg, FromReturn, IntoReturn, Value};
 
 #[doc(hidden)]
 pub use inventory;

@@ -261,6 +261,13 @@ fn py_tuple(sizes: &[usize]) -> String {
 
 /// PyTorch's `repr` of a tensor, without the `torch.` prefixes.
 pub fn tensor_repr(t: &Tensor) -> crate::Result<String> {
+    // PyTorch wraps the suffixes while `dtype=torch.quint8` and friends still
+    // carry their prefix; lay out the same way, then drop the prefixes.
+    Ok(torch_repr(t)?.replace("torch.", ""))
+}
+
+/// PyTorch's `repr`, `torch.` prefixes included.
+fn torch_repr(t: &Tensor) -> crate::Result<String> {
     let prefix = "tensor(";
     let indent = prefix.len();
     let mut suffixes: Vec<String> = Vec::new();
@@ -269,16 +276,16 @@ pub fn tensor_repr(t: &Tensor) -> crate::Result<String> {
     let body = Printable { values, shape: t.sizes().to_vec() };
     if let Some(q) = t.quantizer() {
         suffixes.push(format!("size={}", py_tuple(t.sizes())));
-        suffixes.push(format!("dtype={dtype}"));
-        suffixes.push(format!("quantization_scheme={}", q.qscheme()));
+        suffixes.push(format!("dtype=torch.{dtype}"));
+        suffixes.push(format!("quantization_scheme=torch.{}", q.qscheme()));
         match &*q {
             Quantizer::PerTensorAffine { scale, zero_point, .. } => {
                 suffixes.push(format!("scale={}", py_float_repr(*scale)));
                 suffixes.push(format!("zero_point={zero_point}"));
             }
             Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
-                suffixes.push(format!("scale={}", tensor_repr(&Tensor::from_slice(scales, &[scales.len()])?)?));
-                suffixes.push(format!("zero_point={}", tensor_repr(&Tensor::from_slice(zero_points, &[zero_points.len()])?)?));
+                suffixes.push(format!("scale={}", torch_repr(&Tensor::from_slice(scales, &[scales.len()])?)?));
+                suffixes.push(format!("zero_point={}", torch_repr(&Tensor::from_slice(zero_points, &[zero_points.len()])?)?));
                 suffixes.push(format!("axis={axis}"));
             }
         }
@@ -288,7 +295,7 @@ pub fn tensor_repr(t: &Tensor) -> crate::Result<String> {
             suffixes.push(format!("size={}", py_tuple(t.sizes())));
         }
         if !default_dtype || (t.numel() == 0 && dtype != DType::Float32) {
-            suffixes.push(format!("dtype={dtype}"));
+            suffixes.push(format!("dtype=torch.{dtype}"));
         }
     }
     let tensor_str = body.tensor_str(indent);

@@ -78,7 +78,7 @@ pub fn always_supported() -> bool {
 /// fn reference_relu(x: &Tensor) -> Result<Tensor> { ... }
 ///
 /// qtensor::register_kernel! {
-///     op: "relu", key: QuantizedCPU, dtypes: [QUInt8, QInt8, QInt32],
+///     op: "relu", dtypes: [QUInt8, QInt8, QInt32],
 ///     name: "reference_relu", priority: 0,
 ///     fn reference_relu(x: &Tensor) -> Tensor
 /// }
@@ -87,13 +87,15 @@ pub fn always_supported() -> bool {
 /// The parameter list repeats the function's types: the compiler checks it
 /// against the function, and the registry checks it against the op's schema.
 /// `is_supported: some_fn,` may follow `priority` for ISA-specific kernels.
+/// The dispatch key follows from each dtype (`QuantizedCPU` for quantized
+/// dtypes, `CPU` otherwise) unless `key: Name,` follows `op`.
 #[macro_export]
 macro_rules! register_kernel {
     (
         op: $op:literal,
-        key: $key:ident,
+        $(key: $key:ident,)?
         dtypes: [$($dt:ident),+ $(,)?],
-        name: $name:literal,
+        name: $name:expr,
         priority: $prio:expr,
         $(is_supported: $sup:expr,)?
         fn $($f:ident)::+ ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty
@@ -112,16 +114,21 @@ macro_rules! register_kernel {
                 let __result: $crate::Result<$ret> = $($f)::+($($arg),*);
                 __result.map($crate::IntoReturn::into_value)
             }
+            const __KEY: ::core::option::Option<$crate::DispatchKey> = $crate::register_kernel!(@key $($key)?);
+            const __SUPPORTED: fn() -> bool = $crate::register_kernel!(@supported $($sup)?);
             const __SIGNATURE: &[$crate::ArgType] = &[$(<$ty as $crate::FromArg<'static>>::KIND),*];
             $(
                 $crate::inventory::submit! {
                     $crate::KernelDescriptor {
                         op: $op,
-                        key: $crate::DispatchKey::$key,
+                        key: match __KEY {
+                            ::core::option::Option::Some(k) => k,
+                            ::core::option::Option::None => $crate::DispatchKey::for_dtype($crate::DType::$dt),
+                        },
                         dtype: $crate::DType::$dt,
                         name: $name,
                         priority: $prio,
-                        is_supported: $crate::register_kernel!(@supported $($sup)?),
+                        is_supported: __SUPPORTED,
                         signature: __SIGNATURE,
                         returns: <$ret as $crate::IntoReturn>::KIND,
                         func: __boxed,
@@ -130,6 +137,8 @@ macro_rules! register_kernel {
             )+
         };
     };
+    (@key) => { ::core::option::Option::None };
+    (@key $key:ident) => { ::core::option::Option::Some($crate::DispatchKey::$key) };
     (@supported) => { $crate::registry::always_supported };
     (@supported $sup:expr) => { $sup };
 }

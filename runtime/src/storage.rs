@@ -20,6 +20,8 @@ pub trait Element: bytemuck::Pod + Copy + Default + PartialEq + std::fmt::Debug 
     fn to_i64(self) -> i64;
     /// Widen to `f64`.
     fn to_f64(self) -> f64;
+    /// Narrow from `i64` with `as` semantics; callers clamp to range first.
+    fn from_i64(v: i64) -> Self;
 }
 
 macro_rules! impl_element {
@@ -31,6 +33,8 @@ macro_rules! impl_element {
             fn to_i64(self) -> i64 { self as i64 }
             #[inline]
             fn to_f64(self) -> f64 { self as f64 }
+            #[inline]
+            fn from_i64(v: i64) -> Self { v as $t }
         }
     )*};
 }

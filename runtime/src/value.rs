@@ -224,3 +224,32 @@ into_return! {
     bool => ArgType::Bool, Bool;
     DType => ArgType::ScalarType, ScalarType;
 }
+
+/// The reverse of [`IntoReturn`]: unboxes an operator's result for the
+/// typed functions.
+pub trait FromReturn: Sized {
+    /// Unboxes `v`, the result of `op`.
+    fn from_return(op: &str, v: Value) -> crate::Result<Self>;
+}
+
+macro_rules! from_return {
+    ($($t:ty => $variant:ident;)*) => {$(
+        impl FromReturn for $t {
+            fn from_return(op: &str, v: Value) -> crate::Result<Self> {
+                match v {
+                    Value::$variant(x) => Ok(x),
+                    other => Err(crate::Error::invalid(op, format!("kernel returned {} where the schema says {}", other.type_name(), <$t as IntoReturn>::KIND))),
+                }
+            }
+        }
+    )*};
+}
+
+from_return! {
+    Tensor => Tensor;
+    Vec<Tensor> => TensorList;
+    f64 => Float;
+    i64 => Int;
+    bool => Bool;
+    DType => ScalarType;
+}

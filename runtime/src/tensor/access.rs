@@ -19,7 +19,7 @@ fn write_reals(op: &str, dst: &Tensor, values: &[f64]) -> Result<()> {
             for ((o, &v), c) in dst.offsets().zip(values).zip(channels) {
                 let (s, z) = q.channel_qparams(c);
                 let qv = quantize_val(v as f32, inv_scale(s), z, qmin, qmax);
-                out[o] = int_to_element::<T>(qv);
+                out[o] = T::from_i64(qv);
             }
         });
         return Ok(());
@@ -50,22 +50,13 @@ fn write_reals(op: &str, dst: &Tensor, values: &[f64]) -> Result<()> {
     Ok(())
 }
 
-/// Narrows an in-range quantized integer to its storage element.
-fn int_to_element<T: Element>(v: i64) -> T {
-    // The quantized value is already clamped to the dtype's range, so the
-    // narrowing through the element's byte pattern is exact.
-    let bytes = v.to_le_bytes();
-    let n = std::mem::size_of::<T>();
-    bytemuck::pod_read_unaligned(&bytes[..n])
-}
-
 fn int_from_real_any<T: Element>(op: &str, dtype: DType, v: f64) -> Result<T> {
     let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
     let t = v.trunc();
     if !t.is_finite() || t < lo as f64 || t > hi as f64 {
         return Err(Error::invalid(op, format!("{v} does not fit in {dtype}")));
     }
-    Ok(int_to_element::<T>(t as i64))
+    Ok(T::from_i64(t as i64))
 }
 
 impl Tensor {

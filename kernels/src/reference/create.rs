@@ -1,0 +1,74 @@
+//! The ways to assemble a quantized tensor: from integers and qparams
+//! (`_make_*`), and empty ones (`_empty_*`).
+
+use super::quantize::{per_channel_qparams, wrap_axis};
+use qtensor_runtime::{register_kernel, DType, Error, Quantizer, Result, Tensor};
+
+/// The quantized dtype whose integers `x` holds, or an error that says which
+/// integer types can be wrapped.
+fn counterpart(op: &str, x: &Tensor) -> Result<DType> {
+    x.dtype().quantized_counterpart().ok_or_else(|| Error::WrongDType {
+        op: op.into(),
+        expected: "uint8 (-> quint8), int8 (-> qint8), int16 (-> qint16) or int32 (-> qint32)".into(),
+        got: x.dtype(),
+    })
+}
+
+fn reference_make_per_tensor(x: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
+    let dtype = counterpart("_make_per_tensor_quantized_tensor", x)?;
+    Tensor::from_int_repr(x, &Quantizer::per_tensor(scale, zero_point, dtype)?)
+}
+
+register_kernel! {
+    op: "_make_per_tensor_quantized_tensor",
+    dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
+    name: "reference_make_per_tensor_quantized_tensor",
+    priority: 0,
+    fn reference_make_per_tensor(x: &Tensor, scale: f64, zero_point: i64) -> Tensor
+}
+
+fn reference_make_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64) -> Result<Tensor> {
+    let op = "_make_per_channel_quantized_tensor";
+    let dtype = counterpart(op, x)?;
+    let (s, z) = per_channel_qparams(op, scales, zero_points)?;
+    let axis = wrap_axis(op, axis, x.ndim())?;
+    Tensor::from_int_repr(x, &Quantizer::per_channel(s, z, axis, dtype)?)
+}
+
+register_kernel! {
+    op: "_make_per_channel_quantized_tensor",
+    dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
+    name: "reference_make_per_channel_quantized_tensor",
+    priority: 0,
+    fn reference_make_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64) -> Tensor
+}
+
+fn reference_empty_affine(size: &[i64], scale: f64, zero_point: i64, dtype: DType) -> Result<Tensor> {
+    let sizes = Tensor::checked_sizes("_empty_affine_quantized", size)?;
+    Tensor::empty_quantized(&sizes, &Quantizer::per_tensor(scale, zero_point, dtype)?)
+}
+
+register_kernel! {
+    op: "_empty_affine_quantized",
+    dtypes: [QUInt8, QInt8, QInt16, QInt32],
+    name: "reference_empty_affine_quantized",
+    priority: 0,
+    fn reference_empty_affine(size: &[i64], scale: f64, zero_point: i64, dtype: DType) -> Tensor
+}
+
+fn reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Result<Tensor> {
+    let op = "_empty_per_channel_affine_quantized";
+    let sizes = Tensor::checked_sizes(op, size)?;
+    let (s, z) = per_channel_qparams(op, scales, zero_points)?;
+    let axis = wrap_axis(op, axis, sizes.len())?;
+    Tensor::empty_quantized(&sizes, &Quantizer::per_channel(s, z, axis, dtype)?)
+}
+
+register_kernel! {
+    op: "_empty_per_channel_affine_quantized",
+    key: QuantizedCPU,
+    dtypes: [Float64, Float32],
+    name: "reference_empty_per_channel_affine_quantized",
+    priority: 0,
+    fn reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
+}
