@@ -14,11 +14,11 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
     writeln!(out, "qtensor demo: quantized tensors, after PyTorch's \"Introducing Quantized Tensor\"")?;
 
     step(out, "1. Create a quantized tensor by quantizing a float tensor")?;
-    let x = Tensor::from_slice(&[-1.0f32, 0.0, 1.0, 2.0, 3.5, 100.0], &[2, 3])?;
+    let x = Tensor::from_slice(&[-1.0f32, 0.0, 1.0, 2.0, 3.5, 200.0], &[2, 3])?;
     writeln!(out, "x = {x}")?;
     let q = ops::quantize_per_tensor(&x, 0.5, 8, DType::QUInt8)?;
     writeln!(out, "ops::quantize_per_tensor(&x, 0.5, 8, DType::QUInt8)\n{q}")?;
-    writeln!(out, "(100.0 saturates to 255: (255 - 8) * 0.5 = 123.5 is the largest representable value)")?;
+    writeln!(out, "(200.0 saturates to 255: (255 - 8) * 0.5 = 123.5 is the largest value quint8 can hold here)")?;
 
     step(out, "   ... or with a quantizer object, shared between tensors")?;
     let quantizer = Quantizer::per_tensor(0.25, 2, DType::QInt8)?;

@@ -27,7 +27,7 @@ pub mod golden;
 pub mod report;
 
 pub use qtensor_runtime::{
-    declare_op, dispatcher, inventory, register_kernel, with_element_type, ArgType, DType, DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn,
+    declare_op, dispatcher, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType, DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn,
     KernelDescriptor, KernelInfo, OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType, Tensor, Value,
 };
 pub use qtensor_runtime::{numerics, registry, schema, serialize};

@@ -1,10 +1,11 @@
 //! Human-readable views of the registry, for `qtensor ops`.
 
-use crate::{registry, Result};
+use crate::{registry, KernelInfo, Result};
 use std::fmt::Write as _;
 
 /// Every operator with its schema and, per (key, dtype), its kernels in
-/// priority order, marked `chosen` or `not supported on this CPU`.
+/// priority order, marked `chosen` or `not supported on this CPU`. Dtypes
+/// whose kernel lists are identical share one line.
 pub fn registry_table() -> Result<String> {
     let d = registry();
     let mut out = String::new();
@@ -18,21 +19,36 @@ pub fn registry_table() -> Result<String> {
         if kernels.is_empty() {
             writeln!(out, "    (no kernel registered)").ok();
         }
-        let mut last = None;
-        for k in kernels {
-            if last != Some((k.key, k.dtype)) {
-                writeln!(out, "    ({}, {}):", k.key, k.dtype).ok();
-                last = Some((k.key, k.dtype));
+        // Group by (key, dtype), then merge dtypes with the same kernel lines.
+        let mut groups: Vec<(crate::DispatchKey, Vec<crate::DType>, Vec<String>)> = Vec::new();
+        let mut i = 0;
+        while i < kernels.len() {
+            let (key, dtype) = (kernels[i].key, kernels[i].dtype);
+            let lines: Vec<String> = kernels[i..].iter().take_while(|k| (k.key, k.dtype) == (key, dtype)).map(kernel_line).collect();
+            i += lines.len();
+            match groups.iter_mut().find(|(k, _, l)| *k == key && *l == lines) {
+                Some(g) => g.1.push(dtype),
+                None => groups.push((key, vec![dtype], lines)),
             }
-            let mark = if k.chosen {
-                "chosen"
-            } else if !k.supported {
-                "not supported on this CPU"
-            } else {
-                "available"
-            };
-            writeln!(out, "        {:<44} priority {:>3}  {mark}", k.name, k.priority).ok();
+        }
+        for (key, dtypes, lines) in groups {
+            let names: Vec<&str> = dtypes.iter().map(|d| d.name()).collect();
+            writeln!(out, "    ({key}, {}):", names.join(" | ")).ok();
+            for l in lines {
+                writeln!(out, "        {l}").ok();
+            }
         }
     }
     Ok(out)
+}
+
+fn kernel_line(k: &KernelInfo) -> String {
+    let mark = if k.chosen {
+        "chosen"
+    } else if !k.supported {
+        "not supported on this CPU"
+    } else {
+        "available"
+    };
+    format!("{:<44} priority {:>3}  {mark}", k.name, k.priority)
 }

@@ -11,7 +11,7 @@ use crate::dispatch_key::DispatchKey;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::registry::{BoxedKernel, KernelDescriptor, OpDeclaration};
-use crate::schema::{parse_schema, OpSchema};
+use crate::schema::{parse_schema, ArgType, OpSchema};
 use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -40,9 +40,20 @@ pub struct KernelInfo {
     pub chosen: bool,
 }
 
+/// Where a call's (key, dtype) comes from.
+#[derive(Debug, Clone, Copy)]
+enum DispatchFrom {
+    /// The first tensor argument (ops that take a tensor first).
+    Tensors,
+    /// The `ScalarType` argument at this index (factory ops such as
+    /// `_empty_affine_quantized`, which take no input tensor first).
+    ScalarType(usize),
+}
+
 /// An operator: its schema and its kernels.
 pub struct OperatorEntry {
     schema: OpSchema,
+    dispatch_from: DispatchFrom,
     doc: String,
     source: String,
     kernels: RwLock<Vec<KernelDescriptor>>,
@@ -51,7 +62,13 @@ pub struct OperatorEntry {
 
 impl OperatorEntry {
     fn new(schema: OpSchema, doc: &str, source: &str) -> Self {
-        OperatorEntry { schema, doc: doc.to_string(), source: source.to_string(), kernels: RwLock::new(Vec::new()), table: RwLock::new([None; TABLE_LEN]) }
+        let tensor_first = schema.args.first().is_some_and(|a| matches!(a.ty, ArgType::Tensor | ArgType::OptionalTensor | ArgType::TensorList));
+        let scalar_type = schema.args.iter().position(|a| matches!(a.ty, ArgType::ScalarType | ArgType::OptionalScalarType));
+        let dispatch_from = match scalar_type {
+            Some(i) if !tensor_first => DispatchFrom::ScalarType(i),
+            _ => DispatchFrom::Tensors,
+        };
+        OperatorEntry { schema, dispatch_from, doc: doc.to_string(), source: source.to_string(), kernels: RwLock::new(Vec::new()), table: RwLock::new([None; TABLE_LEN]) }
     }
 
     /// The operator's schema.
@@ -152,16 +169,20 @@ impl OperatorEntry {
     }
 
     /// The dispatch key and dtype of a call: from the first tensor argument,
-    /// else from the first `ScalarType` argument.
-    fn dispatch_of(args: &[Value]) -> (DispatchKey, DType) {
-        let first_tensor = args.iter().find_map(|a| match a {
-            Value::Tensor(t) => Some(t.dtype()),
-            Value::TensorList(ts) => ts.first().map(|t| t.dtype()),
-            _ => None,
-        });
-        let dtype = first_tensor
-            .or_else(|| args.iter().find_map(|a| if let Value::ScalarType(d) = a { Some(*d) } else { None }))
-            .unwrap_or(DType::Float32);
+    /// or for factory ops from their `ScalarType` argument.
+    fn dispatch_of(&self, args: &[Value]) -> (DispatchKey, DType) {
+        let dtype = match self.dispatch_from {
+            DispatchFrom::ScalarType(i) => match args.get(i) {
+                Some(Value::ScalarType(d)) => Some(*d),
+                _ => None,
+            },
+            DispatchFrom::Tensors => args.iter().find_map(|a| match a {
+                Value::Tensor(t) => Some(t.dtype()),
+                Value::TensorList(ts) => ts.first().map(|t| t.dtype()),
+                _ => None,
+            }),
+        }
+        .unwrap_or(DType::Float32);
         (DispatchKey::for_dtype(dtype), dtype)
     }
 
@@ -180,7 +201,7 @@ impl OperatorEntry {
     /// Calls the operator with boxed arguments.
     pub fn call(&self, args: &[Value]) -> Result<Value> {
         self.check_args(args)?;
-        let (key, dtype) = Self::dispatch_of(args);
+        let (key, dtype) = self.dispatch_of(args);
         let kernel = self.table.read()[slot(key, dtype)];
         match kernel {
             Some((f, _)) => f(args),

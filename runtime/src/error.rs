@@ -24,7 +24,7 @@ pub enum Error {
     },
 
     /// No kernel is registered for this (op, key, dtype).
-    #[error("{op}: no kernel for ({key}, {dtype}); kernels exist for: {}{}", list_pairs(.available), hint(*.key, .available))]
+    #[error("{op}: no kernel for ({key}, {dtype}); kernels exist for: {}{}", list_pairs(.available), hint(.op, *.key, .available))]
     NoKernel {
         /// The operator.
         op: String,
@@ -220,8 +220,8 @@ fn list_pairs(pairs: &[(DispatchKey, DType)]) -> String {
 
 /// The two complaints users hit most: a float tensor given to a quantized op,
 /// and the reverse. Say exactly what to do.
-fn hint(key: DispatchKey, available: &[(DispatchKey, DType)]) -> String {
-    let wants_quantized = !available.is_empty() && available.iter().all(|(k, _)| *k == DispatchKey::QuantizedCPU);
+fn hint(op: &str, key: DispatchKey, available: &[(DispatchKey, DType)]) -> String {
+    let wants_quantized = op.starts_with("quantized::") || (!available.is_empty() && available.iter().all(|(k, _)| *k == DispatchKey::QuantizedCPU));
     let wants_float = !available.is_empty() && available.iter().all(|(k, _)| *k == DispatchKey::CPU);
     if key == DispatchKey::CPU && wants_quantized {
         ". This op takes quantized tensors: quantize the input first (e.g. `ops::quantize_per_tensor(&x, scale, zero_point, DType::QUInt8)`)".to_string()

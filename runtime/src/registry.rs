@@ -101,37 +101,26 @@ macro_rules! register_kernel {
         fn $($f:ident)::+ ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty
     ) => {
         const _: () = {
-            #[allow(unused_mut, unused_variables)]
-            fn __boxed(args: &[$crate::Value]) -> $crate::Result<$crate::Value> {
-                let mut __index = 0usize;
-                $(
-                    let $arg: $ty = match args.get(__index).and_then(<$ty as $crate::FromArg<'_>>::from_arg) {
-                        Some(v) => v,
-                        None => return Err($crate::registry::bad_kernel_arg($op, $name, __index, stringify!($arg), args)),
-                    };
-                    __index += 1;
-                )*
-                let __result: $crate::Result<$ret> = $($f)::+($($arg),*);
-                __result.map($crate::IntoReturn::into_value)
-            }
             const __KEY: ::core::option::Option<$crate::DispatchKey> = $crate::register_kernel!(@key $($key)?);
-            const __SUPPORTED: fn() -> bool = $crate::register_kernel!(@supported $($sup)?);
-            const __SIGNATURE: &[$crate::ArgType] = &[$(<$ty as $crate::FromArg<'static>>::KIND),*];
+            // One boxed wrapper, shared by the descriptors of every dtype.
+            const __TEMPLATE: $crate::KernelDescriptor = $crate::kernel_descriptor! {
+                op: $op,
+                key: $crate::DispatchKey::CPU,
+                dtype: $crate::DType::Float32,
+                name: $name,
+                priority: $prio,
+                is_supported: $crate::register_kernel!(@supported $($sup)?),
+                fn $($f)::+ ( $($arg : $ty),* ) -> $ret
+            };
             $(
                 $crate::inventory::submit! {
                     $crate::KernelDescriptor {
-                        op: $op,
                         key: match __KEY {
                             ::core::option::Option::Some(k) => k,
                             ::core::option::Option::None => $crate::DispatchKey::for_dtype($crate::DType::$dt),
                         },
                         dtype: $crate::DType::$dt,
-                        name: $name,
-                        priority: $prio,
-                        is_supported: __SUPPORTED,
-                        signature: __SIGNATURE,
-                        returns: <$ret as $crate::IntoReturn>::KIND,
-                        func: __boxed,
+                        ..__TEMPLATE
                     }
                 }
             )+
@@ -141,6 +130,58 @@ macro_rules! register_kernel {
     (@key $key:ident) => { ::core::option::Option::Some($crate::DispatchKey::$key) };
     (@supported) => { $crate::registry::always_supported };
     (@supported $sup:expr) => { $sup };
+}
+
+/// Builds a [`KernelDescriptor`] for a typed kernel function without
+/// submitting it: pass it to
+/// [`Dispatcher::register_kernel`](crate::Dispatcher::register_kernel) to
+/// register at run time (like `TORCH_LIBRARY_IMPL`). Usable in `const`
+/// context; [`register_kernel!`](crate::register_kernel) is built on it.
+///
+/// ```ignore
+/// let k = qtensor::kernel_descriptor! {
+///     op: "relu", key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8,
+///     name: "my_relu", priority: 10, is_supported: qtensor::registry::always_supported,
+///     fn my_relu(x: &Tensor) -> Tensor
+/// };
+/// qtensor::registry().register_kernel(k)?;
+/// ```
+#[macro_export]
+macro_rules! kernel_descriptor {
+    (
+        op: $op:literal,
+        key: $key:expr,
+        dtype: $dtype:expr,
+        name: $name:expr,
+        priority: $prio:expr,
+        is_supported: $sup:expr,
+        fn $($f:ident)::+ ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty
+    ) => {{
+        #[allow(unused_mut, unused_variables, unused_assignments)]
+        fn __boxed(args: &[$crate::Value]) -> $crate::Result<$crate::Value> {
+            let mut __index = 0usize;
+            $(
+                let $arg: $ty = match args.get(__index).and_then(<$ty as $crate::FromArg<'_>>::from_arg) {
+                    Some(v) => v,
+                    None => return Err($crate::registry::bad_kernel_arg($op, $name, __index, stringify!($arg), args)),
+                };
+                __index += 1;
+            )*
+            let __result: $crate::Result<$ret> = $($f)::+($($arg),*);
+            __result.map($crate::IntoReturn::into_value)
+        }
+        $crate::KernelDescriptor {
+            op: $op,
+            key: $key,
+            dtype: $dtype,
+            name: $name,
+            priority: $prio,
+            is_supported: $sup,
+            signature: &[$(<$ty as $crate::FromArg<'static>>::KIND),*],
+            returns: <$ret as $crate::IntoReturn>::KIND,
+            func: __boxed,
+        }
+    }};
 }
 
 /// Declares an operator from a schema string, from any crate.

@@ -66,8 +66,7 @@ fn reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tens
 
 register_kernel! {
     op: "_empty_per_channel_affine_quantized",
-    key: QuantizedCPU,
-    dtypes: [Float64, Float32],
+    dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_empty_per_channel_affine_quantized",
     priority: 0,
     fn reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor

@@ -143,7 +143,7 @@ impl Tensor {
             }
             (false, true) => Err(Error::WrongDType {
                 op: op.into(),
-                expected: "a plain (float or integer) source for a plain destination; dequantize it first".into(),
+                expected: "a plain (float or integer) source for a plain destination".into(),
                 got: src.dtype(),
             }),
             (false, false) => write_reals(op, self, &src.real_values()?),

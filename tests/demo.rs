@@ -1,0 +1,25 @@
+//! `qtensor demo` runs end to end and shows each part of the note.
+
+#[test]
+fn the_demo_walks_through_the_note() {
+    let dir = std::env::temp_dir().join(format!("qtensor-demo-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut out = Vec::new();
+    qtensor::demo::run(&mut out, &dir).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for needle in [
+        "share one quantizer: true",
+        "quantization_scheme=per_channel_affine",
+        "_empty_affine_quantized",
+        "_make_per_tensor_quantized_tensor",
+        "shares storage with q: true",
+        "keeps its axis",
+        "float <- quantized is an error",
+        "round-trips exactly: true",
+        "did you mean `quantize_per_tensor`",
+    ] {
+        assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
+    }
+    assert!(dir.join("qtensor-demo.safetensors").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,160 @@
+//! The dispatcher's contract: calls by name and by handle, clear errors,
+//! selection by priority and CPU support, and signature checks.
+
+use qtensor::{kernel_descriptor, ops, registry, DType, DispatchKey, Dispatcher, Error, Result, Tensor, Value};
+
+fn floats() -> Tensor {
+    Tensor::from_slice(&[0.5f32, -1.0, 2.0], &[3]).unwrap()
+}
+
+#[test]
+fn the_built_in_registry_has_no_rejected_registration() {
+    assert!(registry().registration_errors().is_empty(), "{:?}", registry().registration_errors());
+}
+
+#[test]
+fn calls_by_name_by_handle_and_typed_agree() {
+    let x = floats();
+    let args = [Value::from(&x), Value::Float(0.5), Value::Int(3), Value::ScalarType(DType::QUInt8)];
+    let by_name = registry().call("quantize_per_tensor", &args).unwrap().into_tensor().unwrap();
+    let handle = registry().op("quantize_per_tensor").unwrap();
+    let by_handle = handle.call(&args).unwrap().into_tensor().unwrap();
+    let typed = ops::quantize_per_tensor(&x, 0.5, 3, DType::QUInt8).unwrap();
+    assert_eq!(by_name.int_values().unwrap(), vec![4, 1, 7]);
+    assert_eq!(by_handle.int_values().unwrap(), by_name.int_values().unwrap());
+    assert_eq!(typed.int_values().unwrap(), by_name.int_values().unwrap());
+}
+
+#[test]
+fn a_missing_kernel_names_op_key_dtype_and_what_exists() {
+    let err = ops::dequantize(&floats()).unwrap_err();
+    match &err {
+        Error::NoKernel { op, key, dtype, available } => {
+            assert_eq!(op, "dequantize");
+            assert_eq!((*key, *dtype), (DispatchKey::CPU, DType::Float32));
+            assert!(available.contains(&(DispatchKey::QuantizedCPU, DType::QUInt8)));
+        }
+        other => panic!("expected NoKernel, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.starts_with("dequantize: no kernel for (CPU, float32); kernels exist for: (QuantizedCPU, quint8)"), "{msg}");
+    assert!(msg.contains("quantize the input first"), "{msg}");
+}
+
+#[test]
+fn a_quantized_tensor_given_to_a_float_op_says_to_dequantize() {
+    let q = ops::quantize_per_tensor(&floats(), 0.5, 3, DType::QUInt8).unwrap();
+    let msg = ops::quantize_per_tensor(&q, 0.5, 3, DType::QUInt8).unwrap_err().to_string();
+    assert!(msg.contains("no kernel for (QuantizedCPU, quint8)"), "{msg}");
+    assert!(msg.contains("dequantize the input first"), "{msg}");
+}
+
+#[test]
+fn a_float_tensor_given_to_a_quantized_op_says_to_quantize() {
+    let x = floats();
+    let msg = registry().call("quantized::add", &[Value::from(&x), Value::from(&x), Value::Float(0.1), Value::Int(0)]).unwrap_err().to_string();
+    assert!(msg.contains("quantized::add: no kernel for (CPU, float32)"), "{msg}");
+    assert!(msg.contains("quantize the input first"), "{msg}");
+}
+
+#[test]
+fn unknown_ops_and_bad_arguments_are_clear_errors() {
+    match registry().call("quantize_per_tensr", &[]) {
+        Err(Error::UnknownOp { name, similar }) => {
+            assert_eq!(name, "quantize_per_tensr");
+            assert!(similar.contains(&"quantize_per_tensor".to_string()));
+        }
+        other => panic!("{other:?}"),
+    }
+    match registry().call("dequantize", &[]) {
+        Err(Error::ArgCount { expected: 1, got: 0, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    match registry().call("quantize_per_tensor", &[Value::from(&floats()), Value::Str("x".into()), Value::Int(0), Value::ScalarType(DType::QInt8)]) {
+        Err(Error::ArgType { index: 1, name, expected, got, .. }) => {
+            assert_eq!((name.as_str(), expected.as_str(), got.as_str()), ("scale", "float", "str"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match registry().call("max_pool2d", &[Value::from(&floats()), Value::from([2i64, 2, 2]), Value::from([1i64, 1]), Value::from([0i64, 0]), Value::from([1i64, 1]), Value::Bool(false)]) {
+        Err(Error::ArgType { index: 1, expected, .. }) => assert_eq!(expected, "int[2]"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn identity(x: &Tensor) -> Result<Tensor> {
+    Ok(x.clone())
+}
+
+fn negate_first(x: &Tensor) -> Result<Tensor> {
+    let y = x.contiguous_copy()?;
+    y.set(&[0], -y.get(&[0])?)?;
+    Ok(y)
+}
+
+fn never() -> bool {
+    false
+}
+
+fn wrong_signature(x: &Tensor, _factor: f64) -> Result<Tensor> {
+    Ok(x.clone())
+}
+
+#[test]
+fn the_highest_supported_priority_wins_whatever_the_order() {
+    for order in [[0usize, 1, 2], [2, 1, 0], [1, 2, 0]] {
+        let d = Dispatcher::new();
+        d.declare_op("test::pick(Tensor self) -> Tensor").unwrap();
+        let kernels = [
+            kernel_descriptor! { op: "test::pick", key: DispatchKey::CPU, dtype: DType::Float32, name: "low", priority: 0, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor },
+            kernel_descriptor! { op: "test::pick", key: DispatchKey::CPU, dtype: DType::Float32, name: "high", priority: 10, is_supported: qtensor::registry::always_supported, fn negate_first(x: &Tensor) -> Tensor },
+            kernel_descriptor! { op: "test::pick", key: DispatchKey::CPU, dtype: DType::Float32, name: "unsupported", priority: 99, is_supported: never, fn identity(x: &Tensor) -> Tensor },
+        ];
+        for i in order {
+            d.register_kernel(kernels[i]).unwrap();
+        }
+        let op = d.op("test::pick").unwrap();
+        assert_eq!(op.entry().chosen_kernel(DispatchKey::CPU, DType::Float32), Some("high"));
+        let out = op.call(&[Value::from(&floats())]).unwrap().into_tensor().unwrap();
+        assert_eq!(out.to_vec::<f32>().unwrap(), vec![-0.5, -1.0, 2.0]);
+        let infos = op.entry().kernels();
+        assert_eq!(infos.iter().map(|k| (k.name, k.chosen, k.supported)).collect::<Vec<_>>(), vec![("unsupported", false, false), ("high", true, true), ("low", false, true)]);
+    }
+}
+
+#[test]
+fn duplicate_priorities_and_bad_signatures_are_rejected_by_name() {
+    let d = Dispatcher::new();
+    d.declare_op("test::dup(Tensor self) -> Tensor").unwrap();
+    let a = kernel_descriptor! { op: "test::dup", key: DispatchKey::CPU, dtype: DType::Float32, name: "first_kernel", priority: 5, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+    let b = kernel_descriptor! { op: "test::dup", key: DispatchKey::CPU, dtype: DType::Float32, name: "second_kernel", priority: 5, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+    d.register_kernel(a).unwrap();
+    let msg = d.register_kernel(b).unwrap_err().to_string();
+    assert!(msg.contains("first_kernel") && msg.contains("second_kernel"), "{msg}");
+
+    let bad = kernel_descriptor! { op: "test::dup", key: DispatchKey::CPU, dtype: DType::Float64, name: "mismatched_kernel", priority: 0, is_supported: qtensor::registry::always_supported, fn wrong_signature(x: &Tensor, factor: f64) -> Tensor };
+    match d.register_kernel(bad) {
+        Err(Error::Registration { kernel, message, .. }) => {
+            assert_eq!(kernel, "mismatched_kernel");
+            assert!(message.contains("(Tensor, float)") && message.contains("(Tensor)"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let orphan = kernel_descriptor! { op: "test::nope", key: DispatchKey::CPU, dtype: DType::Float32, name: "orphan", priority: 0, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+    assert!(matches!(d.register_kernel(orphan), Err(Error::Registration { .. })));
+    assert!(d.declare_op("test::dup(Tensor self) -> Tensor").is_err(), "an op is declared once");
+    assert!(d.declare_op("test::bad(Tensr self) -> Tensor").is_err());
+}
+
+#[test]
+fn factory_ops_dispatch_on_their_dtype_argument() {
+    let e = ops::_empty_affine_quantized(&[2, 3], 0.5, 7, DType::QInt8).unwrap();
+    assert_eq!((e.dtype(), e.sizes()), (DType::QInt8, &[2usize, 3][..]));
+    assert_eq!(e.int_values().unwrap(), vec![7; 6]);
+    let s = Tensor::from_slice(&[0.5f64, 0.25], &[2]).unwrap();
+    let z = Tensor::from_slice(&[1i64, -1], &[2]).unwrap();
+    let p = ops::_empty_per_channel_affine_quantized(&[3, 2], &s, &z, 1, DType::QInt8).unwrap();
+    assert_eq!(p.int_values().unwrap(), vec![1, -1, 1, -1, 1, -1]);
+    assert!(ops::_empty_affine_quantized(&[-1], 0.5, 0, DType::QInt8).is_err());
+    assert!(ops::_empty_affine_quantized(&[1 << 40, 1 << 40], 0.5, 0, DType::QInt8).is_err());
+}

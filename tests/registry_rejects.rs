@@ -1,0 +1,35 @@
+//! A kernel whose signature disagrees with its schema, submitted through
+//! `inventory` like any plugin, is rejected when the registry is built,
+//! by name: at startup, not at its first call. (Its own test binary, so
+//! that the rejection does not leak into the other tests.)
+
+use qtensor::{register_kernel, registry, Error, Result, Tensor};
+
+fn dequantize_with_extra_argument(x: &Tensor, _extra: i64) -> Result<Tensor> {
+    Ok(x.clone())
+}
+
+register_kernel! {
+    op: "dequantize",
+    dtypes: [QUInt8],
+    name: "broken_dequantize",
+    priority: 50,
+    fn dequantize_with_extra_argument(x: &Tensor, extra: i64) -> Tensor
+}
+
+#[test]
+fn a_mismatched_kernel_is_rejected_at_startup_by_name() {
+    let errors = registry().registration_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    match &errors[0] {
+        Error::Registration { op, kernel, message } => {
+            assert_eq!((op.as_str(), kernel.as_str()), ("dequantize", "broken_dequantize"));
+            assert!(message.contains("(Tensor, int)"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(registry().check().is_err());
+    // The rejected kernel is never chosen.
+    let op = registry().op("dequantize").unwrap();
+    assert_eq!(op.entry().chosen_kernel(qtensor::DispatchKey::QuantizedCPU, qtensor::DType::QUInt8), Some("reference_dequantize"));
+}
