@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 const RUST_KEYWORDS: &[&str] = &[
-    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref",
-    "return", "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do",
-    "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in",
+    "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "Self", "static", "struct", "super",
+    "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become", "box",
+    "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
 ];
 
 /// A Rust parameter or function name for a schema name: snake case
@@ -60,12 +61,26 @@ fn return_type(ty: ArgType) -> Option<&'static str> {
 fn typed_function(e: &OpsYamlEntry, out: &mut String) -> Result<(), String> {
     let s = &e.schema;
     if s.returns.len() != 1 {
-        return Err(format!("ops.yaml:{}: `{}` returns {} values; typed functions support one", e.line, s.name, s.returns.len()));
+        return Err(format!(
+            "ops.yaml:{}: `{}` returns {} values; typed functions support one",
+            e.line,
+            s.name,
+            s.returns.len()
+        ));
     }
-    let ret = return_type(s.returns[0]).ok_or_else(|| format!("ops.yaml:{}: `{}` cannot return {}", e.line, s.name, s.returns[0]))?;
+    let ret = return_type(s.returns[0])
+        .ok_or_else(|| format!("ops.yaml:{}: `{}` cannot return {}", e.line, s.name, s.returns[0]))?;
     let fname = rust_ident(s.base_name());
-    let params: Vec<String> = s.args.iter().map(|a| format!("{}: {}", rust_ident(&a.name), param_type(a.ty))).collect();
-    let values: Vec<String> = s.args.iter().map(|a| format!("Value::from({})", rust_ident(&a.name))).collect();
+    let params: Vec<String> = s
+        .args
+        .iter()
+        .map(|a| format!("{}: {}", rust_ident(&a.name), param_type(a.ty)))
+        .collect();
+    let values: Vec<String> = s
+        .args
+        .iter()
+        .map(|a| format!("Value::from({})", rust_ident(&a.name)))
+        .collect();
     for line in e.doc.lines() {
         writeln!(out, "    /// {line}").unwrap();
     }
@@ -74,7 +89,12 @@ fn typed_function(e: &OpsYamlEntry, out: &mut String) -> Result<(), String> {
     writeln!(out, "        static OP: OnceLock<OpHandle> = OnceLock::new();").unwrap();
     writeln!(out, "        let op = crate::cached_op(&OP, {:?})?;", s.name).unwrap();
     writeln!(out, "        let out = op.call(&[{}])?;", values.join(", ")).unwrap();
-    writeln!(out, "        <{ret} as crate::FromReturn>::from_return({:?}, out)", s.name).unwrap();
+    writeln!(
+        out,
+        "        <{ret} as crate::FromReturn>::from_return({:?}, out)",
+        s.name
+    )
+    .unwrap();
     writeln!(out, "    }}\n").unwrap();
     Ok(())
 }
@@ -130,5 +150,6 @@ fn main() {
     };
     let code = generate(&entries).unwrap_or_else(|e| panic!("{e}"));
     let out_dir = std::env::var("OUT_DIR").unwrap_or_else(|e| panic!("OUT_DIR: {e}"));
-    std::fs::write(std::path::Path::new(&out_dir).join("ops_generated.rs"), code).unwrap_or_else(|e| panic!("cannot write ops_generated.rs: {e}"));
+    std::fs::write(std::path::Path::new(&out_dir).join("ops_generated.rs"), code)
+        .unwrap_or_else(|e| panic!("cannot write ops_generated.rs: {e}"));
 }

@@ -66,7 +66,11 @@ pub fn case_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     for p in paths {
         if p.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(p)
-                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.extension().is_some_and(|x| x == "json")).collect())
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|f| f.extension().is_some_and(|x| x == "json"))
+                        .collect()
+                })
                 .unwrap_or_default();
             files.sort();
             out.extend(files);
@@ -92,7 +96,15 @@ pub fn run_paths(paths: &[PathBuf], mut progress: impl FnMut(&Path, &Report)) ->
 /// Runs one case file.
 pub fn run_file(path: &Path) -> Report {
     let name = path.display().to_string();
-    let malformed = |message: String| Report { passed: 0, failures: vec![Failure { id: name.clone(), op: String::new(), message }], passed_ids: vec![] };
+    let malformed = |message: String| Report {
+        passed: 0,
+        failures: vec![Failure {
+            id: name.clone(),
+            op: String::new(),
+            message,
+        }],
+        passed_ids: vec![],
+    };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => return malformed(format!("cannot read: {e}")),
@@ -109,7 +121,10 @@ pub fn run_file(path: &Path) -> Report {
     };
     let mut report = Report::default();
     for (i, case) in cases.iter().enumerate() {
-        let id = case.get("id").and_then(Json::as_str).map_or_else(|| format!("{name}#{i}"), str::to_string);
+        let id = case
+            .get("id")
+            .and_then(Json::as_str)
+            .map_or_else(|| format!("{name}#{i}"), str::to_string);
         let op = case.get("op").and_then(Json::as_str).unwrap_or("").to_string();
         match run_case(case) {
             Ok(()) => {
@@ -128,13 +143,25 @@ pub fn run_case(case: &Json) -> Result<(), String> {
     let op = case.get("op").and_then(Json::as_str).ok_or("case has no `op`")?;
     let handle = registry().op(op).map_err(|e| e.to_string())?;
     let schema = handle.entry().schema().clone();
-    let args_json = case.get("args").and_then(Json::as_array).ok_or("case has no `args` array")?;
+    let args_json = case
+        .get("args")
+        .and_then(Json::as_array)
+        .ok_or("case has no `args` array")?;
     if args_json.len() != schema.args.len() {
-        return Err(format!("case has {} args, the schema `{schema}` has {}", args_json.len(), schema.args.len()));
+        return Err(format!(
+            "case has {} args, the schema `{schema}` has {}",
+            args_json.len(),
+            schema.args.len()
+        ));
     }
-    let args = args_json.iter().zip(&schema.args).map(|(j, a)| decode_arg(j, a.ty).map_err(|e| format!("argument `{}`: {e}", a.name))).collect::<Result<Vec<_>, _>>()?;
+    let args = args_json
+        .iter()
+        .zip(&schema.args)
+        .map(|(j, a)| decode_arg(j, a.ty).map_err(|e| format!("argument `{}`: {e}", a.name)))
+        .collect::<Result<Vec<_>, _>>()?;
 
-    let result = catch_unwind(AssertUnwindSafe(|| handle.call(&args))).map_err(|p| format!("panicked: {}", panic_message(&p)))?;
+    let result = catch_unwind(AssertUnwindSafe(|| handle.call(&args)))
+        .map_err(|p| format!("panicked: {}", panic_message(&p)))?;
 
     if case.get("expect_error").and_then(Json::as_bool) == Some(true) {
         return match result {
@@ -146,21 +173,36 @@ pub fn run_case(case: &Json) -> Result<(), String> {
     if let Some(text) = case.get("expect_text").and_then(Json::as_str) {
         let t = value.as_tensor().ok_or("expect_text needs a tensor result")?;
         let got = t.to_string();
-        return if got == text { Ok(()) } else { Err(text_mismatch(text, &got)) };
+        return if got == text {
+            Ok(())
+        } else {
+            Err(text_mismatch(text, &got))
+        };
     }
-    let expect = case.get("expect").ok_or("case has no `expect`, `expect_error` or `expect_text`")?;
-    let t = value.as_tensor().ok_or_else(|| format!("expected a tensor, got {}", value.type_name()))?;
+    let expect = case
+        .get("expect")
+        .ok_or("case has no `expect`, `expect_error` or `expect_text`")?;
+    let t = value
+        .as_tensor()
+        .ok_or_else(|| format!("expected a tensor, got {}", value.type_name()))?;
     compare_tensor(expect, case.get("tolerance"), t)
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn text_mismatch(expected: &str, got: &str) -> String {
     let i = expected.chars().zip(got.chars()).take_while(|(a, b)| a == b).count();
     let around = |s: &str| s.chars().skip(i.saturating_sub(20)).take(40).collect::<String>();
-    format!("text differs at char {i}: expected {:?}, got {:?}", around(expected), around(got))
+    format!(
+        "text differs at char {i}: expected {:?}, got {:?}",
+        around(expected),
+        around(got)
+    )
 }
 
 /// Reads a JSON number, or `"nan"`, `"inf"`, `"-inf"`.
@@ -182,16 +224,23 @@ fn json_i64(j: &Json) -> Result<i64, String> {
 }
 
 fn json_dtype(j: &Json) -> Result<DType, String> {
-    j.as_str().and_then(DType::from_name).ok_or_else(|| format!("unknown dtype {j}"))
+    j.as_str()
+        .and_then(DType::from_name)
+        .ok_or_else(|| format!("unknown dtype {j}"))
 }
 
 fn json_shape(j: &Json) -> Result<Vec<usize>, String> {
     let arr = j.get("shape").and_then(Json::as_array).ok_or("tensor has no `shape`")?;
-    arr.iter().map(|s| s.as_u64().map(|v| v as usize).ok_or_else(|| format!("bad size {s}"))).collect()
+    arr.iter()
+        .map(|s| s.as_u64().map(|v| v as usize).ok_or_else(|| format!("bad size {s}")))
+        .collect()
 }
 
 fn check_len(shape: &[usize], len: usize) -> Result<(), String> {
-    let numel = shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s)).ok_or("shape overflows")?;
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |a, &s| a.checked_mul(s))
+        .ok_or("shape overflows")?;
     if numel != len {
         return Err(format!("shape {shape:?} needs {numel} values, the case has {len}"));
     }
@@ -204,7 +253,13 @@ pub fn decode_tensor(j: &Json) -> Result<Tensor, String> {
     let shape = json_shape(j)?;
     let e = |e: crate::Error| e.to_string();
     if dtype.is_quantized() {
-        let ints: Vec<i64> = j.get("int_repr").and_then(Json::as_array).ok_or("quantized tensor has no `int_repr`")?.iter().map(json_i64).collect::<Result<_, _>>()?;
+        let ints: Vec<i64> = j
+            .get("int_repr")
+            .and_then(Json::as_array)
+            .ok_or("quantized tensor has no `int_repr`")?
+            .iter()
+            .map(json_i64)
+            .collect::<Result<_, _>>()?;
         check_len(&shape, ints.len())?;
         let plain = dtype.underlying_int().ok_or("no integer type for this dtype")?;
         let (lo, hi) = plain.int_range().ok_or("no range")?;
@@ -221,8 +276,16 @@ pub fn decode_tensor(j: &Json) -> Result<Tensor, String> {
         let data = j.get("data").and_then(Json::as_array).ok_or("tensor has no `data`")?;
         check_len(&shape, data.len())?;
         match dtype {
-            DType::Float32 => Tensor::from_vec(data.iter().map(|v| json_f64(v).map(|x| x as f32)).collect::<Result<Vec<_>, _>>()?, &shape).map_err(e),
-            DType::Float64 => Tensor::from_vec(data.iter().map(json_f64).collect::<Result<Vec<_>, _>>()?, &shape).map_err(e),
+            DType::Float32 => Tensor::from_vec(
+                data.iter()
+                    .map(|v| json_f64(v).map(|x| x as f32))
+                    .collect::<Result<Vec<_>, _>>()?,
+                &shape,
+            )
+            .map_err(e),
+            DType::Float64 => {
+                Tensor::from_vec(data.iter().map(json_f64).collect::<Result<Vec<_>, _>>()?, &shape).map_err(e)
+            }
             _ => {
                 let ints: Vec<i64> = data.iter().map(json_i64).collect::<Result<_, _>>()?;
                 let (lo, hi) = dtype.int_range().ok_or("no range")?;
@@ -246,8 +309,20 @@ fn decode_quantizer(j: &Json, dtype: DType) -> Result<std::sync::Arc<Quantizer>,
             Quantizer::per_tensor(scale, zp, dtype).map_err(|e| e.to_string())
         }
         Some("per_channel_affine") => {
-            let scales = j.get("scales").and_then(Json::as_array).ok_or("no `scales`")?.iter().map(json_f64).collect::<Result<Vec<_>, _>>()?;
-            let zps = j.get("zero_points").and_then(Json::as_array).ok_or("no `zero_points`")?.iter().map(json_i64).collect::<Result<Vec<_>, _>>()?;
+            let scales = j
+                .get("scales")
+                .and_then(Json::as_array)
+                .ok_or("no `scales`")?
+                .iter()
+                .map(json_f64)
+                .collect::<Result<Vec<_>, _>>()?;
+            let zps = j
+                .get("zero_points")
+                .and_then(Json::as_array)
+                .ok_or("no `zero_points`")?
+                .iter()
+                .map(json_i64)
+                .collect::<Result<Vec<_>, _>>()?;
             let axis = j.get("axis").and_then(Json::as_u64).ok_or("no `axis`")? as usize;
             Quantizer::per_channel(scales, zps, axis, dtype).map_err(|e| e.to_string())
         }
@@ -261,7 +336,13 @@ pub fn decode_arg(j: &Json, ty: ArgType) -> Result<Value, String> {
         ArgType::Tensor => Value::Tensor(decode_tensor(j)?),
         ArgType::OptionalTensor if j.is_null() => Value::None,
         ArgType::OptionalTensor => Value::Tensor(decode_tensor(j)?),
-        ArgType::TensorList => Value::TensorList(j.as_array().ok_or("expected an array of tensors")?.iter().map(decode_tensor).collect::<Result<_, _>>()?),
+        ArgType::TensorList => Value::TensorList(
+            j.as_array()
+                .ok_or("expected an array of tensors")?
+                .iter()
+                .map(decode_tensor)
+                .collect::<Result<_, _>>()?,
+        ),
         ArgType::OptionalFloat | ArgType::OptionalInt | ArgType::OptionalScalarType if j.is_null() => Value::None,
         ArgType::Float | ArgType::OptionalFloat => Value::Float(json_f64(j)?),
         ArgType::Int | ArgType::OptionalInt => Value::Int(json_i64(j)?),
@@ -307,29 +388,79 @@ pub fn compare_tensor(expect: &Json, tolerance: Option<&Json>, got: &Tensor) -> 
         let want_q = decode_quantizer(expect, dtype)?;
         let got_q = got.quantizer().ok_or("result has no quantizer")?;
         match (&*want_q, &*got_q) {
-            (Quantizer::PerTensorAffine { scale: s1, zero_point: z1, .. }, Quantizer::PerTensorAffine { scale: s2, zero_point: z2, .. }) => {
+            (
+                Quantizer::PerTensorAffine {
+                    scale: s1,
+                    zero_point: z1,
+                    ..
+                },
+                Quantizer::PerTensorAffine {
+                    scale: s2,
+                    zero_point: z2,
+                    ..
+                },
+            ) => {
                 if !scale_eq(*s1, *s2) || z1 != z2 {
-                    return Err(format!("qparams: expected (scale {s1}, zero_point {z1}), got (scale {s2}, zero_point {z2})"));
+                    return Err(format!(
+                        "qparams: expected (scale {s1}, zero_point {z1}), got (scale {s2}, zero_point {z2})"
+                    ));
                 }
             }
-            (Quantizer::PerChannelAffine { scales: s1, zero_points: z1, axis: a1, .. }, Quantizer::PerChannelAffine { scales: s2, zero_points: z2, axis: a2, .. }) => {
-                if a1 != a2 || z1 != z2 || s1.len() != s2.len() || !s1.iter().zip(s2.iter()).all(|(a, b)| scale_eq(*a, *b)) {
+            (
+                Quantizer::PerChannelAffine {
+                    scales: s1,
+                    zero_points: z1,
+                    axis: a1,
+                    ..
+                },
+                Quantizer::PerChannelAffine {
+                    scales: s2,
+                    zero_points: z2,
+                    axis: a2,
+                    ..
+                },
+            ) => {
+                if a1 != a2
+                    || z1 != z2
+                    || s1.len() != s2.len()
+                    || !s1.iter().zip(s2.iter()).all(|(a, b)| scale_eq(*a, *b))
+                {
                     return Err(format!("qparams: expected axis {a1} scales {s1:?} zero_points {z1:?}, got axis {a2} scales {s2:?} zero_points {z2:?}"));
                 }
             }
             (w, g) => return Err(format!("qscheme: expected {}, got {}", w.qscheme(), g.qscheme())),
         }
-        let want: Vec<i64> = expect.get("int_repr").and_then(Json::as_array).ok_or("expect has no `int_repr`")?.iter().map(json_i64).collect::<Result<_, _>>()?;
+        let want: Vec<i64> = expect
+            .get("int_repr")
+            .and_then(Json::as_array)
+            .ok_or("expect has no `int_repr`")?
+            .iter()
+            .map(json_i64)
+            .collect::<Result<_, _>>()?;
         let have = got.int_values().map_err(|e| e.to_string())?;
-        if let Some((i, (w, h))) = want.iter().zip(&have).enumerate().find(|(_, (w, h))| (**w - **h).abs() > tol_int) {
+        if let Some((i, (w, h))) = want
+            .iter()
+            .zip(&have)
+            .enumerate()
+            .find(|(_, (w, h))| (**w - **h).abs() > tol_int)
+        {
             return Err(format!("int_repr at index {i}: expected {w}, got {h}"));
         }
         return Ok(());
     }
-    let data = expect.get("data").and_then(Json::as_array).ok_or("expect has no `data`")?;
+    let data = expect
+        .get("data")
+        .and_then(Json::as_array)
+        .ok_or("expect has no `data`")?;
     if dtype.is_float() {
-        let abs = tolerance.and_then(|t| t.get("abs")).and_then(Json::as_f64).unwrap_or(0.0);
-        let rel = tolerance.and_then(|t| t.get("rel")).and_then(Json::as_f64).unwrap_or(0.0);
+        let abs = tolerance
+            .and_then(|t| t.get("abs"))
+            .and_then(Json::as_f64)
+            .unwrap_or(0.0);
+        let rel = tolerance
+            .and_then(|t| t.get("rel"))
+            .and_then(Json::as_f64)
+            .unwrap_or(0.0);
         let have = got.real_values().map_err(|e| e.to_string())?;
         for (i, (w, h)) in data.iter().zip(&have).enumerate() {
             let w = json_f64(w)?;

@@ -5,14 +5,33 @@ use qtensor::golden::{run_file, DEFAULT_CASES_DIR};
 use std::path::Path;
 
 /// Groups whose kernels exist: every case must pass.
-const IMPLEMENTED: &[&str] = &["quantize_per_tensor", "quantize_per_channel", "dequantize", "int_repr", "make_quantized", "views", "print"];
+const IMPLEMENTED: &[&str] = &[
+    "quantize_per_tensor",
+    "quantize_per_channel",
+    "dequantize",
+    "int_repr",
+    "make_quantized",
+    "views",
+    "print",
+];
 
 /// Groups whose kernels come with the quantized-operator issue: until then a
 /// case may fail only with the dispatcher's missing-kernel error.
-const PENDING: &[&str] = &["add", "add_relu", "mul", "cat", "relu", "pool", "linear", "linear_dynamic", "conv2d"];
+const PENDING: &[&str] = &[
+    "add",
+    "add_relu",
+    "mul",
+    "cat",
+    "relu",
+    "pool",
+    "linear",
+    "linear_dynamic",
+    "conv2d",
+];
 
 fn case_count(group: &str) -> usize {
-    let text = std::fs::read_to_string(Path::new(DEFAULT_CASES_DIR).join(format!("{group}.json"))).expect("case file is readable");
+    let text = std::fs::read_to_string(Path::new(DEFAULT_CASES_DIR).join(format!("{group}.json")))
+        .expect("case file is readable");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("case file is JSON");
     doc["cases"].as_array().expect("cases array").len()
 }
@@ -32,7 +51,11 @@ fn implemented_groups_pass_every_case() {
 fn pending_groups_fail_only_for_missing_kernels() {
     for group in PENDING {
         let report = run_file(&Path::new(DEFAULT_CASES_DIR).join(format!("{group}.json")));
-        assert_eq!(report.passed + report.failed(), case_count(group), "{group}: every case must run");
+        assert_eq!(
+            report.passed + report.failed(),
+            case_count(group),
+            "{group}: every case must run"
+        );
         for f in &report.failures {
             assert!(f.message.contains("no kernel for"), "{group}: {f}");
         }
@@ -62,9 +85,12 @@ fn a_malformed_case_file_is_one_failure_not_a_crash() {
     std::fs::write(&bad, "{ not json").unwrap();
     let wrong = dir.join("wrong.json");
     std::fs::write(&wrong, r#"{"format": "qtensor-conformance/1", "cases": [{"id": "x/0", "op": "dequantize", "args": [{"dtype": "quint8"}]}]}"#).unwrap();
-    let r = qtensor::golden::run_paths(&[dir.clone()], |_, _| {});
+    let r = qtensor::golden::run_paths(std::slice::from_ref(&dir), |_, _| {});
     assert_eq!((r.passed, r.failed()), (0, 2));
-    assert!(r.failures.iter().any(|f| f.id.ends_with("bad.json") && f.message.contains("malformed")));
+    assert!(r
+        .failures
+        .iter()
+        .any(|f| f.id.ends_with("bad.json") && f.message.contains("malformed")));
     assert!(r.failures.iter().any(|f| f.id == "x/0" && f.message.contains("shape")));
     std::fs::remove_dir_all(&dir).ok();
 }

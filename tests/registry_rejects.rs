@@ -31,5 +31,9 @@ fn a_mismatched_kernel_is_rejected_at_startup_by_name() {
     assert!(registry().check().is_err());
     // The rejected kernel is never chosen.
     let op = registry().op("dequantize").unwrap();
-    assert_eq!(op.entry().chosen_kernel(qtensor::DispatchKey::QuantizedCPU, qtensor::DType::QUInt8), Some("reference_dequantize"));
+    assert_eq!(
+        op.entry()
+            .chosen_kernel(qtensor::DispatchKey::QuantizedCPU, qtensor::DType::QUInt8),
+        Some("reference_dequantize")
+    );
 }

@@ -62,13 +62,26 @@ pub struct OperatorEntry {
 
 impl OperatorEntry {
     fn new(schema: OpSchema, doc: &str, source: &str) -> Self {
-        let tensor_first = schema.args.first().is_some_and(|a| matches!(a.ty, ArgType::Tensor | ArgType::OptionalTensor | ArgType::TensorList));
-        let scalar_type = schema.args.iter().position(|a| matches!(a.ty, ArgType::ScalarType | ArgType::OptionalScalarType));
+        let tensor_first = schema
+            .args
+            .first()
+            .is_some_and(|a| matches!(a.ty, ArgType::Tensor | ArgType::OptionalTensor | ArgType::TensorList));
+        let scalar_type = schema
+            .args
+            .iter()
+            .position(|a| matches!(a.ty, ArgType::ScalarType | ArgType::OptionalScalarType));
         let dispatch_from = match scalar_type {
             Some(i) if !tensor_first => DispatchFrom::ScalarType(i),
             _ => DispatchFrom::Tensors,
         };
-        OperatorEntry { schema, dispatch_from, doc: doc.to_string(), source: source.to_string(), kernels: RwLock::new(Vec::new()), table: RwLock::new([None; TABLE_LEN]) }
+        OperatorEntry {
+            schema,
+            dispatch_from,
+            doc: doc.to_string(),
+            source: source.to_string(),
+            kernels: RwLock::new(Vec::new()),
+            table: RwLock::new([None; TABLE_LEN]),
+        }
     }
 
     /// The operator's schema.
@@ -102,7 +115,7 @@ impl OperatorEntry {
                 chosen: table[slot(k.key, k.dtype)].is_some_and(|(_, n)| n == k.name),
             })
             .collect();
-        out.sort_by(|a, b| (a.key, a.dtype, -a.priority).cmp(&(b.key, b.dtype, -b.priority)));
+        out.sort_by_key(|k| (k.key, k.dtype, -k.priority));
         out
     }
 
@@ -126,15 +139,32 @@ impl OperatorEntry {
     }
 
     fn check_signature(&self, k: &KernelDescriptor) -> Result<()> {
-        let reject = |message: String| Err(Error::Registration { op: self.schema.name.clone(), kernel: k.name.to_string(), message });
+        let reject = |message: String| {
+            Err(Error::Registration {
+                op: self.schema.name.clone(),
+                kernel: k.name.to_string(),
+                message,
+            })
+        };
         let want: Vec<String> = self.schema.args.iter().map(|a| a.ty.to_string()).collect();
         let got: Vec<String> = k.signature.iter().map(|t| t.to_string()).collect();
-        let args_ok = k.signature.len() == self.schema.args.len() && k.signature.iter().zip(&self.schema.args).all(|(kt, a)| kt.accepts(a.ty));
+        let args_ok = k.signature.len() == self.schema.args.len()
+            && k.signature
+                .iter()
+                .zip(&self.schema.args)
+                .all(|(kt, a)| kt.accepts(a.ty));
         if !args_ok {
-            return reject(format!("signature ({}) does not match the schema ({})", got.join(", "), want.join(", ")));
+            return reject(format!(
+                "signature ({}) does not match the schema ({})",
+                got.join(", "),
+                want.join(", ")
+            ));
         }
         if self.schema.returns.len() != 1 || !k.returns.accepts(self.schema.returns[0]) {
-            return reject(format!("returns {} but the schema returns {:?}", k.returns, self.schema.returns));
+            return reject(format!(
+                "returns {} but the schema returns {:?}",
+                k.returns, self.schema.returns
+            ));
         }
         Ok(())
     }
@@ -142,11 +172,17 @@ impl OperatorEntry {
     fn add_kernel(&self, k: KernelDescriptor) -> Result<()> {
         self.check_signature(&k)?;
         let mut kernels = self.kernels.write();
-        if let Some(other) = kernels.iter().find(|o| o.key == k.key && o.dtype == k.dtype && o.priority == k.priority) {
+        if let Some(other) = kernels
+            .iter()
+            .find(|o| o.key == k.key && o.dtype == k.dtype && o.priority == k.priority)
+        {
             return Err(Error::Registration {
                 op: self.schema.name.clone(),
                 kernel: k.name.to_string(),
-                message: format!("kernel `{}` is already registered for ({}, {}) at priority {}; give one of them another priority", other.name, k.key, k.dtype, k.priority),
+                message: format!(
+                    "kernel `{}` is already registered for ({}, {}) at priority {}; give one of them another priority",
+                    other.name, k.key, k.dtype, k.priority
+                ),
             });
         }
         kernels.push(k);
@@ -188,11 +224,22 @@ impl OperatorEntry {
 
     fn check_args(&self, args: &[Value]) -> Result<()> {
         if args.len() != self.schema.args.len() {
-            return Err(Error::ArgCount { op: self.schema.name.clone(), schema: self.schema.to_string(), expected: self.schema.args.len(), got: args.len() });
+            return Err(Error::ArgCount {
+                op: self.schema.name.clone(),
+                schema: self.schema.to_string(),
+                expected: self.schema.args.len(),
+                got: args.len(),
+            });
         }
         for (i, (v, a)) in args.iter().zip(&self.schema.args).enumerate() {
             if !v.matches(a.ty) {
-                return Err(Error::ArgType { op: self.schema.name.clone(), index: i, name: a.name.clone(), expected: a.ty.to_string(), got: v.type_name() });
+                return Err(Error::ArgType {
+                    op: self.schema.name.clone(),
+                    index: i,
+                    name: a.name.clone(),
+                    expected: a.ty.to_string(),
+                    got: v.type_name(),
+                });
             }
         }
         Ok(())
@@ -205,7 +252,12 @@ impl OperatorEntry {
         let kernel = self.table.read()[slot(key, dtype)];
         match kernel {
             Some((f, _)) => f(args),
-            None => Err(Error::NoKernel { op: self.schema.name.clone(), key, dtype, available: self.available() }),
+            None => Err(Error::NoKernel {
+                op: self.schema.name.clone(),
+                key,
+                dtype,
+                available: self.available(),
+            }),
         }
     }
 }
@@ -244,7 +296,10 @@ pub fn dispatcher() -> &'static Dispatcher {
 impl Dispatcher {
     /// An empty dispatcher (tests and embedders; most code uses [`dispatcher()`]).
     pub fn new() -> Dispatcher {
-        Dispatcher { ops: RwLock::new(HashMap::new()), errors: Mutex::new(Vec::new()) }
+        Dispatcher {
+            ops: RwLock::new(HashMap::new()),
+            errors: Mutex::new(Vec::new()),
+        }
     }
 
     fn from_inventory() -> Dispatcher {
@@ -280,7 +335,10 @@ impl Dispatcher {
         if let Some(existing) = ops.get(&parsed.name) {
             return Err(Error::Schema {
                 line: None,
-                message: format!("operator `{}` is already declared (by {}) as `{}`", parsed.name, existing.source, existing.schema),
+                message: format!(
+                    "operator `{}` is already declared (by {}) as `{}`",
+                    parsed.name, existing.source, existing.schema
+                ),
             });
         }
         let entry = Arc::new(OperatorEntry::new(parsed.clone(), doc, source));
@@ -295,7 +353,11 @@ impl Dispatcher {
         let entry = self.ops.read().get(kernel.op).cloned();
         match entry {
             Some(e) => e.add_kernel(kernel),
-            None => Err(Error::Registration { op: kernel.op.to_string(), kernel: kernel.name.to_string(), message: "no such operator is declared".into() }),
+            None => Err(Error::Registration {
+                op: kernel.op.to_string(),
+                kernel: kernel.name.to_string(),
+                message: "no such operator is declared".into(),
+            }),
         }
     }
 
@@ -318,7 +380,10 @@ impl Dispatcher {
         if let Some(e) = self.ops.read().get(name) {
             return Ok(OpHandle(e.clone()));
         }
-        Err(Error::UnknownOp { name: name.to_string(), similar: self.similar_names(name) })
+        Err(Error::UnknownOp {
+            name: name.to_string(),
+            similar: self.similar_names(name),
+        })
     }
 
     /// Calls an operator by name with boxed arguments.
@@ -326,7 +391,10 @@ impl Dispatcher {
         let entry = self.ops.read().get(name).cloned();
         match entry {
             Some(e) => e.call(args),
-            None => Err(Error::UnknownOp { name: name.to_string(), similar: self.similar_names(name) }),
+            None => Err(Error::UnknownOp {
+                name: name.to_string(),
+                similar: self.similar_names(name),
+            }),
         }
     }
 

@@ -4,8 +4,8 @@
 //! that callers (and tests) can match on what went wrong, and their messages
 //! name the op, the dtypes and what to do about it.
 
-use crate::dtype::DType;
 use crate::dispatch_key::DispatchKey;
+use crate::dtype::DType;
 
 /// Shorthand for `std::result::Result<T, qtensor::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -178,17 +178,26 @@ pub enum Error {
 impl Error {
     /// An [`Error::Invalid`] from anything printable.
     pub fn invalid(op: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid { op: op.into(), message: message.into() }
+        Error::Invalid {
+            op: op.into(),
+            message: message.into(),
+        }
     }
 
     /// An [`Error::Shape`] from anything printable.
     pub fn shape(op: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Shape { op: op.into(), message: message.into() }
+        Error::Shape {
+            op: op.into(),
+            message: message.into(),
+        }
     }
 
     /// An [`Error::QParams`] from anything printable.
     pub fn qparams(op: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::QParams { op: op.into(), message: message.into() }
+        Error::QParams {
+            op: op.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -202,7 +211,14 @@ fn suggest(similar: &[String]) -> String {
     if similar.is_empty() {
         String::new()
     } else {
-        format!("; did you mean {}?", similar.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or "))
+        format!(
+            "; did you mean {}?",
+            similar
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )
     }
 }
 
@@ -214,14 +230,19 @@ fn list_pairs(pairs: &[(DispatchKey, DType)]) -> String {
     if pairs.is_empty() {
         "none".to_string()
     } else {
-        pairs.iter().map(|(k, d)| format!("({k}, {d})")).collect::<Vec<_>>().join(", ")
+        pairs
+            .iter()
+            .map(|(k, d)| format!("({k}, {d})"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 /// The two complaints users hit most: a float tensor given to a quantized op,
 /// and the reverse. Say exactly what to do.
 fn hint(op: &str, key: DispatchKey, available: &[(DispatchKey, DType)]) -> String {
-    let wants_quantized = op.starts_with("quantized::") || (!available.is_empty() && available.iter().all(|(k, _)| *k == DispatchKey::QuantizedCPU));
+    let wants_quantized = op.starts_with("quantized::")
+        || (!available.is_empty() && available.iter().all(|(k, _)| *k == DispatchKey::QuantizedCPU));
     let wants_float = !available.is_empty() && available.iter().all(|(k, _)| *k == DispatchKey::CPU);
     if key == DispatchKey::CPU && wants_quantized {
         ". This op takes quantized tensors: quantize the input first (e.g. `ops::quantize_per_tensor(&x, scale, zero_point, DType::QUInt8)`)".to_string()

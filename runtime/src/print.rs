@@ -39,14 +39,22 @@ pub fn py_float_repr(x: f64) -> String {
     if (-4..16).contains(&exp) {
         if exp >= 0 {
             let e = exp as usize;
-            let int_part: String = if digits.len() > e + 1 { digits[..e + 1].to_string() } else { format!("{digits:0<width$}", width = e + 1) };
+            let int_part: String = if digits.len() > e + 1 {
+                digits[..e + 1].to_string()
+            } else {
+                format!("{digits:0<width$}", width = e + 1)
+            };
             let frac = if digits.len() > e + 1 { &digits[e + 1..] } else { "0" };
             format!("{sign}{int_part}.{frac}")
         } else {
             format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
         }
     } else {
-        let m = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits };
+        let m = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits
+        };
         format!("{sign}{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     }
 }
@@ -90,7 +98,11 @@ struct Formatter {
 
 impl Formatter {
     fn new(values: &Values) -> Formatter {
-        let mut f = Formatter { int_mode: true, sci_mode: false, max_width: 1 };
+        let mut f = Formatter {
+            int_mode: true,
+            sci_mode: false,
+            max_width: 1,
+        };
         match values {
             Values::Int(v) => {
                 for x in v {
@@ -111,13 +123,19 @@ impl Formatter {
                         f.sci_mode = true;
                         f.max_width = nz.iter().map(|x| py_sci(*x).len()).fold(f.max_width, usize::max);
                     } else {
-                        f.max_width = nz.iter().map(|x| py_fixed(*x, 0).len() + 1).fold(f.max_width, usize::max);
+                        f.max_width = nz
+                            .iter()
+                            .map(|x| py_fixed(*x, 0).len() + 1)
+                            .fold(f.max_width, usize::max);
                     }
                 } else if wide || min < 1.0e-4 {
                     f.sci_mode = true;
                     f.max_width = nz.iter().map(|x| py_sci(*x).len()).fold(f.max_width, usize::max);
                 } else {
-                    f.max_width = nz.iter().map(|x| py_fixed(*x, PRECISION).len()).fold(f.max_width, usize::max);
+                    f.max_width = nz
+                        .iter()
+                        .map(|x| py_fixed(*x, PRECISION).len())
+                        .fold(f.max_width, usize::max);
                 }
             }
         }
@@ -178,7 +196,10 @@ impl Printable {
         for (d, &size) in self.shape.iter().enumerate() {
             let kept = Self::kept(size, summarize);
             let stride = strides[d];
-            offsets = offsets.iter().flat_map(|&o| kept.iter().map(move |&k| o + k * stride)).collect();
+            offsets = offsets
+                .iter()
+                .flat_map(|&o| kept.iter().map(move |&k| o + k * stride))
+                .collect();
         }
         match &self.values {
             Values::Float(v) => Values::Float(offsets.iter().map(|&o| v[o]).collect()),
@@ -198,7 +219,15 @@ impl Printable {
     }
 
     /// `_tensor_str_with_formatter` over the sub-tensor at `base` from dimension `dim`.
-    fn str_with_formatter(&self, dim: usize, base: usize, strides: &[usize], indent: usize, summarize: bool, fmt: &Formatter) -> String {
+    fn str_with_formatter(
+        &self,
+        dim: usize,
+        base: usize,
+        strides: &[usize],
+        indent: usize,
+        summarize: bool,
+        fmt: &Formatter,
+    ) -> String {
         let ndim = self.shape.len() - dim;
         if ndim == 0 {
             return self.format_at(fmt, base);
@@ -255,7 +284,10 @@ fn py_tuple(sizes: &[usize]) -> String {
     match sizes {
         [] => "()".into(),
         [one] => format!("({one},)"),
-        _ => format!("({})", sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -272,8 +304,15 @@ fn torch_repr(t: &Tensor) -> crate::Result<String> {
     let indent = prefix.len();
     let mut suffixes: Vec<String> = Vec::new();
     let dtype = t.dtype();
-    let values = if dtype.is_float() || t.is_quantized() { Values::Float(t.real_values()?) } else { Values::Int(t.int_values()?) };
-    let body = Printable { values, shape: t.sizes().to_vec() };
+    let values = if dtype.is_float() || t.is_quantized() {
+        Values::Float(t.real_values()?)
+    } else {
+        Values::Int(t.int_values()?)
+    };
+    let body = Printable {
+        values,
+        shape: t.sizes().to_vec(),
+    };
     if let Some(q) = t.quantizer() {
         suffixes.push(format!("size={}", py_tuple(t.sizes())));
         suffixes.push(format!("dtype=torch.{dtype}"));
@@ -283,9 +322,20 @@ fn torch_repr(t: &Tensor) -> crate::Result<String> {
                 suffixes.push(format!("scale={}", py_float_repr(*scale)));
                 suffixes.push(format!("zero_point={zero_point}"));
             }
-            Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
-                suffixes.push(format!("scale={}", torch_repr(&Tensor::from_slice(scales, &[scales.len()])?)?));
-                suffixes.push(format!("zero_point={}", torch_repr(&Tensor::from_slice(zero_points, &[zero_points.len()])?)?));
+            Quantizer::PerChannelAffine {
+                scales,
+                zero_points,
+                axis,
+                ..
+            } => {
+                suffixes.push(format!(
+                    "scale={}",
+                    torch_repr(&Tensor::from_slice(scales, &[scales.len()])?)?
+                ));
+                suffixes.push(format!(
+                    "zero_point={}",
+                    torch_repr(&Tensor::from_slice(zero_points, &[zero_points.len()])?)?
+                ));
                 suffixes.push(format!("axis={axis}"));
             }
         }
@@ -329,16 +379,17 @@ mod tests {
     }
 
     #[test]
-    fn plain_tensors_print_like_pytorch() {
-        let t = Tensor::from_slice(&[1.0f32, 2.5, -3.0], &[3]).unwrap();
+    fn plain_tensors_print_like_pytorch() -> Result<(), Box<dyn std::error::Error>> {
+        let t = Tensor::from_slice(&[1.0f32, 2.5, -3.0], &[3])?;
         assert_eq!(t.to_string(), "tensor([ 1.0000,  2.5000, -3.0000])");
-        let t = Tensor::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+        let t = Tensor::from_slice(&[1.0f32, 2.0], &[2])?;
         assert_eq!(t.to_string(), "tensor([1., 2.])");
-        let t = Tensor::from_slice(&[1i64, 20], &[2]).unwrap();
+        let t = Tensor::from_slice(&[1i64, 20], &[2])?;
         assert_eq!(t.to_string(), "tensor([ 1, 20])");
-        let t = Tensor::from_slice(&[0.5f64], &[1]).unwrap();
+        let t = Tensor::from_slice(&[0.5f64], &[1])?;
         assert_eq!(t.to_string(), "tensor([0.5000], dtype=float64)");
-        let t = Tensor::from_slice::<f32>(&[], &[0]).unwrap();
+        let t = Tensor::from_slice::<f32>(&[], &[0])?;
         assert_eq!(t.to_string(), "tensor([])");
+        Ok(())
     }
 }

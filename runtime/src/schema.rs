@@ -142,27 +142,36 @@ impl fmt::Display for OpSchema {
 
 fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Parses a schema string. The error says what is wrong.
 pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
     let text = text.trim();
-    let (head, ret) = text.split_once("->").ok_or_else(|| format!("missing `->` in `{text}`"))?;
+    let (head, ret) = text
+        .split_once("->")
+        .ok_or_else(|| format!("missing `->` in `{text}`"))?;
     let head = head.trim();
     let open = head.find('(').ok_or_else(|| format!("missing `(` in `{text}`"))?;
-    let args_text = head[open + 1..].strip_suffix(')').ok_or_else(|| format!("missing `)` before `->` in `{text}`"))?;
+    let args_text = head[open + 1..]
+        .strip_suffix(')')
+        .ok_or_else(|| format!("missing `)` before `->` in `{text}`"))?;
     let name = head[..open].trim();
     let parts: Vec<&str> = name.split("::").collect();
     if parts.len() > 2 || !parts.iter().all(|p| is_ident(p)) {
-        return Err(format!("invalid operator name `{name}` (expected `name` or `namespace::name`)"));
+        return Err(format!(
+            "invalid operator name `{name}` (expected `name` or `namespace::name`)"
+        ));
     }
 
     let mut args: Vec<Arg> = Vec::new();
     if !args_text.trim().is_empty() {
         for piece in args_text.split(',') {
             let piece = piece.trim();
-            let (ty, arg_name) = piece.rsplit_once(' ').ok_or_else(|| format!("argument `{piece}` needs a type and a name"))?;
+            let (ty, arg_name) = piece
+                .rsplit_once(' ')
+                .ok_or_else(|| format!("argument `{piece}` needs a type and a name"))?;
             let ty = ty.trim();
             let parsed = ArgType::parse(ty).ok_or_else(|| {
                 format!("unknown type `{ty}` for argument `{arg_name}` (known: Tensor, Tensor?, Tensor[], float, float?, int, int?, int[], int[N], bool, ScalarType, ScalarType?, str)")
@@ -173,7 +182,10 @@ pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
             if args.iter().any(|a| a.name == arg_name) {
                 return Err(format!("argument `{arg_name}` appears twice"));
             }
-            args.push(Arg { name: arg_name.to_string(), ty: parsed });
+            args.push(Arg {
+                name: arg_name.to_string(),
+                ty: parsed,
+            });
         }
     }
 
@@ -191,7 +203,11 @@ pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
     if returns.is_empty() {
         return Err("an operator must return something".to_string());
     }
-    Ok(OpSchema { name: name.to_string(), args, returns })
+    Ok(OpSchema {
+        name: name.to_string(),
+        args,
+        returns,
+    })
 }
 
 /// One operator declared in `ops.yaml`.
@@ -222,6 +238,8 @@ impl fmt::Display for OpsYamlError {
     }
 }
 
+impl std::error::Error for OpsYamlError {}
+
 /// Collects (event, line) pairs from the YAML parser.
 struct EventLog(Vec<(yaml_rust2::parser::Event, usize)>);
 
@@ -238,10 +256,18 @@ pub fn parse_ops_yaml(text: &str) -> Result<Vec<OpsYamlEntry>, OpsYamlError> {
     let mut log = EventLog(Vec::new());
     Parser::new_from_str(text)
         .load(&mut log, false)
-        .map_err(|e| OpsYamlError { line: e.marker().line(), message: e.info().to_string() })?;
+        .map_err(|e| OpsYamlError {
+            line: e.marker().line(),
+            message: e.info().to_string(),
+        })?;
 
     let err = |line: usize, message: String| OpsYamlError { line, message };
-    let mut events = log.0.into_iter().filter(|(e, _)| !matches!(e, Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd | Event::Nothing));
+    let mut events = log.0.into_iter().filter(|(e, _)| {
+        !matches!(
+            e,
+            Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd | Event::Nothing
+        )
+    });
     let mut entries: Vec<OpsYamlEntry> = Vec::new();
     match events.next() {
         None => return Ok(entries),
@@ -253,13 +279,20 @@ pub fn parse_ops_yaml(text: &str) -> Result<Vec<OpsYamlEntry>, OpsYamlError> {
         match ev {
             Event::SequenceEnd => break,
             Event::MappingStart(..) => {}
-            _ => return Err(err(line, "each entry must be a mapping with `func:` (and optionally `doc:`)".into())),
+            _ => {
+                return Err(err(
+                    line,
+                    "each entry must be a mapping with `func:` (and optionally `doc:`)".into(),
+                ))
+            }
         }
         let entry_line = line;
         let mut func: Option<(String, usize)> = None;
         let mut doc = String::new();
         loop {
-            let (ev, line) = events.next().ok_or_else(|| err(entry_line, "unexpected end of file".into()))?;
+            let (ev, line) = events
+                .next()
+                .ok_or_else(|| err(entry_line, "unexpected end of file".into()))?;
             let key = match ev {
                 Event::MappingEnd => break,
                 Event::Scalar(k, ..) => k,
@@ -279,9 +312,20 @@ pub fn parse_ops_yaml(text: &str) -> Result<Vec<OpsYamlEntry>, OpsYamlError> {
         let (func, fline) = func.ok_or_else(|| err(entry_line, "entry has no `func:`".into()))?;
         let schema = parse_schema(&func).map_err(|m| err(fline, m))?;
         if let Some(prev) = entries.iter().find(|e| e.schema.name == schema.name) {
-            return Err(err(fline, format!("duplicate operator `{}` (first declared on line {})", schema.name, prev.line)));
+            return Err(err(
+                fline,
+                format!(
+                    "duplicate operator `{}` (first declared on line {})",
+                    schema.name, prev.line
+                ),
+            ));
         }
-        entries.push(OpsYamlEntry { schema, func, doc, line: fline });
+        entries.push(OpsYamlEntry {
+            schema,
+            func,
+            doc,
+            line: fline,
+        });
     }
     Ok(entries)
 }
@@ -291,33 +335,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_schemas() {
-        let s = parse_schema("quantized::add(Tensor qa, Tensor qb, float scale, int zero_point) -> Tensor").unwrap();
+    fn parses_schemas() -> Result<(), Box<dyn std::error::Error>> {
+        let s = parse_schema("quantized::add(Tensor qa, Tensor qb, float scale, int zero_point) -> Tensor")?;
         assert_eq!(s.name, "quantized::add");
         assert_eq!(s.namespace(), "quantized");
         assert_eq!(s.base_name(), "add");
         assert_eq!(s.args.len(), 4);
         assert_eq!(s.args[2].ty, ArgType::Float);
         assert_eq!(s.returns, vec![ArgType::Tensor]);
-        let s = parse_schema("max_pool2d(Tensor self, int[2] kernel_size, Tensor[] xs, ScalarType? d) -> (Tensor, int)").unwrap();
+        let s =
+            parse_schema("max_pool2d(Tensor self, int[2] kernel_size, Tensor[] xs, ScalarType? d) -> (Tensor, int)")?;
         assert_eq!(s.args[1].ty, ArgType::IntList(Some(2)));
         assert_eq!(s.returns, vec![ArgType::Tensor, ArgType::Int]);
-        assert_eq!(s.to_string(), "max_pool2d(Tensor self, int[2] kernel_size, Tensor[] xs, ScalarType? d) -> (Tensor, int)");
+        assert_eq!(
+            s.to_string(),
+            "max_pool2d(Tensor self, int[2] kernel_size, Tensor[] xs, ScalarType? d) -> (Tensor, int)"
+        );
+        Ok(())
     }
 
     #[test]
     fn rejects_bad_schemas() {
         assert!(parse_schema("relu(Tensor self) Tensor").unwrap_err().contains("->"));
-        assert!(parse_schema("relu(Tensr self) -> Tensor").unwrap_err().contains("Tensr"));
+        assert!(parse_schema("relu(Tensr self) -> Tensor")
+            .unwrap_err()
+            .contains("Tensr"));
         assert!(parse_schema("relu(Tensor self, Tensor self) -> Tensor").is_err());
         assert!(parse_schema("a::b::c(Tensor self) -> Tensor").is_err());
         assert!(parse_schema("relu(Tensor self) -> Tensr").is_err());
     }
 
     #[test]
-    fn ops_yaml_errors_name_the_line() {
+    fn ops_yaml_errors_name_the_line() -> Result<(), Box<dyn std::error::Error>> {
         let ok = "# ops\n- func: relu(Tensor self) -> Tensor\n  doc: Rectifier.\n- func: dequantize(Tensor self) -> Tensor\n";
-        let entries = parse_ops_yaml(ok).unwrap();
+        let entries = parse_ops_yaml(ok)?;
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].line, 4);
         assert_eq!(entries[0].doc, "Rectifier.");
@@ -341,5 +392,6 @@ mod tests {
 
         let bad_yaml = "- func: relu(Tensor self) -> Tensor\n  doc: [unclosed\n";
         assert!(parse_ops_yaml(bad_yaml).is_err());
+        Ok(())
     }
 }

@@ -61,7 +61,11 @@ fn err(msg: impl Into<String>) -> Error {
 }
 
 fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || [QPARAMS_SUFFIX, SCALES_SUFFIX, ZERO_POINTS_SUFFIX].iter().any(|s| name.ends_with(s)) {
+    if name.is_empty()
+        || [QPARAMS_SUFFIX, SCALES_SUFFIX, ZERO_POINTS_SUFFIX]
+            .iter()
+            .any(|s| name.ends_with(s))
+    {
         return Err(err(format!("invalid tensor name `{name}`")));
     }
     Ok(())
@@ -79,29 +83,53 @@ pub fn save_to_bytes(tensors: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
         }
         let c = t.contiguous_copy()?;
         let bytes = c.storage().bytes().to_vec();
-        blobs.insert(name.to_string(), (st_dtype(t.dtype().storage_type())?, t.sizes().to_vec(), bytes));
+        blobs.insert(
+            name.to_string(),
+            (st_dtype(t.dtype().storage_type())?, t.sizes().to_vec(), bytes),
+        );
         if let Some(q) = t.quantizer() {
-            let mut fields: Vec<(String, String)> = vec![("dtype".into(), q.dtype().name().into()), ("qscheme".into(), q.qscheme().name().into())];
+            let mut fields: Vec<(String, String)> = vec![
+                ("dtype".into(), q.dtype().name().into()),
+                ("qscheme".into(), q.qscheme().name().into()),
+            ];
             match &*q {
                 Quantizer::PerTensorAffine { scale, zero_point, .. } => {
                     fields.push(("scale".into(), format!("{scale:?}")));
                     fields.push(("zero_point".into(), zero_point.to_string()));
                 }
-                Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
+                Quantizer::PerChannelAffine {
+                    scales,
+                    zero_points,
+                    axis,
+                    ..
+                } => {
                     fields.push(("axis".into(), axis.to_string()));
                     let s: Vec<u8> = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
                     let z: Vec<u8> = zero_points.iter().flat_map(|v| v.to_le_bytes()).collect();
                     blobs.insert(format!("{name}{SCALES_SUFFIX}"), (StDtype::F64, vec![scales.len()], s));
-                    blobs.insert(format!("{name}{ZERO_POINTS_SUFFIX}"), (StDtype::I64, vec![zero_points.len()], z));
+                    blobs.insert(
+                        format!("{name}{ZERO_POINTS_SUFFIX}"),
+                        (StDtype::I64, vec![zero_points.len()], z),
+                    );
                 }
             }
-            let json = serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect());
+            let json = serde_json::Value::Object(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect(),
+            );
             metadata.insert(format!("{name}{QPARAMS_SUFFIX}"), json.to_string());
         }
     }
     let views = blobs
         .iter()
-        .map(|(n, (dt, shape, bytes))| Ok((n.clone(), TensorView::new(*dt, shape.clone(), bytes).map_err(|e| err(e.to_string()))?)))
+        .map(|(n, (dt, shape, bytes))| {
+            Ok((
+                n.clone(),
+                TensorView::new(*dt, shape.clone(), bytes).map_err(|e| err(e.to_string()))?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, &Some(metadata)).map_err(|e| err(e.to_string()))
 }
@@ -119,18 +147,35 @@ pub fn load(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
 }
 
 fn companion(st: &SafeTensors<'_>, name: &str, want: StDtype, len: usize) -> Result<Vec<u8>> {
-    let v = st.tensor(name).map_err(|_| err(format!("missing companion tensor `{name}`")))?;
+    let v = st
+        .tensor(name)
+        .map_err(|_| err(format!("missing companion tensor `{name}`")))?;
     if v.dtype() != want || v.shape() != [len] {
-        return Err(err(format!("companion tensor `{name}` must be {want:?} of shape [{len}], found {:?} {:?}", v.dtype(), v.shape())));
+        return Err(err(format!(
+            "companion tensor `{name}` must be {want:?} of shape [{len}], found {:?} {:?}",
+            v.dtype(),
+            v.shape()
+        )));
     }
     Ok(v.data().to_vec())
 }
 
-fn quantizer_from_metadata(st: &SafeTensors<'_>, name: &str, json: &str, sizes: &[usize]) -> Result<std::sync::Arc<Quantizer>> {
+fn quantizer_from_metadata(
+    st: &SafeTensors<'_>,
+    name: &str,
+    json: &str,
+    sizes: &[usize],
+) -> Result<std::sync::Arc<Quantizer>> {
     let bad = |what: &str| err(format!("tensor `{name}`: {what} in its quantization metadata"));
     let v: serde_json::Value = serde_json::from_str(json).map_err(|_| bad("invalid JSON"))?;
-    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).ok_or_else(|| bad(&format!("missing or non-string `{k}`")));
-    let dtype = DType::from_name(field("dtype")?).filter(|d| d.is_quantized()).ok_or_else(|| bad("unknown dtype"))?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .ok_or_else(|| bad(&format!("missing or non-string `{k}`")))
+    };
+    let dtype = DType::from_name(field("dtype")?)
+        .filter(|d| d.is_quantized())
+        .ok_or_else(|| bad("unknown dtype"))?;
     let q = match field("qscheme")? {
         "per_tensor_affine" => {
             let scale: f64 = field("scale")?.parse().map_err(|_| bad("invalid scale"))?;
@@ -142,8 +187,14 @@ fn quantizer_from_metadata(st: &SafeTensors<'_>, name: &str, json: &str, sizes: 
             let channels = *sizes.get(axis).ok_or_else(|| bad("axis out of range"))?;
             let s = companion(st, &format!("{name}{SCALES_SUFFIX}"), StDtype::F64, channels)?;
             let z = companion(st, &format!("{name}{ZERO_POINTS_SUFFIX}"), StDtype::I64, channels)?;
-            let scales = s.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
-            let zps = z.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+            let scales = s
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
+            let zps = z
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
             Quantizer::per_channel(scales, zps, axis, dtype)?
         }
         other => return Err(bad(&format!("unknown qscheme `{other}`"))),
@@ -187,30 +238,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_plain_and_quantized() {
-        let f = Tensor::from_slice(&[1.5f32, -2.0, 3.25, 0.0], &[2, 2]).unwrap();
-        let ints = Tensor::from_slice(&[1i8, -2, 3, 4, 5, 6], &[3, 2]).unwrap();
-        let qt = Tensor::from_int_repr(&ints, &Quantizer::per_tensor(0.1, -3, DType::QInt8).unwrap()).unwrap();
-        let qc = Tensor::from_int_repr(&ints, &Quantizer::per_channel(vec![0.5, 0.25], vec![1, -1], 1, DType::QInt8).unwrap()).unwrap();
-        let bytes = save_to_bytes(&[("f", &f), ("qt", &qt), ("qc", &qc.transpose(0, 1).unwrap())]).unwrap();
-        let loaded = load_from_bytes(&bytes).unwrap();
+    fn round_trips_plain_and_quantized() -> Result<(), Box<dyn std::error::Error>> {
+        let f = Tensor::from_slice(&[1.5f32, -2.0, 3.25, 0.0], &[2, 2])?;
+        let ints = Tensor::from_slice(&[1i8, -2, 3, 4, 5, 6], &[3, 2])?;
+        let qt = Tensor::from_int_repr(&ints, &Quantizer::per_tensor(0.1, -3, DType::QInt8)?)?;
+        let qc = Tensor::from_int_repr(
+            &ints,
+            &Quantizer::per_channel(vec![0.5, 0.25], vec![1, -1], 1, DType::QInt8)?,
+        )?;
+        let bytes = save_to_bytes(&[("f", &f), ("qt", &qt), ("qc", &qc.transpose(0, 1)?)])?;
+        let loaded = load_from_bytes(&bytes)?;
         let names: Vec<&str> = loaded.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["f", "qc", "qt"]);
-        assert_eq!(loaded[0].1.to_vec::<f32>().unwrap(), f.to_vec::<f32>().unwrap());
+        assert_eq!(loaded[0].1.to_vec::<f32>()?, f.to_vec::<f32>()?);
         assert_eq!(loaded[2].1.quantizer(), qt.quantizer());
-        assert_eq!(loaded[2].1.int_values().unwrap(), qt.int_values().unwrap());
-        let qc_t = qc.transpose(0, 1).unwrap();
+        assert_eq!(loaded[2].1.int_values()?, qt.int_values()?);
+        let qc_t = qc.transpose(0, 1)?;
         assert_eq!(loaded[1].1.sizes(), &[2, 3]);
-        assert_eq!(loaded[1].1.q_per_channel_axis().unwrap(), 0);
-        assert_eq!(loaded[1].1.int_values().unwrap(), qc_t.int_values().unwrap());
-        assert_eq!(loaded[1].1.real_values().unwrap(), qc_t.real_values().unwrap());
+        assert_eq!(loaded[1].1.q_per_channel_axis()?, 0);
+        assert_eq!(loaded[1].1.int_values()?, qc_t.int_values()?);
+        assert_eq!(loaded[1].1.real_values()?, qc_t.real_values()?);
+        Ok(())
     }
 
     #[test]
-    fn corrupt_files_are_errors() {
-        let f = Tensor::from_slice(&[1.5f32, -2.0], &[2]).unwrap();
-        let q = Tensor::from_int_repr(&Tensor::from_slice(&[1u8, 2], &[2]).unwrap(), &Quantizer::per_tensor(0.5, 3, DType::QUInt8).unwrap()).unwrap();
-        let good = save_to_bytes(&[("f", &f), ("q", &q)]).unwrap();
+    fn corrupt_files_are_errors() -> Result<(), Box<dyn std::error::Error>> {
+        let f = Tensor::from_slice(&[1.5f32, -2.0], &[2])?;
+        let q = Tensor::from_int_repr(
+            &Tensor::from_slice(&[1u8, 2], &[2])?,
+            &Quantizer::per_tensor(0.5, 3, DType::QUInt8)?,
+        )?;
+        let good = save_to_bytes(&[("f", &f), ("q", &q)])?;
         // Every truncation fails cleanly.
         for cut in 0..good.len() {
             assert!(load_from_bytes(&good[..cut]).is_err(), "truncated at {cut}");
@@ -234,5 +292,6 @@ mod tests {
             b.extend_from_slice(&[0, 0]);
             assert!(load_from_bytes(&b).is_err(), "{header}");
         }
+        Ok(())
     }
 }

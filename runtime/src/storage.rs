@@ -65,13 +65,16 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").field("stype", &self.stype).field("len", &self.len).finish()
+        f.debug_struct("Storage")
+            .field("stype", &self.stype)
+            .field("len", &self.len)
+            .finish()
     }
 }
 
 /// Checked `len * size_of` in bytes, refusing anything above [`MAX_BYTES`].
 pub fn checked_bytes(len: u128, stype: StorageType) -> Result<usize> {
-    let bytes = len.checked_mul(stype.size_of() as u128).unwrap_or(u128::MAX);
+    let bytes = len.saturating_mul(stype.size_of() as u128);
     if bytes > MAX_BYTES {
         return Err(Error::Alloc { numel: len, bytes });
     }
@@ -84,11 +87,16 @@ impl Storage {
         let bytes = checked_bytes(len as u128, stype)?;
         let n_lines = bytes.div_ceil(64);
         let mut lines = Vec::new();
-        lines
-            .try_reserve_exact(n_lines)
-            .map_err(|_| Error::Alloc { numel: len as u128, bytes: bytes as u128 })?;
+        lines.try_reserve_exact(n_lines).map_err(|_| Error::Alloc {
+            numel: len as u128,
+            bytes: bytes as u128,
+        })?;
         lines.resize(n_lines, CacheLine([0; 64]));
-        Ok(Storage { stype, len, lines: RwLock::new(lines) })
+        Ok(Storage {
+            stype,
+            len,
+            lines: RwLock::new(lines),
+        })
     }
 
     /// A storage holding a copy of `data`.
@@ -102,7 +110,10 @@ impl Storage {
     pub fn from_bytes(stype: StorageType, len: usize, bytes: &[u8]) -> Result<Storage> {
         let need = checked_bytes(len as u128, stype)?;
         if bytes.len() != need {
-            return Err(Error::Serialization(format!("expected {need} bytes of data, found {}", bytes.len())));
+            return Err(Error::Serialization(format!(
+                "expected {need} bytes of data, found {}",
+                bytes.len()
+            )));
         }
         let s = Storage::zeros(stype, len)?;
         {
@@ -133,7 +144,10 @@ impl Storage {
         if ok {
             Ok(())
         } else {
-            Err(Error::invalid("storage", format!("storage holds {:?} elements, not {:?}", self.stype, T::STORAGE)))
+            Err(Error::invalid(
+                "storage",
+                format!("storage holds {:?} elements, not {:?}", self.stype, T::STORAGE),
+            ))
         }
     }
 
@@ -172,22 +186,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_are_cache_line_aligned() {
-        let s = Storage::from_slice(&[1.0f32, 2.0, 3.0]).unwrap();
-        let r = s.read::<f32>().unwrap();
+    fn buffers_are_cache_line_aligned() -> Result<(), Box<dyn std::error::Error>> {
+        let s = Storage::from_slice(&[1.0f32, 2.0, 3.0])?;
+        let r = s.read::<f32>()?;
         assert_eq!(r.as_ptr() as usize % 64, 0);
         assert_eq!(&*r, &[1.0, 2.0, 3.0]);
+        Ok(())
     }
 
     #[test]
     fn huge_allocation_is_an_error() {
-        assert!(matches!(Storage::zeros(StorageType::F64, usize::MAX), Err(Error::Alloc { .. })));
-        assert!(matches!(Storage::zeros(StorageType::U8, (MAX_BYTES + 1) as usize), Err(Error::Alloc { .. })));
+        assert!(matches!(
+            Storage::zeros(StorageType::F64, usize::MAX),
+            Err(Error::Alloc { .. })
+        ));
+        assert!(matches!(
+            Storage::zeros(StorageType::U8, (MAX_BYTES + 1) as usize),
+            Err(Error::Alloc { .. })
+        ));
     }
 
     #[test]
-    fn wrong_element_type_is_an_error() {
-        let s = Storage::from_slice(&[1u8, 2]).unwrap();
+    fn wrong_element_type_is_an_error() -> Result<(), Box<dyn std::error::Error>> {
+        let s = Storage::from_slice(&[1u8, 2])?;
         assert!(s.read::<f32>().is_err());
+        Ok(())
     }
 }

@@ -77,7 +77,10 @@ impl Value {
     pub fn into_tensor(self) -> crate::Result<Tensor> {
         match self {
             Value::Tensor(t) => Ok(t),
-            other => Err(crate::Error::invalid("Value::into_tensor", format!("expected a Tensor, got {}", other.type_name()))),
+            other => Err(crate::Error::invalid(
+                "Value::into_tensor",
+                format!("expected a Tensor, got {}", other.type_name()),
+            )),
         }
     }
 }

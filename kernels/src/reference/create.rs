@@ -56,7 +56,13 @@ register_kernel! {
     fn reference_empty_affine(size: &[i64], scale: f64, zero_point: i64, dtype: DType) -> Tensor
 }
 
-fn reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Result<Tensor> {
+fn reference_empty_per_channel(
+    size: &[i64],
+    scales: &Tensor,
+    zero_points: &Tensor,
+    axis: i64,
+    dtype: DType,
+) -> Result<Tensor> {
     let op = "_empty_per_channel_affine_quantized";
     let sizes = Tensor::checked_sizes(op, size)?;
     let (s, z) = per_channel_qparams(op, scales, zero_points)?;

@@ -11,7 +11,11 @@ fn float_input(op: &str, x: &Tensor) -> Result<Vec<f32>> {
     match x.dtype() {
         DType::Float32 => x.to_vec::<f32>(),
         DType::Float64 => Ok(x.to_vec::<f64>()?.into_iter().map(|v| v as f32).collect()),
-        other => Err(Error::WrongDType { op: op.into(), expected: "a float tensor".into(), got: other }),
+        other => Err(Error::WrongDType {
+            op: op.into(),
+            expected: "a float tensor".into(),
+            got: other,
+        }),
     }
 }
 
@@ -52,13 +56,28 @@ register_kernel! {
 /// zero-point tensor, both 1-D.
 pub fn per_channel_qparams(op: &str, scales: &Tensor, zero_points: &Tensor) -> Result<(Vec<f64>, Vec<i64>)> {
     if scales.ndim() != 1 || zero_points.ndim() != 1 {
-        return Err(Error::qparams(op, format!("scales and zero_points must be 1-D, got shapes {:?} and {:?}", scales.sizes(), zero_points.sizes())));
+        return Err(Error::qparams(
+            op,
+            format!(
+                "scales and zero_points must be 1-D, got shapes {:?} and {:?}",
+                scales.sizes(),
+                zero_points.sizes()
+            ),
+        ));
     }
     if !scales.dtype().is_float() {
-        return Err(Error::WrongDType { op: op.into(), expected: "a float tensor of scales".into(), got: scales.dtype() });
+        return Err(Error::WrongDType {
+            op: op.into(),
+            expected: "a float tensor of scales".into(),
+            got: scales.dtype(),
+        });
     }
     if !zero_points.dtype().is_integer() {
-        return Err(Error::WrongDType { op: op.into(), expected: "an integer tensor of zero points".into(), got: zero_points.dtype() });
+        return Err(Error::WrongDType {
+            op: op.into(),
+            expected: "an integer tensor of zero points".into(),
+            got: zero_points.dtype(),
+        });
     }
     Ok((scales.real_values()?, zero_points.int_values()?))
 }
@@ -68,12 +87,21 @@ pub fn wrap_axis(op: &str, axis: i64, ndim: usize) -> Result<usize> {
     let n = ndim as i64;
     let a = if axis < 0 { axis + n } else { axis };
     if a < 0 || a >= n {
-        return Err(Error::qparams(op, format!("axis {axis} is out of range for a tensor of {ndim} dimensions")));
+        return Err(Error::qparams(
+            op,
+            format!("axis {axis} is out of range for a tensor of {ndim} dimensions"),
+        ));
     }
     Ok(a as usize)
 }
 
-fn reference_quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Result<Tensor> {
+fn reference_quantize_per_channel(
+    x: &Tensor,
+    scales: &Tensor,
+    zero_points: &Tensor,
+    axis: i64,
+    dtype: DType,
+) -> Result<Tensor> {
     let op = "quantize_per_channel";
     let (s, z) = per_channel_qparams(op, scales, zero_points)?;
     let axis = wrap_axis(op, axis, x.ndim())?;
@@ -90,7 +118,11 @@ register_kernel! {
 }
 
 fn reference_dequantize(q: &Tensor) -> Result<Tensor> {
-    let quantizer = q.quantizer().ok_or_else(|| Error::WrongDType { op: "dequantize".into(), expected: "a quantized tensor".into(), got: q.dtype() })?;
+    let quantizer = q.quantizer().ok_or_else(|| Error::WrongDType {
+        op: "dequantize".into(),
+        expected: "a quantized tensor".into(),
+        got: q.dtype(),
+    })?;
     let ints = q.int_values()?;
     let out: Vec<f32> = ints
         .iter()
@@ -113,7 +145,15 @@ register_kernel! {
 
 fn reference_int_repr(q: &Tensor) -> Result<Tensor> {
     let op = "int_repr";
-    let plain = q.dtype().underlying_int().filter(|_| q.is_quantized()).ok_or_else(|| Error::WrongDType { op: op.into(), expected: "a quantized tensor".into(), got: q.dtype() })?;
+    let plain = q
+        .dtype()
+        .underlying_int()
+        .filter(|_| q.is_quantized())
+        .ok_or_else(|| Error::WrongDType {
+            op: op.into(),
+            expected: "a quantized tensor".into(),
+            got: q.dtype(),
+        })?;
     let c = q.contiguous_copy()?;
     let storage = with_element_type!(plain.storage_type(), T => {
         let data = c.storage().read::<T>()?;

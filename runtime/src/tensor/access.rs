@@ -63,14 +63,26 @@ impl Tensor {
     /// Resolves a full index (negative counts from the end) to a storage offset.
     fn offset_of(&self, op: &str, index: &[i64]) -> Result<usize> {
         if index.len() != self.ndim() {
-            return Err(Error::shape(op, format!("index {index:?} has {} entries for a tensor of {} dimensions", index.len(), self.ndim())));
+            return Err(Error::shape(
+                op,
+                format!(
+                    "index {index:?} has {} entries for a tensor of {} dimensions",
+                    index.len(),
+                    self.ndim()
+                ),
+            ));
         }
         let mut off = self.0.offset;
         for (d, &i) in index.iter().enumerate() {
             let size = self.0.sizes[d];
             let w = if i < 0 { i + size as i64 } else { i };
             if w < 0 || w >= size as i64 {
-                return Err(Error::IndexOutOfRange { op: op.into(), index: i, dim: d, size });
+                return Err(Error::IndexOutOfRange {
+                    op: op.into(),
+                    index: i,
+                    dim: d,
+                    size,
+                });
             }
             off += w as usize * self.0.strides[d];
         }
@@ -84,7 +96,13 @@ impl Tensor {
             t = t.select(0, i)?;
         }
         if t.ndim() != 0 {
-            return Err(Error::shape("get", format!("index {index:?} does not name one element of a tensor of shape {:?}", self.sizes())));
+            return Err(Error::shape(
+                "get",
+                format!(
+                    "index {index:?} does not name one element of a tensor of shape {:?}",
+                    self.sizes()
+                ),
+            ));
         }
         t.item()
     }
@@ -117,12 +135,23 @@ impl Tensor {
     pub fn copy_(&self, src: &Tensor) -> Result<()> {
         let op = "copy_";
         if src.sizes() != self.sizes() {
-            return Err(Error::shape(op, format!("cannot copy a tensor of shape {:?} into one of shape {:?}", src.sizes(), self.sizes())));
+            return Err(Error::shape(
+                op,
+                format!(
+                    "cannot copy a tensor of shape {:?} into one of shape {:?}",
+                    src.sizes(),
+                    self.sizes()
+                ),
+            ));
         }
         match (self.is_quantized(), src.is_quantized()) {
             (true, true) => {
                 if self.dtype() != src.dtype() {
-                    return Err(Error::DTypeMismatch { op: op.into(), lhs: self.dtype(), rhs: src.dtype() });
+                    return Err(Error::DTypeMismatch {
+                        op: op.into(),
+                        lhs: self.dtype(),
+                        rhs: src.dtype(),
+                    });
                 }
                 // Gather first: src may overlap self's storage.
                 with_element_type!(self.dtype().storage_type(), T => {
@@ -137,7 +166,11 @@ impl Tensor {
             }
             (true, false) => {
                 if !src.dtype().is_float() {
-                    return Err(Error::WrongDType { op: op.into(), expected: "a float or quantized source for a quantized destination".into(), got: src.dtype() });
+                    return Err(Error::WrongDType {
+                        op: op.into(),
+                        expected: "a float or quantized source for a quantized destination".into(),
+                        got: src.dtype(),
+                    });
                 }
                 write_reals(op, self, &src.real_values()?)
             }
@@ -149,5 +182,4 @@ impl Tensor {
             (false, false) => write_reals(op, self, &src.real_values()?),
         }
     }
-
 }

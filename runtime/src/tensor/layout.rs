@@ -39,7 +39,11 @@ pub fn wrap_dim(op: &str, dim: i64, ndim: usize) -> Result<usize> {
     let n = ndim.max(1) as i64;
     let d = if dim < 0 { dim + n } else { dim };
     if d < 0 || d >= n {
-        return Err(Error::DimOutOfRange { op: op.to_string(), dim, ndim });
+        return Err(Error::DimOutOfRange {
+            op: op.to_string(),
+            dim,
+            ndim,
+        });
     }
     Ok(d as usize)
 }
@@ -56,7 +60,12 @@ impl<'a> StridedOffsets<'a> {
     /// Walks the layout `(sizes, strides, offset)`.
     pub fn new(sizes: &'a [usize], strides: &'a [usize], offset: usize) -> Self {
         let empty = sizes.contains(&0);
-        StridedOffsets { sizes, strides, index: smallvec::smallvec![0; sizes.len()], next: if empty { None } else { Some(offset) } }
+        StridedOffsets {
+            sizes,
+            strides,
+            index: smallvec::smallvec![0; sizes.len()],
+            next: if empty { None } else { Some(offset) },
+        }
     }
 }
 
@@ -101,9 +110,10 @@ mod tests {
     }
 
     #[test]
-    fn wraps_dims() {
-        assert_eq!(wrap_dim("t", -1, 3).unwrap(), 2);
+    fn wraps_dims() -> Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(wrap_dim("t", -1, 3)?, 2);
         assert!(wrap_dim("t", 3, 3).is_err());
-        assert_eq!(wrap_dim("t", -1, 0).unwrap(), 0);
+        assert_eq!(wrap_dim("t", -1, 0)?, 0);
+        Ok(())
     }
 }

@@ -69,13 +69,31 @@ struct TensorImpl {
 }
 
 impl Tensor {
-    fn from_parts(storage: Arc<Storage>, dtype: DType, sizes: Dims, strides: Dims, offset: usize, quantizer: Option<Arc<Quantizer>>) -> Tensor {
-        Tensor(Arc::new(TensorImpl { storage, dtype, sizes, strides, offset, quantizer: RwLock::new(quantizer) }))
+    fn from_parts(
+        storage: Arc<Storage>,
+        dtype: DType,
+        sizes: Dims,
+        strides: Dims,
+        offset: usize,
+        quantizer: Option<Arc<Quantizer>>,
+    ) -> Tensor {
+        Tensor(Arc::new(TensorImpl {
+            storage,
+            dtype,
+            sizes,
+            strides,
+            offset,
+            quantizer: RwLock::new(quantizer),
+        }))
     }
 
     fn check_supported(op: &str, dtype: DType) -> Result<()> {
         if dtype == DType::QUInt4x2 {
-            return Err(Error::WrongDType { op: op.into(), expected: "a dtype with one value per storage element (quint4x2 tensors are not supported yet)".into(), got: dtype });
+            return Err(Error::WrongDType {
+                op: op.into(),
+                expected: "a dtype with one value per storage element (quint4x2 tensors are not supported yet)".into(),
+                got: dtype,
+            });
         }
         Ok(())
     }
@@ -89,10 +107,20 @@ impl Tensor {
     pub fn from_slice<T: Element>(data: &[T], sizes: &[usize]) -> Result<Tensor> {
         let numel = checked_numel("from_slice", sizes)?;
         if numel != data.len() {
-            return Err(Error::shape("from_slice", format!("shape {sizes:?} needs {numel} elements, got {}", data.len())));
+            return Err(Error::shape(
+                "from_slice",
+                format!("shape {sizes:?} needs {numel} elements, got {}", data.len()),
+            ));
         }
         let storage = Storage::from_slice(data)?;
-        Ok(Tensor::from_parts(Arc::new(storage), T::DTYPE, sizes.into(), contiguous_strides(sizes), 0, None))
+        Ok(Tensor::from_parts(
+            Arc::new(storage),
+            T::DTYPE,
+            sizes.into(),
+            contiguous_strides(sizes),
+            0,
+            None,
+        ))
     }
 
     /// A contiguous plain tensor over `storage`, which must hold exactly the
@@ -100,25 +128,49 @@ impl Tensor {
     pub fn from_storage(storage: Storage, dtype: DType, sizes: &[usize]) -> Result<Tensor> {
         let numel = checked_numel("from_storage", sizes)?;
         if dtype.is_quantized() || storage.storage_type() != dtype.storage_type() || storage.len() != numel {
-            return Err(Error::shape("from_storage", format!("a storage of {} {:?} elements cannot hold a {dtype} tensor of shape {sizes:?}", storage.len(), storage.storage_type())));
+            return Err(Error::shape(
+                "from_storage",
+                format!(
+                    "a storage of {} {:?} elements cannot hold a {dtype} tensor of shape {sizes:?}",
+                    storage.len(),
+                    storage.storage_type()
+                ),
+            ));
         }
-        Ok(Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), contiguous_strides(sizes), 0, None))
+        Ok(Tensor::from_parts(
+            Arc::new(storage),
+            dtype,
+            sizes.into(),
+            contiguous_strides(sizes),
+            0,
+            None,
+        ))
     }
 
     /// A 0-d float32 tensor.
-    pub fn scalar(value: f32) -> Tensor {
-        // ok: a one-element f32 storage always fits.
-        Tensor::from_slice(&[value], &[]).unwrap_or_else(|_| unreachable!())
+    pub fn scalar(value: f32) -> Result<Tensor> {
+        Tensor::from_slice(&[value], &[])
     }
 
     /// A zero-filled plain tensor.
     pub fn zeros(sizes: &[usize], dtype: DType) -> Result<Tensor> {
         if dtype.is_quantized() {
-            return Err(Error::WrongDType { op: "zeros".into(), expected: "a plain dtype (use empty_quantized for quantized tensors)".into(), got: dtype });
+            return Err(Error::WrongDType {
+                op: "zeros".into(),
+                expected: "a plain dtype (use empty_quantized for quantized tensors)".into(),
+                got: dtype,
+            });
         }
         let numel = checked_numel("zeros", sizes)?;
         let storage = Storage::zeros(dtype.storage_type(), numel)?;
-        Ok(Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), contiguous_strides(sizes), 0, None))
+        Ok(Tensor::from_parts(
+            Arc::new(storage),
+            dtype,
+            sizes.into(),
+            contiguous_strides(sizes),
+            0,
+            None,
+        ))
     }
 
     /// A quantized tensor of `sizes` whose every integer is the zero point
@@ -130,7 +182,14 @@ impl Tensor {
         quantizer.check_fits(op, sizes)?;
         let numel = checked_numel(op, sizes)?;
         let storage = Storage::zeros(dtype.storage_type(), numel)?;
-        let t = Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), contiguous_strides(sizes), 0, Some(quantizer.clone()));
+        let t = Tensor::from_parts(
+            Arc::new(storage),
+            dtype,
+            sizes.into(),
+            contiguous_strides(sizes),
+            0,
+            Some(quantizer.clone()),
+        );
         if quantizer.channel_qparams(0).1 != 0 || matches!(**quantizer, Quantizer::PerChannelAffine { .. }) {
             t.fill_(0.0)?;
         }
@@ -155,7 +214,14 @@ impl Tensor {
         }
         quantizer.check_fits(op, ints.sizes())?;
         let c = ints.contiguous_copy()?;
-        let t = Tensor::from_parts(c.0.storage.clone(), quantizer.dtype(), c.0.sizes.clone(), c.0.strides.clone(), 0, Some(quantizer.clone()));
+        let t = Tensor::from_parts(
+            c.0.storage.clone(),
+            quantizer.dtype(),
+            c.0.sizes.clone(),
+            c.0.strides.clone(),
+            0,
+            Some(quantizer.clone()),
+        );
         Ok(t)
     }
 
@@ -170,7 +236,14 @@ impl Tensor {
                 *d = src[o];
             }
         });
-        Ok(Tensor::from_parts(Arc::new(storage), self.dtype(), self.0.sizes.clone(), contiguous_strides(&self.0.sizes), 0, self.quantizer()))
+        Ok(Tensor::from_parts(
+            Arc::new(storage),
+            self.dtype(),
+            self.0.sizes.clone(),
+            contiguous_strides(&self.0.sizes),
+            0,
+            self.quantizer(),
+        ))
     }
 
     /// The element type.
@@ -191,7 +264,11 @@ impl Tensor {
     /// The size of dimension `dim` (negative counts from the end).
     pub fn size(&self, dim: i64) -> Result<usize> {
         if self.ndim() == 0 {
-            return Err(Error::DimOutOfRange { op: "size".into(), dim, ndim: 0 });
+            return Err(Error::DimOutOfRange {
+                op: "size".into(),
+                dim,
+                ndim: 0,
+            });
         }
         Ok(self.0.sizes[layout::wrap_dim("size", dim, self.ndim())?])
     }
@@ -254,7 +331,11 @@ impl Tensor {
     }
 
     fn require_quantizer(&self, op: &str) -> Result<Arc<Quantizer>> {
-        self.quantizer().ok_or_else(|| Error::WrongDType { op: op.into(), expected: "a quantized tensor".into(), got: self.dtype() })
+        self.quantizer().ok_or_else(|| Error::WrongDType {
+            op: op.into(),
+            expected: "a quantized tensor".into(),
+            got: self.dtype(),
+        })
     }
 
     /// The quantization scheme.
@@ -266,7 +347,10 @@ impl Tensor {
     pub fn q_scale(&self) -> Result<f64> {
         match &*self.require_quantizer("q_scale")? {
             Quantizer::PerTensorAffine { scale, .. } => Ok(*scale),
-            _ => Err(Error::invalid("q_scale", "the tensor is per-channel quantized: use q_per_channel_scales")),
+            _ => Err(Error::invalid(
+                "q_scale",
+                "the tensor is per-channel quantized: use q_per_channel_scales",
+            )),
         }
     }
 
@@ -274,7 +358,10 @@ impl Tensor {
     pub fn q_zero_point(&self) -> Result<i64> {
         match &*self.require_quantizer("q_zero_point")? {
             Quantizer::PerTensorAffine { zero_point, .. } => Ok(*zero_point),
-            _ => Err(Error::invalid("q_zero_point", "the tensor is per-channel quantized: use q_per_channel_zero_points")),
+            _ => Err(Error::invalid(
+                "q_zero_point",
+                "the tensor is per-channel quantized: use q_per_channel_zero_points",
+            )),
         }
     }
 
@@ -282,7 +369,10 @@ impl Tensor {
     pub fn q_per_channel_scales(&self) -> Result<Tensor> {
         match &*self.require_quantizer("q_per_channel_scales")? {
             Quantizer::PerChannelAffine { scales, .. } => Tensor::from_slice(scales, &[scales.len()]),
-            _ => Err(Error::invalid("q_per_channel_scales", "the tensor is per-tensor quantized: use q_scale")),
+            _ => Err(Error::invalid(
+                "q_per_channel_scales",
+                "the tensor is per-tensor quantized: use q_scale",
+            )),
         }
     }
 
@@ -290,7 +380,10 @@ impl Tensor {
     pub fn q_per_channel_zero_points(&self) -> Result<Tensor> {
         match &*self.require_quantizer("q_per_channel_zero_points")? {
             Quantizer::PerChannelAffine { zero_points, .. } => Tensor::from_slice(zero_points, &[zero_points.len()]),
-            _ => Err(Error::invalid("q_per_channel_zero_points", "the tensor is per-tensor quantized: use q_zero_point")),
+            _ => Err(Error::invalid(
+                "q_per_channel_zero_points",
+                "the tensor is per-tensor quantized: use q_zero_point",
+            )),
         }
     }
 
@@ -298,7 +391,10 @@ impl Tensor {
     pub fn q_per_channel_axis(&self) -> Result<i64> {
         match &*self.require_quantizer("q_per_channel_axis")? {
             Quantizer::PerChannelAffine { axis, .. } => Ok(*axis as i64),
-            _ => Err(Error::invalid("q_per_channel_axis", "the tensor is per-tensor quantized")),
+            _ => Err(Error::invalid(
+                "q_per_channel_axis",
+                "the tensor is per-tensor quantized",
+            )),
         }
     }
 
@@ -312,7 +408,10 @@ impl Tensor {
     pub fn channel_of_each(&self) -> impl Iterator<Item = usize> + '_ {
         let q = self.quantizer();
         let (inner, channels) = match q.as_deref().and_then(|q| q.axis()) {
-            Some(axis) if axis < self.ndim() => (self.0.sizes[axis + 1..].iter().product::<usize>().max(1), self.0.sizes[axis].max(1)),
+            Some(axis) if axis < self.ndim() => (
+                self.0.sizes[axis + 1..].iter().product::<usize>().max(1),
+                self.0.sizes[axis].max(1),
+            ),
             _ => (usize::MAX, 1),
         };
         (0..self.numel()).map(move |i| (i / inner) % channels)
@@ -340,7 +439,11 @@ impl Tensor {
     /// The stored integers widened to `i64`, row-major. Errors for floats.
     pub fn int_values(&self) -> Result<Vec<i64>> {
         if self.dtype().is_float() {
-            return Err(Error::WrongDType { op: "int_values".into(), expected: "an integer or quantized tensor".into(), got: self.dtype() });
+            return Err(Error::WrongDType {
+                op: "int_values".into(),
+                expected: "an integer or quantized tensor".into(),
+                got: self.dtype(),
+            });
         }
         with_element_type!(self.dtype().storage_type(), T => {
             let src = self.0.storage.read::<T>()?;
@@ -373,7 +476,13 @@ impl Tensor {
     /// The value of a one-element tensor (dequantized if quantized).
     pub fn item(&self) -> Result<f64> {
         if self.numel() != 1 {
-            return Err(Error::shape("item", format!("a tensor with {} elements cannot be converted to a scalar", self.numel())));
+            return Err(Error::shape(
+                "item",
+                format!(
+                    "a tensor with {} elements cannot be converted to a scalar",
+                    self.numel()
+                ),
+            ));
         }
         Ok(self.real_values()?[0])
     }
@@ -382,10 +491,21 @@ impl Tensor {
     /// same dtype (used to share one `Arc<Quantizer>` between tensors).
     pub fn with_quantizer(&self, quantizer: Arc<Quantizer>) -> Result<Tensor> {
         if quantizer.dtype() != self.dtype() {
-            return Err(Error::DTypeMismatch { op: "with_quantizer".into(), lhs: self.dtype(), rhs: quantizer.dtype() });
+            return Err(Error::DTypeMismatch {
+                op: "with_quantizer".into(),
+                lhs: self.dtype(),
+                rhs: quantizer.dtype(),
+            });
         }
         quantizer.check_fits("with_quantizer", self.sizes())?;
-        Ok(Tensor::from_parts(self.0.storage.clone(), self.dtype(), self.0.sizes.clone(), self.0.strides.clone(), self.0.offset, Some(quantizer)))
+        Ok(Tensor::from_parts(
+            self.0.storage.clone(),
+            self.dtype(),
+            self.0.sizes.clone(),
+            self.0.strides.clone(),
+            self.0.offset,
+            Some(quantizer),
+        ))
     }
 
     /// A short description for error messages and debugging.

@@ -33,7 +33,10 @@ impl Tensor {
         let op = "permute";
         let n = self.ndim();
         if dims.len() != n {
-            return Err(Error::shape(op, format!("{} dims given for a tensor of {n} dimensions", dims.len())));
+            return Err(Error::shape(
+                op,
+                format!("{} dims given for a tensor of {n} dimensions", dims.len()),
+            ));
         }
         let mut seen = vec![false; n];
         let mut wrapped = Vec::with_capacity(n);
@@ -84,10 +87,33 @@ impl Tensor {
         let offset = self.0.offset + start * strides[d];
         strides[d] = strides[d].saturating_mul(step);
         let q = self.quantizer().map(|q| match &*q {
-            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } if *axis == d => {
-                let pick = |v: &[f64]| v.iter().copied().skip(start).step_by(step).take(len).collect::<Vec<_>>();
-                let zps: Vec<i64> = zero_points.iter().copied().skip(start).step_by(step).take(len).collect();
-                Arc::new(Quantizer::PerChannelAffine { dtype: *dtype, scales: pick(scales).into(), zero_points: zps.into(), axis: *axis })
+            Quantizer::PerChannelAffine {
+                dtype,
+                scales,
+                zero_points,
+                axis,
+            } if *axis == d => {
+                let pick = |v: &[f64]| {
+                    v.iter()
+                        .copied()
+                        .skip(start)
+                        .step_by(step)
+                        .take(len)
+                        .collect::<Vec<_>>()
+                };
+                let zps: Vec<i64> = zero_points
+                    .iter()
+                    .copied()
+                    .skip(start)
+                    .step_by(step)
+                    .take(len)
+                    .collect();
+                Arc::new(Quantizer::PerChannelAffine {
+                    dtype: *dtype,
+                    scales: pick(scales).into(),
+                    zero_points: zps.into(),
+                    axis: *axis,
+                })
             }
             _ => q,
         });
@@ -104,7 +130,12 @@ impl Tensor {
         let size = self.0.sizes[d];
         let i = if index < 0 { index + size as i64 } else { index };
         if i < 0 || i >= size as i64 {
-            return Err(Error::IndexOutOfRange { op: op.into(), index, dim: d, size });
+            return Err(Error::IndexOutOfRange {
+                op: op.into(),
+                index,
+                dim: d,
+                size,
+            });
         }
         let i = i as usize;
         let mut sizes = self.0.sizes.clone();
@@ -113,9 +144,18 @@ impl Tensor {
         sizes.remove(d);
         strides.remove(d);
         let q = self.quantizer().map(|q| match &*q {
-            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
+            Quantizer::PerChannelAffine {
+                dtype,
+                scales,
+                zero_points,
+                axis,
+            } => {
                 if *axis == d {
-                    Arc::new(Quantizer::PerTensorAffine { dtype: *dtype, scale: scales[i], zero_point: zero_points[i] })
+                    Arc::new(Quantizer::PerTensorAffine {
+                        dtype: *dtype,
+                        scale: scales[i],
+                        zero_point: zero_points[i],
+                    })
                 } else if *axis > d {
                     q.with_axis(axis - 1)
                 } else {
@@ -139,17 +179,25 @@ impl Tensor {
                 }
             } else {
                 let s = usize::try_from(s).map_err(|_| Error::shape(op, format!("invalid size {s} in {shape:?}")))?;
-                known = known.checked_mul(s).ok_or_else(|| Error::shape(op, format!("shape {shape:?} overflows")))?;
+                known = known
+                    .checked_mul(s)
+                    .ok_or_else(|| Error::shape(op, format!("shape {shape:?} overflows")))?;
             }
         }
         let mut sizes: Dims = shape.iter().map(|&s| s.max(0) as usize).collect();
         if let Some(i) = infer {
             if known == 0 || numel % known != 0 {
-                return Err(Error::shape(op, format!("shape {shape:?} is invalid for {numel} elements")));
+                return Err(Error::shape(
+                    op,
+                    format!("shape {shape:?} is invalid for {numel} elements"),
+                ));
             }
             sizes[i] = numel / known;
         } else if known != numel {
-            return Err(Error::shape(op, format!("shape {shape:?} is invalid for {numel} elements")));
+            return Err(Error::shape(
+                op,
+                format!("shape {shape:?} is invalid for {numel} elements"),
+            ));
         }
         Ok(sizes)
     }
@@ -169,7 +217,9 @@ impl Tensor {
         let mut view_numel = 1usize;
         for tensor_d in (0..old_sizes.len()).rev() {
             tensor_numel *= old_sizes[tensor_d];
-            if tensor_d == 0 || (old_sizes[tensor_d - 1] != 1 && old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride) {
+            if tensor_d == 0
+                || (old_sizes[tensor_d - 1] != 1 && old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride)
+            {
                 while view_d >= 0 && (view_numel < tensor_numel || new_sizes[view_d as usize] == 1) {
                     new_strides[view_d as usize] = view_numel * chunk_base_stride;
                     view_numel *= new_sizes[view_d as usize];
@@ -200,7 +250,9 @@ impl Tensor {
         let inner: usize = self.0.sizes[axis + 1..].iter().product();
         let channels = self.0.sizes[axis];
         let found = (0..new_sizes.len()).find(|&i| {
-            new_sizes[..i].iter().product::<usize>() == outer && new_sizes[i] == channels && new_sizes[i + 1..].iter().product::<usize>() == inner
+            new_sizes[..i].iter().product::<usize>() == outer
+                && new_sizes[i] == channels
+                && new_sizes[i + 1..].iter().product::<usize>() == inner
         });
         if let Some(i) = found {
             return Ok(Some(q.with_axis(i)));
@@ -217,9 +269,15 @@ impl Tensor {
         let op = "view";
         let sizes = self.infer_shape(op, shape)?;
         let q = self.reshaped_quantizer(op, &sizes)?;
-        let strides = self
-            .view_strides(&sizes)
-            .ok_or_else(|| Error::shape(op, format!("shape {shape:?} is not compatible with the strides {:?}; use reshape", self.strides())))?;
+        let strides = self.view_strides(&sizes).ok_or_else(|| {
+            Error::shape(
+                op,
+                format!(
+                    "shape {shape:?} is not compatible with the strides {:?}; use reshape",
+                    self.strides()
+                ),
+            )
+        })?;
         Ok(self.view_with(sizes, strides, self.0.offset, q))
     }
 
