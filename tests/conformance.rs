@@ -4,8 +4,8 @@
 use qtensor::golden::{run_file, DEFAULT_CASES_DIR};
 use std::path::Path;
 
-/// Groups whose kernels exist: every case must pass.
-const IMPLEMENTED: &[&str] = &[
+/// Every group of the golden suite; every case must pass.
+const GROUPS: &[&str] = &[
     "quantize_per_tensor",
     "quantize_per_channel",
     "dequantize",
@@ -13,11 +13,6 @@ const IMPLEMENTED: &[&str] = &[
     "make_quantized",
     "views",
     "print",
-];
-
-/// Groups whose kernels come with the quantized-operator issue: until then a
-/// case may fail only with the dispatcher's missing-kernel error.
-const PENDING: &[&str] = &[
     "add",
     "add_relu",
     "mul",
@@ -37,28 +32,13 @@ fn case_count(group: &str) -> usize {
 }
 
 #[test]
-fn implemented_groups_pass_every_case() {
-    for group in IMPLEMENTED {
+fn every_group_passes_every_case() {
+    for group in GROUPS {
         let report = run_file(&Path::new(DEFAULT_CASES_DIR).join(format!("{group}.json")));
         let failures: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
         assert!(failures.is_empty(), "{group}:\n{}", failures.join("\n"));
         assert_eq!(report.passed, case_count(group), "{group}: every case must run");
         assert!(report.passed > 0, "{group} has cases");
-    }
-}
-
-#[test]
-fn pending_groups_fail_only_for_missing_kernels() {
-    for group in PENDING {
-        let report = run_file(&Path::new(DEFAULT_CASES_DIR).join(format!("{group}.json")));
-        assert_eq!(
-            report.passed + report.failed(),
-            case_count(group),
-            "{group}: every case must run"
-        );
-        for f in &report.failures {
-            assert!(f.message.contains("no kernel for"), "{group}: {f}");
-        }
     }
 }
 
@@ -70,7 +50,7 @@ fn every_case_file_is_covered_by_a_test() {
         .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
     groups.sort();
-    let mut known: Vec<String> = IMPLEMENTED.iter().chain(PENDING).map(|s| s.to_string()).collect();
+    let mut known: Vec<String> = GROUPS.iter().map(|s| s.to_string()).collect();
     known.sort();
     // README.md is not a case file.
     groups.retain(|g| g != "README");

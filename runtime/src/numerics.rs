@@ -39,6 +39,19 @@ pub fn dequantize_val(q: i64, scale: f32, zero_point: i64) -> f32 {
     (q - zero_point) as f32 * scale
 }
 
+/// Requantizes an exact real value to an output grid:
+/// `clamp(round_half_even(real / scale) + zero_point, qmin, qmax)`, in f64
+/// so that even qint32 results stay within one step of the exact value.
+/// NaN maps to `zero_point`, ±inf saturate.
+#[inline]
+pub fn requantize_f64(real: f64, scale: f64, zero_point: i64, qmin: i64, qmax: i64) -> i64 {
+    let r = (real / scale).round_ties_even();
+    if r.is_nan() {
+        return zero_point;
+    }
+    (r + zero_point as f64).clamp(qmin as f64, qmax as f64) as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +73,18 @@ mod tests {
             i32::MAX as i64
         );
         assert_eq!(quantize_val(f32::NAN, inv, 7, 0, 255), 7);
+    }
+
+    #[test]
+    fn requantizes_in_f64() {
+        assert_eq!(requantize_f64(0.25, 0.5, 3, 0, 255), 3);
+        assert_eq!(requantize_f64(0.75, 0.5, 3, 0, 255), 5);
+        assert_eq!(requantize_f64(1e300, 0.5, 3, 0, 255), 255);
+        assert_eq!(requantize_f64(f64::NEG_INFINITY, 0.5, 3, -128, 127), -128);
+        assert_eq!(requantize_f64(f64::NAN, 0.5, 3, 0, 255), 3);
+        assert_eq!(
+            requantize_f64(3e9, 1.0, -100_000, i32::MIN as i64, i32::MAX as i64),
+            i32::MAX as i64
+        );
     }
 }

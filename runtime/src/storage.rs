@@ -3,6 +3,7 @@
 use crate::dtype::{DType, StorageType};
 use crate::error::{Error, Result};
 use parking_lot::{MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One cache line. Buffers are vectors of these, which makes every buffer
 /// 64-byte aligned without any `unsafe`.
@@ -61,6 +62,9 @@ pub struct Storage {
     stype: StorageType,
     len: usize,
     lines: RwLock<Vec<CacheLine>>,
+    // Bumped by every write access, so that derived data (packed weights)
+    // can tell when it is stale.
+    version: AtomicU64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -96,6 +100,7 @@ impl Storage {
             stype,
             len,
             lines: RwLock::new(lines),
+            version: AtomicU64::new(0),
         })
     }
 
@@ -117,6 +122,7 @@ impl Storage {
         }
         let s = Storage::zeros(stype, len)?;
         {
+            s.version.fetch_add(1, Ordering::AcqRel);
             let mut lines = s.lines.write();
             let dst: &mut [u8] = bytemuck::cast_slice_mut(lines.as_mut_slice());
             dst[..need].copy_from_slice(bytes);
@@ -161,9 +167,15 @@ impl Storage {
         }))
     }
 
+    /// How many times the storage has been opened for writing.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
     /// Exclusive access to the elements.
     pub fn write<T: Element>(&self) -> Result<MappedRwLockWriteGuard<'_, [T]>> {
         self.check::<T>()?;
+        self.version.fetch_add(1, Ordering::AcqRel);
         let len = self.len;
         Ok(RwLockWriteGuard::map(self.lines.write(), |lines| {
             let all: &mut [T] = bytemuck::cast_slice_mut(lines.as_mut_slice());

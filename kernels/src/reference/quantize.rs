@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 /// The float values of `x` as f32, row-major. float64 is narrowed first, as
 /// PyTorch's quantize does.
-fn float_input(op: &str, x: &Tensor) -> Result<Vec<f32>> {
+pub fn float_input(op: &str, x: &Tensor) -> Result<Vec<f32>> {
     match x.dtype() {
         DType::Float32 => x.to_vec::<f32>(),
         DType::Float64 => Ok(x.to_vec::<f64>()?.into_iter().map(|v| v as f32).collect()),

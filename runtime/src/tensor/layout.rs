@@ -48,6 +48,23 @@ pub fn wrap_dim(op: &str, dim: i64, ndim: usize) -> Result<usize> {
     Ok(d as usize)
 }
 
+/// The broadcast of two shapes (NumPy rules), or an error naming both.
+pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Dims> {
+    let n = a.len().max(b.len());
+    let mut out: Dims = smallvec::smallvec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return Err(Error::shape(op, format!("shapes {a:?} and {b:?} do not broadcast"))),
+        };
+    }
+    Ok(out)
+}
+
 /// Storage offsets of every element of a strided layout, in row-major order.
 pub struct StridedOffsets<'a> {
     sizes: &'a [usize],

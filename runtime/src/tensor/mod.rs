@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::quantizer::{QScheme, Quantizer};
 use crate::storage::{Element, Storage};
 use layout::{checked_numel, contiguous_strides, Dims, StridedOffsets};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+use std::any::Any;
 use std::sync::Arc;
 
 /// Runs `$body` with `$T` bound to the Rust element type of a [`StorageType`](crate::StorageType).
@@ -66,6 +67,16 @@ struct TensorImpl {
     offset: usize,
     // `copy_` replaces the quantizer of its destination, as PyTorch does.
     quantizer: RwLock<Option<Arc<Quantizer>>>,
+    // Data derived from this tensor (packed weights), with the storage
+    // version and quantizer it was derived from.
+    derived: Mutex<Vec<Derived>>,
+}
+
+struct Derived {
+    type_id: std::any::TypeId,
+    version: u64,
+    quantizer: Option<usize>,
+    value: Arc<dyn Any + Send + Sync>,
 }
 
 impl Tensor {
@@ -84,6 +95,7 @@ impl Tensor {
             strides,
             offset,
             quantizer: RwLock::new(quantizer),
+            derived: Mutex::new(Vec::new()),
         }))
     }
 
@@ -506,6 +518,32 @@ impl Tensor {
             self.0.offset,
             Some(quantizer),
         ))
+    }
+
+    /// Data derived from this tensor by `build` (a packed weight, say),
+    /// computed once per type `T` and reused until the tensor's values or
+    /// quantizer change. Results never depend on whether the cache was hit.
+    pub fn derived<T: Any + Send + Sync>(&self, build: impl FnOnce(&Tensor) -> Result<T>) -> Result<Arc<T>> {
+        let version = self.0.storage.version();
+        let quantizer = self.quantizer().map(|q| Arc::as_ptr(&q) as usize);
+        let type_id = std::any::TypeId::of::<T>();
+        if let Some(d) = self.0.derived.lock().iter().find(|d| d.type_id == type_id) {
+            if d.version == version && d.quantizer == quantizer {
+                if let Ok(v) = d.value.clone().downcast::<T>() {
+                    return Ok(v);
+                }
+            }
+        }
+        let value = Arc::new(build(self)?);
+        let mut cache = self.0.derived.lock();
+        cache.retain(|d| d.type_id != type_id);
+        cache.push(Derived {
+            type_id,
+            version,
+            quantizer,
+            value: value.clone(),
+        });
+        Ok(value)
     }
 
     /// A short description for error messages and debugging.

@@ -297,6 +297,37 @@ impl Tensor {
         }
     }
 
+    /// A view broadcast to `sizes` (NumPy rules: dimensions of size 1, and
+    /// missing leading dimensions, repeat with stride 0).
+    pub fn expand(&self, sizes: &[usize]) -> Result<Tensor> {
+        let op = "expand";
+        let n = self.ndim();
+        if sizes.len() < n {
+            return Err(Error::shape(
+                op,
+                format!("cannot expand shape {:?} to fewer dimensions {sizes:?}", self.sizes()),
+            ));
+        }
+        let lead = sizes.len() - n;
+        let mut strides: Dims = smallvec::smallvec![0; sizes.len()];
+        for (i, &target) in sizes.iter().enumerate().skip(lead) {
+            let (s, st) = (self.0.sizes[i - lead], self.0.strides[i - lead]);
+            if s == target {
+                strides[i] = st;
+            } else if s != 1 {
+                return Err(Error::shape(
+                    op,
+                    format!("shape {:?} cannot be broadcast to {sizes:?}", self.sizes()),
+                ));
+            }
+        }
+        let q = self.quantizer().map(|q| match q.axis() {
+            Some(axis) => q.with_axis(axis + lead),
+            None => q,
+        });
+        Ok(self.view_with(sizes.into(), strides, self.0.offset, q))
+    }
+
     /// Self if already contiguous, else a contiguous copy.
     pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {

@@ -1,0 +1,109 @@
+//! Helpers shared by the reference kernels: reading per-tensor qparams and
+//! building quantized outputs.
+
+use qtensor_runtime::{with_element_type, DType, Element, Error, Quantizer, Result, Tensor};
+use std::sync::Arc;
+
+/// The per-tensor qparams of a quantized operand, with its integer range.
+#[derive(Debug, Clone, Copy)]
+pub struct PerTensor {
+    /// The quantized dtype.
+    pub dtype: DType,
+    /// The scale.
+    pub scale: f64,
+    /// The zero point.
+    pub zero_point: i64,
+    /// The smallest stored integer.
+    pub qmin: i64,
+    /// The largest stored integer.
+    pub qmax: i64,
+}
+
+/// Reads a per-tensor quantized operand's qparams; errors name the operand.
+pub fn per_tensor(op: &str, what: &str, t: &Tensor) -> Result<PerTensor> {
+    let q = t.quantizer().ok_or_else(|| Error::WrongDType {
+        op: op.into(),
+        expected: format!("a quantized tensor for `{what}`"),
+        got: t.dtype(),
+    })?;
+    match &*q {
+        Quantizer::PerTensorAffine {
+            dtype,
+            scale,
+            zero_point,
+        } => {
+            let (qmin, qmax) = dtype.int_range().unwrap_or((0, 0));
+            Ok(PerTensor {
+                dtype: *dtype,
+                scale: *scale,
+                zero_point: *zero_point,
+                qmin,
+                qmax,
+            })
+        }
+        other => Err(Error::invalid(
+            op,
+            format!(
+                "`{what}` is {} quantized; this op takes per_tensor_affine operands",
+                other.qscheme()
+            ),
+        )),
+    }
+}
+
+/// A validated per-tensor output quantizer.
+pub fn output_quantizer(op: &str, dtype: DType, scale: f64, zero_point: i64) -> Result<Arc<Quantizer>> {
+    Quantizer::per_tensor(scale, zero_point, dtype).map_err(|e| {
+        Error::qparams(
+            op,
+            format!("output qparams (scale {scale}, zero_point {zero_point}): {e}"),
+        )
+    })
+}
+
+/// A contiguous quantized tensor of `sizes` holding `ints` (row-major),
+/// which the caller has already clamped to the dtype's range.
+pub fn quantized_from_ints(sizes: &[usize], quantizer: &Arc<Quantizer>, ints: &[i64]) -> Result<Tensor> {
+    let out = Tensor::empty_quantized(sizes, quantizer)?;
+    with_element_type!(quantizer.dtype().storage_type(), T => {
+        let mut dst = out.storage().write::<T>()?;
+        for (d, &v) in dst.iter_mut().zip(ints) {
+            *d = T::from_i64(v);
+        }
+    });
+    Ok(out)
+}
+
+/// Checks a list argument's entries are at least `min`, naming it.
+pub fn check_at_least(op: &str, what: &str, values: &[i64], min: i64) -> Result<()> {
+    if let Some(v) = values.iter().find(|&&v| v < min) {
+        return Err(Error::invalid(
+            op,
+            format!("{what} must be >= {min}, got {v} in {values:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The float32 bias of linear/conv: absent, or 1-D of `n` values.
+pub fn bias_values(op: &str, bias: Option<&Tensor>, n: usize) -> Result<Vec<f64>> {
+    match bias {
+        None => Ok(vec![0.0; n]),
+        Some(b) => {
+            if b.dtype() != DType::Float32 {
+                return Err(Error::WrongDType {
+                    op: op.into(),
+                    expected: "a float32 bias".into(),
+                    got: b.dtype(),
+                });
+            }
+            if b.sizes() != [n] {
+                return Err(Error::shape(
+                    op,
+                    format!("bias must have shape [{n}], got {:?}", b.sizes()),
+                ));
+            }
+            b.real_values()
+        }
+    }
+}

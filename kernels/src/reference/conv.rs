@@ -1,0 +1,253 @@
+//! quantized::conv2d and conv2d_relu over NCHW tensors, with stride,
+//! padding, dilation and groups (depthwise included), over a packed weight.
+//!
+//! Padding stands for real zeros, i.e. the input's zero point, so it adds
+//! nothing to the exact accumulator `Σ (x - x_zp)(w - w_zp)`.
+
+use super::common::{bias_values, check_at_least, output_quantizer, per_tensor, quantized_from_ints};
+use super::linear::row_qparams;
+use qtensor_runtime::numerics::requantize_f64;
+use qtensor_runtime::{register_kernel, DType, Error, Result, Tensor};
+use std::sync::Arc;
+
+/// A conv weight `[OC, IC/groups, KH, KW]` as the kernel reads it.
+#[derive(Debug, Clone)]
+pub struct PackedConv2d {
+    /// Output channels.
+    pub out_channels: usize,
+    /// Input channels per group.
+    pub in_per_group: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// `w - w_zero_point`, in the weight's own `[OC, IC/g, KH, KW]` order.
+    pub weights: Vec<i16>,
+    /// Scale of each output channel.
+    pub scales: Vec<f64>,
+}
+
+impl PackedConv2d {
+    /// Packs a qint8 weight, per-tensor or per-channel on axis 0.
+    pub fn pack(w: &Tensor) -> Result<PackedConv2d> {
+        let op = "quantized::conv2d";
+        if w.dtype() != DType::QInt8 {
+            return Err(Error::WrongDType {
+                op: op.into(),
+                expected: "a qint8 weight".into(),
+                got: w.dtype(),
+            });
+        }
+        if w.ndim() != 4 {
+            return Err(Error::shape(
+                op,
+                format!("the weight must be [OC, IC/groups, KH, KW], got shape {:?}", w.sizes()),
+            ));
+        }
+        let s = w.sizes();
+        let per_oc = s[1] * s[2] * s[3];
+        let qp = row_qparams(op, w, s[0])?;
+        let ints = w.int_values()?;
+        let weights = if per_oc == 0 {
+            Vec::new()
+        } else {
+            ints.chunks(per_oc)
+                .zip(&qp)
+                .flat_map(|(c, &(_, zp))| c.iter().map(move |&v| (v - zp) as i16))
+                .collect()
+        };
+        Ok(PackedConv2d {
+            out_channels: s[0],
+            in_per_group: s[1],
+            kernel: [s[2], s[3]],
+            weights,
+            scales: qp.iter().map(|p| p.0).collect(),
+        })
+    }
+
+    /// The packed form of `w`, computed once and cached on the weight tensor.
+    pub fn of(w: &Tensor) -> Result<Arc<PackedConv2d>> {
+        w.derived(PackedConv2d::pack)
+    }
+}
+
+/// Stride, padding, dilation and groups of a convolution, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvParams {
+    /// Stride (h, w), each >= 1.
+    pub stride: [usize; 2],
+    /// Zero padding (h, w), each >= 0.
+    pub padding: [usize; 2],
+    /// Dilation (h, w), each >= 1.
+    pub dilation: [usize; 2],
+    /// Groups, >= 1.
+    pub groups: usize,
+}
+
+impl ConvParams {
+    /// Checks the raw arguments of the op.
+    pub fn new(op: &str, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64) -> Result<ConvParams> {
+        check_at_least(op, "stride", stride, 1)?;
+        check_at_least(op, "padding", padding, 0)?;
+        check_at_least(op, "dilation", dilation, 1)?;
+        check_at_least(op, "groups", &[groups], 1)?;
+        let pair = |v: &[i64]| [v[0] as usize, v[1] as usize];
+        Ok(ConvParams {
+            stride: pair(stride),
+            padding: pair(padding),
+            dilation: pair(dilation),
+            groups: groups as usize,
+        })
+    }
+}
+
+/// Static quantized conv2d: quint8 NCHW `x`, packed weight, f32 bias.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_with_packed(
+    op: &str,
+    x: &Tensor,
+    w: &PackedConv2d,
+    bias: Option<&Tensor>,
+    p: ConvParams,
+    y_scale: f64,
+    y_zero_point: i64,
+    relu: bool,
+) -> Result<Tensor> {
+    if x.dtype() != DType::QUInt8 {
+        return Err(Error::WrongDType {
+            op: op.into(),
+            expected: "a quint8 input".into(),
+            got: x.dtype(),
+        });
+    }
+    let px = per_tensor(op, "X", x)?;
+    let out_q = output_quantizer(op, DType::QUInt8, y_scale, y_zero_point)?;
+    if x.ndim() != 4 {
+        return Err(Error::shape(
+            op,
+            format!("the input must be NCHW, got shape {:?}", x.sizes()),
+        ));
+    }
+    let [n, c, h, wd] = [x.sizes()[0], x.sizes()[1], x.sizes()[2], x.sizes()[3]];
+    let g = p.groups;
+    if c % g != 0 || w.out_channels % g != 0 {
+        return Err(Error::shape(
+            op,
+            format!(
+                "groups {g} must divide the input channels {c} and the output channels {}",
+                w.out_channels
+            ),
+        ));
+    }
+    if c / g != w.in_per_group {
+        return Err(Error::shape(
+            op,
+            format!(
+                "in_channels mismatch: the input has {c} channels ({} per group), the weight expects {} per group",
+                c / g,
+                w.in_per_group
+            ),
+        ));
+    }
+    let b = bias_values(op, bias, w.out_channels)?;
+    let [kh, kw] = w.kernel;
+    let out_dim = |size: usize, k: usize, i: usize| -> i64 {
+        (size as i64 + 2 * p.padding[i] as i64 - (p.dilation[i] as i64) * (k as i64 - 1) - 1)
+            .div_euclid(p.stride[i] as i64)
+            + 1
+    };
+    let (oh, ow) = (out_dim(h, kh, 0), out_dim(wd, kw, 1));
+    if oh < 1 || ow < 1 || kh == 0 || kw == 0 {
+        return Err(Error::shape(
+            op,
+            format!(
+                "output size {oh}x{ow} is too small for input {h}x{wd}, kernel {kh}x{kw} and padding {:?}",
+                p.padding
+            ),
+        ));
+    }
+    let (oh, ow) = (oh as usize, ow as usize);
+    let xs: Vec<i64> = x.int_values()?.into_iter().map(|v| v - px.zero_point).collect();
+    let oc_per_group = w.out_channels / g;
+    let lo = if relu { y_zero_point.max(0) } else { 0 };
+    let mut ints = Vec::with_capacity(n * w.out_channels * oh * ow);
+    for img in 0..n {
+        for oc in 0..w.out_channels {
+            let group = oc / oc_per_group;
+            let wbase = oc * w.in_per_group * kh * kw;
+            for y in 0..oh {
+                for xo in 0..ow {
+                    let mut acc = 0i64;
+                    for icg in 0..w.in_per_group {
+                        let ic = group * w.in_per_group + icg;
+                        let plane = (img * c + ic) * h * wd;
+                        for ky in 0..kh {
+                            let iy = (y * p.stride[0] + ky * p.dilation[0]) as i64 - p.padding[0] as i64;
+                            if iy < 0 || iy >= h as i64 {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let ix = (xo * p.stride[1] + kx * p.dilation[1]) as i64 - p.padding[1] as i64;
+                                if ix >= 0 && ix < wd as i64 {
+                                    let wv = w.weights[wbase + (icg * kh + ky) * kw + kx] as i64;
+                                    acc += xs[plane + iy as usize * wd + ix as usize] * wv;
+                                }
+                            }
+                        }
+                    }
+                    let real = acc as f64 * px.scale * w.scales[oc] + b[oc];
+                    ints.push(requantize_f64(real, y_scale, y_zero_point, lo, 255));
+                }
+            }
+        }
+    }
+    quantized_from_ints(&[n, w.out_channels, oh, ow], &out_q, &ints)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reference_conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: &[i64],
+    padding: &[i64],
+    dilation: &[i64],
+    groups: i64,
+    y_scale: f64,
+    y_zero_point: i64,
+) -> Result<Tensor> {
+    let op = "quantized::conv2d";
+    let p = ConvParams::new(op, stride, padding, dilation, groups)?;
+    conv2d_with_packed(op, x, &*PackedConv2d::of(w)?, b, p, y_scale, y_zero_point, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reference_conv2d_relu(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: &[i64],
+    padding: &[i64],
+    dilation: &[i64],
+    groups: i64,
+    y_scale: f64,
+    y_zero_point: i64,
+) -> Result<Tensor> {
+    let op = "quantized::conv2d_relu";
+    let p = ConvParams::new(op, stride, padding, dilation, groups)?;
+    conv2d_with_packed(op, x, &*PackedConv2d::of(w)?, b, p, y_scale, y_zero_point, true)
+}
+
+register_kernel! {
+    op: "quantized::conv2d",
+    dtypes: [QUInt8],
+    name: "reference_conv2d",
+    priority: 0,
+    fn reference_conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor
+}
+
+register_kernel! {
+    op: "quantized::conv2d_relu",
+    dtypes: [QUInt8],
+    name: "reference_conv2d_relu",
+    priority: 0,
+    fn reference_conv2d_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor
+}

@@ -1,0 +1,264 @@
+//! 2-D pooling over NCHW (or CHW) tensors: max_pool2d (exact),
+//! adaptive_avg_pool2d and avg_pool2d (requantized to the input's qparams).
+
+use super::common::{check_at_least, per_tensor, quantized_from_ints};
+use qtensor_runtime::numerics::requantize_f64;
+use qtensor_runtime::{register_kernel, Error, Result, Tensor};
+
+/// An input viewed as `planes` images of `h` x `w`, with the output shape builder.
+struct Planes {
+    batch_dims: Vec<usize>,
+    planes: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Planes {
+    fn of(op: &str, x: &Tensor) -> Result<Planes> {
+        let s = x.sizes();
+        if !(s.len() == 3 || s.len() == 4) {
+            return Err(Error::shape(
+                op,
+                format!("expected a 3-D (CHW) or 4-D (NCHW) input, got shape {s:?}"),
+            ));
+        }
+        let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+        if h == 0 || w == 0 {
+            return Err(Error::shape(
+                op,
+                format!("spatial dimensions must be non-empty, got shape {s:?}"),
+            ));
+        }
+        Ok(Planes {
+            batch_dims: s[..s.len() - 2].to_vec(),
+            planes: s[..s.len() - 2].iter().product(),
+            h,
+            w,
+        })
+    }
+
+    fn out_sizes(&self, oh: usize, ow: usize) -> Vec<usize> {
+        let mut v = self.batch_dims.clone();
+        v.extend([oh, ow]);
+        v
+    }
+}
+
+/// PyTorch's `pooling_output_shape`.
+fn pooled_size(input: usize, kernel: i64, pad: i64, stride: i64, dilation: i64, ceil_mode: bool) -> i64 {
+    let input = input as i64;
+    let span = input + 2 * pad - dilation * (kernel - 1) - 1 + if ceil_mode { stride - 1 } else { 0 };
+    let mut out = span.div_euclid(stride) + 1;
+    if ceil_mode && (out - 1) * stride >= input + pad {
+        out -= 1;
+    }
+    out
+}
+
+struct Window {
+    kernel: [i64; 2],
+    stride: [i64; 2],
+    pad: [i64; 2],
+    dilation: [i64; 2],
+    out: [usize; 2],
+}
+
+fn window(
+    op: &str,
+    p: &Planes,
+    kernel: &[i64],
+    stride: &[i64],
+    pad: &[i64],
+    dilation: &[i64],
+    ceil_mode: bool,
+) -> Result<Window> {
+    check_at_least(op, "kernel_size", kernel, 1)?;
+    check_at_least(op, "stride", stride, 1)?;
+    check_at_least(op, "dilation", dilation, 1)?;
+    check_at_least(op, "padding", pad, 0)?;
+    for i in 0..2 {
+        let effective = (kernel[i] - 1).saturating_mul(dilation[i]).saturating_add(1);
+        if pad[i] > effective / 2 {
+            return Err(Error::invalid(
+                op,
+                format!("padding {pad:?} must be at most half of the effective kernel size"),
+            ));
+        }
+    }
+    let oh = pooled_size(p.h, kernel[0], pad[0], stride[0], dilation[0], ceil_mode);
+    let ow = pooled_size(p.w, kernel[1], pad[1], stride[1], dilation[1], ceil_mode);
+    if oh < 1 || ow < 1 {
+        return Err(Error::shape(
+            op,
+            format!(
+                "output size {oh}x{ow} is too small for input {}x{} and kernel {kernel:?}",
+                p.h, p.w
+            ),
+        ));
+    }
+    Ok(Window {
+        kernel: [kernel[0], kernel[1]],
+        stride: [stride[0], stride[1]],
+        pad: [pad[0], pad[1]],
+        dilation: [dilation[0], dilation[1]],
+        out: [oh as usize, ow as usize],
+    })
+}
+
+fn reference_max_pool2d(
+    x: &Tensor,
+    kernel_size: &[i64],
+    stride: &[i64],
+    padding: &[i64],
+    dilation: &[i64],
+    ceil_mode: bool,
+) -> Result<Tensor> {
+    let op = "max_pool2d";
+    let q = x.quantizer().ok_or_else(|| Error::WrongDType {
+        op: op.into(),
+        expected: "a quantized tensor".into(),
+        got: x.dtype(),
+    })?;
+    per_tensor(op, "self", x)?;
+    let p = Planes::of(op, x)?;
+    let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;
+    let v = x.int_values()?;
+    let [oh, ow] = win.out;
+    let mut out = Vec::with_capacity(p.planes * oh * ow);
+    for plane in v.chunks(p.h * p.w).take(p.planes) {
+        for y in 0..oh as i64 {
+            for xo in 0..ow as i64 {
+                let mut best = i64::MIN;
+                for ky in 0..win.kernel[0] {
+                    let iy = y * win.stride[0] - win.pad[0] + ky * win.dilation[0];
+                    if iy < 0 || iy >= p.h as i64 {
+                        continue;
+                    }
+                    for kx in 0..win.kernel[1] {
+                        let ix = xo * win.stride[1] - win.pad[1] + kx * win.dilation[1];
+                        if ix >= 0 && ix < p.w as i64 {
+                            best = best.max(plane[iy as usize * p.w + ix as usize]);
+                        }
+                    }
+                }
+                out.push(best);
+            }
+        }
+    }
+    quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)
+}
+
+register_kernel! {
+    op: "max_pool2d",
+    dtypes: [QUInt8, QInt8, QInt16, QInt32],
+    name: "reference_max_pool2d",
+    priority: 0,
+    fn reference_max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Tensor
+}
+
+fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tensor> {
+    let op = "adaptive_avg_pool2d";
+    let pt = per_tensor(op, "self", x)?;
+    let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
+    let p = Planes::of(op, x)?;
+    check_at_least(op, "output_size", output_size, 1)?;
+    let (oh, ow) = (output_size[0] as usize, output_size[1] as usize);
+    let v = x.int_values()?;
+    let mut out = Vec::with_capacity(p.planes * oh * ow);
+    for plane in v.chunks(p.h * p.w).take(p.planes) {
+        for y in 0..oh {
+            let (y0, y1) = (y * p.h / oh, ((y + 1) * p.h).div_ceil(oh));
+            for xo in 0..ow {
+                let (x0, x1) = (xo * p.w / ow, ((xo + 1) * p.w).div_ceil(ow));
+                let mut sum = 0i64;
+                for iy in y0..y1 {
+                    sum += plane[iy * p.w + x0..iy * p.w + x1]
+                        .iter()
+                        .map(|&q| q - pt.zero_point)
+                        .sum::<i64>();
+                }
+                let count = ((y1 - y0) * (x1 - x0)) as f64;
+                out.push(requantize_f64(
+                    sum as f64 * pt.scale / count,
+                    pt.scale,
+                    pt.zero_point,
+                    pt.qmin,
+                    pt.qmax,
+                ));
+            }
+        }
+    }
+    quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)
+}
+
+register_kernel! {
+    op: "adaptive_avg_pool2d",
+    dtypes: [QUInt8, QInt8, QInt16, QInt32],
+    name: "reference_adaptive_avg_pool2d",
+    priority: 0,
+    fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Tensor
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reference_avg_pool2d(
+    x: &Tensor,
+    kernel_size: &[i64],
+    stride: &[i64],
+    padding: &[i64],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<i64>,
+) -> Result<Tensor> {
+    let op = "avg_pool2d";
+    let pt = per_tensor(op, "self", x)?;
+    let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
+    if let Some(d) = divisor_override {
+        check_at_least(op, "divisor_override", &[d], 1)?;
+    }
+    let p = Planes::of(op, x)?;
+    let win = window(op, &p, kernel_size, stride, padding, &[1, 1], ceil_mode)?;
+    let (h, w) = (p.h as i64, p.w as i64);
+    let v = x.int_values()?;
+    let [oh, ow] = win.out;
+    let mut out = Vec::with_capacity(p.planes * oh * ow);
+    for plane in v.chunks(p.h * p.w).take(p.planes) {
+        for y in 0..oh as i64 {
+            for xo in 0..ow as i64 {
+                // PyTorch's avg_pool2d window arithmetic, divisor included.
+                let (mut y0, mut x0) = (y * win.stride[0] - win.pad[0], xo * win.stride[1] - win.pad[1]);
+                let (mut y1, mut x1) = (
+                    (y0 + win.kernel[0]).min(h + win.pad[0]),
+                    (x0 + win.kernel[1]).min(w + win.pad[1]),
+                );
+                let pool_size = (y1 - y0) * (x1 - x0);
+                (y0, x0, y1, x1) = (y0.max(0), x0.max(0), y1.min(h), x1.min(w));
+                let mut sum = 0i64;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        sum += plane[(iy * w + ix) as usize] - pt.zero_point;
+                    }
+                }
+                let divisor = match divisor_override {
+                    Some(d) => d,
+                    None if count_include_pad => pool_size,
+                    None => (y1 - y0) * (x1 - x0),
+                };
+                let real = if divisor > 0 {
+                    sum as f64 * pt.scale / divisor as f64
+                } else {
+                    0.0
+                };
+                out.push(requantize_f64(real, pt.scale, pt.zero_point, pt.qmin, pt.qmax));
+            }
+        }
+    }
+    quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)
+}
+
+register_kernel! {
+    op: "avg_pool2d",
+    dtypes: [QUInt8, QInt8, QInt16, QInt32],
+    name: "reference_avg_pool2d",
+    priority: 0,
+    fn reference_avg_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], ceil_mode: bool, count_include_pad: bool, divisor_override: Option<i64>) -> Tensor
+}
