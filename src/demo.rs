@@ -1,6 +1,9 @@
 //! `qtensor demo`: the PyTorch note "Introducing Quantized Tensor", end to
 //! end, printing every step.
 
+use crate::nn::quantized::{Conv2d, DeQuantize, Flatten, Linear, MaxPool2d, Quantize};
+use crate::nn::{Module, Sequential};
+use crate::quantization::{MinMaxObserver, ObserverScheme, PerChannelMinMaxObserver};
 use crate::{ops, quantize, registry, DType, Quantizer, Result, Tensor, Value};
 use std::io::Write;
 
@@ -175,6 +178,59 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
         Err(e) => writeln!(out, "a typo:\n  {e}")?,
         Ok(_) => writeln!(out, "a typo was accepted")?,
     }
+    step(out, "10. A quantized module stack, calibrated with observers")?;
+    module_stack(out)?;
+
     writeln!(out, "\ndone.")?;
+    Ok(())
+}
+
+/// Quantize -> ConvReLU2d -> MaxPool2d -> Flatten -> Linear -> DeQuantize,
+/// with qparams chosen by observers on the float activations.
+fn module_stack(out: &mut dyn Write) -> Result<()> {
+    let ramp = |n: usize, k: f32| (0..n).map(|i| ((i as f32 * k).sin() * 0.5)).collect::<Vec<f32>>();
+    let x = Tensor::from_vec(ramp(2 * 8 * 8, 0.37), &[1, 2, 8, 8])?;
+    let conv_w = Tensor::from_vec(ramp(3 * 2 * 3 * 3, 1.3), &[3, 2, 3, 3])?;
+    let fc_w = Tensor::from_vec(ramp(4 * 3 * 4 * 4, 0.71), &[4, 48])?;
+
+    let mut act = MinMaxObserver::new(DType::QUInt8, ObserverScheme::Affine, false)?;
+    act.forward(&x)?;
+    let (sx, zx) = act.calculate_qparams();
+    let weight_quantizer = |w: &Tensor| -> Result<std::sync::Arc<Quantizer>> {
+        let mut o = PerChannelMinMaxObserver::new(0, DType::QInt8, ObserverScheme::Symmetric, false)?;
+        o.forward(w)?;
+        o.quantizer()
+    };
+    let model = Sequential::new()
+        .push("quant", Quantize::new(sx, zx, DType::QUInt8)?)
+        .push(
+            "conv",
+            Conv2d::from_float(
+                &conv_w,
+                None,
+                &weight_quantizer(&conv_w)?,
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                1,
+                0.02,
+                0,
+            )?
+            .with_relu(),
+        )
+        .push("pool", MaxPool2d::new(2, 2))
+        .push("flatten", Flatten)
+        .push(
+            "fc",
+            Linear::from_float(&fc_w, None, &weight_quantizer(&fc_w)?, 0.05, 128)?,
+        )
+        .push("dequant", DeQuantize);
+    writeln!(out, "{}", model.describe())?;
+    writeln!(
+        out,
+        "input observed range -> scale={} zero_point={zx}",
+        crate::print::py_float_repr(sx)
+    )?;
+    writeln!(out, "output: {}", model.forward(&x)?)?;
     Ok(())
 }

@@ -24,6 +24,8 @@
 
 pub mod demo;
 pub mod golden;
+pub mod nn;
+pub mod quantization;
 pub mod report;
 
 pub use qtensor_runtime::serialize::{load, save};
@@ -32,7 +34,17 @@ pub use qtensor_runtime::{
     DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, KernelDescriptor, KernelInfo,
     OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType, Tensor, Value,
 };
-pub use qtensor_runtime::{numerics, registry, schema, serialize};
+pub use qtensor_runtime::{numerics, print, registry, schema, serialize};
+
+/// The built-in kernels' public pieces: packed weights and the numerics
+/// helpers that plugin kernels may reuse.
+pub mod kernels {
+    pub use qtensor_kernels::reference::conv::{ConvParams, PackedConv2d};
+    pub use qtensor_kernels::reference::linear::{choose_qparams, PackedLinear};
+}
+
+#[doc(hidden)]
+pub use qtensor_runtime::quantizer as quantizer_checks;
 
 use std::sync::{Arc, OnceLock};
 

@@ -17,6 +17,8 @@ fn the_demo_walks_through_the_note() {
         "float <- quantized is an error",
         "round-trips exactly: true",
         "did you mean `quantize_per_tensor`",
+        "QuantizedConvReLU2d(2, 3, kernel_size=(3, 3)",
+        "QuantizedLinear(in_features=48, out_features=4",
     ] {
         assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
     }

@@ -170,7 +170,7 @@ pub fn conv2d_with_packed(
     let lo = if relu { y_zero_point.max(0) } else { 0 };
     let mut ints = Vec::with_capacity(n * w.out_channels * oh * ow);
     for img in 0..n {
-        for oc in 0..w.out_channels {
+        for (oc, (&bias_oc, &scale_oc)) in b.iter().zip(&w.scales).enumerate() {
             let group = oc / oc_per_group;
             let wbase = oc * w.in_per_group * kh * kw;
             for y in 0..oh {
@@ -193,7 +193,7 @@ pub fn conv2d_with_packed(
                             }
                         }
                     }
-                    let real = acc as f64 * px.scale * w.scales[oc] + b[oc];
+                    let real = acc as f64 * px.scale * scale_oc + bias_oc;
                     ints.push(requantize_f64(real, y_scale, y_zero_point, lo, 255));
                 }
             }

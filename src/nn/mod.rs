@@ -1,0 +1,111 @@
+//! Modules, after `torch.nn`: a [`Module`] trait, a [`Sequential`]
+//! container, and the quantized modules of [`quantized`].
+
+pub mod quantized;
+
+use crate::{Error, Result, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A layer: a forward function plus named state that saves and loads.
+pub trait Module {
+    /// Applies the layer.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// The layer's tensors, each named `prefix` + its own name.
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
+
+    /// Replaces the layer's tensors with those named `prefix` + name in
+    /// `state`. The architecture (shapes, dtypes) must match.
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        let _ = (state, prefix);
+        Ok(())
+    }
+
+    /// A one-line description, as PyTorch prints modules.
+    fn describe(&self) -> String;
+}
+
+/// Layers applied in order.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<(String, Box<dyn Module>)>,
+}
+
+impl Sequential {
+    /// An empty container.
+    pub fn new() -> Sequential {
+        Sequential::default()
+    }
+
+    /// Appends a named layer.
+    pub fn push(mut self, name: &str, layer: impl Module + 'static) -> Sequential {
+        self.layers.push((name.to_string(), Box::new(layer)));
+        self
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> impl Iterator<Item = (&str, &dyn Module)> {
+        self.layers.iter().map(|(n, l)| (n.as_str(), l.as_ref()))
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = x.clone();
+        for (name, layer) in &self.layers {
+            y = layer
+                .forward(&y)
+                .map_err(|e| Error::invalid(format!("Sequential layer `{name}`"), e.to_string()))?;
+        }
+        Ok(y)
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        for (name, layer) in &self.layers {
+            out.extend(layer.state_dict(&format!("{prefix}{name}."))?);
+        }
+        Ok(out)
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        for (name, layer) in &mut self.layers {
+            layer.load_state_dict(state, &format!("{prefix}{name}."))?;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let inner: Vec<String> = self
+            .layers
+            .iter()
+            .map(|(n, l)| format!("  ({n}): {}", l.describe()))
+            .collect();
+        format!("Sequential(\n{}\n)", inner.join("\n"))
+    }
+}
+
+/// Saves a module's state to a safetensors file.
+pub fn save(path: impl AsRef<Path>, module: &dyn Module) -> Result<()> {
+    let state = module.state_dict("")?;
+    let named: Vec<(&str, &Tensor)> = state.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    crate::save(path, &named)
+}
+
+/// Loads a module's state from a safetensors file written by [`save`].
+pub fn load(path: impl AsRef<Path>, module: &mut dyn Module) -> Result<()> {
+    let state: HashMap<String, Tensor> = crate::load(path)?.into_iter().collect();
+    module.load_state_dict(&state, "")
+}
+
+/// Looks up `prefix` + `name` in a state dict.
+pub(crate) fn take(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<Tensor> {
+    state
+        .get(&format!("{prefix}{name}"))
+        .cloned()
+        .ok_or_else(|| Error::Serialization(format!("missing `{prefix}{name}` in the state dict")))
+}

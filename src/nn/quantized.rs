@@ -1,0 +1,528 @@
+//! Quantized modules, after `torch.nn.quantized`. Each `forward` calls its
+//! operator through the dispatcher; `Linear` and `Conv2d` pack their weight
+//! once at construction and every call reuses it.
+
+use super::{take, Module};
+use crate::kernels::{PackedConv2d, PackedLinear};
+use crate::{ops, quantize, DType, Error, Quantizer, Result, Tensor};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn scalar_f64(v: f64) -> Result<Tensor> {
+    Tensor::from_slice(&[v], &[])
+}
+
+fn scalar_i64(v: i64) -> Result<Tensor> {
+    Tensor::from_slice(&[v], &[])
+}
+
+fn read_f64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<f64> {
+    take(state, prefix, name)?.item()
+}
+
+fn read_i64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<i64> {
+    let t = take(state, prefix, name)?;
+    t.int_values()?
+        .first()
+        .copied()
+        .ok_or_else(|| Error::Serialization(format!("`{prefix}{name}` is empty")))
+}
+
+/// Replaces `current` with a loaded tensor of the same shape and dtype.
+fn replace_like(current: &mut Tensor, loaded: Tensor, what: &str) -> Result<()> {
+    if loaded.dtype() != current.dtype() || loaded.sizes() != current.sizes() {
+        return Err(Error::Serialization(format!(
+            "`{what}` is {} in the file but the module has {}",
+            loaded.describe(),
+            current.describe()
+        )));
+    }
+    *current = loaded;
+    Ok(())
+}
+
+fn check_out_qparams(op: &str, scale: f64, zero_point: i64) -> Result<()> {
+    crate::quantizer_checks::check_qparams(op, DType::QUInt8, scale, zero_point)
+}
+
+/// `torch.nn.quantized.Linear`: quint8 in, quint8 out with output qparams.
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    scale: f64,
+    zero_point: i64,
+    relu: bool,
+}
+
+impl Linear {
+    /// From a qint8 weight `[out, in]` (per-tensor or per-channel on axis 0),
+    /// an optional f32 bias `[out]`, and the output qparams.
+    pub fn from_quantized(weight: &Tensor, bias: Option<&Tensor>, scale: f64, zero_point: i64) -> Result<Linear> {
+        check_out_qparams("Linear", scale, zero_point)?;
+        let packed = PackedLinear::of(weight)?;
+        if let Some(b) = bias {
+            if b.dtype() != DType::Float32 || b.sizes() != [packed.n] {
+                return Err(Error::shape(
+                    "Linear",
+                    format!("the bias must be float32 [{}], got {}", packed.n, b.describe()),
+                ));
+            }
+        }
+        Ok(Linear {
+            weight: weight.clone(),
+            bias: bias.cloned(),
+            scale,
+            zero_point,
+            relu: false,
+        })
+    }
+
+    /// From a float weight quantized with `weight_quantizer` (qint8).
+    pub fn from_float(
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        weight_quantizer: &Arc<Quantizer>,
+        scale: f64,
+        zero_point: i64,
+    ) -> Result<Linear> {
+        Linear::from_quantized(&quantize(weight, weight_quantizer)?, bias, scale, zero_point)
+    }
+
+    /// The fused `LinearReLU` variant.
+    pub fn with_relu(mut self) -> Linear {
+        self.relu = true;
+        self
+    }
+
+    /// The quantized weight.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The packed weight the kernel uses (cached on the weight tensor).
+    pub fn packed(&self) -> Result<Arc<PackedLinear>> {
+        PackedLinear::of(&self.weight)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.relu {
+            ops::quantized::linear_relu(x, &self.weight, self.bias.as_ref(), self.scale, self.zero_point)
+        } else {
+            ops::quantized::linear(x, &self.weight, self.bias.as_ref(), self.scale, self.zero_point)
+        }
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let mut v = vec![(format!("{prefix}weight"), self.weight.clone())];
+        if let Some(b) = &self.bias {
+            v.push((format!("{prefix}bias"), b.clone()));
+        }
+        v.push((format!("{prefix}scale"), scalar_f64(self.scale)?));
+        v.push((format!("{prefix}zero_point"), scalar_i64(self.zero_point)?));
+        Ok(v)
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        let (scale, zero_point) = (
+            read_f64(state, prefix, "scale")?,
+            read_i64(state, prefix, "zero_point")?,
+        );
+        check_out_qparams("Linear", scale, zero_point)?;
+        let mut weight = self.weight.clone();
+        replace_like(&mut weight, take(state, prefix, "weight")?, &format!("{prefix}weight"))?;
+        let mut bias = self.bias.clone();
+        if let Some(b) = &mut bias {
+            replace_like(b, take(state, prefix, "bias")?, &format!("{prefix}bias"))?;
+        }
+        PackedLinear::of(&weight)?;
+        (self.weight, self.bias, self.scale, self.zero_point) = (weight, bias, scale, zero_point);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let s = self.weight.sizes();
+        format!(
+            "Quantized{}(in_features={}, out_features={}, scale={}, zero_point={}, qscheme={})",
+            if self.relu { "LinearReLU" } else { "Linear" },
+            s[1],
+            s[0],
+            crate::print::py_float_repr(self.scale),
+            self.zero_point,
+            self.weight.qscheme().map(|q| q.name()).unwrap_or("?")
+        )
+    }
+}
+
+/// `torch.nn.quantized.Conv2d`: NCHW quint8 in, quint8 out.
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: [i64; 2],
+    padding: [i64; 2],
+    dilation: [i64; 2],
+    groups: i64,
+    scale: f64,
+    zero_point: i64,
+    relu: bool,
+}
+
+impl Conv2d {
+    /// From a qint8 weight `[out, in/groups, kh, kw]`, an optional f32 bias,
+    /// the geometry, and the output qparams.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_quantized(
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: [i64; 2],
+        padding: [i64; 2],
+        dilation: [i64; 2],
+        groups: i64,
+        scale: f64,
+        zero_point: i64,
+    ) -> Result<Conv2d> {
+        check_out_qparams("Conv2d", scale, zero_point)?;
+        crate::kernels::ConvParams::new("Conv2d", &stride, &padding, &dilation, groups)?;
+        let packed = PackedConv2d::of(weight)?;
+        if packed.out_channels % groups as usize != 0 {
+            return Err(Error::shape(
+                "Conv2d",
+                format!(
+                    "groups {groups} must divide the {} output channels",
+                    packed.out_channels
+                ),
+            ));
+        }
+        if let Some(b) = bias {
+            if b.dtype() != DType::Float32 || b.sizes() != [packed.out_channels] {
+                return Err(Error::shape(
+                    "Conv2d",
+                    format!(
+                        "the bias must be float32 [{}], got {}",
+                        packed.out_channels,
+                        b.describe()
+                    ),
+                ));
+            }
+        }
+        Ok(Conv2d {
+            weight: weight.clone(),
+            bias: bias.cloned(),
+            stride,
+            padding,
+            dilation,
+            groups,
+            scale,
+            zero_point,
+            relu: false,
+        })
+    }
+
+    /// From a float weight quantized with `weight_quantizer` (qint8).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_float(
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        weight_quantizer: &Arc<Quantizer>,
+        stride: [i64; 2],
+        padding: [i64; 2],
+        dilation: [i64; 2],
+        groups: i64,
+        scale: f64,
+        zero_point: i64,
+    ) -> Result<Conv2d> {
+        let w = quantize(weight, weight_quantizer)?;
+        Conv2d::from_quantized(&w, bias, stride, padding, dilation, groups, scale, zero_point)
+    }
+
+    /// The fused `ConvReLU2d` variant.
+    pub fn with_relu(mut self) -> Conv2d {
+        self.relu = true;
+        self
+    }
+
+    /// The quantized weight.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The packed weight the kernel uses (cached on the weight tensor).
+    pub fn packed(&self) -> Result<Arc<PackedConv2d>> {
+        PackedConv2d::of(&self.weight)
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let f = if self.relu {
+            ops::quantized::conv2d_relu
+        } else {
+            ops::quantized::conv2d
+        };
+        f(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            &self.stride,
+            &self.padding,
+            &self.dilation,
+            self.groups,
+            self.scale,
+            self.zero_point,
+        )
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let mut v = vec![(format!("{prefix}weight"), self.weight.clone())];
+        if let Some(b) = &self.bias {
+            v.push((format!("{prefix}bias"), b.clone()));
+        }
+        v.push((format!("{prefix}scale"), scalar_f64(self.scale)?));
+        v.push((format!("{prefix}zero_point"), scalar_i64(self.zero_point)?));
+        Ok(v)
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        let (scale, zero_point) = (
+            read_f64(state, prefix, "scale")?,
+            read_i64(state, prefix, "zero_point")?,
+        );
+        check_out_qparams("Conv2d", scale, zero_point)?;
+        let mut weight = self.weight.clone();
+        replace_like(&mut weight, take(state, prefix, "weight")?, &format!("{prefix}weight"))?;
+        let mut bias = self.bias.clone();
+        if let Some(b) = &mut bias {
+            replace_like(b, take(state, prefix, "bias")?, &format!("{prefix}bias"))?;
+        }
+        PackedConv2d::of(&weight)?;
+        (self.weight, self.bias, self.scale, self.zero_point) = (weight, bias, scale, zero_point);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let s = self.weight.sizes();
+        format!(
+            "Quantized{}({}, {}, kernel_size=({}, {}), stride=({}, {}), padding=({}, {}), dilation=({}, {}), groups={}, scale={}, zero_point={})",
+            if self.relu { "ConvReLU2d" } else { "Conv2d" },
+            s[1] * self.groups as usize,
+            s[0],
+            s[2],
+            s[3],
+            self.stride[0],
+            self.stride[1],
+            self.padding[0],
+            self.padding[1],
+            self.dilation[0],
+            self.dilation[1],
+            self.groups,
+            crate::print::py_float_repr(self.scale),
+            self.zero_point
+        )
+    }
+}
+
+/// `ReLU` on quantized tensors (same qparams out).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReLU;
+
+impl Module for ReLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::relu(x)
+    }
+
+    fn describe(&self) -> String {
+        "ReLU()".into()
+    }
+}
+
+/// `MaxPool2d`.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool2d {
+    /// Window size.
+    pub kernel_size: [i64; 2],
+    /// Step between windows.
+    pub stride: [i64; 2],
+    /// Implicit padding, ignored by the max.
+    pub padding: [i64; 2],
+    /// Spacing inside a window.
+    pub dilation: [i64; 2],
+    /// Round the output size up.
+    pub ceil_mode: bool,
+}
+
+impl MaxPool2d {
+    /// A `kernel x kernel` pool with the given stride, no padding.
+    pub fn new(kernel: i64, stride: i64) -> MaxPool2d {
+        MaxPool2d {
+            kernel_size: [kernel; 2],
+            stride: [stride; 2],
+            padding: [0; 2],
+            dilation: [1; 2],
+            ceil_mode: false,
+        }
+    }
+}
+
+impl Module for MaxPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::max_pool2d(
+            x,
+            &self.kernel_size,
+            &self.stride,
+            &self.padding,
+            &self.dilation,
+            self.ceil_mode,
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "MaxPool2d(kernel_size={:?}, stride={:?}, padding={:?}, dilation={:?}, ceil_mode={})",
+            self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
+    }
+}
+
+/// `AdaptiveAvgPool2d`.
+#[derive(Debug, Clone, Copy)]
+pub struct AdaptiveAvgPool2d {
+    /// Output height and width.
+    pub output_size: [i64; 2],
+}
+
+impl Module for AdaptiveAvgPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::adaptive_avg_pool2d(x, &self.output_size)
+    }
+
+    fn describe(&self) -> String {
+        format!("AdaptiveAvgPool2d(output_size={:?})", self.output_size)
+    }
+}
+
+/// `Flatten(start_dim=1)`: `[N, ...]` to `[N, prod(...)]`, a view.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flatten;
+
+impl Module for Flatten {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let n = *x
+            .sizes()
+            .first()
+            .ok_or_else(|| Error::shape("Flatten", "cannot flatten a 0-d tensor"))?;
+        ops::reshape(x, &[n as i64, -1])
+    }
+
+    fn describe(&self) -> String {
+        "Flatten(start_dim=1, end_dim=-1)".into()
+    }
+}
+
+/// `Quantize` (QuantStub): float in, quantized out with fixed qparams.
+#[derive(Debug, Clone, Copy)]
+pub struct Quantize {
+    scale: f64,
+    zero_point: i64,
+    dtype: DType,
+}
+
+impl Quantize {
+    /// A quantizing layer; the qparams are checked now.
+    pub fn new(scale: f64, zero_point: i64, dtype: DType) -> Result<Quantize> {
+        Quantizer::per_tensor(scale, zero_point, dtype)?;
+        Ok(Quantize {
+            scale,
+            zero_point,
+            dtype,
+        })
+    }
+}
+
+impl Module for Quantize {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::quantize_per_tensor(x, self.scale, self.zero_point, self.dtype)
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        Ok(vec![
+            (format!("{prefix}scale"), scalar_f64(self.scale)?),
+            (format!("{prefix}zero_point"), scalar_i64(self.zero_point)?),
+        ])
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        *self = Quantize::new(
+            read_f64(state, prefix, "scale")?,
+            read_i64(state, prefix, "zero_point")?,
+            self.dtype,
+        )?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "Quantize(scale=tensor([{}]), zero_point=tensor([{}]), dtype={})",
+            crate::print::py_float_repr(self.scale),
+            self.zero_point,
+            self.dtype
+        )
+    }
+}
+
+/// `DeQuantize` (DeQuantStub): quantized in, float32 out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeQuantize;
+
+impl Module for DeQuantize {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::dequantize(x)
+    }
+
+    fn describe(&self) -> String {
+        "DeQuantize()".into()
+    }
+}
+
+/// `QFunctional` (the quantized `FloatFunctional`): add, add_relu, mul and
+/// cat into fixed output qparams.
+#[derive(Debug, Clone, Copy)]
+pub struct QFunctional {
+    /// Output scale.
+    pub scale: f64,
+    /// Output zero point.
+    pub zero_point: i64,
+}
+
+impl QFunctional {
+    /// Output qparams for every op of this functional.
+    pub fn new(scale: f64, zero_point: i64) -> Result<QFunctional> {
+        if !scale.is_finite() || scale <= 0.0 {
+            return Err(Error::qparams(
+                "QFunctional",
+                format!("scale must be finite and > 0, got {scale}"),
+            ));
+        }
+        Ok(QFunctional { scale, zero_point })
+    }
+
+    /// `a + b`, requantized.
+    pub fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        ops::quantized::add(a, b, self.scale, self.zero_point)
+    }
+
+    /// `relu(a + b)`, requantized.
+    pub fn add_relu(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        ops::quantized::add_relu(a, b, self.scale, self.zero_point)
+    }
+
+    /// `a * b`, requantized.
+    pub fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        ops::quantized::mul(a, b, self.scale, self.zero_point)
+    }
+
+    /// Concatenation along `dim`, requantized where needed.
+    pub fn cat(&self, xs: &[Tensor], dim: i64) -> Result<Tensor> {
+        ops::quantized::cat(xs, dim, Some(self.scale), Some(self.zero_point))
+    }
+}
