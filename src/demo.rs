@@ -188,7 +188,7 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
 /// Quantize -> ConvReLU2d -> MaxPool2d -> Flatten -> Linear -> DeQuantize,
 /// with qparams chosen by observers on the float activations.
 fn module_stack(out: &mut dyn Write) -> Result<()> {
-    let ramp = |n: usize, k: f32| (0..n).map(|i| ((i as f32 * k).sin() * 0.5)).collect::<Vec<f32>>();
+    let ramp = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin() * 0.5).collect::<Vec<f32>>();
     let x = Tensor::from_vec(ramp(2 * 8 * 8, 0.37), &[1, 2, 8, 8])?;
     let conv_w = Tensor::from_vec(ramp(3 * 2 * 3 * 3, 1.3), &[3, 2, 3, 3])?;
     let fc_w = Tensor::from_vec(ramp(4 * 3 * 4 * 4, 0.71), &[4, 48])?;
