@@ -92,7 +92,7 @@ fn cat_copies_integers_when_qparams_match() {
     // Reals -1.8, -1.5, -1.2 on a 0.6 grid: -3, -2.5 (ties to -2), -2; plus 7.
     assert_eq!(t.int_values().unwrap(), vec![4, 4, 5, 5, 5, 5]);
     assert!(ops::quantized::cat(&[], 0, None, None).is_err());
-    assert!(ops::quantized::cat(&[a.clone()], 1, None, None).is_err());
+    assert!(ops::quantized::cat(std::slice::from_ref(&a), 1, None, None).is_err());
 }
 
 #[test]
