@@ -6,7 +6,8 @@ use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::tensor::layout::broadcast_shapes;
 use qtensor_runtime::{register_kernel, DType, Error, Result, Tensor};
 
-fn reference_quantized_relu(x: &Tensor) -> Result<Tensor> {
+/// The reference relu on quantized tensors, also the fallback of faster kernels.
+pub fn reference_quantized_relu(x: &Tensor) -> Result<Tensor> {
     let q = x.quantizer().ok_or_else(|| Error::WrongDType {
         op: "relu".into(),
         expected: "a quantized tensor".into(),

@@ -117,7 +117,8 @@ register_kernel! {
     fn reference_quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
 }
 
-fn reference_dequantize(q: &Tensor) -> Result<Tensor> {
+/// The reference dequantize, also the fallback of faster kernels.
+pub fn reference_dequantize(q: &Tensor) -> Result<Tensor> {
     let quantizer = q.quantizer().ok_or_else(|| Error::WrongDType {
         op: "dequantize".into(),
         expected: "a quantized tensor".into(),

@@ -208,6 +208,35 @@ impl Tensor {
         Ok(t)
     }
 
+    /// A contiguous quantized tensor of `sizes` over `storage`, which must
+    /// hold exactly its elements in the quantizer's storage type. Kernels
+    /// use it to wrap an output they filled themselves.
+    pub fn quantized_from_storage(storage: Storage, sizes: &[usize], quantizer: &Arc<Quantizer>) -> Result<Tensor> {
+        let op = "quantized_from_storage";
+        let dtype = quantizer.dtype();
+        Tensor::check_supported(op, dtype)?;
+        quantizer.check_fits(op, sizes)?;
+        let numel = checked_numel(op, sizes)?;
+        if storage.storage_type() != dtype.storage_type() || storage.len() != numel {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "a storage of {} {:?} elements cannot hold a {dtype} tensor of shape {sizes:?}",
+                    storage.len(),
+                    storage.storage_type()
+                ),
+            ));
+        }
+        Ok(Tensor::from_parts(
+            Arc::new(storage),
+            dtype,
+            sizes.into(),
+            contiguous_strides(sizes),
+            0,
+            Some(quantizer.clone()),
+        ))
+    }
+
     /// Reinterprets an integer tensor's values as a quantized tensor of
     /// `quantizer` (the data is copied). `uint8` goes with `quint8`, `int8`
     /// with `qint8`, `int16` with `qint16` and `int32` with `qint32`.

@@ -1,0 +1,119 @@
+//! Vector building blocks shared by the AVX2 kernels: the quantize step,
+//! widening byte loads, and packing 32 lanes of i32 into bytes.
+
+use qtensor_runtime::Element;
+use std::arch::x86_64::*;
+
+/// An 8-bit storage type: `u8` (quint8) or `i8` (qint8). The kernels are
+/// generic over it; `SIGNED` picks the widening and packing instructions.
+pub trait Byte: Element {
+    /// True for `i8`.
+    const SIGNED: bool;
+}
+
+impl Byte for u8 {
+    const SIGNED: bool = false;
+}
+
+impl Byte for i8 {
+    const SIGNED: bool = true;
+}
+
+/// `round_half_even(x * inv)`, with NaN mapped to 0 (so it lands on the
+/// zero point) and then clamped to `[lo, hi]` = `[qmin - zp, qmax - zp]`.
+/// Equal, lane by lane, to `numerics::quantize_val` before the zero point is
+/// added, whenever `lo` and `hi` are exact in f32 (all 8-bit types).
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn round_clamp(x: __m256, inv: __m256, lo: __m256, hi: __m256) -> __m256 {
+    let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(x, inv));
+    let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(r, r);
+    _mm256_min_ps(_mm256_max_ps(_mm256_and_ps(r, ordered), lo), hi)
+}
+
+/// Loads 8 bytes and widens them to 8 lanes of i32.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
+    debug_assert!(src.len() >= 8);
+    // SAFETY: `src` holds at least 8 one-byte elements (checked by every
+    // caller's chunking), and `_mm_loadl_epi64` reads exactly 8 bytes with no
+    // alignment requirement.
+    let v = unsafe { _mm_loadl_epi64(src.as_ptr() as *const __m128i) };
+    if B::SIGNED {
+        _mm256_cvtepi8_epi32(v)
+    } else {
+        _mm256_cvtepu8_epi32(v)
+    }
+}
+
+/// Packs 4 x 8 lanes of i32, each already within the byte type's range,
+/// into 32 bytes in order.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
+    let ab = _mm256_packs_epi32(a, b);
+    let cd = _mm256_packs_epi32(c, d);
+    let bytes = if B::SIGNED {
+        _mm256_packs_epi16(ab, cd)
+    } else {
+        _mm256_packus_epi16(ab, cd)
+    };
+    // The packs work per 128-bit lane; put the 4-byte groups back in order.
+    _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// Stores 32 bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn store32<B: Byte>(dst: &mut [B], v: __m256i) {
+    assert!(dst.len() >= 32);
+    // SAFETY: `dst` holds at least 32 one-byte elements (asserted above),
+    // and `_mm256_storeu_si256` has no alignment requirement.
+    unsafe { _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, v) }
+}
+
+/// Loads 8 lanes of f32.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn load8_f32(src: &[f32]) -> __m256 {
+    assert!(src.len() >= 8);
+    // SAFETY: `src` holds at least 8 floats (asserted above); unaligned load.
+    unsafe { _mm256_loadu_ps(src.as_ptr()) }
+}
+
+/// Stores 8 lanes of f32.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn store8_f32(dst: &mut [f32], v: __m256) {
+    assert!(dst.len() >= 8);
+    // SAFETY: `dst` holds at least 8 floats (asserted above); unaligned store.
+    unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
+}
+
+/// Loads 8 lanes of i32.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn load8_i32(src: &[i32]) -> __m256i {
+    assert!(src.len() >= 8);
+    // SAFETY: `src` holds at least 8 i32 (asserted above); unaligned load.
+    unsafe { _mm256_loadu_si256(src.as_ptr() as *const __m256i) }
+}
+
+/// Stores 8 lanes of i32.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn store8_i32(dst: &mut [i32], v: __m256i) {
+    assert!(dst.len() >= 8);
+    // SAFETY: `dst` holds at least 8 i32 (asserted above); unaligned store.
+    unsafe { _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, v) }
+}
+
+/// Loads 32 bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub fn load32<B: Byte>(src: &[B]) -> __m256i {
+    assert!(src.len() >= 32);
+    // SAFETY: `src` holds at least 32 one-byte elements (asserted above).
+    unsafe { _mm256_loadu_si256(src.as_ptr() as *const __m256i) }
+}
