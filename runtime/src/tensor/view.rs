@@ -186,7 +186,7 @@ impl Tensor {
         }
         let mut sizes: Dims = shape.iter().map(|&s| s.max(0) as usize).collect();
         if let Some(i) = infer {
-            if known == 0 || numel % known != 0 {
+            if known == 0 || !numel.is_multiple_of(known) {
                 return Err(Error::shape(
                     op,
                     format!("shape {shape:?} is invalid for {numel} elements"),
