@@ -128,7 +128,7 @@ pub fn conv2d_with_packed(
     }
     let [n, c, h, wd] = [x.sizes()[0], x.sizes()[1], x.sizes()[2], x.sizes()[3]];
     let g = p.groups;
-    if c % g != 0 || w.out_channels % g != 0 {
+    if !c.is_multiple_of(g) || !w.out_channels.is_multiple_of(g) {
         return Err(Error::shape(
             op,
             format!(

@@ -10,6 +10,10 @@ use qtensor_runtime::{register_kernel, DType, Element, Error, Quantizer, Result,
 use std::arch::x86_64::*;
 
 /// Dequantizes 8-bit `src` into `dst`.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub fn avx2_dequantize_bytes<B: Byte>(src: &[B], dst: &mut [f32], scale: f32, zero_point: i64) {
     let (vs, zp) = (_mm256_set1_ps(scale), _mm256_set1_epi32(zero_point as i32));
@@ -28,6 +32,10 @@ pub fn avx2_dequantize_bytes<B: Byte>(src: &[B], dst: &mut [f32], scale: f32, ze
 /// Dequantizes qint32 `src` into `dst`. `q - zp` is formed in i32 and, like
 /// the scalar `i64 as f32`, converted with one round-to-nearest-even; the
 /// rare group of 8 where the i32 subtraction would overflow goes scalar.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub fn avx2_dequantize_i32(src: &[i32], dst: &mut [f32], scale: f32, zero_point: i64) {
     let (vs, zp) = (_mm256_set1_ps(scale), _mm256_set1_epi32(zero_point as i32));

@@ -14,6 +14,10 @@ use qtensor_runtime::{register_kernel, DType, Element, Quantizer, Result, Storag
 use std::arch::x86_64::*;
 
 /// `max(q, zero_point)` over bytes.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub fn avx2_relu_bytes<B: Byte>(src: &[B], dst: &mut [B], zero_point: i64) {
     let zp = if B::SIGNED {
@@ -40,6 +44,10 @@ pub fn avx2_relu_bytes<B: Byte>(src: &[B], dst: &mut [B], zero_point: i64) {
 }
 
 /// `max(q, zero_point)` over qint32.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub fn avx2_relu_i32(src: &[i32], dst: &mut [i32], zero_point: i64) {
     let zp = _mm256_set1_epi32(zero_point as i32);
@@ -142,6 +150,10 @@ impl BinaryParams {
 }
 
 /// The requantized combination of two same-length byte slices.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub fn avx2_binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
     let (za, zb, zo) = (

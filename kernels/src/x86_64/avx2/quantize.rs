@@ -13,6 +13,10 @@ use std::arch::x86_64::*;
 use std::sync::Arc;
 
 /// Quantizes `src` into 8-bit `dst` (same length) with one (scale, zero point).
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub fn avx2_quantize_bytes<B: Byte>(src: &[f32], dst: &mut [B], inv: f32, zero_point: i64, qmin: i64, qmax: i64) {
     let (vinv, zp) = (_mm256_set1_ps(inv), _mm256_set1_epi32(zero_point as i32));
@@ -43,6 +47,10 @@ fn clamp_i64_to_i32(v: __m256i) -> __m256i {
 
 /// Quantizes `src` into qint32 `dst`. The zero point is added in 64 bits so
 /// that no zero point in the i32 range can overflow.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub fn avx2_quantize_i32(src: &[f32], dst: &mut [i32], inv: f32, zero_point: i64) {
     let vinv = _mm256_set1_ps(inv);

@@ -23,6 +23,10 @@ impl Byte for i8 {
 /// zero point) and then clamped to `[lo, hi]` = `[qmin - zp, qmax - zp]`.
 /// Equal, lane by lane, to `numerics::quantize_val` before the zero point is
 /// added, whenever `lo` and `hi` are exact in f32 (all 8-bit types).
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub fn round_clamp(x: __m256, inv: __m256, lo: __m256, hi: __m256) -> __m256 {
@@ -32,6 +36,10 @@ pub fn round_clamp(x: __m256, inv: __m256, lo: __m256, hi: __m256) -> __m256 {
 }
 
 /// Loads 8 bytes and widens them to 8 lanes of i32.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
@@ -49,6 +57,10 @@ pub fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
 
 /// Packs 4 x 8 lanes of i32, each already within the byte type's range,
 /// into 32 bytes in order.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
@@ -64,6 +76,10 @@ pub fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256
 }
 
 /// Stores 32 bytes.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub fn store32<B: Byte>(dst: &mut [B], v: __m256i) {
@@ -74,6 +90,10 @@ pub fn store32<B: Byte>(dst: &mut [B], v: __m256i) {
 }
 
 /// Loads 8 lanes of f32.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub fn load8_f32(src: &[f32]) -> __m256 {
@@ -83,6 +103,10 @@ pub fn load8_f32(src: &[f32]) -> __m256 {
 }
 
 /// Stores 8 lanes of f32.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub fn store8_f32(dst: &mut [f32], v: __m256) {
@@ -92,6 +116,10 @@ pub fn store8_f32(dst: &mut [f32], v: __m256) {
 }
 
 /// Loads 8 lanes of i32.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub fn load8_i32(src: &[i32]) -> __m256i {
@@ -101,6 +129,10 @@ pub fn load8_i32(src: &[i32]) -> __m256i {
 }
 
 /// Stores 8 lanes of i32.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub fn store8_i32(dst: &mut [i32], v: __m256i) {
@@ -110,6 +142,10 @@ pub fn store8_i32(dst: &mut [i32], v: __m256i) {
 }
 
 /// Loads 32 bytes.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 #[inline]
 pub fn load32<B: Byte>(src: &[B]) -> __m256i {
