@@ -71,16 +71,8 @@ fn typed_function(e: &OpsYamlEntry, out: &mut String) -> Result<(), String> {
     let ret = return_type(s.returns[0])
         .ok_or_else(|| format!("ops.yaml:{}: `{}` cannot return {}", e.line, s.name, s.returns[0]))?;
     let fname = rust_ident(s.base_name());
-    let params: Vec<String> = s
-        .args
-        .iter()
-        .map(|a| format!("{}: {}", rust_ident(&a.name), param_type(a.ty)))
-        .collect();
-    let values: Vec<String> = s
-        .args
-        .iter()
-        .map(|a| format!("Value::from({})", rust_ident(&a.name)))
-        .collect();
+    let params: Vec<String> = s.args.iter().map(|a| format!("{}: {}", rust_ident(&a.name), param_type(a.ty))).collect();
+    let values: Vec<String> = s.args.iter().map(|a| format!("Value::from({})", rust_ident(&a.name))).collect();
     for line in e.doc.lines() {
         writeln!(out, "    /// {line}").unwrap();
     }
@@ -89,12 +81,7 @@ fn typed_function(e: &OpsYamlEntry, out: &mut String) -> Result<(), String> {
     writeln!(out, "        static OP: OnceLock<OpHandle> = OnceLock::new();").unwrap();
     writeln!(out, "        let op = crate::cached_op(&OP, {:?})?;", s.name).unwrap();
     writeln!(out, "        let out = op.call(&[{}])?;", values.join(", ")).unwrap();
-    writeln!(
-        out,
-        "        <{ret} as crate::FromReturn>::from_return({:?}, out)",
-        s.name
-    )
-    .unwrap();
+    writeln!(out, "        <{ret} as crate::FromReturn>::from_return({:?}, out)", s.name).unwrap();
     writeln!(out, "    }}\n").unwrap();
     Ok(())
 }
@@ -105,8 +92,8 @@ fn generate(entries: &[OpsYamlEntry]) -> Result<String, String> {
     for e in entries {
         writeln!(
             out,
-            "::qtensor_runtime::inventory::submit! {{ ::qtensor_runtime::OpDeclaration {{ schema: {:?}, doc: {:?}, source: \"ops.yaml:{}\" }} }}",
-            e.func, e.doc, e.line
+            "::qtensor_runtime::inventory::submit! {{ ::qtensor_runtime::OpDeclaration {{ schema: {:?}, doc: {:?}, source: \"ops.yaml:{}\", tolerance: {:?} }} }}",
+            e.func, e.doc, e.line, e.tolerance
         )
         .unwrap();
     }

@@ -14,35 +14,24 @@ fn step(out: &mut dyn Write, title: &str) -> Result<()> {
 
 /// Runs the walkthrough, writing to `out`; files go to `dir`.
 pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
-    writeln!(
-        out,
-        "qtensor demo: quantized tensors, after PyTorch's \"Introducing Quantized Tensor\""
-    )?;
+    writeln!(out, "qtensor demo: quantized tensors, after PyTorch's \"Introducing Quantized Tensor\"")?;
 
     step(out, "1. Create a quantized tensor by quantizing a float tensor")?;
     let x = Tensor::from_slice(&[-1.0f32, 0.0, 1.0, 2.0, 3.5, 200.0], &[2, 3])?;
     writeln!(out, "x = {x}")?;
     let q = ops::quantize_per_tensor(&x, 0.5, 8, DType::QUInt8)?;
     writeln!(out, "ops::quantize_per_tensor(&x, 0.5, 8, DType::QUInt8)\n{q}")?;
-    writeln!(
-        out,
-        "(200.0 saturates to 255: (255 - 8) * 0.5 = 123.5 is the largest value quint8 can hold here)"
-    )?;
+    writeln!(out, "(200.0 saturates to 255: (255 - 8) * 0.5 = 123.5 is the largest value quint8 can hold here)")?;
 
     step(out, "   ... or with a quantizer object, shared between tensors")?;
     let quantizer = Quantizer::per_tensor(0.25, 2, DType::QInt8)?;
     let a = quantize(&x, &quantizer)?;
     let b = quantize(&Tensor::from_slice(&[0.25f32, -0.25], &[2])?, &quantizer)?;
     let shared = std::sync::Arc::ptr_eq(
-        &a.quantizer()
-            .ok_or_else(|| crate::Error::invalid("demo", "no quantizer"))?,
-        &b.quantizer()
-            .ok_or_else(|| crate::Error::invalid("demo", "no quantizer"))?,
+        &a.quantizer().ok_or_else(|| crate::Error::invalid("demo", "no quantizer"))?,
+        &b.quantizer().ok_or_else(|| crate::Error::invalid("demo", "no quantizer"))?,
     );
-    writeln!(
-        out,
-        "quantize(&x, &q) and quantize(&y, &q) share one quantizer: {shared}\n  {quantizer}"
-    )?;
+    writeln!(out, "quantize(&x, &q) and quantize(&y, &q) share one quantizer: {shared}\n  {quantizer}")?;
 
     step(out, "   ... per channel")?;
     let w = Tensor::from_slice(&[0.1f32, -0.2, 0.3, 10.0, -20.0, 30.0], &[2, 3])?;
@@ -58,10 +47,7 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
     step(out, "3. Create a quantized tensor from integers and qparams")?;
     let ints = Tensor::from_slice(&[0u8, 10, 20, 30], &[4])?;
     let m = ops::_make_per_tensor_quantized_tensor(&ints, 0.1, 10)?;
-    writeln!(
-        out,
-        "ops::_make_per_tensor_quantized_tensor(uint8 [0, 10, 20, 30], 0.1, 10)\n{m}"
-    )?;
+    writeln!(out, "ops::_make_per_tensor_quantized_tensor(uint8 [0, 10, 20, 30], 0.1, 10)\n{m}")?;
 
     step(out, "4. Dequantize, int_repr and inspection")?;
     writeln!(out, "dequantize: {}", ops::dequantize(&q)?)?;
@@ -87,19 +73,11 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
 
     step(out, "5. Views share storage and copy nothing")?;
     let t = q.transpose(0, 1)?;
-    writeln!(
-        out,
-        "q.transpose(0, 1) = {t}\nshares storage with q: {}",
-        t.shares_storage_with(&q)
-    )?;
+    writeln!(out, "q.transpose(0, 1) = {t}\nshares storage with q: {}", t.shares_storage_with(&q))?;
     let s = q.slice(1, Some(0), None, 2)?;
     writeln!(out, "q.slice(1, 0.., step 2) = {s}")?;
     let wt = wq.transpose(0, 1)?;
-    writeln!(
-        out,
-        "a per-channel view keeps its axis: wq.transpose(0, 1) has axis {}",
-        wt.q_per_channel_axis()?
-    )?;
+    writeln!(out, "a per-channel view keeps its axis: wq.transpose(0, 1) has axis {}", wt.q_per_channel_axis()?)?;
 
     step(out, "6. Assignment quantizes with the tensor's own qparams")?;
     q.set(&[0, 0], 3.3)?;
@@ -137,40 +115,22 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
         writeln!(out, "loaded {name}: {}", t.describe())?;
     }
     let same = loaded.iter().find(|(n, _)| n == "wq").map(|(_, t)| t.to_string()) == Some(wq.to_string());
-    writeln!(
-        out,
-        "per-channel tensor round-trips exactly: {same}  ({})",
-        path.display()
-    )?;
+    writeln!(out, "per-channel tensor round-trips exactly: {same}  ({})", path.display())?;
 
     step(out, "9. Call an operator by name through the dispatcher")?;
     let d = registry();
     let r = d.call(
         "quantize_per_tensor",
-        &[
-            Value::from(&x),
-            Value::Float(0.1),
-            Value::Int(0),
-            Value::ScalarType(DType::QInt8),
-        ],
+        &[Value::from(&x), Value::Float(0.1), Value::Int(0), Value::ScalarType(DType::QInt8)],
     )?;
-    writeln!(
-        out,
-        "dispatcher().call(\"quantize_per_tensor\", ...) -> {}",
-        r.type_name()
-    )?;
+    writeln!(out, "dispatcher().call(\"quantize_per_tensor\", ...) -> {}", r.type_name())?;
     let handle = d.op("dequantize")?;
     writeln!(
         out,
         "kernel chosen for (QuantizedCPU, qint8): {:?}",
-        handle
-            .entry()
-            .chosen_kernel(crate::DispatchKey::QuantizedCPU, DType::QInt8)
+        handle.entry().chosen_kernel(crate::DispatchKey::QuantizedCPU, DType::QInt8)
     )?;
-    match d.call(
-        "quantized::add",
-        &[Value::from(&x), Value::from(&x), Value::Float(0.1), Value::Int(0)],
-    ) {
+    match d.call("quantized::add", &[Value::from(&x), Value::from(&x), Value::Float(0.1), Value::Int(0)]) {
         Err(e) => writeln!(out, "a float tensor passed to a quantized op:\n  {e}")?,
         Ok(_) => writeln!(out, "quantized::add accepted a float tensor")?,
     }
@@ -205,32 +165,15 @@ fn module_stack(out: &mut dyn Write) -> Result<()> {
         .push("quant", Quantize::new(sx, zx, DType::QUInt8)?)
         .push(
             "conv",
-            Conv2d::from_float(
-                &conv_w,
-                None,
-                &weight_quantizer(&conv_w)?,
-                [1, 1],
-                [1, 1],
-                [1, 1],
-                1,
-                0.02,
-                0,
-            )?
-            .with_relu(),
+            Conv2d::from_float(&conv_w, None, &weight_quantizer(&conv_w)?, [1, 1], [1, 1], [1, 1], 1, 0.02, 0)?
+                .with_relu(),
         )
         .push("pool", MaxPool2d::new(2, 2))
         .push("flatten", Flatten)
-        .push(
-            "fc",
-            Linear::from_float(&fc_w, None, &weight_quantizer(&fc_w)?, 0.05, 128)?,
-        )
+        .push("fc", Linear::from_float(&fc_w, None, &weight_quantizer(&fc_w)?, 0.05, 128)?)
         .push("dequant", DeQuantize);
     writeln!(out, "{}", model.describe())?;
-    writeln!(
-        out,
-        "input observed range -> scale={} zero_point={zx}",
-        crate::print::py_float_repr(sx)
-    )?;
+    writeln!(out, "input observed range -> scale={} zero_point={zx}", crate::print::py_float_repr(sx))?;
     writeln!(out, "output: {}", model.forward(&x)?)?;
     Ok(())
 }

@@ -98,11 +98,7 @@ pub fn run_file(path: &Path) -> Report {
     let name = path.display().to_string();
     let malformed = |message: String| Report {
         passed: 0,
-        failures: vec![Failure {
-            id: name.clone(),
-            op: String::new(),
-            message,
-        }],
+        failures: vec![Failure { id: name.clone(), op: String::new(), message }],
         passed_ids: vec![],
     };
     let text = match std::fs::read_to_string(path) {
@@ -121,10 +117,7 @@ pub fn run_file(path: &Path) -> Report {
     };
     let mut report = Report::default();
     for (i, case) in cases.iter().enumerate() {
-        let id = case
-            .get("id")
-            .and_then(Json::as_str)
-            .map_or_else(|| format!("{name}#{i}"), str::to_string);
+        let id = case.get("id").and_then(Json::as_str).map_or_else(|| format!("{name}#{i}"), str::to_string);
         let op = case.get("op").and_then(Json::as_str).unwrap_or("").to_string();
         match run_case(case) {
             Ok(()) => {
@@ -137,22 +130,23 @@ pub fn run_file(path: &Path) -> Report {
     report
 }
 
-/// Runs one case; `Err` holds the reason it failed. Panics are caught and
-/// reported as failures.
+/// Runs one case through the dispatcher; `Err` holds the reason it failed.
+/// Panics are caught and reported as failures.
 pub fn run_case(case: &Json) -> Result<(), String> {
     let op = case.get("op").and_then(Json::as_str).ok_or("case has no `op`")?;
     let handle = registry().op(op).map_err(|e| e.to_string())?;
+    run_case_with(case, |args| handle.call(args))
+}
+
+/// Runs one case through `call` (a specific kernel, say) instead of the
+/// dispatcher's choice.
+pub fn run_case_with(case: &Json, call: impl Fn(&[Value]) -> QResult<Value>) -> Result<(), String> {
+    let op = case.get("op").and_then(Json::as_str).ok_or("case has no `op`")?;
+    let handle = registry().op(op).map_err(|e| e.to_string())?;
     let schema = handle.entry().schema().clone();
-    let args_json = case
-        .get("args")
-        .and_then(Json::as_array)
-        .ok_or("case has no `args` array")?;
+    let args_json = case.get("args").and_then(Json::as_array).ok_or("case has no `args` array")?;
     if args_json.len() != schema.args.len() {
-        return Err(format!(
-            "case has {} args, the schema `{schema}` has {}",
-            args_json.len(),
-            schema.args.len()
-        ));
+        return Err(format!("case has {} args, the schema `{schema}` has {}", args_json.len(), schema.args.len()));
     }
     let args = args_json
         .iter()
@@ -160,8 +154,8 @@ pub fn run_case(case: &Json) -> Result<(), String> {
         .map(|(j, a)| decode_arg(j, a.ty).map_err(|e| format!("argument `{}`: {e}", a.name)))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let result = catch_unwind(AssertUnwindSafe(|| handle.call(&args)))
-        .map_err(|p| format!("panicked: {}", panic_message(&p)))?;
+    let result =
+        catch_unwind(AssertUnwindSafe(|| call(&args))).map_err(|p| format!("panicked: {}", panic_message(&p)))?;
 
     if case.get("expect_error").and_then(Json::as_bool) == Some(true) {
         return match result {
@@ -173,22 +167,15 @@ pub fn run_case(case: &Json) -> Result<(), String> {
     if let Some(text) = case.get("expect_text").and_then(Json::as_str) {
         let t = value.as_tensor().ok_or("expect_text needs a tensor result")?;
         let got = t.to_string();
-        return if got == text {
-            Ok(())
-        } else {
-            Err(text_mismatch(text, &got))
-        };
+        return if got == text { Ok(()) } else { Err(text_mismatch(text, &got)) };
     }
-    let expect = case
-        .get("expect")
-        .ok_or("case has no `expect`, `expect_error` or `expect_text`")?;
-    let t = value
-        .as_tensor()
-        .ok_or_else(|| format!("expected a tensor, got {}", value.type_name()))?;
+    let expect = case.get("expect").ok_or("case has no `expect`, `expect_error` or `expect_text`")?;
+    let t = value.as_tensor().ok_or_else(|| format!("expected a tensor, got {}", value.type_name()))?;
     compare_tensor(expect, case.get("tolerance"), t)
 }
 
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+/// The text of a caught panic.
+pub fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
@@ -198,11 +185,7 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 fn text_mismatch(expected: &str, got: &str) -> String {
     let i = expected.chars().zip(got.chars()).take_while(|(a, b)| a == b).count();
     let around = |s: &str| s.chars().skip(i.saturating_sub(20)).take(40).collect::<String>();
-    format!(
-        "text differs at char {i}: expected {:?}, got {:?}",
-        around(expected),
-        around(got)
-    )
+    format!("text differs at char {i}: expected {:?}, got {:?}", around(expected), around(got))
 }
 
 /// Reads a JSON number, or `"nan"`, `"inf"`, `"-inf"`.
@@ -224,23 +207,16 @@ fn json_i64(j: &Json) -> Result<i64, String> {
 }
 
 fn json_dtype(j: &Json) -> Result<DType, String> {
-    j.as_str()
-        .and_then(DType::from_name)
-        .ok_or_else(|| format!("unknown dtype {j}"))
+    j.as_str().and_then(DType::from_name).ok_or_else(|| format!("unknown dtype {j}"))
 }
 
 fn json_shape(j: &Json) -> Result<Vec<usize>, String> {
     let arr = j.get("shape").and_then(Json::as_array).ok_or("tensor has no `shape`")?;
-    arr.iter()
-        .map(|s| s.as_u64().map(|v| v as usize).ok_or_else(|| format!("bad size {s}")))
-        .collect()
+    arr.iter().map(|s| s.as_u64().map(|v| v as usize).ok_or_else(|| format!("bad size {s}"))).collect()
 }
 
 fn check_len(shape: &[usize], len: usize) -> Result<(), String> {
-    let numel = shape
-        .iter()
-        .try_fold(1usize, |a, &s| a.checked_mul(s))
-        .ok_or("shape overflows")?;
+    let numel = shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s)).ok_or("shape overflows")?;
     if numel != len {
         return Err(format!("shape {shape:?} needs {numel} values, the case has {len}"));
     }
@@ -277,9 +253,7 @@ pub fn decode_tensor(j: &Json) -> Result<Tensor, String> {
         check_len(&shape, data.len())?;
         match dtype {
             DType::Float32 => Tensor::from_vec(
-                data.iter()
-                    .map(|v| json_f64(v).map(|x| x as f32))
-                    .collect::<Result<Vec<_>, _>>()?,
+                data.iter().map(|v| json_f64(v).map(|x| x as f32)).collect::<Result<Vec<_>, _>>()?,
                 &shape,
             )
             .map_err(e),
@@ -337,11 +311,7 @@ pub fn decode_arg(j: &Json, ty: ArgType) -> Result<Value, String> {
         ArgType::OptionalTensor if j.is_null() => Value::None,
         ArgType::OptionalTensor => Value::Tensor(decode_tensor(j)?),
         ArgType::TensorList => Value::TensorList(
-            j.as_array()
-                .ok_or("expected an array of tensors")?
-                .iter()
-                .map(decode_tensor)
-                .collect::<Result<_, _>>()?,
+            j.as_array().ok_or("expected an array of tensors")?.iter().map(decode_tensor).collect::<Result<_, _>>()?,
         ),
         ArgType::OptionalFloat | ArgType::OptionalInt | ArgType::OptionalScalarType if j.is_null() => Value::None,
         ArgType::Float | ArgType::OptionalFloat => Value::Float(json_f64(j)?),
@@ -389,16 +359,8 @@ pub fn compare_tensor(expect: &Json, tolerance: Option<&Json>, got: &Tensor) -> 
         let got_q = got.quantizer().ok_or("result has no quantizer")?;
         match (&*want_q, &*got_q) {
             (
-                Quantizer::PerTensorAffine {
-                    scale: s1,
-                    zero_point: z1,
-                    ..
-                },
-                Quantizer::PerTensorAffine {
-                    scale: s2,
-                    zero_point: z2,
-                    ..
-                },
+                Quantizer::PerTensorAffine { scale: s1, zero_point: z1, .. },
+                Quantizer::PerTensorAffine { scale: s2, zero_point: z2, .. },
             ) => {
                 if !scale_eq(*s1, *s2) || z1 != z2 {
                     return Err(format!(
@@ -407,18 +369,8 @@ pub fn compare_tensor(expect: &Json, tolerance: Option<&Json>, got: &Tensor) -> 
                 }
             }
             (
-                Quantizer::PerChannelAffine {
-                    scales: s1,
-                    zero_points: z1,
-                    axis: a1,
-                    ..
-                },
-                Quantizer::PerChannelAffine {
-                    scales: s2,
-                    zero_points: z2,
-                    axis: a2,
-                    ..
-                },
+                Quantizer::PerChannelAffine { scales: s1, zero_points: z1, axis: a1, .. },
+                Quantizer::PerChannelAffine { scales: s2, zero_points: z2, axis: a2, .. },
             ) => {
                 if a1 != a2
                     || z1 != z2
@@ -438,29 +390,15 @@ pub fn compare_tensor(expect: &Json, tolerance: Option<&Json>, got: &Tensor) -> 
             .map(json_i64)
             .collect::<Result<_, _>>()?;
         let have = got.int_values().map_err(|e| e.to_string())?;
-        if let Some((i, (w, h))) = want
-            .iter()
-            .zip(&have)
-            .enumerate()
-            .find(|(_, (w, h))| (**w - **h).abs() > tol_int)
-        {
+        if let Some((i, (w, h))) = want.iter().zip(&have).enumerate().find(|(_, (w, h))| (**w - **h).abs() > tol_int) {
             return Err(format!("int_repr at index {i}: expected {w}, got {h}"));
         }
         return Ok(());
     }
-    let data = expect
-        .get("data")
-        .and_then(Json::as_array)
-        .ok_or("expect has no `data`")?;
+    let data = expect.get("data").and_then(Json::as_array).ok_or("expect has no `data`")?;
     if dtype.is_float() {
-        let abs = tolerance
-            .and_then(|t| t.get("abs"))
-            .and_then(Json::as_f64)
-            .unwrap_or(0.0);
-        let rel = tolerance
-            .and_then(|t| t.get("rel"))
-            .and_then(Json::as_f64)
-            .unwrap_or(0.0);
+        let abs = tolerance.and_then(|t| t.get("abs")).and_then(Json::as_f64).unwrap_or(0.0);
+        let rel = tolerance.and_then(|t| t.get("rel")).and_then(Json::as_f64).unwrap_or(0.0);
         let have = got.real_values().map_err(|e| e.to_string())?;
         for (i, (w, h)) in data.iter().zip(&have).enumerate() {
             let w = json_f64(w)?;

@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod conformance;
 pub mod demo;
 pub mod golden;
 pub mod nn;
@@ -32,7 +33,8 @@ pub use qtensor_runtime::serialize::{load, save};
 pub use qtensor_runtime::{
     declare_op, dispatcher, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType,
     DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, KernelDescriptor, KernelInfo,
-    OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType, Tensor, Value,
+    OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType, Tensor,
+    Tolerance, Value,
 };
 pub use qtensor_runtime::{numerics, print, registry, schema, serialize};
 
@@ -82,17 +84,10 @@ pub fn registry() -> &'static Dispatcher {
 /// fastest registered kernel runs), and the result shares `quantizer`.
 pub fn quantize(x: &Tensor, quantizer: &Arc<Quantizer>) -> Result<Tensor> {
     let q = match &**quantizer {
-        Quantizer::PerTensorAffine {
-            dtype,
-            scale,
-            zero_point,
-        } => ops::quantize_per_tensor(x, *scale, *zero_point, *dtype)?,
-        Quantizer::PerChannelAffine {
-            dtype,
-            scales,
-            zero_points,
-            axis,
-        } => {
+        Quantizer::PerTensorAffine { dtype, scale, zero_point } => {
+            ops::quantize_per_tensor(x, *scale, *zero_point, *dtype)?
+        }
+        Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
             let s = Tensor::from_slice(scales, &[scales.len()])?;
             let z = Tensor::from_slice(zero_points, &[zero_points.len()])?;
             ops::quantize_per_channel(x, &s, &z, *axis as i64, *dtype)?

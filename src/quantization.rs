@@ -28,13 +28,7 @@ fn quant_range(op: &str, dtype: DType, reduce_range: bool) -> Result<(i64, i64)>
     let (lo, hi) = match dtype {
         DType::QUInt8 => (0, 255),
         DType::QInt8 => (-128, 127),
-        other => {
-            return Err(Error::WrongDType {
-                op: op.into(),
-                expected: "quint8 or qint8".into(),
-                got: other,
-            })
-        }
+        other => return Err(Error::WrongDType { op: op.into(), expected: "quint8 or qint8".into(), got: other }),
     };
     Ok(if reduce_range { (lo / 2, hi / 2) } else { (lo, hi) })
 }
@@ -83,11 +77,7 @@ fn require_float(op: &str, x: &Tensor) -> Result<()> {
     if x.dtype().is_float() {
         Ok(())
     } else {
-        Err(Error::WrongDType {
-            op: op.into(),
-            expected: "a float tensor".into(),
-            got: x.dtype(),
-        })
+        Err(Error::WrongDType { op: op.into(), expected: "a float tensor".into(), got: x.dtype() })
     }
 }
 
@@ -106,14 +96,7 @@ impl MinMaxObserver {
     /// An observer for `quint8` or `qint8`.
     pub fn new(dtype: DType, scheme: ObserverScheme, reduce_range: bool) -> Result<MinMaxObserver> {
         let (qmin, qmax) = quant_range("MinMaxObserver", dtype, reduce_range)?;
-        Ok(MinMaxObserver {
-            dtype,
-            scheme,
-            qmin,
-            qmax,
-            min: f32::INFINITY,
-            max: f32::NEG_INFINITY,
-        })
+        Ok(MinMaxObserver { dtype, scheme, qmin, qmax, min: f32::INFINITY, max: f32::NEG_INFINITY })
     }
 
     /// Folds a float tensor into the running range and returns it unchanged.
@@ -164,15 +147,7 @@ impl PerChannelMinMaxObserver {
         reduce_range: bool,
     ) -> Result<PerChannelMinMaxObserver> {
         let (qmin, qmax) = quant_range("PerChannelMinMaxObserver", dtype, reduce_range)?;
-        Ok(PerChannelMinMaxObserver {
-            ch_axis,
-            dtype,
-            scheme,
-            qmin,
-            qmax,
-            mins: Vec::new(),
-            maxs: Vec::new(),
-        })
+        Ok(PerChannelMinMaxObserver { ch_axis, dtype, scheme, qmin, qmax, mins: Vec::new(), maxs: Vec::new() })
     }
 
     /// Folds a float tensor into the per-channel ranges and returns it unchanged.
@@ -182,11 +157,7 @@ impl PerChannelMinMaxObserver {
         if self.ch_axis >= x.ndim() {
             return Err(Error::qparams(
                 op,
-                format!(
-                    "ch_axis {} is out of range for a tensor of {} dimensions",
-                    self.ch_axis,
-                    x.ndim()
-                ),
+                format!("ch_axis {} is out of range for a tensor of {} dimensions", self.ch_axis, x.ndim()),
             ));
         }
         let channels = x.sizes()[self.ch_axis];
@@ -194,10 +165,7 @@ impl PerChannelMinMaxObserver {
             self.mins = vec![f32::INFINITY; channels];
             self.maxs = vec![f32::NEG_INFINITY; channels];
         } else if self.mins.len() != channels {
-            return Err(Error::shape(
-                op,
-                format!("observed {} channels before, now {channels}", self.mins.len()),
-            ));
+            return Err(Error::shape(op, format!("observed {} channels before, now {channels}", self.mins.len())));
         }
         for c in 0..channels {
             let slice = x.select(self.ch_axis as i64, c as i64)?;
@@ -220,10 +188,7 @@ impl PerChannelMinMaxObserver {
     /// A per-channel quantizer with the calculated qparams.
     pub fn quantizer(&self) -> Result<Arc<Quantizer>> {
         if self.mins.is_empty() {
-            return Err(Error::invalid(
-                "PerChannelMinMaxObserver::quantizer",
-                "nothing has been observed yet",
-            ));
+            return Err(Error::invalid("PerChannelMinMaxObserver::quantizer", "nothing has been observed yet"));
         }
         let (s, z) = self.calculate_qparams();
         Quantizer::per_channel(s, z, self.ch_axis, self.dtype)
@@ -237,8 +202,7 @@ mod tests {
     #[test]
     fn affine_qparams_follow_pytorch() {
         let mut o = MinMaxObserver::new(DType::QUInt8, ObserverScheme::Affine, false).unwrap();
-        o.forward(&Tensor::from_slice(&[-1.0f32, 0.5, 3.0], &[3]).unwrap())
-            .unwrap();
+        o.forward(&Tensor::from_slice(&[-1.0f32, 0.5, 3.0], &[3]).unwrap()).unwrap();
         // torch: scale = 4/255, zero_point = 0 - round(-1 / scale) = 64 (63.75 rounds to 64)
         let (s, z) = o.calculate_qparams();
         assert_eq!(s, (4.0f32 / 255.0) as f64);
@@ -275,8 +239,7 @@ mod tests {
     #[test]
     fn per_channel_ranges() {
         let mut o = PerChannelMinMaxObserver::new(0, DType::QInt8, ObserverScheme::Symmetric, false).unwrap();
-        o.forward(&Tensor::from_slice(&[1.0f32, -2.0, 0.5, 0.25], &[2, 2]).unwrap())
-            .unwrap();
+        o.forward(&Tensor::from_slice(&[1.0f32, -2.0, 0.5, 0.25], &[2, 2]).unwrap()).unwrap();
         let (s, z) = o.calculate_qparams();
         assert_eq!(s, vec![(2.0f32 / 127.5) as f64, (0.5f32 / 127.5) as f64]);
         assert_eq!(z, vec![0, 0]);

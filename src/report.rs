@@ -24,11 +24,8 @@ pub fn registry_table() -> Result<String> {
         let mut i = 0;
         while i < kernels.len() {
             let (key, dtype) = (kernels[i].key, kernels[i].dtype);
-            let lines: Vec<String> = kernels[i..]
-                .iter()
-                .take_while(|k| (k.key, k.dtype) == (key, dtype))
-                .map(kernel_line)
-                .collect();
+            let lines: Vec<String> =
+                kernels[i..].iter().take_while(|k| (k.key, k.dtype) == (key, dtype)).map(kernel_line).collect();
             i += lines.len();
             match groups.iter_mut().find(|(k, _, l)| *k == key && *l == lines) {
                 Some(g) => g.1.push(dtype),

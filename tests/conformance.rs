@@ -67,10 +67,7 @@ fn a_malformed_case_file_is_one_failure_not_a_crash() {
     std::fs::write(&wrong, r#"{"format": "qtensor-conformance/1", "cases": [{"id": "x/0", "op": "dequantize", "args": [{"dtype": "quint8"}]}]}"#).unwrap();
     let r = qtensor::golden::run_paths(std::slice::from_ref(&dir), |_, _| {});
     assert_eq!((r.passed, r.failed()), (0, 2));
-    assert!(r
-        .failures
-        .iter()
-        .any(|f| f.id.ends_with("bad.json") && f.message.contains("malformed")));
+    assert!(r.failures.iter().any(|f| f.id.ends_with("bad.json") && f.message.contains("malformed")));
     assert!(r.failures.iter().any(|f| f.id == "x/0" && f.message.contains("shape")));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -9,27 +9,14 @@ fn floats() -> Tensor {
 
 #[test]
 fn the_built_in_registry_has_no_rejected_registration() {
-    assert!(
-        registry().registration_errors().is_empty(),
-        "{:?}",
-        registry().registration_errors()
-    );
+    assert!(registry().registration_errors().is_empty(), "{:?}", registry().registration_errors());
 }
 
 #[test]
 fn calls_by_name_by_handle_and_typed_agree() {
     let x = floats();
-    let args = [
-        Value::from(&x),
-        Value::Float(0.5),
-        Value::Int(3),
-        Value::ScalarType(DType::QUInt8),
-    ];
-    let by_name = registry()
-        .call("quantize_per_tensor", &args)
-        .unwrap()
-        .into_tensor()
-        .unwrap();
+    let args = [Value::from(&x), Value::Float(0.5), Value::Int(3), Value::ScalarType(DType::QUInt8)];
+    let by_name = registry().call("quantize_per_tensor", &args).unwrap().into_tensor().unwrap();
     let handle = registry().op("quantize_per_tensor").unwrap();
     let by_handle = handle.call(&args).unwrap().into_tensor().unwrap();
     let typed = ops::quantize_per_tensor(&x, 0.5, 3, DType::QUInt8).unwrap();
@@ -42,12 +29,7 @@ fn calls_by_name_by_handle_and_typed_agree() {
 fn a_missing_kernel_names_op_key_dtype_and_what_exists() {
     let err = ops::dequantize(&floats()).unwrap_err();
     match &err {
-        Error::NoKernel {
-            op,
-            key,
-            dtype,
-            available,
-        } => {
+        Error::NoKernel { op, key, dtype, available } => {
             assert_eq!(op, "dequantize");
             assert_eq!((*key, *dtype), (DispatchKey::CPU, DType::Float32));
             assert!(available.contains(&(DispatchKey::QuantizedCPU, DType::QUInt8)));
@@ -65,9 +47,7 @@ fn a_missing_kernel_names_op_key_dtype_and_what_exists() {
 #[test]
 fn a_quantized_tensor_given_to_a_float_op_says_to_dequantize() {
     let q = ops::quantize_per_tensor(&floats(), 0.5, 3, DType::QUInt8).unwrap();
-    let msg = ops::quantize_per_tensor(&q, 0.5, 3, DType::QUInt8)
-        .unwrap_err()
-        .to_string();
+    let msg = ops::quantize_per_tensor(&q, 0.5, 3, DType::QUInt8).unwrap_err().to_string();
     assert!(msg.contains("no kernel for (QuantizedCPU, quint8)"), "{msg}");
     assert!(msg.contains("dequantize the input first"), "{msg}");
 }
@@ -76,10 +56,7 @@ fn a_quantized_tensor_given_to_a_float_op_says_to_dequantize() {
 fn a_float_tensor_given_to_a_quantized_op_says_to_quantize() {
     let x = floats();
     let msg = registry()
-        .call(
-            "quantized::add",
-            &[Value::from(&x), Value::from(&x), Value::Float(0.1), Value::Int(0)],
-        )
+        .call("quantized::add", &[Value::from(&x), Value::from(&x), Value::Float(0.1), Value::Int(0)])
         .unwrap_err()
         .to_string();
     assert!(msg.contains("quantized::add: no kernel for (CPU, float32)"), "{msg}");
@@ -96,31 +73,15 @@ fn unknown_ops_and_bad_arguments_are_clear_errors() {
         other => panic!("{other:?}"),
     }
     match registry().call("dequantize", &[]) {
-        Err(Error::ArgCount {
-            expected: 1, got: 0, ..
-        }) => {}
+        Err(Error::ArgCount { expected: 1, got: 0, .. }) => {}
         other => panic!("{other:?}"),
     }
     match registry().call(
         "quantize_per_tensor",
-        &[
-            Value::from(&floats()),
-            Value::Str("x".into()),
-            Value::Int(0),
-            Value::ScalarType(DType::QInt8),
-        ],
+        &[Value::from(&floats()), Value::Str("x".into()), Value::Int(0), Value::ScalarType(DType::QInt8)],
     ) {
-        Err(Error::ArgType {
-            index: 1,
-            name,
-            expected,
-            got,
-            ..
-        }) => {
-            assert_eq!(
-                (name.as_str(), expected.as_str(), got.as_str()),
-                ("scale", "float", "str")
-            );
+        Err(Error::ArgType { index: 1, name, expected, got, .. }) => {
+            assert_eq!((name.as_str(), expected.as_str(), got.as_str()), ("scale", "float", "str"));
         }
         other => panic!("{other:?}"),
     }
@@ -177,15 +138,8 @@ fn the_highest_supported_priority_wins_whatever_the_order() {
         assert_eq!(out.to_vec::<f32>().unwrap(), vec![-0.5, -1.0, 2.0]);
         let infos = op.entry().kernels();
         assert_eq!(
-            infos
-                .iter()
-                .map(|k| (k.name, k.chosen, k.supported))
-                .collect::<Vec<_>>(),
-            vec![
-                ("unsupported", false, false),
-                ("high", true, true),
-                ("low", false, true)
-            ]
+            infos.iter().map(|k| (k.name, k.chosen, k.supported)).collect::<Vec<_>>(),
+            vec![("unsupported", false, false), ("high", true, true), ("low", false, true)]
         );
     }
 }
@@ -204,19 +158,13 @@ fn duplicate_priorities_and_bad_signatures_are_rejected_by_name() {
     match d.register_kernel(bad) {
         Err(Error::Registration { kernel, message, .. }) => {
             assert_eq!(kernel, "mismatched_kernel");
-            assert!(
-                message.contains("(Tensor, float)") && message.contains("(Tensor)"),
-                "{message}"
-            );
+            assert!(message.contains("(Tensor, float)") && message.contains("(Tensor)"), "{message}");
         }
         other => panic!("{other:?}"),
     }
     let orphan = kernel_descriptor! { op: "test::nope", key: DispatchKey::CPU, dtype: DType::Float32, name: "orphan", priority: 0, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
     assert!(matches!(d.register_kernel(orphan), Err(Error::Registration { .. })));
-    assert!(
-        d.declare_op("test::dup(Tensor self) -> Tensor").is_err(),
-        "an op is declared once"
-    );
+    assert!(d.declare_op("test::dup(Tensor self) -> Tensor").is_err(), "an op is declared once");
     assert!(d.declare_op("test::bad(Tensr self) -> Tensor").is_err());
 }
 

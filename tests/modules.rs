@@ -47,9 +47,7 @@ fn each_module_forward_equals_its_op() {
         &conv.forward(&x).unwrap(),
         &ops::quantized::conv2d(&x, &w, Some(&b), &[1, 1], &[1, 1], &[1, 1], 1, 0.05, 100).unwrap(),
     );
-    let conv_relu = Conv2d::from_quantized(&w, Some(&b), [1, 1], [1, 1], [1, 1], 1, 0.05, 100)
-        .unwrap()
-        .with_relu();
+    let conv_relu = Conv2d::from_quantized(&w, Some(&b), [1, 1], [1, 1], [1, 1], 1, 0.05, 100).unwrap().with_relu();
     same(
         &conv_relu.forward(&x).unwrap(),
         &ops::quantized::conv2d_relu(&x, &w, Some(&b), &[1, 1], &[1, 1], &[1, 1], 1, 0.05, 100).unwrap(),
@@ -58,15 +56,9 @@ fn each_module_forward_equals_its_op() {
     let flat = ops::quantize_per_tensor(&float(&[5, 12], 4), 0.02, 120, DType::QUInt8).unwrap();
     let lw = qweight(&[7, 12], 5);
     let lin = Linear::from_quantized(&lw, None, 0.1, 60).unwrap();
-    same(
-        &lin.forward(&flat).unwrap(),
-        &ops::quantized::linear(&flat, &lw, None, 0.1, 60).unwrap(),
-    );
+    same(&lin.forward(&flat).unwrap(), &ops::quantized::linear(&flat, &lw, None, 0.1, 60).unwrap());
     let lin_relu = Linear::from_quantized(&lw, None, 0.1, 60).unwrap().with_relu();
-    same(
-        &lin_relu.forward(&flat).unwrap(),
-        &ops::quantized::linear_relu(&flat, &lw, None, 0.1, 60).unwrap(),
-    );
+    same(&lin_relu.forward(&flat).unwrap(), &ops::quantized::linear_relu(&flat, &lw, None, 0.1, 60).unwrap());
 
     same(&ReLU.forward(&x).unwrap(), &ops::relu(&x).unwrap());
     same(
@@ -90,18 +82,9 @@ fn each_module_forward_equals_its_op() {
 
     let qf = QFunctional::new(0.03, 90).unwrap();
     let y = ops::quantize_per_tensor(&float(&[2, 3, 6, 6], 7), 0.02, 110, DType::QUInt8).unwrap();
-    same(
-        &qf.add(&x, &y).unwrap(),
-        &ops::quantized::add(&x, &y, 0.03, 90).unwrap(),
-    );
-    same(
-        &qf.add_relu(&x, &y).unwrap(),
-        &ops::quantized::add_relu(&x, &y, 0.03, 90).unwrap(),
-    );
-    same(
-        &qf.mul(&x, &y).unwrap(),
-        &ops::quantized::mul(&x, &y, 0.03, 90).unwrap(),
-    );
+    same(&qf.add(&x, &y).unwrap(), &ops::quantized::add(&x, &y, 0.03, 90).unwrap());
+    same(&qf.add_relu(&x, &y).unwrap(), &ops::quantized::add_relu(&x, &y, 0.03, 90).unwrap());
+    same(&qf.mul(&x, &y).unwrap(), &ops::quantized::mul(&x, &y, 0.03, 90).unwrap());
     same(
         &qf.cat(&[x.clone(), y.clone()], 1).unwrap(),
         &ops::quantized::cat(&[x.clone(), y.clone()], 1, Some(0.03), Some(90)).unwrap(),
@@ -126,10 +109,7 @@ fn packing_happens_once_and_never_changes_results() {
     let p2 = lin.packed().unwrap();
     assert!(!Arc::ptr_eq(&p1, &p2));
     let after = lin.forward(&x).unwrap();
-    same(
-        &after,
-        &ops::quantized::linear(&x, &w.contiguous_copy().unwrap(), None, 0.05, 128).unwrap(),
-    );
+    same(&after, &ops::quantized::linear(&x, &w.contiguous_copy().unwrap(), None, 0.05, 128).unwrap());
 }
 
 #[test]
@@ -141,70 +121,25 @@ fn shape_mismatches_are_errors() {
         .contains("in_features"));
     let img = ops::quantize_per_tensor(&float(&[1, 4, 5, 5], 12), 0.01, 128, DType::QUInt8).unwrap();
     let w = qweight(&[6, 3, 3, 3], 13);
+    assert!(ops::quantized::conv2d(&img, &w, None, &[1, 1], &[0, 0], &[1, 1], 1, 0.1, 0).is_err(), "channel mismatch");
     assert!(
-        ops::quantized::conv2d(&img, &w, None, &[1, 1], &[0, 0], &[1, 1], 1, 0.1, 0).is_err(),
-        "channel mismatch"
-    );
-    assert!(
-        ops::quantized::conv2d(
-            &img,
-            &qweight(&[6, 2, 3, 3], 14),
-            None,
-            &[1, 1],
-            &[0, 0],
-            &[1, 1],
-            3,
-            0.1,
-            0
-        )
-        .is_err(),
+        ops::quantized::conv2d(&img, &qweight(&[6, 2, 3, 3], 14), None, &[1, 1], &[0, 0], &[1, 1], 3, 0.1, 0).is_err(),
         "groups must divide channels"
     );
     assert!(
-        ops::quantized::conv2d(
-            &img,
-            &qweight(&[4, 1, 9, 9], 15),
-            None,
-            &[1, 1],
-            &[0, 0],
-            &[1, 1],
-            4,
-            0.1,
-            0
-        )
-        .is_err(),
+        ops::quantized::conv2d(&img, &qweight(&[4, 1, 9, 9], 15), None, &[1, 1], &[0, 0], &[1, 1], 4, 0.1, 0).is_err(),
         "kernel larger than input"
     );
     assert!(
-        ops::quantized::conv2d(
-            &img,
-            &qweight(&[4, 1, 3, 3], 16),
-            None,
-            &[0, 1],
-            &[0, 0],
-            &[1, 1],
-            4,
-            0.1,
-            0
-        )
-        .is_err(),
+        ops::quantized::conv2d(&img, &qweight(&[4, 1, 3, 3], 16), None, &[0, 1], &[0, 0], &[1, 1], 4, 0.1, 0).is_err(),
         "zero stride"
     );
     let f = float(&[2, 8], 17);
-    assert!(ops::quantized::add(&x, &f, 0.1, 0)
-        .unwrap_err()
-        .to_string()
-        .contains("quint8 vs float32"));
+    assert!(ops::quantized::add(&x, &f, 0.1, 0).unwrap_err().to_string().contains("quint8 vs float32"));
     let q8 = ops::quantize_per_tensor(&f, 0.01, 0, DType::QInt8).unwrap();
-    assert!(ops::quantized::mul(&x, &q8, 0.1, 0)
-        .unwrap_err()
-        .to_string()
-        .contains("quint8 vs qint8"));
+    assert!(ops::quantized::mul(&x, &q8, 0.1, 0).unwrap_err().to_string().contains("quint8 vs qint8"));
     assert!(Linear::from_quantized(&qweight(&[4, 8], 18), Some(&float(&[5], 19)), 0.1, 0).is_err());
-    assert!(
-        ops::max_pool2d(&img, &[3, 3], &[1, 1], &[2, 2], &[1, 1], false).is_err(),
-        "padding over half the kernel"
-    );
+    assert!(ops::max_pool2d(&img, &[3, 3], &[1, 1], &[2, 2], &[1, 1], false).is_err(), "padding over half the kernel");
 }
 
 /// The float twin: NCHW conv with zero padding, in f64.
@@ -254,9 +189,7 @@ fn maxpool2_f64(x: &[f64], s: [usize; 4]) -> (Vec<f64>, [usize; 4]) {
 
 fn linear_f64(x: &[f64], m: usize, k: usize, w: &[f64], b: &[f64]) -> Vec<f64> {
     let n = b.len();
-    (0..m * n)
-        .map(|i| b[i % n] + (0..k).map(|j| x[(i / n) * k + j] * w[(i % n) * k + j]).sum::<f64>())
-        .collect()
+    (0..m * n).map(|i| b[i % n] + (0..k).map(|j| x[(i / n) * k + j] * w[(i % n) * k + j]).sum::<f64>()).collect()
 }
 
 /// Error bound of the linear layer `y[m, o] = Σ_j w[o, j] x[m, j] + b[o]`
@@ -310,12 +243,7 @@ fn a_small_quantized_cnn_matches_its_float_twin() {
     let (cwq, lwq) = (wq(&cw), wq(&lw));
     let model = Sequential::new()
         .push("quant", Quantize::new(sx, zx, DType::QUInt8).unwrap())
-        .push(
-            "conv",
-            Conv2d::from_float(&cw, Some(&cb), &cwq, [1, 1], [1, 1], [1, 1], 1, sc, zc)
-                .unwrap()
-                .with_relu(),
-        )
+        .push("conv", Conv2d::from_float(&cw, Some(&cb), &cwq, [1, 1], [1, 1], [1, 1], 1, sc, zc).unwrap().with_relu())
         .push("pool", MaxPool2d::new(2, 2))
         .push("flatten", Flatten)
         .push("fc", Linear::from_float(&lw, Some(&lb), &lwq, so, zo).unwrap())
@@ -363,10 +291,7 @@ fn a_small_quantized_cnn_matches_its_float_twin() {
     }
     // And the bound is meaningful: far tighter than the output range.
     let range = out.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(
-        lin_err.iter().all(|e| e + 1.5 * so < range),
-        "bound {lin_err:?} is not informative for range {range}"
-    );
+    assert!(lin_err.iter().all(|e| e + 1.5 * so < range), "bound {lin_err:?} is not informative for range {range}");
 }
 
 #[test]
@@ -392,27 +317,18 @@ fn modules_save_and_load() {
                 .unwrap(),
             )
             .push("flatten", Flatten)
-            .push(
-                "fc",
-                Linear::from_quantized(&qweight(&[3, 8], seed + 2), None, 0.05, 30).unwrap(),
-            )
+            .push("fc", Linear::from_quantized(&qweight(&[3, 8], seed + 2), None, 0.05, 30).unwrap())
     };
     let model = build(30);
     let x = float(&[1, 3, 4, 4], 31);
     let want = model.forward(&x).unwrap();
     qtensor::nn::save(&path, &model).unwrap();
     let mut other = build(40);
-    assert_ne!(
-        other.forward(&x).unwrap().int_values().unwrap(),
-        want.int_values().unwrap()
-    );
+    assert_ne!(other.forward(&x).unwrap().int_values().unwrap(), want.int_values().unwrap());
     qtensor::nn::load(&path, &mut other).unwrap();
     same(&other.forward(&x).unwrap(), &want);
     // A model of another shape refuses the file.
-    let mut wrong = Sequential::new().push(
-        "fc",
-        Linear::from_quantized(&qweight(&[3, 9], 1), None, 0.05, 30).unwrap(),
-    );
+    let mut wrong = Sequential::new().push("fc", Linear::from_quantized(&qweight(&[3, 9], 1), None, 0.05, 30).unwrap());
     assert!(qtensor::nn::load(&path, &mut wrong).is_err());
     std::fs::remove_dir_all(&dir).ok();
 }

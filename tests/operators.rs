@@ -14,15 +14,10 @@ fn avg_pool2d_follows_pytorch_divisors() {
     assert_eq!(with_pad.sizes(), &[1, 1, 4, 4]);
     let v = with_pad.int_values().unwrap();
     assert_eq!((v[0], v[1], v[5], v[15]), (1, 3, 12, 9));
-    let without_pad = ops::avg_pool2d(&x, &[2, 2], &[1, 1], &[1, 1], false, false, None)
-        .unwrap()
-        .int_values()
-        .unwrap();
+    let without_pad = ops::avg_pool2d(&x, &[2, 2], &[1, 1], &[1, 1], false, false, None).unwrap().int_values().unwrap();
     assert_eq!((without_pad[0], without_pad[1], without_pad[5]), (4, 6, 12));
-    let overridden = ops::avg_pool2d(&x, &[2, 2], &[1, 1], &[1, 1], false, true, Some(2))
-        .unwrap()
-        .int_values()
-        .unwrap();
+    let overridden =
+        ops::avg_pool2d(&x, &[2, 2], &[1, 1], &[1, 1], false, true, Some(2)).unwrap().int_values().unwrap();
     assert_eq!((overridden[0], overridden[5]), (2, 24));
     let ceil = ops::avg_pool2d(&x, &[2, 2], &[2, 2], &[0, 0], true, true, None).unwrap();
     assert_eq!(ceil.sizes(), &[1, 1, 2, 2]);
@@ -38,23 +33,12 @@ fn binary_ops_broadcast_like_numpy() {
     assert_eq!(sum.sizes(), &[2, 3]);
     assert_eq!(sum.int_values().unwrap(), vec![20, 40, 60, 50, 70, 90]);
     let col = q_u8(&[2, 3], &[2, 1], 1.0, 0);
-    assert_eq!(
-        ops::quantized::mul(&a, &col, 0.1, 0).unwrap().int_values().unwrap(),
-        vec![20, 40, 60, 120, 150, 180]
-    );
-    let msg = ops::quantized::add(&a, &q_u8(&[1, 2], &[2], 1.0, 0), 0.1, 0)
-        .unwrap_err()
-        .to_string();
+    assert_eq!(ops::quantized::mul(&a, &col, 0.1, 0).unwrap().int_values().unwrap(), vec![20, 40, 60, 120, 150, 180]);
+    let msg = ops::quantized::add(&a, &q_u8(&[1, 2], &[2], 1.0, 0), 0.1, 0).unwrap_err().to_string();
     assert!(msg.contains("[2, 3]") && msg.contains("[2]"), "{msg}");
     // add_relu clamps at the output zero point.
     let neg = q_u8(&[0, 0, 0], &[3], 1.0, 100);
-    assert_eq!(
-        ops::quantized::add_relu(&neg, &b, 1.0, 5)
-            .unwrap()
-            .int_values()
-            .unwrap(),
-        vec![5, 5, 5]
-    );
+    assert_eq!(ops::quantized::add_relu(&neg, &b, 1.0, 5).unwrap().int_values().unwrap(), vec![5, 5, 5]);
 }
 
 #[test]
@@ -65,10 +49,7 @@ fn relu_keeps_qparams_per_channel_too() {
     let q = ops::quantize_per_channel(&x, &s, &z, 1, DType::QInt8).unwrap();
     let r = ops::relu(&q).unwrap();
     assert_eq!(r.quantizer(), q.quantizer());
-    assert_eq!(
-        ops::dequantize(&r).unwrap().to_vec::<f32>().unwrap(),
-        vec![0.0, 2.0, 0.0, 4.0]
-    );
+    assert_eq!(ops::dequantize(&r).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 2.0, 0.0, 4.0]);
     let f = ops::relu(&x).unwrap();
     assert_eq!(f.to_vec::<f32>().unwrap(), vec![0.0, 2.0, 0.0, 4.0]);
 }
@@ -81,13 +62,8 @@ fn cat_copies_integers_when_qparams_match() {
     let c = ops::quantized::cat(&[a.clone(), b.clone()], 0, None, None).unwrap();
     assert_eq!(c.int_values().unwrap(), vec![1, 2, 3, 250, 251]);
     assert_eq!((c.q_scale().unwrap(), c.q_zero_point().unwrap()), (0.3, 7));
-    let t = ops::quantized::cat(
-        &[a.reshape(&[3, 1]).unwrap(), a.reshape(&[3, 1]).unwrap()],
-        -1,
-        Some(0.6),
-        Some(7),
-    )
-    .unwrap();
+    let t = ops::quantized::cat(&[a.reshape(&[3, 1]).unwrap(), a.reshape(&[3, 1]).unwrap()], -1, Some(0.6), Some(7))
+        .unwrap();
     assert_eq!(t.sizes(), &[3, 2]);
     // Reals -1.8, -1.5, -1.2 on a 0.6 grid: -3, -2.5 (ties to -2), -2; plus 7.
     assert_eq!(t.int_values().unwrap(), vec![4, 4, 5, 5, 5, 5]);
@@ -105,14 +81,8 @@ fn linear_dynamic_honours_reduce_range() {
         DType::QInt8,
     )
     .unwrap();
-    let full = ops::quantized::linear_dynamic(&x, &w, None, false)
-        .unwrap()
-        .to_vec::<f32>()
-        .unwrap();
-    let reduced = ops::quantized::linear_dynamic(&x, &w, None, true)
-        .unwrap()
-        .to_vec::<f32>()
-        .unwrap();
+    let full = ops::quantized::linear_dynamic(&x, &w, None, false).unwrap().to_vec::<f32>().unwrap();
+    let reduced = ops::quantized::linear_dynamic(&x, &w, None, true).unwrap().to_vec::<f32>().unwrap();
     // Identity weights: the output is x quantized to 8 (or 7) bits of its range.
     let (step_full, step_reduced) = (3.0 / 255.0, 3.0 / 127.0);
     for ((f, r), want) in full.iter().zip(&reduced).zip([-1.0f32, 0.5, 2.0, 1.5]) {
@@ -134,15 +104,6 @@ fn exact_accumulation_has_no_int16_saturation() {
     let w_ints: Vec<i8> = (0..2 * k).map(|i| if i < k { 127 } else { -128 }).collect();
     let w = ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(w_ints, &[2, k]).unwrap(), 1.0, 0).unwrap();
     // Exact: 255*127*64 = 2072640 and -255*128*64 = -2088960; scale so they land in range.
-    let y = ops::quantized::linear(&x, &w, None, 16384.0, 128)
-        .unwrap()
-        .int_values()
-        .unwrap();
-    assert_eq!(
-        y,
-        vec![
-            128 + (2_072_640f64 / 16384.0).round() as i64,
-            128 + (-2_088_960f64 / 16384.0).round() as i64
-        ]
-    );
+    let y = ops::quantized::linear(&x, &w, None, 16384.0, 128).unwrap().int_values().unwrap();
+    assert_eq!(y, vec![128 + (2_072_640f64 / 16384.0).round() as i64, 128 + (-2_088_960f64 / 16384.0).round() as i64]);
 }

@@ -31,12 +31,7 @@ fn a_mismatched_kernel_is_rejected_at_startup_by_name() {
     assert!(registry().check().is_err());
     // The rejected kernel is never chosen, although its priority is the highest.
     let op = registry().op("dequantize").unwrap();
-    let chosen = op
-        .entry()
-        .chosen_kernel(qtensor::DispatchKey::QuantizedCPU, qtensor::DType::QUInt8);
-    assert!(
-        matches!(chosen, Some(name) if name != "broken_dequantize"),
-        "{chosen:?}"
-    );
+    let chosen = op.entry().chosen_kernel(qtensor::DispatchKey::QuantizedCPU, qtensor::DType::QUInt8);
+    assert!(matches!(chosen, Some(name) if name != "broken_dequantize"), "{chosen:?}");
     assert!(op.entry().kernels().iter().all(|k| k.name != "broken_dequantize"));
 }

@@ -63,24 +63,15 @@ fn per_channel_views_carry_their_axis() {
     assert_eq!(q.transpose(0, 2).unwrap().q_per_channel_axis().unwrap(), 1);
     assert_eq!(q.select(0, 1).unwrap().q_per_channel_axis().unwrap(), 0);
     let sliced = q.slice(1, Some(1), None, 1).unwrap();
-    assert_eq!(
-        sliced.q_per_channel_scales().unwrap().to_vec::<f64>().unwrap(),
-        vec![0.2, 0.3]
-    );
+    assert_eq!(sliced.q_per_channel_scales().unwrap().to_vec::<f64>().unwrap(), vec![0.2, 0.3]);
     let one = q.select(1, 2).unwrap();
     assert_eq!((one.q_scale().unwrap(), one.q_zero_point().unwrap()), (0.3, 2));
     assert_eq!(q.reshape(&[2, 3, 2, 2]).unwrap().q_per_channel_axis().unwrap(), 1);
-    assert!(
-        q.reshape(&[6, 4]).is_err(),
-        "merging the channel axis needs a dequantize"
-    );
+    assert!(q.reshape(&[6, 4]).is_err(), "merging the channel axis needs a dequantize");
     // Dequantizing a view equals viewing the dequantized tensor.
     let dq = ops::dequantize(&q).unwrap();
     assert_eq!(
-        ops::dequantize(&q.transpose(0, 2).unwrap())
-            .unwrap()
-            .to_vec::<f32>()
-            .unwrap(),
+        ops::dequantize(&q.transpose(0, 2).unwrap()).unwrap().to_vec::<f32>().unwrap(),
         dq.transpose(0, 2).unwrap().to_vec::<f32>().unwrap()
     );
 }
@@ -106,11 +97,7 @@ fn copy_follows_pytorch() {
     // Overlapping source and destination.
     let big = ops::quantize_per_tensor(&Tensor::from_slice(&ramp(8), &[8]).unwrap(), 0.25, 0, DType::QInt32).unwrap();
     let before = big.int_values().unwrap();
-    ops::copy_(
-        &big.slice(0, Some(1), None, 1).unwrap(),
-        &big.slice(0, Some(0), Some(7), 1).unwrap(),
-    )
-    .unwrap();
+    ops::copy_(&big.slice(0, Some(1), None, 1).unwrap(), &big.slice(0, Some(0), Some(7), 1).unwrap()).unwrap();
     let after = big.int_values().unwrap();
     assert_eq!(&after[1..], &before[..7]);
 }
@@ -122,13 +109,8 @@ fn item_and_inspection() {
     assert_eq!(q.numel(), 1);
     assert!(q.is_quantized());
     assert!(q.q_per_channel_scales().is_err());
-    let two = ops::quantize_per_tensor(
-        &Tensor::from_slice(&[1.0f32, 2.0], &[2]).unwrap(),
-        0.5,
-        10,
-        DType::QUInt8,
-    )
-    .unwrap();
+    let two =
+        ops::quantize_per_tensor(&Tensor::from_slice(&[1.0f32, 2.0], &[2]).unwrap(), 0.5, 10, DType::QUInt8).unwrap();
     assert!(two.item().is_err());
     assert!(Tensor::scalar(1.0).unwrap().q_scale().is_err());
 }

@@ -14,8 +14,6 @@ pub fn for_each_chunk<O: Send>(dst: &mut [O], f: impl Fn(usize, &mut [O]) + Sync
     if dst.len() < 2 * GRAIN || rayon::current_num_threads() == 1 {
         f(0, dst);
     } else {
-        dst.par_chunks_mut(GRAIN)
-            .enumerate()
-            .for_each(|(i, chunk)| f(i * GRAIN, chunk));
+        dst.par_chunks_mut(GRAIN).enumerate().for_each(|(i, chunk)| f(i * GRAIN, chunk));
     }
 }

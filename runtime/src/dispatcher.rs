@@ -11,7 +11,7 @@ use crate::dispatch_key::DispatchKey;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::registry::{BoxedKernel, KernelDescriptor, OpDeclaration};
-use crate::schema::{parse_schema, ArgType, OpSchema};
+use crate::schema::{parse_schema, ArgType, OpSchema, Tolerance};
 use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -53,6 +53,7 @@ enum DispatchFrom {
 /// An operator: its schema and its kernels.
 pub struct OperatorEntry {
     schema: OpSchema,
+    tolerance: Tolerance,
     dispatch_from: DispatchFrom,
     doc: String,
     source: String,
@@ -61,21 +62,20 @@ pub struct OperatorEntry {
 }
 
 impl OperatorEntry {
-    fn new(schema: OpSchema, doc: &str, source: &str) -> Self {
+    fn new(schema: OpSchema, tolerance: Tolerance, doc: &str, source: &str) -> Self {
         let tensor_first = schema
             .args
             .first()
             .is_some_and(|a| matches!(a.ty, ArgType::Tensor | ArgType::OptionalTensor | ArgType::TensorList));
-        let scalar_type = schema
-            .args
-            .iter()
-            .position(|a| matches!(a.ty, ArgType::ScalarType | ArgType::OptionalScalarType));
+        let scalar_type =
+            schema.args.iter().position(|a| matches!(a.ty, ArgType::ScalarType | ArgType::OptionalScalarType));
         let dispatch_from = match scalar_type {
             Some(i) if !tensor_first => DispatchFrom::ScalarType(i),
             _ => DispatchFrom::Tensors,
         };
         OperatorEntry {
             schema,
+            tolerance,
             dispatch_from,
             doc: doc.to_string(),
             source: source.to_string(),
@@ -87,6 +87,19 @@ impl OperatorEntry {
     /// The operator's schema.
     pub fn schema(&self) -> &OpSchema {
         &self.schema
+    }
+
+    /// How closely two kernels of this op must agree.
+    pub fn tolerance(&self) -> Tolerance {
+        self.tolerance
+    }
+
+    /// Every registered kernel's full descriptor, in priority order
+    /// (highest first) within each (key, dtype).
+    pub fn descriptors(&self) -> Vec<KernelDescriptor> {
+        let mut v = self.kernels.read().clone();
+        v.sort_by_key(|k| (k.key, k.dtype, -k.priority));
+        v
     }
 
     /// The operator's documentation.
@@ -140,31 +153,17 @@ impl OperatorEntry {
 
     fn check_signature(&self, k: &KernelDescriptor) -> Result<()> {
         let reject = |message: String| {
-            Err(Error::Registration {
-                op: self.schema.name.clone(),
-                kernel: k.name.to_string(),
-                message,
-            })
+            Err(Error::Registration { op: self.schema.name.clone(), kernel: k.name.to_string(), message })
         };
         let want: Vec<String> = self.schema.args.iter().map(|a| a.ty.to_string()).collect();
         let got: Vec<String> = k.signature.iter().map(|t| t.to_string()).collect();
         let args_ok = k.signature.len() == self.schema.args.len()
-            && k.signature
-                .iter()
-                .zip(&self.schema.args)
-                .all(|(kt, a)| kt.accepts(a.ty));
+            && k.signature.iter().zip(&self.schema.args).all(|(kt, a)| kt.accepts(a.ty));
         if !args_ok {
-            return reject(format!(
-                "signature ({}) does not match the schema ({})",
-                got.join(", "),
-                want.join(", ")
-            ));
+            return reject(format!("signature ({}) does not match the schema ({})", got.join(", "), want.join(", ")));
         }
         if self.schema.returns.len() != 1 || !k.returns.accepts(self.schema.returns[0]) {
-            return reject(format!(
-                "returns {} but the schema returns {:?}",
-                k.returns, self.schema.returns
-            ));
+            return reject(format!("returns {} but the schema returns {:?}", k.returns, self.schema.returns));
         }
         Ok(())
     }
@@ -172,10 +171,7 @@ impl OperatorEntry {
     fn add_kernel(&self, k: KernelDescriptor) -> Result<()> {
         self.check_signature(&k)?;
         let mut kernels = self.kernels.write();
-        if let Some(other) = kernels
-            .iter()
-            .find(|o| o.key == k.key && o.dtype == k.dtype && o.priority == k.priority)
-        {
+        if let Some(other) = kernels.iter().find(|o| o.key == k.key && o.dtype == k.dtype && o.priority == k.priority) {
             return Err(Error::Registration {
                 op: self.schema.name.clone(),
                 kernel: k.name.to_string(),
@@ -252,12 +248,7 @@ impl OperatorEntry {
         let kernel = self.table.read()[slot(key, dtype)];
         match kernel {
             Some((f, _)) => f(args),
-            None => Err(Error::NoKernel {
-                op: self.schema.name.clone(),
-                key,
-                dtype,
-                available: self.available(),
-            }),
+            None => Err(Error::NoKernel { op: self.schema.name.clone(), key, dtype, available: self.available() }),
         }
     }
 }
@@ -296,10 +287,7 @@ pub fn dispatcher() -> &'static Dispatcher {
 impl Dispatcher {
     /// An empty dispatcher (tests and embedders; most code uses [`dispatcher()`]).
     pub fn new() -> Dispatcher {
-        Dispatcher {
-            ops: RwLock::new(HashMap::new()),
-            errors: Mutex::new(Vec::new()),
-        }
+        Dispatcher { ops: RwLock::new(HashMap::new()), errors: Mutex::new(Vec::new()) }
     }
 
     fn from_inventory() -> Dispatcher {
@@ -307,7 +295,7 @@ impl Dispatcher {
         let mut decls: Vec<&OpDeclaration> = inventory::iter::<OpDeclaration>.into_iter().collect();
         decls.sort_by_key(|o| o.schema);
         for decl in decls {
-            if let Err(e) = d.declare_op_with(decl.schema, decl.doc, decl.source) {
+            if let Err(e) = d.declare_op_with(decl.schema, decl.doc, decl.source, decl.tolerance) {
                 d.errors.lock().push(e);
             }
         }
@@ -325,12 +313,14 @@ impl Dispatcher {
 
     /// Declares an operator from its schema string (like `TORCH_LIBRARY`'s `def`).
     pub fn declare_op(&self, schema: &str) -> Result<OpHandle> {
-        self.declare_op_with(schema, "", "runtime")
+        self.declare_op_with(schema, "", "runtime", "exact")
     }
 
-    /// Declares an operator with documentation and a source location.
-    pub fn declare_op_with(&self, schema: &str, doc: &str, source: &str) -> Result<OpHandle> {
+    /// Declares an operator with documentation, a source location and the
+    /// tolerance its kernels must agree within (`exact`, `steps N`, `abs A rel R`).
+    pub fn declare_op_with(&self, schema: &str, doc: &str, source: &str, tolerance: &str) -> Result<OpHandle> {
         let parsed = parse_schema(schema).map_err(|message| Error::Schema { line: None, message })?;
+        let tolerance = Tolerance::parse(tolerance).map_err(|message| Error::Schema { line: None, message })?;
         let mut ops = self.ops.write();
         if let Some(existing) = ops.get(&parsed.name) {
             return Err(Error::Schema {
@@ -341,7 +331,7 @@ impl Dispatcher {
                 ),
             });
         }
-        let entry = Arc::new(OperatorEntry::new(parsed.clone(), doc, source));
+        let entry = Arc::new(OperatorEntry::new(parsed.clone(), tolerance, doc, source));
         ops.insert(parsed.name, entry.clone());
         Ok(OpHandle(entry))
     }
@@ -380,10 +370,7 @@ impl Dispatcher {
         if let Some(e) = self.ops.read().get(name) {
             return Ok(OpHandle(e.clone()));
         }
-        Err(Error::UnknownOp {
-            name: name.to_string(),
-            similar: self.similar_names(name),
-        })
+        Err(Error::UnknownOp { name: name.to_string(), similar: self.similar_names(name) })
     }
 
     /// Calls an operator by name with boxed arguments.
@@ -391,10 +378,7 @@ impl Dispatcher {
         let entry = self.ops.read().get(name).cloned();
         match entry {
             Some(e) => e.call(args),
-            None => Err(Error::UnknownOp {
-                name: name.to_string(),
-                similar: self.similar_names(name),
-            }),
+            None => Err(Error::UnknownOp { name: name.to_string(), similar: self.similar_names(name) }),
         }
     }
 

@@ -134,10 +134,7 @@ impl DType {
 
     /// True for the quantized dtypes.
     pub const fn is_quantized(self) -> bool {
-        matches!(
-            self,
-            DType::QUInt8 | DType::QInt8 | DType::QInt16 | DType::QInt32 | DType::QUInt4x2
-        )
+        matches!(self, DType::QUInt8 | DType::QInt8 | DType::QInt16 | DType::QInt32 | DType::QUInt4x2)
     }
 
     /// True for `float32` and `float64`.
@@ -147,10 +144,7 @@ impl DType {
 
     /// True for the plain integer dtypes.
     pub const fn is_integer(self) -> bool {
-        matches!(
-            self,
-            DType::Int64 | DType::Int32 | DType::Int16 | DType::Int8 | DType::UInt8
-        )
+        matches!(self, DType::Int64 | DType::Int32 | DType::Int16 | DType::Int8 | DType::UInt8)
     }
 
     /// How elements are stored.

@@ -178,26 +178,17 @@ pub enum Error {
 impl Error {
     /// An [`Error::Invalid`] from anything printable.
     pub fn invalid(op: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid {
-            op: op.into(),
-            message: message.into(),
-        }
+        Error::Invalid { op: op.into(), message: message.into() }
     }
 
     /// An [`Error::Shape`] from anything printable.
     pub fn shape(op: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Shape {
-            op: op.into(),
-            message: message.into(),
-        }
+        Error::Shape { op: op.into(), message: message.into() }
     }
 
     /// An [`Error::QParams`] from anything printable.
     pub fn qparams(op: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::QParams {
-            op: op.into(),
-            message: message.into(),
-        }
+        Error::QParams { op: op.into(), message: message.into() }
     }
 }
 
@@ -211,14 +202,7 @@ fn suggest(similar: &[String]) -> String {
     if similar.is_empty() {
         String::new()
     } else {
-        format!(
-            "; did you mean {}?",
-            similar
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(" or ")
-        )
+        format!("; did you mean {}?", similar.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or "))
     }
 }
 
@@ -230,11 +214,7 @@ fn list_pairs(pairs: &[(DispatchKey, DType)]) -> String {
     if pairs.is_empty() {
         "none".to_string()
     } else {
-        pairs
-            .iter()
-            .map(|(k, d)| format!("({k}, {d})"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        pairs.iter().map(|(k, d)| format!("({k}, {d})")).collect::<Vec<_>>().join(", ")
     }
 }
 

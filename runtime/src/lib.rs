@@ -26,7 +26,7 @@ pub use dtype::{DType, StorageType};
 pub use error::{Error, Result};
 pub use quantizer::{QScheme, Quantizer};
 pub use registry::{KernelDescriptor, OpDeclaration};
-pub use schema::{ArgType, OpSchema};
+pub use schema::{ArgType, OpSchema, Tolerance};
 pub use storage::{Element, Storage};
 pub use tensor::Tensor;
 pub use value::{FromArg, FromReturn, IntoReturn, Value};

@@ -64,14 +64,8 @@ mod tests {
         assert_eq!(quantize_val(-2.5, inv, 0, -128, 127), -2);
         assert_eq!(quantize_val(f32::INFINITY, inv, 0, 0, 255), 255);
         assert_eq!(quantize_val(f32::NEG_INFINITY, inv, 0, 0, 255), 0);
-        assert_eq!(
-            quantize_val(1e30, inv, -100_000, i32::MIN as i64, i32::MAX as i64),
-            i32::MAX as i64
-        );
-        assert_eq!(
-            quantize_val(2_147_483_648.0, inv, -10, i32::MIN as i64, i32::MAX as i64),
-            i32::MAX as i64
-        );
+        assert_eq!(quantize_val(1e30, inv, -100_000, i32::MIN as i64, i32::MAX as i64), i32::MAX as i64);
+        assert_eq!(quantize_val(2_147_483_648.0, inv, -10, i32::MIN as i64, i32::MAX as i64), i32::MAX as i64);
         assert_eq!(quantize_val(f32::NAN, inv, 7, 0, 255), 7);
     }
 
@@ -82,9 +76,6 @@ mod tests {
         assert_eq!(requantize_f64(1e300, 0.5, 3, 0, 255), 255);
         assert_eq!(requantize_f64(f64::NEG_INFINITY, 0.5, 3, -128, 127), -128);
         assert_eq!(requantize_f64(f64::NAN, 0.5, 3, 0, 255), 3);
-        assert_eq!(
-            requantize_f64(3e9, 1.0, -100_000, i32::MIN as i64, i32::MAX as i64),
-            i32::MAX as i64
-        );
+        assert_eq!(requantize_f64(3e9, 1.0, -100_000, i32::MIN as i64, i32::MAX as i64), i32::MAX as i64);
     }
 }

@@ -50,11 +50,7 @@ pub fn py_float_repr(x: f64) -> String {
             format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
         }
     } else {
-        let m = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits
-        };
+        let m = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits };
         format!("{sign}{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     }
 }
@@ -98,11 +94,7 @@ struct Formatter {
 
 impl Formatter {
     fn new(values: &Values) -> Formatter {
-        let mut f = Formatter {
-            int_mode: true,
-            sci_mode: false,
-            max_width: 1,
-        };
+        let mut f = Formatter { int_mode: true, sci_mode: false, max_width: 1 };
         match values {
             Values::Int(v) => {
                 for x in v {
@@ -123,19 +115,13 @@ impl Formatter {
                         f.sci_mode = true;
                         f.max_width = nz.iter().map(|x| py_sci(*x).len()).fold(f.max_width, usize::max);
                     } else {
-                        f.max_width = nz
-                            .iter()
-                            .map(|x| py_fixed(*x, 0).len() + 1)
-                            .fold(f.max_width, usize::max);
+                        f.max_width = nz.iter().map(|x| py_fixed(*x, 0).len() + 1).fold(f.max_width, usize::max);
                     }
                 } else if wide || min < 1.0e-4 {
                     f.sci_mode = true;
                     f.max_width = nz.iter().map(|x| py_sci(*x).len()).fold(f.max_width, usize::max);
                 } else {
-                    f.max_width = nz
-                        .iter()
-                        .map(|x| py_fixed(*x, PRECISION).len())
-                        .fold(f.max_width, usize::max);
+                    f.max_width = nz.iter().map(|x| py_fixed(*x, PRECISION).len()).fold(f.max_width, usize::max);
                 }
             }
         }
@@ -196,10 +182,7 @@ impl Printable {
         for (d, &size) in self.shape.iter().enumerate() {
             let kept = Self::kept(size, summarize);
             let stride = strides[d];
-            offsets = offsets
-                .iter()
-                .flat_map(|&o| kept.iter().map(move |&k| o + k * stride))
-                .collect();
+            offsets = offsets.iter().flat_map(|&o| kept.iter().map(move |&k| o + k * stride)).collect();
         }
         match &self.values {
             Values::Float(v) => Values::Float(offsets.iter().map(|&o| v[o]).collect()),
@@ -284,10 +267,7 @@ fn py_tuple(sizes: &[usize]) -> String {
     match sizes {
         [] => "()".into(),
         [one] => format!("({one},)"),
-        _ => format!(
-            "({})",
-            sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
-        ),
+        _ => format!("({})", sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
     }
 }
 
@@ -309,10 +289,7 @@ fn torch_repr(t: &Tensor) -> crate::Result<String> {
     } else {
         Values::Int(t.int_values()?)
     };
-    let body = Printable {
-        values,
-        shape: t.sizes().to_vec(),
-    };
+    let body = Printable { values, shape: t.sizes().to_vec() };
     if let Some(q) = t.quantizer() {
         suffixes.push(format!("size={}", py_tuple(t.sizes())));
         suffixes.push(format!("dtype=torch.{dtype}"));
@@ -322,16 +299,8 @@ fn torch_repr(t: &Tensor) -> crate::Result<String> {
                 suffixes.push(format!("scale={}", py_float_repr(*scale)));
                 suffixes.push(format!("zero_point={zero_point}"));
             }
-            Quantizer::PerChannelAffine {
-                scales,
-                zero_points,
-                axis,
-                ..
-            } => {
-                suffixes.push(format!(
-                    "scale={}",
-                    torch_repr(&Tensor::from_slice(scales, &[scales.len()])?)?
-                ));
+            Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
+                suffixes.push(format!("scale={}", torch_repr(&Tensor::from_slice(scales, &[scales.len()])?)?));
                 suffixes.push(format!(
                     "zero_point={}",
                     torch_repr(&Tensor::from_slice(zero_points, &[zero_points.len()])?)?

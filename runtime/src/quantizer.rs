@@ -72,10 +72,7 @@ pub fn check_qparams(op: &str, dtype: DType, scale: f64, zero_point: i64) -> Res
     }
     let (lo, hi) = check_quantized_dtype(op, dtype)?;
     if zero_point < lo || zero_point > hi {
-        return Err(Error::qparams(
-            op,
-            format!("zero_point {zero_point} is outside [{lo}, {hi}] for {dtype}"),
-        ));
+        return Err(Error::qparams(op, format!("zero_point {zero_point} is outside [{lo}, {hi}] for {dtype}")));
     }
     Ok(())
 }
@@ -96,11 +93,7 @@ impl Quantizer {
     /// A validated per-tensor affine quantizer.
     pub fn per_tensor(scale: f64, zero_point: i64, dtype: DType) -> Result<Arc<Quantizer>> {
         check_qparams("per_tensor_affine", dtype, scale, zero_point)?;
-        Ok(Arc::new(Quantizer::PerTensorAffine {
-            dtype,
-            scale,
-            zero_point,
-        }))
+        Ok(Arc::new(Quantizer::PerTensorAffine { dtype, scale, zero_point }))
     }
 
     /// A validated per-channel affine quantizer. The axis is checked against
@@ -108,10 +101,7 @@ impl Quantizer {
     pub fn per_channel(scales: Vec<f64>, zero_points: Vec<i64>, axis: usize, dtype: DType) -> Result<Arc<Quantizer>> {
         let op = "per_channel_affine";
         if scales.len() != zero_points.len() {
-            return Err(Error::qparams(
-                op,
-                format!("{} scales but {} zero points", scales.len(), zero_points.len()),
-            ));
+            return Err(Error::qparams(op, format!("{} scales but {} zero points", scales.len(), zero_points.len())));
         }
         for (s, z) in scales.iter().zip(&zero_points) {
             check_qparams(op, dtype, *s, *z)?;
@@ -152,11 +142,7 @@ impl Quantizer {
             if scales.len() != sizes[*axis] {
                 return Err(Error::qparams(
                     op,
-                    format!(
-                        "{} scales for {} channels along axis {axis}",
-                        scales.len(),
-                        sizes[*axis]
-                    ),
+                    format!("{} scales for {} channels along axis {axis}", scales.len(), sizes[*axis]),
                 ));
             }
         }
@@ -167,14 +153,9 @@ impl Quantizer {
     pub fn channel_qparams(&self, c: usize) -> (f64, i64) {
         match self {
             Quantizer::PerTensorAffine { scale, zero_point, .. } => (*scale, *zero_point),
-            Quantizer::PerChannelAffine {
-                scales, zero_points, ..
-            } => {
+            Quantizer::PerChannelAffine { scales, zero_points, .. } => {
                 let c = c.min(scales.len().saturating_sub(1));
-                (
-                    scales.get(c).copied().unwrap_or(1.0),
-                    zero_points.get(c).copied().unwrap_or(0),
-                )
+                (scales.get(c).copied().unwrap_or(1.0), zero_points.get(c).copied().unwrap_or(0))
             }
         }
     }
@@ -190,17 +171,14 @@ impl Quantizer {
     /// The same quantizer with the channel axis moved (per-tensor is unchanged).
     pub fn with_axis(self: &Arc<Self>, new_axis: usize) -> Arc<Quantizer> {
         match &**self {
-            Quantizer::PerChannelAffine {
-                dtype,
-                scales,
-                zero_points,
-                axis,
-            } if *axis != new_axis => Arc::new(Quantizer::PerChannelAffine {
-                dtype: *dtype,
-                scales: scales.clone(),
-                zero_points: zero_points.clone(),
-                axis: new_axis,
-            }),
+            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } if *axis != new_axis => {
+                Arc::new(Quantizer::PerChannelAffine {
+                    dtype: *dtype,
+                    scales: scales.clone(),
+                    zero_points: zero_points.clone(),
+                    axis: new_axis,
+                })
+            }
             _ => self.clone(),
         }
     }
@@ -209,23 +187,11 @@ impl Quantizer {
 impl fmt::Display for Quantizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Quantizer::PerTensorAffine {
-                dtype,
-                scale,
-                zero_point,
-            } => {
+            Quantizer::PerTensorAffine { dtype, scale, zero_point } => {
                 write!(f, "PerTensorAffine({dtype}, scale={scale}, zero_point={zero_point})")
             }
-            Quantizer::PerChannelAffine {
-                dtype,
-                scales,
-                zero_points,
-                axis,
-            } => {
-                write!(
-                    f,
-                    "PerChannelAffine({dtype}, axis={axis}, scales={scales:?}, zero_points={zero_points:?})"
-                )
+            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
+                write!(f, "PerChannelAffine({dtype}, axis={axis}, scales={scales:?}, zero_points={zero_points:?})")
             }
         }
     }

@@ -63,6 +63,8 @@ pub struct OpDeclaration {
     pub doc: &'static str,
     /// Where it was declared (`ops.yaml:12`, a crate name, ...).
     pub source: &'static str,
+    /// How closely its kernels must agree: `exact`, `steps N` or `abs A rel R`.
+    pub tolerance: &'static str,
 }
 
 inventory::collect!(OpDeclaration);
@@ -184,16 +186,21 @@ macro_rules! kernel_descriptor {
     }};
 }
 
-/// Declares an operator from a schema string, from any crate.
+/// Declares an operator from a schema string, from any crate, optionally
+/// with the tolerance its kernels must agree within (default `exact`).
 ///
 /// ```ignore
 /// qtensor::declare_op!("myplugin::clamp_q(Tensor self, float min, float max) -> Tensor", "Clamps in the integer domain.");
+/// qtensor::declare_op!("myplugin::scale(Tensor self, float f) -> Tensor", "Rescales.", tolerance: "steps 1");
 /// ```
 #[macro_export]
 macro_rules! declare_op {
     ($schema:literal, $doc:literal) => {
+        $crate::declare_op!($schema, $doc, tolerance: "exact");
+    };
+    ($schema:literal, $doc:literal, tolerance: $tol:literal) => {
         $crate::inventory::submit! {
-            $crate::OpDeclaration { schema: $schema, doc: $doc, source: env!("CARGO_PKG_NAME") }
+            $crate::OpDeclaration { schema: $schema, doc: $doc, source: env!("CARGO_PKG_NAME"), tolerance: $tol }
         }
     };
 }

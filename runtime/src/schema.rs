@@ -149,29 +149,22 @@ fn is_ident(s: &str) -> bool {
 /// Parses a schema string. The error says what is wrong.
 pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
     let text = text.trim();
-    let (head, ret) = text
-        .split_once("->")
-        .ok_or_else(|| format!("missing `->` in `{text}`"))?;
+    let (head, ret) = text.split_once("->").ok_or_else(|| format!("missing `->` in `{text}`"))?;
     let head = head.trim();
     let open = head.find('(').ok_or_else(|| format!("missing `(` in `{text}`"))?;
-    let args_text = head[open + 1..]
-        .strip_suffix(')')
-        .ok_or_else(|| format!("missing `)` before `->` in `{text}`"))?;
+    let args_text = head[open + 1..].strip_suffix(')').ok_or_else(|| format!("missing `)` before `->` in `{text}`"))?;
     let name = head[..open].trim();
     let parts: Vec<&str> = name.split("::").collect();
     if parts.len() > 2 || !parts.iter().all(|p| is_ident(p)) {
-        return Err(format!(
-            "invalid operator name `{name}` (expected `name` or `namespace::name`)"
-        ));
+        return Err(format!("invalid operator name `{name}` (expected `name` or `namespace::name`)"));
     }
 
     let mut args: Vec<Arg> = Vec::new();
     if !args_text.trim().is_empty() {
         for piece in args_text.split(',') {
             let piece = piece.trim();
-            let (ty, arg_name) = piece
-                .rsplit_once(' ')
-                .ok_or_else(|| format!("argument `{piece}` needs a type and a name"))?;
+            let (ty, arg_name) =
+                piece.rsplit_once(' ').ok_or_else(|| format!("argument `{piece}` needs a type and a name"))?;
             let ty = ty.trim();
             let parsed = ArgType::parse(ty).ok_or_else(|| {
                 format!("unknown type `{ty}` for argument `{arg_name}` (known: Tensor, Tensor?, Tensor[], float, float?, int, int?, int[], int[N], bool, ScalarType, ScalarType?, str)")
@@ -182,10 +175,7 @@ pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
             if args.iter().any(|a| a.name == arg_name) {
                 return Err(format!("argument `{arg_name}` appears twice"));
             }
-            args.push(Arg {
-                name: arg_name.to_string(),
-                ty: parsed,
-            });
+            args.push(Arg { name: arg_name.to_string(), ty: parsed });
         }
     }
 
@@ -203,11 +193,55 @@ pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
     if returns.is_empty() {
         return Err("an operator must return something".to_string());
     }
-    Ok(OpSchema {
-        name: name.to_string(),
-        args,
-        returns,
-    })
+    Ok(OpSchema { name: name.to_string(), args, returns })
+}
+
+/// How closely two kernels of an op must agree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tolerance {
+    /// Bit for bit (the default).
+    Exact,
+    /// Quantized results within this many integer steps; float results exact.
+    Steps(i64),
+    /// Float results within `abs + rel * |expected|`; quantized results exact.
+    Float {
+        /// Absolute part.
+        abs: f64,
+        /// Relative part.
+        rel: f64,
+    },
+}
+
+impl Tolerance {
+    /// Parses `exact`, `steps N` or `abs A rel R`.
+    pub fn parse(s: &str) -> Result<Tolerance, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let num = |w: &str| w.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+        match words.as_slice() {
+            [] | ["exact"] => Ok(Tolerance::Exact),
+            ["steps", n] => n
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(Tolerance::Steps)
+                .ok_or_else(|| format!("invalid step count `{n}`")),
+            ["abs", a, "rel", r] => match (num(a), num(r)) {
+                (Some(abs), Some(rel)) => Ok(Tolerance::Float { abs, rel }),
+                _ => Err(format!("invalid tolerance numbers in `{s}`")),
+            },
+            _ => Err(format!("invalid tolerance `{s}` (expected `exact`, `steps N` or `abs A rel R`)")),
+        }
+    }
+}
+
+impl fmt::Display for Tolerance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tolerance::Exact => f.write_str("exact"),
+            Tolerance::Steps(n) => write!(f, "steps {n}"),
+            Tolerance::Float { abs, rel } => write!(f, "abs {abs} rel {rel}"),
+        }
+    }
 }
 
 /// One operator declared in `ops.yaml`.
@@ -219,6 +253,8 @@ pub struct OpsYamlEntry {
     pub func: String,
     /// The `doc:` text (may be empty).
     pub doc: String,
+    /// The `tolerance:` text (`exact` when absent).
+    pub tolerance: String,
     /// 1-based line of the `func:` value.
     pub line: usize,
 }
@@ -256,17 +292,11 @@ pub fn parse_ops_yaml(text: &str) -> Result<Vec<OpsYamlEntry>, OpsYamlError> {
     let mut log = EventLog(Vec::new());
     Parser::new_from_str(text)
         .load(&mut log, false)
-        .map_err(|e| OpsYamlError {
-            line: e.marker().line(),
-            message: e.info().to_string(),
-        })?;
+        .map_err(|e| OpsYamlError { line: e.marker().line(), message: e.info().to_string() })?;
 
     let err = |line: usize, message: String| OpsYamlError { line, message };
     let mut events = log.0.into_iter().filter(|(e, _)| {
-        !matches!(
-            e,
-            Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd | Event::Nothing
-        )
+        !matches!(e, Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd | Event::Nothing)
     });
     let mut entries: Vec<OpsYamlEntry> = Vec::new();
     match events.next() {
@@ -279,20 +309,14 @@ pub fn parse_ops_yaml(text: &str) -> Result<Vec<OpsYamlEntry>, OpsYamlError> {
         match ev {
             Event::SequenceEnd => break,
             Event::MappingStart(..) => {}
-            _ => {
-                return Err(err(
-                    line,
-                    "each entry must be a mapping with `func:` (and optionally `doc:`)".into(),
-                ))
-            }
+            _ => return Err(err(line, "each entry must be a mapping with `func:` (and optionally `doc:`)".into())),
         }
         let entry_line = line;
         let mut func: Option<(String, usize)> = None;
         let mut doc = String::new();
+        let mut tolerance = (String::from("exact"), entry_line);
         loop {
-            let (ev, line) = events
-                .next()
-                .ok_or_else(|| err(entry_line, "unexpected end of file".into()))?;
+            let (ev, line) = events.next().ok_or_else(|| err(entry_line, "unexpected end of file".into()))?;
             let key = match ev {
                 Event::MappingEnd => break,
                 Event::Scalar(k, ..) => k,
@@ -306,7 +330,10 @@ pub fn parse_ops_yaml(text: &str) -> Result<Vec<OpsYamlEntry>, OpsYamlError> {
             match key.as_str() {
                 "func" => func = Some((value, vline)),
                 "doc" => doc = value,
-                other => return Err(err(line, format!("unknown key `{other}` (expected `func` or `doc`)"))),
+                "tolerance" => tolerance = (value, vline),
+                other => {
+                    return Err(err(line, format!("unknown key `{other}` (expected `func`, `doc` or `tolerance`)")))
+                }
             }
         }
         let (func, fline) = func.ok_or_else(|| err(entry_line, "entry has no `func:`".into()))?;
@@ -314,18 +341,11 @@ pub fn parse_ops_yaml(text: &str) -> Result<Vec<OpsYamlEntry>, OpsYamlError> {
         if let Some(prev) = entries.iter().find(|e| e.schema.name == schema.name) {
             return Err(err(
                 fline,
-                format!(
-                    "duplicate operator `{}` (first declared on line {})",
-                    schema.name, prev.line
-                ),
+                format!("duplicate operator `{}` (first declared on line {})", schema.name, prev.line),
             ));
         }
-        entries.push(OpsYamlEntry {
-            schema,
-            func,
-            doc,
-            line: fline,
-        });
+        Tolerance::parse(&tolerance.0).map_err(|m| err(tolerance.1, m))?;
+        entries.push(OpsYamlEntry { schema, func, doc, tolerance: tolerance.0, line: fline });
     }
     Ok(entries)
 }
@@ -357,9 +377,7 @@ mod tests {
     #[test]
     fn rejects_bad_schemas() {
         assert!(parse_schema("relu(Tensor self) Tensor").unwrap_err().contains("->"));
-        assert!(parse_schema("relu(Tensr self) -> Tensor")
-            .unwrap_err()
-            .contains("Tensr"));
+        assert!(parse_schema("relu(Tensr self) -> Tensor").unwrap_err().contains("Tensr"));
         assert!(parse_schema("relu(Tensor self, Tensor self) -> Tensor").is_err());
         assert!(parse_schema("a::b::c(Tensor self) -> Tensor").is_err());
         assert!(parse_schema("relu(Tensor self) -> Tensr").is_err());
@@ -389,6 +407,10 @@ mod tests {
 
         let bad_key = "- func: relu(Tensor self) -> Tensor\n  dox: typo\n";
         assert_eq!(parse_ops_yaml(bad_key).unwrap_err().line, 2);
+
+        let bad_tolerance = "- func: relu(Tensor self) -> Tensor\n  tolerance: steps -1\n";
+        assert_eq!(parse_ops_yaml(bad_tolerance).unwrap_err().line, 2);
+        assert_eq!(Tolerance::parse("abs 1e-4 rel 0")?, Tolerance::Float { abs: 1e-4, rel: 0.0 });
 
         let bad_yaml = "- func: relu(Tensor self) -> Tensor\n  doc: [unclosed\n";
         assert!(parse_ops_yaml(bad_yaml).is_err());

@@ -61,11 +61,7 @@ fn err(msg: impl Into<String>) -> Error {
 }
 
 fn check_name(name: &str) -> Result<()> {
-    if name.is_empty()
-        || [QPARAMS_SUFFIX, SCALES_SUFFIX, ZERO_POINTS_SUFFIX]
-            .iter()
-            .any(|s| name.ends_with(s))
-    {
+    if name.is_empty() || [QPARAMS_SUFFIX, SCALES_SUFFIX, ZERO_POINTS_SUFFIX].iter().any(|s| name.ends_with(s)) {
         return Err(err(format!("invalid tensor name `{name}`")));
     }
     Ok(())
@@ -83,52 +79,32 @@ pub fn save_to_bytes(tensors: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
         }
         let c = t.contiguous_copy()?;
         let bytes = c.storage().bytes().to_vec();
-        blobs.insert(
-            name.to_string(),
-            (st_dtype(t.dtype().storage_type())?, t.sizes().to_vec(), bytes),
-        );
+        blobs.insert(name.to_string(), (st_dtype(t.dtype().storage_type())?, t.sizes().to_vec(), bytes));
         if let Some(q) = t.quantizer() {
-            let mut fields: Vec<(String, String)> = vec![
-                ("dtype".into(), q.dtype().name().into()),
-                ("qscheme".into(), q.qscheme().name().into()),
-            ];
+            let mut fields: Vec<(String, String)> =
+                vec![("dtype".into(), q.dtype().name().into()), ("qscheme".into(), q.qscheme().name().into())];
             match &*q {
                 Quantizer::PerTensorAffine { scale, zero_point, .. } => {
                     fields.push(("scale".into(), format!("{scale:?}")));
                     fields.push(("zero_point".into(), zero_point.to_string()));
                 }
-                Quantizer::PerChannelAffine {
-                    scales,
-                    zero_points,
-                    axis,
-                    ..
-                } => {
+                Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
                     fields.push(("axis".into(), axis.to_string()));
                     let s: Vec<u8> = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
                     let z: Vec<u8> = zero_points.iter().flat_map(|v| v.to_le_bytes()).collect();
                     blobs.insert(format!("{name}{SCALES_SUFFIX}"), (StDtype::F64, vec![scales.len()], s));
-                    blobs.insert(
-                        format!("{name}{ZERO_POINTS_SUFFIX}"),
-                        (StDtype::I64, vec![zero_points.len()], z),
-                    );
+                    blobs.insert(format!("{name}{ZERO_POINTS_SUFFIX}"), (StDtype::I64, vec![zero_points.len()], z));
                 }
             }
-            let json = serde_json::Value::Object(
-                fields
-                    .into_iter()
-                    .map(|(k, v)| (k, serde_json::Value::String(v)))
-                    .collect(),
-            );
+            let json =
+                serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect());
             metadata.insert(format!("{name}{QPARAMS_SUFFIX}"), json.to_string());
         }
     }
     let views = blobs
         .iter()
         .map(|(n, (dt, shape, bytes))| {
-            Ok((
-                n.clone(),
-                TensorView::new(*dt, shape.clone(), bytes).map_err(|e| err(e.to_string()))?,
-            ))
+            Ok((n.clone(), TensorView::new(*dt, shape.clone(), bytes).map_err(|e| err(e.to_string()))?))
         })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, &Some(metadata)).map_err(|e| err(e.to_string()))
@@ -147,9 +123,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
 }
 
 fn companion(st: &SafeTensors<'_>, name: &str, want: StDtype, len: usize) -> Result<Vec<u8>> {
-    let v = st
-        .tensor(name)
-        .map_err(|_| err(format!("missing companion tensor `{name}`")))?;
+    let v = st.tensor(name).map_err(|_| err(format!("missing companion tensor `{name}`")))?;
     if v.dtype() != want || v.shape() != [len] {
         return Err(err(format!(
             "companion tensor `{name}` must be {want:?} of shape [{len}], found {:?} {:?}",
@@ -168,14 +142,8 @@ fn quantizer_from_metadata(
 ) -> Result<std::sync::Arc<Quantizer>> {
     let bad = |what: &str| err(format!("tensor `{name}`: {what} in its quantization metadata"));
     let v: serde_json::Value = serde_json::from_str(json).map_err(|_| bad("invalid JSON"))?;
-    let field = |k: &str| {
-        v.get(k)
-            .and_then(|x| x.as_str())
-            .ok_or_else(|| bad(&format!("missing or non-string `{k}`")))
-    };
-    let dtype = DType::from_name(field("dtype")?)
-        .filter(|d| d.is_quantized())
-        .ok_or_else(|| bad("unknown dtype"))?;
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).ok_or_else(|| bad(&format!("missing or non-string `{k}`")));
+    let dtype = DType::from_name(field("dtype")?).filter(|d| d.is_quantized()).ok_or_else(|| bad("unknown dtype"))?;
     let q = match field("qscheme")? {
         "per_tensor_affine" => {
             let scale: f64 = field("scale")?.parse().map_err(|_| bad("invalid scale"))?;
@@ -187,14 +155,8 @@ fn quantizer_from_metadata(
             let channels = *sizes.get(axis).ok_or_else(|| bad("axis out of range"))?;
             let s = companion(st, &format!("{name}{SCALES_SUFFIX}"), StDtype::F64, channels)?;
             let z = companion(st, &format!("{name}{ZERO_POINTS_SUFFIX}"), StDtype::I64, channels)?;
-            let scales = s
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect();
-            let zps = z
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect();
+            let scales = s.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+            let zps = z.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
             Quantizer::per_channel(scales, zps, axis, dtype)?
         }
         other => return Err(bad(&format!("unknown qscheme `{other}`"))),
@@ -242,10 +204,7 @@ mod tests {
         let f = Tensor::from_slice(&[1.5f32, -2.0, 3.25, 0.0], &[2, 2])?;
         let ints = Tensor::from_slice(&[1i8, -2, 3, 4, 5, 6], &[3, 2])?;
         let qt = Tensor::from_int_repr(&ints, &Quantizer::per_tensor(0.1, -3, DType::QInt8)?)?;
-        let qc = Tensor::from_int_repr(
-            &ints,
-            &Quantizer::per_channel(vec![0.5, 0.25], vec![1, -1], 1, DType::QInt8)?,
-        )?;
+        let qc = Tensor::from_int_repr(&ints, &Quantizer::per_channel(vec![0.5, 0.25], vec![1, -1], 1, DType::QInt8)?)?;
         let bytes = save_to_bytes(&[("f", &f), ("qt", &qt), ("qc", &qc.transpose(0, 1)?)])?;
         let loaded = load_from_bytes(&bytes)?;
         let names: Vec<&str> = loaded.iter().map(|(n, _)| n.as_str()).collect();

@@ -69,10 +69,7 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage")
-            .field("stype", &self.stype)
-            .field("len", &self.len)
-            .finish()
+        f.debug_struct("Storage").field("stype", &self.stype).field("len", &self.len).finish()
     }
 }
 
@@ -85,23 +82,36 @@ pub fn checked_bytes(len: u128, stype: StorageType) -> Result<usize> {
     Ok(bytes as usize)
 }
 
+/// An empty `Vec` with room for `len` elements, or an error: the length is
+/// checked against [`MAX_BYTES`] (with overflow) and the allocation is
+/// fallible, so a hostile size never aborts the process.
+pub fn try_vec<T>(len: usize) -> Result<Vec<T>> {
+    let bytes = (len as u128).saturating_mul(std::mem::size_of::<T>() as u128);
+    if bytes > MAX_BYTES {
+        return Err(Error::Alloc { numel: len as u128, bytes });
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::Alloc { numel: len as u128, bytes })?;
+    Ok(v)
+}
+
+/// The product of `factors` as an element count, or an error if it overflows.
+pub fn checked_count(op: &str, factors: &[usize]) -> Result<usize> {
+    factors
+        .iter()
+        .try_fold(1usize, |a, &f| a.checked_mul(f))
+        .ok_or_else(|| Error::shape(op, format!("{factors:?} elements overflow")))
+}
+
 impl Storage {
     /// A zero-filled storage of `len` elements.
     pub fn zeros(stype: StorageType, len: usize) -> Result<Storage> {
         let bytes = checked_bytes(len as u128, stype)?;
         let n_lines = bytes.div_ceil(64);
         let mut lines = Vec::new();
-        lines.try_reserve_exact(n_lines).map_err(|_| Error::Alloc {
-            numel: len as u128,
-            bytes: bytes as u128,
-        })?;
+        lines.try_reserve_exact(n_lines).map_err(|_| Error::Alloc { numel: len as u128, bytes: bytes as u128 })?;
         lines.resize(n_lines, CacheLine([0; 64]));
-        Ok(Storage {
-            stype,
-            len,
-            lines: RwLock::new(lines),
-            version: AtomicU64::new(0),
-        })
+        Ok(Storage { stype, len, lines: RwLock::new(lines), version: AtomicU64::new(0) })
     }
 
     /// A storage holding a copy of `data`.
@@ -115,10 +125,7 @@ impl Storage {
     pub fn from_bytes(stype: StorageType, len: usize, bytes: &[u8]) -> Result<Storage> {
         let need = checked_bytes(len as u128, stype)?;
         if bytes.len() != need {
-            return Err(Error::Serialization(format!(
-                "expected {need} bytes of data, found {}",
-                bytes.len()
-            )));
+            return Err(Error::Serialization(format!("expected {need} bytes of data, found {}", bytes.len())));
         }
         let s = Storage::zeros(stype, len)?;
         {
@@ -150,10 +157,7 @@ impl Storage {
         if ok {
             Ok(())
         } else {
-            Err(Error::invalid(
-                "storage",
-                format!("storage holds {:?} elements, not {:?}", self.stype, T::STORAGE),
-            ))
+            Err(Error::invalid("storage", format!("storage holds {:?} elements, not {:?}", self.stype, T::STORAGE)))
         }
     }
 
@@ -208,14 +212,8 @@ mod tests {
 
     #[test]
     fn huge_allocation_is_an_error() {
-        assert!(matches!(
-            Storage::zeros(StorageType::F64, usize::MAX),
-            Err(Error::Alloc { .. })
-        ));
-        assert!(matches!(
-            Storage::zeros(StorageType::U8, (MAX_BYTES + 1) as usize),
-            Err(Error::Alloc { .. })
-        ));
+        assert!(matches!(Storage::zeros(StorageType::F64, usize::MAX), Err(Error::Alloc { .. })));
+        assert!(matches!(Storage::zeros(StorageType::U8, (MAX_BYTES + 1) as usize), Err(Error::Alloc { .. })));
     }
 
     #[test]

@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "qtensor",
-    version,
-    about = "Quantized tensors with a c10-style operator dispatcher"
-)]
+#[command(name = "qtensor", version, about = "Quantized tensors with a c10-style operator dispatcher")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,11 +59,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Conform { paths, verbose } => {
-            let paths = if paths.is_empty() {
-                vec![PathBuf::from(qtensor::golden::DEFAULT_CASES_DIR)]
-            } else {
-                paths
-            };
+            let paths = if paths.is_empty() { vec![PathBuf::from(qtensor::golden::DEFAULT_CASES_DIR)] } else { paths };
             let report = qtensor::golden::run_paths(&paths, |file, r| {
                 if verbose {
                     eprintln!("{}: {} passed, {} failed", file.display(), r.passed, r.failed());

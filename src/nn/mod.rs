@@ -57,9 +57,7 @@ impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
         for (name, layer) in &self.layers {
-            y = layer
-                .forward(&y)
-                .map_err(|e| Error::invalid(format!("Sequential layer `{name}`"), e.to_string()))?;
+            y = layer.forward(&y).map_err(|e| Error::invalid(format!("Sequential layer `{name}`"), e.to_string()))?;
         }
         Ok(y)
     }
@@ -80,11 +78,7 @@ impl Module for Sequential {
     }
 
     fn describe(&self) -> String {
-        let inner: Vec<String> = self
-            .layers
-            .iter()
-            .map(|(n, l)| format!("  ({n}): {}", l.describe()))
-            .collect();
+        let inner: Vec<String> = self.layers.iter().map(|(n, l)| format!("  ({n}): {}", l.describe())).collect();
         format!("Sequential(\n{}\n)", inner.join("\n"))
     }
 }

@@ -22,10 +22,7 @@ fn read_f64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result
 
 fn read_i64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<i64> {
     let t = take(state, prefix, name)?;
-    t.int_values()?
-        .first()
-        .copied()
-        .ok_or_else(|| Error::Serialization(format!("`{prefix}{name}` is empty")))
+    t.int_values()?.first().copied().ok_or_else(|| Error::Serialization(format!("`{prefix}{name}` is empty")))
 }
 
 /// Replaces `current` with a loaded tensor of the same shape and dtype.
@@ -68,13 +65,7 @@ impl Linear {
                 ));
             }
         }
-        Ok(Linear {
-            weight: weight.clone(),
-            bias: bias.cloned(),
-            scale,
-            zero_point,
-            relu: false,
-        })
+        Ok(Linear { weight: weight.clone(), bias: bias.cloned(), scale, zero_point, relu: false })
     }
 
     /// From a float weight quantized with `weight_quantizer` (qint8).
@@ -125,10 +116,7 @@ impl Module for Linear {
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        let (scale, zero_point) = (
-            read_f64(state, prefix, "scale")?,
-            read_i64(state, prefix, "zero_point")?,
-        );
+        let (scale, zero_point) = (read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?);
         check_out_qparams("Linear", scale, zero_point)?;
         let mut weight = self.weight.clone();
         replace_like(&mut weight, take(state, prefix, "weight")?, &format!("{prefix}weight"))?;
@@ -188,21 +176,14 @@ impl Conv2d {
         if packed.out_channels % groups as usize != 0 {
             return Err(Error::shape(
                 "Conv2d",
-                format!(
-                    "groups {groups} must divide the {} output channels",
-                    packed.out_channels
-                ),
+                format!("groups {groups} must divide the {} output channels", packed.out_channels),
             ));
         }
         if let Some(b) = bias {
             if b.dtype() != DType::Float32 || b.sizes() != [packed.out_channels] {
                 return Err(Error::shape(
                     "Conv2d",
-                    format!(
-                        "the bias must be float32 [{}], got {}",
-                        packed.out_channels,
-                        b.describe()
-                    ),
+                    format!("the bias must be float32 [{}], got {}", packed.out_channels, b.describe()),
                 ));
             }
         }
@@ -255,11 +236,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let f = if self.relu {
-            ops::quantized::conv2d_relu
-        } else {
-            ops::quantized::conv2d
-        };
+        let f = if self.relu { ops::quantized::conv2d_relu } else { ops::quantized::conv2d };
         f(
             x,
             &self.weight,
@@ -284,10 +261,7 @@ impl Module for Conv2d {
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        let (scale, zero_point) = (
-            read_f64(state, prefix, "scale")?,
-            read_i64(state, prefix, "zero_point")?,
-        );
+        let (scale, zero_point) = (read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?);
         check_out_qparams("Conv2d", scale, zero_point)?;
         let mut weight = self.weight.clone();
         replace_like(&mut weight, take(state, prefix, "weight")?, &format!("{prefix}weight"))?;
@@ -354,26 +328,13 @@ pub struct MaxPool2d {
 impl MaxPool2d {
     /// A `kernel x kernel` pool with the given stride, no padding.
     pub fn new(kernel: i64, stride: i64) -> MaxPool2d {
-        MaxPool2d {
-            kernel_size: [kernel; 2],
-            stride: [stride; 2],
-            padding: [0; 2],
-            dilation: [1; 2],
-            ceil_mode: false,
-        }
+        MaxPool2d { kernel_size: [kernel; 2], stride: [stride; 2], padding: [0; 2], dilation: [1; 2], ceil_mode: false }
     }
 }
 
 impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::max_pool2d(
-            x,
-            &self.kernel_size,
-            &self.stride,
-            &self.padding,
-            &self.dilation,
-            self.ceil_mode,
-        )
+        ops::max_pool2d(x, &self.kernel_size, &self.stride, &self.padding, &self.dilation, self.ceil_mode)
     }
 
     fn describe(&self) -> String {
@@ -407,10 +368,7 @@ pub struct Flatten;
 
 impl Module for Flatten {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let n = *x
-            .sizes()
-            .first()
-            .ok_or_else(|| Error::shape("Flatten", "cannot flatten a 0-d tensor"))?;
+        let n = *x.sizes().first().ok_or_else(|| Error::shape("Flatten", "cannot flatten a 0-d tensor"))?;
         ops::reshape(x, &[n as i64, -1])
     }
 
@@ -431,11 +389,7 @@ impl Quantize {
     /// A quantizing layer; the qparams are checked now.
     pub fn new(scale: f64, zero_point: i64, dtype: DType) -> Result<Quantize> {
         Quantizer::per_tensor(scale, zero_point, dtype)?;
-        Ok(Quantize {
-            scale,
-            zero_point,
-            dtype,
-        })
+        Ok(Quantize { scale, zero_point, dtype })
     }
 }
 
@@ -452,11 +406,7 @@ impl Module for Quantize {
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        *self = Quantize::new(
-            read_f64(state, prefix, "scale")?,
-            read_i64(state, prefix, "zero_point")?,
-            self.dtype,
-        )?;
+        *self = Quantize::new(read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?, self.dtype)?;
         Ok(())
     }
 
@@ -498,10 +448,7 @@ impl QFunctional {
     /// Output qparams for every op of this functional.
     pub fn new(scale: f64, zero_point: i64) -> Result<QFunctional> {
         if !scale.is_finite() || scale <= 0.0 {
-            return Err(Error::qparams(
-                "QFunctional",
-                format!("scale must be finite and > 0, got {scale}"),
-            ));
+            return Err(Error::qparams("QFunctional", format!("scale must be finite and > 0, got {scale}")));
         }
         Ok(QFunctional { scale, zero_point })
     }

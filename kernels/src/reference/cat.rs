@@ -3,14 +3,13 @@
 
 use super::common::{output_quantizer, per_tensor, quantized_from_ints};
 use qtensor_runtime::numerics::requantize_f64;
+use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{register_kernel, Error, Result, Tensor};
 
 fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>) -> Result<Tensor> {
     let op = "quantized::cat";
-    let first = xs
-        .first()
-        .ok_or_else(|| Error::invalid(op, "expected at least one tensor"))?;
+    let first = xs.first().ok_or_else(|| Error::invalid(op, "expected at least one tensor"))?;
     let p0 = per_tensor(op, "qx[0]", first)?;
     let ndim = first.ndim();
     if ndim == 0 {
@@ -20,20 +19,10 @@ fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option
     let mut params = Vec::with_capacity(xs.len());
     for (i, x) in xs.iter().enumerate() {
         if x.dtype() != first.dtype() {
-            return Err(Error::DTypeMismatch {
-                op: op.into(),
-                lhs: first.dtype(),
-                rhs: x.dtype(),
-            });
+            return Err(Error::DTypeMismatch { op: op.into(), lhs: first.dtype(), rhs: x.dtype() });
         }
         let same_rank = x.ndim() == ndim;
-        if !same_rank
-            || x.sizes()
-                .iter()
-                .zip(first.sizes())
-                .enumerate()
-                .any(|(j, (a, b))| j != d && a != b)
-        {
+        if !same_rank || x.sizes().iter().zip(first.sizes()).enumerate().any(|(j, (a, b))| j != d && a != b) {
             return Err(Error::shape(
                 op,
                 format!(
@@ -54,7 +43,7 @@ fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option
     let outer: usize = sizes[..d].iter().product();
     let inner: usize = sizes[d + 1..].iter().product();
     let values = xs.iter().map(|x| x.int_values()).collect::<Result<Vec<_>>>()?;
-    let mut ints = Vec::with_capacity(outer * sizes[d] * inner);
+    let mut ints = try_vec(checked_count(op, &[outer, sizes[d], inner])?)?;
     for o in 0..outer {
         for ((x, v), p) in xs.iter().zip(&values).zip(&params) {
             let chunk = x.sizes()[d] * inner;

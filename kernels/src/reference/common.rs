@@ -27,38 +27,21 @@ pub fn per_tensor(op: &str, what: &str, t: &Tensor) -> Result<PerTensor> {
         got: t.dtype(),
     })?;
     match &*q {
-        Quantizer::PerTensorAffine {
-            dtype,
-            scale,
-            zero_point,
-        } => {
+        Quantizer::PerTensorAffine { dtype, scale, zero_point } => {
             let (qmin, qmax) = dtype.int_range().unwrap_or((0, 0));
-            Ok(PerTensor {
-                dtype: *dtype,
-                scale: *scale,
-                zero_point: *zero_point,
-                qmin,
-                qmax,
-            })
+            Ok(PerTensor { dtype: *dtype, scale: *scale, zero_point: *zero_point, qmin, qmax })
         }
         other => Err(Error::invalid(
             op,
-            format!(
-                "`{what}` is {} quantized; this op takes per_tensor_affine operands",
-                other.qscheme()
-            ),
+            format!("`{what}` is {} quantized; this op takes per_tensor_affine operands", other.qscheme()),
         )),
     }
 }
 
 /// A validated per-tensor output quantizer.
 pub fn output_quantizer(op: &str, dtype: DType, scale: f64, zero_point: i64) -> Result<Arc<Quantizer>> {
-    Quantizer::per_tensor(scale, zero_point, dtype).map_err(|e| {
-        Error::qparams(
-            op,
-            format!("output qparams (scale {scale}, zero_point {zero_point}): {e}"),
-        )
-    })
+    Quantizer::per_tensor(scale, zero_point, dtype)
+        .map_err(|e| Error::qparams(op, format!("output qparams (scale {scale}, zero_point {zero_point}): {e}")))
 }
 
 /// A contiguous quantized tensor of `sizes` holding `ints` (row-major),
@@ -77,10 +60,7 @@ pub fn quantized_from_ints(sizes: &[usize], quantizer: &Arc<Quantizer>, ints: &[
 /// Checks a list argument's entries are at least `min`, naming it.
 pub fn check_at_least(op: &str, what: &str, values: &[i64], min: i64) -> Result<()> {
     if let Some(v) = values.iter().find(|&&v| v < min) {
-        return Err(Error::invalid(
-            op,
-            format!("{what} must be >= {min}, got {v} in {values:?}"),
-        ));
+        return Err(Error::invalid(op, format!("{what} must be >= {min}, got {v} in {values:?}")));
     }
     Ok(())
 }
@@ -91,17 +71,10 @@ pub fn bias_values(op: &str, bias: Option<&Tensor>, n: usize) -> Result<Vec<f64>
         None => Ok(vec![0.0; n]),
         Some(b) => {
             if b.dtype() != DType::Float32 {
-                return Err(Error::WrongDType {
-                    op: op.into(),
-                    expected: "a float32 bias".into(),
-                    got: b.dtype(),
-                });
+                return Err(Error::WrongDType { op: op.into(), expected: "a float32 bias".into(), got: b.dtype() });
             }
             if b.sizes() != [n] {
-                return Err(Error::shape(
-                    op,
-                    format!("bias must have shape [{n}], got {:?}", b.sizes()),
-                ));
+                return Err(Error::shape(op, format!("bias must have shape [{n}], got {:?}", b.sizes())));
             }
             b.real_values()
         }

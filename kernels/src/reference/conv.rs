@@ -7,6 +7,7 @@
 use super::common::{bias_values, check_at_least, output_quantizer, per_tensor, quantized_from_ints};
 use super::linear::row_qparams;
 use qtensor_runtime::numerics::requantize_f64;
+use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, DType, Error, Result, Tensor};
 use std::sync::Arc;
 
@@ -30,11 +31,7 @@ impl PackedConv2d {
     pub fn pack(w: &Tensor) -> Result<PackedConv2d> {
         let op = "quantized::conv2d";
         if w.dtype() != DType::QInt8 {
-            return Err(Error::WrongDType {
-                op: op.into(),
-                expected: "a qint8 weight".into(),
-                got: w.dtype(),
-            });
+            return Err(Error::WrongDType { op: op.into(), expected: "a qint8 weight".into(), got: w.dtype() });
         }
         if w.ndim() != 4 {
             return Err(Error::shape(
@@ -49,10 +46,7 @@ impl PackedConv2d {
         let weights = if per_oc == 0 {
             Vec::new()
         } else {
-            ints.chunks(per_oc)
-                .zip(&qp)
-                .flat_map(|(c, &(_, zp))| c.iter().map(move |&v| (v - zp) as i16))
-                .collect()
+            ints.chunks(per_oc).zip(&qp).flat_map(|(c, &(_, zp))| c.iter().map(move |&v| (v - zp) as i16)).collect()
         };
         Ok(PackedConv2d {
             out_channels: s[0],
@@ -112,29 +106,19 @@ pub fn conv2d_with_packed(
     relu: bool,
 ) -> Result<Tensor> {
     if x.dtype() != DType::QUInt8 {
-        return Err(Error::WrongDType {
-            op: op.into(),
-            expected: "a quint8 input".into(),
-            got: x.dtype(),
-        });
+        return Err(Error::WrongDType { op: op.into(), expected: "a quint8 input".into(), got: x.dtype() });
     }
     let px = per_tensor(op, "X", x)?;
     let out_q = output_quantizer(op, DType::QUInt8, y_scale, y_zero_point)?;
     if x.ndim() != 4 {
-        return Err(Error::shape(
-            op,
-            format!("the input must be NCHW, got shape {:?}", x.sizes()),
-        ));
+        return Err(Error::shape(op, format!("the input must be NCHW, got shape {:?}", x.sizes())));
     }
     let [n, c, h, wd] = [x.sizes()[0], x.sizes()[1], x.sizes()[2], x.sizes()[3]];
     let g = p.groups;
     if !c.is_multiple_of(g) || !w.out_channels.is_multiple_of(g) {
         return Err(Error::shape(
             op,
-            format!(
-                "groups {g} must divide the input channels {c} and the output channels {}",
-                w.out_channels
-            ),
+            format!("groups {g} must divide the input channels {c} and the output channels {}", w.out_channels),
         ));
     }
     if c / g != w.in_per_group {
@@ -168,7 +152,7 @@ pub fn conv2d_with_packed(
     let xs: Vec<i64> = x.int_values()?.into_iter().map(|v| v - px.zero_point).collect();
     let oc_per_group = w.out_channels / g;
     let lo = if relu { y_zero_point.max(0) } else { 0 };
-    let mut ints = Vec::with_capacity(n * w.out_channels * oh * ow);
+    let mut ints = try_vec(checked_count(op, &[n, w.out_channels, oh, ow])?)?;
     for img in 0..n {
         for (oc, (&bias_oc, &scale_oc)) in b.iter().zip(&w.scales).enumerate() {
             let group = oc / oc_per_group;

@@ -13,12 +13,8 @@ pub fn reference_quantized_relu(x: &Tensor) -> Result<Tensor> {
         expected: "a quantized tensor".into(),
         got: x.dtype(),
     })?;
-    let ints: Vec<i64> = x
-        .int_values()?
-        .into_iter()
-        .zip(x.channel_of_each())
-        .map(|(v, c)| v.max(q.channel_qparams(c).1))
-        .collect();
+    let ints: Vec<i64> =
+        x.int_values()?.into_iter().zip(x.channel_of_each()).map(|(v, c)| v.max(q.channel_qparams(c).1)).collect();
     // The output has x's shape, so even a per-channel quantizer carries over.
     quantized_from_ints(x.sizes(), &q, &ints)
 }
@@ -32,11 +28,7 @@ register_kernel! {
 }
 
 fn reference_float_relu(x: &Tensor) -> Result<Tensor> {
-    let v: Vec<f64> = x
-        .real_values()?
-        .into_iter()
-        .map(|v| if v < 0.0 { 0.0 } else { v })
-        .collect();
+    let v: Vec<f64> = x.real_values()?.into_iter().map(|v| if v < 0.0 { 0.0 } else { v }).collect();
     match x.dtype() {
         DType::Float32 => Tensor::from_vec(v.into_iter().map(|v| v as f32).collect(), x.sizes()),
         _ => Tensor::from_vec(v, x.sizes()),
@@ -63,11 +55,7 @@ pub fn requantized_binary(
     combine: fn(f64, f64) -> f64,
 ) -> Result<Tensor> {
     if a.dtype() != b.dtype() {
-        return Err(Error::DTypeMismatch {
-            op: op.into(),
-            lhs: a.dtype(),
-            rhs: b.dtype(),
-        });
+        return Err(Error::DTypeMismatch { op: op.into(), lhs: a.dtype(), rhs: b.dtype() });
     }
     let pa = per_tensor(op, "qa", a)?;
     let pb = per_tensor(op, "qb", b)?;
@@ -80,10 +68,7 @@ pub fn requantized_binary(
         .iter()
         .zip(&bv)
         .map(|(&x, &y)| {
-            let real = combine(
-                (x - pa.zero_point) as f64 * pa.scale,
-                (y - pb.zero_point) as f64 * pb.scale,
-            );
+            let real = combine((x - pa.zero_point) as f64 * pa.scale, (y - pb.zero_point) as f64 * pb.scale);
             requantize_f64(real, scale, zero_point, lo, pa.qmax)
         })
         .collect();

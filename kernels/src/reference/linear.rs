@@ -7,6 +7,7 @@
 use super::common::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
 use super::quantize::float_input;
 use qtensor_runtime::numerics::{inv_scale, quantize_val, requantize_f64};
+use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, DType, Error, Quantizer, Result, Tensor};
 use std::sync::Arc;
 
@@ -29,17 +30,10 @@ impl PackedLinear {
     pub fn pack(w: &Tensor) -> Result<PackedLinear> {
         let op = "quantized::linear";
         if w.dtype() != DType::QInt8 {
-            return Err(Error::WrongDType {
-                op: op.into(),
-                expected: "a qint8 weight".into(),
-                got: w.dtype(),
-            });
+            return Err(Error::WrongDType { op: op.into(), expected: "a qint8 weight".into(), got: w.dtype() });
         }
         if w.ndim() != 2 {
-            return Err(Error::shape(
-                op,
-                format!("the weight must be [N, K], got shape {:?}", w.sizes()),
-            ));
+            return Err(Error::shape(op, format!("the weight must be [N, K], got shape {:?}", w.sizes())));
         }
         let (n, k) = (w.sizes()[0], w.sizes()[1]);
         let scales_zps = row_qparams(op, w, n)?;
@@ -50,12 +44,7 @@ impl PackedLinear {
             .flat_map(|(row, &(_, zp))| row.iter().map(move |&v| (v - zp) as i16))
             .collect();
         let weights = if k == 0 { Vec::new() } else { weights };
-        Ok(PackedLinear {
-            n,
-            k,
-            weights,
-            scales: scales_zps.iter().map(|&(s, _)| s).collect(),
-        })
+        Ok(PackedLinear { n, k, weights, scales: scales_zps.iter().map(|&(s, _)| s).collect() })
     }
 
     /// The packed form of `w`, computed once and cached on the weight tensor.
@@ -64,14 +53,15 @@ impl PackedLinear {
     }
 
     /// Exact accumulators `[M, N]` for `m` rows of `x` (already `x - x_zp`).
-    fn accumulate(&self, x: &[i64], m: usize) -> Vec<i64> {
-        let mut acc = vec![0i64; m * self.n];
+    fn accumulate(&self, x: &[i64], m: usize) -> Result<Vec<i64>> {
+        let mut acc = try_vec(checked_count("quantized::linear", &[m, self.n])?)?;
+        acc.resize(m * self.n, 0i64);
         for (row, out) in x.chunks(self.k.max(1)).take(m).zip(acc.chunks_mut(self.n.max(1))) {
             for (o, wrow) in out.iter_mut().zip(self.weights.chunks(self.k.max(1))) {
                 *o = row.iter().zip(wrow).map(|(&a, &b)| a * b as i64).sum();
             }
         }
-        acc
+        Ok(acc)
     }
 }
 
@@ -85,16 +75,12 @@ pub fn row_qparams(op: &str, w: &Tensor, rows: usize) -> Result<Vec<(f64, i64)>>
     })?;
     match &*q {
         Quantizer::PerTensorAffine { scale, zero_point, .. } => Ok(vec![(*scale, *zero_point); rows]),
-        Quantizer::PerChannelAffine {
-            scales,
-            zero_points,
-            axis: 0,
-            ..
-        } => Ok(scales.iter().copied().zip(zero_points.iter().copied()).collect()),
-        Quantizer::PerChannelAffine { axis, .. } => Err(Error::qparams(
-            op,
-            format!("a per-channel weight must be quantized along axis 0, not {axis}"),
-        )),
+        Quantizer::PerChannelAffine { scales, zero_points, axis: 0, .. } => {
+            Ok(scales.iter().copied().zip(zero_points.iter().copied()).collect())
+        }
+        Quantizer::PerChannelAffine { axis, .. } => {
+            Err(Error::qparams(op, format!("a per-channel weight must be quantized along axis 0, not {axis}")))
+        }
     }
 }
 
@@ -103,10 +89,7 @@ fn rows_of(op: &str, x: &Tensor, k: usize) -> Result<(Vec<usize>, usize)> {
     if x.ndim() < 2 {
         return Err(Error::shape(
             op,
-            format!(
-                "the input must have at least 2 dimensions [.., K], got shape {:?}",
-                x.sizes()
-            ),
+            format!("the input must have at least 2 dimensions [.., K], got shape {:?}", x.sizes()),
         ));
     }
     let last = x.sizes()[x.ndim() - 1];
@@ -132,31 +115,21 @@ pub fn linear_with_packed(
     relu: bool,
 ) -> Result<Tensor> {
     if x.dtype() != DType::QUInt8 {
-        return Err(Error::WrongDType {
-            op: op.into(),
-            expected: "a quint8 input".into(),
-            got: x.dtype(),
-        });
+        return Err(Error::WrongDType { op: op.into(), expected: "a quint8 input".into(), got: x.dtype() });
     }
     let px = per_tensor(op, "X", x)?;
     let out_q = output_quantizer(op, DType::QUInt8, y_scale, y_zero_point)?;
     let (mut sizes, m) = rows_of(op, x, packed.k)?;
     let b = bias_values(op, bias, packed.n)?;
     let xs: Vec<i64> = x.int_values()?.into_iter().map(|v| v - px.zero_point).collect();
-    let acc = packed.accumulate(&xs, m);
+    let acc = packed.accumulate(&xs, m)?;
     let lo = if relu { y_zero_point.max(0) } else { 0 };
     let ints: Vec<i64> = acc
         .iter()
         .enumerate()
         .map(|(i, &a)| {
             let c = i % packed.n.max(1);
-            requantize_f64(
-                a as f64 * px.scale * packed.scales[c] + b[c],
-                y_scale,
-                y_zero_point,
-                lo,
-                255,
-            )
+            requantize_f64(a as f64 * px.scale * packed.scales[c] + b[c], y_scale, y_zero_point, lo, 255)
         })
         .collect();
     sizes.push(packed.n);
@@ -164,15 +137,7 @@ pub fn linear_with_packed(
 }
 
 fn reference_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
-    linear_with_packed(
-        "quantized::linear",
-        x,
-        &*PackedLinear::of(w)?,
-        b,
-        y_scale,
-        y_zero_point,
-        false,
-    )
+    linear_with_packed("quantized::linear", x, &*PackedLinear::of(w)?, b, y_scale, y_zero_point, false)
 }
 
 fn reference_linear_relu(
@@ -182,15 +147,7 @@ fn reference_linear_relu(
     y_scale: f64,
     y_zero_point: i64,
 ) -> Result<Tensor> {
-    linear_with_packed(
-        "quantized::linear_relu",
-        x,
-        &*PackedLinear::of(w)?,
-        b,
-        y_scale,
-        y_zero_point,
-        true,
-    )
+    linear_with_packed("quantized::linear_relu", x, &*PackedLinear::of(w)?, b, y_scale, y_zero_point, true)
 }
 
 register_kernel! {
@@ -262,19 +219,13 @@ fn reference_linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_r
     // NaN is left out of the range (and quantizes to the zero point); an
     // infinite input has no finite scale.
     if values.iter().any(|v| v.is_infinite()) {
-        return Err(Error::invalid(
-            op,
-            "the input contains ±inf, which has no finite quantization range",
-        ));
+        return Err(Error::invalid(op, "the input contains ±inf, which has no finite quantization range"));
     }
-    let (lo, hi) = values
-        .iter()
-        .filter(|v| !v.is_nan())
-        .fold((0.0f32, 0.0f32), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = values.iter().filter(|v| !v.is_nan()).fold((0.0f32, 0.0f32), |(a, b), &v| (a.min(v), b.max(v)));
     let (sx, zx) = choose_qparams(lo, hi, 0, 255, reduce_range);
     let inv = inv_scale(sx);
     let xs: Vec<i64> = values.iter().map(|&v| quantize_val(v, inv, zx, 0, 255) - zx).collect();
-    let acc = packed.accumulate(&xs, m);
+    let acc = packed.accumulate(&xs, m)?;
     let out: Vec<f32> = acc
         .iter()
         .enumerate()

@@ -12,14 +12,5 @@ pub mod quantize;
 pub mod views;
 
 /// The kernel files of this module (used by [`crate::link`]).
-pub const KERNEL_FILES: &[&str] = &[
-    "cat",
-    "conv",
-    "create",
-    "elementwise",
-    "inspect",
-    "linear",
-    "pool",
-    "quantize",
-    "views",
-];
+pub const KERNEL_FILES: &[&str] =
+    &["cat", "conv", "create", "elementwise", "inspect", "linear", "pool", "quantize", "views"];

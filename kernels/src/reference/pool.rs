@@ -3,6 +3,7 @@
 
 use super::common::{check_at_least, per_tensor, quantized_from_ints};
 use qtensor_runtime::numerics::requantize_f64;
+use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, Error, Result, Tensor};
 
 /// An input viewed as `planes` images of `h` x `w`, with the output shape builder.
@@ -17,24 +18,13 @@ impl Planes {
     fn of(op: &str, x: &Tensor) -> Result<Planes> {
         let s = x.sizes();
         if !(s.len() == 3 || s.len() == 4) {
-            return Err(Error::shape(
-                op,
-                format!("expected a 3-D (CHW) or 4-D (NCHW) input, got shape {s:?}"),
-            ));
+            return Err(Error::shape(op, format!("expected a 3-D (CHW) or 4-D (NCHW) input, got shape {s:?}")));
         }
         let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
         if h == 0 || w == 0 {
-            return Err(Error::shape(
-                op,
-                format!("spatial dimensions must be non-empty, got shape {s:?}"),
-            ));
+            return Err(Error::shape(op, format!("spatial dimensions must be non-empty, got shape {s:?}")));
         }
-        Ok(Planes {
-            batch_dims: s[..s.len() - 2].to_vec(),
-            planes: s[..s.len() - 2].iter().product(),
-            h,
-            w,
-        })
+        Ok(Planes { batch_dims: s[..s.len() - 2].to_vec(), planes: s[..s.len() - 2].iter().product(), h, w })
     }
 
     fn out_sizes(&self, oh: usize, ow: usize) -> Vec<usize> {
@@ -90,10 +80,7 @@ fn window(
     if oh < 1 || ow < 1 {
         return Err(Error::shape(
             op,
-            format!(
-                "output size {oh}x{ow} is too small for input {}x{} and kernel {kernel:?}",
-                p.h, p.w
-            ),
+            format!("output size {oh}x{ow} is too small for input {}x{} and kernel {kernel:?}", p.h, p.w),
         ));
     }
     Ok(Window {
@@ -124,7 +111,7 @@ fn reference_max_pool2d(
     let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;
     let v = x.int_values()?;
     let [oh, ow] = win.out;
-    let mut out = Vec::with_capacity(p.planes * oh * ow);
+    let mut out = try_vec(checked_count(op, &[p.planes, oh, ow])?)?;
     for plane in v.chunks(p.h * p.w).take(p.planes) {
         for y in 0..oh as i64 {
             for xo in 0..ow as i64 {
@@ -164,7 +151,7 @@ fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tens
     check_at_least(op, "output_size", output_size, 1)?;
     let (oh, ow) = (output_size[0] as usize, output_size[1] as usize);
     let v = x.int_values()?;
-    let mut out = Vec::with_capacity(p.planes * oh * ow);
+    let mut out = try_vec(checked_count(op, &[p.planes, oh, ow])?)?;
     for plane in v.chunks(p.h * p.w).take(p.planes) {
         for y in 0..oh {
             let (y0, y1) = (y * p.h / oh, ((y + 1) * p.h).div_ceil(oh));
@@ -172,19 +159,10 @@ fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tens
                 let (x0, x1) = (xo * p.w / ow, ((xo + 1) * p.w).div_ceil(ow));
                 let mut sum = 0i64;
                 for iy in y0..y1 {
-                    sum += plane[iy * p.w + x0..iy * p.w + x1]
-                        .iter()
-                        .map(|&q| q - pt.zero_point)
-                        .sum::<i64>();
+                    sum += plane[iy * p.w + x0..iy * p.w + x1].iter().map(|&q| q - pt.zero_point).sum::<i64>();
                 }
                 let count = ((y1 - y0) * (x1 - x0)) as f64;
-                out.push(requantize_f64(
-                    sum as f64 * pt.scale / count,
-                    pt.scale,
-                    pt.zero_point,
-                    pt.qmin,
-                    pt.qmax,
-                ));
+                out.push(requantize_f64(sum as f64 * pt.scale / count, pt.scale, pt.zero_point, pt.qmin, pt.qmax));
             }
         }
     }
@@ -220,16 +198,14 @@ fn reference_avg_pool2d(
     let (h, w) = (p.h as i64, p.w as i64);
     let v = x.int_values()?;
     let [oh, ow] = win.out;
-    let mut out = Vec::with_capacity(p.planes * oh * ow);
+    let mut out = try_vec(checked_count(op, &[p.planes, oh, ow])?)?;
     for plane in v.chunks(p.h * p.w).take(p.planes) {
         for y in 0..oh as i64 {
             for xo in 0..ow as i64 {
                 // PyTorch's avg_pool2d window arithmetic, divisor included.
                 let (mut y0, mut x0) = (y * win.stride[0] - win.pad[0], xo * win.stride[1] - win.pad[1]);
-                let (mut y1, mut x1) = (
-                    (y0 + win.kernel[0]).min(h + win.pad[0]),
-                    (x0 + win.kernel[1]).min(w + win.pad[1]),
-                );
+                let (mut y1, mut x1) =
+                    ((y0 + win.kernel[0]).min(h + win.pad[0]), (x0 + win.kernel[1]).min(w + win.pad[1]));
                 let pool_size = (y1 - y0) * (x1 - x0);
                 (y0, x0, y1, x1) = (y0.max(0), x0.max(0), y1.min(h), x1.min(w));
                 let mut sum = 0i64;
@@ -243,11 +219,7 @@ fn reference_avg_pool2d(
                     None if count_include_pad => pool_size,
                     None => (y1 - y0) * (x1 - x0),
                 };
-                let real = if divisor > 0 {
-                    sum as f64 * pt.scale / divisor as f64
-                } else {
-                    0.0
-                };
+                let real = if divisor > 0 { sum as f64 * pt.scale / divisor as f64 } else { 0.0 };
                 out.push(requantize_f64(real, pt.scale, pt.zero_point, pt.qmin, pt.qmax));
             }
         }

@@ -11,11 +11,7 @@ pub fn float_input(op: &str, x: &Tensor) -> Result<Vec<f32>> {
     match x.dtype() {
         DType::Float32 => x.to_vec::<f32>(),
         DType::Float64 => Ok(x.to_vec::<f64>()?.into_iter().map(|v| v as f32).collect()),
-        other => Err(Error::WrongDType {
-            op: op.into(),
-            expected: "a float tensor".into(),
-            got: other,
-        }),
+        other => Err(Error::WrongDType { op: op.into(), expected: "a float tensor".into(), got: other }),
     }
 }
 
@@ -87,10 +83,7 @@ pub fn wrap_axis(op: &str, axis: i64, ndim: usize) -> Result<usize> {
     let n = ndim as i64;
     let a = if axis < 0 { axis + n } else { axis };
     if a < 0 || a >= n {
-        return Err(Error::qparams(
-            op,
-            format!("axis {axis} is out of range for a tensor of {ndim} dimensions"),
-        ));
+        return Err(Error::qparams(op, format!("axis {axis} is out of range for a tensor of {ndim} dimensions")));
     }
     Ok(a as usize)
 }
@@ -146,15 +139,11 @@ register_kernel! {
 
 fn reference_int_repr(q: &Tensor) -> Result<Tensor> {
     let op = "int_repr";
-    let plain = q
-        .dtype()
-        .underlying_int()
-        .filter(|_| q.is_quantized())
-        .ok_or_else(|| Error::WrongDType {
-            op: op.into(),
-            expected: "a quantized tensor".into(),
-            got: q.dtype(),
-        })?;
+    let plain = q.dtype().underlying_int().filter(|_| q.is_quantized()).ok_or_else(|| Error::WrongDType {
+        op: op.into(),
+        expected: "a quantized tensor".into(),
+        got: q.dtype(),
+    })?;
     let c = q.contiguous_copy()?;
     let storage = with_element_type!(plain.storage_type(), T => {
         let data = c.storage().read::<T>()?;

@@ -65,11 +65,7 @@ impl Tensor {
         if index.len() != self.ndim() {
             return Err(Error::shape(
                 op,
-                format!(
-                    "index {index:?} has {} entries for a tensor of {} dimensions",
-                    index.len(),
-                    self.ndim()
-                ),
+                format!("index {index:?} has {} entries for a tensor of {} dimensions", index.len(), self.ndim()),
             ));
         }
         let mut off = self.0.offset;
@@ -77,12 +73,7 @@ impl Tensor {
             let size = self.0.sizes[d];
             let w = if i < 0 { i + size as i64 } else { i };
             if w < 0 || w >= size as i64 {
-                return Err(Error::IndexOutOfRange {
-                    op: op.into(),
-                    index: i,
-                    dim: d,
-                    size,
-                });
+                return Err(Error::IndexOutOfRange { op: op.into(), index: i, dim: d, size });
             }
             off += w as usize * self.0.strides[d];
         }
@@ -98,10 +89,7 @@ impl Tensor {
         if t.ndim() != 0 {
             return Err(Error::shape(
                 "get",
-                format!(
-                    "index {index:?} does not name one element of a tensor of shape {:?}",
-                    self.sizes()
-                ),
+                format!("index {index:?} does not name one element of a tensor of shape {:?}", self.sizes()),
             ));
         }
         t.item()
@@ -137,21 +125,13 @@ impl Tensor {
         if src.sizes() != self.sizes() {
             return Err(Error::shape(
                 op,
-                format!(
-                    "cannot copy a tensor of shape {:?} into one of shape {:?}",
-                    src.sizes(),
-                    self.sizes()
-                ),
+                format!("cannot copy a tensor of shape {:?} into one of shape {:?}", src.sizes(), self.sizes()),
             ));
         }
         match (self.is_quantized(), src.is_quantized()) {
             (true, true) => {
                 if self.dtype() != src.dtype() {
-                    return Err(Error::DTypeMismatch {
-                        op: op.into(),
-                        lhs: self.dtype(),
-                        rhs: src.dtype(),
-                    });
+                    return Err(Error::DTypeMismatch { op: op.into(), lhs: self.dtype(), rhs: src.dtype() });
                 }
                 // Gather first: src may overlap self's storage.
                 with_element_type!(self.dtype().storage_type(), T => {

@@ -39,11 +39,7 @@ pub fn wrap_dim(op: &str, dim: i64, ndim: usize) -> Result<usize> {
     let n = ndim.max(1) as i64;
     let d = if dim < 0 { dim + n } else { dim };
     if d < 0 || d >= n {
-        return Err(Error::DimOutOfRange {
-            op: op.to_string(),
-            dim,
-            ndim,
-        });
+        return Err(Error::DimOutOfRange { op: op.to_string(), dim, ndim });
     }
     Ok(d as usize)
 }

@@ -125,14 +125,7 @@ impl Tensor {
             ));
         }
         let storage = Storage::from_slice(data)?;
-        Ok(Tensor::from_parts(
-            Arc::new(storage),
-            T::DTYPE,
-            sizes.into(),
-            contiguous_strides(sizes),
-            0,
-            None,
-        ))
+        Ok(Tensor::from_parts(Arc::new(storage), T::DTYPE, sizes.into(), contiguous_strides(sizes), 0, None))
     }
 
     /// A contiguous plain tensor over `storage`, which must hold exactly the
@@ -149,14 +142,7 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(Tensor::from_parts(
-            Arc::new(storage),
-            dtype,
-            sizes.into(),
-            contiguous_strides(sizes),
-            0,
-            None,
-        ))
+        Ok(Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), contiguous_strides(sizes), 0, None))
     }
 
     /// A 0-d float32 tensor.
@@ -175,14 +161,7 @@ impl Tensor {
         }
         let numel = checked_numel("zeros", sizes)?;
         let storage = Storage::zeros(dtype.storage_type(), numel)?;
-        Ok(Tensor::from_parts(
-            Arc::new(storage),
-            dtype,
-            sizes.into(),
-            contiguous_strides(sizes),
-            0,
-            None,
-        ))
+        Ok(Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), contiguous_strides(sizes), 0, None))
     }
 
     /// A quantized tensor of `sizes` whose every integer is the zero point
@@ -305,11 +284,7 @@ impl Tensor {
     /// The size of dimension `dim` (negative counts from the end).
     pub fn size(&self, dim: i64) -> Result<usize> {
         if self.ndim() == 0 {
-            return Err(Error::DimOutOfRange {
-                op: "size".into(),
-                dim,
-                ndim: 0,
-            });
+            return Err(Error::DimOutOfRange { op: "size".into(), dim, ndim: 0 });
         }
         Ok(self.0.sizes[layout::wrap_dim("size", dim, self.ndim())?])
     }
@@ -388,10 +363,7 @@ impl Tensor {
     pub fn q_scale(&self) -> Result<f64> {
         match &*self.require_quantizer("q_scale")? {
             Quantizer::PerTensorAffine { scale, .. } => Ok(*scale),
-            _ => Err(Error::invalid(
-                "q_scale",
-                "the tensor is per-channel quantized: use q_per_channel_scales",
-            )),
+            _ => Err(Error::invalid("q_scale", "the tensor is per-channel quantized: use q_per_channel_scales")),
         }
     }
 
@@ -410,10 +382,7 @@ impl Tensor {
     pub fn q_per_channel_scales(&self) -> Result<Tensor> {
         match &*self.require_quantizer("q_per_channel_scales")? {
             Quantizer::PerChannelAffine { scales, .. } => Tensor::from_slice(scales, &[scales.len()]),
-            _ => Err(Error::invalid(
-                "q_per_channel_scales",
-                "the tensor is per-tensor quantized: use q_scale",
-            )),
+            _ => Err(Error::invalid("q_per_channel_scales", "the tensor is per-tensor quantized: use q_scale")),
         }
     }
 
@@ -421,10 +390,9 @@ impl Tensor {
     pub fn q_per_channel_zero_points(&self) -> Result<Tensor> {
         match &*self.require_quantizer("q_per_channel_zero_points")? {
             Quantizer::PerChannelAffine { zero_points, .. } => Tensor::from_slice(zero_points, &[zero_points.len()]),
-            _ => Err(Error::invalid(
-                "q_per_channel_zero_points",
-                "the tensor is per-tensor quantized: use q_zero_point",
-            )),
+            _ => {
+                Err(Error::invalid("q_per_channel_zero_points", "the tensor is per-tensor quantized: use q_zero_point"))
+            }
         }
     }
 
@@ -432,10 +400,7 @@ impl Tensor {
     pub fn q_per_channel_axis(&self) -> Result<i64> {
         match &*self.require_quantizer("q_per_channel_axis")? {
             Quantizer::PerChannelAffine { axis, .. } => Ok(*axis as i64),
-            _ => Err(Error::invalid(
-                "q_per_channel_axis",
-                "the tensor is per-tensor quantized",
-            )),
+            _ => Err(Error::invalid("q_per_channel_axis", "the tensor is per-tensor quantized")),
         }
     }
 
@@ -449,10 +414,9 @@ impl Tensor {
     pub fn channel_of_each(&self) -> impl Iterator<Item = usize> + '_ {
         let q = self.quantizer();
         let (inner, channels) = match q.as_deref().and_then(|q| q.axis()) {
-            Some(axis) if axis < self.ndim() => (
-                self.0.sizes[axis + 1..].iter().product::<usize>().max(1),
-                self.0.sizes[axis].max(1),
-            ),
+            Some(axis) if axis < self.ndim() => {
+                (self.0.sizes[axis + 1..].iter().product::<usize>().max(1), self.0.sizes[axis].max(1))
+            }
             _ => (usize::MAX, 1),
         };
         (0..self.numel()).map(move |i| (i / inner) % channels)
@@ -519,10 +483,7 @@ impl Tensor {
         if self.numel() != 1 {
             return Err(Error::shape(
                 "item",
-                format!(
-                    "a tensor with {} elements cannot be converted to a scalar",
-                    self.numel()
-                ),
+                format!("a tensor with {} elements cannot be converted to a scalar", self.numel()),
             ));
         }
         Ok(self.real_values()?[0])
@@ -566,12 +527,7 @@ impl Tensor {
         let value = Arc::new(build(self)?);
         let mut cache = self.0.derived.lock();
         cache.retain(|d| d.type_id != type_id);
-        cache.push(Derived {
-            type_id,
-            version,
-            quantizer,
-            value: value.clone(),
-        });
+        cache.push(Derived { type_id, version, quantizer, value: value.clone() });
         Ok(value)
     }
 

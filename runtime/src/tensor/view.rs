@@ -33,10 +33,7 @@ impl Tensor {
         let op = "permute";
         let n = self.ndim();
         if dims.len() != n {
-            return Err(Error::shape(
-                op,
-                format!("{} dims given for a tensor of {n} dimensions", dims.len()),
-            ));
+            return Err(Error::shape(op, format!("{} dims given for a tensor of {n} dimensions", dims.len())));
         }
         let mut seen = vec![false; n];
         let mut wrapped = Vec::with_capacity(n);
@@ -78,7 +75,8 @@ impl Tensor {
         };
         let start = clamp(start.unwrap_or(0));
         let end = clamp(end.unwrap_or(size)).max(start);
-        let len = ((end - start) + step - 1) / step;
+        // Written so that no step, however large, overflows.
+        let len = if end > start { (end - start - 1) / step + 1 } else { 0 };
         let (start, len, step) = (start as usize, len as usize, step as usize);
 
         let mut sizes = self.0.sizes.clone();
@@ -87,27 +85,9 @@ impl Tensor {
         let offset = self.0.offset + start * strides[d];
         strides[d] = strides[d].saturating_mul(step);
         let q = self.quantizer().map(|q| match &*q {
-            Quantizer::PerChannelAffine {
-                dtype,
-                scales,
-                zero_points,
-                axis,
-            } if *axis == d => {
-                let pick = |v: &[f64]| {
-                    v.iter()
-                        .copied()
-                        .skip(start)
-                        .step_by(step)
-                        .take(len)
-                        .collect::<Vec<_>>()
-                };
-                let zps: Vec<i64> = zero_points
-                    .iter()
-                    .copied()
-                    .skip(start)
-                    .step_by(step)
-                    .take(len)
-                    .collect();
+            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } if *axis == d => {
+                let pick = |v: &[f64]| v.iter().copied().skip(start).step_by(step).take(len).collect::<Vec<_>>();
+                let zps: Vec<i64> = zero_points.iter().copied().skip(start).step_by(step).take(len).collect();
                 Arc::new(Quantizer::PerChannelAffine {
                     dtype: *dtype,
                     scales: pick(scales).into(),
@@ -130,12 +110,7 @@ impl Tensor {
         let size = self.0.sizes[d];
         let i = if index < 0 { index + size as i64 } else { index };
         if i < 0 || i >= size as i64 {
-            return Err(Error::IndexOutOfRange {
-                op: op.into(),
-                index,
-                dim: d,
-                size,
-            });
+            return Err(Error::IndexOutOfRange { op: op.into(), index, dim: d, size });
         }
         let i = i as usize;
         let mut sizes = self.0.sizes.clone();
@@ -144,18 +119,9 @@ impl Tensor {
         sizes.remove(d);
         strides.remove(d);
         let q = self.quantizer().map(|q| match &*q {
-            Quantizer::PerChannelAffine {
-                dtype,
-                scales,
-                zero_points,
-                axis,
-            } => {
+            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
                 if *axis == d {
-                    Arc::new(Quantizer::PerTensorAffine {
-                        dtype: *dtype,
-                        scale: scales[i],
-                        zero_point: zero_points[i],
-                    })
+                    Arc::new(Quantizer::PerTensorAffine { dtype: *dtype, scale: scales[i], zero_point: zero_points[i] })
                 } else if *axis > d {
                     q.with_axis(axis - 1)
                 } else {
@@ -179,25 +145,17 @@ impl Tensor {
                 }
             } else {
                 let s = usize::try_from(s).map_err(|_| Error::shape(op, format!("invalid size {s} in {shape:?}")))?;
-                known = known
-                    .checked_mul(s)
-                    .ok_or_else(|| Error::shape(op, format!("shape {shape:?} overflows")))?;
+                known = known.checked_mul(s).ok_or_else(|| Error::shape(op, format!("shape {shape:?} overflows")))?;
             }
         }
         let mut sizes: Dims = shape.iter().map(|&s| s.max(0) as usize).collect();
         if let Some(i) = infer {
             if known == 0 || !numel.is_multiple_of(known) {
-                return Err(Error::shape(
-                    op,
-                    format!("shape {shape:?} is invalid for {numel} elements"),
-                ));
+                return Err(Error::shape(op, format!("shape {shape:?} is invalid for {numel} elements")));
             }
             sizes[i] = numel / known;
         } else if known != numel {
-            return Err(Error::shape(
-                op,
-                format!("shape {shape:?} is invalid for {numel} elements"),
-            ));
+            return Err(Error::shape(op, format!("shape {shape:?} is invalid for {numel} elements")));
         }
         Ok(sizes)
     }
@@ -272,10 +230,7 @@ impl Tensor {
         let strides = self.view_strides(&sizes).ok_or_else(|| {
             Error::shape(
                 op,
-                format!(
-                    "shape {shape:?} is not compatible with the strides {:?}; use reshape",
-                    self.strides()
-                ),
+                format!("shape {shape:?} is not compatible with the strides {:?}; use reshape", self.strides()),
             )
         })?;
         Ok(self.view_with(sizes, strides, self.0.offset, q))
@@ -315,10 +270,7 @@ impl Tensor {
             if s == target {
                 strides[i] = st;
             } else if s != 1 {
-                return Err(Error::shape(
-                    op,
-                    format!("shape {:?} cannot be broadcast to {sizes:?}", self.sizes()),
-                ));
+                return Err(Error::shape(op, format!("shape {:?} cannot be broadcast to {sizes:?}", self.sizes())));
             }
         }
         let q = self.quantizer().map(|q| match q.axis() {

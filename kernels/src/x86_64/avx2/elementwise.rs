@@ -20,23 +20,12 @@ use std::arch::x86_64::*;
 /// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub fn avx2_relu_bytes<B: Byte>(src: &[B], dst: &mut [B], zero_point: i64) {
-    let zp = if B::SIGNED {
-        _mm256_set1_epi8(zero_point as i8)
-    } else {
-        _mm256_set1_epi8(zero_point as u8 as i8)
-    };
+    let zp = if B::SIGNED { _mm256_set1_epi8(zero_point as i8) } else { _mm256_set1_epi8(zero_point as u8 as i8) };
     let mut s_chunks = src.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {
         let v = load32(s);
-        store32(
-            d,
-            if B::SIGNED {
-                _mm256_max_epi8(v, zp)
-            } else {
-                _mm256_max_epu8(v, zp)
-            },
-        );
+        store32(d, if B::SIGNED { _mm256_max_epi8(v, zp) } else { _mm256_max_epu8(v, zp) });
     }
     for (s, d) in s_chunks.remainder().iter().zip(d_chunks.into_remainder()) {
         *d = B::from_i64(s.to_i64().max(zero_point));
@@ -70,9 +59,7 @@ fn map_into<T: Element>(
 ) -> Result<Tensor> {
     let storage = Storage::zeros(T::STORAGE, x.numel())?;
     x.with_contiguous::<T, Result<()>>(|src| {
-        for_each_chunk(&mut storage.write::<T>()?, |start, d| {
-            f(&src[start..start + d.len()], d)
-        });
+        for_each_chunk(&mut storage.write::<T>()?, |start, d| f(&src[start..start + d.len()], d));
         Ok(())
     })??;
     Tensor::quantized_from_storage(storage, x.sizes(), quantizer)
@@ -156,11 +143,7 @@ impl BinaryParams {
 /// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2")]
 pub fn avx2_binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
-    let (za, zb, zo) = (
-        _mm256_set1_epi32(p.za as i32),
-        _mm256_set1_epi32(p.zb as i32),
-        _mm256_set1_epi32(p.zo as i32),
-    );
+    let (za, zb, zo) = (_mm256_set1_epi32(p.za as i32), _mm256_set1_epi32(p.zb as i32), _mm256_set1_epi32(p.zo as i32));
     let lo = _mm256_set1_ps((p.lo - p.zo) as f32);
     let hi = _mm256_set1_ps((p.hi - p.zo) as f32);
     let one = _mm256_set1_ps(1.0);
@@ -168,10 +151,9 @@ pub fn avx2_binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryPara
         let fa = _mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(a), za));
         let fb = _mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(b), zb));
         let v = match p.combine {
-            Combine::Add { ma, mb } => _mm256_add_ps(
-                _mm256_mul_ps(fa, _mm256_set1_ps(ma)),
-                _mm256_mul_ps(fb, _mm256_set1_ps(mb)),
-            ),
+            Combine::Add { ma, mb } => {
+                _mm256_add_ps(_mm256_mul_ps(fa, _mm256_set1_ps(ma)), _mm256_mul_ps(fb, _mm256_set1_ps(mb)))
+            }
             Combine::Mul { m } => _mm256_mul_ps(_mm256_mul_ps(fa, fb), _mm256_set1_ps(m)),
         };
         _mm256_add_epi32(_mm256_cvtps_epi32(round_clamp(v, one, lo, hi)), zo)
@@ -190,29 +172,15 @@ pub fn avx2_binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryPara
             ),
         );
     }
-    for ((x, y), d) in a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .zip(d_chunks.into_remainder())
-    {
+    for ((x, y), d) in a_chunks.remainder().iter().zip(b_chunks.remainder()).zip(d_chunks.into_remainder()) {
         *d = B::from_i64(p.scalar(x.to_i64(), y.to_i64()));
     }
 }
 
 /// quantized::add/add_relu/mul with AVX2 where it applies.
 fn avx2_binary(op: &str, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64, relu: bool, mul: bool) -> Result<Tensor> {
-    let reference = || {
-        requantized_binary(
-            op,
-            a,
-            b,
-            scale,
-            zero_point,
-            relu,
-            if mul { |x, y| x * y } else { |x, y| x + y },
-        )
-    };
+    let reference =
+        || requantized_binary(op, a, b, scale, zero_point, relu, if mul { |x, y| x * y } else { |x, y| x + y });
     let bytes = matches!(a.dtype(), DType::QUInt8 | DType::QInt8);
     if !has_avx2() || !bytes || a.dtype() != b.dtype() || a.sizes() != b.sizes() {
         return reference();
@@ -222,24 +190,12 @@ fn avx2_binary(op: &str, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64, re
     };
     let out_q = output_quantizer(op, a.dtype(), scale, zero_point)?;
     let combine = if mul {
-        Combine::Mul {
-            m: (pa.scale * pb.scale / scale) as f32,
-        }
+        Combine::Mul { m: (pa.scale * pb.scale / scale) as f32 }
     } else {
-        Combine::Add {
-            ma: (pa.scale / scale) as f32,
-            mb: (pb.scale / scale) as f32,
-        }
+        Combine::Add { ma: (pa.scale / scale) as f32, mb: (pb.scale / scale) as f32 }
     };
     let lo = if relu { zero_point.max(pa.qmin) } else { pa.qmin };
-    let p = BinaryParams {
-        combine,
-        za: pa.zero_point,
-        zb: pb.zero_point,
-        zo: zero_point,
-        lo,
-        hi: pa.qmax,
-    };
+    let p = BinaryParams { combine, za: pa.zero_point, zb: pb.zero_point, zo: zero_point, lo, hi: pa.qmax };
     fn run<B: Byte>(a: &Tensor, b: &Tensor, out_q: &std::sync::Arc<Quantizer>, p: BinaryParams) -> Result<Tensor> {
         let storage = Storage::zeros(B::STORAGE, a.numel())?;
         a.with_contiguous::<B, Result<()>>(|sa| {

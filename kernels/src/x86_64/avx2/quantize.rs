@@ -26,10 +26,7 @@ pub fn avx2_quantize_bytes<B: Byte>(src: &[f32], dst: &mut [B], inv: f32, zero_p
     let mut s_chunks = src.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {
-        store32(
-            d,
-            pack32::<B>(lanes(&s[0..8]), lanes(&s[8..16]), lanes(&s[16..24]), lanes(&s[24..32])),
-        );
+        store32(d, pack32::<B>(lanes(&s[0..8]), lanes(&s[8..16]), lanes(&s[16..24]), lanes(&s[24..32])));
     }
     for (s, d) in s_chunks.remainder().iter().zip(d_chunks.into_remainder()) {
         *d = B::from_i64(quantize_val(*s, inv, zero_point, qmin, qmax));
@@ -68,10 +65,7 @@ pub fn avx2_quantize_i32(src: &[f32], dst: &mut [i32], inv: f32, zero_point: i64
         let small = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(r, neg_two31));
         let ri = _mm256_cvtps_epi32(r);
         let lo4 = clamp_i64_to_i32(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(ri)), zp));
-        let hi4 = clamp_i64_to_i32(_mm256_add_epi64(
-            _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(ri)),
-            zp,
-        ));
+        let hi4 = clamp_i64_to_i32(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(ri)), zp));
         let narrowed = _mm256_permute2x128_si256::<0x20>(
             _mm256_permutevar8x32_epi32(lo4, low_dwords),
             _mm256_permutevar8x32_epi32(hi4, low_dwords),
@@ -128,12 +122,7 @@ fn avx2_quantize(op: &str, x: &Tensor, quantizer: &Arc<Quantizer>) -> Result<Ten
     // `inner` elements between steps of the channel index.
     let (block, qparams) = match &**quantizer {
         Quantizer::PerTensorAffine { scale, zero_point, .. } => (x.numel(), vec![(*scale, *zero_point)]),
-        Quantizer::PerChannelAffine {
-            scales,
-            zero_points,
-            axis,
-            ..
-        } => {
+        Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
             let inner: usize = x.sizes()[axis + 1..].iter().product();
             (inner, scales.iter().copied().zip(zero_points.iter().copied()).collect())
         }
@@ -164,11 +153,7 @@ fn per_tensor_chunks<T: Element>(src: &[f32], dst: &mut [T], f: impl Fn(&[f32], 
 }
 
 fn avx2_quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Result<Tensor> {
-    avx2_quantize(
-        "quantize_per_tensor",
-        x,
-        &Quantizer::per_tensor(scale, zero_point, dtype)?,
-    )
+    avx2_quantize("quantize_per_tensor", x, &Quantizer::per_tensor(scale, zero_point, dtype)?)
 }
 
 register_kernel! {

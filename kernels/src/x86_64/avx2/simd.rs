@@ -66,11 +66,7 @@ pub fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
 pub fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
     let ab = _mm256_packs_epi32(a, b);
     let cd = _mm256_packs_epi32(c, d);
-    let bytes = if B::SIGNED {
-        _mm256_packs_epi16(ab, cd)
-    } else {
-        _mm256_packus_epi16(ab, cd)
-    };
+    let bytes = if B::SIGNED { _mm256_packs_epi16(ab, cd) } else { _mm256_packus_epi16(ab, cd) };
     // The packs work per 128-bit lane; put the 4-byte groups back in order.
     _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
 }

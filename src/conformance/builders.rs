@@ -1,0 +1,290 @@
+//! Valid-input builders for the built-in ops, so that every kernel is
+//! compared with its reference on inputs that succeed, not only on errors.
+
+use super::inputs::{float_tensor, maybe_strided, quantized, scale, shape, zero_point, InputBuilder};
+use super::rng::Rng;
+use crate::{DType, Quantizer, Result, Tensor, Value};
+
+/// The builder for a built-in op, if it has one.
+pub fn builtin(op: &str) -> Option<InputBuilder> {
+    Some(match op {
+        "quantize_per_tensor" => quantize_per_tensor,
+        "quantize_per_channel" => quantize_per_channel,
+        "dequantize" | "int_repr" | "relu" | "contiguous" => unary_quantized,
+        "quantized::add" | "quantized::add_relu" | "quantized::mul" => binary,
+        "quantized::cat" => cat,
+        "transpose" => transpose,
+        "permute" => permute,
+        "slice" => slice,
+        "select" => select,
+        "reshape" | "view" => reshape,
+        "copy_" => copy,
+        "max_pool2d" => max_pool2d,
+        "avg_pool2d" => avg_pool2d,
+        "adaptive_avg_pool2d" => adaptive_avg_pool2d,
+        "quantized::linear" | "quantized::linear_relu" => linear,
+        "quantized::linear_dynamic" => linear_dynamic,
+        "quantized::conv2d" | "quantized::conv2d_relu" => conv2d,
+        _ => return None,
+    })
+}
+
+/// A target dtype for quantize ops.
+fn qdtype(rng: &mut Rng) -> DType {
+    rng.pick(&[DType::QUInt8, DType::QInt8, DType::QInt16, DType::QInt32])
+}
+
+/// The kernel's input: quantized of its dtype, or float of its dtype.
+fn input(rng: &mut Rng, dtype: DType, sizes: &[usize], per_channel: bool) -> Result<Tensor> {
+    let t = if dtype.is_quantized() {
+        quantized(rng, dtype, sizes, per_channel)?
+    } else if dtype == DType::Float64 {
+        let f = float_tensor(rng, sizes, 1.0)?;
+        Tensor::from_vec(f.real_values()?, sizes)?
+    } else {
+        float_tensor(rng, sizes, 1.0)?
+    };
+    maybe_strided(rng, t)
+}
+
+/// [`input`] of a random shape of at least `min_rank` dimensions.
+fn random_input(rng: &mut Rng, dtype: DType, min_rank: usize, per_channel: bool) -> Result<Tensor> {
+    let sizes = shape(rng, min_rank);
+    input(rng, dtype, &sizes, per_channel)
+}
+
+fn quantize_per_tensor(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let s = scale(rng);
+    let x = random_input(rng, dtype, 0, false)?;
+    let x = if rng.one_in(2) {
+        Tensor::from_vec(x.real_values()?.iter().map(|v| (*v * s) as f32).collect(), x.sizes())?
+    } else {
+        x
+    };
+    let target = qdtype(rng);
+    Ok(vec![Value::from(&x), Value::Float(s), Value::Int(zero_point(rng, target)), Value::ScalarType(target)])
+}
+
+fn quantize_per_channel(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let sizes = shape(rng, 1);
+    let axis = rng.below(sizes.len());
+    let target = qdtype(rng);
+    let c = sizes[axis];
+    let scales = Tensor::from_vec((0..c).map(|_| scale(rng)).collect::<Vec<f64>>(), &[c])?;
+    let zps = Tensor::from_vec((0..c).map(|_| zero_point(rng, target)).collect::<Vec<i64>>(), &[c])?;
+    let x = input(rng, dtype, &sizes, false)?;
+    let axis = if rng.one_in(4) { axis as i64 - sizes.len() as i64 } else { axis as i64 };
+    Ok(vec![Value::from(&x), Value::from(&scales), Value::from(&zps), Value::Int(axis), Value::ScalarType(target)])
+}
+
+fn unary_quantized(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    Ok(vec![Value::from(&random_input(rng, dtype, 0, true)?)])
+}
+
+/// A shape that broadcasts against `sizes`.
+fn broadcastable(rng: &mut Rng, sizes: &[usize]) -> Vec<usize> {
+    let drop = rng.below(sizes.len() + 1).min(if rng.one_in(2) { 0 } else { sizes.len() });
+    sizes[drop..].iter().map(|&s| if rng.one_in(3) { 1 } else { s }).collect()
+}
+
+fn binary(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let sa = shape(rng, 0);
+    let sb = if rng.one_in(2) { sa.clone() } else { broadcastable(rng, &sa) };
+    let (a, b) = if rng.one_in(2) { (sa, sb) } else { (sb, sa) };
+    let qa = input(rng, dtype, &a, false)?;
+    let qb = input(rng, dtype, &b, false)?;
+    Ok(vec![Value::from(&qa), Value::from(&qb), Value::Float(scale(rng)), Value::Int(zero_point(rng, dtype))])
+}
+
+fn cat(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let base = shape(rng, 1);
+    let dim = rng.below(base.len());
+    let same_qparams = rng.one_in(3);
+    let first = input(rng, dtype, &base, false)?;
+    let mut xs = vec![first.clone()];
+    for _ in 0..rng.below(3) {
+        let mut s = base.clone();
+        s[dim] = rng.range(0, 4) as usize;
+        let t = input(rng, dtype, &s, false)?;
+        xs.push(if same_qparams {
+            t.with_quantizer(first.quantizer().unwrap_or(Quantizer::per_tensor(1.0, 0, dtype)?))?
+        } else {
+            t
+        });
+    }
+    let (sc, zp) = if same_qparams || rng.one_in(3) {
+        (Value::None, Value::None)
+    } else {
+        (Value::Float(scale(rng)), Value::Int(zero_point(rng, dtype)))
+    };
+    let dim = if rng.one_in(3) { dim as i64 - base.len() as i64 } else { dim as i64 };
+    Ok(vec![Value::TensorList(xs), Value::Int(dim), sc, zp])
+}
+
+fn transpose(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = random_input(rng, dtype, 1, true)?;
+    let n = x.ndim() as i64;
+    Ok(vec![Value::from(&x), Value::Int(rng.range(-n, n - 1)), Value::Int(rng.range(-n, n - 1))])
+}
+
+fn permute(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = random_input(rng, dtype, 0, true)?;
+    let mut dims: Vec<i64> = (0..x.ndim() as i64).collect();
+    for i in (1..dims.len()).rev() {
+        dims.swap(i, rng.below(i + 1));
+    }
+    Ok(vec![Value::from(&x), Value::from(dims.as_slice())])
+}
+
+fn slice(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = random_input(rng, dtype, 1, true)?;
+    let n = x.ndim() as i64;
+    let bound = |rng: &mut Rng| {
+        if rng.one_in(4) {
+            Value::None
+        } else {
+            Value::Int(rng.range(-6, 6))
+        }
+    };
+    Ok(vec![Value::from(&x), Value::Int(rng.range(-n, n - 1)), bound(rng), bound(rng), Value::Int(rng.range(1, 3))])
+}
+
+fn select(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = random_input(rng, dtype, 1, true)?;
+    let d = rng.below(x.ndim());
+    let size = x.sizes()[d].max(1) as i64;
+    Ok(vec![Value::from(&x), Value::Int(d as i64), Value::Int(rng.range(-size, size - 1))])
+}
+
+fn reshape(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = random_input(rng, dtype, 0, false)?;
+    let n = x.numel() as i64;
+    let target: Vec<i64> = match rng.below(3) {
+        0 => vec![-1],
+        1 if n > 0 => {
+            let d = (1..=n).filter(|d| n % d == 0).nth(rng.below(3)).unwrap_or(1);
+            vec![d, -1]
+        }
+        _ => x.sizes().iter().rev().map(|&s| s as i64).collect(),
+    };
+    Ok(vec![Value::from(&x), Value::from(target.as_slice())])
+}
+
+fn copy(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let s = shape(rng, 0);
+    let dst = input(rng, dtype, &s, true)?.contiguous_copy()?;
+    let src =
+        if dtype.is_quantized() && rng.one_in(2) { float_tensor(rng, &s, 1.0)? } else { input(rng, dtype, &s, true)? };
+    Ok(vec![Value::from(&dst), Value::from(&src)])
+}
+
+/// A small NCHW (or CHW) input.
+fn image(rng: &mut Rng, dtype: DType) -> Result<Tensor> {
+    let mut s =
+        vec![rng.range(1, 2) as usize, rng.range(1, 4) as usize, rng.range(1, 9) as usize, rng.range(1, 9) as usize];
+    if rng.one_in(4) {
+        s.remove(0);
+    }
+    input(rng, dtype, &s, false)
+}
+
+fn max_pool2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = image(rng, dtype)?;
+    let k = [rng.range(1, 3), rng.range(1, 3)];
+    let pad = [rng.range(0, k[0] / 2), rng.range(0, k[1] / 2)];
+    Ok(vec![
+        Value::from(&x),
+        Value::from(k),
+        Value::from([rng.range(1, 2), rng.range(1, 2)]),
+        Value::from(pad),
+        Value::from([rng.range(1, 2), rng.range(1, 2)]),
+        Value::Bool(rng.one_in(2)),
+    ])
+}
+
+fn avg_pool2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = image(rng, dtype)?;
+    let k = [rng.range(1, 3), rng.range(1, 3)];
+    let pad = [rng.range(0, k[0] / 2), rng.range(0, k[1] / 2)];
+    let divisor = if rng.one_in(4) { Value::Int(rng.range(1, 5)) } else { Value::None };
+    Ok(vec![
+        Value::from(&x),
+        Value::from(k),
+        Value::from([rng.range(1, 2), rng.range(1, 2)]),
+        Value::from(pad),
+        Value::Bool(rng.one_in(2)),
+        Value::Bool(rng.one_in(2)),
+        divisor,
+    ])
+}
+
+fn adaptive_avg_pool2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = image(rng, dtype)?;
+    Ok(vec![Value::from(&x), Value::from([rng.range(1, 5), rng.range(1, 5)])])
+}
+
+/// A qint8 weight with full-range values (including -128), per tensor with
+/// any zero point or per channel on axis 0.
+fn weight(rng: &mut Rng, sizes: &[usize]) -> Result<Tensor> {
+    let n: usize = sizes.iter().product();
+    let ints: Vec<i8> =
+        (0..n).map(|_| if rng.one_in(6) { rng.pick(&[-128i8, 127]) } else { rng.range(-128, 127) as i8 }).collect();
+    let q = if rng.one_in(2) {
+        Quantizer::per_channel(
+            (0..sizes[0]).map(|_| scale(rng) * 0.01).collect(),
+            (0..sizes[0]).map(|_| rng.range(-3, 3)).collect(),
+            0,
+            DType::QInt8,
+        )?
+    } else {
+        Quantizer::per_tensor(scale(rng) * 0.01, zero_point(rng, DType::QInt8), DType::QInt8)?
+    };
+    Tensor::from_int_repr(&Tensor::from_vec(ints, sizes)?, &q)
+}
+
+fn bias(rng: &mut Rng, n: usize) -> Result<Value> {
+    Ok(if rng.one_in(3) {
+        Value::None
+    } else {
+        Value::Tensor(Tensor::from_vec((0..n).map(|_| (rng.unit() * 4.0 - 2.0) as f32).collect(), &[n])?)
+    })
+}
+
+fn linear(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let (m, k, n) = (rng.range(1, 5) as usize, rng.pick(&[1, 7, 16, 33, 64, 100]), rng.range(1, 9) as usize);
+    let x = if rng.one_in(4) { input(rng, dtype, &[2, m, k], false)? } else { input(rng, dtype, &[m, k], false)? };
+    Ok(vec![
+        Value::from(&x),
+        Value::from(&weight(rng, &[n, k])?),
+        bias(rng, n)?,
+        Value::Float(scale(rng) * 10.0),
+        Value::Int(zero_point(rng, DType::QUInt8)),
+    ])
+}
+
+fn linear_dynamic(rng: &mut Rng, _dtype: DType) -> Result<Vec<Value>> {
+    let (m, k, n) = (rng.range(1, 5) as usize, rng.pick(&[1, 7, 16, 33]), rng.range(1, 9) as usize);
+    let x = Tensor::from_vec((0..m * k).map(|_| (rng.unit() * 6.0 - 3.0) as f32).collect(), &[m, k])?;
+    Ok(vec![Value::from(&x), Value::from(&weight(rng, &[n, k])?), bias(rng, n)?, Value::Bool(rng.one_in(2))])
+}
+
+fn conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let groups = rng.pick(&[1usize, 1, 2, 4]);
+    let (icg, ocg) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
+    let (kh, kw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
+    let (h, w) = (rng.range(kh as i64, 9) as usize, rng.range(kw as i64, 9) as usize);
+    let batch = rng.range(1, 2) as usize;
+    let x = input(rng, dtype, &[batch, icg * groups, h, w], false)?;
+    let wt = weight(rng, &[ocg * groups, icg, kh, kw])?;
+    Ok(vec![
+        Value::from(&x),
+        Value::from(&wt),
+        bias(rng, ocg * groups)?,
+        Value::from([rng.range(1, 2), rng.range(1, 2)]),
+        Value::from([rng.range(0, 1), rng.range(0, 1)]),
+        Value::from([rng.range(1, 2), rng.range(1, 2)]),
+        Value::Int(groups as i64),
+        Value::Float(scale(rng) * 10.0),
+        Value::Int(zero_point(rng, DType::QUInt8)),
+    ])
+}

@@ -1,0 +1,349 @@
+//! Dispatcher conformance checks that any kernel author can run.
+//!
+//! [`check_kernel`] compares one registered kernel with its op's reference
+//! kernel (the lowest-priority kernel registered for the same key and
+//! dtype) under the op's declared [`Tolerance`]:
+//!
+//! 1. on random valid inputs (built-in ops have builders; plugin ops can
+//!    pass their own [`InputBuilder`]), covering empty and 0-d shapes,
+//!    non-contiguous views, qparams across their range and extreme values
+//!    (±inf, NaN, ties, values past 2^31);
+//! 2. on random, mostly invalid inputs: the kernel must return an error
+//!    where the reference does, and never panic;
+//! 3. on the golden cases of its op and dtype.
+//!
+//! A failure names the op, the kernel, the case and the seed that
+//! reproduces it. [`check_all`] runs every registered kernel and reports
+//! the ones this CPU cannot run as skipped, by name.
+
+pub mod builders;
+pub mod inputs;
+pub mod rng;
+
+pub use inputs::InputBuilder;
+use rng::Rng;
+
+use crate::golden::{panic_message, run_case_with};
+use crate::{registry, DType, DispatchKey, KernelDescriptor, Result as QResult, Tensor, Tolerance, Value};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+/// How much to check.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// Random valid-input cases per kernel.
+    pub cases: usize,
+    /// Random bad-input cases per kernel.
+    pub bad_cases: usize,
+    /// The seed of every case; a failure reports it.
+    pub seed: u64,
+    /// Golden case files or directories to run each kernel on (empty: none).
+    pub golden: Vec<PathBuf>,
+}
+
+impl Default for CheckConfig {
+    /// 100 valid and 40 bad cases, the project's golden cases, and the seed
+    /// from `QTENSOR_SEED` (a fixed one when unset).
+    fn default() -> Self {
+        let seed = std::env::var("QTENSOR_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_2026);
+        CheckConfig { cases: 100, bad_cases: 40, seed, golden: vec![PathBuf::from(crate::golden::DEFAULT_CASES_DIR)] }
+    }
+}
+
+/// What a passing check covered.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// The op.
+    pub op: String,
+    /// The kernel checked.
+    pub kernel: &'static str,
+    /// The kernel it was compared with (itself for a reference kernel).
+    pub reference: &'static str,
+    /// Its dispatch key.
+    pub key: DispatchKey,
+    /// Its dtype.
+    pub dtype: DType,
+    /// Random cases where both kernels returned a value, and it matched.
+    pub matched: usize,
+    /// Random cases where both kernels returned an error.
+    pub errors: usize,
+    /// Golden cases run on the kernel.
+    pub golden: usize,
+}
+
+/// A check that failed: enough to reproduce it.
+#[derive(Debug, Clone)]
+pub struct CheckFailure {
+    /// The op.
+    pub op: String,
+    /// The kernel.
+    pub kernel: String,
+    /// Its dtype.
+    pub dtype: DType,
+    /// The seed of the run.
+    pub seed: u64,
+    /// Which case (`valid #i`, `bad #i`, or a golden case id).
+    pub case: String,
+    /// What went wrong, with the inputs described.
+    pub message: String,
+}
+
+impl fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} kernel `{}` ({}), {}: {}\n  reproduce: QTENSOR_SEED={} (CheckConfig {{ seed: {}, .. }})",
+            self.op, self.kernel, self.dtype, self.case, self.message, self.seed, self.seed
+        )
+    }
+}
+
+/// The outcome for one kernel in [`check_all`].
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Checked and passed.
+    Passed(CheckReport),
+    /// Checked and failed.
+    Failed(Box<CheckFailure>),
+    /// Not checked, and why (a kernel this CPU cannot run).
+    Skipped {
+        /// The op.
+        op: String,
+        /// The kernel.
+        kernel: &'static str,
+        /// Why it was skipped.
+        reason: String,
+    },
+}
+
+fn describe(args: &[Value]) -> String {
+    args.iter()
+        .map(|v| match v {
+            Value::Tensor(t) => {
+                let layout = if t.is_contiguous() { "" } else { " strided" };
+                let q = t.quantizer().map(|q| format!(" {}", q.qscheme())).unwrap_or_default();
+                format!("{}{}{q}", t.describe(), layout)
+            }
+            Value::TensorList(ts) => format!("[{}]", ts.iter().map(|t| t.describe()).collect::<Vec<_>>().join(", ")),
+            Value::Float(x) => format!("{x}"),
+            Value::Int(i) => format!("{i}"),
+            Value::IntList(l) => format!("{:?}", l.as_slice()),
+            Value::Bool(b) => format!("{b}"),
+            Value::ScalarType(d) => d.to_string(),
+            Value::None => "None".into(),
+            Value::Str(s) => format!("{s:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn call(k: &KernelDescriptor, args: &[Value]) -> Result<QResult<Value>, String> {
+    catch_unwind(AssertUnwindSafe(|| (k.func)(args)))
+        .map_err(|p| format!("kernel `{}` panicked: {}", k.name, panic_message(&p)))
+}
+
+fn floats_agree(tol: Tolerance, want: f64, got: f64) -> bool {
+    if want.is_nan() || got.is_nan() {
+        return want.is_nan() && got.is_nan();
+    }
+    match tol {
+        Tolerance::Float { abs, rel } if want.is_finite() => (want - got).abs() <= abs + rel * want.abs(),
+        _ => want.to_bits() == got.to_bits() || (want == 0.0 && got == 0.0),
+    }
+}
+
+fn compare_tensors(tol: Tolerance, want: &Tensor, got: &Tensor) -> Result<(), String> {
+    if want.dtype() != got.dtype() || want.sizes() != got.sizes() {
+        return Err(format!("expected {}, got {}", want.describe(), got.describe()));
+    }
+    if want.quantizer() != got.quantizer() {
+        return Err(format!("quantizer: expected {:?}, got {:?}", want.quantizer(), got.quantizer()));
+    }
+    if want.dtype().is_float() {
+        let (w, g) = (want.real_values().map_err(|e| e.to_string())?, got.real_values().map_err(|e| e.to_string())?);
+        if let Some(i) = (0..w.len()).find(|&i| !floats_agree(tol, w[i], g[i])) {
+            return Err(format!("element {i}: reference {}, kernel {}", w[i], g[i]));
+        }
+    } else {
+        let steps = if let Tolerance::Steps(n) = tol { n } else { 0 };
+        let (w, g) = (want.int_values().map_err(|e| e.to_string())?, got.int_values().map_err(|e| e.to_string())?);
+        if let Some(i) = (0..w.len()).find(|&i| (w[i] - g[i]).abs() > steps) {
+            return Err(format!("element {i}: reference {}, kernel {} (tolerance {tol})", w[i], g[i]));
+        }
+    }
+    Ok(())
+}
+
+/// Compares two results of an op under its tolerance.
+pub fn compare(tol: Tolerance, want: &Value, got: &Value) -> Result<(), String> {
+    match (want, got) {
+        (Value::Tensor(w), Value::Tensor(g)) => compare_tensors(tol, w, g),
+        (Value::TensorList(w), Value::TensorList(g)) if w.len() == g.len() => w
+            .iter()
+            .zip(g)
+            .enumerate()
+            .try_for_each(|(i, (a, b))| compare_tensors(tol, a, b).map_err(|e| format!("tensor {i}: {e}"))),
+        (Value::Float(a), Value::Float(b)) if floats_agree(tol, *a, *b) => Ok(()),
+        (Value::Int(a), Value::Int(b)) if a == b => Ok(()),
+        (Value::Bool(a), Value::Bool(b)) if a == b => Ok(()),
+        (Value::ScalarType(a), Value::ScalarType(b)) if a == b => Ok(()),
+        (w, g) => Err(format!("expected {}, got {}", w.type_name(), g.type_name())),
+    }
+}
+
+/// Runs both kernels on the same inputs (built twice from the same seed,
+/// since an op like `copy_` writes to its arguments) and compares them:
+/// `Ok(true)` when both returned matching values, `Ok(false)` when both
+/// returned errors.
+fn run_pair(
+    reference: &KernelDescriptor,
+    kernel: &KernelDescriptor,
+    tol: Tolerance,
+    rng: &mut Rng,
+    build: &dyn Fn(&mut Rng) -> QResult<Vec<Value>>,
+) -> Result<bool, String> {
+    let mut again = rng.clone();
+    let args_ref = build(rng).map_err(|e| format!("building inputs failed: {e}"))?;
+    let args_ker = build(&mut again).map_err(|e| format!("building inputs failed: {e}"))?;
+    let inputs = describe(&args_ref);
+    let want = call(reference, &args_ref).map_err(|e| format!("{e} [inputs: {inputs}]"))?;
+    let got = call(kernel, &args_ker).map_err(|e| format!("{e} [inputs: {inputs}]"))?;
+    match (want, got) {
+        (Err(_), Err(_)) => Ok(false),
+        (Ok(w), Ok(g)) => compare(tol, &w, &g).map(|_| true).map_err(|e| format!("{e} [inputs: {inputs}]")),
+        (Err(e), Ok(_)) => Err(format!("the reference fails ({e}) but the kernel returns a value [inputs: {inputs}]")),
+        (Ok(_), Err(e)) => {
+            Err(format!("the kernel fails ({e}) where the reference returns a value [inputs: {inputs}]"))
+        }
+    }
+}
+
+/// The dtype a golden case dispatches on: its first tensor argument's, or
+/// for factory ops its `ScalarType` argument's.
+fn case_dtype(case: &serde_json::Value) -> Option<DType> {
+    let args = case.get("args")?.as_array()?;
+    let tensor_dtype = |a: &serde_json::Value| a.get("dtype").and_then(|d| d.as_str()).and_then(DType::from_name);
+    let first = args.iter().find_map(|a| match a {
+        serde_json::Value::Array(items) => items.first().and_then(tensor_dtype),
+        other => tensor_dtype(other),
+    });
+    first.or_else(|| args.iter().find_map(|a| a.as_str().and_then(DType::from_name)))
+}
+
+fn golden_cases(paths: &[PathBuf], op: &str, dtype: DType) -> Vec<serde_json::Value> {
+    crate::golden::case_files(paths)
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .filter_map(|d| d.get("cases").and_then(|c| c.as_array()).cloned())
+        .flatten()
+        .filter(|c| c.get("op").and_then(|o| o.as_str()) == Some(op) && case_dtype(c) == Some(dtype))
+        .collect()
+}
+
+fn seed_for(seed: u64, op: &str, kernel: &str, dtype: DType) -> u64 {
+    // FNV-1a over the kernel's identity, so each kernel gets its own stream.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in op.bytes().chain(kernel.bytes()).chain(dtype.name().bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    seed ^ h
+}
+
+/// Checks the kernel `kernel` of `op` for `dtype` (see the module docs).
+pub fn check_kernel(op: &str, kernel: &str, dtype: DType, cfg: &CheckConfig) -> Result<CheckReport, Box<CheckFailure>> {
+    check_kernel_with(op, kernel, dtype, cfg, builders::builtin(op))
+}
+
+/// [`check_kernel`] with a builder of valid inputs for the op (plugin ops
+/// have none built in; without one only bad inputs and golden cases run).
+pub fn check_kernel_with(
+    op: &str,
+    kernel: &str,
+    dtype: DType,
+    cfg: &CheckConfig,
+    builder: Option<InputBuilder>,
+) -> Result<CheckReport, Box<CheckFailure>> {
+    let fail = |case: String, message: String| {
+        Box::new(CheckFailure { op: op.into(), kernel: kernel.into(), dtype, seed: cfg.seed, case, message })
+    };
+    let entry = registry().op(op).map_err(|e| fail("lookup".into(), e.to_string()))?;
+    let entry = entry.entry();
+    let descriptors = entry.descriptors();
+    let k = descriptors
+        .iter()
+        .find(|d| d.name == kernel && d.dtype == dtype)
+        .copied()
+        .ok_or_else(|| fail("lookup".into(), format!("no kernel `{kernel}` is registered for {dtype}")))?;
+    let reference = descriptors
+        .iter()
+        .filter(|d| d.key == k.key && d.dtype == dtype)
+        .min_by_key(|d| d.priority)
+        .copied()
+        .unwrap_or(k);
+    let tol = entry.tolerance();
+    let schema = entry.schema().clone();
+    let mut rng = Rng::new(seed_for(cfg.seed, op, kernel, dtype));
+    let mut report = CheckReport {
+        op: op.into(),
+        kernel: k.name,
+        reference: reference.name,
+        key: k.key,
+        dtype,
+        matched: 0,
+        errors: 0,
+        golden: 0,
+    };
+
+    if let Some(build) = builder {
+        for i in 0..cfg.cases {
+            let matched = run_pair(&reference, &k, tol, &mut rng, &|r| build(r, dtype))
+                .map_err(|m| fail(format!("valid case #{i}"), m))?;
+            if matched {
+                report.matched += 1;
+            } else {
+                report.errors += 1;
+            }
+        }
+    }
+    for i in 0..cfg.bad_cases {
+        let matched = run_pair(&reference, &k, tol, &mut rng, &|r| inputs::any_args(r, &schema, dtype))
+            .map_err(|m| fail(format!("bad-input case #{i}"), m))?;
+        if matched {
+            report.matched += 1;
+        } else {
+            report.errors += 1;
+        }
+    }
+    for case in golden_cases(&cfg.golden, op, dtype) {
+        let id = case.get("id").and_then(|i| i.as_str()).unwrap_or("?").to_string();
+        run_case_with(&case, |args| (k.func)(args)).map_err(|m| fail(format!("golden case {id}"), m))?;
+        report.golden += 1;
+    }
+    Ok(report)
+}
+
+/// Checks every registered kernel; kernels this CPU cannot run are skipped.
+pub fn check_all(cfg: &CheckConfig) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for op in registry().ops() {
+        let entry = op.entry();
+        let name = entry.schema().name.clone();
+        for k in entry.descriptors() {
+            if !(k.is_supported)() {
+                out.push(Outcome::Skipped {
+                    op: name.clone(),
+                    kernel: k.name,
+                    reason: format!("not supported on this CPU ({}, {})", k.key, k.dtype),
+                });
+                continue;
+            }
+            out.push(match check_kernel(&name, k.name, k.dtype, cfg) {
+                Ok(r) => Outcome::Passed(r),
+                Err(f) => Outcome::Failed(f),
+            });
+        }
+    }
+    out
+}

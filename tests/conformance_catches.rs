@@ -1,0 +1,60 @@
+//! The conformance checks can fail: a kernel that is off by a step more
+//! than its op allows, or that panics, is reported with the seed that
+//! reproduces it. (Its own test binary, since it registers broken kernels.)
+
+use qtensor::conformance::{check_kernel_with, CheckConfig};
+use qtensor::{kernel_descriptor, registry, DType, DispatchKey, Result, Tensor};
+
+/// An add that rounds one step off now and then: within the golden
+/// tolerance on most inputs, but not always within the op's.
+fn sloppy_add(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
+    let exact = qtensor::ops::quantized::add(a, b, scale, zero_point)?;
+    let ints: Vec<u8> =
+        exact.int_values()?.iter().map(|&v| if v % 7 == 3 { (v + 2).min(255) as u8 } else { v as u8 }).collect();
+    let t = Tensor::from_vec(ints, exact.sizes())?;
+    Tensor::from_int_repr(&t, &exact.quantizer().expect("quantized"))
+}
+
+fn panicking_relu(_x: &Tensor) -> Result<Tensor> {
+    panic!("this kernel has a bug")
+}
+
+#[test]
+fn a_wrong_kernel_is_caught_with_its_seed() {
+    let d = registry();
+    d.register_kernel(kernel_descriptor! {
+        op: "quantized::add", key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8, name: "sloppy_add", priority: -5,
+        is_supported: qtensor::registry::always_supported, fn sloppy_add(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
+    })
+    .unwrap();
+    // The lowest priority is the reference: check the reference against the sloppy one.
+    let cfg = CheckConfig { golden: vec![], ..CheckConfig::default() };
+    let winner =
+        d.op("quantized::add").unwrap().entry().chosen_kernel(DispatchKey::QuantizedCPU, DType::QUInt8).unwrap();
+    let failure = check_kernel_with(
+        "quantized::add",
+        winner,
+        DType::QUInt8,
+        &cfg,
+        qtensor::conformance::builders::builtin("quantized::add"),
+    )
+    .unwrap_err();
+    let text = failure.to_string();
+    assert!(text.contains(&format!("QTENSOR_SEED={}", cfg.seed)), "{text}");
+    assert!(text.contains("tolerance steps 1"), "{text}");
+
+    d.register_kernel(kernel_descriptor! {
+        op: "relu", key: DispatchKey::QuantizedCPU, dtype: DType::QInt16, name: "panicking_relu", priority: 77,
+        is_supported: qtensor::registry::always_supported, fn panicking_relu(x: &Tensor) -> Tensor
+    })
+    .unwrap();
+    let failure = check_kernel_with(
+        "relu",
+        "panicking_relu",
+        DType::QInt16,
+        &cfg,
+        qtensor::conformance::builders::builtin("relu"),
+    )
+    .unwrap_err();
+    assert!(failure.message.contains("panicked: this kernel has a bug"), "{failure}");
+}
