@@ -139,7 +139,12 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
         Ok(_) => writeln!(out, "a typo was accepted")?,
     }
     step(out, "10. A quantized module stack, calibrated with observers")?;
-    module_stack(out)?;
+    crate::profiler::reset();
+    crate::profiler::enable();
+    let stack = module_stack(out);
+    crate::profiler::disable();
+    stack?;
+    writeln!(out, "\nthe Profiling layer saw every op call of that forward pass:\n{}", crate::profiler::table())?;
 
     writeln!(out, "\ndone.")?;
     Ok(())

@@ -19,6 +19,8 @@ fn the_demo_walks_through_the_note() {
         "did you mean `quantize_per_tensor`",
         "QuantizedConvReLU2d(2, 3, kernel_size=(3, 3)",
         "QuantizedLinear(in_features=48, out_features=4",
+        "the Profiling layer saw every op call",
+        "quantized::conv2d_relu",
     ] {
         assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
     }

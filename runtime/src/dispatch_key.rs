@@ -11,15 +11,27 @@ pub enum DispatchKey {
     CPU,
     /// Quantized tensors on the CPU.
     QuantizedCPU,
+    /// A functionality key, not a backend: while enabled, its fallback
+    /// records per-op call counts and time, then redispatches.
+    Profiling,
+    /// A functionality key for a user's own fallback (a tracer, a logger);
+    /// it has none until one is registered with
+    /// [`layers::register_fallback`](crate::layers::register_fallback).
+    Tracing,
 }
 
 impl DispatchKey {
-    /// Every key, in table order.
-    pub const ALL: [DispatchKey; 2] = [DispatchKey::CPU, DispatchKey::QuantizedCPU];
+    /// The backend keys, which kernels register for, in table order.
+    pub const BACKENDS: [DispatchKey; 2] = [DispatchKey::CPU, DispatchKey::QuantizedCPU];
 
-    /// Position in [`DispatchKey::ALL`].
+    /// Position in [`DispatchKey::BACKENDS`] (functionality keys come after).
     pub const fn index(self) -> usize {
         self as usize
+    }
+
+    /// True for backend keys (the ones kernels register for).
+    pub const fn is_backend(self) -> bool {
+        matches!(self, DispatchKey::CPU | DispatchKey::QuantizedCPU)
     }
 
     /// The key for a tensor of this dtype.
@@ -36,6 +48,8 @@ impl DispatchKey {
         match self {
             DispatchKey::CPU => "CPU",
             DispatchKey::QuantizedCPU => "QuantizedCPU",
+            DispatchKey::Profiling => "Profiling",
+            DispatchKey::Tracing => "Tracing",
         }
     }
 }

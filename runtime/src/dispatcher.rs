@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-const TABLE_LEN: usize = DispatchKey::ALL.len() * DType::ALL.len();
+const TABLE_LEN: usize = DispatchKey::BACKENDS.len() * DType::ALL.len();
 
 fn slot(key: DispatchKey, dtype: DType) -> usize {
     key.index() * DType::ALL.len() + dtype.index()
@@ -141,7 +141,7 @@ impl OperatorEntry {
     pub fn available(&self) -> Vec<(DispatchKey, DType)> {
         let table = self.table.read();
         let mut v = Vec::new();
-        for key in DispatchKey::ALL {
+        for key in DispatchKey::BACKENDS {
             for dtype in DType::ALL {
                 if table[slot(key, dtype)].is_some() {
                     v.push((key, dtype));
@@ -169,6 +169,13 @@ impl OperatorEntry {
     }
 
     fn add_kernel(&self, k: KernelDescriptor) -> Result<()> {
+        if !k.key.is_backend() {
+            return Err(Error::Registration {
+                op: self.schema.name.clone(),
+                kernel: k.name.to_string(),
+                message: format!("{} is a functionality key; register a fallback for it instead", k.key),
+            });
+        }
         self.check_signature(&k)?;
         let mut kernels = self.kernels.write();
         if let Some(other) = kernels.iter().find(|o| o.key == k.key && o.dtype == k.dtype && o.priority == k.priority) {
@@ -241,8 +248,19 @@ impl OperatorEntry {
         Ok(())
     }
 
-    /// Calls the operator with boxed arguments.
+    /// Calls the operator with boxed arguments, through the enabled
+    /// fallback layers (if any) and then the chosen kernel.
+    #[inline]
     pub fn call(&self, args: &[Value]) -> Result<Value> {
+        // The only cost of the layers when none is enabled: one relaxed load.
+        if crate::layers::any_enabled() {
+            return crate::layers::call_through(self, args);
+        }
+        self.call_kernel(args)
+    }
+
+    /// Calls the chosen kernel directly, skipping the fallback layers.
+    pub fn call_kernel(&self, args: &[Value]) -> Result<Value> {
         self.check_args(args)?;
         let (key, dtype) = self.dispatch_of(args);
         let kernel = self.table.read()[slot(key, dtype)];

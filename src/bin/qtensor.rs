@@ -21,6 +21,24 @@ enum Command {
     },
     /// Print the registry: each op and, per (key, dtype), its kernels in priority order.
     Ops,
+    /// Time each vectorized kernel against its reference kernel on the same inputs.
+    Bench {
+        /// Compare every vectorized kernel with its op's reference kernel.
+        #[arg(long)]
+        kernels: bool,
+        /// Threads for the kernels' parallel loops.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Elements per input (kernel comparison).
+        #[arg(long, default_value_t = 1 << 22)]
+        size: usize,
+        /// Timed runs per kernel (the median is reported).
+        #[arg(long, default_value_t = 7)]
+        reps: usize,
+        /// Only cases whose name contains this.
+        #[arg(long, default_value = "")]
+        filter: String,
+    },
     /// Run golden case files (or directories of them) through the dispatcher.
     Conform {
         /// Case files or directories (default: the project's own cases).
@@ -58,6 +76,23 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Bench { kernels: _, threads, size, reps, filter } => {
+            let run = || {
+                qtensor::bench::kernels::compare(size, reps, |name| eprintln!("timing {name} ..."))
+                    .map(|rows| rows.into_iter().filter(|r| r.name.contains(&filter)).collect::<Vec<_>>())
+            };
+            match qtensor::bench::with_threads(threads, run).and_then(|r| r) {
+                Ok(rows) => {
+                    println!("{size} elements, {threads} thread(s), median of {reps} runs");
+                    print!("{}", qtensor::bench::kernels::table(&rows));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Conform { paths, verbose } => {
             let paths = if paths.is_empty() { vec![PathBuf::from(qtensor::golden::DEFAULT_CASES_DIR)] } else { paths };
             let report = qtensor::golden::run_paths(&paths, |file, r| {

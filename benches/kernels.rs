@@ -1,0 +1,26 @@
+//! Each vectorized kernel against its reference kernel, on one thread, in
+//! the same run: `cargo bench --bench kernels`. The ratio of the two
+//! figures of a group is the speedup (`qtensor bench --kernels` prints it).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use qtensor::bench::kernels::{cases, reference_and_chosen};
+
+const N: usize = 1 << 20;
+
+fn kernels(c: &mut Criterion) {
+    // One thread: the speedups are per core. (Ignored if the pool exists.)
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+    for case in cases(N).expect("bench inputs") {
+        let (reference, chosen) = reference_and_chosen(case.op, case.dtype).expect("kernels");
+        let mut group = c.benchmark_group(&case.name);
+        group.throughput(Throughput::Elements(N as u64)).sample_size(10);
+        group.bench_function(reference.name, |b| b.iter(|| (reference.func)(&case.args)));
+        if chosen.name != reference.name {
+            group.bench_function(chosen.name, |b| b.iter(|| (chosen.func)(&case.args)));
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);

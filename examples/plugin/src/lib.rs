@@ -1,0 +1,91 @@
+//! An example qtensor plugin, written as any user crate would be: it
+//! depends on `qtensor` and edits nothing in it.
+//!
+//! 1. A faster `relu` kernel for quint8, at priority 100 (above the AVX2 and
+//!    reference kernels), so the dispatcher picks it.
+//! 2. A brand-new op, `myplugin::clamp_q`, declared from a schema string,
+//!    with a kernel for quint8, qint8 and qint32.
+//!
+//! Call [`link`] once from the binary: the linker drops a crate nothing
+//! references, and its `inventory` registrations with it.
+
+use qtensor::{declare_op, register_kernel, DType, Element, Error, Quantizer, Result, Storage, Tensor};
+
+/// Keeps this crate, and so its kernel registrations, in the final binary.
+pub fn link() {}
+
+/// `max(q, zero_point)` straight on the stored bytes, with no widening.
+fn plugin_relu_u8(x: &Tensor) -> Result<Tensor> {
+    let q = x.quantizer().ok_or_else(|| Error::invalid("relu", "expected a quantized tensor"))?;
+    let out = match *q {
+        Quantizer::PerTensorAffine { zero_point, .. } => {
+            let zp = zero_point as u8;
+            x.with_contiguous::<u8, Vec<u8>>(|src| src.iter().map(|&v| v.max(zp)).collect())?
+        }
+        // Per channel: each element against its own channel's zero point.
+        Quantizer::PerChannelAffine { .. } => x
+            .to_vec::<u8>()?
+            .into_iter()
+            .zip(x.channel_of_each())
+            .map(|(v, c)| v.max(q.channel_qparams(c).1 as u8))
+            .collect(),
+    };
+    let storage = Storage::from_slice(&out)?;
+    Tensor::quantized_from_storage(storage, x.sizes(), &q)
+}
+
+register_kernel! {
+    op: "relu",
+    dtypes: [QUInt8],
+    name: "plugin_relu_u8",
+    priority: 100,
+    fn plugin_relu_u8(x: &Tensor) -> Tensor
+}
+
+declare_op!(
+    "myplugin::clamp_q(Tensor self, float min, float max) -> Tensor",
+    "Clamps a per-tensor quantized tensor to [min, max], in the integer domain: the bounds are quantized with the tensor's own qparams."
+);
+
+/// `clamp(q, quantize(min), quantize(max))`, same qparams.
+fn clamp_q(x: &Tensor, min: f64, max: f64) -> Result<Tensor> {
+    let op = "myplugin::clamp_q";
+    if min.is_nan() || max.is_nan() || min > max {
+        return Err(Error::invalid(op, format!("need min <= max, got [{min}, {max}]")));
+    }
+    let q = x.quantizer().ok_or_else(|| Error::WrongDType {
+        op: op.into(),
+        expected: "a quantized tensor".into(),
+        got: x.dtype(),
+    })?;
+    let Quantizer::PerTensorAffine { scale, zero_point, dtype } = *q else {
+        return Err(Error::invalid(op, "per-channel tensors are not supported"));
+    };
+    let (qmin, qmax) = dtype.int_range().unwrap_or((0, 0));
+    let bound =
+        |v: f64| qtensor::numerics::quantize_val(v as f32, qtensor::numerics::inv_scale(scale), zero_point, qmin, qmax);
+    let (lo, hi) = (bound(min), bound(max));
+    let ints: Vec<i64> = x.int_values()?.into_iter().map(|v| v.clamp(lo, hi)).collect();
+    let storage = qtensor::with_element_type!(dtype.storage_type(), T => {
+        Storage::from_slice(&ints.iter().map(|&v| T::from_i64(v)).collect::<Vec<T>>())?
+    });
+    Tensor::quantized_from_storage(storage, x.sizes(), &q)
+}
+
+register_kernel! {
+    op: "myplugin::clamp_q",
+    dtypes: [QUInt8, QInt8, QInt32],
+    name: "plugin_clamp_q",
+    priority: 0,
+    fn clamp_q(x: &Tensor, min: f64, max: f64) -> Tensor
+}
+
+/// Valid inputs for `myplugin::clamp_q`, for `qtensor::conformance`.
+pub fn clamp_q_inputs(rng: &mut qtensor::conformance::rng::Rng, dtype: DType) -> Result<Vec<qtensor::Value>> {
+    use qtensor::conformance::inputs::{quantized, shape};
+    let sizes = shape(rng, 0);
+    let x = quantized(rng, dtype, &sizes, false)?;
+    let a = rng.unit() * 20.0 - 10.0;
+    let b = a + rng.unit() * 10.0;
+    Ok(vec![qtensor::Value::from(&x), qtensor::Value::Float(a), qtensor::Value::Float(b)])
+}

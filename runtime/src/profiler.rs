@@ -1,0 +1,81 @@
+//! The `Profiling` layer: per-op call counts and time, recorded by a boxed
+//! fallback while [`enable`]d.
+
+use crate::dispatch_key::DispatchKey;
+use crate::dispatcher::OperatorEntry;
+use crate::error::Result;
+use crate::layers::{self, Next};
+use crate::value::Value;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+/// What the profiler recorded for one op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpProfile {
+    /// The op.
+    pub op: String,
+    /// Calls while profiling was enabled.
+    pub calls: u64,
+    /// Total time in those calls (including nested op calls).
+    pub total: Duration,
+}
+
+static STATS: LazyLock<Mutex<HashMap<String, (u64, Duration)>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The fallback of [`DispatchKey::Profiling`].
+pub(crate) fn profiling_fallback(op: &OperatorEntry, args: &[Value], next: Next<'_>) -> Result<Value> {
+    let start = Instant::now();
+    let out = next(args);
+    let elapsed = start.elapsed();
+    let mut stats = STATS.lock();
+    let e = stats.entry(op.schema().name.clone()).or_insert((0, Duration::ZERO));
+    e.0 += 1;
+    e.1 += elapsed;
+    out
+}
+
+/// Starts recording every op call.
+pub fn enable() {
+    // ok to ignore: the Profiling fallback is registered when the layers are created.
+    let _ = layers::set_enabled(DispatchKey::Profiling, true);
+}
+
+/// Stops recording.
+pub fn disable() {
+    let _ = layers::set_enabled(DispatchKey::Profiling, false);
+}
+
+/// Whether recording is on.
+pub fn is_enabled() -> bool {
+    layers::is_enabled(DispatchKey::Profiling)
+}
+
+/// Forgets everything recorded.
+pub fn reset() {
+    STATS.lock().clear();
+}
+
+/// What was recorded, most total time first.
+pub fn report() -> Vec<OpProfile> {
+    let mut v: Vec<OpProfile> = STATS
+        .lock()
+        .iter()
+        .map(|(op, (calls, total))| OpProfile { op: op.clone(), calls: *calls, total: *total })
+        .collect();
+    v.sort_by(|a, b| b.total.cmp(&a.total).then(a.op.cmp(&b.op)));
+    v
+}
+
+/// The report as a table: op, calls, total and mean time.
+pub fn table() -> String {
+    let rows = report();
+    let width = rows.iter().map(|r| r.op.len()).max().unwrap_or(2).max(2);
+    let mut out = format!("{:<width$}  {:>8}  {:>12}  {:>12}\n", "op", "calls", "total", "mean");
+    for r in rows {
+        let mean = Duration::from_nanos((r.total.as_nanos() / r.calls.max(1) as u128) as u64);
+        out.push_str(&format!("{:<width$}  {:>8}  {:>12.3?}  {:>12.3?}\n", r.op, r.calls, r.total, mean));
+    }
+    out
+}

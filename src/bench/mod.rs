@@ -1,0 +1,38 @@
+//! Timing for `qtensor bench` and the criterion benches: the same inputs and
+//! the same measurement, so their figures agree.
+
+pub mod kernels;
+
+use std::time::{Duration, Instant};
+
+/// Median and minimum of repeated timings.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// The median run.
+    pub median: Duration,
+    /// The fastest run.
+    pub min: Duration,
+}
+
+/// Times `f` `reps` times after one warm-up call.
+pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Timing {
+    std::hint::black_box(f());
+    let mut runs: Vec<Duration> = (0..reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed()
+        })
+        .collect();
+    runs.sort();
+    Timing { median: runs[runs.len() / 2], min: runs[0] }
+}
+
+/// Runs `f` on a rayon pool of `threads` threads (the kernels' parallelism).
+pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> crate::Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| crate::Error::invalid("bench", format!("cannot start {threads} threads: {e}")))?;
+    Ok(pool.install(f))
+}
