@@ -44,6 +44,18 @@ pub use qtensor_runtime::{layers, numerics, print, profiler, registry, schema, s
 pub mod kernels {
     pub use qtensor_kernels::reference::conv::{ConvParams, PackedConv2d};
     pub use qtensor_kernels::reference::linear::{choose_qparams, PackedLinear};
+
+    /// Packs a linear weight for every registered linear kernel, once (the
+    /// packed forms are cached on the weight tensor), as PyTorch's
+    /// `linear_prepack` does.
+    pub fn prepack_linear(w: &crate::Tensor) -> crate::Result<()> {
+        PackedLinear::of(w).map(|_| ())
+    }
+
+    /// Packs a conv weight for every registered conv kernel, once.
+    pub fn prepack_conv2d(w: &crate::Tensor) -> crate::Result<()> {
+        PackedConv2d::of(w).map(|_| ())
+    }
 }
 
 #[doc(hidden)]

@@ -2,7 +2,7 @@
 
 use crate::dtype::{DType, StorageType};
 use crate::error::{Error, Result};
-use parking_lot::{MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{Mutex, MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One cache line. Buffers are vectors of these, which makes every buffer
@@ -67,6 +67,54 @@ pub struct Storage {
     version: AtomicU64,
 }
 
+/// Buffers of at least this many bytes go back to the pool when dropped.
+const POOL_MIN_BYTES: usize = 1 << 20;
+/// The most the pool keeps, in bytes.
+const POOL_MAX_BYTES: usize = 1 << 30;
+
+/// Recently freed large buffers, reused by [`Storage::for_overwrite`] and
+/// [`Storage::zeros`]: a fresh multi-megabyte allocation costs a page fault
+/// per 4 KiB on first touch, which dominates bandwidth-bound kernels. This
+/// is the caching-allocator idea of PyTorch's and ONNX Runtime's arenas.
+static POOL: Mutex<Vec<Vec<CacheLine>>> = Mutex::new(Vec::new());
+
+/// A pooled buffer of exactly `lines` cache lines, if one is free.
+fn take_pooled(lines: usize) -> Option<Vec<CacheLine>> {
+    if lines * 64 < POOL_MIN_BYTES {
+        return None;
+    }
+    let mut pool = POOL.lock();
+    let i = pool.iter().position(|b| b.len() == lines)?;
+    Some(pool.swap_remove(i))
+}
+
+fn give_back(buffer: Vec<CacheLine>) {
+    let bytes = buffer.len() * 64;
+    if bytes < POOL_MIN_BYTES {
+        return;
+    }
+    let mut pool = POOL.lock();
+    let mut held: usize = pool.iter().map(|b| b.len() * 64).sum();
+    // Oldest first out, until the new buffer fits.
+    while held + bytes > POOL_MAX_BYTES && !pool.is_empty() {
+        held -= pool.remove(0).len() * 64;
+    }
+    if held + bytes <= POOL_MAX_BYTES {
+        pool.push(buffer);
+    }
+}
+
+/// Frees every buffer the pool holds.
+pub fn release_cached_buffers() {
+    POOL.lock().clear();
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        give_back(std::mem::take(self.lines.get_mut()));
+    }
+}
+
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage").field("stype", &self.stype).field("len", &self.len).finish()
@@ -106,17 +154,38 @@ pub fn checked_count(op: &str, factors: &[usize]) -> Result<usize> {
 impl Storage {
     /// A zero-filled storage of `len` elements.
     pub fn zeros(stype: StorageType, len: usize) -> Result<Storage> {
+        let (s, recycled) = Storage::allocate(stype, len)?;
+        if recycled {
+            s.lines.write().fill(CacheLine([0; 64]));
+        }
+        Ok(s)
+    }
+
+    /// A storage of `len` elements whose contents are unspecified (zeros, or
+    /// the values of a recycled buffer), for kernels that write every
+    /// element. It is never uninitialized memory: reading it is safe, just
+    /// meaningless.
+    pub fn for_overwrite(stype: StorageType, len: usize) -> Result<Storage> {
+        Storage::allocate(stype, len).map(|(s, _)| s)
+    }
+
+    /// A recycled buffer (true) or a fresh zeroed one (false).
+    fn allocate(stype: StorageType, len: usize) -> Result<(Storage, bool)> {
         let bytes = checked_bytes(len as u128, stype)?;
         let n_lines = bytes.div_ceil(64);
+        let storage = |lines| Storage { stype, len, lines: RwLock::new(lines), version: AtomicU64::new(0) };
+        if let Some(lines) = take_pooled(n_lines) {
+            return Ok((storage(lines), true));
+        }
         let mut lines = Vec::new();
         lines.try_reserve_exact(n_lines).map_err(|_| Error::Alloc { numel: len as u128, bytes: bytes as u128 })?;
         lines.resize(n_lines, CacheLine([0; 64]));
-        Ok(Storage { stype, len, lines: RwLock::new(lines), version: AtomicU64::new(0) })
+        Ok((storage(lines), false))
     }
 
     /// A storage holding a copy of `data`.
     pub fn from_slice<T: Element>(data: &[T]) -> Result<Storage> {
-        let s = Storage::zeros(T::STORAGE, data.len())?;
+        let s = Storage::for_overwrite(T::STORAGE, data.len())?;
         s.write::<T>()?.copy_from_slice(data);
         Ok(s)
     }

@@ -2,6 +2,7 @@
 //! the same measurement, so their figures agree.
 
 pub mod kernels;
+pub mod workloads;
 
 use std::time::{Duration, Instant};
 

@@ -21,11 +21,15 @@ enum Command {
     },
     /// Print the registry: each op and, per (key, dtype), its kernels in priority order.
     Ops,
-    /// Time each vectorized kernel against its reference kernel on the same inputs.
+    /// Time the standard workloads (WORKLOADS.md), or with --kernels each
+    /// vectorized kernel against its reference kernel.
     Bench {
-        /// Compare every vectorized kernel with its op's reference kernel.
+        /// Compare every vectorized kernel with its op's reference kernel instead.
         #[arg(long)]
         kernels: bool,
+        /// Print one JSON object per workload: {"workload", "threads", "median_s", "min_s"}.
+        #[arg(long)]
+        json: bool,
         /// Threads for the kernels' parallel loops.
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -76,7 +80,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Bench { kernels: _, threads, size, reps, filter } => {
+        Command::Bench { kernels: false, json, threads, reps, filter, .. } => {
+            let run = || -> qtensor::Result<()> {
+                eprintln!("building inputs ...");
+                for w in qtensor::bench::workloads::workloads(&filter)? {
+                    eprintln!("timing {} ...", w.name);
+                    let m = qtensor::bench::workloads::measure(&w, threads, reps)?;
+                    if json {
+                        println!("{}", m.json());
+                    } else {
+                        println!("{:<44} {} thread(s)  median {:>10.3?}  min {:>10.3?}", m.name, threads, m.timing.median, m.timing.min);
+                    }
+                }
+                Ok(())
+            };
+            match qtensor::bench::with_threads(threads, run).and_then(|r| r) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bench { kernels: true, threads, size, reps, filter, .. } => {
             let run = || {
                 qtensor::bench::kernels::compare(size, reps, |name| eprintln!("timing {name} ..."))
                     .map(|rows| rows.into_iter().filter(|r| r.name.contains(&filter)).collect::<Vec<_>>())

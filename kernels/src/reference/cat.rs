@@ -7,7 +7,8 @@ use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{register_kernel, Error, Result, Tensor};
 
-fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>) -> Result<Tensor> {
+/// The reference cat, also the fallback of faster kernels.
+pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>) -> Result<Tensor> {
     let op = "quantized::cat";
     let first = xs.first().ok_or_else(|| Error::invalid(op, "expected at least one tensor"))?;
     let p0 = per_tensor(op, "qx[0]", first)?;

@@ -1,7 +1,7 @@
 //! Helpers shared by the reference kernels: reading per-tensor qparams and
 //! building quantized outputs.
 
-use qtensor_runtime::{with_element_type, DType, Element, Error, Quantizer, Result, Tensor};
+use qtensor_runtime::{with_element_type, DType, Element, Error, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
 
 /// The per-tensor qparams of a quantized operand, with its integer range.
@@ -47,14 +47,14 @@ pub fn output_quantizer(op: &str, dtype: DType, scale: f64, zero_point: i64) -> 
 /// A contiguous quantized tensor of `sizes` holding `ints` (row-major),
 /// which the caller has already clamped to the dtype's range.
 pub fn quantized_from_ints(sizes: &[usize], quantizer: &Arc<Quantizer>, ints: &[i64]) -> Result<Tensor> {
-    let out = Tensor::empty_quantized(sizes, quantizer)?;
+    let storage = Storage::for_overwrite(quantizer.dtype().storage_type(), ints.len())?;
     with_element_type!(quantizer.dtype().storage_type(), T => {
-        let mut dst = out.storage().write::<T>()?;
+        let mut dst = storage.write::<T>()?;
         for (d, &v) in dst.iter_mut().zip(ints) {
             *d = T::from_i64(v);
         }
     });
-    Ok(out)
+    Tensor::quantized_from_storage(storage, sizes, quantizer)
 }
 
 /// Checks a list argument's entries are at least `min`, naming it.

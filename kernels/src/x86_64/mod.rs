@@ -4,8 +4,9 @@
 
 pub mod avx2;
 
-/// True when this CPU has AVX2. `is_x86_feature_detected!` caches the
+/// True when this CPU has AVX2 and FMA (every AVX2 CPU since Haswell), which
+/// the `avx2` kernels use together. `is_x86_feature_detected!` caches the
 /// answer, so this is a load and a test.
 pub fn has_avx2() -> bool {
-    is_x86_feature_detected!("avx2")
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }

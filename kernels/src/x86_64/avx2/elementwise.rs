@@ -4,7 +4,7 @@
 //! The fast paths take same-shape, per-tensor operands; broadcasting and
 //! other dtypes go to the reference kernels.
 
-use super::simd::{load32, load8_i32, load8_widen, pack32, round_clamp, store32, store8_i32, Byte};
+use super::simd::{load32, load8_i32, load8_widen, pack32, store32, store8_i32, stream_fence, Byte, STREAM_BYTES};
 use super::PRIORITY;
 use crate::parallel::for_each_chunk;
 use crate::reference::common::{output_quantizer, per_tensor};
@@ -17,15 +17,18 @@ use std::arch::x86_64::*;
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
-pub fn avx2_relu_bytes<B: Byte>(src: &[B], dst: &mut [B], zero_point: i64) {
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+pub fn avx2_relu_bytes<B: Byte>(src: &[B], dst: &mut [B], zero_point: i64, stream: bool) {
     let zp = if B::SIGNED { _mm256_set1_epi8(zero_point as i8) } else { _mm256_set1_epi8(zero_point as u8 as i8) };
     let mut s_chunks = src.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {
         let v = load32(s);
-        store32(d, if B::SIGNED { _mm256_max_epi8(v, zp) } else { _mm256_max_epu8(v, zp) });
+        store32(d, if B::SIGNED { _mm256_max_epi8(v, zp) } else { _mm256_max_epu8(v, zp) }, stream);
+    }
+    if stream {
+        stream_fence();
     }
     for (s, d) in s_chunks.remainder().iter().zip(d_chunks.into_remainder()) {
         *d = B::from_i64(s.to_i64().max(zero_point));
@@ -36,8 +39,8 @@ pub fn avx2_relu_bytes<B: Byte>(src: &[B], dst: &mut [B], zero_point: i64) {
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 pub fn avx2_relu_i32(src: &[i32], dst: &mut [i32], zero_point: i64) {
     let zp = _mm256_set1_epi32(zero_point as i32);
     let mut s_chunks = src.chunks_exact(8);
@@ -57,7 +60,7 @@ fn map_into<T: Element>(
     quantizer: &std::sync::Arc<Quantizer>,
     f: impl Fn(&[T], &mut [T]) + Sync + Send,
 ) -> Result<Tensor> {
-    let storage = Storage::zeros(T::STORAGE, x.numel())?;
+    let storage = Storage::for_overwrite(T::STORAGE, x.numel())?;
     x.with_contiguous::<T, Result<()>>(|src| {
         for_each_chunk(&mut storage.write::<T>()?, |start, d| f(&src[start..start + d.len()], d));
         Ok(())
@@ -73,10 +76,11 @@ fn avx2_relu(x: &Tensor) -> Result<Tensor> {
     let Quantizer::PerTensorAffine { zero_point: zp, .. } = *q else {
         return reference_quantized_relu(x);
     };
+    let stream = x.numel() >= STREAM_BYTES;
     // SAFETY (each closure): `has_avx2()` held above.
     match x.dtype() {
-        DType::QUInt8 => map_into::<u8>(x, &q, |s, d| unsafe { avx2_relu_bytes(s, d, zp) }),
-        DType::QInt8 => map_into::<i8>(x, &q, |s, d| unsafe { avx2_relu_bytes(s, d, zp) }),
+        DType::QUInt8 => map_into::<u8>(x, &q, |s, d| unsafe { avx2_relu_bytes(s, d, zp, stream) }),
+        DType::QInt8 => map_into::<i8>(x, &q, |s, d| unsafe { avx2_relu_bytes(s, d, zp, stream) }),
         DType::QInt32 => map_into::<i32>(x, &q, |s, d| unsafe { avx2_relu_i32(s, d, zp) }),
         _ => reference_quantized_relu(x),
     }
@@ -127,50 +131,54 @@ pub struct BinaryParams {
 
 impl BinaryParams {
     fn scalar(&self, a: i64, b: i64) -> i64 {
-        let (fa, fb) = ((a - self.za) as f32, (b - self.zb) as f32);
         let v = match self.combine {
-            Combine::Add { ma, mb } => fa * ma + fb * mb,
-            Combine::Mul { m } => fa * fb * m,
+            Combine::Add { ma, mb } => {
+                let c0 = self.zo as f32 - self.za as f32 * ma - self.zb as f32 * mb;
+                (a as f32).mul_add(ma, (b as f32).mul_add(mb, c0))
+            }
+            Combine::Mul { m } => (((a - self.za) * (b - self.zb)) as f32).mul_add(m, self.zo as f32),
         };
-        (v.round_ties_even() as i64 + self.zo).clamp(self.lo, self.hi)
+        (v.clamp(self.lo as f32, self.hi as f32).round_ties_even()) as i64
     }
 }
 
-/// The requantized combination of two same-length byte slices.
+/// The requantized combination of two same-length byte slices. The zero
+/// points are folded into fused multiply-adds, and the float-to-int
+/// conversion does the rounding (half to even).
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
-pub fn avx2_binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
-    let (za, zb, zo) = (_mm256_set1_epi32(p.za as i32), _mm256_set1_epi32(p.zb as i32), _mm256_set1_epi32(p.zo as i32));
-    let lo = _mm256_set1_ps((p.lo - p.zo) as f32);
-    let hi = _mm256_set1_ps((p.hi - p.zo) as f32);
-    let one = _mm256_set1_ps(1.0);
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+pub fn avx2_binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool) {
+    // Bounds and zero points in float: the lanes end up as output integers.
+    let (lo, hi) = (_mm256_set1_ps(p.lo as f32), _mm256_set1_ps(p.hi as f32));
+    let (za, zb) = (_mm256_set1_ps(p.za as f32), _mm256_set1_ps(p.zb as f32));
     let lanes = |a: &[B], b: &[B]| {
-        let fa = _mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(a), za));
-        let fb = _mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(b), zb));
+        let fa = _mm256_cvtepi32_ps(load8_widen(a));
+        let fb = _mm256_cvtepi32_ps(load8_widen(b));
         let v = match p.combine {
+            // (a - za) ma + (b - zb) mb + zo = a ma + (b mb + (zo - za ma - zb mb))
             Combine::Add { ma, mb } => {
-                _mm256_add_ps(_mm256_mul_ps(fa, _mm256_set1_ps(ma)), _mm256_mul_ps(fb, _mm256_set1_ps(mb)))
+                let c0 = _mm256_set1_ps(p.zo as f32 - p.za as f32 * ma - p.zb as f32 * mb);
+                _mm256_fmadd_ps(fa, _mm256_set1_ps(ma), _mm256_fmadd_ps(fb, _mm256_set1_ps(mb), c0))
             }
-            Combine::Mul { m } => _mm256_mul_ps(_mm256_mul_ps(fa, fb), _mm256_set1_ps(m)),
+            Combine::Mul { m } => {
+                let prod = _mm256_mul_ps(_mm256_sub_ps(fa, za), _mm256_sub_ps(fb, zb));
+                _mm256_fmadd_ps(prod, _mm256_set1_ps(m), _mm256_set1_ps(p.zo as f32))
+            }
         };
-        _mm256_add_epi32(_mm256_cvtps_epi32(round_clamp(v, one, lo, hi)), zo)
+        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi))
     };
     let mut a_chunks = a.chunks_exact(32);
     let mut b_chunks = b.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for ((x, y), d) in (&mut a_chunks).zip(&mut b_chunks).zip(&mut d_chunks) {
-        store32(
-            d,
-            pack32::<B>(
-                lanes(&x[0..8], &y[0..8]),
-                lanes(&x[8..16], &y[8..16]),
-                lanes(&x[16..24], &y[16..24]),
-                lanes(&x[24..32], &y[24..32]),
-            ),
-        );
+        let v = pack32::<B>(lanes(&x[0..8], &y[0..8]), lanes(&x[8..16], &y[8..16]), lanes(&x[16..24], &y[16..24]), lanes(&x[24..32], &y[24..32]));
+        store32(d, v, stream);
+    }
+    if stream {
+        stream_fence();
     }
     for ((x, y), d) in a_chunks.remainder().iter().zip(b_chunks.remainder()).zip(d_chunks.into_remainder()) {
         *d = B::from_i64(p.scalar(x.to_i64(), y.to_i64()));
@@ -197,12 +205,13 @@ fn avx2_binary(op: &str, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64, re
     let lo = if relu { zero_point.max(pa.qmin) } else { pa.qmin };
     let p = BinaryParams { combine, za: pa.zero_point, zb: pb.zero_point, zo: zero_point, lo, hi: pa.qmax };
     fn run<B: Byte>(a: &Tensor, b: &Tensor, out_q: &std::sync::Arc<Quantizer>, p: BinaryParams) -> Result<Tensor> {
-        let storage = Storage::zeros(B::STORAGE, a.numel())?;
+        let storage = Storage::for_overwrite(B::STORAGE, a.numel())?;
         a.with_contiguous::<B, Result<()>>(|sa| {
             b.with_contiguous::<B, Result<()>>(|sb| {
                 // SAFETY: only reached after `has_avx2()` held in `avx2_binary`.
+                let stream = sa.len() >= STREAM_BYTES;
                 for_each_chunk(&mut storage.write::<B>()?, |start, d| unsafe {
-                    avx2_binary_bytes(&sa[start..start + d.len()], &sb[start..start + d.len()], d, p)
+                    avx2_binary_bytes(&sa[start..start + d.len()], &sb[start..start + d.len()], d, p, stream)
                 });
                 Ok(())
             })?

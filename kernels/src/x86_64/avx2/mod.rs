@@ -2,10 +2,11 @@
 //! above the reference kernels and bit-exact with them wherever FORMAT.md
 //! says exact.
 //!
-//! Every `#[target_feature(enable = "avx2")]` function here is reached only
+//! Every `#[target_feature(enable = "avx2,fma")]` function here is reached only
 //! through a kernel entry point that checks [`super::has_avx2`] first; that
 //! check is the safety argument of each `unsafe` call into this module.
 
+pub mod cat;
 pub mod dequantize;
 pub mod elementwise;
 pub mod quantize;

@@ -1,5 +1,12 @@
 //! Vector building blocks shared by the AVX2 kernels: the quantize step,
-//! widening byte loads, and packing 32 lanes of i32 into bytes.
+//! widening byte loads, packing 32 lanes of i32 into bytes, and loads and
+//! stores (optionally non-temporal).
+//!
+//! # Safety
+//!
+//! Every function here needs a CPU with AVX2 and FMA (see
+//! [`crate::x86_64::has_avx2`]); the `unsafe` blocks inside are the pointer
+//! loads and stores, each bounded by an assertion on the slice length.
 
 use qtensor_runtime::Element;
 use std::arch::x86_64::*;
@@ -19,34 +26,39 @@ impl Byte for i8 {
     const SIGNED: bool = true;
 }
 
-/// `round_half_even(x * inv)`, with NaN mapped to 0 (so it lands on the
-/// zero point) and then clamped to `[lo, hi]` = `[qmin - zp, qmax - zp]`.
-/// Equal, lane by lane, to `numerics::quantize_val` before the zero point is
-/// added, whenever `lo` and `hi` are exact in f32 (all 8-bit types).
+/// Outputs at least this large are written with non-temporal stores, which
+/// skip reading the destination lines into the cache first.
+pub const STREAM_BYTES: usize = 8 << 20;
+
+/// `x * inv` with NaN mapped to 0 (so it lands on the zero point), clamped
+/// to `[lo, hi]` = `[qmin - zp, qmax - zp]`. Converting the result with
+/// `_mm256_cvtps_epi32` rounds half to even (the default MXCSR mode, which
+/// nothing in qtensor changes); for integer bounds, clamping before rounding
+/// equals rounding before clamping, so the lanes equal
+/// `numerics::quantize_val` minus the zero point.
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn round_clamp(x: __m256, inv: __m256, lo: __m256, hi: __m256) -> __m256 {
-    let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(x, inv));
-    let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(r, r);
-    _mm256_min_ps(_mm256_max_ps(_mm256_and_ps(r, ordered), lo), hi)
+pub fn scale_clamp(x: __m256, inv: __m256, lo: __m256, hi: __m256) -> __m256 {
+    let v = _mm256_mul_ps(x, inv);
+    let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(v, v);
+    _mm256_min_ps(_mm256_max_ps(_mm256_and_ps(v, ordered), lo), hi)
 }
 
 /// Loads 8 bytes and widens them to 8 lanes of i32.
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 #[inline]
 pub fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
-    debug_assert!(src.len() >= 8);
-    // SAFETY: `src` holds at least 8 one-byte elements (checked by every
-    // caller's chunking), and `_mm_loadl_epi64` reads exactly 8 bytes with no
-    // alignment requirement.
+    assert!(src.len() >= 8);
+    // SAFETY: `src` holds at least 8 one-byte elements (asserted above), and
+    // `_mm_loadl_epi64` reads exactly 8 bytes with no alignment requirement.
     let v = unsafe { _mm_loadl_epi64(src.as_ptr() as *const __m128i) };
     if B::SIGNED {
         _mm256_cvtepi8_epi32(v)
@@ -60,8 +72,8 @@ pub fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 #[inline]
 pub fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
     let ab = _mm256_packs_epi32(a, b);
@@ -71,26 +83,44 @@ pub fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256
     _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
 }
 
-/// Stores 32 bytes.
+/// Stores 32 bytes; with `stream`, non-temporally when `dst` is 32-byte
+/// aligned (the caller ends its loop with [`stream_fence`]).
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn store32<B: Byte>(dst: &mut [B], v: __m256i) {
+pub fn store32<B: Byte>(dst: &mut [B], v: __m256i, stream: bool) {
     assert!(dst.len() >= 32);
-    // SAFETY: `dst` holds at least 32 one-byte elements (asserted above),
-    // and `_mm256_storeu_si256` has no alignment requirement.
-    unsafe { _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, v) }
+    let p = dst.as_mut_ptr() as *mut __m256i;
+    if stream && (p as usize).is_multiple_of(32) {
+        // SAFETY: 32 writable bytes at `p` (asserted above), 32-byte aligned
+        // (checked), as `_mm256_stream_si256` requires.
+        unsafe { _mm256_stream_si256(p, v) }
+    } else {
+        // SAFETY: 32 writable bytes at `p` (asserted above); unaligned store.
+        unsafe { _mm256_storeu_si256(p, v) }
+    }
+}
+
+/// Orders earlier non-temporal stores before anything that follows.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub fn stream_fence() {
+    _mm_sfence()
 }
 
 /// Loads 8 lanes of f32.
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 #[inline]
 pub fn load8_f32(src: &[f32]) -> __m256 {
     assert!(src.len() >= 8);
@@ -98,25 +128,33 @@ pub fn load8_f32(src: &[f32]) -> __m256 {
     unsafe { _mm256_loadu_ps(src.as_ptr()) }
 }
 
-/// Stores 8 lanes of f32.
+/// Stores 8 lanes of f32; with `stream`, non-temporally when `dst` is
+/// 32-byte aligned (the caller ends its loop with [`stream_fence`]).
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn store8_f32(dst: &mut [f32], v: __m256) {
+pub fn store8_f32(dst: &mut [f32], v: __m256, stream: bool) {
     assert!(dst.len() >= 8);
-    // SAFETY: `dst` holds at least 8 floats (asserted above); unaligned store.
-    unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
+    let p = dst.as_mut_ptr();
+    if stream && (p as usize).is_multiple_of(32) {
+        // SAFETY: 8 writable floats at `p` (asserted above), 32-byte aligned
+        // (checked), as `_mm256_stream_ps` requires.
+        unsafe { _mm256_stream_ps(p, v) }
+    } else {
+        // SAFETY: 8 writable floats at `p` (asserted above); unaligned store.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
 }
 
 /// Loads 8 lanes of i32.
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 #[inline]
 pub fn load8_i32(src: &[i32]) -> __m256i {
     assert!(src.len() >= 8);
@@ -128,8 +166,8 @@ pub fn load8_i32(src: &[i32]) -> __m256i {
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 #[inline]
 pub fn store8_i32(dst: &mut [i32], v: __m256i) {
     assert!(dst.len() >= 8);
@@ -141,8 +179,8 @@ pub fn store8_i32(dst: &mut [i32], v: __m256i) {
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 (see [`crate::x86_64::has_avx2`]).
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
 #[inline]
 pub fn load32<B: Byte>(src: &[B]) -> __m256i {
     assert!(src.len() >= 32);
