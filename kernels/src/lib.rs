@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod gemm;
 pub mod parallel;
 pub mod reference;
 #[cfg(target_arch = "x86_64")]

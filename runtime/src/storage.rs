@@ -2,7 +2,7 @@
 
 use crate::dtype::{DType, StorageType};
 use crate::error::{Error, Result};
-use parking_lot::{Mutex, MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One cache line. Buffers are vectors of these, which makes every buffer

@@ -69,7 +69,9 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
     let want = |name: &str| name.contains(filter);
     if want("quantize_per_tensor/16M/quint8") {
         let x = Tensor::from_vec(g.randn(M16), &[M16])?;
-        out.push(workload("quantize_per_tensor/16M/quint8", move || ops::quantize_per_tensor(&x, 0.02, 3, DType::QUInt8)));
+        out.push(workload("quantize_per_tensor/16M/quint8", move || {
+            ops::quantize_per_tensor(&x, 0.02, 3, DType::QUInt8)
+        }));
     }
     if want("dequantize/16M/quint8") {
         let q = q8(&mut g, &[M16], 0.02, 3)?;
@@ -79,7 +81,9 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         let x = Tensor::from_vec(g.randn(4096 * 4096), &[4096, 4096])?;
         let sc = Tensor::from_vec((0..4096).map(|_| g.next() * 0.02 + 0.001).collect::<Vec<f64>>(), &[4096])?;
         let zp = Tensor::from_vec(vec![0i64; 4096], &[4096])?;
-        out.push(workload("quantize_per_channel/4096x4096/qint8/axis0", move || ops::quantize_per_channel(&x, &sc, &zp, 0, DType::QInt8)));
+        out.push(workload("quantize_per_channel/4096x4096/qint8/axis0", move || {
+            ops::quantize_per_channel(&x, &sc, &zp, 0, DType::QInt8)
+        }));
     }
     if want("add/16M/quint8") || want("relu/16M/quint8") {
         let a = q8(&mut g, &[M16], 0.02, 3)?;
@@ -98,7 +102,9 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         let xs = vec![c1, c2];
         out.push(workload("cat/2x8M/quint8/requant", move || ops::quantized::cat(&xs, 0, Some(0.05), Some(4))));
     }
-    for (name, m, k, n) in [("linear/1x4096x4096/per_channel", 1, 4096, 4096), ("linear/128x1024x1024/per_channel", 128, 1024, 1024)] {
+    for (name, m, k, n) in
+        [("linear/1x4096x4096/per_channel", 1, 4096, 4096), ("linear/128x1024x1024/per_channel", 128, 1024, 1024)]
+    {
         if !want(name) {
             continue;
         }
@@ -115,24 +121,40 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         let w = ops::quantize_per_tensor(&wf, 0.002, 0, DType::QInt8)?;
         let b = bias(&mut g, 4096)?;
         crate::kernels::prepack_linear(&w)?;
-        out.push(workload("linear_dynamic/16x1024x4096", move || ops::quantized::linear_dynamic(&xf, &w, Some(&b), false)));
+        out.push(workload("linear_dynamic/16x1024x4096", move || {
+            ops::quantized::linear_dynamic(&xf, &w, Some(&b), false)
+        }));
     }
     for (name, c, groups) in [("conv2d/1x64x56x56/k3/oc64", 64, 1), ("conv2d_depthwise/1x128x56x56/k3", 128, 128)] {
         if !want(name) {
             continue;
         }
-        let x = ops::quantize_per_tensor(&Tensor::from_vec(g.rand(c * 56 * 56), &[1, c, 56, 56])?, 1.0 / 127.0, 0, DType::QUInt8)?;
+        let x = ops::quantize_per_tensor(
+            &Tensor::from_vec(g.rand(c * 56 * 56), &[1, c, 56, 56])?,
+            1.0 / 127.0,
+            0,
+            DType::QUInt8,
+        )?;
         let w = per_channel_weight(&mut g, &[c, c / groups, 3, 3])?;
         let b = bias(&mut g, c)?;
         crate::kernels::prepack_conv2d(&w)?;
-        out.push(workload(name, move || ops::quantized::conv2d(&x, &w, Some(&b), &[1, 1], &[1, 1], &[1, 1], groups as i64, 0.1, 64)));
+        out.push(workload(name, move || {
+            ops::quantized::conv2d(&x, &w, Some(&b), &[1, 1], &[1, 1], &[1, 1], groups as i64, 0.1, 64)
+        }));
     }
     if want("max_pool2d/1x64x112x112/k3s2p1") {
         let x = q8(&mut g, &[1, 64, 112, 112], 0.02, 3)?;
-        out.push(workload("max_pool2d/1x64x112x112/k3s2p1", move || ops::max_pool2d(&x, &[3, 3], &[2, 2], &[1, 1], &[1, 1], false)));
+        out.push(workload("max_pool2d/1x64x112x112/k3s2p1", move || {
+            ops::max_pool2d(&x, &[3, 3], &[2, 2], &[1, 1], &[1, 1], false)
+        }));
     }
     if want("dispatch/add/1elem") {
-        let args = vec![Value::from(&q8(&mut g, &[1], 0.02, 3)?), Value::from(&q8(&mut g, &[1], 0.02, 3)?), Value::Float(0.05), Value::Int(4)];
+        let args = vec![
+            Value::from(&q8(&mut g, &[1], 0.02, 3)?),
+            Value::from(&q8(&mut g, &[1], 0.02, 3)?),
+            Value::Float(0.05),
+            Value::Int(4),
+        ];
         out.push(Workload {
             name: "dispatch/add/1elem",
             inner: 1000,

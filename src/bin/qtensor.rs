@@ -89,7 +89,10 @@ fn main() -> ExitCode {
                     if json {
                         println!("{}", m.json());
                     } else {
-                        println!("{:<44} {} thread(s)  median {:>10.3?}  min {:>10.3?}", m.name, threads, m.timing.median, m.timing.min);
+                        println!(
+                            "{:<44} {} thread(s)  median {:>10.3?}  min {:>10.3?}",
+                            m.name, threads, m.timing.median, m.timing.min
+                        );
                     }
                 }
                 Ok(())

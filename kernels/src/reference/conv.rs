@@ -186,6 +186,26 @@ pub fn conv2d_with_packed(
     quantized_from_ints(&[n, w.out_channels, oh, ow], &out_q, &ints)
 }
 
+/// The reference conv2d (fused relu when `relu`), also the fallback of
+/// faster kernels.
+#[allow(clippy::too_many_arguments)]
+pub fn reference_conv(
+    relu: bool,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: &[i64],
+    padding: &[i64],
+    dilation: &[i64],
+    groups: i64,
+    y_scale: f64,
+    y_zero_point: i64,
+) -> Result<Tensor> {
+    let op = if relu { "quantized::conv2d_relu" } else { "quantized::conv2d" };
+    let p = ConvParams::new(op, stride, padding, dilation, groups)?;
+    conv2d_with_packed(op, x, &*PackedConv2d::of(w)?, b, p, y_scale, y_zero_point, relu)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn reference_conv2d(
     x: &Tensor,

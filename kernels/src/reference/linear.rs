@@ -85,7 +85,7 @@ pub fn row_qparams(op: &str, w: &Tensor, rows: usize) -> Result<Vec<(f64, i64)>>
 }
 
 /// `x`'s leading dimensions and K, for an input of rank >= 2 (`[.., K]`).
-fn rows_of(op: &str, x: &Tensor, k: usize) -> Result<(Vec<usize>, usize)> {
+pub fn rows_of(op: &str, x: &Tensor, k: usize) -> Result<(Vec<usize>, usize)> {
     if x.ndim() < 2 {
         return Err(Error::shape(
             op,
@@ -136,11 +136,13 @@ pub fn linear_with_packed(
     quantized_from_ints(&sizes, &out_q, &ints)
 }
 
-fn reference_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
+/// The reference static linear, also the fallback of faster kernels.
+pub fn reference_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
     linear_with_packed("quantized::linear", x, &*PackedLinear::of(w)?, b, y_scale, y_zero_point, false)
 }
 
-fn reference_linear_relu(
+/// The reference fused linear + relu.
+pub fn reference_linear_relu(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
@@ -210,7 +212,8 @@ pub fn choose_qparams(min: f32, max: f32, mut qmin: i64, mut qmax: i64, reduce_r
     ((scale as f32) as f64, zp)
 }
 
-fn reference_linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_range: bool) -> Result<Tensor> {
+/// The reference dynamic linear.
+pub fn reference_linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_range: bool) -> Result<Tensor> {
     let op = "quantized::linear_dynamic";
     let values = float_input(op, x)?;
     let packed = PackedLinear::of(w)?;

@@ -3,6 +3,7 @@
 //! the reference kernels) on a CPU without the feature.
 
 pub mod avx2;
+pub mod avx512vnni;
 
 /// True when this CPU has AVX2 and FMA (every AVX2 CPU since Haswell), which
 /// the `avx2` kernels use together. `is_x86_feature_detected!` caches the

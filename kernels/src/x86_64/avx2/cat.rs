@@ -17,25 +17,37 @@ use std::arch::x86_64::*;
 /// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 pub fn avx2_requantize_bytes<B: Byte>(src: &[B], dst: &mut [B], m: f32, zi: i64, zo: i64, lo: i64, hi: i64) {
-    // (q - zi) m + zo = q m + (zo - zi m)
-    let (vm, c0) = (_mm256_set1_ps(m), _mm256_set1_ps(zo as f32 - zi as f32 * m));
-    let (vlo, vhi) = (_mm256_set1_ps(lo as f32), _mm256_set1_ps(hi as f32));
+    // (q - zi) m = q m - zi m in one rounding; round to an integer, then add
+    // zo exactly, as the reference does (so ties land the same way).
+    let (vm, c0) = (_mm256_set1_ps(m), _mm256_set1_ps(-(zi as f32) * m));
+    let (vlo, vhi, vzo) =
+        (_mm256_set1_ps((lo - zo) as f32), _mm256_set1_ps((hi - zo) as f32), _mm256_set1_epi32(zo as i32));
     let lanes = |s: &[B]| {
         let v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load8_widen(s)), vm, c0);
-        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi))
+        _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi)), vzo)
     };
     let mut s_chunks = src.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {
         store32(d, pack32::<B>(lanes(&s[0..8]), lanes(&s[8..16]), lanes(&s[16..24]), lanes(&s[24..32])), false);
     }
-    let c = zo as f32 - zi as f32 * m;
+    let c = -(zi as f32) * m;
     for (s, d) in s_chunks.remainder().iter().zip(d_chunks.into_remainder()) {
-        *d = B::from_i64((s.to_i64() as f32).mul_add(m, c).clamp(lo as f32, hi as f32).round_ties_even() as i64);
+        *d = B::from_i64(
+            (s.to_i64() as f32).mul_add(m, c).clamp((lo - zo) as f32, (hi - zo) as f32).round_ties_even() as i64 + zo,
+        );
     }
 }
 
-fn cat_bytes<B: Byte>(op: &str, xs: &[Tensor], d: usize, sizes: &[usize], out_q: &std::sync::Arc<Quantizer>, so: f64, zo: i64) -> Result<Tensor> {
+fn cat_bytes<B: Byte>(
+    op: &str,
+    xs: &[Tensor],
+    d: usize,
+    sizes: &[usize],
+    out_q: &std::sync::Arc<Quantizer>,
+    so: f64,
+    zo: i64,
+) -> Result<Tensor> {
     let outer: usize = sizes[..d].iter().product();
     let inner: usize = sizes[d + 1..].iter().product();
     let total: usize = sizes.iter().product();
@@ -72,7 +84,11 @@ fn avx2_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>
     let reference = || crate::reference::cat::reference_cat(xs, dim, scale, zero_point);
     let Some(first) = xs.first() else { return reference() };
     let bytes = matches!(first.dtype(), DType::QUInt8 | DType::QInt8);
-    let uniform = xs.iter().all(|x| x.dtype() == first.dtype() && x.ndim() == first.ndim() && x.qscheme().ok() == Some(qtensor_runtime::QScheme::PerTensorAffine));
+    let uniform = xs.iter().all(|x| {
+        x.dtype() == first.dtype()
+            && x.ndim() == first.ndim()
+            && x.qscheme().ok() == Some(qtensor_runtime::QScheme::PerTensorAffine)
+    });
     if !has_avx2() || !bytes || !uniform || first.ndim() == 0 {
         return reference();
     }

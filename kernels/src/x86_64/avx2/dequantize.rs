@@ -96,10 +96,14 @@ fn avx2_dequantize(q: &Tensor) -> Result<Tensor> {
         // SAFETY (each closure): `has_avx2()` held when the qparams were read.
         match q.dtype() {
             DType::QUInt8 => q.with_contiguous::<u8, _>(|s| {
-                dequantize_into(s, &mut dst, scale, zp, |s, d, sc, z| unsafe { avx2_dequantize_bytes(s, d, sc, z, sc_stream(s.len())) })
+                dequantize_into(s, &mut dst, scale, zp, |s, d, sc, z| unsafe {
+                    avx2_dequantize_bytes(s, d, sc, z, sc_stream(s.len()))
+                })
             })?,
             DType::QInt8 => q.with_contiguous::<i8, _>(|s| {
-                dequantize_into(s, &mut dst, scale, zp, |s, d, sc, z| unsafe { avx2_dequantize_bytes(s, d, sc, z, sc_stream(s.len())) })
+                dequantize_into(s, &mut dst, scale, zp, |s, d, sc, z| unsafe {
+                    avx2_dequantize_bytes(s, d, sc, z, sc_stream(s.len()))
+                })
             })?,
             DType::QInt32 => q.with_contiguous::<i32, _>(|s| {
                 dequantize_into(s, &mut dst, scale, zp, |s, d, sc, z| unsafe { avx2_dequantize_i32(s, d, sc, z) })

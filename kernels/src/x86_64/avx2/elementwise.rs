@@ -133,12 +133,12 @@ impl BinaryParams {
     fn scalar(&self, a: i64, b: i64) -> i64 {
         let v = match self.combine {
             Combine::Add { ma, mb } => {
-                let c0 = self.zo as f32 - self.za as f32 * ma - self.zb as f32 * mb;
+                let c0 = -(self.za as f32) * ma - self.zb as f32 * mb;
                 (a as f32).mul_add(ma, (b as f32).mul_add(mb, c0))
             }
-            Combine::Mul { m } => (((a - self.za) * (b - self.zb)) as f32).mul_add(m, self.zo as f32),
+            Combine::Mul { m } => ((a - self.za) * (b - self.zb)) as f32 * m,
         };
-        (v.clamp(self.lo as f32, self.hi as f32).round_ties_even()) as i64
+        v.clamp((self.lo - self.zo) as f32, (self.hi - self.zo) as f32).round_ties_even() as i64 + self.zo
     }
 }
 
@@ -151,30 +151,36 @@ impl BinaryParams {
 /// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 pub fn avx2_binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool) {
-    // Bounds and zero points in float: the lanes end up as output integers.
-    let (lo, hi) = (_mm256_set1_ps(p.lo as f32), _mm256_set1_ps(p.hi as f32));
-    let (za, zb) = (_mm256_set1_ps(p.za as f32), _mm256_set1_ps(p.zb as f32));
+    // Round the real value in output steps, then add the output zero point
+    // exactly, as the reference does (so ties land the same way).
+    let (lo, hi) = (_mm256_set1_ps((p.lo - p.zo) as f32), _mm256_set1_ps((p.hi - p.zo) as f32));
+    let (za, zb, zo) = (_mm256_set1_ps(p.za as f32), _mm256_set1_ps(p.zb as f32), _mm256_set1_epi32(p.zo as i32));
     let lanes = |a: &[B], b: &[B]| {
         let fa = _mm256_cvtepi32_ps(load8_widen(a));
         let fb = _mm256_cvtepi32_ps(load8_widen(b));
         let v = match p.combine {
-            // (a - za) ma + (b - zb) mb + zo = a ma + (b mb + (zo - za ma - zb mb))
+            // (a - za) ma + (b - zb) mb = a ma + (b mb - za ma - zb mb)
             Combine::Add { ma, mb } => {
-                let c0 = _mm256_set1_ps(p.zo as f32 - p.za as f32 * ma - p.zb as f32 * mb);
+                let c0 = _mm256_set1_ps(-(p.za as f32) * ma - p.zb as f32 * mb);
                 _mm256_fmadd_ps(fa, _mm256_set1_ps(ma), _mm256_fmadd_ps(fb, _mm256_set1_ps(mb), c0))
             }
             Combine::Mul { m } => {
                 let prod = _mm256_mul_ps(_mm256_sub_ps(fa, za), _mm256_sub_ps(fb, zb));
-                _mm256_fmadd_ps(prod, _mm256_set1_ps(m), _mm256_set1_ps(p.zo as f32))
+                _mm256_mul_ps(prod, _mm256_set1_ps(m))
             }
         };
-        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi))
+        _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi)), zo)
     };
     let mut a_chunks = a.chunks_exact(32);
     let mut b_chunks = b.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for ((x, y), d) in (&mut a_chunks).zip(&mut b_chunks).zip(&mut d_chunks) {
-        let v = pack32::<B>(lanes(&x[0..8], &y[0..8]), lanes(&x[8..16], &y[8..16]), lanes(&x[16..24], &y[16..24]), lanes(&x[24..32], &y[24..32]));
+        let v = pack32::<B>(
+            lanes(&x[0..8], &y[0..8]),
+            lanes(&x[8..16], &y[8..16]),
+            lanes(&x[16..24], &y[16..24]),
+            lanes(&x[24..32], &y[24..32]),
+        );
         store32(d, v, stream);
     }
     if stream {

@@ -7,8 +7,10 @@
 //! check is the safety argument of each `unsafe` call into this module.
 
 pub mod cat;
+pub mod depthwise;
 pub mod dequantize;
 pub mod elementwise;
+pub mod gemm;
 pub mod quantize;
 pub mod simd;
 

@@ -18,7 +18,15 @@ use std::sync::Arc;
 ///
 /// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
-pub fn avx2_quantize_bytes<B: Byte>(src: &[f32], dst: &mut [B], inv: f32, zero_point: i64, qmin: i64, qmax: i64, stream: bool) {
+pub fn avx2_quantize_bytes<B: Byte>(
+    src: &[f32],
+    dst: &mut [B],
+    inv: f32,
+    zero_point: i64,
+    qmin: i64,
+    qmax: i64,
+    stream: bool,
+) {
     let (vinv, zp) = (_mm256_set1_ps(inv), _mm256_set1_epi32(zero_point as i32));
     let lo = _mm256_set1_ps((qmin - zero_point) as f32);
     let hi = _mm256_set1_ps((qmax - zero_point) as f32);

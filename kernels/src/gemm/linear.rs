@@ -1,0 +1,158 @@
+//! quantized::linear, linear_relu and linear_dynamic over the GEMM kernels.
+
+use super::driver::{gemm_into, Epilogue, PKernel};
+use super::packed::PackedB;
+use super::MAX_K;
+use crate::reference::common::{bias_values, output_quantizer, per_tensor};
+use crate::reference::linear::{choose_qparams, row_qparams, rows_of};
+use qtensor_runtime::numerics::{inv_scale, quantize_val};
+use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
+use std::sync::Arc;
+
+/// A qint8 linear weight `[N, K]` packed for the GEMM kernels, with its
+/// per-row zero points and scales. Cached on the weight tensor.
+#[derive(Debug, Clone)]
+pub struct GemmWeight {
+    /// The packed integers.
+    pub packed: PackedB,
+    /// Zero point of each output row.
+    pub zero_points: Vec<i32>,
+    /// Scale of each output row.
+    pub scales: Vec<f64>,
+}
+
+impl GemmWeight {
+    /// Packs a qint8 weight `[N, K]`, per tensor or per channel on axis 0.
+    pub fn pack(w: &Tensor) -> Result<GemmWeight> {
+        let op = "quantized::linear";
+        if w.dtype() != DType::QInt8 || w.ndim() != 2 {
+            return Err(Error::shape(op, format!("the weight must be qint8 [N, K], got {}", w.describe())));
+        }
+        let (n, k) = (w.sizes()[0], w.sizes()[1]);
+        let qp = row_qparams(op, w, n)?;
+        let ints = w.to_vec::<i8>()?;
+        Ok(GemmWeight {
+            packed: PackedB::pack(&ints, n, k)?,
+            zero_points: qp.iter().map(|p| p.1 as i32).collect(),
+            scales: qp.iter().map(|p| p.0).collect(),
+        })
+    }
+
+    /// The packed form of `w`, computed once and cached on the tensor.
+    pub fn of(w: &Tensor) -> Result<Arc<GemmWeight>> {
+        w.derived(GemmWeight::pack)
+    }
+}
+
+/// Static quantized linear through `kernel`, or `None` when the fast path
+/// does not apply (the caller then runs the reference).
+pub fn gemm_linear(
+    op: &str,
+    kernel: PKernel,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    y_scale: f64,
+    y_zero_point: i64,
+    relu: bool,
+) -> Result<Option<Tensor>> {
+    if x.dtype() != DType::QUInt8 || w.dtype() != DType::QInt8 || w.ndim() != 2 || w.sizes()[1] > MAX_K {
+        return Ok(None);
+    }
+    let px = per_tensor(op, "X", x)?;
+    let out_q = output_quantizer(op, DType::QUInt8, y_scale, y_zero_point)?;
+    let gw = GemmWeight::of(w)?;
+    let n = gw.packed.n;
+    let (mut sizes, m) = rows_of(op, x, gw.packed.k)?;
+    let b = bias_values(op, bias, n)?;
+    let mult: Vec<f32> = gw.scales.iter().map(|sw| (px.scale * sw / y_scale) as f32).collect();
+    let add: Vec<f32> = b.iter().map(|bb| (bb / y_scale + y_zero_point as f64) as f32).collect();
+    let lo = if relu { y_zero_point.max(0) } else { 0 } as f32;
+    let epi = Epilogue::Quantize { mult: &mult, add: &add, lo, hi: 255.0 };
+    let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), m * n)?;
+    x.with_contiguous::<u8, Result<()>>(|xs| {
+        gemm_into(kernel, xs, m, px.zero_point as i32, &gw.packed, &gw.zero_points, epi, &mut storage.write::<u8>()?)
+    })??;
+    sizes.push(n);
+    Tensor::quantized_from_storage(storage, &sizes, &out_q).map(Some)
+}
+
+/// Dynamic linear through `kernel`: x is quantized per call to quint8 from
+/// its range (bit-exact with the reference), then multiplied exactly.
+pub fn gemm_linear_dynamic(
+    op: &str,
+    kernel: PKernel,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    reduce_range: bool,
+) -> Result<Option<Tensor>> {
+    if x.dtype() != DType::Float32 || w.dtype() != DType::QInt8 || w.ndim() != 2 || w.sizes()[1] > MAX_K {
+        return Ok(None);
+    }
+    let gw = GemmWeight::of(w)?;
+    let n = gw.packed.n;
+    let (mut sizes, m) = rows_of(op, x, gw.packed.k)?;
+    let b: Vec<f32> = bias_values(op, bias, n)?.into_iter().map(|v| v as f32).collect();
+    let values = x.contiguous()?;
+    let xs = values.with_contiguous::<f32, Result<(Vec<u8>, f64, i64)>>(|v| {
+        if v.iter().any(|x| x.is_infinite()) {
+            return Err(Error::invalid(op, "the input contains ±inf, which has no finite quantization range"));
+        }
+        let (lo, hi) = v.iter().filter(|x| !x.is_nan()).fold((0.0f32, 0.0f32), |(a, b), &x| (a.min(x), b.max(x)));
+        let (sx, zx) = choose_qparams(lo, hi, 0, 255, reduce_range);
+        let inv = inv_scale(sx);
+        Ok((v.iter().map(|&x| quantize_val(x, inv, zx, 0, 255) as u8).collect(), sx, zx))
+    })??;
+    let (xq, sx, zx) = xs;
+    let mult: Vec<f32> = gw.scales.iter().map(|sw| (sx * sw) as f32).collect();
+    let epi = Epilogue::Float { mult: &mult, bias: &b };
+    let storage = Storage::for_overwrite(DType::Float32.storage_type(), m * n)?;
+    gemm_into(kernel, &xq, m, zx as i32, &gw.packed, &gw.zero_points, epi, &mut storage.write::<f32>()?)?;
+    sizes.push(n);
+    Tensor::from_storage(storage, DType::Float32, &sizes).map(Some)
+}
+
+/// Registers linear, linear_relu and linear_dynamic for one GEMM kernel.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! register_gemm_linear {
+    ($prefix:literal, $kernel:expr, $priority:expr, $supported:path) => {
+        const _: () = {
+            use qtensor_runtime::{register_kernel, Result, Tensor};
+            use $crate::gemm::linear::{gemm_linear, gemm_linear_dynamic};
+            use $crate::reference::linear::{reference_linear, reference_linear_dynamic, reference_linear_relu};
+
+            fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
+                match gemm_linear("quantized::linear", $kernel, x, w, b, y_scale, y_zero_point, false)? {
+                    Some(t) => Ok(t),
+                    None => reference_linear(x, w, b, y_scale, y_zero_point),
+                }
+            }
+            fn linear_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
+                match gemm_linear("quantized::linear_relu", $kernel, x, w, b, y_scale, y_zero_point, true)? {
+                    Some(t) => Ok(t),
+                    None => reference_linear_relu(x, w, b, y_scale, y_zero_point),
+                }
+            }
+            fn linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_range: bool) -> Result<Tensor> {
+                match gemm_linear_dynamic("quantized::linear_dynamic", $kernel, x, w, b, reduce_range)? {
+                    Some(t) => Ok(t),
+                    None => reference_linear_dynamic(x, w, b, reduce_range),
+                }
+            }
+            register_kernel! {
+                op: "quantized::linear", dtypes: [QUInt8], name: concat!($prefix, "_linear"), priority: $priority,
+                is_supported: $supported, fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor
+            }
+            register_kernel! {
+                op: "quantized::linear_relu", dtypes: [QUInt8], name: concat!($prefix, "_linear_relu"), priority: $priority,
+                is_supported: $supported, fn linear_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor
+            }
+            register_kernel! {
+                op: "quantized::linear_dynamic", dtypes: [Float32], name: concat!($prefix, "_linear_dynamic"), priority: $priority,
+                is_supported: $supported, fn linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_range: bool) -> Tensor
+            }
+        };
+    };
+}

@@ -1,0 +1,36 @@
+//! Exact u8 x s8 matrix multiplication for quantized linear and conv.
+//!
+//! `C[m, n] = Σ_k (x[m, k] - zx)(w[n, k] - zw[n])`, exactly, in i32, then
+//! requantized (or scaled to float) in the epilogue. The weight is packed
+//! once ([`PackedB`]); an ISA's [`PKernel`] computes the raw dot products
+//! over packed blocks, and the driver adds the zero-point terms through row
+//! and column sums:
+//!
+//! `Σ (x - zx)(w - zw) = Σ x w - zw Σ_k x - zx Σ_k w + K zx zw`.
+//!
+//! The AVX2 kernel cannot multiply u8 by s8 exactly with `vpmaddubsw` (pair
+//! sums saturate at i16), so it computes `Σ (x - 128) w` with the sign of
+//! the activation moved onto the weight: `|x - 128| <= 128` and `|w| <= 127`
+//! keep every pair sum within 32512. Weights of -128 are clamped to -127 in
+//! the kernel and the difference is added back from a sparse list. The
+//! AVX-512 VNNI kernel uses `vpdpbusd`, which never saturates.
+
+pub mod conv;
+pub mod driver;
+pub mod linear;
+pub mod packed;
+
+pub use driver::{gemm_into, gemm_prepared, kernel_pad, Epilogue, OutElem, PKernel};
+pub use packed::PackedB;
+
+/// The largest K for which the i32 result is exact: `|C| <= 255 * 255 * K`
+/// must stay below 2^31.
+pub const MAX_K: usize = 1 << 15;
+
+/// Reads 4 bytes as a little-endian i32 (a k-quad of activations).
+#[inline(always)]
+pub fn read_i32(s: &[u8], i: usize) -> i32 {
+    let mut q = [0u8; 4];
+    q.copy_from_slice(&s[i..i + 4]);
+    i32::from_le_bytes(q)
+}

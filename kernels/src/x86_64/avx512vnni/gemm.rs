@@ -1,0 +1,110 @@
+//! The AVX-512 VNNI GEMM dot-product kernel: `P = Σ x w` with raw u8
+//! activations and s8 weights (see `crate::gemm`).
+
+use super::has_avx512vnni;
+use crate::gemm::packed::{PackedB, BLOCK};
+use crate::gemm::PKernel;
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+/// `P` for `R` rows by `NB` blocks (one 512-bit accumulator each).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F, BW and VNNI (see [`has_avx512vnni`]).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+fn tile<const R: usize, const NB: usize>(
+    a: &[u8],
+    kp: usize,
+    b: &[i8],
+    first_block: usize,
+    out: &mut [i32],
+    ldo: usize,
+    col0: usize,
+) {
+    let mut acc = [[_mm512_setzero_si512(); NB]; R];
+    let block_bytes = kp * BLOCK;
+    assert!(a.len() >= R * kp && kp.is_multiple_of(4));
+    let a_ptr = a.as_ptr();
+    for q in 0..kp / 4 {
+        let mut bv = [_mm512_setzero_si512(); NB];
+        for (j, v) in bv.iter_mut().enumerate() {
+            let at = (first_block + j) * block_bytes + q * 64;
+            let bytes = &b[at..at + 64];
+            // SAFETY: `bytes` holds 64 bytes; unaligned 64-byte load.
+            *v = unsafe { _mm512_loadu_si512(bytes.as_ptr() as *const __m512i) };
+        }
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: r < R and 4q + 3 < kp, so the 4 bytes lie within
+            // `a` (asserted above); an unaligned read, broadcast from memory.
+            let x = _mm512_set1_epi32(unsafe { (a_ptr.add(r * kp + q * 4) as *const i32).read_unaligned() });
+            for (j, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_dpbusd_epi32(*acc, x, bv[j]);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (j, acc) in acc.iter().enumerate() {
+            let at = r * ldo + col0 + j * BLOCK;
+            let dst = &mut out[at..at + BLOCK];
+            // SAFETY: `dst` holds 16 i32; unaligned 64-byte store.
+            unsafe { _mm512_storeu_si512(dst.as_mut_ptr() as *mut __m512i, *acc) }
+        }
+    }
+}
+
+/// The VNNI `P` kernel over `rows` x `blocks`.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F, BW and VNNI (see [`has_avx512vnni`]).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn vnni_gemm_p(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+    let data = &b.data[..];
+    if rows == 1 {
+        let mut blk = blocks.start;
+        while blk + 4 <= blocks.end {
+            tile::<1, 4>(a, kp, data, blk, out, ldo, (blk - blocks.start) * BLOCK);
+            blk += 4;
+        }
+        for blk in blk..blocks.end {
+            tile::<1, 1>(a, kp, data, blk, out, ldo, (blk - blocks.start) * BLOCK);
+        }
+        return;
+    }
+    let mut blk = blocks.start;
+    while blk < blocks.end {
+        let two = blk + 2 <= blocks.end;
+        let col0 = (blk - blocks.start) * BLOCK;
+        let mut r = 0;
+        while r + 8 <= rows {
+            if two {
+                tile::<8, 2>(&a[r * kp..], kp, data, blk, &mut out[r * ldo..], ldo, col0);
+            } else {
+                tile::<8, 1>(&a[r * kp..], kp, data, blk, &mut out[r * ldo..], ldo, col0);
+            }
+            r += 8;
+        }
+        for r in r..rows {
+            if two {
+                tile::<1, 2>(&a[r * kp..], kp, data, blk, &mut out[r * ldo..], ldo, col0);
+            } else {
+                tile::<1, 1>(&a[r * kp..], kp, data, blk, &mut out[r * ldo..], ldo, col0);
+            }
+        }
+        blk += if two { 2 } else { 1 };
+    }
+}
+
+fn run(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+    assert!(has_avx512vnni(), "the AVX-512 VNNI GEMM kernel was chosen on a CPU without it");
+    // SAFETY: the assertion above checked the CPU features.
+    unsafe { vnni_gemm_p(a, rows, kp, b, blocks, out, ldo) }
+}
+
+/// The AVX-512 VNNI GEMM kernel.
+pub const VNNI_GEMM: PKernel = PKernel { name: "avx512vnni", shifted: false, run };
+
+crate::register_gemm_linear!("avx512vnni", VNNI_GEMM, super::PRIORITY, has_avx512vnni);
+crate::register_gemm_conv!("avx512vnni", VNNI_GEMM, super::PRIORITY, has_avx512vnni);
