@@ -6,6 +6,10 @@ use qtensor_runtime::Result;
 use rayon::prelude::*;
 use std::ops::Range;
 
+/// The signature of a dot-product kernel (see [`PKernel`]).
+pub type PKernelFn =
+    fn(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize);
+
 /// An ISA's dot-product kernel: for `rows` rows of `a` (each `kp` bytes,
 /// prepared as [`PKernel::shifted`] says) and the packed `blocks`, writes
 /// `P[r][j]` to `out[r * ldo + j]` for every column `j` of those blocks.
@@ -17,7 +21,7 @@ pub struct PKernel {
     /// clamps weights of -128 (the AVX2 sign trick); false for raw `x`.
     pub shifted: bool,
     /// The kernel.
-    pub run: fn(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize),
+    pub run: PKernelFn,
 }
 
 /// What to do with each exact result `C[m, n]`.

@@ -46,6 +46,7 @@ impl GemmWeight {
 
 /// Static quantized linear through `kernel`, or `None` when the fast path
 /// does not apply (the caller then runs the reference).
+#[allow(clippy::too_many_arguments)]
 pub fn gemm_linear(
     op: &str,
     kernel: PKernel,
