@@ -165,8 +165,8 @@ pub fn gemm_conv2d(
         for img in 0..n {
             for ch in 0..c {
                 let plane = &src[(img * c + ch) * h * wd..(img * c + ch + 1) * h * wd];
-                for (pix, &v) in plane.iter().enumerate() {
-                    nhwc[(img * h * wd + pix) * c + ch] = v;
+                for (d, &v) in nhwc[img * h * wd * c + ch..].iter_mut().step_by(c).zip(plane) {
+                    *d = v;
                 }
             }
         }
@@ -178,6 +178,9 @@ pub fn gemm_conv2d(
         for grp in 0..g {
             let packed = &pw.groups[grp];
             let kp = packed.kp;
+            // Σ over this group's channels of each input pixel, once.
+            let pixel_sums: Vec<i32> =
+                nhwc.chunks(c).map(|px| px[grp * icg..(grp + 1) * icg].iter().map(|&v| v as i32).sum()).collect();
             let mut a = try_vec::<u8>(m * kp)?;
             let mut row_sums = try_vec::<i32>(m)?;
             for img in 0..n {
@@ -189,10 +192,14 @@ pub fn gemm_conv2d(
                             for kx in 0..kw {
                                 let ix = (xo * p.stride[1] + kx * p.dilation[1]) as i64 - p.padding[1] as i64;
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
-                                    let at = ((img * h + iy as usize) * wd + ix as usize) * c + grp * icg;
-                                    let run = &nhwc[at..at + icg];
-                                    sum += run.iter().map(|&v| v as i32).sum::<i32>();
-                                    a.extend(run.iter().map(|&v| v ^ pad));
+                                    let pixel = (img * h + iy as usize) * wd + ix as usize;
+                                    sum += pixel_sums[pixel];
+                                    let at = pixel * c + grp * icg;
+                                    let start = a.len();
+                                    a.extend_from_slice(&nhwc[at..at + icg]);
+                                    if pad != 0 {
+                                        a[start..].iter_mut().for_each(|v| *v ^= pad);
+                                    }
                                 } else {
                                     // Padding is a real zero: the input's zero point.
                                     sum += zx as i32 * icg as i32;
@@ -217,8 +224,8 @@ pub fn gemm_conv2d(
             for img in 0..n {
                 for o in 0..ocg {
                     let plane = &mut dst[(img * oc + grp * ocg + o) * oh * ow..][..oh * ow];
-                    for (pix, d) in plane.iter_mut().enumerate() {
-                        *d = out_nhwc[(img * oh * ow + pix) * ocg + o];
+                    for (d, &v) in plane.iter_mut().zip(out_nhwc[img * oh * ow * ocg + o..].iter().step_by(ocg)) {
+                        *d = v;
                     }
                 }
             }

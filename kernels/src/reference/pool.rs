@@ -7,15 +7,21 @@ use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, Error, Result, Tensor};
 
 /// An input viewed as `planes` images of `h` x `w`, with the output shape builder.
-struct Planes {
-    batch_dims: Vec<usize>,
-    planes: usize,
-    h: usize,
-    w: usize,
+/// An input seen as `planes` images of `h` x `w`.
+pub struct Planes {
+    /// The leading (batch and channel) sizes.
+    pub batch_dims: Vec<usize>,
+    /// How many planes.
+    pub planes: usize,
+    /// Plane height.
+    pub h: usize,
+    /// Plane width.
+    pub w: usize,
 }
 
 impl Planes {
-    fn of(op: &str, x: &Tensor) -> Result<Planes> {
+    /// Checks a 3-D or 4-D input.
+    pub fn of(op: &str, x: &Tensor) -> Result<Planes> {
         let s = x.sizes();
         if !(s.len() == 3 || s.len() == 4) {
             return Err(Error::shape(op, format!("expected a 3-D (CHW) or 4-D (NCHW) input, got shape {s:?}")));
@@ -27,7 +33,8 @@ impl Planes {
         Ok(Planes { batch_dims: s[..s.len() - 2].to_vec(), planes: s[..s.len() - 2].iter().product(), h, w })
     }
 
-    fn out_sizes(&self, oh: usize, ow: usize) -> Vec<usize> {
+    /// The output shape for `oh` x `ow` planes.
+    pub fn out_sizes(&self, oh: usize, ow: usize) -> Vec<usize> {
         let mut v = self.batch_dims.clone();
         v.extend([oh, ow]);
         v
@@ -45,15 +52,22 @@ fn pooled_size(input: usize, kernel: i64, pad: i64, stride: i64, dilation: i64, 
     out
 }
 
-struct Window {
-    kernel: [i64; 2],
-    stride: [i64; 2],
-    pad: [i64; 2],
-    dilation: [i64; 2],
-    out: [usize; 2],
+/// A validated pooling window.
+pub struct Window {
+    /// Kernel size.
+    pub kernel: [i64; 2],
+    /// Stride.
+    pub stride: [i64; 2],
+    /// Padding.
+    pub pad: [i64; 2],
+    /// Dilation.
+    pub dilation: [i64; 2],
+    /// Output height and width.
+    pub out: [usize; 2],
 }
 
-fn window(
+/// Validates pooling parameters against an input, PyTorch's way.
+pub fn window(
     op: &str,
     p: &Planes,
     kernel: &[i64],
@@ -92,7 +106,8 @@ fn window(
     })
 }
 
-fn reference_max_pool2d(
+/// The reference max_pool2d, also the fallback of faster kernels.
+pub fn reference_max_pool2d(
     x: &Tensor,
     kernel_size: &[i64],
     stride: &[i64],

@@ -11,6 +11,7 @@ pub mod depthwise;
 pub mod dequantize;
 pub mod elementwise;
 pub mod gemm;
+pub mod pool;
 pub mod quantize;
 pub mod simd;
 

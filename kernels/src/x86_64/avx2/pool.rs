@@ -1,0 +1,152 @@
+//! AVX2 max_pool2d over NCHW quint8/qint8 planes (exact, like the reference).
+
+use super::PRIORITY;
+use crate::reference::common::per_tensor;
+use crate::reference::pool::{reference_max_pool2d, window, Planes, Window};
+use crate::x86_64::has_avx2;
+use qtensor_runtime::{register_kernel, DType, Element, Result, Storage, Tensor};
+use rayon::prelude::*;
+use std::arch::x86_64::*;
+
+/// Extra bytes after a padded row, so vector loads never run past it.
+const SLACK: usize = 64;
+
+/// One output plane. `flip` maps qint8 into unsigned order (x ^ 0x80), so
+/// one unsigned max serves both dtypes; padding never wins (it is 0).
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [u8], row: &mut [u8]) {
+    let [kh, kw] = [win.kernel[0] as usize, win.kernel[1] as usize];
+    let [sh, sw] = [win.stride[0], win.stride[1]];
+    let (ph, pw) = (win.pad[0], win.pad[1] as usize);
+    let (dh, dw) = (win.dilation[0], win.dilation[1] as usize);
+    let [oh, ow] = win.out;
+    let vflip = _mm256_set1_epi8(flip as i8);
+    let low_bytes = _mm256_set1_epi16(0x00FF);
+    for y in 0..oh {
+        // Vertical max of the window's rows into row[pw..pw + w].
+        row.fill(0);
+        for ky in 0..kh {
+            let iy = y as i64 * sh - ph + (ky as i64) * dh;
+            if iy < 0 || iy >= h as i64 {
+                continue;
+            }
+            let line = &src[iy as usize * w..(iy as usize + 1) * w];
+            let dst = &mut row[pw..pw + w];
+            let mut i = 0;
+            while i + 32 <= w {
+                // SAFETY: i + 32 <= w, within `line` and `dst`; unaligned.
+                unsafe {
+                    let v = _mm256_xor_si256(_mm256_loadu_si256(line.as_ptr().add(i) as *const __m256i), vflip);
+                    let m = _mm256_max_epu8(v, _mm256_loadu_si256(dst.as_ptr().add(i) as *const __m256i));
+                    _mm256_storeu_si256(dst.as_mut_ptr().add(i) as *mut __m256i, m);
+                }
+                i += 32;
+            }
+            for j in i..w {
+                dst[j] = dst[j].max(line[j] ^ flip);
+            }
+        }
+        // Horizontal max with stride sw over the padded row.
+        let o = &mut out[y * ow..(y + 1) * ow];
+        let mut x = 0;
+        if sw == 1 {
+            while x + 32 <= ow {
+                let mut acc = _mm256_setzero_si256();
+                for kx in 0..kw {
+                    // SAFETY: x + kx*dw + 32 <= ow + (kw-1)dw <= row length.
+                    acc = _mm256_max_epu8(acc, unsafe {
+                        _mm256_loadu_si256(row.as_ptr().add(x + kx * dw) as *const __m256i)
+                    });
+                }
+                // SAFETY: x + 32 <= ow: 32 writable bytes of `o`.
+                unsafe { _mm256_storeu_si256(o.as_mut_ptr().add(x) as *mut __m256i, _mm256_xor_si256(acc, vflip)) };
+                x += 32;
+            }
+        } else if sw == 2 {
+            while x + 16 <= ow {
+                let mut acc = _mm256_setzero_si256();
+                for kx in 0..kw {
+                    // SAFETY: 2x + kx*dw + 32 <= 2*ow + (kw-1)dw + 2 <= row length (SLACK).
+                    let v = unsafe { _mm256_loadu_si256(row.as_ptr().add(2 * x + kx * dw) as *const __m256i) };
+                    acc = _mm256_max_epu16(acc, _mm256_and_si256(v, low_bytes));
+                }
+                let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi16(acc, acc));
+                let bytes = _mm256_xor_si256(packed, vflip);
+                // SAFETY: x + 16 <= ow: 16 writable bytes of `o`.
+                unsafe { _mm_storeu_si128(o.as_mut_ptr().add(x) as *mut __m128i, _mm256_castsi256_si128(bytes)) };
+                x += 16;
+            }
+        }
+        for (xo, d) in o.iter_mut().enumerate().skip(x) {
+            let base = xo * sw as usize;
+            let m = (0..kw).map(|kx| row[base + kx * dw]).max().unwrap_or(0);
+            *d = m ^ flip;
+        }
+    }
+}
+
+fn avx2_max_pool2d(
+    x: &Tensor,
+    kernel_size: &[i64],
+    stride: &[i64],
+    padding: &[i64],
+    dilation: &[i64],
+    ceil_mode: bool,
+) -> Result<Tensor> {
+    let op = "max_pool2d";
+    let fast = has_avx2() && matches!(x.dtype(), DType::QUInt8 | DType::QInt8) && per_tensor(op, "self", x).is_ok();
+    if !fast {
+        return reference_max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode);
+    }
+    let p = Planes::of(op, x)?;
+    let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;
+    let [oh, ow] = win.out;
+    let flip = if x.dtype() == DType::QInt8 { 0x80 } else { 0 };
+    // The padded row covers every tap of every output, plus slack.
+    let reach = (ow - 1) * win.stride[1] as usize + (win.kernel[1] as usize - 1) * win.dilation[1] as usize + 1;
+    let row_len = reach.max(win.pad[1] as usize + p.w) + SLACK;
+    let storage = Storage::for_overwrite(x.dtype().storage_type(), p.planes * oh * ow)?;
+    // Both byte types are pooled as raw bytes (qint8 in flipped order).
+    fn pool_planes<B: Element>(
+        x: &Tensor,
+        storage: &Storage,
+        p: &Planes,
+        win: &Window,
+        flip: u8,
+        row_len: usize,
+    ) -> Result<()> {
+        let [oh, ow] = win.out;
+        x.with_contiguous::<B, Result<()>>(|s| {
+            let src: &[u8] = bytemuck::cast_slice(s);
+            let mut guard = storage.write::<B>()?;
+            let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut guard);
+            dst.par_chunks_mut(oh * ow).enumerate().for_each(|(i, out)| {
+                let mut row = vec![0u8; row_len];
+                let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
+                // SAFETY: only reached after `has_avx2()` held in `avx2_max_pool2d`.
+                unsafe { plane_max(plane, p.h, p.w, win, flip, out, &mut row) };
+            });
+            Ok(())
+        })?
+    }
+    if x.dtype() == DType::QInt8 {
+        pool_planes::<i8>(x, &storage, &p, &win, flip, row_len)?;
+    } else {
+        pool_planes::<u8>(x, &storage, &p, &win, flip, row_len)?;
+    }
+    let q = x.quantizer().ok_or_else(|| qtensor_runtime::Error::invalid(op, "no quantizer"))?;
+    Tensor::quantized_from_storage(storage, &p.out_sizes(oh, ow), &q)
+}
+
+register_kernel! {
+    op: "max_pool2d",
+    dtypes: [QUInt8, QInt8],
+    name: "avx2_max_pool2d",
+    priority: PRIORITY,
+    is_supported: has_avx2,
+    fn avx2_max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Tensor
+}
