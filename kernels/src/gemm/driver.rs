@@ -188,7 +188,7 @@ pub fn gemm_prepared<T: OutElem>(
     let prep = Prepared { kernel, a, row_sums, col_terms, zw, b };
     let blocks = b.blocks();
     if m == 1 {
-        // A GEMV: split the columns.
+        // A GEMV: split the columns; each task owns a contiguous output run.
         let per = BLOCK_CHUNK * BLOCK;
         return out.par_chunks_mut(per).enumerate().try_for_each(|(t, dst)| {
             let blk = t * BLOCK_CHUNK..(t * BLOCK_CHUNK + BLOCK_CHUNK).min(blocks);
@@ -196,6 +196,33 @@ pub fn gemm_prepared<T: OutElem>(
             T::finish(&epi, &c[..dst.len()], blk.start * BLOCK, dst);
             Ok(())
         });
+    }
+    if m < 2 * ROW_CHUNK && blocks > BLOCK_CHUNK {
+        // Few rows: split the columns too, finishing into per-task buffers
+        // that are then copied into the (interleaved) output rows.
+        let parts: Vec<(usize, Vec<T>)> = (0..blocks.div_ceil(BLOCK_CHUNK))
+            .into_par_iter()
+            .map(|t| {
+                let blk = t * BLOCK_CHUNK..(t * BLOCK_CHUNK + BLOCK_CHUNK).min(blocks);
+                let cols = blk.len() * BLOCK;
+                let width = cols.min(n - blk.start * BLOCK);
+                let c = prep.exact(0..m, blk.clone())?;
+                let mut buf: Vec<T> = Vec::with_capacity(m * width);
+                for r in 0..m {
+                    let start = buf.len();
+                    buf.extend_from_slice(&out[r * n + blk.start * BLOCK..r * n + blk.start * BLOCK + width]);
+                    T::finish(&epi, &c[r * cols..r * cols + width], blk.start * BLOCK, &mut buf[start..]);
+                }
+                Ok((blk.start * BLOCK, buf))
+            })
+            .collect::<Result<_>>()?;
+        for (col0, buf) in parts {
+            let width = buf.len() / m;
+            for (r, chunk) in buf.chunks(width.max(1)).enumerate().take(m) {
+                out[r * n + col0..r * n + col0 + width].copy_from_slice(chunk);
+            }
+        }
+        return Ok(());
     }
     out.par_chunks_mut(ROW_CHUNK * n.max(1)).enumerate().try_for_each(|(t, dst)| {
         let rows = t * ROW_CHUNK..(t * ROW_CHUNK + ROW_CHUNK).min(m);

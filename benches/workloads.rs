@@ -1,0 +1,21 @@
+//! The standard workloads of WORKLOADS.md under criterion, one thread:
+//! `cargo bench --bench workloads`. `qtensor bench --json` times the same
+//! calls on the same inputs, in the format the peers' scripts print.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use qtensor::bench::workloads::workloads;
+
+fn standard(c: &mut Criterion) {
+    // One thread, as the per-core comparisons are made. (Ignored if the pool exists.)
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+    let filter = std::env::var("QTENSOR_BENCH_FILTER").unwrap_or_default();
+    let mut group = c.benchmark_group("workloads");
+    group.sample_size(10);
+    for w in workloads(&filter).expect("workload inputs") {
+        group.bench_function(w.name, |b| b.iter(|| (w.run)().expect("workload call")));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, standard);
+criterion_main!(benches);

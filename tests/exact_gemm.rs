@@ -1,0 +1,100 @@
+//! Every linear and conv kernel this CPU supports is exact where fbgemm's
+//! int16 accumulation saturates: full-range u8 activations against weights
+//! that contain -128 (golden-style cases, checked against i64 arithmetic).
+
+use qtensor::{ops, registry, DType, Tensor, Value};
+
+/// Exact linear: clamp(round(Σ (x - zx)(w - zw) * sx * sw / sy) + zy).
+fn exact_linear(x: &[u8], w: &[i8], m: usize, k: usize, n: usize, zx: i64, zw: i64, s: f64, zy: i64) -> Vec<i64> {
+    (0..m * n)
+        .map(|i| {
+            let (r, c) = (i / n, i % n);
+            let acc: i64 = (0..k).map(|j| (x[r * k + j] as i64 - zx) * (w[c * k + j] as i64 - zw)).sum();
+            ((acc as f64 * s).round_ties_even() as i64 + zy).clamp(0, 255)
+        })
+        .collect()
+}
+
+fn kernels_of(op: &str) -> Vec<qtensor::KernelDescriptor> {
+    registry()
+        .op(op)
+        .unwrap()
+        .entry()
+        .descriptors()
+        .into_iter()
+        .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
+        .collect()
+}
+
+#[test]
+fn linear_kernels_are_exact_on_full_range_inputs() {
+    let (m, k, n) = (5, 260, 37);
+    // Alternate the extremes so every vpmaddubsw pair would saturate.
+    let x: Vec<u8> = (0..m * k).map(|i| if i % 3 == 0 { 0 } else { 255 }).collect();
+    let w: Vec<i8> = (0..n * k)
+        .map(|i| match i % 4 {
+            0 | 1 => -128,
+            2 => 127,
+            _ => (i % 251) as i8,
+        })
+        .collect();
+    let (sx, sw, sy, zx, zw, zy) = (0.5, 0.25, 2048.0, 3, 0, 128);
+    let xq = ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(x.clone(), &[m, k]).unwrap(), sx, zx).unwrap();
+    let wq = ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(w.clone(), &[n, k]).unwrap(), sw, zw).unwrap();
+    let want = exact_linear(&x, &w, m, k, n, zx, zw, sx * sw / sy, zy);
+    let args = [Value::from(&xq), Value::from(&wq), Value::None, Value::Float(sy), Value::Int(zy)];
+    let kernels = kernels_of("quantized::linear");
+    assert!(kernels.len() >= 2, "a reference and at least one fast kernel");
+    for kernel in kernels {
+        let got = (kernel.func)(&args).unwrap().into_tensor().unwrap().int_values().unwrap();
+        assert_eq!(got, want, "kernel {}", kernel.name);
+    }
+}
+
+#[test]
+fn conv_kernels_are_exact_on_full_range_inputs() {
+    let (c, h, wd, oc) = (8, 6, 7, 5);
+    let x: Vec<u8> = (0..c * h * wd).map(|i| if i % 2 == 0 { 255 } else { 1 }).collect();
+    let w: Vec<i8> = (0..oc * c * 9).map(|i| if i % 3 == 0 { -128 } else { 127 - (i % 7) as i8 }).collect();
+    let (sx, sw, sy, zx, zy) = (1.0, 1.0, 4096.0, 0, 100);
+    let xq =
+        ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(x.clone(), &[1, c, h, wd]).unwrap(), sx, zx).unwrap();
+    let wq =
+        ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(w.clone(), &[oc, c, 3, 3]).unwrap(), sw, 0).unwrap();
+    // Exact: stride 1, padding 1 (the padding is the input zero point).
+    let mut want = Vec::new();
+    for o in 0..oc {
+        for y in 0..h {
+            for xo in 0..wd {
+                let mut acc = 0i64;
+                for ic in 0..c {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (iy, ix) = (y as i64 + ky as i64 - 1, xo as i64 + kx as i64 - 1);
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                                acc += (x[(ic * h + iy as usize) * wd + ix as usize] as i64 - zx)
+                                    * w[((o * c + ic) * 3 + ky) * 3 + kx] as i64;
+                            }
+                        }
+                    }
+                }
+                want.push(((acc as f64 * sx * sw / sy).round_ties_even() as i64 + zy).clamp(0, 255));
+            }
+        }
+    }
+    let args = [
+        Value::from(&xq),
+        Value::from(&wq),
+        Value::None,
+        Value::from([1i64, 1]),
+        Value::from([1i64, 1]),
+        Value::from([1i64, 1]),
+        Value::Int(1),
+        Value::Float(sy),
+        Value::Int(zy),
+    ];
+    for kernel in kernels_of("quantized::conv2d") {
+        let got = (kernel.func)(&args).unwrap().into_tensor().unwrap().int_values().unwrap();
+        assert_eq!(got, want, "kernel {}", kernel.name);
+    }
+}
