@@ -37,7 +37,7 @@ pub use qtensor_runtime::{
     OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType, Tensor,
     Tolerance, Value,
 };
-pub use qtensor_runtime::{layers, numerics, print, profiler, registry, schema, serialize};
+pub use qtensor_runtime::{layers, numerics, print, profiler, registry, schema, serialize, storage};
 
 /// The built-in kernels' public pieces: packed weights and the numerics
 /// helpers that plugin kernels may reuse.

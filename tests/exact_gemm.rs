@@ -5,6 +5,7 @@
 use qtensor::{ops, registry, DType, Tensor, Value};
 
 /// Exact linear: clamp(round(Σ (x - zx)(w - zw) * sx * sw / sy) + zy).
+#[allow(clippy::too_many_arguments)]
 fn exact_linear(x: &[u8], w: &[i8], m: usize, k: usize, n: usize, zx: i64, zw: i64, s: f64, zy: i64) -> Vec<i64> {
     (0..m * n)
         .map(|i| {

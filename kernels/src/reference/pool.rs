@@ -121,7 +121,7 @@ pub fn reference_max_pool2d(
         expected: "a quantized tensor".into(),
         got: x.dtype(),
     })?;
-    per_tensor(op, "self", x)?;
+    let pt = per_tensor(op, "self", x)?;
     let p = Planes::of(op, x)?;
     let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;
     let v = x.int_values()?;
@@ -130,7 +130,9 @@ pub fn reference_max_pool2d(
     for plane in v.chunks(p.h * p.w).take(p.planes) {
         for y in 0..oh as i64 {
             for xo in 0..ow as i64 {
-                let mut best = i64::MIN;
+                // A window holding only padding yields the dtype's lowest
+                // value, as PyTorch's quantized kernel does.
+                let mut best = pt.qmin;
                 for ky in 0..win.kernel[0] {
                     let iy = y * win.stride[0] - win.pad[0] + ky * win.dilation[0];
                     if iy < 0 || iy >= p.h as i64 {
