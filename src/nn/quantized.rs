@@ -38,16 +38,56 @@ fn replace_like(current: &mut Tensor, loaded: Tensor, what: &str) -> Result<()> 
     Ok(())
 }
 
+/// What every weighted quantized module saves: its weight, optional bias
+/// and output qparams.
+struct WeightState {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    scale: f64,
+    zero_point: i64,
+}
+
+impl WeightState {
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let mut v = vec![(format!("{prefix}weight"), self.weight.clone())];
+        if let Some(b) = &self.bias {
+            v.push((format!("{prefix}bias"), b.clone()));
+        }
+        v.push((format!("{prefix}scale"), scalar_f64(self.scale)?));
+        v.push((format!("{prefix}zero_point"), scalar_i64(self.zero_point)?));
+        Ok(v)
+    }
+
+    /// Loads a state of the same architecture; `repack` checks and packs the
+    /// new weight before anything is replaced.
+    fn load(
+        &mut self,
+        state: &HashMap<String, Tensor>,
+        prefix: &str,
+        module: &str,
+        repack: fn(&Tensor) -> Result<()>,
+    ) -> Result<()> {
+        let (scale, zero_point) = (read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?);
+        check_out_qparams(module, scale, zero_point)?;
+        let mut weight = self.weight.clone();
+        replace_like(&mut weight, take(state, prefix, "weight")?, &format!("{prefix}weight"))?;
+        let mut bias = self.bias.clone();
+        if let Some(b) = &mut bias {
+            replace_like(b, take(state, prefix, "bias")?, &format!("{prefix}bias"))?;
+        }
+        repack(&weight)?;
+        *self = WeightState { weight, bias, scale, zero_point };
+        Ok(())
+    }
+}
+
 fn check_out_qparams(op: &str, scale: f64, zero_point: i64) -> Result<()> {
     crate::quantizer_checks::check_qparams(op, DType::QUInt8, scale, zero_point)
 }
 
 /// `torch.nn.quantized.Linear`: quint8 in, quint8 out with output qparams.
 pub struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
-    scale: f64,
-    zero_point: i64,
+    w: WeightState,
     relu: bool,
 }
 
@@ -65,7 +105,7 @@ impl Linear {
                 ));
             }
         }
-        Ok(Linear { weight: weight.clone(), bias: bias.cloned(), scale, zero_point, relu: false })
+        Ok(Linear { w: WeightState { weight: weight.clone(), bias: bias.cloned(), scale, zero_point }, relu: false })
     }
 
     /// From a float weight quantized with `weight_quantizer` (qint8).
@@ -87,72 +127,53 @@ impl Linear {
 
     /// The quantized weight.
     pub fn weight(&self) -> &Tensor {
-        &self.weight
+        &self.w.weight
     }
 
     /// The packed weight the kernel uses (cached on the weight tensor).
     pub fn packed(&self) -> Result<Arc<PackedLinear>> {
-        PackedLinear::of(&self.weight)
+        PackedLinear::of(&self.w.weight)
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.relu {
-            ops::quantized::linear_relu(x, &self.weight, self.bias.as_ref(), self.scale, self.zero_point)
+            ops::quantized::linear_relu(x, &self.w.weight, self.w.bias.as_ref(), self.w.scale, self.w.zero_point)
         } else {
-            ops::quantized::linear(x, &self.weight, self.bias.as_ref(), self.scale, self.zero_point)
+            ops::quantized::linear(x, &self.w.weight, self.w.bias.as_ref(), self.w.scale, self.w.zero_point)
         }
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
-        let mut v = vec![(format!("{prefix}weight"), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            v.push((format!("{prefix}bias"), b.clone()));
-        }
-        v.push((format!("{prefix}scale"), scalar_f64(self.scale)?));
-        v.push((format!("{prefix}zero_point"), scalar_i64(self.zero_point)?));
-        Ok(v)
+        self.w.state_dict(prefix)
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        let (scale, zero_point) = (read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?);
-        check_out_qparams("Linear", scale, zero_point)?;
-        let mut weight = self.weight.clone();
-        replace_like(&mut weight, take(state, prefix, "weight")?, &format!("{prefix}weight"))?;
-        let mut bias = self.bias.clone();
-        if let Some(b) = &mut bias {
-            replace_like(b, take(state, prefix, "bias")?, &format!("{prefix}bias"))?;
-        }
-        PackedLinear::of(&weight)?;
-        (self.weight, self.bias, self.scale, self.zero_point) = (weight, bias, scale, zero_point);
-        Ok(())
+        self.w.load(state, prefix, "Linear", |w| PackedLinear::of(w).map(|_| ()))
     }
 
     fn describe(&self) -> String {
-        let s = self.weight.sizes();
+        let s = self.w.weight.sizes();
         format!(
             "Quantized{}(in_features={}, out_features={}, scale={}, zero_point={}, qscheme={})",
             if self.relu { "LinearReLU" } else { "Linear" },
             s[1],
             s[0],
-            crate::print::py_float_repr(self.scale),
-            self.zero_point,
-            self.weight.qscheme().map(|q| q.name()).unwrap_or("?")
+            crate::print::py_float_repr(self.w.scale),
+            self.w.zero_point,
+            self.w.weight.qscheme().map(|q| q.name()).unwrap_or("?")
         )
     }
 }
 
 /// `torch.nn.quantized.Conv2d`: NCHW quint8 in, quint8 out.
 pub struct Conv2d {
-    weight: Tensor,
-    bias: Option<Tensor>,
+    w: WeightState,
     stride: [i64; 2],
     padding: [i64; 2],
     dilation: [i64; 2],
     groups: i64,
-    scale: f64,
-    zero_point: i64,
     relu: bool,
 }
 
@@ -188,14 +209,11 @@ impl Conv2d {
             }
         }
         Ok(Conv2d {
-            weight: weight.clone(),
-            bias: bias.cloned(),
+            w: WeightState { weight: weight.clone(), bias: bias.cloned(), scale, zero_point },
             stride,
             padding,
             dilation,
             groups,
-            scale,
-            zero_point,
             relu: false,
         })
     }
@@ -225,12 +243,12 @@ impl Conv2d {
 
     /// The quantized weight.
     pub fn weight(&self) -> &Tensor {
-        &self.weight
+        &self.w.weight
     }
 
     /// The packed weight the kernel uses (cached on the weight tensor).
     pub fn packed(&self) -> Result<Arc<PackedConv2d>> {
-        PackedConv2d::of(&self.weight)
+        PackedConv2d::of(&self.w.weight)
     }
 }
 
@@ -239,43 +257,27 @@ impl Module for Conv2d {
         let f = if self.relu { ops::quantized::conv2d_relu } else { ops::quantized::conv2d };
         f(
             x,
-            &self.weight,
-            self.bias.as_ref(),
+            &self.w.weight,
+            self.w.bias.as_ref(),
             &self.stride,
             &self.padding,
             &self.dilation,
             self.groups,
-            self.scale,
-            self.zero_point,
+            self.w.scale,
+            self.w.zero_point,
         )
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
-        let mut v = vec![(format!("{prefix}weight"), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            v.push((format!("{prefix}bias"), b.clone()));
-        }
-        v.push((format!("{prefix}scale"), scalar_f64(self.scale)?));
-        v.push((format!("{prefix}zero_point"), scalar_i64(self.zero_point)?));
-        Ok(v)
+        self.w.state_dict(prefix)
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        let (scale, zero_point) = (read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?);
-        check_out_qparams("Conv2d", scale, zero_point)?;
-        let mut weight = self.weight.clone();
-        replace_like(&mut weight, take(state, prefix, "weight")?, &format!("{prefix}weight"))?;
-        let mut bias = self.bias.clone();
-        if let Some(b) = &mut bias {
-            replace_like(b, take(state, prefix, "bias")?, &format!("{prefix}bias"))?;
-        }
-        PackedConv2d::of(&weight)?;
-        (self.weight, self.bias, self.scale, self.zero_point) = (weight, bias, scale, zero_point);
-        Ok(())
+        self.w.load(state, prefix, "Conv2d", |w| PackedConv2d::of(w).map(|_| ()))
     }
 
     fn describe(&self) -> String {
-        let s = self.weight.sizes();
+        let s = self.w.weight.sizes();
         format!(
             "Quantized{}({}, {}, kernel_size=({}, {}), stride=({}, {}), padding=({}, {}), dilation=({}, {}), groups={}, scale={}, zero_point={})",
             if self.relu { "ConvReLU2d" } else { "Conv2d" },
@@ -290,8 +292,8 @@ impl Module for Conv2d {
             self.dilation[0],
             self.dilation[1],
             self.groups,
-            crate::print::py_float_repr(self.scale),
-            self.zero_point
+            crate::print::py_float_repr(self.w.scale),
+            self.w.zero_point
         )
     }
 }

@@ -218,9 +218,7 @@ fn reference_conv2d(
     y_scale: f64,
     y_zero_point: i64,
 ) -> Result<Tensor> {
-    let op = "quantized::conv2d";
-    let p = ConvParams::new(op, stride, padding, dilation, groups)?;
-    conv2d_with_packed(op, x, &*PackedConv2d::of(w)?, b, p, y_scale, y_zero_point, false)
+    reference_conv(false, x, w, b, stride, padding, dilation, groups, y_scale, y_zero_point)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -235,9 +233,7 @@ fn reference_conv2d_relu(
     y_scale: f64,
     y_zero_point: i64,
 ) -> Result<Tensor> {
-    let op = "quantized::conv2d_relu";
-    let p = ConvParams::new(op, stride, padding, dilation, groups)?;
-    conv2d_with_packed(op, x, &*PackedConv2d::of(w)?, b, p, y_scale, y_zero_point, true)
+    reference_conv(true, x, w, b, stride, padding, dilation, groups, y_scale, y_zero_point)
 }
 
 register_kernel! {

@@ -88,6 +88,20 @@ pub fn wrap_axis(op: &str, axis: i64, ndim: usize) -> Result<usize> {
     Ok(a as usize)
 }
 
+/// The per-channel quantizer of `quantize_per_channel`'s arguments, validated.
+pub fn per_channel_quantizer(
+    op: &str,
+    x: &Tensor,
+    scales: &Tensor,
+    zero_points: &Tensor,
+    axis: i64,
+    dtype: DType,
+) -> Result<Arc<Quantizer>> {
+    let (s, z) = per_channel_qparams(op, scales, zero_points)?;
+    let axis = wrap_axis(op, axis, x.ndim())?;
+    Quantizer::per_channel(s, z, axis, dtype)
+}
+
 fn reference_quantize_per_channel(
     x: &Tensor,
     scales: &Tensor,
@@ -96,10 +110,7 @@ fn reference_quantize_per_channel(
     dtype: DType,
 ) -> Result<Tensor> {
     let op = "quantize_per_channel";
-    let (s, z) = per_channel_qparams(op, scales, zero_points)?;
-    let axis = wrap_axis(op, axis, x.ndim())?;
-    let q = Quantizer::per_channel(s, z, axis, dtype)?;
-    quantize_with(op, x, &q)
+    quantize_with(op, x, &per_channel_quantizer(op, x, scales, zero_points, axis, dtype)?)
 }
 
 register_kernel! {

@@ -5,7 +5,7 @@
 use super::simd::{load8_f32, pack32, scale_clamp, store32, store8_i32, stream_fence, Byte};
 use super::PRIORITY;
 use crate::parallel::for_each_chunk;
-use crate::reference::quantize::{per_channel_qparams, quantize_with, wrap_axis};
+use crate::reference::quantize::{per_channel_quantizer, quantize_with};
 use crate::x86_64::has_avx2;
 use qtensor_runtime::numerics::{inv_scale, quantize_val};
 use qtensor_runtime::{register_kernel, DType, Element, Quantizer, Result, Storage, Tensor};
@@ -187,9 +187,7 @@ fn avx2_quantize_per_channel(
     dtype: DType,
 ) -> Result<Tensor> {
     let op = "quantize_per_channel";
-    let (s, z) = per_channel_qparams(op, scales, zero_points)?;
-    let axis = wrap_axis(op, axis, x.ndim())?;
-    avx2_quantize(op, x, &Quantizer::per_channel(s, z, axis, dtype)?)
+    avx2_quantize(op, x, &per_channel_quantizer(op, x, scales, zero_points, axis, dtype)?)
 }
 
 register_kernel! {
