@@ -10,6 +10,7 @@ use crate::reference::conv::ConvParams;
 use crate::reference::linear::row_qparams;
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// A conv weight packed per group for the GEMM kernels, with k ordered
@@ -159,59 +160,75 @@ pub fn gemm_conv2d(
             );
         }
         let (ocg, k) = (oc / g, kh * kw * icg);
-        // NHWC copy of the input: im2col rows are then runs of channels.
-        let mut nhwc = try_vec::<u8>(n * h * wd * c)?;
-        nhwc.resize(n * h * wd * c, 0);
+        let pad = kernel_pad(kernel);
+        let zx = px.zero_point as u8;
+        // A copy of the input in NHWC, bordered with the input zero point (a
+        // real zero), already in the kernel's form (XOR `pad`): every tap of
+        // every output is then in bounds, and im2col is plain copies.
+        let (hp, wp) = (h + 2 * p.padding[0], wd + 2 * p.padding[1]);
+        let mut padded = try_vec::<u8>(n * hp * wp * c)?;
+        padded.resize(n * hp * wp * c, zx ^ pad);
+        // Transposed a row segment of up to 64 pixels at a time, so the
+        // destination block stays in L1 while every channel is written.
+        const TILE: usize = 64;
         for img in 0..n {
-            for ch in 0..c {
-                let plane = &src[(img * c + ch) * h * wd..(img * c + ch + 1) * h * wd];
-                for (d, &v) in nhwc[img * h * wd * c + ch..].iter_mut().step_by(c).zip(plane) {
-                    *d = v;
+            for y in 0..h {
+                for x0 in (0..wd).step_by(TILE) {
+                    let width = TILE.min(wd - x0);
+                    let start = ((img * hp + y + p.padding[0]) * wp + p.padding[1] + x0) * c;
+                    let block = &mut padded[start..start + width * c];
+                    for ch in 0..c {
+                        let line = &src[((img * c + ch) * h + y) * wd + x0..][..width];
+                        for (d, &v) in block[ch..].iter_mut().step_by(c).zip(line) {
+                            *d = v ^ pad;
+                        }
+                    }
                 }
             }
         }
         let m = n * oh * ow;
-        let pad = kernel_pad(kernel);
-        let zx = px.zero_point as u8;
         let mut out_nhwc = try_vec::<u8>(m * ocg)?;
         out_nhwc.resize(m * ocg, 0);
         for grp in 0..g {
             let packed = &pw.groups[grp];
             let kp = packed.kp;
-            // Σ over this group's channels of each input pixel, once.
-            let pixel_sums: Vec<i32> =
-                nhwc.chunks(c).map(|px| px[grp * icg..(grp + 1) * icg].iter().map(|&v| v as i32).sum()).collect();
+            // Σ over this group's channels of every padded pixel (unshifted).
+            let pixel_sums: Vec<i32> = padded
+                .chunks(c)
+                .map(|px| px[grp * icg..(grp + 1) * icg].iter().map(|&v| (v ^ pad) as i32).sum())
+                .collect();
             let mut a = try_vec::<u8>(m * kp)?;
+            a.resize(m * kp, pad);
             let mut row_sums = try_vec::<i32>(m)?;
-            for img in 0..n {
-                for y in 0..oh {
-                    for xo in 0..ow {
-                        let mut sum = 0i32;
-                        for ky in 0..kh {
-                            let iy = (y * p.stride[0] + ky * p.dilation[0]) as i64 - p.padding[0] as i64;
+            row_sums.resize(m, 0);
+            // One output row of pixels per task.
+            let contiguous = g == 1 && p.dilation[1] == 1;
+            a.par_chunks_mut(ow * kp).zip(row_sums.par_chunks_mut(ow)).enumerate().for_each(|(t, (rows, sums))| {
+                let (img, y) = (t / oh, t % oh);
+                for (xo, (row, sum)) in rows.chunks_mut(kp).zip(sums.iter_mut()).enumerate() {
+                    let mut at = 0;
+                    let mut total = 0i32;
+                    for ky in 0..kh {
+                        let iy = y * p.stride[0] + ky * p.dilation[0];
+                        let pix0 = (img * hp + iy) * wp + xo * p.stride[1];
+                        if contiguous {
+                            row[at..at + kw * c].copy_from_slice(&padded[pix0 * c..(pix0 + kw) * c]);
+                            at += kw * c;
+                            total += pixel_sums[pix0..pix0 + kw].iter().sum::<i32>();
+                        } else {
                             for kx in 0..kw {
-                                let ix = (xo * p.stride[1] + kx * p.dilation[1]) as i64 - p.padding[1] as i64;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
-                                    let pixel = (img * h + iy as usize) * wd + ix as usize;
-                                    sum += pixel_sums[pixel];
-                                    let at = pixel * c + grp * icg;
-                                    let start = a.len();
-                                    a.extend_from_slice(&nhwc[at..at + icg]);
-                                    if pad != 0 {
-                                        a[start..].iter_mut().for_each(|v| *v ^= pad);
-                                    }
-                                } else {
-                                    // Padding is a real zero: the input's zero point.
-                                    sum += zx as i32 * icg as i32;
-                                    a.extend(std::iter::repeat_n(zx ^ pad, icg));
-                                }
+                                let pix = pix0 + kx * p.dilation[1];
+                                row[at..at + icg]
+                                    .copy_from_slice(&padded[pix * c + grp * icg..pix * c + (grp + 1) * icg]);
+                                at += icg;
+                                total += pixel_sums[pix];
                             }
                         }
-                        a.extend(std::iter::repeat_n(pad, kp - k));
-                        row_sums.push(sum);
                     }
+                    debug_assert_eq!(at, k);
+                    *sum = total;
                 }
-            }
+            });
             let zw = &pw.zero_points[grp * ocg..(grp + 1) * ocg];
             let epi = Epilogue::Quantize {
                 mult: &mult[grp * ocg..(grp + 1) * ocg],
@@ -220,12 +237,17 @@ pub fn gemm_conv2d(
                 hi: 255.0,
             };
             gemm_prepared(kernel, a, row_sums, m, px.zero_point as i32, packed, zw, epi, &mut out_nhwc)?;
-            // Back to NCHW.
+            // Back to NCHW, a tile of pixels at a time (so reads stay in L1).
             for img in 0..n {
-                for o in 0..ocg {
-                    let plane = &mut dst[(img * oc + grp * ocg + o) * oh * ow..][..oh * ow];
-                    for (d, &v) in plane.iter_mut().zip(out_nhwc[img * oh * ow * ocg + o..].iter().step_by(ocg)) {
-                        *d = v;
+                let out_img = &mut dst[img * oc * oh * ow..(img + 1) * oc * oh * ow];
+                for p0 in (0..oh * ow).step_by(TILE) {
+                    let width = TILE.min(oh * ow - p0);
+                    let block = &out_nhwc[(img * oh * ow + p0) * ocg..(img * oh * ow + p0 + width) * ocg];
+                    for o in 0..ocg {
+                        let plane = &mut out_img[(grp * ocg + o) * oh * ow + p0..][..width];
+                        for (d, &v) in plane.iter_mut().zip(block[o..].iter().step_by(ocg)) {
+                            *d = v;
+                        }
                     }
                 }
             }

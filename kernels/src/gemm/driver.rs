@@ -1,4 +1,5 @@
-//! Splitting a GEMM across threads, the zero-point terms, and the epilogue.
+//! Splitting a GEMM across threads, and the fused zero-point and
+//! requantization epilogue.
 
 use super::packed::{PackedB, BLOCK};
 use qtensor_runtime::storage::try_vec;
@@ -10,9 +11,36 @@ use std::ops::Range;
 pub type PKernelFn =
     fn(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize);
 
-/// An ISA's dot-product kernel: for `rows` rows of `a` (each `kp` bytes,
-/// prepared as [`PKernel::shifted`] says) and the packed `blocks`, writes
-/// `P[r][j]` to `out[r * ldo + j]` for every column `j` of those blocks.
+/// One row segment's exact result, before the epilogue: `C[j] = p[j] +
+/// col_terms[j] - zw[j] * row_sum`, computed with wrapping i32 arithmetic.
+#[derive(Clone, Copy)]
+pub struct RowTerms<'a> {
+    /// The kernel's raw dot products.
+    pub p: &'a [i32],
+    /// The per-column constant terms.
+    pub col_terms: &'a [i32],
+    /// The per-column weight zero points.
+    pub zw: &'a [i32],
+    /// `Σ_k x` of the row.
+    pub row_sum: i32,
+}
+
+impl RowTerms<'_> {
+    /// The exact `C[j]` (wrapping; exact whenever the true value fits i32).
+    #[inline]
+    pub fn c(&self, j: usize) -> i32 {
+        self.p[j].wrapping_add(self.col_terms[j]).wrapping_sub(self.zw[j].wrapping_mul(self.row_sum))
+    }
+}
+
+/// Finishes a row segment into u8: `clamp(round(C * mult + add), lo, hi)`.
+pub type FinishU8 = fn(terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]);
+/// Finishes a row segment into f32: `C * mult + bias`.
+pub type FinishF32 = fn(terms: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f32]);
+
+/// An ISA's GEMM: a dot-product kernel that, for `rows` rows of `a` (each
+/// `kp` bytes, prepared as [`PKernel::shifted`] says) and the packed
+/// `blocks`, writes `P[r][j]` to `out[r * ldo + j]`; and its epilogues.
 #[derive(Clone, Copy)]
 pub struct PKernel {
     /// A name for reports.
@@ -20,8 +48,33 @@ pub struct PKernel {
     /// True when the kernel wants `x - 128` (stored as `x ^ 0x80`) and
     /// clamps weights of -128 (the AVX2 sign trick); false for raw `x`.
     pub shifted: bool,
-    /// The kernel.
+    /// The dot-product kernel.
     pub run: PKernelFn,
+    /// The quantizing epilogue.
+    pub finish_u8: FinishU8,
+    /// The float epilogue.
+    pub finish_f32: FinishF32,
+}
+
+/// Rounds half to even for `0 <= v < 2^22` in the default rounding mode:
+/// adding 1.5 * 2^23 leaves no fraction bits.
+#[inline]
+fn round_even_small(v: f32) -> f32 {
+    (v + 12_582_912.0) - 12_582_912.0
+}
+
+/// The portable quantizing epilogue.
+pub fn scalar_finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+    for (j, d) in dst.iter_mut().enumerate() {
+        *d = round_even_small((t.c(j) as f32 * mult[j] + add[j]).clamp(lo, hi)) as u8;
+    }
+}
+
+/// The portable float epilogue.
+pub fn scalar_finish_f32(t: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f32]) {
+    for (j, d) in dst.iter_mut().enumerate() {
+        *d = t.c(j) as f32 * mult[j] + bias[j];
+    }
 }
 
 /// What to do with each exact result `C[m, n]`.
@@ -47,37 +100,26 @@ pub enum Epilogue<'a> {
     },
 }
 
-/// An output element the epilogue can write.
+/// An output element an epilogue can write.
 pub trait OutElem: Copy + Send + Sync {
-    /// Applies `epi` to `c` (columns `col0..`) into `dst`.
-    fn finish(epi: &Epilogue<'_>, c: &[i32], col0: usize, dst: &mut [Self]);
-}
-
-/// Rounds half to even for `0 <= v < 2^22` in the default rounding mode:
-/// adding 1.5 * 2^23 leaves no fraction bits.
-#[inline]
-fn round_even_small(v: f32) -> f32 {
-    (v + 12_582_912.0) - 12_582_912.0
+    /// Applies `epi` (columns `col0..`) to `terms` into `dst`.
+    fn finish(kernel: &PKernel, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [Self]);
 }
 
 impl OutElem for u8 {
-    fn finish(epi: &Epilogue<'_>, c: &[i32], col0: usize, dst: &mut [u8]) {
+    fn finish(kernel: &PKernel, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [u8]) {
         if let Epilogue::Quantize { mult, add, lo, hi } = *epi {
-            let (mult, add) = (&mult[col0..col0 + dst.len()], &add[col0..col0 + dst.len()]);
-            for (((d, &v), &mm), &aa) in dst.iter_mut().zip(c).zip(mult).zip(add) {
-                *d = round_even_small((v as f32 * mm + aa).clamp(lo, hi)) as u8;
-            }
+            let n = dst.len();
+            (kernel.finish_u8)(terms, &mult[col0..col0 + n], &add[col0..col0 + n], lo, hi, dst);
         }
     }
 }
 
 impl OutElem for f32 {
-    fn finish(epi: &Epilogue<'_>, c: &[i32], col0: usize, dst: &mut [f32]) {
+    fn finish(kernel: &PKernel, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [f32]) {
         if let Epilogue::Float { mult, bias } = *epi {
-            let (mult, bias) = (&mult[col0..col0 + dst.len()], &bias[col0..col0 + dst.len()]);
-            for (((d, &v), &mm), &bb) in dst.iter_mut().zip(c).zip(mult).zip(bias) {
-                *d = v as f32 * mm + bb;
-            }
+            let n = dst.len();
+            (kernel.finish_f32)(terms, &mult[col0..col0 + n], &bias[col0..col0 + n], dst);
         }
     }
 }
@@ -93,8 +135,9 @@ struct Prepared<'a> {
 }
 
 impl Prepared<'_> {
-    /// The exact `C` for `rows` x the columns of `blocks`, row stride `cols`.
-    fn exact(&self, rows: Range<usize>, blocks: Range<usize>) -> Result<Vec<i32>> {
+    /// The raw dot products for `rows` x the columns of `blocks` (row stride
+    /// `blocks.len() * 16`), with the -128 corrections of the sign trick.
+    fn dot(&self, rows: Range<usize>, blocks: Range<usize>) -> Result<Vec<i32>> {
         let (b, kp) = (self.b, self.b.kp);
         let cols = blocks.len() * BLOCK;
         let mut p = try_vec::<i32>(rows.len() * cols)?;
@@ -112,21 +155,26 @@ impl Prepared<'_> {
                 }
             }
         }
-        // Intermediate terms may wrap; the final C fits i32 (K <= MAX_K), so
-        // two's-complement arithmetic gives it exactly.
-        for (r, mm) in rows.enumerate() {
-            let row_sum = self.row_sums[mm];
-            for (j, v) in p[r * cols..r * cols + width].iter_mut().enumerate() {
-                *v = v.wrapping_add(self.col_terms[c0 + j]).wrapping_sub(self.zw[c0 + j].wrapping_mul(row_sum));
-            }
-        }
         Ok(p)
+    }
+
+    /// Finishes row `mm` of the result (its dot products in `p`, columns
+    /// `col0..col0 + dst.len()`) into `dst`.
+    fn finish<T: OutElem>(&self, epi: &Epilogue<'_>, p: &[i32], mm: usize, col0: usize, dst: &mut [T]) {
+        let n = dst.len();
+        let terms = RowTerms {
+            p: &p[..n],
+            col_terms: &self.col_terms[col0..col0 + n],
+            zw: &self.zw[col0..col0 + n],
+            row_sum: self.row_sums[mm],
+        };
+        T::finish(&self.kernel, epi, terms, col0, dst);
     }
 }
 
 /// Rows per task when the GEMM splits rows across threads.
 const ROW_CHUNK: usize = 16;
-/// Blocks per task when a one-row GEMM (a GEMV) splits columns.
+/// Blocks per task when a GEMM with few rows splits columns.
 const BLOCK_CHUNK: usize = 16;
 
 /// `C = Σ (x - zx)(w - zw)` for the `m` rows of `x` (u8, `[m, k]`), then
@@ -182,54 +230,53 @@ pub fn gemm_prepared<T: OutElem>(
 ) -> Result<()> {
     let (k, n) = (b.k, b.n);
     let shift = if kernel.shifted { 128 } else { 0 };
+    // Intermediate terms may wrap; the final C fits i32 (K <= MAX_K), so
+    // two's-complement arithmetic gives it exactly.
     let col_terms = (0..n)
         .map(|j| (shift - zx).wrapping_mul(b.col_sums[j]).wrapping_add((k as i32).wrapping_mul(zx).wrapping_mul(zw[j])))
         .collect();
     let prep = Prepared { kernel, a, row_sums, col_terms, zw, b };
     let blocks = b.blocks();
-    if m == 1 {
-        // A GEMV: split the columns; each task owns a contiguous output run.
+    if m < 2 * ROW_CHUNK && blocks > BLOCK_CHUNK && m > 0 {
+        // Few rows: split the columns. With one row each task owns a
+        // contiguous run of the output; otherwise tasks finish into their
+        // own buffers, copied into the interleaved output rows after.
         let per = BLOCK_CHUNK * BLOCK;
-        return out.par_chunks_mut(per).enumerate().try_for_each(|(t, dst)| {
-            let blk = t * BLOCK_CHUNK..(t * BLOCK_CHUNK + BLOCK_CHUNK).min(blocks);
-            let c = prep.exact(0..1, blk.clone())?;
-            T::finish(&epi, &c[..dst.len()], blk.start * BLOCK, dst);
-            Ok(())
-        });
-    }
-    if m < 2 * ROW_CHUNK && blocks > BLOCK_CHUNK {
-        // Few rows: split the columns too, finishing into per-task buffers
-        // that are then copied into the (interleaved) output rows.
-        let parts: Vec<(usize, Vec<T>)> = (0..blocks.div_ceil(BLOCK_CHUNK))
+        if m == 1 {
+            return out.par_chunks_mut(per).enumerate().try_for_each(|(t, dst)| {
+                let blk = t * BLOCK_CHUNK..(t * BLOCK_CHUNK + BLOCK_CHUNK).min(blocks);
+                let p = prep.dot(0..1, blk.clone())?;
+                prep.finish(&epi, &p, 0, blk.start * BLOCK, dst);
+                Ok(())
+            });
+        }
+        let parts: Vec<(usize, usize, Vec<T>)> = (0..blocks.div_ceil(BLOCK_CHUNK))
             .into_par_iter()
             .map(|t| {
                 let blk = t * BLOCK_CHUNK..(t * BLOCK_CHUNK + BLOCK_CHUNK).min(blocks);
-                let cols = blk.len() * BLOCK;
-                let width = cols.min(n - blk.start * BLOCK);
-                let c = prep.exact(0..m, blk.clone())?;
-                let mut buf: Vec<T> = Vec::with_capacity(m * width);
-                for r in 0..m {
-                    let start = buf.len();
-                    buf.extend_from_slice(&out[r * n + blk.start * BLOCK..r * n + blk.start * BLOCK + width]);
-                    T::finish(&epi, &c[r * cols..r * cols + width], blk.start * BLOCK, &mut buf[start..]);
+                let (cols, col0) = (blk.len() * BLOCK, blk.start * BLOCK);
+                let width = cols.min(n - col0);
+                let p = prep.dot(0..m, blk)?;
+                let mut buf: Vec<T> = out[..m * width].to_vec();
+                for (r, dst) in buf.chunks_mut(width).enumerate() {
+                    prep.finish(&epi, &p[r * cols..], r, col0, dst);
                 }
-                Ok((blk.start * BLOCK, buf))
+                Ok((col0, width, buf))
             })
             .collect::<Result<_>>()?;
-        for (col0, buf) in parts {
-            let width = buf.len() / m;
-            for (r, chunk) in buf.chunks(width.max(1)).enumerate().take(m) {
+        for (col0, width, buf) in parts {
+            for (r, chunk) in buf.chunks(width).enumerate() {
                 out[r * n + col0..r * n + col0 + width].copy_from_slice(chunk);
             }
         }
         return Ok(());
     }
+    let cols = blocks * BLOCK;
     out.par_chunks_mut(ROW_CHUNK * n.max(1)).enumerate().try_for_each(|(t, dst)| {
         let rows = t * ROW_CHUNK..(t * ROW_CHUNK + ROW_CHUNK).min(m);
-        let c = prep.exact(rows.clone(), 0..blocks)?;
-        let cols = blocks * BLOCK;
-        for (r, d) in dst.chunks_mut(n.max(1)).enumerate().take(rows.len()) {
-            T::finish(&epi, &c[r * cols..r * cols + n], 0, d);
+        let p = prep.dot(rows.clone(), 0..blocks)?;
+        for ((r, mm), d) in rows.enumerate().zip(dst.chunks_mut(n.max(1))) {
+            prep.finish(&epi, &p[r * cols..], mm, 0, d);
         }
         Ok(())
     })

@@ -20,7 +20,9 @@ pub mod driver;
 pub mod linear;
 pub mod packed;
 
-pub use driver::{gemm_into, gemm_prepared, kernel_pad, Epilogue, OutElem, PKernel};
+pub use driver::{
+    gemm_into, gemm_prepared, kernel_pad, scalar_finish_f32, scalar_finish_u8, Epilogue, OutElem, PKernel, RowTerms,
+};
 pub use packed::PackedB;
 
 /// The largest K for which the i32 result is exact: `|C| <= 255 * 255 * K`

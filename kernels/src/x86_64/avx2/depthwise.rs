@@ -3,14 +3,44 @@
 //! sums are exact in f32: every term is an integer of magnitude at most
 //! 255 * 255, and at most 64 taps keep the total below 2^24.
 
+use super::simd::{pack32, store32};
 use crate::gemm::conv::GemmConvWeight;
 use crate::x86_64::has_avx2;
 use qtensor_runtime::{Error, Result};
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
+/// Fills `plane` (rows of `wp` floats, zero outside the input) with
+/// `x - zx` for the `h` x `w` input plane at (`top`, `left`).
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn fill_plane(input: &[u8], w: usize, plane: &mut [f32], wp: usize, top: usize, left: usize, zx: i64) {
+    let vzx = _mm256_set1_ps(zx as f32);
+    for (y, row) in input.chunks(w).enumerate() {
+        let dst = &mut plane[(y + top) * wp + left..(y + top) * wp + left + w];
+        let mut x = 0;
+        while x + 8 <= w {
+            let src = &row[x..x + 8];
+            // SAFETY: `src` holds 8 bytes and `dst[x..]` at least 8 floats;
+            // unaligned 8-byte load and 32-byte store.
+            unsafe {
+                let v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(src.as_ptr() as *const __m128i)));
+                _mm256_storeu_ps(dst.as_mut_ptr().add(x), _mm256_sub_ps(v, vzx));
+            }
+            x += 8;
+        }
+        for (d, &v) in dst[x..].iter_mut().zip(&row[x..]) {
+            *d = (v as i64 - zx) as f32;
+        }
+    }
+}
+
 /// One output plane: `plane` is the padded input channel as `x - zx` in
-/// f32, `wp` floats per row; `taps` are `w - zw` for this channel.
+/// f32, `wp` floats per row; `taps` are `w - zw` for this channel. Blocks
+/// of 32 outputs share each tap's broadcast.
 ///
 /// # Safety
 ///
@@ -31,27 +61,32 @@ fn plane_avx2(
     let [kh, kw] = kernel;
     let [oh, ow] = out_hw;
     let (vm, va, vlo, vhi) = (_mm256_set1_ps(mult), _mm256_set1_ps(add), _mm256_set1_ps(lo), _mm256_set1_ps(255.0));
-    let mut row = [0u8; 8];
+    let finish = |acc: __m256| _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(acc, vm, va), vlo), vhi));
+    let mut tail = [0u8; 32];
     for y in 0..oh {
-        for x0 in (0..ow).step_by(8) {
-            let mut acc = _mm256_setzero_ps();
+        let mut x0 = 0;
+        while x0 < ow {
+            let mut acc = [_mm256_setzero_ps(); 4];
             for ky in 0..kh {
                 let base = (y + ky) * wp + x0;
-                let src = &plane[base..base + kw + 8];
-                for kx in 0..kw {
-                    // SAFETY: `src` holds kw + 8 floats, so 8 from kx < kw fit.
-                    let v = unsafe { _mm256_loadu_ps(src.as_ptr().add(kx)) };
-                    acc = _mm256_fmadd_ps(v, _mm256_set1_ps(taps[ky * kw + kx]), acc);
+                let src = &plane[base..base + kw + 32];
+                for (kx, &t) in taps[ky * kw..(ky + 1) * kw].iter().enumerate() {
+                    let tap = _mm256_set1_ps(t);
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: kx + 8i + 8 <= kw + 32 = src.len().
+                        *a = _mm256_fmadd_ps(unsafe { _mm256_loadu_ps(src.as_ptr().add(kx + 8 * i)) }, tap, *a);
+                    }
                 }
             }
-            let q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(acc, vm, va), vlo), vhi));
-            let words = _mm256_packus_epi32(q, q);
-            let bytes = _mm256_packus_epi16(words, words);
-            let lanes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
-            // SAFETY: `row` is 8 writable bytes; an unaligned 8-byte store.
-            unsafe { _mm_storel_epi64(row.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(lanes)) };
-            let n = (ow - x0).min(8);
-            out[y * ow + x0..y * ow + x0 + n].copy_from_slice(&row[..n]);
+            let bytes = pack32::<u8>(finish(acc[0]), finish(acc[1]), finish(acc[2]), finish(acc[3]));
+            let n = (ow - x0).min(32);
+            if n == 32 {
+                store32(&mut out[y * ow + x0..y * ow + x0 + 32], bytes, false);
+            } else {
+                store32(&mut tail, bytes, false);
+                out[y * ow + x0..y * ow + x0 + n].copy_from_slice(&tail[..n]);
+            }
+            x0 += 32;
         }
     }
 }
@@ -77,21 +112,19 @@ pub fn depthwise_nchw(
     if !has_avx2() || kh * kw > 64 || weight.depthwise.len() != c * kh * kw {
         return Err(Error::invalid("depthwise", "the depthwise kernel does not apply"));
     }
-    let wp = ow.div_ceil(8) * 8 + kw;
+    // Room for a full 32-output block past the last output, plus the taps.
+    let wp = ow.div_ceil(32) * 32 + kw;
     let hp = oh + kh - 1;
     dst.par_chunks_mut(oh * ow).enumerate().try_for_each(|(p, out)| {
         let ch = p % c;
         let mut plane = vec![0f32; hp * wp];
         let input = &src[p * h * w..(p + 1) * h * w];
-        for (y, row) in input.chunks(w).enumerate() {
-            let at = (y + padding[0]) * wp + padding[1];
-            for (d, &v) in plane[at..at + w].iter_mut().zip(row) {
-                *d = (v as i64 - zx) as f32;
-            }
-        }
         let taps = &weight.depthwise[ch * kh * kw..(ch + 1) * kh * kw];
         // SAFETY: `has_avx2()` held above.
-        unsafe { plane_avx2(&plane, wp, taps, [kh, kw], out, out_hw, mult[ch], add[ch], lo) };
+        unsafe {
+            fill_plane(input, w, &mut plane, wp, padding[0], padding[1], zx);
+            plane_avx2(&plane, wp, taps, [kh, kw], out, out_hw, mult[ch], add[ch], lo)
+        };
         Ok(())
     })
 }

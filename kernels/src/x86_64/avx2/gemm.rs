@@ -1,7 +1,7 @@
 //! The AVX2 GEMM dot-product kernel (the sign trick; see `crate::gemm`).
 
 use crate::gemm::packed::{PackedB, BLOCK};
-use crate::gemm::PKernel;
+use crate::gemm::{scalar_finish_f32, scalar_finish_u8, PKernel, RowTerms};
 use crate::x86_64::has_avx2;
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -109,8 +109,104 @@ fn run(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out:
     unsafe { avx2_gemm_p(a, rows, kp, b, blocks, out, ldo) }
 }
 
+/// `C` for 8 columns starting at `j`: `p + col_terms - zw * row_sum`.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn exact8(t: &RowTerms<'_>, j: usize, row_sum: __m256i) -> __m256i {
+    let (p, ct, zw) = (&t.p[j..j + 8], &t.col_terms[j..j + 8], &t.zw[j..j + 8]);
+    // SAFETY: each slice holds 8 i32 (the ranges above are checked).
+    let (p, ct, zw) = unsafe {
+        (
+            _mm256_loadu_si256(p.as_ptr() as *const __m256i),
+            _mm256_loadu_si256(ct.as_ptr() as *const __m256i),
+            _mm256_loadu_si256(zw.as_ptr() as *const __m256i),
+        )
+    };
+    _mm256_sub_epi32(_mm256_add_epi32(p, ct), _mm256_mullo_epi32(zw, row_sum))
+}
+
+/// The quantizing epilogue, 8 columns at a time.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn avx2_finish_u8_impl(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+    let n = dst.len();
+    let (rs, vlo, vhi) = (_mm256_set1_epi32(t.row_sum), _mm256_set1_ps(lo), _mm256_set1_ps(hi));
+    let mut j = 0;
+    let mut bytes = [0u8; 8];
+    while j + 8 <= n {
+        let c = _mm256_cvtepi32_ps(exact8(&t, j, rs));
+        let (m, a) = (&mult[j..j + 8], &add[j..j + 8]);
+        // SAFETY: `m` and `a` hold 8 floats each.
+        let v = unsafe { _mm256_fmadd_ps(c, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(a.as_ptr())) };
+        let q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
+        let words = _mm256_packus_epi32(q, q);
+        let packed =
+            _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+        // SAFETY: `bytes` is 8 writable bytes; an unaligned 8-byte store.
+        unsafe { _mm_storel_epi64(bytes.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(packed)) };
+        dst[j..j + 8].copy_from_slice(&bytes);
+        j += 8;
+    }
+    let tail = RowTerms { p: &t.p[j..], col_terms: &t.col_terms[j..], zw: &t.zw[j..], row_sum: t.row_sum };
+    scalar_finish_u8(tail, &mult[j..], &add[j..], lo, hi, &mut dst[j..]);
+}
+
+/// The float epilogue, 8 columns at a time.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn avx2_finish_f32_impl(t: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f32]) {
+    let n = dst.len();
+    let rs = _mm256_set1_epi32(t.row_sum);
+    let mut j = 0;
+    while j + 8 <= n {
+        let c = _mm256_cvtepi32_ps(exact8(&t, j, rs));
+        let (m, b, d) = (&mult[j..j + 8], &bias[j..j + 8], &mut dst[j..j + 8]);
+        // SAFETY: `m`, `b` and `d` hold 8 floats each.
+        unsafe {
+            _mm256_storeu_ps(
+                d.as_mut_ptr(),
+                _mm256_fmadd_ps(c, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(b.as_ptr())),
+            )
+        };
+        j += 8;
+    }
+    let tail = RowTerms { p: &t.p[j..], col_terms: &t.col_terms[j..], zw: &t.zw[j..], row_sum: t.row_sum };
+    scalar_finish_f32(tail, &mult[j..], &bias[j..], &mut dst[j..]);
+}
+
+/// The AVX2 quantizing epilogue (also used by the VNNI kernel).
+pub fn avx2_finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+    if has_avx2() {
+        // SAFETY: AVX2 and FMA were just detected.
+        unsafe { avx2_finish_u8_impl(t, mult, add, lo, hi, dst) }
+    } else {
+        scalar_finish_u8(t, mult, add, lo, hi, dst)
+    }
+}
+
+/// The AVX2 float epilogue (also used by the VNNI kernel).
+pub fn avx2_finish_f32(t: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f32]) {
+    if has_avx2() {
+        // SAFETY: AVX2 and FMA were just detected.
+        unsafe { avx2_finish_f32_impl(t, mult, bias, dst) }
+    } else {
+        scalar_finish_f32(t, mult, bias, dst)
+    }
+}
+
 /// The AVX2 GEMM kernel.
-pub const AVX2_GEMM: PKernel = PKernel { name: "avx2", shifted: true, run };
+pub const AVX2_GEMM: PKernel =
+    PKernel { name: "avx2", shifted: true, run, finish_u8: avx2_finish_u8, finish_f32: avx2_finish_f32 };
 
 crate::register_gemm_linear!("avx2", AVX2_GEMM, super::PRIORITY, crate::x86_64::has_avx2);
 crate::register_gemm_conv!("avx2", AVX2_GEMM, super::PRIORITY, crate::x86_64::has_avx2);
