@@ -68,9 +68,11 @@ pub struct Storage {
 }
 
 /// Buffers of at least this many bytes go back to the pool when dropped.
-const POOL_MIN_BYTES: usize = 1 << 20;
+const POOL_MIN_BYTES: usize = 64 << 10;
 /// The most the pool keeps, in bytes.
 const POOL_MAX_BYTES: usize = 1 << 30;
+/// The most buffers the pool keeps (a lookup scans them).
+const POOL_MAX_BUFFERS: usize = 64;
 
 /// Recently freed large buffers, reused by [`Storage::for_overwrite`] and
 /// [`Storage::zeros`]: a fresh multi-megabyte allocation costs a page fault
@@ -96,7 +98,7 @@ fn give_back(buffer: Vec<CacheLine>) {
     let mut pool = POOL.lock();
     let mut held: usize = pool.iter().map(|b| b.len() * 64).sum();
     // Oldest first out, until the new buffer fits.
-    while held + bytes > POOL_MAX_BYTES && !pool.is_empty() {
+    while (held + bytes > POOL_MAX_BYTES || pool.len() >= POOL_MAX_BUFFERS) && !pool.is_empty() {
         held -= pool.remove(0).len() * 64;
     }
     if held + bytes <= POOL_MAX_BYTES {

@@ -46,6 +46,18 @@ fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [
                 }
                 i += 32;
             }
+            if i + 16 <= w {
+                // SAFETY: i + 16 <= w, within `line` and `dst`; unaligned.
+                unsafe {
+                    let v = _mm_xor_si128(
+                        _mm_loadu_si128(line.as_ptr().add(i) as *const __m128i),
+                        _mm256_castsi256_si128(vflip),
+                    );
+                    let m = _mm_max_epu8(v, _mm_loadu_si128(dst.as_ptr().add(i) as *const __m128i));
+                    _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, m);
+                }
+                i += 16;
+            }
             for j in i..w {
                 dst[j] = dst[j].max(line[j] ^ flip);
             }
@@ -106,9 +118,10 @@ fn avx2_max_pool2d(
     let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;
     let [oh, ow] = win.out;
     let flip = if x.dtype() == DType::QInt8 { 0x80 } else { 0 };
-    // The padded row covers every tap of every output, plus slack.
+    // The padded row covers every tap of every output, plus slack for the
+    // full vectors that run past the last output.
     let reach = (ow - 1) * win.stride[1] as usize + (win.kernel[1] as usize - 1) * win.dilation[1] as usize + 1;
-    let row_len = reach.max(win.pad[1] as usize + p.w) + SLACK;
+    let row_len = reach.max(win.pad[1] as usize + p.w) + 2 * SLACK;
     let storage = Storage::for_overwrite(x.dtype().storage_type(), p.planes * oh * ow)?;
     // Both byte types are pooled as raw bytes (qint8 in flipped order).
     fn pool_planes<B: Element>(
