@@ -288,9 +288,30 @@ impl OpHandle {
     }
 }
 
+/// FNV-1a: op names are short, trusted strings, and the by-name call path
+/// hashes one per call.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type OpMap = HashMap<String, Arc<OperatorEntry>, std::hash::BuildHasherDefault<Fnv>>;
+
 /// The registry of operators and kernels, and the entry point for calls.
 pub struct Dispatcher {
-    ops: RwLock<HashMap<String, Arc<OperatorEntry>>>,
+    ops: RwLock<OpMap>,
     errors: Mutex<Vec<Error>>,
 }
 
@@ -305,7 +326,7 @@ pub fn dispatcher() -> &'static Dispatcher {
 impl Dispatcher {
     /// An empty dispatcher (tests and embedders; most code uses [`dispatcher()`]).
     pub fn new() -> Dispatcher {
-        Dispatcher { ops: RwLock::new(HashMap::new()), errors: Mutex::new(Vec::new()) }
+        Dispatcher { ops: RwLock::new(OpMap::default()), errors: Mutex::new(Vec::new()) }
     }
 
     fn from_inventory() -> Dispatcher {

@@ -90,10 +90,26 @@ pub fn check_quantized_dtype(op: &str, dtype: DType) -> Result<(i64, i64)> {
 }
 
 impl Quantizer {
-    /// A validated per-tensor affine quantizer.
+    /// A validated per-tensor affine quantizer. Asking for the same one
+    /// twice in a row on a thread returns the same `Arc` (quantizers are
+    /// immutable), which spares small ops an allocation per call.
     pub fn per_tensor(scale: f64, zero_point: i64, dtype: DType) -> Result<Arc<Quantizer>> {
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<Arc<Quantizer>>> = const { std::cell::RefCell::new(None) };
+        }
+        let wanted = Quantizer::PerTensorAffine { dtype, scale, zero_point };
+        if let Some(q) = LAST.with(|l| {
+            l.borrow()
+                .as_ref()
+                .filter(|q| q.as_ref() == &wanted && scale.to_bits() == q.channel_qparams(0).0.to_bits())
+                .cloned()
+        }) {
+            return Ok(q);
+        }
         check_qparams("per_tensor_affine", dtype, scale, zero_point)?;
-        Ok(Arc::new(Quantizer::PerTensorAffine { dtype, scale, zero_point }))
+        let q = Arc::new(wanted);
+        LAST.with(|l| *l.borrow_mut() = Some(q.clone()));
+        Ok(q)
     }
 
     /// A validated per-channel affine quantizer. The axis is checked against

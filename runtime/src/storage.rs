@@ -80,8 +80,22 @@ const POOL_MAX_BUFFERS: usize = 64;
 /// is the caching-allocator idea of PyTorch's and ONNX Runtime's arenas.
 static POOL: Mutex<Vec<Vec<CacheLine>>> = Mutex::new(Vec::new());
 
+/// Buffers of at most this many cache lines are kept per size on a small
+/// free list: an aligned allocation costs more than a tiny kernel.
+const SMALL_LINES: usize = 16;
+/// Free small buffers kept per size.
+const SMALL_PER_SIZE: usize = 8;
+
+thread_local! {
+    /// Per-thread free lists of small buffers, indexed by line count.
+    static SMALL: std::cell::RefCell<Vec<Vec<Vec<CacheLine>>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A pooled buffer of exactly `lines` cache lines, if one is free.
 fn take_pooled(lines: usize) -> Option<Vec<CacheLine>> {
+    if (1..=SMALL_LINES).contains(&lines) {
+        return SMALL.with(|s| s.borrow_mut().get_mut(lines).and_then(Vec::pop));
+    }
     if lines * 64 < POOL_MIN_BYTES {
         return None;
     }
@@ -91,7 +105,20 @@ fn take_pooled(lines: usize) -> Option<Vec<CacheLine>> {
 }
 
 fn give_back(buffer: Vec<CacheLine>) {
-    let bytes = buffer.len() * 64;
+    let lines = buffer.len();
+    if (1..=SMALL_LINES).contains(&lines) {
+        SMALL.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() <= lines {
+                s.resize_with(lines + 1, Vec::new);
+            }
+            if s[lines].len() < SMALL_PER_SIZE {
+                s[lines].push(buffer);
+            }
+        });
+        return;
+    }
+    let bytes = lines * 64;
     if bytes < POOL_MIN_BYTES {
         return;
     }

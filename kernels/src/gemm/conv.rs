@@ -171,21 +171,23 @@ pub fn gemm_conv2d(
         // Transposed a row segment of up to 64 pixels at a time, so the
         // destination block stays in L1 while every channel is written.
         const TILE: usize = 64;
-        for img in 0..n {
-            for y in 0..h {
-                for x0 in (0..wd).step_by(TILE) {
-                    let width = TILE.min(wd - x0);
-                    let start = ((img * hp + y + p.padding[0]) * wp + p.padding[1] + x0) * c;
-                    let block = &mut padded[start..start + width * c];
-                    for ch in 0..c {
-                        let line = &src[((img * c + ch) * h + y) * wd + x0..][..width];
-                        for (d, &v) in block[ch..].iter_mut().step_by(c).zip(line) {
-                            *d = v ^ pad;
-                        }
+        padded.par_chunks_mut(wp * c).enumerate().for_each(|(r, prow)| {
+            let (img, yp) = (r / hp, r % hp);
+            if yp < p.padding[0] || yp >= p.padding[0] + h {
+                return;
+            }
+            let y = yp - p.padding[0];
+            for x0 in (0..wd).step_by(TILE) {
+                let width = TILE.min(wd - x0);
+                let block = &mut prow[(p.padding[1] + x0) * c..(p.padding[1] + x0 + width) * c];
+                for ch in 0..c {
+                    let line = &src[((img * c + ch) * h + y) * wd + x0..][..width];
+                    for (d, &v) in block[ch..].iter_mut().step_by(c).zip(line) {
+                        *d = v ^ pad;
                     }
                 }
             }
-        }
+        });
         let m = n * oh * ow;
         let mut out_nhwc = try_vec::<u8>(m * ocg)?;
         out_nhwc.resize(m * ocg, 0);
@@ -194,7 +196,7 @@ pub fn gemm_conv2d(
             let kp = packed.kp;
             // Σ over this group's channels of every padded pixel (unshifted).
             let pixel_sums: Vec<i32> = padded
-                .chunks(c)
+                .par_chunks(c)
                 .map(|px| px[grp * icg..(grp + 1) * icg].iter().map(|&v| (v ^ pad) as i32).sum())
                 .collect();
             let mut a = try_vec::<u8>(m * kp)?;
@@ -237,20 +239,18 @@ pub fn gemm_conv2d(
                 hi: 255.0,
             };
             gemm_prepared(kernel, a, row_sums, m, px.zero_point as i32, packed, zw, epi, &mut out_nhwc)?;
-            // Back to NCHW, a tile of pixels at a time (so reads stay in L1).
-            for img in 0..n {
-                let out_img = &mut dst[img * oc * oh * ow..(img + 1) * oc * oh * ow];
+            // Back to NCHW: one output plane per task, a tile of pixels at
+            // a time (so reads stay in L1).
+            dst.par_chunks_mut(oh * ow).enumerate().filter(|(i, _)| (i % oc) / ocg == grp).for_each(|(i, plane)| {
+                let (img, o) = (i / oc, i % oc - grp * ocg);
                 for p0 in (0..oh * ow).step_by(TILE) {
                     let width = TILE.min(oh * ow - p0);
                     let block = &out_nhwc[(img * oh * ow + p0) * ocg..(img * oh * ow + p0 + width) * ocg];
-                    for o in 0..ocg {
-                        let plane = &mut out_img[(grp * ocg + o) * oh * ow + p0..][..width];
-                        for (d, &v) in plane.iter_mut().zip(block[o..].iter().step_by(ocg)) {
-                            *d = v;
-                        }
+                    for (d, &v) in plane[p0..p0 + width].iter_mut().zip(block[o..].iter().step_by(ocg)) {
+                        *d = v;
                     }
                 }
-            }
+            });
         }
         Ok(())
     })??;

@@ -102,8 +102,7 @@ pub fn gemm_linear_dynamic(
         }
         let (lo, hi) = v.iter().filter(|x| !x.is_nan()).fold((0.0f32, 0.0f32), |(a, b), &x| (a.min(x), b.max(x)));
         let (sx, zx) = choose_qparams(lo, hi, 0, 255, reduce_range);
-        let inv = inv_scale(sx);
-        Ok((v.iter().map(|&x| quantize_val(x, inv, zx, 0, 255) as u8).collect(), sx, zx))
+        Ok((quantize_u8(v, inv_scale(sx), zx)?, sx, zx))
     })??;
     let (xq, sx, zx) = xs;
     let mult: Vec<f32> = gw.scales.iter().map(|sw| (sx * sw) as f32).collect();
@@ -112,6 +111,23 @@ pub fn gemm_linear_dynamic(
     gemm_into(kernel, &xq, m, zx as i32, &gw.packed, &gw.zero_points, epi, &mut storage.write::<f32>()?)?;
     sizes.push(n);
     Tensor::from_storage(storage, DType::Float32, &sizes).map(Some)
+}
+
+/// Quantizes activations to u8, bit-exact with `numerics::quantize_val`,
+/// with the AVX2 kernel where the CPU has it.
+fn quantize_u8(v: &[f32], inv: f32, zx: i64) -> Result<Vec<u8>> {
+    let mut out = qtensor_runtime::storage::try_vec::<u8>(v.len())?;
+    out.resize(v.len(), 0);
+    #[cfg(target_arch = "x86_64")]
+    if crate::x86_64::has_avx2() {
+        // SAFETY: AVX2 and FMA were just detected.
+        unsafe { crate::x86_64::avx2::quantize::avx2_quantize_bytes(v, &mut out, inv, zx, 0, 255, false) };
+        return Ok(out);
+    }
+    for (d, &x) in out.iter_mut().zip(v) {
+        *d = quantize_val(x, inv, zx, 0, 255) as u8;
+    }
+    Ok(out)
 }
 
 /// Registers linear, linear_relu and linear_dynamic for one GEMM kernel.

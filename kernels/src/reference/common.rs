@@ -21,6 +21,10 @@ pub struct PerTensor {
 
 /// Reads a per-tensor quantized operand's qparams; errors name the operand.
 pub fn per_tensor(op: &str, what: &str, t: &Tensor) -> Result<PerTensor> {
+    if let Some((dtype, scale, zero_point)) = t.per_tensor_qparams() {
+        let (qmin, qmax) = dtype.int_range().unwrap_or((0, 0));
+        return Ok(PerTensor { dtype, scale, zero_point, qmin, qmax });
+    }
     let q = t.quantizer().ok_or_else(|| Error::WrongDType {
         op: op.into(),
         expected: format!("a quantized tensor for `{what}`"),

@@ -346,6 +346,15 @@ impl Tensor {
         self.0.quantizer.read().clone()
     }
 
+    /// `(dtype, scale, zero_point)` of a per-tensor quantized tensor, read
+    /// without cloning the quantizer (the hot path of small kernels).
+    pub fn per_tensor_qparams(&self) -> Option<(DType, f64, i64)> {
+        match self.0.quantizer.read().as_deref() {
+            Some(Quantizer::PerTensorAffine { dtype, scale, zero_point }) => Some((*dtype, *scale, *zero_point)),
+            _ => None,
+        }
+    }
+
     fn require_quantizer(&self, op: &str) -> Result<Arc<Quantizer>> {
         self.quantizer().ok_or_else(|| Error::WrongDType {
             op: op.into(),
