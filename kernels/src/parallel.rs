@@ -7,13 +7,18 @@ use rayon::prelude::*;
 /// scheduling (about 64 KiB of f32), small enough to balance two cores.
 pub const GRAIN: usize = 1 << 14;
 
-/// Calls `f(start, chunk)` over `dst` in chunks of [`GRAIN`] elements, in
-/// parallel when there are at least two chunks. `start` is the chunk's
-/// offset in `dst`, so `f` can slice its inputs the same way.
+/// Calls `f(start, chunk)` over `dst` in chunks of at least [`GRAIN`]
+/// elements (a multiple of 64, so vector stores stay aligned), in parallel
+/// when there are at least two. `start` is the chunk's offset in `dst`, so
+/// `f` can slice its inputs the same way.
 pub fn for_each_chunk<O: Send>(dst: &mut [O], f: impl Fn(usize, &mut [O]) + Sync + Send) {
-    if dst.len() < 2 * GRAIN || rayon::current_num_threads() == 1 {
+    let threads = rayon::current_num_threads();
+    if dst.len() < 2 * GRAIN || threads == 1 {
         f(0, dst);
     } else {
-        dst.par_chunks_mut(GRAIN).enumerate().for_each(|(i, chunk)| f(i * GRAIN, chunk));
+        // A few long chunks per thread: long sequential streams keep the
+        // prefetchers busy, and a little slack balances a slow core.
+        let chunk = dst.len().div_ceil(4 * threads).max(GRAIN).div_ceil(64) * 64;
+        dst.par_chunks_mut(chunk).enumerate().for_each(|(i, part)| f(i * chunk, part));
     }
 }
