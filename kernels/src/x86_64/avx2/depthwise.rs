@@ -3,7 +3,7 @@
 //! sums are exact in f32: every term is an integer of magnitude at most
 //! 255 * 255, and at most 64 taps keep the total below 2^24.
 
-use super::simd::{pack32, store32};
+use super::simd::{pack32, store32, store_prefix};
 use crate::gemm::conv::GemmConvWeight;
 use crate::x86_64::has_avx2;
 use qtensor_runtime::{Error, Result};
@@ -62,7 +62,6 @@ fn plane_avx2(
     let [oh, ow] = out_hw;
     let (vm, va, vlo, vhi) = (_mm256_set1_ps(mult), _mm256_set1_ps(add), _mm256_set1_ps(lo), _mm256_set1_ps(255.0));
     let finish = |acc: __m256| _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(acc, vm, va), vlo), vhi));
-    let mut tail = [0u8; 32];
     for y in 0..oh {
         let mut x0 = 0;
         while x0 < ow {
@@ -83,8 +82,7 @@ fn plane_avx2(
             if n == 32 {
                 store32(&mut out[y * ow + x0..y * ow + x0 + 32], bytes, false);
             } else {
-                store32(&mut tail, bytes, false);
-                out[y * ow + x0..y * ow + x0 + n].copy_from_slice(&tail[..n]);
+                store_prefix(&mut out[y * ow + x0..y * ow + x0 + n], bytes);
             }
             x0 += 32;
         }

@@ -1,5 +1,6 @@
 //! AVX2 max_pool2d over NCHW quint8/qint8 planes (exact, like the reference).
 
+use super::simd::store_prefix;
 use super::PRIORITY;
 use crate::reference::common::per_tensor;
 use crate::reference::pool::{reference_max_pool2d, window, Planes, Window};
@@ -65,31 +66,32 @@ fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [
         // Horizontal max with stride sw over the padded row.
         let o = &mut out[y * ow..(y + 1) * ow];
         let mut x = 0;
+        // Full vectors may run past the last output into the row's slack;
+        // only the outputs that exist are stored.
         if sw == 1 {
-            while x + 32 <= ow {
+            while x < ow {
                 let mut acc = _mm256_setzero_si256();
                 for kx in 0..kw {
-                    // SAFETY: x + kx*dw + 32 <= ow + (kw-1)dw <= row length.
-                    acc = _mm256_max_epu8(acc, unsafe {
-                        _mm256_loadu_si256(row.as_ptr().add(x + kx * dw) as *const __m256i)
-                    });
+                    let at = &row[x + kx * dw..x + kx * dw + 32];
+                    // SAFETY: `at` holds 32 bytes (the slice above is checked).
+                    acc = _mm256_max_epu8(acc, unsafe { _mm256_loadu_si256(at.as_ptr() as *const __m256i) });
                 }
-                // SAFETY: x + 32 <= ow: 32 writable bytes of `o`.
-                unsafe { _mm256_storeu_si256(o.as_mut_ptr().add(x) as *mut __m256i, _mm256_xor_si256(acc, vflip)) };
+                let n = (ow - x).min(32);
+                store_prefix(&mut o[x..x + n], _mm256_xor_si256(acc, vflip));
                 x += 32;
             }
         } else if sw == 2 {
-            while x + 16 <= ow {
+            while x < ow {
                 let mut acc = _mm256_setzero_si256();
                 for kx in 0..kw {
-                    // SAFETY: 2x + kx*dw + 32 <= 2*ow + (kw-1)dw + 2 <= row length (SLACK).
-                    let v = unsafe { _mm256_loadu_si256(row.as_ptr().add(2 * x + kx * dw) as *const __m256i) };
+                    let at = &row[2 * x + kx * dw..2 * x + kx * dw + 32];
+                    // SAFETY: `at` holds 32 bytes (the slice above is checked).
+                    let v = unsafe { _mm256_loadu_si256(at.as_ptr() as *const __m256i) };
                     acc = _mm256_max_epu16(acc, _mm256_and_si256(v, low_bytes));
                 }
                 let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi16(acc, acc));
-                let bytes = _mm256_xor_si256(packed, vflip);
-                // SAFETY: x + 16 <= ow: 16 writable bytes of `o`.
-                unsafe { _mm_storeu_si128(o.as_mut_ptr().add(x) as *mut __m128i, _mm256_castsi256_si128(bytes)) };
+                let n = (ow - x).min(16);
+                store_prefix(&mut o[x..x + n], _mm256_xor_si256(packed, vflip));
                 x += 16;
             }
         }

@@ -187,3 +187,27 @@ pub fn load32<B: Byte>(src: &[B]) -> __m256i {
     // SAFETY: `src` holds at least 32 one-byte elements (asserted above).
     unsafe { _mm256_loadu_si256(src.as_ptr() as *const __m256i) }
 }
+
+/// Stores the first `dst.len()` (at most 32) bytes of `v`, with 16- and
+/// 8-byte stores and a short scalar tail: a variable-length
+/// `copy_from_slice` would be a `memmove` call per short row.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub fn store_prefix(dst: &mut [u8], v: __m256i) {
+    let n = dst.len().min(32);
+    let mut bytes = [0u8; 32];
+    // SAFETY: `bytes` is 32 writable bytes; unaligned store.
+    unsafe { _mm256_storeu_si256(bytes.as_mut_ptr() as *mut __m256i, v) };
+    let mut i = 0;
+    while i + 8 <= n {
+        dst[i..i + 8].copy_from_slice(&bytes[i..i + 8]);
+        i += 8;
+    }
+    for j in i..n {
+        dst[j] = bytes[j];
+    }
+}
