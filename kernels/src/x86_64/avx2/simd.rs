@@ -207,7 +207,7 @@ pub fn store_prefix(dst: &mut [u8], v: __m256i) {
         dst[i..i + 8].copy_from_slice(&bytes[i..i + 8]);
         i += 8;
     }
-    for j in i..n {
-        dst[j] = bytes[j];
+    for (d, &b) in dst[i..n].iter_mut().zip(&bytes[i..n]) {
+        *d = b;
     }
 }
