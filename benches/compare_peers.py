@@ -40,14 +40,18 @@ for name, script in [("PyTorch", "torch_baseline.py"), ("ONNX Runtime", "ort_bas
         peers[name] = run([sys.executable, path, "--threads", str(args.threads), "--reps", str(args.reps)])
 
 names = list(peers)
-print(f"| workload ({args.threads} thread{'s' if args.threads > 1 else ''}) | " + " | ".join(f"{n} / ours" for n in names) + " | best peer / ours |")
-print("|---|" + "---|" * (len(names) + 1))
+header = " | ".join(f"{n} / ours" for n in names)
+print(f"| workload ({args.threads} thread{'s' if args.threads > 1 else ''}) | {header} | best peer / ours (medians) | best peer / ours (best runs) |")
+print("|---|" + "---|" * (len(names) + 2))
 for w, r in ours.items():
-    ratios = []
+    ratios, mins = [], []
     for n in names:
         p = peers[n].get(w)
         ratios.append(p["median_s"] / r["median_s"] if p else None)
-    known = [x for x in ratios if x is not None]
-    best = min(known) if known else None
+        mins.append(p["min_s"] / r["min_s"] if p else None)
     cells = [f"{x:.2f}x" if x is not None else "-" for x in ratios]
-    print(f"| {w} | " + " | ".join(cells) + f" | {best:.2f}x |" if best is not None else f"| {w} | " + " | ".join(cells) + " | - |")
+    known = [x for x in ratios if x is not None]
+    known_min = [x for x in mins if x is not None]
+    best = f"{min(known):.2f}x" if known else "-"
+    best_min = f"{min(known_min):.2f}x" if known_min else "-"
+    print(f"| {w} | " + " | ".join(cells) + f" | {best} | {best_min} |")

@@ -272,9 +272,9 @@ pub fn gemm_prepared<T: OutElem>(
         return Ok(());
     }
     let cols = blocks * BLOCK;
-    // Each task streams all of B, so give it as many rows as balance
-    // allows: two tasks per thread, at least ROW_CHUNK rows, whole tiles of 8.
-    let chunk = m.div_ceil(2 * rayon::current_num_threads()).max(ROW_CHUNK).div_ceil(8) * 8;
+    // Each task streams all of B, so give it as many rows as it can: one
+    // task per thread, at least ROW_CHUNK rows, whole tiles of 8.
+    let chunk = m.div_ceil(rayon::current_num_threads()).max(ROW_CHUNK).div_ceil(8) * 8;
     out.par_chunks_mut(chunk * n.max(1)).enumerate().try_for_each(|(t, dst)| {
         let rows = t * chunk..(t * chunk + chunk).min(m);
         let p = prep.dot(rows.clone(), 0..blocks)?;
