@@ -27,9 +27,11 @@ fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [
     let [oh, ow] = win.out;
     let vflip = _mm256_set1_epi8(flip as i8);
     let low_bytes = _mm256_set1_epi16(0x00FF);
+    // The border of `row` is zero (never the max) and only row[pw..pw + w]
+    // is written below: the first window row is stored, the others maxed in.
+    row.fill(0);
     for y in 0..oh {
-        // Vertical max of the window's rows into row[pw..pw + w].
-        row.fill(0);
+        let mut first = true;
         for ky in 0..kh {
             let iy = y as i64 * sh - ph + (ky as i64) * dh;
             if iy < 0 || iy >= h as i64 {
@@ -37,6 +39,13 @@ fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [
             }
             let line = &src[iy as usize * w..(iy as usize + 1) * w];
             let dst = &mut row[pw..pw + w];
+            if first {
+                first = false;
+                for (d, &v) in dst.iter_mut().zip(line) {
+                    *d = v ^ flip;
+                }
+                continue;
+            }
             let mut i = 0;
             while i + 32 <= w {
                 // SAFETY: i + 32 <= w, within `line` and `dst`; unaligned.
@@ -62,6 +71,10 @@ fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [
             for j in i..w {
                 dst[j] = dst[j].max(line[j] ^ flip);
             }
+        }
+        if first {
+            // No input row in the window: only padding, which never wins.
+            row[pw..pw + w].fill(0);
         }
         // Horizontal max with stride sw over the padded row.
         let o = &mut out[y * ow..(y + 1) * ow];
@@ -139,11 +152,16 @@ fn avx2_max_pool2d(
             let src: &[u8] = bytemuck::cast_slice(s);
             let mut guard = storage.write::<B>()?;
             let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut guard);
-            dst.par_chunks_mut(oh * ow).enumerate().for_each(|(i, out)| {
+            // A few groups of planes per thread, each with one row buffer.
+            let per = p.planes.div_ceil(4 * rayon::current_num_threads()).max(1);
+            dst.par_chunks_mut(per * oh * ow).enumerate().for_each(|(g, outs)| {
                 let mut row = vec![0u8; row_len];
-                let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
-                // SAFETY: only reached after `has_avx2()` held in `avx2_max_pool2d`.
-                unsafe { plane_max(plane, p.h, p.w, win, flip, out, &mut row) };
+                for (j, out) in outs.chunks_mut(oh * ow).enumerate() {
+                    let i = g * per + j;
+                    let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
+                    // SAFETY: only reached after `has_avx2()` held in `avx2_max_pool2d`.
+                    unsafe { plane_max(plane, p.h, p.w, win, flip, out, &mut row) };
+                }
             });
             Ok(())
         })?
