@@ -45,16 +45,26 @@ pub mod kernels {
     pub use qtensor_kernels::reference::conv::{ConvParams, PackedConv2d};
     pub use qtensor_kernels::reference::linear::{choose_qparams, PackedLinear};
 
-    /// Packs a linear weight for every registered linear kernel, once (the
-    /// packed forms are cached on the weight tensor), as PyTorch's
-    /// `linear_prepack` does.
+    pub use qtensor_kernels::gemm::conv::GemmConvWeight;
+    pub use qtensor_kernels::gemm::linear::GemmWeight;
+
+    /// Packs a linear weight for the built-in linear kernels, the reference
+    /// and the GEMM ones, once (the packed forms are cached on the weight
+    /// tensor), as PyTorch's `linear_prepack` does.
     pub fn prepack_linear(w: &crate::Tensor) -> crate::Result<()> {
-        PackedLinear::of(w).map(|_| ())
+        PackedLinear::of(w)?;
+        if w.sizes().get(1).is_some_and(|&k| k <= qtensor_kernels::gemm::MAX_K) {
+            GemmWeight::of(w)?;
+        }
+        Ok(())
     }
 
-    /// Packs a conv weight for every registered conv kernel, once.
-    pub fn prepack_conv2d(w: &crate::Tensor) -> crate::Result<()> {
-        PackedConv2d::of(w).map(|_| ())
+    /// Packs a conv weight for the built-in conv kernels and `groups`, once.
+    pub fn prepack_conv2d(w: &crate::Tensor, groups: i64) -> crate::Result<()> {
+        PackedConv2d::of(w)?;
+        let groups = usize::try_from(groups)
+            .map_err(|_| crate::Error::invalid("prepack_conv2d", format!("invalid groups {groups}")))?;
+        qtensor_kernels::gemm::conv::conv_weight(w, groups).map(|_| ())
     }
 }
 

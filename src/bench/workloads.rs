@@ -137,7 +137,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         )?;
         let w = per_channel_weight(&mut g, &[c, c / groups, 3, 3])?;
         let b = bias(&mut g, c)?;
-        crate::kernels::prepack_conv2d(&w)?;
+        crate::kernels::prepack_conv2d(&w, groups as i64)?;
         out.push(workload(name, move || {
             ops::quantized::conv2d(&x, &w, Some(&b), &[1, 1], &[1, 1], &[1, 1], groups as i64, 0.1, 64)
         }));

@@ -96,6 +96,7 @@ impl Linear {
     /// an optional f32 bias `[out]`, and the output qparams.
     pub fn from_quantized(weight: &Tensor, bias: Option<&Tensor>, scale: f64, zero_point: i64) -> Result<Linear> {
         check_out_qparams("Linear", scale, zero_point)?;
+        crate::kernels::prepack_linear(weight)?;
         let packed = PackedLinear::of(weight)?;
         if let Some(b) = bias {
             if b.dtype() != DType::Float32 || b.sizes() != [packed.n] {
@@ -130,7 +131,8 @@ impl Linear {
         &self.w.weight
     }
 
-    /// The packed weight the kernel uses (cached on the weight tensor).
+    /// The reference kernel's packed weight (cached on the weight tensor,
+    /// beside the GEMM kernels' own packed form, both made at construction).
     pub fn packed(&self) -> Result<Arc<PackedLinear>> {
         PackedLinear::of(&self.w.weight)
     }
@@ -150,7 +152,7 @@ impl Module for Linear {
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        self.w.load(state, prefix, "Linear", |w| PackedLinear::of(w).map(|_| ()))
+        self.w.load(state, prefix, "Linear", crate::kernels::prepack_linear)
     }
 
     fn describe(&self) -> String {
@@ -193,6 +195,7 @@ impl Conv2d {
     ) -> Result<Conv2d> {
         check_out_qparams("Conv2d", scale, zero_point)?;
         crate::kernels::ConvParams::new("Conv2d", &stride, &padding, &dilation, groups)?;
+        crate::kernels::prepack_conv2d(weight, groups)?;
         let packed = PackedConv2d::of(weight)?;
         if packed.out_channels % groups as usize != 0 {
             return Err(Error::shape(
@@ -246,7 +249,8 @@ impl Conv2d {
         &self.w.weight
     }
 
-    /// The packed weight the kernel uses (cached on the weight tensor).
+    /// The reference kernel's packed weight (cached on the weight tensor,
+    /// beside the GEMM kernels' own packed form, both made at construction).
     pub fn packed(&self) -> Result<Arc<PackedConv2d>> {
         PackedConv2d::of(&self.w.weight)
     }
@@ -273,7 +277,8 @@ impl Module for Conv2d {
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        self.w.load(state, prefix, "Conv2d", |w| PackedConv2d::of(w).map(|_| ()))
+        let groups = self.groups;
+        self.w.load(state, prefix, "Conv2d", |w| crate::kernels::prepack_conv2d(w, groups))
     }
 
     fn describe(&self) -> String {
