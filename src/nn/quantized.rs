@@ -65,7 +65,7 @@ impl WeightState {
         state: &HashMap<String, Tensor>,
         prefix: &str,
         module: &str,
-        repack: fn(&Tensor) -> Result<()>,
+        repack: impl Fn(&Tensor) -> Result<()>,
     ) -> Result<()> {
         let (scale, zero_point) = (read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?);
         check_out_qparams(module, scale, zero_point)?;
