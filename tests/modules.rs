@@ -98,8 +98,11 @@ fn packing_happens_once_and_never_changes_results() {
     let lin = Linear::from_quantized(&w, None, 0.05, 128).unwrap();
     // The module packed at construction; every call reuses that pack.
     let p1 = lin.packed().unwrap();
+    let g1 = qtensor::kernels::GemmWeight::of(&w).unwrap();
     let before = lin.forward(&x).unwrap();
     assert!(Arc::ptr_eq(&p1, &lin.packed().unwrap()));
+    // The GEMM kernels' form was packed at construction too, and reused.
+    assert!(Arc::ptr_eq(&g1, &qtensor::kernels::GemmWeight::of(&w).unwrap()));
     assert!(Arc::ptr_eq(&p1, &PackedLinear::of(&w).unwrap()));
     // A weight that was never packed gives the same result.
     let fresh = w.contiguous_copy().unwrap();
