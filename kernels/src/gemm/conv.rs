@@ -7,7 +7,7 @@ use super::packed::PackedB;
 use super::MAX_K;
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::conv::ConvParams;
-use crate::reference::linear::row_qparams;
+use crate::reference::linear::qint8_weight_rows;
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
 use rayon::prelude::*;
@@ -33,18 +33,12 @@ impl GemmConvWeight {
     /// Packs a qint8 weight `[OC, IC/g, KH, KW]` for `groups` groups.
     pub fn pack(w: &Tensor, groups: usize) -> Result<GemmConvWeight> {
         let op = "quantized::conv2d";
-        if w.dtype() != DType::QInt8 || w.ndim() != 4 {
-            return Err(Error::shape(
-                op,
-                format!("the weight must be qint8 [OC, IC/groups, KH, KW], got {}", w.describe()),
-            ));
-        }
+        let qp = qint8_weight_rows(op, w, "[OC, IC/groups, KH, KW]")?;
         let s = w.sizes();
         let [oc, icg, kh, kw] = [s[0], s[1], s[2], s[3]];
         if groups == 0 || oc % groups != 0 {
             return Err(Error::shape(op, format!("groups {groups} must divide the {oc} output channels")));
         }
-        let qp = row_qparams(op, w, oc)?;
         let ints = w.to_vec::<i8>()?;
         let ocg = oc / groups;
         let k = kh * kw * icg;

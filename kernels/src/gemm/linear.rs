@@ -4,7 +4,7 @@ use super::driver::{gemm_into, Epilogue, PKernel};
 use super::packed::PackedB;
 use super::MAX_K;
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
-use crate::reference::linear::{choose_qparams, row_qparams, rows_of};
+use crate::reference::linear::{choose_qparams, qint8_weight_rows, rows_of};
 use qtensor_runtime::numerics::{inv_scale, quantize_val};
 use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
 use std::sync::Arc;
@@ -24,12 +24,8 @@ pub struct GemmWeight {
 impl GemmWeight {
     /// Packs a qint8 weight `[N, K]`, per tensor or per channel on axis 0.
     pub fn pack(w: &Tensor) -> Result<GemmWeight> {
-        let op = "quantized::linear";
-        if w.dtype() != DType::QInt8 || w.ndim() != 2 {
-            return Err(Error::shape(op, format!("the weight must be qint8 [N, K], got {}", w.describe())));
-        }
+        let qp = qint8_weight_rows("quantized::linear", w, "[N, K]")?;
         let (n, k) = (w.sizes()[0], w.sizes()[1]);
-        let qp = row_qparams(op, w, n)?;
         let ints = w.to_vec::<i8>()?;
         Ok(GemmWeight {
             packed: PackedB::pack(&ints, n, k)?,

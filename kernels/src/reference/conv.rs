@@ -5,7 +5,7 @@
 //! nothing to the exact accumulator `Σ (x - x_zp)(w - w_zp)`.
 
 use super::common::{bias_values, check_at_least, output_quantizer, per_tensor, quantized_from_ints};
-use super::linear::row_qparams;
+use super::linear::{centered_rows, qint8_weight_rows};
 use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, DType, Error, Result, Tensor};
@@ -29,25 +29,9 @@ pub struct PackedConv2d {
 impl PackedConv2d {
     /// Packs a qint8 weight, per-tensor or per-channel on axis 0.
     pub fn pack(w: &Tensor) -> Result<PackedConv2d> {
-        let op = "quantized::conv2d";
-        if w.dtype() != DType::QInt8 {
-            return Err(Error::WrongDType { op: op.into(), expected: "a qint8 weight".into(), got: w.dtype() });
-        }
-        if w.ndim() != 4 {
-            return Err(Error::shape(
-                op,
-                format!("the weight must be [OC, IC/groups, KH, KW], got shape {:?}", w.sizes()),
-            ));
-        }
+        let qp = qint8_weight_rows("quantized::conv2d", w, "[OC, IC/groups, KH, KW]")?;
         let s = w.sizes();
-        let per_oc = s[1] * s[2] * s[3];
-        let qp = row_qparams(op, w, s[0])?;
-        let ints = w.int_values()?;
-        let weights = if per_oc == 0 {
-            Vec::new()
-        } else {
-            ints.chunks(per_oc).zip(&qp).flat_map(|(c, &(_, zp))| c.iter().map(move |&v| (v - zp) as i16)).collect()
-        };
+        let weights = centered_rows(&w.int_values()?, &qp, s[1] * s[2] * s[3]);
         Ok(PackedConv2d {
             out_channels: s[0],
             in_per_group: s[1],

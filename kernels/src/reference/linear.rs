@@ -28,23 +28,14 @@ pub struct PackedLinear {
 impl PackedLinear {
     /// Packs a qint8 weight `[N, K]`, per-tensor or per-channel on axis 0.
     pub fn pack(w: &Tensor) -> Result<PackedLinear> {
-        let op = "quantized::linear";
-        if w.dtype() != DType::QInt8 {
-            return Err(Error::WrongDType { op: op.into(), expected: "a qint8 weight".into(), got: w.dtype() });
-        }
-        if w.ndim() != 2 {
-            return Err(Error::shape(op, format!("the weight must be [N, K], got shape {:?}", w.sizes())));
-        }
+        let qp = qint8_weight_rows("quantized::linear", w, "[N, K]")?;
         let (n, k) = (w.sizes()[0], w.sizes()[1]);
-        let scales_zps = row_qparams(op, w, n)?;
-        let ints = w.int_values()?;
-        let weights = ints
-            .chunks(k.max(1))
-            .zip(&scales_zps)
-            .flat_map(|(row, &(_, zp))| row.iter().map(move |&v| (v - zp) as i16))
-            .collect();
-        let weights = if k == 0 { Vec::new() } else { weights };
-        Ok(PackedLinear { n, k, weights, scales: scales_zps.iter().map(|&(s, _)| s).collect() })
+        Ok(PackedLinear {
+            n,
+            k,
+            weights: centered_rows(&w.int_values()?, &qp, k),
+            scales: qp.iter().map(|&(s, _)| s).collect(),
+        })
     }
 
     /// The packed form of `w`, computed once and cached on the weight tensor.
@@ -63,6 +54,31 @@ impl PackedLinear {
         }
         Ok(acc)
     }
+}
+
+/// Checks that `w` is a qint8 weight of the rank `layout` names (e.g.
+/// `"[N, K]"`), and returns each output row's (scale, zero point).
+///
+/// Every packed weight form (reference and GEMM, linear and conv) starts
+/// here, so they all reject a bad weight with the same error.
+pub fn qint8_weight_rows(op: &str, w: &Tensor, layout: &str) -> Result<Vec<(f64, i64)>> {
+    if w.dtype() != DType::QInt8 {
+        return Err(Error::WrongDType { op: op.into(), expected: "a qint8 weight".into(), got: w.dtype() });
+    }
+    let rank = layout.split(',').count();
+    if w.ndim() != rank {
+        return Err(Error::shape(op, format!("the weight must be {layout}, got shape {:?}", w.sizes())));
+    }
+    row_qparams(op, w, w.sizes()[0])
+}
+
+/// `w - w_zero_point` for each row of `row_len` integers, as i16 (a qint8
+/// minus a qint8 zero point always fits).
+pub fn centered_rows(ints: &[i64], qp: &[(f64, i64)], row_len: usize) -> Vec<i16> {
+    if row_len == 0 {
+        return Vec::new();
+    }
+    ints.chunks(row_len).zip(qp).flat_map(|(row, &(_, zp))| row.iter().map(move |&v| (v - zp) as i16)).collect()
 }
 
 /// Per-output-row (scale, zero point) of a weight quantized per tensor or
