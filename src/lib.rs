@@ -33,11 +33,11 @@ pub mod report;
 pub use qtensor_runtime::serialize::{load, save};
 pub use qtensor_runtime::{
     declare_op, dispatcher, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType,
-    DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, KernelDescriptor, KernelInfo,
+    DispatchKey, Dispatcher, Element, Error, Isa, MemoryFormat, FromArg, FromReturn, IntoReturn, KernelDescriptor, KernelInfo,
     OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType, Tensor,
     Tolerance, Value,
 };
-pub use qtensor_runtime::{layers, numerics, print, profiler, registry, schema, serialize, storage};
+pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage};
 
 /// The built-in kernels' public pieces: packed weights and the numerics
 /// helpers that plugin kernels may reuse.
@@ -99,6 +99,21 @@ pub fn link_builtin_kernels() {
 pub fn registry() -> &'static Dispatcher {
     link_builtin_kernels();
     dispatcher()
+}
+
+/// Caps the instruction sets that kernels may use, for this process, and
+/// re-resolves every operator's kernel choice. `None` returns to the cap
+/// of the `QTENSOR_ISA` environment variable (or none). A cap never enables
+/// an ISA the CPU lacks; see [`isa`].
+///
+/// ```
+/// qtensor::set_isa_cap(Some(qtensor::Isa::Scalar));
+/// assert_eq!(qtensor::isa::cap(), qtensor::Isa::Scalar);
+/// qtensor::set_isa_cap(None);
+/// ```
+pub fn set_isa_cap(isa: Option<Isa>) {
+    qtensor_runtime::isa::set_cap(isa);
+    registry().reresolve();
 }
 
 /// Quantizes a float tensor with `quantizer`: the one general entry point.

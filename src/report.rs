@@ -9,6 +9,12 @@ use std::fmt::Write as _;
 pub fn registry_table() -> Result<String> {
     let d = registry();
     let mut out = String::new();
+    let (cap, best) = (crate::isa::cap(), crate::Isa::best_detected());
+    if cap < best {
+        writeln!(out, "ISA: {cap} (capped by QTENSOR_ISA or set_isa_cap; this CPU has {best})").ok();
+    } else {
+        writeln!(out, "ISA: {best} (no cap; set QTENSOR_ISA=scalar|avx2|avx512vnni|neon to limit it)").ok();
+    }
     for e in d.registration_errors() {
         writeln!(out, "REJECTED: {e}").ok();
     }
@@ -47,7 +53,7 @@ fn kernel_line(k: &KernelInfo) -> String {
     let mark = if k.chosen {
         "chosen"
     } else if !k.supported {
-        "not supported on this CPU"
+        "not supported on this CPU or above the ISA cap"
     } else {
         "available"
     };

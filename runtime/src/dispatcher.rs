@@ -390,6 +390,17 @@ impl Dispatcher {
         }
     }
 
+    /// Recomputes every operator's kernel choice from its kernels'
+    /// `is_supported` predicates. Call after anything those predicates read
+    /// has changed, such as the ISA cap ([`crate::isa::set_cap`]).
+    pub fn reresolve(&self) {
+        let entries: Vec<Arc<OperatorEntry>> = self.ops.read().values().cloned().collect();
+        for e in entries {
+            let kernels = e.kernels.read().clone();
+            e.rebuild_table(&kernels);
+        }
+    }
+
     /// Registrations from `inventory` that were rejected. Empty in a healthy
     /// build; the CLI and the test suite check it at startup.
     pub fn registration_errors(&self) -> Vec<Error> {

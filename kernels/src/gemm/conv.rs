@@ -1,15 +1,19 @@
-//! quantized::conv2d and conv2d_relu: im2col over an NHWC copy of the
-//! input into the GEMM kernels, and a direct kernel for depthwise convs.
-//! The layout conversions are part of every call.
+//! quantized::conv2d and conv2d_relu on the GEMM kernels, over channels-last
+//! activations: 1x1 convs as plain GEMMs, depthwise convs through the ISA's
+//! direct routine, and the rest through im2col. Channels-last inputs need
+//! no layout conversion; NCHW ones are transposed in and out.
 
+use super::depthwise::DepthwiseArgs;
 use super::driver::{gemm_prepared, kernel_pad, Epilogue, PKernel};
 use super::packed::PackedB;
 use super::MAX_K;
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::conv::ConvParams;
 use crate::reference::linear::qint8_weight_rows;
-use qtensor_runtime::storage::try_vec;
-use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
+use crate::x86_64::has_avx2;
+use qtensor_runtime::storage::{checked_count, try_vec};
+use qtensor_runtime::tensor::format::channels_last_strides;
+use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -25,8 +29,11 @@ pub struct GemmConvWeight {
     pub zero_points: Vec<i32>,
     /// Scale of each output channel.
     pub scales: Vec<f64>,
-    /// The weight minus its zero point, as f32, `[OC][KH*KW]` (depthwise path).
+    /// The weight minus its zero point, as f32, `[OC][KH*KW]` (the NCHW
+    /// depthwise path).
     pub depthwise: Vec<f32>,
+    /// The same, tap-major: `[KH*KW][OC]` (the NHWC depthwise path).
+    pub depthwise_taps: Vec<f32>,
 }
 
 impl GemmConvWeight {
@@ -60,7 +67,11 @@ impl GemmConvWeight {
         } else {
             Vec::new()
         };
+        let taps = kh * kw;
+        let depthwise_taps =
+            if icg == 1 { (0..taps * oc).map(|i| depthwise[(i % oc) * taps + i / oc]).collect() } else { Vec::new() };
         Ok(GemmConvWeight {
+            depthwise_taps,
             shape: [oc, icg, kh, kw],
             groups: packed,
             zero_points: qp.iter().map(|p| p.1 as i32).collect(),
@@ -98,8 +109,37 @@ fn out_dim(op: &str, size: usize, k: usize, p: &ConvParams, i: usize) -> Result<
     Ok(o as usize)
 }
 
+/// The shape of one conv call, checked.
+#[derive(Clone, Copy)]
+struct ConvShape {
+    /// Batch, input channels, input height and width.
+    input: [usize; 4],
+    /// Output channels, input channels per group, kernel height and width.
+    weight: [usize; 4],
+    /// Output height and width.
+    out_hw: [usize; 2],
+}
+
+impl ConvShape {
+    fn pixels_out(&self) -> usize {
+        self.input[0] * self.out_hw[0] * self.out_hw[1]
+    }
+}
+
+/// The requantization of one call, per output channel.
+struct Requant {
+    mult: Vec<f32>,
+    add: Vec<f32>,
+    lo: f32,
+    zx: i32,
+}
+
 /// Static quantized conv2d through `kernel`, or `None` when the fast path
 /// does not apply (the caller then runs the reference).
+///
+/// A channels-last input is read in place and gives a channels-last
+/// output; an NCHW input gives an NCHW output, through one transpose each
+/// way, as PyTorch's fbgemm path does.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_conv2d(
     op: &str,
@@ -124,131 +164,220 @@ pub fn gemm_conv2d(
     let px = per_tensor(op, "X", x)?;
     let out_q = output_quantizer(op, DType::QUInt8, y_scale, y_zero_point)?;
     let (oh, ow) = (out_dim(op, h, kh, &p, 0)?, out_dim(op, wd, kw, &p, 1)?);
+    let shape = ConvShape { input: [n, c, h, wd], weight: [oc, icg, kh, kw], out_hw: [oh, ow] };
     let b = bias_values(op, bias, oc)?;
     let pw = conv_weight(w, g)?;
-    let mult: Vec<f32> = pw.scales.iter().map(|sw| (px.scale * sw / y_scale) as f32).collect();
-    let add: Vec<f32> = b.iter().map(|bb| (bb / y_scale + y_zero_point as f64) as f32).collect();
-    let lo = if relu { y_zero_point.max(0) } else { 0 } as f32;
-    let xs = x.contiguous()?;
-    let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), n * oc * oh * ow)?;
-    xs.with_contiguous::<u8, Result<()>>(|src| {
-        let mut dst = storage.write::<u8>()?;
-        if icg == 1
-            && oc == g
-            && p.stride == [1, 1]
-            && p.dilation == [1, 1]
-            && kh * kw <= 64
-            && crate::x86_64::has_avx2()
-        {
-            return crate::x86_64::avx2::depthwise::depthwise_nchw(
+    let rq = Requant {
+        mult: pw.scales.iter().map(|sw| (px.scale * sw / y_scale) as f32).collect(),
+        add: b.iter().map(|bb| (bb / y_scale + y_zero_point as f64) as f32).collect(),
+        lo: if relu { y_zero_point.max(0) } else { 0 } as f32,
+        zx: px.zero_point as i32,
+    };
+    let channels_last = x.memory_format() == MemoryFormat::ChannelsLast;
+    let total = checked_count(op, &[n, oc, oh, ow])?;
+    let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), total)?;
+    let depthwise = icg == 1 && oc == g;
+    if depthwise && !channels_last && p.stride == [1, 1] && p.dilation == [1, 1] && kh * kw <= 64 && has_avx2() {
+        // NCHW planes at stride 1: the plane kernel is as fast as NHWC and
+        // needs no transposes.
+        let xs = x.contiguous()?;
+        xs.with_contiguous::<u8, Result<()>>(|src| {
+            crate::x86_64::avx2::depthwise::depthwise_nchw(
                 src,
                 [n, c, h, wd],
                 &pw,
                 p.padding,
                 [oh, ow],
                 px.zero_point,
-                &mult,
-                &add,
-                lo,
-                &mut dst,
-            );
+                &rq.mult,
+                &rq.add,
+                rq.lo,
+                &mut storage.write::<u8>()?,
+            )
+        })??;
+        return Tensor::quantized_from_storage(storage, &[n, oc, oh, ow], &out_q).map(Some);
+    }
+    {
+        let mut dst = storage.write::<u8>()?;
+        // The output in NHWC: `dst` itself for a channels-last result.
+        let mut nhwc_out = if channels_last { Vec::new() } else { try_filled::<u8>(total, 0)? };
+        let out: &mut [u8] = if channels_last { &mut dst } else { &mut nhwc_out };
+        let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
+        xl.with_dense::<u8, Result<()>>(|src| match kernel.depthwise {
+            Some(dw) if depthwise && kh * kw <= 64 => {
+                let args = DepthwiseArgs {
+                    input: src,
+                    input_nhwc: [n, h, wd, c],
+                    output_nhwc: [n, oh, ow, oc],
+                    kernel: [kh, kw],
+                    stride: p.stride,
+                    padding: p.padding,
+                    dilation: p.dilation,
+                    weights: &pw.depthwise_taps,
+                    zx: rq.zx,
+                    mult: &rq.mult,
+                    add: &rq.add,
+                    lo: rq.lo,
+                };
+                dw(&args, out)
+            }
+            _ if g == 1 && kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0] => {
+                pointwise(kernel, src, &shape, &pw, &rq, out)
+            }
+            _ => im2col_gemm(kernel, src, &shape, &p, &pw, &rq, out),
+        })??;
+        if !channels_last {
+            nhwc_to_nchw(&nhwc_out, &mut dst, [n, oh * ow, oc]);
         }
-        let (ocg, k) = (oc / g, kh * kw * icg);
-        let pad = kernel_pad(kernel);
-        let zx = px.zero_point as u8;
-        // A copy of the input in NHWC, bordered with the input zero point (a
-        // real zero), already in the kernel's form (XOR `pad`): every tap of
-        // every output is then in bounds, and im2col is plain copies.
-        let (hp, wp) = (h + 2 * p.padding[0], wd + 2 * p.padding[1]);
-        let mut padded = try_vec::<u8>(n * hp * wp * c)?;
-        padded.resize(n * hp * wp * c, zx ^ pad);
-        // Transposed a row segment of up to 64 pixels at a time, so the
-        // destination block stays in L1 while every channel is written.
-        const TILE: usize = 64;
-        padded.par_chunks_mut(wp * c).enumerate().for_each(|(r, prow)| {
-            let (img, yp) = (r / hp, r % hp);
-            if yp < p.padding[0] || yp >= p.padding[0] + h {
-                return;
+    }
+    if channels_last {
+        let sizes = [n, oc, oh, ow];
+        Tensor::quantized_from_storage_strided(storage, &sizes, channels_last_strides(&sizes), &out_q).map(Some)
+    } else {
+        Tensor::quantized_from_storage(storage, &[n, oc, oh, ow], &out_q).map(Some)
+    }
+}
+
+/// A 1x1 conv with stride 1 and no padding over NHWC input is a plain GEMM
+/// over the pixels: no im2col.
+fn pointwise(kernel: PKernel, src: &[u8], s: &ConvShape, pw: &GemmConvWeight, rq: &Requant, out: &mut [u8]) -> Result<()> {
+    let (m, c) = (s.pixels_out(), s.input[1]);
+    let packed = &pw.groups[0];
+    let pad = kernel_pad(kernel);
+    let mut row_sums = try_filled::<i32>(m, 0)?;
+    row_sums.par_chunks_mut(1024).enumerate().for_each(|(t, sums)| {
+        for (i, sum) in sums.iter_mut().enumerate() {
+            let px = t * 1024 + i;
+            *sum = src[px * c..(px + 1) * c].iter().map(|&v| v as i32).sum();
+        }
+    });
+    let epi = Epilogue::Quantize { mult: &rq.mult, add: &rq.add, lo: rq.lo, hi: 255.0 };
+    if pad == 0 && packed.kp == c {
+        // The kernel reads the activations as they are.
+        return gemm_prepared(kernel, src, &row_sums, m, rq.zx, packed, &pw.zero_points, epi, out);
+    }
+    let kp = packed.kp;
+    let mut a = try_filled::<u8>(m * kp, pad)?;
+    a.par_chunks_mut(kp * 1024).enumerate().for_each(|(t, rows)| {
+        for (i, row) in rows.chunks_mut(kp).enumerate() {
+            let px = t * 1024 + i;
+            for (d, &v) in row.iter_mut().zip(&src[px * c..(px + 1) * c]) {
+                *d = v ^ pad;
             }
-            let y = yp - p.padding[0];
-            for x0 in (0..wd).step_by(TILE) {
-                let width = TILE.min(wd - x0);
-                let block = &mut prow[(p.padding[1] + x0) * c..(p.padding[1] + x0 + width) * c];
-                for ch in 0..c {
-                    let line = &src[((img * c + ch) * h + y) * wd + x0..][..width];
-                    for (d, &v) in block[ch..].iter_mut().step_by(c).zip(line) {
-                        *d = v ^ pad;
-                    }
-                }
-            }
-        });
-        let m = n * oh * ow;
-        let mut out_nhwc = try_vec::<u8>(m * ocg)?;
-        out_nhwc.resize(m * ocg, 0);
-        for grp in 0..g {
-            let packed = &pw.groups[grp];
-            let kp = packed.kp;
-            // Σ over this group's channels of every padded pixel (unshifted).
-            let pixel_sums: Vec<i32> = padded
-                .par_chunks(c)
-                .map(|px| px[grp * icg..(grp + 1) * icg].iter().map(|&v| (v ^ pad) as i32).sum())
-                .collect();
-            let mut a = try_vec::<u8>(m * kp)?;
-            a.resize(m * kp, pad);
-            let mut row_sums = try_vec::<i32>(m)?;
-            row_sums.resize(m, 0);
-            // One output row of pixels per task.
-            let contiguous = g == 1 && p.dilation[1] == 1;
-            a.par_chunks_mut(ow * kp).zip(row_sums.par_chunks_mut(ow)).enumerate().for_each(|(t, (rows, sums))| {
+        }
+    });
+    gemm_prepared(kernel, &a, &row_sums, m, rq.zx, packed, &pw.zero_points, epi, out)
+}
+
+/// The general conv: a zero-point-bordered copy of the NHWC input, im2col
+/// rows per output pixel, and one GEMM per group into NHWC `out`.
+#[allow(clippy::too_many_arguments)]
+fn im2col_gemm(
+    kernel: PKernel,
+    src: &[u8],
+    s: &ConvShape,
+    p: &ConvParams,
+    pw: &GemmConvWeight,
+    rq: &Requant,
+    out: &mut [u8],
+) -> Result<()> {
+    let [n, c, h, wd] = s.input;
+    let [oc, icg, kh, kw] = s.weight;
+    let [oh, ow] = s.out_hw;
+    let g = p.groups;
+    let (ocg, k) = (oc / g, kh * kw * icg);
+    let pad = kernel_pad(kernel);
+    let zx = rq.zx as u8;
+    // A copy of the input bordered with the input zero point (a real zero),
+    // already in the kernel's form (XOR `pad`): every tap of every output
+    // is then in bounds, and im2col is plain copies.
+    let (hp, wp) = (h + 2 * p.padding[0], wd + 2 * p.padding[1]);
+    let mut padded = try_filled::<u8>(checked_count("quantized::conv2d", &[n, hp, wp, c])?, zx ^ pad)?;
+    padded.par_chunks_mut((wp * c).max(1)).enumerate().for_each(|(r, prow)| {
+        let (img, yp) = (r / hp, r % hp);
+        if yp < p.padding[0] || yp >= p.padding[0] + h {
+            return;
+        }
+        let line = &src[((img * h) + yp - p.padding[0]) * wd * c..][..wd * c];
+        for (d, &v) in prow[p.padding[1] * c..][..wd * c].iter_mut().zip(line) {
+            *d = v ^ pad;
+        }
+    });
+    let m = n * oh * ow;
+    let mut group_out = if g == 1 { Vec::new() } else { try_filled::<u8>(m * ocg, 0)? };
+    for grp in 0..g {
+        let packed = &pw.groups[grp];
+        let kp = packed.kp;
+        let mut a = try_filled::<u8>(m * kp, pad)?;
+        let mut row_sums = try_filled::<i32>(m, 0)?;
+        // One output row of pixels per task.
+        let contiguous = g == 1 && p.dilation[1] == 1;
+        a.par_chunks_mut((ow * kp).max(1)).zip(row_sums.par_chunks_mut(ow.max(1))).enumerate().for_each(
+            |(t, (rows, sums))| {
                 let (img, y) = (t / oh, t % oh);
                 for (xo, (row, sum)) in rows.chunks_mut(kp).zip(sums.iter_mut()).enumerate() {
                     let mut at = 0;
-                    let mut total = 0i32;
                     for ky in 0..kh {
                         let iy = y * p.stride[0] + ky * p.dilation[0];
                         let pix0 = (img * hp + iy) * wp + xo * p.stride[1];
                         if contiguous {
                             row[at..at + kw * c].copy_from_slice(&padded[pix0 * c..(pix0 + kw) * c]);
                             at += kw * c;
-                            total += pixel_sums[pix0..pix0 + kw].iter().sum::<i32>();
                         } else {
                             for kx in 0..kw {
                                 let pix = pix0 + kx * p.dilation[1];
                                 row[at..at + icg]
                                     .copy_from_slice(&padded[pix * c + grp * icg..pix * c + (grp + 1) * icg]);
                                 at += icg;
-                                total += pixel_sums[pix];
                             }
                         }
                     }
                     debug_assert_eq!(at, k);
-                    *sum = total;
+                    *sum = row[..k].iter().map(|&v| (v ^ pad) as i32).sum();
                 }
-            });
-            let zw = &pw.zero_points[grp * ocg..(grp + 1) * ocg];
-            let epi = Epilogue::Quantize {
-                mult: &mult[grp * ocg..(grp + 1) * ocg],
-                add: &add[grp * ocg..(grp + 1) * ocg],
-                lo,
-                hi: 255.0,
-            };
-            gemm_prepared(kernel, a, row_sums, m, px.zero_point as i32, packed, zw, epi, &mut out_nhwc)?;
-            // Back to NCHW: one output plane per task, a tile of pixels at
-            // a time (so reads stay in L1).
-            dst.par_chunks_mut(oh * ow).enumerate().filter(|(i, _)| (i % oc) / ocg == grp).for_each(|(i, plane)| {
-                let (img, o) = (i / oc, i % oc - grp * ocg);
-                for p0 in (0..oh * ow).step_by(TILE) {
-                    let width = TILE.min(oh * ow - p0);
-                    let block = &out_nhwc[(img * oh * ow + p0) * ocg..(img * oh * ow + p0 + width) * ocg];
-                    for (d, &v) in plane[p0..p0 + width].iter_mut().zip(block[o..].iter().step_by(ocg)) {
-                        *d = v;
-                    }
-                }
-            });
+            },
+        );
+        let zw = &pw.zero_points[grp * ocg..(grp + 1) * ocg];
+        let epi = Epilogue::Quantize {
+            mult: &rq.mult[grp * ocg..(grp + 1) * ocg],
+            add: &rq.add[grp * ocg..(grp + 1) * ocg],
+            lo: rq.lo,
+            hi: 255.0,
+        };
+        if g == 1 {
+            return gemm_prepared(kernel, &a, &row_sums, m, rq.zx, packed, zw, epi, out);
         }
-        Ok(())
-    })??;
-    Tensor::quantized_from_storage(storage, &[n, oc, oh, ow], &out_q).map(Some)
+        gemm_prepared(kernel, &a, &row_sums, m, rq.zx, packed, zw, epi, &mut group_out)?;
+        // This group's channels of every output pixel.
+        out.par_chunks_mut(oc.max(1)).zip(group_out.par_chunks(ocg.max(1))).for_each(|(pixel, part)| {
+            pixel[grp * ocg..(grp + 1) * ocg].copy_from_slice(part);
+        });
+    }
+    Ok(())
+}
+
+/// Transposes `[n][pixels][channels]` into `[n][channels][pixels]`, one
+/// output plane per task and a tile of pixels at a time (so reads stay in
+/// L1).
+fn nhwc_to_nchw(src: &[u8], dst: &mut [u8], [_, pixels, channels]: [usize; 3]) {
+    const TILE: usize = 64;
+    dst.par_chunks_mut(pixels.max(1)).enumerate().for_each(|(i, plane)| {
+        let (img, ch) = (i / channels, i % channels);
+        for p0 in (0..pixels).step_by(TILE) {
+            let width = TILE.min(pixels - p0);
+            let block = &src[(img * pixels + p0) * channels..(img * pixels + p0 + width) * channels];
+            for (d, &v) in plane[p0..p0 + width].iter_mut().zip(block[ch..].iter().step_by(channels)) {
+                *d = v;
+            }
+        }
+    });
+}
+
+/// A vector of `len` copies of `value`, allocated fallibly.
+fn try_filled<T: Copy>(len: usize, value: T) -> Result<Vec<T>> {
+    let mut v = try_vec::<T>(len)?;
+    v.resize(len, value);
+    Ok(v)
 }
 
 /// Registers conv2d and conv2d_relu for one GEMM kernel.

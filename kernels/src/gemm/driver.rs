@@ -54,6 +54,9 @@ pub struct PKernel {
     pub finish_u8: FinishU8,
     /// The float epilogue.
     pub finish_f32: FinishF32,
+    /// A direct depthwise conv over NHWC activations, where the ISA has one
+    /// (the conv driver otherwise runs depthwise convs as grouped GEMMs).
+    pub depthwise: Option<super::depthwise::DepthwiseFn>,
 }
 
 /// Rounds half to even for `0 <= v < 2^22` in the default rounding mode:
@@ -127,8 +130,8 @@ impl OutElem for f32 {
 /// The prepared activations and the terms that turn `P` into `C`.
 struct Prepared<'a> {
     kernel: PKernel,
-    a: Vec<u8>,
-    row_sums: Vec<i32>,
+    a: &'a [u8],
+    row_sums: &'a [i32],
     col_terms: Vec<i32>,
     zw: &'a [i32],
     b: &'a PackedB,
@@ -200,7 +203,7 @@ pub fn gemm_into<T: OutElem>(
         // Padding must add nothing: 0 after the shift is `pad` before it.
         a.extend(std::iter::repeat_n(pad, kp - k));
     }
-    gemm_prepared(kernel, a, row_sums, m, zx, b, zw, epi, out)
+    gemm_prepared(kernel, &a, &row_sums, m, zx, b, zw, epi, out)
 }
 
 /// The byte that XORs a u8 activation into the form `kernel` wants (and
@@ -219,8 +222,8 @@ pub fn kernel_pad(kernel: PKernel) -> u8 {
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_prepared<T: OutElem>(
     kernel: PKernel,
-    a: Vec<u8>,
-    row_sums: Vec<i32>,
+    a: &[u8],
+    row_sums: &[i32],
     m: usize,
     zx: i32,
     b: &PackedB,

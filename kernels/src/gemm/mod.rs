@@ -16,6 +16,7 @@
 //! AVX-512 VNNI kernel uses `vpdpbusd`, which never saturates.
 
 pub mod conv;
+pub mod depthwise;
 pub mod driver;
 pub mod linear;
 pub mod packed;

@@ -167,7 +167,7 @@ pub fn conv2d_with_packed(
             }
         }
     }
-    quantized_from_ints(&[n, w.out_channels, oh, ow], &out_q, &ints)
+    quantized_from_ints(&[n, w.out_channels, oh, ow], &out_q, &ints)?.in_format_of(x)
 }
 
 /// The reference conv2d (fused relu when `relu`), also the fallback of

@@ -6,8 +6,8 @@ pub mod avx2;
 pub mod avx512vnni;
 
 /// True when this CPU has AVX2 and FMA (every AVX2 CPU since Haswell), which
-/// the `avx2` kernels use together. `is_x86_feature_detected!` caches the
-/// answer, so this is a load and a test.
+/// the `avx2` kernels use together, and the ISA cap (`QTENSOR_ISA`) allows
+/// them. The detection is cached, so this is a few loads and tests.
 pub fn has_avx2() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    qtensor_runtime::Isa::Avx2.enabled()
 }

@@ -2,6 +2,7 @@
 //! quantized tensors a shared [`Quantizer`].
 
 mod access;
+pub mod format;
 pub mod layout;
 mod view;
 

@@ -205,8 +205,14 @@ pub fn avx2_finish_f32(t: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f
 }
 
 /// The AVX2 GEMM kernel.
-pub const AVX2_GEMM: PKernel =
-    PKernel { name: "avx2", shifted: true, run, finish_u8: avx2_finish_u8, finish_f32: avx2_finish_f32 };
+pub const AVX2_GEMM: PKernel = PKernel {
+    name: "avx2",
+    shifted: true,
+    run,
+    finish_u8: avx2_finish_u8,
+    finish_f32: avx2_finish_f32,
+    depthwise: Some(super::depthwise_nhwc::DEPTHWISE_NHWC),
+};
 
 crate::register_gemm_linear!("avx2", AVX2_GEMM, super::PRIORITY, crate::x86_64::has_avx2);
 crate::register_gemm_conv!("avx2", AVX2_GEMM, super::PRIORITY, crate::x86_64::has_avx2);

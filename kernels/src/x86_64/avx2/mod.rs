@@ -8,6 +8,7 @@
 
 pub mod cat;
 pub mod depthwise;
+pub mod depthwise_nhwc;
 pub mod dequantize;
 pub mod elementwise;
 pub mod gemm;

@@ -110,6 +110,7 @@ pub const VNNI_GEMM: PKernel = PKernel {
     run,
     finish_u8: crate::x86_64::avx2::gemm::avx2_finish_u8,
     finish_f32: crate::x86_64::avx2::gemm::avx2_finish_f32,
+    depthwise: Some(crate::x86_64::avx2::depthwise_nhwc::DEPTHWISE_NHWC),
 };
 
 crate::register_gemm_linear!("avx512vnni", VNNI_GEMM, super::PRIORITY, has_avx512vnni);

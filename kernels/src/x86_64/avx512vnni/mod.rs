@@ -5,12 +5,10 @@
 
 pub mod gemm;
 
-/// True when this CPU has the AVX-512 subsets these kernels use.
+/// True when this CPU has the AVX-512 subsets these kernels use (and AVX2),
+/// and the ISA cap (`QTENSOR_ISA`) allows them.
 pub fn has_avx512vnni() -> bool {
-    is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512bw")
-        && is_x86_feature_detected!("avx512vnni")
-        && super::has_avx2()
+    qtensor_runtime::Isa::Avx512Vnni.enabled()
 }
 
 /// The priority of the AVX-512 VNNI kernels (AVX2 ones have 10).

@@ -1,0 +1,103 @@
+//! Depthwise conv2d over channels-last (NHWC) u8 activations, any stride,
+//! padding and dilation, with AVX2: each output pixel's channels are
+//! computed 8 at a time, one FMA per tap, and requantized in registers.
+//!
+//! The sums are exact in f32 for the same reason as the NCHW kernel's:
+//! every term is an integer of magnitude at most 255 * 255 and at most 64
+//! taps keep the total below 2^24. The requantization is the GEMM
+//! epilogue's own sequence (`fma(C, mult, add)`, clamp, round to even), so
+//! both conv paths agree.
+
+use crate::gemm::depthwise::{DepthwiseArgs, DepthwiseFn};
+use crate::x86_64::has_avx2;
+use qtensor_runtime::{Error, Result};
+use rayon::prelude::*;
+use std::arch::x86_64::*;
+
+/// One output row (`ow` pixels of `c` channels) of image `img` at output
+/// row `oy`.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn row_avx2(a: &DepthwiseArgs<'_>, img: usize, oy: usize, out: &mut [u8]) {
+    let [_, h, w, c] = a.input_nhwc;
+    let [kh, kw] = a.kernel;
+    let (vlo, vhi) = (_mm256_set1_ps(a.lo), _mm256_set1_ps(255.0));
+    let vzx = _mm256_set1_epi32(a.zx);
+    let ow = out.len() / c.max(1);
+    for ox in 0..ow {
+        let dst = &mut out[ox * c..(ox + 1) * c];
+        // The taps of this pixel that fall inside the input.
+        let mut taps = [(0usize, 0usize); 64];
+        let mut n_taps = 0;
+        for ky in 0..kh {
+            let iy = (oy * a.stride[0] + ky * a.dilation[0]) as isize - a.padding[0] as isize;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            for kx in 0..kw {
+                let ix = (ox * a.stride[1] + kx * a.dilation[1]) as isize - a.padding[1] as isize;
+                if ix < 0 || ix >= w as isize {
+                    continue;
+                }
+                taps[n_taps] = ((((img * h) + iy as usize) * w + ix as usize) * c, ky * kw + kx);
+                n_taps += 1;
+            }
+        }
+        let taps = &taps[..n_taps];
+        let mut ch = 0;
+        while ch + 8 <= c {
+            let mut acc = _mm256_setzero_ps();
+            for &(at, t) in taps {
+                let x = &a.input[at + ch..at + ch + 8];
+                let wt = &a.weights[t * c + ch..t * c + ch + 8];
+                // SAFETY: `x` holds 8 bytes and `wt` 8 floats (both sliced
+                // above); unaligned loads.
+                unsafe {
+                    let xi = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(x.as_ptr() as *const __m128i)), vzx);
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xi), _mm256_loadu_ps(wt.as_ptr()), acc);
+                }
+            }
+            let (m, ad) = (&a.mult[ch..ch + 8], &a.add[ch..ch + 8]);
+            // SAFETY: `m` and `ad` hold 8 floats each.
+            let v = unsafe { _mm256_fmadd_ps(acc, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(ad.as_ptr())) };
+            let q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
+            let words = _mm256_packus_epi32(q, q);
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+            let d8 = &mut dst[ch..ch + 8];
+            // SAFETY: `d8` holds 8 writable bytes; an unaligned 8-byte store.
+            unsafe { _mm_storel_epi64(d8.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(bytes)) };
+            ch += 8;
+        }
+        for (j, d) in dst.iter_mut().enumerate().skip(ch) {
+            let mut acc = 0f32;
+            for &(at, t) in taps {
+                acc = ((a.input[at + j] as i32 - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
+            }
+            let v = acc.mul_add(a.mult[j], a.add[j]).clamp(a.lo, 255.0);
+            *d = v.round_ties_even() as u8;
+        }
+    }
+}
+
+/// The AVX2 NHWC depthwise routine: one output row per task.
+fn depthwise_nhwc(a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
+    if !has_avx2() {
+        return Err(Error::invalid("quantized::conv2d", "the AVX2 depthwise kernel was chosen on a CPU without AVX2"));
+    }
+    let [kh, kw] = a.kernel;
+    if kh * kw > 64 {
+        return Err(Error::invalid("quantized::conv2d", "the NHWC depthwise kernel takes at most 64 taps"));
+    }
+    let [_, oh, ow, c] = a.output_nhwc;
+    out.par_chunks_mut((ow * c).max(1)).enumerate().for_each(|(r, row)| {
+        // SAFETY: `has_avx2()` held above.
+        unsafe { row_avx2(a, r / oh.max(1), r % oh.max(1), row) }
+    });
+    Ok(())
+}
+
+/// The routine to plug into the AVX2 and VNNI GEMM kernels.
+pub const DEPTHWISE_NHWC: DepthwiseFn = depthwise_nhwc;

@@ -1,0 +1,156 @@
+//! Which instruction sets the kernels may use: what the CPU has, capped by
+//! `QTENSOR_ISA` or [`set_cap`].
+//!
+//! The cap exists for honest comparisons and for testing every code path on
+//! one machine, like oneDNN's `ONEDNN_MAX_CPU_ISA` and fbgemm's
+//! `FBGEMM_ENABLE_INSTRUCTIONS`: `QTENSOR_ISA=avx2` on an AVX-512 VNNI CPU
+//! runs exactly the kernels an AVX2-only CPU would run, and
+//! `QTENSOR_ISA=scalar` runs the portable ones. A cap never enables an ISA
+//! the CPU lacks.
+
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+/// An instruction-set level, ordered within an architecture: a cap of
+/// `Avx512Vnni` allows `Avx2` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Portable Rust only.
+    Scalar,
+    /// x86-64 AVX2 with FMA.
+    Avx2,
+    /// x86-64 AVX-512 F/BW with VNNI (`vpdpbusd`).
+    Avx512Vnni,
+    /// aarch64 Advanced SIMD.
+    Neon,
+}
+
+impl Isa {
+    /// Every level, lowest first.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon];
+
+    /// The name `QTENSOR_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512vnni",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Parses a `QTENSOR_ISA` value (case-insensitive).
+    pub fn parse(s: &str) -> Result<Isa> {
+        let s = s.trim().to_ascii_lowercase();
+        Isa::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| {
+            Error::invalid(
+                "QTENSOR_ISA",
+                format!("unknown instruction set `{s}`; expected one of scalar, avx2, avx512vnni, neon"),
+            )
+        })
+    }
+
+    /// True when the CPU running this process has this ISA (ignoring the cap).
+    pub fn detected(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                Isa::Avx2.detected()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// True when kernels may use this ISA: the CPU has it and the cap allows
+    /// it. Kernels' `is_supported` predicates call this.
+    pub fn enabled(self) -> bool {
+        self <= cap() && self.detected() || self == Isa::Scalar
+    }
+
+    /// The best ISA this CPU has, ignoring the cap.
+    pub fn best_detected() -> Isa {
+        Isa::ALL.into_iter().rev().find(|i| i.detected()).unwrap_or(Isa::Scalar)
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// No cap set through [`set_cap`] (then `QTENSOR_ISA` decides).
+const UNSET: u8 = u8::MAX;
+static CAP_OVERRIDE: AtomicU8 = AtomicU8::new(UNSET);
+
+/// The cap from `QTENSOR_ISA`, read once. An unknown value is reported on
+/// stderr once and ignored, since an environment variable has no caller to
+/// return an error to.
+fn env_cap() -> Option<Isa> {
+    static ENV: OnceLock<Option<Isa>> = OnceLock::new();
+    *ENV.get_or_init(|| {
+        let v = std::env::var("QTENSOR_ISA").ok()?;
+        if v.trim().is_empty() {
+            return None;
+        }
+        match Isa::parse(&v) {
+            Ok(isa) => Some(isa),
+            Err(e) => {
+                eprintln!("qtensor: {e}; no cap applied");
+                None
+            }
+        }
+    })
+}
+
+/// The highest ISA kernels may use: [`set_cap`]'s value, else
+/// `QTENSOR_ISA`, else no cap (the highest level).
+pub fn cap() -> Isa {
+    match CAP_OVERRIDE.load(Ordering::Relaxed) {
+        UNSET => env_cap().unwrap_or(Isa::Neon),
+        i => Isa::ALL[i as usize],
+    }
+}
+
+/// True when a cap below the CPU's best ISA is in force.
+pub fn is_capped() -> bool {
+    cap() < Isa::best_detected()
+}
+
+/// Sets the cap for this process (`None` returns to `QTENSOR_ISA`'s).
+///
+/// This only records the cap; `qtensor::set_isa_cap` also re-resolves every
+/// operator's kernel choice, which is what a user wants.
+pub fn set_cap(isa: Option<Isa>) {
+    let v = isa.map_or(UNSET, |i| Isa::ALL.iter().position(|&x| x == i).unwrap_or(0) as u8);
+    CAP_OVERRIDE.store(v, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_rejects_others() -> Result<()> {
+        assert_eq!(Isa::parse("AVX2")?, Isa::Avx2);
+        assert_eq!(Isa::parse(" scalar ")?, Isa::Scalar);
+        assert!(Isa::parse("sse9").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn scalar_is_always_enabled_and_levels_order() {
+        assert!(Isa::Scalar.enabled());
+        assert!(Isa::Scalar < Isa::Avx2 && Isa::Avx2 < Isa::Avx512Vnni);
+    }
+}

@@ -1,0 +1,223 @@
+//! Memory formats: PyTorch's `torch.contiguous_format` and
+//! `torch.channels_last`, and the layout an elementwise op's output takes.
+//!
+//! A channels-last tensor keeps its logical NCHW sizes (and prints, indexes
+//! and compares as NCHW) while its strides are NHWC's: the channels of one
+//! pixel sit next to each other. Convolutions and pools read such a tensor
+//! without any transpose, which is why a network converts its input once and
+//! keeps every activation channels-last after that.
+
+use super::layout::{contiguous_strides, Dims};
+use super::Tensor;
+use crate::error::Result;
+use crate::storage::{Element, Storage};
+use crate::with_element_type;
+use std::sync::Arc;
+
+/// How a 4-d tensor's elements are ordered in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MemoryFormat {
+    /// Row-major over the logical sizes (NCHW for 4-d tensors).
+    #[default]
+    Contiguous,
+    /// NHWC strides under NCHW sizes (4-d tensors only).
+    ChannelsLast,
+}
+
+/// The channels-last strides of NCHW `sizes`: `[H*W*C, 1, W*C, C]`.
+pub fn channels_last_strides(sizes: &[usize]) -> Dims {
+    let [_, c, h, w] = [sizes[0], sizes[1], sizes[2], sizes[3]];
+    let (c1, w1, h1) = (c.max(1), w.max(1), h.max(1));
+    smallvec::smallvec![c1.saturating_mul(w1).saturating_mul(h1), 1, c1.saturating_mul(w1), c1]
+}
+
+/// The strides of `format` for `sizes` (row-major where `format` does not
+/// apply to that rank).
+pub fn format_strides(sizes: &[usize], format: MemoryFormat) -> Dims {
+    match format {
+        MemoryFormat::ChannelsLast if sizes.len() == 4 => channels_last_strides(sizes),
+        _ => contiguous_strides(sizes),
+    }
+}
+
+/// True when `strides` equal `expected` in every dimension of size above 1
+/// (PyTorch ignores the strides of size-1 dimensions).
+fn strides_match(sizes: &[usize], strides: &[usize], expected: &[usize]) -> bool {
+    sizes.iter().zip(strides).zip(expected).all(|((&s, &st), &e)| s <= 1 || st == e)
+}
+
+impl Tensor {
+    /// True when the elements are laid out in `format` with no gaps.
+    /// A tensor can be both (a `[N, 1, 1, 1]` one, say), as in PyTorch.
+    pub fn is_contiguous_in(&self, format: MemoryFormat) -> bool {
+        match format {
+            MemoryFormat::Contiguous => self.is_contiguous(),
+            MemoryFormat::ChannelsLast => {
+                self.ndim() == 4 && strides_match(self.sizes(), self.strides(), &channels_last_strides(self.sizes()))
+            }
+        }
+    }
+
+    /// The format this tensor is laid out in, as PyTorch's
+    /// `suggest_memory_format`: channels-last when its strides are NHWC's
+    /// and not also row-major, else contiguous.
+    pub fn memory_format(&self) -> MemoryFormat {
+        if self.is_contiguous_in(MemoryFormat::ChannelsLast) && !self.is_contiguous() {
+            MemoryFormat::ChannelsLast
+        } else {
+            MemoryFormat::Contiguous
+        }
+    }
+
+    /// This tensor laid out in `format`: itself when it already is, a copy
+    /// otherwise (PyTorch's `contiguous(memory_format=...)`). Channels-last
+    /// needs a 4-d tensor.
+    pub fn contiguous_in(&self, format: MemoryFormat) -> Result<Tensor> {
+        if format == MemoryFormat::ChannelsLast && self.ndim() != 4 {
+            return Err(crate::Error::shape(
+                "contiguous_in",
+                format!("channels_last needs a 4-d NCHW tensor, got {}", self.describe()),
+            ));
+        }
+        if self.is_contiguous_in(format) {
+            return Ok(self.clone());
+        }
+        self.copy_into_format(format)
+    }
+
+    /// A copy in `format`, gathered in the destination's memory order.
+    fn copy_into_format(&self, format: MemoryFormat) -> Result<Tensor> {
+        let sizes = self.sizes();
+        let strides = format_strides(sizes, format);
+        let storage = Storage::for_overwrite(self.dtype().storage_type(), self.numel())?;
+        with_element_type!(self.dtype().storage_type(), T => {
+            copy_strided::<T>(self, &storage, sizes, &strides)?;
+        });
+        Ok(Tensor::from_parts(Arc::new(storage), self.dtype(), sizes.into(), strides, 0, self.quantizer()))
+    }
+
+    /// True when the elements fill `offset..offset + numel` of the storage
+    /// exactly once each, in some order (PyTorch's
+    /// `is_non_overlapping_and_dense`). An elementwise op can then run over
+    /// that span directly and give its output the same strides.
+    pub fn is_dense(&self) -> bool {
+        let mut dims: Vec<(usize, usize)> =
+            self.sizes().iter().copied().zip(self.strides().iter().copied()).filter(|&(s, _)| s != 1).collect();
+        if dims.iter().any(|&(s, _)| s == 0) {
+            return true;
+        }
+        dims.sort_by_key(|&(_, st)| st);
+        let mut expected = 1usize;
+        for (s, st) in dims {
+            if st != expected {
+                return false;
+            }
+            expected = expected.saturating_mul(s);
+        }
+        true
+    }
+
+    /// The strides an elementwise op's output gets: this tensor's own when it
+    /// is dense (so channels-last stays channels-last), row-major otherwise.
+    pub fn elementwise_output_strides(&self) -> Dims {
+        if self.is_dense() {
+            self.strides().into()
+        } else {
+            contiguous_strides(self.sizes())
+        }
+    }
+
+    /// Runs `f` on the elements as one slice in the memory order of
+    /// [`Tensor::elementwise_output_strides`]: the storage span itself when
+    /// the tensor is dense, a row-major copy otherwise.
+    pub fn with_dense<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+        if self.is_dense() {
+            let src = self.storage().read::<T>()?;
+            let start = self.storage_offset();
+            let span = src.get(start..start + self.numel()).ok_or_else(|| {
+                crate::Error::shape("with_dense", format!("{} lies outside its storage", self.describe()))
+            })?;
+            Ok(f(span))
+        } else {
+            self.with_contiguous(f)
+        }
+    }
+
+    /// A quantized tensor over `storage` (filled in the memory order of
+    /// `strides`), with `sizes` and `quantizer`.
+    pub fn quantized_from_storage_strided(
+        storage: Storage,
+        sizes: &[usize],
+        strides: Dims,
+        quantizer: &Arc<crate::Quantizer>,
+    ) -> Result<Tensor> {
+        let t = Tensor::quantized_from_storage(storage, sizes, quantizer)?;
+        let ok = {
+            let probe = Tensor::from_parts(t.storage().clone(), t.dtype(), sizes.into(), strides.clone(), 0, None);
+            probe.is_dense()
+        };
+        if !ok {
+            return Err(crate::Error::shape(
+                "quantized_from_storage_strided",
+                format!("strides {strides:?} do not cover {sizes:?} densely"),
+            ));
+        }
+        Ok(Tensor::from_parts(t.storage().clone(), t.dtype(), sizes.into(), strides, 0, Some(quantizer.clone())))
+    }
+
+    /// The same values laid out like `like` when that is channels-last
+    /// (reference kernels compute row-major and convert at the end, so that
+    /// every kernel returns the layout it was given).
+    pub fn in_format_of(self, like: &Tensor) -> Result<Tensor> {
+        match like.memory_format() {
+            MemoryFormat::ChannelsLast if self.ndim() == 4 => self.contiguous_in(MemoryFormat::ChannelsLast),
+            _ => Ok(self),
+        }
+    }
+}
+
+/// Copies `src` into `storage` laid out with `strides`, walking the
+/// destination in memory order (for channels-last: pixel by pixel).
+fn copy_strided<T: Element>(src: &Tensor, storage: &Storage, sizes: &[usize], strides: &[usize]) -> Result<()> {
+    let from = src.storage().read::<T>()?;
+    let mut to = storage.write::<T>()?;
+    if sizes.len() == 4 && src.is_contiguous() && strides[1] == 1 {
+        // NCHW to NHWC, the conversion a network makes at its input.
+        let start = src.storage_offset();
+        let span = from.get(start..start + to.len()).ok_or_else(|| {
+            crate::Error::shape("contiguous_in", format!("{} lies outside its storage", src.describe()))
+        })?;
+        nchw_to_nhwc(span, &mut to, sizes[1], sizes[2] * sizes[3]);
+        return Ok(());
+    }
+    // Visit dimensions from the destination's outermost (largest stride) to
+    // its innermost, so writes are sequential.
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&d| std::cmp::Reverse(strides[d]));
+    let permuted_sizes: Dims = order.iter().map(|&d| sizes[d]).collect();
+    let permuted_src: Dims = order.iter().map(|&d| src.strides()[d]).collect();
+    let offsets = super::layout::StridedOffsets::new(&permuted_sizes, &permuted_src, src.storage_offset());
+    for (d, o) in to.iter_mut().zip(offsets) {
+        *d = from[o];
+    }
+    Ok(())
+}
+
+/// Transposes each image `[channels][pixels]` into `[pixels][channels]`, a
+/// tile of pixels at a time so that the destination block stays in L1.
+fn nchw_to_nhwc<T: Copy>(src: &[T], dst: &mut [T], channels: usize, pixels: usize) {
+    const TILE: usize = 64;
+    let image = (channels * pixels).max(1);
+    for (s_img, d_img) in src.chunks(image).zip(dst.chunks_mut(image)) {
+        for p0 in (0..pixels).step_by(TILE) {
+            let width = TILE.min(pixels - p0);
+            let block = &mut d_img[p0 * channels..(p0 + width) * channels];
+            for ch in 0..channels {
+                let line = &s_img[ch * pixels + p0..][..width];
+                for (d, &v) in block[ch..].iter_mut().step_by(channels).zip(line) {
+                    *d = v;
+                }
+            }
+        }
+    }
+}

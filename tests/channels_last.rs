@@ -1,0 +1,194 @@
+//! Channels-last as a memory format: conversion, layout queries, and every
+//! conv kernel on channels-last inputs (depthwise at any stride, 1x1
+//! pointwise, grouped, dilated, padded) against exact i64 arithmetic and
+//! against the same call on NCHW input.
+
+use qtensor::{ops, registry, DType, MemoryFormat, Tensor, Value};
+
+fn pattern(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 56) as u8
+        })
+        .collect()
+}
+
+fn quint8(sizes: &[usize], scale: f64, zp: i64, seed: u64) -> Tensor {
+    let n = sizes.iter().product();
+    let ints = Tensor::from_vec(pattern(n, seed), sizes).unwrap();
+    ops::_make_per_tensor_quantized_tensor(&ints, scale, zp).unwrap()
+}
+
+#[test]
+fn converts_to_channels_last_and_back_with_the_same_values() {
+    let x = quint8(&[2, 3, 4, 5], 0.1, 7, 1);
+    let cl = x.contiguous_in(MemoryFormat::ChannelsLast).unwrap();
+    assert_eq!(cl.sizes(), x.sizes());
+    assert_eq!(cl.strides(), &[60, 1, 15, 3]);
+    assert!(cl.is_contiguous_in(MemoryFormat::ChannelsLast) && !cl.is_contiguous());
+    assert_eq!(cl.memory_format(), MemoryFormat::ChannelsLast);
+    assert_eq!(cl.int_values().unwrap(), x.int_values().unwrap());
+    assert_eq!(cl.q_scale().unwrap(), 0.1);
+    let back = cl.contiguous_in(MemoryFormat::Contiguous).unwrap();
+    assert!(back.is_contiguous());
+    assert_eq!(back.int_values().unwrap(), x.int_values().unwrap());
+    // Printing shows logical NCHW values, whatever the layout.
+    assert_eq!(format!("{cl}"), format!("{x}"));
+    // Already channels-last: no copy.
+    assert!(cl.contiguous_in(MemoryFormat::ChannelsLast).unwrap().shares_storage_with(&cl));
+}
+
+#[test]
+fn channels_last_needs_four_dims() {
+    let x = quint8(&[3, 4], 0.1, 0, 2);
+    assert!(x.contiguous_in(MemoryFormat::ChannelsLast).is_err());
+    assert!(!x.is_contiguous_in(MemoryFormat::ChannelsLast));
+    assert_eq!(x.memory_format(), MemoryFormat::Contiguous);
+}
+
+#[test]
+fn channels_last_works_for_float_and_views() {
+    let v: Vec<f32> = (0..2 * 3 * 2 * 2).map(|i| i as f32).collect();
+    let x = Tensor::from_vec(v.clone(), &[2, 3, 2, 2]).unwrap();
+    let cl = x.contiguous_in(MemoryFormat::ChannelsLast).unwrap();
+    assert_eq!(cl.to_vec::<f32>().unwrap(), v);
+    // A transposed view converts too.
+    let t = x.transpose(2, 3).unwrap();
+    let tcl = t.contiguous_in(MemoryFormat::ChannelsLast).unwrap();
+    assert_eq!(tcl.to_vec::<f32>().unwrap(), t.contiguous().unwrap().to_vec::<f32>().unwrap());
+}
+
+/// The exact conv: clamp(round(Σ (x - zx)(w - zw) * s) + zy, lo, 255), NCHW.
+#[allow(clippy::too_many_arguments)]
+fn exact_conv(
+    x: &[u8],
+    [n, c, h, wd]: [usize; 4],
+    w: &[i8],
+    [oc, icg, kh, kw]: [usize; 4],
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    zx: i64,
+    s: f64,
+    zy: i64,
+    lo: i64,
+) -> (Vec<i64>, [usize; 2]) {
+    let g = c / icg;
+    let oh = (h + 2 * pad - dil * (kh - 1) - 1) / stride + 1;
+    let ow = (wd + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
+    let mut out = Vec::new();
+    for img in 0..n {
+        for o in 0..oc {
+            let grp = o / (oc / g);
+            for y in 0..oh {
+                for xo in 0..ow {
+                    let mut acc = 0i64;
+                    for i in 0..icg {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (y * stride + ky * dil) as i64 - pad as i64;
+                                let ix = (xo * stride + kx * dil) as i64 - pad as i64;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wd as i64 {
+                                    continue;
+                                }
+                                let ch = grp * icg + i;
+                                let xv = x[((img * c + ch) * h + iy as usize) * wd + ix as usize] as i64;
+                                acc += (xv - zx) * w[((o * icg + i) * kh + ky) * kw + kx] as i64;
+                            }
+                        }
+                    }
+                    out.push(((acc as f64 * s).round_ties_even() as i64 + zy).clamp(lo, 255));
+                }
+            }
+        }
+    }
+    (out, [oh, ow])
+}
+
+struct Case {
+    input: [usize; 4],
+    oc: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    groups: usize,
+}
+
+#[test]
+fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
+    let cases = [
+        // Depthwise at stride 1 and 2, with a channel tail (13 = 8 + 5).
+        Case { input: [2, 13, 9, 8], oc: 13, k: 3, stride: 2, pad: 1, dil: 1, groups: 13 },
+        Case { input: [1, 32, 7, 7], oc: 32, k: 3, stride: 1, pad: 1, dil: 1, groups: 32 },
+        Case { input: [1, 24, 10, 9], oc: 24, k: 5, stride: 2, pad: 2, dil: 1, groups: 24 },
+        Case { input: [1, 16, 9, 9], oc: 16, k: 3, stride: 1, pad: 2, dil: 2, groups: 16 },
+        // Pointwise 1x1, with K a multiple of 4 and not.
+        Case { input: [2, 16, 5, 6], oc: 40, k: 1, stride: 1, pad: 0, dil: 1, groups: 1 },
+        Case { input: [1, 7, 4, 4], oc: 9, k: 1, stride: 1, pad: 0, dil: 1, groups: 1 },
+        // 1x1 with stride 2 (a ResNet downsample), the 7x7 stem, 3x3.
+        Case { input: [1, 8, 9, 9], oc: 16, k: 1, stride: 2, pad: 0, dil: 1, groups: 1 },
+        Case { input: [1, 3, 20, 20], oc: 8, k: 7, stride: 2, pad: 3, dil: 1, groups: 1 },
+        Case { input: [2, 12, 8, 8], oc: 20, k: 3, stride: 1, pad: 1, dil: 1, groups: 1 },
+        // Grouped, not depthwise.
+        Case { input: [1, 12, 6, 6], oc: 8, k: 3, stride: 1, pad: 1, dil: 1, groups: 4 },
+    ];
+    let kernels: Vec<_> = registry()
+        .op("quantized::conv2d")
+        .unwrap()
+        .entry()
+        .descriptors()
+        .into_iter()
+        .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
+        .collect();
+    assert!(!kernels.is_empty());
+    for (ci, case) in cases.iter().enumerate() {
+        let [n, c, h, wd] = case.input;
+        let icg = c / case.groups;
+        let (sx, zx, sw, sy, zy) = (0.05, 120i64, 0.01, 0.02, 110i64);
+        let x = quint8(&case.input, sx, zx, 10 + ci as u64);
+        let xu8 = x.to_vec::<u8>().unwrap();
+        let w: Vec<i8> = pattern(case.oc * icg * case.k * case.k, 77 + ci as u64).iter().map(|&v| v as i8).collect();
+        let wshape = [case.oc, icg, case.k, case.k];
+        let wq = ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(w.clone(), &wshape).unwrap(), sw, 0).unwrap();
+        let (want, [oh, ow]) =
+            exact_conv(&xu8, [n, c, h, wd], &w, wshape, case.stride, case.pad, case.dil, zx, sx * sw / sy, zy, 0);
+        let xcl = x.contiguous_in(MemoryFormat::ChannelsLast).unwrap();
+        for kernel in &kernels {
+            for (input, channels_last) in [(&x, false), (&xcl, true)] {
+                let args = [
+                    Value::from(input),
+                    Value::from(&wq),
+                    Value::None,
+                    Value::IntList(vec![case.stride as i64; 2].into()),
+                    Value::IntList(vec![case.pad as i64; 2].into()),
+                    Value::IntList(vec![case.dil as i64; 2].into()),
+                    Value::Int(case.groups as i64),
+                    Value::Float(sy),
+                    Value::Int(zy),
+                ];
+                let y = (kernel.func)(&args).unwrap().into_tensor().unwrap();
+                assert_eq!(y.sizes(), &[n, case.oc, oh, ow]);
+                assert_eq!(
+                    y.memory_format() == MemoryFormat::ChannelsLast,
+                    channels_last && y.sizes()[1] > 1 && oh * ow > 1,
+                    "case {ci}, kernel {}: the output keeps the input's layout",
+                    kernel.name
+                );
+                let got = y.int_values().unwrap();
+                // ops.yaml allows one step at requantization ties; the
+                // accumulation itself must be exact.
+                let off = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).max().unwrap_or(0);
+                assert!(
+                    worst <= 1 && off * 100 <= want.len(),
+                    "case {ci}, kernel {}, channels_last {channels_last}: {off} of {} differ, worst {worst}",
+                    kernel.name,
+                    want.len()
+                );
+            }
+        }
+    }
+}
