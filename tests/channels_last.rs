@@ -192,3 +192,75 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
         }
     }
 }
+
+/// Every supported kernel of `op` for quint8, on `args` whose first tensor
+/// is channels-last and on the same args in NCHW: the same values (within
+/// `steps`), and the output keeps the input's layout.
+fn check_layout_kept(op: &str, args_nchw: &[Value], args_cl: &[Value], steps: i64) {
+    let kernels: Vec<_> = registry()
+        .op(op)
+        .unwrap()
+        .entry()
+        .descriptors()
+        .into_iter()
+        .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
+        .collect();
+    assert!(kernels.len() >= 2, "{op}: a reference and a faster kernel");
+    let reference = kernels.iter().find(|k| k.priority == 0).unwrap();
+    let want = (reference.func)(args_nchw).unwrap().into_tensor().unwrap();
+    assert!(want.is_contiguous(), "{op}: NCHW in, NCHW out");
+    for k in &kernels {
+        let y = (k.func)(args_cl).unwrap().into_tensor().unwrap();
+        assert!(y.is_contiguous_in(MemoryFormat::ChannelsLast), "{op}, kernel {}", k.name);
+        assert_eq!(y.sizes(), want.sizes());
+        for (a, b) in y.int_values().unwrap().iter().zip(want.int_values().unwrap()) {
+            assert!((a - b).abs() <= steps, "{op}, kernel {}: {a} vs {b}", k.name);
+        }
+        let y_nchw = (k.func)(args_nchw).unwrap().into_tensor().unwrap();
+        assert!(y_nchw.is_contiguous(), "{op}, kernel {}: NCHW in, NCHW out", k.name);
+    }
+}
+
+#[test]
+fn elementwise_ops_and_pools_keep_channels_last() {
+    let x = quint8(&[2, 19, 7, 6], 0.05, 100, 5);
+    let y = quint8(&[2, 19, 7, 6], 0.07, 90, 6);
+    let (xc, yc) =
+        (x.contiguous_in(MemoryFormat::ChannelsLast).unwrap(), y.contiguous_in(MemoryFormat::ChannelsLast).unwrap());
+    check_layout_kept("relu", &[Value::from(&x)], &[Value::from(&xc)], 0);
+    for op in ["quantized::add", "quantized::add_relu"] {
+        let tail = [Value::Float(0.1), Value::Int(60)];
+        let nchw = [Value::from(&x), Value::from(&y), tail[0].clone(), tail[1].clone()];
+        let cl = [Value::from(&xc), Value::from(&yc), tail[0].clone(), tail[1].clone()];
+        check_layout_kept(op, &nchw, &cl, 1);
+    }
+    // max_pool2d: ResNet's 3x3/2 with padding, a dilated one, ceil mode.
+    for (k, s, p, d, ceil) in [(3, 2, 1, 1, false), (2, 1, 0, 2, false), (3, 2, 0, 1, true)] {
+        let args = |t: &Tensor| {
+            vec![
+                Value::from(t),
+                Value::IntList(vec![k; 2].into()),
+                Value::IntList(vec![s; 2].into()),
+                Value::IntList(vec![p; 2].into()),
+                Value::IntList(vec![d; 2].into()),
+                Value::Bool(ceil),
+            ]
+        };
+        check_layout_kept("max_pool2d", &args(&x), &args(&xc), 0);
+    }
+    for out in [[1, 1], [3, 2], [7, 6]] {
+        let args = |t: &Tensor| vec![Value::from(t), Value::IntList(out.to_vec().into())];
+        check_layout_kept("adaptive_avg_pool2d", &args(&x), &args(&xc), 0);
+    }
+}
+
+#[test]
+fn add_of_mixed_layouts_follows_the_first_operand() {
+    let x = quint8(&[1, 5, 3, 4], 0.05, 100, 8);
+    let y = quint8(&[1, 5, 3, 4], 0.07, 90, 9);
+    let xc = x.contiguous_in(MemoryFormat::ChannelsLast).unwrap();
+    let mixed = ops::quantized::add(&xc, &y, 0.1, 60).unwrap();
+    let plain = ops::quantized::add(&x, &y, 0.1, 60).unwrap();
+    assert_eq!(mixed.memory_format(), MemoryFormat::ChannelsLast);
+    assert_eq!(mixed.int_values().unwrap(), plain.int_values().unwrap());
+}

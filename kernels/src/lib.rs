@@ -14,6 +14,7 @@
 
 pub mod gemm;
 pub mod parallel;
+pub mod portable;
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;

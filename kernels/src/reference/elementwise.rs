@@ -16,7 +16,7 @@ pub fn reference_quantized_relu(x: &Tensor) -> Result<Tensor> {
     let ints: Vec<i64> =
         x.int_values()?.into_iter().zip(x.channel_of_each()).map(|(v, c)| v.max(q.channel_qparams(c).1)).collect();
     // The output has x's shape, so even a per-channel quantizer carries over.
-    quantized_from_ints(x.sizes(), &q, &ints)
+    quantized_from_ints(x.sizes(), &q, &ints)?.in_format_of(x)
 }
 
 register_kernel! {
@@ -72,7 +72,7 @@ pub fn requantized_binary(
             requantize_f64(real, scale, zero_point, lo, pa.qmax)
         })
         .collect();
-    quantized_from_ints(&sizes, &out_q, &ints)
+    quantized_from_ints(&sizes, &out_q, &ints)?.in_format_of(a)
 }
 
 fn reference_add(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {

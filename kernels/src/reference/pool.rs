@@ -149,7 +149,7 @@ pub fn reference_max_pool2d(
             }
         }
     }
-    quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)
+    quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)?.in_format_of(x)
 }
 
 register_kernel! {
@@ -160,7 +160,8 @@ register_kernel! {
     fn reference_max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Tensor
 }
 
-fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tensor> {
+/// The reference adaptive_avg_pool2d, also the fallback of faster kernels.
+pub fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tensor> {
     let op = "adaptive_avg_pool2d";
     let pt = per_tensor(op, "self", x)?;
     let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
@@ -183,7 +184,7 @@ fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tens
             }
         }
     }
-    quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)
+    quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)?.in_format_of(x)
 }
 
 register_kernel! {
@@ -241,7 +242,7 @@ fn reference_avg_pool2d(
             }
         }
     }
-    quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)
+    quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)?.in_format_of(x)
 }
 
 register_kernel! {

@@ -101,20 +101,7 @@ impl Tensor {
     /// `is_non_overlapping_and_dense`). An elementwise op can then run over
     /// that span directly and give its output the same strides.
     pub fn is_dense(&self) -> bool {
-        let mut dims: Vec<(usize, usize)> =
-            self.sizes().iter().copied().zip(self.strides().iter().copied()).filter(|&(s, _)| s != 1).collect();
-        if dims.iter().any(|&(s, _)| s == 0) {
-            return true;
-        }
-        dims.sort_by_key(|&(_, st)| st);
-        let mut expected = 1usize;
-        for (s, st) in dims {
-            if st != expected {
-                return false;
-            }
-            expected = expected.saturating_mul(s);
-        }
-        true
+        strides_are_dense(self.sizes(), self.strides())
     }
 
     /// The strides an elementwise op's output gets: this tensor's own when it
@@ -152,11 +139,7 @@ impl Tensor {
         quantizer: &Arc<crate::Quantizer>,
     ) -> Result<Tensor> {
         let t = Tensor::quantized_from_storage(storage, sizes, quantizer)?;
-        let ok = {
-            let probe = Tensor::from_parts(t.storage().clone(), t.dtype(), sizes.into(), strides.clone(), 0, None);
-            probe.is_dense()
-        };
-        if !ok {
+        if !strides_are_dense(sizes, &strides) {
             return Err(crate::Error::shape(
                 "quantized_from_storage_strided",
                 format!("strides {strides:?} do not cover {sizes:?} densely"),
@@ -174,6 +157,25 @@ impl Tensor {
             _ => Ok(self),
         }
     }
+}
+
+/// True when `strides` place every element of `sizes` at a distinct offset
+/// in `0..numel`: some permutation of row-major strides.
+fn strides_are_dense(sizes: &[usize], strides: &[usize]) -> bool {
+    if sizes.contains(&0) {
+        return true;
+    }
+    let mut dims: smallvec::SmallVec<[(usize, usize); 6]> =
+        strides.iter().copied().zip(sizes.iter().copied()).filter(|&(_, s)| s != 1).collect();
+    dims.sort_unstable();
+    let mut expected = 1usize;
+    for (stride, size) in dims {
+        if stride != expected {
+            return false;
+        }
+        expected = expected.saturating_mul(size);
+    }
+    true
 }
 
 /// Copies `src` into `storage` laid out with `strides`, walking the

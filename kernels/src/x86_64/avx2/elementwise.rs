@@ -10,6 +10,7 @@ use crate::parallel::for_each_chunk;
 use crate::reference::common::{output_quantizer, per_tensor};
 use crate::reference::elementwise::{reference_quantized_relu, requantized_binary};
 use crate::x86_64::has_avx2;
+use qtensor_runtime::tensor::layout::contiguous_strides;
 use qtensor_runtime::{register_kernel, DType, Element, Quantizer, Result, Storage, Tensor};
 use std::arch::x86_64::*;
 
@@ -53,19 +54,20 @@ pub fn avx2_relu_i32(src: &[i32], dst: &mut [i32], zero_point: i64) {
     }
 }
 
-/// Applies `f(src_chunk, dst_chunk)` over contiguous `x` into a new tensor
-/// with `x`'s shape and `quantizer`, in parallel chunks.
+/// Applies `f(src_chunk, dst_chunk)` over `x` into a new tensor with `x`'s
+/// shape and `quantizer`, in parallel chunks. A dense `x` (channels-last,
+/// say) is read in place and its layout carries over to the output.
 fn map_into<T: Element>(
     x: &Tensor,
     quantizer: &std::sync::Arc<Quantizer>,
     f: impl Fn(&[T], &mut [T]) + Sync + Send,
 ) -> Result<Tensor> {
     let storage = Storage::for_overwrite(T::STORAGE, x.numel())?;
-    x.with_contiguous::<T, Result<()>>(|src| {
+    x.with_dense::<T, Result<()>>(|src| {
         for_each_chunk(&mut storage.write::<T>()?, |start, d| f(&src[start..start + d.len()], d));
         Ok(())
     })??;
-    Tensor::quantized_from_storage(storage, x.sizes(), quantizer)
+    Tensor::quantized_from_storage_strided(storage, x.sizes(), x.elementwise_output_strides(), quantizer)
 }
 
 fn avx2_relu(x: &Tensor) -> Result<Tensor> {
@@ -212,17 +214,28 @@ fn avx2_binary(op: &str, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64, re
     let p = BinaryParams { combine, za: pa.zero_point, zb: pb.zero_point, zo: zero_point, lo, hi: pa.qmax };
     fn run<B: Byte>(a: &Tensor, b: &Tensor, out_q: &std::sync::Arc<Quantizer>, p: BinaryParams) -> Result<Tensor> {
         let storage = Storage::for_overwrite(B::STORAGE, a.numel())?;
-        a.with_contiguous::<B, Result<()>>(|sa| {
-            b.with_contiguous::<B, Result<()>>(|sb| {
+        // Operands in one dense layout (both channels-last, say) are read in
+        // place and keep it; otherwise both are read row-major.
+        let same_layout = a.is_dense() && b.is_dense() && a.strides() == b.strides();
+        let strides = if same_layout { a.elementwise_output_strides() } else { contiguous_strides(a.sizes()) };
+        let read = |t: &Tensor, f: &mut dyn FnMut(&[B]) -> Result<()>| -> Result<()> {
+            if same_layout {
+                t.with_dense::<B, Result<()>>(|s| f(s))?
+            } else {
+                t.with_contiguous::<B, Result<()>>(|s| f(s))?
+            }
+        };
+        read(a, &mut |sa| {
+            read(b, &mut |sb| {
                 // SAFETY: only reached after `has_avx2()` held in `avx2_binary`.
                 let stream = sa.len() >= STREAM_BYTES;
                 for_each_chunk(&mut storage.write::<B>()?, |start, d| unsafe {
                     avx2_binary_bytes(&sa[start..start + d.len()], &sb[start..start + d.len()], d, p, stream)
                 });
                 Ok(())
-            })?
-        })??;
-        Tensor::quantized_from_storage(storage, a.sizes(), out_q)
+            })
+        })?;
+        Tensor::quantized_from_storage_strided(storage, a.sizes(), strides, out_q)?.in_format_of(a)
     }
     match a.dtype() {
         DType::QUInt8 => run::<u8>(a, b, &out_q, p),

@@ -125,6 +125,9 @@ fn avx2_max_pool2d(
     ceil_mode: bool,
 ) -> Result<Tensor> {
     let op = "max_pool2d";
+    if crate::portable::pool::is_channels_last(x) {
+        return crate::portable::pool::max_pool2d_nhwc(x, kernel_size, stride, padding, dilation, ceil_mode);
+    }
     let fast = has_avx2() && matches!(x.dtype(), DType::QUInt8 | DType::QInt8) && per_tensor(op, "self", x).is_ok();
     if !fast {
         return reference_max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode);
