@@ -25,6 +25,7 @@
 pub mod bench;
 pub mod conformance;
 pub mod demo;
+pub mod models;
 pub mod golden;
 pub mod nn;
 pub mod quantization;

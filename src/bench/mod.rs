@@ -37,3 +37,16 @@ pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> cr
         .map_err(|e| crate::Error::invalid("bench", format!("cannot start {threads} threads: {e}")))?;
     Ok(pool.install(f))
 }
+
+/// Runs `w` once to warm up, then `reps` times with the Profiling layer on,
+/// and returns the profiler's table: every op under the layer it was
+/// called from, slowest first.
+pub fn profile(w: &workloads::Workload, reps: usize) -> crate::Result<String> {
+    (w.run)()?;
+    crate::profiler::reset();
+    crate::profiler::enable();
+    let result = (0..reps.max(1)).try_for_each(|_| (w.run)());
+    crate::profiler::disable();
+    result?;
+    Ok(crate::profiler::table())
+}

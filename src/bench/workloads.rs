@@ -61,7 +61,8 @@ fn workload(name: &'static str, run: impl Fn() -> Result<Tensor> + 'static) -> W
     Workload { name, inner: 1, run: Box::new(move || run().map(|_| ())) }
 }
 
-/// The workloads whose name contains `filter`; inputs are built here, once,
+/// The workloads whose name contains `filter` (the op workloads, then the
+/// networks `model/{resnet18,mobilenet_v2}/b{1,8}`); inputs are built here, once,
 /// outside any timing (and only for the selected workloads).
 pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
     let mut g = Gen(0x5EED);
@@ -148,6 +149,15 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
             ops::max_pool2d(&x, &[3, 3], &[2, 2], &[1, 1], &[1, 1], false)
         }));
     }
+    for (arch, batch) in [("resnet18", 1), ("resnet18", 8), ("mobilenet_v2", 1), ("mobilenet_v2", 8)] {
+        let name = model_workload_name(arch, batch);
+        if !want(name) {
+            continue;
+        }
+        let model = crate::models::by_name(arch, &mut crate::models::WeightInit::new(0))?;
+        let x = Tensor::from_vec(g.randn(batch * 3 * 224 * 224), &[batch, 3, 224, 224])?;
+        out.push(workload(name, move || model.forward(&x)));
+    }
     if want("dispatch/add/1elem") {
         let args = vec![
             Value::from(&q8(&mut g, &[1], 0.02, 3)?),
@@ -167,6 +177,17 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         });
     }
     Ok(out)
+}
+
+/// The workload name of a network at a batch size, as WORKLOADS.md spells
+/// it (`model/resnet18/b8`).
+fn model_workload_name(arch: &str, batch: usize) -> &'static str {
+    match (arch, batch) {
+        ("resnet18", 1) => "model/resnet18/b1",
+        ("resnet18", _) => "model/resnet18/b8",
+        ("mobilenet_v2", 1) => "model/mobilenet_v2/b1",
+        _ => "model/mobilenet_v2/b8",
+    }
 }
 
 /// One measured workload.

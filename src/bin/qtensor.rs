@@ -42,6 +42,10 @@ enum Command {
         /// Only cases whose name contains this.
         #[arg(long, default_value = "")]
         filter: String,
+        /// Profile one workload (e.g. model/resnet18/b1) layer by layer
+        /// through the Profiling layer instead of timing it.
+        #[arg(long, value_name = "WORKLOAD")]
+        profile: Option<String>,
     },
     /// Run golden case files (or directories of them) through the dispatcher.
     Conform {
@@ -80,6 +84,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Bench { kernels: false, profile: Some(name), threads, reps, .. } => {
+            let run = || -> qtensor::Result<String> {
+                let w = qtensor::bench::workloads::workloads(&name)?
+                    .into_iter()
+                    .find(|w| w.name == name)
+                    .ok_or_else(|| qtensor::Error::invalid("bench --profile", format!("no workload named `{name}`")))?;
+                eprintln!("profiling {} over {reps} runs ...", w.name);
+                qtensor::bench::profile(&w, reps)
+            };
+            match qtensor::bench::with_threads(threads, run).and_then(|r| r) {
+                Ok(table) => {
+                    println!("{name}, {threads} thread(s), {reps} runs; per-layer time, slowest first");
+                    print!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Bench { kernels: false, json, threads, reps, filter, .. } => {
             let run = || -> qtensor::Result<()> {
                 eprintln!("building inputs ...");

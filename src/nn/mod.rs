@@ -96,8 +96,8 @@ pub fn load(path: impl AsRef<Path>, module: &mut dyn Module) -> Result<()> {
     module.load_state_dict(&state, "")
 }
 
-/// Looks up `prefix` + `name` in a state dict.
-pub(crate) fn take(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<Tensor> {
+/// Looks up `prefix` + `name` in a state dict (a clone of the shared tensor).
+pub fn take(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<Tensor> {
     state
         .get(&format!("{prefix}{name}"))
         .cloned()

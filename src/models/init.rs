@@ -1,0 +1,97 @@
+//! Random weights with realistic qparams, for benchmarks and tests that
+//! need a whole network without a checkpoint.
+
+use crate::conformance::rng::Rng;
+use crate::nn::quantized::{Conv2d, Linear};
+use crate::{DType, Quantizer, Result, Tensor};
+
+/// The spread of a float activation, from which its qparams follow.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivationRange {
+    /// The standard deviation of the real values.
+    pub std: f64,
+    /// True after a relu (values `>= 0`, zero point 0).
+    pub non_negative: bool,
+}
+
+impl ActivationRange {
+    /// quint8 qparams covering about four standard deviations.
+    pub fn qparams(&self) -> (f64, i64) {
+        if self.non_negative {
+            (4.0 * self.std / 255.0, 0)
+        } else {
+            (8.0 * self.std / 255.0, 128)
+        }
+    }
+}
+
+/// A seeded source of Kaiming-normal weights, small biases and the
+/// activation ranges they produce.
+pub struct WeightInit {
+    rng: Rng,
+}
+
+impl WeightInit {
+    /// A generator from `seed`: the same seed builds the same network.
+    pub fn new(seed: u64) -> WeightInit {
+        WeightInit { rng: Rng::new(seed) }
+    }
+
+    fn randn(&mut self, n: usize, std: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let (u, v) = (self.rng.unit().max(1e-12), self.rng.unit());
+                ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos() * std) as f32
+            })
+            .collect()
+    }
+
+    /// A per-channel symmetric qint8 weight `sizes` (axis 0), Kaiming-normal
+    /// over its fan-in, with each channel's scale from its own range.
+    pub fn weight(&mut self, sizes: &[usize]) -> Result<Tensor> {
+        let fan_in: usize = sizes[1..].iter().product();
+        let values = self.randn(sizes.iter().product(), (2.0 / fan_in.max(1) as f64).sqrt());
+        let scales: Vec<f64> = values
+            .chunks(fan_in.max(1))
+            .map(|row| (row.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.5).max(1e-8))
+            .collect();
+        let q = Quantizer::per_channel(scales.clone(), vec![0; scales.len()], 0, DType::QInt8)?;
+        crate::quantize(&Tensor::from_vec(values, sizes)?, &q)
+    }
+
+    /// A float32 bias of `n` small values.
+    pub fn bias(&mut self, n: usize) -> Result<Tensor> {
+        Tensor::from_vec(self.randn(n, 0.01), &[n])
+    }
+
+    /// A conv (fused with relu if `relu`) from `input` activations, and the
+    /// range of its output.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        &mut self,
+        input: ActivationRange,
+        [in_ch, out_ch]: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        relu: bool,
+    ) -> Result<(Conv2d, ActivationRange)> {
+        let w = self.weight(&[out_ch, in_ch / groups, kernel, kernel])?;
+        let b = self.bias(out_ch)?;
+        // Kaiming weights keep the second moment; a relu halves it.
+        let out = ActivationRange { std: input.std * if relu { 1.0 } else { 2f64.sqrt() }, non_negative: relu };
+        let (scale, zp) = out.qparams();
+        let (s, p) = (stride as i64, (kernel / 2) as i64);
+        let conv = Conv2d::from_quantized(&w, Some(&b), [s, s], [p, p], [1, 1], groups as i64, scale, zp)?;
+        Ok((if relu { conv.with_relu() } else { conv }, out))
+    }
+
+    /// A linear layer from `input` activations, and the range of its output.
+    pub fn linear(&mut self, input: ActivationRange, in_f: usize, out_f: usize) -> Result<(Linear, ActivationRange)> {
+        let w = self.weight(&[out_f, in_f])?;
+        let b = self.bias(out_f)?;
+        let out = ActivationRange { std: input.std * 2f64.sqrt(), non_negative: false };
+        let (scale, zp) = out.qparams();
+        Ok((Linear::from_quantized(&w, Some(&b), scale, zp)?, out))
+    }
+}

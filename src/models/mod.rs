@@ -1,0 +1,98 @@
+//! torchvision's quantizable CNNs, built from [`crate::nn::quantized`]
+//! modules with torchvision's shapes, fusions and state names.
+//!
+//! [`resnet18`] and [`mobilenet_v2`] take a [`WeightInit`]: random weights
+//! with realistic qparams (per-channel qint8 weights from their own ranges,
+//! activation scales that follow the signal through the network), which is
+//! what the `model/...` benchmarks time. Every model converts its input to
+//! channels-last once, after quantizing it, and keeps every activation
+//! channels-last from there, as PyTorch's fbgemm path does.
+
+mod init;
+mod mobilenet;
+mod resnet;
+
+pub use init::{ActivationRange, WeightInit};
+pub use mobilenet::{mobilenet_v2, InvertedResidual, MobileNetV2};
+pub use resnet::{resnet18, BasicBlock, ResNet};
+
+use crate::nn::quantized::{Conv2d, DeQuantize, Linear, Quantize};
+use crate::nn::Module;
+use crate::{MemoryFormat, Result, Tensor};
+use std::collections::HashMap;
+
+/// The architectures [`by_name`] builds.
+pub const ARCHITECTURES: [&str; 2] = ["resnet18", "mobilenet_v2"];
+
+/// A network by its torchvision name, with random weights from `init`.
+pub fn by_name(arch: &str, init: &mut WeightInit) -> Result<Box<dyn Module + Send + Sync>> {
+    match arch {
+        "resnet18" => Ok(Box::new(resnet18(init)?)),
+        "mobilenet_v2" => Ok(Box::new(mobilenet_v2(init)?)),
+        _ => Err(crate::Error::invalid(
+            "models::by_name",
+            format!("unknown architecture `{arch}`; expected one of {}", ARCHITECTURES.join(", ")),
+        )),
+    }
+}
+
+/// A module's child, saved and loaded under `prefix` + `name` + `.`.
+fn child_state(out: &mut Vec<(String, Tensor)>, prefix: &str, name: &str, m: &dyn Module) -> Result<()> {
+    out.extend(m.state_dict(&format!("{prefix}{name}."))?);
+    Ok(())
+}
+
+fn load_child(m: &mut dyn Module, state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<()> {
+    m.load_state_dict(state, &format!("{prefix}{name}."))
+}
+
+/// The part every model shares: quantize the float input with fixed
+/// qparams, to channels-last, run `body`, classify with `fc`, dequantize.
+struct Classifier {
+    quant: Quantize,
+    fc: Linear,
+    dequant: DeQuantize,
+}
+
+impl Classifier {
+    fn input(&self, x: &Tensor) -> Result<Tensor> {
+        let _scope = crate::profiler::scope("quant");
+        let q = self.quant.forward(x)?;
+        if q.ndim() == 4 {
+            q.contiguous_in(MemoryFormat::ChannelsLast)
+        } else {
+            Ok(q)
+        }
+    }
+
+    /// Global average pool, flatten, `fc`, dequantize.
+    fn head(&self, features: &Tensor) -> Result<Tensor> {
+        let _scope = crate::profiler::scope("head");
+        let pooled = crate::ops::adaptive_avg_pool2d(features, &[1, 1])?;
+        let n = pooled.sizes()[0] as i64;
+        let flat = crate::ops::reshape(&pooled, &[n, -1])?;
+        self.dequant.forward(&self.fc.forward(&flat)?)
+    }
+
+    fn state_dict(&self, out: &mut Vec<(String, Tensor)>, prefix: &str, fc_name: &str) -> Result<()> {
+        child_state(out, prefix, "quant", &self.quant)?;
+        child_state(out, prefix, fc_name, &self.fc)
+    }
+
+    fn load(&mut self, state: &HashMap<String, Tensor>, prefix: &str, fc_name: &str) -> Result<()> {
+        load_child(&mut self.quant, state, prefix, "quant")?;
+        load_child(&mut self.fc, state, prefix, fc_name)
+    }
+}
+
+/// Runs `conv` under its name: in errors and in profiles.
+fn run_conv(conv: &Conv2d, x: &Tensor, name: &str) -> Result<Tensor> {
+    let _scope = crate::profiler::scope(name);
+    conv.forward(x).map_err(|e| crate::Error::invalid(name.to_string(), e.to_string()))
+}
+
+/// Runs `module` under `name`: in errors and in profiles.
+fn run_named(module: &dyn Module, x: &Tensor, name: &str) -> Result<Tensor> {
+    let _scope = crate::profiler::scope(name);
+    module.forward(x).map_err(|e| crate::Error::invalid(name.to_string(), e.to_string()))
+}

@@ -1,0 +1,149 @@
+//! ResNet-18 as torchvision's `QuantizableResNet` after fusion and
+//! conversion: conv+relu fused, residual adds as `add_relu`.
+
+use super::init::{ActivationRange, WeightInit};
+use super::{child_state, load_child, run_conv, run_named, Classifier};
+use crate::nn::quantized::{Conv2d, DeQuantize, MaxPool2d, QFunctional, Quantize};
+use crate::nn::Module;
+use crate::{DType, Result, Tensor};
+use std::collections::HashMap;
+
+/// `QuantizableBasicBlock`: two 3x3 convs, an optional 1x1 downsample, and
+/// `add_relu` of the residual.
+pub struct BasicBlock {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    downsample: Option<Conv2d>,
+    add_relu: QFunctional,
+}
+
+impl BasicBlock {
+    fn random(init: &mut WeightInit, input: ActivationRange, [inp, out]: [usize; 2], stride: usize) -> Result<(BasicBlock, ActivationRange)> {
+        let (conv1, a1) = init.conv(input, [inp, out], 3, stride, 1, true)?;
+        let (conv2, a2) = init.conv(a1, [out, out], 3, 1, 1, false)?;
+        let (downsample, skip) = if stride != 1 || inp != out {
+            let (d, r) = init.conv(input, [inp, out], 1, stride, 1, false)?;
+            (Some(d), r)
+        } else {
+            (None, input)
+        };
+        let sum = ActivationRange { std: (a2.std.powi(2) + skip.std.powi(2)).sqrt(), non_negative: true };
+        let (scale, zp) = sum.qparams();
+        Ok((BasicBlock { conv1, conv2, downsample, add_relu: QFunctional::new(scale, zp)? }, sum))
+    }
+}
+
+impl Module for BasicBlock {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = run_conv(&self.conv2, &run_conv(&self.conv1, x, "conv1")?, "conv2")?;
+        let skip = match &self.downsample {
+            Some(d) => run_conv(d, x, "downsample.0")?,
+            None => x.clone(),
+        };
+        let _scope = crate::profiler::scope("add_relu");
+        self.add_relu.add_relu(&y, &skip)
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        child_state(&mut out, prefix, "conv1", &self.conv1)?;
+        child_state(&mut out, prefix, "conv2", &self.conv2)?;
+        if let Some(d) = &self.downsample {
+            child_state(&mut out, prefix, "downsample.0", d)?;
+        }
+        out.push((format!("{prefix}add_relu.scale"), Tensor::from_slice(&[self.add_relu.scale], &[])?));
+        out.push((format!("{prefix}add_relu.zero_point"), Tensor::from_slice(&[self.add_relu.zero_point], &[])?));
+        Ok(out)
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        load_child(&mut self.conv1, state, prefix, "conv1")?;
+        load_child(&mut self.conv2, state, prefix, "conv2")?;
+        if let Some(d) = &mut self.downsample {
+            load_child(d, state, prefix, "downsample.0")?;
+        }
+        let scale = crate::nn::take(state, prefix, "add_relu.scale")?.item()?;
+        let zp = crate::nn::take(state, prefix, "add_relu.zero_point")?.int_values()?;
+        let zp = zp.first().copied().ok_or_else(|| crate::Error::Serialization(format!("`{prefix}add_relu.zero_point` is empty")))?;
+        self.add_relu = QFunctional::new(scale, zp)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("QuantizableBasicBlock(downsample={})", self.downsample.is_some())
+    }
+}
+
+/// torchvision's quantized ResNet (the `BasicBlock` variants).
+pub struct ResNet {
+    head: Classifier,
+    conv1: Conv2d,
+    maxpool: MaxPool2d,
+    layers: Vec<Vec<BasicBlock>>,
+}
+
+/// ResNet-18 with random weights and realistic qparams, input
+/// `[N, 3, 224, 224]`, 1000 classes.
+pub fn resnet18(init: &mut WeightInit) -> Result<ResNet> {
+    let input = ActivationRange { std: 1.0, non_negative: false };
+    let (qs, qz) = input.qparams();
+    let (conv1, mut act) = init.conv(input, [3, 64], 7, 2, 1, true)?;
+    let mut layers = Vec::new();
+    let mut inp = 64;
+    for (i, width) in [64, 128, 256, 512].into_iter().enumerate() {
+        let mut blocks = Vec::new();
+        for b in 0..2 {
+            let stride = if i > 0 && b == 0 { 2 } else { 1 };
+            let (block, out) = BasicBlock::random(init, act, [inp, width], stride)?;
+            blocks.push(block);
+            (act, inp) = (out, width);
+        }
+        layers.push(blocks);
+    }
+    let (fc, _) = init.linear(act, 512, 1000)?;
+    let maxpool = MaxPool2d { kernel_size: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], ceil_mode: false };
+    let head = Classifier { quant: Quantize::new(qs, qz, DType::QUInt8)?, fc, dequant: DeQuantize };
+    Ok(ResNet { head, conv1, maxpool, layers })
+}
+
+impl ResNet {
+    /// The named stages, for per-layer profiles: `(name, module)` in order.
+    pub fn blocks(&self) -> impl Iterator<Item = (String, &BasicBlock)> {
+        self.layers.iter().enumerate().flat_map(|(i, l)| l.iter().enumerate().map(move |(b, m)| (format!("layer{}.{b}", i + 1), m)))
+    }
+}
+
+impl Module for ResNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = run_conv(&self.conv1, &self.head.input(x)?, "conv1")?;
+        let mut y = run_named(&self.maxpool, &y, "maxpool")?;
+        for (name, block) in self.blocks() {
+            y = run_named(block, &y, &name)?;
+        }
+        self.head.head(&y)
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        child_state(&mut out, prefix, "conv1", &self.conv1)?;
+        for (name, block) in self.blocks() {
+            child_state(&mut out, prefix, &name, block)?;
+        }
+        self.head.state_dict(&mut out, prefix, "fc")?;
+        Ok(out)
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        load_child(&mut self.conv1, state, prefix, "conv1")?;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            for (b, block) in layer.iter_mut().enumerate() {
+                load_child(block, state, prefix, &format!("layer{}.{b}", i + 1))?;
+            }
+        }
+        self.head.load(state, prefix, "fc")
+    }
+
+    fn describe(&self) -> String {
+        format!("QuantizableResNet(blocks={})", self.layers.iter().map(Vec::len).sum::<usize>())
+    }
+}
