@@ -141,11 +141,22 @@ impl Prepared<'_> {
     /// The raw dot products for `rows` x the columns of `blocks` (row stride
     /// `blocks.len() * 16`), with the -128 corrections of the sign trick.
     fn dot(&self, rows: Range<usize>, blocks: Range<usize>) -> Result<Vec<i32>> {
+        let mut p = Vec::new();
+        self.dot_into(rows, blocks, &mut p)?;
+        Ok(p)
+    }
+
+    /// [`Prepared::dot`] into a reused buffer.
+    fn dot_into(&self, rows: Range<usize>, blocks: Range<usize>, p: &mut Vec<i32>) -> Result<()> {
         let (b, kp) = (self.b, self.b.kp);
         let cols = blocks.len() * BLOCK;
-        let mut p = try_vec::<i32>(rows.len() * cols)?;
-        p.resize(rows.len() * cols, 0);
-        (self.kernel.run)(&self.a[rows.start * kp..rows.end * kp], rows.len(), kp, b, blocks.clone(), &mut p, cols);
+        let len = rows.len() * cols;
+        if p.len() < len {
+            *p = try_vec::<i32>(len)?;
+            p.resize(len, 0);
+        }
+        let p = &mut p[..len];
+        (self.kernel.run)(&self.a[rows.start * kp..rows.end * kp], rows.len(), kp, b, blocks.clone(), p, cols);
         let c0 = blocks.start * BLOCK;
         let width = cols.min(b.n - c0);
         if self.kernel.shifted {
@@ -158,7 +169,7 @@ impl Prepared<'_> {
                 }
             }
         }
-        Ok(p)
+        Ok(())
     }
 
     /// Finishes row `mm` of the result (its dot products in `p`, columns
@@ -175,6 +186,9 @@ impl Prepared<'_> {
     }
 }
 
+/// Rows computed and finished together within a task (a multiple of every
+/// kernel's row tile).
+const TILE_ROWS: usize = 64;
 /// Rows per task when the GEMM splits rows across threads.
 const ROW_CHUNK: usize = 16;
 /// Blocks per task when a GEMM with few rows splits columns.
@@ -279,10 +293,17 @@ pub fn gemm_prepared<T: OutElem>(
     // task per thread, at least ROW_CHUNK rows, whole tiles of 8.
     let chunk = m.div_ceil(rayon::current_num_threads()).max(ROW_CHUNK).div_ceil(8) * 8;
     out.par_chunks_mut(chunk * n.max(1)).enumerate().try_for_each(|(t, dst)| {
-        let rows = t * chunk..(t * chunk + chunk).min(m);
-        let p = prep.dot(rows.clone(), 0..blocks)?;
-        for ((r, mm), d) in rows.enumerate().zip(dst.chunks_mut(n.max(1))) {
-            prep.finish(&epi, &p[r * cols..], mm, 0, d);
+        // A few rows at a time, so the raw products stay in cache between
+        // the kernel and the epilogue.
+        let mut p = Vec::new();
+        let task_rows = t * chunk..(t * chunk + chunk).min(m);
+        for (i, dst) in dst.chunks_mut(TILE_ROWS * n.max(1)).enumerate() {
+            let start = task_rows.start + i * TILE_ROWS;
+            let rows = start..(start + TILE_ROWS).min(task_rows.end);
+            prep.dot_into(rows.clone(), 0..blocks, &mut p)?;
+            for ((r, mm), d) in rows.enumerate().zip(dst.chunks_mut(n.max(1))) {
+                prep.finish(&epi, &p[r * cols..], mm, 0, d);
+            }
         }
         Ok(())
     })

@@ -27,37 +27,31 @@ fn row_avx2(a: &DepthwiseArgs<'_>, img: usize, oy: usize, out: &mut [u8]) {
     let (vlo, vhi) = (_mm256_set1_ps(a.lo), _mm256_set1_ps(255.0));
     let vzx = _mm256_set1_epi32(a.zx);
     let ow = out.len() / c.max(1);
+    let rows = tap_range(oy, a.stride[0], a.padding[0], a.dilation[0], kh, h);
     for ox in 0..ow {
         let dst = &mut out[ox * c..(ox + 1) * c];
-        // The taps of this pixel that fall inside the input.
-        let mut taps = [(0usize, 0usize); 64];
-        let mut n_taps = 0;
-        for ky in 0..kh {
-            let iy = (oy * a.stride[0] + ky * a.dilation[0]) as isize - a.padding[0] as isize;
-            if iy < 0 || iy >= h as isize {
-                continue;
-            }
-            for kx in 0..kw {
-                let ix = (ox * a.stride[1] + kx * a.dilation[1]) as isize - a.padding[1] as isize;
-                if ix < 0 || ix >= w as isize {
-                    continue;
-                }
-                taps[n_taps] = ((((img * h) + iy as usize) * w + ix as usize) * c, ky * kw + kx);
-                n_taps += 1;
-            }
-        }
-        let taps = &taps[..n_taps];
+        // The taps of this pixel that fall inside the input: a rectangle.
+        let cols = tap_range(ox, a.stride[1], a.padding[1], a.dilation[1], kw, w);
+        let tap = |ky: usize, kx: usize| {
+            let iy = oy * a.stride[0] + ky * a.dilation[0] - a.padding[0];
+            let ix = ox * a.stride[1] + kx * a.dilation[1] - a.padding[1];
+            ((((img * h) + iy) * w + ix) * c, ky * kw + kx)
+        };
         let mut ch = 0;
         while ch + 8 <= c {
             let mut acc = _mm256_setzero_ps();
-            for &(at, t) in taps {
-                let x = &a.input[at + ch..at + ch + 8];
-                let wt = &a.weights[t * c + ch..t * c + ch + 8];
-                // SAFETY: `x` holds 8 bytes and `wt` 8 floats (both sliced
-                // above); unaligned loads.
-                unsafe {
-                    let xi = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(x.as_ptr() as *const __m128i)), vzx);
-                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xi), _mm256_loadu_ps(wt.as_ptr()), acc);
+            for ky in rows.clone() {
+                for kx in cols.clone() {
+                    let (at, t) = tap(ky, kx);
+                    let x = &a.input[at + ch..at + ch + 8];
+                    let wt = &a.weights[t * c + ch..t * c + ch + 8];
+                    // SAFETY: `x` holds 8 bytes and `wt` 8 floats (both
+                    // sliced above); unaligned loads.
+                    unsafe {
+                        let xi =
+                            _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(x.as_ptr() as *const __m128i)), vzx);
+                        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xi), _mm256_loadu_ps(wt.as_ptr()), acc);
+                    }
                 }
             }
             let (m, ad) = (&a.mult[ch..ch + 8], &a.add[ch..ch + 8]);
@@ -65,7 +59,10 @@ fn row_avx2(a: &DepthwiseArgs<'_>, img: usize, oy: usize, out: &mut [u8]) {
             let v = unsafe { _mm256_fmadd_ps(acc, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(ad.as_ptr())) };
             let q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
             let words = _mm256_packus_epi32(q, q);
-            let bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+            let bytes = _mm256_permutevar8x32_epi32(
+                _mm256_packus_epi16(words, words),
+                _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4),
+            );
             let d8 = &mut dst[ch..ch + 8];
             // SAFETY: `d8` holds 8 writable bytes; an unaligned 8-byte store.
             unsafe { _mm_storel_epi64(d8.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(bytes)) };
@@ -73,13 +70,27 @@ fn row_avx2(a: &DepthwiseArgs<'_>, img: usize, oy: usize, out: &mut [u8]) {
         }
         for (j, d) in dst.iter_mut().enumerate().skip(ch) {
             let mut acc = 0f32;
-            for &(at, t) in taps {
-                acc = ((a.input[at + j] as i32 - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
+            for ky in rows.clone() {
+                for kx in cols.clone() {
+                    let (at, t) = tap(ky, kx);
+                    acc = ((a.input[at + j] as i32 - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
+                }
             }
             let v = acc.mul_add(a.mult[j], a.add[j]).clamp(a.lo, 255.0);
             *d = v.round_ties_even() as u8;
         }
     }
+}
+
+/// The kernel taps `k` whose input position `o * stride + k * dilation -
+/// pad` lies in `0..size`.
+fn tap_range(o: usize, stride: usize, pad: usize, dilation: usize, kernel: usize, size: usize) -> std::ops::Range<usize> {
+    let start = o * stride;
+    // First k with start + k * dilation >= pad.
+    let first = pad.saturating_sub(start).div_ceil(dilation);
+    // Taps with start + k * dilation < size + pad.
+    let end = if start >= size + pad { 0 } else { (size + pad - start).div_ceil(dilation) };
+    first..end.min(kernel).max(first)
 }
 
 /// The AVX2 NHWC depthwise routine: one output row per task.
