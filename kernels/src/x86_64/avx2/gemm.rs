@@ -27,19 +27,19 @@ fn tile<const R: usize, const NB: usize>(
     let floor = _mm256_set1_epi8(-127);
     let mut acc_rows = [[[_mm256_setzero_si256(); 2]; NB]; R];
     let block_bytes = kp * BLOCK;
-    assert!(a.len() >= R * kp && kp.is_multiple_of(4));
+    // One check for the whole tile, so the inner loop is only arithmetic.
+    assert!(a.len() >= R * kp && kp.is_multiple_of(4) && b.len() >= (first_block + NB) * block_bytes);
     let a_ptr = a.as_ptr();
+    // SAFETY: the block range was asserted to lie within `b`.
+    let b_ptr = unsafe { b.as_ptr().add(first_block * block_bytes) };
     for q in 0..kp / 4 {
         let mut bv = [[_mm256_setzero_si256(); 2]; NB];
         for (j, v) in bv.iter_mut().enumerate() {
-            let at = (first_block + j) * block_bytes + q * 64;
-            let bytes = &b[at..at + 64];
-            // SAFETY: `bytes` holds 64 bytes: two unaligned 32-byte loads.
+            // SAFETY: 64 bytes at block j, k-quad q: j < NB and 64q + 64
+            // <= block_bytes, within the asserted range; unaligned loads.
             let (lo, hi) = unsafe {
-                (
-                    _mm256_loadu_si256(bytes.as_ptr() as *const __m256i),
-                    _mm256_loadu_si256(bytes.as_ptr().add(32) as *const __m256i),
-                )
+                let at = b_ptr.add(j * block_bytes + q * 64);
+                (_mm256_loadu_si256(at as *const __m256i), _mm256_loadu_si256(at.add(32) as *const __m256i))
             };
             *v = if clamp { [_mm256_max_epi8(lo, floor), _mm256_max_epi8(hi, floor)] } else { [lo, hi] };
         }
