@@ -4,7 +4,7 @@
 //! no layout conversion; NCHW ones are transposed in and out.
 
 use super::depthwise::DepthwiseArgs;
-use super::driver::{gemm_prepared, kernel_pad, Epilogue, PKernel};
+use super::driver::{gemm_prepared, Epilogue, PKernel};
 use super::packed::PackedB;
 use super::MAX_K;
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
@@ -243,7 +243,6 @@ pub fn gemm_conv2d(
 fn pointwise(kernel: PKernel, src: &[u8], s: &ConvShape, pw: &GemmConvWeight, rq: &Requant, out: &mut [u8]) -> Result<()> {
     let (m, c) = (s.pixels_out(), s.input[1]);
     let packed = &pw.groups[0];
-    let pad = kernel_pad(kernel);
     let mut row_sums = try_filled::<i32>(m, 0)?;
     row_sums.par_chunks_mut(1024).enumerate().for_each(|(t, sums)| {
         for (i, sum) in sums.iter_mut().enumerate() {
@@ -252,18 +251,17 @@ fn pointwise(kernel: PKernel, src: &[u8], s: &ConvShape, pw: &GemmConvWeight, rq
         }
     });
     let epi = Epilogue::Quantize { mult: &rq.mult, add: &rq.add, lo: rq.lo, hi: 255.0 };
-    if pad == 0 && packed.kp == c {
+    if packed.kp == c {
         // The kernel reads the activations as they are.
         return gemm_prepared(kernel, src, &row_sums, m, rq.zx, packed, &pw.zero_points, epi, out);
     }
     let kp = packed.kp;
-    let mut a = try_filled::<u8>(m * kp, pad)?;
+    // Rows padded to the kernel's K with zeros, which add nothing.
+    let mut a = try_filled::<u8>(m * kp, 0)?;
     a.par_chunks_mut(kp * 1024).enumerate().for_each(|(t, rows)| {
         for (i, row) in rows.chunks_mut(kp).enumerate() {
             let px = t * 1024 + i;
-            for (d, &v) in row.iter_mut().zip(&src[px * c..(px + 1) * c]) {
-                *d = v ^ pad;
-            }
+            row[..c].copy_from_slice(&src[px * c..(px + 1) * c]);
         }
     });
     gemm_prepared(kernel, &a, &row_sums, m, rq.zx, packed, &pw.zero_points, epi, out)
@@ -286,29 +284,26 @@ fn im2col_gemm(
     let [oh, ow] = s.out_hw;
     let g = p.groups;
     let (ocg, k) = (oc / g, kh * kw * icg);
-    let pad = kernel_pad(kernel);
     let zx = rq.zx as u8;
-    // A copy of the input bordered with the input zero point (a real zero),
-    // already in the kernel's form (XOR `pad`): every tap of every output
-    // is then in bounds, and im2col is plain copies.
+    // A copy of the input bordered with the input zero point (a real zero):
+    // every tap of every output is then in bounds, and im2col is plain
+    // copies.
     let (hp, wp) = (h + 2 * p.padding[0], wd + 2 * p.padding[1]);
-    let mut padded = try_filled::<u8>(checked_count("quantized::conv2d", &[n, hp, wp, c])?, zx ^ pad)?;
+    let mut padded = try_filled::<u8>(checked_count("quantized::conv2d", &[n, hp, wp, c])?, zx)?;
     padded.par_chunks_mut((wp * c).max(1)).enumerate().for_each(|(r, prow)| {
         let (img, yp) = (r / hp, r % hp);
         if yp < p.padding[0] || yp >= p.padding[0] + h {
             return;
         }
         let line = &src[((img * h) + yp - p.padding[0]) * wd * c..][..wd * c];
-        for (d, &v) in prow[p.padding[1] * c..][..wd * c].iter_mut().zip(line) {
-            *d = v ^ pad;
-        }
+        prow[p.padding[1] * c..][..wd * c].copy_from_slice(line);
     });
     let m = n * oh * ow;
     let mut group_out = if g == 1 { Vec::new() } else { try_filled::<u8>(m * ocg, 0)? };
     for grp in 0..g {
         let packed = &pw.groups[grp];
         let kp = packed.kp;
-        let mut a = try_filled::<u8>(m * kp, pad)?;
+        let mut a = try_filled::<u8>(m * kp, 0)?;
         let mut row_sums = try_filled::<i32>(m, 0)?;
         // One output row of pixels per task.
         let contiguous = g == 1 && p.dilation[1] == 1;
@@ -333,7 +328,7 @@ fn im2col_gemm(
                         }
                     }
                     debug_assert_eq!(at, k);
-                    *sum = row[..k].iter().map(|&v| (v ^ pad) as i32).sum();
+                    *sum = row[..k].iter().map(|&v| v as i32).sum();
                 }
             },
         );

@@ -39,15 +39,13 @@ pub type FinishU8 = fn(terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, 
 pub type FinishF32 = fn(terms: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f32]);
 
 /// An ISA's GEMM: a dot-product kernel that, for `rows` rows of `a` (each
-/// `kp` bytes, prepared as [`PKernel::shifted`] says) and the packed
-/// `blocks`, writes `P[r][j]` to `out[r * ldo + j]`; and its epilogues.
+/// `kp` raw u8 activations, zero-padded) and the packed `blocks`, writes
+/// `P[r][j] = Σ_k x[r, k] w[j, k]` to `out[r * ldo + j]`; and its
+/// epilogues.
 #[derive(Clone, Copy)]
 pub struct PKernel {
     /// A name for reports.
     pub name: &'static str,
-    /// True when the kernel wants `x - 128` (stored as `x ^ 0x80`) and
-    /// clamps weights of -128 (the AVX2 sign trick); false for raw `x`.
-    pub shifted: bool,
     /// The dot-product kernel.
     pub run: PKernelFn,
     /// The quantizing epilogue.
@@ -139,7 +137,7 @@ struct Prepared<'a> {
 
 impl Prepared<'_> {
     /// The raw dot products for `rows` x the columns of `blocks` (row stride
-    /// `blocks.len() * 16`), with the -128 corrections of the sign trick.
+    /// `blocks.len() * 16`).
     fn dot(&self, rows: Range<usize>, blocks: Range<usize>) -> Result<Vec<i32>> {
         let mut p = Vec::new();
         self.dot_into(rows, blocks, &mut p)?;
@@ -156,19 +154,7 @@ impl Prepared<'_> {
             p.resize(len, 0);
         }
         let p = &mut p[..len];
-        (self.kernel.run)(&self.a[rows.start * kp..rows.end * kp], rows.len(), kp, b, blocks.clone(), p, cols);
-        let c0 = blocks.start * BLOCK;
-        let width = cols.min(b.n - c0);
-        if self.kernel.shifted {
-            // The kernel multiplied by -127 where the weight is -128: add
-            // back (x - 128) * (-1), exactly.
-            for &(col, kk) in b.minus128.iter().filter(|(col, _)| (c0..c0 + width).contains(&(*col as usize))) {
-                for (r, mm) in rows.clone().enumerate() {
-                    let i = r * cols + col as usize - c0;
-                    p[i] = p[i].wrapping_sub(self.a[mm * kp + kk as usize] as i8 as i32);
-                }
-            }
-        }
+        (self.kernel.run)(&self.a[rows.start * kp..rows.end * kp], rows.len(), kp, b, blocks, p, cols);
         Ok(())
     }
 
@@ -208,31 +194,19 @@ pub fn gemm_into<T: OutElem>(
     out: &mut [T],
 ) -> Result<()> {
     let (k, kp) = (b.k, b.kp);
-    let pad = kernel_pad(kernel);
     let mut a = try_vec::<u8>(m * kp)?;
     let mut row_sums = try_vec::<i32>(m)?;
     for row in x.chunks(k.max(1)).take(m) {
         row_sums.push(row.iter().map(|&v| v as i32).sum());
-        a.extend(row.iter().map(|&v| v ^ pad));
-        // Padding must add nothing: 0 after the shift is `pad` before it.
-        a.extend(std::iter::repeat_n(pad, kp - k));
+        a.extend_from_slice(row);
+        // Zero padding adds nothing to the dot products.
+        a.extend(std::iter::repeat_n(0, kp - k));
     }
     gemm_prepared(kernel, &a, &row_sums, m, zx, b, zw, epi, out)
 }
 
-/// The byte that XORs a u8 activation into the form `kernel` wants (and
-/// that pads rows with a zero contribution).
-pub fn kernel_pad(kernel: PKernel) -> u8 {
-    if kernel.shifted {
-        0x80
-    } else {
-        0
-    }
-}
-
 /// [`gemm_into`] for rows the caller already prepared: each `b.kp` bytes,
-/// XORed with [`kernel_pad`], padded with it, and `row_sums[m] = Σ_k x`
-/// over the unpadded, unshifted values.
+/// zero-padded, and `row_sums[m] = Σ_k x` over the row.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_prepared<T: OutElem>(
     kernel: PKernel,
@@ -246,11 +220,10 @@ pub fn gemm_prepared<T: OutElem>(
     out: &mut [T],
 ) -> Result<()> {
     let (k, n) = (b.k, b.n);
-    let shift = if kernel.shifted { 128 } else { 0 };
     // Intermediate terms may wrap; the final C fits i32 (K <= MAX_K), so
     // two's-complement arithmetic gives it exactly.
     let col_terms = (0..n)
-        .map(|j| (shift - zx).wrapping_mul(b.col_sums[j]).wrapping_add((k as i32).wrapping_mul(zx).wrapping_mul(zw[j])))
+        .map(|j| zx.wrapping_neg().wrapping_mul(b.col_sums[j]).wrapping_add((k as i32).wrapping_mul(zx).wrapping_mul(zw[j])))
         .collect();
     let prep = Prepared { kernel, a, row_sums, col_terms, zw, b };
     let blocks = b.blocks();

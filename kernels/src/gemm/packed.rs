@@ -2,6 +2,7 @@
 
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::Result;
+use std::sync::OnceLock;
 
 /// Columns per packed block: one 512-bit vector of i32, or two 256-bit ones.
 pub const BLOCK: usize = 16;
@@ -22,8 +23,9 @@ pub struct PackedB {
     pub data: Vec<i8>,
     /// `Σ_k w[n, k]` per column.
     pub col_sums: Vec<i32>,
-    /// `(n, k)` of every weight equal to -128, sorted by n.
-    pub minus128: Vec<(u32, u32)>,
+    /// The same weights as i16 in pairs of k (see [`PackedB::widened`]),
+    /// made on first use by a kernel that wants them.
+    widened: OnceLock<Vec<i16>>,
 }
 
 impl PackedB {
@@ -34,18 +36,37 @@ impl PackedB {
         let mut data = try_vec::<i8>(blocks * kp * BLOCK)?;
         data.resize(blocks * kp * BLOCK, 0);
         let mut col_sums = vec![0i32; n];
-        let mut minus128 = Vec::new();
         for (col, row) in w.chunks(k.max(1)).take(n).enumerate() {
             let (blk, c) = (col / BLOCK, col % BLOCK);
             for (kk, &v) in row.iter().enumerate() {
                 data[blk * kp * BLOCK + (kk / 4) * 64 + c * 4 + kk % 4] = v;
                 col_sums[col] += v as i32;
-                if v == -128 {
-                    minus128.push((col as u32, kk as u32));
-                }
             }
         }
-        Ok(PackedB { n, k, kp, data, col_sums, minus128 })
+        Ok(PackedB { n, k, kp, data, col_sums, widened: OnceLock::new() })
+    }
+
+    /// The weights widened to i16 for `vpmaddwd`-style kernels: blocks of
+    /// 16 columns; within a block, for each pair of consecutive k, the 2
+    /// values of each of the 16 columns (32 i16), K padded as in `data`.
+    /// Computed once, on first call.
+    pub fn widened(&self) -> &[i16] {
+        self.widened.get_or_init(|| {
+            let mut out = Vec::with_capacity(self.data.len());
+            for block in self.data.chunks(self.kp * BLOCK) {
+                for quad in block.chunks(64) {
+                    // A quad holds, per column, 4 consecutive k: split it
+                    // into the pair (k, k+1) then the pair (k+2, k+3).
+                    for half in 0..2 {
+                        for c in 0..BLOCK {
+                            out.push(quad[c * 4 + 2 * half] as i16);
+                            out.push(quad[c * 4 + 2 * half + 1] as i16);
+                        }
+                    }
+                }
+            }
+            out
+        })
     }
 
     /// Number of 16-column blocks.

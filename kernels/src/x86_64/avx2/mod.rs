@@ -12,6 +12,7 @@ pub mod depthwise_nhwc;
 pub mod dequantize;
 pub mod elementwise;
 pub mod gemm;
+pub mod gemm_i16;
 pub mod pool;
 pub mod quantize;
 pub mod simd;

@@ -106,7 +106,6 @@ fn run(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out:
 /// The AVX-512 VNNI GEMM kernel.
 pub const VNNI_GEMM: PKernel = PKernel {
     name: "avx512vnni",
-    shifted: false,
     run,
     finish_u8: crate::x86_64::avx2::gemm::avx2_finish_u8,
     finish_f32: crate::x86_64::avx2::gemm::avx2_finish_f32,

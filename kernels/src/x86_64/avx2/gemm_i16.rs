@@ -1,0 +1,99 @@
+//! The AVX2 GEMM dot-product kernel on widened operands: activations and
+//! weights as i16, multiplied in pairs by `vpmaddwd` into i32.
+//!
+//! Every product `x * w` with `x` in `0..=255` and `w` in `-128..=127` and
+//! every pair sum fit i16 inputs and an i32 result, so the kernel is exact
+//! with no sign trick and no correction for weights of -128. On CPUs whose
+//! `vpsignb`/`vpabsb` share ports with the multipliers (Zen 4, for one),
+//! this runs faster than `vpmaddubsw` with the sign trick: two port-bound
+//! instructions per 16 products instead of seven per 64.
+
+use crate::gemm::packed::{PackedB, BLOCK};
+use crate::x86_64::has_avx2;
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// `P` for `R` rows by one block: `a16` holds `R` rows of `kp` i16
+/// activations, `b16` the block's weights as `kp / 2` pairs of 16 columns
+/// of 2 i16 each.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn tile<const R: usize>(a16: &[i16], kp: usize, b16: &[i16], out: &mut [i32], ldo: usize, col0: usize) {
+    let mut acc = [[_mm256_setzero_si256(); 2]; R];
+    // One check for the whole tile, so the inner loop is only arithmetic.
+    assert!(a16.len() >= R * kp && kp.is_multiple_of(2) && b16.len() >= kp * BLOCK);
+    let (a_ptr, b_ptr) = (a16.as_ptr(), b16.as_ptr());
+    for p in 0..kp / 2 {
+        // SAFETY: pair p of the block is 32 i16 at 32p, and 32p + 32 <=
+        // kp * 16 (asserted above); unaligned loads.
+        let (lo, hi) = unsafe {
+            let at = b_ptr.add(p * 32);
+            (_mm256_loadu_si256(at as *const __m256i), _mm256_loadu_si256(at.add(16) as *const __m256i))
+        };
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: r < R and 2p + 1 < kp, so the two i16 lie within
+            // `a16` (asserted above); an unaligned read, broadcast.
+            let x = _mm256_set1_epi32(unsafe { (a_ptr.add(r * kp + 2 * p) as *const i32).read_unaligned() });
+            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, lo));
+            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, hi));
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let dst = &mut out[r * ldo + col0..r * ldo + col0 + BLOCK];
+        // SAFETY: `dst` holds 16 i32: two unaligned 32-byte stores.
+        unsafe {
+            _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, acc[0]);
+            _mm256_storeu_si256(dst.as_mut_ptr().add(8) as *mut __m256i, acc[1]);
+        }
+    }
+}
+
+/// Rows per tile: 4 rows x 2 halves = 8 accumulators, with room for the
+/// two weight vectors and the broadcast in the 16 ymm registers.
+const ROWS: usize = 6;
+
+/// The kernel over `rows` x `blocks`, on activations already widened.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn gemm_i16(a16: &[i16], rows: usize, kp: usize, b16: &[i16], blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+    let block_len = kp * BLOCK;
+    for blk in blocks.clone() {
+        let b = &b16[blk * block_len..(blk + 1) * block_len];
+        let col0 = (blk - blocks.start) * BLOCK;
+        let mut r = 0;
+        while r + ROWS <= rows {
+            tile::<ROWS>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
+            r += ROWS;
+        }
+        for r in r..rows {
+            tile::<1>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
+        }
+    }
+}
+
+thread_local! {
+    /// The widened activations of the current call, reused across calls.
+    static WIDE: RefCell<Vec<i16>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The kernel entry: widens the `rows` rows of `a` once, then runs every
+/// block over them (the driver passes at most a few dozen rows at a time,
+/// so the widened panel stays in L2).
+pub(super) fn run(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+    assert!(has_avx2(), "the AVX2 GEMM kernel was chosen on a CPU without AVX2");
+    let b16 = b.widened();
+    WIDE.with(|wide| {
+        let mut wide = wide.borrow_mut();
+        wide.clear();
+        wide.extend(a[..rows * kp].iter().map(|&v| v as i16));
+        // SAFETY: the assertion above checked the CPU features.
+        unsafe { gemm_i16(&wide, rows, kp, b16, blocks, out, ldo) }
+    });
+}
