@@ -158,7 +158,10 @@ pub fn gemm_conv2d(
     let [n, c, h, wd] = [x.sizes()[0], x.sizes()[1], x.sizes()[2], x.sizes()[3]];
     let [oc, icg, kh, kw] = [w.sizes()[0], w.sizes()[1], w.sizes()[2], w.sizes()[3]];
     let g = p.groups;
-    if c % g != 0 || oc % g != 0 || c / g != icg || kh * kw * icg > MAX_K {
+    // Empty inputs, outputs or reductions, and K beyond exact i32 range, go
+    // to the reference kernel.
+    let empty = [n, c, h, wd, oc, icg, kh, kw].contains(&0);
+    if empty || c % g != 0 || oc % g != 0 || c / g != icg || kh * kw * icg > MAX_K {
         return Ok(None);
     }
     let px = per_tensor(op, "X", x)?;

@@ -172,9 +172,10 @@ impl Prepared<'_> {
     }
 }
 
-/// Rows computed and finished together within a task (a multiple of every
-/// kernel's row tile).
-const TILE_ROWS: usize = 64;
+/// Rows computed and finished together within a task: a multiple of every
+/// kernel's row tile (6 for AVX2, 8 for VNNI), small enough that the
+/// products stay in L1 between the kernel and the epilogue.
+const TILE_ROWS: usize = 48;
 /// Rows per task when the GEMM splits rows across threads.
 const ROW_CHUNK: usize = 16;
 /// Blocks per task when a GEMM with few rows splits columns.
@@ -263,8 +264,8 @@ pub fn gemm_prepared<T: OutElem>(
     }
     let cols = blocks * BLOCK;
     // Each task streams all of B, so give it as many rows as it can: one
-    // task per thread, at least ROW_CHUNK rows, whole tiles of 8.
-    let chunk = m.div_ceil(rayon::current_num_threads()).max(ROW_CHUNK).div_ceil(8) * 8;
+    // task per thread, at least ROW_CHUNK rows, whole row tiles.
+    let chunk = m.div_ceil(rayon::current_num_threads()).max(ROW_CHUNK).div_ceil(TILE_ROWS) * TILE_ROWS;
     out.par_chunks_mut(chunk * n.max(1)).enumerate().try_for_each(|(t, dst)| {
         // A few rows at a time, so the raw products stay in cache between
         // the kernel and the epilogue.

@@ -52,8 +52,9 @@ fn tile<const R: usize>(a16: &[i16], kp: usize, b16: &[i16], out: &mut [i32], ld
     }
 }
 
-/// Rows per tile: 4 rows x 2 halves = 8 accumulators, with room for the
-/// two weight vectors and the broadcast in the 16 ymm registers.
+/// Rows per tile: 6 rows x 2 halves = 12 accumulators, with room for the
+/// two weight vectors and the broadcast in the 16 ymm registers (measured
+/// against 4 and 5 rows on Zen 4: 6 is a few percent ahead).
 const ROWS: usize = 6;
 
 /// The kernel over `rows` x `blocks`, on activations already widened.
@@ -72,7 +73,16 @@ fn gemm_i16(a16: &[i16], rows: usize, kp: usize, b16: &[i16], blocks: Range<usiz
             tile::<ROWS>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
             r += ROWS;
         }
-        for r in r..rows {
+        // The remainder in the widest tiles that fit.
+        if r + 4 <= rows {
+            tile::<4>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
+            r += 4;
+        }
+        if r + 2 <= rows {
+            tile::<2>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
+            r += 2;
+        }
+        if r < rows {
             tile::<1>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
         }
     }
