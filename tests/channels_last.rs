@@ -123,6 +123,8 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
         // Depthwise at stride 1 and 2, with a channel tail (13 = 8 + 5).
         Case { input: [2, 13, 9, 8], oc: 13, k: 3, stride: 2, pad: 1, dil: 1, groups: 13 },
         Case { input: [1, 32, 7, 7], oc: 32, k: 3, stride: 1, pad: 1, dil: 1, groups: 32 },
+        // Every channel-block width at once: 120 = 64 + 32 + 16 + 8.
+        Case { input: [1, 120, 6, 5], oc: 120, k: 3, stride: 2, pad: 1, dil: 1, groups: 120 },
         Case { input: [1, 24, 10, 9], oc: 24, k: 5, stride: 2, pad: 2, dil: 1, groups: 24 },
         Case { input: [1, 16, 9, 9], oc: 16, k: 3, stride: 1, pad: 2, dil: 2, groups: 16 },
         // Pointwise 1x1, with K a multiple of 4 and not.

@@ -42,7 +42,7 @@ pub struct Scope {
 /// profile shows which layer each call came from. Nested scopes join with
 /// dots. Costs one relaxed load when profiling is off.
 pub fn scope(name: &str) -> Scope {
-    if !is_enabled() {
+    if !layers::any_enabled() || !is_enabled() {
         return Scope { entered: false };
     }
     SCOPES.with(|s| s.borrow_mut().push(name.to_string()));

@@ -14,67 +14,94 @@ use qtensor_runtime::{Error, Result};
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
-/// One output row (`ow` pixels of `c` channels) of image `img` at output
-/// row `oy`.
+/// `NB` blocks of 8 channels from `ch` of one output pixel: one FMA chain
+/// per block, so `NB` chains hide the FMA latency; then requantized into
+/// `dst[ch..ch + 8 * NB]`.
 ///
 /// # Safety
 ///
 /// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
-fn row_avx2(a: &DepthwiseArgs<'_>, img: usize, oy: usize, out: &mut [u8]) {
+#[inline]
+fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], c: usize, ch: usize, dst: &mut [u8]) {
+    let vzx = _mm256_set1_epi32(a.zx);
+    let mut acc = [_mm256_setzero_ps(); NB];
+    for &(at, t) in taps {
+        let x = &a.input[at + ch..at + ch + 8 * NB];
+        let wt = &a.weights[t * c + ch..t * c + ch + 8 * NB];
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: `x` holds 8 NB bytes and `wt` 8 NB floats (sliced
+            // above), so block j's 8 bytes and 8 floats are in bounds;
+            // unaligned loads.
+            unsafe {
+                let xb = _mm_loadl_epi64(x.as_ptr().add(8 * j) as *const __m128i);
+                let xi = _mm256_sub_epi32(_mm256_cvtepu8_epi32(xb), vzx);
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xi), _mm256_loadu_ps(wt.as_ptr().add(8 * j)), *acc);
+            }
+        }
+    }
+    let (vlo, vhi) = (_mm256_set1_ps(a.lo), _mm256_set1_ps(255.0));
+    for (j, acc) in acc.iter().enumerate() {
+        let at = ch + 8 * j;
+        let (m, ad) = (&a.mult[at..at + 8], &a.add[at..at + 8]);
+        // SAFETY: `m` and `ad` hold 8 floats each.
+        let v = unsafe { _mm256_fmadd_ps(*acc, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(ad.as_ptr())) };
+        let q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
+        let words = _mm256_packus_epi32(q, q);
+        let bytes =
+            _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+        let d8 = &mut dst[at..at + 8];
+        // SAFETY: `d8` holds 8 writable bytes; an unaligned 8-byte store.
+        unsafe { _mm_storel_epi64(d8.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(bytes)) };
+    }
+}
+
+/// One output row (`ow` pixels of `c` channels) of image `img` at output
+/// row `oy`. `taps` is scratch space for the in-bounds taps of a pixel.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn row_avx2(a: &DepthwiseArgs<'_>, img: usize, oy: usize, out: &mut [u8], taps: &mut Vec<(usize, usize)>) {
     let [_, h, w, c] = a.input_nhwc;
     let [kh, kw] = a.kernel;
-    let (vlo, vhi) = (_mm256_set1_ps(a.lo), _mm256_set1_ps(255.0));
-    let vzx = _mm256_set1_epi32(a.zx);
     let ow = out.len() / c.max(1);
     let rows = tap_range(oy, a.stride[0], a.padding[0], a.dilation[0], kh, h);
     for ox in 0..ow {
         let dst = &mut out[ox * c..(ox + 1) * c];
-        // The taps of this pixel that fall inside the input: a rectangle.
+        // The taps of this pixel that fall inside the input (a rectangle),
+        // as (input offset, tap index).
         let cols = tap_range(ox, a.stride[1], a.padding[1], a.dilation[1], kw, w);
-        let tap = |ky: usize, kx: usize| {
+        taps.clear();
+        for ky in rows.clone() {
             let iy = oy * a.stride[0] + ky * a.dilation[0] - a.padding[0];
-            let ix = ox * a.stride[1] + kx * a.dilation[1] - a.padding[1];
-            ((((img * h) + iy) * w + ix) * c, ky * kw + kx)
-        };
-        let mut ch = 0;
-        while ch + 8 <= c {
-            let mut acc = _mm256_setzero_ps();
-            for ky in rows.clone() {
-                for kx in cols.clone() {
-                    let (at, t) = tap(ky, kx);
-                    let x = &a.input[at + ch..at + ch + 8];
-                    let wt = &a.weights[t * c + ch..t * c + ch + 8];
-                    // SAFETY: `x` holds 8 bytes and `wt` 8 floats (both
-                    // sliced above); unaligned loads.
-                    unsafe {
-                        let xi =
-                            _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(x.as_ptr() as *const __m128i)), vzx);
-                        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xi), _mm256_loadu_ps(wt.as_ptr()), acc);
-                    }
-                }
+            for kx in cols.clone() {
+                let ix = ox * a.stride[1] + kx * a.dilation[1] - a.padding[1];
+                taps.push(((((img * h) + iy) * w + ix) * c, ky * kw + kx));
             }
-            let (m, ad) = (&a.mult[ch..ch + 8], &a.add[ch..ch + 8]);
-            // SAFETY: `m` and `ad` hold 8 floats each.
-            let v = unsafe { _mm256_fmadd_ps(acc, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(ad.as_ptr())) };
-            let q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
-            let words = _mm256_packus_epi32(q, q);
-            let bytes = _mm256_permutevar8x32_epi32(
-                _mm256_packus_epi16(words, words),
-                _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4),
-            );
-            let d8 = &mut dst[ch..ch + 8];
-            // SAFETY: `d8` holds 8 writable bytes; an unaligned 8-byte store.
-            unsafe { _mm_storel_epi64(d8.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(bytes)) };
+        }
+        let mut ch = 0;
+        while ch + 64 <= c {
+            blocks::<8>(a, taps, c, ch, dst);
+            ch += 64;
+        }
+        if ch + 32 <= c {
+            blocks::<4>(a, taps, c, ch, dst);
+            ch += 32;
+        }
+        if ch + 16 <= c {
+            blocks::<2>(a, taps, c, ch, dst);
+            ch += 16;
+        }
+        if ch + 8 <= c {
+            blocks::<1>(a, taps, c, ch, dst);
             ch += 8;
         }
         for (j, d) in dst.iter_mut().enumerate().skip(ch) {
             let mut acc = 0f32;
-            for ky in rows.clone() {
-                for kx in cols.clone() {
-                    let (at, t) = tap(ky, kx);
-                    acc = ((a.input[at + j] as i32 - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
-                }
+            for &(at, t) in taps.iter() {
+                acc = ((a.input[at + j] as i32 - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
             }
             let v = acc.mul_add(a.mult[j], a.add[j]).clamp(a.lo, 255.0);
             *d = v.round_ties_even() as u8;
@@ -103,9 +130,9 @@ fn depthwise_nhwc(a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
         return Err(Error::invalid("quantized::conv2d", "the NHWC depthwise kernel takes at most 64 taps"));
     }
     let [_, oh, ow, c] = a.output_nhwc;
-    out.par_chunks_mut((ow * c).max(1)).enumerate().for_each(|(r, row)| {
+    out.par_chunks_mut((ow * c).max(1)).enumerate().for_each_init(Vec::new, |taps, (r, row)| {
         // SAFETY: `has_avx2()` held above.
-        unsafe { row_avx2(a, r / oh.max(1), r % oh.max(1), row) }
+        unsafe { row_avx2(a, r / oh.max(1), r % oh.max(1), row, taps) }
     });
     Ok(())
 }
