@@ -4,7 +4,7 @@
 //! no layout conversion; NCHW ones are transposed in and out.
 
 use super::depthwise::DepthwiseArgs;
-use super::driver::{gemm_prepared, Epilogue, PKernel};
+use super::driver::{gemm_prepared, Activations, Epilogue, PKernel};
 use super::packed::PackedB;
 use super::MAX_K;
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
@@ -15,6 +15,7 @@ use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, Tensor};
 use rayon::prelude::*;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// A conv weight packed per group for the GEMM kernels, with k ordered
@@ -246,32 +247,34 @@ pub fn gemm_conv2d(
 fn pointwise(kernel: PKernel, src: &[u8], s: &ConvShape, pw: &GemmConvWeight, rq: &Requant, out: &mut [u8]) -> Result<()> {
     let (m, c) = (s.pixels_out(), s.input[1]);
     let packed = &pw.groups[0];
-    let mut row_sums = try_filled::<i32>(m, 0)?;
-    row_sums.par_chunks_mut(1024).enumerate().for_each(|(t, sums)| {
-        for (i, sum) in sums.iter_mut().enumerate() {
-            let px = t * 1024 + i;
-            *sum = src[px * c..(px + 1) * c].iter().map(|&v| v as i32).sum();
-        }
-    });
-    let epi = Epilogue::Quantize { mult: &rq.mult, add: &rq.add, lo: rq.lo, hi: 255.0 };
-    if packed.kp == c {
-        // The kernel reads the activations as they are.
-        return gemm_prepared(kernel, src, &row_sums, m, rq.zx, packed, &pw.zero_points, epi, out);
-    }
     let kp = packed.kp;
-    // Rows padded to the kernel's K with zeros, which add nothing.
-    let mut a = try_filled::<u8>(m * kp, 0)?;
-    a.par_chunks_mut(kp * 1024).enumerate().for_each(|(t, rows)| {
-        for (i, row) in rows.chunks_mut(kp).enumerate() {
-            let px = t * 1024 + i;
-            row[..c].copy_from_slice(&src[px * c..(px + 1) * c]);
+    let epi = Epilogue::Quantize { mult: &rq.mult, add: &rq.add, lo: rq.lo, hi: 255.0 };
+    // Each pixel's channels, zero-padded to the kernel's K.
+    let fill = |rows: Range<usize>, panel: &mut [u8], sums: &mut [i32]| {
+        for ((px, row), sum) in rows.zip(panel.chunks_mut(kp)).zip(sums.iter_mut()) {
+            let pixel = &src[px * c..(px + 1) * c];
+            row[..c].copy_from_slice(pixel);
+            row[c..].fill(0);
+            *sum = pixel.iter().map(|&v| v as i32).sum();
         }
-    });
-    gemm_prepared(kernel, &a, &row_sums, m, rq.zx, packed, &pw.zero_points, epi, out)
+    };
+    if kp == c {
+        // The kernel reads the activations in place; only the sums are new.
+        let mut sums = try_filled::<i32>(m, 0)?;
+        sums.par_chunks_mut(1024).enumerate().for_each(|(t, part)| {
+            for (i, sum) in part.iter_mut().enumerate() {
+                let px = t * 1024 + i;
+                *sum = src[px * c..(px + 1) * c].iter().map(|&v| v as i32).sum();
+            }
+        });
+        return gemm_prepared(kernel, Activations::Rows { a: src, sums: &sums }, m, rq.zx, packed, &pw.zero_points, epi, out);
+    }
+    gemm_prepared(kernel, Activations::Gather(&fill), m, rq.zx, packed, &pw.zero_points, epi, out)
 }
 
-/// The general conv: a zero-point-bordered copy of the NHWC input, im2col
-/// rows per output pixel, and one GEMM per group into NHWC `out`.
+/// The general conv: a zero-point-bordered copy of the NHWC input, and one
+/// GEMM per group into NHWC `out`, whose im2col rows are gathered a panel
+/// at a time.
 #[allow(clippy::too_many_arguments)]
 fn im2col_gemm(
     kernel: PKernel,
@@ -286,13 +289,12 @@ fn im2col_gemm(
     let [oc, icg, kh, kw] = s.weight;
     let [oh, ow] = s.out_hw;
     let g = p.groups;
-    let (ocg, k) = (oc / g, kh * kw * icg);
-    let zx = rq.zx as u8;
+    let ocg = oc / g;
     // A copy of the input bordered with the input zero point (a real zero):
     // every tap of every output is then in bounds, and im2col is plain
     // copies.
     let (hp, wp) = (h + 2 * p.padding[0], wd + 2 * p.padding[1]);
-    let mut padded = try_filled::<u8>(checked_count("quantized::conv2d", &[n, hp, wp, c])?, zx)?;
+    let mut padded = try_filled::<u8>(checked_count("quantized::conv2d", &[n, hp, wp, c])?, rq.zx as u8)?;
     padded.par_chunks_mut((wp * c).max(1)).enumerate().for_each(|(r, prow)| {
         let (img, yp) = (r / hp, r % hp);
         if yp < p.padding[0] || yp >= p.padding[0] + h {
@@ -306,35 +308,32 @@ fn im2col_gemm(
     for grp in 0..g {
         let packed = &pw.groups[grp];
         let kp = packed.kp;
-        let mut a = try_filled::<u8>(m * kp, 0)?;
-        let mut row_sums = try_filled::<i32>(m, 0)?;
-        // One output row of pixels per task.
+        // Taps of one kernel row are contiguous in the bordered input when
+        // there is one group and no horizontal dilation.
         let contiguous = g == 1 && p.dilation[1] == 1;
-        a.par_chunks_mut((ow * kp).max(1)).zip(row_sums.par_chunks_mut(ow.max(1))).enumerate().for_each(
-            |(t, (rows, sums))| {
-                let (img, y) = (t / oh, t % oh);
-                for (xo, (row, sum)) in rows.chunks_mut(kp).zip(sums.iter_mut()).enumerate() {
-                    let mut at = 0;
-                    for ky in 0..kh {
-                        let iy = y * p.stride[0] + ky * p.dilation[0];
-                        let pix0 = (img * hp + iy) * wp + xo * p.stride[1];
-                        if contiguous {
-                            row[at..at + kw * c].copy_from_slice(&padded[pix0 * c..(pix0 + kw) * c]);
-                            at += kw * c;
-                        } else {
-                            for kx in 0..kw {
-                                let pix = pix0 + kx * p.dilation[1];
-                                row[at..at + icg]
-                                    .copy_from_slice(&padded[pix * c + grp * icg..pix * c + (grp + 1) * icg]);
-                                at += icg;
-                            }
+        let padded = &padded;
+        let fill = |rows: Range<usize>, panel: &mut [u8], sums: &mut [i32]| {
+            for ((px, row), sum) in rows.zip(panel.chunks_mut(kp)).zip(sums.iter_mut()) {
+                let (img, y, xo) = (px / (oh * ow), (px / ow) % oh, px % ow);
+                let mut at = 0;
+                for ky in 0..kh {
+                    let iy = y * p.stride[0] + ky * p.dilation[0];
+                    let pix0 = (img * hp + iy) * wp + xo * p.stride[1];
+                    if contiguous {
+                        row[at..at + kw * c].copy_from_slice(&padded[pix0 * c..(pix0 + kw) * c]);
+                        at += kw * c;
+                    } else {
+                        for kx in 0..kw {
+                            let pix = pix0 + kx * p.dilation[1];
+                            row[at..at + icg].copy_from_slice(&padded[pix * c + grp * icg..pix * c + (grp + 1) * icg]);
+                            at += icg;
                         }
                     }
-                    debug_assert_eq!(at, k);
-                    *sum = row[..k].iter().map(|&v| v as i32).sum();
                 }
-            },
-        );
+                row[at..].fill(0);
+                *sum = row[..at].iter().map(|&v| v as i32).sum();
+            }
+        };
         let zw = &pw.zero_points[grp * ocg..(grp + 1) * ocg];
         let epi = Epilogue::Quantize {
             mult: &rq.mult[grp * ocg..(grp + 1) * ocg],
@@ -343,9 +342,9 @@ fn im2col_gemm(
             hi: 255.0,
         };
         if g == 1 {
-            return gemm_prepared(kernel, &a, &row_sums, m, rq.zx, packed, zw, epi, out);
+            return gemm_prepared(kernel, Activations::Gather(&fill), m, rq.zx, packed, zw, epi, out);
         }
-        gemm_prepared(kernel, &a, &row_sums, m, rq.zx, packed, zw, epi, &mut group_out)?;
+        gemm_prepared(kernel, Activations::Gather(&fill), m, rq.zx, packed, zw, epi, &mut group_out)?;
         // This group's channels of every output pixel.
         out.par_chunks_mut(oc.max(1)).zip(group_out.par_chunks(ocg.max(1))).for_each(|(pixel, part)| {
             pixel[grp * ocg..(grp + 1) * ocg].copy_from_slice(part);

@@ -125,11 +125,47 @@ impl OutElem for f32 {
     }
 }
 
-/// The prepared activations and the terms that turn `P` into `C`.
+/// Where a GEMM's activation rows come from: each row is `kp` raw u8
+/// activations (zero-padded), with its sum `Σ_k x`.
+#[derive(Clone, Copy)]
+pub enum Activations<'a> {
+    /// Every row ready: `a` holds the `m` rows, `sums` their sums.
+    Rows {
+        /// `m * kp` bytes.
+        a: &'a [u8],
+        /// `m` row sums.
+        sums: &'a [i32],
+    },
+    /// Rows made on demand, a panel of a few dozen at a time (im2col, so
+    /// that its rows are still in cache when the kernel reads them):
+    /// `fill(rows, panel, sums)` writes rows `rows` into `panel`
+    /// (`rows.len() * kp` bytes) and their sums into `sums`.
+    Gather(&'a (dyn Fn(Range<usize>, &mut [u8], &mut [i32]) + Sync)),
+}
+
+/// A task's reusable buffers: a panel of rows, their sums, and the raw
+/// products.
+#[derive(Default)]
+struct Scratch {
+    panel: Vec<u8>,
+    sums: Vec<i32>,
+    p: Vec<i32>,
+}
+
+/// Grows `v` to at least `len` elements, fallibly.
+fn ensure_len<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> Result<()> {
+    if v.len() < len {
+        let mut grown = try_vec::<T>(len)?;
+        grown.resize(len, T::default());
+        *v = grown;
+    }
+    Ok(())
+}
+
+/// The activations and the terms that turn `P` into `C`.
 struct Prepared<'a> {
     kernel: PKernel,
-    a: &'a [u8],
-    row_sums: &'a [i32],
+    acts: Activations<'a>,
     col_terms: Vec<i32>,
     zw: &'a [i32],
     b: &'a PackedB,
@@ -137,36 +173,36 @@ struct Prepared<'a> {
 
 impl Prepared<'_> {
     /// The raw dot products for `rows` x the columns of `blocks` (row stride
-    /// `blocks.len() * 16`).
-    fn dot(&self, rows: Range<usize>, blocks: Range<usize>) -> Result<Vec<i32>> {
-        let mut p = Vec::new();
-        self.dot_into(rows, blocks, &mut p)?;
-        Ok(p)
-    }
-
-    /// [`Prepared::dot`] into a reused buffer.
-    fn dot_into(&self, rows: Range<usize>, blocks: Range<usize>, p: &mut Vec<i32>) -> Result<()> {
+    /// `blocks.len() * 16`) into `s.p`, and the rows' sums into `s.sums`.
+    fn dot(&self, rows: Range<usize>, blocks: Range<usize>, s: &mut Scratch) -> Result<()> {
         let (b, kp) = (self.b, self.b.kp);
         let cols = blocks.len() * BLOCK;
-        let len = rows.len() * cols;
-        if p.len() < len {
-            *p = try_vec::<i32>(len)?;
-            p.resize(len, 0);
-        }
-        let p = &mut p[..len];
-        (self.kernel.run)(&self.a[rows.start * kp..rows.end * kp], rows.len(), kp, b, blocks, p, cols);
+        ensure_len(&mut s.p, rows.len() * cols)?;
+        ensure_len(&mut s.sums, rows.len())?;
+        let a: &[u8] = match self.acts {
+            Activations::Rows { a, sums } => {
+                s.sums[..rows.len()].copy_from_slice(&sums[rows.clone()]);
+                &a[rows.start * kp..rows.end * kp]
+            }
+            Activations::Gather(fill) => {
+                ensure_len(&mut s.panel, rows.len() * kp)?;
+                fill(rows.clone(), &mut s.panel[..rows.len() * kp], &mut s.sums[..rows.len()]);
+                &s.panel[..rows.len() * kp]
+            }
+        };
+        (self.kernel.run)(a, rows.len(), kp, b, blocks, &mut s.p[..rows.len() * cols], cols);
         Ok(())
     }
 
-    /// Finishes row `mm` of the result (its dot products in `p`, columns
-    /// `col0..col0 + dst.len()`) into `dst`.
-    fn finish<T: OutElem>(&self, epi: &Epilogue<'_>, p: &[i32], mm: usize, col0: usize, dst: &mut [T]) {
+    /// Finishes one row of the result (its dot products in `p`, its sum
+    /// `row_sum`, columns `col0..col0 + dst.len()`) into `dst`.
+    fn finish<T: OutElem>(&self, epi: &Epilogue<'_>, p: &[i32], row_sum: i32, col0: usize, dst: &mut [T]) {
         let n = dst.len();
         let terms = RowTerms {
             p: &p[..n],
             col_terms: &self.col_terms[col0..col0 + n],
             zw: &self.zw[col0..col0 + n],
-            row_sum: self.row_sums[mm],
+            row_sum,
         };
         T::finish(&self.kernel, epi, terms, col0, dst);
     }
@@ -203,16 +239,14 @@ pub fn gemm_into<T: OutElem>(
         // Zero padding adds nothing to the dot products.
         a.extend(std::iter::repeat_n(0, kp - k));
     }
-    gemm_prepared(kernel, &a, &row_sums, m, zx, b, zw, epi, out)
+    gemm_prepared(kernel, Activations::Rows { a: &a, sums: &row_sums }, m, zx, b, zw, epi, out)
 }
 
-/// [`gemm_into`] for rows the caller already prepared: each `b.kp` bytes,
-/// zero-padded, and `row_sums[m] = Σ_k x` over the row.
+/// [`gemm_into`] for activations the caller prepares (see [`Activations`]).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_prepared<T: OutElem>(
     kernel: PKernel,
-    a: &[u8],
-    row_sums: &[i32],
+    acts: Activations<'_>,
     m: usize,
     zx: i32,
     b: &PackedB,
@@ -226,7 +260,7 @@ pub fn gemm_prepared<T: OutElem>(
     let col_terms = (0..n)
         .map(|j| zx.wrapping_neg().wrapping_mul(b.col_sums[j]).wrapping_add((k as i32).wrapping_mul(zx).wrapping_mul(zw[j])))
         .collect();
-    let prep = Prepared { kernel, a, row_sums, col_terms, zw, b };
+    let prep = Prepared { kernel, acts, col_terms, zw, b };
     let blocks = b.blocks();
     if m < 2 * ROW_CHUNK && blocks > BLOCK_CHUNK && m > 0 {
         // Few rows: split the columns. With one row each task owns a
@@ -234,10 +268,10 @@ pub fn gemm_prepared<T: OutElem>(
         // own buffers, copied into the interleaved output rows after.
         let per = BLOCK_CHUNK * BLOCK;
         if m == 1 {
-            return out.par_chunks_mut(per).enumerate().try_for_each(|(t, dst)| {
+            return out.par_chunks_mut(per).enumerate().try_for_each_init(Scratch::default, |s, (t, dst)| {
                 let blk = t * BLOCK_CHUNK..(t * BLOCK_CHUNK + BLOCK_CHUNK).min(blocks);
-                let p = prep.dot(0..1, blk.clone())?;
-                prep.finish(&epi, &p, 0, blk.start * BLOCK, dst);
+                prep.dot(0..1, blk.clone(), s)?;
+                prep.finish(&epi, &s.p, s.sums[0], blk.start * BLOCK, dst);
                 Ok(())
             });
         }
@@ -247,10 +281,11 @@ pub fn gemm_prepared<T: OutElem>(
                 let blk = t * BLOCK_CHUNK..(t * BLOCK_CHUNK + BLOCK_CHUNK).min(blocks);
                 let (cols, col0) = (blk.len() * BLOCK, blk.start * BLOCK);
                 let width = cols.min(n - col0);
-                let p = prep.dot(0..m, blk)?;
+                let mut s = Scratch::default();
+                prep.dot(0..m, blk, &mut s)?;
                 let mut buf: Vec<T> = out[..m * width].to_vec();
                 for (r, dst) in buf.chunks_mut(width).enumerate() {
-                    prep.finish(&epi, &p[r * cols..], r, col0, dst);
+                    prep.finish(&epi, &s.p[r * cols..], s.sums[r], col0, dst);
                 }
                 Ok((col0, width, buf))
             })
@@ -269,14 +304,14 @@ pub fn gemm_prepared<T: OutElem>(
     out.par_chunks_mut(chunk * n.max(1)).enumerate().try_for_each(|(t, dst)| {
         // A few rows at a time, so the raw products stay in cache between
         // the kernel and the epilogue.
-        let mut p = Vec::new();
+        let mut s = Scratch::default();
         let task_rows = t * chunk..(t * chunk + chunk).min(m);
         for (i, dst) in dst.chunks_mut(TILE_ROWS * n.max(1)).enumerate() {
             let start = task_rows.start + i * TILE_ROWS;
             let rows = start..(start + TILE_ROWS).min(task_rows.end);
-            prep.dot_into(rows.clone(), 0..blocks, &mut p)?;
-            for ((r, mm), d) in rows.enumerate().zip(dst.chunks_mut(n.max(1))) {
-                prep.finish(&epi, &p[r * cols..], mm, 0, d);
+            prep.dot(rows, 0..blocks, &mut s)?;
+            for (r, d) in dst.chunks_mut(n.max(1)).enumerate() {
+                prep.finish(&epi, &s.p[r * cols..], s.sums[r], 0, d);
             }
         }
         Ok(())
