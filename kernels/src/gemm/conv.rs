@@ -6,7 +6,7 @@
 use super::depthwise::DepthwiseArgs;
 use super::driver::{gemm_prepared, Activations, Epilogue, PKernel};
 use super::packed::PackedB;
-use super::MAX_K;
+use super::{byte_sum, MAX_K};
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::conv::ConvParams;
 use crate::reference::linear::qint8_weight_rows;
@@ -255,7 +255,7 @@ fn pointwise(kernel: PKernel, src: &[u8], s: &ConvShape, pw: &GemmConvWeight, rq
             let pixel = &src[px * c..(px + 1) * c];
             row[..c].copy_from_slice(pixel);
             row[c..].fill(0);
-            *sum = pixel.iter().map(|&v| v as i32).sum();
+            *sum = byte_sum(pixel);
         }
     };
     if kp == c {
@@ -264,7 +264,7 @@ fn pointwise(kernel: PKernel, src: &[u8], s: &ConvShape, pw: &GemmConvWeight, rq
         sums.par_chunks_mut(1024).enumerate().for_each(|(t, part)| {
             for (i, sum) in part.iter_mut().enumerate() {
                 let px = t * 1024 + i;
-                *sum = src[px * c..(px + 1) * c].iter().map(|&v| v as i32).sum();
+                *sum = byte_sum(&src[px * c..(px + 1) * c]);
             }
         });
         return gemm_prepared(kernel, Activations::Rows { a: src, sums: &sums }, m, rq.zx, packed, &pw.zero_points, epi, out);
@@ -331,7 +331,7 @@ fn im2col_gemm(
                     }
                 }
                 row[at..].fill(0);
-                *sum = row[..at].iter().map(|&v| v as i32).sum();
+                *sum = byte_sum(&row[..at]);
             }
         };
         let zw = &pw.zero_points[grp * ocg..(grp + 1) * ocg];

@@ -234,7 +234,7 @@ pub fn gemm_into<T: OutElem>(
     let mut a = try_vec::<u8>(m * kp)?;
     let mut row_sums = try_vec::<i32>(m)?;
     for row in x.chunks(k.max(1)).take(m) {
-        row_sums.push(row.iter().map(|&v| v as i32).sum());
+        row_sums.push(super::byte_sum(row));
         a.extend_from_slice(row);
         // Zero padding adds nothing to the dot products.
         a.extend(std::iter::repeat_n(0, kp - k));
