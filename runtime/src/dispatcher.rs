@@ -288,26 +288,46 @@ impl OpHandle {
     }
 }
 
-/// FNV-1a: op names are short, trusted strings, and the by-name call path
-/// hashes one per call.
+/// A multiply-rotate hash over 8-byte words (as rustc's FxHash): op names
+/// are short, trusted strings, and the by-name call path hashes one per
+/// call, so a byte-at-a-time hash would cost a dependent multiply per byte.
 #[derive(Default)]
-struct Fnv(u64);
+struct WordHash(u64);
 
-impl std::hash::Hasher for Fnv {
+impl WordHash {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for WordHash {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
         }
-        self.0 = h;
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
     }
 }
 
-type OpMap = HashMap<String, Arc<OperatorEntry>, std::hash::BuildHasherDefault<Fnv>>;
+type OpMap = HashMap<String, Arc<OperatorEntry>, std::hash::BuildHasherDefault<WordHash>>;
 
 /// The registry of operators and kernels, and the entry point for calls.
 pub struct Dispatcher {

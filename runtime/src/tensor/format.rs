@@ -138,14 +138,11 @@ impl Tensor {
         strides: Dims,
         quantizer: &Arc<crate::Quantizer>,
     ) -> Result<Tensor> {
-        let t = Tensor::quantized_from_storage(storage, sizes, quantizer)?;
-        if !strides_are_dense(sizes, &strides) {
-            return Err(crate::Error::shape(
-                "quantized_from_storage_strided",
-                format!("strides {strides:?} do not cover {sizes:?} densely"),
-            ));
+        let op = "quantized_from_storage_strided";
+        if strides.len() != sizes.len() || !strides_are_dense(sizes, &strides) {
+            return Err(crate::Error::shape(op, format!("strides {strides:?} do not cover {sizes:?} densely")));
         }
-        Ok(Tensor::from_parts(t.storage().clone(), t.dtype(), sizes.into(), strides, 0, Some(quantizer.clone())))
+        Tensor::quantized_over(storage, sizes, strides, quantizer, op)
     }
 
     /// The same values laid out like `like` when that is channels-last
@@ -162,7 +159,7 @@ impl Tensor {
 /// True when `strides` place every element of `sizes` at a distinct offset
 /// in `0..numel`: some permutation of row-major strides.
 fn strides_are_dense(sizes: &[usize], strides: &[usize]) -> bool {
-    if sizes.contains(&0) {
+    if sizes.contains(&0) || is_row_major(sizes, strides) {
         return true;
     }
     let mut dims: smallvec::SmallVec<[(usize, usize); 6]> =
@@ -174,6 +171,19 @@ fn strides_are_dense(sizes: &[usize], strides: &[usize]) -> bool {
             return false;
         }
         expected = expected.saturating_mul(size);
+    }
+    true
+}
+
+/// True for row-major strides (ignoring size-1 dimensions): the common
+/// case, checked without sorting.
+fn is_row_major(sizes: &[usize], strides: &[usize]) -> bool {
+    let mut expected = 1usize;
+    for (&s, &st) in sizes.iter().zip(strides).rev() {
+        if s != 1 && st != expected {
+            return false;
+        }
+        expected = expected.saturating_mul(s);
     }
     true
 }

@@ -192,7 +192,19 @@ impl Tensor {
     /// hold exactly its elements in the quantizer's storage type. Kernels
     /// use it to wrap an output they filled themselves.
     pub fn quantized_from_storage(storage: Storage, sizes: &[usize], quantizer: &Arc<Quantizer>) -> Result<Tensor> {
-        let op = "quantized_from_storage";
+        Tensor::quantized_over(storage, sizes, contiguous_strides(sizes), quantizer, "quantized_from_storage")
+    }
+
+    /// Checks that `storage` holds exactly the elements of `sizes` in
+    /// `quantizer`'s storage type, then wraps it with `strides` (which the
+    /// caller guarantees cover the elements densely).
+    pub(crate) fn quantized_over(
+        storage: Storage,
+        sizes: &[usize],
+        strides: Dims,
+        quantizer: &Arc<Quantizer>,
+        op: &str,
+    ) -> Result<Tensor> {
         let dtype = quantizer.dtype();
         Tensor::check_supported(op, dtype)?;
         quantizer.check_fits(op, sizes)?;
@@ -207,14 +219,7 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(Tensor::from_parts(
-            Arc::new(storage),
-            dtype,
-            sizes.into(),
-            contiguous_strides(sizes),
-            0,
-            Some(quantizer.clone()),
-        ))
+        Ok(Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), strides, 0, Some(quantizer.clone())))
     }
 
     /// Reinterprets an integer tensor's values as a quantized tensor of

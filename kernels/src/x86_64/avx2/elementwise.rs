@@ -216,8 +216,9 @@ fn avx2_binary(op: &str, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64, re
         let storage = Storage::for_overwrite(B::STORAGE, a.numel())?;
         // Operands in one dense layout (both channels-last, say) are read in
         // place and keep it; otherwise both are read row-major.
-        let same_layout = a.is_dense() && b.is_dense() && a.strides() == b.strides();
-        let strides = if same_layout { a.elementwise_output_strides() } else { contiguous_strides(a.sizes()) };
+        // (Same sizes, so same strides make b dense exactly when a is.)
+        let same_layout = a.strides() == b.strides() && a.is_dense();
+        let strides = if same_layout { a.strides().into() } else { contiguous_strides(a.sizes()) };
         let read = |t: &Tensor, f: &mut dyn FnMut(&[B]) -> Result<()>| -> Result<()> {
             if same_layout {
                 t.with_dense::<B, Result<()>>(|s| f(s))?
