@@ -25,8 +25,8 @@
 pub mod bench;
 pub mod conformance;
 pub mod demo;
-pub mod models;
 pub mod golden;
+pub mod models;
 pub mod nn;
 pub mod quantization;
 pub mod report;
@@ -34,9 +34,9 @@ pub mod report;
 pub use qtensor_runtime::serialize::{load, save};
 pub use qtensor_runtime::{
     declare_op, dispatcher, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType,
-    DispatchKey, Dispatcher, Element, Error, Isa, MemoryFormat, FromArg, FromReturn, IntoReturn, KernelDescriptor, KernelInfo,
-    OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType, Tensor,
-    Tolerance, Value,
+    DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, Isa, KernelDescriptor, KernelInfo,
+    MemoryFormat, OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType,
+    Tensor, Tolerance, Value,
 };
 pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage};
 

@@ -18,7 +18,13 @@ pub struct InvertedResidual {
 }
 
 impl InvertedResidual {
-    fn random(init: &mut WeightInit, input: ActivationRange, [inp, out]: [usize; 2], stride: usize, expand: usize) -> Result<(InvertedResidual, ActivationRange)> {
+    fn random(
+        init: &mut WeightInit,
+        input: ActivationRange,
+        [inp, out]: [usize; 2],
+        stride: usize,
+        expand: usize,
+    ) -> Result<(InvertedResidual, ActivationRange)> {
         let hidden = inp * expand;
         let mut convs = Vec::new();
         let mut act = input;
@@ -75,7 +81,10 @@ impl Module for InvertedResidual {
         if self.skip_add.is_some() {
             let scale = crate::nn::take(state, prefix, "skip_add.scale")?.item()?;
             let zp = crate::nn::take(state, prefix, "skip_add.zero_point")?.int_values()?;
-            let zp = zp.first().copied().ok_or_else(|| crate::Error::Serialization(format!("`{prefix}skip_add.zero_point` is empty")))?;
+            let zp = zp
+                .first()
+                .copied()
+                .ok_or_else(|| crate::Error::Serialization(format!("`{prefix}skip_add.zero_point` is empty")))?;
             self.skip_add = Some(QFunctional::new(scale, zp)?);
         }
         Ok(())
@@ -132,7 +141,9 @@ pub fn mobilenet_v2(init: &mut WeightInit) -> Result<MobileNetV2> {
     let mut features = vec![Feature::Conv(stem)];
     let mut inp = 32;
     // torchvision's inverted_residual_setting: (t, c, n, s).
-    for (t, c, n, s) in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)] {
+    for (t, c, n, s) in
+        [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    {
         for i in 0..n {
             let (block, out) = InvertedResidual::random(init, act, [inp, c], if i == 0 { s } else { 1 }, t)?;
             features.push(Feature::Block(block));

@@ -18,7 +18,12 @@ pub struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn random(init: &mut WeightInit, input: ActivationRange, [inp, out]: [usize; 2], stride: usize) -> Result<(BasicBlock, ActivationRange)> {
+    fn random(
+        init: &mut WeightInit,
+        input: ActivationRange,
+        [inp, out]: [usize; 2],
+        stride: usize,
+    ) -> Result<(BasicBlock, ActivationRange)> {
         let (conv1, a1) = init.conv(input, [inp, out], 3, stride, 1, true)?;
         let (conv2, a2) = init.conv(a1, [out, out], 3, 1, 1, false)?;
         let (downsample, skip) = if stride != 1 || inp != out {
@@ -64,7 +69,10 @@ impl Module for BasicBlock {
         }
         let scale = crate::nn::take(state, prefix, "add_relu.scale")?.item()?;
         let zp = crate::nn::take(state, prefix, "add_relu.zero_point")?.int_values()?;
-        let zp = zp.first().copied().ok_or_else(|| crate::Error::Serialization(format!("`{prefix}add_relu.zero_point` is empty")))?;
+        let zp = zp
+            .first()
+            .copied()
+            .ok_or_else(|| crate::Error::Serialization(format!("`{prefix}add_relu.zero_point` is empty")))?;
         self.add_relu = QFunctional::new(scale, zp)?;
         Ok(())
     }
@@ -101,7 +109,8 @@ pub fn resnet18(init: &mut WeightInit) -> Result<ResNet> {
         layers.push(blocks);
     }
     let (fc, _) = init.linear(act, 512, 1000)?;
-    let maxpool = MaxPool2d { kernel_size: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], ceil_mode: false };
+    let maxpool =
+        MaxPool2d { kernel_size: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], ceil_mode: false };
     let head = Classifier { quant: Quantize::new(qs, qz, DType::QUInt8)?, fc, dequant: DeQuantize };
     Ok(ResNet { head, conv1, maxpool, layers })
 }
@@ -109,7 +118,10 @@ pub fn resnet18(init: &mut WeightInit) -> Result<ResNet> {
 impl ResNet {
     /// The named stages, for per-layer profiles: `(name, module)` in order.
     pub fn blocks(&self) -> impl Iterator<Item = (String, &BasicBlock)> {
-        self.layers.iter().enumerate().flat_map(|(i, l)| l.iter().enumerate().map(move |(b, m)| (format!("layer{}.{b}", i + 1), m)))
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.iter().enumerate().map(move |(b, m)| (format!("layer{}.{b}", i + 1), m)))
     }
 }
 

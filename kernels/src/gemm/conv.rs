@@ -244,7 +244,14 @@ pub fn gemm_conv2d(
 
 /// A 1x1 conv with stride 1 and no padding over NHWC input is a plain GEMM
 /// over the pixels: no im2col.
-fn pointwise(kernel: PKernel, src: &[u8], s: &ConvShape, pw: &GemmConvWeight, rq: &Requant, out: &mut [u8]) -> Result<()> {
+fn pointwise(
+    kernel: PKernel,
+    src: &[u8],
+    s: &ConvShape,
+    pw: &GemmConvWeight,
+    rq: &Requant,
+    out: &mut [u8],
+) -> Result<()> {
     let (m, c) = (s.pixels_out(), s.input[1]);
     let packed = &pw.groups[0];
     let kp = packed.kp;
@@ -267,7 +274,16 @@ fn pointwise(kernel: PKernel, src: &[u8], s: &ConvShape, pw: &GemmConvWeight, rq
                 *sum = byte_sum(&src[px * c..(px + 1) * c]);
             }
         });
-        return gemm_prepared(kernel, Activations::Rows { a: src, sums: &sums }, m, rq.zx, packed, &pw.zero_points, epi, out);
+        return gemm_prepared(
+            kernel,
+            Activations::Rows { a: src, sums: &sums },
+            m,
+            rq.zx,
+            packed,
+            &pw.zero_points,
+            epi,
+            out,
+        );
     }
     gemm_prepared(kernel, Activations::Gather(&fill), m, rq.zx, packed, &pw.zero_points, epi, out)
 }

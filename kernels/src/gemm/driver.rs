@@ -140,8 +140,12 @@ pub enum Activations<'a> {
     /// that its rows are still in cache when the kernel reads them):
     /// `fill(rows, panel, sums)` writes rows `rows` into `panel`
     /// (`rows.len() * kp` bytes) and their sums into `sums`.
-    Gather(&'a (dyn Fn(Range<usize>, &mut [u8], &mut [i32]) + Sync)),
+    Gather(&'a RowFill<'a>),
 }
+
+/// Writes activation rows `rows` into a panel and their sums (see
+/// [`Activations::Gather`]).
+pub type RowFill<'a> = dyn Fn(Range<usize>, &mut [u8], &mut [i32]) + Sync + 'a;
 
 /// A task's reusable buffers: a panel of rows, their sums, and the raw
 /// products.
@@ -198,12 +202,8 @@ impl Prepared<'_> {
     /// `row_sum`, columns `col0..col0 + dst.len()`) into `dst`.
     fn finish<T: OutElem>(&self, epi: &Epilogue<'_>, p: &[i32], row_sum: i32, col0: usize, dst: &mut [T]) {
         let n = dst.len();
-        let terms = RowTerms {
-            p: &p[..n],
-            col_terms: &self.col_terms[col0..col0 + n],
-            zw: &self.zw[col0..col0 + n],
-            row_sum,
-        };
+        let terms =
+            RowTerms { p: &p[..n], col_terms: &self.col_terms[col0..col0 + n], zw: &self.zw[col0..col0 + n], row_sum };
         T::finish(&self.kernel, epi, terms, col0, dst);
     }
 }
@@ -258,7 +258,9 @@ pub fn gemm_prepared<T: OutElem>(
     // Intermediate terms may wrap; the final C fits i32 (K <= MAX_K), so
     // two's-complement arithmetic gives it exactly.
     let col_terms = (0..n)
-        .map(|j| zx.wrapping_neg().wrapping_mul(b.col_sums[j]).wrapping_add((k as i32).wrapping_mul(zx).wrapping_mul(zw[j])))
+        .map(|j| {
+            zx.wrapping_neg().wrapping_mul(b.col_sums[j]).wrapping_add((k as i32).wrapping_mul(zx).wrapping_mul(zw[j]))
+        })
         .collect();
     let prep = Prepared { kernel, acts, col_terms, zw, b };
     let blocks = b.blocks();

@@ -23,7 +23,7 @@ pub mod linear;
 pub mod packed;
 
 pub use driver::{
-    Activations, gemm_into, gemm_prepared, scalar_finish_f32, scalar_finish_u8, Epilogue, OutElem, PKernel, RowTerms,
+    gemm_into, gemm_prepared, scalar_finish_f32, scalar_finish_u8, Activations, Epilogue, OutElem, PKernel, RowTerms,
 };
 pub use packed::PackedB;
 

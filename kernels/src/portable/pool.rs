@@ -15,7 +15,14 @@ use rayon::prelude::*;
 /// `c` channels; `src` is image `img` of the input. A window that holds
 /// only padding gives `lowest`, as the reference does.
 #[inline(always)]
-pub fn max_pool_row<B: Copy + Ord>(src: &[B], [h, w, c]: [usize; 3], win: &Window, oy: usize, lowest: B, out: &mut [B]) {
+pub fn max_pool_row<B: Copy + Ord>(
+    src: &[B],
+    [h, w, c]: [usize; 3],
+    win: &Window,
+    oy: usize,
+    lowest: B,
+    out: &mut [B],
+) {
     let rows = window_taps(oy, win.stride[0], win.pad[0], win.dilation[0], win.kernel[0], h);
     for (ox, dst) in out.chunks_mut(c.max(1)).enumerate() {
         let cols = window_taps(ox, win.stride[1], win.pad[1], win.dilation[1], win.kernel[1], w);
@@ -41,7 +48,14 @@ pub fn max_pool_row<B: Copy + Ord>(src: &[B], [h, w, c]: [usize; 3], win: &Windo
 
 /// The input positions a window at output position `o` covers, clipped to
 /// `0..size` (so a huge kernel costs only the input it overlaps).
-fn window_taps(o: usize, stride: i64, pad: i64, dilation: i64, kernel: i64, size: usize) -> impl Iterator<Item = usize> + Clone {
+fn window_taps(
+    o: usize,
+    stride: i64,
+    pad: i64,
+    dilation: i64,
+    kernel: i64,
+    size: usize,
+) -> impl Iterator<Item = usize> + Clone {
     let start = o as i64 * stride - pad;
     // The first tap at or after 0, and the number of taps before `size`.
     let skip = if start < 0 { (-start + dilation - 1) / dilation } else { 0 };
@@ -93,7 +107,14 @@ pub fn max_pool2d_nhwc(
     let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;
     let shape = [x.sizes()[0], x.sizes()[1], win.out[0], win.out[1]];
     let dims = [p.h, p.w, shape[1]];
-    fn run<B: Element + Ord>(op: &str, x: &Tensor, shape: [usize; 4], dims: [usize; 3], win: &Window, lowest: B) -> Result<Tensor> {
+    fn run<B: Element + Ord>(
+        op: &str,
+        x: &Tensor,
+        shape: [usize; 4],
+        dims: [usize; 3],
+        win: &Window,
+        lowest: B,
+    ) -> Result<Tensor> {
         nhwc_rows::<B>(op, x, shape, |src, oy, out| max_pool_row(src, dims, win, oy, lowest, out))
     }
     match x.dtype() {
@@ -143,7 +164,12 @@ fn portable_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tenso
     }
     let (oh, ow) = (output_size[0] as usize, output_size[1] as usize);
     let (h, w, c) = (p.h, p.w, x.sizes()[1]);
-    fn run<B: Element>(op: &str, x: &Tensor, pt: crate::reference::common::PerTensor, [h, w, c, oh, ow]: [usize; 5]) -> Result<Tensor> {
+    fn run<B: Element>(
+        op: &str,
+        x: &Tensor,
+        pt: crate::reference::common::PerTensor,
+        [h, w, c, oh, ow]: [usize; 5],
+    ) -> Result<Tensor> {
         nhwc_rows::<B>(op, x, [x.sizes()[0], c, oh, ow], |src, y, out| {
             let (y0, y1) = (y * h / oh, ((y + 1) * h).div_ceil(oh));
             let mut sums = vec![0i64; c];

@@ -111,7 +111,14 @@ fn row_avx2(a: &DepthwiseArgs<'_>, img: usize, oy: usize, out: &mut [u8], taps: 
 
 /// The kernel taps `k` whose input position `o * stride + k * dilation -
 /// pad` lies in `0..size`.
-fn tap_range(o: usize, stride: usize, pad: usize, dilation: usize, kernel: usize, size: usize) -> std::ops::Range<usize> {
+fn tap_range(
+    o: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    kernel: usize,
+    size: usize,
+) -> std::ops::Range<usize> {
     let start = o * stride;
     // First k with start + k * dilation >= pad.
     let first = pad.saturating_sub(start).div_ceil(dilation);
