@@ -206,30 +206,43 @@ pub fn gemm_conv2d(
         // The output in NHWC: `dst` itself for a channels-last result.
         let mut nhwc_out = if channels_last { Vec::new() } else { try_filled::<u8>(total, 0)? };
         let out: &mut [u8] = if channels_last { &mut dst } else { &mut nhwc_out };
-        let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
-        xl.with_dense::<u8, Result<()>>(|src| match kernel.depthwise {
+        let pointwise_ok = g == 1 && kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
+        match kernel.depthwise {
             Some(dw) if depthwise && kh * kw <= 64 => {
-                let args = DepthwiseArgs {
-                    input: src,
-                    input_nhwc: [n, h, wd, c],
-                    output_nhwc: [n, oh, ow, oc],
-                    kernel: [kh, kw],
-                    stride: p.stride,
-                    padding: p.padding,
-                    dilation: p.dilation,
-                    weights: &pw.depthwise_taps,
-                    zx: rq.zx,
-                    mult: &rq.mult,
-                    add: &rq.add,
-                    lo: rq.lo,
-                };
-                dw(&args, out)
+                let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
+                xl.with_dense::<u8, Result<()>>(|src| {
+                    let args = DepthwiseArgs {
+                        input: src,
+                        input_nhwc: [n, h, wd, c],
+                        output_nhwc: [n, oh, ow, oc],
+                        kernel: [kh, kw],
+                        stride: p.stride,
+                        padding: p.padding,
+                        dilation: p.dilation,
+                        weights: &pw.depthwise_taps,
+                        zx: rq.zx,
+                        mult: &rq.mult,
+                        add: &rq.add,
+                        lo: rq.lo,
+                    };
+                    dw(&args, out)
+                })??;
             }
-            _ if g == 1 && kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0] => {
-                pointwise(kernel, src, &shape, &pw, &rq, out)
+            _ if pointwise_ok => {
+                let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
+                xl.with_dense::<u8, Result<()>>(|src| pointwise(kernel, src, &shape, &pw, &rq, out))??;
             }
-            _ => im2col_gemm(kernel, src, &shape, &p, &pw, &rq, out),
-        })??;
+            // An NCHW input is transposed straight into the bordered copy.
+            _ if channels_last => {
+                x.with_dense::<u8, Result<()>>(|src| im2col_gemm(kernel, Input::Nhwc(src), &shape, &p, &pw, &rq, out))??
+            }
+            _ => {
+                let xc = x.contiguous()?;
+                xc.with_dense::<u8, Result<()>>(|src| {
+                    im2col_gemm(kernel, Input::Nchw(src), &shape, &p, &pw, &rq, out)
+                })??
+            }
+        }
         if !channels_last {
             nhwc_to_nchw(&nhwc_out, &mut dst, [n, oh * ow, oc]);
         }
@@ -294,7 +307,7 @@ fn pointwise(
 #[allow(clippy::too_many_arguments)]
 fn im2col_gemm(
     kernel: PKernel,
-    src: &[u8],
+    src: Input<'_>,
     s: &ConvShape,
     p: &ConvParams,
     pw: &GemmConvWeight,
@@ -316,10 +329,37 @@ fn im2col_gemm(
         if yp < p.padding[0] || yp >= p.padding[0] + h {
             return;
         }
-        let line = &src[((img * h) + yp - p.padding[0]) * wd * c..][..wd * c];
-        prow[p.padding[1] * c..][..wd * c].copy_from_slice(line);
+        let (y, row) = (yp - p.padding[0], &mut prow[p.padding[1] * c..][..wd * c]);
+        match src {
+            Input::Nhwc(src) => row.copy_from_slice(&src[((img * h) + y) * wd * c..][..wd * c]),
+            Input::Nchw(src) => {
+                // A tile of pixels at a time, so the destination block
+                // stays in L1 while every channel is written.
+                const TILE: usize = 64;
+                for x0 in (0..wd).step_by(TILE) {
+                    let width = TILE.min(wd - x0);
+                    let block = &mut row[x0 * c..(x0 + width) * c];
+                    for ch in 0..c {
+                        let line = &src[((img * c + ch) * h + y) * wd + x0..][..width];
+                        for (d, &v) in block[ch..].iter_mut().step_by(c).zip(line) {
+                            *d = v;
+                        }
+                    }
+                }
+            }
+        }
     });
     let m = n * oh * ow;
+    // With one group, each bordered pixel's channel sum, so that a row's
+    // sum is kh * kw additions instead of K.
+    let mut pixel_sums = if g == 1 { try_filled::<i32>(n * hp * wp, 0)? } else { Vec::new() };
+    if g == 1 {
+        pixel_sums.par_chunks_mut(wp.max(1)).zip(padded.par_chunks(wp * c.max(1))).for_each(|(sums, row)| {
+            for (sum, pixel) in sums.iter_mut().zip(row.chunks(c.max(1))) {
+                *sum = byte_sum(pixel);
+            }
+        });
+    }
     let mut group_out = if g == 1 { Vec::new() } else { try_filled::<u8>(m * ocg, 0)? };
     for grp in 0..g {
         let packed = &pw.groups[grp];
@@ -327,17 +367,19 @@ fn im2col_gemm(
         // Taps of one kernel row are contiguous in the bordered input when
         // there is one group and no horizontal dilation.
         let contiguous = g == 1 && p.dilation[1] == 1;
-        let padded = &padded;
+        let (padded, pixel_sums) = (&padded, &pixel_sums);
         let fill = |rows: Range<usize>, panel: &mut [u8], sums: &mut [i32]| {
             for ((px, row), sum) in rows.zip(panel.chunks_mut(kp)).zip(sums.iter_mut()) {
                 let (img, y, xo) = (px / (oh * ow), (px / ow) % oh, px % ow);
                 let mut at = 0;
+                let mut total = 0;
                 for ky in 0..kh {
                     let iy = y * p.stride[0] + ky * p.dilation[0];
                     let pix0 = (img * hp + iy) * wp + xo * p.stride[1];
                     if contiguous {
                         row[at..at + kw * c].copy_from_slice(&padded[pix0 * c..(pix0 + kw) * c]);
                         at += kw * c;
+                        total += pixel_sums[pix0..pix0 + kw].iter().sum::<i32>();
                     } else {
                         for kx in 0..kw {
                             let pix = pix0 + kx * p.dilation[1];
@@ -347,7 +389,7 @@ fn im2col_gemm(
                     }
                 }
                 row[at..].fill(0);
-                *sum = byte_sum(&row[..at]);
+                *sum = if contiguous { total } else { byte_sum(&row[..at]) };
             }
         };
         let zw = &pw.zero_points[grp * ocg..(grp + 1) * ocg];
@@ -367,6 +409,15 @@ fn im2col_gemm(
         });
     }
     Ok(())
+}
+
+/// The input of the im2col path, in either layout.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    /// Channels-last bytes.
+    Nhwc(&'a [u8]),
+    /// Row-major NCHW bytes.
+    Nchw(&'a [u8]),
 }
 
 /// Transposes `[n][pixels][channels]` into `[n][channels][pixels]`, one
