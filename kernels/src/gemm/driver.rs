@@ -19,7 +19,9 @@ pub struct RowTerms<'a> {
     pub p: &'a [i32],
     /// The per-column constant terms.
     pub col_terms: &'a [i32],
-    /// The per-column weight zero points.
+    /// The per-column weight zero points, or empty when every one is 0
+    /// (symmetric weights, the common case: the epilogue then skips the
+    /// `zw * row_sum` products).
     pub zw: &'a [i32],
     /// `Σ_k x` of the row.
     pub row_sum: i32,
@@ -29,7 +31,18 @@ impl RowTerms<'_> {
     /// The exact `C[j]` (wrapping; exact whenever the true value fits i32).
     #[inline]
     pub fn c(&self, j: usize) -> i32 {
-        self.p[j].wrapping_add(self.col_terms[j]).wrapping_sub(self.zw[j].wrapping_mul(self.row_sum))
+        let zw = self.zw.get(j).copied().unwrap_or(0);
+        self.p[j].wrapping_add(self.col_terms[j]).wrapping_sub(zw.wrapping_mul(self.row_sum))
+    }
+
+    /// The terms from column `j` on.
+    pub fn tail(&self, j: usize) -> RowTerms<'_> {
+        RowTerms {
+            p: &self.p[j..],
+            col_terms: &self.col_terms[j..],
+            zw: self.zw.get(j..).unwrap_or(&[]),
+            row_sum: self.row_sum,
+        }
     }
 }
 
@@ -172,6 +185,7 @@ struct Prepared<'a> {
     acts: Activations<'a>,
     col_terms: Vec<i32>,
     zw: &'a [i32],
+    zw_all_zero: bool,
     b: &'a PackedB,
 }
 
@@ -202,8 +216,8 @@ impl Prepared<'_> {
     /// `row_sum`, columns `col0..col0 + dst.len()`) into `dst`.
     fn finish<T: OutElem>(&self, epi: &Epilogue<'_>, p: &[i32], row_sum: i32, col0: usize, dst: &mut [T]) {
         let n = dst.len();
-        let terms =
-            RowTerms { p: &p[..n], col_terms: &self.col_terms[col0..col0 + n], zw: &self.zw[col0..col0 + n], row_sum };
+        let zw = if self.zw_all_zero { &[][..] } else { &self.zw[col0..col0 + n] };
+        let terms = RowTerms { p: &p[..n], col_terms: &self.col_terms[col0..col0 + n], zw, row_sum };
         T::finish(&self.kernel, epi, terms, col0, dst);
     }
 }
@@ -262,7 +276,7 @@ pub fn gemm_prepared<T: OutElem>(
             zx.wrapping_neg().wrapping_mul(b.col_sums[j]).wrapping_add((k as i32).wrapping_mul(zx).wrapping_mul(zw[j]))
         })
         .collect();
-    let prep = Prepared { kernel, acts, col_terms, zw, b };
+    let prep = Prepared { kernel, acts, col_terms, zw, zw_all_zero: zw.iter().all(|&z| z == 0), b };
     let blocks = b.blocks();
     if m < 2 * ROW_CHUNK && blocks > BLOCK_CHUNK && m > 0 {
         // Few rows: split the columns. With one row each task owns a

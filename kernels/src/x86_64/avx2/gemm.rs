@@ -5,7 +5,8 @@ use crate::gemm::{scalar_finish_f32, scalar_finish_u8, PKernel, RowTerms};
 use crate::x86_64::has_avx2;
 use std::arch::x86_64::*;
 
-/// `C` for 8 columns starting at `j`: `p + col_terms - zw * row_sum`.
+/// `C` for 8 columns starting at `j`: `p + col_terms - zw * row_sum`
+/// (no product when `zw` is empty, i.e. all zero).
 ///
 /// # Safety
 ///
@@ -13,19 +14,39 @@ use std::arch::x86_64::*;
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn exact8(t: &RowTerms<'_>, j: usize, row_sum: __m256i) -> __m256i {
-    let (p, ct, zw) = (&t.p[j..j + 8], &t.col_terms[j..j + 8], &t.zw[j..j + 8]);
+    let (p, ct) = (&t.p[j..j + 8], &t.col_terms[j..j + 8]);
     // SAFETY: each slice holds 8 i32 (the ranges above are checked).
-    let (p, ct, zw) = unsafe {
-        (
+    let sum = unsafe {
+        _mm256_add_epi32(
             _mm256_loadu_si256(p.as_ptr() as *const __m256i),
             _mm256_loadu_si256(ct.as_ptr() as *const __m256i),
-            _mm256_loadu_si256(zw.as_ptr() as *const __m256i),
         )
     };
-    _mm256_sub_epi32(_mm256_add_epi32(p, ct), _mm256_mullo_epi32(zw, row_sum))
+    if t.zw.is_empty() {
+        return sum;
+    }
+    let zw = &t.zw[j..j + 8];
+    // SAFETY: `zw` holds 8 i32.
+    let zw = unsafe { _mm256_loadu_si256(zw.as_ptr() as *const __m256i) };
+    _mm256_sub_epi32(sum, _mm256_mullo_epi32(zw, row_sum))
 }
 
-/// The quantizing epilogue, 8 columns at a time.
+/// Requantized `C` of 8 columns from `j`, as i32 in `[lo, hi]`.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn quantize8(t: &RowTerms<'_>, j: usize, rs: __m256i, mult: &[f32], add: &[f32], lo: __m256, hi: __m256) -> __m256i {
+    let c = _mm256_cvtepi32_ps(exact8(t, j, rs));
+    let (m, a) = (&mult[j..j + 8], &add[j..j + 8]);
+    // SAFETY: `m` and `a` hold 8 floats each.
+    let v = unsafe { _mm256_fmadd_ps(c, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(a.as_ptr())) };
+    _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi))
+}
+
+/// The quantizing epilogue, 16 columns at a time (then 8, then scalar).
 ///
 /// # Safety
 ///
@@ -35,23 +56,30 @@ fn avx2_finish_u8_impl(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: 
     let n = dst.len();
     let (rs, vlo, vhi) = (_mm256_set1_epi32(t.row_sum), _mm256_set1_ps(lo), _mm256_set1_ps(hi));
     let mut j = 0;
-    let mut bytes = [0u8; 8];
-    while j + 8 <= n {
-        let c = _mm256_cvtepi32_ps(exact8(&t, j, rs));
-        let (m, a) = (&mult[j..j + 8], &add[j..j + 8]);
-        // SAFETY: `m` and `a` hold 8 floats each.
-        let v = unsafe { _mm256_fmadd_ps(c, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(a.as_ptr())) };
-        let q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
+    while j + 16 <= n {
+        let q0 = quantize8(&t, j, rs, mult, add, vlo, vhi);
+        let q1 = quantize8(&t, j + 8, rs, mult, add, vlo, vhi);
+        // Lane 0 holds columns 0-3 then 8-11, lane 1 4-7 then 12-15:
+        // gather the dwords back into column order.
+        let words = _mm256_packus_epi32(q0, q1);
+        let bytes = _mm256_packus_epi16(words, words);
+        let ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
+        let d = &mut dst[j..j + 16];
+        // SAFETY: `d` holds 16 writable bytes; an unaligned 16-byte store.
+        unsafe { _mm_storeu_si128(d.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(ordered)) };
+        j += 16;
+    }
+    if j + 8 <= n {
+        let q = quantize8(&t, j, rs, mult, add, vlo, vhi);
         let words = _mm256_packus_epi32(q, q);
         let packed =
             _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
-        // SAFETY: `bytes` is 8 writable bytes; an unaligned 8-byte store.
-        unsafe { _mm_storel_epi64(bytes.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(packed)) };
-        dst[j..j + 8].copy_from_slice(&bytes);
+        let d = &mut dst[j..j + 8];
+        // SAFETY: `d` holds 8 writable bytes; an unaligned 8-byte store.
+        unsafe { _mm_storel_epi64(d.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(packed)) };
         j += 8;
     }
-    let tail = RowTerms { p: &t.p[j..], col_terms: &t.col_terms[j..], zw: &t.zw[j..], row_sum: t.row_sum };
-    scalar_finish_u8(tail, &mult[j..], &add[j..], lo, hi, &mut dst[j..]);
+    scalar_finish_u8(t.tail(j), &mult[j..], &add[j..], lo, hi, &mut dst[j..]);
 }
 
 /// The float epilogue, 8 columns at a time.
@@ -76,8 +104,7 @@ fn avx2_finish_f32_impl(t: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [
         };
         j += 8;
     }
-    let tail = RowTerms { p: &t.p[j..], col_terms: &t.col_terms[j..], zw: &t.zw[j..], row_sum: t.row_sum };
-    scalar_finish_f32(tail, &mult[j..], &bias[j..], &mut dst[j..]);
+    scalar_finish_f32(t.tail(j), &mult[j..], &bias[j..], &mut dst[j..]);
 }
 
 /// The AVX2 quantizing epilogue (also used by the VNNI kernel).
