@@ -23,9 +23,9 @@ pub struct PackedB {
     pub data: Vec<i8>,
     /// `Σ_k w[n, k]` per column.
     pub col_sums: Vec<i32>,
-    /// The same weights as i16 in pairs of k (see [`PackedB::widened`]),
-    /// made on first use by a kernel that wants them.
-    widened: OnceLock<Vec<i16>>,
+    /// The same weights in pairs of k (see [`PackedB::pairs`]), made on
+    /// first use by a kernel that wants them.
+    pairs: OnceLock<Vec<i8>>,
 }
 
 impl PackedB {
@@ -43,15 +43,15 @@ impl PackedB {
                 col_sums[col] += v as i32;
             }
         }
-        Ok(PackedB { n, k, kp, data, col_sums, widened: OnceLock::new() })
+        Ok(PackedB { n, k, kp, data, col_sums, pairs: OnceLock::new() })
     }
 
-    /// The weights widened to i16 for `vpmaddwd`-style kernels: blocks of
-    /// 16 columns; within a block, for each pair of consecutive k, the 2
-    /// values of each of the 16 columns (32 i16), K padded as in `data`.
-    /// Computed once, on first call.
-    pub fn widened(&self) -> &[i16] {
-        self.widened.get_or_init(|| {
+    /// The weights ordered for `vpmaddwd`-style kernels, which widen them
+    /// to i16 as they load them: blocks of 16 columns; within a block, for
+    /// each pair of consecutive k, the 2 values of each of the 16 columns
+    /// (32 bytes), K padded as in `data`. Computed once, on first call.
+    pub fn pairs(&self) -> &[i8] {
+        self.pairs.get_or_init(|| {
             let mut out = Vec::with_capacity(self.data.len());
             for block in self.data.chunks(self.kp * BLOCK) {
                 for quad in block.chunks(64) {
@@ -59,8 +59,8 @@ impl PackedB {
                     // into the pair (k, k+1) then the pair (k+2, k+3).
                     for half in 0..2 {
                         for c in 0..BLOCK {
-                            out.push(quad[c * 4 + 2 * half] as i16);
-                            out.push(quad[c * 4 + 2 * half + 1] as i16);
+                            out.push(quad[c * 4 + 2 * half]);
+                            out.push(quad[c * 4 + 2 * half + 1]);
                         }
                     }
                 }

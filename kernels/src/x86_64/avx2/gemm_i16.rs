@@ -1,5 +1,6 @@
 //! The AVX2 GEMM dot-product kernel on widened operands: activations and
-//! weights as i16, multiplied in pairs by `vpmaddwd` into i32.
+//! weights as i16 (the weights stay i8 in memory and are sign-extended as
+//! they load), multiplied in pairs by `vpmaddwd` into i32.
 //!
 //! Every product `x * w` with `x` in `0..=255` and `w` in `-128..=127` and
 //! every pair sum fit i16 inputs and an i32 result, so the kernel is exact
@@ -15,24 +16,27 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 /// `P` for `R` rows by one block: `a16` holds `R` rows of `kp` i16
-/// activations, `b16` the block's weights as `kp / 2` pairs of 16 columns
-/// of 2 i16 each.
+/// activations, `b8` the block's weights as `kp / 2` pairs of 16 columns
+/// of 2 i8 each, widened to i16 as they are loaded.
 ///
 /// # Safety
 ///
 /// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
-fn tile<const R: usize>(a16: &[i16], kp: usize, b16: &[i16], out: &mut [i32], ldo: usize, col0: usize) {
+fn tile<const R: usize>(a16: &[i16], kp: usize, b8: &[i8], out: &mut [i32], ldo: usize, col0: usize) {
     let mut acc = [[_mm256_setzero_si256(); 2]; R];
     // One check for the whole tile, so the inner loop is only arithmetic.
-    assert!(a16.len() >= R * kp && kp.is_multiple_of(2) && b16.len() >= kp * BLOCK);
-    let (a_ptr, b_ptr) = (a16.as_ptr(), b16.as_ptr());
+    assert!(a16.len() >= R * kp && kp.is_multiple_of(2) && b8.len() >= kp * BLOCK);
+    let (a_ptr, b_ptr) = (a16.as_ptr(), b8.as_ptr());
     for p in 0..kp / 2 {
-        // SAFETY: pair p of the block is 32 i16 at 32p, and 32p + 32 <=
-        // kp * 16 (asserted above); unaligned loads.
+        // SAFETY: pair p of the block is 32 bytes at 32p, and 32p + 32 <=
+        // kp * 16 (asserted above); unaligned 16-byte loads, sign-extended.
         let (lo, hi) = unsafe {
             let at = b_ptr.add(p * 32);
-            (_mm256_loadu_si256(at as *const __m256i), _mm256_loadu_si256(at.add(16) as *const __m256i))
+            (
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(at as *const __m128i)),
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(at.add(16) as *const __m128i)),
+            )
         };
         for (r, acc) in acc.iter_mut().enumerate() {
             // SAFETY: r < R and 2p + 1 < kp, so the two i16 lie within
@@ -63,10 +67,10 @@ const ROWS: usize = 6;
 ///
 /// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
-fn gemm_i16(a16: &[i16], rows: usize, kp: usize, b16: &[i16], blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+fn gemm_i16(a16: &[i16], rows: usize, kp: usize, b8: &[i8], blocks: Range<usize>, out: &mut [i32], ldo: usize) {
     let block_len = kp * BLOCK;
     for blk in blocks.clone() {
-        let b = &b16[blk * block_len..(blk + 1) * block_len];
+        let b = &b8[blk * block_len..(blk + 1) * block_len];
         let col0 = (blk - blocks.start) * BLOCK;
         let mut r = 0;
         while r + ROWS <= rows {
@@ -98,12 +102,12 @@ thread_local! {
 /// so the widened panel stays in L2).
 pub(super) fn run(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
     assert!(has_avx2(), "the AVX2 GEMM kernel was chosen on a CPU without AVX2");
-    let b16 = b.widened();
+    let pairs = b.pairs();
     WIDE.with(|wide| {
         let mut wide = wide.borrow_mut();
         wide.clear();
         wide.extend(a[..rows * kp].iter().map(|&v| v as i16));
         // SAFETY: the assertion above checked the CPU features.
-        unsafe { gemm_i16(&wide, rows, kp, b16, blocks, out, ldo) }
+        unsafe { gemm_i16(&wide, rows, kp, pairs, blocks, out, ldo) }
     });
 }

@@ -1,0 +1,98 @@
+//! The torchvision networks of `qtensor::models`: they run end to end,
+//! carry torchvision's state names, save and load, keep activations
+//! channels-last, and profile by layer name. (Its own test binary: it
+//! changes the process-wide ISA cap and profiler.)
+
+use qtensor::models::{mobilenet_v2, resnet18, WeightInit};
+use qtensor::nn::Module;
+use qtensor::{profiler, DType, Isa, Tensor};
+
+fn image(n: usize, side: usize) -> Tensor {
+    let v: Vec<f32> = (0..n * 3 * side * side).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    Tensor::from_vec(v, &[n, 3, side, side]).unwrap()
+}
+
+fn names(m: &dyn Module) -> Vec<String> {
+    m.state_dict("").unwrap().into_iter().map(|(n, _)| n).collect()
+}
+
+#[test]
+fn networks_run_save_load_and_profile_by_layer() {
+    let x = image(2, 64);
+    let resnet = resnet18(&mut WeightInit::new(0)).unwrap();
+    let mobilenet = mobilenet_v2(&mut WeightInit::new(1)).unwrap();
+    for (model, keys) in [
+        (
+            &resnet as &dyn Module,
+            [
+                "conv1.weight",
+                "layer1.0.conv1.weight",
+                "layer2.0.downsample.0.weight",
+                "layer4.1.add_relu.scale",
+                "fc.weight",
+                "quant.scale",
+            ],
+        ),
+        (
+            &mobilenet as &dyn Module,
+            [
+                "features.0.0.weight",
+                "features.1.conv.0.0.weight",
+                "features.3.conv.1.0.weight",
+                "features.3.skip_add.zero_point",
+                "features.18.0.weight",
+                "classifier.1.weight",
+            ],
+        ),
+    ] {
+        let y = model.forward(&x).unwrap();
+        assert_eq!(y.sizes(), &[2, 1000]);
+        assert_eq!(y.dtype(), DType::Float32);
+        let values = y.to_vec::<f32>().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()));
+        // Random weights with realistic qparams give logits that vary.
+        assert!(values.iter().any(|&v| v != values[0]), "{}: constant logits", model.describe());
+        let have = names(model);
+        for k in keys {
+            assert!(have.iter().any(|n| n == k), "{} has no `{k}`", model.describe());
+        }
+    }
+
+    // Save and load into a network built from other weights: same output.
+    let dir = std::env::temp_dir().join(format!("qtensor-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("resnet18.safetensors");
+    qtensor::nn::save(&path, &resnet).unwrap();
+    let mut other = resnet18(&mut WeightInit::new(42)).unwrap();
+    assert_ne!(
+        other.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        resnet.forward(&x).unwrap().to_vec::<f32>().unwrap()
+    );
+    qtensor::nn::load(&path, &mut other).unwrap();
+    assert_eq!(
+        other.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        resnet.forward(&x).unwrap().to_vec::<f32>().unwrap()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+
+    // A per-layer profile names each layer.
+    profiler::reset();
+    profiler::enable();
+    mobilenet.forward(&x).unwrap();
+    profiler::disable();
+    let table = profiler::table();
+    for row in
+        ["features.3.conv.1.0 quantized::conv2d_relu", "features.3.skip_add quantized::add", "head adaptive_avg_pool2d"]
+    {
+        assert!(table.contains(row), "no `{row}` in\n{table}");
+    }
+
+    // The portable path (what a CPU without AVX2 runs) gives logits of the
+    // same shape; the reference kernels round requantization ties in f64,
+    // so they are compared by shape only.
+    qtensor::set_isa_cap(Some(Isa::Scalar));
+    assert_eq!(qtensor::isa::cap(), Isa::Scalar);
+    let small = image(1, 32);
+    assert_eq!(mobilenet.forward(&small).unwrap().sizes(), &[1, 1000]);
+    qtensor::set_isa_cap(None);
+}
