@@ -2,7 +2,7 @@
 //! peers' scripts build them, for `qtensor bench` and the criterion benches.
 
 use super::{time, Timing};
-use crate::{ops, registry, DType, Result, Tensor, Value};
+use crate::{ops, registry, DType, MemoryFormat, Result, Tensor, Value};
 
 /// One workload: a name and a call to time.
 pub struct Workload {
@@ -130,12 +130,15 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         if !want(name) {
             continue;
         }
+        // Channels-last, as PyTorch's baseline times it (and as a network
+        // keeps its activations).
         let x = ops::quantize_per_tensor(
             &Tensor::from_vec(g.rand(c * 56 * 56), &[1, c, 56, 56])?,
             1.0 / 127.0,
             0,
             DType::QUInt8,
-        )?;
+        )?
+        .contiguous_in(MemoryFormat::ChannelsLast)?;
         let w = per_channel_weight(&mut g, &[c, c / groups, 3, 3])?;
         let b = bias(&mut g, c)?;
         crate::kernels::prepack_conv2d(&w, groups as i64)?;
@@ -144,7 +147,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         }));
     }
     if want("max_pool2d/1x64x112x112/k3s2p1") {
-        let x = q8(&mut g, &[1, 64, 112, 112], 0.02, 3)?;
+        let x = q8(&mut g, &[1, 64, 112, 112], 0.02, 3)?.contiguous_in(MemoryFormat::ChannelsLast)?;
         out.push(workload("max_pool2d/1x64x112x112/k3s2p1", move || {
             ops::max_pool2d(&x, &[3, 3], &[2, 2], &[1, 1], &[1, 1], false)
         }));

@@ -23,45 +23,53 @@ pub fn max_pool_row<B: Copy + Ord>(
     lowest: B,
     out: &mut [B],
 ) {
-    let rows = window_taps(oy, win.stride[0], win.pad[0], win.dilation[0], win.kernel[0], h);
-    for (ox, dst) in out.chunks_mut(c.max(1)).enumerate() {
-        let cols = window_taps(ox, win.stride[1], win.pad[1], win.dilation[1], win.kernel[1], w);
-        let mut first = true;
-        for iy in rows.clone() {
-            for ix in cols.clone() {
-                let px = &src[(iy * w + ix) * c..(iy * w + ix + 1) * c];
-                if first {
-                    dst.copy_from_slice(px);
-                    first = false;
-                } else {
-                    for (d, &v) in dst.iter_mut().zip(px) {
-                        *d = (*d).max(v);
-                    }
-                }
-            }
-        }
-        if first {
+    let (y0, ny, dy) = window_span(oy, win.stride[0], win.pad[0], win.dilation[0], win.kernel[0], h);
+    for (ox, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
+        let (x0, nx, dx) = window_span(ox, win.stride[1], win.pad[1], win.dilation[1], win.kernel[1], w);
+        if ny == 0 || nx == 0 {
             dst.fill(lowest);
+            continue;
+        }
+        let at = |ty: usize, tx: usize| ((y0 + ty * dy) * w + x0 + tx * dx) * c;
+        dst.copy_from_slice(&src[at(0, 0)..at(0, 0) + c]);
+        for ty in 0..ny {
+            for tx in 0..nx {
+                max_into(dst, &src[at(ty, tx)..at(ty, tx) + c]);
+            }
         }
     }
 }
 
+/// `dst = max(dst, src)`, in fixed-size chunks of 32 elements that the
+/// compiler turns into whole vectors at any width (a loop of dynamic length
+/// vectorizes for its widest unroll and runs shorter rows in scalar).
+#[inline(always)]
+fn max_into<B: Copy + Ord>(dst: &mut [B], src: &[B]) {
+    let mut d32 = dst.chunks_exact_mut(32);
+    let mut s32 = src.chunks_exact(32);
+    for (d, s) in (&mut d32).zip(&mut s32) {
+        for i in 0..32 {
+            d[i] = d[i].max(s[i]);
+        }
+    }
+    for (d, &v) in d32.into_remainder().iter_mut().zip(s32.remainder()) {
+        *d = (*d).max(v);
+    }
+}
+
 /// The input positions a window at output position `o` covers, clipped to
-/// `0..size` (so a huge kernel costs only the input it overlaps).
-fn window_taps(
-    o: usize,
-    stride: i64,
-    pad: i64,
-    dilation: i64,
-    kernel: i64,
-    size: usize,
-) -> impl Iterator<Item = usize> + Clone {
+/// `0..size`, as (first position, count, step): a huge kernel costs only
+/// the input it overlaps.
+#[inline(always)]
+fn window_span(o: usize, stride: i64, pad: i64, dilation: i64, kernel: i64, size: usize) -> (usize, usize, usize) {
     let start = o as i64 * stride - pad;
-    // The first tap at or after 0, and the number of taps before `size`.
+    // The first tap at or after 0, and the last before `size`.
     let skip = if start < 0 { (-start + dilation - 1) / dilation } else { 0 };
-    let last = (size as i64 - 1 - start).div_euclid(dilation);
-    let end = (kernel - 1).min(last);
-    (skip..=end).map(move |k| (start + k * dilation) as usize)
+    let last = ((size as i64 - 1 - start).div_euclid(dilation)).min(kernel - 1);
+    if last < skip {
+        return (0, 0, 1);
+    }
+    ((start + skip * dilation) as usize, (last - skip + 1) as usize, dilation as usize)
 }
 
 /// Runs `row(image, oy, out_row)` over every output row of an NHWC result,
@@ -92,8 +100,12 @@ pub fn is_channels_last(x: &Tensor) -> bool {
     x.ndim() == 4 && x.memory_format() == MemoryFormat::ChannelsLast && x.per_tensor_qparams().is_some()
 }
 
-/// Channels-last max_pool2d for byte and wider dtypes, through `row`
-/// (which an ISA module may compile for its vector width).
+/// One output row of a quint8 channels-last max pool (see [`max_pool_row`]).
+pub type MaxRowU8 = fn(src: &[u8], dims: [usize; 3], win: &Window, oy: usize, lowest: u8, out: &mut [u8]);
+
+/// Channels-last max_pool2d for every quantized dtype; quint8 rows go
+/// through `u8_row`, which an ISA module may compile for its vector width.
+#[allow(clippy::too_many_arguments)]
 pub fn max_pool2d_nhwc(
     x: &Tensor,
     kernel_size: &[i64],
@@ -101,6 +113,7 @@ pub fn max_pool2d_nhwc(
     padding: &[i64],
     dilation: &[i64],
     ceil_mode: bool,
+    u8_row: MaxRowU8,
 ) -> Result<Tensor> {
     let op = "max_pool2d";
     let p = Planes::of(op, x)?;
@@ -118,7 +131,7 @@ pub fn max_pool2d_nhwc(
         nhwc_rows::<B>(op, x, shape, |src, oy, out| max_pool_row(src, dims, win, oy, lowest, out))
     }
     match x.dtype() {
-        DType::QUInt8 => run::<u8>(op, x, shape, dims, &win, 0),
+        DType::QUInt8 => nhwc_rows::<u8>(op, x, shape, |src, oy, out| u8_row(src, dims, &win, oy, 0, out)),
         DType::QInt8 => run::<i8>(op, x, shape, dims, &win, i8::MIN),
         DType::QInt16 => run::<i16>(op, x, shape, dims, &win, i16::MIN),
         DType::QInt32 => run::<i32>(op, x, shape, dims, &win, i32::MIN),
@@ -135,7 +148,7 @@ fn portable_max_pool2d(
     ceil_mode: bool,
 ) -> Result<Tensor> {
     if is_channels_last(x) {
-        max_pool2d_nhwc(x, kernel_size, stride, padding, dilation, ceil_mode)
+        max_pool2d_nhwc(x, kernel_size, stride, padding, dilation, ceil_mode, max_pool_row::<u8>)
     } else {
         reference_max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
     }

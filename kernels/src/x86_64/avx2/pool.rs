@@ -116,6 +116,21 @@ fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [
     }
 }
 
+/// The portable channels-last row, compiled for AVX2 (32-byte vectors).
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn nhwc_row_avx2(src: &[u8], dims: [usize; 3], win: &Window, oy: usize, lowest: u8, out: &mut [u8]) {
+    crate::portable::pool::max_pool_row(src, dims, win, oy, lowest, out)
+}
+
+fn nhwc_row(src: &[u8], dims: [usize; 3], win: &Window, oy: usize, lowest: u8, out: &mut [u8]) {
+    // SAFETY: only passed to `max_pool2d_nhwc` after `has_avx2()` held.
+    unsafe { nhwc_row_avx2(src, dims, win, oy, lowest, out) }
+}
+
 fn avx2_max_pool2d(
     x: &Tensor,
     kernel_size: &[i64],
@@ -125,8 +140,8 @@ fn avx2_max_pool2d(
     ceil_mode: bool,
 ) -> Result<Tensor> {
     let op = "max_pool2d";
-    if crate::portable::pool::is_channels_last(x) {
-        return crate::portable::pool::max_pool2d_nhwc(x, kernel_size, stride, padding, dilation, ceil_mode);
+    if crate::portable::pool::is_channels_last(x) && has_avx2() {
+        return crate::portable::pool::max_pool2d_nhwc(x, kernel_size, stride, padding, dilation, ceil_mode, nhwc_row);
     }
     let fast = has_avx2() && matches!(x.dtype(), DType::QUInt8 | DType::QInt8) && per_tensor(op, "self", x).is_ok();
     if !fast {
