@@ -207,7 +207,8 @@ fn check_layout_kept(op: &str, args_nchw: &[Value], args_cl: &[Value], steps: i6
         .into_iter()
         .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
         .collect();
-    assert!(kernels.len() >= 2, "{op}: a reference and a faster kernel");
+    // Under QTENSOR_ISA=scalar only the reference (and portable) kernels run.
+    assert!(!kernels.is_empty(), "{op}: no kernel");
     let reference = kernels.iter().find(|k| k.priority == 0).unwrap();
     let want = (reference.func)(args_nchw).unwrap().into_tensor().unwrap();
     assert!(want.is_contiguous(), "{op}: NCHW in, NCHW out");

@@ -45,7 +45,8 @@ fn linear_kernels_are_exact_on_full_range_inputs() {
     let want = exact_linear(&x, &w, m, k, n, zx, zw, sx * sw / sy, zy);
     let args = [Value::from(&xq), Value::from(&wq), Value::None, Value::Float(sy), Value::Int(zy)];
     let kernels = kernels_of("quantized::linear");
-    assert!(kernels.len() >= 2, "a reference and at least one fast kernel");
+    // Under QTENSOR_ISA=scalar only the reference kernel runs.
+    assert!(!kernels.is_empty(), "no kernel");
     for kernel in kernels {
         let got = (kernel.func)(&args).unwrap().into_tensor().unwrap().int_values().unwrap();
         assert_eq!(got, want, "kernel {}", kernel.name);
