@@ -1,4 +1,4 @@
-//! The standard workloads of WORKLOADS.md under criterion, one thread:
+//! The standard workloads of docs/benchmarks.md under criterion, one thread:
 //! `cargo bench --bench workloads`. `qtensor bench --json` times the same
 //! calls on the same inputs, in the format the peers' scripts print.
 

@@ -1,4 +1,4 @@
-//! The standard performance workloads of `WORKLOADS.md`, built the way the
+//! The standard performance workloads of `docs/benchmarks.md`, built the way the
 //! peers' scripts build them, for `qtensor bench` and the criterion benches.
 
 use super::{time, Timing};
@@ -6,7 +6,7 @@ use crate::{ops, registry, DType, MemoryFormat, Result, Tensor, Value};
 
 /// One workload: a name and a call to time.
 pub struct Workload {
-    /// The name from WORKLOADS.md.
+    /// The name from docs/benchmarks.md.
     pub name: &'static str,
     /// Calls per timed run (per-call overhead workloads repeat the call).
     pub inner: usize,
@@ -182,7 +182,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
     Ok(out)
 }
 
-/// The workload name of a network at a batch size, as WORKLOADS.md spells
+/// The workload name of a network at a batch size, as docs/benchmarks.md spells
 /// it (`model/resnet18/b8`).
 fn model_workload_name(arch: &str, batch: usize) -> &'static str {
     match (arch, batch) {
@@ -205,7 +205,7 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// The JSON line of WORKLOADS.md.
+    /// The JSON line of docs/benchmarks.md.
     pub fn json(&self) -> String {
         serde_json::json!({
             "workload": self.name,

@@ -21,7 +21,7 @@ enum Command {
     },
     /// Print the registry: each op and, per (key, dtype), its kernels in priority order.
     Ops,
-    /// Time the standard workloads (WORKLOADS.md), or with --kernels each
+    /// Time the standard workloads (docs/benchmarks.md), or with --kernels each
     /// vectorized kernel against its reference kernel.
     Bench {
         /// Compare every vectorized kernel with its op's reference kernel instead.

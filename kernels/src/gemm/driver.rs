@@ -278,23 +278,31 @@ pub fn gemm_prepared<T: OutElem>(
         .collect();
     let prep = Prepared { kernel, acts, col_terms, zw, zw_all_zero: zw.iter().all(|&z| z == 0), b };
     let blocks = b.blocks();
-    if m < 2 * ROW_CHUNK && blocks > BLOCK_CHUNK && m > 0 {
-        // Few rows: split the columns. With one row each task owns a
-        // contiguous run of the output; otherwise tasks finish into their
-        // own buffers, copied into the interleaved output rows after.
-        let per = BLOCK_CHUNK * BLOCK;
+    let threads = rayon::current_num_threads();
+    // Few rows: split the columns instead. With one thread, only to keep
+    // the products of a very wide row in cache; with more, whenever the
+    // rows would not give every thread a few panels (late conv layers have
+    // 49 or 196 pixels and 256 or 512 channels).
+    let few_rows = m < 2 * ROW_CHUNK && blocks > BLOCK_CHUNK;
+    let too_few_for_threads = threads > 1 && m < 32 * threads && blocks >= 2 * threads;
+    if m > 0 && (few_rows || too_few_for_threads) {
+        // With one row each task owns a contiguous run of the output;
+        // otherwise tasks finish into their own buffers, copied into the
+        // interleaved output rows after.
+        let chunk_blocks = if too_few_for_threads { blocks.div_ceil(threads).min(BLOCK_CHUNK) } else { BLOCK_CHUNK };
+        let per = chunk_blocks * BLOCK;
         if m == 1 {
             return out.par_chunks_mut(per).enumerate().try_for_each_init(Scratch::default, |s, (t, dst)| {
-                let blk = t * BLOCK_CHUNK..(t * BLOCK_CHUNK + BLOCK_CHUNK).min(blocks);
+                let blk = t * chunk_blocks..(t * chunk_blocks + chunk_blocks).min(blocks);
                 prep.dot(0..1, blk.clone(), s)?;
                 prep.finish(&epi, &s.p, s.sums[0], blk.start * BLOCK, dst);
                 Ok(())
             });
         }
-        let parts: Vec<(usize, usize, Vec<T>)> = (0..blocks.div_ceil(BLOCK_CHUNK))
+        let parts: Vec<(usize, usize, Vec<T>)> = (0..blocks.div_ceil(chunk_blocks))
             .into_par_iter()
             .map(|t| {
-                let blk = t * BLOCK_CHUNK..(t * BLOCK_CHUNK + BLOCK_CHUNK).min(blocks);
+                let blk = t * chunk_blocks..(t * chunk_blocks + chunk_blocks).min(blocks);
                 let (cols, col0) = (blk.len() * BLOCK, blk.start * BLOCK);
                 let width = cols.min(n - col0);
                 let mut s = Scratch::default();
@@ -315,8 +323,9 @@ pub fn gemm_prepared<T: OutElem>(
     }
     let cols = blocks * BLOCK;
     // Each task streams all of B, so give it as many rows as it can: one
-    // task per thread, at least ROW_CHUNK rows, whole row tiles.
-    let chunk = m.div_ceil(rayon::current_num_threads()).max(ROW_CHUNK).div_ceil(TILE_ROWS) * TILE_ROWS;
+    // task per thread, at least ROW_CHUNK rows, in whole 8-row tiles (the
+    // tasks work through their rows a panel of TILE_ROWS at a time).
+    let chunk = m.div_ceil(threads).max(ROW_CHUNK).div_ceil(8) * 8;
     out.par_chunks_mut(chunk * n.max(1)).enumerate().try_for_each(|(t, dst)| {
         // A few rows at a time, so the raw products stay in cache between
         // the kernel and the epilogue.
