@@ -71,6 +71,7 @@ fn exact_conv(
     pad: usize,
     dil: usize,
     zx: i64,
+    zw: i64,
     s: f64,
     zy: i64,
     lo: i64,
@@ -95,7 +96,7 @@ fn exact_conv(
                                 }
                                 let ch = grp * icg + i;
                                 let xv = x[((img * c + ch) * h + iy as usize) * wd + ix as usize] as i64;
-                                acc += (xv - zx) * w[((o * icg + i) * kh + ky) * kw + kx] as i64;
+                                acc += (xv - zx) * (w[((o * icg + i) * kh + ky) * kw + kx] as i64 - zw);
                             }
                         }
                     }
@@ -146,7 +147,9 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
         .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
         .collect();
     assert!(!kernels.is_empty());
-    for (ci, case) in cases.iter().enumerate() {
+    // Symmetric weights (zero point 0, the usual case, where the GEMM skips
+    // the row sums) and asymmetric ones.
+    for (ci, (case, zw)) in cases.iter().flat_map(|c| [(c, 0i64), (c, 3)]).enumerate() {
         let [n, c, h, wd] = case.input;
         let icg = c / case.groups;
         let (sx, zx, sw, sy, zy) = (0.05, 120i64, 0.01, 0.02, 110i64);
@@ -154,9 +157,10 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
         let xu8 = x.to_vec::<u8>().unwrap();
         let w: Vec<i8> = pattern(case.oc * icg * case.k * case.k, 77 + ci as u64).iter().map(|&v| v as i8).collect();
         let wshape = [case.oc, icg, case.k, case.k];
-        let wq = ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(w.clone(), &wshape).unwrap(), sw, 0).unwrap();
+        let wq =
+            ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(w.clone(), &wshape).unwrap(), sw, zw).unwrap();
         let (want, [oh, ow]) =
-            exact_conv(&xu8, [n, c, h, wd], &w, wshape, case.stride, case.pad, case.dil, zx, sx * sw / sy, zy, 0);
+            exact_conv(&xu8, [n, c, h, wd], &w, wshape, case.stride, case.pad, case.dil, zx, zw, sx * sw / sy, zy, 0);
         let xcl = x.contiguous_in(MemoryFormat::ChannelsLast).unwrap();
         for kernel in &kernels {
             for (input, channels_last) in [(&x, false), (&xcl, true)] {

@@ -28,6 +28,10 @@ pub struct GemmConvWeight {
     pub groups: Vec<PackedB>,
     /// Zero point of each output channel.
     pub zero_points: Vec<i32>,
+    /// False when every weight zero point is 0 (symmetric weights, the
+    /// usual case): the GEMM then never reads the activations' row sums,
+    /// so they are not computed.
+    pub needs_row_sums: bool,
     /// Scale of each output channel.
     pub scales: Vec<f64>,
     /// The weight minus its zero point, as f32, `[OC][KH*KW]` (the NCHW
@@ -76,6 +80,7 @@ impl GemmConvWeight {
             shape: [oc, icg, kh, kw],
             groups: packed,
             zero_points: qp.iter().map(|p| p.1 as i32).collect(),
+            needs_row_sums: qp.iter().any(|p| p.1 != 0),
             scales: qp.iter().map(|p| p.0).collect(),
             depthwise,
         })
@@ -275,13 +280,14 @@ fn pointwise(
             let pixel = &src[px * c..(px + 1) * c];
             row[..c].copy_from_slice(pixel);
             row[c..].fill(0);
-            *sum = byte_sum(pixel);
+            *sum = if pw.needs_row_sums { byte_sum(pixel) } else { 0 };
         }
     };
     if kp == c {
         // The kernel reads the activations in place; only the sums are new.
         let mut sums = try_filled::<i32>(m, 0)?;
-        sums.par_chunks_mut(1024).enumerate().for_each(|(t, part)| {
+        let needed = if pw.needs_row_sums { &mut sums[..] } else { &mut [][..] };
+        needed.par_chunks_mut(1024).enumerate().for_each(|(t, part)| {
             for (i, sum) in part.iter_mut().enumerate() {
                 let px = t * 1024 + i;
                 *sum = byte_sum(&src[px * c..(px + 1) * c]);
@@ -352,8 +358,8 @@ fn im2col_gemm(
     let m = n * oh * ow;
     // With one group, each bordered pixel's channel sum, so that a row's
     // sum is kh * kw additions instead of K.
-    let mut pixel_sums = if g == 1 { try_filled::<i32>(n * hp * wp, 0)? } else { Vec::new() };
-    if g == 1 {
+    let mut pixel_sums = if g == 1 && pw.needs_row_sums { try_filled::<i32>(n * hp * wp, 0)? } else { Vec::new() };
+    if !pixel_sums.is_empty() {
         pixel_sums.par_chunks_mut(wp.max(1)).zip(padded.par_chunks(wp * c.max(1))).for_each(|(sums, row)| {
             for (sum, pixel) in sums.iter_mut().zip(row.chunks(c.max(1))) {
                 *sum = byte_sum(pixel);
@@ -379,7 +385,9 @@ fn im2col_gemm(
                     if contiguous {
                         row[at..at + kw * c].copy_from_slice(&padded[pix0 * c..(pix0 + kw) * c]);
                         at += kw * c;
-                        total += pixel_sums[pix0..pix0 + kw].iter().sum::<i32>();
+                        if pw.needs_row_sums {
+                            total += pixel_sums[pix0..pix0 + kw].iter().sum::<i32>();
+                        }
                     } else {
                         for kx in 0..kw {
                             let pix = pix0 + kx * p.dilation[1];
@@ -389,7 +397,11 @@ fn im2col_gemm(
                     }
                 }
                 row[at..].fill(0);
-                *sum = if contiguous { total } else { byte_sum(&row[..at]) };
+                *sum = match (pw.needs_row_sums, contiguous) {
+                    (false, _) => 0,
+                    (true, true) => total,
+                    (true, false) => byte_sum(&row[..at]),
+                };
             }
         };
         let zw = &pw.zero_points[grp * ocg..(grp + 1) * ocg];
