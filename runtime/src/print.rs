@@ -7,6 +7,7 @@
 
 use crate::dtype::DType;
 use crate::quantizer::Quantizer;
+use crate::storage::Element;
 use crate::tensor::Tensor;
 use std::fmt;
 
@@ -15,10 +16,63 @@ const THRESHOLD: usize = 1000;
 const EDGEITEMS: usize = 3;
 const LINEWIDTH: usize = 80;
 
-/// The logical values of a tensor, row-major.
+/// Some of a tensor's logical values.
 enum Values {
     Float(Vec<f64>),
     Int(Vec<i64>),
+}
+
+/// Reads the elements at the given row-major logical indices (dequantized
+/// for quantized tensors, as f64 for floats, as i64 for integers), and
+/// nothing else: printing a huge tensor reads only what it prints.
+fn read_elements(t: &Tensor, indices: &[usize]) -> crate::Result<Values> {
+    let sizes = t.sizes();
+    let strides = t.strides();
+    let axis = t.quantizer().and_then(|q| q.axis());
+    // Storage offset and channel of a logical index.
+    let locate = |mut i: usize| {
+        let (mut offset, mut channel) = (t.storage_offset(), 0);
+        for d in (0..sizes.len()).rev() {
+            let idx = i % sizes[d].max(1);
+            i /= sizes[d].max(1);
+            offset += idx * strides[d];
+            if Some(d) == axis {
+                channel = idx;
+            }
+        }
+        (offset, channel)
+    };
+    let quantizer = t.quantizer();
+    let as_float = t.dtype().is_float() || quantizer.is_some();
+    crate::with_element_type!(t.dtype().storage_type(), T => {
+        let src = t.storage().read::<T>()?;
+        let at = |i: usize| {
+            let (o, c) = locate(i);
+            (src.get(o).copied(), c)
+        };
+        let missing = || crate::Error::shape("print", format!("{} lies outside its storage", t.describe()));
+        if as_float {
+            let mut out = Vec::with_capacity(indices.len());
+            for &i in indices {
+                let (v, c) = at(i);
+                let v = v.ok_or_else(missing)?;
+                out.push(match &quantizer {
+                    Some(q) => {
+                        let (s, z) = q.channel_qparams(c);
+                        crate::numerics::dequantize_val(v.to_i64(), s as f32, z) as f64
+                    }
+                    None => v.to_f64(),
+                });
+            }
+            Ok(Values::Float(out))
+        } else {
+            let mut out = Vec::with_capacity(indices.len());
+            for &i in indices {
+                out.push(at(i).0.ok_or_else(missing)?.to_i64());
+            }
+            Ok(Values::Int(out))
+        }
+    })
 }
 
 /// Python's `repr(float)`: the shortest round-trip digits, in fixed notation
@@ -148,9 +202,11 @@ impl Formatter {
     }
 }
 
-/// A tensor's values with their shape, ready to print.
+/// The printed values of a tensor with its shape: `values[k]` is the
+/// element at row-major index `indices[k]` (all of them, or the summary's).
 struct Printable {
     values: Values,
+    indices: Vec<usize>,
     shape: Vec<usize>,
 }
 
@@ -160,9 +216,11 @@ impl Printable {
     }
 
     fn format_at(&self, fmt: &Formatter, i: usize) -> String {
+        // `indices` is sorted: every printed element was read.
+        let k = self.indices.binary_search(&i).unwrap_or(0);
         match &self.values {
-            Values::Float(v) => fmt.format_float(v[i]),
-            Values::Int(v) => fmt.format_int(v[i]),
+            Values::Float(v) => v.get(k).map_or_else(String::new, |&x| fmt.format_float(x)),
+            Values::Int(v) => v.get(k).map_or_else(String::new, |&x| fmt.format_int(x)),
         }
     }
 
@@ -175,19 +233,25 @@ impl Printable {
         }
     }
 
-    /// `get_summarized_data`: the values the formatter sees.
-    fn summarized(&self, summarize: bool) -> Values {
-        let strides = crate::tensor::layout::contiguous_strides(&self.shape);
+    /// `get_summarized_data`'s elements: the row-major indices printed
+    /// (every element, or the edges of each dimension), in increasing order.
+    fn printed_indices(shape: &[usize]) -> Vec<usize> {
+        let summarize = shape.iter().product::<usize>() > THRESHOLD;
+        let strides = crate::tensor::layout::contiguous_strides(shape);
         let mut offsets = vec![0usize];
-        for (d, &size) in self.shape.iter().enumerate() {
+        for (d, &size) in shape.iter().enumerate() {
             let kept = Self::kept(size, summarize);
             let stride = strides[d];
             offsets = offsets.iter().flat_map(|&o| kept.iter().map(move |&k| o + k * stride)).collect();
         }
-        match &self.values {
-            Values::Float(v) => Values::Float(offsets.iter().map(|&o| v[o]).collect()),
-            Values::Int(v) => Values::Int(offsets.iter().map(|&o| v[o]).collect()),
-        }
+        offsets
+    }
+
+    /// The printed elements of `t`, read.
+    fn of(t: &Tensor) -> crate::Result<Printable> {
+        let shape = t.sizes().to_vec();
+        let indices = if t.numel() == 0 { Vec::new() } else { Printable::printed_indices(&shape) };
+        Ok(Printable { values: read_elements(t, &indices)?, indices, shape })
     }
 
     /// `_tensor_str`.
@@ -196,7 +260,7 @@ impl Printable {
             return "[]".into();
         }
         let summarize = self.numel() > THRESHOLD;
-        let fmt = Formatter::new(&self.summarized(summarize));
+        let fmt = Formatter::new(&self.values);
         let strides = crate::tensor::layout::contiguous_strides(&self.shape);
         self.str_with_formatter(0, 0, &strides, indent, summarize, &fmt)
     }
@@ -284,12 +348,7 @@ fn torch_repr(t: &Tensor) -> crate::Result<String> {
     let indent = prefix.len();
     let mut suffixes: Vec<String> = Vec::new();
     let dtype = t.dtype();
-    let values = if dtype.is_float() || t.is_quantized() {
-        Values::Float(t.real_values()?)
-    } else {
-        Values::Int(t.int_values()?)
-    };
-    let body = Printable { values, shape: t.sizes().to_vec() };
+    let body = Printable::of(t)?;
     if let Some(q) = t.quantizer() {
         suffixes.push(format!("size={}", py_tuple(t.sizes())));
         suffixes.push(format!("dtype=torch.{dtype}"));

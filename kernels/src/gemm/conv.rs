@@ -102,19 +102,6 @@ pub fn conv_weight(w: &Tensor, groups: usize) -> Result<Arc<GemmConvWeight>> {
     Ok(p)
 }
 
-/// The output size of one spatial dimension, or an error.
-fn out_dim(op: &str, size: usize, k: usize, p: &ConvParams, i: usize) -> Result<usize> {
-    let span = size as i64 + 2 * p.padding[i] as i64 - p.dilation[i] as i64 * (k as i64 - 1) - 1;
-    let o = span.div_euclid(p.stride[i] as i64) + 1;
-    if o < 1 || k == 0 {
-        return Err(Error::shape(
-            op,
-            format!("output size {o} is too small for input {size}, kernel {k} and padding {:?}", p.padding),
-        ));
-    }
-    Ok(o as usize)
-}
-
 /// The shape of one conv call, checked.
 #[derive(Clone, Copy)]
 struct ConvShape {
@@ -172,7 +159,7 @@ pub fn gemm_conv2d(
     }
     let px = per_tensor(op, "X", x)?;
     let out_q = output_quantizer(op, DType::QUInt8, y_scale, y_zero_point)?;
-    let (oh, ow) = (out_dim(op, h, kh, &p, 0)?, out_dim(op, wd, kw, &p, 1)?);
+    let (oh, ow) = (p.out_size(op, h, kh, 0)?, p.out_size(op, wd, kw, 1)?);
     let shape = ConvShape { input: [n, c, h, wd], weight: [oc, icg, kh, kw], out_hw: [oh, ow] };
     let b = bias_values(op, bias, oc)?;
     let pw = conv_weight(w, g)?;

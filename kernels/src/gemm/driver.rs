@@ -245,9 +245,13 @@ pub fn gemm_into<T: OutElem>(
     out: &mut [T],
 ) -> Result<()> {
     let (k, kp) = (b.k, b.kp);
-    let mut a = try_vec::<u8>(m * kp)?;
+    let mut a = try_vec::<u8>(m.saturating_mul(kp))?;
     let mut row_sums = try_vec::<i32>(m)?;
-    for row in x.chunks(k.max(1)).take(m) {
+    for r in 0..m {
+        // With K = 0 every row is empty, and C is 0 (the output is the bias).
+        let row = x.get(r * k..(r + 1) * k).ok_or_else(|| {
+            qtensor_runtime::Error::shape("gemm", format!("{} activations cannot hold {m} rows of {k}", x.len()))
+        })?;
         row_sums.push(super::byte_sum(row));
         a.extend_from_slice(row);
         // Zero padding adds nothing to the dot products.

@@ -4,7 +4,9 @@
 
 use super::PRIORITY;
 use crate::reference::common::per_tensor;
-use crate::reference::pool::{reference_adaptive_avg_pool2d, reference_max_pool2d, window, Planes, Window};
+use crate::reference::pool::{
+    reference_adaptive_avg_pool2d, reference_max_pool2d, window, window_span, Planes, Window,
+};
 use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::format::channels_last_strides;
@@ -55,21 +57,6 @@ fn max_into<B: Copy + Ord>(dst: &mut [B], src: &[B]) {
     for (d, &v) in d32.into_remainder().iter_mut().zip(s32.remainder()) {
         *d = (*d).max(v);
     }
-}
-
-/// The input positions a window at output position `o` covers, clipped to
-/// `0..size`, as (first position, count, step): a huge kernel costs only
-/// the input it overlaps.
-#[inline(always)]
-fn window_span(o: usize, stride: i64, pad: i64, dilation: i64, kernel: i64, size: usize) -> (usize, usize, usize) {
-    let start = o as i64 * stride - pad;
-    // The first tap at or after 0, and the last before `size`.
-    let skip = if start < 0 { (-start + dilation - 1) / dilation } else { 0 };
-    let last = ((size as i64 - 1 - start).div_euclid(dilation)).min(kernel - 1);
-    if last < skip {
-        return (0, 0, 1);
-    }
-    ((start + skip * dilation) as usize, (last - skip + 1) as usize, dilation as usize)
 }
 
 /// Runs `row(image, oy, out_row)` over every output row of an NHWC result,

@@ -77,6 +77,36 @@ impl ConvParams {
     }
 }
 
+impl ConvParams {
+    /// The output size along spatial dimension `i` (0 for height, 1 for
+    /// width) of an input of `size` and a kernel of `k`, as PyTorch
+    /// computes it. Every intermediate is checked: parameters whose window
+    /// or padded input do not fit in memory are an error, never a wrap.
+    pub fn out_size(&self, op: &str, size: usize, k: usize, i: usize) -> Result<usize> {
+        let too_small = |detail: String| {
+            Error::shape(
+                op,
+                format!("no output for input size {size}, kernel {k}, padding {:?}: {detail}", self.padding),
+            )
+        };
+        let padded = size as i128 + 2 * self.padding[i] as i128;
+        if padded > usize::MAX as i128 / 2 {
+            return Err(too_small(format!("the padded input ({padded}) does not fit in memory")));
+        }
+        if k == 0 {
+            return Err(too_small("the kernel is empty".into()));
+        }
+        let reach = (self.dilation[i] as i128)
+            .checked_mul(k as i128 - 1)
+            .ok_or_else(|| too_small(format!("dilation {:?} overflows", self.dilation)))?;
+        let span = padded - reach - 1;
+        if span < 0 {
+            return Err(too_small(format!("the dilated kernel spans {} positions", reach + 1)));
+        }
+        Ok((span / self.stride[i] as i128 + 1) as usize)
+    }
+}
+
 /// Static quantized conv2d: quint8 NCHW `x`, packed weight, f32 bias.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_with_packed(
@@ -117,22 +147,7 @@ pub fn conv2d_with_packed(
     }
     let b = bias_values(op, bias, w.out_channels)?;
     let [kh, kw] = w.kernel;
-    let out_dim = |size: usize, k: usize, i: usize| -> i64 {
-        (size as i64 + 2 * p.padding[i] as i64 - (p.dilation[i] as i64) * (k as i64 - 1) - 1)
-            .div_euclid(p.stride[i] as i64)
-            + 1
-    };
-    let (oh, ow) = (out_dim(h, kh, 0), out_dim(wd, kw, 1));
-    if oh < 1 || ow < 1 || kh == 0 || kw == 0 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "output size {oh}x{ow} is too small for input {h}x{wd}, kernel {kh}x{kw} and padding {:?}",
-                p.padding
-            ),
-        ));
-    }
-    let (oh, ow) = (oh as usize, ow as usize);
+    let (oh, ow) = (p.out_size(op, h, kh, 0)?, p.out_size(op, wd, kw, 1)?);
     let xs: Vec<i64> = x.int_values()?.into_iter().map(|v| v - px.zero_point).collect();
     let oc_per_group = w.out_channels / g;
     let lo = if relu { y_zero_point.max(0) } else { 0 };

@@ -30,6 +30,12 @@ impl Planes {
         if h == 0 || w == 0 {
             return Err(Error::shape(op, format!("spatial dimensions must be non-empty, got shape {s:?}")));
         }
+        // Checked: a shape with a zero batch may still claim h * w beyond
+        // memory (it also loads from a file).
+        checked_count(op, s)?;
+        checked_count(op, &[h, w]).map_err(|_| {
+            Error::shape(op, format!("the planes of shape {s:?} have more elements than fit in memory"))
+        })?;
         Ok(Planes { batch_dims: s[..s.len() - 2].to_vec(), planes: s[..s.len() - 2].iter().product(), h, w })
     }
 
@@ -41,15 +47,33 @@ impl Planes {
     }
 }
 
-/// PyTorch's `pooling_output_shape`.
-fn pooled_size(input: usize, kernel: i64, pad: i64, stride: i64, dilation: i64, ceil_mode: bool) -> i64 {
-    let input = input as i64;
+/// PyTorch's `pooling_output_shape`, in i128 so that no parameter the
+/// checks let through can overflow (the result is then range-checked).
+fn pooled_size(input: usize, kernel: i64, pad: i64, stride: i64, dilation: i64, ceil_mode: bool) -> i128 {
+    let (input, kernel, pad, stride, dilation) =
+        (input as i128, kernel as i128, pad as i128, stride as i128, dilation as i128);
     let span = input + 2 * pad - dilation * (kernel - 1) - 1 + if ceil_mode { stride - 1 } else { 0 };
     let mut out = span.div_euclid(stride) + 1;
     if ceil_mode && (out - 1) * stride >= input + pad {
         out -= 1;
     }
     out
+}
+
+/// The input positions a window at output position `o` covers, clipped to
+/// `0..size`, as (first position, count, step): a window far larger than
+/// the input costs only the input it overlaps.
+#[inline(always)]
+pub fn window_span(o: usize, stride: i64, pad: i64, dilation: i64, kernel: i64, size: usize) -> (usize, usize, usize) {
+    let (o, stride, pad, dilation, kernel) = (o as i128, stride as i128, pad as i128, dilation as i128, kernel as i128);
+    let start = o * stride - pad;
+    // The first tap at or after 0, and the last before `size`.
+    let skip = if start < 0 { (-start + dilation - 1) / dilation } else { 0 };
+    let last = ((size as i128 - 1 - start).div_euclid(dilation)).min(kernel - 1);
+    if last < skip {
+        return (0, 0, 1);
+    }
+    ((start + skip * dilation) as usize, (last - skip + 1) as usize, dilation as usize)
 }
 
 /// A validated pooling window.
@@ -91,7 +115,7 @@ pub fn window(
     }
     let oh = pooled_size(p.h, kernel[0], pad[0], stride[0], dilation[0], ceil_mode);
     let ow = pooled_size(p.w, kernel[1], pad[1], stride[1], dilation[1], ceil_mode);
-    if oh < 1 || ow < 1 {
+    if oh < 1 || ow < 1 || oh > usize::MAX as i128 || ow > usize::MAX as i128 {
         return Err(Error::shape(
             op,
             format!("output size {oh}x{ow} is too small for input {}x{} and kernel {kernel:?}", p.h, p.w),
@@ -131,18 +155,16 @@ pub fn reference_max_pool2d(
         for y in 0..oh as i64 {
             for xo in 0..ow as i64 {
                 // A window holding only padding yields the dtype's lowest
-                // value, as PyTorch's quantized kernel does.
+                // value, as PyTorch's quantized kernel does. Windows are
+                // clipped to the input first.
                 let mut best = pt.qmin;
-                for ky in 0..win.kernel[0] {
-                    let iy = y * win.stride[0] - win.pad[0] + ky * win.dilation[0];
-                    if iy < 0 || iy >= p.h as i64 {
-                        continue;
-                    }
-                    for kx in 0..win.kernel[1] {
-                        let ix = xo * win.stride[1] - win.pad[1] + kx * win.dilation[1];
-                        if ix >= 0 && ix < p.w as i64 {
-                            best = best.max(plane[iy as usize * p.w + ix as usize]);
-                        }
+                let (y0, ny, dy) =
+                    window_span(y as usize, win.stride[0], win.pad[0], win.dilation[0], win.kernel[0], p.h);
+                let (x0, nx, dx) =
+                    window_span(xo as usize, win.stride[1], win.pad[1], win.dilation[1], win.kernel[1], p.w);
+                for ty in 0..ny {
+                    for tx in 0..nx {
+                        best = best.max(plane[(y0 + ty * dy) * p.w + x0 + tx * dx]);
                     }
                 }
                 out.push(best);

@@ -8,15 +8,16 @@ use crate::storage::Element;
 use crate::with_element_type;
 
 /// Writes real `values` (row-major) into `dst` at its own layout: quantized
-/// with `dst`'s qparams, narrowed for floats, range-checked for integers.
-fn write_reals(op: &str, dst: &Tensor, values: &[f64]) -> Result<()> {
+/// with `dst`'s qparams, narrowed for floats, range-checked for integers
+/// (all of them before anything is written). Streams: nothing of the
+/// tensor's size is allocated.
+fn write_reals(op: &str, dst: &Tensor, values: impl Iterator<Item = f64> + Clone) -> Result<()> {
     let dtype = dst.dtype();
     if let Some(q) = dst.quantizer() {
         let (qmin, qmax) = dtype.int_range().unwrap_or((0, 0));
-        let channels: Vec<usize> = dst.channel_of_each().collect();
         with_element_type!(dtype.storage_type(), T => {
             let mut out = dst.0.storage.write::<T>()?;
-            for ((o, &v), c) in dst.offsets().zip(values).zip(channels) {
+            for ((o, v), c) in dst.offsets().zip(values).zip(dst.channel_of_each()) {
                 let (s, z) = q.channel_qparams(c);
                 let qv = quantize_val(v as f32, inv_scale(s), z, qmin, qmax);
                 out[o] = T::from_i64(qv);
@@ -27,22 +28,24 @@ fn write_reals(op: &str, dst: &Tensor, values: &[f64]) -> Result<()> {
     match dtype {
         DType::Float32 => {
             let mut out = dst.0.storage.write::<f32>()?;
-            for (o, &v) in dst.offsets().zip(values) {
+            for (o, v) in dst.offsets().zip(values) {
                 out[o] = v as f32;
             }
         }
         DType::Float64 => {
             let mut out = dst.0.storage.write::<f64>()?;
-            for (o, &v) in dst.offsets().zip(values) {
+            for (o, v) in dst.offsets().zip(values) {
                 out[o] = v;
             }
         }
         _ => {
             with_element_type!(dtype.storage_type(), T => {
-                let converted = values.iter().map(|&v| int_from_real_any::<T>(op, dtype, v)).collect::<Result<Vec<T>>>()?;
+                for v in values.clone() {
+                    int_from_real_any::<T>(op, dtype, v)?;
+                }
                 let mut out = dst.0.storage.write::<T>()?;
-                for (o, v) in dst.offsets().zip(converted) {
-                    out[o] = v;
+                for (o, v) in dst.offsets().zip(values) {
+                    out[o] = int_from_real_any::<T>(op, dtype, v)?;
                 }
             });
         }
@@ -103,14 +106,48 @@ impl Tensor {
         for &i in index {
             t = t.select(0, i)?;
         }
-        write_reals("set", &t, &[value])
+        write_reals("set", &t, std::iter::once(value))
     }
 
     /// Assigns `value` to every element (quantizing it for quantized tensors).
     /// Combine with [`Tensor::slice`] to fill part of a tensor.
     pub fn fill_(&self, value: f64) -> Result<()> {
-        let values = vec![value; self.numel()];
-        write_reals("fill_", self, &values)
+        self.check_no_internal_overlap("fill_")?;
+        if let (Some(q), true) = (self.quantizer(), self.is_contiguous()) {
+            // Quantize once per channel and fill runs of the storage.
+            let (qmin, qmax) = self.dtype().int_range().unwrap_or((0, 0));
+            let (inner, channels) = match q.axis() {
+                Some(axis) => (self.0.sizes[axis + 1..].iter().product::<usize>().max(1), self.0.sizes[axis].max(1)),
+                None => (self.numel().max(1), 1),
+            };
+            with_element_type!(self.dtype().storage_type(), T => {
+                let mut out = self.0.storage.write::<T>()?;
+                let start = self.0.offset;
+                let span = out.get_mut(start..start + self.numel()).ok_or_else(|| {
+                    Error::shape("fill_", format!("{} lies outside its storage", self.describe()))
+                })?;
+                for (i, run) in span.chunks_mut(inner).enumerate() {
+                    let (s, z) = q.channel_qparams(i % channels);
+                    run.fill(T::from_i64(quantize_val(value as f32, inv_scale(s), z, qmin, qmax)));
+                }
+            });
+            return Ok(());
+        }
+        write_reals("fill_", self, std::iter::repeat_n(value, self.numel()))
+    }
+
+    /// Refuses to write through a view in which several elements share one
+    /// memory location (an expanded view: a stride of 0 on a dimension of
+    /// size above 1), as PyTorch does: which write would win is undefined.
+    pub fn check_no_internal_overlap(&self, op: &str) -> Result<()> {
+        if self.0.sizes.iter().zip(&self.0.strides).any(|(&size, &stride)| size > 1 && stride == 0) {
+            return Err(Error::invalid(
+                op,
+                "more than one element of the written-to tensor refers to a single memory location; \
+                 call .contiguous() on it first",
+            ));
+        }
+        Ok(())
     }
 
     /// Copies `src` into self, which must have the same shape.
@@ -122,6 +159,7 @@ impl Tensor {
     /// - plain <- plain: values are converted (floats narrowed, integers range-checked).
     pub fn copy_(&self, src: &Tensor) -> Result<()> {
         let op = "copy_";
+        self.check_no_internal_overlap(op)?;
         if src.sizes() != self.sizes() {
             return Err(Error::shape(
                 op,
@@ -152,14 +190,14 @@ impl Tensor {
                         got: src.dtype(),
                     });
                 }
-                write_reals(op, self, &src.real_values()?)
+                write_reals(op, self, src.real_values()?.into_iter())
             }
             (false, true) => Err(Error::WrongDType {
                 op: op.into(),
                 expected: "a plain (float or integer) source for a plain destination".into(),
                 got: src.dtype(),
             }),
-            (false, false) => write_reals(op, self, &src.real_values()?),
+            (false, false) => write_reals(op, self, src.real_values()?.into_iter()),
         }
     }
 }

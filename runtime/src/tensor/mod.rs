@@ -440,12 +440,18 @@ impl Tensor {
     /// The elements in row-major order, as the storage's element type.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         let src = self.0.storage.read::<T>()?;
-        Ok(self.offsets().map(|o| src[o]).collect())
+        let mut out = crate::storage::try_vec::<T>(self.numel())?;
+        out.extend(self.offsets().map(|o| src[o]));
+        Ok(out)
     }
 
     /// Runs `f` on the elements as one row-major slice: borrowed from the
     /// storage when the tensor is contiguous, gathered into a copy otherwise.
     pub fn with_contiguous<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+        if self.numel() == 0 {
+            // An empty view may sit at any offset, even past the storage.
+            return Ok(f(&[]));
+        }
         if self.is_contiguous() {
             let src = self.0.storage.read::<T>()?;
             let start = self.0.offset;
@@ -465,10 +471,12 @@ impl Tensor {
                 got: self.dtype(),
             });
         }
+        let mut out = crate::storage::try_vec::<i64>(self.numel())?;
         with_element_type!(self.dtype().storage_type(), T => {
             let src = self.0.storage.read::<T>()?;
-            Ok(self.offsets().map(|o| src[o].to_i64()).collect())
-        })
+            out.extend(self.offsets().map(|o| src[o].to_i64()));
+        });
+        Ok(out)
     }
 
     /// The real values row-major as `f64`: dequantized (through f32, as the
@@ -476,20 +484,24 @@ impl Tensor {
     pub fn real_values(&self) -> Result<Vec<f64>> {
         match self.quantizer() {
             Some(q) => {
-                let ints = self.int_values()?;
-                Ok(ints
-                    .iter()
-                    .zip(self.channel_of_each())
-                    .map(|(&v, c)| {
+                let mut out = crate::storage::try_vec::<f64>(self.numel())?;
+                with_element_type!(self.dtype().storage_type(), T => {
+                    let src = self.0.storage.read::<T>()?;
+                    out.extend(self.offsets().zip(self.channel_of_each()).map(|(o, c)| {
                         let (s, z) = q.channel_qparams(c);
-                        crate::numerics::dequantize_val(v, s as f32, z) as f64
-                    })
-                    .collect())
+                        crate::numerics::dequantize_val(src[o].to_i64(), s as f32, z) as f64
+                    }));
+                });
+                Ok(out)
             }
-            None => with_element_type!(self.dtype().storage_type(), T => {
-                let src = self.0.storage.read::<T>()?;
-                Ok(self.offsets().map(|o| src[o].to_f64()).collect())
-            }),
+            None => {
+                let mut out = crate::storage::try_vec::<f64>(self.numel())?;
+                with_element_type!(self.dtype().storage_type(), T => {
+                    let src = self.0.storage.read::<T>()?;
+                    out.extend(self.offsets().map(|o| src[o].to_f64()));
+                });
+                Ok(out)
+            }
         }
     }
 

@@ -263,6 +263,7 @@ impl Tensor {
                 format!("cannot expand shape {:?} to fewer dimensions {sizes:?}", self.sizes()),
             ));
         }
+        super::layout::checked_numel(op, sizes)?;
         let lead = sizes.len() - n;
         let mut strides: Dims = smallvec::smallvec![0; sizes.len()];
         for (i, &target) in sizes.iter().enumerate().skip(lead) {

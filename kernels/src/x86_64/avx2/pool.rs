@@ -153,7 +153,17 @@ fn avx2_max_pool2d(
     let flip = if x.dtype() == DType::QInt8 { 0x80 } else { 0 };
     // The padded row covers every tap of every output, plus slack for the
     // full vectors that run past the last output.
-    let reach = (ow - 1) * win.stride[1] as usize + (win.kernel[1] as usize - 1) * win.dilation[1] as usize + 1;
+    let reach = ((ow - 1) as i128 * win.stride[1] as i128)
+        .saturating_add((win.kernel[1] as i128 - 1).saturating_mul(win.dilation[1] as i128))
+        .saturating_add(1);
+    let extent_h = (win.kernel[0] as i128 - 1).saturating_mul(win.dilation[0] as i128).saturating_add(1);
+    if reach > (p.w as i128 + 2 * win.pad[1] as i128) * 2 || extent_h > p.h as i128 + 2 * win.pad[0] as i128 {
+        // A window far beyond the input (possible with ceil_mode): the
+        // row buffer would be sized by the window, so let the reference
+        // kernel, which clips windows to the input, run it.
+        return reference_max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode);
+    }
+    let reach = reach as usize;
     let row_len = reach.max(win.pad[1] as usize + p.w) + 2 * SLACK;
     let storage = Storage::for_overwrite(x.dtype().storage_type(), p.planes * oh * ow)?;
     // Both byte types are pooled as raw bytes (qint8 in flipped order).

@@ -1,0 +1,121 @@
+//! Bad and extreme inputs, tried as a user would: each gives an `Err` or
+//! PyTorch's valid result, never a panic, an abort or a hang. Every case is
+//! a regression test for a reported failure.
+
+use qtensor::{ops, DType, Tensor};
+
+fn q8(sizes: &[usize], scale: f64, zp: i64) -> Tensor {
+    let n: usize = sizes.iter().product();
+    let v: Vec<f32> = (0..n).map(|i| (i % 17) as f32 * 0.1 - 0.5).collect();
+    ops::quantize_per_tensor(&Tensor::from_vec(v, sizes).unwrap(), scale, zp, DType::QUInt8).unwrap()
+}
+
+fn qint8_weight(sizes: &[usize]) -> Tensor {
+    let n: usize = sizes.iter().product();
+    let v: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect();
+    ops::quantize_per_tensor(&Tensor::from_vec(v, sizes).unwrap(), 0.01, 0, DType::QInt8).unwrap()
+}
+
+#[test]
+fn linear_with_zero_input_features_returns_the_bias() {
+    let x = q8(&[2, 0], 0.1, 3);
+    let w = qint8_weight(&[4, 0]);
+    let b = Tensor::from_slice(&[0.5f32, -0.2, 0.0, 1.0], &[4]).unwrap();
+    let y = ops::quantized::linear(&x, &w, Some(&b), 0.1, 10).unwrap();
+    assert_eq!(y.sizes(), &[2, 4]);
+    // round(bias / 0.1) + 10, per row.
+    assert_eq!(y.int_values().unwrap(), vec![15, 8, 10, 20, 15, 8, 10, 20]);
+    let y = ops::quantized::linear_relu(&x, &w, None, 0.1, 10).unwrap();
+    assert_eq!(y.int_values().unwrap(), vec![10; 8]);
+    let xf = Tensor::zeros(&[2, 0], DType::Float32).unwrap();
+    let y = ops::quantized::linear_dynamic(&xf, &w, Some(&b), false).unwrap();
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![0.5, -0.2, 0.0, 1.0, 0.5, -0.2, 0.0, 1.0]);
+}
+
+#[test]
+fn conv_with_zero_input_channels_or_huge_dilation_is_handled() {
+    let x = q8(&[1, 0, 4, 4], 0.1, 3);
+    let w = qint8_weight(&[2, 0, 3, 3]);
+    let r = ops::quantized::conv2d(&x, &w, None, &[1, 1], &[1, 1], &[1, 1], 1, 0.1, 5);
+    let y = r.unwrap();
+    assert_eq!(y.sizes(), &[1, 2, 4, 4]);
+    assert!(y.int_values().unwrap().iter().all(|&v| v == 5));
+    let x = q8(&[1, 2, 4, 4], 0.1, 3);
+    let w = qint8_weight(&[2, 2, 3, 3]);
+    for dilation in [[i64::MAX, i64::MAX], [1, i64::MAX], [i64::MAX / 2, 1]] {
+        assert!(ops::quantized::conv2d(&x, &w, None, &[1, 1], &[1, 1], &dilation, 1, 0.1, 5).is_err());
+    }
+    assert!(ops::quantized::conv2d(&x, &w, None, &[i64::MAX, 1], &[i64::MAX, 0], &[1, 1], 1, 0.1, 5).is_err());
+}
+
+#[test]
+fn expand_and_broadcast_check_their_sizes() {
+    let one = q8(&[1, 1], 0.1, 3);
+    let huge = 1usize << 62;
+    assert!(one.expand(&[huge, huge]).is_err(), "2^124 elements");
+    let a = q8(&[1, 1], 0.1, 3).expand(&[1 << 31, 1]).unwrap();
+    let b = q8(&[1, 1], 0.1, 3).expand(&[1, 1 << 31]).unwrap();
+    // 2^62 outputs: an error, not an abort.
+    assert!(ops::quantized::add(&a, &b, 0.1, 3).is_err());
+    assert!(ops::quantized::mul(&a, &b, 0.1, 3).is_err());
+}
+
+#[test]
+fn reading_or_printing_a_huge_view_does_not_materialize_it() {
+    let big = q8(&[1], 0.1, 3).expand(&[1 << 40]).unwrap();
+    assert!(big.to_vec::<u8>().is_err());
+    assert!(big.int_values().is_err());
+    assert!(big.real_values().is_err());
+    // Printing summarises, as PyTorch does, and reads only what it prints.
+    let text = format!("{big}");
+    assert!(text.contains("..."), "{text}");
+}
+
+#[test]
+fn copy_into_an_expanded_view_is_refused() {
+    let dst = q8(&[1, 3], 0.1, 3).expand(&[4, 3]).unwrap();
+    let src = q8(&[4, 3], 0.1, 3);
+    assert!(ops::copy_(&dst, &src).is_err());
+}
+
+#[test]
+fn pools_clip_windows_and_sizes_instead_of_hanging_or_allocating() {
+    let x = q8(&[1, 2, 5, 5], 0.1, 3);
+    let big = 1i64 << 40;
+    // A window of 2^40 with ceil_mode: one output per row, the row's max
+    // (PyTorch's output shape), computed over the input only.
+    let row_max =
+        |t: &Tensor| -> Vec<i64> { t.int_values().unwrap().chunks(5).map(|r| *r.iter().max().unwrap()).collect() };
+    let y = ops::max_pool2d(&x, &[1, big], &[1, big], &[0, 0], &[1, 1], true).unwrap();
+    assert_eq!(y.sizes(), &[1, 2, 5, 1]);
+    assert_eq!(y.int_values().unwrap(), row_max(&x));
+    let x32 = ops::quantize_per_tensor(&ops::dequantize(&x).unwrap(), 0.1, 0, DType::QInt32).unwrap();
+    let y32 = ops::max_pool2d(&x32, &[1, big], &[1, big], &[0, 0], &[1, 1], true).unwrap();
+    assert_eq!(y32.int_values().unwrap(), row_max(&x32));
+    assert!(ops::max_pool2d(&x, &[1, i64::MAX - 1], &[1, 1], &[0, 0], &[1, 2], false).is_err());
+    // Zero planes whose h x w overflow.
+    let empty = ops::_empty_affine_quantized(&[0, 1 << 32, 1 << 32], 0.1, 0, DType::QUInt8).unwrap();
+    let r = ops::max_pool2d(&empty, &[2, 2], &[2, 2], &[0, 0], &[1, 1], false);
+    assert!(r.is_err() || r.unwrap().numel() == 0);
+    let r = ops::adaptive_avg_pool2d(&empty, &[1, 1]);
+    assert!(r.is_err() || r.unwrap().numel() == 0);
+}
+
+#[test]
+fn empty_views_with_an_offset_quantize() {
+    let x = Tensor::zeros(&[2, 0], DType::Float32).unwrap().slice(0, Some(1), None, 1).unwrap();
+    let q = ops::quantize_per_tensor(&x, 0.1, 3, DType::QUInt8).unwrap();
+    assert_eq!(q.sizes(), &[1, 0]);
+    let y = ops::quantized::add(&q, &q, 0.1, 3).unwrap();
+    assert_eq!(y.numel(), 0);
+}
+
+#[test]
+fn huge_empty_quantized_tensors_fail_cleanly() {
+    // 4 Gi elements with a non-zero zero point: an error or a tensor, never
+    // a second whole-size buffer of f64.
+    let r = ops::_empty_affine_quantized(&[1 << 32], 0.5, 1, DType::QUInt8);
+    if let Ok(t) = r {
+        assert_eq!(t.numel(), 1 << 32);
+    }
+}
