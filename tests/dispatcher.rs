@@ -164,8 +164,35 @@ fn duplicate_priorities_and_bad_signatures_are_rejected_by_name() {
     }
     let orphan = kernel_descriptor! { op: "test::nope", key: DispatchKey::CPU, dtype: DType::Float32, name: "orphan", priority: 0, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
     assert!(matches!(d.register_kernel(orphan), Err(Error::Registration { .. })));
-    assert!(d.declare_op("test::dup(Tensor self) -> Tensor").is_err(), "an op is declared once");
+    // The same declaration again is the same op; a different one conflicts.
+    let again = d.declare_op("test::dup(Tensor self) -> Tensor").unwrap();
+    assert_eq!(again.entry().chosen_kernel(DispatchKey::CPU, DType::Float32), Some("first_kernel"));
+    assert!(d.declare_op("test::dup(Tensor self, int n) -> Tensor").is_err(), "a conflicting declaration");
     assert!(d.declare_op("test::bad(Tensr self) -> Tensor").is_err());
+}
+
+#[test]
+fn kernel_names_are_unique_and_keys_agree_with_dtypes() {
+    let d = Dispatcher::new();
+    d.declare_op("test::rules(Tensor self) -> Tensor").unwrap();
+    let k = |name: &'static str, key: DispatchKey, dtype: DType, priority: i32| {
+        let mut k = kernel_descriptor! { op: "test::rules", key: DispatchKey::CPU, dtype: DType::Float32, name: "x", priority: 0, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+        (k.name, k.key, k.dtype, k.priority) = (name, key, dtype, priority);
+        k
+    };
+    d.register_kernel(k("once", DispatchKey::CPU, DType::Float32, 1)).unwrap();
+    // The same name again, even at another priority, is refused: both
+    // would show as chosen.
+    let msg = d.register_kernel(k("once", DispatchKey::CPU, DType::Float32, 2)).unwrap_err().to_string();
+    assert!(msg.contains("unique") && msg.contains("tests/dispatcher.rs"), "{msg}");
+    // No call can reach (CPU, quint8): quantized tensors dispatch on QuantizedCPU.
+    let msg = d.register_kernel(k("unreachable", DispatchKey::CPU, DType::QUInt8, 1)).unwrap_err().to_string();
+    assert!(msg.contains("QuantizedCPU"), "{msg}");
+    let op = d.op("test::rules").unwrap();
+    assert_eq!(op.entry().kernels().len(), 1);
+    // Functionality keys have no kernel table.
+    assert_eq!(op.entry().chosen_kernel(DispatchKey::Tracing, DType::Float32), None);
+    assert_eq!(op.entry().chosen_kernel(DispatchKey::Profiling, DType::QUInt8), None);
 }
 
 #[test]

@@ -28,7 +28,14 @@ fn a_mismatched_kernel_is_rejected_at_startup_by_name() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(registry().check().is_err());
+    // check() reports every rejection, each with where it was registered.
+    match registry().check() {
+        Err(Error::RejectedRegistrations { errors }) => {
+            assert_eq!(errors.len(), 1);
+            assert!(errors[0].to_string().contains("tests/registry_rejects.rs:"), "{}", errors[0]);
+        }
+        other => panic!("{other:?}"),
+    }
     // The rejected kernel is never chosen, although its priority is the highest.
     let op = registry().op("dequantize").unwrap();
     let chosen = op.entry().chosen_kernel(qtensor::DispatchKey::QuantizedCPU, qtensor::DType::QUInt8);

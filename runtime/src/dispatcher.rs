@@ -19,8 +19,10 @@ use std::sync::{Arc, OnceLock};
 
 const TABLE_LEN: usize = DispatchKey::BACKENDS.len() * DType::ALL.len();
 
-fn slot(key: DispatchKey, dtype: DType) -> usize {
-    key.index() * DType::ALL.len() + dtype.index()
+/// The table slot of a backend key and dtype (`None` for functionality
+/// keys, which have no kernels).
+fn slot(key: DispatchKey, dtype: DType) -> Option<usize> {
+    key.is_backend().then(|| key.index() * DType::ALL.len() + dtype.index())
 }
 
 /// One kernel of an operator, as shown by [`OperatorEntry::kernels`].
@@ -125,7 +127,7 @@ impl OperatorEntry {
                 dtype: k.dtype,
                 priority: k.priority,
                 supported: (k.is_supported)(),
-                chosen: table[slot(k.key, k.dtype)].is_some_and(|(_, n)| n == k.name),
+                chosen: slot(k.key, k.dtype).and_then(|i| table[i]).is_some_and(|(_, n)| n == k.name),
             })
             .collect();
         out.sort_by_key(|k| (k.key, k.dtype, -k.priority));
@@ -134,7 +136,7 @@ impl OperatorEntry {
 
     /// The name of the kernel chosen for (key, dtype), if any.
     pub fn chosen_kernel(&self, key: DispatchKey, dtype: DType) -> Option<&'static str> {
-        self.table.read()[slot(key, dtype)].map(|(_, n)| n)
+        slot(key, dtype).and_then(|i| self.table.read()[i]).map(|(_, n)| n)
     }
 
     /// The (key, dtype) pairs that have a supported kernel.
@@ -143,7 +145,7 @@ impl OperatorEntry {
         let mut v = Vec::new();
         for key in DispatchKey::BACKENDS {
             for dtype in DType::ALL {
-                if table[slot(key, dtype)].is_some() {
+                if slot(key, dtype).is_some_and(|i| table[i].is_some()) {
                     v.push((key, dtype));
                 }
             }
@@ -169,22 +171,41 @@ impl OperatorEntry {
     }
 
     fn add_kernel(&self, k: KernelDescriptor) -> Result<()> {
+        let reject = |message: String| Error::Registration {
+            op: self.schema.name.clone(),
+            kernel: k.name.to_string(),
+            message: format!("{message} (registered at {})", k.location),
+        };
         if !k.key.is_backend() {
-            return Err(Error::Registration {
-                op: self.schema.name.clone(),
-                kernel: k.name.to_string(),
-                message: format!("{} is a functionality key; register a fallback for it instead", k.key),
-            });
+            return Err(reject(format!("{} is a functionality key; register a fallback for it instead", k.key)));
         }
-        self.check_signature(&k)?;
+        if k.key != DispatchKey::for_dtype(k.dtype) {
+            return Err(reject(format!(
+                "no call can reach ({}, {}): {} tensors dispatch on {}",
+                k.key,
+                k.dtype,
+                k.dtype,
+                DispatchKey::for_dtype(k.dtype)
+            )));
+        }
+        self.check_signature(&k).map_err(|e| match e {
+            Error::Registration { message, .. } => reject(message),
+            other => other,
+        })?;
         let mut kernels = self.kernels.write();
+        if let Some(other) = kernels.iter().find(|o| o.name == k.name && (o.key, o.dtype) == (k.key, k.dtype)) {
+            return Err(reject(format!(
+                "another kernel of the same name is already registered for ({}, {}) (at {}); kernel names are unique per op",
+                k.key, k.dtype, other.location
+            )));
+        }
         if let Some(other) = kernels.iter().find(|o| o.key == k.key && o.dtype == k.dtype && o.priority == k.priority) {
             return Err(Error::Registration {
                 op: self.schema.name.clone(),
                 kernel: k.name.to_string(),
                 message: format!(
-                    "kernel `{}` is already registered for ({}, {}) at priority {}; give one of them another priority",
-                    other.name, k.key, k.dtype, k.priority
+                    "kernel `{}` (at {}) is already registered for ({}, {}) at priority {}; give one of them another priority (registered at {})",
+                    other.name, other.location, k.key, k.dtype, k.priority, k.location
                 ),
             });
         }
@@ -199,7 +220,8 @@ impl OperatorEntry {
             if !(k.is_supported)() {
                 continue;
             }
-            let s = &mut table[slot(k.key, k.dtype)];
+            let Some(i) = slot(k.key, k.dtype) else { continue };
+            let s = &mut table[i];
             if s.is_none_or(|(_, _, p)| k.priority > p) {
                 *s = Some((k.func, k.name, k.priority));
             }
@@ -263,7 +285,7 @@ impl OperatorEntry {
     pub fn call_kernel(&self, args: &[Value]) -> Result<Value> {
         self.check_args(args)?;
         let (key, dtype) = self.dispatch_of(args);
-        let kernel = self.table.read()[slot(key, dtype)];
+        let kernel = slot(key, dtype).and_then(|i| self.table.read()[i]);
         match kernel {
             Some((f, _)) => f(args),
             None => Err(Error::NoKernel { op: self.schema.name.clone(), key, dtype, available: self.available() }),
@@ -367,6 +389,11 @@ impl Dispatcher {
                 d.errors.lock().push(e);
             }
         }
+        // A rejected plugin kernel would otherwise vanish without a word:
+        // say so once, on stderr, where and why.
+        for e in d.errors.lock().iter() {
+            eprintln!("qtensor: rejected at startup: {e}");
+        }
         d
     }
 
@@ -382,6 +409,11 @@ impl Dispatcher {
         let tolerance = Tolerance::parse(tolerance).map_err(|message| Error::Schema { line: None, message })?;
         let mut ops = self.ops.write();
         if let Some(existing) = ops.get(&parsed.name) {
+            // The same declaration twice (two crates declaring a shared op)
+            // is the same op; a different one is a conflict.
+            if existing.schema == parsed && existing.tolerance == tolerance {
+                return Ok(OpHandle(existing.clone()));
+            }
             return Err(Error::Schema {
                 line: None,
                 message: format!(
@@ -427,11 +459,14 @@ impl Dispatcher {
         self.errors.lock().clone()
     }
 
-    /// Fails with the first rejected registration, if any.
+    /// Fails with every rejected registration, if any
+    /// ([`Error::RejectedRegistrations`]).
     pub fn check(&self) -> Result<()> {
-        match self.errors.lock().first() {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
+        let errors = self.errors.lock();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::RejectedRegistrations { errors: errors.clone() })
         }
     }
 

@@ -84,6 +84,14 @@ pub enum Error {
         message: String,
     },
 
+    /// Every registration the registry rejected, from
+    /// [`Dispatcher::check`](crate::Dispatcher::check).
+    #[error("{} kernel registration(s) rejected:\n{}", errors.len(), errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    RejectedRegistrations {
+        /// Each rejection, in the order the registry saw them.
+        errors: Vec<Error>,
+    },
+
     /// Two operands have dtypes that cannot be combined.
     #[error("{op}: dtype mismatch: {lhs} vs {rhs}")]
     DTypeMismatch {

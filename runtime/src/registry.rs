@@ -36,6 +36,8 @@ pub struct KernelDescriptor {
     pub returns: ArgType,
     /// The boxed entry point.
     pub func: BoxedKernel,
+    /// Where the kernel was registered (`file:line`), for error messages.
+    pub location: &'static str,
 }
 
 impl std::fmt::Debug for KernelDescriptor {
@@ -46,6 +48,7 @@ impl std::fmt::Debug for KernelDescriptor {
             .field("dtype", &self.dtype)
             .field("name", &self.name)
             .field("priority", &self.priority)
+            .field("location", &self.location)
             .finish()
     }
 }
@@ -182,6 +185,7 @@ macro_rules! kernel_descriptor {
             signature: &[$(<$ty as $crate::FromArg<'static>>::KIND),*],
             returns: <$ret as $crate::IntoReturn>::KIND,
             func: __boxed,
+            location: concat!(file!(), ":", line!()),
         }
     }};
 }

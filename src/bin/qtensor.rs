@@ -59,9 +59,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = qtensor::registry().check() {
-        eprintln!("warning: a kernel registration was rejected: {e}");
-    }
+    // Building the registry prints any rejected registration on stderr.
+    qtensor::registry();
     match cli.command {
         Command::Demo { dir } => {
             let dir = dir.unwrap_or_else(std::env::temp_dir);
