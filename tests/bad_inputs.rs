@@ -119,3 +119,84 @@ fn huge_empty_quantized_tensors_fail_cleanly() {
         assert_eq!(t.numel(), 1 << 32);
     }
 }
+
+/// Every supported kernel of `op` (quint8) against the reference kernel on
+/// `args`: at most `steps` apart.
+fn kernels_agree(op: &str, args: &[qtensor::Value], steps: i64) {
+    let kernels: Vec<_> = qtensor::registry()
+        .op(op)
+        .unwrap()
+        .entry()
+        .descriptors()
+        .into_iter()
+        .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
+        .collect();
+    let reference = kernels.iter().find(|k| k.priority == 0).unwrap();
+    let want = (reference.func)(args).unwrap().into_tensor().unwrap().int_values().unwrap();
+    for k in &kernels {
+        let got = (k.func)(args).unwrap().into_tensor().unwrap().int_values().unwrap();
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).max().unwrap_or(0);
+        assert!(worst <= steps, "{op}, kernel {}: {worst} steps from the reference\n{got:?}\n{want:?}", k.name);
+    }
+}
+
+#[test]
+fn fast_kernels_stay_within_tolerance_at_extreme_scale_ratios() {
+    use qtensor::Value;
+    // The reported case: a's scale is 1.2e6 output steps, b's 5.
+    let ints = |v: Vec<u8>, s: f64, z: i64| {
+        let n = v.len();
+        ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(v, &[n]).unwrap(), s, z).unwrap()
+    };
+    let a = ints(vec![236; 64], 18.94, 236);
+    let b = ints((0..64).map(|i| (i * 4) as u8).collect(), 8.2e-5, 0);
+    for op in ["quantized::add", "quantized::add_relu"] {
+        kernels_agree(op, &[Value::from(&a), Value::from(&b), Value::Float(1.58e-5), Value::Int(0)], 1);
+    }
+    // cat requantizing an input whose scale is 1e6 output steps.
+    let args = [Value::TensorList(vec![a.clone(), b.clone()]), Value::Int(0), Value::Float(1.58e-5), Value::Int(0)];
+    kernels_agree("quantized::cat", &args, 1);
+    // Scales at the ends of what quantizers accept: multipliers beyond f32.
+    let x = ints((0..64).map(|i| i as u8).collect(), 1e30, 3).reshape(&[4, 16]).unwrap();
+    let w = ops::_make_per_tensor_quantized_tensor(
+        &Tensor::from_vec((0..32).map(|i| (i % 5) as i8 - 2).collect::<Vec<i8>>(), &[2, 16]).unwrap(),
+        1e30,
+        0,
+    )
+    .unwrap();
+    kernels_agree(
+        "quantized::linear",
+        &[Value::from(&x), Value::from(&w), Value::None, Value::Float(1e-30), Value::Int(7)],
+        1,
+    );
+}
+
+#[test]
+fn a_nan_bias_gives_the_zero_point_in_every_kernel() {
+    use qtensor::Value;
+    let x = q8(&[3, 16], 0.1, 3);
+    let w = qint8_weight(&[20, 16]);
+    let bias = Tensor::from_vec((0..20).map(|i| if i % 3 == 0 { f32::NAN } else { 0.25 }).collect::<Vec<f32>>(), &[20])
+        .unwrap();
+    for op in ["quantized::linear", "quantized::linear_relu"] {
+        kernels_agree(
+            op,
+            &[Value::from(&x), Value::from(&w), Value::from(&bias), Value::Float(0.05), Value::Int(9)],
+            0,
+        );
+    }
+    let xc = q8(&[1, 4, 5, 5], 0.1, 3);
+    let wc = qint8_weight(&[20, 4, 3, 3]);
+    let conv = [
+        Value::from(&xc),
+        Value::from(&wc),
+        Value::from(&bias),
+        Value::IntList(vec![1, 1].into()),
+        Value::IntList(vec![1, 1].into()),
+        Value::IntList(vec![1, 1].into()),
+        Value::Int(1),
+        Value::Float(0.05),
+        Value::Int(9),
+    ];
+    kernels_agree("quantized::conv2d", &conv, 0);
+}

@@ -277,9 +277,13 @@ impl Storage {
     /// Exclusive access to the elements.
     pub fn write<T: Element>(&self) -> Result<MappedRwLockWriteGuard<'_, [T]>> {
         self.check::<T>()?;
+        let guard = self.lines.write();
+        // Bumped while holding the lock: a reader that saw the old version
+        // read the old values (it could not read while we write), so a
+        // cache keyed on the version is never stale.
         self.version.fetch_add(1, Ordering::AcqRel);
         let len = self.len;
-        Ok(RwLockWriteGuard::map(self.lines.write(), |lines| {
+        Ok(RwLockWriteGuard::map(guard, |lines| {
             let all: &mut [T] = bytemuck::cast_slice_mut(lines.as_mut_slice());
             &mut all[..len]
         }))

@@ -64,6 +64,11 @@ pub fn gemm_linear(
     let b = bias_values(op, bias, n)?;
     let mult: Vec<f32> = gw.scales.iter().map(|sw| (px.scale * sw / y_scale) as f32).collect();
     let add: Vec<f32> = b.iter().map(|bb| (bb / y_scale + y_zero_point as f64) as f32).collect();
+    if !mult.iter().chain(&add).all(|v| v.is_finite()) {
+        // Scales whose ratio f32 cannot hold, or a NaN or infinite bias:
+        // the reference's f64 requantization gives the defined result.
+        return Ok(None);
+    }
     let lo = if relu { y_zero_point.max(0) } else { 0 } as f32;
     let epi = Epilogue::Quantize { mult: &mult, add: &add, lo, hi: 255.0 };
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), m * n)?;

@@ -17,13 +17,14 @@ use std::arch::x86_64::*;
 /// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 pub fn avx2_requantize_bytes<B: Byte>(src: &[B], dst: &mut [B], m: f32, zi: i64, zo: i64, lo: i64, hi: i64) {
-    // (q - zi) m = q m - zi m in one rounding; round to an integer, then add
-    // zo exactly, as the reference does (so ties land the same way).
-    let (vm, c0) = (_mm256_set1_ps(m), _mm256_set1_ps(-(zi as f32) * m));
+    // (q - zi) exactly in integers, then one rounding of the product (no
+    // large terms cancel); round to an integer, then add zo exactly, as the
+    // reference does (so ties land the same way).
+    let (vm, vzi) = (_mm256_set1_ps(m), _mm256_set1_epi32(zi as i32));
     let (vlo, vhi, vzo) =
         (_mm256_set1_ps((lo - zo) as f32), _mm256_set1_ps((hi - zo) as f32), _mm256_set1_epi32(zo as i32));
     let lanes = |s: &[B]| {
-        let v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load8_widen(s)), vm, c0);
+        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(s), vzi)), vm);
         _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi)), vzo)
     };
     let mut s_chunks = src.chunks_exact(32);
@@ -31,10 +32,9 @@ pub fn avx2_requantize_bytes<B: Byte>(src: &[B], dst: &mut [B], m: f32, zi: i64,
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {
         store32(d, pack32::<B>(lanes(&s[0..8]), lanes(&s[8..16]), lanes(&s[16..24]), lanes(&s[24..32])), false);
     }
-    let c = -(zi as f32) * m;
     for (s, d) in s_chunks.remainder().iter().zip(d_chunks.into_remainder()) {
         *d = B::from_i64(
-            (s.to_i64() as f32).mul_add(m, c).clamp((lo - zo) as f32, (hi - zo) as f32).round_ties_even() as i64 + zo,
+            (((s.to_i64() - zi) as f32) * m).clamp((lo - zo) as f32, (hi - zo) as f32).round_ties_even() as i64 + zo,
         );
     }
 }
@@ -98,6 +98,11 @@ fn avx2_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>
     }
     let p0 = per_tensor(op, "qx[0]", first)?;
     let (so, zo) = (scale.unwrap_or(p0.scale), zero_point.unwrap_or(p0.zero_point));
+    // A ratio of scales that f32 cannot hold goes to the f64 reference.
+    let ratios_fit = xs.iter().all(|x| x.per_tensor_qparams().is_some_and(|(_, s, _)| ((s / so) as f32).is_finite()));
+    if !ratios_fit {
+        return reference();
+    }
     let out_q = Quantizer::per_tensor(so, zo, first.dtype()).map_err(|e| Error::qparams(op, e.to_string()))?;
     let mut sizes = first.sizes().to_vec();
     sizes[d] = xs.iter().map(|x| x.sizes()[d]).sum();

@@ -134,10 +134,7 @@ pub struct BinaryParams {
 impl BinaryParams {
     fn scalar(&self, a: i64, b: i64) -> i64 {
         let v = match self.combine {
-            Combine::Add { ma, mb } => {
-                let c0 = -(self.za as f32) * ma - self.zb as f32 * mb;
-                (a as f32).mul_add(ma, (b as f32).mul_add(mb, c0))
-            }
+            Combine::Add { ma, mb } => ((a - self.za) as f32).mul_add(ma, (b - self.zb) as f32 * mb),
             Combine::Mul { m } => ((a - self.za) * (b - self.zb)) as f32 * m,
         };
         v.clamp((self.lo - self.zo) as f32, (self.hi - self.zo) as f32).round_ties_even() as i64 + self.zo
@@ -145,8 +142,9 @@ impl BinaryParams {
 }
 
 /// The requantized combination of two same-length byte slices. The zero
-/// points are folded into fused multiply-adds, and the float-to-int
-/// conversion does the rounding (half to even).
+/// points are subtracted in integers first (exact), so no large products
+/// cancel in f32; the float-to-int conversion does the rounding (half to
+/// even).
 ///
 /// # Safety
 ///
@@ -156,20 +154,15 @@ pub fn avx2_binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryPara
     // Round the real value in output steps, then add the output zero point
     // exactly, as the reference does (so ties land the same way).
     let (lo, hi) = (_mm256_set1_ps((p.lo - p.zo) as f32), _mm256_set1_ps((p.hi - p.zo) as f32));
-    let (za, zb, zo) = (_mm256_set1_ps(p.za as f32), _mm256_set1_ps(p.zb as f32), _mm256_set1_epi32(p.zo as i32));
+    let (za, zb, zo) = (_mm256_set1_epi32(p.za as i32), _mm256_set1_epi32(p.zb as i32), _mm256_set1_epi32(p.zo as i32));
     let lanes = |a: &[B], b: &[B]| {
-        let fa = _mm256_cvtepi32_ps(load8_widen(a));
-        let fb = _mm256_cvtepi32_ps(load8_widen(b));
+        // a - za and b - zb exactly, as small integers in f32.
+        let da = _mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(a), za));
+        let db = _mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(b), zb));
         let v = match p.combine {
-            // (a - za) ma + (b - zb) mb = a ma + (b mb - za ma - zb mb)
-            Combine::Add { ma, mb } => {
-                let c0 = _mm256_set1_ps(-(p.za as f32) * ma - p.zb as f32 * mb);
-                _mm256_fmadd_ps(fa, _mm256_set1_ps(ma), _mm256_fmadd_ps(fb, _mm256_set1_ps(mb), c0))
-            }
-            Combine::Mul { m } => {
-                let prod = _mm256_mul_ps(_mm256_sub_ps(fa, za), _mm256_sub_ps(fb, zb));
-                _mm256_mul_ps(prod, _mm256_set1_ps(m))
-            }
+            Combine::Add { ma, mb } => _mm256_fmadd_ps(da, _mm256_set1_ps(ma), _mm256_mul_ps(db, _mm256_set1_ps(mb))),
+            // The product of the differences is exact in f32 (below 2^24).
+            Combine::Mul { m } => _mm256_mul_ps(_mm256_mul_ps(da, db), _mm256_set1_ps(m)),
         };
         _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi)), zo)
     };
@@ -210,6 +203,16 @@ fn avx2_binary(op: &str, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64, re
     } else {
         Combine::Add { ma: (pa.scale / scale) as f32, mb: (pb.scale / scale) as f32 }
     };
+    // Multipliers f32 cannot hold, or two huge terms that could cancel to a
+    // small result with f32 rounding errors above a step: the reference's
+    // f64 arithmetic is exact enough.
+    let usable = match combine {
+        Combine::Add { ma, mb } => ma.is_finite() && mb.is_finite() && (ma.abs() < 16384.0 || mb.abs() < 16384.0),
+        Combine::Mul { m } => m.is_finite() && m != 0.0,
+    };
+    if !usable {
+        return reference();
+    }
     let lo = if relu { zero_point.max(pa.qmin) } else { pa.qmin };
     let p = BinaryParams { combine, za: pa.zero_point, zb: pb.zero_point, zo: zero_point, lo, hi: pa.qmax };
     fn run<B: Byte>(a: &Tensor, b: &Tensor, out_q: &std::sync::Arc<Quantizer>, p: BinaryParams) -> Result<Tensor> {
