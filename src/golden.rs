@@ -2,7 +2,7 @@
 //! each case's operator by name through the dispatcher, and compares the
 //! result with what the case expects (see `tests/conformance/README.md`).
 
-use crate::{registry, ArgType, DType, Quantizer, Result as QResult, Tensor, Value};
+use crate::{registry, ArgType, DType, QParams, Quantizer, Result as QResult, Tensor, Value};
 use serde_json::Value as Json;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -357,20 +357,20 @@ pub fn compare_tensor(expect: &Json, tolerance: Option<&Json>, got: &Tensor) -> 
     if dtype.is_quantized() {
         let want_q = decode_quantizer(expect, dtype)?;
         let got_q = got.quantizer().ok_or("result has no quantizer")?;
-        match (&*want_q, &*got_q) {
+        match (want_q.params(), got_q.params()) {
             (
-                Quantizer::PerTensorAffine { scale: s1, zero_point: z1, .. },
-                Quantizer::PerTensorAffine { scale: s2, zero_point: z2, .. },
+                QParams::PerTensorAffine { scale: s1, zero_point: z1, .. },
+                QParams::PerTensorAffine { scale: s2, zero_point: z2, .. },
             ) => {
-                if !scale_eq(*s1, *s2) || z1 != z2 {
+                if !scale_eq(s1, s2) || z1 != z2 {
                     return Err(format!(
                         "qparams: expected (scale {s1}, zero_point {z1}), got (scale {s2}, zero_point {z2})"
                     ));
                 }
             }
             (
-                Quantizer::PerChannelAffine { scales: s1, zero_points: z1, axis: a1, .. },
-                Quantizer::PerChannelAffine { scales: s2, zero_points: z2, axis: a2, .. },
+                QParams::PerChannelAffine { scales: s1, zero_points: z1, axis: a1, .. },
+                QParams::PerChannelAffine { scales: s2, zero_points: z2, axis: a2, .. },
             ) => {
                 if a1 != a2
                     || z1 != z2
@@ -380,7 +380,7 @@ pub fn compare_tensor(expect: &Json, tolerance: Option<&Json>, got: &Tensor) -> 
                     return Err(format!("qparams: expected axis {a1} scales {s1:?} zero_points {z1:?}, got axis {a2} scales {s2:?} zero_points {z2:?}"));
                 }
             }
-            (w, g) => return Err(format!("qscheme: expected {}, got {}", w.qscheme(), g.qscheme())),
+            _ => return Err(format!("qscheme: expected {}, got {}", want_q.qscheme(), got_q.qscheme())),
         }
         let want: Vec<i64> = expect
             .get("int_repr")

@@ -35,8 +35,8 @@ pub use qtensor_runtime::serialize::{load, save};
 pub use qtensor_runtime::{
     declare_op, dispatcher, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType,
     DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, Isa, KernelDescriptor, KernelInfo,
-    MemoryFormat, OpDeclaration, OpHandle, OpSchema, OperatorEntry, QScheme, Quantizer, Result, Storage, StorageType,
-    Tensor, Tolerance, Value,
+    MemoryFormat, OpDeclaration, OpHandle, OpSchema, OperatorEntry, QParams, QScheme, Quantizer, Result, Storage,
+    StorageType, Tensor, Tolerance, Value,
 };
 pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage};
 
@@ -122,14 +122,12 @@ pub fn set_isa_cap(isa: Option<Isa>) {
 /// It dispatches to `quantize_per_tensor` or `quantize_per_channel` (so the
 /// fastest registered kernel runs), and the result shares `quantizer`.
 pub fn quantize(x: &Tensor, quantizer: &Arc<Quantizer>) -> Result<Tensor> {
-    let q = match &**quantizer {
-        Quantizer::PerTensorAffine { dtype, scale, zero_point } => {
-            ops::quantize_per_tensor(x, *scale, *zero_point, *dtype)?
-        }
-        Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
+    let q = match quantizer.params() {
+        QParams::PerTensorAffine { dtype, scale, zero_point } => ops::quantize_per_tensor(x, scale, zero_point, dtype)?,
+        QParams::PerChannelAffine { dtype, scales, zero_points, axis } => {
             let s = Tensor::from_slice(scales, &[scales.len()])?;
             let z = Tensor::from_slice(zero_points, &[zero_points.len()])?;
-            ops::quantize_per_channel(x, &s, &z, *axis as i64, *dtype)?
+            ops::quantize_per_channel(x, &s, &z, axis as i64, dtype)?
         }
     };
     q.with_quantizer(quantizer.clone())

@@ -200,3 +200,21 @@ fn a_nan_bias_gives_the_zero_point_in_every_kernel() {
     ];
     kernels_agree("quantized::conv2d", &conv, 0);
 }
+
+#[test]
+fn quantizers_are_valid_by_construction() {
+    use qtensor::{QParams, Quantizer};
+    assert!(Quantizer::per_tensor(0.1, 999, DType::QUInt8).is_err());
+    assert!(Quantizer::per_tensor(f64::NAN, 0, DType::QUInt8).is_err());
+    assert!(Quantizer::per_channel(vec![0.1, f64::NAN], vec![0, 0], 0, DType::QInt8).is_err());
+    assert!(ops::_empty_affine_quantized(&[2], 0.1, 999, DType::QUInt8).is_err());
+    // The parameters are read through a borrowed view; the quantizer itself
+    // has no public fields to mutate.
+    let q = Quantizer::per_channel(vec![0.1, 0.2], vec![1, -1], 0, DType::QInt8).unwrap();
+    match q.params() {
+        QParams::PerChannelAffine { scales, zero_points, axis, dtype } => {
+            assert_eq!((scales, zero_points, axis, dtype), (&[0.1, 0.2][..], &[1, -1][..], 0, DType::QInt8));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -28,7 +28,7 @@ pub use dispatcher::{dispatcher, Dispatcher, KernelInfo, OpHandle, OperatorEntry
 pub use dtype::{DType, StorageType};
 pub use error::{Error, Result};
 pub use isa::Isa;
-pub use quantizer::{QScheme, Quantizer};
+pub use quantizer::{QParams, QScheme, Quantizer};
 pub use registry::{KernelDescriptor, OpDeclaration};
 pub use schema::{ArgType, OpSchema, Tolerance};
 pub use storage::{Element, Storage};

@@ -6,7 +6,7 @@
 //! matches to the character.
 
 use crate::dtype::DType;
-use crate::quantizer::Quantizer;
+use crate::quantizer::QParams;
 use crate::storage::Element;
 use crate::tensor::Tensor;
 use std::fmt;
@@ -353,12 +353,12 @@ fn torch_repr(t: &Tensor) -> crate::Result<String> {
         suffixes.push(format!("size={}", py_tuple(t.sizes())));
         suffixes.push(format!("dtype=torch.{dtype}"));
         suffixes.push(format!("quantization_scheme=torch.{}", q.qscheme()));
-        match &*q {
-            Quantizer::PerTensorAffine { scale, zero_point, .. } => {
-                suffixes.push(format!("scale={}", py_float_repr(*scale)));
+        match q.params() {
+            QParams::PerTensorAffine { scale, zero_point, .. } => {
+                suffixes.push(format!("scale={}", py_float_repr(scale)));
                 suffixes.push(format!("zero_point={zero_point}"));
             }
-            Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
+            QParams::PerChannelAffine { scales, zero_points, axis, .. } => {
                 suffixes.push(format!("scale={}", torch_repr(&Tensor::from_slice(scales, &[scales.len()])?)?));
                 suffixes.push(format!(
                     "zero_point={}",

@@ -35,8 +35,29 @@ impl fmt::Display for QScheme {
 /// A quantizer is immutable and shared through `Arc`: quantizing many tensors
 /// with one quantizer makes them share it, and views share their base's
 /// quantizer unless the view moves or slices the channel axis.
+///
+/// Its fields are private and its only constructors
+/// ([`Quantizer::per_tensor`], [`Quantizer::per_channel`]) validate, so no
+/// invalid quantizer can exist: every scale is finite, positive and a
+/// normal f32, and every zero point is within the dtype's range. A
+/// per-channel quantizer has one pair per channel, and fits only tensors
+/// with that many channels ([`Quantizer::check_fits`]); one with no
+/// channels fits only tensors whose channel dimension is empty, as in
+/// PyTorch. Read the parameters through [`Quantizer::params`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Quantizer {
+pub struct Quantizer {
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    PerTensor { dtype: DType, scale: f64, zero_point: i64 },
+    PerChannel { dtype: DType, scales: Arc<[f64]>, zero_points: Arc<[i64]>, axis: usize },
+}
+
+/// A quantizer's parameters, borrowed, to match on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum QParams<'a> {
     /// One scale and zero point for every element.
     PerTensorAffine {
         /// The quantized dtype.
@@ -51,9 +72,9 @@ pub enum Quantizer {
         /// The quantized dtype.
         dtype: DType,
         /// One scale per channel, each finite and > 0.
-        scales: Arc<[f64]>,
+        scales: &'a [f64],
         /// One zero point per channel, each within the dtype's range.
-        zero_points: Arc<[i64]>,
+        zero_points: &'a [i64],
         /// The channel dimension.
         axis: usize,
     },
@@ -97,7 +118,7 @@ impl Quantizer {
         thread_local! {
             static LAST: std::cell::RefCell<Option<Arc<Quantizer>>> = const { std::cell::RefCell::new(None) };
         }
-        let wanted = Quantizer::PerTensorAffine { dtype, scale, zero_point };
+        let wanted = Quantizer { kind: Kind::PerTensor { dtype, scale, zero_point } };
         if let Some(q) = LAST.with(|l| {
             l.borrow()
                 .as_ref()
@@ -119,36 +140,90 @@ impl Quantizer {
         if scales.len() != zero_points.len() {
             return Err(Error::qparams(op, format!("{} scales but {} zero points", scales.len(), zero_points.len())));
         }
+
         for (s, z) in scales.iter().zip(&zero_points) {
             check_qparams(op, dtype, *s, *z)?;
         }
-        Ok(Arc::new(Quantizer::PerChannelAffine {
-            dtype,
-            scales: scales.into(),
-            zero_points: zero_points.into(),
-            axis,
+        Ok(Arc::new(Quantizer {
+            kind: Kind::PerChannel { dtype, scales: scales.into(), zero_points: zero_points.into(), axis },
         }))
+    }
+
+    /// The parameters, to match on.
+    pub fn params(&self) -> QParams<'_> {
+        match &self.kind {
+            Kind::PerTensor { dtype, scale, zero_point } => {
+                QParams::PerTensorAffine { dtype: *dtype, scale: *scale, zero_point: *zero_point }
+            }
+            Kind::PerChannel { dtype, scales, zero_points, axis } => {
+                QParams::PerChannelAffine { dtype: *dtype, scales, zero_points, axis: *axis }
+            }
+        }
+    }
+
+    /// `(scale, zero_point)` of a per-tensor quantizer.
+    pub fn per_tensor_qparams(&self) -> Option<(f64, i64)> {
+        match self.kind {
+            Kind::PerTensor { scale, zero_point, .. } => Some((scale, zero_point)),
+            Kind::PerChannel { .. } => None,
+        }
+    }
+
+    /// The channels `start, start + step, ...` (`len` of them) of a
+    /// per-channel quantizer, for a view that slices its axis; per-tensor
+    /// ones are returned as they are. Every pair was validated already; an
+    /// empty slice keeps zero channels, matching its empty dimension.
+    pub(crate) fn channel_subset(self: &Arc<Self>, start: usize, step: usize, len: usize) -> Arc<Quantizer> {
+        match &self.kind {
+            Kind::PerChannel { dtype, scales, zero_points, axis } => {
+                let scales: Vec<f64> = scales.iter().copied().skip(start).step_by(step.max(1)).take(len).collect();
+                let zero_points: Vec<i64> =
+                    zero_points.iter().copied().skip(start).step_by(step.max(1)).take(len).collect();
+                Arc::new(Quantizer {
+                    kind: Kind::PerChannel {
+                        dtype: *dtype,
+                        scales: scales.into(),
+                        zero_points: zero_points.into(),
+                        axis: *axis,
+                    },
+                })
+            }
+            Kind::PerTensor { .. } => self.clone(),
+        }
+    }
+
+    /// Channel `c` of a per-channel quantizer as a per-tensor one (for a
+    /// view that selects one channel); per-tensor ones are returned as
+    /// they are.
+    pub(crate) fn channel_as_per_tensor(self: &Arc<Self>, c: usize) -> Arc<Quantizer> {
+        match &self.kind {
+            Kind::PerChannel { dtype, .. } => {
+                let (scale, zero_point) = self.channel_qparams(c);
+                Arc::new(Quantizer { kind: Kind::PerTensor { dtype: *dtype, scale, zero_point } })
+            }
+            Kind::PerTensor { .. } => self.clone(),
+        }
     }
 
     /// The quantized dtype this quantizer produces.
     pub fn dtype(&self) -> DType {
-        match self {
-            Quantizer::PerTensorAffine { dtype, .. } | Quantizer::PerChannelAffine { dtype, .. } => *dtype,
+        match self.kind {
+            Kind::PerTensor { dtype, .. } | Kind::PerChannel { dtype, .. } => dtype,
         }
     }
 
     /// The scheme.
     pub fn qscheme(&self) -> QScheme {
-        match self {
-            Quantizer::PerTensorAffine { .. } => QScheme::PerTensorAffine,
-            Quantizer::PerChannelAffine { .. } => QScheme::PerChannelAffine,
+        match self.kind {
+            Kind::PerTensor { .. } => QScheme::PerTensorAffine,
+            Kind::PerChannel { .. } => QScheme::PerChannelAffine,
         }
     }
 
     /// Checks that this quantizer fits a tensor of `sizes`: the axis is in
     /// range and there is one (scale, zero point) per channel.
     pub fn check_fits(&self, op: &str, sizes: &[usize]) -> Result<()> {
-        if let Quantizer::PerChannelAffine { scales, axis, .. } = self {
+        if let Kind::PerChannel { scales, axis, .. } = &self.kind {
             if *axis >= sizes.len() {
                 return Err(Error::qparams(
                     op,
@@ -167,9 +242,9 @@ impl Quantizer {
 
     /// The (scale, zero point) of channel `c` (of the tensor for per-tensor).
     pub fn channel_qparams(&self, c: usize) -> (f64, i64) {
-        match self {
-            Quantizer::PerTensorAffine { scale, zero_point, .. } => (*scale, *zero_point),
-            Quantizer::PerChannelAffine { scales, zero_points, .. } => {
+        match &self.kind {
+            Kind::PerTensor { scale, zero_point, .. } => (*scale, *zero_point),
+            Kind::PerChannel { scales, zero_points, .. } => {
                 let c = c.min(scales.len().saturating_sub(1));
                 (scales.get(c).copied().unwrap_or(1.0), zero_points.get(c).copied().unwrap_or(0))
             }
@@ -178,23 +253,23 @@ impl Quantizer {
 
     /// The channel axis, for per-channel quantizers.
     pub fn axis(&self) -> Option<usize> {
-        match self {
-            Quantizer::PerChannelAffine { axis, .. } => Some(*axis),
-            Quantizer::PerTensorAffine { .. } => None,
+        match self.kind {
+            Kind::PerChannel { axis, .. } => Some(axis),
+            Kind::PerTensor { .. } => None,
         }
     }
 
     /// The same quantizer with the channel axis moved (per-tensor is unchanged).
     pub fn with_axis(self: &Arc<Self>, new_axis: usize) -> Arc<Quantizer> {
-        match &**self {
-            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } if *axis != new_axis => {
-                Arc::new(Quantizer::PerChannelAffine {
+        match &self.kind {
+            Kind::PerChannel { dtype, scales, zero_points, axis } if *axis != new_axis => Arc::new(Quantizer {
+                kind: Kind::PerChannel {
                     dtype: *dtype,
                     scales: scales.clone(),
                     zero_points: zero_points.clone(),
                     axis: new_axis,
-                })
-            }
+                },
+            }),
             _ => self.clone(),
         }
     }
@@ -202,11 +277,11 @@ impl Quantizer {
 
 impl fmt::Display for Quantizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Quantizer::PerTensorAffine { dtype, scale, zero_point } => {
+        match self.params() {
+            QParams::PerTensorAffine { dtype, scale, zero_point } => {
                 write!(f, "PerTensorAffine({dtype}, scale={scale}, zero_point={zero_point})")
             }
-            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
+            QParams::PerChannelAffine { dtype, scales, zero_points, axis } => {
                 write!(f, "PerChannelAffine({dtype}, axis={axis}, scales={scales:?}, zero_points={zero_points:?})")
             }
         }
@@ -227,6 +302,10 @@ mod tests {
         assert!(Quantizer::per_tensor(0.1, 0, DType::Float32).is_err());
         assert!(Quantizer::per_tensor(0.1, -100000, DType::QInt32).is_ok());
         assert!(Quantizer::per_channel(vec![0.1, 0.2], vec![0], 0, DType::QInt8).is_err());
+        // No channels: valid, and fits only an empty channel dimension.
+        let empty = Quantizer::per_channel(vec![], vec![], 0, DType::QInt8).unwrap();
+        assert!(empty.check_fits("t", &[0, 3]).is_ok() && empty.check_fits("t", &[1, 3]).is_err());
+        assert!(Quantizer::per_channel(vec![f64::NAN], vec![0], 0, DType::QInt8).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use crate::dtype::{DType, StorageType};
 use crate::error::{Error, Result};
-use crate::quantizer::Quantizer;
+use crate::quantizer::{QParams, Quantizer};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use safetensors::tensor::{Dtype as StDtype, TensorView};
@@ -83,12 +83,12 @@ pub fn save_to_bytes(tensors: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
         if let Some(q) = t.quantizer() {
             let mut fields: Vec<(String, String)> =
                 vec![("dtype".into(), q.dtype().name().into()), ("qscheme".into(), q.qscheme().name().into())];
-            match &*q {
-                Quantizer::PerTensorAffine { scale, zero_point, .. } => {
+            match q.params() {
+                QParams::PerTensorAffine { scale, zero_point, .. } => {
                     fields.push(("scale".into(), format!("{scale:?}")));
                     fields.push(("zero_point".into(), zero_point.to_string()));
                 }
-                Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
+                QParams::PerChannelAffine { scales, zero_points, axis, .. } => {
                     fields.push(("axis".into(), axis.to_string()));
                     let s: Vec<u8> = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
                     let z: Vec<u8> = zero_points.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -9,7 +9,7 @@
 //! Call [`link`] once from the binary: the linker drops a crate nothing
 //! references, and its `inventory` registrations with it.
 
-use qtensor::{declare_op, register_kernel, DType, Element, Error, Quantizer, Result, Storage, Tensor};
+use qtensor::{declare_op, register_kernel, DType, Element, Error, QParams, Result, Storage, Tensor};
 
 /// Keeps this crate, and so its kernel registrations, in the final binary.
 pub fn link() {}
@@ -17,13 +17,13 @@ pub fn link() {}
 /// `max(q, zero_point)` straight on the stored bytes, with no widening.
 fn plugin_relu_u8(x: &Tensor) -> Result<Tensor> {
     let q = x.quantizer().ok_or_else(|| Error::invalid("relu", "expected a quantized tensor"))?;
-    let out = match *q {
-        Quantizer::PerTensorAffine { zero_point, .. } => {
+    let out = match q.params() {
+        QParams::PerTensorAffine { zero_point, .. } => {
             let zp = zero_point as u8;
             x.with_contiguous::<u8, Vec<u8>>(|src| src.iter().map(|&v| v.max(zp)).collect())?
         }
         // Per channel: each element against its own channel's zero point.
-        Quantizer::PerChannelAffine { .. } => x
+        QParams::PerChannelAffine { .. } => x
             .to_vec::<u8>()?
             .into_iter()
             .zip(x.channel_of_each())
@@ -58,7 +58,7 @@ fn clamp_q(x: &Tensor, min: f64, max: f64) -> Result<Tensor> {
         expected: "a quantized tensor".into(),
         got: x.dtype(),
     })?;
-    let Quantizer::PerTensorAffine { scale, zero_point, dtype } = *q else {
+    let QParams::PerTensorAffine { scale, zero_point, dtype } = q.params() else {
         return Err(Error::invalid(op, "per-channel tensors are not supported"));
     };
     let (qmin, qmax) = dtype.int_range().unwrap_or((0, 0));

@@ -1,7 +1,7 @@
 //! Helpers shared by the reference kernels: reading per-tensor qparams and
 //! building quantized outputs.
 
-use qtensor_runtime::{with_element_type, DType, Element, Error, Quantizer, Result, Storage, Tensor};
+use qtensor_runtime::{with_element_type, DType, Element, Error, QParams, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
 
 /// The per-tensor qparams of a quantized operand, with its integer range.
@@ -30,14 +30,14 @@ pub fn per_tensor(op: &str, what: &str, t: &Tensor) -> Result<PerTensor> {
         expected: format!("a quantized tensor for `{what}`"),
         got: t.dtype(),
     })?;
-    match &*q {
-        Quantizer::PerTensorAffine { dtype, scale, zero_point } => {
+    match q.params() {
+        QParams::PerTensorAffine { dtype, scale, zero_point } => {
             let (qmin, qmax) = dtype.int_range().unwrap_or((0, 0));
-            Ok(PerTensor { dtype: *dtype, scale: *scale, zero_point: *zero_point, qmin, qmax })
+            Ok(PerTensor { dtype, scale, zero_point, qmin, qmax })
         }
-        other => Err(Error::invalid(
+        QParams::PerChannelAffine { .. } => Err(Error::invalid(
             op,
-            format!("`{what}` is {} quantized; this op takes per_tensor_affine operands", other.qscheme()),
+            format!("`{what}` is {} quantized; this op takes per_tensor_affine operands", q.qscheme()),
         )),
     }
 }

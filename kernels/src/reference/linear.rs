@@ -8,7 +8,7 @@ use super::common::{bias_values, output_quantizer, per_tensor, quantized_from_in
 use super::quantize::float_input;
 use qtensor_runtime::numerics::{inv_scale, quantize_val, requantize_f64};
 use qtensor_runtime::storage::{checked_count, try_vec};
-use qtensor_runtime::{register_kernel, DType, Error, Quantizer, Result, Tensor};
+use qtensor_runtime::{register_kernel, DType, Error, QParams, Result, Tensor};
 use std::sync::Arc;
 
 /// A linear weight `[N, K]` in the layout the kernel reads: row-major
@@ -89,12 +89,12 @@ pub fn row_qparams(op: &str, w: &Tensor, rows: usize) -> Result<Vec<(f64, i64)>>
         expected: "a quantized weight".into(),
         got: w.dtype(),
     })?;
-    match &*q {
-        Quantizer::PerTensorAffine { scale, zero_point, .. } => Ok(vec![(*scale, *zero_point); rows]),
-        Quantizer::PerChannelAffine { scales, zero_points, axis: 0, .. } => {
+    match q.params() {
+        QParams::PerTensorAffine { scale, zero_point, .. } => Ok(vec![(scale, zero_point); rows]),
+        QParams::PerChannelAffine { scales, zero_points, axis: 0, .. } => {
             Ok(scales.iter().copied().zip(zero_points.iter().copied()).collect())
         }
-        Quantizer::PerChannelAffine { axis, .. } => {
+        QParams::PerChannelAffine { axis, .. } => {
             Err(Error::qparams(op, format!("a per-channel weight must be quantized along axis 0, not {axis}")))
         }
     }

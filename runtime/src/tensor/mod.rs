@@ -8,7 +8,7 @@ mod view;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::quantizer::{QScheme, Quantizer};
+use crate::quantizer::{QParams, QScheme, Quantizer};
 use crate::storage::{Element, Storage};
 use layout::{checked_numel, contiguous_strides, Dims, StridedOffsets};
 use parking_lot::{Mutex, RwLock};
@@ -182,7 +182,7 @@ impl Tensor {
             0,
             Some(quantizer.clone()),
         );
-        if quantizer.channel_qparams(0).1 != 0 || matches!(**quantizer, Quantizer::PerChannelAffine { .. }) {
+        if quantizer.channel_qparams(0).1 != 0 || quantizer.axis().is_some() {
             t.fill_(0.0)?;
         }
         Ok(t)
@@ -355,10 +355,9 @@ impl Tensor {
     /// `(dtype, scale, zero_point)` of a per-tensor quantized tensor, read
     /// without cloning the quantizer (the hot path of small kernels).
     pub fn per_tensor_qparams(&self) -> Option<(DType, f64, i64)> {
-        match self.0.quantizer.read().as_deref() {
-            Some(Quantizer::PerTensorAffine { dtype, scale, zero_point }) => Some((*dtype, *scale, *zero_point)),
-            _ => None,
-        }
+        let q = self.0.quantizer.read();
+        let q = q.as_deref()?;
+        q.per_tensor_qparams().map(|(scale, zero_point)| (q.dtype(), scale, zero_point))
     }
 
     fn require_quantizer(&self, op: &str) -> Result<Arc<Quantizer>> {
@@ -376,16 +375,16 @@ impl Tensor {
 
     /// The scale of a per-tensor quantized tensor.
     pub fn q_scale(&self) -> Result<f64> {
-        match &*self.require_quantizer("q_scale")? {
-            Quantizer::PerTensorAffine { scale, .. } => Ok(*scale),
+        match self.require_quantizer("q_scale")?.params() {
+            QParams::PerTensorAffine { scale, .. } => Ok(scale),
             _ => Err(Error::invalid("q_scale", "the tensor is per-channel quantized: use q_per_channel_scales")),
         }
     }
 
     /// The zero point of a per-tensor quantized tensor.
     pub fn q_zero_point(&self) -> Result<i64> {
-        match &*self.require_quantizer("q_zero_point")? {
-            Quantizer::PerTensorAffine { zero_point, .. } => Ok(*zero_point),
+        match self.require_quantizer("q_zero_point")?.params() {
+            QParams::PerTensorAffine { zero_point, .. } => Ok(zero_point),
             _ => Err(Error::invalid(
                 "q_zero_point",
                 "the tensor is per-channel quantized: use q_per_channel_zero_points",
@@ -395,16 +394,16 @@ impl Tensor {
 
     /// The scales of a per-channel quantized tensor, as a float64 tensor.
     pub fn q_per_channel_scales(&self) -> Result<Tensor> {
-        match &*self.require_quantizer("q_per_channel_scales")? {
-            Quantizer::PerChannelAffine { scales, .. } => Tensor::from_slice(scales, &[scales.len()]),
+        match self.require_quantizer("q_per_channel_scales")?.params() {
+            QParams::PerChannelAffine { scales, .. } => Tensor::from_slice(scales, &[scales.len()]),
             _ => Err(Error::invalid("q_per_channel_scales", "the tensor is per-tensor quantized: use q_scale")),
         }
     }
 
     /// The zero points of a per-channel quantized tensor, as an int64 tensor.
     pub fn q_per_channel_zero_points(&self) -> Result<Tensor> {
-        match &*self.require_quantizer("q_per_channel_zero_points")? {
-            Quantizer::PerChannelAffine { zero_points, .. } => Tensor::from_slice(zero_points, &[zero_points.len()]),
+        match self.require_quantizer("q_per_channel_zero_points")?.params() {
+            QParams::PerChannelAffine { zero_points, .. } => Tensor::from_slice(zero_points, &[zero_points.len()]),
             _ => {
                 Err(Error::invalid("q_per_channel_zero_points", "the tensor is per-tensor quantized: use q_zero_point"))
             }
@@ -413,8 +412,8 @@ impl Tensor {
 
     /// The channel axis of a per-channel quantized tensor.
     pub fn q_per_channel_axis(&self) -> Result<i64> {
-        match &*self.require_quantizer("q_per_channel_axis")? {
-            Quantizer::PerChannelAffine { axis, .. } => Ok(*axis as i64),
+        match self.require_quantizer("q_per_channel_axis")?.params() {
+            QParams::PerChannelAffine { axis, .. } => Ok(axis as i64),
             _ => Err(Error::invalid("q_per_channel_axis", "the tensor is per-tensor quantized")),
         }
     }

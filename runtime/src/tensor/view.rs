@@ -84,17 +84,8 @@ impl Tensor {
         sizes[d] = len;
         let offset = self.0.offset + start * strides[d];
         strides[d] = strides[d].saturating_mul(step);
-        let q = self.quantizer().map(|q| match &*q {
-            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } if *axis == d => {
-                let pick = |v: &[f64]| v.iter().copied().skip(start).step_by(step).take(len).collect::<Vec<_>>();
-                let zps: Vec<i64> = zero_points.iter().copied().skip(start).step_by(step).take(len).collect();
-                Arc::new(Quantizer::PerChannelAffine {
-                    dtype: *dtype,
-                    scales: pick(scales).into(),
-                    zero_points: zps.into(),
-                    axis: *axis,
-                })
-            }
+        let q = self.quantizer().map(|q| match q.axis() {
+            Some(axis) if axis == d => q.channel_subset(start, step, len),
             _ => q,
         });
         Ok(self.view_with(sizes, strides, offset, q))
@@ -118,16 +109,9 @@ impl Tensor {
         let offset = self.0.offset + i * strides[d];
         sizes.remove(d);
         strides.remove(d);
-        let q = self.quantizer().map(|q| match &*q {
-            Quantizer::PerChannelAffine { dtype, scales, zero_points, axis } => {
-                if *axis == d {
-                    Arc::new(Quantizer::PerTensorAffine { dtype: *dtype, scale: scales[i], zero_point: zero_points[i] })
-                } else if *axis > d {
-                    q.with_axis(axis - 1)
-                } else {
-                    q.clone()
-                }
-            }
+        let q = self.quantizer().map(|q| match q.axis() {
+            Some(axis) if axis == d => q.channel_as_per_tensor(i),
+            Some(axis) if axis > d => q.with_axis(axis - 1),
             _ => q,
         });
         Ok(self.view_with(sizes, strides, offset, q))

@@ -6,7 +6,7 @@ use super::PRIORITY;
 use crate::parallel::for_each_chunk;
 use crate::x86_64::has_avx2;
 use qtensor_runtime::numerics::dequantize_val;
-use qtensor_runtime::{register_kernel, DType, Element, Error, Quantizer, Result, Storage, Tensor};
+use qtensor_runtime::{register_kernel, DType, Element, Error, Result, Storage, Tensor};
 use std::arch::x86_64::*;
 
 /// Dequantizes 8-bit `src` into `dst`.
@@ -85,8 +85,8 @@ fn avx2_dequantize(q: &Tensor) -> Result<Tensor> {
         expected: "a quantized tensor".into(),
         got: q.dtype(),
     })?;
-    let (scale, zp) = match &*quantizer {
-        Quantizer::PerTensorAffine { scale, zero_point, .. } if has_avx2() => (*scale as f32, *zero_point),
+    let (scale, zp) = match quantizer.per_tensor_qparams() {
+        Some((scale, zero_point)) if has_avx2() => (scale as f32, zero_point),
         // Per-channel tensors and CPUs without AVX2 take the reference path.
         _ => return crate::reference::quantize::reference_dequantize(q),
     };

@@ -75,7 +75,7 @@ fn avx2_relu(x: &Tensor) -> Result<Tensor> {
     let (Some(q), true) = (q, has_avx2()) else {
         return reference_quantized_relu(x);
     };
-    let Quantizer::PerTensorAffine { zero_point: zp, .. } = *q else {
+    let Some((_, zp)) = q.per_tensor_qparams() else {
         return reference_quantized_relu(x);
     };
     let stream = x.numel() >= STREAM_BYTES;

@@ -8,7 +8,7 @@ use crate::parallel::for_each_chunk;
 use crate::reference::quantize::{per_channel_quantizer, quantize_with};
 use crate::x86_64::has_avx2;
 use qtensor_runtime::numerics::{inv_scale, quantize_val};
-use qtensor_runtime::{register_kernel, DType, Element, Quantizer, Result, Storage, Tensor};
+use qtensor_runtime::{register_kernel, DType, Element, QParams, Quantizer, Result, Storage, Tensor};
 use std::arch::x86_64::*;
 use std::sync::Arc;
 
@@ -134,9 +134,9 @@ fn avx2_quantize(op: &str, x: &Tensor, quantizer: &Arc<Quantizer>) -> Result<Ten
     let stream = false;
     // Per-tensor: one block of everything. Per-channel: the blocks of
     // `inner` elements between steps of the channel index.
-    let (block, qparams) = match &**quantizer {
-        Quantizer::PerTensorAffine { scale, zero_point, .. } => (x.numel(), vec![(*scale, *zero_point)]),
-        Quantizer::PerChannelAffine { scales, zero_points, axis, .. } => {
+    let (block, qparams) = match quantizer.params() {
+        QParams::PerTensorAffine { scale, zero_point, .. } => (x.numel(), vec![(scale, zero_point)]),
+        QParams::PerChannelAffine { scales, zero_points, axis, .. } => {
             let inner: usize = x.sizes()[axis + 1..].iter().product();
             (inner, scales.iter().copied().zip(zero_points.iter().copied()).collect())
         }
