@@ -218,3 +218,24 @@ fn quantizers_are_valid_by_construction() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn hostile_safetensors_headers_are_refused_before_parsing() {
+    use qtensor::serialize::load_from_bytes;
+    // A header length at the old 100 MB limit: refused from its 8 bytes.
+    let mut bytes = (100u64 << 20).to_le_bytes().to_vec();
+    bytes.extend(std::iter::repeat_n(b' ', 1 << 20));
+    let e = load_from_bytes(&bytes).unwrap_err().to_string();
+    assert!(e.contains("header"), "{e}");
+    // One tensor whose shape is a million 1s: refused by rank.
+    let shape = vec!["1"; 1_000_000].join(",");
+    let header = format!("{{\"t\":{{\"dtype\":\"U8\",\"shape\":[{shape}],\"data_offsets\":[0,1]}}}}");
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.push(0);
+    let e = load_from_bytes(&bytes).unwrap_err().to_string();
+    assert!(e.contains("dimensions"), "{e}");
+    // Truncated and empty files.
+    assert!(load_from_bytes(&[1, 2, 3]).is_err());
+    assert!(load_from_bytes(&[]).is_err());
+}

@@ -165,8 +165,49 @@ fn quantizer_from_metadata(
     Ok(q)
 }
 
+/// The largest JSON header accepted: room for about 100,000 tensors. The
+/// safetensors crate's parser needs some 30 times a header's size, so the
+/// cap bounds what a hostile header can make it allocate.
+pub const MAX_HEADER_BYTES: u64 = 16 << 20;
+
+/// The most dimensions a loaded tensor may have.
+pub const MAX_RANK: usize = 64;
+
+/// Checks the header's length and every `shape`'s rank before the bytes
+/// reach the safetensors parser, which would materialize them first.
+fn check_header(bytes: &[u8]) -> Result<()> {
+    let len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+    let len = len.ok_or_else(|| err("not a valid safetensors file: shorter than its 8-byte header length"))?;
+    if len > MAX_HEADER_BYTES {
+        return Err(err(format!("the header claims {len} bytes; at most {MAX_HEADER_BYTES} are accepted")));
+    }
+    let header = bytes.get(8..8 + len as usize).ok_or_else(|| {
+        err(format!("not a valid safetensors file: the header claims {len} bytes but the file has {}", bytes.len()))
+    })?;
+    // Count the entries of each `"shape": [...]` list.
+    let mut rest = header;
+    while let Some(at) = find(rest, b"\"shape\"") {
+        rest = &rest[at + 7..];
+        let open = rest.iter().position(|&b| b == b'[').unwrap_or(rest.len());
+        let close = rest.iter().position(|&b| b == b']').unwrap_or(rest.len());
+        if open < close {
+            let dims = rest[open..close].iter().filter(|&&b| b == b',').count() + 1;
+            if dims > MAX_RANK {
+                return Err(err(format!("a tensor has {dims} dimensions; at most {MAX_RANK} are accepted")));
+            }
+        }
+        rest = &rest[close.min(rest.len())..];
+    }
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// Parses safetensors bytes into named tensors, sorted by name.
 pub fn load_from_bytes(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
+    check_header(bytes)?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
