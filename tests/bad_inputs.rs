@@ -239,3 +239,22 @@ fn hostile_safetensors_headers_are_refused_before_parsing() {
     assert!(load_from_bytes(&[1, 2, 3]).is_err());
     assert!(load_from_bytes(&[]).is_err());
 }
+
+/// Runs every other test of this file again in a child process whose
+/// address space is capped at 4 GiB (`ulimit -v`): each must still end in
+/// errors or results, never an allocation abort.
+#[test]
+fn bad_inputs_under_a_4_gib_address_space_limit() {
+    if std::env::var_os("QTENSOR_UNDER_ULIMIT").is_some() || !cfg!(target_os = "linux") {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$0\" --test-threads=1 --skip bad_inputs_under_a_4_gib")
+        .arg(&exe)
+        .env("QTENSOR_UNDER_ULIMIT", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the bad-input tests failed or aborted under a 4 GiB limit: {status}");
+}

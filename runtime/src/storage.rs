@@ -172,6 +172,14 @@ pub fn try_vec<T>(len: usize) -> Result<Vec<T>> {
     Ok(v)
 }
 
+/// A vector of `len` copies of `value`, allocated fallibly: for every
+/// buffer whose size an input controls.
+pub fn try_filled<T: Clone>(len: usize, value: T) -> Result<Vec<T>> {
+    let mut v = try_vec::<T>(len)?;
+    v.resize(len, value);
+    Ok(v)
+}
+
 /// The product of `factors` as an element count, or an error if it overflows.
 pub fn checked_count(op: &str, factors: &[usize]) -> Result<usize> {
     factors

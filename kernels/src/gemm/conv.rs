@@ -11,7 +11,7 @@ use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::conv::ConvParams;
 use crate::reference::linear::qint8_weight_rows;
 use crate::x86_64::has_avx2;
-use qtensor_runtime::storage::{checked_count, try_vec};
+use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, Tensor};
 use rayon::prelude::*;
@@ -57,7 +57,7 @@ impl GemmConvWeight {
         let mut packed = Vec::with_capacity(groups);
         for g in 0..groups {
             // Reorder [ocg][ic][ky][kx] to [ocg][ky][kx][ic].
-            let mut m = vec![0i8; ocg * k];
+            let mut m = try_filled(checked_count(op, &[ocg, k])?, 0i8)?;
             for o in 0..ocg {
                 for ic in 0..icg {
                     for t in 0..kh * kw {
@@ -439,13 +439,6 @@ fn nhwc_to_nchw(src: &[u8], dst: &mut [u8], [_, pixels, channels]: [usize; 3]) {
             }
         }
     });
-}
-
-/// A vector of `len` copies of `value`, allocated fallibly.
-fn try_filled<T: Copy>(len: usize, value: T) -> Result<Vec<T>> {
-    let mut v = try_vec::<T>(len)?;
-    v.resize(len, value);
-    Ok(v)
 }
 
 /// Registers conv2d and conv2d_relu for one GEMM kernel.

@@ -35,7 +35,7 @@ impl PackedB {
         let blocks = n.div_ceil(BLOCK);
         let mut data = try_vec::<i8>(blocks * kp * BLOCK)?;
         data.resize(blocks * kp * BLOCK, 0);
-        let mut col_sums = vec![0i32; n];
+        let mut col_sums = qtensor_runtime::storage::try_filled(n, 0i32)?;
         for (col, row) in w.chunks(k.max(1)).take(n).enumerate() {
             let (blk, c) = (col / BLOCK, col % BLOCK);
             for (kk, &v) in row.iter().enumerate() {

@@ -72,7 +72,7 @@ pub fn check_at_least(op: &str, what: &str, values: &[i64], min: i64) -> Result<
 /// The float32 bias of linear/conv: absent, or 1-D of `n` values.
 pub fn bias_values(op: &str, bias: Option<&Tensor>, n: usize) -> Result<Vec<f64>> {
     match bias {
-        None => Ok(vec![0.0; n]),
+        None => qtensor_runtime::storage::try_filled(n, 0.0),
         Some(b) => {
             if b.dtype() != DType::Float32 {
                 return Err(Error::WrongDType { op: op.into(), expected: "a float32 bias".into(), got: b.dtype() });

@@ -7,7 +7,7 @@
 use super::common::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
 use super::quantize::float_input;
 use qtensor_runtime::numerics::{inv_scale, quantize_val, requantize_f64};
-use qtensor_runtime::storage::{checked_count, try_vec};
+use qtensor_runtime::storage::{checked_count, try_filled, try_vec};
 use qtensor_runtime::{register_kernel, DType, Error, QParams, Result, Tensor};
 use std::sync::Arc;
 
@@ -90,7 +90,7 @@ pub fn row_qparams(op: &str, w: &Tensor, rows: usize) -> Result<Vec<(f64, i64)>>
         got: w.dtype(),
     })?;
     match q.params() {
-        QParams::PerTensorAffine { scale, zero_point, .. } => Ok(vec![(scale, zero_point); rows]),
+        QParams::PerTensorAffine { scale, zero_point, .. } => try_filled(rows, (scale, zero_point)),
         QParams::PerChannelAffine { scales, zero_points, axis: 0, .. } => {
             Ok(scales.iter().copied().zip(zero_points.iter().copied()).collect())
         }
