@@ -7,152 +7,10 @@
 //! how many calls (default 20,000; the seed is `QTENSOR_SEED`, default 1);
 //! `QTENSOR_FUZZ_TRACE=1` prints each call before making it.
 
+use qtensor::conformance::random_calls::random_call;
 use qtensor::conformance::rng::Rng;
-use qtensor::{ops, registry, ArgType, DType, Tensor, Value};
+use qtensor::{registry, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-const QUANTIZED: [DType; 4] = [DType::QUInt8, DType::QInt8, DType::QInt16, DType::QInt32];
-const PLAIN: [DType; 6] = [DType::Float32, DType::Float64, DType::Int64, DType::Int32, DType::UInt8, DType::Int8];
-
-/// A size: usually small, sometimes 0, sometimes huge (only where the
-/// tensor stays cheap, i.e. in an expanded view or beside a 0).
-fn small_size(rng: &mut Rng) -> usize {
-    match rng.below(10) {
-        0 => 0,
-        1 => 1,
-        _ => rng.below(7) + 1,
-    }
-}
-
-fn scale(rng: &mut Rng) -> f64 {
-    *[0.1, 1e-3, 17.0, 1e-30, 1e30, 1e-45, 0.0, -1.0, f64::NAN, f64::INFINITY, 3.3e-5, 1.0]
-        .get(rng.below(12))
-        .unwrap_or(&0.1)
-}
-
-fn int(rng: &mut Rng) -> i64 {
-    match rng.below(8) {
-        0 => i64::MAX,
-        1 => i64::MIN,
-        2 => -(rng.below(5) as i64) - 1,
-        3 => 1 << 40,
-        _ => rng.below(6) as i64,
-    }
-}
-
-/// A random tensor: plain or quantized, per-tensor or per-channel, maybe
-/// a view (transposed, sliced with a step, expanded).
-fn tensor(rng: &mut Rng) -> Tensor {
-    let rank = rng.below(5);
-    let sizes: Vec<usize> = (0..rank).map(|_| small_size(rng)).collect();
-    let n: usize = sizes.iter().product();
-    let values: Vec<f32> = (0..n)
-        .map(|i| match rng.below(40) {
-            0 => f32::NAN,
-            1 => f32::INFINITY,
-            2 => -1e30,
-            _ => (i % 13) as f32 * 0.37 - 2.0,
-        })
-        .collect();
-    let x = Tensor::from_vec(values.clone(), &sizes).expect("a valid float tensor");
-    let mut t = if rng.one_in(5) {
-        plain(&values, &sizes, rng.pick(&PLAIN))
-    } else {
-        let dtype = rng.pick(&QUANTIZED);
-        let (lo, hi) = dtype.int_range().unwrap_or((0, 0));
-        let zp = if rng.one_in(20) { hi + 1 } else { rng.range(lo.max(-300), hi.min(300)) };
-        if rank > 0 && rng.one_in(3) {
-            let axis = rng.below(rank);
-            let c = sizes[axis];
-            let s = Tensor::from_vec((0..c).map(|i| 0.05 * (i + 1) as f64).collect::<Vec<f64>>(), &[c]);
-            let z = Tensor::from_vec(vec![zp.clamp(lo, hi); c], &[c]);
-            match (s, z) {
-                (Ok(s), Ok(z)) => ops::quantize_per_channel(&x, &s, &z, axis as i64, dtype).unwrap_or(x),
-                _ => x,
-            }
-        } else {
-            let s = if rng.one_in(8) { scale(rng) } else { rng.pick(&[0.1, 0.02, 3.0, 1e-5, 1e5]) };
-            ops::quantize_per_tensor(&x, s, zp, dtype).unwrap_or(x)
-        }
-    };
-    // Views.
-    if t.ndim() >= 2 && rng.one_in(4) {
-        t = t.transpose(0, -1).unwrap_or(t);
-    }
-    if t.ndim() >= 1 && rng.one_in(4) {
-        t = t.slice(0, Some(int(rng).clamp(-3, 3)), None, rng.below(3) as i64 + 1).unwrap_or(t);
-    }
-    if t.ndim() >= 1 && t.sizes()[0] == 1 && rng.one_in(4) {
-        let mut big: Vec<usize> = t.sizes().to_vec();
-        big[0] = if rng.one_in(2) { 1 << 40 } else { 5 };
-        t = t.expand(&big).unwrap_or(t);
-    }
-    if t.ndim() == 4 && rng.one_in(3) {
-        t = t.contiguous_in(qtensor::MemoryFormat::ChannelsLast).unwrap_or(t);
-    }
-    t
-}
-
-/// `values` as a plain tensor of `dtype`.
-fn plain(values: &[f32], sizes: &[usize], dtype: DType) -> Tensor {
-    let ints = |f: fn(f32) -> i64| values.iter().map(|&v| if v.is_finite() { f(v) } else { 0 }).collect::<Vec<i64>>();
-    let t = match dtype {
-        DType::Float64 => Tensor::from_vec(values.iter().map(|&v| v as f64).collect::<Vec<f64>>(), sizes),
-        DType::Int64 => Tensor::from_vec(ints(|v| v as i64), sizes),
-        DType::Int32 => Tensor::from_vec(ints(|v| v as i64).into_iter().map(|v| v as i32).collect::<Vec<i32>>(), sizes),
-        DType::UInt8 => {
-            Tensor::from_vec(ints(|v| v.abs() as i64).into_iter().map(|v| v as u8).collect::<Vec<u8>>(), sizes)
-        }
-        DType::Int8 => Tensor::from_vec(ints(|v| v as i64).into_iter().map(|v| v as i8).collect::<Vec<i8>>(), sizes),
-        _ => Tensor::from_vec(values.to_vec(), sizes),
-    };
-    t.expect("a valid plain tensor")
-}
-
-fn int_list(rng: &mut Rng, len: Option<usize>) -> Value {
-    let n = len.unwrap_or_else(|| rng.below(6));
-    let n = if rng.one_in(15) { rng.below(4) } else { n };
-    Value::IntList((0..n).map(|_| int(rng)).collect())
-}
-
-fn arg(rng: &mut Rng, ty: ArgType) -> Value {
-    // Now and then, a value of the wrong type.
-    if rng.one_in(40) {
-        return Value::Str("wrong".into());
-    }
-    match ty {
-        ArgType::Tensor => Value::Tensor(tensor(rng)),
-        ArgType::OptionalTensor => {
-            if rng.one_in(3) {
-                Value::None
-            } else {
-                Value::Tensor(tensor(rng))
-            }
-        }
-        ArgType::TensorList => Value::TensorList((0..rng.below(4)).map(|_| tensor(rng)).collect()),
-        ArgType::Float | ArgType::OptionalFloat => {
-            if ty == ArgType::OptionalFloat && rng.one_in(3) {
-                Value::None
-            } else {
-                Value::Float(scale(rng))
-            }
-        }
-        ArgType::Int | ArgType::OptionalInt => {
-            if ty == ArgType::OptionalInt && rng.one_in(3) {
-                Value::None
-            } else {
-                Value::Int(int(rng))
-            }
-        }
-        ArgType::IntList(len) => int_list(rng, len),
-        ArgType::Bool => Value::Bool(rng.one_in(2)),
-        ArgType::ScalarType | ArgType::OptionalScalarType => {
-            let all: Vec<DType> = QUANTIZED.iter().chain(PLAIN.iter()).copied().collect();
-            Value::ScalarType(rng.pick(&all))
-        }
-        ArgType::Str => Value::Str("x".into()),
-    }
-}
 
 #[test]
 fn no_op_panics_on_random_arguments() {
@@ -160,13 +18,11 @@ fn no_op_panics_on_random_arguments() {
     let seed: u64 = std::env::var("QTENSOR_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let trace = std::env::var_os("QTENSOR_FUZZ_TRACE").is_some();
     let mut rng = Rng::new(seed);
-    let ops = registry().ops();
-    assert!(ops.len() > 20);
+    assert!(registry().ops().len() > 20);
     let (mut ok, mut err) = (0usize, 0usize);
     for i in 0..calls {
-        let op = &ops[rng.below(ops.len())];
+        let (op, args) = random_call(&mut rng);
         let schema = op.entry().schema().clone();
-        let args: Vec<Value> = schema.args.iter().map(|a| arg(&mut rng, a.ty)).collect();
         let described: Vec<String> = args.iter().map(Value::type_name).collect();
         if trace {
             // An abort cannot be caught: name the call before making it.
@@ -181,4 +37,21 @@ fn no_op_panics_on_random_arguments() {
     eprintln!("{ok} Ok, {err} Err over {calls} calls");
     // Both outcomes must be common, or the generator is not exploring.
     assert!(ok > calls / 20 && err > calls / 20, "{ok} Ok, {err} Err");
+}
+
+/// Replays a fuzzer input (`QTENSOR_REPLAY=path`): prints the call the
+/// `boxed_call` target makes from it, then makes it.
+#[test]
+fn replay_a_fuzzer_input() {
+    let Some(path) = std::env::var_os("QTENSOR_REPLAY") else { return };
+    let data = std::fs::read(path).expect("a readable fuzzer input");
+    let (op, args) = random_call(&mut Rng::from_bytes(&data));
+    let described: Vec<String> = args.iter().map(Value::type_name).collect();
+    eprintln!("{}({})", op.entry().schema().name, described.join(", "));
+    for a in &args {
+        eprintln!("  {a:?}");
+    }
+    let start = std::time::Instant::now();
+    let result = op.call(&args);
+    eprintln!("-> {:?} in {:?}", result.map(|v| v.type_name()), start.elapsed());
 }

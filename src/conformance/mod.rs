@@ -18,6 +18,7 @@
 
 pub mod builders;
 pub mod inputs;
+pub mod random_calls;
 pub mod rng;
 
 pub use inputs::InputBuilder;

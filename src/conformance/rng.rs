@@ -1,20 +1,38 @@
 //! A small seeded generator (SplitMix64): every check is reproducible from
 //! its seed alone.
 
-/// SplitMix64.
+/// SplitMix64, or a fuzzer's bytes.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng {
+    state: u64,
+    /// When set, the bytes every draw reads (then zeros once they run out),
+    /// so that a fuzzer's mutations steer each decision.
+    bytes: Option<(Vec<u8>, usize)>,
+}
 
 impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng { state: seed, bytes: None }
+    }
+
+    /// A "generator" that replays `data`, 8 bytes a draw (for fuzz targets).
+    pub fn from_bytes(data: &[u8]) -> Rng {
+        Rng { state: 0, bytes: Some((data.to_vec(), 0)) }
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+        if let Some((data, at)) = &mut self.bytes {
+            let mut word = [0u8; 8];
+            let rest = data.get(*at..).unwrap_or(&[]);
+            let n = rest.len().min(8);
+            word[..n].copy_from_slice(&rest[..n]);
+            *at += n;
+            return u64::from_le_bytes(word);
+        }
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)

@@ -40,8 +40,14 @@ pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Op
     let out_q = output_quantizer(op, first.dtype(), out_scale, out_zp)?;
 
     let mut sizes = first.sizes().to_vec();
-    sizes[d] = xs.iter().map(|x| x.sizes()[d]).sum();
-    let outer: usize = sizes[..d].iter().product();
+    sizes[d] = xs
+        .iter()
+        .try_fold(0usize, |acc, x| acc.checked_add(x.sizes()[d]))
+        .ok_or_else(|| Error::shape(op, "the concatenated size overflows"))?;
+    let total = checked_count(op, &sizes)?;
+    // With no elements there is nothing to loop over (the outer sizes may
+    // still be huge).
+    let outer: usize = if total == 0 { 0 } else { sizes[..d].iter().product() };
     let inner: usize = sizes[d + 1..].iter().product();
     let values = xs.iter().map(|x| x.int_values()).collect::<Result<Vec<_>>>()?;
     let mut ints = try_vec(checked_count(op, &[outer, sizes[d], inner])?)?;

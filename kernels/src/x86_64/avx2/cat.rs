@@ -48,9 +48,11 @@ fn cat_bytes<B: Byte>(
     so: f64,
     zo: i64,
 ) -> Result<Tensor> {
-    let outer: usize = sizes[..d].iter().product();
+    let total = qtensor_runtime::storage::checked_count(op, sizes)?;
+    // With no elements there is nothing to loop over (the outer sizes may
+    // still be huge).
+    let outer: usize = if total == 0 { 0 } else { sizes[..d].iter().product() };
     let inner: usize = sizes[d + 1..].iter().product();
-    let total: usize = sizes.iter().product();
     let storage = Storage::for_overwrite(B::STORAGE, total)?;
     {
         let mut dst = storage.write::<B>()?;
@@ -105,7 +107,10 @@ fn avx2_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>
     }
     let out_q = Quantizer::per_tensor(so, zo, first.dtype()).map_err(|e| Error::qparams(op, e.to_string()))?;
     let mut sizes = first.sizes().to_vec();
-    sizes[d] = xs.iter().map(|x| x.sizes()[d]).sum();
+    sizes[d] = match xs.iter().try_fold(0usize, |acc, x| acc.checked_add(x.sizes()[d])) {
+        Some(total) => total,
+        None => return reference(),
+    };
     match first.dtype() {
         DType::QUInt8 => cat_bytes::<u8>(op, xs, d, &sizes, &out_q, so, zo),
         _ => cat_bytes::<i8>(op, xs, d, &sizes, &out_q, so, zo),

@@ -1,0 +1,14 @@
+//! An op chosen by the fuzzer's bytes, called by name with arguments built
+//! from them (see `qtensor::conformance::random_calls`): `Ok` or `Err`,
+//! never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use qtensor::conformance::random_calls::random_call;
+use qtensor::conformance::rng::Rng;
+
+fuzz_target!(|data: &[u8]| {
+    let mut rng = Rng::from_bytes(data);
+    let (op, args) = random_call(&mut rng);
+    let _ = op.call(&args);
+});
