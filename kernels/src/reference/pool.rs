@@ -246,7 +246,7 @@ fn reference_avg_pool2d(
                 let (mut y0, mut x0) = (y * win.stride[0] - win.pad[0], xo * win.stride[1] - win.pad[1]);
                 let (mut y1, mut x1) =
                     ((y0 + win.kernel[0]).min(h + win.pad[0]), (x0 + win.kernel[1]).min(w + win.pad[1]));
-                let pool_size = (y1 - y0) * (x1 - x0);
+                let pool_size = (y1 - y0).saturating_mul(x1 - x0);
                 (y0, x0, y1, x1) = (y0.max(0), x0.max(0), y1.min(h), x1.min(w));
                 let mut sum = 0i64;
                 for iy in y0..y1 {
