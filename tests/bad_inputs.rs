@@ -123,14 +123,7 @@ fn huge_empty_quantized_tensors_fail_cleanly() {
 /// Every supported kernel of `op` (quint8) against the reference kernel on
 /// `args`: at most `steps` apart.
 fn kernels_agree(op: &str, args: &[qtensor::Value], steps: i64) {
-    let kernels: Vec<_> = qtensor::registry()
-        .op(op)
-        .unwrap()
-        .entry()
-        .descriptors()
-        .into_iter()
-        .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
-        .collect();
+    let kernels: Vec<_> = qtensor::conformance::supported_kernels(op, DType::QUInt8);
     let reference = kernels.iter().find(|k| k.priority == 0).unwrap();
     let want = (reference.func)(args).unwrap().into_tensor().unwrap().int_values().unwrap();
     for k in &kernels {

@@ -3,7 +3,7 @@
 //! pointwise, grouped, dilated, padded) against exact i64 arithmetic and
 //! against the same call on NCHW input.
 
-use qtensor::{ops, registry, DType, MemoryFormat, Tensor, Value};
+use qtensor::{ops, DType, MemoryFormat, Tensor, Value};
 
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed;
@@ -138,14 +138,7 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
         // Grouped, not depthwise.
         Case { input: [1, 12, 6, 6], oc: 8, k: 3, stride: 1, pad: 1, dil: 1, groups: 4 },
     ];
-    let kernels: Vec<_> = registry()
-        .op("quantized::conv2d")
-        .unwrap()
-        .entry()
-        .descriptors()
-        .into_iter()
-        .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
-        .collect();
+    let kernels: Vec<_> = qtensor::conformance::supported_kernels("quantized::conv2d", DType::QUInt8);
     assert!(!kernels.is_empty());
     // Symmetric weights (zero point 0, the usual case, where the GEMM skips
     // the row sums) and asymmetric ones.
@@ -203,14 +196,7 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
 /// is channels-last and on the same args in NCHW: the same values (within
 /// `steps`), and the output keeps the input's layout.
 fn check_layout_kept(op: &str, args_nchw: &[Value], args_cl: &[Value], steps: i64) {
-    let kernels: Vec<_> = registry()
-        .op(op)
-        .unwrap()
-        .entry()
-        .descriptors()
-        .into_iter()
-        .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
-        .collect();
+    let kernels: Vec<_> = qtensor::conformance::supported_kernels(op, DType::QUInt8);
     // Under QTENSOR_ISA=scalar only the reference (and portable) kernels run.
     assert!(!kernels.is_empty(), "{op}: no kernel");
     let reference = kernels.iter().find(|k| k.priority == 0).unwrap();

@@ -2,7 +2,7 @@
 //! int16 accumulation saturates: full-range u8 activations against weights
 //! that contain -128 (golden-style cases, checked against i64 arithmetic).
 
-use qtensor::{ops, registry, DType, Tensor, Value};
+use qtensor::{ops, DType, Tensor, Value};
 
 /// Exact linear: clamp(round(Σ (x - zx)(w - zw) * sx * sw / sy) + zy).
 #[allow(clippy::too_many_arguments)]
@@ -17,14 +17,7 @@ fn exact_linear(x: &[u8], w: &[i8], m: usize, k: usize, n: usize, zx: i64, zw: i
 }
 
 fn kernels_of(op: &str) -> Vec<qtensor::KernelDescriptor> {
-    registry()
-        .op(op)
-        .unwrap()
-        .entry()
-        .descriptors()
-        .into_iter()
-        .filter(|k| k.dtype == DType::QUInt8 && (k.is_supported)())
-        .collect()
+    qtensor::conformance::supported_kernels(op, DType::QUInt8)
 }
 
 #[test]

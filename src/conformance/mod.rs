@@ -30,6 +30,17 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
+/// Every kernel of `op` for `dtype` that this CPU (under the ISA cap) can
+/// run, highest priority first; empty for an unknown op. Tests use it to
+/// compare every kernel with the reference on inputs of their own.
+pub fn supported_kernels(op: &str, dtype: DType) -> Vec<KernelDescriptor> {
+    let Ok(handle) = registry().op(op) else { return Vec::new() };
+    let mut kernels: Vec<KernelDescriptor> =
+        handle.entry().descriptors().into_iter().filter(|k| k.dtype == dtype && (k.is_supported)()).collect();
+    kernels.sort_by_key(|k| -k.priority);
+    kernels
+}
+
 /// How much to check.
 #[derive(Debug, Clone)]
 pub struct CheckConfig {
