@@ -251,3 +251,25 @@ fn bad_inputs_under_a_4_gib_address_space_limit() {
         .unwrap();
     assert!(status.success(), "the bad-input tests failed or aborted under a 4 GiB limit: {status}");
 }
+
+#[test]
+fn linear_dynamic_matches_the_reference_when_a_large_bias_cancels() {
+    use qtensor::Value;
+    let (m, k, n) = (3, 64, 24);
+    let x = Tensor::from_vec((0..m * k).map(|i| (i % 11) as f32 * 9.0 - 40.0).collect::<Vec<f32>>(), &[m, k]).unwrap();
+    let wf = Tensor::from_vec((0..n * k).map(|i| (i % 5) as f32 * 0.5 - 1.0).collect::<Vec<f32>>(), &[n, k]).unwrap();
+    let w = ops::quantize_per_tensor(&wf, 0.01, 0, DType::QInt8).unwrap();
+    // A bias of about -(x . w), so the result is a small difference of
+    // large numbers.
+    let exact = ops::quantized::linear_dynamic(&x, &w, None, false).unwrap().to_vec::<f32>().unwrap();
+    let bias: Vec<f32> = (0..n).map(|j| -exact[j] + 0.001 * j as f32).collect();
+    let b = Tensor::from_vec(bias, &[n]).unwrap();
+    let args = [Value::from(&x), Value::from(&w), Value::from(&b), Value::Bool(false)];
+    let kernels = qtensor::conformance::supported_kernels("quantized::linear_dynamic", DType::Float32);
+    let reference = kernels.iter().find(|k| k.priority == 0).unwrap();
+    let want = (reference.func)(&args).unwrap().into_tensor().unwrap().to_vec::<f32>().unwrap();
+    for k in &kernels {
+        let got = (k.func)(&args).unwrap().into_tensor().unwrap().to_vec::<f32>().unwrap();
+        assert_eq!(got, want, "kernel {}", k.name);
+    }
+}

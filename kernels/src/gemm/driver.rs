@@ -48,8 +48,10 @@ impl RowTerms<'_> {
 
 /// Finishes a row segment into u8: `clamp(round(C * mult + add), lo, hi)`.
 pub type FinishU8 = fn(terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]);
-/// Finishes a row segment into f32: `C * mult + bias`.
-pub type FinishF32 = fn(terms: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f32]);
+/// Finishes a row segment into f32: `((C * x_scale) * w_scale + bias) as
+/// f32`, in f64, in the reference's order (so a large bias that cancels
+/// the product costs no precision).
+pub type FinishF32 = fn(terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]);
 
 /// An ISA's GEMM: a dot-product kernel that, for `rows` rows of `a` (each
 /// `kp` raw u8 activations, zero-padded) and the packed `blocks`, writes
@@ -85,9 +87,9 @@ pub fn scalar_finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi:
 }
 
 /// The portable float epilogue.
-pub fn scalar_finish_f32(t: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f32]) {
+pub fn scalar_finish_f32(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
     for (j, d) in dst.iter_mut().enumerate() {
-        *d = t.c(j) as f32 * mult[j] + bias[j];
+        *d = (t.c(j) as f64 * x_scale * w_scales[j] + bias[j]) as f32;
     }
 }
 
@@ -105,12 +107,14 @@ pub enum Epilogue<'a> {
         /// Highest output.
         hi: f32,
     },
-    /// `y = C * mult[n] + bias[n]`, stored as f32.
+    /// `y = (C * x_scale) * w_scale[n] + bias[n]` in f64, stored as f32.
     Float {
-        /// `x_scale * w_scale[n]`.
-        mult: &'a [f32],
+        /// The activations' scale.
+        x_scale: f64,
+        /// The weight's scale per column.
+        w_scales: &'a [f64],
         /// The bias.
-        bias: &'a [f32],
+        bias: &'a [f64],
     },
 }
 
@@ -131,9 +135,9 @@ impl OutElem for u8 {
 
 impl OutElem for f32 {
     fn finish(kernel: &PKernel, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [f32]) {
-        if let Epilogue::Float { mult, bias } = *epi {
+        if let Epilogue::Float { x_scale, w_scales, bias } = *epi {
             let n = dst.len();
-            (kernel.finish_f32)(terms, &mult[col0..col0 + n], &bias[col0..col0 + n], dst);
+            (kernel.finish_f32)(terms, x_scale, &w_scales[col0..col0 + n], &bias[col0..col0 + n], dst);
         }
     }
 }

@@ -95,7 +95,7 @@ pub fn gemm_linear_dynamic(
     let gw = GemmWeight::of(w)?;
     let n = gw.packed.n;
     let (mut sizes, m) = rows_of(op, x, gw.packed.k)?;
-    let b: Vec<f32> = bias_values(op, bias, n)?.into_iter().map(|v| v as f32).collect();
+    let b = bias_values(op, bias, n)?;
     let values = x.contiguous()?;
     let xs = values.with_contiguous::<f32, Result<(Vec<u8>, f64, i64)>>(|v| {
         if v.iter().any(|x| x.is_infinite()) {
@@ -106,8 +106,7 @@ pub fn gemm_linear_dynamic(
         Ok((quantize_u8(v, inv_scale(sx), zx)?, sx, zx))
     })??;
     let (xq, sx, zx) = xs;
-    let mult: Vec<f32> = gw.scales.iter().map(|sw| (sx * sw) as f32).collect();
-    let epi = Epilogue::Float { mult: &mult, bias: &b };
+    let epi = Epilogue::Float { x_scale: sx, w_scales: &gw.scales, bias: &b };
     let storage = Storage::for_overwrite(DType::Float32.storage_type(), m * n)?;
     gemm_into(kernel, &xq, m, zx as i32, &gw.packed, &gw.zero_points, epi, &mut storage.write::<f32>()?)?;
     sizes.push(n);

@@ -82,29 +82,34 @@ fn avx2_finish_u8_impl(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: 
     scalar_finish_u8(t.tail(j), &mult[j..], &add[j..], lo, hi, &mut dst[j..]);
 }
 
-/// The float epilogue, 8 columns at a time.
+/// The float epilogue in f64, 4 columns at a time, in the reference's
+/// order of operations (so its results are the reference's bits).
 ///
 /// # Safety
 ///
 /// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
-fn avx2_finish_f32_impl(t: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f32]) {
+fn avx2_finish_f32_impl(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
     let n = dst.len();
-    let rs = _mm256_set1_epi32(t.row_sum);
+    let (rs, sx) = (_mm256_set1_epi32(t.row_sum), _mm256_set1_pd(x_scale));
     let mut j = 0;
     while j + 8 <= n {
-        let c = _mm256_cvtepi32_ps(exact8(&t, j, rs));
-        let (m, b, d) = (&mult[j..j + 8], &bias[j..j + 8], &mut dst[j..j + 8]);
-        // SAFETY: `m`, `b` and `d` hold 8 floats each.
-        unsafe {
-            _mm256_storeu_ps(
-                d.as_mut_ptr(),
-                _mm256_fmadd_ps(c, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(b.as_ptr())),
-            )
-        };
+        let c = exact8(&t, j, rs);
+        for (h, c4) in [_mm256_castsi256_si128(c), _mm256_extracti128_si256::<1>(c)].into_iter().enumerate() {
+            let at = j + 4 * h;
+            let (w, b, d) = (&w_scales[at..at + 4], &bias[at..at + 4], &mut dst[at..at + 4]);
+            // SAFETY: `w` and `b` hold 4 f64 and `d` 4 f32; unaligned loads
+            // and a 16-byte store. Separate multiplies and add, no FMA: the
+            // reference rounds after each.
+            unsafe {
+                let v = _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(c4), sx), _mm256_loadu_pd(w.as_ptr()));
+                let y = _mm256_add_pd(v, _mm256_loadu_pd(b.as_ptr()));
+                _mm_storeu_ps(d.as_mut_ptr(), _mm256_cvtpd_ps(y));
+            }
+        }
         j += 8;
     }
-    scalar_finish_f32(t.tail(j), &mult[j..], &bias[j..], &mut dst[j..]);
+    scalar_finish_f32(t.tail(j), x_scale, &w_scales[j..], &bias[j..], &mut dst[j..]);
 }
 
 /// The AVX2 quantizing epilogue (also used by the VNNI kernel).
@@ -118,12 +123,12 @@ pub fn avx2_finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f
 }
 
 /// The AVX2 float epilogue (also used by the VNNI kernel).
-pub fn avx2_finish_f32(t: RowTerms<'_>, mult: &[f32], bias: &[f32], dst: &mut [f32]) {
+pub fn avx2_finish_f32(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
     if has_avx2() {
         // SAFETY: AVX2 and FMA were just detected.
-        unsafe { avx2_finish_f32_impl(t, mult, bias, dst) }
+        unsafe { avx2_finish_f32_impl(t, x_scale, w_scales, bias, dst) }
     } else {
-        scalar_finish_f32(t, mult, bias, dst)
+        scalar_finish_f32(t, x_scale, w_scales, bias, dst)
     }
 }
 
