@@ -6,7 +6,21 @@ use qtensor::conformance::{check_all, CheckConfig, Outcome};
 
 #[test]
 fn every_supported_kernel_agrees_with_its_reference() {
-    let cfg = CheckConfig::default();
+    check_every_kernel(CheckConfig::default());
+}
+
+/// The same with 2,000 valid cases per kernel (`QTENSOR_CASES` overrides),
+/// in release builds only (`cargo test --release`, which `.ci/run` runs for
+/// every ISA cap): enough to reach rare corners such as extreme scale
+/// ratios.
+#[test]
+#[cfg(not(debug_assertions))]
+fn every_supported_kernel_agrees_on_many_cases() {
+    let cases = std::env::var("QTENSOR_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    check_every_kernel(CheckConfig { cases, bad_cases: 200, ..CheckConfig::default() });
+}
+
+fn check_every_kernel(cfg: CheckConfig) {
     let outcomes = check_all(&cfg);
     let mut failures = Vec::new();
     let (mut passed, mut compared) = (0, 0);
