@@ -108,6 +108,10 @@ fn empty_views_with_an_offset_quantize() {
     assert_eq!(q.sizes(), &[1, 0]);
     let y = ops::quantized::add(&q, &q, 0.1, 3).unwrap();
     assert_eq!(y.numel(), 0);
+    let scales = Tensor::from_slice(&[0.1f64], &[1]).unwrap();
+    let zps = Tensor::from_slice(&[0i64], &[1]).unwrap();
+    let pc = ops::quantize_per_channel(&x, &scales, &zps, 0, DType::QInt8).unwrap();
+    assert_eq!(pc.sizes(), &[1, 0]);
 }
 
 #[test]
