@@ -5,7 +5,7 @@
 //!   every faster kernel must reproduce.
 //! - `x86_64::avx2`: vectorized kernels at priority 10, chosen at run time
 //!   when the CPU has AVX2 (`is_x86_feature_detected!`), bit-exact with the
-//!   reference wherever FORMAT.md says exact.
+//!   reference wherever docs/conformance-format.md says exact.
 //!
 //! Kernels register themselves through `inventory`; nothing here is called
 //! by name. The facade calls [`link`] so that the linker keeps this crate.

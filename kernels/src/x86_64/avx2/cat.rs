@@ -1,6 +1,6 @@
 //! AVX2 quantized::cat for quint8/qint8: inputs that already have the
 //! output qparams are copied; the others are requantized 32 lanes at a time
-//! (within one step of the exact value, as FORMAT.md allows).
+//! (within one step of the exact value, as docs/conformance-format.md allows).
 
 use super::simd::{load8_widen, pack32, store32, Byte};
 use super::PRIORITY;

@@ -1,5 +1,5 @@
 //! AVX2 relu (exact) and quantized::add, add_relu and mul on quint8/qint8
-//! (within one step of the exact result, as FORMAT.md allows).
+//! (within one step of the exact result, as docs/conformance-format.md allows).
 //!
 //! The fast paths take same-shape, per-tensor operands; broadcasting and
 //! other dtypes go to the reference kernels.

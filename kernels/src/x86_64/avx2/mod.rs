@@ -1,5 +1,5 @@
 //! AVX2 kernels (256-bit integer and float SIMD), registered at priority 10
-//! above the reference kernels and bit-exact with them wherever FORMAT.md
+//! above the reference kernels and bit-exact with them wherever docs/conformance-format.md
 //! says exact.
 //!
 //! Every `#[target_feature(enable = "avx2,fma")]` function here is reached only
