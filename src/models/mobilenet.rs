@@ -3,7 +3,7 @@
 //! through `skip_add`.
 
 use super::init::{ActivationRange, WeightInit};
-use super::{child_state, load_child, run_conv, run_named, Classifier};
+use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier};
 use crate::nn::quantized::{Conv2d, DeQuantize, QFunctional, Quantize};
 use crate::nn::Module;
 use crate::{DType, Result, Tensor};
@@ -68,8 +68,7 @@ impl Module for InvertedResidual {
             child_state(&mut out, prefix, name, conv)?;
         }
         if let Some(f) = &self.skip_add {
-            out.push((format!("{prefix}skip_add.scale"), Tensor::from_slice(&[f.scale], &[])?));
-            out.push((format!("{prefix}skip_add.zero_point"), Tensor::from_slice(&[f.zero_point], &[])?));
+            functional_state(&mut out, prefix, "skip_add", f)?;
         }
         Ok(out)
     }
@@ -79,13 +78,7 @@ impl Module for InvertedResidual {
             load_child(conv, state, prefix, name)?;
         }
         if self.skip_add.is_some() {
-            let scale = crate::nn::take(state, prefix, "skip_add.scale")?.item()?;
-            let zp = crate::nn::take(state, prefix, "skip_add.zero_point")?.int_values()?;
-            let zp = zp
-                .first()
-                .copied()
-                .ok_or_else(|| crate::Error::Serialization(format!("`{prefix}skip_add.zero_point` is empty")))?;
-            self.skip_add = Some(QFunctional::new(scale, zp)?);
+            self.skip_add = Some(load_functional(state, prefix, "skip_add")?);
         }
         Ok(())
     }

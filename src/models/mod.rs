@@ -16,7 +16,7 @@ pub use init::{ActivationRange, WeightInit};
 pub use mobilenet::{mobilenet_v2, InvertedResidual, MobileNetV2};
 pub use resnet::{resnet18, BasicBlock, ResNet};
 
-use crate::nn::quantized::{Conv2d, DeQuantize, Linear, Quantize};
+use crate::nn::quantized::{Conv2d, DeQuantize, Linear, QFunctional, Quantize};
 use crate::nn::Module;
 use crate::{MemoryFormat, Result, Tensor};
 use std::collections::HashMap;
@@ -83,6 +83,25 @@ impl Classifier {
         load_child(&mut self.quant, state, prefix, "quant")?;
         load_child(&mut self.fc, state, prefix, fc_name)
     }
+}
+
+/// A `QFunctional`'s output qparams, saved as `prefix` + `name` + `.scale`
+/// and `.zero_point`, as torchvision's `FloatFunctional` converts to.
+fn functional_state(out: &mut Vec<(String, Tensor)>, prefix: &str, name: &str, f: &QFunctional) -> Result<()> {
+    out.push((format!("{prefix}{name}.scale"), Tensor::from_slice(&[f.scale], &[])?));
+    out.push((format!("{prefix}{name}.zero_point"), Tensor::from_slice(&[f.zero_point], &[])?));
+    Ok(())
+}
+
+/// Reads what [`functional_state`] saved.
+fn load_functional(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<QFunctional> {
+    let scale = crate::nn::take(state, prefix, &format!("{name}.scale"))?.item()?;
+    let zero_point = crate::nn::take(state, prefix, &format!("{name}.zero_point"))?
+        .int_values()?
+        .first()
+        .copied()
+        .ok_or_else(|| crate::Error::Serialization(format!("`{prefix}{name}.zero_point` is empty")))?;
+    QFunctional::new(scale, zero_point)
 }
 
 /// Runs `conv` under its name: in errors and in profiles.

@@ -2,7 +2,7 @@
 //! conversion: conv+relu fused, residual adds as `add_relu`.
 
 use super::init::{ActivationRange, WeightInit};
-use super::{child_state, load_child, run_conv, run_named, Classifier};
+use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier};
 use crate::nn::quantized::{Conv2d, DeQuantize, MaxPool2d, QFunctional, Quantize};
 use crate::nn::Module;
 use crate::{DType, Result, Tensor};
@@ -56,8 +56,7 @@ impl Module for BasicBlock {
         if let Some(d) = &self.downsample {
             child_state(&mut out, prefix, "downsample.0", d)?;
         }
-        out.push((format!("{prefix}add_relu.scale"), Tensor::from_slice(&[self.add_relu.scale], &[])?));
-        out.push((format!("{prefix}add_relu.zero_point"), Tensor::from_slice(&[self.add_relu.zero_point], &[])?));
+        functional_state(&mut out, prefix, "add_relu", &self.add_relu)?;
         Ok(out)
     }
 
@@ -67,13 +66,7 @@ impl Module for BasicBlock {
         if let Some(d) = &mut self.downsample {
             load_child(d, state, prefix, "downsample.0")?;
         }
-        let scale = crate::nn::take(state, prefix, "add_relu.scale")?.item()?;
-        let zp = crate::nn::take(state, prefix, "add_relu.zero_point")?.int_values()?;
-        let zp = zp
-            .first()
-            .copied()
-            .ok_or_else(|| crate::Error::Serialization(format!("`{prefix}add_relu.zero_point` is empty")))?;
-        self.add_relu = QFunctional::new(scale, zp)?;
+        self.add_relu = load_functional(state, prefix, "add_relu")?;
         Ok(())
     }
 
