@@ -35,8 +35,8 @@ pub use qtensor_runtime::serialize::{load, save};
 pub use qtensor_runtime::{
     declare_op, dispatcher, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType,
     DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, Isa, KernelDescriptor, KernelInfo,
-    MemoryFormat, OpDeclaration, OpHandle, OpSchema, OperatorEntry, QParams, QScheme, Quantizer, Result, Storage,
-    StorageType, Tensor, Tolerance, Value,
+    MemoryFormat, OpDeclaration, OpHandle, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result,
+    Storage, StorageType, Tensor, Tolerance, Value,
 };
 pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage};
 

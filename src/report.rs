@@ -57,5 +57,5 @@ fn kernel_line(k: &KernelInfo) -> String {
     } else {
         "available"
     };
-    format!("{:<44} priority {:>3}  {mark}", k.name, k.priority)
+    format!("{:<44} priority {:<11} {mark}", k.name, k.priority)
 }

@@ -199,7 +199,7 @@ fn check_layout_kept(op: &str, args_nchw: &[Value], args_cl: &[Value], steps: i6
     let kernels: Vec<_> = qtensor::conformance::supported_kernels(op, DType::QUInt8);
     // Under QTENSOR_ISA=scalar only the reference (and portable) kernels run.
     assert!(!kernels.is_empty(), "{op}: no kernel");
-    let reference = kernels.iter().find(|k| k.priority == 0).unwrap();
+    let reference = kernels.iter().find(|k| k.priority.is_reference()).unwrap();
     let want = (reference.func)(args_nchw).unwrap().into_tensor().unwrap();
     assert!(want.is_contiguous(), "{op}: NCHW in, NCHW out");
     for k in &kernels {

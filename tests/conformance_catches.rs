@@ -3,12 +3,16 @@
 //! reproduces it. (Its own test binary, since it registers broken kernels.)
 
 use qtensor::conformance::{check_kernel_with, CheckConfig};
-use qtensor::{kernel_descriptor, registry, DType, DispatchKey, Result, Tensor};
+use qtensor::{kernel_descriptor, registry, DType, DispatchKey, Priority, Result, Tensor, Value};
 
 /// An add that rounds one step off now and then: within the golden
 /// tolerance on most inputs, but not always within the op's.
 fn sloppy_add(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-    let exact = qtensor::ops::quantized::add(a, b, scale, zero_point)?;
+    // The reference kernel itself: the dispatcher would call this one.
+    let entry = registry().op("quantized::add")?;
+    let reference = entry.entry().descriptors().into_iter().find(|k| k.priority.is_reference() && k.dtype == a.dtype());
+    let args = [Value::from(a), Value::from(b), Value::Float(scale), Value::Int(zero_point)];
+    let exact = (reference.expect("a reference add").func)(&args)?.into_tensor()?;
     let ints: Vec<u8> =
         exact.int_values()?.iter().map(|&v| if v % 7 == 3 { (v + 2).min(255) as u8 } else { v as u8 }).collect();
     let t = Tensor::from_vec(ints, exact.sizes())?;
@@ -23,11 +27,11 @@ fn panicking_relu(_x: &Tensor) -> Result<Tensor> {
 fn a_wrong_kernel_is_caught_with_its_seed() {
     let d = registry();
     d.register_kernel(kernel_descriptor! {
-        op: "quantized::add", key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8, name: "sloppy_add", priority: -5,
+        op: "quantized::add", key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8, name: "sloppy_add", priority: Priority::PLUGIN,
         is_supported: qtensor::registry::always_supported, fn sloppy_add(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
     })
     .unwrap();
-    // The lowest priority is the reference: check the reference against the sloppy one.
+    // The sloppy kernel wins the dispatch; check it against the reference.
     let cfg = CheckConfig { golden: vec![], ..CheckConfig::default() };
     let winner =
         d.op("quantized::add").unwrap().entry().chosen_kernel(DispatchKey::QuantizedCPU, DType::QUInt8).unwrap();
@@ -44,7 +48,7 @@ fn a_wrong_kernel_is_caught_with_its_seed() {
     assert!(text.contains("tolerance steps 1"), "{text}");
 
     d.register_kernel(kernel_descriptor! {
-        op: "relu", key: DispatchKey::QuantizedCPU, dtype: DType::QInt16, name: "panicking_relu", priority: 77,
+        op: "relu", key: DispatchKey::QuantizedCPU, dtype: DType::QInt16, name: "panicking_relu", priority: Priority::PLUGIN,
         is_supported: qtensor::registry::always_supported, fn panicking_relu(x: &Tensor) -> Tensor
     })
     .unwrap();

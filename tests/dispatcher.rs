@@ -1,7 +1,9 @@
 //! The dispatcher's contract: calls by name and by handle, clear errors,
 //! selection by priority and CPU support, and signature checks.
 
-use qtensor::{kernel_descriptor, ops, registry, DType, DispatchKey, Dispatcher, Error, Result, Tensor, Value};
+use qtensor::{
+    kernel_descriptor, ops, registry, DType, DispatchKey, Dispatcher, Error, Priority, Result, Tensor, Value,
+};
 
 fn floats() -> Tensor {
     Tensor::from_slice(&[0.5f32, -1.0, 2.0], &[3]).unwrap()
@@ -125,9 +127,9 @@ fn the_highest_supported_priority_wins_whatever_the_order() {
         let d = Dispatcher::new();
         d.declare_op("test::pick(Tensor self) -> Tensor").unwrap();
         let kernels = [
-            kernel_descriptor! { op: "test::pick", key: DispatchKey::CPU, dtype: DType::Float32, name: "low", priority: 0, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor },
-            kernel_descriptor! { op: "test::pick", key: DispatchKey::CPU, dtype: DType::Float32, name: "high", priority: 10, is_supported: qtensor::registry::always_supported, fn negate_first(x: &Tensor) -> Tensor },
-            kernel_descriptor! { op: "test::pick", key: DispatchKey::CPU, dtype: DType::Float32, name: "unsupported", priority: 99, is_supported: never, fn identity(x: &Tensor) -> Tensor },
+            kernel_descriptor! { op: "test::pick", key: DispatchKey::CPU, dtype: DType::Float32, name: "low", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor },
+            kernel_descriptor! { op: "test::pick", key: DispatchKey::CPU, dtype: DType::Float32, name: "high", priority: Priority::ISA, is_supported: qtensor::registry::always_supported, fn negate_first(x: &Tensor) -> Tensor },
+            kernel_descriptor! { op: "test::pick", key: DispatchKey::CPU, dtype: DType::Float32, name: "unsupported", priority: Priority::PLUGIN, is_supported: never, fn identity(x: &Tensor) -> Tensor },
         ];
         for i in order {
             d.register_kernel(kernels[i]).unwrap();
@@ -148,13 +150,13 @@ fn the_highest_supported_priority_wins_whatever_the_order() {
 fn duplicate_priorities_and_bad_signatures_are_rejected_by_name() {
     let d = Dispatcher::new();
     d.declare_op("test::dup(Tensor self) -> Tensor").unwrap();
-    let a = kernel_descriptor! { op: "test::dup", key: DispatchKey::CPU, dtype: DType::Float32, name: "first_kernel", priority: 5, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
-    let b = kernel_descriptor! { op: "test::dup", key: DispatchKey::CPU, dtype: DType::Float32, name: "second_kernel", priority: 5, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+    let a = kernel_descriptor! { op: "test::dup", key: DispatchKey::CPU, dtype: DType::Float32, name: "first_kernel", priority: Priority::PORTABLE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+    let b = kernel_descriptor! { op: "test::dup", key: DispatchKey::CPU, dtype: DType::Float32, name: "second_kernel", priority: Priority::PORTABLE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
     d.register_kernel(a).unwrap();
     let msg = d.register_kernel(b).unwrap_err().to_string();
     assert!(msg.contains("first_kernel") && msg.contains("second_kernel"), "{msg}");
 
-    let bad = kernel_descriptor! { op: "test::dup", key: DispatchKey::CPU, dtype: DType::Float64, name: "mismatched_kernel", priority: 0, is_supported: qtensor::registry::always_supported, fn wrong_signature(x: &Tensor, factor: f64) -> Tensor };
+    let bad = kernel_descriptor! { op: "test::dup", key: DispatchKey::CPU, dtype: DType::Float64, name: "mismatched_kernel", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn wrong_signature(x: &Tensor, factor: f64) -> Tensor };
     match d.register_kernel(bad) {
         Err(Error::Registration { kernel, message, .. }) => {
             assert_eq!(kernel, "mismatched_kernel");
@@ -162,7 +164,7 @@ fn duplicate_priorities_and_bad_signatures_are_rejected_by_name() {
         }
         other => panic!("{other:?}"),
     }
-    let orphan = kernel_descriptor! { op: "test::nope", key: DispatchKey::CPU, dtype: DType::Float32, name: "orphan", priority: 0, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+    let orphan = kernel_descriptor! { op: "test::nope", key: DispatchKey::CPU, dtype: DType::Float32, name: "orphan", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
     assert!(matches!(d.register_kernel(orphan), Err(Error::Registration { .. })));
     // The same declaration again is the same op; a different one conflicts.
     let again = d.declare_op("test::dup(Tensor self) -> Tensor").unwrap();
@@ -175,18 +177,21 @@ fn duplicate_priorities_and_bad_signatures_are_rejected_by_name() {
 fn kernel_names_are_unique_and_keys_agree_with_dtypes() {
     let d = Dispatcher::new();
     d.declare_op("test::rules(Tensor self) -> Tensor").unwrap();
-    let k = |name: &'static str, key: DispatchKey, dtype: DType, priority: i32| {
-        let mut k = kernel_descriptor! { op: "test::rules", key: DispatchKey::CPU, dtype: DType::Float32, name: "x", priority: 0, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+    let k = |name: &'static str, key: DispatchKey, dtype: DType, priority: Priority| {
+        let mut k = kernel_descriptor! { op: "test::rules", key: DispatchKey::CPU, dtype: DType::Float32, name: "x", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
         (k.name, k.key, k.dtype, k.priority) = (name, key, dtype, priority);
         k
     };
-    d.register_kernel(k("once", DispatchKey::CPU, DType::Float32, 1)).unwrap();
+    d.register_kernel(k("once", DispatchKey::CPU, DType::Float32, Priority::PORTABLE)).unwrap();
     // The same name again, even at another priority, is refused: both
     // would show as chosen.
-    let msg = d.register_kernel(k("once", DispatchKey::CPU, DType::Float32, 2)).unwrap_err().to_string();
+    let msg = d.register_kernel(k("once", DispatchKey::CPU, DType::Float32, Priority::ISA)).unwrap_err().to_string();
     assert!(msg.contains("unique") && msg.contains("tests/dispatcher.rs"), "{msg}");
     // No call can reach (CPU, quint8): quantized tensors dispatch on QuantizedCPU.
-    let msg = d.register_kernel(k("unreachable", DispatchKey::CPU, DType::QUInt8, 1)).unwrap_err().to_string();
+    let msg = d
+        .register_kernel(k("unreachable", DispatchKey::CPU, DType::QUInt8, Priority::PORTABLE))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("QuantizedCPU"), "{msg}");
     let op = d.op("test::rules").unwrap();
     assert_eq!(op.entry().kernels().len(), 1);

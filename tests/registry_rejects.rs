@@ -13,7 +13,7 @@ register_kernel! {
     op: "dequantize",
     dtypes: [QUInt8],
     name: "broken_dequantize",
-    priority: 50,
+    priority: qtensor::Priority::PLUGIN,
     fn dequantize_with_extra_argument(x: &Tensor, extra: i64) -> Tensor
 }
 

@@ -13,9 +13,11 @@
 #![warn(missing_docs)]
 
 pub mod gemm;
+pub mod ops;
 pub mod parallel;
 pub mod portable;
 pub mod reference;
+pub mod vector;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 

@@ -35,7 +35,7 @@ pub struct KernelInfo {
     /// Its dtype.
     pub dtype: DType,
     /// Its priority.
-    pub priority: i32,
+    pub priority: crate::registry::Priority,
     /// Whether this CPU supports it.
     pub supported: bool,
     /// Whether the dispatcher picks it for its (key, dtype).
@@ -100,7 +100,7 @@ impl OperatorEntry {
     /// (highest first) within each (key, dtype).
     pub fn descriptors(&self) -> Vec<KernelDescriptor> {
         let mut v = self.kernels.read().clone();
-        v.sort_by_key(|k| (k.key, k.dtype, -k.priority));
+        v.sort_by_key(|k| (k.key, k.dtype, std::cmp::Reverse(k.priority)));
         v
     }
 
@@ -130,7 +130,7 @@ impl OperatorEntry {
                 chosen: slot(k.key, k.dtype).and_then(|i| table[i]).is_some_and(|(_, n)| n == k.name),
             })
             .collect();
-        out.sort_by_key(|k| (k.key, k.dtype, -k.priority));
+        out.sort_by_key(|k| (k.key, k.dtype, std::cmp::Reverse(k.priority)));
         out
     }
 
@@ -215,7 +215,7 @@ impl OperatorEntry {
     }
 
     fn rebuild_table(&self, kernels: &[KernelDescriptor]) {
-        let mut table: [Option<(BoxedKernel, &'static str, i32)>; TABLE_LEN] = [None; TABLE_LEN];
+        let mut table: [Option<(BoxedKernel, &'static str, crate::registry::Priority)>; TABLE_LEN] = [None; TABLE_LEN];
         for k in kernels {
             if !(k.is_supported)() {
                 continue;
@@ -383,7 +383,7 @@ impl Dispatcher {
         // Sorted so that which of two clashing kernels is reported first
         // does not depend on link order either.
         let mut kernels: Vec<&KernelDescriptor> = inventory::iter::<KernelDescriptor>.into_iter().collect();
-        kernels.sort_by_key(|k| (k.op, k.key, k.dtype, -k.priority, k.name));
+        kernels.sort_by_key(|k| (k.op, k.key, k.dtype, std::cmp::Reverse(k.priority), k.name));
         for k in kernels {
             if let Err(e) = d.register_kernel(*k) {
                 d.errors.lock().push(e);

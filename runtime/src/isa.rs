@@ -83,6 +83,114 @@ impl Isa {
     }
 }
 
+/// Declares a zero-sized ISA token: a value that only [`detect`] makes, and
+/// only when kernels may use the instruction set. Holding one is the proof
+/// a `#[target_feature]` call needs, so kernels take the token and their
+/// `unsafe` blocks cite it (the pattern of rten-simd's ISA types).
+///
+/// [`detect`]: Avx2::detect
+macro_rules! isa_token {
+    ($(#[$doc:meta])* $name:ident, $detect:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name {
+            /// Private: `detect` is the only way to make one.
+            _proof: (),
+        }
+
+        impl $name {
+            /// The token, when this CPU has the instruction set and the cap
+            /// ([`cap`]) allows it; the same test registration's
+            /// `is_supported` makes.
+            #[inline]
+            pub fn detect() -> Option<$name> {
+                let detected: bool = $detect;
+                detected.then_some($name { _proof: () })
+            }
+
+            /// True when [`detect`](Self::detect) gives a token: the
+            /// `is_supported` predicate of the kernels that need one.
+            pub fn supported() -> bool {
+                Self::detect().is_some()
+            }
+        }
+    };
+}
+
+isa_token!(
+    /// Proof that this CPU has x86-64 AVX2 and FMA, and the cap allows them.
+    Avx2,
+    Isa::Avx2.enabled()
+);
+
+isa_token!(
+    /// Proof that this CPU has AVX-512 F, BW and VNNI (and AVX2), and the
+    /// cap allows them.
+    Avx512Vnni,
+    Isa::Avx512Vnni.enabled()
+);
+
+isa_token!(
+    /// Proof that this CPU has aarch64 Advanced SIMD (NEON), and the cap
+    /// allows it.
+    Neon,
+    Isa::Neon.enabled()
+);
+
+isa_token!(
+    /// Proof that this CPU has NEON with the dot-product extension
+    /// (`sdot`/`udot`), and the cap allows NEON.
+    NeonDot,
+    Isa::Neon.enabled() && neon_feature("dotprod")
+);
+
+isa_token!(
+    /// Proof that this CPU has NEON with the int8 matrix-multiply
+    /// extension (`usdot`, u8 by s8), and the cap allows NEON.
+    NeonI8mm,
+    Isa::Neon.enabled() && neon_feature("i8mm")
+);
+
+impl NeonDot {
+    /// The plain NEON token, which this one implies.
+    pub fn neon(self) -> Neon {
+        Neon { _proof: () }
+    }
+}
+
+impl NeonI8mm {
+    /// The plain NEON token, which this one implies.
+    pub fn neon(self) -> Neon {
+        Neon { _proof: () }
+    }
+}
+
+impl Avx512Vnni {
+    /// The AVX2 token, which this one implies (AVX-512 VNNI detection
+    /// includes AVX2 and FMA).
+    pub fn avx2(self) -> Avx2 {
+        Avx2 { _proof: () }
+    }
+}
+
+/// True when this aarch64 CPU has the named extension (`dotprod`, `i8mm`);
+/// false on other architectures.
+fn neon_feature(name: &str) -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        match name {
+            "dotprod" => std::arch::is_aarch64_feature_detected!("dotprod"),
+            "i8mm" => std::arch::is_aarch64_feature_detected!("i8mm"),
+            _ => false,
+        }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 impl std::fmt::Display for Isa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -146,6 +254,14 @@ mod tests {
         assert_eq!(Isa::parse(" scalar ")?, Isa::Scalar);
         assert!(Isa::parse("sse9").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn tokens_follow_detection_and_the_cap() {
+        assert_eq!(Avx2::supported(), Isa::Avx2.enabled());
+        assert_eq!(Neon::supported(), Isa::Neon.enabled());
+        assert!(!NeonDot::supported() || Neon::supported());
+        assert!(!Avx512Vnni::supported() || Avx2::supported());
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use dtype::{DType, StorageType};
 pub use error::{Error, Result};
 pub use isa::Isa;
 pub use quantizer::{QParams, QScheme, Quantizer};
-pub use registry::{KernelDescriptor, OpDeclaration};
+pub use registry::{KernelDescriptor, OpDeclaration, Priority};
 pub use schema::{ArgType, OpSchema, Tolerance};
 pub use storage::{Element, Storage};
 pub use tensor::format::MemoryFormat;

@@ -11,6 +11,72 @@ use crate::value::Value;
 /// The boxed calling convention every kernel is wrapped into.
 pub type BoxedKernel = fn(&[Value]) -> Result<Value>;
 
+/// A kernel's rank among the kernels of one (op, key, dtype): the
+/// dispatcher chooses the highest-ranked kernel this CPU supports.
+///
+/// Kernels sit in named tiers, lowest first:
+///
+/// - [`Priority::REFERENCE`]: the op's reference kernel, safe scalar Rust
+///   that defines the numerics. Exactly this tier marks a kernel as the
+///   reference: conformance checks every other kernel against it.
+/// - [`Priority::PORTABLE`]: portable Rust that is faster on any CPU.
+/// - [`Priority::ISA`]: kernels for one instruction set (AVX2, NEON, ...);
+///   [`Priority::raised`] orders the levels within the tier (AVX-512 VNNI
+///   above AVX2).
+/// - [`Priority::PLUGIN`]: kernels from other crates, which win over the
+///   built-in ones when they support the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Priority(i32);
+
+impl Priority {
+    /// The reference kernel of an op.
+    pub const REFERENCE: Priority = Priority(0);
+    /// Portable kernels, faster than the reference on any CPU.
+    pub const PORTABLE: Priority = Priority(100);
+    /// Kernels for one instruction set.
+    pub const ISA: Priority = Priority(200);
+    /// Kernels from plugin crates.
+    pub const PLUGIN: Priority = Priority(300);
+
+    /// `steps` ranks above this tier's base, for kernels that must outrank
+    /// others of the same tier. At most 99, so a kernel never leaves its
+    /// tier: larger values are clamped.
+    pub const fn raised(self, steps: u8) -> Priority {
+        let steps = if steps > 99 { 99 } else { steps };
+        Priority(self.0 + steps as i32)
+    }
+
+    /// True for the reference tier's base rank, which marks an op's
+    /// reference kernel.
+    pub const fn is_reference(self) -> bool {
+        self.0 == Priority::REFERENCE.0
+    }
+
+    /// The numeric rank (higher wins).
+    pub const fn rank(self) -> i32 {
+        self.0
+    }
+
+    /// The tier's name: `reference`, `portable`, `isa` or `plugin`.
+    pub const fn tier(self) -> &'static str {
+        match self.0 / 100 {
+            0 => "reference",
+            1 => "portable",
+            2 => "isa",
+            _ => "plugin",
+        }
+    }
+}
+
+impl std::fmt::Display for Priority {
+    /// `isa+1`: the tier, and the steps above its base when there are any.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let steps = self.0 % 100;
+        let text = if steps == 0 { self.tier().to_string() } else { format!("{}+{steps}", self.tier()) };
+        f.pad(&text)
+    }
+}
+
 /// A kernel: which (op, key, dtype) it serves, how it ranks, and its code.
 ///
 /// Build one with [`register_kernel!`](crate::register_kernel), which fills
@@ -26,8 +92,9 @@ pub struct KernelDescriptor {
     pub dtype: DType,
     /// A name that says what the kernel is (`avx2_quantize_u8`).
     pub name: &'static str,
-    /// Higher wins among supported kernels of the same (op, key, dtype).
-    pub priority: i32,
+    /// Higher wins among supported kernels of the same (op, key, dtype);
+    /// [`Priority::REFERENCE`] marks the op's reference kernel.
+    pub priority: Priority,
     /// Whether this CPU can run the kernel (checked once, at resolution).
     pub is_supported: fn() -> bool,
     /// The schema types of the typed function's parameters.
@@ -84,7 +151,7 @@ pub fn always_supported() -> bool {
 ///
 /// qtensor::register_kernel! {
 ///     op: "relu", dtypes: [QUInt8, QInt8, QInt32],
-///     name: "reference_relu", priority: 0,
+///     name: "reference_relu", priority: Priority::REFERENCE,
 ///     fn reference_relu(x: &Tensor) -> Tensor
 /// }
 /// ```
@@ -146,7 +213,7 @@ macro_rules! register_kernel {
 /// ```ignore
 /// let k = qtensor::kernel_descriptor! {
 ///     op: "relu", key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8,
-///     name: "my_relu", priority: 10, is_supported: qtensor::registry::always_supported,
+///     name: "my_relu", priority: Priority::PLUGIN, is_supported: qtensor::registry::always_supported,
 ///     fn my_relu(x: &Tensor) -> Tensor
 /// };
 /// qtensor::registry().register_kernel(k)?;

@@ -76,14 +76,15 @@ pub fn cases(n: usize) -> Result<Vec<KernelCase>> {
     Ok(out)
 }
 
-/// The reference (lowest priority) and the chosen kernel of an op and dtype.
+/// The reference (at `Priority::REFERENCE`) and the chosen kernel of an op
+/// and dtype.
 pub fn reference_and_chosen(op: &str, dtype: DType) -> Result<(KernelDescriptor, KernelDescriptor)> {
     let handle = registry().op(op)?;
     let all = handle.entry().descriptors();
     let key = crate::DispatchKey::for_dtype(dtype);
     let mine: Vec<&KernelDescriptor> = all.iter().filter(|k| k.key == key && k.dtype == dtype).collect();
     let chosen_name = handle.entry().chosen_kernel(key, dtype);
-    let reference = mine.iter().min_by_key(|k| k.priority).copied();
+    let reference = mine.iter().find(|k| k.priority.is_reference()).copied();
     let chosen = mine.iter().find(|k| Some(k.name) == chosen_name).copied();
     match (reference, chosen) {
         (Some(r), Some(c)) => Ok((*r, *c)),

@@ -1,8 +1,8 @@
 //! Dispatcher conformance checks that any kernel author can run.
 //!
 //! [`check_kernel`] compares one registered kernel with its op's reference
-//! kernel (the lowest-priority kernel registered for the same key and
-//! dtype) under the op's declared [`Tolerance`]:
+//! kernel (the one registered at `Priority::REFERENCE` for the same key
+//! and dtype) under the op's declared [`Tolerance`]:
 //!
 //! 1. on random valid inputs (built-in ops have builders; plugin ops can
 //!    pass their own [`InputBuilder`]), covering empty and 0-d shapes,
@@ -37,7 +37,7 @@ pub fn supported_kernels(op: &str, dtype: DType) -> Vec<KernelDescriptor> {
     let Ok(handle) = registry().op(op) else { return Vec::new() };
     let mut kernels: Vec<KernelDescriptor> =
         handle.entry().descriptors().into_iter().filter(|k| k.dtype == dtype && (k.is_supported)()).collect();
-    kernels.sort_by_key(|k| -k.priority);
+    kernels.sort_by_key(|k| std::cmp::Reverse(k.priority));
     kernels
 }
 
@@ -290,10 +290,17 @@ pub fn check_kernel_with(
         .ok_or_else(|| fail("lookup".into(), format!("no kernel `{kernel}` is registered for {dtype}")))?;
     let reference = descriptors
         .iter()
-        .filter(|d| d.key == k.key && d.dtype == dtype)
-        .min_by_key(|d| d.priority)
+        .find(|d| d.key == k.key && d.dtype == dtype && d.priority.is_reference())
         .copied()
-        .unwrap_or(k);
+        .ok_or_else(|| {
+            fail(
+                "lookup".into(),
+                format!(
+                    "no reference kernel (priority Priority::REFERENCE) is registered for ({}, {dtype}) to check against",
+                    k.key
+                ),
+            )
+        })?;
     let tol = entry.tolerance();
     let schema = entry.schema().clone();
     let mut rng = Rng::new(seed_for(cfg.seed, op, kernel, dtype));

@@ -1,15 +1,15 @@
 //! An example qtensor plugin, written as any user crate would be: it
 //! depends on `qtensor` and edits nothing in it.
 //!
-//! 1. A faster `relu` kernel for quint8, at priority 100 (above the AVX2 and
-//!    reference kernels), so the dispatcher picks it.
+//! 1. A faster `relu` kernel for quint8, at `Priority::PLUGIN` (above the
+//!    built-in portable and ISA tiers), so the dispatcher picks it.
 //! 2. A brand-new op, `myplugin::clamp_q`, declared from a schema string,
 //!    with a kernel for quint8, qint8 and qint32.
 //!
 //! Call [`link`] once from the binary: the linker drops a crate nothing
 //! references, and its `inventory` registrations with it.
 
-use qtensor::{declare_op, register_kernel, DType, Element, Error, QParams, Result, Storage, Tensor};
+use qtensor::{declare_op, register_kernel, DType, Element, Error, Priority, QParams, Result, Storage, Tensor};
 
 /// Keeps this crate, and so its kernel registrations, in the final binary.
 pub fn link() {}
@@ -38,7 +38,7 @@ register_kernel! {
     op: "relu",
     dtypes: [QUInt8],
     name: "plugin_relu_u8",
-    priority: 100,
+    priority: Priority::PLUGIN,
     fn plugin_relu_u8(x: &Tensor) -> Tensor
 }
 
@@ -76,7 +76,7 @@ register_kernel! {
     op: "myplugin::clamp_q",
     dtypes: [QUInt8, QInt8, QInt32],
     name: "plugin_clamp_q",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn clamp_q(x: &Tensor, min: f64, max: f64) -> Tensor
 }
 

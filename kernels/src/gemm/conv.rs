@@ -4,13 +4,13 @@
 //! no layout conversion; NCHW ones are transposed in and out.
 
 use super::depthwise::DepthwiseArgs;
-use super::driver::{gemm_prepared, Activations, Epilogue, PKernel};
+use super::driver::{gemm_prepared, Activations, Epilogue};
+use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::{byte_sum, MAX_K};
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::conv::ConvParams;
 use crate::reference::linear::qint8_weight_rows;
-use crate::x86_64::has_avx2;
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, Tensor};
@@ -134,9 +134,9 @@ struct Requant {
 /// output; an NCHW input gives an NCHW output, through one transpose each
 /// way, as PyTorch's fbgemm path does.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_conv2d(
+pub fn gemm_conv2d<K: GemmIsa>(
     op: &str,
-    kernel: PKernel,
+    kernel: K,
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
@@ -177,26 +177,36 @@ pub fn gemm_conv2d(
     let channels_last = x.memory_format() == MemoryFormat::ChannelsLast;
     let total = checked_count(op, &[n, oc, oh, ow])?;
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), total)?;
-    let depthwise = icg == 1 && oc == g;
-    if depthwise && !channels_last && p.stride == [1, 1] && p.dilation == [1, 1] && kh * kw <= 64 && has_avx2() {
-        // NCHW planes at stride 1: the plane kernel is as fast as NHWC and
-        // needs no transposes.
+    let depthwise = icg == 1 && oc == g && kh * kw <= 64;
+    // The direct depthwise routines' arguments; `input` is set per layout.
+    let dw_base = DepthwiseArgs {
+        input: &[],
+        input_sizes: [n, h, wd, c],
+        output_sizes: [n, oh, ow, oc],
+        kernel: [kh, kw],
+        stride: p.stride,
+        padding: p.padding,
+        dilation: p.dilation,
+        weights: &pw.depthwise_taps,
+        channel_weights: &pw.depthwise,
+        zx: rq.zx,
+        mult: &rq.mult,
+        add: &rq.add,
+        lo: rq.lo,
+    };
+    if depthwise && !channels_last && p.stride == [1, 1] && p.dilation == [1, 1] {
+        // NCHW planes at stride 1: where the ISA has a plane routine, it is
+        // as fast as NHWC and needs no transposes.
         let xs = x.contiguous()?;
-        xs.with_contiguous::<u8, Result<()>>(|src| {
-            crate::x86_64::avx2::depthwise::depthwise_nchw(
-                src,
-                [n, c, h, wd],
-                &pw,
-                p.padding,
-                [oh, ow],
-                px.zero_point,
-                &rq.mult,
-                &rq.add,
-                rq.lo,
-                &mut storage.write::<u8>()?,
-            )
-        })??;
-        return Tensor::quantized_from_storage(storage, &[n, oc, oh, ow], &out_q).map(Some);
+        let mut dst = storage.write::<u8>()?;
+        let done = xs.with_contiguous::<u8, _>(|src| {
+            kernel.depthwise_nchw(&DepthwiseArgs { input: src, ..dw_base }, &mut dst)
+        })?;
+        drop(dst);
+        if let Some(result) = done {
+            result?;
+            return Tensor::quantized_from_storage(storage, &[n, oc, oh, ow], &out_q).map(Some);
+        }
     }
     {
         let mut dst = storage.write::<u8>()?;
@@ -204,36 +214,26 @@ pub fn gemm_conv2d(
         let mut nhwc_out = if channels_last { Vec::new() } else { try_filled::<u8>(total, 0)? };
         let out: &mut [u8] = if channels_last { &mut dst } else { &mut nhwc_out };
         let pointwise_ok = g == 1 && kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
-        match kernel.depthwise {
-            Some(dw) if depthwise && kh * kw <= 64 => {
-                let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
-                xl.with_dense::<u8, Result<()>>(|src| {
-                    let args = DepthwiseArgs {
-                        input: src,
-                        input_nhwc: [n, h, wd, c],
-                        output_nhwc: [n, oh, ow, oc],
-                        kernel: [kh, kw],
-                        stride: p.stride,
-                        padding: p.padding,
-                        dilation: p.dilation,
-                        weights: &pw.depthwise_taps,
-                        zx: rq.zx,
-                        mult: &rq.mult,
-                        add: &rq.add,
-                        lo: rq.lo,
-                    };
-                    dw(&args, out)
-                })??;
-            }
-            _ if pointwise_ok => {
+        // The direct depthwise routine, where the ISA has one.
+        let direct = if depthwise {
+            let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
+            xl.with_dense::<u8, Option<Result<()>>>(|src| {
+                kernel.depthwise_nhwc(&DepthwiseArgs { input: src, ..dw_base }, out)
+            })?
+        } else {
+            None
+        };
+        match direct {
+            Some(result) => result?,
+            None if pointwise_ok => {
                 let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
                 xl.with_dense::<u8, Result<()>>(|src| pointwise(kernel, src, &shape, &pw, &rq, out))??;
             }
             // An NCHW input is transposed straight into the bordered copy.
-            _ if channels_last => {
+            None if channels_last => {
                 x.with_dense::<u8, Result<()>>(|src| im2col_gemm(kernel, Input::Nhwc(src), &shape, &p, &pw, &rq, out))??
             }
-            _ => {
+            None => {
                 let xc = x.contiguous()?;
                 xc.with_dense::<u8, Result<()>>(|src| {
                     im2col_gemm(kernel, Input::Nchw(src), &shape, &p, &pw, &rq, out)
@@ -254,8 +254,8 @@ pub fn gemm_conv2d(
 
 /// A 1x1 conv with stride 1 and no padding over NHWC input is a plain GEMM
 /// over the pixels: no im2col.
-fn pointwise(
-    kernel: PKernel,
+fn pointwise<K: GemmIsa>(
+    kernel: K,
     src: &[u8],
     s: &ConvShape,
     pw: &GemmConvWeight,
@@ -303,8 +303,8 @@ fn pointwise(
 /// GEMM per group into NHWC `out`, whose im2col rows are gathered a panel
 /// at a time.
 #[allow(clippy::too_many_arguments)]
-fn im2col_gemm(
-    kernel: PKernel,
+fn im2col_gemm<K: GemmIsa>(
+    kernel: K,
     src: Input<'_>,
     s: &ConvShape,
     p: &ConvParams,
@@ -441,41 +441,27 @@ fn nhwc_to_nchw(src: &[u8], dst: &mut [u8], [_, pixels, channels]: [usize; 3]) {
     });
 }
 
-/// Registers conv2d and conv2d_relu for one GEMM kernel.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! register_gemm_conv {
-    ($prefix:literal, $kernel:expr, $priority:expr, $supported:path) => {
-        const _: () = {
-            use qtensor_runtime::{register_kernel, Result, Tensor};
-            use $crate::gemm::conv::gemm_conv2d;
-            use $crate::reference::conv::{reference_conv, ConvParams};
-
-            #[allow(clippy::too_many_arguments)]
-            fn conv(relu: bool, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
-                let op = if relu { "quantized::conv2d_relu" } else { "quantized::conv2d" };
-                let p = ConvParams::new(op, stride, padding, dilation, groups)?;
-                match gemm_conv2d(op, $kernel, x, w, b, p, y_scale, y_zero_point, relu)? {
-                    Some(t) => Ok(t),
-                    None => reference_conv(relu, x, w, b, stride, padding, dilation, groups, y_scale, y_zero_point),
-                }
-            }
-            #[allow(clippy::too_many_arguments)]
-            fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
-                conv(false, x, w, b, stride, padding, dilation, groups, y_scale, y_zero_point)
-            }
-            #[allow(clippy::too_many_arguments)]
-            fn conv2d_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
-                conv(true, x, w, b, stride, padding, dilation, groups, y_scale, y_zero_point)
-            }
-            register_kernel! {
-                op: "quantized::conv2d", dtypes: [QUInt8], name: concat!($prefix, "_conv2d"), priority: $priority, is_supported: $supported,
-                fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor
-            }
-            register_kernel! {
-                op: "quantized::conv2d_relu", dtypes: [QUInt8], name: concat!($prefix, "_conv2d_relu"), priority: $priority, is_supported: $supported,
-                fn conv2d_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor
-            }
-        };
-    };
+/// quantized::conv2d (or conv2d_relu) through `kernel`, or the reference
+/// kernel where the GEMM path does not apply.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d<K: GemmIsa>(
+    kernel: K,
+    relu: bool,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: &[i64],
+    padding: &[i64],
+    dilation: &[i64],
+    groups: i64,
+    y_scale: f64,
+    y_zero_point: i64,
+) -> Result<Tensor> {
+    use crate::reference::conv::reference_conv;
+    let op = if relu { "quantized::conv2d_relu" } else { "quantized::conv2d" };
+    let p = ConvParams::new(op, stride, padding, dilation, groups)?;
+    match gemm_conv2d(op, kernel, x, w, bias, p, y_scale, y_zero_point, relu)? {
+        Some(t) => Ok(t),
+        None => reference_conv(relu, x, w, bias, stride, padding, dilation, groups, y_scale, y_zero_point),
+    }
 }

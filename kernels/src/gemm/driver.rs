@@ -1,15 +1,12 @@
 //! Splitting a GEMM across threads, and the fused zero-point and
 //! requantization epilogue.
 
+use super::kernel::{GemmIsa, Panel};
 use super::packed::{PackedB, BLOCK};
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::Result;
 use rayon::prelude::*;
 use std::ops::Range;
-
-/// The signature of a dot-product kernel (see [`PKernel`]).
-pub type PKernelFn =
-    fn(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize);
 
 /// One row segment's exact result, before the epilogue: `C[j] = p[j] +
 /// col_terms[j] - zw[j] * row_sum`, computed with wrapping i32 arithmetic.
@@ -46,53 +43,6 @@ impl RowTerms<'_> {
     }
 }
 
-/// Finishes a row segment into u8: `clamp(round(C * mult + add), lo, hi)`.
-pub type FinishU8 = fn(terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]);
-/// Finishes a row segment into f32: `((C * x_scale) * w_scale + bias) as
-/// f32`, in f64, in the reference's order (so a large bias that cancels
-/// the product costs no precision).
-pub type FinishF32 = fn(terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]);
-
-/// An ISA's GEMM: a dot-product kernel that, for `rows` rows of `a` (each
-/// `kp` raw u8 activations, zero-padded) and the packed `blocks`, writes
-/// `P[r][j] = Σ_k x[r, k] w[j, k]` to `out[r * ldo + j]`; and its
-/// epilogues.
-#[derive(Clone, Copy)]
-pub struct PKernel {
-    /// A name for reports.
-    pub name: &'static str,
-    /// The dot-product kernel.
-    pub run: PKernelFn,
-    /// The quantizing epilogue.
-    pub finish_u8: FinishU8,
-    /// The float epilogue.
-    pub finish_f32: FinishF32,
-    /// A direct depthwise conv over NHWC activations, where the ISA has one
-    /// (the conv driver otherwise runs depthwise convs as grouped GEMMs).
-    pub depthwise: Option<super::depthwise::DepthwiseFn>,
-}
-
-/// Rounds half to even for `0 <= v < 2^22` in the default rounding mode:
-/// adding 1.5 * 2^23 leaves no fraction bits.
-#[inline]
-fn round_even_small(v: f32) -> f32 {
-    (v + 12_582_912.0) - 12_582_912.0
-}
-
-/// The portable quantizing epilogue.
-pub fn scalar_finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
-    for (j, d) in dst.iter_mut().enumerate() {
-        *d = round_even_small((t.c(j) as f32 * mult[j] + add[j]).clamp(lo, hi)) as u8;
-    }
-}
-
-/// The portable float epilogue.
-pub fn scalar_finish_f32(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
-    for (j, d) in dst.iter_mut().enumerate() {
-        *d = (t.c(j) as f64 * x_scale * w_scales[j] + bias[j]) as f32;
-    }
-}
-
 /// What to do with each exact result `C[m, n]`.
 #[derive(Clone, Copy)]
 pub enum Epilogue<'a> {
@@ -121,23 +71,23 @@ pub enum Epilogue<'a> {
 /// An output element an epilogue can write.
 pub trait OutElem: Copy + Send + Sync {
     /// Applies `epi` (columns `col0..`) to `terms` into `dst`.
-    fn finish(kernel: &PKernel, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [Self]);
+    fn finish<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [Self]);
 }
 
 impl OutElem for u8 {
-    fn finish(kernel: &PKernel, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [u8]) {
+    fn finish<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [u8]) {
         if let Epilogue::Quantize { mult, add, lo, hi } = *epi {
             let n = dst.len();
-            (kernel.finish_u8)(terms, &mult[col0..col0 + n], &add[col0..col0 + n], lo, hi, dst);
+            kernel.finish_u8(terms, &mult[col0..col0 + n], &add[col0..col0 + n], lo, hi, dst);
         }
     }
 }
 
 impl OutElem for f32 {
-    fn finish(kernel: &PKernel, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [f32]) {
+    fn finish<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [f32]) {
         if let Epilogue::Float { x_scale, w_scales, bias } = *epi {
             let n = dst.len();
-            (kernel.finish_f32)(terms, x_scale, &w_scales[col0..col0 + n], &bias[col0..col0 + n], dst);
+            kernel.finish_f32(terms, x_scale, &w_scales[col0..col0 + n], &bias[col0..col0 + n], dst);
         }
     }
 }
@@ -184,8 +134,8 @@ fn ensure_len<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> Result<()> {
 }
 
 /// The activations and the terms that turn `P` into `C`.
-struct Prepared<'a> {
-    kernel: PKernel,
+struct Prepared<'a, K> {
+    kernel: K,
     acts: Activations<'a>,
     col_terms: Vec<i32>,
     zw: &'a [i32],
@@ -193,7 +143,7 @@ struct Prepared<'a> {
     b: &'a PackedB,
 }
 
-impl Prepared<'_> {
+impl<K: GemmIsa> Prepared<'_, K> {
     /// The raw dot products for `rows` x the columns of `blocks` (row stride
     /// `blocks.len() * 16`) into `s.p`, and the rows' sums into `s.sums`.
     fn dot(&self, rows: Range<usize>, blocks: Range<usize>, s: &mut Scratch) -> Result<()> {
@@ -212,7 +162,8 @@ impl Prepared<'_> {
                 &s.panel[..rows.len() * kp]
             }
         };
-        (self.kernel.run)(a, rows.len(), kp, b, blocks, &mut s.p[..rows.len() * cols], cols);
+        let panel = Panel { a, rows: rows.len(), kp };
+        self.kernel.dot(panel, b, blocks, &mut s.p[..rows.len() * cols], cols);
         Ok(())
     }
 
@@ -222,7 +173,7 @@ impl Prepared<'_> {
         let n = dst.len();
         let zw = if self.zw_all_zero { &[][..] } else { &self.zw[col0..col0 + n] };
         let terms = RowTerms { p: &p[..n], col_terms: &self.col_terms[col0..col0 + n], zw, row_sum };
-        T::finish(&self.kernel, epi, terms, col0, dst);
+        T::finish(self.kernel, epi, terms, col0, dst);
     }
 }
 
@@ -238,8 +189,8 @@ const BLOCK_CHUNK: usize = 16;
 /// `C = Σ (x - zx)(w - zw)` for the `m` rows of `x` (u8, `[m, k]`), then
 /// `epi` into `out` (`[m, n]`). Exact for `k <=` [`super::MAX_K`].
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_into<T: OutElem>(
-    kernel: PKernel,
+pub fn gemm_into<K: GemmIsa, T: OutElem>(
+    kernel: K,
     x: &[u8],
     m: usize,
     zx: i32,
@@ -266,8 +217,8 @@ pub fn gemm_into<T: OutElem>(
 
 /// [`gemm_into`] for activations the caller prepares (see [`Activations`]).
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_prepared<T: OutElem>(
-    kernel: PKernel,
+pub fn gemm_prepared<K: GemmIsa, T: OutElem>(
+    kernel: K,
     acts: Activations<'_>,
     m: usize,
     zx: i32,

@@ -1,11 +1,13 @@
 //! quantized::linear, linear_relu and linear_dynamic over the GEMM kernels.
 
-use super::driver::{gemm_into, Epilogue, PKernel};
+use super::driver::{gemm_into, Epilogue};
+use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::MAX_K;
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::linear::{choose_qparams, qint8_weight_rows, rows_of};
-use qtensor_runtime::numerics::{inv_scale, quantize_val};
+use crate::vector::QuantizeParams;
+use qtensor_runtime::numerics::inv_scale;
 use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
 use std::sync::Arc;
 
@@ -43,9 +45,9 @@ impl GemmWeight {
 /// Static quantized linear through `kernel`, or `None` when the fast path
 /// does not apply (the caller then runs the reference).
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_linear(
+pub fn gemm_linear<K: GemmIsa>(
     op: &str,
-    kernel: PKernel,
+    kernel: K,
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
@@ -81,9 +83,9 @@ pub fn gemm_linear(
 
 /// Dynamic linear through `kernel`: x is quantized per call to quint8 from
 /// its range (bit-exact with the reference), then multiplied exactly.
-pub fn gemm_linear_dynamic(
+pub fn gemm_linear_dynamic<K: GemmIsa>(
     op: &str,
-    kernel: PKernel,
+    kernel: K,
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
@@ -103,7 +105,9 @@ pub fn gemm_linear_dynamic(
         }
         let (lo, hi) = v.iter().filter(|x| !x.is_nan()).fold((0.0f32, 0.0f32), |(a, b), &x| (a.min(x), b.max(x)));
         let (sx, zx) = choose_qparams(lo, hi, 0, 255, reduce_range);
-        Ok((quantize_u8(v, inv_scale(sx), zx)?, sx, zx))
+        let mut xq = qtensor_runtime::storage::try_filled::<u8>(v.len(), 0)?;
+        kernel.quantize_u8(v, &mut xq, QuantizeParams { inv: inv_scale(sx), zero_point: zx, qmin: 0, qmax: 255 });
+        Ok((xq, sx, zx))
     })??;
     let (xq, sx, zx) = xs;
     let epi = Epilogue::Float { x_scale: sx, w_scales: &gw.scales, bias: &b };
@@ -113,63 +117,38 @@ pub fn gemm_linear_dynamic(
     Tensor::from_storage(storage, DType::Float32, &sizes).map(Some)
 }
 
-/// Quantizes activations to u8, bit-exact with `numerics::quantize_val`,
-/// with the AVX2 kernel where the CPU has it.
-fn quantize_u8(v: &[f32], inv: f32, zx: i64) -> Result<Vec<u8>> {
-    let mut out = qtensor_runtime::storage::try_vec::<u8>(v.len())?;
-    out.resize(v.len(), 0);
-    #[cfg(target_arch = "x86_64")]
-    if crate::x86_64::has_avx2() {
-        // SAFETY: AVX2 and FMA were just detected.
-        unsafe { crate::x86_64::avx2::quantize::avx2_quantize_bytes(v, &mut out, inv, zx, 0, 255, false) };
-        return Ok(out);
+/// quantized::linear (or linear_relu) through `kernel`, or the reference
+/// kernel where the GEMM path does not apply.
+#[allow(clippy::too_many_arguments)]
+pub fn linear<K: GemmIsa>(
+    kernel: K,
+    relu: bool,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    y_scale: f64,
+    y_zero_point: i64,
+) -> Result<Tensor> {
+    use crate::reference::linear::{reference_linear, reference_linear_relu};
+    let op = if relu { "quantized::linear_relu" } else { "quantized::linear" };
+    match gemm_linear(op, kernel, x, w, bias, y_scale, y_zero_point, relu)? {
+        Some(t) => Ok(t),
+        None if relu => reference_linear_relu(x, w, bias, y_scale, y_zero_point),
+        None => reference_linear(x, w, bias, y_scale, y_zero_point),
     }
-    for (d, &x) in out.iter_mut().zip(v) {
-        *d = quantize_val(x, inv, zx, 0, 255) as u8;
-    }
-    Ok(out)
 }
 
-/// Registers linear, linear_relu and linear_dynamic for one GEMM kernel.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! register_gemm_linear {
-    ($prefix:literal, $kernel:expr, $priority:expr, $supported:path) => {
-        const _: () = {
-            use qtensor_runtime::{register_kernel, Result, Tensor};
-            use $crate::gemm::linear::{gemm_linear, gemm_linear_dynamic};
-            use $crate::reference::linear::{reference_linear, reference_linear_dynamic, reference_linear_relu};
-
-            fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
-                match gemm_linear("quantized::linear", $kernel, x, w, b, y_scale, y_zero_point, false)? {
-                    Some(t) => Ok(t),
-                    None => reference_linear(x, w, b, y_scale, y_zero_point),
-                }
-            }
-            fn linear_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
-                match gemm_linear("quantized::linear_relu", $kernel, x, w, b, y_scale, y_zero_point, true)? {
-                    Some(t) => Ok(t),
-                    None => reference_linear_relu(x, w, b, y_scale, y_zero_point),
-                }
-            }
-            fn linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_range: bool) -> Result<Tensor> {
-                match gemm_linear_dynamic("quantized::linear_dynamic", $kernel, x, w, b, reduce_range)? {
-                    Some(t) => Ok(t),
-                    None => reference_linear_dynamic(x, w, b, reduce_range),
-                }
-            }
-            register_kernel! {
-                op: "quantized::linear", dtypes: [QUInt8], name: concat!($prefix, "_linear"), priority: $priority,
-                is_supported: $supported, fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor
-            }
-            register_kernel! {
-                op: "quantized::linear_relu", dtypes: [QUInt8], name: concat!($prefix, "_linear_relu"), priority: $priority,
-                is_supported: $supported, fn linear_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor
-            }
-            register_kernel! {
-                op: "quantized::linear_dynamic", dtypes: [Float32], name: concat!($prefix, "_linear_dynamic"), priority: $priority,
-                is_supported: $supported, fn linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_range: bool) -> Tensor
-            }
-        };
-    };
+/// quantized::linear_dynamic through `kernel`, or the reference kernel
+/// where the GEMM path does not apply.
+pub fn linear_dynamic<K: GemmIsa>(
+    kernel: K,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    reduce_range: bool,
+) -> Result<Tensor> {
+    match gemm_linear_dynamic("quantized::linear_dynamic", kernel, x, w, bias, reduce_range)? {
+        Some(t) => Ok(t),
+        None => crate::reference::linear::reference_linear_dynamic(x, w, bias, reduce_range),
+    }
 }

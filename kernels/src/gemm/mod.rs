@@ -2,7 +2,7 @@
 //!
 //! `C[m, n] = Σ_k (x[m, k] - zx)(w[n, k] - zw[n])`, exactly, in i32, then
 //! requantized (or scaled to float) in the epilogue. The weight is packed
-//! once ([`PackedB`]); an ISA's [`PKernel`] computes the raw dot products
+//! once ([`PackedB`]); an ISA's [`GemmIsa`] computes the raw dot products
 //! over packed blocks, and the driver adds the zero-point terms through row
 //! and column sums:
 //!
@@ -19,12 +19,13 @@
 pub mod conv;
 pub mod depthwise;
 pub mod driver;
+pub mod kernel;
 pub mod linear;
 pub mod packed;
+pub mod register;
 
-pub use driver::{
-    gemm_into, gemm_prepared, scalar_finish_f32, scalar_finish_u8, Activations, Epilogue, OutElem, PKernel, RowTerms,
-};
+pub use driver::{gemm_into, gemm_prepared, Activations, Epilogue, OutElem, RowTerms};
+pub use kernel::{portable_dot, scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel};
 pub use packed::PackedB;
 
 /// The largest K for which the i32 result is exact: `|C| <= 255 * 255 * K`

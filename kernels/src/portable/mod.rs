@@ -1,8 +1,15 @@
-//! Portable kernels: safe Rust, faster than the reference kernels on any
-//! CPU (the compiler vectorizes their inner loops), registered between the
-//! reference kernels and the ISA-specific ones.
+//! The portable tier: safe Rust, faster than the reference kernels on any
+//! CPU (the compiler vectorizes their inner loops), registered at
+//! [`Priority::PORTABLE`], between the reference kernels and the ISA ones.
+//!
+//! Its elementwise and GEMM kernels are the generic drivers run with the
+//! [`Portable`] token's routines; these are also what an ISA kernel runs
+//! when called directly on a CPU without its ISA.
 
 pub mod pool;
 
-/// The priority of the portable kernels (reference 0, AVX2 10).
-pub const PRIORITY: i32 = 5;
+pub use crate::vector::Portable;
+use qtensor_runtime::Priority;
+
+crate::register_vector_kernels!(Portable, "portable", Priority::PORTABLE);
+crate::register_gemm_kernels!(Portable, "portable", Priority::PORTABLE);

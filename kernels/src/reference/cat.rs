@@ -5,7 +5,7 @@ use super::common::{output_quantizer, per_tensor, quantized_from_ints};
 use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::tensor::layout::wrap_dim;
-use qtensor_runtime::{register_kernel, Error, Result, Tensor};
+use qtensor_runtime::{register_kernel, Error, Priority, Result, Tensor};
 
 /// The reference cat, also the fallback of faster kernels.
 pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>) -> Result<Tensor> {
@@ -74,6 +74,6 @@ register_kernel! {
     op: "quantized::cat",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_cat",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_cat(qx: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>) -> Tensor
 }

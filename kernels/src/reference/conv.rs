@@ -8,7 +8,7 @@ use super::common::{bias_values, check_at_least, output_quantizer, per_tensor, q
 use super::linear::{centered_rows, qint8_weight_rows};
 use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::storage::{checked_count, try_vec};
-use qtensor_runtime::{register_kernel, DType, Error, Result, Tensor};
+use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 use std::sync::Arc;
 
 /// A conv weight `[OC, IC/groups, KH, KW]` as the kernel reads it.
@@ -239,7 +239,7 @@ register_kernel! {
     op: "quantized::conv2d",
     dtypes: [QUInt8],
     name: "reference_conv2d",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor
 }
 
@@ -247,6 +247,6 @@ register_kernel! {
     op: "quantized::conv2d_relu",
     dtypes: [QUInt8],
     name: "reference_conv2d_relu",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_conv2d_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor
 }

@@ -2,7 +2,7 @@
 //! (`_make_*`), and empty ones (`_empty_*`).
 
 use super::quantize::{per_channel_qparams, wrap_axis};
-use qtensor_runtime::{register_kernel, DType, Error, Quantizer, Result, Tensor};
+use qtensor_runtime::{register_kernel, DType, Error, Priority, Quantizer, Result, Tensor};
 
 /// The quantized dtype whose integers `x` holds, or an error that says which
 /// integer types can be wrapped.
@@ -23,7 +23,7 @@ register_kernel! {
     op: "_make_per_tensor_quantized_tensor",
     dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
     name: "reference_make_per_tensor_quantized_tensor",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_make_per_tensor(x: &Tensor, scale: f64, zero_point: i64) -> Tensor
 }
 
@@ -39,7 +39,7 @@ register_kernel! {
     op: "_make_per_channel_quantized_tensor",
     dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
     name: "reference_make_per_channel_quantized_tensor",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_make_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64) -> Tensor
 }
 
@@ -52,7 +52,7 @@ register_kernel! {
     op: "_empty_affine_quantized",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_empty_affine_quantized",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_empty_affine(size: &[i64], scale: f64, zero_point: i64, dtype: DType) -> Tensor
 }
 
@@ -74,6 +74,6 @@ register_kernel! {
     op: "_empty_per_channel_affine_quantized",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_empty_per_channel_affine_quantized",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
 }

@@ -4,7 +4,7 @@
 use super::common::{output_quantizer, per_tensor, quantized_from_ints};
 use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::tensor::layout::broadcast_shapes;
-use qtensor_runtime::{register_kernel, DType, Error, Result, Tensor};
+use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 
 /// The reference relu on quantized tensors, also the fallback of faster kernels.
 pub fn reference_quantized_relu(x: &Tensor) -> Result<Tensor> {
@@ -23,7 +23,7 @@ register_kernel! {
     op: "relu",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_quantized_relu",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_quantized_relu(x: &Tensor) -> Tensor
 }
 
@@ -39,7 +39,7 @@ register_kernel! {
     op: "relu",
     dtypes: [Float32, Float64],
     name: "reference_float_relu",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_float_relu(x: &Tensor) -> Tensor
 }
 
@@ -91,7 +91,7 @@ register_kernel! {
     op: "quantized::add",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_add",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_add(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
 }
 
@@ -99,7 +99,7 @@ register_kernel! {
     op: "quantized::add_relu",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_add_relu",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_add_relu(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
 }
 
@@ -107,6 +107,6 @@ register_kernel! {
     op: "quantized::mul",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_mul",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_mul(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
 }

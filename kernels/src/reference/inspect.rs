@@ -1,6 +1,6 @@
 //! The quantization-parameter accessors as operators.
 
-use qtensor_runtime::{register_kernel, Result, Tensor};
+use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
 
 macro_rules! accessor_kernels {
     ($($op:literal => $method:ident -> $ret:ty;)*) => {$(
@@ -12,7 +12,7 @@ macro_rules! accessor_kernels {
                 op: $op,
                 dtypes: [QUInt8, QInt8, QInt16, QInt32],
                 name: concat!("reference_", $op),
-                priority: 0,
+                priority: Priority::REFERENCE,
                 fn kernel(q: &Tensor) -> $ret
             }
         };

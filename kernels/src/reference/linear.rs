@@ -8,7 +8,7 @@ use super::common::{bias_values, output_quantizer, per_tensor, quantized_from_in
 use super::quantize::float_input;
 use qtensor_runtime::numerics::{inv_scale, quantize_val, requantize_f64};
 use qtensor_runtime::storage::{checked_count, try_filled, try_vec};
-use qtensor_runtime::{register_kernel, DType, Error, QParams, Result, Tensor};
+use qtensor_runtime::{register_kernel, DType, Error, Priority, QParams, Result, Tensor};
 use std::sync::Arc;
 
 /// A linear weight `[N, K]` in the layout the kernel reads: row-major
@@ -172,7 +172,7 @@ register_kernel! {
     op: "quantized::linear",
     dtypes: [QUInt8],
     name: "reference_linear",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor
 }
 
@@ -180,7 +180,7 @@ register_kernel! {
     op: "quantized::linear_relu",
     dtypes: [QUInt8],
     name: "reference_linear_relu",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_linear_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor
 }
 
@@ -261,6 +261,6 @@ register_kernel! {
     op: "quantized::linear_dynamic",
     dtypes: [Float32],
     name: "reference_linear_dynamic",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_range: bool) -> Tensor
 }

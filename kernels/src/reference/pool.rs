@@ -4,7 +4,7 @@
 use super::common::{check_at_least, per_tensor, quantized_from_ints};
 use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::storage::{checked_count, try_vec};
-use qtensor_runtime::{register_kernel, Error, Result, Tensor};
+use qtensor_runtime::{register_kernel, Error, Priority, Result, Tensor};
 
 /// An input viewed as `planes` images of `h` x `w`, with the output shape builder.
 /// An input seen as `planes` images of `h` x `w`.
@@ -178,7 +178,7 @@ register_kernel! {
     op: "max_pool2d",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_max_pool2d",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Tensor
 }
 
@@ -213,7 +213,7 @@ register_kernel! {
     op: "adaptive_avg_pool2d",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_adaptive_avg_pool2d",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Tensor
 }
 
@@ -271,6 +271,6 @@ register_kernel! {
     op: "avg_pool2d",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_avg_pool2d",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_avg_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], ceil_mode: bool, count_include_pad: bool, divisor_override: Option<i64>) -> Tensor
 }

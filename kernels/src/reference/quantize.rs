@@ -2,7 +2,9 @@
 
 use qtensor_runtime::numerics::{dequantize_val, inv_scale, quantize_val};
 use qtensor_runtime::quantizer::check_quantized_dtype;
-use qtensor_runtime::{register_kernel, with_element_type, DType, Element, Error, Quantizer, Result, Storage, Tensor};
+use qtensor_runtime::{
+    register_kernel, with_element_type, DType, Element, Error, Priority, Quantizer, Result, Storage, Tensor,
+};
 use std::sync::Arc;
 
 /// The float values of `x` as f32, row-major. float64 is narrowed first, as
@@ -44,7 +46,7 @@ register_kernel! {
     op: "quantize_per_tensor",
     dtypes: [Float32, Float64],
     name: "reference_quantize_per_tensor",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Tensor
 }
 
@@ -117,7 +119,7 @@ register_kernel! {
     op: "quantize_per_channel",
     dtypes: [Float32, Float64],
     name: "reference_quantize_per_channel",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
 }
 
@@ -144,7 +146,7 @@ register_kernel! {
     op: "dequantize",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_dequantize",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_dequantize(q: &Tensor) -> Tensor
 }
 
@@ -167,6 +169,6 @@ register_kernel! {
     op: "int_repr",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_int_repr",
-    priority: 0,
+    priority: Priority::REFERENCE,
     fn reference_int_repr(q: &Tensor) -> Tensor
 }

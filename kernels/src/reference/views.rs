@@ -1,7 +1,7 @@
 //! View and copy operators, for every dtype: they move metadata, not values
 //! (except `contiguous` of a strided tensor and `copy_`).
 
-use qtensor_runtime::{register_kernel, Result, Tensor};
+use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
 
 fn reference_copy(dst: &Tensor, src: &Tensor) -> Result<Tensor> {
     dst.copy_(src)?;
@@ -23,7 +23,7 @@ macro_rules! view_kernels {
                 op: $op,
                 dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
                 name: concat!("reference_", $op),
-                priority: 0,
+                priority: Priority::REFERENCE,
                 fn kernel($($arg: $ty),*) -> Tensor
             }
         };

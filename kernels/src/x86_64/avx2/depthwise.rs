@@ -4,18 +4,15 @@
 //! 255 * 255, and at most 64 taps keep the total below 2^24.
 
 use super::simd::{pack32, store32, store_prefix};
-use crate::gemm::conv::GemmConvWeight;
-use crate::x86_64::has_avx2;
+use crate::gemm::depthwise::DepthwiseArgs;
+use qtensor_runtime::isa::Avx2;
+use qtensor_runtime::storage::try_filled;
 use qtensor_runtime::{Error, Result};
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
 /// Fills `plane` (rows of `wp` floats, zero outside the input) with
 /// `x - zx` for the `h` x `w` input plane at (`top`, `left`).
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 fn fill_plane(input: &[u8], w: usize, plane: &mut [f32], wp: usize, top: usize, left: usize, zx: i64) {
     let vzx = _mm256_set1_ps(zx as f32);
@@ -41,10 +38,6 @@ fn fill_plane(input: &[u8], w: usize, plane: &mut [f32], wp: usize, top: usize, 
 /// One output plane: `plane` is the padded input channel as `x - zx` in
 /// f32, `wp` floats per row; `taps` are `w - zw` for this channel. Blocks
 /// of 32 outputs share each tap's broadcast.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 fn plane_avx2(
@@ -89,39 +82,28 @@ fn plane_avx2(
     }
 }
 
-/// Depthwise conv2d of an NCHW u8 input `[n, c, h, w]` (c groups, stride
-/// and dilation 1) into NCHW u8 `dst`, requantized with `mult`/`add`.
-#[allow(clippy::too_many_arguments)]
-pub fn depthwise_nchw(
-    src: &[u8],
-    dims: [usize; 4],
-    weight: &GemmConvWeight,
-    padding: [usize; 2],
-    out_hw: [usize; 2],
-    zx: i64,
-    mult: &[f32],
-    add: &[f32],
-    lo: f32,
-    dst: &mut [u8],
-) -> Result<()> {
-    let [_, c, h, w] = dims;
-    let [_, _, kh, kw] = weight.shape;
-    let [oh, ow] = out_hw;
-    if !has_avx2() || kh * kw > 64 || weight.depthwise.len() != c * kh * kw {
-        return Err(Error::invalid("depthwise", "the depthwise kernel does not apply"));
+/// Depthwise conv2d of an NCHW u8 input (`args.input`, stride and
+/// dilation 1) into NCHW u8 `out`, one plane per task.
+pub(super) fn depthwise_nchw(isa: Avx2, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
+    let [_, h, w, c] = args.input_sizes;
+    let [_, oh, ow, _] = args.output_sizes;
+    let [kh, kw] = args.kernel;
+    if kh * kw > 64 || args.channel_weights.len() != c * kh * kw || args.stride != [1, 1] || args.dilation != [1, 1] {
+        return Err(Error::invalid("quantized::conv2d", "the NCHW depthwise kernel does not apply to these arguments"));
     }
     // Room for a full 32-output block past the last output, plus the taps.
     let wp = ow.div_ceil(32) * 32 + kw;
     let hp = oh + kh - 1;
-    dst.par_chunks_mut(oh * ow).enumerate().try_for_each(|(p, out)| {
+    out.par_chunks_mut((oh * ow).max(1)).enumerate().try_for_each(|(p, out)| {
         let ch = p % c;
-        let mut plane = vec![0f32; hp * wp];
-        let input = &src[p * h * w..(p + 1) * h * w];
-        let taps = &weight.depthwise[ch * kh * kw..(ch + 1) * kh * kw];
-        // SAFETY: `has_avx2()` held above.
+        let mut plane = try_filled(hp * wp, 0f32)?;
+        let input = &args.input[p * h * w..(p + 1) * h * w];
+        let taps = &args.channel_weights[ch * kh * kw..(ch + 1) * kh * kw];
+        let _: Avx2 = isa;
+        // SAFETY: `isa` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe {
-            fill_plane(input, w, &mut plane, wp, padding[0], padding[1], zx);
-            plane_avx2(&plane, wp, taps, [kh, kw], out, out_hw, mult[ch], add[ch], lo)
+            fill_plane(input, w, &mut plane, wp, args.padding[0], args.padding[1], args.zx as i64);
+            plane_avx2(&plane, wp, taps, [kh, kw], out, [oh, ow], args.mult[ch], args.add[ch], args.lo)
         };
         Ok(())
     })

@@ -8,8 +8,8 @@
 //! epilogue's own sequence (`fma(C, mult, add)`, clamp, round to even), so
 //! both conv paths agree.
 
-use crate::gemm::depthwise::{DepthwiseArgs, DepthwiseFn};
-use crate::x86_64::has_avx2;
+use crate::gemm::depthwise::DepthwiseArgs;
+use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::{Error, Result};
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -17,10 +17,6 @@ use std::arch::x86_64::*;
 /// `NB` blocks of 8 channels from `ch` of one output pixel: one FMA chain
 /// per block, so `NB` chains hide the FMA latency; then requantized into
 /// `dst[ch..ch + 8 * NB]`.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], c: usize, ch: usize, dst: &mut [u8]) {
@@ -58,13 +54,9 @@ fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], c: us
 
 /// One output row (`ow` pixels of `c` channels) of image `img` at output
 /// row `oy`. `taps` is scratch space for the in-bounds taps of a pixel.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 fn row_avx2(a: &DepthwiseArgs<'_>, img: usize, oy: usize, out: &mut [u8], taps: &mut Vec<(usize, usize)>) {
-    let [_, h, w, c] = a.input_nhwc;
+    let [_, h, w, c] = a.input_sizes;
     let [kh, kw] = a.kernel;
     let ow = out.len() / c.max(1);
     let rows = tap_range(oy, a.stride[0], a.padding[0], a.dilation[0], kh, h);
@@ -127,22 +119,17 @@ fn tap_range(
     first..end.min(kernel).max(first)
 }
 
-/// The AVX2 NHWC depthwise routine: one output row per task.
-fn depthwise_nhwc(a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
-    if !has_avx2() {
-        return Err(Error::invalid("quantized::conv2d", "the AVX2 depthwise kernel was chosen on a CPU without AVX2"));
-    }
+/// The NHWC depthwise routine: one output row per task.
+pub(super) fn depthwise_nhwc(isa: Avx2, a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
     let [kh, kw] = a.kernel;
     if kh * kw > 64 {
         return Err(Error::invalid("quantized::conv2d", "the NHWC depthwise kernel takes at most 64 taps"));
     }
-    let [_, oh, ow, c] = a.output_nhwc;
+    let [_, oh, ow, c] = a.output_sizes;
     out.par_chunks_mut((ow * c).max(1)).enumerate().for_each_init(Vec::new, |taps, (r, row)| {
-        // SAFETY: `has_avx2()` held above.
+        let _: Avx2 = isa;
+        // SAFETY: `isa` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe { row_avx2(a, r / oh.max(1), r % oh.max(1), row, taps) }
     });
     Ok(())
 }
-
-/// The routine to plug into the AVX2 and VNNI GEMM kernels.
-pub const DEPTHWISE_NHWC: DepthwiseFn = depthwise_nhwc;

@@ -1,16 +1,11 @@
-//! The AVX2 GEMM: the widened-i16 dot-product kernel of [`super::gemm_i16`]
-//! and the fused epilogues (which the VNNI kernel shares).
+//! The AVX2 GEMM epilogues (which the VNNI kernel shares), 16 and 8
+//! columns at a time, with the portable epilogues' arithmetic.
 
-use crate::gemm::{scalar_finish_f32, scalar_finish_u8, PKernel, RowTerms};
-use crate::x86_64::has_avx2;
+use crate::gemm::{scalar_finish_f32, scalar_finish_u8, RowTerms};
 use std::arch::x86_64::*;
 
 /// `C` for 8 columns starting at `j`: `p + col_terms - zw * row_sum`
 /// (no product when `zw` is empty, i.e. all zero).
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn exact8(t: &RowTerms<'_>, j: usize, row_sum: __m256i) -> __m256i {
@@ -32,10 +27,6 @@ fn exact8(t: &RowTerms<'_>, j: usize, row_sum: __m256i) -> __m256i {
 }
 
 /// Requantized `C` of 8 columns from `j`, as i32 in `[lo, hi]`.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn quantize8(t: &RowTerms<'_>, j: usize, rs: __m256i, mult: &[f32], add: &[f32], lo: __m256, hi: __m256) -> __m256i {
@@ -47,12 +38,8 @@ fn quantize8(t: &RowTerms<'_>, j: usize, rs: __m256i, mult: &[f32], add: &[f32],
 }
 
 /// The quantizing epilogue, 16 columns at a time (then 8, then scalar).
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
-fn avx2_finish_u8_impl(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+pub(in crate::x86_64) fn finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
     let n = dst.len();
     let (rs, vlo, vhi) = (_mm256_set1_epi32(t.row_sum), _mm256_set1_ps(lo), _mm256_set1_ps(hi));
     let mut j = 0;
@@ -84,12 +71,8 @@ fn avx2_finish_u8_impl(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: 
 
 /// The float epilogue in f64, 4 columns at a time, in the reference's
 /// order of operations (so its results are the reference's bits).
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
-fn avx2_finish_f32_impl(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
+pub(in crate::x86_64) fn finish_f32(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
     let n = dst.len();
     let (rs, sx) = (_mm256_set1_epi32(t.row_sum), _mm256_set1_pd(x_scale));
     let mut j = 0;
@@ -111,35 +94,3 @@ fn avx2_finish_f32_impl(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &
     }
     scalar_finish_f32(t.tail(j), x_scale, &w_scales[j..], &bias[j..], &mut dst[j..]);
 }
-
-/// The AVX2 quantizing epilogue (also used by the VNNI kernel).
-pub fn avx2_finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
-    if has_avx2() {
-        // SAFETY: AVX2 and FMA were just detected.
-        unsafe { avx2_finish_u8_impl(t, mult, add, lo, hi, dst) }
-    } else {
-        scalar_finish_u8(t, mult, add, lo, hi, dst)
-    }
-}
-
-/// The AVX2 float epilogue (also used by the VNNI kernel).
-pub fn avx2_finish_f32(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
-    if has_avx2() {
-        // SAFETY: AVX2 and FMA were just detected.
-        unsafe { avx2_finish_f32_impl(t, x_scale, w_scales, bias, dst) }
-    } else {
-        scalar_finish_f32(t, x_scale, w_scales, bias, dst)
-    }
-}
-
-/// The AVX2 GEMM kernel.
-pub const AVX2_GEMM: PKernel = PKernel {
-    name: "avx2",
-    run: super::gemm_i16::run,
-    finish_u8: avx2_finish_u8,
-    finish_f32: avx2_finish_f32,
-    depthwise: Some(super::depthwise_nhwc::DEPTHWISE_NHWC),
-};
-
-crate::register_gemm_linear!("avx2", AVX2_GEMM, super::PRIORITY, crate::x86_64::has_avx2);
-crate::register_gemm_conv!("avx2", AVX2_GEMM, super::PRIORITY, crate::x86_64::has_avx2);

@@ -10,7 +10,6 @@
 //! instructions per 16 products instead of seven per 64.
 
 use crate::gemm::packed::{PackedB, BLOCK};
-use crate::x86_64::has_avx2;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::ops::Range;
@@ -18,10 +17,6 @@ use std::ops::Range;
 /// `P` for `R` rows by one block: `a16` holds `R` rows of `kp` i16
 /// activations, `b8` the block's weights as `kp / 2` pairs of 16 columns
 /// of 2 i8 each, widened to i16 as they are loaded.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 fn tile<const R: usize>(a16: &[i16], kp: usize, b8: &[i8], out: &mut [i32], ldo: usize, col0: usize) {
     let mut acc = [[_mm256_setzero_si256(); 2]; R];
@@ -62,10 +57,6 @@ fn tile<const R: usize>(a16: &[i16], kp: usize, b8: &[i8], out: &mut [i32], ldo:
 const ROWS: usize = 6;
 
 /// The kernel over `rows` x `blocks`, on activations already widened.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 fn gemm_i16(a16: &[i16], rows: usize, kp: usize, b8: &[i8], blocks: Range<usize>, out: &mut [i32], ldo: usize) {
     let block_len = kp * BLOCK;
@@ -100,14 +91,14 @@ thread_local! {
 /// The kernel entry: widens the `rows` rows of `a` once, then runs every
 /// block over them (the driver passes at most a few dozen rows at a time,
 /// so the widened panel stays in L2).
-pub(super) fn run(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
-    assert!(has_avx2(), "the AVX2 GEMM kernel was chosen on a CPU without AVX2");
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
     let pairs = b.pairs();
     WIDE.with(|wide| {
         let mut wide = wide.borrow_mut();
         wide.clear();
         wide.extend(a[..rows * kp].iter().map(|&v| v as i16));
-        // SAFETY: the assertion above checked the CPU features.
-        unsafe { gemm_i16(&wide, rows, kp, pairs, blocks, out, ldo) }
+        // The closure inherits this function's target features.
+        gemm_i16(&wide, rows, kp, pairs, blocks, out, ldo)
     });
 }

@@ -1,21 +1,130 @@
-//! AVX2 kernels (256-bit integer and float SIMD), registered at priority 10
-//! above the reference kernels and bit-exact with them wherever docs/conformance-format.md
-//! says exact.
+//! AVX2 kernels (256-bit integer and float SIMD): the [`VectorIsa`] and
+//! [`GemmIsa`] routines of the [`Avx2`] token, registered at
+//! [`Priority::ISA`] and bit-exact with the portable routines.
 //!
-//! Every `#[target_feature(enable = "avx2,fma")]` function here is reached only
-//! through a kernel entry point that checks [`super::has_avx2`] first; that
-//! check is the safety argument of each `unsafe` call into this module.
+//! The `#[target_feature(enable = "avx2,fma")]` functions in the
+//! submodules are private to this module. The trait methods below are the
+//! only way in: each takes an `Avx2` token, which only
+//! `Avx2::detect()` makes and only on a CPU with AVX2 and FMA, so each
+//! `unsafe` call cites the token it holds.
 
-pub mod cat;
-pub mod depthwise;
-pub mod depthwise_nhwc;
-pub mod dequantize;
-pub mod elementwise;
-pub mod gemm;
-pub mod gemm_i16;
-pub mod pool;
-pub mod quantize;
-pub mod simd;
+mod depthwise;
+mod depthwise_nhwc;
+mod dequantize;
+mod elementwise;
+pub(super) mod gemm;
+mod gemm_i16;
+mod pool;
+mod quantize;
+mod requantize;
+mod simd;
 
-/// The priority of the AVX2 kernels (the reference kernels have 0).
-pub const PRIORITY: i32 = 10;
+use crate::gemm::depthwise::DepthwiseArgs;
+use crate::gemm::packed::PackedB;
+use crate::gemm::{GemmIsa, Panel, RowTerms};
+use crate::reference::pool::Window;
+use crate::vector::{BinaryParams, Byte, QuantizeParams, RequantParams, VectorIsa};
+use qtensor_runtime::isa::Avx2;
+use qtensor_runtime::{Priority, Result};
+use std::ops::Range;
+
+impl VectorIsa for Avx2 {
+    fn detect() -> Option<Self> {
+        Avx2::detect()
+    }
+
+    fn quantize_bytes<B: Byte>(self, src: &[f32], dst: &mut [B], q: QuantizeParams) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { quantize::quantize_bytes(src, dst, q) }
+    }
+
+    fn quantize_i32(self, src: &[f32], dst: &mut [i32], inv: f32, zero_point: i64) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { quantize::quantize_i32(src, dst, inv, zero_point) }
+    }
+
+    fn dequantize_bytes<B: Byte>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, stream: bool) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { dequantize::dequantize_bytes(src, dst, scale, zero_point, stream) }
+    }
+
+    fn dequantize_i32(self, src: &[i32], dst: &mut [f32], scale: f32, zero_point: i64) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { dequantize::dequantize_i32(src, dst, scale, zero_point) }
+    }
+
+    fn relu_bytes<B: Byte>(self, src: &[B], dst: &mut [B], zero_point: i64, stream: bool) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { elementwise::relu_bytes(src, dst, zero_point, stream) }
+    }
+
+    fn relu_i32(self, src: &[i32], dst: &mut [i32], zero_point: i64) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { elementwise::relu_i32(src, dst, zero_point) }
+    }
+
+    fn binary_bytes<B: Byte>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { elementwise::binary_bytes(a, b, dst, p, stream) }
+    }
+
+    fn requantize_bytes<B: Byte>(self, src: &[B], dst: &mut [B], p: RequantParams) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { requantize::requantize_bytes(src, dst, p) }
+    }
+
+    fn max_pool_row<B: Byte>(self, src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { pool::max_pool_row(src, dims, win, oy, out) }
+    }
+
+    fn max_pool_plane<B: Byte>(
+        self,
+        plane: &[B],
+        hw: [usize; 2],
+        win: &Window,
+        out: &mut [B],
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { pool::max_pool_plane(plane, hw, win, out, scratch) }
+    }
+}
+
+impl GemmIsa for Avx2 {
+    const NAME: &'static str = "avx2";
+
+    fn detect() -> Option<Self> {
+        Avx2::detect()
+    }
+
+    fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { gemm_i16::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
+    }
+
+    fn finish_u8(self, terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { gemm::finish_u8(terms, mult, add, lo, hi, dst) }
+    }
+
+    fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { gemm::finish_f32(terms, x_scale, w_scales, bias, dst) }
+    }
+
+    fn quantize_u8(self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
+        VectorIsa::quantize_bytes(self, src, dst, q)
+    }
+
+    fn depthwise_nhwc(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
+        Some(depthwise_nhwc::depthwise_nhwc(self, args, out))
+    }
+
+    fn depthwise_nchw(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
+        Some(depthwise::depthwise_nchw(self, args, out))
+    }
+}
+
+crate::register_vector_kernels!(Avx2, "avx2", Priority::ISA);
+crate::register_gemm_kernels!(Avx2, "avx2", Priority::ISA);

@@ -1,12 +1,9 @@
-//! AVX2 max_pool2d over NCHW quint8/qint8 planes (exact, like the reference).
+//! AVX2 max_pool2d routines (exact, like the reference): NCHW planes of
+//! quint8/qint8, and the channels-last row compiled for AVX2.
 
 use super::simd::store_prefix;
-use super::PRIORITY;
-use crate::reference::common::per_tensor;
-use crate::reference::pool::{reference_max_pool2d, window, Planes, Window};
-use crate::x86_64::has_avx2;
-use qtensor_runtime::{register_kernel, DType, Element, Result, Storage, Tensor};
-use rayon::prelude::*;
+use crate::reference::pool::Window;
+use crate::vector::Byte;
 use std::arch::x86_64::*;
 
 /// Extra bytes after a padded row, so vector loads never run past it.
@@ -14,10 +11,6 @@ const SLACK: usize = 64;
 
 /// One output plane. `flip` maps qint8 into unsigned order (x ^ 0x80), so
 /// one unsigned max serves both dtypes; padding never wins (it is 0).
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [u8], row: &mut [u8]) {
     let [kh, kw] = [win.kernel[0] as usize, win.kernel[1] as usize];
@@ -117,97 +110,38 @@ fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [
 }
 
 /// The portable channels-last row, compiled for AVX2 (32-byte vectors).
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
-fn nhwc_row_avx2(src: &[u8], dims: [usize; 3], win: &Window, oy: usize, lowest: u8, out: &mut [u8]) {
-    crate::portable::pool::max_pool_row(src, dims, win, oy, lowest, out)
+pub(super) fn max_pool_row<B: Byte>(src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
+    crate::vector::max_pool_row(src, dims, win, oy, B::LOWEST, out)
 }
 
-fn nhwc_row(src: &[u8], dims: [usize; 3], win: &Window, oy: usize, lowest: u8, out: &mut [u8]) {
-    // SAFETY: only passed to `max_pool2d_nhwc` after `has_avx2()` held.
-    unsafe { nhwc_row_avx2(src, dims, win, oy, lowest, out) }
-}
-
-fn avx2_max_pool2d(
-    x: &Tensor,
-    kernel_size: &[i64],
-    stride: &[i64],
-    padding: &[i64],
-    dilation: &[i64],
-    ceil_mode: bool,
-) -> Result<Tensor> {
-    let op = "max_pool2d";
-    if crate::portable::pool::is_channels_last(x) && has_avx2() {
-        return crate::portable::pool::max_pool2d_nhwc(x, kernel_size, stride, padding, dilation, ceil_mode, nhwc_row);
-    }
-    let fast = has_avx2() && matches!(x.dtype(), DType::QUInt8 | DType::QInt8) && per_tensor(op, "self", x).is_ok();
-    if !fast {
-        return reference_max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode);
-    }
-    let p = Planes::of(op, x)?;
-    let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;
-    let [oh, ow] = win.out;
-    let flip = if x.dtype() == DType::QInt8 { 0x80 } else { 0 };
+/// One NCHW plane of bytes; false (nothing written) when the window
+/// reaches so far beyond the input that the row buffer would be sized by
+/// the window rather than the input (possible with ceil_mode).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn max_pool_plane<B: Byte>(
+    plane: &[B],
+    [h, w]: [usize; 2],
+    win: &Window,
+    out: &mut [B],
+    scratch: &mut Vec<u8>,
+) -> bool {
+    let ow = win.out[1];
     // The padded row covers every tap of every output, plus slack for the
     // full vectors that run past the last output.
     let reach = ((ow - 1) as i128 * win.stride[1] as i128)
         .saturating_add((win.kernel[1] as i128 - 1).saturating_mul(win.dilation[1] as i128))
         .saturating_add(1);
     let extent_h = (win.kernel[0] as i128 - 1).saturating_mul(win.dilation[0] as i128).saturating_add(1);
-    if reach > (p.w as i128 + 2 * win.pad[1] as i128) * 2 || extent_h > p.h as i128 + 2 * win.pad[0] as i128 {
-        // A window far beyond the input (possible with ceil_mode): the
-        // row buffer would be sized by the window, so let the reference
-        // kernel, which clips windows to the input, run it.
-        return reference_max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode);
+    if reach > (w as i128 + 2 * win.pad[1] as i128) * 2 || extent_h > h as i128 + 2 * win.pad[0] as i128 {
+        return false;
     }
-    let reach = reach as usize;
-    let row_len = reach.max(win.pad[1] as usize + p.w) + 2 * SLACK;
-    let storage = Storage::for_overwrite(x.dtype().storage_type(), p.planes * oh * ow)?;
-    // Both byte types are pooled as raw bytes (qint8 in flipped order).
-    fn pool_planes<B: Element>(
-        x: &Tensor,
-        storage: &Storage,
-        p: &Planes,
-        win: &Window,
-        flip: u8,
-        row_len: usize,
-    ) -> Result<()> {
-        let [oh, ow] = win.out;
-        x.with_contiguous::<B, Result<()>>(|s| {
-            let src: &[u8] = bytemuck::cast_slice(s);
-            let mut guard = storage.write::<B>()?;
-            let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut guard);
-            // A few groups of planes per thread, each with one row buffer.
-            let per = p.planes.div_ceil(4 * rayon::current_num_threads()).max(1);
-            dst.par_chunks_mut(per * oh * ow).enumerate().for_each(|(g, outs)| {
-                let mut row = vec![0u8; row_len];
-                for (j, out) in outs.chunks_mut(oh * ow).enumerate() {
-                    let i = g * per + j;
-                    let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
-                    // SAFETY: only reached after `has_avx2()` held in `avx2_max_pool2d`.
-                    unsafe { plane_max(plane, p.h, p.w, win, flip, out, &mut row) };
-                }
-            });
-            Ok(())
-        })?
-    }
-    if x.dtype() == DType::QInt8 {
-        pool_planes::<i8>(x, &storage, &p, &win, flip, row_len)?;
-    } else {
-        pool_planes::<u8>(x, &storage, &p, &win, flip, row_len)?;
-    }
-    let q = x.quantizer().ok_or_else(|| qtensor_runtime::Error::invalid(op, "no quantizer"))?;
-    Tensor::quantized_from_storage(storage, &p.out_sizes(oh, ow), &q)
-}
-
-register_kernel! {
-    op: "max_pool2d",
-    dtypes: [QUInt8, QInt8],
-    name: "avx2_max_pool2d",
-    priority: PRIORITY,
-    is_supported: has_avx2,
-    fn avx2_max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Tensor
+    let row_len = (reach as usize).max(win.pad[1] as usize + w) + 2 * SLACK;
+    scratch.resize(row_len, 0);
+    // Both byte types are pooled as raw bytes, qint8 in flipped order.
+    let flip = if B::SIGNED { 0x80 } else { 0 };
+    let src: &[u8] = bytemuck::cast_slice(plane);
+    let dst: &mut [u8] = bytemuck::cast_slice_mut(out);
+    plane_max(src, h, w, win, flip, dst, scratch);
+    true
 }

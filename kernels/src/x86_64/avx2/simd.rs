@@ -2,33 +2,13 @@
 //! widening byte loads, packing 32 lanes of i32 into bytes, and loads and
 //! stores (optionally non-temporal).
 //!
-//! # Safety
-//!
-//! Every function here needs a CPU with AVX2 and FMA (see
-//! [`crate::x86_64::has_avx2`]); the `unsafe` blocks inside are the pointer
-//! loads and stores, each bounded by an assertion on the slice length.
+//! These are safe `#[target_feature]` functions: the compiler lets only
+//! code compiled for AVX2 and FMA call them. The `unsafe` blocks inside are
+//! the pointer loads and stores, each bounded by an assertion on the slice
+//! length.
 
-use qtensor_runtime::Element;
+use crate::vector::Byte;
 use std::arch::x86_64::*;
-
-/// An 8-bit storage type: `u8` (quint8) or `i8` (qint8). The kernels are
-/// generic over it; `SIGNED` picks the widening and packing instructions.
-pub trait Byte: Element {
-    /// True for `i8`.
-    const SIGNED: bool;
-}
-
-impl Byte for u8 {
-    const SIGNED: bool = false;
-}
-
-impl Byte for i8 {
-    const SIGNED: bool = true;
-}
-
-/// Outputs at least this large are written with non-temporal stores, which
-/// skip reading the destination lines into the cache first.
-pub const STREAM_BYTES: usize = 8 << 20;
 
 /// `x * inv` with NaN mapped to 0 (so it lands on the zero point), clamped
 /// to `[lo, hi]` = `[qmin - zp, qmax - zp]`. Converting the result with
@@ -36,26 +16,18 @@ pub const STREAM_BYTES: usize = 8 << 20;
 /// nothing in qtensor changes); for integer bounds, clamping before rounding
 /// equals rounding before clamping, so the lanes equal
 /// `numerics::quantize_val` minus the zero point.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn scale_clamp(x: __m256, inv: __m256, lo: __m256, hi: __m256) -> __m256 {
+pub(super) fn scale_clamp(x: __m256, inv: __m256, lo: __m256, hi: __m256) -> __m256 {
     let v = _mm256_mul_ps(x, inv);
     let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(v, v);
     _mm256_min_ps(_mm256_max_ps(_mm256_and_ps(v, ordered), lo), hi)
 }
 
 /// Loads 8 bytes and widens them to 8 lanes of i32.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
+pub(super) fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
     assert!(src.len() >= 8);
     // SAFETY: `src` holds at least 8 one-byte elements (asserted above), and
     // `_mm_loadl_epi64` reads exactly 8 bytes with no alignment requirement.
@@ -69,13 +41,9 @@ pub fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
 
 /// Packs 4 x 8 lanes of i32, each already within the byte type's range,
 /// into 32 bytes in order.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
+pub(super) fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
     let ab = _mm256_packs_epi32(a, b);
     let cd = _mm256_packs_epi32(c, d);
     let bytes = if B::SIGNED { _mm256_packs_epi16(ab, cd) } else { _mm256_packus_epi16(ab, cd) };
@@ -85,13 +53,9 @@ pub fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256
 
 /// Stores 32 bytes; with `stream`, non-temporally when `dst` is 32-byte
 /// aligned (the caller ends its loop with [`stream_fence`]).
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn store32<B: Byte>(dst: &mut [B], v: __m256i, stream: bool) {
+pub(super) fn store32<B: Byte>(dst: &mut [B], v: __m256i, stream: bool) {
     assert!(dst.len() >= 32);
     let p = dst.as_mut_ptr() as *mut __m256i;
     if stream && (p as usize).is_multiple_of(32) {
@@ -105,24 +69,16 @@ pub fn store32<B: Byte>(dst: &mut [B], v: __m256i, stream: bool) {
 }
 
 /// Orders earlier non-temporal stores before anything that follows.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn stream_fence() {
+pub(super) fn stream_fence() {
     _mm_sfence()
 }
 
 /// Loads 8 lanes of f32.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn load8_f32(src: &[f32]) -> __m256 {
+pub(super) fn load8_f32(src: &[f32]) -> __m256 {
     assert!(src.len() >= 8);
     // SAFETY: `src` holds at least 8 floats (asserted above); unaligned load.
     unsafe { _mm256_loadu_ps(src.as_ptr()) }
@@ -130,13 +86,9 @@ pub fn load8_f32(src: &[f32]) -> __m256 {
 
 /// Stores 8 lanes of f32; with `stream`, non-temporally when `dst` is
 /// 32-byte aligned (the caller ends its loop with [`stream_fence`]).
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn store8_f32(dst: &mut [f32], v: __m256, stream: bool) {
+pub(super) fn store8_f32(dst: &mut [f32], v: __m256, stream: bool) {
     assert!(dst.len() >= 8);
     let p = dst.as_mut_ptr();
     if stream && (p as usize).is_multiple_of(32) {
@@ -150,39 +102,27 @@ pub fn store8_f32(dst: &mut [f32], v: __m256, stream: bool) {
 }
 
 /// Loads 8 lanes of i32.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn load8_i32(src: &[i32]) -> __m256i {
+pub(super) fn load8_i32(src: &[i32]) -> __m256i {
     assert!(src.len() >= 8);
     // SAFETY: `src` holds at least 8 i32 (asserted above); unaligned load.
     unsafe { _mm256_loadu_si256(src.as_ptr() as *const __m256i) }
 }
 
 /// Stores 8 lanes of i32.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn store8_i32(dst: &mut [i32], v: __m256i) {
+pub(super) fn store8_i32(dst: &mut [i32], v: __m256i) {
     assert!(dst.len() >= 8);
     // SAFETY: `dst` holds at least 8 i32 (asserted above); unaligned store.
     unsafe { _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, v) }
 }
 
 /// Loads 32 bytes.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn load32<B: Byte>(src: &[B]) -> __m256i {
+pub(super) fn load32<B: Byte>(src: &[B]) -> __m256i {
     assert!(src.len() >= 32);
     // SAFETY: `src` holds at least 32 one-byte elements (asserted above).
     unsafe { _mm256_loadu_si256(src.as_ptr() as *const __m256i) }
@@ -191,13 +131,9 @@ pub fn load32<B: Byte>(src: &[B]) -> __m256i {
 /// Stores the first `dst.len()` (at most 32) bytes of `v`, with 16- and
 /// 8-byte stores and a short scalar tail: a variable-length
 /// `copy_from_slice` would be a `memmove` call per short row.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA (see [`crate::x86_64::has_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub fn store_prefix(dst: &mut [u8], v: __m256i) {
+pub(super) fn store_prefix(dst: &mut [u8], v: __m256i) {
     let n = dst.len().min(32);
     let mut bytes = [0u8; 32];
     // SAFETY: `bytes` is 32 writable bytes; unaligned store.

@@ -1,17 +1,11 @@
 //! The AVX-512 VNNI GEMM dot-product kernel: `P = Σ x w` with raw u8
 //! activations and s8 weights (see `crate::gemm`).
 
-use super::has_avx512vnni;
 use crate::gemm::packed::{PackedB, BLOCK};
-use crate::gemm::PKernel;
 use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// `P` for `R` rows by `NB` blocks (one 512-bit accumulator each).
-///
-/// # Safety
-///
-/// The CPU must support AVX-512F, BW and VNNI (see [`has_avx512vnni`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 fn tile<const R: usize, const NB: usize>(
@@ -54,13 +48,9 @@ fn tile<const R: usize, const NB: usize>(
     }
 }
 
-/// The VNNI `P` kernel over `rows` x `blocks`.
-///
-/// # Safety
-///
-/// The CPU must support AVX-512F, BW and VNNI (see [`has_avx512vnni`]).
+/// The VNNI `P` kernel over `rows` x `blocks` (see `GemmIsa::dot`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn vnni_gemm_p(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+pub(super) fn dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
     let data = &b.data[..];
     if rows == 1 {
         let mut blk = blocks.start;
@@ -96,21 +86,3 @@ fn vnni_gemm_p(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usiz
         blk += if two { 2 } else { 1 };
     }
 }
-
-fn run(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
-    assert!(has_avx512vnni(), "the AVX-512 VNNI GEMM kernel was chosen on a CPU without it");
-    // SAFETY: the assertion above checked the CPU features.
-    unsafe { vnni_gemm_p(a, rows, kp, b, blocks, out, ldo) }
-}
-
-/// The AVX-512 VNNI GEMM kernel.
-pub const VNNI_GEMM: PKernel = PKernel {
-    name: "avx512vnni",
-    run,
-    finish_u8: crate::x86_64::avx2::gemm::avx2_finish_u8,
-    finish_f32: crate::x86_64::avx2::gemm::avx2_finish_f32,
-    depthwise: Some(crate::x86_64::avx2::depthwise_nhwc::DEPTHWISE_NHWC),
-};
-
-crate::register_gemm_linear!("avx512vnni", VNNI_GEMM, super::PRIORITY, has_avx512vnni);
-crate::register_gemm_conv!("avx512vnni", VNNI_GEMM, super::PRIORITY, has_avx512vnni);

@@ -1,15 +1,50 @@
 //! AVX-512 VNNI kernels: `vpdpbusd` multiplies u8 by s8 and sums four
 //! products into i32 with no intermediate saturation, 64 per instruction.
-//! Registered above the AVX2 kernels and chosen only where the CPU has
-//! AVX-512F, AVX-512BW and AVX-512 VNNI.
+//! The [`GemmIsa`] of the [`Avx512Vnni`] token, registered one step above
+//! the AVX2 kernels; its epilogues and depthwise routines are AVX2's.
 
-pub mod gemm;
+mod gemm;
 
-/// True when this CPU has the AVX-512 subsets these kernels use (and AVX2),
-/// and the ISA cap (`QTENSOR_ISA`) allows them.
-pub fn has_avx512vnni() -> bool {
-    qtensor_runtime::Isa::Avx512Vnni.enabled()
+use crate::gemm::depthwise::DepthwiseArgs;
+use crate::gemm::packed::PackedB;
+use crate::gemm::{GemmIsa, Panel, RowTerms};
+use crate::vector::QuantizeParams;
+use qtensor_runtime::isa::Avx512Vnni;
+use qtensor_runtime::{Priority, Result};
+use std::ops::Range;
+
+impl GemmIsa for Avx512Vnni {
+    const NAME: &'static str = "avx512vnni";
+
+    fn detect() -> Option<Self> {
+        Avx512Vnni::detect()
+    }
+
+    fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+        // SAFETY: `self` is an `Avx512Vnni` token, which proves AVX-512 F,
+        // BW and VNNI.
+        unsafe { gemm::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
+    }
+
+    fn finish_u8(self, terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+        self.avx2().finish_u8(terms, mult, add, lo, hi, dst)
+    }
+
+    fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
+        self.avx2().finish_f32(terms, x_scale, w_scales, bias, dst)
+    }
+
+    fn quantize_u8(self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
+        GemmIsa::quantize_u8(self.avx2(), src, dst, q)
+    }
+
+    fn depthwise_nhwc(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
+        self.avx2().depthwise_nhwc(args, out)
+    }
+
+    fn depthwise_nchw(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
+        self.avx2().depthwise_nchw(args, out)
+    }
 }
 
-/// The priority of the AVX-512 VNNI kernels (AVX2 ones have 10).
-pub const PRIORITY: i32 = 20;
+crate::register_gemm_kernels!(Avx512Vnni, "avx512vnni", Priority::ISA.raised(1));

@@ -1,0 +1,124 @@
+//! What an instruction set plugs into the GEMM driver ([`GemmIsa`]): its
+//! dot-product micro-kernel, its epilogues, and where it has them its
+//! direct depthwise routines. The portable forms here define the results
+//! every ISA's must reproduce.
+
+use super::depthwise::DepthwiseArgs;
+use super::driver::RowTerms;
+use super::packed::{PackedB, BLOCK};
+use crate::vector::{quantize_scalar, Portable, QuantizeParams};
+use qtensor_runtime::Result;
+use std::ops::Range;
+
+/// A panel of activation rows for a micro-kernel: `rows` rows of `kp` raw
+/// u8 activations each (zero-padded past K).
+#[derive(Debug, Clone, Copy)]
+pub struct Panel<'a> {
+    /// `rows * kp` bytes, row-major.
+    pub a: &'a [u8],
+    /// Rows in the panel.
+    pub rows: usize,
+    /// Bytes per row: K rounded up to the packing's multiple of 4.
+    pub kp: usize,
+}
+
+/// An ISA's GEMM, implemented on a token whose existence proves the CPU
+/// supports it (so every method is safe to call).
+pub trait GemmIsa: Copy + Send + Sync + 'static {
+    /// A name for reports (`avx2`, `neon_dot`).
+    const NAME: &'static str;
+
+    /// The token, when this CPU has the ISA and the cap allows it.
+    fn detect() -> Option<Self>;
+
+    /// The micro-kernel: for the rows of `x` and the packed `blocks`,
+    /// writes `P[r][j] = Σ_k x[r, k] w[j, k]` (exact i32) to `out[r * ldo +
+    /// j]`, `j` counting columns from the first block's.
+    fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize);
+
+    /// The quantizing epilogue; see [`scalar_finish_u8`] for the result.
+    fn finish_u8(self, terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+        scalar_finish_u8(terms, mult, add, lo, hi, dst)
+    }
+
+    /// The float epilogue; see [`scalar_finish_f32`] for the result.
+    fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
+        scalar_finish_f32(terms, x_scale, w_scales, bias, dst)
+    }
+
+    /// Quantizes linear_dynamic's activations to u8, bit-exact with
+    /// `numerics::quantize_val`.
+    fn quantize_u8(self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
+        quantize_scalar(src, dst, q)
+    }
+
+    /// A direct depthwise conv over channels-last activations, or `None`
+    /// when the ISA has none (the conv driver then runs grouped GEMMs).
+    fn depthwise_nhwc(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
+        let _ = (args, out);
+        None
+    }
+
+    /// A direct depthwise conv over NCHW planes at stride and dilation 1,
+    /// or `None` when the ISA has none.
+    fn depthwise_nchw(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
+        let _ = (args, out);
+        None
+    }
+}
+
+/// Rounds half to even for `0 <= v < 2^22` in the default rounding mode:
+/// adding 1.5 * 2^23 leaves no fraction bits.
+#[inline]
+fn round_even_small(v: f32) -> f32 {
+    (v + 12_582_912.0) - 12_582_912.0
+}
+
+/// The quantizing epilogue: `clamp(round(fma(C, mult, add)), lo, hi)` as u8,
+/// the multiply and add fused (one rounding), ties to even.
+pub fn scalar_finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+    for (j, d) in dst.iter_mut().enumerate() {
+        *d = round_even_small((t.c(j) as f32).mul_add(mult[j], add[j]).clamp(lo, hi)) as u8;
+    }
+}
+
+/// The float epilogue: `((C * x_scale) * w_scale + bias) as f32`, in f64,
+/// in the reference's order (so a large bias that cancels the product
+/// costs no precision).
+pub fn scalar_finish_f32(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
+    for (j, d) in dst.iter_mut().enumerate() {
+        *d = (t.c(j) as f64 * x_scale * w_scales[j] + bias[j]) as f32;
+    }
+}
+
+/// The portable micro-kernel: per row and block, 16 i32 accumulators over
+/// the packed k-quads, which the compiler vectorizes on any target.
+pub fn portable_dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+    let block_len = kp * BLOCK;
+    for (bi, blk) in blocks.enumerate() {
+        let packed = &b.data[blk * block_len..(blk + 1) * block_len];
+        for r in 0..rows {
+            let x = &a[r * kp..(r + 1) * kp];
+            let mut acc = [0i32; BLOCK];
+            for (quad, xq) in packed.chunks_exact(4 * BLOCK).zip(x.chunks_exact(4)) {
+                for (c, acc) in acc.iter_mut().enumerate() {
+                    let w = &quad[4 * c..4 * c + 4];
+                    *acc += (0..4).map(|i| xq[i] as i32 * w[i] as i32).sum::<i32>();
+                }
+            }
+            out[r * ldo + bi * BLOCK..r * ldo + (bi + 1) * BLOCK].copy_from_slice(&acc);
+        }
+    }
+}
+
+impl GemmIsa for Portable {
+    const NAME: &'static str = "portable";
+
+    fn detect() -> Option<Self> {
+        Some(Portable)
+    }
+
+    fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+        portable_dot(x.a, x.rows, x.kp, b, blocks, out, ldo)
+    }
+}

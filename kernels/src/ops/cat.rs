@@ -1,0 +1,102 @@
+//! quantized::cat for per-tensor quint8/qint8 over an ISA's slice
+//! routines: inputs that already have the output qparams are copied, the
+//! others requantized (within one step of the exact value).
+
+use crate::reference::cat::reference_cat;
+use crate::reference::common::per_tensor;
+use crate::vector::{Byte, RequantParams, VectorIsa};
+use qtensor_runtime::storage::checked_count;
+use qtensor_runtime::tensor::layout::wrap_dim;
+use qtensor_runtime::{DType, Error, QScheme, Quantizer, Result, Storage, Tensor};
+use std::sync::Arc;
+
+/// The output of a cat: its sizes, dim and qparams.
+struct CatOutput {
+    sizes: Vec<usize>,
+    dim: usize,
+    quantizer: Arc<Quantizer>,
+    scale: f64,
+    zero_point: i64,
+}
+
+fn cat_bytes<I: VectorIsa, B: Byte>(isa: I, op: &str, xs: &[Tensor], out: &CatOutput) -> Result<Tensor> {
+    let (sizes, d) = (&out.sizes, out.dim);
+    let total = checked_count(op, sizes)?;
+    // With no elements there is nothing to loop over (the outer sizes may
+    // still be huge).
+    let outer: usize = if total == 0 { 0 } else { sizes[..d].iter().product() };
+    let inner: usize = sizes[d + 1..].iter().product();
+    let storage = Storage::for_overwrite(B::STORAGE, total)?;
+    {
+        let mut dst = storage.write::<B>()?;
+        let mut offset = 0usize;
+        let row: usize = sizes[d] * inner;
+        for (i, x) in xs.iter().enumerate() {
+            let p = per_tensor(op, &format!("qx[{i}]"), x)?;
+            let chunk = x.sizes()[d] * inner;
+            let copy = p.scale == out.scale && p.zero_point == out.zero_point;
+            let rq = RequantParams {
+                m: (p.scale / out.scale) as f32,
+                zi: p.zero_point,
+                zo: out.zero_point,
+                lo: p.qmin,
+                hi: p.qmax,
+            };
+            x.with_contiguous::<B, ()>(|src| {
+                for o in 0..outer {
+                    let s = &src[o * chunk..(o + 1) * chunk];
+                    let dst = &mut dst[o * row + offset..o * row + offset + chunk];
+                    if copy {
+                        dst.copy_from_slice(s);
+                    } else {
+                        isa.requantize_bytes(s, dst, rq);
+                    }
+                }
+            })?;
+            offset += chunk;
+        }
+    }
+    Tensor::quantized_from_storage(storage, sizes, &out.quantizer)
+}
+
+/// quantized::cat through `isa` where it applies.
+pub fn cat<I: VectorIsa>(
+    isa: I,
+    xs: &[Tensor],
+    dim: i64,
+    scale: Option<f64>,
+    zero_point: Option<i64>,
+) -> Result<Tensor> {
+    let op = "quantized::cat";
+    let reference = || reference_cat(xs, dim, scale, zero_point);
+    let Some(first) = xs.first() else { return reference() };
+    let bytes = matches!(first.dtype(), DType::QUInt8 | DType::QInt8);
+    let uniform = xs.iter().all(|x| {
+        x.dtype() == first.dtype() && x.ndim() == first.ndim() && x.qscheme().ok() == Some(QScheme::PerTensorAffine)
+    });
+    if !bytes || !uniform || first.ndim() == 0 {
+        return reference();
+    }
+    let d = wrap_dim(op, dim, first.ndim())?;
+    if xs.iter().any(|x| x.sizes().iter().zip(first.sizes()).enumerate().any(|(j, (a, b))| j != d && a != b)) {
+        return reference();
+    }
+    let p0 = per_tensor(op, "qx[0]", first)?;
+    let (so, zo) = (scale.unwrap_or(p0.scale), zero_point.unwrap_or(p0.zero_point));
+    // A ratio of scales that f32 cannot hold goes to the f64 reference.
+    let ratios_fit = xs.iter().all(|x| x.per_tensor_qparams().is_some_and(|(_, s, _)| ((s / so) as f32).is_finite()));
+    if !ratios_fit {
+        return reference();
+    }
+    let quantizer = Quantizer::per_tensor(so, zo, first.dtype()).map_err(|e| Error::qparams(op, e.to_string()))?;
+    let mut sizes = first.sizes().to_vec();
+    sizes[d] = match xs.iter().try_fold(0usize, |acc, x| acc.checked_add(x.sizes()[d])) {
+        Some(total) => total,
+        None => return reference(),
+    };
+    let out = CatOutput { sizes, dim: d, quantizer, scale: so, zero_point: zo };
+    match first.dtype() {
+        DType::QUInt8 => cat_bytes::<I, u8>(isa, op, xs, &out),
+        _ => cat_bytes::<I, i8>(isa, op, xs, &out),
+    }
+}

@@ -1,0 +1,105 @@
+//! max_pool2d (exact) over an ISA's routines: channels-last tensors a row
+//! of pixels at a time across their channels, NCHW ones a plane at a time.
+//! Per-channel tensors and other dtypes go to the reference kernel.
+
+use crate::reference::pool::{reference_max_pool2d, window, Planes, Window};
+use crate::vector::{max_pool_row, Byte, VectorIsa};
+use qtensor_runtime::storage::checked_count;
+use qtensor_runtime::tensor::format::channels_last_strides;
+use qtensor_runtime::{DType, Element, Error, MemoryFormat, Result, Storage, Tensor};
+use rayon::prelude::*;
+
+/// True for a 4-d per-tensor quantized tensor in channels-last layout.
+pub fn is_channels_last(x: &Tensor) -> bool {
+    x.ndim() == 4 && x.memory_format() == MemoryFormat::ChannelsLast && x.per_tensor_qparams().is_some()
+}
+
+/// Runs `row(image, oy, out_row)` over every output row of an NHWC result,
+/// in parallel, and wraps it as a channels-last tensor like `x`.
+pub fn nhwc_rows<B: Element>(
+    op: &str,
+    x: &Tensor,
+    [n, c, oh, ow]: [usize; 4],
+    row: impl Fn(&[B], usize, &mut [B]) + Sync,
+) -> Result<Tensor> {
+    let sizes = [n, c, oh, ow];
+    let storage = Storage::for_overwrite(B::STORAGE, checked_count(op, &sizes)?)?;
+    let [_, _, h, w] = [x.sizes()[0], x.sizes()[1], x.sizes()[2], x.sizes()[3]];
+    x.with_dense::<B, Result<()>>(|src| {
+        let mut dst = storage.write::<B>()?;
+        dst.par_chunks_mut((ow * c).max(1)).enumerate().for_each(|(r, out)| {
+            let img = r / oh.max(1);
+            row(&src[img * h * w * c..(img + 1) * h * w * c], r % oh.max(1), out);
+        });
+        Ok(())
+    })??;
+    let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
+    Tensor::quantized_from_storage_strided(storage, &sizes, channels_last_strides(&sizes), &q)
+}
+
+/// NCHW planes of bytes: the ISA's plane routine where it has one, else
+/// its channels-last row routine on one channel.
+fn nchw_planes<I: VectorIsa, B: Byte>(isa: I, op: &str, x: &Tensor, p: &Planes, win: &Window) -> Result<Tensor> {
+    let [oh, ow] = win.out;
+    let sizes = p.out_sizes(oh, ow);
+    let storage = Storage::for_overwrite(B::STORAGE, checked_count(op, &sizes)?)?;
+    x.with_contiguous::<B, Result<()>>(|src| {
+        let mut dst = storage.write::<B>()?;
+        // A few groups of planes per thread, each with its scratch row.
+        let per = p.planes.div_ceil(4 * rayon::current_num_threads()).max(1);
+        dst.par_chunks_mut(per * oh * ow).enumerate().for_each_init(Vec::new, |scratch, (g, outs)| {
+            for (j, out) in outs.chunks_mut(oh * ow).enumerate() {
+                let i = g * per + j;
+                let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
+                if !isa.max_pool_plane(plane, [p.h, p.w], win, out, scratch) {
+                    for (oy, row) in out.chunks_mut(ow).enumerate() {
+                        isa.max_pool_row(plane, [p.h, p.w, 1], win, oy, row);
+                    }
+                }
+            }
+        });
+        Ok(())
+    })??;
+    let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
+    Tensor::quantized_from_storage(storage, &sizes, &q)
+}
+
+/// max_pool2d through `isa`.
+pub fn max_pool2d<I: VectorIsa>(
+    isa: I,
+    x: &Tensor,
+    kernel_size: &[i64],
+    stride: &[i64],
+    padding: &[i64],
+    dilation: &[i64],
+    ceil_mode: bool,
+) -> Result<Tensor> {
+    let op = "max_pool2d";
+    let reference = || reference_max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode);
+    if x.per_tensor_qparams().is_none() {
+        return reference();
+    }
+    let p = Planes::of(op, x)?;
+    let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;
+    if is_channels_last(x) {
+        let shape = [x.sizes()[0], x.sizes()[1], win.out[0], win.out[1]];
+        let dims = [p.h, p.w, shape[1]];
+        let win = &win;
+        return match x.dtype() {
+            DType::QUInt8 => nhwc_rows::<u8>(op, x, shape, |src, oy, out| isa.max_pool_row(src, dims, win, oy, out)),
+            DType::QInt8 => nhwc_rows::<i8>(op, x, shape, |src, oy, out| isa.max_pool_row(src, dims, win, oy, out)),
+            DType::QInt16 => {
+                nhwc_rows::<i16>(op, x, shape, |src, oy, out| max_pool_row(src, dims, win, oy, i16::MIN, out))
+            }
+            DType::QInt32 => {
+                nhwc_rows::<i32>(op, x, shape, |src, oy, out| max_pool_row(src, dims, win, oy, i32::MIN, out))
+            }
+            _ => reference(),
+        };
+    }
+    match x.dtype() {
+        DType::QUInt8 => nchw_planes::<I, u8>(isa, op, x, &p, &win),
+        DType::QInt8 => nchw_planes::<I, i8>(isa, op, x, &p, &win),
+        _ => reference(),
+    }
+}

@@ -1,0 +1,315 @@
+//! The slice routines an instruction set provides for the elementwise ops,
+//! and their portable scalar forms.
+//!
+//! An ISA implements [`VectorIsa`] on its token type (`Avx2`, `Neon`, ...,
+//! from `qtensor_runtime::isa`): the token is the proof that the CPU has
+//! the instructions, so every method is safe to call. The op drivers in
+//! [`crate::ops`] are generic over the trait: they do the tensor work
+//! (qparams, layouts, threads, fallbacks) once, for every ISA. Each ISA
+//! supplies only the loops over slices.
+//!
+//! Every method must give the bits of its scalar form here (the `*_scalar`
+//! functions and [`Portable`]'s methods): exactly the reference where the
+//! op is exact, and the reference's rounding otherwise.
+
+use crate::reference::pool::Window;
+use qtensor_runtime::numerics::{dequantize_val, quantize_val};
+use qtensor_runtime::Element;
+
+/// An 8-bit storage type: `u8` (quint8) or `i8` (qint8). Kernels are
+/// generic over it; `SIGNED` picks the widening and saturating
+/// instructions.
+pub trait Byte: Element + Ord {
+    /// True for `i8`.
+    const SIGNED: bool;
+    /// The smallest value (a window of padding only pools to it).
+    const LOWEST: Self;
+}
+
+impl Byte for u8 {
+    const SIGNED: bool = false;
+    const LOWEST: u8 = 0;
+}
+
+impl Byte for i8 {
+    const SIGNED: bool = true;
+    const LOWEST: i8 = i8::MIN;
+}
+
+/// Quantization to an integer grid: `clamp(round(x * inv) + zero_point,
+/// qmin, qmax)`, as `numerics::quantize_val`.
+#[derive(Debug, Clone, Copy)]
+pub struct QuantizeParams {
+    /// `1 / scale` in f32 (`numerics::inv_scale`).
+    pub inv: f32,
+    /// The zero point.
+    pub zero_point: i64,
+    /// The lowest integer of the dtype.
+    pub qmin: i64,
+    /// The highest integer of the dtype.
+    pub qmax: i64,
+}
+
+/// How a binary op combines its two centered operands, in output steps.
+#[derive(Debug, Clone, Copy)]
+pub enum Combine {
+    /// `(a - za) * ma + (b - zb) * mb`, with `ma = sa / so` and `mb = sb / so`,
+    /// as one fused multiply-add of the first product onto the rounded
+    /// second.
+    Add {
+        /// `sa / so`.
+        ma: f32,
+        /// `sb / so`.
+        mb: f32,
+    },
+    /// `((a - za) * (b - zb)) * m`, with `m = sa * sb / so`; the product of
+    /// the differences is an exact integer in f32 (below 2^24).
+    Mul {
+        /// `sa * sb / so`.
+        m: f32,
+    },
+}
+
+/// The constants of one requantizing binary op over bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct BinaryParams {
+    /// How the operands combine.
+    pub combine: Combine,
+    /// Zero point of `a`.
+    pub za: i64,
+    /// Zero point of `b`.
+    pub zb: i64,
+    /// Output zero point.
+    pub zo: i64,
+    /// Lowest output integer (the zero point for add_relu).
+    pub lo: i64,
+    /// Highest output integer.
+    pub hi: i64,
+}
+
+impl BinaryParams {
+    /// One output: the real value in output steps, clamped, rounded half to
+    /// even, then the output zero point added exactly. Vector forms compute
+    /// the same f32 operations lane by lane.
+    #[inline]
+    pub fn scalar(&self, a: i64, b: i64) -> i64 {
+        let (da, db) = ((a - self.za) as f32, (b - self.zb) as f32);
+        let v = match self.combine {
+            Combine::Add { ma, mb } => da.mul_add(ma, db * mb),
+            Combine::Mul { m } => (da * db) * m,
+        };
+        v.clamp((self.lo - self.zo) as f32, (self.hi - self.zo) as f32).round_ties_even() as i64 + self.zo
+    }
+}
+
+/// Requantization of one input to new qparams: `clamp(round((q - zi) * m)
+/// + zo, lo, hi)` with `m = si / so`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequantParams {
+    /// `si / so`.
+    pub m: f32,
+    /// The input zero point.
+    pub zi: i64,
+    /// The output zero point.
+    pub zo: i64,
+    /// Lowest output integer.
+    pub lo: i64,
+    /// Highest output integer.
+    pub hi: i64,
+}
+
+impl RequantParams {
+    /// One output: `(q - zi)` exactly in integers, one rounding of the
+    /// product, clamped, rounded half to even, then `zo` added exactly.
+    #[inline]
+    pub fn scalar(&self, q: i64) -> i64 {
+        (((q - self.zi) as f32) * self.m)
+            .clamp((self.lo - self.zo) as f32, (self.hi - self.zo) as f32)
+            .round_ties_even() as i64
+            + self.zo
+    }
+}
+
+/// The vector routines of one instruction set over slices. Implemented on
+/// a token whose existence proves the CPU supports the ISA.
+///
+/// Slices passed together have the same length; `stream` is a hint that
+/// the output is large enough for non-temporal stores (ISAs without them
+/// ignore it).
+pub trait VectorIsa: Copy + Send + Sync + 'static {
+    /// The token, when this CPU has the ISA and the cap allows it.
+    fn detect() -> Option<Self>;
+
+    /// Quantizes f32 into bytes, bit-exact with `numerics::quantize_val`.
+    fn quantize_bytes<B: Byte>(self, src: &[f32], dst: &mut [B], q: QuantizeParams);
+
+    /// Quantizes f32 into qint32, bit-exact with `numerics::quantize_val`
+    /// (saturating at the i32 range).
+    fn quantize_i32(self, src: &[f32], dst: &mut [i32], inv: f32, zero_point: i64);
+
+    /// Dequantizes bytes, bit-exact with `numerics::dequantize_val`.
+    fn dequantize_bytes<B: Byte>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, stream: bool);
+
+    /// Dequantizes qint32, bit-exact with `numerics::dequantize_val`.
+    fn dequantize_i32(self, src: &[i32], dst: &mut [f32], scale: f32, zero_point: i64);
+
+    /// `max(q, zero_point)` over bytes.
+    fn relu_bytes<B: Byte>(self, src: &[B], dst: &mut [B], zero_point: i64, stream: bool);
+
+    /// `max(q, zero_point)` over qint32.
+    fn relu_i32(self, src: &[i32], dst: &mut [i32], zero_point: i64);
+
+    /// A requantizing binary op over bytes, as [`BinaryParams::scalar`].
+    fn binary_bytes<B: Byte>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool);
+
+    /// Requantizes bytes to new qparams, as [`RequantParams::scalar`].
+    fn requantize_bytes<B: Byte>(self, src: &[B], dst: &mut [B], p: RequantParams);
+
+    /// One output row of a channels-last max pool over bytes (see
+    /// [`max_pool_row`]); ISAs compile the portable loop for their width.
+    fn max_pool_row<B: Byte>(self, src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
+        max_pool_row(src, dims, win, oy, B::LOWEST, out)
+    }
+
+    /// Max-pools one NCHW plane `[h, w]` of bytes into `out` (`oh * ow`),
+    /// with `scratch` reused across calls; false when the ISA has no plane
+    /// routine for this window (the driver then pools each output row with
+    /// [`VectorIsa::max_pool_row`] on one channel).
+    fn max_pool_plane<B: Byte>(
+        self,
+        plane: &[B],
+        hw: [usize; 2],
+        win: &Window,
+        out: &mut [B],
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        let _ = (plane, hw, win, out, scratch);
+        false
+    }
+}
+
+/// Quantizes with the scalar definition (the tails of every vector loop).
+pub fn quantize_scalar<T: Element>(src: &[f32], dst: &mut [T], q: QuantizeParams) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = T::from_i64(quantize_val(s, q.inv, q.zero_point, q.qmin, q.qmax));
+    }
+}
+
+/// Dequantizes with the scalar definition.
+pub fn dequantize_scalar<T: Element>(src: &[T], dst: &mut [f32], scale: f32, zero_point: i64) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = dequantize_val(s.to_i64(), scale, zero_point);
+    }
+}
+
+/// `max(q, zero_point)` with the scalar definition.
+pub fn relu_scalar<T: Element>(src: &[T], dst: &mut [T], zero_point: i64) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = T::from_i64(s.to_i64().max(zero_point));
+    }
+}
+
+/// The binary op with the scalar definition.
+pub fn binary_scalar<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
+    for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
+        *d = B::from_i64(p.scalar(x.to_i64(), y.to_i64()));
+    }
+}
+
+/// Requantization with the scalar definition.
+pub fn requantize_scalar<B: Byte>(src: &[B], dst: &mut [B], p: RequantParams) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = B::from_i64(p.scalar(s.to_i64()));
+    }
+}
+
+/// One output row of a channels-last max pool: `out` holds `ow` pixels of
+/// `c` channels; `src` is one image `[h, w, c]` of the input. A window that
+/// holds only padding gives `lowest`, as the reference does.
+#[inline(always)]
+pub fn max_pool_row<B: Copy + Ord>(
+    src: &[B],
+    [h, w, c]: [usize; 3],
+    win: &Window,
+    oy: usize,
+    lowest: B,
+    out: &mut [B],
+) {
+    use crate::reference::pool::window_span;
+    let (y0, ny, dy) = window_span(oy, win.stride[0], win.pad[0], win.dilation[0], win.kernel[0], h);
+    for (ox, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
+        let (x0, nx, dx) = window_span(ox, win.stride[1], win.pad[1], win.dilation[1], win.kernel[1], w);
+        if ny == 0 || nx == 0 {
+            dst.fill(lowest);
+            continue;
+        }
+        let at = |ty: usize, tx: usize| ((y0 + ty * dy) * w + x0 + tx * dx) * c;
+        dst.copy_from_slice(&src[at(0, 0)..at(0, 0) + c]);
+        for ty in 0..ny {
+            for tx in 0..nx {
+                max_into(dst, &src[at(ty, tx)..at(ty, tx) + c]);
+            }
+        }
+    }
+}
+
+/// `dst = max(dst, src)`, in fixed-size chunks of 32 elements that the
+/// compiler turns into whole vectors at any width (a loop of dynamic length
+/// vectorizes for its widest unroll and runs shorter rows in scalar).
+#[inline(always)]
+fn max_into<B: Copy + Ord>(dst: &mut [B], src: &[B]) {
+    let mut d32 = dst.chunks_exact_mut(32);
+    let mut s32 = src.chunks_exact(32);
+    for (d, s) in (&mut d32).zip(&mut s32) {
+        for i in 0..32 {
+            d[i] = d[i].max(s[i]);
+        }
+    }
+    for (d, &v) in d32.into_remainder().iter_mut().zip(s32.remainder()) {
+        *d = (*d).max(v);
+    }
+}
+
+/// The portable token: always available, scalar Rust that the compiler
+/// vectorizes where it can. Its methods define the bits every ISA's
+/// methods must give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Portable;
+
+impl VectorIsa for Portable {
+    fn detect() -> Option<Self> {
+        Some(Portable)
+    }
+
+    fn quantize_bytes<B: Byte>(self, src: &[f32], dst: &mut [B], q: QuantizeParams) {
+        quantize_scalar(src, dst, q)
+    }
+
+    fn quantize_i32(self, src: &[f32], dst: &mut [i32], inv: f32, zero_point: i64) {
+        quantize_scalar(src, dst, QuantizeParams { inv, zero_point, qmin: i32::MIN as i64, qmax: i32::MAX as i64 })
+    }
+
+    fn dequantize_bytes<B: Byte>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, _stream: bool) {
+        dequantize_scalar(src, dst, scale, zero_point)
+    }
+
+    fn dequantize_i32(self, src: &[i32], dst: &mut [f32], scale: f32, zero_point: i64) {
+        dequantize_scalar(src, dst, scale, zero_point)
+    }
+
+    fn relu_bytes<B: Byte>(self, src: &[B], dst: &mut [B], zero_point: i64, _stream: bool) {
+        relu_scalar(src, dst, zero_point)
+    }
+
+    fn relu_i32(self, src: &[i32], dst: &mut [i32], zero_point: i64) {
+        relu_scalar(src, dst, zero_point)
+    }
+
+    fn binary_bytes<B: Byte>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, _stream: bool) {
+        binary_scalar(a, b, dst, p)
+    }
+
+    fn requantize_bytes<B: Byte>(self, src: &[B], dst: &mut [B], p: RequantParams) {
+        requantize_scalar(src, dst, p)
+    }
+}
