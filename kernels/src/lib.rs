@@ -12,6 +12,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod gemm;
 pub mod ops;
 pub mod parallel;

@@ -8,6 +8,10 @@
 //! requantization is the epilogue's `fma(C, mult, add)`, clamped, rounded
 //! half to even, so both conv paths agree with the GEMM bit for bit.
 
+use qtensor_runtime::{Error, Result};
+use rayon::prelude::*;
+use std::ops::Range;
+
 /// Everything a depthwise routine needs, for one call.
 pub struct DepthwiseArgs<'a> {
     /// The input u8, NHWC for `depthwise_nhwc`, NCHW for `depthwise_nchw`.
@@ -36,4 +40,64 @@ pub struct DepthwiseArgs<'a> {
     pub add: &'a [f32],
     /// The lowest output (the zero point for a fused relu, else 0).
     pub lo: f32,
+}
+
+/// Runs `pixel(taps, dst)` for every output pixel of the channels-last
+/// depthwise conv `a`, one output row per task: `dst` is the pixel's `C`
+/// output channels, `taps` its taps that fall inside the input, as (input
+/// offset of channel 0, tap index). ISAs supply `pixel`.
+pub fn for_each_pixel(
+    a: &DepthwiseArgs<'_>,
+    out: &mut [u8],
+    pixel: impl Fn(&[(usize, usize)], &mut [u8]) + Sync,
+) -> Result<()> {
+    let [_, h, w, c] = a.input_sizes;
+    let [_, oh, ow, _] = a.output_sizes;
+    let [kh, kw] = a.kernel;
+    if kh * kw > 64 {
+        return Err(Error::invalid("quantized::conv2d", "the depthwise kernels take at most 64 taps"));
+    }
+    out.par_chunks_mut((ow * c).max(1)).enumerate().for_each_init(Vec::new, |taps, (r, row)| {
+        let (img, oy) = (r / oh.max(1), r % oh.max(1));
+        let rows = tap_range(oy, a.stride[0], a.padding[0], a.dilation[0], kh, h);
+        for (ox, dst) in row.chunks_exact_mut(c.max(1)).enumerate() {
+            // The in-bounds taps of this pixel (a rectangle).
+            let cols = tap_range(ox, a.stride[1], a.padding[1], a.dilation[1], kw, w);
+            taps.clear();
+            for ky in rows.clone() {
+                let iy = oy * a.stride[0] + ky * a.dilation[0] - a.padding[0];
+                for kx in cols.clone() {
+                    let ix = ox * a.stride[1] + kx * a.dilation[1] - a.padding[1];
+                    taps.push(((((img * h) + iy) * w + ix) * c, ky * kw + kx));
+                }
+            }
+            pixel(taps, dst);
+        }
+    });
+    Ok(())
+}
+
+/// Channels `from..` of one output pixel, in scalar: the exact f32 sum of
+/// the taps, then `fma(sum, mult, add)`, clamped to `[lo, 255]`, rounded
+/// half to even, as the vector routines compute each lane.
+pub fn pixel_scalar(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], from: usize, dst: &mut [u8]) {
+    let c = a.input_sizes[3];
+    for (j, d) in dst.iter_mut().enumerate().skip(from) {
+        let mut acc = 0f32;
+        for &(at, t) in taps {
+            acc = ((a.input[at + j] as i32 - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
+        }
+        *d = acc.mul_add(a.mult[j], a.add[j]).clamp(a.lo, 255.0).round_ties_even() as u8;
+    }
+}
+
+/// The kernel taps `k` whose input position `o * stride + k * dilation -
+/// pad` lies in `0..size`.
+fn tap_range(o: usize, stride: usize, pad: usize, dilation: usize, kernel: usize, size: usize) -> Range<usize> {
+    let start = o * stride;
+    // First k with start + k * dilation >= pad.
+    let first = pad.saturating_sub(start).div_ceil(dilation);
+    // Taps with start + k * dilation < size + pad.
+    let end = if start >= size + pad { 0 } else { (size + pad - start).div_ceil(dilation) };
+    first..end.min(kernel).max(first)
 }

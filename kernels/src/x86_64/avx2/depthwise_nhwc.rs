@@ -8,10 +8,9 @@
 //! epilogue's own sequence (`fma(C, mult, add)`, clamp, round to even), so
 //! both conv paths agree.
 
-use crate::gemm::depthwise::DepthwiseArgs;
+use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
 use qtensor_runtime::isa::Avx2;
-use qtensor_runtime::{Error, Result};
-use rayon::prelude::*;
+use qtensor_runtime::Result;
 use std::arch::x86_64::*;
 
 /// `NB` blocks of 8 channels from `ch` of one output pixel: one FMA chain
@@ -52,84 +51,36 @@ fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], c: us
     }
 }
 
-/// One output row (`ow` pixels of `c` channels) of image `img` at output
-/// row `oy`. `taps` is scratch space for the in-bounds taps of a pixel.
+/// One output pixel: its channels in blocks of 64, 32, 16 and 8, then
+/// the rest in scalar.
 #[target_feature(enable = "avx2,fma")]
-fn row_avx2(a: &DepthwiseArgs<'_>, img: usize, oy: usize, out: &mut [u8], taps: &mut Vec<(usize, usize)>) {
-    let [_, h, w, c] = a.input_sizes;
-    let [kh, kw] = a.kernel;
-    let ow = out.len() / c.max(1);
-    let rows = tap_range(oy, a.stride[0], a.padding[0], a.dilation[0], kh, h);
-    for ox in 0..ow {
-        let dst = &mut out[ox * c..(ox + 1) * c];
-        // The taps of this pixel that fall inside the input (a rectangle),
-        // as (input offset, tap index).
-        let cols = tap_range(ox, a.stride[1], a.padding[1], a.dilation[1], kw, w);
-        taps.clear();
-        for ky in rows.clone() {
-            let iy = oy * a.stride[0] + ky * a.dilation[0] - a.padding[0];
-            for kx in cols.clone() {
-                let ix = ox * a.stride[1] + kx * a.dilation[1] - a.padding[1];
-                taps.push(((((img * h) + iy) * w + ix) * c, ky * kw + kx));
-            }
-        }
-        let mut ch = 0;
-        while ch + 64 <= c {
-            blocks::<8>(a, taps, c, ch, dst);
-            ch += 64;
-        }
-        if ch + 32 <= c {
-            blocks::<4>(a, taps, c, ch, dst);
-            ch += 32;
-        }
-        if ch + 16 <= c {
-            blocks::<2>(a, taps, c, ch, dst);
-            ch += 16;
-        }
-        if ch + 8 <= c {
-            blocks::<1>(a, taps, c, ch, dst);
-            ch += 8;
-        }
-        for (j, d) in dst.iter_mut().enumerate().skip(ch) {
-            let mut acc = 0f32;
-            for &(at, t) in taps.iter() {
-                acc = ((a.input[at + j] as i32 - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
-            }
-            let v = acc.mul_add(a.mult[j], a.add[j]).clamp(a.lo, 255.0);
-            *d = v.round_ties_even() as u8;
-        }
+fn pixel(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], dst: &mut [u8]) {
+    let c = a.input_sizes[3];
+    let mut ch = 0;
+    while ch + 64 <= c {
+        blocks::<8>(a, taps, c, ch, dst);
+        ch += 64;
     }
+    if ch + 32 <= c {
+        blocks::<4>(a, taps, c, ch, dst);
+        ch += 32;
+    }
+    if ch + 16 <= c {
+        blocks::<2>(a, taps, c, ch, dst);
+        ch += 16;
+    }
+    if ch + 8 <= c {
+        blocks::<1>(a, taps, c, ch, dst);
+        ch += 8;
+    }
+    pixel_scalar(a, taps, ch, dst);
 }
 
-/// The kernel taps `k` whose input position `o * stride + k * dilation -
-/// pad` lies in `0..size`.
-fn tap_range(
-    o: usize,
-    stride: usize,
-    pad: usize,
-    dilation: usize,
-    kernel: usize,
-    size: usize,
-) -> std::ops::Range<usize> {
-    let start = o * stride;
-    // First k with start + k * dilation >= pad.
-    let first = pad.saturating_sub(start).div_ceil(dilation);
-    // Taps with start + k * dilation < size + pad.
-    let end = if start >= size + pad { 0 } else { (size + pad - start).div_ceil(dilation) };
-    first..end.min(kernel).max(first)
-}
-
-/// The NHWC depthwise routine: one output row per task.
+/// The NHWC depthwise routine.
 pub(super) fn depthwise_nhwc(isa: Avx2, a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
-    let [kh, kw] = a.kernel;
-    if kh * kw > 64 {
-        return Err(Error::invalid("quantized::conv2d", "the NHWC depthwise kernel takes at most 64 taps"));
-    }
-    let [_, oh, ow, c] = a.output_sizes;
-    out.par_chunks_mut((ow * c).max(1)).enumerate().for_each_init(Vec::new, |taps, (r, row)| {
+    for_each_pixel(a, out, |taps, dst| {
         let _: Avx2 = isa;
         // SAFETY: `isa` is an `Avx2` token, which proves AVX2 and FMA.
-        unsafe { row_avx2(a, r / oh.max(1), r % oh.max(1), row, taps) }
-    });
-    Ok(())
+        unsafe { pixel(a, taps, dst) }
+    })
 }

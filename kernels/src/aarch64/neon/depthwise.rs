@@ -1,0 +1,76 @@
+//! Depthwise conv2d over channels-last (NHWC) u8 activations with NEON:
+//! each output pixel's channels 4 at a time, one FMA per tap, requantized
+//! in registers with the portable sequence (see `gemm::depthwise`).
+
+use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
+use qtensor_runtime::isa::Neon;
+use qtensor_runtime::Result;
+use std::arch::aarch64::*;
+
+/// `NB` blocks of 4 channels from `ch` of one output pixel, one FMA chain
+/// per block; then requantized into `dst[ch..ch + 4 * NB]`.
+#[target_feature(enable = "neon")]
+#[inline]
+fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], c: usize, ch: usize, dst: &mut [u8]) {
+    let vzx = vdupq_n_s32(a.zx);
+    let mut acc = [vdupq_n_f32(0.0); NB];
+    for &(at, t) in taps {
+        let x = &a.input[at + ch..at + ch + 4 * NB];
+        let wt = &a.weights[t * c + ch..t * c + ch + 4 * NB];
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let xs = &x[4 * j..4 * j + 4];
+            let xi = vsubq_s32(vld1q_s32_from_u8([xs[0], xs[1], xs[2], xs[3]]), vzx);
+            let w = &wt[4 * j..4 * j + 4];
+            // SAFETY: `w` holds 4 floats.
+            *acc = vfmaq_f32(*acc, vcvtq_f32_s32(xi), unsafe { vld1q_f32(w.as_ptr()) });
+        }
+    }
+    let (vlo, vhi) = (vdupq_n_f32(a.lo), vdupq_n_f32(255.0));
+    for (j, acc) in acc.into_iter().enumerate() {
+        let at = ch + 4 * j;
+        let (m, ad) = (&a.mult[at..at + 4], &a.add[at..at + 4]);
+        // SAFETY: `m` and `ad` hold 4 floats each.
+        let v = unsafe { vfmaq_f32(vld1q_f32(ad.as_ptr()), acc, vld1q_f32(m.as_ptr())) };
+        let q = vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, vlo), vhi));
+        let mut lanes = [0i32; 4];
+        // SAFETY: `lanes` holds 4 writable i32.
+        unsafe { vst1q_s32(lanes.as_mut_ptr(), q) };
+        for (d, &v) in dst[at..at + 4].iter_mut().zip(&lanes) {
+            *d = v as u8;
+        }
+    }
+}
+
+/// 4 bytes widened to 4 lanes of i32.
+#[target_feature(enable = "neon")]
+#[inline]
+fn vld1q_s32_from_u8(b: [u8; 4]) -> int32x4_t {
+    let v = vreinterpret_u8_u32(vdup_n_u32(u32::from_le_bytes(b)));
+    vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(v))))
+}
+
+/// One output pixel: its channels in blocks of 16 and 4, then the rest in
+/// scalar.
+#[target_feature(enable = "neon")]
+fn pixel(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], dst: &mut [u8]) {
+    let c = a.input_sizes[3];
+    let mut ch = 0;
+    while ch + 16 <= c {
+        blocks::<4>(a, taps, c, ch, dst);
+        ch += 16;
+    }
+    while ch + 4 <= c {
+        blocks::<1>(a, taps, c, ch, dst);
+        ch += 4;
+    }
+    pixel_scalar(a, taps, ch, dst);
+}
+
+/// The NHWC depthwise routine.
+pub(super) fn depthwise_nhwc(isa: Neon, a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
+    for_each_pixel(a, out, |taps, dst| {
+        let _: Neon = isa;
+        // SAFETY: `isa` is a `Neon` token, which proves NEON.
+        unsafe { pixel(a, taps, dst) }
+    })
+}

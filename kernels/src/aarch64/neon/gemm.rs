@@ -1,0 +1,290 @@
+//! The NEON GEMM micro-kernels over the packed layout (blocks of 16
+//! columns; per group of 4 k, each column's 4 bytes), and the epilogues.
+//!
+//! Three kernels, all exact:
+//!
+//! - [`dot_smull`], any NEON: activations shifted to i8 (`x - 128`),
+//!   multiplied by `smull` into i16 (every product fits: at most 128 *
+//!   128), pairs summed into i32 by `sadalp`; then `128 * Σ_k w` added back
+//!   per column.
+//! - [`dot_sdot`], with the dot-product extension: the same shift, and
+//!   `sdot`, which sums four i8 products into each i32 lane exactly.
+//! - [`dot_usdot`], with i8mm: `usdot` multiplies u8 by s8 directly, so
+//!   nothing is shifted.
+//!
+//! `sdot` and `usdot` are not yet stable intrinsics in Rust, so they are
+//! single inline-assembly instructions on vector registers.
+
+use crate::gemm::packed::{PackedB, BLOCK};
+use crate::gemm::{scalar_finish_f32, scalar_finish_u8, RowTerms};
+use std::arch::aarch64::*;
+use std::arch::asm;
+use std::ops::Range;
+
+/// `acc += Σ_4 x * w` per i32 lane, with `x` the broadcast activation quad.
+#[target_feature(enable = "neon,dotprod")]
+#[inline]
+fn sdot(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: `sdot` reads and writes only the named vector registers; this
+    // function is compiled with the dot-product extension.
+    unsafe {
+        asm!("sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b", acc = inout(vreg) acc, w = in(vreg) w, x = in(vreg) x,
+            options(pure, nomem, nostack, preserves_flags));
+    }
+    acc
+}
+
+/// `acc += Σ_4 x * w` per i32 lane, `x` u8 and `w` s8.
+#[target_feature(enable = "neon,i8mm")]
+#[inline]
+fn usdot(acc: int32x4_t, x: uint8x16_t, w: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: `usdot` reads and writes only the named vector registers;
+    // this function is compiled with the int8 matrix-multiply extension.
+    unsafe {
+        asm!("usdot {acc:v}.4s, {x:v}.16b, {w:v}.16b", acc = inout(vreg) acc, x = in(vreg) x, w = in(vreg) w,
+            options(pure, nomem, nostack, preserves_flags));
+    }
+    acc
+}
+
+/// The activation quad at `at` as one u32 (4 bytes), shifted to signed
+/// when `shift`.
+#[inline]
+fn quad(a: &[u8], at: usize, shift: bool) -> u32 {
+    let q = u32::from_le_bytes([a[at], a[at + 1], a[at + 2], a[at + 3]]);
+    if shift {
+        q ^ 0x8080_8080
+    } else {
+        q
+    }
+}
+
+/// Loads the 4 weight vectors of quad `q` of a block (columns 4j..4j+3 in
+/// vector j).
+#[target_feature(enable = "neon")]
+#[inline]
+fn weights(block: &[i8], q: usize) -> [int8x16_t; 4] {
+    let w = &block[q * 64..q * 64 + 64];
+    // SAFETY: `w` holds 64 bytes: four 16-byte loads.
+    unsafe {
+        [vld1q_s8(w.as_ptr()), vld1q_s8(w.as_ptr().add(16)), vld1q_s8(w.as_ptr().add(32)), vld1q_s8(w.as_ptr().add(48))]
+    }
+}
+
+/// Stores 4 vectors of 4 i32 (16 columns), adding `128 * Σ_k w` per column
+/// when the activations were shifted.
+#[target_feature(enable = "neon")]
+#[inline]
+fn store_row(acc: [int32x4_t; 4], fix: Option<&[i32; BLOCK]>, dst: &mut [i32]) {
+    let dst = &mut dst[..BLOCK];
+    for (j, v) in acc.into_iter().enumerate() {
+        let v = match fix {
+            // SAFETY: `f` holds 16 i32, so lanes 4j..4j+4 are in bounds.
+            Some(f) => vaddq_s32(v, unsafe { vld1q_s32(f.as_ptr().add(4 * j)) }),
+            None => v,
+        };
+        // SAFETY: `dst` holds 16 i32, so lanes 4j..4j+4 are in bounds.
+        unsafe { vst1q_s32(dst.as_mut_ptr().add(4 * j), v) };
+    }
+}
+
+/// `128 * Σ_k w` for the 16 columns of block `blk` (0 past `n`).
+fn shift_fix(b: &PackedB, blk: usize) -> [i32; BLOCK] {
+    let mut fix = [0i32; BLOCK];
+    for (c, f) in fix.iter_mut().enumerate() {
+        *f = b.col_sums.get(blk * BLOCK + c).map_or(0, |s| s.wrapping_mul(128));
+    }
+    fix
+}
+
+/// Defines a dot-product kernel over `rows` x `blocks` (see
+/// `GemmIsa::dot`) and its row tile, compiled for `$features`: `$step(acc,
+/// x, w)` accumulates one broadcast activation quad `x` (u8 lanes) against
+/// 4 columns of weights `w`; `$shift` says whether the activations are
+/// shifted to i8 first (then `128 * Σ_k w` is added back per column).
+macro_rules! dot_kernel {
+    ($(#[$doc:meta])* $name:ident, $tile:ident, $features:literal, $shift:expr, $step:expr) => {
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        fn $tile<const R: usize>(a: &[u8], kp: usize, block: &[i8], fix: &[i32; BLOCK], out: &mut [i32], ldo: usize, col0: usize) {
+            let mut acc = [[vdupq_n_s32(0); 4]; R];
+            for q in 0..kp / 4 {
+                let w = weights(block, q);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = vreinterpretq_u8_u32(vdupq_n_u32(quad(a, r * kp + 4 * q, $shift)));
+                    for (j, acc) in acc.iter_mut().enumerate() {
+                        *acc = $step(*acc, x, w[j]);
+                    }
+                }
+            }
+            for (r, acc) in acc.into_iter().enumerate() {
+                store_row(acc, $shift.then_some(fix), &mut out[r * ldo + col0..]);
+            }
+        }
+
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        pub(super) fn $name(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+            let block_len = kp * BLOCK;
+            for blk in blocks.clone() {
+                let block = &b.data[blk * block_len..(blk + 1) * block_len];
+                let fix = shift_fix(b, blk);
+                let col0 = (blk - blocks.start) * BLOCK;
+                let mut r = 0;
+                while r + 4 <= rows {
+                    $tile::<4>(&a[r * kp..], kp, block, &fix, &mut out[r * ldo..], ldo, col0);
+                    r += 4;
+                }
+                for r in r..rows {
+                    $tile::<1>(&a[r * kp..], kp, block, &fix, &mut out[r * ldo..], ldo, col0);
+                }
+            }
+        }
+    };
+}
+
+dot_kernel!(
+    /// The `sdot` kernel, on activations shifted to i8.
+    dot_sdot,
+    tile_sdot,
+    "neon,dotprod",
+    true,
+    |acc, x: uint8x16_t, w| sdot(acc, w, vreinterpretq_s8_u8(x))
+);
+
+dot_kernel!(
+    /// The `usdot` kernel, on raw u8 activations.
+    dot_usdot,
+    tile_usdot,
+    "neon,i8mm",
+    false,
+    |acc, x, w| usdot(acc, x, w)
+);
+
+/// `R` rows by one block with `smull` and `sadalp`.
+#[target_feature(enable = "neon")]
+fn tile_smull<const R: usize>(
+    a: &[u8],
+    kp: usize,
+    block: &[i8],
+    fix: &[i32; BLOCK],
+    out: &mut [i32],
+    ldo: usize,
+    col0: usize,
+) {
+    // Per row and vector of 4 columns, two accumulators: pair sums of the
+    // first two columns' products, and of the last two's.
+    let mut acc = [[[vdupq_n_s32(0); 2]; 4]; R];
+    for q in 0..kp / 4 {
+        let w = weights(block, q);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let x = vreinterpretq_s8_u32(vdupq_n_u32(quad(a, r * kp + 4 * q, true)));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                acc[0] = vpadalq_s16(acc[0], vmull_s8(vget_low_s8(w[j]), vget_low_s8(x)));
+                acc[1] = vpadalq_s16(acc[1], vmull_high_s8(w[j], x));
+            }
+        }
+    }
+    for (r, acc) in acc.into_iter().enumerate() {
+        // [c0 k01, c0 k23, c1 k01, c1 k23] and the same for c2, c3: adjacent
+        // pairs summed give [c0, c1, c2, c3].
+        let sums = acc.map(|[lo, hi]| vpaddq_s32(lo, hi));
+        store_row(sums, Some(fix), &mut out[r * ldo + col0..]);
+    }
+}
+
+/// The `smull` kernel over `rows` x `blocks` (see `GemmIsa::dot`).
+#[target_feature(enable = "neon")]
+pub(super) fn dot_smull(
+    a: &[u8],
+    rows: usize,
+    kp: usize,
+    b: &PackedB,
+    blocks: Range<usize>,
+    out: &mut [i32],
+    ldo: usize,
+) {
+    let block_len = kp * BLOCK;
+    for blk in blocks.clone() {
+        let block = &b.data[blk * block_len..(blk + 1) * block_len];
+        let fix = shift_fix(b, blk);
+        let col0 = (blk - blocks.start) * BLOCK;
+        let mut r = 0;
+        while r + 2 <= rows {
+            tile_smull::<2>(&a[r * kp..], kp, block, &fix, &mut out[r * ldo..], ldo, col0);
+            r += 2;
+        }
+        for r in r..rows {
+            tile_smull::<1>(&a[r * kp..], kp, block, &fix, &mut out[r * ldo..], ldo, col0);
+        }
+    }
+}
+
+/// `C` for 4 columns from `j`: `p + col_terms - zw * row_sum`, wrapping.
+#[target_feature(enable = "neon")]
+#[inline]
+fn exact4(t: &RowTerms<'_>, j: usize) -> int32x4_t {
+    let (p, ct) = (&t.p[j..j + 4], &t.col_terms[j..j + 4]);
+    // SAFETY: each slice holds 4 i32 (the ranges above are checked).
+    let sum = unsafe { vaddq_s32(vld1q_s32(p.as_ptr()), vld1q_s32(ct.as_ptr())) };
+    if t.zw.is_empty() {
+        return sum;
+    }
+    let zw = &t.zw[j..j + 4];
+    // SAFETY: `zw` holds 4 i32.
+    let zw = unsafe { vld1q_s32(zw.as_ptr()) };
+    vsubq_s32(sum, vmulq_s32(zw, vdupq_n_s32(t.row_sum)))
+}
+
+/// The quantizing epilogue, 4 columns at a time: `fma(C, mult, add)`,
+/// clamped, rounded half to even, as the portable epilogue.
+#[target_feature(enable = "neon")]
+pub(super) fn finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+    let n = dst.len();
+    let (vlo, vhi) = (vdupq_n_f32(lo), vdupq_n_f32(hi));
+    let mut j = 0;
+    while j + 4 <= n {
+        let c = vcvtq_f32_s32(exact4(&t, j));
+        let (m, ad) = (&mult[j..j + 4], &add[j..j + 4]);
+        // SAFETY: `m` and `ad` hold 4 floats each.
+        let v = unsafe { vfmaq_f32(vld1q_f32(ad.as_ptr()), c, vld1q_f32(m.as_ptr())) };
+        let q = vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, vlo), vhi));
+        let mut lanes = [0i32; 4];
+        // SAFETY: `lanes` holds 4 writable i32.
+        unsafe { vst1q_s32(lanes.as_mut_ptr(), q) };
+        for (d, &v) in dst[j..j + 4].iter_mut().zip(&lanes) {
+            *d = v as u8;
+        }
+        j += 4;
+    }
+    scalar_finish_u8(t.tail(j), &mult[j..], &add[j..], lo, hi, &mut dst[j..]);
+}
+
+/// The float epilogue in f64, 2 columns at a time, in the reference's
+/// order of operations (so its results are the reference's bits).
+#[target_feature(enable = "neon")]
+pub(super) fn finish_f32(t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
+    let n = dst.len();
+    let sx = vdupq_n_f64(x_scale);
+    let mut j = 0;
+    while j + 4 <= n {
+        let c = exact4(&t, j);
+        for (h, c2) in [vmovl_s32(vget_low_s32(c)), vmovl_high_s32(c)].into_iter().enumerate() {
+            let at = j + 2 * h;
+            let (w, b) = (&w_scales[at..at + 2], &bias[at..at + 2]);
+            // SAFETY: `w` and `b` hold 2 f64 each. Separate multiplies and
+            // add, no fused step: the reference rounds after each.
+            let y = unsafe {
+                vaddq_f64(vmulq_f64(vmulq_f64(vcvtq_f64_s64(c2), sx), vld1q_f64(w.as_ptr())), vld1q_f64(b.as_ptr()))
+            };
+            let mut lanes = [0f32; 2];
+            // SAFETY: `lanes` holds 2 writable f32.
+            unsafe { vst1_f32(lanes.as_mut_ptr(), vcvt_f32_f64(y)) };
+            dst[at..at + 2].copy_from_slice(&lanes);
+        }
+        j += 4;
+    }
+    scalar_finish_f32(t.tail(j), x_scale, &w_scales[j..], &bias[j..], &mut dst[j..]);
+}
