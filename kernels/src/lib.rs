@@ -19,6 +19,8 @@ pub mod ops;
 pub mod parallel;
 pub mod portable;
 pub mod reference;
+#[cfg(test)]
+mod tests;
 pub mod vector;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;

@@ -1,0 +1,514 @@
+//! Each ISA's routines against plain definitions, as tract-linalg tests its
+//! kernels: the GEMM micro-kernels against an i32 dot product over odd
+//! sizes and tails, the epilogues and slice routines against `numerics`
+//! and the scalar forms, on typical and extreme values.
+//!
+//! Every token this CPU (or qemu) supports is checked; the others are
+//! skipped by name. `QTENSOR_ISA` caps them as it caps the kernels.
+
+use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
+use crate::gemm::packed::{PackedB, BLOCK};
+use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, RowTerms};
+use crate::reference::pool::Window;
+use crate::vector::{max_pool_row, BinaryParams, Byte, Combine, Portable, QuantizeParams, RequantParams, VectorIsa};
+use qtensor_runtime::numerics::{dequantize_val, quantize_val};
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// A byte: mostly uniform, sometimes an extreme.
+    fn byte(&mut self) -> u8 {
+        match self.below(8) {
+            0 => 0,
+            1 => 255,
+            _ => self.next() as u8,
+        }
+    }
+
+    fn f32_in(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (self.below(1 << 24) as f32 / (1 << 24) as f32) * (hi - lo)
+    }
+}
+
+/// Runs `check` with every GEMM token this CPU has, by name.
+fn for_each_gemm_isa(
+    mut check: impl FnMut(&str, &dyn Fn(Panel<'_>, &PackedB, std::ops::Range<usize>, &mut [i32], usize)),
+) {
+    fn run<K: GemmIsa>(
+        check: &mut impl FnMut(&str, &dyn Fn(Panel<'_>, &PackedB, std::ops::Range<usize>, &mut [i32], usize)),
+    ) {
+        match K::detect() {
+            Some(k) => check(K::NAME, &move |x, b, blocks, out, ldo| k.dot(x, b, blocks, out, ldo)),
+            None => eprintln!("skipped: {} (not on this CPU or capped)", K::NAME),
+        }
+    }
+    run::<Portable>(&mut check);
+    #[cfg(target_arch = "x86_64")]
+    {
+        run::<qtensor_runtime::isa::Avx2>(&mut check);
+        run::<qtensor_runtime::isa::Avx512Vnni>(&mut check);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        run::<qtensor_runtime::isa::Neon>(&mut check);
+        run::<qtensor_runtime::isa::NeonDot>(&mut check);
+        run::<qtensor_runtime::isa::NeonI8mm>(&mut check);
+    }
+}
+
+#[test]
+fn every_micro_kernel_is_a_plain_i32_dot_product() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut checked = 0;
+    for_each_gemm_isa(|name, dot| {
+        for &k in &[1usize, 3, 4, 5, 8, 17, 64, 129] {
+            for &n in &[1usize, 15, 16, 17, 33, 48] {
+                for &rows in &[1usize, 2, 3, 4, 5, 6, 7, 13] {
+                    // Extreme weights included: -128 is the one a sign trick
+                    // gets wrong.
+                    let w: Vec<i8> = (0..n * k).map(|_| rng.byte() as i8).collect();
+                    let x: Vec<u8> = (0..rows * k).map(|_| rng.byte()).collect();
+                    let b = PackedB::pack(&w, n, k).unwrap();
+                    let kp = b.kp;
+                    let mut a = vec![0u8; rows * kp];
+                    for r in 0..rows {
+                        a[r * kp..r * kp + k].copy_from_slice(&x[r * k..(r + 1) * k]);
+                    }
+                    // Every block, and a range that starts past the first.
+                    for blocks in [0..b.blocks(), (b.blocks() / 2)..b.blocks()] {
+                        let ldo = blocks.len() * BLOCK + 3;
+                        let mut out = vec![i32::MIN; rows * ldo];
+                        dot(Panel { a: &a, rows, kp }, &b, blocks.clone(), &mut out, ldo);
+                        for r in 0..rows {
+                            for (jj, col) in (blocks.start * BLOCK..blocks.end * BLOCK).enumerate() {
+                                let want: i32 = if col < n {
+                                    (0..k).map(|i| x[r * k + i] as i32 * w[col * k + i] as i32).sum()
+                                } else {
+                                    0
+                                };
+                                assert_eq!(
+                                    out[r * ldo + jj],
+                                    want,
+                                    "{name}: k {k} n {n} rows {rows} row {r} col {col}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        checked += 1;
+    });
+    assert!(checked >= 1);
+}
+
+/// Runs `check` with every GEMM token this CPU has, for the epilogues.
+fn for_each_epilogue(mut check: impl FnMut(&str, &dyn EpilogueFns)) {
+    fn run<K: GemmIsa>(check: &mut impl FnMut(&str, &dyn EpilogueFns)) {
+        match K::detect() {
+            Some(k) => check(K::NAME, &k),
+            None => eprintln!("skipped: {} (not on this CPU or capped)", K::NAME),
+        }
+    }
+    run::<Portable>(&mut check);
+    #[cfg(target_arch = "x86_64")]
+    {
+        run::<qtensor_runtime::isa::Avx2>(&mut check);
+        run::<qtensor_runtime::isa::Avx512Vnni>(&mut check);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        run::<qtensor_runtime::isa::Neon>(&mut check);
+        run::<qtensor_runtime::isa::NeonDot>(&mut check);
+        run::<qtensor_runtime::isa::NeonI8mm>(&mut check);
+    }
+}
+
+/// The epilogues of a GEMM token, object-safe for the test loop.
+trait EpilogueFns {
+    fn u8(&self, t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]);
+    fn f32(&self, t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]);
+    fn quantize(&self, src: &[f32], dst: &mut [u8], q: QuantizeParams);
+}
+
+impl<K: GemmIsa> EpilogueFns for K {
+    fn u8(&self, t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+        self.finish_u8(t, mult, add, lo, hi, dst)
+    }
+    fn f32(&self, t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
+        self.finish_f32(t, x_scale, w_scales, bias, dst)
+    }
+    fn quantize(&self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
+        self.quantize_u8(src, dst, q)
+    }
+}
+
+#[test]
+fn every_epilogue_matches_the_portable_one() {
+    let mut rng = Rng(42);
+    for_each_epilogue(|name, e| {
+        for n in [0usize, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 40] {
+            for zw_all_zero in [true, false] {
+                // Large C values too: the conversion to f32 rounds them.
+                let p: Vec<i32> = (0..n).map(|_| rng.next() as i32 >> rng.below(20)).collect();
+                let col_terms: Vec<i32> = (0..n).map(|_| rng.next() as i32 >> 12).collect();
+                let zw: Vec<i32> =
+                    if zw_all_zero { Vec::new() } else { (0..n).map(|_| rng.below(256) as i32 - 128).collect() };
+                let t = RowTerms { p: &p, col_terms: &col_terms, zw: &zw, row_sum: rng.below(1 << 16) as i32 };
+                // Multipliers that put results around the output range, with
+                // ties (x.5) reachable.
+                let mult: Vec<f32> = (0..n).map(|_| rng.f32_in(1e-6, 1e-3)).collect();
+                let add: Vec<f32> = (0..n).map(|_| (rng.below(511) as f32) * 0.5 - 64.0).collect();
+                let lo = if rng.below(2) == 0 { 0.0 } else { rng.below(128) as f32 };
+                let (mut got, mut want) = (vec![0u8; n], vec![0u8; n]);
+                e.u8(t, &mult, &add, lo, 255.0, &mut got);
+                scalar_finish_u8(t, &mult, &add, lo, 255.0, &mut want);
+                assert_eq!(got, want, "{name}: finish_u8, n {n}");
+                let ws: Vec<f64> = (0..n).map(|_| rng.f32_in(1e-5, 1e-2) as f64).collect();
+                let bias: Vec<f64> = (0..n).map(|_| rng.f32_in(-1e4, 1e4) as f64).collect();
+                let (mut got, mut want) = (vec![0f32; n], vec![0f32; n]);
+                e.f32(t, 0.0123, &ws, &bias, &mut got);
+                scalar_finish_f32(t, 0.0123, &ws, &bias, &mut want);
+                assert_eq!(bits(&got), bits(&want), "{name}: finish_f32, n {n}");
+            }
+            let src = special_floats(&mut rng, n);
+            let q = QuantizeParams { inv: 1.0 / 0.37, zero_point: 3, qmin: 0, qmax: 255 };
+            let mut got = vec![0u8; n];
+            e.quantize(&src, &mut got, q);
+            let want: Vec<u8> = src.iter().map(|&v| quantize_val(v, q.inv, 3, 0, 255) as u8).collect();
+            assert_eq!(got, want, "{name}: quantize_u8, n {n}");
+        }
+    });
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Floats that reach every branch of quantization: ties, NaN, ±inf,
+/// values past the integer ranges, subnormals and signed zeros.
+fn special_floats(rng: &mut Rng, n: usize) -> Vec<f32> {
+    const SPECIAL: [f32; 12] =
+        [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e-40, 2.5, -2.5, 3.5, 3e9, -3e9, 2_147_483_648.0];
+    (0..n)
+        .map(|_| match rng.below(4) {
+            0 => SPECIAL[rng.below(SPECIAL.len() as u64) as usize],
+            1 => rng.below(1024) as f32 * 0.37 * 0.5 - 64.0,
+            _ => rng.f32_in(-200.0, 200.0),
+        })
+        .collect()
+}
+
+/// Runs `check` with every vector token this CPU has.
+fn for_each_vector_isa(mut check: impl FnMut(&str, &dyn VectorFns)) {
+    fn run<I: VectorIsa>(name: &str, check: &mut impl FnMut(&str, &dyn VectorFns)) {
+        match I::detect() {
+            Some(i) => check(name, &i),
+            None => eprintln!("skipped: {name} (not on this CPU or capped)"),
+        }
+    }
+    run::<Portable>("portable", &mut check);
+    #[cfg(target_arch = "x86_64")]
+    run::<qtensor_runtime::isa::Avx2>("avx2", &mut check);
+    #[cfg(target_arch = "aarch64")]
+    run::<qtensor_runtime::isa::Neon>("neon", &mut check);
+}
+
+/// A vector token's routines at both byte types, object-safe for the test
+/// loop.
+trait VectorFns {
+    fn quantize_u8(&self, src: &[f32], dst: &mut [u8], q: QuantizeParams);
+    fn quantize_i8(&self, src: &[f32], dst: &mut [i8], q: QuantizeParams);
+    fn quantize_i32(&self, src: &[f32], dst: &mut [i32], inv: f32, zp: i64);
+    fn dequantize_u8(&self, src: &[u8], dst: &mut [f32], scale: f32, zp: i64);
+    fn dequantize_i8(&self, src: &[i8], dst: &mut [f32], scale: f32, zp: i64);
+    fn dequantize_i32(&self, src: &[i32], dst: &mut [f32], scale: f32, zp: i64);
+    fn relu_u8(&self, src: &[u8], dst: &mut [u8], zp: i64);
+    fn relu_i8(&self, src: &[i8], dst: &mut [i8], zp: i64);
+    fn relu_i32(&self, src: &[i32], dst: &mut [i32], zp: i64);
+    fn binary_u8(&self, a: &[u8], b: &[u8], dst: &mut [u8], p: BinaryParams);
+    fn binary_i8(&self, a: &[i8], b: &[i8], dst: &mut [i8], p: BinaryParams);
+    fn requantize_u8(&self, src: &[u8], dst: &mut [u8], p: RequantParams);
+    fn requantize_i8(&self, src: &[i8], dst: &mut [i8], p: RequantParams);
+    fn pool_row_u8(&self, src: &[u8], dims: [usize; 3], win: &Window, oy: usize, out: &mut [u8]);
+    fn pool_plane_i8(&self, src: &[i8], hw: [usize; 2], win: &Window, out: &mut [i8]) -> bool;
+}
+
+impl<I: VectorIsa> VectorFns for I {
+    fn quantize_u8(&self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
+        self.quantize_bytes(src, dst, q)
+    }
+    fn quantize_i8(&self, src: &[f32], dst: &mut [i8], q: QuantizeParams) {
+        self.quantize_bytes(src, dst, q)
+    }
+    fn quantize_i32(&self, src: &[f32], dst: &mut [i32], inv: f32, zp: i64) {
+        VectorIsa::quantize_i32(*self, src, dst, inv, zp)
+    }
+    fn dequantize_u8(&self, src: &[u8], dst: &mut [f32], scale: f32, zp: i64) {
+        self.dequantize_bytes(src, dst, scale, zp, false)
+    }
+    fn dequantize_i8(&self, src: &[i8], dst: &mut [f32], scale: f32, zp: i64) {
+        self.dequantize_bytes(src, dst, scale, zp, true)
+    }
+    fn dequantize_i32(&self, src: &[i32], dst: &mut [f32], scale: f32, zp: i64) {
+        VectorIsa::dequantize_i32(*self, src, dst, scale, zp)
+    }
+    fn relu_u8(&self, src: &[u8], dst: &mut [u8], zp: i64) {
+        self.relu_bytes(src, dst, zp, false)
+    }
+    fn relu_i8(&self, src: &[i8], dst: &mut [i8], zp: i64) {
+        self.relu_bytes(src, dst, zp, true)
+    }
+    fn relu_i32(&self, src: &[i32], dst: &mut [i32], zp: i64) {
+        VectorIsa::relu_i32(*self, src, dst, zp)
+    }
+    fn binary_u8(&self, a: &[u8], b: &[u8], dst: &mut [u8], p: BinaryParams) {
+        self.binary_bytes(a, b, dst, p, false)
+    }
+    fn binary_i8(&self, a: &[i8], b: &[i8], dst: &mut [i8], p: BinaryParams) {
+        self.binary_bytes(a, b, dst, p, true)
+    }
+    fn requantize_u8(&self, src: &[u8], dst: &mut [u8], p: RequantParams) {
+        self.requantize_bytes(src, dst, p)
+    }
+    fn requantize_i8(&self, src: &[i8], dst: &mut [i8], p: RequantParams) {
+        self.requantize_bytes(src, dst, p)
+    }
+    fn pool_row_u8(&self, src: &[u8], dims: [usize; 3], win: &Window, oy: usize, out: &mut [u8]) {
+        self.max_pool_row(src, dims, win, oy, out)
+    }
+    fn pool_plane_i8(&self, src: &[i8], hw: [usize; 2], win: &Window, out: &mut [i8]) -> bool {
+        self.max_pool_plane(src, hw, win, out, &mut Vec::new())
+    }
+}
+
+/// Lengths that cover empty slices, every tail of 16- and 32-lane loops,
+/// and several full vectors.
+const LENGTHS: [usize; 12] = [0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100];
+
+#[test]
+fn quantize_and_dequantize_match_numerics_on_every_isa() {
+    let mut rng = Rng(7);
+    for_each_vector_isa(|name, v| {
+        for n in LENGTHS {
+            let src = special_floats(&mut rng, n);
+            for (scale, zp) in [(0.5f64, 0i64), (0.37, 3), (1e-3, -7), (3.0, 250), (1e-9, 100)] {
+                let inv = 1.0 / scale as f32;
+                let q = QuantizeParams { inv, zero_point: zp.clamp(0, 255), qmin: 0, qmax: 255 };
+                let mut u = vec![0u8; n];
+                v.quantize_u8(&src, &mut u, q);
+                let want: Vec<u8> = src.iter().map(|&x| quantize_val(x, inv, q.zero_point, 0, 255) as u8).collect();
+                assert_eq!(u, want, "{name}: quantize u8, n {n}, scale {scale}, zp {zp}");
+                let q = QuantizeParams { inv, zero_point: zp.clamp(-128, 127), qmin: -128, qmax: 127 };
+                let mut s = vec![0i8; n];
+                v.quantize_i8(&src, &mut s, q);
+                let want: Vec<i8> = src.iter().map(|&x| quantize_val(x, inv, q.zero_point, -128, 127) as i8).collect();
+                assert_eq!(s, want, "{name}: quantize i8, n {n}, scale {scale}, zp {zp}");
+                for zp32 in [zp, i32::MAX as i64, i32::MIN as i64] {
+                    let mut w = vec![0i32; n];
+                    v.quantize_i32(&src, &mut w, inv, zp32);
+                    let want: Vec<i32> = src
+                        .iter()
+                        .map(|&x| quantize_val(x, inv, zp32, i32::MIN as i64, i32::MAX as i64) as i32)
+                        .collect();
+                    assert_eq!(w, want, "{name}: quantize i32, n {n}, scale {scale}, zp {zp32}");
+                }
+                let ints: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
+                let mut f = vec![0f32; n];
+                v.dequantize_u8(&ints, &mut f, scale as f32, zp.clamp(0, 255));
+                let want: Vec<f32> =
+                    ints.iter().map(|&i| dequantize_val(i as i64, scale as f32, zp.clamp(0, 255))).collect();
+                assert_eq!(bits(&f), bits(&want), "{name}: dequantize u8, n {n}");
+                let ints: Vec<i8> = (0..n).map(|_| rng.byte() as i8).collect();
+                v.dequantize_i8(&ints, &mut f, scale as f32, zp.clamp(-128, 127));
+                let want: Vec<f32> =
+                    ints.iter().map(|&i| dequantize_val(i as i64, scale as f32, zp.clamp(-128, 127))).collect();
+                assert_eq!(bits(&f), bits(&want), "{name}: dequantize i8, n {n}");
+                // i32 values whose difference with the zero point overflows
+                // i32, and ones that round when converted to f32.
+                let ints: Vec<i32> =
+                    (0..n).map(|i| if i % 3 == 0 { i32::MIN + i as i32 } else { rng.next() as i32 }).collect();
+                for zp32 in [zp, i32::MAX as i64] {
+                    v.dequantize_i32(&ints, &mut f, scale as f32, zp32);
+                    let want: Vec<f32> = ints.iter().map(|&i| dequantize_val(i as i64, scale as f32, zp32)).collect();
+                    assert_eq!(bits(&f), bits(&want), "{name}: dequantize i32, n {n}, zp {zp32}");
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn relu_binary_and_requantize_match_their_scalar_forms_on_every_isa() {
+    let mut rng = Rng(11);
+    for_each_vector_isa(|name, v| {
+        for n in LENGTHS {
+            let (a, b): (Vec<u8>, Vec<u8>) = (0..n).map(|_| (rng.byte(), rng.byte())).unzip();
+            let (sa, sb): (Vec<i8>, Vec<i8>) = a.iter().zip(&b).map(|(&x, &y)| (x as i8, y as i8)).unzip();
+            let zp = rng.below(256) as i64;
+            let mut out = vec![0u8; n];
+            v.relu_u8(&a, &mut out, zp);
+            assert_eq!(out, a.iter().map(|&x| (x as i64).max(zp) as u8).collect::<Vec<_>>(), "{name}: relu u8");
+            let mut out8 = vec![0i8; n];
+            v.relu_i8(&sa, &mut out8, zp - 128);
+            assert_eq!(out8, sa.iter().map(|&x| (x as i64).max(zp - 128) as i8).collect::<Vec<_>>(), "{name}: relu i8");
+            let wide: Vec<i32> = (0..n).map(|_| rng.next() as i32).collect();
+            let mut out32 = vec![0i32; n];
+            v.relu_i32(&wide, &mut out32, -5);
+            assert_eq!(out32, wide.iter().map(|&x| x.max(-5)).collect::<Vec<_>>(), "{name}: relu i32");
+            for combine in [
+                Combine::Add { ma: 0.5, mb: 0.25 },
+                Combine::Add { ma: 1.7, mb: 0.0001 },
+                Combine::Add { ma: 300.0, mb: -299.5 },
+                Combine::Mul { m: 0.003 },
+                Combine::Mul { m: 0.5 },
+            ] {
+                let p =
+                    BinaryParams { combine, za: 3, zb: 200, zo: 128, lo: if n % 2 == 0 { 0 } else { 128 }, hi: 255 };
+                v.binary_u8(&a, &b, &mut out, p);
+                let want: Vec<u8> = a.iter().zip(&b).map(|(&x, &y)| p.scalar(x as i64, y as i64) as u8).collect();
+                assert_eq!(out, want, "{name}: binary u8 {combine:?}, n {n}");
+                let p = BinaryParams { combine, za: -3, zb: 100, zo: 0, lo: -128, hi: 127 };
+                v.binary_i8(&sa, &sb, &mut out8, p);
+                let want: Vec<i8> = sa.iter().zip(&sb).map(|(&x, &y)| p.scalar(x as i64, y as i64) as i8).collect();
+                assert_eq!(out8, want, "{name}: binary i8 {combine:?}, n {n}");
+            }
+            for m in [0.5f32, 1.0, 2.5, 1e-4, 37.0] {
+                let p = RequantParams { m, zi: 17, zo: 100, lo: 0, hi: 255 };
+                v.requantize_u8(&a, &mut out, p);
+                assert_eq!(
+                    out,
+                    a.iter().map(|&x| p.scalar(x as i64) as u8).collect::<Vec<_>>(),
+                    "{name}: requantize u8"
+                );
+                let p = RequantParams { m, zi: -17, zo: 5, lo: -128, hi: 127 };
+                v.requantize_i8(&sa, &mut out8, p);
+                assert_eq!(
+                    out8,
+                    sa.iter().map(|&x| p.scalar(x as i64) as i8).collect::<Vec<_>>(),
+                    "{name}: requantize i8"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn max_pool_routines_match_the_portable_loops_on_every_isa() {
+    let mut rng = Rng(13);
+    for_each_vector_isa(|name, v| {
+        for (h, w, c) in [(5usize, 7usize, 3usize), (9, 40, 1), (4, 4, 33), (12, 70, 16)] {
+            for (k, s, p, d) in [(3i64, 2i64, 1i64, 1i64), (2, 1, 0, 1), (3, 1, 1, 2), (1, 3, 0, 1)] {
+                let win = window(h, w, k, s, p, d);
+                let [oh, ow] = win.out;
+                let src: Vec<u8> = (0..h * w * c).map(|_| rng.byte()).collect();
+                for oy in 0..oh {
+                    let (mut got, mut want) = (vec![0u8; ow * c], vec![0u8; ow * c]);
+                    v.pool_row_u8(&src, [h, w, c], &win, oy, &mut got);
+                    max_pool_row(&src, [h, w, c], &win, oy, 0u8, &mut want);
+                    assert_eq!(got, want, "{name}: pool row {h}x{w}x{c} k{k} s{s} p{p} d{d}");
+                }
+                let plane: Vec<i8> = src[..h * w].iter().map(|&x| x as i8).collect();
+                let mut got = vec![0i8; oh * ow];
+                if v.pool_plane_i8(&plane, [h, w], &win, &mut got) {
+                    let mut want = vec![0i8; oh * ow];
+                    for (oy, row) in want.chunks_mut(ow).enumerate() {
+                        max_pool_row(&plane, [h, w, 1], &win, oy, i8::LOWEST, row);
+                    }
+                    assert_eq!(got, want, "{name}: pool plane {h}x{w} k{k} s{s} p{p} d{d}");
+                }
+            }
+        }
+    });
+}
+
+/// A pooling window over an `h` x `w` input (floor mode).
+fn window(h: usize, w: usize, k: i64, s: i64, p: i64, d: i64) -> Window {
+    let out = |n: usize| ((n as i64 + 2 * p - d * (k - 1) - 1) / s + 1) as usize;
+    Window { kernel: [k, k], stride: [s, s], pad: [p, p], dilation: [d, d], out: [out(h), out(w)] }
+}
+
+#[test]
+fn depthwise_routines_match_the_scalar_pixel_on_every_isa() {
+    fn run<K: GemmIsa>(rng: &mut Rng) {
+        let Some(isa) = K::detect() else {
+            eprintln!("skipped: {} (not on this CPU or capped)", K::NAME);
+            return;
+        };
+        for (c, k, stride, pad, dil) in
+            [(3usize, 3usize, 1usize, 1usize, 1usize), (37, 3, 2, 1, 1), (80, 5, 1, 2, 2), (16, 1, 1, 0, 1)]
+        {
+            let (n, h, w) = (2, 9, 11);
+            let out_size = |s: usize| (s + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+            let (oh, ow) = (out_size(h), out_size(w));
+            let input: Vec<u8> = (0..n * h * w * c).map(|_| rng.byte()).collect();
+            let weights: Vec<f32> = (0..k * k * c).map(|_| (rng.byte() as i8) as f32).collect();
+            let channel_weights: Vec<f32> = (0..k * k * c).map(|i| weights[(i % (k * k)) * c + i / (k * k)]).collect();
+            let mult: Vec<f32> = (0..c).map(|_| rng.f32_in(1e-5, 1e-3)).collect();
+            let add: Vec<f32> = (0..c).map(|_| rng.below(400) as f32 * 0.5).collect();
+            let args = DepthwiseArgs {
+                input: &input,
+                input_sizes: [n, h, w, c],
+                output_sizes: [n, oh, ow, c],
+                kernel: [k, k],
+                stride: [stride, stride],
+                padding: [pad, pad],
+                dilation: [dil, dil],
+                weights: &weights,
+                channel_weights: &channel_weights,
+                zx: rng.below(256) as i32,
+                mult: &mult,
+                add: &add,
+                lo: 0.0,
+            };
+            let mut want = vec![0u8; n * oh * ow * c];
+            for_each_pixel(&args, &mut want, |taps, dst| pixel_scalar(&args, taps, 0, dst)).unwrap();
+            let mut got = vec![0u8; want.len()];
+            if let Some(result) = isa.depthwise_nhwc(&args, &mut got) {
+                result.unwrap();
+                assert_eq!(got, want, "{}: depthwise c {c} k {k} stride {stride}", K::NAME);
+            }
+            // The NCHW plane routine, where the ISA has one (stride and
+            // dilation 1), against the same result transposed.
+            let nchw: Vec<u8> = (0..input.len())
+                .map(|i| {
+                    let (img, ch, px) = (i / (c * h * w), (i / (h * w)) % c, i % (h * w));
+                    input[(img * h * w + px) * c + ch]
+                })
+                .collect();
+            let mut got = vec![0u8; want.len()];
+            if let Some(result) = isa.depthwise_nchw(&DepthwiseArgs { input: &nchw, ..args }, &mut got) {
+                if stride == 1 && dil == 1 {
+                    result.unwrap();
+                    let want_nchw: Vec<u8> = (0..want.len())
+                        .map(|i| {
+                            let (img, ch, px) = (i / (c * oh * ow), (i / (oh * ow)) % c, i % (oh * ow));
+                            want[(img * oh * ow + px) * c + ch]
+                        })
+                        .collect();
+                    assert_eq!(got, want_nchw, "{}: NCHW depthwise c {c} k {k}", K::NAME);
+                } else {
+                    assert!(result.is_err(), "{}: the NCHW routine refuses stride {stride} dilation {dil}", K::NAME);
+                }
+            }
+        }
+    }
+    let mut rng = Rng(17);
+    run::<Portable>(&mut rng);
+    #[cfg(target_arch = "x86_64")]
+    run::<qtensor_runtime::isa::Avx2>(&mut rng);
+    #[cfg(target_arch = "aarch64")]
+    run::<qtensor_runtime::isa::Neon>(&mut rng);
+}
