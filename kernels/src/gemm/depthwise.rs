@@ -91,6 +91,31 @@ pub fn pixel_scalar(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], from: usize,
     }
 }
 
+/// One output pixel in portable code, 64 channels at a time with the taps
+/// outermost (so the inner loop runs over contiguous channels and
+/// vectorizes); the same bits as [`pixel_scalar`]: products and sums of
+/// integers below 2^24 are exact in f32 whether fused or not, and the
+/// requantization is fused as there.
+pub fn pixel_portable(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], dst: &mut [u8]) {
+    const CHUNK: usize = 64;
+    let c = a.input_sizes[3];
+    let zx = a.zx as f32;
+    for ch in (0..c).step_by(CHUNK) {
+        let len = CHUNK.min(c - ch);
+        let mut acc = [0f32; CHUNK];
+        for &(at, t) in taps {
+            let x = &a.input[at + ch..at + ch + len];
+            let w = &a.weights[t * c + ch..t * c + ch + len];
+            for ((acc, &x), &w) in acc.iter_mut().zip(x).zip(w) {
+                *acc += (x as f32 - zx) * w;
+            }
+        }
+        for (j, (d, &acc)) in dst[ch..ch + len].iter_mut().zip(&acc).enumerate() {
+            *d = acc.mul_add(a.mult[ch + j], a.add[ch + j]).clamp(a.lo, 255.0).round_ties_even() as u8;
+        }
+    }
+}
+
 /// The kernel taps `k` whose input position `o * stride + k * dilation -
 /// pad` lies in `0..size`.
 fn tap_range(o: usize, stride: usize, pad: usize, dilation: usize, kernel: usize, size: usize) -> Range<usize> {

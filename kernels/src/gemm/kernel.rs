@@ -3,7 +3,7 @@
 //! direct depthwise routines. The portable forms here define the results
 //! every ISA's must reproduce.
 
-use super::depthwise::DepthwiseArgs;
+use super::depthwise::{for_each_pixel, pixel_portable, DepthwiseArgs};
 use super::driver::RowTerms;
 use super::packed::{PackedB, BLOCK};
 use crate::vector::{quantize_scalar, Portable, QuantizeParams};
@@ -120,5 +120,9 @@ impl GemmIsa for Portable {
 
     fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
         portable_dot(x.a, x.rows, x.kp, b, blocks, out, ldo)
+    }
+
+    fn depthwise_nhwc(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
+        Some(for_each_pixel(args, out, |taps, dst| pixel_portable(args, taps, dst)))
     }
 }
