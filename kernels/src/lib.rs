@@ -1,11 +1,17 @@
-//! qtensor's built-in kernels.
+//! qtensor's built-in kernels, in tiers (`qtensor_runtime::Priority`):
 //!
-//! - [`reference`]: scalar kernels in safe Rust, obviously correct, registered
-//!   at priority 0 for every dtype they apply to. They define the numerics
-//!   every faster kernel must reproduce.
-//! - `x86_64::avx2`: vectorized kernels at priority 10, chosen at run time
-//!   when the CPU has AVX2 (`is_x86_feature_detected!`), bit-exact with the
-//!   reference wherever docs/conformance-format.md says exact.
+//! - [`reference`](mod@reference): scalar kernels in safe Rust, obviously correct,
+//!   registered at `Priority::REFERENCE` for every dtype they apply to.
+//!   They define the numerics every faster kernel must reproduce.
+//! - The portable layer: the op drivers in [`ops`] and the GEMM driver in
+//!   [`gemm`], generic over the ISA traits [`vector::VectorIsa`] and
+//!   [`gemm::GemmIsa`]; with the [`portable`] token's routines they are the
+//!   `Priority::PORTABLE` kernels.
+//! - The ISA modules (`x86_64::avx2`, `x86_64::avx512vnni`,
+//!   `aarch64::neon`): each implements the traits on its token
+//!   (`qtensor_runtime::isa::Avx2`, ...), whose existence proves the CPU
+//!   has the ISA, and registers at `Priority::ISA` and above. They depend
+//!   on the generic modules, never the reverse.
 //!
 //! Kernels register themselves through `inventory`; nothing here is called
 //! by name. The facade calls [`link`] so that the linker keeps this crate.

@@ -42,6 +42,24 @@ impl Rng {
     }
 }
 
+/// Calls `$run::<Token>(args)` for every GEMM token of this target.
+macro_rules! each_gemm_token {
+    ($run:ident($($arg:expr),*)) => {{
+        $run::<Portable>($($arg),*);
+        #[cfg(target_arch = "x86_64")]
+        {
+            $run::<qtensor_runtime::isa::Avx2>($($arg),*);
+            $run::<qtensor_runtime::isa::Avx512Vnni>($($arg),*);
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            $run::<qtensor_runtime::isa::Neon>($($arg),*);
+            $run::<qtensor_runtime::isa::NeonDot>($($arg),*);
+            $run::<qtensor_runtime::isa::NeonI8mm>($($arg),*);
+        }
+    }};
+}
+
 /// Runs `check` with every GEMM token this CPU has, by name.
 fn for_each_gemm_isa(
     mut check: impl FnMut(&str, &dyn Fn(Panel<'_>, &PackedB, std::ops::Range<usize>, &mut [i32], usize)),
@@ -54,18 +72,7 @@ fn for_each_gemm_isa(
             None => eprintln!("skipped: {} (not on this CPU or capped)", K::NAME),
         }
     }
-    run::<Portable>(&mut check);
-    #[cfg(target_arch = "x86_64")]
-    {
-        run::<qtensor_runtime::isa::Avx2>(&mut check);
-        run::<qtensor_runtime::isa::Avx512Vnni>(&mut check);
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        run::<qtensor_runtime::isa::Neon>(&mut check);
-        run::<qtensor_runtime::isa::NeonDot>(&mut check);
-        run::<qtensor_runtime::isa::NeonI8mm>(&mut check);
-    }
+    each_gemm_token!(run(&mut check));
 }
 
 #[test]
@@ -122,18 +129,7 @@ fn for_each_epilogue(mut check: impl FnMut(&str, &dyn EpilogueFns)) {
             None => eprintln!("skipped: {} (not on this CPU or capped)", K::NAME),
         }
     }
-    run::<Portable>(&mut check);
-    #[cfg(target_arch = "x86_64")]
-    {
-        run::<qtensor_runtime::isa::Avx2>(&mut check);
-        run::<qtensor_runtime::isa::Avx512Vnni>(&mut check);
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        run::<qtensor_runtime::isa::Neon>(&mut check);
-        run::<qtensor_runtime::isa::NeonDot>(&mut check);
-        run::<qtensor_runtime::isa::NeonI8mm>(&mut check);
-    }
+    each_gemm_token!(run(&mut check));
 }
 
 /// The epilogues of a GEMM token, object-safe for the test loop.
@@ -506,9 +502,5 @@ fn depthwise_routines_match_the_scalar_pixel_on_every_isa() {
         }
     }
     let mut rng = Rng(17);
-    run::<Portable>(&mut rng);
-    #[cfg(target_arch = "x86_64")]
-    run::<qtensor_runtime::isa::Avx2>(&mut rng);
-    #[cfg(target_arch = "aarch64")]
-    run::<qtensor_runtime::isa::Neon>(&mut rng);
+    each_gemm_token!(run(&mut rng));
 }

@@ -178,7 +178,7 @@ impl<K: GemmIsa> Prepared<'_, K> {
 }
 
 /// Rows computed and finished together within a task: a multiple of every
-/// kernel's row tile (6 for AVX2, 8 for VNNI), small enough that the
+/// micro-kernel's row tile (1 to 8 rows), small enough that the
 /// products stay in L1 between the kernel and the epilogue.
 const TILE_ROWS: usize = 48;
 /// Rows per task when the GEMM splits rows across threads.

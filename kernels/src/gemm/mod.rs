@@ -8,13 +8,12 @@
 //!
 //! `Σ (x - zx)(w - zw) = Σ x w - zw Σ_k x - zx Σ_k w + K zx zw`.
 //!
-//! `vpmaddubsw` cannot multiply u8 by s8 exactly (its pair sums saturate at
-//! i16), so the AVX2 kernel widens both operands to i16 and uses
-//! `vpmaddwd`, whose i32 pair sums are exact. (An earlier kernel kept
-//! `vpmaddubsw` with the sign trick, `Σ |x - 128| · sign(w, x - 128)`; on
-//! Zen 4 its `vpsignb`/`vpabsb` compete with the multipliers for ports and
-//! it reached 55% of the multiply roofline, against 78% for `vpmaddwd`.)
-//! The AVX-512 VNNI kernel uses `vpdpbusd`, which never saturates.
+//! The driver ([`gemm_prepared`]) splits the work into panels and threads
+//! and knows no instruction set: each ISA plugs in through [`GemmIsa`] on
+//! its token (tract-linalg's pattern), with its micro-kernel, epilogues and
+//! optional direct depthwise routines. Every micro-kernel must be exact for
+//! all u8 x s8 inputs, so instructions whose intermediate sums saturate are
+//! not used as they are; the ISA modules say how each kernel stays exact.
 
 pub mod conv;
 pub mod depthwise;

@@ -1,7 +1,7 @@
 //! The elementwise, cat and pooling ops, written once over
 //! [`VectorIsa`](crate::vector::VectorIsa): the tensor work (qparams,
 //! layouts, threads, fallbacks to the reference) lives here, and each ISA
-//! supplies its slice routines. [`register_vector_kernels!`] registers the
+//! supplies its slice routines. [`register_vector_kernels!`](crate::register_vector_kernels) registers the
 //! whole family for one ISA.
 
 pub mod cat;

@@ -21,33 +21,35 @@ use std::arch::aarch64::*;
 use std::arch::asm;
 use std::ops::Range;
 
-/// `acc += Σ_4 x * w` per i32 lane, with `x` the broadcast activation quad.
-#[target_feature(enable = "neon,dotprod")]
-#[inline]
-fn sdot(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
-    let mut acc = acc;
-    // SAFETY: `sdot` reads and writes only the named vector registers; this
-    // function is compiled with the dot-product extension.
-    unsafe {
-        asm!("sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b", acc = inout(vreg) acc, w = in(vreg) w, x = in(vreg) x,
-            options(pure, nomem, nostack, preserves_flags));
-    }
-    acc
+/// Defines `$name(acc, x, w)`: one dot-product instruction, `acc += Σ_4
+/// x * w` per i32 lane over 16 bytes of each operand, compiled with the
+/// extension that has it.
+macro_rules! dot_instruction {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $asm:literal, $x:ty) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        #[inline]
+        fn $name(acc: int32x4_t, x: $x, w: int8x16_t) -> int32x4_t {
+            let mut acc = acc;
+            // SAFETY: the instruction reads and writes only the named vector
+            // registers, and this function is compiled with its extension.
+            unsafe {
+                asm!($asm, acc = inout(vreg) acc, x = in(vreg) x, w = in(vreg) w,
+                    options(pure, nomem, nostack, preserves_flags));
+            }
+            acc
+        }
+    };
 }
 
-/// `acc += Σ_4 x * w` per i32 lane, `x` u8 and `w` s8.
-#[target_feature(enable = "neon,i8mm")]
-#[inline]
-fn usdot(acc: int32x4_t, x: uint8x16_t, w: int8x16_t) -> int32x4_t {
-    let mut acc = acc;
-    // SAFETY: `usdot` reads and writes only the named vector registers;
-    // this function is compiled with the int8 matrix-multiply extension.
-    unsafe {
-        asm!("usdot {acc:v}.4s, {x:v}.16b, {w:v}.16b", acc = inout(vreg) acc, x = in(vreg) x, w = in(vreg) w,
-            options(pure, nomem, nostack, preserves_flags));
-    }
-    acc
-}
+dot_instruction!(
+    /// `sdot`: `x` and `w` both s8.
+    sdot, "neon,dotprod", "sdot {acc:v}.4s, {x:v}.16b, {w:v}.16b", int8x16_t
+);
+dot_instruction!(
+    /// `usdot`: `x` u8, `w` s8.
+    usdot, "neon,i8mm", "usdot {acc:v}.4s, {x:v}.16b, {w:v}.16b", uint8x16_t
+);
 
 /// The activation quad at `at` as one u32 (4 bytes), shifted to signed
 /// when `shift`.
@@ -151,7 +153,7 @@ dot_kernel!(
     tile_sdot,
     "neon,dotprod",
     true,
-    |acc, x: uint8x16_t, w| sdot(acc, w, vreinterpretq_s8_u8(x))
+    |acc, x: uint8x16_t, w| sdot(acc, vreinterpretq_s8_u8(x), w)
 );
 
 dot_kernel!(
