@@ -30,6 +30,7 @@ pub mod models;
 pub mod nn;
 pub mod quantization;
 pub mod report;
+pub mod torch;
 
 pub use qtensor_runtime::serialize::{load, save};
 pub use qtensor_runtime::{
