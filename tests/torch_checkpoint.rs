@@ -103,11 +103,9 @@ fn pickle(numel: u32, offset: u8, size: &[u32], stride: &[u32], global: Option<&
     p.push(b'(');
     // The persistent id ('storage', torch.FloatStorage, '0', 'cpu', numel).
     p.push(b'(');
-    for s in ["storage"] {
-        p.push(b'X');
-        p.extend((s.len() as u32).to_le_bytes());
-        p.extend(s.as_bytes());
-    }
+    p.push(b'X');
+    p.extend(7u32.to_le_bytes());
+    p.extend(b"storage");
     p.extend(b"ctorch\nFloatStorage\n");
     for s in ["0", "cpu"] {
         p.push(b'X');
