@@ -3,6 +3,7 @@
 //! pointwise, grouped, dilated, padded) against exact i64 arithmetic and
 //! against the same call on NCHW input.
 
+use qtensor::numerics::AccRequant;
 use qtensor::{ops, DType, MemoryFormat, Tensor, Value};
 
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
@@ -60,7 +61,8 @@ fn channels_last_works_for_float_and_views() {
     assert_eq!(tcl.to_vec::<f32>().unwrap(), t.contiguous().unwrap().to_vec::<f32>().unwrap());
 }
 
-/// The exact conv: clamp(round(Σ (x - zx)(w - zw) * s) + zy, lo, 255), NCHW.
+/// The conv by definition: the exact sum Σ (x - zx)(w - zw), requantized
+/// with PyTorch's sequence (`numerics::AccRequant`), NCHW.
 #[allow(clippy::too_many_arguments)]
 fn exact_conv(
     x: &[u8],
@@ -72,7 +74,7 @@ fn exact_conv(
     dil: usize,
     zx: i64,
     zw: i64,
-    s: f64,
+    rq: AccRequant,
     zy: i64,
     lo: i64,
 ) -> (Vec<i64>, [usize; 2]) {
@@ -100,7 +102,7 @@ fn exact_conv(
                             }
                         }
                     }
-                    out.push(((acc as f64 * s).round_ties_even() as i64 + zy).clamp(lo, 255));
+                    out.push(rq.apply(acc, zy, lo, 255));
                 }
             }
         }
@@ -152,8 +154,20 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
         let wshape = [case.oc, icg, case.k, case.k];
         let wq =
             ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(w.clone(), &wshape).unwrap(), sw, zw).unwrap();
-        let (want, [oh, ow]) =
-            exact_conv(&xu8, [n, c, h, wd], &w, wshape, case.stride, case.pad, case.dil, zx, zw, sx * sw / sy, zy, 0);
+        let (want, [oh, ow]) = exact_conv(
+            &xu8,
+            [n, c, h, wd],
+            &w,
+            wshape,
+            case.stride,
+            case.pad,
+            case.dil,
+            zx,
+            zw,
+            AccRequant::new(sx, sw, 0.0, sy),
+            zy,
+            0,
+        );
         let xcl = x.contiguous_in(MemoryFormat::ChannelsLast).unwrap();
         for kernel in &kernels {
             for (input, channels_last) in [(&x, false), (&xcl, true)] {
@@ -176,16 +190,13 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
                     "case {ci}, kernel {}: the output keeps the input's layout",
                     kernel.name
                 );
-                let got = y.int_values().unwrap();
-                // ops.yaml allows one step at requantization ties; the
-                // accumulation itself must be exact.
-                let off = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).max().unwrap_or(0);
-                assert!(
-                    worst <= 1 && off * 100 <= want.len(),
-                    "case {ci}, kernel {}, channels_last {channels_last}: {off} of {} differ, worst {worst}",
-                    kernel.name,
-                    want.len()
+                // Bit for bit: the accumulation is exact and every kernel
+                // requantizes with the same f32 sequence.
+                assert_eq!(
+                    y.int_values().unwrap(),
+                    want,
+                    "case {ci}, kernel {}, channels_last {channels_last}",
+                    kernel.name
                 );
             }
         }

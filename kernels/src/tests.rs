@@ -8,10 +8,10 @@
 
 use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
 use crate::gemm::packed::{PackedB, BLOCK};
-use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, RowTerms};
+use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, Requant, RowTerms};
 use crate::reference::pool::Window;
 use crate::vector::{max_pool_row, BinaryParams, Byte, Combine, Portable, QuantizeParams, RequantParams, VectorIsa};
-use qtensor_runtime::numerics::{dequantize_val, quantize_val};
+use qtensor_runtime::numerics::{dequantize_val, quantize_val, AccRequant};
 
 /// `full`, or under Miri (which interprets every instruction, hundreds of
 /// times slower) the shorter `miri`.
@@ -140,14 +140,14 @@ fn for_each_epilogue(mut check: impl FnMut(&str, &dyn EpilogueFns)) {
 
 /// The epilogues of a GEMM token, object-safe for the test loop.
 trait EpilogueFns {
-    fn u8(&self, t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]);
+    fn u8(&self, t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]);
     fn f32(&self, t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]);
     fn quantize(&self, src: &[f32], dst: &mut [u8], q: QuantizeParams);
 }
 
 impl<K: GemmIsa> EpilogueFns for K {
-    fn u8(&self, t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
-        self.finish_u8(t, mult, add, lo, hi, dst)
+    fn u8(&self, t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
+        self.finish_u8(t, rq, dst)
     }
     fn f32(&self, t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
         self.finish_f32(t, x_scale, w_scales, bias, dst)
@@ -172,11 +172,18 @@ fn every_epilogue_matches_the_portable_one() {
                 // Multipliers that put results around the output range, with
                 // ties (x.5) reachable.
                 let mult: Vec<f32> = (0..n).map(|_| rng.f32_in(1e-6, 1e-3)).collect();
-                let add: Vec<f32> = (0..n).map(|_| (rng.below(511) as f32) * 0.5 - 64.0).collect();
-                let lo = if rng.below(2) == 0 { 0.0 } else { rng.below(128) as f32 };
+                let bias: Vec<f32> = (0..n).map(|_| rng.f32_in(-1e5, 1e5)).collect();
+                let zero_point = rng.below(256) as i32;
+                let lo = if rng.below(2) == 0 { 0.0 } else { zero_point as f32 };
+                let rq = Requant { mult: &mult, bias: &bias, zero_point, lo, hi: 255.0 };
                 let (mut got, mut want) = (vec![0u8; n], vec![0u8; n]);
-                e.u8(t, &mult, &add, lo, 255.0, &mut got);
-                scalar_finish_u8(t, &mult, &add, lo, 255.0, &mut want);
+                e.u8(t, rq, &mut got);
+                scalar_finish_u8(t, rq, &mut want);
+                // The scalar form is PyTorch's sequence (numerics::AccRequant).
+                for (j, &w) in want.iter().enumerate() {
+                    let r = AccRequant { mult: mult[j], bias_term: bias[j] };
+                    assert_eq!(w as i64, r.apply(t.c(j) as i64, zero_point as i64, lo as i64, 255), "column {j}");
+                }
                 assert_eq!(got, want, "{name}: finish_u8, n {n}");
                 let ws: Vec<f64> = (0..n).map(|_| rng.f32_in(1e-5, 1e-2) as f64).collect();
                 let bias: Vec<f64> = (0..n).map(|_| rng.f32_in(-1e4, 1e4) as f64).collect();
@@ -463,7 +470,7 @@ fn depthwise_routines_match_the_scalar_pixel_on_every_isa() {
             let weights: Vec<f32> = (0..k * k * c).map(|_| (rng.byte() as i8) as f32).collect();
             let channel_weights: Vec<f32> = (0..k * k * c).map(|i| weights[(i % (k * k)) * c + i / (k * k)]).collect();
             let mult: Vec<f32> = (0..c).map(|_| rng.f32_in(1e-5, 1e-3)).collect();
-            let add: Vec<f32> = (0..c).map(|_| rng.below(400) as f32 * 0.5).collect();
+            let bias: Vec<f32> = (0..c).map(|_| rng.f32_in(-3e4, 3e4)).collect();
             let args = DepthwiseArgs {
                 input: &input,
                 input_sizes: [n, h, w, c],
@@ -476,7 +483,8 @@ fn depthwise_routines_match_the_scalar_pixel_on_every_isa() {
                 channel_weights: &channel_weights,
                 zx: rng.below(256) as i32,
                 mult: &mult,
-                add: &add,
+                bias: &bias,
+                zero_point: 100,
                 lo: 0.0,
             };
             let mut want = vec![0u8; n * oh * ow * c];

@@ -52,6 +52,47 @@ pub fn requantize_f64(real: f64, scale: f64, zero_point: i64, qmin: i64, qmax: i
     (r + zero_point as f64).clamp(qmin as f64, qmax as f64) as i64
 }
 
+/// PyTorch's requantization of an exact conv or linear accumulator (fbgemm's
+/// `ReQuantizeOutput` with a float bias), in f32 as fbgemm computes it:
+///
+/// - `aws = f32(x_scale) * f32(w_scale)`, rounded to f32;
+/// - `mult = aws / f32(y_scale)` and `bias_term = bias / aws`, each rounded;
+/// - `q = round_half_even((f32(acc) + bias_term) * mult) + zero_point`,
+///   clamped to `[lo, hi]` (lo is the zero point for a fused relu).
+///
+/// Every conv and linear kernel, reference and vectorized, computes this
+/// sequence, so they agree bit for bit with each other and with PyTorch
+/// (except where fbgemm's own i16 or i32 arithmetic saturates).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AccRequant {
+    /// `aws / f32(y_scale)`.
+    pub mult: f32,
+    /// `bias / aws`.
+    pub bias_term: f32,
+}
+
+impl AccRequant {
+    /// The constants of one output channel.
+    pub fn new(x_scale: f64, w_scale: f64, bias: f32, y_scale: f64) -> AccRequant {
+        let aws = x_scale as f32 * w_scale as f32;
+        AccRequant { mult: aws / y_scale as f32, bias_term: bias / aws }
+    }
+
+    /// The output integer for the exact accumulator `acc`: clamping to
+    /// integer bounds before rounding equals rounding before clamping, and
+    /// a NaN (degenerate scales) lands on the zero point.
+    #[inline]
+    pub fn apply(self, acc: i64, zero_point: i64, lo: i64, hi: i64) -> i64 {
+        let v = (acc as f32 + self.bias_term) * self.mult;
+        let r = v.clamp((lo - zero_point) as f32, (hi - zero_point) as f32).round_ties_even();
+        if r.is_nan() {
+            zero_point.clamp(lo, hi)
+        } else {
+            r as i64 + zero_point
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,6 +96,14 @@ pub fn load(path: impl AsRef<Path>, module: &mut dyn Module) -> Result<()> {
     module.load_state_dict(&state, "")
 }
 
+/// Loads a module's state from a PyTorch checkpoint (`torch.save` of a
+/// quantized model's `state_dict()`), under PyTorch's names: see
+/// [`crate::torch::StateDict::into_tensors`].
+pub fn load_torch(path: impl AsRef<Path>, module: &mut dyn Module) -> Result<()> {
+    let state = crate::torch::load(path)?.into_tensors()?;
+    module.load_state_dict(&state, "")
+}
+
 /// Looks up `prefix` + `name` in a state dict (a clone of the shared tensor).
 pub fn take(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<Tensor> {
     state

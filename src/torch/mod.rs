@@ -86,6 +86,44 @@ impl StateDict {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// The tensors under the names qtensor's modules load
+    /// (`Module::load_state_dict`): a quantized Linear's
+    /// `X._packed_params._packed_params` tuple becomes `X.weight` and
+    /// `X.bias` (absent when `None`), its `X._packed_params.dtype` is
+    /// dropped, and every other tensor keeps its name. Other non-tensor
+    /// entries are errors, named.
+    pub fn into_tensors(self) -> Result<HashMap<String, Tensor>> {
+        const PACKED: &str = "_packed_params._packed_params";
+        let mut out = HashMap::new();
+        for (name, value) in self.entries {
+            match value {
+                TorchValue::Tensor(t) => {
+                    out.insert(name, t);
+                }
+                TorchValue::Tuple(items) if name.ends_with(PACKED) => {
+                    let module = &name[..name.len() - PACKED.len()];
+                    let mut items = items.into_iter();
+                    match (items.next(), items.next(), items.next()) {
+                        (Some(TorchValue::Tensor(w)), bias, None) => {
+                            out.insert(format!("{module}weight"), w);
+                            match bias {
+                                Some(TorchValue::Tensor(b)) => {
+                                    out.insert(format!("{module}bias"), b);
+                                }
+                                Some(TorchValue::None) | None => {}
+                                Some(other) => return Err(err(format!("`{name}`: a bias of {other:?}"))),
+                            }
+                        }
+                        _ => return Err(err(format!("`{name}` is not a (weight, bias) pair"))),
+                    }
+                }
+                TorchValue::DType(_) if name.ends_with("_packed_params.dtype") => {}
+                other => return Err(err(format!("`{name}` is {other:?}, not a tensor"))),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Reads a `torch.save` checkpoint whose top-level object is a state dict

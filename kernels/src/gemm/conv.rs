@@ -4,13 +4,14 @@
 //! no layout conversion; NCHW ones are transposed in and out.
 
 use super::depthwise::DepthwiseArgs;
-use super::driver::{gemm_prepared, Activations, Epilogue};
+use super::driver::{gemm_prepared, Activations, Epilogue, Requant};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::{byte_sum, MAX_K};
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::conv::ConvParams;
 use crate::reference::linear::qint8_weight_rows;
+use qtensor_runtime::numerics::AccRequant;
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, Tensor};
@@ -120,11 +121,25 @@ impl ConvShape {
 }
 
 /// The requantization of one call, per output channel.
-struct Requant {
+struct ConvRequant {
     mult: Vec<f32>,
-    add: Vec<f32>,
+    bias: Vec<f32>,
+    zero_point: i32,
     lo: f32,
     zx: i32,
+}
+
+impl ConvRequant {
+    /// The epilogue's requantization of output channels `cols`.
+    fn of(&self, cols: Range<usize>) -> Requant<'_> {
+        Requant {
+            mult: &self.mult[cols.clone()],
+            bias: &self.bias[cols],
+            zero_point: self.zero_point,
+            lo: self.lo,
+            hi: 255.0,
+        }
+    }
 }
 
 /// Static quantized conv2d through `kernel`, or `None` when the fast path
@@ -163,13 +178,16 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let shape = ConvShape { input: [n, c, h, wd], weight: [oc, icg, kh, kw], out_hw: [oh, ow] };
     let b = bias_values(op, bias, oc)?;
     let pw = conv_weight(w, g)?;
-    let rq = Requant {
-        mult: pw.scales.iter().map(|sw| (px.scale * sw / y_scale) as f32).collect(),
-        add: b.iter().map(|bb| (bb / y_scale + y_zero_point as f64) as f32).collect(),
+    let rqs: Vec<AccRequant> =
+        pw.scales.iter().zip(&b).map(|(&sw, &bb)| AccRequant::new(px.scale, sw, bb as f32, y_scale)).collect();
+    let rq = ConvRequant {
+        mult: rqs.iter().map(|r| r.mult).collect(),
+        bias: rqs.iter().map(|r| r.bias_term).collect(),
+        zero_point: y_zero_point as i32,
         lo: if relu { y_zero_point.max(0) } else { 0 } as f32,
         zx: px.zero_point as i32,
     };
-    if !rq.mult.iter().chain(&rq.add).all(|v| v.is_finite()) {
+    if !rq.mult.iter().chain(&rq.bias).all(|v| v.is_finite()) || !(0..=255).contains(&y_zero_point) {
         // Scales whose ratio f32 cannot hold, or a NaN or infinite bias:
         // the reference's f64 requantization gives the defined result.
         return Ok(None);
@@ -191,7 +209,8 @@ pub fn gemm_conv2d<K: GemmIsa>(
         channel_weights: &pw.depthwise,
         zx: rq.zx,
         mult: &rq.mult,
-        add: &rq.add,
+        bias: &rq.bias,
+        zero_point: rq.zero_point,
         lo: rq.lo,
     };
     if depthwise && !channels_last && p.stride == [1, 1] && p.dilation == [1, 1] {
@@ -259,13 +278,13 @@ fn pointwise<K: GemmIsa>(
     src: &[u8],
     s: &ConvShape,
     pw: &GemmConvWeight,
-    rq: &Requant,
+    rq: &ConvRequant,
     out: &mut [u8],
 ) -> Result<()> {
     let (m, c) = (s.pixels_out(), s.input[1]);
     let packed = &pw.groups[0];
     let kp = packed.kp;
-    let epi = Epilogue::Quantize { mult: &rq.mult, add: &rq.add, lo: rq.lo, hi: 255.0 };
+    let epi = Epilogue::Quantize(rq.of(0..rq.mult.len()));
     // Each pixel's channels, zero-padded to the kernel's K.
     let fill = |rows: Range<usize>, panel: &mut [u8], sums: &mut [i32]| {
         for ((px, row), sum) in rows.zip(panel.chunks_mut(kp)).zip(sums.iter_mut()) {
@@ -309,7 +328,7 @@ fn im2col_gemm<K: GemmIsa>(
     s: &ConvShape,
     p: &ConvParams,
     pw: &GemmConvWeight,
-    rq: &Requant,
+    rq: &ConvRequant,
     out: &mut [u8],
 ) -> Result<()> {
     let [n, c, h, wd] = s.input;
@@ -397,12 +416,7 @@ fn im2col_gemm<K: GemmIsa>(
             }
         };
         let zw = &pw.zero_points[grp * ocg..(grp + 1) * ocg];
-        let epi = Epilogue::Quantize {
-            mult: &rq.mult[grp * ocg..(grp + 1) * ocg],
-            add: &rq.add[grp * ocg..(grp + 1) * ocg],
-            lo: rq.lo,
-            hi: 255.0,
-        };
+        let epi = Epilogue::Quantize(rq.of(grp * ocg..(grp + 1) * ocg));
         if g == 1 {
             return gemm_prepared(kernel, Activations::Gather(&fill), m, rq.zx, packed, zw, epi, out);
         }

@@ -5,8 +5,8 @@
 //!
 //! The sums are exact in f32: every term is an integer of magnitude at most
 //! 255 * 255, and at most 64 taps keep the total below 2^24. The
-//! requantization is the epilogue's `fma(C, mult, add)`, clamped, rounded
-//! half to even, so both conv paths agree with the GEMM bit for bit.
+//! requantization is the epilogue's (`gemm::Requant`), so both conv paths
+//! agree with the GEMM, and with PyTorch, bit for bit.
 
 use qtensor_runtime::{Error, Result};
 use rayon::prelude::*;
@@ -34,12 +34,21 @@ pub struct DepthwiseArgs<'a> {
     pub channel_weights: &'a [f32],
     /// The input zero point.
     pub zx: i32,
-    /// Per channel: `x_scale * w_scale / y_scale`.
+    /// Per channel, the requantization multiplier (see `numerics::AccRequant`).
     pub mult: &'a [f32],
-    /// Per channel: `bias / y_scale + y_zero_point`.
-    pub add: &'a [f32],
+    /// Per channel, the bias term added to the exact sum before `mult`.
+    pub bias: &'a [f32],
+    /// The output zero point.
+    pub zero_point: i32,
     /// The lowest output (the zero point for a fused relu, else 0).
     pub lo: f32,
+}
+
+impl<'a> DepthwiseArgs<'a> {
+    /// The requantization of every channel, as the GEMM epilogue's.
+    pub fn requant(&self) -> super::Requant<'a> {
+        super::Requant { mult: self.mult, bias: self.bias, zero_point: self.zero_point, lo: self.lo, hi: 255.0 }
+    }
 }
 
 /// Runs `pixel(taps, dst)` for every output pixel of the channels-last
@@ -78,8 +87,8 @@ pub fn for_each_pixel(
 }
 
 /// Channels `from..` of one output pixel, in scalar: the exact f32 sum of
-/// the taps, then `fma(sum, mult, add)`, clamped to `[lo, 255]`, rounded
-/// half to even, as the vector routines compute each lane.
+/// the taps, then requantized as `gemm::Requant::scalar`, as the vector
+/// routines compute each lane.
 pub fn pixel_scalar(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], from: usize, dst: &mut [u8]) {
     let c = a.input_sizes[3];
     for (j, d) in dst.iter_mut().enumerate().skip(from) {
@@ -87,15 +96,14 @@ pub fn pixel_scalar(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], from: usize,
         for &(at, t) in taps {
             acc = ((a.input[at + j] as i32 - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
         }
-        *d = acc.mul_add(a.mult[j], a.add[j]).clamp(a.lo, 255.0).round_ties_even() as u8;
+        *d = a.requant().scalar(j, acc as i32);
     }
 }
 
 /// One output pixel in portable code, 64 channels at a time with the taps
 /// outermost (so the inner loop runs over contiguous channels and
 /// vectorizes); the same bits as [`pixel_scalar`]: products and sums of
-/// integers below 2^24 are exact in f32 whether fused or not, and the
-/// requantization is fused as there.
+/// integers below 2^24 are exact in f32 in any order.
 pub fn pixel_portable(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], dst: &mut [u8]) {
     const CHUNK: usize = 64;
     let c = a.input_sizes[3];
@@ -111,7 +119,7 @@ pub fn pixel_portable(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], dst: &mut 
             }
         }
         for (j, (d, &acc)) in dst[ch..ch + len].iter_mut().zip(&acc).enumerate() {
-            *d = acc.mul_add(a.mult[ch + j], a.add[ch + j]).clamp(a.lo, 255.0).round_ties_even() as u8;
+            *d = a.requant().scalar(ch + j, acc as i32);
         }
     }
 }

@@ -43,20 +43,46 @@ impl RowTerms<'_> {
     }
 }
 
+/// PyTorch's requantization of a row segment's columns (see
+/// `numerics::AccRequant`): `q = clamp(round_half_even((f32(C) + bias[n])
+/// * mult[n]) + zero_point, lo, hi)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Requant<'a> {
+    /// Per column, `aws / f32(y_scale)` with `aws = f32(x_scale) * f32(w_scale)`.
+    pub mult: &'a [f32],
+    /// Per column, `bias / aws`.
+    pub bias: &'a [f32],
+    /// The output zero point.
+    pub zero_point: i32,
+    /// Lowest output (the zero point for a fused relu).
+    pub lo: f32,
+    /// Highest output.
+    pub hi: f32,
+}
+
+impl<'a> Requant<'a> {
+    /// The columns `cols` of this requantization.
+    pub fn cols(&self, cols: Range<usize>) -> Requant<'a> {
+        Requant { mult: &self.mult[cols.clone()], bias: &self.bias[cols], ..*self }
+    }
+
+    /// Column `j` of the exact result `c`, in the scalar definition that
+    /// every vector epilogue reproduces lane by lane.
+    #[inline]
+    pub fn scalar(&self, j: usize, c: i32) -> u8 {
+        let zp = self.zero_point as f32;
+        let v = ((c as f32 + self.bias[j]) * self.mult[j]).clamp(self.lo - zp, self.hi - zp);
+        // Round half to even by adding 1.5 * 2^23: |v| <= 255 leaves no
+        // fraction bits, in the default rounding mode, with no libm call.
+        ((v + 12_582_912.0) - 12_582_912.0 + zp) as u8
+    }
+}
+
 /// What to do with each exact result `C[m, n]`.
 #[derive(Clone, Copy)]
 pub enum Epilogue<'a> {
-    /// `q = clamp(round(C * mult[n] + add[n]), lo, hi)`, stored as u8.
-    Quantize {
-        /// `x_scale * w_scale[n] / y_scale`.
-        mult: &'a [f32],
-        /// `bias[n] / y_scale + y_zero_point`.
-        add: &'a [f32],
-        /// Lowest output (the zero point for a fused relu).
-        lo: f32,
-        /// Highest output.
-        hi: f32,
-    },
+    /// Requantized to u8 (see [`Requant`]).
+    Quantize(Requant<'a>),
     /// `y = (C * x_scale) * w_scale[n] + bias[n]` in f64, stored as f32.
     Float {
         /// The activations' scale.
@@ -76,9 +102,8 @@ pub trait OutElem: Copy + Send + Sync {
 
 impl OutElem for u8 {
     fn finish<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [u8]) {
-        if let Epilogue::Quantize { mult, add, lo, hi } = *epi {
-            let n = dst.len();
-            kernel.finish_u8(terms, &mult[col0..col0 + n], &add[col0..col0 + n], lo, hi, dst);
+        if let Epilogue::Quantize(rq) = *epi {
+            kernel.finish_u8(terms, rq.cols(col0..col0 + dst.len()), dst);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! every ISA's must reproduce.
 
 use super::depthwise::{for_each_pixel, pixel_portable, DepthwiseArgs};
-use super::driver::RowTerms;
+use super::driver::{Requant, RowTerms};
 use super::packed::{PackedB, BLOCK};
 use crate::vector::{quantize_scalar, Portable, QuantizeParams};
 use qtensor_runtime::Result;
@@ -37,8 +37,8 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
     fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize);
 
     /// The quantizing epilogue; see [`scalar_finish_u8`] for the result.
-    fn finish_u8(self, terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
-        scalar_finish_u8(terms, mult, add, lo, hi, dst)
+    fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
+        scalar_finish_u8(terms, rq, dst)
     }
 
     /// The float epilogue; see [`scalar_finish_f32`] for the result.
@@ -67,18 +67,10 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
     }
 }
 
-/// Rounds half to even for `0 <= v < 2^22` in the default rounding mode:
-/// adding 1.5 * 2^23 leaves no fraction bits.
-#[inline]
-fn round_even_small(v: f32) -> f32 {
-    (v + 12_582_912.0) - 12_582_912.0
-}
-
-/// The quantizing epilogue: `clamp(round(fma(C, mult, add)), lo, hi)` as u8,
-/// the multiply and add fused (one rounding), ties to even.
-pub fn scalar_finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+/// The quantizing epilogue: [`Requant::scalar`] of each column.
+pub fn scalar_finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
     for (j, d) in dst.iter_mut().enumerate() {
-        *d = round_even_small((t.c(j) as f32).mul_add(mult[j], add[j]).clamp(lo, hi)) as u8;
+        *d = rq.scalar(j, t.c(j));
     }
 }
 

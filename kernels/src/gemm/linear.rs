@@ -1,13 +1,13 @@
 //! quantized::linear, linear_relu and linear_dynamic over the GEMM kernels.
 
-use super::driver::{gemm_into, Epilogue};
+use super::driver::{gemm_into, Epilogue, Requant};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::MAX_K;
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::linear::{choose_qparams, qint8_weight_rows, rows_of};
 use crate::vector::QuantizeParams;
-use qtensor_runtime::numerics::inv_scale;
+use qtensor_runtime::numerics::{inv_scale, AccRequant};
 use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
 use std::sync::Arc;
 
@@ -64,15 +64,17 @@ pub fn gemm_linear<K: GemmIsa>(
     let n = gw.packed.n;
     let (mut sizes, m) = rows_of(op, x, gw.packed.k)?;
     let b = bias_values(op, bias, n)?;
-    let mult: Vec<f32> = gw.scales.iter().map(|sw| (px.scale * sw / y_scale) as f32).collect();
-    let add: Vec<f32> = b.iter().map(|bb| (bb / y_scale + y_zero_point as f64) as f32).collect();
-    if !mult.iter().chain(&add).all(|v| v.is_finite()) {
+    let rqs: Vec<AccRequant> =
+        gw.scales.iter().zip(&b).map(|(&sw, &bb)| AccRequant::new(px.scale, sw, bb as f32, y_scale)).collect();
+    let mult: Vec<f32> = rqs.iter().map(|r| r.mult).collect();
+    let bias: Vec<f32> = rqs.iter().map(|r| r.bias_term).collect();
+    if !mult.iter().chain(&bias).all(|v| v.is_finite()) || !(0..=255).contains(&y_zero_point) {
         // Scales whose ratio f32 cannot hold, or a NaN or infinite bias:
         // the reference's f64 requantization gives the defined result.
         return Ok(None);
     }
     let lo = if relu { y_zero_point.max(0) } else { 0 } as f32;
-    let epi = Epilogue::Quantize { mult: &mult, add: &add, lo, hi: 255.0 };
+    let epi = Epilogue::Quantize(Requant { mult: &mult, bias: &bias, zero_point: y_zero_point as i32, lo, hi: 255.0 });
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), m * n)?;
     x.with_contiguous::<u8, Result<()>>(|xs| {
         gemm_into(kernel, xs, m, px.zero_point as i32, &gw.packed, &gw.zero_points, epi, &mut storage.write::<u8>()?)

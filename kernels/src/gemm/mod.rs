@@ -23,7 +23,7 @@ pub mod linear;
 pub mod packed;
 pub mod register;
 
-pub use driver::{gemm_into, gemm_prepared, Activations, Epilogue, OutElem, RowTerms};
+pub use driver::{gemm_into, gemm_prepared, Activations, Epilogue, OutElem, Requant, RowTerms};
 pub use kernel::{portable_dot, scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel};
 pub use packed::PackedB;
 

@@ -6,7 +6,7 @@
 
 use super::common::{bias_values, check_at_least, output_quantizer, per_tensor, quantized_from_ints};
 use super::linear::{centered_rows, qint8_weight_rows};
-use qtensor_runtime::numerics::requantize_f64;
+use qtensor_runtime::numerics::AccRequant;
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 use std::sync::Arc;
@@ -176,8 +176,8 @@ pub fn conv2d_with_packed(
                             }
                         }
                     }
-                    let real = acc as f64 * px.scale * scale_oc + bias_oc;
-                    ints.push(requantize_f64(real, y_scale, y_zero_point, lo, 255));
+                    let rq = AccRequant::new(px.scale, scale_oc, bias_oc as f32, y_scale);
+                    ints.push(rq.apply(acc, y_zero_point, lo, 255));
                 }
             }
         }

@@ -6,7 +6,7 @@
 
 use super::common::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
 use super::quantize::float_input;
-use qtensor_runtime::numerics::{inv_scale, quantize_val, requantize_f64};
+use qtensor_runtime::numerics::{inv_scale, quantize_val, AccRequant};
 use qtensor_runtime::storage::{checked_count, try_filled, try_vec};
 use qtensor_runtime::{register_kernel, DType, Error, Priority, QParams, Result, Tensor};
 use std::sync::Arc;
@@ -145,7 +145,7 @@ pub fn linear_with_packed(
         .enumerate()
         .map(|(i, &a)| {
             let c = i % packed.n.max(1);
-            requantize_f64(a as f64 * px.scale * packed.scales[c] + b[c], y_scale, y_zero_point, lo, 255)
+            AccRequant::new(px.scale, packed.scales[c], b[c] as f32, y_scale).apply(a, y_zero_point, lo, 255)
         })
         .collect();
     sizes.push(packed.n);

@@ -2,6 +2,7 @@
 //! each output pixel's channels 4 at a time, one FMA per tap, requantized
 //! in registers with the portable sequence (see `gemm::depthwise`).
 
+use super::simd::{requant4, requant_bounds, store4_u8};
 use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
 use qtensor_runtime::isa::Neon;
 use qtensor_runtime::Result;
@@ -25,19 +26,13 @@ fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], c: us
             *acc = vfmaq_f32(*acc, vcvtq_f32_s32(xi), unsafe { vld1q_f32(w.as_ptr()) });
         }
     }
-    let (vlo, vhi) = (vdupq_n_f32(a.lo), vdupq_n_f32(255.0));
+    let (lo, hi, zp) = requant_bounds(a.lo, 255.0, a.zero_point);
     for (j, acc) in acc.into_iter().enumerate() {
         let at = ch + 4 * j;
-        let (m, ad) = (&a.mult[at..at + 4], &a.add[at..at + 4]);
-        // SAFETY: `m` and `ad` hold 4 floats each.
-        let v = unsafe { vfmaq_f32(vld1q_f32(ad.as_ptr()), acc, vld1q_f32(m.as_ptr())) };
-        let q = vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, vlo), vhi));
-        let mut lanes = [0i32; 4];
-        // SAFETY: `lanes` holds 4 writable i32.
-        unsafe { vst1q_s32(lanes.as_mut_ptr(), q) };
-        for (d, &v) in dst[at..at + 4].iter_mut().zip(&lanes) {
-            *d = v as u8;
-        }
+        let (m, b) = (&a.mult[at..at + 4], &a.bias[at..at + 4]);
+        // SAFETY: `m` and `b` hold 4 floats each.
+        let (m, b) = unsafe { (vld1q_f32(m.as_ptr()), vld1q_f32(b.as_ptr())) };
+        store4_u8(&mut dst[at..at + 4], requant4(acc, b, m, lo, hi, zp));
     }
 }
 

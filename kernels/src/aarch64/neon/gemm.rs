@@ -15,8 +15,9 @@
 //! `sdot` and `usdot` are not yet stable intrinsics in Rust, so they are
 //! single inline-assembly instructions on vector registers.
 
+use super::simd::{requant4, requant_bounds, store4_u8};
 use crate::gemm::packed::{PackedB, BLOCK};
-use crate::gemm::{scalar_finish_f32, scalar_finish_u8, RowTerms};
+use crate::gemm::{scalar_finish_f32, scalar_finish_u8, Requant, RowTerms};
 use std::arch::aarch64::*;
 use std::arch::asm;
 use std::ops::Range;
@@ -240,28 +241,21 @@ fn exact4(t: &RowTerms<'_>, j: usize) -> int32x4_t {
     vsubq_s32(sum, vmulq_s32(zw, vdupq_n_s32(t.row_sum)))
 }
 
-/// The quantizing epilogue, 4 columns at a time: `fma(C, mult, add)`,
-/// clamped, rounded half to even, as the portable epilogue.
+/// The quantizing epilogue, 4 columns at a time, as the portable one.
 #[target_feature(enable = "neon")]
-pub(super) fn finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
     let n = dst.len();
-    let (vlo, vhi) = (vdupq_n_f32(lo), vdupq_n_f32(hi));
+    let (lo, hi, zp) = requant_bounds(rq.lo, rq.hi, rq.zero_point);
     let mut j = 0;
     while j + 4 <= n {
         let c = vcvtq_f32_s32(exact4(&t, j));
-        let (m, ad) = (&mult[j..j + 4], &add[j..j + 4]);
-        // SAFETY: `m` and `ad` hold 4 floats each.
-        let v = unsafe { vfmaq_f32(vld1q_f32(ad.as_ptr()), c, vld1q_f32(m.as_ptr())) };
-        let q = vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, vlo), vhi));
-        let mut lanes = [0i32; 4];
-        // SAFETY: `lanes` holds 4 writable i32.
-        unsafe { vst1q_s32(lanes.as_mut_ptr(), q) };
-        for (d, &v) in dst[j..j + 4].iter_mut().zip(&lanes) {
-            *d = v as u8;
-        }
+        let (m, b) = (&rq.mult[j..j + 4], &rq.bias[j..j + 4]);
+        // SAFETY: `m` and `b` hold 4 floats each.
+        let (m, b) = unsafe { (vld1q_f32(m.as_ptr()), vld1q_f32(b.as_ptr())) };
+        store4_u8(&mut dst[j..j + 4], requant4(c, b, m, lo, hi, zp));
         j += 4;
     }
-    scalar_finish_u8(t.tail(j), &mult[j..], &add[j..], lo, hi, &mut dst[j..]);
+    scalar_finish_u8(t.tail(j), rq.cols(j..n), &mut dst[j..]);
 }
 
 /// The float epilogue in f64, 2 columns at a time, in the reference's

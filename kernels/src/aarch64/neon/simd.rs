@@ -102,3 +102,39 @@ pub(super) fn store4_i32(dst: &mut [i32], v: int32x4_t) {
 pub(super) fn clamp_round(v: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> int32x4_t {
     vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, lo), hi))
 }
+
+/// PyTorch's requantization of 4 lanes (`gemm::Requant::scalar`): `(c +
+/// bias) * mult`, clamped to `[lo, hi]` (already less the zero point),
+/// rounded half to even, plus the zero point.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(super) fn requant4(
+    c: float32x4_t,
+    bias: float32x4_t,
+    mult: float32x4_t,
+    lo: float32x4_t,
+    hi: float32x4_t,
+    zp: int32x4_t,
+) -> int32x4_t {
+    vaddq_s32(clamp_round(vmulq_f32(vaddq_f32(c, bias), mult), lo, hi), zp)
+}
+
+/// The clamp bounds and zero point of a requantization, as vectors.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(super) fn requant_bounds(lo: f32, hi: f32, zero_point: i32) -> (float32x4_t, float32x4_t, int32x4_t) {
+    let zp = zero_point as f32;
+    (vdupq_n_f32(lo - zp), vdupq_n_f32(hi - zp), vdupq_n_s32(zero_point))
+}
+
+/// Stores 4 lanes of i32, each in `0..=255`, as bytes.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(super) fn store4_u8(dst: &mut [u8], q: int32x4_t) {
+    let mut lanes = [0i32; 4];
+    // SAFETY: `lanes` holds 4 writable i32.
+    unsafe { vst1q_s32(lanes.as_mut_ptr(), q) };
+    for (d, &v) in dst[..4].iter_mut().zip(&lanes) {
+        *d = v as u8;
+    }
+}

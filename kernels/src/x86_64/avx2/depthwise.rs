@@ -3,8 +3,9 @@
 //! sums are exact in f32: every term is an integer of magnitude at most
 //! 255 * 255, and at most 64 taps keep the total below 2^24.
 
-use super::simd::{pack32, store32, store_prefix};
+use super::simd::{pack32, requant8, requant_bounds, store32, store_prefix};
 use crate::gemm::depthwise::DepthwiseArgs;
+use crate::gemm::Requant;
 use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::storage::try_filled;
 use qtensor_runtime::{Error, Result};
@@ -47,14 +48,13 @@ fn plane_avx2(
     kernel: [usize; 2],
     out: &mut [u8],
     out_hw: [usize; 2],
-    mult: f32,
-    add: f32,
-    lo: f32,
+    rq: Requant<'_>,
 ) {
     let [kh, kw] = kernel;
     let [oh, ow] = out_hw;
-    let (vm, va, vlo, vhi) = (_mm256_set1_ps(mult), _mm256_set1_ps(add), _mm256_set1_ps(lo), _mm256_set1_ps(255.0));
-    let finish = |acc: __m256| _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(acc, vm, va), vlo), vhi));
+    let (vm, vb) = (_mm256_set1_ps(rq.mult[0]), _mm256_set1_ps(rq.bias[0]));
+    let (lo, hi, zp) = requant_bounds(rq.lo, rq.hi, rq.zero_point);
+    let finish = |acc: __m256| requant8(acc, vb, vm, lo, hi, zp);
     for y in 0..oh {
         let mut x0 = 0;
         while x0 < ow {
@@ -103,7 +103,7 @@ pub(super) fn depthwise_nchw(isa: Avx2, args: &DepthwiseArgs<'_>, out: &mut [u8]
         // SAFETY: `isa` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe {
             fill_plane(input, w, &mut plane, wp, args.padding[0], args.padding[1], args.zx as i64);
-            plane_avx2(&plane, wp, taps, [kh, kw], out, [oh, ow], args.mult[ch], args.add[ch], args.lo)
+            plane_avx2(&plane, wp, taps, [kh, kw], out, [oh, ow], args.requant().cols(ch..ch + 1))
         };
         Ok(())
     })

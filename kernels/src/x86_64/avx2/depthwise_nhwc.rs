@@ -8,6 +8,7 @@
 //! epilogue's own sequence (`fma(C, mult, add)`, clamp, round to even), so
 //! both conv paths agree.
 
+use super::simd::{requant8, requant_bounds};
 use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
 use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::Result;
@@ -35,13 +36,13 @@ fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], c: us
             }
         }
     }
-    let (vlo, vhi) = (_mm256_set1_ps(a.lo), _mm256_set1_ps(255.0));
+    let (lo, hi, zp) = requant_bounds(a.lo, 255.0, a.zero_point);
     for (j, acc) in acc.iter().enumerate() {
         let at = ch + 8 * j;
-        let (m, ad) = (&a.mult[at..at + 8], &a.add[at..at + 8]);
-        // SAFETY: `m` and `ad` hold 8 floats each.
-        let v = unsafe { _mm256_fmadd_ps(*acc, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(ad.as_ptr())) };
-        let q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
+        let (m, b) = (&a.mult[at..at + 8], &a.bias[at..at + 8]);
+        // SAFETY: `m` and `b` hold 8 floats each.
+        let (m, b) = unsafe { (_mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(b.as_ptr())) };
+        let q = requant8(*acc, b, m, lo, hi, zp);
         let words = _mm256_packus_epi32(q, q);
         let bytes =
             _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));

@@ -1,7 +1,8 @@
 //! The AVX2 GEMM epilogues (which the VNNI kernel shares), 16 and 8
 //! columns at a time, with the portable epilogues' arithmetic.
 
-use crate::gemm::{scalar_finish_f32, scalar_finish_u8, RowTerms};
+use super::simd::{requant8, requant_bounds};
+use crate::gemm::{scalar_finish_f32, scalar_finish_u8, Requant, RowTerms};
 use std::arch::x86_64::*;
 
 /// `C` for 8 columns starting at `j`: `p + col_terms - zw * row_sum`
@@ -29,23 +30,23 @@ fn exact8(t: &RowTerms<'_>, j: usize, row_sum: __m256i) -> __m256i {
 /// Requantized `C` of 8 columns from `j`, as i32 in `[lo, hi]`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn quantize8(t: &RowTerms<'_>, j: usize, rs: __m256i, mult: &[f32], add: &[f32], lo: __m256, hi: __m256) -> __m256i {
+fn quantize8(t: &RowTerms<'_>, j: usize, rs: __m256i, rq: &Requant<'_>, bounds: (__m256, __m256, __m256i)) -> __m256i {
     let c = _mm256_cvtepi32_ps(exact8(t, j, rs));
-    let (m, a) = (&mult[j..j + 8], &add[j..j + 8]);
-    // SAFETY: `m` and `a` hold 8 floats each.
-    let v = unsafe { _mm256_fmadd_ps(c, _mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(a.as_ptr())) };
-    _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi))
+    let (m, b) = (&rq.mult[j..j + 8], &rq.bias[j..j + 8]);
+    // SAFETY: `m` and `b` hold 8 floats each.
+    let (m, b) = unsafe { (_mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(b.as_ptr())) };
+    requant8(c, b, m, bounds.0, bounds.1, bounds.2)
 }
 
 /// The quantizing epilogue, 16 columns at a time (then 8, then scalar).
 #[target_feature(enable = "avx2,fma")]
-pub(in crate::x86_64) fn finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+pub(in crate::x86_64) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
     let n = dst.len();
-    let (rs, vlo, vhi) = (_mm256_set1_epi32(t.row_sum), _mm256_set1_ps(lo), _mm256_set1_ps(hi));
+    let (rs, bounds) = (_mm256_set1_epi32(t.row_sum), requant_bounds(rq.lo, rq.hi, rq.zero_point));
     let mut j = 0;
     while j + 16 <= n {
-        let q0 = quantize8(&t, j, rs, mult, add, vlo, vhi);
-        let q1 = quantize8(&t, j + 8, rs, mult, add, vlo, vhi);
+        let q0 = quantize8(&t, j, rs, &rq, bounds);
+        let q1 = quantize8(&t, j + 8, rs, &rq, bounds);
         // Lane 0 holds columns 0-3 then 8-11, lane 1 4-7 then 12-15:
         // gather the dwords back into column order.
         let words = _mm256_packus_epi32(q0, q1);
@@ -57,7 +58,7 @@ pub(in crate::x86_64) fn finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], l
         j += 16;
     }
     if j + 8 <= n {
-        let q = quantize8(&t, j, rs, mult, add, vlo, vhi);
+        let q = quantize8(&t, j, rs, &rq, bounds);
         let words = _mm256_packus_epi32(q, q);
         let packed =
             _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
@@ -66,7 +67,7 @@ pub(in crate::x86_64) fn finish_u8(t: RowTerms<'_>, mult: &[f32], add: &[f32], l
         unsafe { _mm_storel_epi64(d.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(packed)) };
         j += 8;
     }
-    scalar_finish_u8(t.tail(j), &mult[j..], &add[j..], lo, hi, &mut dst[j..]);
+    scalar_finish_u8(t.tail(j), rq.cols(j..n), &mut dst[j..]);
 }
 
 /// The float epilogue in f64, 4 columns at a time, in the reference's

@@ -21,7 +21,7 @@ mod simd;
 
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
-use crate::gemm::{GemmIsa, Panel, RowTerms};
+use crate::gemm::{GemmIsa, Panel, Requant, RowTerms};
 use crate::reference::pool::Window;
 use crate::vector::{BinaryParams, Byte, QuantizeParams, RequantParams, VectorIsa};
 use qtensor_runtime::isa::Avx2;
@@ -103,9 +103,9 @@ impl GemmIsa for Avx2 {
         unsafe { gemm_i16::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
     }
 
-    fn finish_u8(self, terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
+    fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
         // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
-        unsafe { gemm::finish_u8(terms, mult, add, lo, hi, dst) }
+        unsafe { gemm::finish_u8(terms, rq, dst) }
     }
 
     fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {

@@ -147,3 +147,21 @@ pub(super) fn store_prefix(dst: &mut [u8], v: __m256i) {
         *d = b;
     }
 }
+
+/// PyTorch's requantization of 8 lanes (`gemm::Requant::scalar`): `(c +
+/// bias) * mult`, clamped to `[lo, hi]` (already less the zero point),
+/// rounded half to even, plus the zero point.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn requant8(c: __m256, bias: __m256, mult: __m256, lo: __m256, hi: __m256, zp: __m256i) -> __m256i {
+    let v = _mm256_mul_ps(_mm256_add_ps(c, bias), mult);
+    _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi)), zp)
+}
+
+/// The clamp bounds and zero point of a requantization, as vectors.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn requant_bounds(lo: f32, hi: f32, zero_point: i32) -> (__m256, __m256, __m256i) {
+    let zp = zero_point as f32;
+    (_mm256_set1_ps(lo - zp), _mm256_set1_ps(hi - zp), _mm256_set1_epi32(zero_point))
+}

@@ -7,7 +7,7 @@ mod gemm;
 
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
-use crate::gemm::{GemmIsa, Panel, RowTerms};
+use crate::gemm::{GemmIsa, Panel, Requant, RowTerms};
 use crate::vector::QuantizeParams;
 use qtensor_runtime::isa::Avx512Vnni;
 use qtensor_runtime::{Priority, Result};
@@ -26,8 +26,8 @@ impl GemmIsa for Avx512Vnni {
         unsafe { gemm::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
     }
 
-    fn finish_u8(self, terms: RowTerms<'_>, mult: &[f32], add: &[f32], lo: f32, hi: f32, dst: &mut [u8]) {
-        self.avx2().finish_u8(terms, mult, add, lo, hi, dst)
+    fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
+        self.avx2().finish_u8(terms, rq, dst)
     }
 
     fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
