@@ -47,6 +47,11 @@ enum Command {
         #[arg(long, value_name = "WORKLOAD")]
         profile: Option<String>,
     },
+    /// Run a quantized network from a PyTorch checkpoint.
+    Model {
+        #[command(subcommand)]
+        action: ModelCommand,
+    },
     /// Run golden case files (or directories of them) through the dispatcher.
     Conform {
         /// Case files or directories (default: the project's own cases).
@@ -55,6 +60,54 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Load torchvision's quantized ARCH from a `torch.save` state dict, run
+    /// the float tensor `input` of a safetensors file, print the top-5
+    /// classes and the time, and write the quantized logits (before the
+    /// dequantize stub) as the tensor `output`, qparams included.
+    Run {
+        /// The architecture (resnet18, mobilenet_v2).
+        arch: String,
+        /// The checkpoint: `torch.save(model.state_dict(), FILE.pt)`.
+        #[arg(long)]
+        weights: PathBuf,
+        /// A safetensors file with the float tensor `input`, `[N, 3, H, W]`.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the logits (safetensors).
+        #[arg(long)]
+        out: PathBuf,
+        /// Threads for the kernels' parallel loops.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+}
+
+/// `qtensor model run`.
+fn model_run(
+    arch: &str,
+    weights: &std::path::Path,
+    input: &std::path::Path,
+    out: &std::path::Path,
+    threads: usize,
+) -> qtensor::Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| qtensor::Error::invalid("model run", format!("cannot start {threads} threads: {e}")))?;
+    let run = pool.install(|| qtensor::models::run_checkpoint(arch, weights, input))?;
+    let n = run.logits.sizes()[0];
+    println!("{arch}: {n} input(s) in {:.2} ms with {threads} thread(s)", run.elapsed.as_secs_f64() * 1e3);
+    for item in 0..n {
+        let top: Vec<String> = run.top(item, 5)?.iter().map(|(c, s)| format!("{c} ({s:.4})")).collect();
+        println!("  input {item}: top-5 classes {}", top.join(", "));
+    }
+    qtensor::save(out, &[("output", &run.logits)])?;
+    println!("wrote the quantized logits {:?} to {} as `output`", run.logits.sizes(), out.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -142,6 +195,15 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Model { action: ModelCommand::Run { arch, weights, input, out, threads } } => {
+            match model_run(&arch, &weights, &input, &out, threads) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("model run failed: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -3,7 +3,7 @@
 //! through `skip_add`.
 
 use super::init::{ActivationRange, WeightInit};
-use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier};
+use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
 use crate::nn::quantized::{Conv2d, DeQuantize, QFunctional, Quantize};
 use crate::nn::Module;
 use crate::{DType, Result, Tensor};
@@ -150,13 +150,19 @@ pub fn mobilenet_v2(init: &mut WeightInit) -> Result<MobileNetV2> {
     Ok(MobileNetV2 { head, features })
 }
 
-impl Module for MobileNetV2 {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl Network for MobileNetV2 {
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = self.head.input(x)?;
         for (i, f) in self.features.iter().enumerate() {
             y = run_named(f.module(), &y, &f.name(i))?;
         }
-        self.head.head(&y)
+        self.head.logits(&y)
+    }
+}
+
+impl Module for MobileNetV2 {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.head.dequantize(&self.logits(x)?)
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {

@@ -11,10 +11,12 @@
 mod init;
 mod mobilenet;
 mod resnet;
+mod run;
 
 pub use init::{ActivationRange, WeightInit};
 pub use mobilenet::{mobilenet_v2, InvertedResidual, MobileNetV2};
 pub use resnet::{resnet18, BasicBlock, ResNet};
+pub use run::{run_checkpoint, ModelRun};
 
 use crate::nn::quantized::{Conv2d, DeQuantize, Linear, QFunctional, Quantize};
 use crate::nn::Module;
@@ -24,8 +26,17 @@ use std::collections::HashMap;
 /// The architectures [`by_name`] builds.
 pub const ARCHITECTURES: [&str; 2] = ["resnet18", "mobilenet_v2"];
 
-/// A network by its torchvision name, with random weights from `init`.
-pub fn by_name(arch: &str, init: &mut WeightInit) -> Result<Box<dyn Module + Send + Sync>> {
+/// A classification network: `forward` gives float scores (after the
+/// dequantize stub), `logits` the quantized logits before it, which is
+/// what PyTorch's quantized models compute last.
+pub trait Network: Module + Send + Sync {
+    /// The quantized logits, `[N, classes]`.
+    fn logits(&self, x: &Tensor) -> Result<Tensor>;
+}
+
+/// A network by its torchvision name, with random weights from `init`
+/// (load trained ones with [`crate::nn::load_torch`] or [`crate::nn::load`]).
+pub fn by_name(arch: &str, init: &mut WeightInit) -> Result<Box<dyn Network>> {
     match arch {
         "resnet18" => Ok(Box::new(resnet18(init)?)),
         "mobilenet_v2" => Ok(Box::new(mobilenet_v2(init)?)),
@@ -65,13 +76,18 @@ impl Classifier {
         }
     }
 
-    /// Global average pool, flatten, `fc`, dequantize.
-    fn head(&self, features: &Tensor) -> Result<Tensor> {
+    /// Global average pool, flatten, `fc`: the quantized logits.
+    fn logits(&self, features: &Tensor) -> Result<Tensor> {
         let _scope = crate::profiler::scope("head");
         let pooled = crate::ops::adaptive_avg_pool2d(features, &[1, 1])?;
         let n = pooled.sizes()[0] as i64;
         let flat = crate::ops::reshape(&pooled, &[n, -1])?;
-        self.dequant.forward(&self.fc.forward(&flat)?)
+        self.fc.forward(&flat)
+    }
+
+    /// The dequantize stub.
+    fn dequantize(&self, logits: &Tensor) -> Result<Tensor> {
+        self.dequant.forward(logits)
     }
 
     fn state_dict(&self, out: &mut Vec<(String, Tensor)>, prefix: &str, fc_name: &str) -> Result<()> {

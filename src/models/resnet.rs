@@ -2,7 +2,7 @@
 //! conversion: conv+relu fused, residual adds as `add_relu`.
 
 use super::init::{ActivationRange, WeightInit};
-use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier};
+use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
 use crate::nn::quantized::{Conv2d, DeQuantize, MaxPool2d, QFunctional, Quantize};
 use crate::nn::Module;
 use crate::{DType, Result, Tensor};
@@ -118,14 +118,20 @@ impl ResNet {
     }
 }
 
-impl Module for ResNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl Network for ResNet {
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let y = run_conv(&self.conv1, &self.head.input(x)?, "conv1")?;
         let mut y = run_named(&self.maxpool, &y, "maxpool")?;
         for (name, block) in self.blocks() {
             y = run_named(block, &y, &name)?;
         }
-        self.head.head(&y)
+        self.head.logits(&y)
+    }
+}
+
+impl Module for ResNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.head.dequantize(&self.logits(x)?)
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {

@@ -1,0 +1,79 @@
+"""Exports torchvision's quantized classification networks for
+`tests/pytorch_models.rs` and `qtensor model run`:
+
+    python3 tests/python/export_torchvision.py DIR resnet18,mobilenet_v2
+
+For each network NAME it writes
+- DIR/NAME.pt: `torch.save(model.state_dict())` of the fused, calibrated
+  and converted model (fbgemm qconfig, random weights from a fixed seed);
+- DIR/NAME.io.safetensors: the float `input` [1, 3, H, W], PyTorch's
+  quantized logits as `output_int` (uint8), and their qparams as
+  `output_scale` (float64 [1]) and `output_zero_point` (int64 [1]).
+
+Calibration includes the exported input, so activations stay in range and
+fbgemm never saturates: every logit is what PyTorch's arithmetic defines.
+"""
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torchvision.models.quantization as tvq
+from safetensors.numpy import save_file
+
+warnings.filterwarnings("ignore")
+SIDES = {"resnet18": 224, "resnet50": 224, "mobilenet_v2": 224, "mobilenet_v3_large": 224,
+         "shufflenet_v2_x1_0": 224, "googlenet": 224, "inception_v3": 299}
+
+
+def export(name, out_dir):
+    side = SIDES[name]
+    torch.manual_seed(0)
+    extra = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
+    model = getattr(tvq, name)(weights=None, quantize=False, **extra).eval()
+    # torchvision's initialization leaves batch norms at identity and
+    # classifier biases at zero, which can make every logit 0; random
+    # affine and running statistics give every layer real work.
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.1)
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            elif isinstance(m, torch.nn.Linear) and m.bias is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    torch.backends.quantized.engine = "fbgemm"
+    model.fuse_model()
+    model.qconfig = torch.ao.quantization.get_default_qconfig("fbgemm")
+    torch.ao.quantization.prepare(model, inplace=True)
+    x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(7))
+    calibration = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(2, 3, side, side, generator=calibration))
+        model(x)
+    torch.ao.quantization.convert(model, inplace=True)
+    # The logits are the output of the last quantized Linear, before the
+    # dequantize stub.
+    captured = {}
+    last = [m for m in model.modules() if isinstance(m, torch.ao.nn.quantized.Linear)][-1]
+    last.register_forward_hook(lambda m, i, o: captured.__setitem__("logits", o))
+    with torch.no_grad():
+        model(x)
+    q = captured["logits"]
+    torch.save(model.state_dict(), os.path.join(out_dir, f"{name}.pt"))
+    save_file({"input": x.numpy(), "output_int": q.int_repr().numpy(),
+               "output_scale": np.array([q.q_scale()], dtype=np.float64),
+               "output_zero_point": np.array([q.q_zero_point()], dtype=np.int64)},
+              os.path.join(out_dir, f"{name}.io.safetensors"))
+    print(f"{name}: {len(model.state_dict())} state entries, logits {tuple(q.shape)}", flush=True)
+
+
+if __name__ == "__main__":
+    out_dir, names = sys.argv[1], sys.argv[2]
+    os.makedirs(out_dir, exist_ok=True)
+    for name in names.split(","):
+        export(name, out_dir)

@@ -1,0 +1,45 @@
+//! torchvision's quantized networks, exported by PyTorch
+//! (`tests/python/export_torchvision.py`) and run by qtensor from the
+//! checkpoint: the quantized logits must be PyTorch's, integer for
+//! integer. Skipped, with a message, where Python has no torch and
+//! torchvision (`.ci/run` installs them).
+
+use qtensor::models::{run_checkpoint, ARCHITECTURES};
+use std::collections::HashMap;
+use std::process::Command;
+
+#[test]
+fn every_architecture_gives_pytorchs_logits_exactly() {
+    let dir = std::env::temp_dir().join(format!("qtensor-torchvision-{}", std::process::id()));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/export_torchvision.py");
+    let made = Command::new("python3").arg(script).arg(&dir).arg(ARCHITECTURES.join(",")).output();
+    match made {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            if err.contains("No module named") {
+                eprintln!(
+                    "skipped: PyTorch or torchvision is not installed (pip install torch torchvision safetensors)"
+                );
+                return;
+            }
+            panic!("the export script failed: {err}");
+        }
+        Err(e) => {
+            eprintln!("skipped: python3 is not available ({e})");
+            return;
+        }
+    }
+    for arch in ARCHITECTURES {
+        let io = dir.join(format!("{arch}.io.safetensors"));
+        let run = run_checkpoint(arch, &dir.join(format!("{arch}.pt")), &io).unwrap();
+        let want: HashMap<String, qtensor::Tensor> = qtensor::load(&io).unwrap().into_iter().collect();
+        assert_eq!(run.logits.sizes(), want["output_int"].sizes(), "{arch}");
+        assert_eq!(run.logits.q_scale().unwrap(), want["output_scale"].item().unwrap(), "{arch}");
+        assert_eq!(run.logits.q_zero_point().unwrap() as f64, want["output_zero_point"].item().unwrap(), "{arch}");
+        let (got, expected) = (run.logits.int_values().unwrap(), want["output_int"].int_values().unwrap());
+        let same = got.iter().zip(&expected).filter(|(a, b)| a == b).count();
+        assert_eq!(same, expected.len(), "{arch}: {same} of {} logits equal PyTorch's", expected.len());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
