@@ -1,7 +1,7 @@
 //! torchvision's quantizable CNNs, built from [`crate::nn::quantized`]
 //! modules with torchvision's shapes, fusions and state names.
 //!
-//! [`resnet18`] and [`mobilenet_v2`] take a [`WeightInit`]: random weights
+//! [`resnet18`], [`resnet50`] and [`mobilenet_v2`] take a [`WeightInit`]: random weights
 //! with realistic qparams (per-channel qint8 weights from their own ranges,
 //! activation scales that follow the signal through the network), which is
 //! what the `model/...` benchmarks time. Every model converts its input to
@@ -15,7 +15,7 @@ mod run;
 
 pub use init::{ActivationRange, WeightInit};
 pub use mobilenet::{mobilenet_v2, InvertedResidual, MobileNetV2};
-pub use resnet::{resnet18, BasicBlock, ResNet};
+pub use resnet::{resnet18, resnet50, BasicBlock, Bottleneck, ResNet};
 pub use run::{run_checkpoint, ModelRun};
 
 use crate::nn::quantized::{Conv2d, DeQuantize, Linear, QFunctional, Quantize};
@@ -24,7 +24,7 @@ use crate::{MemoryFormat, Result, Tensor};
 use std::collections::HashMap;
 
 /// The architectures [`by_name`] builds.
-pub const ARCHITECTURES: [&str; 2] = ["resnet18", "mobilenet_v2"];
+pub const ARCHITECTURES: [&str; 3] = ["resnet18", "resnet50", "mobilenet_v2"];
 
 /// A classification network: `forward` gives float scores (after the
 /// dequantize stub), `logits` the quantized logits before it, which is
@@ -39,6 +39,7 @@ pub trait Network: Module + Send + Sync {
 pub fn by_name(arch: &str, init: &mut WeightInit) -> Result<Box<dyn Network>> {
     match arch {
         "resnet18" => Ok(Box::new(resnet18(init)?)),
+        "resnet50" => Ok(Box::new(resnet50(init)?)),
         "mobilenet_v2" => Ok(Box::new(mobilenet_v2(init)?)),
         _ => Err(crate::Error::invalid(
             "models::by_name",
