@@ -11,7 +11,7 @@ use crate::gemm::packed::{PackedB, BLOCK};
 use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, Requant, RowTerms};
 use crate::reference::pool::Window;
 use crate::vector::{max_pool_row, BinaryParams, Byte, Combine, Portable, QuantizeParams, RequantParams, VectorIsa};
-use qtensor_runtime::numerics::{dequantize_val, quantize_val, AccRequant};
+use qtensor_runtime::numerics::{dequantize_val, quantize_val, AccRequant, Requantizer};
 
 /// `full`, or under Miri (which interprets every instruction, hundreds of
 /// times slower) the shorter `miri`.
@@ -396,15 +396,15 @@ fn relu_binary_and_requantize_match_their_scalar_forms_on_every_isa() {
                 let want: Vec<i8> = sa.iter().zip(&sb).map(|(&x, &y)| p.scalar(x as i64, y as i64) as i8).collect();
                 assert_eq!(out8, want, "{name}: binary i8 {combine:?}, n {n}");
             }
-            for m in [0.5f32, 1.0, 2.5, 1e-4, 37.0] {
-                let p = RequantParams { m, zi: 17, zo: 100, lo: 0, hi: 255 };
+            for (si, so) in [(0.5f64, 1.0f64), (0.1, 0.1), (0.25, 0.1), (1e-4, 1.0), (0.37, 0.01)] {
+                let p = RequantParams { rq: Requantizer::new(si, 17, so), zo: 100, lo: 0, hi: 255 };
                 v.requantize_u8(&a, &mut out, p);
                 assert_eq!(
                     out,
                     a.iter().map(|&x| p.scalar(x as i64) as u8).collect::<Vec<_>>(),
                     "{name}: requantize u8"
                 );
-                let p = RequantParams { m, zi: -17, zo: 5, lo: -128, hi: 127 };
+                let p = RequantParams { rq: Requantizer::new(si, -17, so), zo: 5, lo: -128, hi: 127 };
                 v.requantize_i8(&sa, &mut out8, p);
                 assert_eq!(
                     out8,

@@ -102,14 +102,13 @@ impl BinaryParams {
     }
 }
 
-/// Requantization of one input to new qparams: `clamp(round((q - zi) * m)
-/// + zo, lo, hi)` with `m = si / so`.
+/// Requantization of one input to new qparams, PyTorch's sequence
+/// (`numerics::Requantizer`): `fma(f32(q), scale, premul) * inv`, rounded
+/// half to even, plus `zo`, clamped to `[lo, hi]`.
 #[derive(Debug, Clone, Copy)]
 pub struct RequantParams {
-    /// `si / so`.
-    pub m: f32,
-    /// The input zero point.
-    pub zi: i64,
+    /// The input scale, premultiplied zero point and inverse output scale.
+    pub rq: qtensor_runtime::numerics::Requantizer,
     /// The output zero point.
     pub zo: i64,
     /// Lowest output integer.
@@ -119,14 +118,10 @@ pub struct RequantParams {
 }
 
 impl RequantParams {
-    /// One output: `(q - zi)` exactly in integers, one rounding of the
-    /// product, clamped, rounded half to even, then `zo` added exactly.
+    /// One output.
     #[inline]
     pub fn scalar(&self, q: i64) -> i64 {
-        (((q - self.zi) as f32) * self.m)
-            .clamp((self.lo - self.zo) as f32, (self.hi - self.zo) as f32)
-            .round_ties_even() as i64
-            + self.zo
+        self.rq.apply(q, self.zo, self.lo, self.hi)
     }
 }
 

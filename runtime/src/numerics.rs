@@ -93,6 +93,42 @@ impl AccRequant {
     }
 }
 
+/// PyTorch's requantization of a quantized value into other qparams, as its
+/// quantized `cat` computes it on channels-last inputs (the layout
+/// networks use): the value dequantized with one fused multiply-add,
+/// `fma(f32(q), f32(s_in), f32(s_in) * f32(-z_in))`, multiplied by
+/// `f32(1 / s_out)`, rounded half to even, plus `z_out`, clamped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Requantizer {
+    /// `f32(s_in)`.
+    pub scale: f32,
+    /// `f32(s_in) * f32(-z_in)`, rounded to f32.
+    pub premul: f32,
+    /// `f32(1 / s_out)`, the division in f64.
+    pub inv: f32,
+}
+
+impl Requantizer {
+    /// From `(s_in, z_in)` to the output scale `s_out`.
+    pub fn new(in_scale: f64, in_zero_point: i64, out_scale: f64) -> Requantizer {
+        let scale = in_scale as f32;
+        Requantizer { scale, premul: scale * -(in_zero_point as f32), inv: (1.0 / out_scale) as f32 }
+    }
+
+    /// The output integer for `q`, in `[lo, hi]`; a NaN (degenerate
+    /// scales) lands on the zero point.
+    #[inline]
+    pub fn apply(self, q: i64, zero_point: i64, lo: i64, hi: i64) -> i64 {
+        let v = (q as f32).mul_add(self.scale, self.premul) * self.inv;
+        let r = v.clamp((lo - zero_point) as f32, (hi - zero_point) as f32).round_ties_even();
+        if r.is_nan() {
+            zero_point.clamp(lo, hi)
+        } else {
+            r as i64 + zero_point
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

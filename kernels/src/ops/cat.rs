@@ -5,6 +5,7 @@
 use crate::reference::cat::reference_cat;
 use crate::reference::common::per_tensor;
 use crate::vector::{Byte, RequantParams, VectorIsa};
+use qtensor_runtime::numerics::Requantizer;
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{DType, Error, QScheme, Quantizer, Result, Storage, Tensor};
@@ -36,8 +37,7 @@ fn cat_bytes<I: VectorIsa, B: Byte>(isa: I, op: &str, xs: &[Tensor], out: &CatOu
             let chunk = x.sizes()[d] * inner;
             let copy = p.scale == out.scale && p.zero_point == out.zero_point;
             let rq = RequantParams {
-                m: (p.scale / out.scale) as f32,
-                zi: p.zero_point,
+                rq: Requantizer::new(p.scale, p.zero_point, out.scale),
                 zo: out.zero_point,
                 lo: p.qmin,
                 hi: p.qmax,
@@ -83,8 +83,14 @@ pub fn cat<I: VectorIsa>(
     }
     let p0 = per_tensor(op, "qx[0]", first)?;
     let (so, zo) = (scale.unwrap_or(p0.scale), zero_point.unwrap_or(p0.zero_point));
-    // A ratio of scales that f32 cannot hold goes to the f64 reference.
-    let ratios_fit = xs.iter().all(|x| x.per_tensor_qparams().is_some_and(|(_, s, _)| ((s / so) as f32).is_finite()));
+    // Scales whose f32 forms are not finite (or whose products are not) go
+    // to the reference, which handles the degenerate results.
+    let ratios_fit = xs.iter().all(|x| {
+        x.per_tensor_qparams().is_some_and(|(_, s, z)| {
+            let r = Requantizer::new(s, z, so);
+            r.scale.is_finite() && r.premul.is_finite() && r.inv.is_finite() && r.scale != 0.0
+        })
+    });
     if !ratios_fit {
         return reference();
     }

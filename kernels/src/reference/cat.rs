@@ -2,7 +2,7 @@
 //! input's qparams differ from the output's.
 
 use super::common::{output_quantizer, per_tensor, quantized_from_ints};
-use qtensor_runtime::numerics::requantize_f64;
+use qtensor_runtime::numerics::{requantize_f64, Requantizer};
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{register_kernel, Error, Priority, Result, Tensor};
@@ -58,7 +58,13 @@ pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Op
             if p.scale == out_scale && p.zero_point == out_zp {
                 // Same qparams: the integers carry over exactly.
                 ints.extend_from_slice(part);
+            } else if p.qmax <= 255 {
+                // 8-bit dtypes: PyTorch's own f32 sequence, bit for bit.
+                let rq = Requantizer::new(p.scale, p.zero_point, out_scale);
+                ints.extend(part.iter().map(|&q| rq.apply(q, out_zp, p.qmin, p.qmax)));
             } else {
+                // qint16 and qint32 exceed f32's precision: f64, within a
+                // step of the exact value.
                 ints.extend(
                     part.iter().map(|&q| {
                         requantize_f64((q - p.zero_point) as f64 * p.scale, out_scale, out_zp, p.qmin, p.qmax)

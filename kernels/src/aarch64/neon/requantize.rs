@@ -5,12 +5,14 @@ use super::simd::{clamp_round, load16_widen, narrow16, store16};
 use crate::vector::{requantize_scalar, Byte, RequantParams};
 use std::arch::aarch64::*;
 
-/// `clamp(round((q - zi) * m) + zo, lo, hi)` over bytes.
+/// `clamp(round(fma(q, scale, premul) * inv) + zo, lo, hi)` over bytes.
 #[target_feature(enable = "neon")]
 pub(super) fn requantize_bytes<B: Byte>(src: &[B], dst: &mut [B], p: RequantParams) {
-    let (m, zi, zo) = (vdupq_n_f32(p.m), vdupq_n_s32(p.zi as i32), vdupq_n_s32(p.zo as i32));
+    let (scale, premul, inv) = (vdupq_n_f32(p.rq.scale), vdupq_n_f32(p.rq.premul), vdupq_n_f32(p.rq.inv));
+    let zo = vdupq_n_s32(p.zo as i32);
     let (lo, hi) = (vdupq_n_f32((p.lo - p.zo) as f32), vdupq_n_f32((p.hi - p.zo) as f32));
-    let lane = |q: int32x4_t| vaddq_s32(clamp_round(vmulq_f32(vcvtq_f32_s32(vsubq_s32(q, zi)), m), lo, hi), zo);
+    let lane =
+        |q: int32x4_t| vaddq_s32(clamp_round(vmulq_f32(vfmaq_f32(premul, vcvtq_f32_s32(q), scale), inv), lo, hi), zo);
     let mut s_chunks = src.chunks_exact(16);
     let mut d_chunks = dst.chunks_exact_mut(16);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {

@@ -5,18 +5,15 @@ use super::simd::{load8_widen, pack32, store32};
 use crate::vector::{requantize_scalar, Byte, RequantParams};
 use std::arch::x86_64::*;
 
-/// `clamp(round((q - zi) * m) + zo, lo, hi)` over bytes, `m = si / so`.
+/// `clamp(round(fma(q, scale, premul) * inv) + zo, lo, hi)` over bytes.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn requantize_bytes<B: Byte>(src: &[B], dst: &mut [B], p: RequantParams) {
-    let RequantParams { m, zi, zo, lo, hi } = p;
-    // (q - zi) exactly in integers, then one rounding of the product (no
-    // large terms cancel); round to an integer, then add zo exactly, as the
-    // reference does (so ties land the same way).
-    let (vm, vzi) = (_mm256_set1_ps(m), _mm256_set1_epi32(zi as i32));
+    let RequantParams { rq, zo, lo, hi } = p;
+    let (scale, premul, inv) = (_mm256_set1_ps(rq.scale), _mm256_set1_ps(rq.premul), _mm256_set1_ps(rq.inv));
     let (vlo, vhi, vzo) =
         (_mm256_set1_ps((lo - zo) as f32), _mm256_set1_ps((hi - zo) as f32), _mm256_set1_epi32(zo as i32));
     let lanes = |s: &[B]| {
-        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(s), vzi)), vm);
+        let v = _mm256_mul_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(load8_widen(s)), scale, premul), inv);
         _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi)), vzo)
     };
     let mut s_chunks = src.chunks_exact(32);
