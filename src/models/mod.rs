@@ -8,11 +8,13 @@
 //! channels-last once, after quantizing it, and keeps every activation
 //! channels-last from there, as PyTorch's fbgemm path does.
 
+mod googlenet;
 mod init;
 mod mobilenet;
 mod resnet;
 mod run;
 
+pub use googlenet::{googlenet, GoogLeNet, Inception};
 pub use init::{ActivationRange, WeightInit};
 pub use mobilenet::{mobilenet_v2, InvertedResidual, MobileNetV2};
 pub use resnet::{resnet18, resnet50, BasicBlock, Bottleneck, ResNet};
@@ -24,7 +26,7 @@ use crate::{MemoryFormat, Result, Tensor};
 use std::collections::HashMap;
 
 /// The architectures [`by_name`] builds.
-pub const ARCHITECTURES: [&str; 3] = ["resnet18", "resnet50", "mobilenet_v2"];
+pub const ARCHITECTURES: [&str; 4] = ["resnet18", "resnet50", "mobilenet_v2", "googlenet"];
 
 /// A classification network: `forward` gives float scores (after the
 /// dequantize stub), `logits` the quantized logits before it, which is
@@ -41,6 +43,7 @@ pub fn by_name(arch: &str, init: &mut WeightInit) -> Result<Box<dyn Network>> {
         "resnet18" => Ok(Box::new(resnet18(init)?)),
         "resnet50" => Ok(Box::new(resnet50(init)?)),
         "mobilenet_v2" => Ok(Box::new(mobilenet_v2(init)?)),
+        "googlenet" => Ok(Box::new(googlenet(init)?)),
         _ => Err(crate::Error::invalid(
             "models::by_name",
             format!("unknown architecture `{arch}`; expected one of {}", ARCHITECTURES.join(", ")),
