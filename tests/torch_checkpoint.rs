@@ -207,3 +207,18 @@ fn corrupting_any_byte_of_a_valid_checkpoint_never_panics() {
     }
     assert!(errors > 0 && loaded > 0, "{errors} errors, {loaded} loaded");
 }
+
+#[test]
+fn per_channel_values_print_pytorchs_digits() {
+    // PyTorch: (f32(q) - zp) times the f64 scale, rounded to f32 once:
+    // 1.6937482 here (checked against torch 2.15), where the all-f32
+    // product gives 1.6937481.
+    let ints = Tensor::from_vec(vec![127i8, 30], &[2, 1]).unwrap();
+    let q = qtensor::Quantizer::per_channel(vec![0.0133366, 0.01], vec![0, 0], 0, DType::QInt8).unwrap();
+    let t = Tensor::from_int_repr(&ints, &q).unwrap();
+    let want = ((127.0f32 - 0.0) as f64 * 0.0133366) as f32;
+    assert_ne!(want, 127.0f32 * 0.0133366f64 as f32, "the case must tell the two formulas apart");
+    assert_eq!(t.real_values().unwrap()[0], want as f64);
+    let d = qtensor::ops::dequantize(&t).unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(d[0], want);
+}

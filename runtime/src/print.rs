@@ -57,10 +57,7 @@ fn read_elements(t: &Tensor, indices: &[usize]) -> crate::Result<Values> {
                 let (v, c) = at(i);
                 let v = v.ok_or_else(missing)?;
                 out.push(match &quantizer {
-                    Some(q) => {
-                        let (s, z) = q.channel_qparams(c);
-                        crate::numerics::dequantize_val(v.to_i64(), s as f32, z) as f64
-                    }
+                    Some(q) => q.dequantize_one(v.to_i64(), c) as f64,
                     None => v.to_f64(),
                 });
             }

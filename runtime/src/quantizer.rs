@@ -251,6 +251,21 @@ impl Quantizer {
         }
     }
 
+    /// The real value of the integer `q` of channel `c`, as PyTorch's
+    /// dequantize computes it: per tensor `(q - zp) as f32 * scale as f32`;
+    /// per channel `(f32(q) - f32(zp))` times the f64 scale, rounded to f32
+    /// once (so per-channel tensors print PyTorch's digits).
+    #[inline]
+    pub fn dequantize_one(&self, q: i64, c: usize) -> f32 {
+        match &self.kind {
+            Kind::PerTensor { scale, zero_point, .. } => crate::numerics::dequantize_val(q, *scale as f32, *zero_point),
+            Kind::PerChannel { .. } => {
+                let (scale, zero_point) = self.channel_qparams(c);
+                ((q as f32 - zero_point as f32) as f64 * scale) as f32
+            }
+        }
+    }
+
     /// The channel axis, for per-channel quantizers.
     pub fn axis(&self) -> Option<usize> {
         match self.kind {

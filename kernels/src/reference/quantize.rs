@@ -1,6 +1,6 @@
 //! quantize_per_tensor, quantize_per_channel, dequantize and int_repr.
 
-use qtensor_runtime::numerics::{dequantize_val, inv_scale, quantize_val};
+use qtensor_runtime::numerics::{inv_scale, quantize_val};
 use qtensor_runtime::quantizer::check_quantized_dtype;
 use qtensor_runtime::{
     register_kernel, with_element_type, DType, Element, Error, Priority, Quantizer, Result, Storage, Tensor,
@@ -131,14 +131,7 @@ pub fn reference_dequantize(q: &Tensor) -> Result<Tensor> {
         got: q.dtype(),
     })?;
     let ints = q.int_values()?;
-    let out: Vec<f32> = ints
-        .iter()
-        .zip(q.channel_of_each())
-        .map(|(&v, c)| {
-            let (scale, zp) = quantizer.channel_qparams(c);
-            dequantize_val(v, scale as f32, zp)
-        })
-        .collect();
+    let out: Vec<f32> = ints.iter().zip(q.channel_of_each()).map(|(&v, c)| quantizer.dequantize_one(v, c)).collect();
     Tensor::from_vec(out, q.sizes())
 }
 

@@ -486,10 +486,9 @@ impl Tensor {
                 let mut out = crate::storage::try_vec::<f64>(self.numel())?;
                 with_element_type!(self.dtype().storage_type(), T => {
                     let src = self.0.storage.read::<T>()?;
-                    out.extend(self.offsets().zip(self.channel_of_each()).map(|(o, c)| {
-                        let (s, z) = q.channel_qparams(c);
-                        crate::numerics::dequantize_val(src[o].to_i64(), s as f32, z) as f64
-                    }));
+                    out.extend(
+                        self.offsets().zip(self.channel_of_each()).map(|(o, c)| q.dequantize_one(src[o].to_i64(), c) as f64),
+                    );
                 });
                 Ok(out)
             }
