@@ -396,15 +396,24 @@ fn relu_binary_and_requantize_match_their_scalar_forms_on_every_isa() {
                 let want: Vec<i8> = sa.iter().zip(&sb).map(|(&x, &y)| p.scalar(x as i64, y as i64) as i8).collect();
                 assert_eq!(out8, want, "{name}: binary i8 {combine:?}, n {n}");
             }
-            for (si, so) in [(0.5f64, 1.0f64), (0.1, 0.1), (0.25, 0.1), (1e-4, 1.0), (0.37, 0.01)] {
-                let p = RequantParams { rq: Requantizer::new(si, 17, so), zo: 100, lo: 0, hi: 255 };
+            for (si, so, fused) in [
+                (0.5f64, 1.0f64, true),
+                (0.1, 0.1, false),
+                (0.25, 0.1, true),
+                (0.3, 0.6, false),
+                (1e-4, 1.0, true),
+                (0.37, 0.01, false),
+            ] {
+                let make =
+                    |z| if fused { Requantizer::channels_last(si, z, so) } else { Requantizer::generic(si, z, so) };
+                let p = RequantParams { rq: make(17), zo: 100, lo: 0, hi: 255 };
                 v.requantize_u8(&a, &mut out, p);
                 assert_eq!(
                     out,
                     a.iter().map(|&x| p.scalar(x as i64) as u8).collect::<Vec<_>>(),
                     "{name}: requantize u8"
                 );
-                let p = RequantParams { rq: Requantizer::new(si, -17, so), zo: 5, lo: -128, hi: 127 };
+                let p = RequantParams { rq: make(-17), zo: 5, lo: -128, hi: 127 };
                 v.requantize_i8(&sa, &mut out8, p);
                 assert_eq!(
                     out8,

@@ -94,33 +94,63 @@ impl AccRequant {
 }
 
 /// PyTorch's requantization of a quantized value into other qparams, as its
-/// quantized `cat` computes it on channels-last inputs (the layout
-/// networks use): the value dequantized with one fused multiply-add,
-/// `fma(f32(q), f32(s_in), f32(s_in) * f32(-z_in))`, multiplied by
-/// `f32(1 / s_out)`, rounded half to even, plus `z_out`, clamped.
+/// quantized `cat` computes it. PyTorch has two paths, and qtensor follows
+/// both:
+///
+/// - **channels-last** 4-d inputs concatenated along channels (the layout
+///   networks use): dequantized with one fused multiply-add,
+///   `fma(f32(q), f32(s_in), f32(s_in) * f32(-z_in))`, times
+///   `f32(1 / s_out)` (the division in f64);
+/// - **any other** input: `f32(q - z_in) * f32(s_in)`, rounded, times
+///   `1 / f32(s_out)` (the division in f32).
+///
+/// Then rounded half to even, plus `z_out`, clamped.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Requantizer {
     /// `f32(s_in)`.
     pub scale: f32,
-    /// `f32(s_in) * f32(-z_in)`, rounded to f32.
-    pub premul: f32,
-    /// `f32(1 / s_out)`, the division in f64.
+    /// Fused: `f32(s_in) * f32(-z_in)`; otherwise `-z_in` as f32.
+    pub offset: f32,
+    /// The inverse output scale.
     pub inv: f32,
+    /// True for the channels-last path (a fused multiply-add).
+    pub fused: bool,
 }
 
 impl Requantizer {
-    /// From `(s_in, z_in)` to the output scale `s_out`.
-    pub fn new(in_scale: f64, in_zero_point: i64, out_scale: f64) -> Requantizer {
+    /// The channels-last path, from `(s_in, z_in)` to the output scale `s_out`.
+    pub fn channels_last(in_scale: f64, in_zero_point: i64, out_scale: f64) -> Requantizer {
         let scale = in_scale as f32;
-        Requantizer { scale, premul: scale * -(in_zero_point as f32), inv: (1.0 / out_scale) as f32 }
+        Requantizer { scale, offset: scale * -(in_zero_point as f32), inv: (1.0 / out_scale) as f32, fused: true }
+    }
+
+    /// The path for every other layout.
+    pub fn generic(in_scale: f64, in_zero_point: i64, out_scale: f64) -> Requantizer {
+        Requantizer {
+            scale: in_scale as f32,
+            offset: -(in_zero_point as f32),
+            inv: 1.0 / out_scale as f32,
+            fused: false,
+        }
+    }
+
+    /// The real value `q` stands for, in the path's f32 arithmetic, times
+    /// the inverse output scale.
+    #[inline]
+    pub fn scaled(self, q: i64) -> f32 {
+        let v = if self.fused {
+            (q as f32).mul_add(self.scale, self.offset)
+        } else {
+            (q as f32 + self.offset) * self.scale
+        };
+        v * self.inv
     }
 
     /// The output integer for `q`, in `[lo, hi]`; a NaN (degenerate
     /// scales) lands on the zero point.
     #[inline]
     pub fn apply(self, q: i64, zero_point: i64, lo: i64, hi: i64) -> i64 {
-        let v = (q as f32).mul_add(self.scale, self.premul) * self.inv;
-        let r = v.clamp((lo - zero_point) as f32, (hi - zero_point) as f32).round_ties_even();
+        let r = self.scaled(q).clamp((lo - zero_point) as f32, (hi - zero_point) as f32).round_ties_even();
         if r.is_nan() {
             zero_point.clamp(lo, hi)
         } else {

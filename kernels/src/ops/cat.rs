@@ -18,6 +18,8 @@ struct CatOutput {
     quantizer: Arc<Quantizer>,
     scale: f64,
     zero_point: i64,
+    /// PyTorch's channels-last path (see `numerics::Requantizer`).
+    channels_last: bool,
 }
 
 fn cat_bytes<I: VectorIsa, B: Byte>(isa: I, op: &str, xs: &[Tensor], out: &CatOutput) -> Result<Tensor> {
@@ -37,7 +39,11 @@ fn cat_bytes<I: VectorIsa, B: Byte>(isa: I, op: &str, xs: &[Tensor], out: &CatOu
             let chunk = x.sizes()[d] * inner;
             let copy = p.scale == out.scale && p.zero_point == out.zero_point;
             let rq = RequantParams {
-                rq: Requantizer::new(p.scale, p.zero_point, out.scale),
+                rq: if out.channels_last {
+                    Requantizer::channels_last(p.scale, p.zero_point, out.scale)
+                } else {
+                    Requantizer::generic(p.scale, p.zero_point, out.scale)
+                },
                 zo: out.zero_point,
                 lo: p.qmin,
                 hi: p.qmax,
@@ -87,8 +93,9 @@ pub fn cat<I: VectorIsa>(
     // to the reference, which handles the degenerate results.
     let ratios_fit = xs.iter().all(|x| {
         x.per_tensor_qparams().is_some_and(|(_, s, z)| {
-            let r = Requantizer::new(s, z, so);
-            r.scale.is_finite() && r.premul.is_finite() && r.inv.is_finite() && r.scale != 0.0
+            let r = Requantizer::channels_last(s, z, so);
+            let g = Requantizer::generic(s, z, so);
+            r.scale.is_finite() && r.offset.is_finite() && r.inv.is_finite() && g.inv.is_finite() && r.scale != 0.0
         })
     });
     if !ratios_fit {
@@ -100,7 +107,8 @@ pub fn cat<I: VectorIsa>(
         Some(total) => total,
         None => return reference(),
     };
-    let out = CatOutput { sizes, dim: d, quantizer, scale: so, zero_point: zo };
+    let channels_last = crate::reference::cat::channels_last_path(xs, d);
+    let out = CatOutput { sizes, dim: d, quantizer, scale: so, zero_point: zo, channels_last };
     match first.dtype() {
         DType::QUInt8 => cat_bytes::<I, u8>(isa, op, xs, &out),
         _ => cat_bytes::<I, i8>(isa, op, xs, &out),

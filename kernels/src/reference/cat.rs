@@ -50,6 +50,7 @@ pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Op
     let outer: usize = if total == 0 { 0 } else { sizes[..d].iter().product() };
     let inner: usize = sizes[d + 1..].iter().product();
     let values = xs.iter().map(|x| x.int_values()).collect::<Result<Vec<_>>>()?;
+    let nhwc = channels_last_path(xs, d);
     let mut ints = try_vec(checked_count(op, &[outer, sizes[d], inner])?)?;
     for o in 0..outer {
         for ((x, v), p) in xs.iter().zip(&values).zip(&params) {
@@ -60,7 +61,11 @@ pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Op
                 ints.extend_from_slice(part);
             } else if p.qmax <= 255 {
                 // 8-bit dtypes: PyTorch's own f32 sequence, bit for bit.
-                let rq = Requantizer::new(p.scale, p.zero_point, out_scale);
+                let rq = if nhwc {
+                    Requantizer::channels_last(p.scale, p.zero_point, out_scale)
+                } else {
+                    Requantizer::generic(p.scale, p.zero_point, out_scale)
+                };
                 ints.extend(part.iter().map(|&q| rq.apply(q, out_zp, p.qmin, p.qmax)));
             } else {
                 // qint16 and qint32 exceed f32's precision: f64, within a
@@ -74,6 +79,12 @@ pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Op
         }
     }
     quantized_from_ints(&sizes, &out_q, &ints)
+}
+
+/// True where PyTorch's cat takes its channels-last path: 4-d inputs, all
+/// channels-last, concatenated along channels.
+pub fn channels_last_path(xs: &[Tensor], dim: usize) -> bool {
+    dim == 1 && xs.iter().all(|x| x.ndim() == 4 && x.is_contiguous_in(qtensor_runtime::MemoryFormat::ChannelsLast))
 }
 
 register_kernel! {

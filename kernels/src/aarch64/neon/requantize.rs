@@ -5,14 +5,18 @@ use super::simd::{clamp_round, load16_widen, narrow16, store16};
 use crate::vector::{requantize_scalar, Byte, RequantParams};
 use std::arch::aarch64::*;
 
-/// `clamp(round(fma(q, scale, premul) * inv) + zo, lo, hi)` over bytes.
+/// `clamp(round(rq.scaled(q)) + zo, lo, hi)` over bytes.
 #[target_feature(enable = "neon")]
 pub(super) fn requantize_bytes<B: Byte>(src: &[B], dst: &mut [B], p: RequantParams) {
-    let (scale, premul, inv) = (vdupq_n_f32(p.rq.scale), vdupq_n_f32(p.rq.premul), vdupq_n_f32(p.rq.inv));
+    let (scale, offset, inv) = (vdupq_n_f32(p.rq.scale), vdupq_n_f32(p.rq.offset), vdupq_n_f32(p.rq.inv));
+    let fused = p.rq.fused;
     let zo = vdupq_n_s32(p.zo as i32);
     let (lo, hi) = (vdupq_n_f32((p.lo - p.zo) as f32), vdupq_n_f32((p.hi - p.zo) as f32));
-    let lane =
-        |q: int32x4_t| vaddq_s32(clamp_round(vmulq_f32(vfmaq_f32(premul, vcvtq_f32_s32(q), scale), inv), lo, hi), zo);
+    let lane = |q: int32x4_t| {
+        let q = vcvtq_f32_s32(q);
+        let real = if fused { vfmaq_f32(offset, q, scale) } else { vmulq_f32(vaddq_f32(q, offset), scale) };
+        vaddq_s32(clamp_round(vmulq_f32(real, inv), lo, hi), zo)
+    };
     let mut s_chunks = src.chunks_exact(16);
     let mut d_chunks = dst.chunks_exact_mut(16);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {

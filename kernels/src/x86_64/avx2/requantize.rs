@@ -5,15 +5,18 @@ use super::simd::{load8_widen, pack32, store32};
 use crate::vector::{requantize_scalar, Byte, RequantParams};
 use std::arch::x86_64::*;
 
-/// `clamp(round(fma(q, scale, premul) * inv) + zo, lo, hi)` over bytes.
+/// `clamp(round(rq.scaled(q)) + zo, lo, hi)` over bytes.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn requantize_bytes<B: Byte>(src: &[B], dst: &mut [B], p: RequantParams) {
     let RequantParams { rq, zo, lo, hi } = p;
-    let (scale, premul, inv) = (_mm256_set1_ps(rq.scale), _mm256_set1_ps(rq.premul), _mm256_set1_ps(rq.inv));
+    let (scale, offset, inv) = (_mm256_set1_ps(rq.scale), _mm256_set1_ps(rq.offset), _mm256_set1_ps(rq.inv));
     let (vlo, vhi, vzo) =
         (_mm256_set1_ps((lo - zo) as f32), _mm256_set1_ps((hi - zo) as f32), _mm256_set1_epi32(zo as i32));
     let lanes = |s: &[B]| {
-        let v = _mm256_mul_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(load8_widen(s)), scale, premul), inv);
+        let q = _mm256_cvtepi32_ps(load8_widen(s));
+        let real =
+            if rq.fused { _mm256_fmadd_ps(q, scale, offset) } else { _mm256_mul_ps(_mm256_add_ps(q, offset), scale) };
+        let v = _mm256_mul_ps(real, inv);
         _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi)), vzo)
     };
     let mut s_chunks = src.chunks_exact(32);
