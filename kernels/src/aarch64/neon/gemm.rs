@@ -130,20 +130,14 @@ macro_rules! dot_kernel {
         $(#[$doc])*
         #[target_feature(enable = $features)]
         pub(super) fn $name(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
-            let block_len = kp * BLOCK;
-            for blk in blocks.clone() {
-                let block = &b.data[blk * block_len..(blk + 1) * block_len];
-                let fix = shift_fix(b, blk);
-                let col0 = (blk - blocks.start) * BLOCK;
-                let mut r = 0;
-                while r + 4 <= rows {
-                    $tile::<4>(&a[r * kp..], kp, block, &fix, &mut out[r * ldo..], ldo, col0);
-                    r += 4;
+            each_tile(rows, 4, kp, b, blocks, |r, wide, block, fix, col0| {
+                let (a, out) = (&a[r * kp..], &mut out[r * ldo..]);
+                if wide {
+                    $tile::<4>(a, kp, block, fix, out, ldo, col0)
+                } else {
+                    $tile::<1>(a, kp, block, fix, out, ldo, col0)
                 }
-                for r in r..rows {
-                    $tile::<1>(&a[r * kp..], kp, block, &fix, &mut out[r * ldo..], ldo, col0);
-                }
-            }
+            });
         }
     };
 }
@@ -209,18 +203,40 @@ pub(super) fn dot_smull(
     out: &mut [i32],
     ldo: usize,
 ) {
+    each_tile(rows, 2, kp, b, blocks, |r, wide, block, fix, col0| {
+        let (a, out) = (&a[r * kp..], &mut out[r * ldo..]);
+        if wide {
+            tile_smull::<2>(a, kp, block, fix, out, ldo, col0)
+        } else {
+            tile_smull::<1>(a, kp, block, fix, out, ldo, col0)
+        }
+    });
+}
+
+/// Calls `tile(first row, wide, block, fix, col0)` over every block of
+/// `blocks`, for rows `wide_rows` at a time (`wide`), then one at a time:
+/// the loop every kernel shares, around its own tiles.
+#[inline(always)]
+fn each_tile(
+    rows: usize,
+    wide_rows: usize,
+    kp: usize,
+    b: &PackedB,
+    blocks: Range<usize>,
+    mut tile: impl FnMut(usize, bool, &[i8], &[i32; BLOCK], usize),
+) {
     let block_len = kp * BLOCK;
     for blk in blocks.clone() {
         let block = &b.data[blk * block_len..(blk + 1) * block_len];
         let fix = shift_fix(b, blk);
         let col0 = (blk - blocks.start) * BLOCK;
         let mut r = 0;
-        while r + 2 <= rows {
-            tile_smull::<2>(&a[r * kp..], kp, block, &fix, &mut out[r * ldo..], ldo, col0);
-            r += 2;
+        while r + wide_rows <= rows {
+            tile(r, true, block, &fix, col0);
+            r += wide_rows;
         }
         for r in r..rows {
-            tile_smull::<1>(&a[r * kp..], kp, block, &fix, &mut out[r * ldo..], ldo, col0);
+            tile(r, false, block, &fix, col0);
         }
     }
 }
