@@ -44,8 +44,8 @@ impl RowTerms<'_> {
 }
 
 /// PyTorch's requantization of a row segment's columns (see
-/// `numerics::AccRequant`): `q = clamp(round_half_even((f32(C) + bias[n])
-/// * mult[n]) + zero_point, lo, hi)`.
+/// `numerics::AccRequant`): per column `n`,
+/// `q = clamp(round_half_even((f32(C) + bias[n]) * mult[n]) + zero_point, lo, hi)`.
 #[derive(Debug, Clone, Copy)]
 pub struct Requant<'a> {
     /// Per column, `aws / f32(y_scale)` with `aws = f32(x_scale) * f32(w_scale)`.
