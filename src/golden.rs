@@ -223,8 +223,19 @@ fn check_len(shape: &[usize], len: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds a tensor from its case JSON.
+/// Builds a tensor from its case JSON, laid out channels-last when the
+/// case says `"memory_format": "channels_last"` (values stay row-major in
+/// the JSON).
 pub fn decode_tensor(j: &Json) -> Result<Tensor, String> {
+    let t = decode_row_major(j)?;
+    match j.get("memory_format").and_then(Json::as_str) {
+        None | Some("contiguous") => Ok(t),
+        Some("channels_last") => t.contiguous_in(crate::MemoryFormat::ChannelsLast).map_err(|e| e.to_string()),
+        Some(other) => Err(format!("unknown memory_format {other:?}")),
+    }
+}
+
+fn decode_row_major(j: &Json) -> Result<Tensor, String> {
     let dtype = json_dtype(j.get("dtype").ok_or("tensor has no `dtype`")?)?;
     let shape = json_shape(j)?;
     let e = |e: crate::Error| e.to_string();

@@ -159,6 +159,91 @@ impl Requantizer {
     }
 }
 
+/// How many leading elements (in memory order) of an `n`-element tensor
+/// PyTorch's elementwise quantized kernels compute in their vector body.
+///
+/// `cpu_kernel_vec` runs two vectors of 64 (AVX-512) 8-bit lanes per step
+/// and leaves the rest to a scalar loop, and the two loops dequantize and
+/// requantize with different f32 sequences ([`DequantRequant`]). PyTorch's
+/// AVX2 build steps by 64 instead, and a multi-threaded PyTorch splits
+/// tensors above 32768 elements into per-thread ranges with tails of their
+/// own; the two sequences differ in a few outputs per million, only there.
+pub fn pytorch_vector_body(n: usize) -> usize {
+    const STEP: usize = 128;
+    n - n % STEP
+}
+
+/// The dequantize and requantize steps of PyTorch's elementwise quantized
+/// kernels (hardswish, hardsigmoid, ...), in both of their forms:
+///
+/// - **vector body**: `x = fma(f32(q), f32(s_in), f32(s_in) * f32(-z_in))`,
+///   `q_out = round_half_even(y * f32(1 / s_out)) + z_out` (the division
+///   in f64);
+/// - **scalar tail**: `x = f32((q - z_in) * s_in)` (the product in f64),
+///   `q_out = round_half_even(y * (1 / f32(s_out))) + z_out` (fbgemm's
+///   `Quantize`, the division in f32).
+///
+/// Results are clamped to `[lo, hi]`; NaN lands on the zero point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DequantRequant {
+    in_scale: f64,
+    in_zero_point: i64,
+    premul: f32,
+    vector_inv: f32,
+    scalar_inv: f32,
+    out_zero_point: i64,
+    lo: i64,
+    hi: i64,
+}
+
+impl DequantRequant {
+    /// From the input qparams to the output qparams and integer range.
+    pub fn new(in_scale: f64, in_zero_point: i64, out_scale: f64, out_zero_point: i64, lo: i64, hi: i64) -> Self {
+        DequantRequant {
+            in_scale,
+            in_zero_point,
+            premul: in_scale as f32 * -(in_zero_point as f32),
+            vector_inv: (1.0 / out_scale) as f32,
+            scalar_inv: inv_scale(out_scale),
+            out_zero_point,
+            lo,
+            hi,
+        }
+    }
+
+    /// The real value of `q`, as the vector body (`vector`) or the scalar
+    /// tail computes it.
+    #[inline]
+    pub fn dequantize(&self, q: i64, vector: bool) -> f32 {
+        if vector {
+            (q as f32).mul_add(self.in_scale as f32, self.premul)
+        } else {
+            ((q - self.in_zero_point) as f64 * self.in_scale) as f32
+        }
+    }
+
+    /// The output integer for the real value `y`.
+    #[inline]
+    pub fn quantize(&self, y: f32, vector: bool) -> i64 {
+        let inv = if vector { self.vector_inv } else { self.scalar_inv };
+        quantize_val(y, inv, self.out_zero_point, self.lo, self.hi)
+    }
+
+    /// `f` applied to every element, each dequantized and requantized by
+    /// the loop that PyTorch runs at its memory position (`positions[i]`
+    /// is element i's rank in memory order, `n` the element count).
+    pub fn map(&self, ints: &[i64], positions: impl Iterator<Item = usize>, f: impl Fn(f32) -> f32) -> Vec<i64> {
+        let body = pytorch_vector_body(ints.len());
+        ints.iter()
+            .zip(positions)
+            .map(|(&q, pos)| {
+                let vector = pos < body;
+                self.quantize(f(self.dequantize(q, vector)), vector)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

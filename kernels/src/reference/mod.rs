@@ -1,5 +1,6 @@
 //! Scalar reference kernels, one file per op family.
 
+pub mod activation;
 pub mod cat;
 pub mod common;
 pub mod conv;
@@ -7,13 +8,30 @@ pub mod create;
 pub mod elementwise;
 pub mod inspect;
 pub mod linear;
+pub mod norm;
 pub mod pool;
 pub mod quantize;
+pub mod reduce;
+pub mod resample;
 pub mod views;
 
 /// The kernel files of this module (used by [`crate::link`]).
 pub const KERNEL_FILES: &[&str] =
-    &["cat", "conv", "create", "elementwise", "inspect", "linear", "pool", "quantize", "views"];
+&[
+    "activation",
+    "cat",
+    "conv",
+    "create",
+    "elementwise",
+    "inspect",
+    "linear",
+    "norm",
+    "pool",
+    "quantize",
+    "reduce",
+    "resample",
+    "views",
+];
 
 /// Small calls of the reference kernels, directly (no dispatcher, no
 /// SIMD): they run under Miri (`.ci/miri`), which checks the safe code the

@@ -1,10 +1,10 @@
 //! 2-D pooling over NCHW (or CHW) tensors: max_pool2d (exact),
 //! adaptive_avg_pool2d and avg_pool2d (requantized to the input's qparams).
 
-use super::common::{check_at_least, per_tensor, quantized_from_ints};
+use super::common::{check_at_least, per_tensor, quantized_from_ints, PerTensor};
 use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::storage::{checked_count, try_vec};
-use qtensor_runtime::{register_kernel, Error, Priority, Result, Tensor};
+use qtensor_runtime::{register_kernel, Error, MemoryFormat, Priority, Result, Tensor};
 
 /// An input viewed as `planes` images of `h` x `w`, with the output shape builder.
 /// An input seen as `planes` images of `h` x `w`.
@@ -217,6 +217,39 @@ register_kernel! {
     fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Tensor
 }
 
+/// PyTorch's requantization of a window sum `sum(q - zero_point)` by its
+/// divisor, into the input's qparams. Its two avg_pool2d paths differ:
+///
+/// - **channels-last** input: `round_half_even(f32(sum) * f32(1 / divisor))
+///   + zero_point`;
+/// - **any other** layout: `round_half_even(f32(f32(sum) * f32(1 /
+///   divisor)) + f32(zero_point))`, the zero point added before rounding,
+///   so that ties go to the even *output* integer.
+///
+/// Both clamp to the dtype's range; a divisor of 0 (an empty window)
+/// gives the zero point.
+struct WindowAverage {
+    channels_last: bool,
+    pt: PerTensor,
+}
+
+impl WindowAverage {
+    fn apply(&self, sum: i64, divisor: i64) -> i64 {
+        let pt = &self.pt;
+        if divisor == 0 {
+            return pt.zero_point.clamp(pt.qmin, pt.qmax);
+        }
+        let multiplier = (1.0 / divisor as f64) as f32;
+        let scaled = sum as f32 * multiplier;
+        let r = if self.channels_last {
+            scaled.round_ties_even() + pt.zero_point as f32
+        } else {
+            (scaled + pt.zero_point as f32).round_ties_even()
+        };
+        (r as i64).clamp(pt.qmin, pt.qmax)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn reference_avg_pool2d(
     x: &Tensor,
@@ -238,6 +271,7 @@ fn reference_avg_pool2d(
     let (h, w) = (p.h as i64, p.w as i64);
     let v = x.int_values()?;
     let [oh, ow] = win.out;
+    let average = WindowAverage { channels_last: x.is_contiguous_in(MemoryFormat::ChannelsLast), pt };
     let mut out = try_vec(checked_count(op, &[p.planes, oh, ow])?)?;
     for plane in v.chunks(p.h * p.w).take(p.planes) {
         for y in 0..oh as i64 {
@@ -259,8 +293,7 @@ fn reference_avg_pool2d(
                     None if count_include_pad => pool_size,
                     None => (y1 - y0) * (x1 - x0),
                 };
-                let real = if divisor > 0 { sum as f64 * pt.scale / divisor as f64 } else { 0.0 };
-                out.push(requantize_f64(real, pt.scale, pt.zero_point, pt.qmin, pt.qmax));
+                out.push(average.apply(sum, divisor));
             }
         }
     }

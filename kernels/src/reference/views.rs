@@ -1,11 +1,35 @@
 //! View and copy operators, for every dtype: they move metadata, not values
 //! (except `contiguous` of a strided tensor and `copy_`).
 
-use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
+use qtensor_runtime::tensor::layout::wrap_dim;
+use qtensor_runtime::{register_kernel, Error, Priority, Result, Tensor};
 
 fn reference_copy(dst: &Tensor, src: &Tensor) -> Result<Tensor> {
     dst.copy_(src)?;
     Ok(dst.clone())
+}
+
+/// `flatten(start_dim, end_dim)`: the dimensions from `start_dim` to
+/// `end_dim` (inclusive) merged into one, a view when the strides allow;
+/// a 0-d tensor becomes `[1]`, as in PyTorch.
+pub fn flatten(x: &Tensor, start_dim: i64, end_dim: i64) -> Result<Tensor> {
+    let op = "flatten";
+    if x.ndim() == 0 {
+        return x.reshape(&[1]);
+    }
+    let start = wrap_dim(op, start_dim, x.ndim())?;
+    let end = wrap_dim(op, end_dim, x.ndim())?;
+    if start > end {
+        return Err(Error::invalid(
+            op,
+            format!("start_dim {start_dim} must not come after end_dim {end_dim} (shape {:?})", x.sizes()),
+        ));
+    }
+    let s = x.sizes();
+    let merged: usize = s[start..=end].iter().product();
+    let shape: Vec<i64> =
+        s[..start].iter().chain(std::iter::once(&merged)).chain(&s[end + 1..]).map(|&d| d as i64).collect();
+    x.reshape(&shape)
 }
 
 fn reference_slice(x: &Tensor, dim: i64, start: Option<i64>, end: Option<i64>, step: i64) -> Result<Tensor> {
@@ -39,4 +63,5 @@ view_kernels! {
     "reshape" => fn Tensor::reshape [x: &Tensor, shape: &[i64]];
     "view" => fn Tensor::view [x: &Tensor, size: &[i64]];
     "copy_" => fn reference_copy [dst: &Tensor, src: &Tensor];
+    "flatten" => fn flatten [x: &Tensor, start_dim: i64, end_dim: i64];
 }

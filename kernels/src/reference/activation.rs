@@ -1,0 +1,162 @@
+//! The activations of quantized networks, each with PyTorch's arithmetic:
+//! hardswish, hardsigmoid and sigmoid dequantize, apply the float function
+//! and requantize ([`DequantRequant`]); hardtanh, relu6 and clamp compare
+//! integers against quantized bounds.
+
+use super::common::{output_quantizer, per_tensor, quantized_from_ints, PerTensor};
+use qtensor_runtime::numerics::{inv_scale, quantize_val, DequantRequant};
+use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
+
+/// Each element's rank in memory order, in row-major element order: the
+/// position PyTorch's elementwise loop visits it at. A tensor that is not
+/// dense (a strided view) is visited in row-major order.
+pub fn memory_positions(x: &Tensor) -> Vec<usize> {
+    if x.is_dense() {
+        let base = x.storage_offset();
+        x.offsets().map(|o| o - base).collect()
+    } else {
+        (0..x.numel()).collect()
+    }
+}
+
+/// Dequantizes `x`, applies `f` in f32 and requantizes into `(scale,
+/// zero_point)` as PyTorch's `cpu_kernel_vec` loops do.
+fn float_unary(op: &str, x: &Tensor, scale: f64, zero_point: i64, f: impl Fn(f32) -> f32) -> Result<Tensor> {
+    let pt = per_tensor(op, "self", x)?;
+    let out_q = output_quantizer(op, pt.dtype, scale, zero_point)?;
+    let requant = DequantRequant::new(pt.scale, pt.zero_point, scale, zero_point, pt.qmin, pt.qmax);
+    let ints = requant.map(&x.int_values()?, memory_positions(x).into_iter(), f);
+    quantized_from_ints(x.sizes(), &out_q, &ints)?.in_format_of(x)
+}
+
+/// The output qparams PyTorch fixes for sigmoid and hardsigmoid, whose
+/// values lie in [0, 1]: scale 2^-8 (2^-32 for qint32), and the zero point
+/// at the bottom of the range (-128 for qint8).
+pub fn unit_interval_qparams(op: &str, dtype: DType) -> Result<(f64, i64)> {
+    match dtype {
+        DType::QUInt8 => Ok((1.0 / 256.0, 0)),
+        DType::QInt8 => Ok((1.0 / 256.0, -128)),
+        DType::QInt32 => Ok((2.3283064365386963e-10, 0)),
+        other => Err(Error::WrongDType { op: op.into(), expected: "a quint8, qint8 or qint32 tensor".into(), got: other }),
+    }
+}
+
+fn reference_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Result<Tensor> {
+    float_unary("quantized::hardswish", x, output_scale, output_zero_point, |v| {
+        v * (v + 3.0).max(0.0).min(6.0) / 6.0
+    })
+}
+
+fn reference_hardsigmoid(x: &Tensor) -> Result<Tensor> {
+    let (scale, zero_point) = unit_interval_qparams("hardsigmoid", x.dtype())?;
+    float_unary("hardsigmoid", x, scale, zero_point, |v| (v + 3.0).max(0.0).min(6.0) / 6.0)
+}
+
+/// PyTorch's quantized sigmoid dequantizes as `f32(q - z) * f32(s)` in both
+/// loops (not the fused form of the other activations), then computes
+/// `1 / (1 + exp(-x))` in f32.
+fn reference_sigmoid(x: &Tensor) -> Result<Tensor> {
+    let op = "sigmoid";
+    let pt = per_tensor(op, "self", x)?;
+    let (scale, zero_point) = unit_interval_qparams(op, pt.dtype)?;
+    let out_q = output_quantizer(op, pt.dtype, scale, zero_point)?;
+    let requant = DequantRequant::new(pt.scale, pt.zero_point, scale, zero_point, pt.qmin, pt.qmax);
+    let body = qtensor_runtime::numerics::pytorch_vector_body(x.numel());
+    let s = pt.scale as f32;
+    let ints: Vec<i64> = x
+        .int_values()?
+        .into_iter()
+        .zip(memory_positions(x))
+        .map(|(q, pos)| {
+            let vector = pos < body;
+            let v = if vector { (q - pt.zero_point) as f32 * s } else { requant.dequantize(q, false) };
+            requant.quantize(1.0 / (1.0 + (-v).exp()), vector)
+        })
+        .collect();
+    quantized_from_ints(x.sizes(), &out_q, &ints)?.in_format_of(x)
+}
+
+register_kernel! {
+    op: "quantized::hardswish",
+    dtypes: [QUInt8, QInt8, QInt32],
+    name: "reference_hardswish",
+    priority: Priority::REFERENCE,
+    fn reference_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Tensor
+}
+
+register_kernel! {
+    op: "hardsigmoid",
+    dtypes: [QUInt8, QInt8, QInt32],
+    name: "reference_hardsigmoid",
+    priority: Priority::REFERENCE,
+    fn reference_hardsigmoid(x: &Tensor) -> Tensor
+}
+
+register_kernel! {
+    op: "sigmoid",
+    dtypes: [QUInt8, QInt8, QInt32],
+    name: "reference_sigmoid",
+    priority: Priority::REFERENCE,
+    fn reference_sigmoid(x: &Tensor) -> Tensor
+}
+
+/// A float bound quantized as PyTorch's `quantize_val` does (fbgemm's
+/// `Quantize`), into the tensor's own qparams.
+fn quantized_bound(op: &str, what: &str, pt: &PerTensor, v: f64) -> Result<i64> {
+    if v.is_nan() {
+        return Err(Error::invalid(op, format!("{what} must not be NaN")));
+    }
+    Ok(quantize_val(v as f32, inv_scale(pt.scale), pt.zero_point, pt.qmin, pt.qmax))
+}
+
+/// `clamp(q, lo, hi)` on the integers, bounds quantized first; the output
+/// keeps the input's qparams.
+fn clamp_ints(op: &str, x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+    let pt = per_tensor(op, "self", x)?;
+    let lo = min.map(|v| quantized_bound(op, "min", &pt, v)).transpose()?.unwrap_or(pt.qmin);
+    let hi = max.map(|v| quantized_bound(op, "max", &pt, v)).transpose()?.unwrap_or(pt.qmax);
+    // PyTorch applies the max bound last, so with min > max every value
+    // becomes max.
+    let ints: Vec<i64> = x.int_values()?.into_iter().map(|q| q.max(lo).min(hi)).collect();
+    let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
+    quantized_from_ints(x.sizes(), &q, &ints)?.in_format_of(x)
+}
+
+fn reference_hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Result<Tensor> {
+    clamp_ints("hardtanh", x, Some(min_val), Some(max_val))
+}
+
+fn reference_relu6(x: &Tensor) -> Result<Tensor> {
+    clamp_ints("relu6", x, Some(0.0), Some(6.0))
+}
+
+fn reference_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+    if min.is_none() && max.is_none() {
+        return Err(Error::invalid("clamp", "at least one of min and max must be given"));
+    }
+    clamp_ints("clamp", x, min, max)
+}
+
+register_kernel! {
+    op: "hardtanh",
+    dtypes: [QUInt8, QInt8, QInt32],
+    name: "reference_hardtanh",
+    priority: Priority::REFERENCE,
+    fn reference_hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Tensor
+}
+
+register_kernel! {
+    op: "relu6",
+    dtypes: [QUInt8, QInt8, QInt32],
+    name: "reference_relu6",
+    priority: Priority::REFERENCE,
+    fn reference_relu6(x: &Tensor) -> Tensor
+}
+
+register_kernel! {
+    op: "clamp",
+    dtypes: [QUInt8, QInt8, QInt32],
+    name: "reference_clamp",
+    priority: Priority::REFERENCE,
+    fn reference_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Tensor
+}
