@@ -25,6 +25,20 @@ impl ActivationRange {
     }
 }
 
+/// A conv's geometry: kernel `[h, w]`, stride (both axes), padding
+/// `[h, w]` and groups.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvShape {
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// The stride along both axes.
+    pub stride: usize,
+    /// Padding of height and width.
+    pub padding: [usize; 2],
+    /// Channel groups.
+    pub groups: usize,
+}
+
 /// A seeded source of Kaiming-normal weights, small biases and the
 /// activation ranges they produce.
 pub struct WeightInit {
@@ -64,25 +78,39 @@ impl WeightInit {
         Tensor::from_vec(self.randn(n, 0.01), &[n])
     }
 
-    /// A conv (fused with relu if `relu`) from `input` activations, and the
-    /// range of its output.
+    /// A square conv with "same" padding (`kernel / 2`), fused with relu if
+    /// `relu`, from `input` activations, and the range of its output.
     #[allow(clippy::too_many_arguments)]
     pub fn conv(
         &mut self,
         input: ActivationRange,
-        [in_ch, out_ch]: [usize; 2],
+        io: [usize; 2],
         kernel: usize,
         stride: usize,
         groups: usize,
         relu: bool,
     ) -> Result<(Conv2d, ActivationRange)> {
-        let w = self.weight(&[out_ch, in_ch / groups, kernel, kernel])?;
+        let p = kernel / 2;
+        self.conv_rect(input, io, ConvShape { kernel: [kernel; 2], stride, padding: [p, p], groups }, relu)
+    }
+
+    /// A conv of any [`ConvShape`] (Inception's 1x7 and 7x1 kernels).
+    pub fn conv_rect(
+        &mut self,
+        input: ActivationRange,
+        [in_ch, out_ch]: [usize; 2],
+        shape: ConvShape,
+        relu: bool,
+    ) -> Result<(Conv2d, ActivationRange)> {
+        let ConvShape { kernel: [kh, kw], stride, padding: [ph, pw], groups } = shape;
+        let w = self.weight(&[out_ch, in_ch / groups, kh, kw])?;
         let b = self.bias(out_ch)?;
         // Kaiming weights keep the second moment; a relu halves it.
         let out = ActivationRange { std: input.std * if relu { 1.0 } else { 2f64.sqrt() }, non_negative: relu };
         let (scale, zp) = out.qparams();
-        let (s, p) = (stride as i64, (kernel / 2) as i64);
-        let conv = Conv2d::from_quantized(&w, Some(&b), [s, s], [p, p], [1, 1], groups as i64, scale, zp)?;
+        let s = stride as i64;
+        let conv =
+            Conv2d::from_quantized(&w, Some(&b), [s, s], [ph as i64, pw as i64], [1, 1], groups as i64, scale, zp)?;
         Ok((if relu { conv.with_relu() } else { conv }, out))
     }
 

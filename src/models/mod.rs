@@ -9,24 +9,39 @@
 //! channels-last from there, as PyTorch's fbgemm path does.
 
 mod googlenet;
+mod inception_v3;
 mod init;
 mod mobilenet;
+mod mobilenet_v3;
 mod resnet;
 mod run;
+mod shufflenet;
 
 pub use googlenet::{googlenet, GoogLeNet, Inception};
-pub use init::{ActivationRange, WeightInit};
+pub use inception_v3::inception_v3;
+pub use init::{ActivationRange, ConvShape, WeightInit};
 pub use mobilenet::{mobilenet_v2, InvertedResidual, MobileNetV2};
+pub use mobilenet_v3::mobilenet_v3_large;
+pub use shufflenet::{shufflenet_v2_x1_0, ShuffleBlock};
 pub use resnet::{resnet18, resnet50, BasicBlock, Bottleneck, ResNet};
 pub use run::{run_checkpoint, ModelRun};
 
 use crate::nn::quantized::{Conv2d, DeQuantize, Linear, QFunctional, Quantize};
-use crate::nn::Module;
+use crate::nn::{Module, Sequential};
 use crate::{MemoryFormat, Result, Tensor};
 use std::collections::HashMap;
 
-/// The architectures [`by_name`] builds.
-pub const ARCHITECTURES: [&str; 4] = ["resnet18", "resnet50", "mobilenet_v2", "googlenet"];
+/// The architectures [`by_name`] builds: torchvision's seven quantizable
+/// classification networks.
+pub const ARCHITECTURES: [&str; 7] = [
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "shufflenet_v2_x1_0",
+    "googlenet",
+    "inception_v3",
+];
 
 /// A classification network: `forward` gives float scores (after the
 /// dequantize stub), `logits` the quantized logits before it, which is
@@ -44,10 +59,61 @@ pub fn by_name(arch: &str, init: &mut WeightInit) -> Result<Box<dyn Network>> {
         "resnet50" => Ok(Box::new(resnet50(init)?)),
         "mobilenet_v2" => Ok(Box::new(mobilenet_v2(init)?)),
         "googlenet" => Ok(Box::new(googlenet(init)?)),
+        "mobilenet_v3_large" => Ok(Box::new(mobilenet_v3_large(init)?)),
+        "shufflenet_v2_x1_0" => Ok(Box::new(shufflenet_v2_x1_0(init)?)),
+        "inception_v3" => Ok(Box::new(inception_v3(init)?)),
         _ => Err(crate::Error::invalid(
             "models::by_name",
             format!("unknown architecture `{arch}`; expected one of {}", ARCHITECTURES.join(", ")),
         )),
+    }
+}
+
+/// A network written as one chain of modules: the quantize stub (saved as
+/// `quant`), a `body` that ends with the classifier and gives the
+/// quantized logits, and the dequantize stub. The input goes channels-last
+/// after quantizing, as in every model here.
+pub struct QuantizedNet {
+    name: &'static str,
+    quant: Quantize,
+    body: Sequential,
+}
+
+impl QuantizedNet {
+    /// A network from its stub's qparams and its body.
+    pub fn new(name: &'static str, input: ActivationRange, body: Sequential) -> Result<QuantizedNet> {
+        let (scale, zero_point) = input.qparams();
+        Ok(QuantizedNet { name, quant: Quantize::new(scale, zero_point, crate::DType::QUInt8)?, body })
+    }
+}
+
+impl Network for QuantizedNet {
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let q = self.quant.forward(x)?;
+        let q = if q.ndim() == 4 { q.contiguous_in(MemoryFormat::ChannelsLast)? } else { q };
+        self.body.forward(&q)
+    }
+}
+
+impl Module for QuantizedNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        DeQuantize.forward(&self.logits(x)?)
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        child_state(&mut out, prefix, "quant", &self.quant)?;
+        out.extend(self.body.state_dict(prefix)?);
+        Ok(out)
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        load_child(&mut self.quant, state, prefix, "quant")?;
+        self.body.load_state_dict(state, prefix)
+    }
+
+    fn describe(&self) -> String {
+        format!("{}({})", self.name, self.body.describe())
     }
 }
 

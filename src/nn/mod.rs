@@ -1,7 +1,12 @@
-//! Modules, after `torch.nn`: a [`Module`] trait, a [`Sequential`]
-//! container, and the quantized modules of [`quantized`].
+//! Modules, after `torch.nn`: a [`Module`] trait, the containers
+//! [`Sequential`], [`Residual`] and [`Concat`] that build networks with
+//! branches, and the quantized modules of [`quantized`].
 
+mod blocks;
+mod layers;
 pub mod quantized;
+
+pub use blocks::{Combine, Concat, Residual};
 
 use crate::{Error, Result, Tensor};
 use std::collections::HashMap;
@@ -29,10 +34,33 @@ pub trait Module {
     fn describe(&self) -> String;
 }
 
-/// Layers applied in order.
+/// A boxed module is a module, so that containers can hold boxed layers
+/// built elsewhere.
+impl<M: Module + ?Sized> Module for Box<M> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        (**self).forward(x)
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        (**self).state_dict(prefix)
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        (**self).load_state_dict(state, prefix)
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Layers applied in order. Each layer's state is saved under `prefix` +
+/// its name + `.`; a layer pushed with an empty name saves under `prefix`
+/// itself, for layers whose own names already say where they sit (the
+/// sibling branches of an Inception block).
 #[derive(Default)]
 pub struct Sequential {
-    layers: Vec<(String, Box<dyn Module>)>,
+    layers: Vec<(String, Box<dyn Module + Send + Sync>)>,
 }
 
 impl Sequential {
@@ -42,14 +70,14 @@ impl Sequential {
     }
 
     /// Appends a named layer.
-    pub fn push(mut self, name: &str, layer: impl Module + 'static) -> Sequential {
+    pub fn push(mut self, name: &str, layer: impl Module + Send + Sync + 'static) -> Sequential {
         self.layers.push((name.to_string(), Box::new(layer)));
         self
     }
 
     /// The layers, in order.
     pub fn layers(&self) -> impl Iterator<Item = (&str, &dyn Module)> {
-        self.layers.iter().map(|(n, l)| (n.as_str(), l.as_ref()))
+        self.layers.iter().map(|(n, l)| (n.as_str(), l.as_ref() as &dyn Module))
     }
 }
 
@@ -65,14 +93,14 @@ impl Module for Sequential {
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
         for (name, layer) in &self.layers {
-            out.extend(layer.state_dict(&format!("{prefix}{name}."))?);
+            out.extend(layer.state_dict(&child_prefix(prefix, name))?);
         }
         Ok(out)
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
         for (name, layer) in &mut self.layers {
-            layer.load_state_dict(state, &format!("{prefix}{name}."))?;
+            layer.load_state_dict(state, &child_prefix(prefix, name))?;
         }
         Ok(())
     }
@@ -80,6 +108,15 @@ impl Module for Sequential {
     fn describe(&self) -> String {
         let inner: Vec<String> = self.layers.iter().map(|(n, l)| format!("  ({n}): {}", l.describe())).collect();
         format!("Sequential(\n{}\n)", inner.join("\n"))
+    }
+}
+
+/// The state prefix of a child named `name` (empty: the parent's own).
+pub(crate) fn child_prefix(prefix: &str, name: &str) -> String {
+    if name.is_empty() {
+        prefix.to_string()
+    } else {
+        format!("{prefix}{name}.")
     }
 }
 

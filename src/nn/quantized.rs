@@ -2,25 +2,26 @@
 //! operator through the dispatcher; `Linear` and `Conv2d` pack their weight
 //! once at construction and every call reuses it.
 
+pub use super::layers::{AvgPool2d, BatchNorm2d, ChannelShuffle, Hardsigmoid, Hardswish, Mean, ReLU6, Sigmoid, Upsample};
 use super::{take, Module};
 use crate::kernels::{PackedConv2d, PackedLinear};
 use crate::{ops, quantize, DType, Error, Quantizer, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-fn scalar_f64(v: f64) -> Result<Tensor> {
+pub(super) fn scalar_f64(v: f64) -> Result<Tensor> {
     Tensor::from_slice(&[v], &[])
 }
 
-fn scalar_i64(v: i64) -> Result<Tensor> {
+pub(super) fn scalar_i64(v: i64) -> Result<Tensor> {
     Tensor::from_slice(&[v], &[])
 }
 
-fn read_f64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<f64> {
+pub(super) fn read_f64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<f64> {
     take(state, prefix, name)?.item()
 }
 
-fn read_i64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<i64> {
+pub(super) fn read_i64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<i64> {
     let t = take(state, prefix, name)?;
     t.int_values()?.first().copied().ok_or_else(|| Error::Serialization(format!("`{prefix}{name}` is empty")))
 }
@@ -375,8 +376,13 @@ pub struct Flatten;
 
 impl Module for Flatten {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let n = *x.sizes().first().ok_or_else(|| Error::shape("Flatten", "cannot flatten a 0-d tensor"))?;
-        ops::reshape(x, &[n as i64, -1])
+        if x.ndim() == 0 {
+            return Err(Error::shape("Flatten", "cannot flatten a 0-d tensor from dimension 1"));
+        }
+        if x.ndim() == 1 {
+            return Ok(x.clone());
+        }
+        ops::flatten(x, 1, -1)
     }
 
     fn describe(&self) -> String {
@@ -478,5 +484,35 @@ impl QFunctional {
     /// Concatenation along `dim`, requantized where needed.
     pub fn cat(&self, xs: &[Tensor], dim: i64) -> Result<Tensor> {
         ops::quantized::cat(xs, dim, Some(self.scale), Some(self.zero_point))
+    }
+}
+
+/// A `QFunctional`'s state is its output `scale` and `zero_point`, as
+/// PyTorch's converted `FloatFunctional` saves them. Like PyTorch's, it
+/// has no single-input forward: call [`QFunctional::add`], `mul` or `cat`,
+/// or build a [`Residual`](super::Residual) or [`Concat`](super::Concat).
+impl Module for QFunctional {
+    fn forward(&self, _x: &Tensor) -> Result<Tensor> {
+        Err(Error::invalid(
+            "QFunctional",
+            "has no single-input forward (as PyTorch's FloatFunctional); call add, add_relu, mul or cat, \
+             or build an nn::Residual or nn::Concat",
+        ))
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        Ok(vec![
+            (format!("{prefix}scale"), scalar_f64(self.scale)?),
+            (format!("{prefix}zero_point"), scalar_i64(self.zero_point)?),
+        ])
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        *self = QFunctional::new(read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("QFunctional(scale={}, zero_point={})", crate::print::py_float_repr(self.scale), self.zero_point)
     }
 }

@@ -31,20 +31,27 @@ def export(name, out_dir):
     side = SIDES[name]
     torch.manual_seed(0)
     extra = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
-    model = getattr(tvq, name)(weights=None, quantize=False, **extra).eval()
+    model = getattr(tvq, name)(weights=None, quantize=False, **extra)
     # torchvision's initialization leaves batch norms at identity and
-    # classifier biases at zero, which can make every logit 0; random
-    # affine and running statistics give every layer real work.
+    # classifier biases at zero, which can make every logit 0 (or, in deep
+    # networks, overflow them). Running statistics measured on random
+    # images keep every activation in range; random affine parameters and
+    # biases then give every layer real work.
     g = torch.Generator().manual_seed(2)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     with torch.no_grad():
+        for m in norms:
+            m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+            m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.1)
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        for _ in range(2):
+            model(torch.randn(4, 3, side, side, generator=g))
         for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.1)
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-            elif isinstance(m, torch.nn.Linear) and m.bias is not None:
+            if isinstance(m, torch.nn.Linear) and m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    model.eval()
     torch.backends.quantized.engine = "fbgemm"
     model.fuse_model()
     model.qconfig = torch.ao.quantization.get_default_qconfig("fbgemm")
