@@ -22,6 +22,11 @@ const GROUPS: &[&str] = &[
     "linear",
     "linear_dynamic",
     "conv2d",
+    "activations",
+    "mean",
+    "batch_norm2d",
+    "resample",
+    "avg_pool2d",
 ];
 
 fn case_count(group: &str) -> usize {

@@ -232,15 +232,19 @@ impl DequantRequant {
     /// `f` applied to every element, each dequantized and requantized by
     /// the loop that PyTorch runs at its memory position (`positions[i]`
     /// is element i's rank in memory order, `n` the element count).
-    pub fn map(&self, ints: &[i64], positions: impl Iterator<Item = usize>, f: impl Fn(f32) -> f32) -> Vec<i64> {
+    pub fn map(
+        &self,
+        ints: &[i64],
+        positions: impl Iterator<Item = usize>,
+        f: impl Fn(f32) -> f32,
+    ) -> crate::Result<Vec<i64>> {
         let body = pytorch_vector_body(ints.len());
-        ints.iter()
-            .zip(positions)
-            .map(|(&q, pos)| {
-                let vector = pos < body;
-                self.quantize(f(self.dequantize(q, vector)), vector)
-            })
-            .collect()
+        let mut out = crate::storage::try_vec(ints.len())?;
+        out.extend(ints.iter().zip(positions).map(|(&q, pos)| {
+            let vector = pos < body;
+            self.quantize(f(self.dequantize(q, vector)), vector)
+        }));
+        Ok(out)
     }
 }
 

@@ -25,6 +25,14 @@ pub fn builtin(op: &str) -> Option<InputBuilder> {
         "quantized::linear" | "quantized::linear_relu" => linear,
         "quantized::linear_dynamic" => linear_dynamic,
         "quantized::conv2d" | "quantized::conv2d_relu" => conv2d,
+        "hardsigmoid" | "sigmoid" | "relu6" => unary_quantized,
+        "quantized::hardswish" => hardswish,
+        "hardtanh" | "clamp" => clamp,
+        "mean" => mean,
+        "flatten" => flatten,
+        "channel_shuffle" => channel_shuffle,
+        "quantized::batch_norm2d" => batch_norm2d,
+        "upsample_nearest2d" => upsample_nearest2d,
         _ => return None,
     })
 }
@@ -287,4 +295,75 @@ fn conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
         Value::Float(scale(rng) * 10.0),
         Value::Int(zero_point(rng, DType::QUInt8)),
     ])
+}
+
+fn hardswish(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = random_input(rng, dtype, 0, false)?;
+    Ok(vec![Value::from(&x), Value::Float(scale(rng)), Value::Int(zero_point(rng, dtype))])
+}
+
+fn clamp(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = random_input(rng, dtype, 0, false)?;
+    let (lo, hi) = ((rng.unit() * 4.0 - 3.0), (rng.unit() * 4.0 - 1.0));
+    let bound = |rng: &mut Rng, v: f64| if rng.one_in(4) { Value::None } else { Value::Float(v) };
+    let (lo, hi) = (bound(rng, lo), Value::Float(hi));
+    Ok(vec![Value::from(&x), lo, hi])
+}
+
+fn mean(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = if rng.one_in(2) { image(rng, dtype)? } else { random_input(rng, dtype, 1, false)? };
+    let x = if x.ndim() == 4 && rng.one_in(2) { x.contiguous_in(crate::MemoryFormat::ChannelsLast)? } else { x };
+    let n = x.ndim() as i64;
+    let dims: Vec<i64> = match rng.below(3) {
+        0 if n == 4 => vec![2, 3],
+        1 => vec![n - 1],
+        _ => vec![rng.range(0, n - 1)],
+    };
+    let dims: Vec<i64> = dims.into_iter().filter(|&d| x.sizes()[d as usize] > 0).collect();
+    Ok(vec![Value::from(&x), Value::from(dims.as_slice()), Value::Bool(rng.one_in(2))])
+}
+
+fn flatten(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = random_input(rng, dtype, 1, true)?;
+    let n = x.ndim() as i64;
+    let start = rng.range(0, n - 1);
+    Ok(vec![Value::from(&x), Value::Int(start), Value::Int(rng.range(start, n - 1))])
+}
+
+fn channel_shuffle(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let groups = rng.range(1, 3) as usize;
+    let sizes = [
+        rng.range(1, 2) as usize,
+        groups * rng.range(1, 3) as usize,
+        rng.range(1, 4) as usize,
+        rng.range(1, 4) as usize,
+    ];
+    Ok(vec![Value::from(&input(rng, dtype, &sizes, false)?), Value::Int(groups as i64)])
+}
+
+fn batch_norm2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = image(rng, dtype)?;
+    let x = if x.ndim() == 3 { x.reshape(&[1, -1, x.sizes()[1] as i64, x.sizes()[2] as i64])? } else { x };
+    let c = x.sizes()[1];
+    let mut param = |lo: f64, span: f64| {
+        Tensor::from_vec((0..c).map(|_| (lo + rng.unit() * span) as f32).collect::<Vec<f32>>(), &[c])
+    };
+    let (w, b, m, v) = (param(0.5, 1.0)?, param(-0.5, 1.0)?, param(-0.5, 1.0)?, param(0.1, 2.0)?);
+    Ok(vec![
+        Value::from(&x),
+        Value::from(&w),
+        Value::from(&b),
+        Value::from(&m),
+        Value::from(&v),
+        Value::Float(1e-5),
+        Value::Float(scale(rng)),
+        Value::Int(zero_point(rng, dtype)),
+    ])
+}
+
+fn upsample_nearest2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let x = image(rng, dtype)?;
+    let scales = |rng: &mut Rng| if rng.one_in(3) { Value::Float(0.5 + rng.unit() * 3.0) } else { Value::None };
+    let (sh, sw) = (scales(rng), scales(rng));
+    Ok(vec![Value::from(&x), Value::from([rng.range(1, 12), rng.range(1, 12)]), sh, sw])
 }

@@ -72,9 +72,11 @@ impl Blocks<'_> {
 
     fn inception_a(&mut self, act: ActivationRange, c: usize, pool: usize) -> Result<(Concat, ActivationRange)> {
         let b1 = Self::boxed(self.chain(act, c, &[("branch1x1", 64, [1, 1], 1, [0, 0])])?);
-        let b5 = Self::boxed(
-            self.chain(act, c, &[("branch5x5_1", 48, [1, 1], 1, [0, 0]), ("branch5x5_2", 64, [5, 5], 1, [2, 2])])?,
-        );
+        let b5 = Self::boxed(self.chain(
+            act,
+            c,
+            &[("branch5x5_1", 48, [1, 1], 1, [0, 0]), ("branch5x5_2", 64, [5, 5], 1, [2, 2])],
+        )?);
         let b3 = Self::boxed(self.chain(
             act,
             c,
@@ -130,9 +132,11 @@ impl Blocks<'_> {
     }
 
     fn inception_d(&mut self, act: ActivationRange, c: usize) -> Result<(Concat, ActivationRange)> {
-        let b3 = Self::boxed(
-            self.chain(act, c, &[("branch3x3_1", 192, [1, 1], 1, [0, 0]), ("branch3x3_2", 320, [3, 3], 2, [0, 0])])?,
-        );
+        let b3 = Self::boxed(self.chain(
+            act,
+            c,
+            &[("branch3x3_1", 192, [1, 1], 1, [0, 0]), ("branch3x3_2", 320, [3, 3], 2, [0, 0])],
+        )?);
         let b7 = Self::boxed(self.chain(
             act,
             c,
@@ -188,11 +192,11 @@ pub fn inception_v3(init: &mut WeightInit) -> Result<QuantizedNet> {
     )?;
     let (stem2, a) =
         b.chain(a, 64, &[("Conv2d_3b_1x1", 80, [1, 1], 1, [0, 0]), ("Conv2d_4a_3x3", 192, [3, 3], 1, [0, 0])])?;
-    let mut body =
-        Sequential::new().push("", stem1).push("maxpool1", MaxPool2d::new(3, 2)).push("", stem2).push(
-            "maxpool2",
-            MaxPool2d::new(3, 2),
-        );
+    let mut body = Sequential::new()
+        .push("", stem1)
+        .push("maxpool1", MaxPool2d::new(3, 2))
+        .push("", stem2)
+        .push("maxpool2", MaxPool2d::new(3, 2));
     let (m, a) = b.inception_a(a, 192, 32)?;
     body = body.push("Mixed_5b", m);
     let (m, a) = b.inception_a(a, 256, 64)?;
@@ -213,9 +217,6 @@ pub fn inception_v3(init: &mut WeightInit) -> Result<QuantizedNet> {
     let (m, a) = b.inception_e(a, 2048)?;
     body = body.push("Mixed_7c", m);
     let (fc, _) = b.init.linear(a, 2048, 1000)?;
-    let body = body
-        .push("avgpool", AdaptiveAvgPool2d { output_size: [1, 1] })
-        .push("flatten", Flatten)
-        .push("fc", fc);
+    let body = body.push("avgpool", AdaptiveAvgPool2d { output_size: [1, 1] }).push("flatten", Flatten).push("fc", fc);
     QuantizedNet::new("QuantizableInception3", input, body)
 }

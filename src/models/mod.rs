@@ -22,9 +22,9 @@ pub use inception_v3::inception_v3;
 pub use init::{ActivationRange, ConvShape, WeightInit};
 pub use mobilenet::{mobilenet_v2, InvertedResidual, MobileNetV2};
 pub use mobilenet_v3::mobilenet_v3_large;
-pub use shufflenet::{shufflenet_v2_x1_0, ShuffleBlock};
 pub use resnet::{resnet18, resnet50, BasicBlock, Bottleneck, ResNet};
 pub use run::{run_checkpoint, ModelRun};
+pub use shufflenet::{shufflenet_v2_x1_0, ShuffleBlock};
 
 use crate::nn::quantized::{Conv2d, DeQuantize, Linear, QFunctional, Quantize};
 use crate::nn::{Module, Sequential};
@@ -33,15 +33,8 @@ use std::collections::HashMap;
 
 /// The architectures [`by_name`] builds: torchvision's seven quantizable
 /// classification networks.
-pub const ARCHITECTURES: [&str; 7] = [
-    "resnet18",
-    "resnet50",
-    "mobilenet_v2",
-    "mobilenet_v3_large",
-    "shufflenet_v2_x1_0",
-    "googlenet",
-    "inception_v3",
-];
+pub const ARCHITECTURES: [&str; 7] =
+    ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "shufflenet_v2_x1_0", "googlenet", "inception_v3"];
 
 /// A classification network: `forward` gives float scores (after the
 /// dequantize stub), `logits` the quantized logits before it, which is

@@ -2,7 +2,9 @@
 //! operator through the dispatcher; `Linear` and `Conv2d` pack their weight
 //! once at construction and every call reuses it.
 
-pub use super::layers::{AvgPool2d, BatchNorm2d, ChannelShuffle, Hardsigmoid, Hardswish, Mean, ReLU6, Sigmoid, Upsample};
+pub use super::layers::{
+    AvgPool2d, BatchNorm2d, ChannelShuffle, Hardsigmoid, Hardswish, Mean, ReLU6, Sigmoid, Upsample,
+};
 use super::{take, Module};
 use crate::kernels::{PackedConv2d, PackedLinear};
 use crate::{ops, quantize, DType, Error, Quantizer, Result, Tensor};

@@ -5,18 +5,21 @@
 
 use super::common::{output_quantizer, per_tensor, quantized_from_ints, PerTensor};
 use qtensor_runtime::numerics::{inv_scale, quantize_val, DequantRequant};
+use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 
 /// Each element's rank in memory order, in row-major element order: the
 /// position PyTorch's elementwise loop visits it at. A tensor that is not
 /// dense (a strided view) is visited in row-major order.
-pub fn memory_positions(x: &Tensor) -> Vec<usize> {
+pub fn memory_positions(x: &Tensor) -> Result<Vec<usize>> {
+    let mut out = try_vec(x.numel())?;
     if x.is_dense() {
         let base = x.storage_offset();
-        x.offsets().map(|o| o - base).collect()
+        out.extend(x.offsets().map(|o| o - base));
     } else {
-        (0..x.numel()).collect()
+        out.extend(0..x.numel());
     }
+    Ok(out)
 }
 
 /// Dequantizes `x`, applies `f` in f32 and requantizes into `(scale,
@@ -25,7 +28,7 @@ fn float_unary(op: &str, x: &Tensor, scale: f64, zero_point: i64, f: impl Fn(f32
     let pt = per_tensor(op, "self", x)?;
     let out_q = output_quantizer(op, pt.dtype, scale, zero_point)?;
     let requant = DequantRequant::new(pt.scale, pt.zero_point, scale, zero_point, pt.qmin, pt.qmax);
-    let ints = requant.map(&x.int_values()?, memory_positions(x).into_iter(), f);
+    let ints = requant.map(&x.int_values()?, memory_positions(x)?.into_iter(), f)?;
     quantized_from_ints(x.sizes(), &out_q, &ints)?.in_format_of(x)
 }
 
@@ -37,14 +40,14 @@ pub fn unit_interval_qparams(op: &str, dtype: DType) -> Result<(f64, i64)> {
         DType::QUInt8 => Ok((1.0 / 256.0, 0)),
         DType::QInt8 => Ok((1.0 / 256.0, -128)),
         DType::QInt32 => Ok((2.3283064365386963e-10, 0)),
-        other => Err(Error::WrongDType { op: op.into(), expected: "a quint8, qint8 or qint32 tensor".into(), got: other }),
+        other => {
+            Err(Error::WrongDType { op: op.into(), expected: "a quint8, qint8 or qint32 tensor".into(), got: other })
+        }
     }
 }
 
 fn reference_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Result<Tensor> {
-    float_unary("quantized::hardswish", x, output_scale, output_zero_point, |v| {
-        v * (v + 3.0).max(0.0).min(6.0) / 6.0
-    })
+    float_unary("quantized::hardswish", x, output_scale, output_zero_point, |v| v * (v + 3.0).max(0.0).min(6.0) / 6.0)
 }
 
 fn reference_hardsigmoid(x: &Tensor) -> Result<Tensor> {
@@ -66,7 +69,7 @@ fn reference_sigmoid(x: &Tensor) -> Result<Tensor> {
     let ints: Vec<i64> = x
         .int_values()?
         .into_iter()
-        .zip(memory_positions(x))
+        .zip(memory_positions(x)?)
         .map(|(q, pos)| {
             let vector = pos < body;
             let v = if vector { (q - pt.zero_point) as f32 * s } else { requant.dequantize(q, false) };

@@ -16,8 +16,7 @@ pub mod resample;
 pub mod views;
 
 /// The kernel files of this module (used by [`crate::link`]).
-pub const KERNEL_FILES: &[&str] =
-&[
+pub const KERNEL_FILES: &[&str] = &[
     "activation",
     "cat",
     "conv",

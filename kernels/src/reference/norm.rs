@@ -10,11 +10,12 @@
 //! y_zero_point`, clamped.
 
 use super::common::{output_quantizer, per_tensor, quantized_from_ints};
+use qtensor_runtime::storage::try_filled;
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 
 /// A per-channel float32 parameter `[C]`, or `default` when absent.
 fn channel_param(op: &str, what: &str, t: Option<&Tensor>, c: usize, default: f32) -> Result<Vec<f32>> {
-    let Some(t) = t else { return Ok(vec![default; c]) };
+    let Some(t) = t else { return try_filled(c, default) };
     if t.dtype() != DType::Float32 {
         return Err(Error::WrongDType { op: op.into(), expected: format!("a float32 `{what}`"), got: t.dtype() });
     }

@@ -101,6 +101,11 @@ fn reference_mean(x: &Tensor, dim: &[i64], keepdim: bool) -> Result<Tensor> {
     let op = "mean";
     let pt = per_tensor(op, "self", x)?;
     let nd = x.ndim();
+    if nd == 0 {
+        // A 0-d tensor averages to itself; PyTorch accepts dim 0 or -1.
+        reduced_dims(op, 1, dim)?;
+        return x.contiguous_copy();
+    }
     let dims = reduced_dims(op, nd, dim)?;
     let sizes = x.sizes();
     let count: usize = dims.iter().map(|&d| sizes[d]).product();
@@ -114,6 +119,11 @@ fn reference_mean(x: &Tensor, dim: &[i64], keepdim: bool) -> Result<Tensor> {
     // is then a run of `count` consecutive values.
     let order: Vec<i64> = kept.iter().chain(&dims).map(|&d| d as i64).collect();
     let grouped = x.permute(&order)?.int_values()?;
+    let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
+    if grouped.is_empty() {
+        // Kept dimensions of size 0: an empty result.
+        return quantized_from_ints(&out_sizes, &q, &[]);
+    }
     let outputs = grouped.len() / count;
     let mut ints = try_vec(outputs)?;
     let innermost = dims.iter().enumerate().all(|(i, &d)| d == nd - dims.len() + i);
@@ -139,7 +149,6 @@ fn reference_mean(x: &Tensor, dim: &[i64], keepdim: bool) -> Result<Tensor> {
             ints.push(quantize_val(sum as f32 / count as f32, inv, pt.zero_point, pt.qmin, pt.qmax));
         }
     }
-    let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
     quantized_from_ints(&out_sizes, &q, &ints)
 }
 

@@ -41,11 +41,13 @@ fn reference_upsample_nearest2d(
     check_at_least(op, "output_size", output_size, 1)?;
     let (oh, ow) = (output_size[0] as usize, output_size[1] as usize);
     let count = checked_count(op, &[p.planes, oh, ow])?;
-    let rows: Vec<usize> = (0..oh).map(|o| nearest_source(o, p.h, oh, scales_h)).collect();
-    let cols: Vec<usize> = (0..ow).map(|o| nearest_source(o, p.w, ow, scales_w)).collect();
-    let v = x.contiguous()?;
-    let ints = v.int_values()?;
+    // The output is allocated first: it bounds the index tables below.
     let mut out = try_vec(count)?;
+    let mut rows = try_vec(oh)?;
+    rows.extend((0..oh).map(|o| nearest_source(o, p.h, oh, scales_h)));
+    let mut cols = try_vec(ow)?;
+    cols.extend((0..ow).map(|o| nearest_source(o, p.w, ow, scales_w)));
+    let ints = x.int_values()?;
     for plane in ints.chunks(p.h * p.w).take(p.planes) {
         for &r in &rows {
             out.extend(cols.iter().map(|&c| plane[r * p.w + c]));
@@ -68,10 +70,7 @@ register_kernel! {
 pub fn channel_shuffle(x: &Tensor, groups: i64) -> Result<Tensor> {
     let op = "channel_shuffle";
     if x.ndim() < 3 {
-        return Err(Error::shape(
-            op,
-            format!("expected an input of at least 3 dimensions, got shape {:?}", x.sizes()),
-        ));
+        return Err(Error::shape(op, format!("expected an input of at least 3 dimensions, got shape {:?}", x.sizes())));
     }
     check_at_least(op, "groups", &[groups], 1)?;
     let c = x.sizes()[1];
