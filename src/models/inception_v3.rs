@@ -13,6 +13,10 @@ use crate::Result;
 
 type Branch = Box<dyn Module + Send + Sync>;
 
+/// One `BasicConv2d` of a branch: name, output channels, kernel, stride,
+/// padding.
+type ConvSpec<'a> = (&'a str, usize, [usize; 2], usize, [usize; 2]);
+
 /// Builds blocks with random weights, tracking the activation range of
 /// the block input for every branch.
 struct Blocks<'a> {
@@ -40,7 +44,7 @@ impl Blocks<'_> {
         &mut self,
         act: ActivationRange,
         input: usize,
-        layers: &[(&str, usize, [usize; 2], usize, [usize; 2])],
+        layers: &[ConvSpec],
     ) -> Result<(Sequential, ActivationRange)> {
         let (mut seq, mut a, mut c) = (Sequential::new(), act, input);
         for &(name, out, kernel, stride, padding) in layers {

@@ -47,12 +47,12 @@ pub fn unit_interval_qparams(op: &str, dtype: DType) -> Result<(f64, i64)> {
 }
 
 fn reference_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Result<Tensor> {
-    float_unary("quantized::hardswish", x, output_scale, output_zero_point, |v| v * (v + 3.0).max(0.0).min(6.0) / 6.0)
+    float_unary("quantized::hardswish", x, output_scale, output_zero_point, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0)
 }
 
 fn reference_hardsigmoid(x: &Tensor) -> Result<Tensor> {
     let (scale, zero_point) = unit_interval_qparams("hardsigmoid", x.dtype())?;
-    float_unary("hardsigmoid", x, scale, zero_point, |v| (v + 3.0).max(0.0).min(6.0) / 6.0)
+    float_unary("hardsigmoid", x, scale, zero_point, |v| (v + 3.0).clamp(0.0, 6.0) / 6.0)
 }
 
 /// PyTorch's quantized sigmoid dequantizes as `f32(q - z) * f32(s)` in both

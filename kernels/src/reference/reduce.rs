@@ -34,9 +34,10 @@ fn multi_row_sum(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -> 
             i += 1;
         }
         for j in 1..LEVELS {
-            for k in 0..cols {
-                acc[j][k] += acc[j - 1][k];
-                acc[j - 1][k] = 0.0;
+            let (lower, upper) = acc.split_at_mut(j);
+            for (hi, lo) in upper[0].iter_mut().zip(lower[j - 1].iter_mut()) {
+                *hi += *lo;
+                *lo = 0.0;
             }
             if i & (mask << (j * power)) != 0 {
                 break;
@@ -48,9 +49,10 @@ fn multi_row_sum(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -> 
             *a += at(r, k);
         }
     }
-    for j in 1..LEVELS {
-        for k in 0..cols {
-            acc[0][k] += acc[j][k];
+    let (first, rest) = acc.split_at_mut(1);
+    for level in rest.iter() {
+        for (a, v) in first[0].iter_mut().zip(level) {
+            *a += v;
         }
     }
     acc.swap_remove(0)

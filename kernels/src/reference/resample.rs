@@ -75,7 +75,7 @@ pub fn channel_shuffle(x: &Tensor, groups: i64) -> Result<Tensor> {
     check_at_least(op, "groups", &[groups], 1)?;
     let c = x.sizes()[1];
     let g = groups as usize;
-    if c % g != 0 {
+    if !c.is_multiple_of(g) {
         return Err(Error::shape(op, format!("groups {groups} must divide the {c} channels")));
     }
     if x.quantizer().and_then(|q| q.axis()).is_some() {
