@@ -27,6 +27,7 @@ const GROUPS: &[&str] = &[
     "batch_norm2d",
     "resample",
     "avg_pool2d",
+    "add_mul_exact",
 ];
 
 fn case_count(group: &str) -> usize {

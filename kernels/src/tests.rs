@@ -380,9 +380,9 @@ fn relu_binary_and_requantize_match_their_scalar_forms_on_every_isa() {
             v.relu_i32(&wide, &mut out32, -5);
             assert_eq!(out32, wide.iter().map(|&x| x.max(-5)).collect::<Vec<_>>(), "{name}: relu i32");
             for combine in [
-                Combine::Add { ma: 0.5, mb: 0.25 },
-                Combine::Add { ma: 1.7, mb: 0.0001 },
-                Combine::Add { ma: 300.0, mb: -299.5 },
+                Combine::Add { sa: 0.05, pa: -0.15, sb: 0.025, pb: -5.0, inv: 10.0 },
+                Combine::Add { sa: 1.7, pa: 3.1, sb: 0.0001, pb: 0.0, inv: 1.0 },
+                Combine::Add { sa: 300.0, pa: -600.0, sb: 299.5, pb: 1.0, inv: 0.003 },
                 Combine::Mul { m: 0.003 },
                 Combine::Mul { m: 0.5 },
             ] {

@@ -13,7 +13,7 @@
 //! op is exact, and the reference's rounding otherwise.
 
 use crate::reference::pool::Window;
-use qtensor_runtime::numerics::{dequantize_val, quantize_val};
+use qtensor_runtime::numerics::{dequantize_val, quantize_val, BinaryRequant};
 use qtensor_runtime::Element;
 
 /// An 8-bit storage type: `u8` (quint8) or `i8` (qint8). Kernels are
@@ -50,22 +50,31 @@ pub struct QuantizeParams {
     pub qmax: i64,
 }
 
-/// How a binary op combines its two centered operands, in output steps.
+/// How a binary op combines its two operands into output steps: the lane
+/// arithmetic of PyTorch's vector body (`numerics::BinaryRequant` with
+/// `vector`).
 #[derive(Debug, Clone, Copy)]
 pub enum Combine {
-    /// `(a - za) * ma + (b - zb) * mb`, with `ma = sa / so` and `mb = sb / so`,
-    /// as one fused multiply-add of the first product onto the rounded
-    /// second.
+    /// `(fma(f32(a), sa, pa) + fma(f32(b), sb, pb)) * inv`: each operand
+    /// dequantized with one fused multiply-add onto its premultiplied zero
+    /// point, the sum times the inverse output scale.
     Add {
-        /// `sa / so`.
-        ma: f32,
-        /// `sb / so`.
-        mb: f32,
+        /// `f32(s_a)`.
+        sa: f32,
+        /// `f32(s_a) * f32(-z_a)`.
+        pa: f32,
+        /// `f32(s_b)`.
+        sb: f32,
+        /// `f32(s_b) * f32(-z_b)`.
+        pb: f32,
+        /// `f32(1 / s_out)`.
+        inv: f32,
     },
-    /// `((a - za) * (b - zb)) * m`, with `m = sa * sb / so`; the product of
-    /// the differences is an exact integer in f32 (below 2^24).
+    /// `f32((a - za) * (b - zb)) * m`, with `m = f32(s_a) * f32(s_b) * (1 /
+    /// f32(s_out))`; the product of the differences is an exact integer in
+    /// f32 (below 2^24).
     Mul {
-        /// `sa * sb / so`.
+        /// The f32 multiplier.
         m: f32,
     },
 }
@@ -88,15 +97,37 @@ pub struct BinaryParams {
 }
 
 impl BinaryParams {
-    /// One output: the real value in output steps, clamped, rounded half to
+    /// The vector-body constants of PyTorch's arithmetic `r`.
+    pub fn of(r: &BinaryRequant) -> BinaryParams {
+        match *r {
+            BinaryRequant::Add(ra, rb) => {
+                let ((sa, pa, inv), (sb, pb, _)) = (ra.vector_constants(), rb.vector_constants());
+                let (zo, lo, hi) = ra.output();
+                BinaryParams { combine: Combine::Add { sa, pa, sb, pb, inv }, za: 0, zb: 0, zo, lo, hi }
+            }
+            BinaryRequant::Mul { multiplier, za, zb, zo, lo, hi } => {
+                BinaryParams { combine: Combine::Mul { m: multiplier }, za, zb, zo, lo, hi }
+            }
+        }
+    }
+
+    /// True when every constant is finite, so that vector lanes need no
+    /// NaN or infinity handling.
+    pub fn is_finite(&self) -> bool {
+        match self.combine {
+            Combine::Add { sa, pa, sb, pb, inv } => [sa, pa, sb, pb, inv].iter().all(|v| v.is_finite()),
+            Combine::Mul { m } => m.is_finite(),
+        }
+    }
+
+    /// One output: the value in output steps, clamped, rounded half to
     /// even, then the output zero point added exactly. Vector forms compute
     /// the same f32 operations lane by lane.
     #[inline]
     pub fn scalar(&self, a: i64, b: i64) -> i64 {
-        let (da, db) = ((a - self.za) as f32, (b - self.zb) as f32);
         let v = match self.combine {
-            Combine::Add { ma, mb } => da.mul_add(ma, db * mb),
-            Combine::Mul { m } => (da * db) * m,
+            Combine::Add { sa, pa, sb, pb, inv } => ((a as f32).mul_add(sa, pa) + (b as f32).mul_add(sb, pb)) * inv,
+            Combine::Mul { m } => ((a - self.za) * (b - self.zb)) as f32 * m,
         };
         v.clamp((self.lo - self.zo) as f32, (self.hi - self.zo) as f32).round_ties_even() as i64 + self.zo
     }

@@ -160,17 +160,19 @@ impl Requantizer {
 }
 
 /// How many leading elements (in memory order) of an `n`-element tensor
-/// PyTorch's elementwise quantized kernels compute in their vector body.
+/// of `element_bytes`-byte integers PyTorch's elementwise quantized
+/// kernels compute in their vector body.
 ///
-/// `cpu_kernel_vec` runs two vectors of 64 (AVX-512) 8-bit lanes per step
-/// and leaves the rest to a scalar loop, and the two loops dequantize and
+/// `cpu_kernel_vec` runs two 64-byte (AVX-512) vectors per step (128
+/// 8-bit or 32 32-bit lanes) and leaves the rest to a scalar loop, and the two loops dequantize and
 /// requantize with different f32 sequences ([`DequantRequant`]). PyTorch's
 /// AVX2 build steps by 64 instead, and a multi-threaded PyTorch splits
 /// tensors above 32768 elements into per-thread ranges with tails of their
 /// own; the two sequences differ in a few outputs per million, only there.
-pub fn pytorch_vector_body(n: usize) -> usize {
-    const STEP: usize = 128;
-    n - n % STEP
+pub fn pytorch_vector_body(n: usize, element_bytes: usize) -> usize {
+    // Two 64-byte vectors per step.
+    let step = 128 / element_bytes.clamp(1, 4);
+    n - n % step
 }
 
 /// The dequantize and requantize steps of PyTorch's elementwise quantized
@@ -229,22 +231,96 @@ impl DequantRequant {
         quantize_val(y, inv, self.out_zero_point, self.lo, self.hi)
     }
 
+    /// The output zero point and the clamping range `(zero_point, lo, hi)`.
+    pub fn output(&self) -> (i64, i64, i64) {
+        (self.out_zero_point, self.lo, self.hi)
+    }
+
+    /// The vector body's constants: `f32(s_in)`, the premultiplied zero
+    /// point `f32(s_in) * f32(-z_in)`, and `f32(1 / s_out)`.
+    pub fn vector_constants(&self) -> (f32, f32, f32) {
+        (self.in_scale as f32, self.premul, self.vector_inv)
+    }
+
     /// `f` applied to every element, each dequantized and requantized by
     /// the loop that PyTorch runs at its memory position (`positions[i]`
-    /// is element i's rank in memory order, `n` the element count).
+    /// is element i's rank in memory order); elements are
+    /// `element_bytes`-byte integers.
     pub fn map(
         &self,
         ints: &[i64],
+        element_bytes: usize,
         positions: impl Iterator<Item = usize>,
         f: impl Fn(f32) -> f32,
     ) -> crate::Result<Vec<i64>> {
-        let body = pytorch_vector_body(ints.len());
+        let body = pytorch_vector_body(ints.len(), element_bytes);
         let mut out = crate::storage::try_vec(ints.len())?;
         out.extend(ints.iter().zip(positions).map(|(&q, pos)| {
             let vector = pos < body;
             self.quantize(f(self.dequantize(q, vector)), vector)
         }));
         Ok(out)
+    }
+}
+
+/// PyTorch's quantized `add` and `mul` of two per-tensor operands into
+/// output qparams (`qadd_kernel`, `qmul_kernel`):
+///
+/// - **add**: each operand dequantized as in [`DequantRequant`] (fused in
+///   the vector body, in f64 in the scalar tail), the two f32 values
+///   added, then requantized by that loop's sequence; `add_relu` clamps at
+///   the output zero point, which equals PyTorch's `max(sum, 0)` before
+///   rounding;
+/// - **mul**: `round_half_even(f32((a - z_a) * (b - z_b)) * m) + z_out`
+///   with `m = f32(s_a) * f32(s_b) * (1 / f32(s_out))` in f32, the same in
+///   both loops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BinaryRequant {
+    /// `a + b`: one [`DequantRequant`] per operand (sharing the output).
+    Add(DequantRequant, DequantRequant),
+    /// `a * b`.
+    Mul {
+        /// `f32(s_a) * f32(s_b) * (1 / f32(s_out))`, in f32.
+        multiplier: f32,
+        /// Zero point of `a`.
+        za: i64,
+        /// Zero point of `b`.
+        zb: i64,
+        /// Output zero point.
+        zo: i64,
+        /// Lowest output integer.
+        lo: i64,
+        /// Highest output integer.
+        hi: i64,
+    },
+}
+
+impl BinaryRequant {
+    /// `a + b` from `(s_a, z_a)` and `(s_b, z_b)` into `(s_out, z_out)`,
+    /// clamped to `[lo, hi]`.
+    pub fn add(a: (f64, i64), b: (f64, i64), out: (f64, i64), lo: i64, hi: i64) -> BinaryRequant {
+        BinaryRequant::Add(
+            DequantRequant::new(a.0, a.1, out.0, out.1, lo, hi),
+            DequantRequant::new(b.0, b.1, out.0, out.1, lo, hi),
+        )
+    }
+
+    /// `a * b` from `(s_a, z_a)` and `(s_b, z_b)` into `(s_out, z_out)`.
+    pub fn mul(a: (f64, i64), b: (f64, i64), out: (f64, i64), lo: i64, hi: i64) -> BinaryRequant {
+        let multiplier = a.0 as f32 * b.0 as f32 * inv_scale(out.0);
+        BinaryRequant::Mul { multiplier, za: a.1, zb: b.1, zo: out.1, lo, hi }
+    }
+
+    /// The output integer for `(a, b)`, by the vector body's sequence
+    /// (`vector`) or the scalar tail's.
+    #[inline]
+    pub fn apply(&self, a: i64, b: i64, vector: bool) -> i64 {
+        match self {
+            BinaryRequant::Add(ra, rb) => ra.quantize(ra.dequantize(a, vector) + rb.dequantize(b, vector), vector),
+            BinaryRequant::Mul { multiplier, za, zb, zo, lo, hi } => {
+                quantize_val(((a - za) * (b - zb)) as f32, *multiplier, *zo, *lo, *hi)
+            }
+        }
     }
 }
 

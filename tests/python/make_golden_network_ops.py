@@ -216,8 +216,31 @@ def avg_pool(out_dir):
     g.write(out_dir)
 
 
+def arithmetic(out_dir):
+    g = Group("add_mul_exact")
+    for dtype in ("quint8", "qint8"):
+        lo, hi = QDTYPES[dtype][1:]
+        for _ in range(10):
+            n = 2 * 256 + int(RNG.integers(1, 128))
+            ia = np.concatenate([np.arange(lo, hi + 1), np.arange(lo, hi + 1)[::-1], RNG.integers(lo, hi + 1, n - 512)])
+            ib = np.concatenate([RNG.permutation(np.arange(lo, hi + 1)), np.arange(lo, hi + 1), RNG.integers(lo, hi + 1, n - 512)])
+            a, b = qtensor([n], dtype, ints=ia), qtensor([n], dtype, ints=ib)
+            so, zo = float(RNG.uniform(0.002, 0.2)), int(RNG.integers(lo, hi))
+            for op in ("add", "add_relu", "mul"):
+                g.ok(f"quantized::{op}", [a, b, so, zo], getattr(torch.ops.quantized, op)(a, b, so, zo))
+        for shape in ([1, 24, 7, 9], [2, 3, 5, 5]):
+            a, b = qtensor(shape, dtype, channels_last=True), qtensor(shape, dtype, channels_last=True)
+            so, zo = float(RNG.uniform(0.01, 0.2)), int(RNG.integers(lo, hi))
+            for op in ("add", "add_relu", "mul"):
+                g.ok(f"quantized::{op}", [a, b, so, zo], getattr(torch.ops.quantized, op)(a, b, so, zo))
+        # The squeeze-excitation gate: [N, C, 1, 1] times [N, C, H, W].
+        a, b = qtensor([1, 40, 1, 1], dtype), qtensor([1, 40, 6, 6], dtype, channels_last=True)
+        g.ok("quantized::mul", [a, b, 0.02, 3], torch.ops.quantized.mul(a, b, 0.02, 3))
+    g.write(out_dir)
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    for make in (activations, reductions, batch_norm, resample, avg_pool):
+    for make in (activations, reductions, batch_norm, resample, avg_pool, arithmetic):
         make(out)

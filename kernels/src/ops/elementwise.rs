@@ -1,5 +1,6 @@
-//! relu (exact) and quantized::add, add_relu and mul on quint8/qint8
-//! (within one step of the exact result) over an ISA's slice routines.
+//! relu and quantized::add, add_relu and mul on quint8/qint8 over an
+//! ISA's slice routines, bit for bit the reference's (PyTorch's)
+//! arithmetic.
 //!
 //! The fast paths take same-shape, per-tensor operands; broadcasting and
 //! other dtypes go to the reference kernels. Dense inputs (channels-last,
@@ -7,8 +8,10 @@
 
 use crate::parallel::for_each_chunk;
 use crate::reference::common::{output_quantizer, per_tensor};
+pub use crate::reference::elementwise::BinaryOp;
 use crate::reference::elementwise::{reference_quantized_relu, requantized_binary};
-use crate::vector::{BinaryParams, Byte, Combine, VectorIsa};
+use crate::vector::{BinaryParams, Byte, VectorIsa};
+use qtensor_runtime::numerics::{pytorch_vector_body, BinaryRequant};
 use qtensor_runtime::tensor::layout::contiguous_strides;
 use qtensor_runtime::{DType, Element, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
@@ -45,28 +48,6 @@ pub fn relu<I: VectorIsa>(isa: I, x: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Which requantizing binary op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    /// quantized::add.
-    Add,
-    /// quantized::add_relu.
-    AddRelu,
-    /// quantized::mul.
-    Mul,
-}
-
-impl BinaryOp {
-    /// The op's schema name.
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "quantized::add",
-            BinaryOp::AddRelu => "quantized::add_relu",
-            BinaryOp::Mul => "quantized::mul",
-        }
-    }
-}
-
 /// quantized::add, add_relu or mul through `isa` where it applies.
 pub fn binary<I: VectorIsa>(
     isa: I,
@@ -77,11 +58,7 @@ pub fn binary<I: VectorIsa>(
     zero_point: i64,
 ) -> Result<Tensor> {
     let op = which.name();
-    let mul = which == BinaryOp::Mul;
-    let reference = || {
-        let combine = if mul { |x, y| x * y } else { |x, y| x + y };
-        requantized_binary(op, a, b, scale, zero_point, which == BinaryOp::AddRelu, combine)
-    };
+    let reference = || requantized_binary(which, a, b, scale, zero_point);
     let bytes = matches!(a.dtype(), DType::QUInt8 | DType::QInt8);
     if !bytes || a.dtype() != b.dtype() || a.sizes() != b.sizes() {
         return reference();
@@ -90,36 +67,31 @@ pub fn binary<I: VectorIsa>(
         return reference();
     };
     let out_q = output_quantizer(op, a.dtype(), scale, zero_point)?;
-    let combine = if mul {
-        Combine::Mul { m: (pa.scale * pb.scale / scale) as f32 }
-    } else {
-        Combine::Add { ma: (pa.scale / scale) as f32, mb: (pb.scale / scale) as f32 }
-    };
-    // Multipliers f32 cannot hold, or two huge terms that could cancel to a
-    // small result with f32 rounding errors above a step: the reference's
-    // f64 arithmetic is exact enough.
-    let usable = match combine {
-        Combine::Add { ma, mb } => ma.is_finite() && mb.is_finite() && (ma.abs() < 16384.0 || mb.abs() < 16384.0),
-        Combine::Mul { m } => m.is_finite() && m != 0.0,
-    };
-    if !usable {
+    let requant = which.requant(&pa, &pb, scale, zero_point);
+    let p = BinaryParams::of(&requant);
+    // Scales whose constants f32 cannot hold: the reference computes the
+    // same sequence with its NaN and saturation rules.
+    if !p.is_finite() {
         return reference();
     }
-    let lo = if which == BinaryOp::AddRelu { zero_point.max(pa.qmin) } else { pa.qmin };
-    let p = BinaryParams { combine, za: pa.zero_point, zb: pb.zero_point, zo: zero_point, lo, hi: pa.qmax };
     match a.dtype() {
-        DType::QUInt8 => binary_bytes::<I, u8>(isa, a, b, &out_q, p),
-        _ => binary_bytes::<I, i8>(isa, a, b, &out_q, p),
+        DType::QUInt8 => binary_bytes::<I, u8>(isa, a, b, &out_q, p, &requant),
+        _ => binary_bytes::<I, i8>(isa, a, b, &out_q, p, &requant),
     }
 }
 
 /// The byte loop of [`binary`], over both operands in one layout.
+///
+/// PyTorch computes all but the last `n % 128` elements (in the order
+/// read) with its vector sequence, which `isa` runs, and those last ones
+/// with its scalar sequence (`requant` with `vector` false).
 fn binary_bytes<I: VectorIsa, B: Byte>(
     isa: I,
     a: &Tensor,
     b: &Tensor,
     out_q: &Arc<Quantizer>,
     p: BinaryParams,
+    requant: &BinaryRequant,
 ) -> Result<Tensor> {
     let storage = Storage::for_overwrite(B::STORAGE, a.numel())?;
     // Operands in one dense layout (both channels-last, say) are read in
@@ -137,9 +109,15 @@ fn binary_bytes<I: VectorIsa, B: Byte>(
     read(a, &mut |sa| {
         read(b, &mut |sb| {
             let stream = sa.len() >= STREAM_BYTES;
-            for_each_chunk(&mut storage.write::<B>()?, |start, d| {
+            let body = pytorch_vector_body(sa.len(), 1);
+            let mut dst = storage.write::<B>()?;
+            let (vector, tail) = dst.split_at_mut(body);
+            for_each_chunk(vector, |start, d| {
                 isa.binary_bytes(&sa[start..start + d.len()], &sb[start..start + d.len()], d, p, stream)
             });
+            for ((d, x), y) in tail.iter_mut().zip(&sa[body..]).zip(&sb[body..]) {
+                *d = B::from_i64(requant.apply(x.to_i64(), y.to_i64(), false));
+            }
             Ok(())
         })
     })?;

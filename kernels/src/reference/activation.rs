@@ -28,7 +28,8 @@ fn float_unary(op: &str, x: &Tensor, scale: f64, zero_point: i64, f: impl Fn(f32
     let pt = per_tensor(op, "self", x)?;
     let out_q = output_quantizer(op, pt.dtype, scale, zero_point)?;
     let requant = DequantRequant::new(pt.scale, pt.zero_point, scale, zero_point, pt.qmin, pt.qmax);
-    let ints = requant.map(&x.int_values()?, memory_positions(x)?.into_iter(), f)?;
+    let bytes = pt.dtype.storage_type().size_of();
+    let ints = requant.map(&x.int_values()?, bytes, memory_positions(x)?.into_iter(), f)?;
     quantized_from_ints(x.sizes(), &out_q, &ints)?.in_format_of(x)
 }
 
@@ -64,7 +65,7 @@ fn reference_sigmoid(x: &Tensor) -> Result<Tensor> {
     let (scale, zero_point) = unit_interval_qparams(op, pt.dtype)?;
     let out_q = output_quantizer(op, pt.dtype, scale, zero_point)?;
     let requant = DequantRequant::new(pt.scale, pt.zero_point, scale, zero_point, pt.qmin, pt.qmax);
-    let body = qtensor_runtime::numerics::pytorch_vector_body(x.numel());
+    let body = qtensor_runtime::numerics::pytorch_vector_body(x.numel(), pt.dtype.storage_type().size_of());
     let s = pt.scale as f32;
     let ints: Vec<i64> = x
         .int_values()?

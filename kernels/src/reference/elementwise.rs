@@ -1,8 +1,10 @@
 //! relu, and the requantizing binary ops quantized::add, add_relu and mul
-//! (with NumPy broadcasting).
+//! (with NumPy broadcasting), with PyTorch's arithmetic.
 
-use super::common::{output_quantizer, per_tensor, quantized_from_ints};
-use qtensor_runtime::numerics::requantize_f64;
+use super::activation::memory_positions;
+use super::common::{output_quantizer, per_tensor, quantized_from_ints, PerTensor};
+use qtensor_runtime::numerics::{pytorch_vector_body, requantize_f64, BinaryRequant};
+use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::tensor::layout::broadcast_shapes;
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 
@@ -43,17 +45,53 @@ register_kernel! {
     fn reference_float_relu(x: &Tensor) -> Tensor
 }
 
-/// Dequantizes both operands (broadcast), combines them exactly in f64 and
-/// requantizes to (scale, zero_point); `relu` clamps at the zero point.
-pub fn requantized_binary(
-    op: &str,
-    a: &Tensor,
-    b: &Tensor,
-    scale: f64,
-    zero_point: i64,
-    relu: bool,
-    combine: fn(f64, f64) -> f64,
-) -> Result<Tensor> {
+/// Which requantizing binary op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// quantized::add.
+    Add,
+    /// quantized::add_relu.
+    AddRelu,
+    /// quantized::mul.
+    Mul,
+}
+
+impl BinaryOp {
+    /// The op's schema name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "quantized::add",
+            BinaryOp::AddRelu => "quantized::add_relu",
+            BinaryOp::Mul => "quantized::mul",
+        }
+    }
+
+    /// PyTorch's arithmetic for this op between per-tensor operands `a`
+    /// and `b` into `(scale, zero_point)`.
+    pub fn requant(self, a: &PerTensor, b: &PerTensor, scale: f64, zero_point: i64) -> BinaryRequant {
+        let lo = if self == BinaryOp::AddRelu { zero_point.max(a.qmin) } else { a.qmin };
+        let (qa, qb, out) = ((a.scale, a.zero_point), (b.scale, b.zero_point), (scale, zero_point));
+        match self {
+            BinaryOp::Mul => BinaryRequant::mul(qa, qb, out, lo, a.qmax),
+            _ => BinaryRequant::add(qa, qb, out, lo, a.qmax),
+        }
+    }
+}
+
+/// True when PyTorch's loop visits `a` and `b` in their shared memory
+/// order: same sizes, same strides, dense. Otherwise both are visited in
+/// row-major order.
+pub fn same_dense_layout(a: &Tensor, b: &Tensor) -> bool {
+    a.sizes() == b.sizes() && a.strides() == b.strides() && a.is_dense()
+}
+
+/// quantized::add, add_relu or mul of two per-tensor operands (NumPy
+/// broadcasting). On 8-bit dtypes, PyTorch's arithmetic
+/// ([`BinaryRequant`]): each output by the vector body's or the scalar
+/// tail's sequence, by its position in the loop. On qint16 and qint32,
+/// the exact result requantized in f64.
+pub fn requantized_binary(which: BinaryOp, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
+    let op = which.name();
     if a.dtype() != b.dtype() {
         return Err(Error::DTypeMismatch { op: op.into(), lhs: a.dtype(), rhs: b.dtype() });
     }
@@ -61,30 +99,38 @@ pub fn requantized_binary(
     let pb = per_tensor(op, "qb", b)?;
     let out_q = output_quantizer(op, a.dtype(), scale, zero_point)?;
     let sizes = broadcast_shapes(op, a.sizes(), b.sizes())?;
+    let requant = which.requant(&pa, &pb, scale, zero_point);
     let av = a.expand(&sizes)?.int_values()?;
     let bv = b.expand(&sizes)?.int_values()?;
-    let lo = if relu { zero_point.max(pa.qmin) } else { pa.qmin };
-    let ints: Vec<i64> = av
-        .iter()
-        .zip(&bv)
-        .map(|(&x, &y)| {
-            let real = combine((x - pa.zero_point) as f64 * pa.scale, (y - pb.zero_point) as f64 * pb.scale);
+    let mut ints = try_vec(av.len())?;
+    if pa.dtype.storage_type().size_of() == 1 {
+        let positions = if same_dense_layout(a, b) { memory_positions(a)? } else { (0..av.len()).collect() };
+        let body = pytorch_vector_body(av.len(), 1);
+        ints.extend(av.iter().zip(&bv).zip(positions).map(|((&x, &y), pos)| requant.apply(x, y, pos < body)));
+    } else {
+        // qint16 and qint32 values are too wide for PyTorch's f32
+        // sequence to be exact (fbgemm saturates there): the exact real
+        // result, requantized in f64.
+        let lo = if which == BinaryOp::AddRelu { zero_point.max(pa.qmin) } else { pa.qmin };
+        ints.extend(av.iter().zip(&bv).map(|(&x, &y)| {
+            let (ra, rb) = ((x - pa.zero_point) as f64 * pa.scale, (y - pb.zero_point) as f64 * pb.scale);
+            let real = if which == BinaryOp::Mul { ra * rb } else { ra + rb };
             requantize_f64(real, scale, zero_point, lo, pa.qmax)
-        })
-        .collect();
+        }));
+    }
     quantized_from_ints(&sizes, &out_q, &ints)?.in_format_of(a)
 }
 
 fn reference_add(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-    requantized_binary("quantized::add", a, b, scale, zero_point, false, |x, y| x + y)
+    requantized_binary(BinaryOp::Add, a, b, scale, zero_point)
 }
 
 fn reference_add_relu(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-    requantized_binary("quantized::add_relu", a, b, scale, zero_point, true, |x, y| x + y)
+    requantized_binary(BinaryOp::AddRelu, a, b, scale, zero_point)
 }
 
 fn reference_mul(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-    requantized_binary("quantized::mul", a, b, scale, zero_point, false, |x, y| x * y)
+    requantized_binary(BinaryOp::Mul, a, b, scale, zero_point)
 }
 
 register_kernel! {

@@ -50,7 +50,7 @@ mod tests {
         let x = q8(&[1, 2, 5, 4], 10)?;
         let y = q8(&[1, 2, 5, 4], 20)?;
         assert_eq!(super::elementwise::reference_quantized_relu(&x)?.sizes(), &[1, 2, 5, 4]);
-        let s = super::elementwise::requantized_binary("add", &x, &y, 0.1, 5, false, |a, b| a + b)?;
+        let s = super::elementwise::requantized_binary(super::elementwise::BinaryOp::Add, &x, &y, 0.1, 5)?;
         assert_eq!(s.numel(), 40);
         let cat = super::cat::reference_cat(&[x.clone(), y.clone()], 1, Some(0.1), Some(3))?;
         assert_eq!(cat.sizes(), &[1, 4, 5, 4]);

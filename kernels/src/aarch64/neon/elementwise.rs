@@ -34,21 +34,28 @@ pub(super) fn relu_i32(src: &[i32], dst: &mut [i32], zero_point: i64) {
     relu_scalar(s_chunks.remainder(), d_chunks.into_remainder(), zero_point);
 }
 
-/// The requantized combination of two same-length byte slices: the zero
-/// points subtracted in integers (exact), the combination in f32 as
-/// `BinaryParams::scalar` does it, rounded half to even, then the output
-/// zero point added exactly.
+/// The requantized combination of two same-length byte slices, in f32
+/// as `BinaryParams::scalar` does it, rounded half to even, then the
+/// output zero point added exactly.
 #[target_feature(enable = "neon")]
 pub(super) fn binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
     let (lo, hi) = (vdupq_n_f32((p.lo - p.zo) as f32), vdupq_n_f32((p.hi - p.zo) as f32));
     let (za, zb, zo) = (vdupq_n_s32(p.za as i32), vdupq_n_s32(p.zb as i32), vdupq_n_s32(p.zo as i32));
     let lane = |x: int32x4_t, y: int32x4_t| {
-        let da = vcvtq_f32_s32(vsubq_s32(x, za));
-        let db = vcvtq_f32_s32(vsubq_s32(y, zb));
         let v = match p.combine {
-            // da * ma + (db * mb), the first product fused.
-            Combine::Add { ma, mb } => vfmaq_f32(vmulq_f32(db, vdupq_n_f32(mb)), da, vdupq_n_f32(ma)),
-            Combine::Mul { m } => vmulq_f32(vmulq_f32(da, db), vdupq_n_f32(m)),
+            // PyTorch's vector add: each operand dequantized by one fused
+            // multiply-add (vfmaq_f32(c, a, b) = c + a * b) onto its
+            // premultiplied zero point.
+            Combine::Add { sa, pa, sb, pb, inv } => {
+                let xa = vfmaq_f32(vdupq_n_f32(pa), vcvtq_f32_s32(x), vdupq_n_f32(sa));
+                let xb = vfmaq_f32(vdupq_n_f32(pb), vcvtq_f32_s32(y), vdupq_n_f32(sb));
+                vmulq_f32(vaddq_f32(xa, xb), vdupq_n_f32(inv))
+            }
+            // The product of the differences is exact in i32 and in f32.
+            Combine::Mul { m } => {
+                let prod = vmulq_s32(vsubq_s32(x, za), vsubq_s32(y, zb));
+                vmulq_f32(vcvtq_f32_s32(prod), vdupq_n_f32(m))
+            }
         };
         vaddq_s32(clamp_round(v, lo, hi), zo)
     };

@@ -44,13 +44,21 @@ pub(super) fn binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryPa
     let (lo, hi) = (_mm256_set1_ps((p.lo - p.zo) as f32), _mm256_set1_ps((p.hi - p.zo) as f32));
     let (za, zb, zo) = (_mm256_set1_epi32(p.za as i32), _mm256_set1_epi32(p.zb as i32), _mm256_set1_epi32(p.zo as i32));
     let lanes = |a: &[B], b: &[B]| {
-        // a - za and b - zb exactly, as small integers in f32.
-        let da = _mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(a), za));
-        let db = _mm256_cvtepi32_ps(_mm256_sub_epi32(load8_widen(b), zb));
         let v = match p.combine {
-            Combine::Add { ma, mb } => _mm256_fmadd_ps(da, _mm256_set1_ps(ma), _mm256_mul_ps(db, _mm256_set1_ps(mb))),
-            // The product of the differences is exact in f32 (below 2^24).
-            Combine::Mul { m } => _mm256_mul_ps(_mm256_mul_ps(da, db), _mm256_set1_ps(m)),
+            // PyTorch's vector add: each operand dequantized by one fused
+            // multiply-add onto its premultiplied zero point.
+            Combine::Add { sa, pa, sb, pb, inv } => {
+                let xa = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load8_widen(a)), _mm256_set1_ps(sa), _mm256_set1_ps(pa));
+                let xb = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load8_widen(b)), _mm256_set1_ps(sb), _mm256_set1_ps(pb));
+                _mm256_mul_ps(_mm256_add_ps(xa, xb), _mm256_set1_ps(inv))
+            }
+            // The product of the differences is exact in i32 and in f32
+            // (below 2^24).
+            Combine::Mul { m } => {
+                let da = _mm256_sub_epi32(load8_widen(a), za);
+                let db = _mm256_sub_epi32(load8_widen(b), zb);
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(da, db)), _mm256_set1_ps(m))
+            }
         };
         _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi)), zo)
     };
