@@ -69,7 +69,7 @@ enum ModelCommand {
     /// classes and the time, and write the quantized logits (before the
     /// dequantize stub) as the tensor `output`, qparams included.
     Run {
-        /// The architecture: resnet18, resnet50, mobilenet_v2 or googlenet.
+        /// The architecture: resnet18, resnet50, mobilenet_v2, mobilenet_v3_large, shufflenet_v2_x1_0, googlenet or inception_v3.
         arch: String,
         /// The checkpoint: `torch.save(model.state_dict(), FILE.pt)`.
         #[arg(long)]
