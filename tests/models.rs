@@ -96,3 +96,33 @@ fn networks_run_save_load_and_profile_by_layer() {
     assert_eq!(mobilenet.forward(&small).unwrap().sizes(), &[1, 1000]);
     qtensor::set_isa_cap(None);
 }
+
+#[test]
+fn the_branching_networks_run_and_reload_their_state() {
+    for (arch, side, keys) in [
+        (
+            "mobilenet_v3_large",
+            64,
+            ["features.4.block.2.fc1.weight", "features.4.block.2.skip_mul.scale", "classifier.1.scale"],
+        ),
+        ("shufflenet_v2_x1_0", 64, ["stage2.0.branch1.0.weight", "stage3.1.cat.zero_point", "conv5.0.weight"]),
+        (
+            "inception_v3",
+            96,
+            ["Mixed_5b.branch_pool.conv.weight", "Mixed_7c.myop2.scale", "Mixed_6e.branch7x7dbl_5.conv.weight"],
+        ),
+    ] {
+        let x = image(1, side);
+        let model = qtensor::models::by_name(arch, &mut WeightInit::new(3)).unwrap();
+        let y = model.logits(&x).unwrap();
+        assert_eq!(y.sizes(), &[1, 1000], "{arch}");
+        let have = names(model.as_ref());
+        for k in keys {
+            assert!(have.iter().any(|n| n == k), "{arch} has no `{k}`");
+        }
+        let state: std::collections::HashMap<String, Tensor> = model.state_dict("").unwrap().into_iter().collect();
+        let mut other = qtensor::models::by_name(arch, &mut WeightInit::new(4)).unwrap();
+        other.load_state_dict(&state, "").unwrap();
+        assert_eq!(other.logits(&x).unwrap().int_values().unwrap(), y.int_values().unwrap(), "{arch}");
+    }
+}
