@@ -4,14 +4,13 @@
 //! no layout conversion; NCHW ones are transposed in and out.
 
 use super::depthwise::DepthwiseArgs;
-use super::driver::{gemm_prepared, Activations, Epilogue, Requant};
+use super::driver::{column_requant, gemm_prepared, Activations, Epilogue, Requant};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::{byte_sum, MAX_K};
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::conv::ConvParams;
 use crate::reference::linear::qint8_weight_rows;
-use qtensor_runtime::numerics::AccRequant;
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, Tensor};
@@ -178,20 +177,16 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let shape = ConvShape { input: [n, c, h, wd], weight: [oc, icg, kh, kw], out_hw: [oh, ow] };
     let b = bias_values(op, bias, oc)?;
     let pw = conv_weight(w, g)?;
-    let rqs: Vec<AccRequant> =
-        pw.scales.iter().zip(&b).map(|(&sw, &bb)| AccRequant::new(px.scale, sw, bb as f32, y_scale)).collect();
+    let Some((mult, bias)) = column_requant(px.scale, &pw.scales, &b, y_scale, y_zero_point) else {
+        return Ok(None);
+    };
     let rq = ConvRequant {
-        mult: rqs.iter().map(|r| r.mult).collect(),
-        bias: rqs.iter().map(|r| r.bias_term).collect(),
+        mult,
+        bias,
         zero_point: y_zero_point as i32,
         lo: if relu { y_zero_point.max(0) } else { 0 } as f32,
         zx: px.zero_point as i32,
     };
-    if !rq.mult.iter().chain(&rq.bias).all(|v| v.is_finite()) || !(0..=255).contains(&y_zero_point) {
-        // Scales whose ratio f32 cannot hold, or a NaN or infinite bias:
-        // the reference's f64 requantization gives the defined result.
-        return Ok(None);
-    }
     let channels_last = x.memory_format() == MemoryFormat::ChannelsLast;
     let total = checked_count(op, &[n, oc, oh, ow])?;
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), total)?;

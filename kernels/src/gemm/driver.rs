@@ -3,6 +3,7 @@
 
 use super::kernel::{GemmIsa, Panel};
 use super::packed::{PackedB, BLOCK};
+use qtensor_runtime::numerics::AccRequant;
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::Result;
 use rayon::prelude::*;
@@ -66,16 +67,32 @@ impl<'a> Requant<'a> {
         Requant { mult: &self.mult[cols.clone()], bias: &self.bias[cols], ..*self }
     }
 
-    /// Column `j` of the exact result `c`, in the scalar definition that
-    /// every vector epilogue reproduces lane by lane.
+    /// Column `j` of the exact result `c`: `numerics::AccRequant::apply`,
+    /// the definition every vector epilogue reproduces lane by lane.
     #[inline]
     pub fn scalar(&self, j: usize, c: i32) -> u8 {
-        let zp = self.zero_point as f32;
-        let v = ((c as f32 + self.bias[j]) * self.mult[j]).clamp(self.lo - zp, self.hi - zp);
-        // Round half to even by adding 1.5 * 2^23: |v| <= 255 leaves no
-        // fraction bits, in the default rounding mode, with no libm call.
-        ((v + 12_582_912.0) - 12_582_912.0 + zp) as u8
+        let rq = AccRequant { mult: self.mult[j], bias_term: self.bias[j] };
+        rq.apply(c as i64, self.zero_point as i64, self.lo as i64, self.hi as i64) as u8
     }
+}
+
+/// The per-column constants of [`Requant`] for output channels with
+/// weight scales `w_scales` and float biases `bias`, as
+/// `numerics::AccRequant` defines them; `None` where f32 cannot hold them
+/// (extreme scale ratios, a NaN or infinite bias) or the zero point is
+/// outside quint8, which the reference kernels handle.
+pub fn column_requant(
+    x_scale: f64,
+    w_scales: &[f64],
+    bias: &[f64],
+    y_scale: f64,
+    y_zero_point: i64,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    let rqs: Vec<AccRequant> =
+        w_scales.iter().zip(bias).map(|(&sw, &b)| AccRequant::new(x_scale, sw, b as f32, y_scale)).collect();
+    let finite = rqs.iter().all(|r| r.mult.is_finite() && r.bias_term.is_finite());
+    (finite && (0..=255).contains(&y_zero_point))
+        .then(|| (rqs.iter().map(|r| r.mult).collect(), rqs.iter().map(|r| r.bias_term).collect()))
 }
 
 /// What to do with each exact result `C[m, n]`.

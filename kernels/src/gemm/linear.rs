@@ -1,13 +1,13 @@
 //! quantized::linear, linear_relu and linear_dynamic over the GEMM kernels.
 
-use super::driver::{gemm_into, Epilogue, Requant};
+use super::driver::{column_requant, gemm_into, Epilogue, Requant};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::MAX_K;
 use crate::reference::common::{bias_values, output_quantizer, per_tensor};
 use crate::reference::linear::{choose_qparams, qint8_weight_rows, rows_of};
 use crate::vector::QuantizeParams;
-use qtensor_runtime::numerics::{inv_scale, AccRequant};
+use qtensor_runtime::numerics::inv_scale;
 use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
 use std::sync::Arc;
 
@@ -64,15 +64,9 @@ pub fn gemm_linear<K: GemmIsa>(
     let n = gw.packed.n;
     let (mut sizes, m) = rows_of(op, x, gw.packed.k)?;
     let b = bias_values(op, bias, n)?;
-    let rqs: Vec<AccRequant> =
-        gw.scales.iter().zip(&b).map(|(&sw, &bb)| AccRequant::new(px.scale, sw, bb as f32, y_scale)).collect();
-    let mult: Vec<f32> = rqs.iter().map(|r| r.mult).collect();
-    let bias: Vec<f32> = rqs.iter().map(|r| r.bias_term).collect();
-    if !mult.iter().chain(&bias).all(|v| v.is_finite()) || !(0..=255).contains(&y_zero_point) {
-        // Scales whose ratio f32 cannot hold, or a NaN or infinite bias:
-        // the reference's f64 requantization gives the defined result.
+    let Some((mult, bias)) = column_requant(px.scale, &gw.scales, &b, y_scale, y_zero_point) else {
         return Ok(None);
-    }
+    };
     let lo = if relu { y_zero_point.max(0) } else { 0 } as f32;
     let epi = Epilogue::Quantize(Requant { mult: &mult, bias: &bias, zero_point: y_zero_point as i32, lo, hi: 255.0 });
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), m * n)?;

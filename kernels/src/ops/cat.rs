@@ -89,13 +89,13 @@ pub fn cat<I: VectorIsa>(
     }
     let p0 = per_tensor(op, "qx[0]", first)?;
     let (so, zo) = (scale.unwrap_or(p0.scale), zero_point.unwrap_or(p0.zero_point));
-    // Scales whose f32 forms are not finite (or whose products are not) go
-    // to the reference, which handles the degenerate results.
+    let channels_last = crate::reference::cat::channels_last_path(xs, d);
+    // Scales whose f32 forms (in the path this call takes) are not finite,
+    // or vanish, go to the reference, which handles the degenerate results.
     let ratios_fit = xs.iter().all(|x| {
         x.per_tensor_qparams().is_some_and(|(_, s, z)| {
-            let r = Requantizer::channels_last(s, z, so);
-            let g = Requantizer::generic(s, z, so);
-            r.scale.is_finite() && r.offset.is_finite() && r.inv.is_finite() && g.inv.is_finite() && r.scale != 0.0
+            let r = if channels_last { Requantizer::channels_last(s, z, so) } else { Requantizer::generic(s, z, so) };
+            r.scale.is_finite() && r.offset.is_finite() && r.inv.is_finite() && r.scale != 0.0
         })
     });
     if !ratios_fit {
@@ -107,7 +107,6 @@ pub fn cat<I: VectorIsa>(
         Some(total) => total,
         None => return reference(),
     };
-    let channels_last = crate::reference::cat::channels_last_path(xs, d);
     let out = CatOutput { sizes, dim: d, quantizer, scale: so, zero_point: zo, channels_last };
     match first.dtype() {
         DType::QUInt8 => cat_bytes::<I, u8>(isa, op, xs, &out),
