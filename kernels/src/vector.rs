@@ -13,7 +13,7 @@
 //! op is exact, and the reference's rounding otherwise.
 
 use crate::reference::pool::Window;
-use qtensor_runtime::numerics::{dequantize_val, quantize_val, BinaryRequant};
+use qtensor_runtime::numerics::{dequantize_val, quantize_val, round_half_even, BinaryRequant};
 use qtensor_runtime::Element;
 
 /// An 8-bit storage type: `u8` (quint8) or `i8` (qint8). Kernels are
@@ -129,7 +129,7 @@ impl BinaryParams {
             Combine::Add { sa, pa, sb, pb, inv } => ((a as f32).mul_add(sa, pa) + (b as f32).mul_add(sb, pb)) * inv,
             Combine::Mul { m } => ((a - self.za) * (b - self.zb)) as f32 * m,
         };
-        v.clamp((self.lo - self.zo) as f32, (self.hi - self.zo) as f32).round_ties_even() as i64 + self.zo
+        round_half_even(v.clamp((self.lo - self.zo) as f32, (self.hi - self.zo) as f32)) as i64 + self.zo
     }
 }
 

@@ -6,6 +6,21 @@
 /// `2^31` as f32: a rounded scaled value at or beyond it saturates.
 const SATURATION: f32 = 2_147_483_648.0;
 
+/// Rounds half to even, exactly as `f32::round_ties_even`. For |v| below
+/// 2^22 (every 8- and 16-bit result) it adds and subtracts 1.5 * 2^23,
+/// which leaves no fraction bits in the default rounding mode: targets
+/// without a rounding instruction (x86-64 before SSE4.1) then need no
+/// libm call in the per-element loops.
+#[inline(always)]
+pub fn round_half_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    if v.abs() < 4_194_304.0 {
+        (v + MAGIC) - MAGIC
+    } else {
+        v.round_ties_even()
+    }
+}
+
 /// The f32 reciprocal that quantization multiplies by.
 #[inline]
 pub fn inv_scale(scale: f64) -> f32 {
@@ -21,7 +36,7 @@ pub fn inv_scale(scale: f64) -> f32 {
 ///   of every quantizing op gives this result.
 #[inline]
 pub fn quantize_val(x: f32, inv_scale: f32, zero_point: i64, qmin: i64, qmax: i64) -> i64 {
-    let r = (x * inv_scale).round_ties_even();
+    let r = round_half_even(x * inv_scale);
     if r.is_nan() {
         zero_point
     } else if r >= SATURATION {
@@ -84,7 +99,7 @@ impl AccRequant {
     #[inline]
     pub fn apply(self, acc: i64, zero_point: i64, lo: i64, hi: i64) -> i64 {
         let v = (acc as f32 + self.bias_term) * self.mult;
-        let r = v.clamp((lo - zero_point) as f32, (hi - zero_point) as f32).round_ties_even();
+        let r = round_half_even(v.clamp((lo - zero_point) as f32, (hi - zero_point) as f32));
         if r.is_nan() {
             zero_point.clamp(lo, hi)
         } else {
@@ -150,7 +165,7 @@ impl Requantizer {
     /// scales) lands on the zero point.
     #[inline]
     pub fn apply(self, q: i64, zero_point: i64, lo: i64, hi: i64) -> i64 {
-        let r = self.scaled(q).clamp((lo - zero_point) as f32, (hi - zero_point) as f32).round_ties_even();
+        let r = round_half_even(self.scaled(q).clamp((lo - zero_point) as f32, (hi - zero_point) as f32));
         if r.is_nan() {
             zero_point.clamp(lo, hi)
         } else {
@@ -339,6 +354,21 @@ mod tests {
         assert_eq!(quantize_val(1e30, inv, -100_000, i32::MIN as i64, i32::MAX as i64), i32::MAX as i64);
         assert_eq!(quantize_val(2_147_483_648.0, inv, -10, i32::MIN as i64, i32::MAX as i64), i32::MAX as i64);
         assert_eq!(quantize_val(f32::NAN, inv, 7, 0, 255), 7);
+    }
+
+    #[test]
+    fn round_half_even_is_round_ties_even() {
+        let mut v = -5_000_000.0f32;
+        while v < 5_000_000.0 {
+            for x in [v, v + 0.5, v + 0.25, v - 0.5, -v, f32::from_bits(v.to_bits() + 1)] {
+                assert_eq!(round_half_even(x), x.round_ties_even(), "{x}");
+            }
+            v += 997.37;
+        }
+        for x in [0.5, 1.5, 2.5, -0.5, -2.5, 4_194_303.5, 4_194_304.5, 1e30, -1e30, f32::INFINITY] {
+            assert_eq!(round_half_even(x), x.round_ties_even(), "{x}");
+        }
+        assert!(round_half_even(f32::NAN).is_nan());
     }
 
     #[test]

@@ -152,13 +152,13 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
             ops::max_pool2d(&x, &[3, 3], &[2, 2], &[1, 1], &[1, 1], false)
         }));
     }
-    for (arch, batch) in [("resnet18", 1), ("resnet18", 8), ("mobilenet_v2", 1), ("mobilenet_v2", 8)] {
-        let name = model_workload_name(arch, batch);
+    for &(name, arch, batch) in &MODEL_WORKLOADS {
         if !want(name) {
             continue;
         }
         let model = crate::models::by_name(arch, &mut crate::models::WeightInit::new(0))?;
-        let x = Tensor::from_vec(g.randn(batch * 3 * 224 * 224), &[batch, 3, 224, 224])?;
+        let side = if arch == "inception_v3" { 299 } else { 224 };
+        let x = Tensor::from_vec(g.randn(batch * 3 * side * side), &[batch, 3, side, side])?;
         out.push(workload(name, move || model.forward(&x)));
     }
     if want("dispatch/add/1elem") {
@@ -182,16 +182,20 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
     Ok(out)
 }
 
-/// The workload name of a network at a batch size, as docs/benchmarks.md spells
-/// it (`model/resnet18/b8`).
-fn model_workload_name(arch: &str, batch: usize) -> &'static str {
-    match (arch, batch) {
-        ("resnet18", 1) => "model/resnet18/b1",
-        ("resnet18", _) => "model/resnet18/b8",
-        ("mobilenet_v2", 1) => "model/mobilenet_v2/b1",
-        _ => "model/mobilenet_v2/b8",
-    }
-}
+/// The network workloads: name (as docs/benchmarks.md spells it),
+/// architecture and batch size; inputs are 224x224 (299x299 for
+/// Inception-v3).
+const MODEL_WORKLOADS: [(&str, &str, usize); 9] = [
+    ("model/resnet18/b1", "resnet18", 1),
+    ("model/resnet18/b8", "resnet18", 8),
+    ("model/resnet50/b1", "resnet50", 1),
+    ("model/mobilenet_v2/b1", "mobilenet_v2", 1),
+    ("model/mobilenet_v2/b8", "mobilenet_v2", 8),
+    ("model/mobilenet_v3_large/b1", "mobilenet_v3_large", 1),
+    ("model/shufflenet_v2_x1_0/b1", "shufflenet_v2_x1_0", 1),
+    ("model/googlenet/b1", "googlenet", 1),
+    ("model/inception_v3/b1", "inception_v3", 1),
+];
 
 /// One measured workload.
 #[derive(Debug, Clone)]

@@ -2,13 +2,14 @@
 //! routines: inputs that already have the output qparams are copied, the
 //! others requantized (within one step of the exact value).
 
-use crate::reference::cat::reference_cat;
+use crate::reference::cat::{channels_last_output, reference_cat};
 use crate::reference::common::per_tensor;
 use crate::vector::{Byte, RequantParams, VectorIsa};
 use qtensor_runtime::numerics::Requantizer;
 use qtensor_runtime::storage::checked_count;
+use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::tensor::layout::wrap_dim;
-use qtensor_runtime::{DType, Error, QScheme, Quantizer, Result, Storage, Tensor};
+use qtensor_runtime::{DType, Error, MemoryFormat, QScheme, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
 
 /// The output of a cat: its sizes, dim and qparams.
@@ -25,10 +26,15 @@ struct CatOutput {
 fn cat_bytes<I: VectorIsa, B: Byte>(isa: I, op: &str, xs: &[Tensor], out: &CatOutput) -> Result<Tensor> {
     let (sizes, d) = (&out.sizes, out.dim);
     let total = checked_count(op, sizes)?;
-    // With no elements there is nothing to loop over (the outer sizes may
-    // still be huge).
-    let outer: usize = if total == 0 { 0 } else { sizes[..d].iter().product() };
-    let inner: usize = sizes[d + 1..].iter().product();
+    // On the channels-last path every input is a dense NHWC tensor: each
+    // pixel's channels are one run, and the output is NHWC too. Otherwise
+    // the inputs are read row-major. With no elements there is nothing to
+    // loop over (the outer sizes may still be huge).
+    let (outer, inner) = match (total, out.channels_last) {
+        (0, _) => (0, 1),
+        (_, true) => (sizes[0] * sizes[2] * sizes[3], 1),
+        (_, false) => (sizes[..d].iter().product(), sizes[d + 1..].iter().product()),
+    };
     let storage = Storage::for_overwrite(B::STORAGE, total)?;
     {
         let mut dst = storage.write::<B>()?;
@@ -48,7 +54,14 @@ fn cat_bytes<I: VectorIsa, B: Byte>(isa: I, op: &str, xs: &[Tensor], out: &CatOu
                 lo: p.qmin,
                 hi: p.qmax,
             };
-            x.with_contiguous::<B, ()>(|src| {
+            let read = |f: &mut dyn FnMut(&[B])| {
+                if out.channels_last {
+                    x.with_dense::<B, ()>(|s| f(s))
+                } else {
+                    x.with_contiguous::<B, ()>(|s| f(s))
+                }
+            };
+            read(&mut |src| {
                 for o in 0..outer {
                     let s = &src[o * chunk..(o + 1) * chunk];
                     let dst = &mut dst[o * row + offset..o * row + offset + chunk];
@@ -62,7 +75,15 @@ fn cat_bytes<I: VectorIsa, B: Byte>(isa: I, op: &str, xs: &[Tensor], out: &CatOu
             offset += chunk;
         }
     }
-    Tensor::quantized_from_storage(storage, sizes, &out.quantizer)
+    if out.channels_last {
+        return Tensor::quantized_from_storage_strided(storage, sizes, channels_last_strides(sizes), &out.quantizer);
+    }
+    let y = Tensor::quantized_from_storage(storage, sizes, &out.quantizer)?;
+    if channels_last_output(xs, d) {
+        y.contiguous_in(MemoryFormat::ChannelsLast)
+    } else {
+        Ok(y)
+    }
 }
 
 /// quantized::cat through `isa` where it applies.

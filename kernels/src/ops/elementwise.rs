@@ -12,7 +12,7 @@ pub use crate::reference::elementwise::BinaryOp;
 use crate::reference::elementwise::{reference_quantized_relu, requantized_binary};
 use crate::vector::{BinaryParams, Byte, VectorIsa};
 use qtensor_runtime::numerics::{pytorch_vector_body, BinaryRequant};
-use qtensor_runtime::tensor::layout::contiguous_strides;
+use qtensor_runtime::tensor::layout::{broadcast_shapes, contiguous_strides};
 use qtensor_runtime::{DType, Element, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
 
@@ -20,16 +20,17 @@ use std::sync::Arc;
 /// which skip reading the destination lines into the cache first.
 pub const STREAM_BYTES: usize = 8 << 20;
 
-/// Applies `f(src_chunk, dst_chunk)` over `x` into a new tensor with `x`'s
-/// shape, layout and `quantizer`, in parallel chunks.
-fn map_into<T: Element>(
+/// Applies `f(start, src_chunk, dst_chunk)` over `x` into a new tensor
+/// with `x`'s shape, layout and `quantizer`, in parallel chunks; `start`
+/// is the chunk's first position in memory order.
+pub(crate) fn map_into<T: Element>(
     x: &Tensor,
     quantizer: &Arc<Quantizer>,
-    f: impl Fn(&[T], &mut [T]) + Sync + Send,
+    f: impl Fn(usize, &[T], &mut [T]) + Sync + Send,
 ) -> Result<Tensor> {
     let storage = Storage::for_overwrite(T::STORAGE, x.numel())?;
     x.with_dense::<T, Result<()>>(|src| {
-        for_each_chunk(&mut storage.write::<T>()?, |start, d| f(&src[start..start + d.len()], d));
+        for_each_chunk(&mut storage.write::<T>()?, |start, d| f(start, &src[start..start + d.len()], d));
         Ok(())
     })??;
     Tensor::quantized_from_storage_strided(storage, x.sizes(), x.elementwise_output_strides(), quantizer)
@@ -41,9 +42,9 @@ pub fn relu<I: VectorIsa>(isa: I, x: &Tensor) -> Result<Tensor> {
     let Some((_, zp)) = q.per_tensor_qparams() else { return reference_quantized_relu(x) };
     let stream = x.numel() >= STREAM_BYTES;
     match x.dtype() {
-        DType::QUInt8 => map_into::<u8>(x, &q, |s, d| isa.relu_bytes(s, d, zp, stream)),
-        DType::QInt8 => map_into::<i8>(x, &q, |s, d| isa.relu_bytes(s, d, zp, stream)),
-        DType::QInt32 => map_into::<i32>(x, &q, |s, d| isa.relu_i32(s, d, zp)),
+        DType::QUInt8 => map_into::<u8>(x, &q, |_, s, d| isa.relu_bytes(s, d, zp, stream)),
+        DType::QInt8 => map_into::<i8>(x, &q, |_, s, d| isa.relu_bytes(s, d, zp, stream)),
+        DType::QInt32 => map_into::<i32>(x, &q, |_, s, d| isa.relu_i32(s, d, zp)),
         _ => reference_quantized_relu(x),
     }
 }
@@ -60,7 +61,7 @@ pub fn binary<I: VectorIsa>(
     let op = which.name();
     let reference = || requantized_binary(which, a, b, scale, zero_point);
     let bytes = matches!(a.dtype(), DType::QUInt8 | DType::QInt8);
-    if !bytes || a.dtype() != b.dtype() || a.sizes() != b.sizes() {
+    if !bytes || a.dtype() != b.dtype() {
         return reference();
     }
     let (Ok(pa), Ok(pb)) = (per_tensor(op, "qa", a), per_tensor(op, "qb", b)) else {
@@ -68,6 +69,14 @@ pub fn binary<I: VectorIsa>(
     };
     let out_q = output_quantizer(op, a.dtype(), scale, zero_point)?;
     let requant = which.requant(&pa, &pb, scale, zero_point);
+    if a.sizes() != b.sizes() {
+        let broadcast = match (which, a.dtype()) {
+            (BinaryOp::Mul, DType::QUInt8) => mul_broadcast::<u8>(a, b, &out_q, &requant)?,
+            (BinaryOp::Mul, _) => mul_broadcast::<i8>(a, b, &out_q, &requant)?,
+            _ => None,
+        };
+        return broadcast.map_or_else(reference, Ok);
+    }
     let p = BinaryParams::of(&requant);
     // Scales whose constants f32 cannot hold: the reference computes the
     // same sequence with its NaN and saturation rules.
@@ -122,4 +131,57 @@ fn binary_bytes<I: VectorIsa, B: Byte>(
         })
     })?;
     Tensor::quantized_from_storage_strided(storage, a.sizes(), strides, out_q)?.in_format_of(a)
+}
+
+/// quantized::mul with one operand broadcast to the other's shape (a
+/// squeeze-excitation gate `[N, C, 1, 1]` times `[N, C, H, W]`, say), in
+/// the full operand's memory order and layout. Mul's arithmetic is the
+/// same in both of PyTorch's loops, so no position matters. `None` when
+/// neither operand has the output's shape or the full one is not dense.
+fn mul_broadcast<B: Byte>(
+    a: &Tensor,
+    b: &Tensor,
+    out_q: &Arc<Quantizer>,
+    requant: &BinaryRequant,
+) -> Result<Option<Tensor>> {
+    let sizes = broadcast_shapes("quantized::mul", a.sizes(), b.sizes())?;
+    let (full, other, full_is_a) = if a.sizes() == &sizes[..] {
+        (a, b, true)
+    } else if b.sizes() == &sizes[..] {
+        (b, a, false)
+    } else {
+        return Ok(None);
+    };
+    if !full.is_dense() || full.numel() == 0 {
+        return Ok(None);
+    }
+    // The dimensions outermost first in the full operand's memory: in that
+    // order its elements are its storage span, and the other operand's
+    // expanded view gives the matching offsets.
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&d| std::cmp::Reverse(full.strides()[d]));
+    let perm: Vec<i64> = order.iter().map(|&d| d as i64).collect();
+    let other_view = other.expand(&sizes)?.permute(&perm)?;
+    let storage = Storage::for_overwrite(B::STORAGE, full.numel())?;
+    let other_values = other.storage().read::<B>()?;
+    let p = BinaryParams::of(requant);
+    // Row by row along the innermost memory dimension, where the other
+    // operand is either constant or a contiguous run.
+    let inner = other_view.sizes().last().copied().unwrap_or(1).max(1);
+    let inner_stride = other_view.strides().last().copied().unwrap_or(0);
+    let row_starts = if other_view.ndim() == 0 { other_view.clone() } else { other_view.select(-1, 0)? };
+    full.with_dense::<B, Result<()>>(|src| {
+        let mut dst = storage.write::<B>()?;
+        let rows = dst.chunks_mut(inner).zip(src.chunks(inner)).zip(row_starts.offsets());
+        for ((d, x), start) in rows {
+            let operand = |i: usize| other_values[start + i * inner_stride].to_i64();
+            for (i, (d, x)) in d.iter_mut().zip(x).enumerate() {
+                let (x, y) = (x.to_i64(), operand(i));
+                let (qa, qb) = if full_is_a { (x, y) } else { (y, x) };
+                *d = B::from_i64(p.scalar(qa, qb));
+            }
+        }
+        Ok(())
+    })??;
+    Tensor::quantized_from_storage_strided(storage, &sizes, full.strides().into(), out_q).map(Some)
 }

@@ -6,6 +6,7 @@
 //! [`Portable`] token's routines; these are also what an ISA kernel runs
 //! when called directly on a CPU without its ISA.
 
+pub mod activation;
 pub mod pool;
 
 pub use crate::vector::Portable;

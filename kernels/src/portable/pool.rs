@@ -1,10 +1,13 @@
-//! adaptive_avg_pool2d over channels-last (NHWC) tensors: each output
-//! pixel sums whole channel rows, which the compiler vectorizes. Other
-//! layouts go to the reference kernel.
+//! adaptive_avg_pool2d and avg_pool2d over channels-last (NHWC) tensors:
+//! each output pixel sums whole channel rows, which the compiler
+//! vectorizes. Other layouts go to the reference kernels.
 
 use crate::ops::pool::{is_channels_last, nhwc_rows};
 use crate::reference::common::per_tensor;
-use crate::reference::pool::{reference_adaptive_avg_pool2d, Planes};
+use crate::reference::pool::{
+    avg_pool_geometry, reference_adaptive_avg_pool2d, reference_avg_pool2d, AvgPoolGeometry, Planes, WindowAverage,
+};
+use crate::vector::Byte;
 use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::{register_kernel, DType, Element, Priority, Result, Tensor};
 
@@ -67,4 +70,69 @@ register_kernel! {
     name: "portable_adaptive_avg_pool2d",
     priority: Priority::PORTABLE,
     fn portable_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Tensor
+}
+
+/// Channels-last avg_pool2d of 8-bit tensors: per output pixel, i32
+/// channel sums over its window, then PyTorch's channels-last
+/// requantization ([`WindowAverage`]), as the reference computes it.
+#[allow(clippy::too_many_arguments)]
+fn portable_avg_pool2d(
+    x: &Tensor,
+    kernel_size: &[i64],
+    stride: &[i64],
+    padding: &[i64],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<i64>,
+) -> Result<Tensor> {
+    let op = "avg_pool2d";
+    let reference =
+        || reference_avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override);
+    if !is_channels_last(x) || !matches!(x.dtype(), DType::QUInt8 | DType::QInt8) {
+        return reference();
+    }
+    let pt = per_tensor(op, "self", x)?;
+    let (geo, _) =
+        avg_pool_geometry(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)?;
+    // i32 sums of 8-bit values hold any window below 2^23 elements.
+    if geo.win.kernel[0].saturating_mul(geo.win.kernel[1]) >= 1 << 23 {
+        return reference();
+    }
+    let average = WindowAverage { channels_last: true, pt };
+    fn run<B: Byte>(op: &str, x: &Tensor, geo: &AvgPoolGeometry, average: &WindowAverage) -> Result<Tensor> {
+        let ([oh, ow], [_, w], c) = (geo.win.out, geo.hw, x.sizes()[1]);
+        let zero_point = average.pt.zero_point;
+        nhwc_rows::<B>(op, x, [x.sizes()[0], c, oh, ow], |src, y, out| {
+            // c channels of a dense tensor: its own storage justifies this.
+            let mut sums = vec![0i32; c];
+            for (xo, dst) in out.chunks_mut(c.max(1)).enumerate() {
+                let wnd = geo.window(y, xo);
+                sums.fill(0);
+                for iy in wnd.rows.clone() {
+                    let row = &src[(iy * w + wnd.cols.start) * c..(iy * w + wnd.cols.end) * c];
+                    for pixel in row.chunks_exact(c.max(1)) {
+                        for (s, v) in sums.iter_mut().zip(pixel) {
+                            *s += v.to_i64() as i32;
+                        }
+                    }
+                }
+                let count = (wnd.rows.len() * wnd.cols.len()) as i64;
+                for (d, &s) in dst.iter_mut().zip(&sums) {
+                    *d = B::from_i64(average.apply(s as i64 - count * zero_point, wnd.divisor));
+                }
+            }
+        })
+    }
+    match x.dtype() {
+        DType::QUInt8 => run::<u8>(op, x, &geo, &average),
+        _ => run::<i8>(op, x, &geo, &average),
+    }
+}
+
+register_kernel! {
+    op: "avg_pool2d",
+    dtypes: [QUInt8, QInt8],
+    name: "portable_avg_pool2d",
+    priority: Priority::PORTABLE,
+    fn portable_avg_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], ceil_mode: bool, count_include_pad: bool, divisor_override: Option<i64>) -> Tensor
 }

@@ -47,36 +47,53 @@ pub fn unit_interval_qparams(op: &str, dtype: DType) -> Result<(f64, i64)> {
     }
 }
 
-fn reference_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Result<Tensor> {
-    float_unary("quantized::hardswish", x, output_scale, output_zero_point, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0)
+/// hardswish on a dequantized value, as PyTorch writes it in f32.
+pub fn hardswish_fn(v: f32) -> f32 {
+    v * (v + 3.0).clamp(0.0, 6.0) / 6.0
 }
 
-fn reference_hardsigmoid(x: &Tensor) -> Result<Tensor> {
+/// hardsigmoid on a dequantized value, as PyTorch writes it in f32.
+pub fn hardsigmoid_fn(v: f32) -> f32 {
+    (v + 3.0).clamp(0.0, 6.0) / 6.0
+}
+
+/// The reference hardswish, also the fallback of faster kernels.
+pub fn reference_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Result<Tensor> {
+    float_unary("quantized::hardswish", x, output_scale, output_zero_point, hardswish_fn)
+}
+
+/// The reference hardsigmoid, also the fallback of faster kernels.
+pub fn reference_hardsigmoid(x: &Tensor) -> Result<Tensor> {
     let (scale, zero_point) = unit_interval_qparams("hardsigmoid", x.dtype())?;
-    float_unary("hardsigmoid", x, scale, zero_point, |v| (v + 3.0).clamp(0.0, 6.0) / 6.0)
+    float_unary("hardsigmoid", x, scale, zero_point, hardsigmoid_fn)
 }
 
-/// PyTorch's quantized sigmoid dequantizes as `f32(q - z) * f32(s)` in both
-/// loops (not the fused form of the other activations), then computes
-/// `1 / (1 + exp(-x))` in f32.
-fn reference_sigmoid(x: &Tensor) -> Result<Tensor> {
+/// PyTorch's quantized sigmoid of one stored value `q`, by its vector
+/// loop or its scalar one: both dequantize as `f32(q - z) * f32(s)` in the
+/// vector loop and in f64 in the scalar one (not the fused form of the
+/// other activations), then compute `1 / (1 + exp(-x))` in f32.
+pub fn sigmoid_requant(x: &Tensor) -> Result<impl Fn(i64, bool) -> i64> {
+    let op = "sigmoid";
+    let pt = per_tensor(op, "self", x)?;
+    let (scale, zero_point) = unit_interval_qparams(op, pt.dtype)?;
+    let requant = DequantRequant::new(pt.scale, pt.zero_point, scale, zero_point, pt.qmin, pt.qmax);
+    let s = pt.scale as f32;
+    Ok(move |q: i64, vector: bool| {
+        let v = if vector { (q - pt.zero_point) as f32 * s } else { requant.dequantize(q, false) };
+        requant.quantize(1.0 / (1.0 + (-v).exp()), vector)
+    })
+}
+
+/// The reference sigmoid, also the fallback of faster kernels.
+pub fn reference_sigmoid(x: &Tensor) -> Result<Tensor> {
     let op = "sigmoid";
     let pt = per_tensor(op, "self", x)?;
     let (scale, zero_point) = unit_interval_qparams(op, pt.dtype)?;
     let out_q = output_quantizer(op, pt.dtype, scale, zero_point)?;
-    let requant = DequantRequant::new(pt.scale, pt.zero_point, scale, zero_point, pt.qmin, pt.qmax);
+    let f = sigmoid_requant(x)?;
     let body = qtensor_runtime::numerics::pytorch_vector_body(x.numel(), pt.dtype.storage_type().size_of());
-    let s = pt.scale as f32;
-    let ints: Vec<i64> = x
-        .int_values()?
-        .into_iter()
-        .zip(memory_positions(x)?)
-        .map(|(q, pos)| {
-            let vector = pos < body;
-            let v = if vector { (q - pt.zero_point) as f32 * s } else { requant.dequantize(q, false) };
-            requant.quantize(1.0 / (1.0 + (-v).exp()), vector)
-        })
-        .collect();
+    let mut ints = try_vec(x.numel())?;
+    ints.extend(x.int_values()?.into_iter().zip(memory_positions(x)?).map(|(q, pos)| f(q, pos < body)));
     quantized_from_ints(x.sizes(), &out_q, &ints)?.in_format_of(x)
 }
 
@@ -113,15 +130,25 @@ fn quantized_bound(op: &str, what: &str, pt: &PerTensor, v: f64) -> Result<i64> 
     Ok(quantize_val(v as f32, inv_scale(pt.scale), pt.zero_point, pt.qmin, pt.qmax))
 }
 
-/// `clamp(q, lo, hi)` on the integers, bounds quantized first; the output
-/// keeps the input's qparams.
-fn clamp_ints(op: &str, x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+/// The integer bounds of a clamp: the float bounds quantized into `x`'s
+/// qparams, the dtype's ends where absent.
+pub fn clamp_bounds(op: &str, x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<(i64, i64)> {
     let pt = per_tensor(op, "self", x)?;
     let lo = min.map(|v| quantized_bound(op, "min", &pt, v)).transpose()?.unwrap_or(pt.qmin);
     let hi = max.map(|v| quantized_bound(op, "max", &pt, v)).transpose()?.unwrap_or(pt.qmax);
-    // PyTorch applies the max bound last, so with min > max every value
-    // becomes max.
-    let ints: Vec<i64> = x.int_values()?.into_iter().map(|q| q.max(lo).min(hi)).collect();
+    Ok((lo, hi))
+}
+
+/// `clamp(q, lo, hi)` on the integers, bounds quantized first; the output
+/// keeps the input's qparams. PyTorch applies the max bound last, so with
+/// min > max every value becomes max.
+pub fn clamp_ints(op: &str, x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+    if min.is_none() && max.is_none() {
+        return Err(Error::invalid(op, "at least one of min and max must be given"));
+    }
+    let (lo, hi) = clamp_bounds(op, x, min, max)?;
+    let mut ints = try_vec(x.numel())?;
+    ints.extend(x.int_values()?.into_iter().map(|q| q.max(lo).min(hi)));
     let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
     quantized_from_ints(x.sizes(), &q, &ints)?.in_format_of(x)
 }
@@ -135,9 +162,6 @@ fn reference_relu6(x: &Tensor) -> Result<Tensor> {
 }
 
 fn reference_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
-    if min.is_none() && max.is_none() {
-        return Err(Error::invalid("clamp", "at least one of min and max must be given"));
-    }
     clamp_ints("clamp", x, min, max)
 }
 

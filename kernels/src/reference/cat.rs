@@ -5,7 +5,7 @@ use super::common::{output_quantizer, per_tensor, quantized_from_ints};
 use qtensor_runtime::numerics::{requantize_f64, Requantizer};
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::tensor::layout::wrap_dim;
-use qtensor_runtime::{register_kernel, Error, Priority, Result, Tensor};
+use qtensor_runtime::{register_kernel, Error, MemoryFormat, Priority, Result, Tensor};
 
 /// The reference cat, also the fallback of faster kernels.
 pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>) -> Result<Tensor> {
@@ -78,13 +78,26 @@ pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Op
             }
         }
     }
-    quantized_from_ints(&sizes, &out_q, &ints)
+    let y = quantized_from_ints(&sizes, &out_q, &ints)?;
+    if channels_last_output(xs, d) {
+        y.contiguous_in(MemoryFormat::ChannelsLast)
+    } else {
+        Ok(y)
+    }
+}
+
+/// True where PyTorch's cat returns a channels-last tensor: on its
+/// channels-last path, and where every input suggests channels-last (its
+/// generic path concatenates in the inputs' common format).
+pub fn channels_last_output(xs: &[Tensor], dim: usize) -> bool {
+    channels_last_path(xs, dim)
+        || (!xs.is_empty() && xs.iter().all(|x| x.memory_format() == MemoryFormat::ChannelsLast))
 }
 
 /// True where PyTorch's cat takes its channels-last path: 4-d inputs, all
 /// channels-last, concatenated along channels.
 pub fn channels_last_path(xs: &[Tensor], dim: usize) -> bool {
-    dim == 1 && xs.iter().all(|x| x.ndim() == 4 && x.is_contiguous_in(qtensor_runtime::MemoryFormat::ChannelsLast))
+    dim == 1 && xs.iter().all(|x| x.ndim() == 4 && x.is_contiguous_in(MemoryFormat::ChannelsLast))
 }
 
 register_kernel! {

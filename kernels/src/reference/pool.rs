@@ -228,13 +228,17 @@ register_kernel! {
 ///
 /// Both clamp to the dtype's range; a divisor of 0 (an empty window)
 /// gives the zero point.
-struct WindowAverage {
-    channels_last: bool,
-    pt: PerTensor,
+pub struct WindowAverage {
+    /// True for the channels-last sequence.
+    pub channels_last: bool,
+    /// The input's (and output's) qparams.
+    pub pt: PerTensor,
 }
 
 impl WindowAverage {
-    fn apply(&self, sum: i64, divisor: i64) -> i64 {
+    /// The output integer for the window sum `sum` and its `divisor`.
+    #[inline]
+    pub fn apply(&self, sum: i64, divisor: i64) -> i64 {
         let pt = &self.pt;
         if divisor == 0 {
             return pt.zero_point.clamp(pt.qmin, pt.qmax);
@@ -251,7 +255,70 @@ impl WindowAverage {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn reference_avg_pool2d(
+/// One avg_pool2d window by PyTorch's arithmetic: the input rows `y0..y1`
+/// and columns `x0..x1` it covers, and its divisor (the padded window,
+/// the covered one, or the override).
+pub struct AvgWindow {
+    /// Covered input rows.
+    pub rows: std::ops::Range<usize>,
+    /// Covered input columns.
+    pub cols: std::ops::Range<usize>,
+    /// What the sum is divided by.
+    pub divisor: i64,
+}
+
+/// The avg_pool2d geometry of one call, shared by every kernel.
+pub struct AvgPoolGeometry {
+    /// The window, stride and padding (and output size).
+    pub win: Window,
+    /// Input height and width.
+    pub hw: [usize; 2],
+    /// Count padding in the divisor.
+    pub count_include_pad: bool,
+    /// A fixed divisor.
+    pub divisor_override: Option<i64>,
+}
+
+impl AvgPoolGeometry {
+    /// The window of output pixel `(y, x)`.
+    pub fn window(&self, y: usize, x: usize) -> AvgWindow {
+        let (win, h, w) = (&self.win, self.hw[0] as i64, self.hw[1] as i64);
+        let (y0, x0) = (y as i64 * win.stride[0] - win.pad[0], x as i64 * win.stride[1] - win.pad[1]);
+        let (y1, x1) = ((y0 + win.kernel[0]).min(h + win.pad[0]), (x0 + win.kernel[1]).min(w + win.pad[1]));
+        let pool_size = (y1 - y0).saturating_mul(x1 - x0);
+        let (y0, x0, y1, x1) = (y0.max(0), x0.max(0), y1.min(h).max(y0.max(0)), x1.min(w).max(x0.max(0)));
+        let divisor = match self.divisor_override {
+            Some(d) => d,
+            None if self.count_include_pad => pool_size,
+            None => (y1 - y0) * (x1 - x0),
+        };
+        AvgWindow { rows: y0 as usize..y1 as usize, cols: x0 as usize..x1 as usize, divisor }
+    }
+}
+
+/// Checks avg_pool2d's arguments and returns its geometry and planes.
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool_geometry(
+    op: &str,
+    x: &Tensor,
+    kernel_size: &[i64],
+    stride: &[i64],
+    padding: &[i64],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<i64>,
+) -> Result<(AvgPoolGeometry, Planes)> {
+    if let Some(d) = divisor_override {
+        check_at_least(op, "divisor_override", &[d], 1)?;
+    }
+    let p = Planes::of(op, x)?;
+    let win = window(op, &p, kernel_size, stride, padding, &[1, 1], ceil_mode)?;
+    Ok((AvgPoolGeometry { win, hw: [p.h, p.w], count_include_pad, divisor_override }, p))
+}
+
+/// The reference avg_pool2d, also the fallback of faster kernels.
+#[allow(clippy::too_many_arguments)]
+pub fn reference_avg_pool2d(
     x: &Tensor,
     kernel_size: &[i64],
     stride: &[i64],
@@ -263,37 +330,23 @@ fn reference_avg_pool2d(
     let op = "avg_pool2d";
     let pt = per_tensor(op, "self", x)?;
     let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
-    if let Some(d) = divisor_override {
-        check_at_least(op, "divisor_override", &[d], 1)?;
-    }
-    let p = Planes::of(op, x)?;
-    let win = window(op, &p, kernel_size, stride, padding, &[1, 1], ceil_mode)?;
-    let (h, w) = (p.h as i64, p.w as i64);
+    let (geo, p) =
+        avg_pool_geometry(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)?;
     let v = x.int_values()?;
-    let [oh, ow] = win.out;
+    let [oh, ow] = geo.win.out;
     let average = WindowAverage { channels_last: x.is_contiguous_in(MemoryFormat::ChannelsLast), pt };
     let mut out = try_vec(checked_count(op, &[p.planes, oh, ow])?)?;
     for plane in v.chunks(p.h * p.w).take(p.planes) {
-        for y in 0..oh as i64 {
-            for xo in 0..ow as i64 {
-                // PyTorch's avg_pool2d window arithmetic, divisor included.
-                let (mut y0, mut x0) = (y * win.stride[0] - win.pad[0], xo * win.stride[1] - win.pad[1]);
-                let (mut y1, mut x1) =
-                    ((y0 + win.kernel[0]).min(h + win.pad[0]), (x0 + win.kernel[1]).min(w + win.pad[1]));
-                let pool_size = (y1 - y0).saturating_mul(x1 - x0);
-                (y0, x0, y1, x1) = (y0.max(0), x0.max(0), y1.min(h), x1.min(w));
-                let mut sum = 0i64;
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        sum += plane[(iy * w + ix) as usize] - pt.zero_point;
-                    }
-                }
-                let divisor = match divisor_override {
-                    Some(d) => d,
-                    None if count_include_pad => pool_size,
-                    None => (y1 - y0) * (x1 - x0),
-                };
-                out.push(average.apply(sum, divisor));
+        for y in 0..oh {
+            for xo in 0..ow {
+                let wnd = geo.window(y, xo);
+                let sum: i64 = wnd
+                    .rows
+                    .clone()
+                    .flat_map(|iy| &plane[iy * p.w + wnd.cols.start..iy * p.w + wnd.cols.end])
+                    .map(|&q| q - pt.zero_point)
+                    .sum();
+                out.push(average.apply(sum, wnd.divisor));
             }
         }
     }

@@ -1,0 +1,154 @@
+//! hardswish, hardsigmoid, sigmoid, hardtanh, relu6 and clamp on quint8
+//! and qint8 by table: an 8-bit input has 256 values, so the reference's
+//! arithmetic, evaluated once per value for each of PyTorch's two loops,
+//! gives every output bit for bit. The reference kernels take the other
+//! dtypes and per-channel inputs.
+
+use crate::ops::elementwise::map_into;
+use crate::reference::activation::{
+    clamp_bounds, hardsigmoid_fn, hardswish_fn, sigmoid_requant, unit_interval_qparams,
+};
+use crate::reference::common::{output_quantizer, per_tensor};
+use crate::vector::Byte;
+use qtensor_runtime::numerics::{pytorch_vector_body, DequantRequant};
+use qtensor_runtime::{register_kernel, DType, Priority, Quantizer, Result, Tensor};
+use std::sync::Arc;
+
+/// The outputs for every stored value of `B`, by `f(q, vector)`: index 0
+/// of each table is `B`'s lowest value.
+fn tables<B: Byte>(f: impl Fn(i64, bool) -> i64) -> [[B; 256]; 2] {
+    let lowest = B::LOWEST.to_i64();
+    let table = |vector: bool| std::array::from_fn(|i| B::from_i64(f(lowest + i as i64, vector)));
+    [table(true), table(false)]
+}
+
+/// Maps `x` through the tables: the vector table for the first
+/// [`pytorch_vector_body`] positions in memory order, the scalar one after.
+fn by_table<B: Byte>(x: &Tensor, out_q: &Arc<Quantizer>, f: impl Fn(i64, bool) -> i64) -> Result<Tensor> {
+    let [vector, scalar] = tables::<B>(f);
+    let body = pytorch_vector_body(x.numel(), 1);
+    let lowest = B::LOWEST.to_i64();
+    map_into::<B>(x, out_q, |start, src, dst| {
+        for (i, (d, s)) in dst.iter_mut().zip(src).enumerate() {
+            let index = (s.to_i64() - lowest) as usize;
+            *d = if start + i < body { vector[index] } else { scalar[index] };
+        }
+    })
+}
+
+/// Runs `f` by table on 8-bit per-tensor inputs into `(scale,
+/// zero_point)`, or `None` for the reference kernel to handle.
+fn table_kernel(op: &str, x: &Tensor, out: Option<(f64, i64)>, f: impl Fn(i64, bool) -> i64) -> Option<Result<Tensor>> {
+    let pt = per_tensor(op, "self", x).ok()?;
+    let (scale, zero_point) = out.unwrap_or((pt.scale, pt.zero_point));
+    let out_q = match output_quantizer(op, pt.dtype, scale, zero_point) {
+        Ok(q) => q,
+        Err(e) => return Some(Err(e)),
+    };
+    match pt.dtype {
+        DType::QUInt8 => Some(by_table::<u8>(x, &out_q, f)),
+        DType::QInt8 => Some(by_table::<i8>(x, &out_q, f)),
+        _ => None,
+    }
+}
+
+/// A float activation's table function: dequantize, `g`, requantize.
+fn float_fn(x: &Tensor, out: (f64, i64), g: fn(f32) -> f32) -> Option<impl Fn(i64, bool) -> i64> {
+    let pt = per_tensor("", "self", x).ok()?;
+    let r = DequantRequant::new(pt.scale, pt.zero_point, out.0, out.1, pt.qmin, pt.qmax);
+    Some(move |q, vector| r.quantize(g(r.dequantize(q, vector)), vector))
+}
+
+fn portable_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Result<Tensor> {
+    let op = "quantized::hardswish";
+    let out = (output_scale, output_zero_point);
+    float_fn(x, out, hardswish_fn)
+        .and_then(|f| table_kernel(op, x, Some(out), f))
+        .unwrap_or_else(|| crate::reference::activation::reference_hardswish(x, output_scale, output_zero_point))
+}
+
+fn portable_hardsigmoid(x: &Tensor) -> Result<Tensor> {
+    let out = unit_interval_qparams("hardsigmoid", x.dtype())?;
+    float_fn(x, out, hardsigmoid_fn)
+        .and_then(|f| table_kernel("hardsigmoid", x, Some(out), f))
+        .unwrap_or_else(|| crate::reference::activation::reference_hardsigmoid(x))
+}
+
+fn portable_sigmoid(x: &Tensor) -> Result<Tensor> {
+    let out = unit_interval_qparams("sigmoid", x.dtype())?;
+    match sigmoid_requant(x) {
+        Ok(f) => table_kernel("sigmoid", x, Some(out), f),
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| crate::reference::activation::reference_sigmoid(x))
+}
+
+/// hardtanh, relu6 and clamp: an integer clamp, by table like the others.
+fn clamp_kernel(op: &str, x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+    let (lo, hi) = clamp_bounds(op, x, min, max)?;
+    table_kernel(op, x, None, |q, _| q.max(lo).min(hi))
+        .unwrap_or_else(|| crate::reference::activation::clamp_ints(op, x, min, max))
+}
+
+fn portable_hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Result<Tensor> {
+    clamp_kernel("hardtanh", x, Some(min_val), Some(max_val))
+}
+
+fn portable_relu6(x: &Tensor) -> Result<Tensor> {
+    clamp_kernel("relu6", x, Some(0.0), Some(6.0))
+}
+
+fn portable_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+    if min.is_none() && max.is_none() {
+        return crate::reference::activation::clamp_ints("clamp", x, min, max);
+    }
+    clamp_kernel("clamp", x, min, max)
+}
+
+register_kernel! {
+    op: "quantized::hardswish",
+    dtypes: [QUInt8, QInt8],
+    name: "portable_hardswish",
+    priority: Priority::PORTABLE,
+    fn portable_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Tensor
+}
+
+register_kernel! {
+    op: "hardsigmoid",
+    dtypes: [QUInt8, QInt8],
+    name: "portable_hardsigmoid",
+    priority: Priority::PORTABLE,
+    fn portable_hardsigmoid(x: &Tensor) -> Tensor
+}
+
+register_kernel! {
+    op: "sigmoid",
+    dtypes: [QUInt8, QInt8],
+    name: "portable_sigmoid",
+    priority: Priority::PORTABLE,
+    fn portable_sigmoid(x: &Tensor) -> Tensor
+}
+
+register_kernel! {
+    op: "hardtanh",
+    dtypes: [QUInt8, QInt8],
+    name: "portable_hardtanh",
+    priority: Priority::PORTABLE,
+    fn portable_hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Tensor
+}
+
+register_kernel! {
+    op: "relu6",
+    dtypes: [QUInt8, QInt8],
+    name: "portable_relu6",
+    priority: Priority::PORTABLE,
+    fn portable_relu6(x: &Tensor) -> Tensor
+}
+
+register_kernel! {
+    op: "clamp",
+    dtypes: [QUInt8, QInt8],
+    name: "portable_clamp",
+    priority: Priority::PORTABLE,
+    fn portable_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Tensor
+}
