@@ -8,7 +8,7 @@ qtensor is faster).
 
 DIR holds the peers' scripts: torch_baseline.py and ort_baseline.py (the
 op workloads) and models/torch_models.py (the networks, ResNet-18 and
-MobileNetV2 at batch 1 and 8). A script that is missing, or whose package is
+MobileNetV2 at batch 1 and 8, the other torchvision networks at batch 1). A script that is missing, or whose package is
 not installed, is skipped with a note. Build first with
 `cargo build --release`.
 
@@ -62,8 +62,9 @@ if os.path.exists(os.path.join(bench, "torch_baseline.py")):
     peers["PyTorch"].update(run([sys.executable, os.path.join(bench, "torch_baseline.py")] + common, torch_env))
 models = os.path.join(bench, "models", "torch_models.py")
 if os.path.exists(models) and not args.no_models and any(w.startswith("model/") for w in ours):
-    for batch in (1, 8):
-        cmd = [sys.executable, models, "bench", "--models", "resnet18,mobilenet_v2", "--batch", str(batch)]
+    every = "resnet18,resnet50,mobilenet_v2,mobilenet_v3_large,shufflenet_v2_x1_0,googlenet,inception_v3"
+    for batch, names in ((1, every), (8, "resnet18,mobilenet_v2")):
+        cmd = [sys.executable, models, "bench", "--models", names, "--batch", str(batch)]
         peers["PyTorch"].update(run(cmd + common, torch_env))
 if args.isa == "native" and os.path.exists(os.path.join(bench, "ort_baseline.py")):
     peers["ONNX Runtime"].update(run([sys.executable, os.path.join(bench, "ort_baseline.py")] + common))
