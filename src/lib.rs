@@ -26,6 +26,10 @@ pub mod bench;
 pub mod conformance;
 pub mod demo;
 pub mod golden;
+/// The `ndarray` crate that `Tensor`'s conversions use (the `ndarray`
+/// feature; see `qtensor_runtime::interop`).
+#[cfg(feature = "ndarray")]
+pub use qtensor_runtime::ndarray;
 pub mod models;
 pub mod nn;
 pub mod quantization;

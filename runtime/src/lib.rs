@@ -10,8 +10,13 @@ pub mod dispatch_key;
 pub mod dispatcher;
 pub mod dtype;
 pub mod error;
+#[cfg(feature = "ndarray")]
+pub mod interop;
 pub mod isa;
 pub mod layers;
+/// The `ndarray` crate the conversions use (the `ndarray` feature).
+#[cfg(feature = "ndarray")]
+pub use ndarray;
 pub mod numerics;
 pub mod print;
 pub mod profiler;
