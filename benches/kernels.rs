@@ -8,8 +8,8 @@ use qtensor::bench::kernels::{cases, reference_and_chosen};
 const N: usize = 1 << 20;
 
 fn kernels(c: &mut Criterion) {
-    // One thread: the speedups are per core. (Ignored if the pool exists.)
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+    // One thread, as the per-core comparisons are made.
+    qtensor::set_num_threads(1).expect("one thread");
     for case in cases(N).expect("bench inputs") {
         let (reference, chosen) = reference_and_chosen(case.op, case.dtype).expect("kernels");
         let mut group = c.benchmark_group(&case.name);

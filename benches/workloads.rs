@@ -6,8 +6,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use qtensor::bench::workloads::workloads;
 
 fn standard(c: &mut Criterion) {
-    // One thread, as the per-core comparisons are made. (Ignored if the pool exists.)
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
+    // One thread, as the per-core comparisons are made.
+    qtensor::set_num_threads(1).expect("one thread");
     let filter = std::env::var("QTENSOR_BENCH_FILTER").unwrap_or_default();
     let mut group = c.benchmark_group("workloads");
     group.sample_size(10);

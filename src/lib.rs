@@ -37,13 +37,14 @@ pub mod report;
 pub mod torch;
 
 pub use qtensor_runtime::serialize::{load, save};
+pub use qtensor_runtime::threads::{num_threads, set_num_threads, with_num_threads};
 pub use qtensor_runtime::{
     declare_op, dispatcher, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType,
     DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, Isa, KernelDescriptor, KernelInfo,
     MemoryFormat, OpDeclaration, OpHandle, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result,
     Storage, StorageType, Tensor, Tolerance, Value,
 };
-pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage};
+pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage, threads};
 
 /// The built-in kernels' public pieces: packed weights and the numerics
 /// helpers that plugin kernels may reuse.

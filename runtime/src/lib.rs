@@ -26,6 +26,7 @@ pub mod schema;
 pub mod serialize;
 pub mod storage;
 pub mod tensor;
+pub mod threads;
 pub mod value;
 
 pub use dispatch_key::DispatchKey;

@@ -29,13 +29,9 @@ pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Timing {
     Timing { median: runs[runs.len() / 2], min: runs[0] }
 }
 
-/// Runs `f` on a rayon pool of `threads` threads (the kernels' parallelism).
+/// Runs `f` with the kernels on `threads` threads ([`crate::with_num_threads`]).
 pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> crate::Result<T> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .map_err(|e| crate::Error::invalid("bench", format!("cannot start {threads} threads: {e}")))?;
-    Ok(pool.install(f))
+    crate::with_num_threads(threads, f)
 }
 
 /// Runs `w` once to warm up, then `reps` times with the Profiling layer on,

@@ -94,11 +94,7 @@ fn model_run(
     out: &std::path::Path,
     threads: usize,
 ) -> qtensor::Result<()> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .map_err(|e| qtensor::Error::invalid("model run", format!("cannot start {threads} threads: {e}")))?;
-    let run = pool.install(|| qtensor::models::run_checkpoint(arch, weights, input))?;
+    let run = qtensor::with_num_threads(threads, || qtensor::models::run_checkpoint(arch, weights, input))??;
     let n = run.logits.sizes()[0];
     println!("{arch}: {n} input(s) in {:.2} ms with {threads} thread(s)", run.elapsed.as_secs_f64() * 1e3);
     for item in 0..n {

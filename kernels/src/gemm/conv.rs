@@ -469,7 +469,10 @@ pub fn conv2d<K: GemmIsa>(
     use crate::reference::conv::reference_conv;
     let op = if relu { "quantized::conv2d_relu" } else { "quantized::conv2d" };
     let p = ConvParams::new(op, stride, padding, dilation, groups)?;
-    match gemm_conv2d(op, kernel, x, w, bias, p, y_scale, y_zero_point, relu)? {
+    // The whole conv (packing, im2col, GEMM, transposes) on qtensor's pool.
+    let fast =
+        qtensor_runtime::threads::install(|| gemm_conv2d(op, kernel, x, w, bias, p, y_scale, y_zero_point, relu));
+    match fast? {
         Some(t) => Ok(t),
         None => reference_conv(relu, x, w, bias, stride, padding, dilation, groups, y_scale, y_zero_point),
     }

@@ -5,6 +5,7 @@ use super::kernel::{GemmIsa, Panel};
 use super::packed::{PackedB, BLOCK};
 use qtensor_runtime::numerics::AccRequant;
 use qtensor_runtime::storage::try_vec;
+use qtensor_runtime::threads::install;
 use qtensor_runtime::Result;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -257,9 +258,25 @@ pub fn gemm_into<K: GemmIsa, T: OutElem>(
     gemm_prepared(kernel, Activations::Rows { a: &a, sums: &row_sums }, m, zx, b, zw, epi, out)
 }
 
-/// [`gemm_into`] for activations the caller prepares (see [`Activations`]).
+/// [`gemm_into`] for activations the caller prepares (see [`Activations`]),
+/// on qtensor's thread pool.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_prepared<K: GemmIsa, T: OutElem>(
+    kernel: K,
+    acts: Activations<'_>,
+    m: usize,
+    zx: i32,
+    b: &PackedB,
+    zw: &[i32],
+    epi: Epilogue<'_>,
+    out: &mut [T],
+) -> Result<()> {
+    install(|| gemm_on_pool(kernel, acts, m, zx, b, zw, epi, out))
+}
+
+/// [`gemm_prepared`], on the pool it runs on.
+#[allow(clippy::too_many_arguments)]
+fn gemm_on_pool<K: GemmIsa, T: OutElem>(
     kernel: K,
     acts: Activations<'_>,
     m: usize,
@@ -279,7 +296,7 @@ pub fn gemm_prepared<K: GemmIsa, T: OutElem>(
         .collect();
     let prep = Prepared { kernel, acts, col_terms, zw, zw_all_zero: zw.iter().all(|&z| z == 0), b };
     let blocks = b.blocks();
-    let threads = rayon::current_num_threads();
+    let threads = qtensor_runtime::threads::num_threads();
     // Few rows: split the columns instead. With one thread, only to keep
     // the products of a very wide row in cache; with more, whenever the
     // rows would not give every thread a few panels (late conv layers have

@@ -6,6 +6,7 @@ use crate::reference::pool::{reference_max_pool2d, window, Planes, Window};
 use crate::vector::{max_pool_row, Byte, VectorIsa};
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::format::channels_last_strides;
+use qtensor_runtime::threads::{install, num_threads};
 use qtensor_runtime::{DType, Element, Error, MemoryFormat, Result, Storage, Tensor};
 use rayon::prelude::*;
 
@@ -26,10 +27,14 @@ pub fn nhwc_rows<B: Element>(
     let storage = Storage::for_overwrite(B::STORAGE, checked_count(op, &sizes)?)?;
     let [_, _, h, w] = [x.sizes()[0], x.sizes()[1], x.sizes()[2], x.sizes()[3]];
     x.with_dense::<B, Result<()>>(|src| {
-        let mut dst = storage.write::<B>()?;
-        dst.par_chunks_mut((ow * c).max(1)).enumerate().for_each(|(r, out)| {
-            let img = r / oh.max(1);
-            row(&src[img * h * w * c..(img + 1) * h * w * c], r % oh.max(1), out);
+        let mut guard = storage.write::<B>()?;
+        // The slice, not the lock guard, crosses to the pool's threads.
+        let dst: &mut [B] = &mut guard;
+        install(|| {
+            dst.par_chunks_mut((ow * c).max(1)).enumerate().for_each(|(r, out)| {
+                let img = r / oh.max(1);
+                row(&src[img * h * w * c..(img + 1) * h * w * c], r % oh.max(1), out);
+            })
         });
         Ok(())
     })??;
@@ -44,19 +49,22 @@ fn nchw_planes<I: VectorIsa, B: Byte>(isa: I, op: &str, x: &Tensor, p: &Planes, 
     let sizes = p.out_sizes(oh, ow);
     let storage = Storage::for_overwrite(B::STORAGE, checked_count(op, &sizes)?)?;
     x.with_contiguous::<B, Result<()>>(|src| {
-        let mut dst = storage.write::<B>()?;
+        let mut guard = storage.write::<B>()?;
+        let dst: &mut [B] = &mut guard;
         // A few groups of planes per thread, each with its scratch row.
-        let per = p.planes.div_ceil(4 * rayon::current_num_threads()).max(1);
-        dst.par_chunks_mut(per * oh * ow).enumerate().for_each_init(Vec::new, |scratch, (g, outs)| {
-            for (j, out) in outs.chunks_mut(oh * ow).enumerate() {
-                let i = g * per + j;
-                let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
-                if !isa.max_pool_plane(plane, [p.h, p.w], win, out, scratch) {
-                    for (oy, row) in out.chunks_mut(ow).enumerate() {
-                        isa.max_pool_row(plane, [p.h, p.w, 1], win, oy, row);
+        let per = p.planes.div_ceil(4 * num_threads()).max(1);
+        install(|| {
+            dst.par_chunks_mut(per * oh * ow).enumerate().for_each_init(Vec::new, |scratch, (g, outs)| {
+                for (j, out) in outs.chunks_mut(oh * ow).enumerate() {
+                    let i = g * per + j;
+                    let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
+                    if !isa.max_pool_plane(plane, [p.h, p.w], win, out, scratch) {
+                        for (oy, row) in out.chunks_mut(ow).enumerate() {
+                            isa.max_pool_row(plane, [p.h, p.w, 1], win, oy, row);
+                        }
                     }
                 }
-            }
+            })
         });
         Ok(())
     })??;

@@ -1,0 +1,148 @@
+//! The threads the kernels use, like `torch.set_num_threads`.
+//!
+//! qtensor runs its parallel loops on its **own** rayon pool, never on
+//! rayon's global one, so a program that embeds qtensor keeps its own pool
+//! as it configured it. The size comes from, in order:
+//!
+//! 1. [`with_num_threads`], for the closure it runs (on that thread);
+//! 2. [`set_num_threads`], for the whole process;
+//! 3. the environment variable `QTENSOR_NUM_THREADS`, read once;
+//! 4. the number of CPUs the process may use.
+//!
+//! Kernels call [`install`] around their parallel loops and size their
+//! work by [`num_threads`]; small calls that stay on one thread pay
+//! nothing.
+
+use crate::{Error, Result};
+use parking_lot::{Mutex, RwLock};
+use rayon::{ThreadPool, ThreadPoolBuilder};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// The process-wide pool, replaced by [`set_num_threads`].
+static GLOBAL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
+
+/// Pools built for [`with_num_threads`], by size, kept for reuse.
+static SCOPED_POOLS: Mutex<Option<HashMap<usize, Arc<ThreadPool>>>> = Mutex::new(None);
+
+thread_local! {
+    /// In a worker of a qtensor pool: that pool's size (0 elsewhere).
+    static WORKER_OF: Cell<usize> = const { Cell::new(0) };
+    /// The pool [`with_num_threads`] set for this thread.
+    static SCOPED: RefCell<Option<Arc<ThreadPool>>> = const { RefCell::new(None) };
+}
+
+/// The size before any [`set_num_threads`]: `QTENSOR_NUM_THREADS` if it is
+/// a positive integer, else the CPUs available to the process.
+fn default_size() -> usize {
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        std::env::var("QTENSOR_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
+}
+
+/// A pool of `n` workers that know which pool they belong to.
+fn build(n: usize) -> Result<Arc<ThreadPool>> {
+    ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("qtensor-{i}"))
+        .start_handler(move |_| WORKER_OF.with(|w| w.set(n)))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| Error::invalid("set_num_threads", format!("cannot start {n} threads: {e}")))
+}
+
+fn check(op: &str, n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid(op, "the number of threads must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Sets the number of threads the kernels use, for the whole process (as
+/// `torch.set_num_threads`). Rayon's global pool is left alone.
+pub fn set_num_threads(n: usize) -> Result<()> {
+    check("set_num_threads", n)?;
+    let pool = build(n)?;
+    *GLOBAL.write() = Some(pool);
+    Ok(())
+}
+
+/// The number of threads the kernels use here: inside a qtensor worker,
+/// its pool's size; inside [`with_num_threads`], that size; otherwise the
+/// process-wide setting.
+pub fn num_threads() -> usize {
+    let worker = WORKER_OF.with(Cell::get);
+    if worker > 0 {
+        return worker;
+    }
+    if let Some(pool) = SCOPED.with(|s| s.borrow().clone()) {
+        return pool.current_num_threads();
+    }
+    GLOBAL.read().as_ref().map_or_else(default_size, |p| p.current_num_threads())
+}
+
+/// Runs `f` with the kernels on `n` threads, on this thread only; the
+/// previous setting comes back afterwards, also when `f` panics.
+pub fn with_num_threads<R>(n: usize, f: impl FnOnce() -> R) -> Result<R> {
+    check("with_num_threads", n)?;
+    let pool = {
+        let mut pools = SCOPED_POOLS.lock();
+        let pools = pools.get_or_insert_with(HashMap::new);
+        match pools.get(&n) {
+            Some(p) => p.clone(),
+            None => {
+                let p = build(n)?;
+                pools.insert(n, p.clone());
+                p
+            }
+        }
+    };
+    /// Puts the previous scoped pool back when dropped.
+    struct Restore(Option<Arc<ThreadPool>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            SCOPED.with(|s| *s.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(SCOPED.with(|s| s.borrow_mut().replace(pool)));
+    Ok(f())
+}
+
+/// The pool this thread's kernels run on.
+fn current_pool() -> Result<Arc<ThreadPool>> {
+    if let Some(pool) = SCOPED.with(|s| s.borrow().clone()) {
+        return Ok(pool);
+    }
+    if let Some(pool) = GLOBAL.read().as_ref() {
+        return Ok(pool.clone());
+    }
+    let mut global = GLOBAL.write();
+    match global.as_ref() {
+        Some(pool) => Ok(pool.clone()),
+        None => {
+            let pool = build(default_size())?;
+            *global = Some(pool.clone());
+            Ok(pool)
+        }
+    }
+}
+
+/// Runs `f` (a kernel's parallel loop) on qtensor's pool: directly when
+/// already on one of its workers, else on the pool this thread uses. If
+/// no pool can be started, `f` runs on the calling thread.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if WORKER_OF.with(Cell::get) > 0 {
+        return f();
+    }
+    match current_pool() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
