@@ -247,6 +247,26 @@ impl OperatorEntry {
         (DispatchKey::for_dtype(dtype), dtype)
     }
 
+    /// An op that dispatches on its tensors but got only empty tensor lists
+    /// (`cat(&[])`) has nothing to dispatch on: that, not a missing kernel,
+    /// is the error.
+    fn no_empty_lists(&self, args: &[Value]) -> Result<()> {
+        let has_tensor = args.iter().any(|a| match a {
+            Value::Tensor(_) => true,
+            Value::TensorList(ts) => !ts.is_empty(),
+            _ => false,
+        });
+        let empty_list =
+            self.schema.args.iter().zip(args).find(|(_, v)| matches!(v, Value::TensorList(ts) if ts.is_empty()));
+        match empty_list {
+            Some((a, _)) if !has_tensor && matches!(self.dispatch_from, DispatchFrom::Tensors) => Err(Error::invalid(
+                self.schema.name.clone(),
+                format!("`{}` is an empty list; at least one tensor is needed", a.name),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn check_args(&self, args: &[Value]) -> Result<()> {
         if args.len() != self.schema.args.len() {
             return Err(Error::ArgCount {
@@ -288,7 +308,12 @@ impl OperatorEntry {
         let kernel = slot(key, dtype).and_then(|i| self.table.read()[i]);
         match kernel {
             Some((f, _)) => f(args),
-            None => Err(Error::NoKernel { op: self.schema.name.clone(), key, dtype, available: self.available() }),
+            None => Err(self.no_empty_lists(args).err().unwrap_or_else(|| Error::NoKernel {
+                op: self.schema.name.clone(),
+                key,
+                dtype,
+                available: self.available(),
+            })),
         }
     }
 }

@@ -57,6 +57,19 @@ pub enum StorageType {
 }
 
 impl StorageType {
+    /// The Rust element type that reads this storage (`u8` for `U4x2`).
+    pub const fn rust_name(self) -> &'static str {
+        match self {
+            StorageType::F64 => "f64",
+            StorageType::F32 => "f32",
+            StorageType::I64 => "i64",
+            StorageType::I32 => "i32",
+            StorageType::I16 => "i16",
+            StorageType::I8 => "i8",
+            StorageType::U8 | StorageType::U4x2 => "u8",
+        }
+    }
+
     /// Bytes per stored element (a packed byte for `U4x2`).
     pub const fn size_of(self) -> usize {
         match self {

@@ -37,7 +37,7 @@ pub enum Error {
     },
 
     /// The call had the wrong number of arguments.
-    #[error("{op}: expected {expected} arguments ({schema}), got {got}")]
+    #[error("{op}: expected {expected} argument{} ({schema}), got {got}", if *.expected == 1 { "" } else { "s" })]
     ArgCount {
         /// The operator.
         op: String,
@@ -208,7 +208,9 @@ impl From<std::io::Error> for Error {
 
 fn suggest(similar: &[String]) -> String {
     if similar.is_empty() {
-        String::new()
+        "; if a plugin crate provides it, call that crate's `link()` (or use any of its items) so that the \
+         linker keeps its registrations, and check that its declaration is submitted"
+            .into()
     } else {
         format!("; did you mean {}?", similar.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or "))
     }

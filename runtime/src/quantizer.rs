@@ -82,14 +82,24 @@ pub enum QParams<'a> {
 
 /// Checks one (scale, zero point) pair for `dtype`.
 pub fn check_qparams(op: &str, dtype: DType, scale: f64, zero_point: i64) -> Result<()> {
+    let shown = crate::print::py_float_repr(scale);
     if !scale.is_finite() || scale <= 0.0 {
-        return Err(Error::qparams(op, format!("scale must be finite and > 0, got {scale}")));
+        return Err(Error::qparams(op, format!("scale must be finite and > 0, got {shown}")));
     }
-    // A positive f64 scale can still be 0 or inf once narrowed to the f32
-    // that the kernels multiply by.
-    let inv = 1.0f32 / (scale as f32);
-    if !(scale as f32).is_normal() || !inv.is_finite() {
-        return Err(Error::qparams(op, format!("scale {scale} is outside the range of f32")));
+    // The kernels multiply by the f32 reciprocal of the f32 scale: both must
+    // be finite and the scale a normal f32.
+    if scale as f32 == f32::INFINITY {
+        return Err(Error::qparams(op, format!("scale {shown} is too large: it exceeds f32's largest value")));
+    }
+    if !(scale as f32).is_normal() || !(1.0f32 / (scale as f32)).is_finite() {
+        return Err(Error::qparams(
+            op,
+            format!(
+                "scale {shown} is too small: scales below {} (f32's smallest normal value) are not supported, \
+                 since their f32 reciprocal overflows or they lose precision",
+                crate::print::py_float_repr(f32::MIN_POSITIVE as f64)
+            ),
+        ));
     }
     let (lo, hi) = check_quantized_dtype(op, dtype)?;
     if zero_point < lo || zero_point > hi {

@@ -263,7 +263,17 @@ impl Storage {
         if ok {
             Ok(())
         } else {
-            Err(Error::invalid("storage", format!("storage holds {:?} elements, not {:?}", self.stype, T::STORAGE)))
+            Err(Error::invalid(
+                "storage",
+                format!(
+                    "the elements are {} values, not {}; read them as that type, or convert first \
+                     (for a quantized tensor: `ops::dequantize(&t)` for its f32 values, `int_values()` \
+                     or `to_vec::<{}>()` for its stored integers)",
+                    self.stype.rust_name(),
+                    T::STORAGE.rust_name(),
+                    self.stype.rust_name()
+                ),
+            ))
         }
     }
 

@@ -9,7 +9,7 @@ use qtensor_runtime::numerics::Requantizer;
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::tensor::layout::wrap_dim;
-use qtensor_runtime::{DType, Error, MemoryFormat, QScheme, Quantizer, Result, Storage, Tensor};
+use qtensor_runtime::{DType, MemoryFormat, QScheme, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
 
 /// The output of a cat: its sizes, dim and qparams.
@@ -122,7 +122,7 @@ pub fn cat<I: VectorIsa>(
     if !ratios_fit {
         return reference();
     }
-    let quantizer = Quantizer::per_tensor(so, zo, first.dtype()).map_err(|e| Error::qparams(op, e.to_string()))?;
+    let quantizer = crate::reference::common::output_quantizer(op, first.dtype(), so, zo)?;
     let mut sizes = first.sizes().to_vec();
     sizes[d] = match xs.iter().try_fold(0usize, |acc, x| acc.checked_add(x.sizes()[d])) {
         Some(total) => total,

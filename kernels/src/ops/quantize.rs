@@ -86,7 +86,8 @@ pub fn quantize_per_tensor<I: VectorIsa>(
     zero_point: i64,
     dtype: DType,
 ) -> Result<Tensor> {
-    quantize(isa, "quantize_per_tensor", x, &Quantizer::per_tensor(scale, zero_point, dtype)?)
+    let op = "quantize_per_tensor";
+    quantize(isa, op, x, &crate::reference::common::per_tensor_quantizer(op, None, dtype, scale, zero_point)?)
 }
 
 /// quantize_per_channel through `isa`.

@@ -42,10 +42,27 @@ pub fn per_tensor(op: &str, what: &str, t: &Tensor) -> Result<PerTensor> {
     }
 }
 
+/// A per-tensor quantizer for `op`; its errors name `op` and, if given,
+/// what the qparams are for ("output"), with no nested prefixes.
+pub fn per_tensor_quantizer(
+    op: &str,
+    what: Option<&str>,
+    dtype: DType,
+    scale: f64,
+    zero_point: i64,
+) -> Result<Arc<Quantizer>> {
+    Quantizer::per_tensor(scale, zero_point, dtype).map_err(|e| match e {
+        Error::QParams { message, .. } => {
+            Error::qparams(op, what.map_or_else(|| message.clone(), |w| format!("{w} {message}")))
+        }
+        Error::WrongDType { expected, got, .. } => Error::WrongDType { op: op.into(), expected, got },
+        other => other,
+    })
+}
+
 /// A validated per-tensor output quantizer.
 pub fn output_quantizer(op: &str, dtype: DType, scale: f64, zero_point: i64) -> Result<Arc<Quantizer>> {
-    Quantizer::per_tensor(scale, zero_point, dtype)
-        .map_err(|e| Error::qparams(op, format!("output qparams (scale {scale}, zero_point {zero_point}): {e}")))
+    per_tensor_quantizer(op, Some("output"), dtype, scale, zero_point)
 }
 
 /// A contiguous quantized tensor of `sizes` holding `ints` (row-major),

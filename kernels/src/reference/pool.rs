@@ -115,11 +115,22 @@ pub fn window(
     }
     let oh = pooled_size(p.h, kernel[0], pad[0], stride[0], dilation[0], ceil_mode);
     let ow = pooled_size(p.w, kernel[1], pad[1], stride[1], dilation[1], ceil_mode);
-    if oh < 1 || ow < 1 || oh > usize::MAX as i128 || ow > usize::MAX as i128 {
-        return Err(Error::shape(
-            op,
-            format!("output size {oh}x{ow} is too small for input {}x{} and kernel {kernel:?}", p.h, p.w),
-        ));
+    for (axis, out, size) in [("height", oh, p.h), ("width", ow, p.w)] {
+        if out < 1 || out > usize::MAX as i128 {
+            let i = usize::from(axis == "width");
+            let span = (kernel[i] as i128 - 1) * dilation[i] as i128 + 1;
+            return Err(Error::shape(
+                op,
+                format!(
+                    "the window does not fit along the {axis}: it spans {span} (kernel_size {}, dilation {}) \
+                     but the padded input has {} (size {size}, padding {} on each side)",
+                    kernel[i],
+                    dilation[i],
+                    size as i128 + 2 * pad[i] as i128,
+                    pad[i]
+                ),
+            ));
+        }
     }
     Ok(Window {
         kernel: [kernel[0], kernel[1]],

@@ -23,6 +23,7 @@ pub fn quantize_with(op: &str, x: &Tensor, quantizer: &Arc<Quantizer>) -> Result
     let values = float_input(op, x)?;
     let dtype = quantizer.dtype();
     let (qmin, qmax) = check_quantized_dtype(op, dtype)?;
+    Tensor::check_supported(op, dtype)?;
     quantizer.check_fits(op, x.sizes())?;
     let out = Tensor::empty_quantized(x.sizes(), quantizer)?;
     let channels: Vec<usize> = out.channel_of_each().collect();
@@ -38,7 +39,7 @@ pub fn quantize_with(op: &str, x: &Tensor, quantizer: &Arc<Quantizer>) -> Result
 }
 
 fn reference_quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Result<Tensor> {
-    let q = Quantizer::per_tensor(scale, zero_point, dtype)?;
+    let q = super::common::per_tensor_quantizer("quantize_per_tensor", None, dtype, scale, zero_point)?;
     quantize_with("quantize_per_tensor", x, &q)
 }
 

@@ -86,8 +86,22 @@ impl Tensor {
     /// The element at `index`, as a real value (dequantized if quantized).
     pub fn get(&self, index: &[i64]) -> Result<f64> {
         let mut t = self.clone();
-        for &i in index {
-            t = t.select(0, i)?;
+        for (dim, &i) in index.iter().enumerate() {
+            let size = t.sizes().first().copied();
+            t = t.select(0, i).map_err(|_| match size {
+                Some(size) => Error::shape(
+                    "get",
+                    format!("index {i} is out of range for dimension {dim} of size {size} (shape {:?})", self.sizes()),
+                ),
+                None => Error::shape(
+                    "get",
+                    format!(
+                        "index {index:?} has more entries than the {} dimensions of shape {:?}",
+                        self.ndim(),
+                        self.sizes()
+                    ),
+                ),
+            })?;
         }
         if t.ndim() != 0 {
             return Err(Error::shape(

@@ -100,11 +100,15 @@ impl Tensor {
         }))
     }
 
-    fn check_supported(op: &str, dtype: DType) -> Result<()> {
+    /// An error for dtypes that tensors cannot hold yet (quint4x2, two
+    /// values per byte), naming `op`.
+    pub fn check_supported(op: &str, dtype: DType) -> Result<()> {
         if dtype == DType::QUInt4x2 {
             return Err(Error::WrongDType {
                 op: op.into(),
-                expected: "a dtype with one value per storage element (quint4x2 tensors are not supported yet)".into(),
+                expected: "quint8, qint8, qint16 or qint32 (quint4x2, two 4-bit values per byte, can describe \
+                           qparams but tensors of it are not supported yet)"
+                    .into(),
                 got: dtype,
             });
         }
@@ -438,6 +442,21 @@ impl Tensor {
 
     /// The elements in row-major order, as the storage's element type.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        let stored = self.dtype().storage_type();
+        if T::STORAGE != stored {
+            let hint = if self.is_quantized() {
+                format!(
+                    "`to_vec::<{}>()` gives its stored integers, `ops::dequantize(&t)?.to_vec::<f32>()` its values",
+                    stored.rust_name()
+                )
+            } else {
+                format!("call `to_vec::<{}>()`", stored.rust_name())
+            };
+            return Err(Error::invalid(
+                format!("to_vec::<{}>", T::STORAGE.rust_name()),
+                format!("{} stores {} elements: {hint}", self.describe(), stored.rust_name()),
+            ));
+        }
         let src = self.0.storage.read::<T>()?;
         let mut out = crate::storage::try_vec::<T>(self.numel())?;
         out.extend(self.offsets().map(|o| src[o]));

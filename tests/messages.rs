@@ -1,0 +1,92 @@
+//! The error messages a new user meets first: each names the right op,
+//! reads as one sentence, and says what to do.
+
+use qtensor::{ops, DType, Quantizer, Tensor};
+
+fn err<T: std::fmt::Debug>(r: qtensor::Result<T>) -> String {
+    r.unwrap_err().to_string()
+}
+
+fn q8(n: usize) -> Tensor {
+    let x = Tensor::from_vec((0..n).map(|i| i as f32).collect::<Vec<f32>>(), &[n]).unwrap();
+    ops::quantize_per_tensor(&x, 0.1, 0, DType::QUInt8).unwrap()
+}
+
+#[test]
+fn cat_of_nothing_says_the_list_is_empty() {
+    let e = err(ops::quantized::cat(&[], 0, None, None));
+    assert_eq!(e, "quantized::cat: `qx` is an empty list; at least one tensor is needed");
+}
+
+#[test]
+fn tiny_scales_are_printed_short_and_called_what_they_are() {
+    let e = err(Quantizer::per_tensor(1e-300, 0, DType::QUInt8));
+    assert!(e.contains("scale 1e-300 is too small"), "{e}");
+    assert!(e.len() < 250, "{e}");
+    // 1e-40 is a subnormal f32, not outside f32's range.
+    let e = err(Quantizer::per_tensor(1e-40, 0, DType::QUInt8));
+    assert!(e.contains("scale 1e-40 is too small") && !e.contains("outside the range"), "{e}");
+    assert!(e.contains("smallest normal"), "{e}");
+    let e = err(Quantizer::per_tensor(1e39, 0, DType::QUInt8));
+    assert!(e.contains("too large"), "{e}");
+}
+
+#[test]
+fn output_qparams_errors_have_one_prefix() {
+    let x = q8(4);
+    let e = err(ops::quantized::add(&x, &x, -1.0, 0));
+    assert_eq!(e, "quantized::add: invalid quantization parameters: output scale must be finite and > 0, got -1.0");
+    assert_eq!(e.matches("invalid quantization parameters").count(), 1);
+    let e = err(ops::quantize_per_tensor(&Tensor::scalar(1.0).unwrap(), 0.1, 300, DType::QUInt8));
+    assert!(e.starts_with("quantize_per_tensor: ") && !e.contains("per_tensor_affine"), "{e}");
+}
+
+#[test]
+fn get_names_itself() {
+    let e = err(q8(2).get(&[2]));
+    assert_eq!(e, "get: index 2 is out of range for dimension 0 of size 2 (shape [2])");
+    assert!(err(q8(2).get(&[0, 0])).starts_with("get: "));
+}
+
+#[test]
+fn quint4x2_says_what_is_supported() {
+    let e = err(ops::quantize_per_tensor(&Tensor::scalar(1.0).unwrap(), 0.1, 0, DType::QUInt4x2));
+    assert!(e.starts_with("quantize_per_tensor: expected quint8, qint8, qint16 or qint32"), "{e}");
+    assert!(!e.contains("empty_quantized"), "{e}");
+}
+
+#[test]
+fn argument_counts_are_singular_when_one() {
+    let e = err(qtensor::registry().call("relu", &[]));
+    assert_eq!(e, "relu: expected 1 argument (relu(Tensor self) -> Tensor), got 0");
+    let e = err(qtensor::registry().call("quantized::add", &[]));
+    assert!(e.contains("expected 4 arguments"), "{e}");
+}
+
+#[test]
+fn to_vec_of_the_wrong_type_says_what_to_call() {
+    let e = err(q8(2).to_vec::<f32>());
+    assert!(e.contains("to_vec::<u8>()") && e.contains("ops::dequantize"), "{e}");
+    let e = err(Tensor::scalar(1.0).unwrap().to_vec::<i64>());
+    assert!(e.contains("call `to_vec::<f32>()`"), "{e}");
+}
+
+#[test]
+fn a_window_that_does_not_fit_is_described_without_negative_sizes() {
+    let img =
+        ops::quantize_per_tensor(&Tensor::from_vec(vec![0f32; 16], &[1, 1, 4, 4]).unwrap(), 0.1, 0, DType::QUInt8)
+            .unwrap();
+    for (k, d) in [([9, 2], [1, 1]), ([2, 2], [i64::MAX, 1]), ([2, i64::MAX / 2], [1, 1])] {
+        let e = err(ops::max_pool2d(&img, &k, &[1, 1], &[0, 0], &d, false));
+        assert!(e.contains("the window does not fit") && !e.contains("-"), "{e}");
+    }
+}
+
+#[test]
+fn an_unknown_op_hints_at_linking_the_plugin() {
+    let e = err(qtensor::registry().call("myplugin::fancy", &[]));
+    assert!(e.starts_with("unknown operator `myplugin::fancy`") && e.contains("link()"), "{e}");
+    // A near miss still gets its suggestion.
+    let e = err(qtensor::registry().call("quantized::ad", &[]));
+    assert!(e.contains("did you mean"), "{e}");
+}
