@@ -123,7 +123,7 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
         "quantize_per_tensor",
         &[Value::from(&x), Value::Float(0.1), Value::Int(0), Value::ScalarType(DType::QInt8)],
     )?;
-    writeln!(out, "dispatcher().call(\"quantize_per_tensor\", ...) -> {}", r.type_name())?;
+    writeln!(out, "registry().call(\"quantize_per_tensor\", ...) -> {}", r.type_name())?;
     let handle = d.op("dequantize")?;
     writeln!(
         out,

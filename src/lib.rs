@@ -14,7 +14,7 @@
 //! ```
 //!
 //! - [`ops`]: a typed function for every operator in `ops.yaml`.
-//! - [`dispatcher()`]: call any operator by name with boxed [`Value`]s,
+//! - [`registry()`]: call any operator by name with boxed [`Value`]s,
 //!   register kernels and operators at run time, inspect the registry.
 //! - [`register_kernel!`] and [`declare_op!`]: add kernels and operators
 //!   from any crate.
@@ -39,10 +39,10 @@ pub mod torch;
 pub use qtensor_runtime::serialize::{load, save};
 pub use qtensor_runtime::threads::{num_threads, set_num_threads, with_num_threads};
 pub use qtensor_runtime::{
-    declare_op, dispatcher, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType,
-    DispatchKey, Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, Isa, KernelDescriptor, KernelInfo,
-    MemoryFormat, OpDeclaration, OpHandle, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result,
-    Storage, StorageType, Tensor, Tolerance, Value,
+    declare_op, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType, DispatchKey,
+    Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, Isa, KernelDescriptor, KernelInfo, MemoryFormat,
+    OpDeclaration, OpHandle, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result, Storage,
+    StorageType, Tensor, Tolerance, Value,
 };
 pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage, threads};
 
@@ -90,7 +90,7 @@ pub fn cached_op(cell: &'static OnceLock<OpHandle>, name: &str) -> Result<&'stat
         return Ok(h);
     }
     link_builtin_kernels();
-    let h = dispatcher().op(name)?;
+    let h = qtensor_runtime::dispatcher().op(name)?;
     Ok(cell.get_or_init(|| h))
 }
 
@@ -101,11 +101,12 @@ pub fn link_builtin_kernels() {
     std::hint::black_box(qtensor_kernels::link());
 }
 
-/// The process-wide dispatcher, with the built-in kernels linked in. Prefer
-/// this to `qtensor_runtime::dispatcher()` in binaries that call no typed op.
+/// The process-wide dispatcher, with the built-in kernels linked in: the
+/// one entry point for calling ops by name, registering kernels and
+/// listing them.
 pub fn registry() -> &'static Dispatcher {
     link_builtin_kernels();
-    dispatcher()
+    qtensor_runtime::dispatcher()
 }
 
 /// Caps the instruction sets that kernels may use, for this process, and

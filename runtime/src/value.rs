@@ -73,6 +73,23 @@ impl Value {
         }
     }
 
+    /// The number inside, if this is a `Float` or an `Int` (as f64).
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Float(v) => Some(v),
+            Value::Int(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+
+    /// The integer inside, if this is an `Int`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Value::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// Takes the tensor out of a result.
     pub fn into_tensor(self) -> crate::Result<Tensor> {
         match self {

@@ -10,11 +10,7 @@ use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 
 /// The reference relu on quantized tensors, also the fallback of faster kernels.
 pub fn reference_quantized_relu(x: &Tensor) -> Result<Tensor> {
-    let q = x.quantizer().ok_or_else(|| Error::WrongDType {
-        op: "relu".into(),
-        expected: "a quantized tensor".into(),
-        got: x.dtype(),
-    })?;
+    let q = x.require_quantizer("relu")?;
     let ints: Vec<i64> =
         x.int_values()?.into_iter().zip(x.channel_of_each()).map(|(v, c)| v.max(q.channel_qparams(c).1)).collect();
     // The output has x's shape, so even a per-channel quantizer carries over.

@@ -151,11 +151,7 @@ pub fn reference_max_pool2d(
     ceil_mode: bool,
 ) -> Result<Tensor> {
     let op = "max_pool2d";
-    let q = x.quantizer().ok_or_else(|| Error::WrongDType {
-        op: op.into(),
-        expected: "a quantized tensor".into(),
-        got: x.dtype(),
-    })?;
+    let q = x.require_quantizer(op)?;
     let pt = per_tensor(op, "self", x)?;
     let p = Planes::of(op, x)?;
     let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;

@@ -2,9 +2,7 @@
 
 use qtensor_runtime::numerics::{inv_scale, quantize_val};
 use qtensor_runtime::quantizer::check_quantized_dtype;
-use qtensor_runtime::{
-    register_kernel, with_element_type, DType, Element, Error, Priority, Quantizer, Result, Storage, Tensor,
-};
+use qtensor_runtime::{register_kernel, with_element_type, DType, Element, Error, Priority, Quantizer, Result, Tensor};
 use std::sync::Arc;
 
 /// The float values of `x` as f32, row-major. float64 is narrowed first, as
@@ -126,14 +124,7 @@ register_kernel! {
 
 /// The reference dequantize, also the fallback of faster kernels.
 pub fn reference_dequantize(q: &Tensor) -> Result<Tensor> {
-    let quantizer = q.quantizer().ok_or_else(|| Error::WrongDType {
-        op: "dequantize".into(),
-        expected: "a quantized tensor".into(),
-        got: q.dtype(),
-    })?;
-    let ints = q.int_values()?;
-    let out: Vec<f32> = ints.iter().zip(q.channel_of_each()).map(|(&v, c)| quantizer.dequantize_one(v, c)).collect();
-    Tensor::from_vec(out, q.sizes())
+    q.dequantize_here()
 }
 
 register_kernel! {
@@ -145,18 +136,7 @@ register_kernel! {
 }
 
 fn reference_int_repr(q: &Tensor) -> Result<Tensor> {
-    let op = "int_repr";
-    let plain = q.dtype().underlying_int().filter(|_| q.is_quantized()).ok_or_else(|| Error::WrongDType {
-        op: op.into(),
-        expected: "a quantized tensor".into(),
-        got: q.dtype(),
-    })?;
-    let c = q.contiguous_copy()?;
-    let storage = with_element_type!(plain.storage_type(), T => {
-        let data = c.storage().read::<T>()?;
-        Storage::from_slice::<T>(&data)?
-    });
-    Tensor::from_storage(storage, plain, q.sizes())
+    q.int_repr_here()
 }
 
 register_kernel! {

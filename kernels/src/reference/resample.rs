@@ -32,11 +32,7 @@ fn reference_upsample_nearest2d(
     scales_w: Option<f64>,
 ) -> Result<Tensor> {
     let op = "upsample_nearest2d";
-    let q = x.quantizer().ok_or_else(|| Error::WrongDType {
-        op: op.into(),
-        expected: "a quantized tensor".into(),
-        got: x.dtype(),
-    })?;
+    let q = x.require_quantizer(op)?;
     let p = Planes::of(op, x)?;
     check_at_least(op, "output_size", output_size, 1)?;
     let (oh, ow) = (output_size[0] as usize, output_size[1] as usize);

@@ -364,12 +364,62 @@ impl Tensor {
         q.per_tensor_qparams().map(|(scale, zero_point)| (q.dtype(), scale, zero_point))
     }
 
-    fn require_quantizer(&self, op: &str) -> Result<Arc<Quantizer>> {
+    /// The quantizer of a quantized tensor, or the error `op` gives for a
+    /// plain one: "`op`: expected a quantized tensor, got float32".
+    pub fn require_quantizer(&self, op: &str) -> Result<Arc<Quantizer>> {
         self.quantizer().ok_or_else(|| Error::WrongDType {
             op: op.into(),
             expected: "a quantized tensor".into(),
             got: self.dtype(),
         })
+    }
+
+    /// The float32 values of a quantized tensor (`ops::dequantize`): the
+    /// fastest registered kernel when the built-in kernels are linked,
+    /// else the same numerics computed here.
+    pub fn dequantize(&self) -> Result<Tensor> {
+        self.call_or("dequantize", Tensor::dequantize_here)
+    }
+
+    /// The stored integers of a quantized tensor as a plain integer tensor
+    /// of the same shape (`ops::int_repr`).
+    pub fn int_repr(&self) -> Result<Tensor> {
+        self.call_or("int_repr", Tensor::int_repr_here)
+    }
+
+    /// Calls the unary op `op` through the dispatcher, or `here` where the
+    /// op or its kernels are not registered in this binary.
+    fn call_or(&self, op: &str, here: fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+        match crate::dispatcher().call(op, &[crate::Value::from(self)]) {
+            Ok(v) => v.into_tensor(),
+            Err(Error::UnknownOp { .. } | Error::NoKernel { .. }) => here(self),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The definition of dequantize: `(q - zero_point) * scale` per
+    /// element with each channel's qparams, in PyTorch's order
+    /// ([`Quantizer::dequantize_one`]).
+    pub fn dequantize_here(&self) -> Result<Tensor> {
+        let quantizer = self.require_quantizer("dequantize")?;
+        let ints = self.int_values()?;
+        let mut out = crate::storage::try_vec(ints.len())?;
+        out.extend(ints.iter().zip(self.channel_of_each()).map(|(&v, c)| quantizer.dequantize_one(v, c)));
+        Tensor::from_vec(out, self.sizes())
+    }
+
+    /// The definition of int_repr: a row-major copy of the stored integers.
+    pub fn int_repr_here(&self) -> Result<Tensor> {
+        let op = "int_repr";
+        self.require_quantizer(op)?;
+        let plain =
+            self.dtype().underlying_int().ok_or_else(|| Error::invalid(op, "no integer type for this dtype"))?;
+        let c = self.contiguous_copy()?;
+        let storage = crate::with_element_type!(plain.storage_type(), T => {
+            let data = c.storage().read::<T>()?;
+            Storage::from_slice::<T>(&data)?
+        });
+        Tensor::from_storage(storage, plain, self.sizes())
     }
 
     /// The quantization scheme.
