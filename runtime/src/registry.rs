@@ -161,6 +161,38 @@ pub fn always_supported() -> bool {
 /// `is_supported: some_fn,` may follow `priority` for ISA-specific kernels.
 /// The dispatch key follows from each dtype (`QuantizedCPU` for quantized
 /// dtypes, `CPU` otherwise) unless `key: Name,` follows `op`.
+///
+/// Several kernels that share dtypes and priority register in one block,
+/// each named after its function (or `as "name"`):
+///
+/// ```ignore
+/// qtensor::register_kernel! {
+///     dtypes: [QUInt8, QInt8],
+///     priority: Priority::PORTABLE,
+///     kernels: {
+///         "hardsigmoid" => portable_hardsigmoid(x: &Tensor) -> Tensor,
+///         "relu6" => portable_relu6(x: &Tensor) -> Tensor,
+///     }
+/// }
+/// ```
+///
+/// A function whose first parameter selects a fused variant serves both
+/// ops from one signature, each op passing its value first:
+///
+/// ```ignore
+/// fn reference_conv(relu: bool, x: &Tensor, /* ... */) -> Result<Tensor> { ... }
+///
+/// qtensor::register_kernel! {
+///     dtypes: [QUInt8],
+///     priority: Priority::REFERENCE,
+///     variants: {
+///         fn reference_conv(x: &Tensor, /* ... */) -> Tensor {
+///             "quantized::conv2d" => (false, "reference_conv2d"),
+///             "quantized::conv2d_relu" => (true, "reference_conv2d_relu"),
+///         }
+///     }
+/// }
+/// ```
 #[macro_export]
 macro_rules! register_kernel {
     (
@@ -196,6 +228,76 @@ macro_rules! register_kernel {
                     }
                 }
             )+
+        };
+    };
+    // Several kernels with the same dtypes and priority (and predicate),
+    // each named after its function (or `as "name"`).
+    (
+        dtypes: $dts:tt,
+        priority: $prio:expr,
+        kernels: { $( $op:literal => $f:ident $args:tt -> $ret:ty $(as $name:expr)? ),+ $(,)? }
+    ) => {
+        $crate::register_kernel! {
+            dtypes: $dts,
+            priority: $prio,
+            is_supported: $crate::registry::always_supported,
+            kernels: { $( $op => $f $args -> $ret $(as $name)? ),+ }
+        }
+    };
+    (
+        dtypes: $dts:tt,
+        priority: $prio:expr,
+        is_supported: $sup:expr,
+        kernels: { $( $op:literal => $f:ident $args:tt -> $ret:ty $(as $name:expr)? ),+ $(,)? }
+    ) => {
+        $(
+            $crate::register_kernel!(@one $op, $dts, $prio, $sup, $f, [], $args, $ret,
+                $crate::register_kernel!(@name $f $($name)?));
+        )+
+    };
+    // Functions that serve fused variants: each op passes its value first
+    // and gets its own kernel name.
+    (
+        dtypes: $dts:tt,
+        priority: $prio:expr,
+        variants: { $( fn $f:ident $args:tt -> $ret:ty { $( $op:literal => ($val:expr, $name:expr) ),+ $(,)? } )+ }
+    ) => {
+        $crate::register_kernel! {
+            dtypes: $dts,
+            priority: $prio,
+            is_supported: $crate::registry::always_supported,
+            variants: { $( fn $f $args -> $ret { $( $op => ($val, $name) ),+ } )+ }
+        }
+    };
+    (
+        dtypes: $dts:tt,
+        priority: $prio:expr,
+        is_supported: $sup:expr,
+        variants: { $( fn $f:ident $args:tt -> $ret:ty { $( $op:literal => ($val:expr, $name:expr) ),+ $(,)? } )+ }
+    ) => {
+        $( $(
+            $crate::register_kernel!(@one $op, $dts, $prio, $sup, $f, [$val], $args, $ret, $name);
+        )+ )+
+    };
+    (@name $f:ident) => { stringify!($f) };
+    (@name $f:ident $name:expr) => { $name };
+    // One kernel through a wrapper that passes the variant value (if any)
+    // first.
+    (@one $op:literal, [$($dt:ident),+ $(,)?], $prio:expr, $sup:expr, $f:ident, [$($val:expr)?],
+        ( $($arg:ident : $ty:ty),* $(,)? ), $ret:ty, $name:expr) => {
+        const _: () = {
+            #[allow(clippy::too_many_arguments)]
+            fn kernel($($arg: $ty),*) -> $crate::Result<$ret> {
+                $f($($val,)? $($arg),*)
+            }
+            $crate::register_kernel! {
+                op: $op,
+                dtypes: [$($dt),+],
+                name: $name,
+                priority: $prio,
+                is_supported: $sup,
+                fn kernel($($arg: $ty),*) -> $ret
+            }
         };
     };
     (@key) => { ::core::option::Option::None };

@@ -4,7 +4,7 @@
 //! no layout conversion; NCHW ones are transposed in and out.
 
 use super::depthwise::DepthwiseArgs;
-use super::driver::{column_requant, gemm_prepared, Activations, Epilogue, Requant};
+use super::driver::{column_requant, gemm_prepared, Activations, Epilogue, Requant, Rows, Weights};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::{byte_sum, MAX_K};
@@ -299,18 +299,11 @@ fn pointwise<K: GemmIsa>(
                 *sum = byte_sum(&src[px * c..(px + 1) * c]);
             }
         });
-        return gemm_prepared(
-            kernel,
-            Activations::Rows { a: src, sums: &sums },
-            m,
-            rq.zx,
-            packed,
-            &pw.zero_points,
-            epi,
-            out,
-        );
+        let rows = Rows { data: Activations::Rows { a: src, sums: &sums }, m, zx: rq.zx };
+        return gemm_prepared(kernel, rows, Weights { b: packed, zw: &pw.zero_points }, epi, out);
     }
-    gemm_prepared(kernel, Activations::Gather(&fill), m, rq.zx, packed, &pw.zero_points, epi, out)
+    let rows = Rows { data: Activations::Gather(&fill), m, zx: rq.zx };
+    gemm_prepared(kernel, rows, Weights { b: packed, zw: &pw.zero_points }, epi, out)
 }
 
 /// The general conv: a zero-point-bordered copy of the NHWC input, and one
@@ -410,12 +403,12 @@ fn im2col_gemm<K: GemmIsa>(
                 };
             }
         };
-        let zw = &pw.zero_points[grp * ocg..(grp + 1) * ocg];
+        let weights = Weights { b: packed, zw: &pw.zero_points[grp * ocg..(grp + 1) * ocg] };
         let epi = Epilogue::Quantize(rq.of(grp * ocg..(grp + 1) * ocg));
         if g == 1 {
-            return gemm_prepared(kernel, Activations::Gather(&fill), m, rq.zx, packed, zw, epi, out);
+            return gemm_prepared(kernel, Rows { data: Activations::Gather(&fill), m, zx: rq.zx }, weights, epi, out);
         }
-        gemm_prepared(kernel, Activations::Gather(&fill), m, rq.zx, packed, zw, epi, &mut group_out)?;
+        gemm_prepared(kernel, Rows { data: Activations::Gather(&fill), m, zx: rq.zx }, weights, epi, &mut group_out)?;
         // This group's channels of every output pixel.
         out.par_chunks_mut(oc.max(1)).zip(group_out.par_chunks(ocg.max(1))).for_each(|(pixel, part)| {
             pixel[grp * ocg..(grp + 1) * ocg].copy_from_slice(part);

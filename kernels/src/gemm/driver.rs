@@ -229,19 +229,36 @@ const ROW_CHUNK: usize = 16;
 /// Blocks per task when a GEMM with few rows splits columns.
 const BLOCK_CHUNK: usize = 16;
 
+/// The weight side of a GEMM: `B` packed, and each column's zero point.
+#[derive(Clone, Copy)]
+pub struct Weights<'a> {
+    /// The packed weights.
+    pub b: &'a PackedB,
+    /// Per column (output channel), the weight zero point.
+    pub zw: &'a [i32],
+}
+
+/// The activation side of a GEMM: `m` rows of `data` with zero point `zx`.
+#[derive(Clone, Copy)]
+pub struct Rows<A> {
+    /// The activations: a `&[u8]` of `[m, k]`, or prepared [`Activations`].
+    pub data: A,
+    /// How many rows.
+    pub m: usize,
+    /// The activation zero point.
+    pub zx: i32,
+}
+
 /// `C = Σ (x - zx)(w - zw)` for the `m` rows of `x` (u8, `[m, k]`), then
 /// `epi` into `out` (`[m, n]`). Exact for `k <=` [`super::MAX_K`].
-#[allow(clippy::too_many_arguments)]
 pub fn gemm_into<K: GemmIsa, T: OutElem>(
     kernel: K,
-    x: &[u8],
-    m: usize,
-    zx: i32,
-    b: &PackedB,
-    zw: &[i32],
+    x: Rows<&[u8]>,
+    w: Weights<'_>,
     epi: Epilogue<'_>,
     out: &mut [T],
 ) -> Result<()> {
+    let (Rows { data: x, m, zx }, b) = (x, w.b);
     let (k, kp) = (b.k, b.kp);
     let mut a = try_vec::<u8>(m.saturating_mul(kp))?;
     let mut row_sums = try_vec::<i32>(m)?;
@@ -255,37 +272,30 @@ pub fn gemm_into<K: GemmIsa, T: OutElem>(
         // Zero padding adds nothing to the dot products.
         a.extend(std::iter::repeat_n(0, kp - k));
     }
-    gemm_prepared(kernel, Activations::Rows { a: &a, sums: &row_sums }, m, zx, b, zw, epi, out)
+    gemm_prepared(kernel, Rows { data: Activations::Rows { a: &a, sums: &row_sums }, m, zx }, w, epi, out)
 }
 
 /// [`gemm_into`] for activations the caller prepares (see [`Activations`]),
 /// on qtensor's thread pool.
-#[allow(clippy::too_many_arguments)]
 pub fn gemm_prepared<K: GemmIsa, T: OutElem>(
     kernel: K,
-    acts: Activations<'_>,
-    m: usize,
-    zx: i32,
-    b: &PackedB,
-    zw: &[i32],
+    rows: Rows<Activations<'_>>,
+    w: Weights<'_>,
     epi: Epilogue<'_>,
     out: &mut [T],
 ) -> Result<()> {
-    install(|| gemm_on_pool(kernel, acts, m, zx, b, zw, epi, out))
+    install(|| gemm_on_pool(kernel, rows, w, epi, out))
 }
 
 /// [`gemm_prepared`], on the pool it runs on.
-#[allow(clippy::too_many_arguments)]
 fn gemm_on_pool<K: GemmIsa, T: OutElem>(
     kernel: K,
-    acts: Activations<'_>,
-    m: usize,
-    zx: i32,
-    b: &PackedB,
-    zw: &[i32],
+    rows: Rows<Activations<'_>>,
+    w: Weights<'_>,
     epi: Epilogue<'_>,
     out: &mut [T],
 ) -> Result<()> {
+    let (Rows { data: acts, m, zx }, Weights { b, zw }) = (rows, w);
     let (k, n) = (b.k, b.n);
     // Intermediate terms may wrap; the final C fits i32 (K <= MAX_K), so
     // two's-complement arithmetic gives it exactly.

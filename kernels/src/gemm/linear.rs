@@ -1,6 +1,6 @@
 //! quantized::linear, linear_relu and linear_dynamic over the GEMM kernels.
 
-use super::driver::{column_requant, gemm_into, Epilogue, Requant};
+use super::driver::{column_requant, gemm_into, Epilogue, Requant, Rows, Weights};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::MAX_K;
@@ -71,7 +71,9 @@ pub fn gemm_linear<K: GemmIsa>(
     let epi = Epilogue::Quantize(Requant { mult: &mult, bias: &bias, zero_point: y_zero_point as i32, lo, hi: 255.0 });
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), m * n)?;
     x.with_contiguous::<u8, Result<()>>(|xs| {
-        gemm_into(kernel, xs, m, px.zero_point as i32, &gw.packed, &gw.zero_points, epi, &mut storage.write::<u8>()?)
+        let (rows, w) =
+            (Rows { data: xs, m, zx: px.zero_point as i32 }, Weights { b: &gw.packed, zw: &gw.zero_points });
+        gemm_into(kernel, rows, w, epi, &mut storage.write::<u8>()?)
     })??;
     sizes.push(n);
     Tensor::quantized_from_storage(storage, &sizes, &out_q).map(Some)
@@ -108,7 +110,8 @@ pub fn gemm_linear_dynamic<K: GemmIsa>(
     let (xq, sx, zx) = xs;
     let epi = Epilogue::Float { x_scale: sx, w_scales: &gw.scales, bias: &b };
     let storage = Storage::for_overwrite(DType::Float32.storage_type(), m * n)?;
-    gemm_into(kernel, &xq, m, zx as i32, &gw.packed, &gw.zero_points, epi, &mut storage.write::<f32>()?)?;
+    let (rows, w) = (Rows { data: &xq[..], m, zx: zx as i32 }, Weights { b: &gw.packed, zw: &gw.zero_points });
+    gemm_into(kernel, rows, w, epi, &mut storage.write::<f32>()?)?;
     sizes.push(n);
     Tensor::from_storage(storage, DType::Float32, &sizes).map(Some)
 }
@@ -125,12 +128,11 @@ pub fn linear<K: GemmIsa>(
     y_scale: f64,
     y_zero_point: i64,
 ) -> Result<Tensor> {
-    use crate::reference::linear::{reference_linear, reference_linear_relu};
+    use crate::reference::linear::reference_linear;
     let op = if relu { "quantized::linear_relu" } else { "quantized::linear" };
     match gemm_linear(op, kernel, x, w, bias, y_scale, y_zero_point, relu)? {
         Some(t) => Ok(t),
-        None if relu => reference_linear_relu(x, w, bias, y_scale, y_zero_point),
-        None => reference_linear(x, w, bias, y_scale, y_zero_point),
+        None => reference_linear(relu, x, w, bias, y_scale, y_zero_point),
     }
 }
 

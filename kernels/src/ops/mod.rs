@@ -10,6 +10,33 @@ pub mod elementwise;
 pub mod pool;
 pub mod quantize;
 
+/// The pieces both registration macros give an ISA token type `$isa` of
+/// trait `$trait` (`VectorIsa` or `GemmIsa`): `supported()`, its
+/// `is_supported` predicate, and `with_token!(|t| body)`, which runs
+/// `body` with `t` bound to the ISA's token, or to the portable one where
+/// the CPU (or the cap) has no token to give.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! isa_token_helpers {
+    ($trait:ident, $isa:ty) => {
+        fn supported() -> bool {
+            <$isa as $trait>::detect().is_some()
+        }
+        #[allow(unused_macros)]
+        macro_rules! with_token {
+            (|$t:ident| $body:expr) => {
+                match <$isa as $trait>::detect() {
+                    Some($t) => $body,
+                    None => {
+                        let $t = $crate::vector::Portable;
+                        $body
+                    }
+                }
+            };
+        }
+    };
+}
+
 /// Registers quantize_per_tensor, quantize_per_channel, dequantize, relu,
 /// quantized::add, add_relu, mul, cat and max_pool2d for one
 /// [`VectorIsa`](crate::vector::VectorIsa) token type, named
@@ -28,96 +55,61 @@ macro_rules! register_vector_kernels {
             use qtensor_runtime::{register_kernel, DType, Result, Tensor};
             use $crate::ops::elementwise::BinaryOp;
             use $crate::ops::{cat, dequantize, elementwise, pool, quantize};
-            use $crate::vector::{Portable, VectorIsa};
+            use $crate::vector::VectorIsa;
 
-            fn supported() -> bool {
-                <$isa as VectorIsa>::detect().is_some()
-            }
+            $crate::isa_token_helpers!(VectorIsa, $isa);
             fn quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Result<Tensor> {
-                match <$isa as VectorIsa>::detect() {
-                    Some(isa) => quantize::quantize_per_tensor(isa, x, scale, zero_point, dtype),
-                    None => quantize::quantize_per_tensor(Portable, x, scale, zero_point, dtype),
-                }
+                with_token!(|t| quantize::quantize_per_tensor(t, x, scale, zero_point, dtype))
             }
             fn quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Result<Tensor> {
-                match <$isa as VectorIsa>::detect() {
-                    Some(isa) => quantize::quantize_per_channel(isa, x, scales, zero_points, axis, dtype),
-                    None => quantize::quantize_per_channel(Portable, x, scales, zero_points, axis, dtype),
-                }
+                with_token!(|t| quantize::quantize_per_channel(t, x, scales, zero_points, axis, dtype))
             }
             fn dequantize(q: &Tensor) -> Result<Tensor> {
-                match <$isa as VectorIsa>::detect() {
-                    Some(isa) => dequantize::dequantize(isa, q),
-                    None => dequantize::dequantize(Portable, q),
-                }
+                with_token!(|t| dequantize::dequantize(t, q))
             }
             fn relu(x: &Tensor) -> Result<Tensor> {
-                match <$isa as VectorIsa>::detect() {
-                    Some(isa) => elementwise::relu(isa, x),
-                    None => elementwise::relu(Portable, x),
-                }
+                with_token!(|t| elementwise::relu(t, x))
             }
             fn binary(which: BinaryOp, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-                match <$isa as VectorIsa>::detect() {
-                    Some(isa) => elementwise::binary(isa, which, a, b, scale, zero_point),
-                    None => elementwise::binary(Portable, which, a, b, scale, zero_point),
-                }
-            }
-            fn add(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-                binary(BinaryOp::Add, qa, qb, scale, zero_point)
-            }
-            fn add_relu(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-                binary(BinaryOp::AddRelu, qa, qb, scale, zero_point)
-            }
-            fn mul(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-                binary(BinaryOp::Mul, qa, qb, scale, zero_point)
+                with_token!(|t| elementwise::binary(t, which, a, b, scale, zero_point))
             }
             fn cat(qx: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>) -> Result<Tensor> {
-                match <$isa as VectorIsa>::detect() {
-                    Some(isa) => cat::cat(isa, qx, dim, scale, zero_point),
-                    None => cat::cat(Portable, qx, dim, scale, zero_point),
-                }
+                with_token!(|t| cat::cat(t, qx, dim, scale, zero_point))
             }
             fn max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Result<Tensor> {
-                match <$isa as VectorIsa>::detect() {
-                    Some(isa) => pool::max_pool2d(isa, x, kernel_size, stride, padding, dilation, ceil_mode),
-                    None => pool::max_pool2d(Portable, x, kernel_size, stride, padding, dilation, ceil_mode),
+                with_token!(|t| pool::max_pool2d(t, x, kernel_size, stride, padding, dilation, ceil_mode))
+            }
+            register_kernel! {
+                dtypes: [Float32],
+                priority: $priority,
+                is_supported: supported,
+                kernels: {
+                    "quantize_per_tensor" => quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Tensor
+                        as concat!($prefix, "_quantize_per_tensor"),
+                    "quantize_per_channel" => quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
+                        as concat!($prefix, "_quantize_per_channel"),
                 }
             }
             register_kernel! {
-                op: "quantize_per_tensor", dtypes: [Float32], name: concat!($prefix, "_quantize_per_tensor"),
-                priority: $priority, is_supported: supported,
-                fn quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Tensor
+                dtypes: [QUInt8, QInt8, QInt32],
+                priority: $priority,
+                is_supported: supported,
+                kernels: {
+                    "dequantize" => dequantize(q: &Tensor) -> Tensor as concat!($prefix, "_dequantize"),
+                    "relu" => relu(x: &Tensor) -> Tensor as concat!($prefix, "_relu"),
+                }
             }
             register_kernel! {
-                op: "quantize_per_channel", dtypes: [Float32], name: concat!($prefix, "_quantize_per_channel"),
-                priority: $priority, is_supported: supported,
-                fn quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
-            }
-            register_kernel! {
-                op: "dequantize", dtypes: [QUInt8, QInt8, QInt32], name: concat!($prefix, "_dequantize"),
-                priority: $priority, is_supported: supported,
-                fn dequantize(q: &Tensor) -> Tensor
-            }
-            register_kernel! {
-                op: "relu", dtypes: [QUInt8, QInt8, QInt32], name: concat!($prefix, "_relu"),
-                priority: $priority, is_supported: supported,
-                fn relu(x: &Tensor) -> Tensor
-            }
-            register_kernel! {
-                op: "quantized::add", dtypes: [QUInt8, QInt8], name: concat!($prefix, "_add"),
-                priority: $priority, is_supported: supported,
-                fn add(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
-            }
-            register_kernel! {
-                op: "quantized::add_relu", dtypes: [QUInt8, QInt8], name: concat!($prefix, "_add_relu"),
-                priority: $priority, is_supported: supported,
-                fn add_relu(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
-            }
-            register_kernel! {
-                op: "quantized::mul", dtypes: [QUInt8, QInt8], name: concat!($prefix, "_mul"),
-                priority: $priority, is_supported: supported,
-                fn mul(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
+                dtypes: [QUInt8, QInt8],
+                priority: $priority,
+                is_supported: supported,
+                variants: {
+                    fn binary(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor {
+                        "quantized::add" => (BinaryOp::Add, concat!($prefix, "_add")),
+                        "quantized::add_relu" => (BinaryOp::AddRelu, concat!($prefix, "_add_relu")),
+                        "quantized::mul" => (BinaryOp::Mul, concat!($prefix, "_mul")),
+                    }
+                }
             }
             register_kernel! {
                 op: "quantized::cat", dtypes: [QUInt8, QInt8], name: concat!($prefix, "_cat"),

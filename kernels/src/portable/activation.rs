@@ -11,7 +11,7 @@ use crate::reference::activation::{
 use crate::reference::common::{output_quantizer, per_tensor};
 use crate::vector::Byte;
 use qtensor_runtime::numerics::{pytorch_vector_body, DequantRequant};
-use qtensor_runtime::{register_kernel, DType, Priority, Quantizer, Result, Tensor};
+use qtensor_runtime::{DType, Priority, Quantizer, Result, Tensor};
 use std::sync::Arc;
 
 /// The outputs for every stored value of `B`, by `f(q, vector)`: index 0
@@ -105,50 +105,8 @@ fn portable_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tens
     clamp_kernel("clamp", x, min, max)
 }
 
-register_kernel! {
-    op: "quantized::hardswish",
-    dtypes: [QUInt8, QInt8],
-    name: "portable_hardswish",
-    priority: Priority::PORTABLE,
-    fn portable_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Tensor
-}
-
-register_kernel! {
-    op: "hardsigmoid",
-    dtypes: [QUInt8, QInt8],
-    name: "portable_hardsigmoid",
-    priority: Priority::PORTABLE,
-    fn portable_hardsigmoid(x: &Tensor) -> Tensor
-}
-
-register_kernel! {
-    op: "sigmoid",
-    dtypes: [QUInt8, QInt8],
-    name: "portable_sigmoid",
-    priority: Priority::PORTABLE,
-    fn portable_sigmoid(x: &Tensor) -> Tensor
-}
-
-register_kernel! {
-    op: "hardtanh",
-    dtypes: [QUInt8, QInt8],
-    name: "portable_hardtanh",
-    priority: Priority::PORTABLE,
-    fn portable_hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Tensor
-}
-
-register_kernel! {
-    op: "relu6",
-    dtypes: [QUInt8, QInt8],
-    name: "portable_relu6",
-    priority: Priority::PORTABLE,
-    fn portable_relu6(x: &Tensor) -> Tensor
-}
-
-register_kernel! {
-    op: "clamp",
-    dtypes: [QUInt8, QInt8],
-    name: "portable_clamp",
-    priority: Priority::PORTABLE,
-    fn portable_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Tensor
-}
+crate::register_activation_kernels!(
+    [QUInt8, QInt8],
+    Priority::PORTABLE,
+    [portable_hardswish, portable_hardsigmoid, portable_sigmoid, portable_hardtanh, portable_relu6, portable_clamp]
+);

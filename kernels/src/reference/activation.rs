@@ -6,7 +6,7 @@
 use super::common::{output_quantizer, per_tensor, quantized_from_ints, PerTensor};
 use qtensor_runtime::numerics::{inv_scale, quantize_val, DequantRequant};
 use qtensor_runtime::storage::try_vec;
-use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
+use qtensor_runtime::{DType, Error, Priority, Result, Tensor};
 
 /// Each element's rank in memory order, in row-major element order: the
 /// position PyTorch's elementwise loop visits it at. A tensor that is not
@@ -97,29 +97,40 @@ pub fn reference_sigmoid(x: &Tensor) -> Result<Tensor> {
     quantized_from_ints(x.sizes(), &out_q, &ints)?.in_format_of(x)
 }
 
-register_kernel! {
-    op: "quantized::hardswish",
-    dtypes: [QUInt8, QInt8, QInt32],
-    name: "reference_hardswish",
-    priority: Priority::REFERENCE,
-    fn reference_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Tensor
+/// Registers one tier's six activation kernels (hardswish, hardsigmoid,
+/// sigmoid, hardtanh, relu6, clamp), given in that order: the signatures
+/// are written once for every tier.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! register_activation_kernels {
+    ($dts:tt, $prio:expr, [$hardswish:ident, $hardsigmoid:ident, $sigmoid:ident, $hardtanh:ident, $relu6:ident, $clamp:ident]) => {
+        qtensor_runtime::register_kernel! {
+            dtypes: $dts,
+            priority: $prio,
+            kernels: {
+                "quantized::hardswish" => $hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Tensor,
+                "hardsigmoid" => $hardsigmoid(x: &Tensor) -> Tensor,
+                "sigmoid" => $sigmoid(x: &Tensor) -> Tensor,
+                "hardtanh" => $hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Tensor,
+                "relu6" => $relu6(x: &Tensor) -> Tensor,
+                "clamp" => $clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Tensor,
+            }
+        }
+    };
 }
 
-register_kernel! {
-    op: "hardsigmoid",
-    dtypes: [QUInt8, QInt8, QInt32],
-    name: "reference_hardsigmoid",
-    priority: Priority::REFERENCE,
-    fn reference_hardsigmoid(x: &Tensor) -> Tensor
-}
-
-register_kernel! {
-    op: "sigmoid",
-    dtypes: [QUInt8, QInt8, QInt32],
-    name: "reference_sigmoid",
-    priority: Priority::REFERENCE,
-    fn reference_sigmoid(x: &Tensor) -> Tensor
-}
+crate::register_activation_kernels!(
+    [QUInt8, QInt8, QInt32],
+    Priority::REFERENCE,
+    [
+        reference_hardswish,
+        reference_hardsigmoid,
+        reference_sigmoid,
+        reference_hardtanh,
+        reference_relu6,
+        reference_clamp
+    ]
+);
 
 /// A float bound quantized as PyTorch's `quantize_val` does (fbgemm's
 /// `Quantize`), into the tensor's own qparams.
@@ -163,28 +174,4 @@ fn reference_relu6(x: &Tensor) -> Result<Tensor> {
 
 fn reference_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
     clamp_ints("clamp", x, min, max)
-}
-
-register_kernel! {
-    op: "hardtanh",
-    dtypes: [QUInt8, QInt8, QInt32],
-    name: "reference_hardtanh",
-    priority: Priority::REFERENCE,
-    fn reference_hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Tensor
-}
-
-register_kernel! {
-    op: "relu6",
-    dtypes: [QUInt8, QInt8, QInt32],
-    name: "reference_relu6",
-    priority: Priority::REFERENCE,
-    fn reference_relu6(x: &Tensor) -> Tensor
-}
-
-register_kernel! {
-    op: "clamp",
-    dtypes: [QUInt8, QInt8, QInt32],
-    name: "reference_clamp",
-    priority: Priority::REFERENCE,
-    fn reference_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Tensor
 }

@@ -205,48 +205,13 @@ pub fn reference_conv(
     conv2d_with_packed(op, x, &*PackedConv2d::of(w)?, b, p, y_scale, y_zero_point, relu)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn reference_conv2d(
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    stride: &[i64],
-    padding: &[i64],
-    dilation: &[i64],
-    groups: i64,
-    y_scale: f64,
-    y_zero_point: i64,
-) -> Result<Tensor> {
-    reference_conv(false, x, w, b, stride, padding, dilation, groups, y_scale, y_zero_point)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn reference_conv2d_relu(
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    stride: &[i64],
-    padding: &[i64],
-    dilation: &[i64],
-    groups: i64,
-    y_scale: f64,
-    y_zero_point: i64,
-) -> Result<Tensor> {
-    reference_conv(true, x, w, b, stride, padding, dilation, groups, y_scale, y_zero_point)
-}
-
 register_kernel! {
-    op: "quantized::conv2d",
     dtypes: [QUInt8],
-    name: "reference_conv2d",
     priority: Priority::REFERENCE,
-    fn reference_conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor
-}
-
-register_kernel! {
-    op: "quantized::conv2d_relu",
-    dtypes: [QUInt8],
-    name: "reference_conv2d_relu",
-    priority: Priority::REFERENCE,
-    fn reference_conv2d_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor
+    variants: {
+        fn reference_conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor {
+            "quantized::conv2d" => (false, "reference_conv2d"),
+            "quantized::conv2d_relu" => (true, "reference_conv2d_relu"),
+        }
+    }
 }

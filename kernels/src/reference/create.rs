@@ -20,11 +20,12 @@ fn reference_make_per_tensor(x: &Tensor, scale: f64, zero_point: i64) -> Result<
 }
 
 register_kernel! {
-    op: "_make_per_tensor_quantized_tensor",
     dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
-    name: "reference_make_per_tensor_quantized_tensor",
     priority: Priority::REFERENCE,
-    fn reference_make_per_tensor(x: &Tensor, scale: f64, zero_point: i64) -> Tensor
+    kernels: {
+        "_make_per_tensor_quantized_tensor" => reference_make_per_tensor(x: &Tensor, scale: f64, zero_point: i64) -> Tensor as "reference_make_per_tensor_quantized_tensor",
+        "_make_per_channel_quantized_tensor" => reference_make_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64) -> Tensor as "reference_make_per_channel_quantized_tensor",
+    }
 }
 
 fn reference_make_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64) -> Result<Tensor> {
@@ -35,25 +36,18 @@ fn reference_make_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor,
     Tensor::from_int_repr(x, &Quantizer::per_channel(s, z, axis, dtype)?)
 }
 
-register_kernel! {
-    op: "_make_per_channel_quantized_tensor",
-    dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
-    name: "reference_make_per_channel_quantized_tensor",
-    priority: Priority::REFERENCE,
-    fn reference_make_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64) -> Tensor
-}
-
 fn reference_empty_affine(size: &[i64], scale: f64, zero_point: i64, dtype: DType) -> Result<Tensor> {
     let sizes = Tensor::checked_sizes("_empty_affine_quantized", size)?;
     Tensor::empty_quantized(&sizes, &Quantizer::per_tensor(scale, zero_point, dtype)?)
 }
 
 register_kernel! {
-    op: "_empty_affine_quantized",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_empty_affine_quantized",
     priority: Priority::REFERENCE,
-    fn reference_empty_affine(size: &[i64], scale: f64, zero_point: i64, dtype: DType) -> Tensor
+    kernels: {
+        "_empty_affine_quantized" => reference_empty_affine(size: &[i64], scale: f64, zero_point: i64, dtype: DType) -> Tensor as "reference_empty_affine_quantized",
+        "_empty_per_channel_affine_quantized" => reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor as "reference_empty_per_channel_affine_quantized",
+    }
 }
 
 fn reference_empty_per_channel(
@@ -68,12 +62,4 @@ fn reference_empty_per_channel(
     let (s, z) = per_channel_qparams(op, scales, zero_points)?;
     let axis = wrap_axis(op, axis, sizes.len())?;
     Tensor::empty_quantized(&sizes, &Quantizer::per_channel(s, z, axis, dtype)?)
-}
-
-register_kernel! {
-    op: "_empty_per_channel_affine_quantized",
-    dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_empty_per_channel_affine_quantized",
-    priority: Priority::REFERENCE,
-    fn reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
 }

@@ -117,38 +117,14 @@ pub fn requantized_binary(which: BinaryOp, a: &Tensor, b: &Tensor, scale: f64, z
     quantized_from_ints(&sizes, &out_q, &ints)?.in_format_of(a)
 }
 
-fn reference_add(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-    requantized_binary(BinaryOp::Add, a, b, scale, zero_point)
-}
-
-fn reference_add_relu(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-    requantized_binary(BinaryOp::AddRelu, a, b, scale, zero_point)
-}
-
-fn reference_mul(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
-    requantized_binary(BinaryOp::Mul, a, b, scale, zero_point)
-}
-
 register_kernel! {
-    op: "quantized::add",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_add",
     priority: Priority::REFERENCE,
-    fn reference_add(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
-}
-
-register_kernel! {
-    op: "quantized::add_relu",
-    dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_add_relu",
-    priority: Priority::REFERENCE,
-    fn reference_add_relu(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
-}
-
-register_kernel! {
-    op: "quantized::mul",
-    dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_mul",
-    priority: Priority::REFERENCE,
-    fn reference_mul(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
+    variants: {
+        fn requantized_binary(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor {
+            "quantized::add" => (BinaryOp::Add, "reference_add"),
+            "quantized::add_relu" => (BinaryOp::AddRelu, "reference_add_relu"),
+            "quantized::mul" => (BinaryOp::Mul, "reference_mul"),
+        }
+    }
 }

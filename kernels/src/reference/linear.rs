@@ -152,36 +152,29 @@ pub fn linear_with_packed(
     quantized_from_ints(&sizes, &out_q, &ints)
 }
 
-/// The reference static linear, also the fallback of faster kernels.
-pub fn reference_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
-    linear_with_packed("quantized::linear", x, &*PackedLinear::of(w)?, b, y_scale, y_zero_point, false)
-}
-
-/// The reference fused linear + relu.
-pub fn reference_linear_relu(
+/// The reference linear, fused with relu when `relu`; also the fallback of
+/// faster kernels.
+pub fn reference_linear(
+    relu: bool,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     y_scale: f64,
     y_zero_point: i64,
 ) -> Result<Tensor> {
-    linear_with_packed("quantized::linear_relu", x, &*PackedLinear::of(w)?, b, y_scale, y_zero_point, true)
+    let op = if relu { "quantized::linear_relu" } else { "quantized::linear" };
+    linear_with_packed(op, x, &*PackedLinear::of(w)?, b, y_scale, y_zero_point, relu)
 }
 
 register_kernel! {
-    op: "quantized::linear",
     dtypes: [QUInt8],
-    name: "reference_linear",
     priority: Priority::REFERENCE,
-    fn reference_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor
-}
-
-register_kernel! {
-    op: "quantized::linear_relu",
-    dtypes: [QUInt8],
-    name: "reference_linear_relu",
-    priority: Priority::REFERENCE,
-    fn reference_linear_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor
+    variants: {
+        fn reference_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor {
+            "quantized::linear" => (false, "reference_linear"),
+            "quantized::linear_relu" => (true, "reference_linear_relu"),
+        }
+    }
 }
 
 /// PyTorch's `ChooseQuantizationParams` for an observed range: the range is

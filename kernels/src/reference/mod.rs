@@ -71,7 +71,7 @@ mod tests {
             &Tensor::from_vec((0..3 * 20).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect::<Vec<f32>>(), &[3, 20])?,
             &Quantizer::per_tensor(0.01, 0, DType::QInt8)?,
         )?;
-        assert_eq!(super::linear::reference_linear(&xl, &wl, None, 0.3, 4)?.sizes(), &[2, 3]);
+        assert_eq!(super::linear::reference_linear(false, &xl, &wl, None, 0.3, 4)?.sizes(), &[2, 3]);
         Ok(())
     }
 }

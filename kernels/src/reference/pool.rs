@@ -182,11 +182,13 @@ pub fn reference_max_pool2d(
 }
 
 register_kernel! {
-    op: "max_pool2d",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_max_pool2d",
     priority: Priority::REFERENCE,
-    fn reference_max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Tensor
+    kernels: {
+        "max_pool2d" => reference_max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Tensor,
+        "adaptive_avg_pool2d" => reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Tensor,
+        "avg_pool2d" => reference_avg_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], ceil_mode: bool, count_include_pad: bool, divisor_override: Option<i64>) -> Tensor,
+    }
 }
 
 /// The reference adaptive_avg_pool2d, also the fallback of faster kernels.
@@ -214,14 +216,6 @@ pub fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<
         }
     }
     quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)?.in_format_of(x)
-}
-
-register_kernel! {
-    op: "adaptive_avg_pool2d",
-    dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_adaptive_avg_pool2d",
-    priority: Priority::REFERENCE,
-    fn reference_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Tensor
 }
 
 /// PyTorch's requantization of a window sum `sum(q - zero_point)` by its
@@ -358,12 +352,4 @@ pub fn reference_avg_pool2d(
         }
     }
     quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)?.in_format_of(x)
-}
-
-register_kernel! {
-    op: "avg_pool2d",
-    dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_avg_pool2d",
-    priority: Priority::REFERENCE,
-    fn reference_avg_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], ceil_mode: bool, count_include_pad: bool, divisor_override: Option<i64>) -> Tensor
 }

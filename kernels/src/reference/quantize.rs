@@ -42,11 +42,12 @@ fn reference_quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype:
 }
 
 register_kernel! {
-    op: "quantize_per_tensor",
     dtypes: [Float32, Float64],
-    name: "reference_quantize_per_tensor",
     priority: Priority::REFERENCE,
-    fn reference_quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Tensor
+    kernels: {
+        "quantize_per_tensor" => reference_quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Tensor,
+        "quantize_per_channel" => reference_quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor,
+    }
 }
 
 /// Reads per-channel qparams from a float scale tensor and an integer
@@ -114,35 +115,20 @@ fn reference_quantize_per_channel(
     quantize_with(op, x, &per_channel_quantizer(op, x, scales, zero_points, axis, dtype)?)
 }
 
-register_kernel! {
-    op: "quantize_per_channel",
-    dtypes: [Float32, Float64],
-    name: "reference_quantize_per_channel",
-    priority: Priority::REFERENCE,
-    fn reference_quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
-}
-
 /// The reference dequantize, also the fallback of faster kernels.
 pub fn reference_dequantize(q: &Tensor) -> Result<Tensor> {
     q.dequantize_here()
 }
 
 register_kernel! {
-    op: "dequantize",
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_dequantize",
     priority: Priority::REFERENCE,
-    fn reference_dequantize(q: &Tensor) -> Tensor
+    kernels: {
+        "dequantize" => reference_dequantize(q: &Tensor) -> Tensor,
+        "int_repr" => reference_int_repr(q: &Tensor) -> Tensor,
+    }
 }
 
 fn reference_int_repr(q: &Tensor) -> Result<Tensor> {
     q.int_repr_here()
-}
-
-register_kernel! {
-    op: "int_repr",
-    dtypes: [QUInt8, QInt8, QInt16, QInt32],
-    name: "reference_int_repr",
-    priority: Priority::REFERENCE,
-    fn reference_int_repr(q: &Tensor) -> Tensor
 }
