@@ -15,6 +15,28 @@
 //!
 //! Kernels register themselves through `inventory`; nothing here is called
 //! by name. The facade calls [`link`] so that the linker keeps this crate.
+//!
+//! # Adding a built-in op
+//!
+//! 1. **Declare it** in `ops.yaml` (PyTorch's name and argument order, a
+//!    `doc:` that states dtypes and layouts, and `tolerance:` if its
+//!    kernels may differ). `build.rs` generates `qtensor::ops::NAME`.
+//! 2. **The reference kernel** in `reference/` (safe scalar Rust, every
+//!    dtype it applies to), registered with `register_kernel!` at
+//!    `Priority::REFERENCE`; add its file to `reference::KERNEL_FILES`.
+//! 3. **A conformance builder** in `qtensor::conformance::builders`
+//!    (`builtin`): valid random inputs, so that every later kernel is
+//!    compared with the reference on cases that succeed. An op without one
+//!    gets only the bad-input checks and its golden cases.
+//! 4. **Golden cases** from PyTorch in `tests/conformance/cases/`
+//!    (`tests/python/make_golden_network_ops.py` shows how), listed in
+//!    `tests/conformance.rs`.
+//! 5. **Optionally a fast kernel**: an op driver in `ops/` generic over
+//!    `VectorIsa` (or `GemmIsa`), registered for each ISA by
+//!    `register_vector_kernels!` / `register_gemm_kernels!`, or a
+//!    `portable/` kernel at `Priority::PORTABLE`. `tests/kernel_conformance.rs`
+//!    then holds it to the reference bit for bit (or within the op's
+//!    tolerance).
 
 #![warn(missing_docs)]
 

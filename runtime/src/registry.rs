@@ -146,13 +146,21 @@ pub fn always_supported() -> bool {
 
 /// Registers a typed kernel function for one or more dtypes.
 ///
-/// ```ignore
-/// fn reference_relu(x: &Tensor) -> Result<Tensor> { ... }
+/// ```no_run
+/// use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
 ///
-/// qtensor::register_kernel! {
-///     op: "relu", dtypes: [QUInt8, QInt8, QInt32],
-///     name: "reference_relu", priority: Priority::REFERENCE,
-///     fn reference_relu(x: &Tensor) -> Tensor
+/// /// relu that keeps every value at or above the zero point.
+/// fn my_relu(x: &Tensor) -> Result<Tensor> {
+///     let q = x.require_quantizer("relu")?;
+///     let zero_point = q.channel_qparams(0).1;
+///     let ints: Vec<u8> = x.int_values()?.iter().map(|&v| v.max(zero_point) as u8).collect();
+///     Tensor::from_int_repr(&Tensor::from_vec(ints, x.sizes())?, &q)
+/// }
+///
+/// register_kernel! {
+///     op: "relu", dtypes: [QUInt8],
+///     name: "my_relu", priority: Priority::PLUGIN,
+///     fn my_relu(x: &Tensor) -> Tensor
 /// }
 /// ```
 ///
@@ -165,13 +173,22 @@ pub fn always_supported() -> bool {
 /// Several kernels that share dtypes and priority register in one block,
 /// each named after its function (or `as "name"`):
 ///
-/// ```ignore
-/// qtensor::register_kernel! {
+/// ```no_run
+/// use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
+///
+/// fn my_hardsigmoid(x: &Tensor) -> Result<Tensor> {
+///     Err(qtensor_runtime::Error::invalid("hardsigmoid", format!("{} is not handled here", x.describe())))
+/// }
+/// fn my_relu6(x: &Tensor) -> Result<Tensor> {
+///     Err(qtensor_runtime::Error::invalid("relu6", format!("{} is not handled here", x.describe())))
+/// }
+///
+/// register_kernel! {
 ///     dtypes: [QUInt8, QInt8],
-///     priority: Priority::PORTABLE,
+///     priority: Priority::PLUGIN,
 ///     kernels: {
-///         "hardsigmoid" => portable_hardsigmoid(x: &Tensor) -> Tensor,
-///         "relu6" => portable_relu6(x: &Tensor) -> Tensor,
+///         "hardsigmoid" => my_hardsigmoid(x: &Tensor) -> Tensor,
+///         "relu6" => my_relu6(x: &Tensor) -> Tensor as "my_relu6_kernel",
 ///     }
 /// }
 /// ```
@@ -179,16 +196,22 @@ pub fn always_supported() -> bool {
 /// A function whose first parameter selects a fused variant serves both
 /// ops from one signature, each op passing its value first:
 ///
-/// ```ignore
-/// fn reference_conv(relu: bool, x: &Tensor, /* ... */) -> Result<Tensor> { ... }
+/// ```no_run
+/// use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
 ///
-/// qtensor::register_kernel! {
+/// /// linear, fused with relu when `relu`.
+/// fn my_linear(relu: bool, x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
+///     let op = if relu { "quantized::linear_relu" } else { "quantized::linear" };
+///     Err(qtensor_runtime::Error::invalid(op, format!("{} x {} is not handled here", x.describe(), w.describe())))
+/// }
+///
+/// register_kernel! {
 ///     dtypes: [QUInt8],
-///     priority: Priority::REFERENCE,
+///     priority: Priority::PLUGIN,
 ///     variants: {
-///         fn reference_conv(x: &Tensor, /* ... */) -> Tensor {
-///             "quantized::conv2d" => (false, "reference_conv2d"),
-///             "quantized::conv2d_relu" => (true, "reference_conv2d_relu"),
+///         fn my_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor {
+///             "quantized::linear" => (false, "my_linear"),
+///             "quantized::linear_relu" => (true, "my_linear_relu"),
 ///         }
 ///     }
 /// }
@@ -312,13 +335,20 @@ macro_rules! register_kernel {
 /// register at run time (like `TORCH_LIBRARY_IMPL`). Usable in `const`
 /// context; [`register_kernel!`](crate::register_kernel) is built on it.
 ///
-/// ```ignore
-/// let k = qtensor::kernel_descriptor! {
+/// ```no_run
+/// use qtensor_runtime::{kernel_descriptor, DType, DispatchKey, Priority, Result, Tensor};
+///
+/// fn my_relu(x: &Tensor) -> Result<Tensor> {
+///     Ok(x.clone())
+/// }
+///
+/// let k = kernel_descriptor! {
 ///     op: "relu", key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8,
-///     name: "my_relu", priority: Priority::PLUGIN, is_supported: qtensor::registry::always_supported,
+///     name: "my_relu", priority: Priority::PLUGIN, is_supported: qtensor_runtime::registry::always_supported,
 ///     fn my_relu(x: &Tensor) -> Tensor
 /// };
-/// qtensor::registry().register_kernel(k)?;
+/// qtensor_runtime::dispatcher().register_kernel(k)?;
+/// # Ok::<(), qtensor_runtime::Error>(())
 /// ```
 #[macro_export]
 macro_rules! kernel_descriptor {
@@ -362,9 +392,9 @@ macro_rules! kernel_descriptor {
 /// Declares an operator from a schema string, from any crate, optionally
 /// with the tolerance its kernels must agree within (default `exact`).
 ///
-/// ```ignore
-/// qtensor::declare_op!("myplugin::clamp_q(Tensor self, float min, float max) -> Tensor", "Clamps in the integer domain.");
-/// qtensor::declare_op!("myplugin::scale(Tensor self, float f) -> Tensor", "Rescales.", tolerance: "steps 1");
+/// ```no_run
+/// qtensor_runtime::declare_op!("myplugin::clamp_q(Tensor self, float min, float max) -> Tensor", "Clamps in the integer domain.");
+/// qtensor_runtime::declare_op!("myplugin::scale(Tensor self, float f) -> Tensor", "Rescales.", tolerance: "steps 1");
 /// ```
 #[macro_export]
 macro_rules! declare_op {
