@@ -10,7 +10,9 @@ use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
 use crate::gemm::packed::{PackedB, BLOCK};
 use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, Requant, RowTerms};
 use crate::reference::pool::Window;
-use crate::vector::{max_pool_row, BinaryParams, Byte, Combine, Portable, QuantizeParams, RequantParams, VectorIsa};
+use crate::vector::{
+    max_pool_row, BinaryParams, ByteElement, Combine, Portable, QuantizeParams, RequantParams, VectorIsa,
+};
 use qtensor_runtime::numerics::{dequantize_val, quantize_val, AccRequant, Requantizer};
 
 /// `full`, or under Miri (which interprets every instruction, hundreds of
@@ -168,7 +170,7 @@ fn every_epilogue_matches_the_portable_one() {
                 let col_terms: Vec<i32> = (0..n).map(|_| rng.next() as i32 >> 12).collect();
                 let zw: Vec<i32> =
                     if zw_all_zero { Vec::new() } else { (0..n).map(|_| rng.below(256) as i32 - 128).collect() };
-                let t = RowTerms { p: &p, col_terms: &col_terms, zw: &zw, row_sum: rng.below(1 << 16) as i32 };
+                let t = RowTerms { products: &p, col_terms: &col_terms, zw: &zw, row_sum: rng.below(1 << 16) as i32 };
                 // Multipliers that put results around the output range, with
                 // ties (x.5) reachable.
                 let mult: Vec<f32> = (0..n).map(|_| rng.f32_in(1e-6, 1e-3)).collect();

@@ -19,19 +19,19 @@ use qtensor_runtime::Element;
 /// An 8-bit storage type: `u8` (quint8) or `i8` (qint8). Kernels are
 /// generic over it; `SIGNED` picks the widening and saturating
 /// instructions.
-pub trait Byte: Element + Ord {
+pub trait ByteElement: Element + Ord {
     /// True for `i8`.
     const SIGNED: bool;
     /// The smallest value (a window of padding only pools to it).
     const LOWEST: Self;
 }
 
-impl Byte for u8 {
+impl ByteElement for u8 {
     const SIGNED: bool = false;
     const LOWEST: u8 = 0;
 }
 
-impl Byte for i8 {
+impl ByteElement for i8 {
     const SIGNED: bool = true;
     const LOWEST: i8 = i8::MIN;
 }
@@ -167,33 +167,33 @@ pub trait VectorIsa: Copy + Send + Sync + 'static {
     fn detect() -> Option<Self>;
 
     /// Quantizes f32 into bytes, bit-exact with `numerics::quantize_val`.
-    fn quantize_bytes<B: Byte>(self, src: &[f32], dst: &mut [B], q: QuantizeParams);
+    fn quantize_bytes<B: ByteElement>(self, src: &[f32], dst: &mut [B], q: QuantizeParams);
 
     /// Quantizes f32 into qint32, bit-exact with `numerics::quantize_val`
     /// (saturating at the i32 range).
     fn quantize_i32(self, src: &[f32], dst: &mut [i32], inv: f32, zero_point: i64);
 
     /// Dequantizes bytes, bit-exact with `numerics::dequantize_val`.
-    fn dequantize_bytes<B: Byte>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, stream: bool);
+    fn dequantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, stream: bool);
 
     /// Dequantizes qint32, bit-exact with `numerics::dequantize_val`.
     fn dequantize_i32(self, src: &[i32], dst: &mut [f32], scale: f32, zero_point: i64);
 
     /// `max(q, zero_point)` over bytes.
-    fn relu_bytes<B: Byte>(self, src: &[B], dst: &mut [B], zero_point: i64, stream: bool);
+    fn relu_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], zero_point: i64, stream: bool);
 
     /// `max(q, zero_point)` over qint32.
     fn relu_i32(self, src: &[i32], dst: &mut [i32], zero_point: i64);
 
     /// A requantizing binary op over bytes, as [`BinaryParams::scalar`].
-    fn binary_bytes<B: Byte>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool);
+    fn binary_bytes<B: ByteElement>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool);
 
     /// Requantizes bytes to new qparams, as [`RequantParams::scalar`].
-    fn requantize_bytes<B: Byte>(self, src: &[B], dst: &mut [B], p: RequantParams);
+    fn requantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], p: RequantParams);
 
     /// One output row of a channels-last max pool over bytes (see
     /// [`max_pool_row`]); ISAs compile the portable loop for their width.
-    fn max_pool_row<B: Byte>(self, src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
+    fn max_pool_row<B: ByteElement>(self, src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
         max_pool_row(src, dims, win, oy, B::LOWEST, out)
     }
 
@@ -201,7 +201,7 @@ pub trait VectorIsa: Copy + Send + Sync + 'static {
     /// with `scratch` reused across calls; false when the ISA has no plane
     /// routine for this window (the driver then pools each output row with
     /// [`VectorIsa::max_pool_row`] on one channel).
-    fn max_pool_plane<B: Byte>(
+    fn max_pool_plane<B: ByteElement>(
         self,
         plane: &[B],
         hw: [usize; 2],
@@ -236,14 +236,14 @@ pub fn relu_scalar<T: Element>(src: &[T], dst: &mut [T], zero_point: i64) {
 }
 
 /// The binary op with the scalar definition.
-pub fn binary_scalar<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
+pub fn binary_scalar<B: ByteElement>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
     for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
         *d = B::from_i64(p.scalar(x.to_i64(), y.to_i64()));
     }
 }
 
 /// Requantization with the scalar definition.
-pub fn requantize_scalar<B: Byte>(src: &[B], dst: &mut [B], p: RequantParams) {
+pub fn requantize_scalar<B: ByteElement>(src: &[B], dst: &mut [B], p: RequantParams) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d = B::from_i64(p.scalar(s.to_i64()));
     }
@@ -307,7 +307,7 @@ impl VectorIsa for Portable {
         Some(Portable)
     }
 
-    fn quantize_bytes<B: Byte>(self, src: &[f32], dst: &mut [B], q: QuantizeParams) {
+    fn quantize_bytes<B: ByteElement>(self, src: &[f32], dst: &mut [B], q: QuantizeParams) {
         quantize_scalar(src, dst, q)
     }
 
@@ -315,7 +315,7 @@ impl VectorIsa for Portable {
         quantize_scalar(src, dst, QuantizeParams { inv, zero_point, qmin: i32::MIN as i64, qmax: i32::MAX as i64 })
     }
 
-    fn dequantize_bytes<B: Byte>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, _stream: bool) {
+    fn dequantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, _stream: bool) {
         dequantize_scalar(src, dst, scale, zero_point)
     }
 
@@ -323,7 +323,7 @@ impl VectorIsa for Portable {
         dequantize_scalar(src, dst, scale, zero_point)
     }
 
-    fn relu_bytes<B: Byte>(self, src: &[B], dst: &mut [B], zero_point: i64, _stream: bool) {
+    fn relu_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], zero_point: i64, _stream: bool) {
         relu_scalar(src, dst, zero_point)
     }
 
@@ -331,11 +331,11 @@ impl VectorIsa for Portable {
         relu_scalar(src, dst, zero_point)
     }
 
-    fn binary_bytes<B: Byte>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, _stream: bool) {
+    fn binary_bytes<B: ByteElement>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, _stream: bool) {
         binary_scalar(a, b, dst, p)
     }
 
-    fn requantize_bytes<B: Byte>(self, src: &[B], dst: &mut [B], p: RequantParams) {
+    fn requantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], p: RequantParams) {
         requantize_scalar(src, dst, p)
     }
 }

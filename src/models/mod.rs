@@ -174,8 +174,8 @@ fn functional_state(out: &mut Vec<(String, Tensor)>, prefix: &str, name: &str, f
 
 /// Reads what [`functional_state`] saved.
 fn load_functional(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<QFunctional> {
-    let scale = crate::nn::take(state, prefix, &format!("{name}.scale"))?.item()?;
-    let zero_point = crate::nn::take(state, prefix, &format!("{name}.zero_point"))?
+    let scale = crate::nn::state_tensor(state, prefix, &format!("{name}.scale"))?.item()?;
+    let zero_point = crate::nn::state_tensor(state, prefix, &format!("{name}.zero_point"))?
         .int_values()?
         .first()
         .copied()

@@ -4,7 +4,7 @@
 //! [`super::quantized`]).
 
 use super::quantized::{read_f64, read_i64, scalar_f64, scalar_i64};
-use super::{take, Module};
+use super::{state_tensor, Module};
 use crate::{ops, DType, Error, Result, Tensor};
 use std::collections::HashMap;
 
@@ -245,7 +245,7 @@ impl Module for BatchNorm2d {
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
         let names = ["weight", "bias", "running_mean", "running_var"];
-        let [w, b, m, v] = names.map(|n| take(state, prefix, n));
+        let [w, b, m, v] = names.map(|n| state_tensor(state, prefix, n));
         let (w, b, m, v) = (w?, b?, m?, v?);
         if w.sizes() != self.weight.sizes() {
             return Err(Error::Serialization(format!(

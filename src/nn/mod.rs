@@ -141,8 +141,9 @@ pub fn load_torch(path: impl AsRef<Path>, module: &mut dyn Module) -> Result<()>
     module.load_state_dict(&state, "")
 }
 
-/// Looks up `prefix` + `name` in a state dict (a clone of the shared tensor).
-pub fn take(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<Tensor> {
+/// The tensor named `prefix` + `name` in a state dict: a clone of the
+/// shared handle (the values are not copied), or an error naming the key.
+pub fn state_tensor(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<Tensor> {
     state
         .get(&format!("{prefix}{name}"))
         .cloned()

@@ -5,7 +5,7 @@
 pub use super::layers::{
     AvgPool2d, BatchNorm2d, ChannelShuffle, Hardsigmoid, Hardswish, Mean, ReLU6, Sigmoid, Upsample,
 };
-use super::{take, Module};
+use super::{state_tensor, Module};
 use crate::kernels::{PackedConv2d, PackedLinear};
 use crate::{ops, quantize, DType, Error, Quantizer, Result, Tensor};
 use std::collections::HashMap;
@@ -20,11 +20,11 @@ pub(super) fn scalar_i64(v: i64) -> Result<Tensor> {
 }
 
 pub(super) fn read_f64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<f64> {
-    take(state, prefix, name)?.item()
+    state_tensor(state, prefix, name)?.item()
 }
 
 pub(super) fn read_i64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<i64> {
-    let t = take(state, prefix, name)?;
+    let t = state_tensor(state, prefix, name)?;
     t.int_values()?.first().copied().ok_or_else(|| Error::Serialization(format!("`{prefix}{name}` is empty")))
 }
 
@@ -73,10 +73,10 @@ impl WeightState {
         let (scale, zero_point) = (read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?);
         check_out_qparams(module, scale, zero_point)?;
         let mut weight = self.weight.clone();
-        replace_like(&mut weight, take(state, prefix, "weight")?, &format!("{prefix}weight"))?;
+        replace_like(&mut weight, state_tensor(state, prefix, "weight")?, &format!("{prefix}weight"))?;
         let mut bias = self.bias.clone();
         if let Some(b) = &mut bias {
-            replace_like(b, take(state, prefix, "bias")?, &format!("{prefix}bias"))?;
+            replace_like(b, state_tensor(state, prefix, "bias")?, &format!("{prefix}bias"))?;
         }
         repack(&weight)?;
         *self = WeightState { weight, bias, scale, zero_point };

@@ -93,7 +93,7 @@ pub struct ConvWeightCache(parking_lot::Mutex<Vec<(usize, Arc<GemmConvWeight>)>>
 
 /// The packed form of `w` for `groups`, computed once and cached on it.
 pub fn conv_weight(w: &Tensor, groups: usize) -> Result<Arc<GemmConvWeight>> {
-    let cache = w.derived(|_| Ok(ConvWeightCache::default()))?;
+    let cache = w.cached_derived(|_| Ok(ConvWeightCache::default()))?;
     if let Some((_, p)) = cache.0.lock().iter().find(|(g, _)| *g == groups) {
         return Ok(p.clone());
     }

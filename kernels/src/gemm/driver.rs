@@ -14,8 +14,8 @@ use std::ops::Range;
 /// col_terms[j] - zw[j] * row_sum`, computed with wrapping i32 arithmetic.
 #[derive(Clone, Copy)]
 pub struct RowTerms<'a> {
-    /// The kernel's raw dot products.
-    pub p: &'a [i32],
+    /// The kernel's raw dot products `Σ x·w` of the row, per column.
+    pub products: &'a [i32],
     /// The per-column constant terms.
     pub col_terms: &'a [i32],
     /// The per-column weight zero points, or empty when every one is 0
@@ -31,13 +31,13 @@ impl RowTerms<'_> {
     #[inline]
     pub fn c(&self, j: usize) -> i32 {
         let zw = self.zw.get(j).copied().unwrap_or(0);
-        self.p[j].wrapping_add(self.col_terms[j]).wrapping_sub(zw.wrapping_mul(self.row_sum))
+        self.products[j].wrapping_add(self.col_terms[j]).wrapping_sub(zw.wrapping_mul(self.row_sum))
     }
 
     /// The terms from column `j` on.
     pub fn tail(&self, j: usize) -> RowTerms<'_> {
         RowTerms {
-            p: &self.p[j..],
+            products: &self.products[j..],
             col_terms: &self.col_terms[j..],
             zw: self.zw.get(j..).unwrap_or(&[]),
             row_sum: self.row_sum,
@@ -163,7 +163,8 @@ pub type RowFill<'a> = dyn Fn(Range<usize>, &mut [u8], &mut [i32]) + Sync + 'a;
 struct Scratch {
     panel: Vec<u8>,
     sums: Vec<i32>,
-    p: Vec<i32>,
+    /// The raw dot products of the rows in flight.
+    products: Vec<i32>,
 }
 
 /// Grows `v` to at least `len` elements, fallibly.
@@ -192,7 +193,7 @@ impl<K: GemmIsa> Prepared<'_, K> {
     fn dot(&self, rows: Range<usize>, blocks: Range<usize>, s: &mut Scratch) -> Result<()> {
         let (b, kp) = (self.b, self.b.kp);
         let cols = blocks.len() * BLOCK;
-        ensure_len(&mut s.p, rows.len() * cols)?;
+        ensure_len(&mut s.products, rows.len() * cols)?;
         ensure_len(&mut s.sums, rows.len())?;
         let a: &[u8] = match self.acts {
             Activations::Rows { a, sums } => {
@@ -206,7 +207,7 @@ impl<K: GemmIsa> Prepared<'_, K> {
             }
         };
         let panel = Panel { a, rows: rows.len(), kp };
-        self.kernel.dot(panel, b, blocks, &mut s.p[..rows.len() * cols], cols);
+        self.kernel.dot(panel, b, blocks, &mut s.products[..rows.len() * cols], cols);
         Ok(())
     }
 
@@ -215,7 +216,7 @@ impl<K: GemmIsa> Prepared<'_, K> {
     fn finish<T: OutElem>(&self, epi: &Epilogue<'_>, p: &[i32], row_sum: i32, col0: usize, dst: &mut [T]) {
         let n = dst.len();
         let zw = if self.zw_all_zero { &[][..] } else { &self.zw[col0..col0 + n] };
-        let terms = RowTerms { p: &p[..n], col_terms: &self.col_terms[col0..col0 + n], zw, row_sum };
+        let terms = RowTerms { products: &p[..n], col_terms: &self.col_terms[col0..col0 + n], zw, row_sum };
         T::finish(self.kernel, epi, terms, col0, dst);
     }
 }
@@ -323,7 +324,7 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
             return out.par_chunks_mut(per).enumerate().try_for_each_init(Scratch::default, |s, (t, dst)| {
                 let blk = t * chunk_blocks..(t * chunk_blocks + chunk_blocks).min(blocks);
                 prep.dot(0..1, blk.clone(), s)?;
-                prep.finish(&epi, &s.p, s.sums[0], blk.start * BLOCK, dst);
+                prep.finish(&epi, &s.products, s.sums[0], blk.start * BLOCK, dst);
                 Ok(())
             });
         }
@@ -337,7 +338,7 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
                 prep.dot(0..m, blk, &mut s)?;
                 let mut buf: Vec<T> = out[..m * width].to_vec();
                 for (r, dst) in buf.chunks_mut(width).enumerate() {
-                    prep.finish(&epi, &s.p[r * cols..], s.sums[r], col0, dst);
+                    prep.finish(&epi, &s.products[r * cols..], s.sums[r], col0, dst);
                 }
                 Ok((col0, width, buf))
             })
@@ -364,7 +365,7 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
             let rows = start..(start + TILE_ROWS).min(task_rows.end);
             prep.dot(rows, 0..blocks, &mut s)?;
             for (r, d) in dst.chunks_mut(n.max(1)).enumerate() {
-                prep.finish(&epi, &s.p[r * cols..], s.sums[r], 0, d);
+                prep.finish(&epi, &s.products[r * cols..], s.sums[r], 0, d);
             }
         }
         Ok(())

@@ -38,7 +38,7 @@ impl GemmWeight {
 
     /// The packed form of `w`, computed once and cached on the tensor.
     pub fn of(w: &Tensor) -> Result<Arc<GemmWeight>> {
-        w.derived(GemmWeight::pack)
+        w.cached_derived(GemmWeight::pack)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::reference::cat::{channels_last_output, reference_cat};
 use crate::reference::common::per_tensor;
-use crate::vector::{Byte, RequantParams, VectorIsa};
+use crate::vector::{ByteElement, RequantParams, VectorIsa};
 use qtensor_runtime::numerics::Requantizer;
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::format::channels_last_strides;
@@ -23,7 +23,7 @@ struct CatOutput {
     channels_last: bool,
 }
 
-fn cat_bytes<I: VectorIsa, B: Byte>(isa: I, op: &str, xs: &[Tensor], out: &CatOutput) -> Result<Tensor> {
+fn cat_bytes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, xs: &[Tensor], out: &CatOutput) -> Result<Tensor> {
     let (sizes, d) = (&out.sizes, out.dim);
     let total = checked_count(op, sizes)?;
     // On the channels-last path every input is a dense NHWC tensor: each

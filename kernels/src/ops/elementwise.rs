@@ -10,7 +10,7 @@ use crate::parallel::for_each_chunk;
 use crate::reference::common::{output_quantizer, per_tensor};
 pub use crate::reference::elementwise::BinaryOp;
 use crate::reference::elementwise::{reference_quantized_relu, requantized_binary};
-use crate::vector::{BinaryParams, Byte, VectorIsa};
+use crate::vector::{BinaryParams, ByteElement, VectorIsa};
 use qtensor_runtime::numerics::{pytorch_vector_body, BinaryRequant};
 use qtensor_runtime::tensor::layout::{broadcast_shapes, contiguous_strides};
 use qtensor_runtime::{DType, Element, Quantizer, Result, Storage, Tensor};
@@ -94,7 +94,7 @@ pub fn binary<I: VectorIsa>(
 /// PyTorch computes all but the last `n % 128` elements (in the order
 /// read) with its vector sequence, which `isa` runs, and those last ones
 /// with its scalar sequence (`requant` with `vector` false).
-fn binary_bytes<I: VectorIsa, B: Byte>(
+fn binary_bytes<I: VectorIsa, B: ByteElement>(
     isa: I,
     a: &Tensor,
     b: &Tensor,
@@ -138,7 +138,7 @@ fn binary_bytes<I: VectorIsa, B: Byte>(
 /// the full operand's memory order and layout. Mul's arithmetic is the
 /// same in both of PyTorch's loops, so no position matters. `None` when
 /// neither operand has the output's shape or the full one is not dense.
-fn mul_broadcast<B: Byte>(
+fn mul_broadcast<B: ByteElement>(
     a: &Tensor,
     b: &Tensor,
     out_q: &Arc<Quantizer>,

@@ -3,7 +3,7 @@
 //! Per-channel tensors and other dtypes go to the reference kernel.
 
 use crate::reference::pool::{reference_max_pool2d, window, Planes, Window};
-use crate::vector::{max_pool_row, Byte, VectorIsa};
+use crate::vector::{max_pool_row, ByteElement, VectorIsa};
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::threads::{install, num_threads};
@@ -44,7 +44,7 @@ pub fn nhwc_rows<B: Element>(
 
 /// NCHW planes of bytes: the ISA's plane routine where it has one, else
 /// its channels-last row routine on one channel.
-fn nchw_planes<I: VectorIsa, B: Byte>(isa: I, op: &str, x: &Tensor, p: &Planes, win: &Window) -> Result<Tensor> {
+fn nchw_planes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, x: &Tensor, p: &Planes, win: &Window) -> Result<Tensor> {
     let [oh, ow] = win.out;
     let sizes = p.out_sizes(oh, ow);
     let storage = Storage::for_overwrite(B::STORAGE, checked_count(op, &sizes)?)?;

@@ -9,14 +9,14 @@ use crate::reference::activation::{
     clamp_bounds, hardsigmoid_fn, hardswish_fn, sigmoid_requant, unit_interval_qparams,
 };
 use crate::reference::common::{output_quantizer, per_tensor};
-use crate::vector::Byte;
+use crate::vector::ByteElement;
 use qtensor_runtime::numerics::{pytorch_vector_body, DequantRequant};
 use qtensor_runtime::{DType, Priority, Quantizer, Result, Tensor};
 use std::sync::Arc;
 
 /// The outputs for every stored value of `B`, by `f(q, vector)`: index 0
 /// of each table is `B`'s lowest value.
-fn tables<B: Byte>(f: impl Fn(i64, bool) -> i64) -> [[B; 256]; 2] {
+fn tables<B: ByteElement>(f: impl Fn(i64, bool) -> i64) -> [[B; 256]; 2] {
     let lowest = B::LOWEST.to_i64();
     let table = |vector: bool| std::array::from_fn(|i| B::from_i64(f(lowest + i as i64, vector)));
     [table(true), table(false)]
@@ -24,7 +24,7 @@ fn tables<B: Byte>(f: impl Fn(i64, bool) -> i64) -> [[B; 256]; 2] {
 
 /// Maps `x` through the tables: the vector table for the first
 /// [`pytorch_vector_body`] positions in memory order, the scalar one after.
-fn by_table<B: Byte>(x: &Tensor, out_q: &Arc<Quantizer>, f: impl Fn(i64, bool) -> i64) -> Result<Tensor> {
+fn by_table<B: ByteElement>(x: &Tensor, out_q: &Arc<Quantizer>, f: impl Fn(i64, bool) -> i64) -> Result<Tensor> {
     let [vector, scalar] = tables::<B>(f);
     let body = pytorch_vector_body(x.numel(), 1);
     let lowest = B::LOWEST.to_i64();

@@ -7,7 +7,7 @@ use crate::reference::common::per_tensor;
 use crate::reference::pool::{
     avg_pool_geometry, reference_adaptive_avg_pool2d, reference_avg_pool2d, AvgPoolGeometry, Planes, WindowAverage,
 };
-use crate::vector::Byte;
+use crate::vector::ByteElement;
 use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::{register_kernel, DType, Element, Priority, Result, Tensor};
 
@@ -99,7 +99,7 @@ fn portable_avg_pool2d(
         return reference();
     }
     let average = WindowAverage { channels_last: true, pt };
-    fn run<B: Byte>(op: &str, x: &Tensor, geo: &AvgPoolGeometry, average: &WindowAverage) -> Result<Tensor> {
+    fn run<B: ByteElement>(op: &str, x: &Tensor, geo: &AvgPoolGeometry, average: &WindowAverage) -> Result<Tensor> {
         let ([oh, ow], [_, w], c) = (geo.win.out, geo.hw, x.sizes()[1]);
         let zero_point = average.pt.zero_point;
         nhwc_rows::<B>(op, x, [x.sizes()[0], c, oh, ow], |src, y, out| {

@@ -43,7 +43,7 @@ impl PackedConv2d {
 
     /// The packed form of `w`, computed once and cached on the weight tensor.
     pub fn of(w: &Tensor) -> Result<Arc<PackedConv2d>> {
-        w.derived(PackedConv2d::pack)
+        w.cached_derived(PackedConv2d::pack)
     }
 }
 

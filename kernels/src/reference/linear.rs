@@ -40,7 +40,7 @@ impl PackedLinear {
 
     /// The packed form of `w`, computed once and cached on the weight tensor.
     pub fn of(w: &Tensor) -> Result<Arc<PackedLinear>> {
-        w.derived(PackedLinear::pack)
+        w.cached_derived(PackedLinear::pack)
     }
 
     /// Exact accumulators `[M, N]` for `m` rows of `x` (already `x - x_zp`).

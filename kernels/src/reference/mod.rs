@@ -15,7 +15,10 @@ pub mod reduce;
 pub mod resample;
 pub mod views;
 
-/// The kernel files of this module (used by [`crate::link`]).
+/// The kernel files of this module. It exists only so that [`crate::link`]
+/// returns something that depends on this crate: a caller that uses the
+/// value keeps the linker from dropping the crate, and with it the
+/// kernels that `inventory` registers from it.
 pub const KERNEL_FILES: &[&str] = &[
     "activation",
     "cat",

@@ -607,7 +607,7 @@ impl Tensor {
     /// Data derived from this tensor by `build` (a packed weight, say),
     /// computed once per type `T` and reused until the tensor's values or
     /// quantizer change. Results never depend on whether the cache was hit.
-    pub fn derived<T: Any + Send + Sync>(&self, build: impl FnOnce(&Tensor) -> Result<T>) -> Result<Arc<T>> {
+    pub fn cached_derived<T: Any + Send + Sync>(&self, build: impl FnOnce(&Tensor) -> Result<T>) -> Result<Arc<T>> {
         let version = self.0.storage.version();
         let quantizer = self.quantizer().map(|q| Arc::as_ptr(&q) as usize);
         let type_id = std::any::TypeId::of::<T>();

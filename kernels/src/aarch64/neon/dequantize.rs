@@ -2,12 +2,12 @@
 //! `numerics::dequantize_val`: `(q - zero_point) as f32 * scale as f32`.
 
 use super::simd::{load16_widen, load4_i32, store4_f32};
-use crate::vector::{dequantize_scalar, Byte};
+use crate::vector::{dequantize_scalar, ByteElement};
 use std::arch::aarch64::*;
 
 /// Dequantizes 8-bit `src` into `dst`.
 #[target_feature(enable = "neon")]
-pub(super) fn dequantize_bytes<B: Byte>(src: &[B], dst: &mut [f32], scale: f32, zero_point: i64) {
+pub(super) fn dequantize_bytes<B: ByteElement>(src: &[B], dst: &mut [f32], scale: f32, zero_point: i64) {
     let (vs, zp) = (vdupq_n_f32(scale), vdupq_n_s32(zero_point as i32));
     let mut s_chunks = src.chunks_exact(16);
     let mut d_chunks = dst.chunks_exact_mut(16);

@@ -2,12 +2,12 @@
 //! over bytes, with the lane arithmetic of `BinaryParams::scalar`.
 
 use super::simd::{clamp_round, load16, load16_widen, load4_i32, narrow16, store16, store4_i32};
-use crate::vector::{binary_scalar, relu_scalar, BinaryParams, Byte, Combine};
+use crate::vector::{binary_scalar, relu_scalar, BinaryParams, ByteElement, Combine};
 use std::arch::aarch64::*;
 
 /// `max(q, zero_point)` over bytes.
 #[target_feature(enable = "neon")]
-pub(super) fn relu_bytes<B: Byte>(src: &[B], dst: &mut [B], zero_point: i64) {
+pub(super) fn relu_bytes<B: ByteElement>(src: &[B], dst: &mut [B], zero_point: i64) {
     let mut s_chunks = src.chunks_exact(16);
     let mut d_chunks = dst.chunks_exact_mut(16);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {
@@ -38,7 +38,7 @@ pub(super) fn relu_i32(src: &[i32], dst: &mut [i32], zero_point: i64) {
 /// as `BinaryParams::scalar` does it, rounded half to even, then the
 /// output zero point added exactly.
 #[target_feature(enable = "neon")]
-pub(super) fn binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
+pub(super) fn binary_bytes<B: ByteElement>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
     let (lo, hi) = (vdupq_n_f32((p.lo - p.zo) as f32), vdupq_n_f32((p.hi - p.zo) as f32));
     let (za, zb, zo) = (vdupq_n_s32(p.za as i32), vdupq_n_s32(p.zb as i32), vdupq_n_s32(p.zo as i32));
     let lane = |x: int32x4_t, y: int32x4_t| {

@@ -245,7 +245,7 @@ fn each_tile(
 #[target_feature(enable = "neon")]
 #[inline]
 fn exact4(t: &RowTerms<'_>, j: usize) -> int32x4_t {
-    let (p, ct) = (&t.p[j..j + 4], &t.col_terms[j..j + 4]);
+    let (p, ct) = (&t.products[j..j + 4], &t.col_terms[j..j + 4]);
     // SAFETY: each slice holds 4 i32 (the ranges above are checked).
     let sum = unsafe { vaddq_s32(vld1q_s32(p.as_ptr()), vld1q_s32(ct.as_ptr())) };
     if t.zw.is_empty() {

@@ -18,7 +18,7 @@ mod simd;
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
 use crate::gemm::{GemmIsa, Panel, Requant, RowTerms};
-use crate::vector::{BinaryParams, Byte, QuantizeParams, RequantParams, VectorIsa};
+use crate::vector::{BinaryParams, ByteElement, QuantizeParams, RequantParams, VectorIsa};
 use qtensor_runtime::isa::{Neon, NeonDot, NeonI8mm};
 use qtensor_runtime::{Priority, Result};
 use std::ops::Range;
@@ -28,7 +28,7 @@ impl VectorIsa for Neon {
         Neon::detect()
     }
 
-    fn quantize_bytes<B: Byte>(self, src: &[f32], dst: &mut [B], q: QuantizeParams) {
+    fn quantize_bytes<B: ByteElement>(self, src: &[f32], dst: &mut [B], q: QuantizeParams) {
         // SAFETY: `self` is a `Neon` token, which proves NEON.
         unsafe { quantize::quantize_bytes(src, dst, q) }
     }
@@ -38,7 +38,7 @@ impl VectorIsa for Neon {
         unsafe { quantize::quantize_i32(src, dst, inv, zero_point) }
     }
 
-    fn dequantize_bytes<B: Byte>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, _stream: bool) {
+    fn dequantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, _stream: bool) {
         // SAFETY: `self` is a `Neon` token, which proves NEON.
         unsafe { dequantize::dequantize_bytes(src, dst, scale, zero_point) }
     }
@@ -48,7 +48,7 @@ impl VectorIsa for Neon {
         unsafe { dequantize::dequantize_i32(src, dst, scale, zero_point) }
     }
 
-    fn relu_bytes<B: Byte>(self, src: &[B], dst: &mut [B], zero_point: i64, _stream: bool) {
+    fn relu_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], zero_point: i64, _stream: bool) {
         // SAFETY: `self` is a `Neon` token, which proves NEON.
         unsafe { elementwise::relu_bytes(src, dst, zero_point) }
     }
@@ -58,12 +58,12 @@ impl VectorIsa for Neon {
         unsafe { elementwise::relu_i32(src, dst, zero_point) }
     }
 
-    fn binary_bytes<B: Byte>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, _stream: bool) {
+    fn binary_bytes<B: ByteElement>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, _stream: bool) {
         // SAFETY: `self` is a `Neon` token, which proves NEON.
         unsafe { elementwise::binary_bytes(a, b, dst, p) }
     }
 
-    fn requantize_bytes<B: Byte>(self, src: &[B], dst: &mut [B], p: RequantParams) {
+    fn requantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], p: RequantParams) {
         // SAFETY: `self` is a `Neon` token, which proves NEON.
         unsafe { requantize::requantize_bytes(src, dst, p) }
     }

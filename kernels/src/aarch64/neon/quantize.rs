@@ -3,7 +3,7 @@
 //! NaN to the zero point).
 
 use super::simd::{clamp_round, load4_f32, narrow16, store16, store4_i32};
-use crate::vector::{quantize_scalar, Byte, QuantizeParams};
+use crate::vector::{quantize_scalar, ByteElement, QuantizeParams};
 use std::arch::aarch64::*;
 
 /// `x * inv` with NaN mapped to 0 (so it lands on the zero point).
@@ -17,7 +17,7 @@ fn scaled(x: float32x4_t, inv: float32x4_t) -> float32x4_t {
 
 /// Quantizes `src` into 8-bit `dst` (same length).
 #[target_feature(enable = "neon")]
-pub(super) fn quantize_bytes<B: Byte>(src: &[f32], dst: &mut [B], q: QuantizeParams) {
+pub(super) fn quantize_bytes<B: ByteElement>(src: &[f32], dst: &mut [B], q: QuantizeParams) {
     let inv = vdupq_n_f32(q.inv);
     let zp = vdupq_n_s32(q.zero_point as i32);
     let lo = vdupq_n_f32((q.qmin - q.zero_point) as f32);

@@ -2,12 +2,12 @@
 //! with the lane arithmetic of `RequantParams::scalar`.
 
 use super::simd::{clamp_round, load16_widen, narrow16, store16};
-use crate::vector::{requantize_scalar, Byte, RequantParams};
+use crate::vector::{requantize_scalar, ByteElement, RequantParams};
 use std::arch::aarch64::*;
 
 /// `clamp(round(rq.scaled(q)) + zo, lo, hi)` over bytes.
 #[target_feature(enable = "neon")]
-pub(super) fn requantize_bytes<B: Byte>(src: &[B], dst: &mut [B], p: RequantParams) {
+pub(super) fn requantize_bytes<B: ByteElement>(src: &[B], dst: &mut [B], p: RequantParams) {
     let (scale, offset, inv) = (vdupq_n_f32(p.rq.scale), vdupq_n_f32(p.rq.offset), vdupq_n_f32(p.rq.inv));
     let fused = p.rq.fused;
     let zo = vdupq_n_s32(p.zo as i32);

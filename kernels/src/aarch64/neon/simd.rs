@@ -7,13 +7,13 @@
 //! pointer loads and stores, each bounded by an assertion on the slice
 //! length.
 
-use crate::vector::Byte;
+use crate::vector::ByteElement;
 use std::arch::aarch64::*;
 
 /// Loads 16 bytes and widens them to four vectors of 4 i32, in order.
 #[target_feature(enable = "neon")]
 #[inline]
-pub(super) fn load16_widen<B: Byte>(src: &[B]) -> [int32x4_t; 4] {
+pub(super) fn load16_widen<B: ByteElement>(src: &[B]) -> [int32x4_t; 4] {
     assert!(src.len() >= 16);
     // SAFETY: `src` holds at least 16 one-byte elements (asserted above).
     let raw = unsafe { vld1q_u8(src.as_ptr() as *const u8) };
@@ -30,7 +30,7 @@ pub(super) fn load16_widen<B: Byte>(src: &[B]) -> [int32x4_t; 4] {
 /// to 16 bytes in order (saturating, which in range changes nothing).
 #[target_feature(enable = "neon")]
 #[inline]
-pub(super) fn narrow16<B: Byte>(v: [int32x4_t; 4]) -> uint8x16_t {
+pub(super) fn narrow16<B: ByteElement>(v: [int32x4_t; 4]) -> uint8x16_t {
     let lo = vcombine_s16(vqmovn_s32(v[0]), vqmovn_s32(v[1]));
     let hi = vcombine_s16(vqmovn_s32(v[2]), vqmovn_s32(v[3]));
     if B::SIGNED {
@@ -43,7 +43,7 @@ pub(super) fn narrow16<B: Byte>(v: [int32x4_t; 4]) -> uint8x16_t {
 /// Stores 16 bytes.
 #[target_feature(enable = "neon")]
 #[inline]
-pub(super) fn store16<B: Byte>(dst: &mut [B], v: uint8x16_t) {
+pub(super) fn store16<B: ByteElement>(dst: &mut [B], v: uint8x16_t) {
     assert!(dst.len() >= 16);
     // SAFETY: `dst` holds at least 16 writable one-byte elements.
     unsafe { vst1q_u8(dst.as_mut_ptr() as *mut u8, v) }
@@ -52,7 +52,7 @@ pub(super) fn store16<B: Byte>(dst: &mut [B], v: uint8x16_t) {
 /// Loads 16 bytes as they are.
 #[target_feature(enable = "neon")]
 #[inline]
-pub(super) fn load16<B: Byte>(src: &[B]) -> uint8x16_t {
+pub(super) fn load16<B: ByteElement>(src: &[B]) -> uint8x16_t {
     assert!(src.len() >= 16);
     // SAFETY: `src` holds at least 16 one-byte elements (asserted above).
     unsafe { vld1q_u8(src.as_ptr() as *const u8) }

@@ -2,12 +2,12 @@
 //! `numerics::dequantize_val`: `(q - zero_point) as f32 * scale as f32`.
 
 use super::simd::{load8_i32, load8_widen, store8_f32, stream_fence};
-use crate::vector::{dequantize_scalar, Byte};
+use crate::vector::{dequantize_scalar, ByteElement};
 use std::arch::x86_64::*;
 
 /// Dequantizes 8-bit `src` into `dst`.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn dequantize_bytes<B: Byte>(src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, stream: bool) {
+pub(super) fn dequantize_bytes<B: ByteElement>(src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, stream: bool) {
     let (vs, zp) = (_mm256_set1_ps(scale), _mm256_set1_epi32(zero_point as i32));
     let mut s_chunks = src.chunks_exact(8);
     let mut d_chunks = dst.chunks_exact_mut(8);

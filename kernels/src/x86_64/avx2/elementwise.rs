@@ -2,12 +2,12 @@
 //! mul) over bytes, with the lane arithmetic of `BinaryParams::scalar`.
 
 use super::simd::{load32, load8_i32, load8_widen, pack32, store32, store8_i32, stream_fence};
-use crate::vector::{binary_scalar, relu_scalar, BinaryParams, Byte, Combine};
+use crate::vector::{binary_scalar, relu_scalar, BinaryParams, ByteElement, Combine};
 use std::arch::x86_64::*;
 
 /// `max(q, zero_point)` over bytes.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn relu_bytes<B: Byte>(src: &[B], dst: &mut [B], zero_point: i64, stream: bool) {
+pub(super) fn relu_bytes<B: ByteElement>(src: &[B], dst: &mut [B], zero_point: i64, stream: bool) {
     let zp = if B::SIGNED { _mm256_set1_epi8(zero_point as i8) } else { _mm256_set1_epi8(zero_point as u8 as i8) };
     let mut s_chunks = src.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
@@ -38,7 +38,7 @@ pub(super) fn relu_i32(src: &[i32], dst: &mut [i32], zero_point: i64) {
 /// cancel in f32; the float-to-int conversion does the rounding (half to
 /// even).
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn binary_bytes<B: Byte>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool) {
+pub(super) fn binary_bytes<B: ByteElement>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool) {
     // Round the real value in output steps, then add the output zero point
     // exactly, as the reference does (so ties land the same way).
     let (lo, hi) = (_mm256_set1_ps((p.lo - p.zo) as f32), _mm256_set1_ps((p.hi - p.zo) as f32));

@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn exact8(t: &RowTerms<'_>, j: usize, row_sum: __m256i) -> __m256i {
-    let (p, ct) = (&t.p[j..j + 8], &t.col_terms[j..j + 8]);
+    let (p, ct) = (&t.products[j..j + 8], &t.col_terms[j..j + 8]);
     // SAFETY: each slice holds 8 i32 (the ranges above are checked).
     let sum = unsafe {
         _mm256_add_epi32(

@@ -23,7 +23,7 @@ use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
 use crate::gemm::{GemmIsa, Panel, Requant, RowTerms};
 use crate::reference::pool::Window;
-use crate::vector::{BinaryParams, Byte, QuantizeParams, RequantParams, VectorIsa};
+use crate::vector::{BinaryParams, ByteElement, QuantizeParams, RequantParams, VectorIsa};
 use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::{Priority, Result};
 use std::ops::Range;
@@ -33,7 +33,7 @@ impl VectorIsa for Avx2 {
         Avx2::detect()
     }
 
-    fn quantize_bytes<B: Byte>(self, src: &[f32], dst: &mut [B], q: QuantizeParams) {
+    fn quantize_bytes<B: ByteElement>(self, src: &[f32], dst: &mut [B], q: QuantizeParams) {
         // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe { quantize::quantize_bytes(src, dst, q) }
     }
@@ -43,7 +43,7 @@ impl VectorIsa for Avx2 {
         unsafe { quantize::quantize_i32(src, dst, inv, zero_point) }
     }
 
-    fn dequantize_bytes<B: Byte>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, stream: bool) {
+    fn dequantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [f32], scale: f32, zero_point: i64, stream: bool) {
         // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe { dequantize::dequantize_bytes(src, dst, scale, zero_point, stream) }
     }
@@ -53,7 +53,7 @@ impl VectorIsa for Avx2 {
         unsafe { dequantize::dequantize_i32(src, dst, scale, zero_point) }
     }
 
-    fn relu_bytes<B: Byte>(self, src: &[B], dst: &mut [B], zero_point: i64, stream: bool) {
+    fn relu_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], zero_point: i64, stream: bool) {
         // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe { elementwise::relu_bytes(src, dst, zero_point, stream) }
     }
@@ -63,22 +63,22 @@ impl VectorIsa for Avx2 {
         unsafe { elementwise::relu_i32(src, dst, zero_point) }
     }
 
-    fn binary_bytes<B: Byte>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool) {
+    fn binary_bytes<B: ByteElement>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, stream: bool) {
         // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe { elementwise::binary_bytes(a, b, dst, p, stream) }
     }
 
-    fn requantize_bytes<B: Byte>(self, src: &[B], dst: &mut [B], p: RequantParams) {
+    fn requantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], p: RequantParams) {
         // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe { requantize::requantize_bytes(src, dst, p) }
     }
 
-    fn max_pool_row<B: Byte>(self, src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
+    fn max_pool_row<B: ByteElement>(self, src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
         // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe { pool::max_pool_row(src, dims, win, oy, out) }
     }
 
-    fn max_pool_plane<B: Byte>(
+    fn max_pool_plane<B: ByteElement>(
         self,
         plane: &[B],
         hw: [usize; 2],

@@ -3,7 +3,7 @@
 
 use super::simd::store_prefix;
 use crate::reference::pool::Window;
-use crate::vector::Byte;
+use crate::vector::ByteElement;
 use std::arch::x86_64::*;
 
 /// Extra bytes after a padded row, so vector loads never run past it.
@@ -111,7 +111,7 @@ fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [
 
 /// The portable channels-last row, compiled for AVX2 (32-byte vectors).
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn max_pool_row<B: Byte>(src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
+pub(super) fn max_pool_row<B: ByteElement>(src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
     crate::vector::max_pool_row(src, dims, win, oy, B::LOWEST, out)
 }
 
@@ -119,7 +119,7 @@ pub(super) fn max_pool_row<B: Byte>(src: &[B], dims: [usize; 3], win: &Window, o
 /// reaches so far beyond the input that the row buffer would be sized by
 /// the window rather than the input (possible with ceil_mode).
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn max_pool_plane<B: Byte>(
+pub(super) fn max_pool_plane<B: ByteElement>(
     plane: &[B],
     [h, w]: [usize; 2],
     win: &Window,

@@ -3,12 +3,12 @@
 //! NaN to the zero point).
 
 use super::simd::{load8_f32, pack32, scale_clamp, store32, store8_i32};
-use crate::vector::{quantize_scalar, Byte, QuantizeParams};
+use crate::vector::{quantize_scalar, ByteElement, QuantizeParams};
 use std::arch::x86_64::*;
 
 /// Quantizes `src` into 8-bit `dst` (same length) with one (scale, zero point).
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn quantize_bytes<B: Byte>(src: &[f32], dst: &mut [B], q: QuantizeParams) {
+pub(super) fn quantize_bytes<B: ByteElement>(src: &[f32], dst: &mut [B], q: QuantizeParams) {
     let QuantizeParams { inv, zero_point, qmin, qmax } = q;
     let (vinv, zp) = (_mm256_set1_ps(inv), _mm256_set1_epi32(zero_point as i32));
     let lo = _mm256_set1_ps((qmin - zero_point) as f32);

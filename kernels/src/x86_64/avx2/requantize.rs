@@ -2,12 +2,12 @@
 //! with the lane arithmetic of `RequantParams::scalar`.
 
 use super::simd::{load8_widen, pack32, store32};
-use crate::vector::{requantize_scalar, Byte, RequantParams};
+use crate::vector::{requantize_scalar, ByteElement, RequantParams};
 use std::arch::x86_64::*;
 
 /// `clamp(round(rq.scaled(q)) + zo, lo, hi)` over bytes.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn requantize_bytes<B: Byte>(src: &[B], dst: &mut [B], p: RequantParams) {
+pub(super) fn requantize_bytes<B: ByteElement>(src: &[B], dst: &mut [B], p: RequantParams) {
     let RequantParams { rq, zo, lo, hi } = p;
     let (scale, offset, inv) = (_mm256_set1_ps(rq.scale), _mm256_set1_ps(rq.offset), _mm256_set1_ps(rq.inv));
     let (vlo, vhi, vzo) =

@@ -7,7 +7,7 @@
 //! the pointer loads and stores, each bounded by an assertion on the slice
 //! length.
 
-use crate::vector::Byte;
+use crate::vector::ByteElement;
 use std::arch::x86_64::*;
 
 /// `x * inv` with NaN mapped to 0 (so it lands on the zero point), clamped
@@ -27,7 +27,7 @@ pub(super) fn scale_clamp(x: __m256, inv: __m256, lo: __m256, hi: __m256) -> __m
 /// Loads 8 bytes and widens them to 8 lanes of i32.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
+pub(super) fn load8_widen<B: ByteElement>(src: &[B]) -> __m256i {
     assert!(src.len() >= 8);
     // SAFETY: `src` holds at least 8 one-byte elements (asserted above), and
     // `_mm_loadl_epi64` reads exactly 8 bytes with no alignment requirement.
@@ -43,7 +43,7 @@ pub(super) fn load8_widen<B: Byte>(src: &[B]) -> __m256i {
 /// into 32 bytes in order.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
+pub(super) fn pack32<B: ByteElement>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
     let ab = _mm256_packs_epi32(a, b);
     let cd = _mm256_packs_epi32(c, d);
     let bytes = if B::SIGNED { _mm256_packs_epi16(ab, cd) } else { _mm256_packus_epi16(ab, cd) };
@@ -55,7 +55,7 @@ pub(super) fn pack32<B: Byte>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) ->
 /// aligned (the caller ends its loop with [`stream_fence`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) fn store32<B: Byte>(dst: &mut [B], v: __m256i, stream: bool) {
+pub(super) fn store32<B: ByteElement>(dst: &mut [B], v: __m256i, stream: bool) {
     assert!(dst.len() >= 32);
     let p = dst.as_mut_ptr() as *mut __m256i;
     if stream && (p as usize).is_multiple_of(32) {
@@ -122,7 +122,7 @@ pub(super) fn store8_i32(dst: &mut [i32], v: __m256i) {
 /// Loads 32 bytes.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) fn load32<B: Byte>(src: &[B]) -> __m256i {
+pub(super) fn load32<B: ByteElement>(src: &[B]) -> __m256i {
     assert!(src.len() >= 32);
     // SAFETY: `src` holds at least 32 one-byte elements (asserted above).
     unsafe { _mm256_loadu_si256(src.as_ptr() as *const __m256i) }
