@@ -6,14 +6,13 @@
 
 #![warn(missing_docs)]
 
+pub mod dispatch;
 pub mod dispatch_key;
-pub mod dispatcher;
 pub mod dtype;
 pub mod error;
 #[cfg(feature = "ndarray")]
 pub mod interop;
 pub mod isa;
-pub mod layers;
 /// The `ndarray` crate the conversions use (the `ndarray` feature).
 #[cfg(feature = "ndarray")]
 pub use ndarray;
@@ -21,7 +20,6 @@ pub mod numerics;
 pub mod print;
 pub mod profiler;
 pub mod quantizer;
-pub mod registry;
 pub mod schema;
 pub mod serialize;
 pub mod storage;
@@ -29,8 +27,8 @@ pub mod tensor;
 pub mod threads;
 pub mod value;
 
+pub use dispatch::{dispatcher, layers, registry, Dispatcher, KernelInfo, OpHandle, OperatorEntry};
 pub use dispatch_key::DispatchKey;
-pub use dispatcher::{dispatcher, Dispatcher, KernelInfo, OpHandle, OperatorEntry};
 pub use dtype::{DType, StorageType};
 pub use error::{Error, Result};
 pub use isa::Isa;

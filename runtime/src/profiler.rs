@@ -1,8 +1,8 @@
 //! The `Profiling` layer: per-op call counts and time, recorded by a boxed
 //! fallback while [`enable`]d.
 
+use crate::dispatch::OperatorEntry;
 use crate::dispatch_key::DispatchKey;
-use crate::dispatcher::OperatorEntry;
 use crate::error::Result;
 use crate::layers::{self, Next};
 use crate::value::Value;
@@ -79,12 +79,25 @@ pub(crate) fn profiling_fallback(op: &OperatorEntry, args: &[Value], next: Next<
 
 /// Starts recording every op call.
 pub fn enable() {
-    // ok to ignore: the Profiling fallback is registered when the layers are created.
+    register();
+    // Cannot fail: the fallback was registered just above.
     let _ = layers::set_enabled(DispatchKey::Profiling, true);
+}
+
+/// Registers the Profiling fallback with the layer mechanism, once: the
+/// layers themselves know no policy, as c10's fallbacks register from
+/// outside.
+fn register() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // Cannot fail: Profiling is a functionality key.
+        let _ = layers::register_fallback(DispatchKey::Profiling, profiling_fallback);
+    });
 }
 
 /// Stops recording.
 pub fn disable() {
+    register();
     let _ = layers::set_enabled(DispatchKey::Profiling, false);
 }
 

@@ -5,13 +5,12 @@
 //! Layers are process-wide. With none enabled, a call pays one relaxed
 //! atomic load.
 
+use crate::dispatch::OperatorEntry;
 use crate::dispatch_key::DispatchKey;
-use crate::dispatcher::OperatorEntry;
 use crate::error::{Error, Result};
 use crate::value::Value;
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::LazyLock;
 
 /// The rest of the chain, for a fallback to redispatch to.
 pub type Next<'a> = &'a dyn Fn(&[Value]) -> Result<Value>;
@@ -27,13 +26,8 @@ struct Layer {
 
 static ANY_ENABLED: AtomicBool = AtomicBool::new(false);
 
-static LAYERS: LazyLock<RwLock<Vec<Layer>>> = LazyLock::new(|| {
-    RwLock::new(vec![Layer {
-        key: DispatchKey::Profiling,
-        fallback: crate::profiler::profiling_fallback,
-        enabled: false,
-    }])
-});
+/// The registered layers, in registration order (outermost first).
+static LAYERS: RwLock<Vec<Layer>> = RwLock::new(Vec::new());
 
 /// True when some layer is enabled.
 #[inline]
