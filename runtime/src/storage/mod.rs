@@ -2,7 +2,7 @@
 
 use crate::dtype::{DType, StorageType};
 use crate::error::{Error, Result};
-use parking_lot::{MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One cache line. Buffers are vectors of these, which makes every buffer
@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct CacheLine([u8; 64]);
+
+mod pool;
+pub use pool::release_cached_buffers;
 
 /// Types that can be stored in a [`Storage`].
 pub trait Element: bytemuck::Pod + Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
@@ -67,80 +70,9 @@ pub struct Storage {
     version: AtomicU64,
 }
 
-/// Buffers of at least this many bytes go back to the pool when dropped.
-const POOL_MIN_BYTES: usize = 64 << 10;
-/// The most the pool keeps, in bytes.
-const POOL_MAX_BYTES: usize = 1 << 30;
-/// The most buffers the pool keeps (a lookup scans them).
-const POOL_MAX_BUFFERS: usize = 64;
-
-/// Recently freed large buffers, reused by [`Storage::for_overwrite`] and
-/// [`Storage::zeros`]: a fresh multi-megabyte allocation costs a page fault
-/// per 4 KiB on first touch, which dominates bandwidth-bound kernels. This
-/// is the caching-allocator idea of PyTorch's and ONNX Runtime's arenas.
-static POOL: Mutex<Vec<Vec<CacheLine>>> = Mutex::new(Vec::new());
-
-/// Buffers of at most this many cache lines are kept per size on a small
-/// free list: an aligned allocation costs more than a tiny kernel.
-const SMALL_LINES: usize = 16;
-/// Free small buffers kept per size.
-const SMALL_PER_SIZE: usize = 8;
-
-thread_local! {
-    /// Per-thread free lists of small buffers, indexed by line count.
-    static SMALL: std::cell::RefCell<Vec<Vec<Vec<CacheLine>>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A pooled buffer of exactly `lines` cache lines, if one is free.
-fn take_pooled(lines: usize) -> Option<Vec<CacheLine>> {
-    if (1..=SMALL_LINES).contains(&lines) {
-        return SMALL.with(|s| s.borrow_mut().get_mut(lines).and_then(Vec::pop));
-    }
-    if lines * 64 < POOL_MIN_BYTES {
-        return None;
-    }
-    let mut pool = POOL.lock();
-    let i = pool.iter().position(|b| b.len() == lines)?;
-    Some(pool.swap_remove(i))
-}
-
-fn give_back(buffer: Vec<CacheLine>) {
-    let lines = buffer.len();
-    if (1..=SMALL_LINES).contains(&lines) {
-        SMALL.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() <= lines {
-                s.resize_with(lines + 1, Vec::new);
-            }
-            if s[lines].len() < SMALL_PER_SIZE {
-                s[lines].push(buffer);
-            }
-        });
-        return;
-    }
-    let bytes = lines * 64;
-    if bytes < POOL_MIN_BYTES {
-        return;
-    }
-    let mut pool = POOL.lock();
-    let mut held: usize = pool.iter().map(|b| b.len() * 64).sum();
-    // Oldest first out, until the new buffer fits.
-    while (held + bytes > POOL_MAX_BYTES || pool.len() >= POOL_MAX_BUFFERS) && !pool.is_empty() {
-        held -= pool.remove(0).len() * 64;
-    }
-    if held + bytes <= POOL_MAX_BYTES {
-        pool.push(buffer);
-    }
-}
-
-/// Frees every buffer the pool holds.
-pub fn release_cached_buffers() {
-    POOL.lock().clear();
-}
-
 impl Drop for Storage {
     fn drop(&mut self) {
-        give_back(std::mem::take(self.lines.get_mut()));
+        pool::give_back(std::mem::take(self.lines.get_mut()));
     }
 }
 
@@ -211,7 +143,7 @@ impl Storage {
         let bytes = checked_bytes(len as u128, stype)?;
         let n_lines = bytes.div_ceil(64);
         let storage = |lines| Storage { stype, len, lines: RwLock::new(lines), version: AtomicU64::new(0) };
-        if let Some(lines) = take_pooled(n_lines) {
+        if let Some(lines) = pool::take_pooled(n_lines) {
             return Ok((storage(lines), true));
         }
         let mut lines = Vec::new();
