@@ -37,6 +37,7 @@ pub mod report;
 pub mod torch;
 
 pub use qtensor_runtime::serialize::{load, save};
+pub use qtensor_runtime::tensor::layout::Shape;
 pub use qtensor_runtime::threads::{num_threads, set_num_threads, with_num_threads};
 pub use qtensor_runtime::{
     declare_op, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType, DispatchKey,

@@ -52,9 +52,9 @@ fn conv_with_zero_input_channels_or_huge_dilation_is_handled() {
 fn expand_and_broadcast_check_their_sizes() {
     let one = q8(&[1, 1], 0.1, 3);
     let huge = 1usize << 62;
-    assert!(one.expand(&[huge, huge]).is_err(), "2^124 elements");
-    let a = q8(&[1, 1], 0.1, 3).expand(&[1 << 31, 1]).unwrap();
-    let b = q8(&[1, 1], 0.1, 3).expand(&[1, 1 << 31]).unwrap();
+    assert!(one.expand([huge, huge]).is_err(), "2^124 elements");
+    let a = q8(&[1, 1], 0.1, 3).expand([1usize << 31, 1]).unwrap();
+    let b = q8(&[1, 1], 0.1, 3).expand([1usize, 1 << 31]).unwrap();
     // 2^62 outputs: an error, not an abort.
     assert!(ops::quantized::add(&a, &b, 0.1, 3).is_err());
     assert!(ops::quantized::mul(&a, &b, 0.1, 3).is_err());
@@ -62,7 +62,7 @@ fn expand_and_broadcast_check_their_sizes() {
 
 #[test]
 fn reading_or_printing_a_huge_view_does_not_materialize_it() {
-    let big = q8(&[1], 0.1, 3).expand(&[1 << 40]).unwrap();
+    let big = q8(&[1], 0.1, 3).expand([1usize << 40]).unwrap();
     assert!(big.to_vec::<u8>().is_err());
     assert!(big.int_values().is_err());
     assert!(big.real_values().is_err());
@@ -73,7 +73,7 @@ fn reading_or_printing_a_huge_view_does_not_materialize_it() {
 
 #[test]
 fn copy_into_an_expanded_view_is_refused() {
-    let dst = q8(&[1, 3], 0.1, 3).expand(&[4, 3]).unwrap();
+    let dst = q8(&[1, 3], 0.1, 3).expand([4, 3]).unwrap();
     let src = q8(&[4, 3], 0.1, 3);
     assert!(ops::copy_(&dst, &src).is_err());
 }
@@ -154,7 +154,7 @@ fn fast_kernels_stay_within_tolerance_at_extreme_scale_ratios() {
     let args = [Value::TensorList(vec![a.clone(), b.clone()]), Value::Int(0), Value::Float(1.58e-5), Value::Int(0)];
     kernels_agree("quantized::cat", &args, 1);
     // Scales at the ends of what quantizers accept: multipliers beyond f32.
-    let x = ints((0..64).map(|i| i as u8).collect(), 1e30, 3).reshape(&[4, 16]).unwrap();
+    let x = ints((0..64).map(|i| i as u8).collect(), 1e30, 3).reshape([4, 16]).unwrap();
     let w = ops::_make_per_tensor_quantized_tensor(
         &Tensor::from_vec((0..32).map(|i| (i % 5) as i8 - 2).collect::<Vec<i8>>(), &[2, 16]).unwrap(),
         1e30,

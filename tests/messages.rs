@@ -114,3 +114,25 @@ fn same_bits(a: &Tensor, b: &Tensor) {
     let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(a), bits(b));
 }
+
+#[test]
+fn view_reshape_and_expand_take_either_size_convention() {
+    let x = q8(6);
+    let by_i64 = x.reshape([2i64, -1]).unwrap();
+    let by_usize = x.reshape([2usize, 3]).unwrap();
+    let by_literal = x.view([3, 2]).unwrap();
+    let by_vec = x.reshape(vec![6usize]).unwrap();
+    assert_eq!(
+        (by_i64.sizes(), by_usize.sizes(), by_literal.sizes(), by_vec.sizes()),
+        (&[2, 3][..], &[2, 3][..], &[3, 2][..], &[6][..])
+    );
+    // A tensor's own sizes feed straight into another's view.
+    assert_eq!(q8(6).view(by_usize.sizes()).unwrap().sizes(), &[2, 3]);
+    // expand: -1 keeps a size, as in PyTorch.
+    let col = x.reshape([6, 1]).unwrap();
+    assert_eq!(col.expand([-1, 4]).unwrap().sizes(), &[6, 4]);
+    assert_eq!(col.expand([6usize, 4]).unwrap().sizes(), &[6, 4]);
+    let e = err(col.expand([-2, 4]));
+    assert!(e.starts_with("expand: sizes must be >= 0"), "{e}");
+    assert!(err(x.reshape([-1, -1])).starts_with("reshape"));
+}

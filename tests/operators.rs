@@ -62,8 +62,8 @@ fn cat_copies_integers_when_qparams_match() {
     let c = ops::quantized::cat(&[a.clone(), b.clone()], 0, None, None).unwrap();
     assert_eq!(c.int_values().unwrap(), vec![1, 2, 3, 250, 251]);
     assert_eq!((c.q_scale().unwrap(), c.q_zero_point().unwrap()), (0.3, 7));
-    let t = ops::quantized::cat(&[a.reshape(&[3, 1]).unwrap(), a.reshape(&[3, 1]).unwrap()], -1, Some(0.6), Some(7))
-        .unwrap();
+    let t =
+        ops::quantized::cat(&[a.reshape([3, 1]).unwrap(), a.reshape([3, 1]).unwrap()], -1, Some(0.6), Some(7)).unwrap();
     assert_eq!(t.sizes(), &[3, 2]);
     // Reals -1.8, -1.5, -1.2 on a 0.6 grid: -3, -2.5 (ties to -2), -2; plus 7.
     assert_eq!(t.int_values().unwrap(), vec![4, 4, 5, 5, 5, 5]);

@@ -31,7 +31,7 @@ fn views_share_storage_and_write_through() {
     let t = q.transpose(0, 1).unwrap();
     let s = q.slice(1, Some(1), None, 2).unwrap();
     let row = q.select(0, 2).unwrap();
-    let r = q.reshape(&[4, 3]).unwrap();
+    let r = q.reshape([4, 3]).unwrap();
     for v in [&t, &s, &row, &r] {
         assert!(v.shares_storage_with(&q));
     }
@@ -49,8 +49,8 @@ fn views_share_storage_and_write_through() {
     assert!(!t.contiguous().unwrap().shares_storage_with(&q));
     assert!(q.contiguous().unwrap().shares_storage_with(&q));
     // view() refuses what reshape() has to copy.
-    assert!(t.view(&[12]).is_err());
-    assert!(!t.reshape(&[12]).unwrap().shares_storage_with(&q));
+    assert!(t.view([12]).is_err());
+    assert!(!t.reshape([12]).unwrap().shares_storage_with(&q));
 }
 
 #[test]
@@ -66,8 +66,8 @@ fn per_channel_views_carry_their_axis() {
     assert_eq!(sliced.q_per_channel_scales().unwrap().to_vec::<f64>().unwrap(), vec![0.2, 0.3]);
     let one = q.select(1, 2).unwrap();
     assert_eq!((one.q_scale().unwrap(), one.q_zero_point().unwrap()), (0.3, 2));
-    assert_eq!(q.reshape(&[2, 3, 2, 2]).unwrap().q_per_channel_axis().unwrap(), 1);
-    assert!(q.reshape(&[6, 4]).is_err(), "merging the channel axis needs a dequantize");
+    assert_eq!(q.reshape([2, 3, 2, 2]).unwrap().q_per_channel_axis().unwrap(), 1);
+    assert!(q.reshape([6, 4]).is_err(), "merging the channel axis needs a dequantize");
     // Dequantizing a view equals viewing the dequantized tensor.
     let dq = ops::dequantize(&q).unwrap();
     assert_eq!(
@@ -201,7 +201,7 @@ proptest! {
                 prop_assert_eq!(got, want);
             }
         }
-        let flat = base.reshape(&[-1]).unwrap();
+        let flat = base.reshape([-1]).unwrap();
         prop_assert_eq!(flat.to_vec::<i64>().unwrap(), vals);
     }
 

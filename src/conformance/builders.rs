@@ -343,7 +343,7 @@ fn channel_shuffle(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
 
 fn batch_norm2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
     let x = image(rng, dtype)?;
-    let x = if x.ndim() == 3 { x.reshape(&[1, -1, x.sizes()[1] as i64, x.sizes()[2] as i64])? } else { x };
+    let x = if x.ndim() == 3 { x.reshape([1, -1, x.sizes()[1] as i64, x.sizes()[2] as i64])? } else { x };
     let c = x.sizes()[1];
     let mut param = |lo: f64, span: f64| {
         Tensor::from_vec((0..c).map(|_| (lo + rng.unit() * span) as f32).collect::<Vec<f32>>(), &[c])

@@ -68,7 +68,7 @@ mod tests {
         let w = super::quantize::quantize_with("t", &wf, &Quantizer::per_tensor(0.01, 0, DType::QInt8)?)?;
         let c = super::conv::reference_conv(false, &x, &w, None, &[1, 1], &[1, 1], &[1, 1], 1, 0.2, 7)?;
         assert_eq!(c.sizes(), &[1, 3, 5, 4]);
-        let xl = x.reshape(&[2, 20])?;
+        let xl = x.reshape([2, 20])?;
         let wl = super::quantize::quantize_with(
             "t",
             &Tensor::from_vec((0..3 * 20).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect::<Vec<f32>>(), &[3, 20])?,

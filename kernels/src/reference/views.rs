@@ -15,7 +15,7 @@ fn reference_copy(dst: &Tensor, src: &Tensor) -> Result<Tensor> {
 pub fn flatten(x: &Tensor, start_dim: i64, end_dim: i64) -> Result<Tensor> {
     let op = "flatten";
     if x.ndim() == 0 {
-        return x.reshape(&[1]);
+        return x.reshape([1]);
     }
     let start = wrap_dim(op, start_dim, x.ndim())?;
     let end = wrap_dim(op, end_dim, x.ndim())?;

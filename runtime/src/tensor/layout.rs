@@ -130,3 +130,61 @@ mod tests {
         Ok(())
     }
 }
+
+/// Sizes as a caller writes them: `&[usize]`, `&[i64]` (PyTorch's
+/// convention, where `-1` asks `view` and `reshape` to infer a size), and
+/// arrays and vectors of either (integer literals, `&[2, 3]`, are `i32`).
+/// Every sizes parameter of the public API takes one.
+pub trait Shape {
+    /// The sizes as `i64` (a `usize` above `i64::MAX` is an error).
+    fn to_i64s(&self, op: &str) -> crate::Result<SmallVec<[i64; 6]>>;
+
+    /// The sizes as `usize`, for parameters that take no `-1`: a negative
+    /// size is an error naming `op`.
+    fn to_usizes(&self, op: &str) -> crate::Result<Dims> {
+        let v = self.to_i64s(op)?;
+        v.iter()
+            .map(|&d| {
+                usize::try_from(d).map_err(|_| crate::Error::shape(op, format!("sizes must be >= 0, got {:?}", &v[..])))
+            })
+            .collect()
+    }
+}
+
+macro_rules! shape_of_ints {
+    ($($t:ty),*) => {$(
+        impl Shape for [$t] {
+            fn to_i64s(&self, op: &str) -> crate::Result<SmallVec<[i64; 6]>> {
+                self.iter()
+                    .map(|&d| {
+                        i64::try_from(d).map_err(|_| crate::Error::shape(op, format!("size {d} does not fit in i64")))
+                    })
+                    .collect()
+            }
+        }
+        impl<const N: usize> Shape for [$t; N] {
+            fn to_i64s(&self, op: &str) -> crate::Result<SmallVec<[i64; 6]>> {
+                self[..].to_i64s(op)
+            }
+        }
+        impl Shape for Vec<$t> {
+            fn to_i64s(&self, op: &str) -> crate::Result<SmallVec<[i64; 6]>> {
+                self[..].to_i64s(op)
+            }
+        }
+    )*};
+}
+
+shape_of_ints!(usize, i64, i32);
+
+impl<T: Shape + ?Sized> Shape for &T {
+    fn to_i64s(&self, op: &str) -> crate::Result<SmallVec<[i64; 6]>> {
+        (**self).to_i64s(op)
+    }
+}
+
+impl Shape for Dims {
+    fn to_i64s(&self, op: &str) -> crate::Result<SmallVec<[i64; 6]>> {
+        self[..].to_i64s(op)
+    }
+}

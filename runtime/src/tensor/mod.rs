@@ -1,5 +1,10 @@
 //! Tensors: a dtype, a strided view of a shared [`Storage`], and for
 //! quantized tensors a shared [`Quantizer`].
+//!
+//! **Sizes.** A new tensor's sizes are `&[usize]` (`from_vec`,
+//! `from_slice`, `zeros`, ...); `view`, `reshape` and `expand` take any
+//! [`layout::Shape`], so `&[usize]`, PyTorch's `&[i64]` with its `-1`, and
+//! literals such as `&[2, -1]` all work there.
 
 mod access;
 mod cache;

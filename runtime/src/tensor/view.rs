@@ -206,9 +206,11 @@ impl Tensor {
     }
 
     /// The same elements with another shape, without a copy; errors when the
-    /// strides do not allow it (use [`Tensor::reshape`]).
-    pub fn view(&self, shape: &[i64]) -> Result<Tensor> {
+    /// strides do not allow it (use [`Tensor::reshape`]). `shape` is any
+    /// [`Shape`](super::layout::Shape): `&[2, -1]`, `&[usize]`, a `Vec`.
+    pub fn view(&self, shape: impl super::layout::Shape) -> Result<Tensor> {
         let op = "view";
+        let shape = &shape.to_i64s(op)?[..];
         let sizes = self.infer_shape(op, shape)?;
         let q = self.reshaped_quantizer(op, &sizes)?;
         let strides = self.view_strides(&sizes).ok_or_else(|| {
@@ -221,9 +223,11 @@ impl Tensor {
     }
 
     /// The same elements with another shape: a view when the strides allow
-    /// it, a contiguous copy otherwise.
-    pub fn reshape(&self, shape: &[i64]) -> Result<Tensor> {
+    /// it, a contiguous copy otherwise. `shape` is any
+    /// [`Shape`](super::layout::Shape); one entry may be `-1`.
+    pub fn reshape(&self, shape: impl super::layout::Shape) -> Result<Tensor> {
         let op = "reshape";
+        let shape = &shape.to_i64s(op)?[..];
         let sizes = self.infer_shape(op, shape)?;
         let q = self.reshaped_quantizer(op, &sizes)?;
         match self.view_strides(&sizes) {
@@ -237,10 +241,25 @@ impl Tensor {
     }
 
     /// A view broadcast to `sizes` (NumPy rules: dimensions of size 1, and
-    /// missing leading dimensions, repeat with stride 0).
-    pub fn expand(&self, sizes: &[usize]) -> Result<Tensor> {
+    /// missing leading dimensions, repeat with stride 0). `sizes` is any
+    /// [`Shape`](super::layout::Shape); as in PyTorch, `-1` keeps a
+    /// dimension's size.
+    pub fn expand(&self, sizes: impl super::layout::Shape) -> Result<Tensor> {
         let op = "expand";
+        let wanted = sizes.to_i64s(op)?;
         let n = self.ndim();
+        let lead_dims = wanted.len().saturating_sub(n);
+        let sizes: Dims = wanted
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| match d {
+                -1 if i >= lead_dims => Ok(self.sizes()[i - lead_dims]),
+                d => usize::try_from(d).map_err(|_| {
+                    Error::shape(op, format!("sizes must be >= 0 (or -1 to keep a dimension), got {:?}", &wanted[..]))
+                }),
+            })
+            .collect::<Result<_>>()?;
+        let sizes = &sizes[..];
         if sizes.len() < n {
             return Err(Error::shape(
                 op,
