@@ -167,20 +167,14 @@ impl Classifier {
 /// A `QFunctional`'s output qparams, saved as `prefix` + `name` + `.scale`
 /// and `.zero_point`, as torchvision's `FloatFunctional` converts to.
 fn functional_state(out: &mut Vec<(String, Tensor)>, prefix: &str, name: &str, f: &QFunctional) -> Result<()> {
-    out.push((format!("{prefix}{name}.scale"), Tensor::from_slice(&[f.scale], &[])?));
-    out.push((format!("{prefix}{name}.zero_point"), Tensor::from_slice(&[f.zero_point], &[])?));
-    Ok(())
+    child_state(out, prefix, name, f)
 }
 
 /// Reads what [`functional_state`] saved.
 fn load_functional(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<QFunctional> {
-    let scale = crate::nn::state_tensor(state, prefix, &format!("{name}.scale"))?.item()?;
-    let zero_point = crate::nn::state_tensor(state, prefix, &format!("{name}.zero_point"))?
-        .int_values()?
-        .first()
-        .copied()
-        .ok_or_else(|| crate::Error::Serialization(format!("`{prefix}{name}.zero_point` is empty")))?;
-    QFunctional::new(scale, zero_point)
+    let mut f = QFunctional::new(1.0, 0)?;
+    load_child(&mut f, state, prefix, name)?;
+    Ok(f)
 }
 
 /// Runs `conv` under its name: in errors and in profiles.

@@ -3,7 +3,7 @@
 //! channel shuffling, each calling its operator (re-exported from
 //! [`super::quantized`]).
 
-use super::quantized::{read_f64, read_i64, scalar_f64, scalar_i64};
+use super::quantized::{qparams_state, read_qparams};
 use super::{state_tensor, Module};
 use crate::{ops, DType, Error, Result, Tensor};
 use std::collections::HashMap;
@@ -30,14 +30,12 @@ impl Module for Hardswish {
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
-        Ok(vec![
-            (format!("{prefix}scale"), scalar_f64(self.scale)?),
-            (format!("{prefix}zero_point"), scalar_i64(self.zero_point)?),
-        ])
+        qparams_state(prefix, self.scale, self.zero_point)
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        *self = Hardswish::new(read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?)?;
+        let (scale, zero_point) = read_qparams(state, prefix)?;
+        *self = Hardswish::new(scale, zero_point)?;
         Ok(())
     }
 
@@ -238,9 +236,10 @@ impl Module for BatchNorm2d {
             (format!("{prefix}bias"), self.bias.clone()),
             (format!("{prefix}running_mean"), self.running_mean.clone()),
             (format!("{prefix}running_var"), self.running_var.clone()),
-            (format!("{prefix}scale"), scalar_f64(self.scale)?),
-            (format!("{prefix}zero_point"), scalar_i64(self.zero_point)?),
-        ])
+        ]
+        .into_iter()
+        .chain(qparams_state(prefix, self.scale, self.zero_point)?)
+        .collect())
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
@@ -254,8 +253,7 @@ impl Module for BatchNorm2d {
                 self.weight.describe()
             )));
         }
-        let scale = read_f64(state, prefix, "scale")?;
-        let zero_point = read_i64(state, prefix, "zero_point")?;
+        let (scale, zero_point) = read_qparams(state, prefix)?;
         *self = BatchNorm2d::new([&w, &b, &m, &v], self.eps, scale, zero_point)?;
         Ok(())
     }

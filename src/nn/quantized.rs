@@ -19,6 +19,17 @@ pub(super) fn scalar_i64(v: i64) -> Result<Tensor> {
     Tensor::from_slice(&[v], &[])
 }
 
+/// Output qparams as a module saves them: `scale` (f64) and `zero_point`
+/// (i64), 0-d.
+pub(super) fn qparams_state(prefix: &str, scale: f64, zero_point: i64) -> Result<Vec<(String, Tensor)>> {
+    Ok(vec![(format!("{prefix}scale"), scalar_f64(scale)?), (format!("{prefix}zero_point"), scalar_i64(zero_point)?)])
+}
+
+/// Reads what [`qparams_state`] saved (PyTorch's `[1]`-shaped scales too).
+pub(super) fn read_qparams(state: &HashMap<String, Tensor>, prefix: &str) -> Result<(f64, i64)> {
+    Ok((read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?))
+}
+
 pub(super) fn read_f64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<f64> {
     state_tensor(state, prefix, name)?.item()
 }
@@ -70,7 +81,7 @@ impl WeightState {
         module: &str,
         repack: impl Fn(&Tensor) -> Result<()>,
     ) -> Result<()> {
-        let (scale, zero_point) = (read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?);
+        let (scale, zero_point) = read_qparams(state, prefix)?;
         check_out_qparams(module, scale, zero_point)?;
         let mut weight = self.weight.clone();
         replace_like(&mut weight, state_tensor(state, prefix, "weight")?, &format!("{prefix}weight"))?;
@@ -414,14 +425,12 @@ impl Module for Quantize {
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
-        Ok(vec![
-            (format!("{prefix}scale"), scalar_f64(self.scale)?),
-            (format!("{prefix}zero_point"), scalar_i64(self.zero_point)?),
-        ])
+        qparams_state(prefix, self.scale, self.zero_point)
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        *self = Quantize::new(read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?, self.dtype)?;
+        let (scale, zero_point) = read_qparams(state, prefix)?;
+        *self = Quantize::new(scale, zero_point, self.dtype)?;
         Ok(())
     }
 
@@ -503,14 +512,12 @@ impl Module for QFunctional {
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
-        Ok(vec![
-            (format!("{prefix}scale"), scalar_f64(self.scale)?),
-            (format!("{prefix}zero_point"), scalar_i64(self.zero_point)?),
-        ])
+        qparams_state(prefix, self.scale, self.zero_point)
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        *self = QFunctional::new(read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?)?;
+        let (scale, zero_point) = read_qparams(state, prefix)?;
+        *self = QFunctional::new(scale, zero_point)?;
         Ok(())
     }
 
