@@ -42,7 +42,11 @@ fn param_type(ty: ArgType) -> &'static str {
         ArgType::Bool => "bool",
         ArgType::ScalarType => "DType",
         ArgType::OptionalScalarType => "Option<DType>",
-        ArgType::Str => "&str",
+        ArgType::Str | ArgType::Device => "&str",
+        ArgType::OptionalStr => "Option<&str>",
+        ArgType::Scalar => "crate::Scalar",
+        ArgType::FloatList => "&[f64]",
+        ArgType::AnyList | ArgType::NoneType | ArgType::Object(_) | ArgType::ObjectList(_) => "&Value",
     }
 }
 
@@ -54,6 +58,8 @@ fn return_type(ty: ArgType) -> Option<&'static str> {
         ArgType::Int => "i64",
         ArgType::Bool => "bool",
         ArgType::ScalarType => "DType",
+        ArgType::IntList(None) => "Vec<i64>",
+        ArgType::NoneType => "()",
         _ => return None,
     })
 }
@@ -70,7 +76,8 @@ fn typed_function(e: &OpsYamlEntry, out: &mut String) -> Result<(), String> {
     }
     let ret = return_type(s.returns[0])
         .ok_or_else(|| format!("ops.yaml:{}: `{}` cannot return {}", e.line, s.name, s.returns[0]))?;
-    let fname = rust_ident(s.base_name());
+    // `conv2d.new` -> `conv2d_new`.
+    let fname = rust_ident(&s.base_name().replace('.', "_"));
     let params: Vec<String> = s.args.iter().map(|a| format!("{}: {}", rust_ident(&a.name), param_type(a.ty))).collect();
     let values: Vec<String> = s.args.iter().map(|a| format!("Value::from({})", rust_ident(&a.name))).collect();
     for line in e.doc.lines() {

@@ -336,7 +336,19 @@ pub fn decode_arg(j: &Json, ty: ArgType) -> Result<Value, String> {
         }
         ArgType::Bool => Value::Bool(j.as_bool().ok_or("expected a bool")?),
         ArgType::ScalarType | ArgType::OptionalScalarType => Value::ScalarType(json_dtype(j)?),
-        ArgType::Str => Value::Str(j.as_str().ok_or("expected a string")?.to_string()),
+        ArgType::OptionalStr if j.is_null() => Value::None,
+        ArgType::Str | ArgType::OptionalStr | ArgType::Device => {
+            Value::Str(j.as_str().ok_or("expected a string")?.to_string())
+        }
+        ArgType::Scalar => match j.as_i64() {
+            Some(i) if !j.is_f64() => Value::Int(i),
+            _ => Value::Float(json_f64(j)?),
+        },
+        ArgType::FloatList => Value::List(
+            j.as_array().ok_or("expected an array of floats")?.iter().map(|v| json_f64(v).map(Value::Float)).collect::<Result<_, _>>()?,
+        ),
+        ArgType::NoneType if j.is_null() => Value::None,
+        other => return Err(format!("arguments of type {other} cannot be written in case files")),
     })
 }
 

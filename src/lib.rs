@@ -42,7 +42,8 @@ pub use qtensor_runtime::threads::{num_threads, set_num_threads, with_num_thread
 pub use qtensor_runtime::{
     declare_op, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType, DispatchKey,
     Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, Isa, KernelDescriptor, KernelInfo, MemoryFormat,
-    OpDeclaration, OpHandle, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result, Storage,
+    OpDeclaration, OpHandle, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result, Scalar,
+    ScriptClass, ScriptObject, Storage,
     StorageType, Tensor, Tolerance, Value,
 };
 pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage, threads};

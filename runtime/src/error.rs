@@ -173,6 +173,28 @@ pub enum Error {
     #[error("I/O: {0}")]
     Io(String),
 
+    /// A model raised an exception (`prim::RaiseException`): one of its
+    /// own checks failed on this input.
+    #[error("the model raised {}: {message}", .class.as_deref().unwrap_or("an exception"))]
+    Raised {
+        /// The exception's class (`builtins.ValueError`), when the model names one.
+        class: Option<String>,
+        /// The model's message.
+        message: String,
+    },
+
+    /// A TorchScript file's code could not be loaded or run: the file, the
+    /// line and what is wrong there.
+    #[error("{file}:{line}: {message}")]
+    Script {
+        /// The code file inside the archive (`code/__torch__/model.py`).
+        file: String,
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong (the construct or the op, and why).
+        message: String,
+    },
+
     /// Anything else, with the op it came from.
     #[error("{op}: {message}")]
     Invalid {

@@ -17,6 +17,7 @@ pub mod isa;
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub mod numerics;
+pub mod packed;
 pub mod print;
 pub mod profiler;
 pub mod quantizer;
@@ -34,11 +35,11 @@ pub use error::{Error, Result};
 pub use isa::Isa;
 pub use quantizer::{QParams, QScheme, Quantizer};
 pub use registry::{KernelDescriptor, OpDeclaration, Priority};
-pub use schema::{ArgType, OpSchema, Tolerance};
+pub use schema::{ArgType, OpSchema, ScriptClass, Tolerance};
 pub use storage::{Element, Storage};
 pub use tensor::format::MemoryFormat;
 pub use tensor::Tensor;
-pub use value::{FromArg, FromReturn, IntoReturn, Value};
+pub use value::{FromArg, FromReturn, IntoReturn, Scalar, ScriptClassData, ScriptObject, Value};
 
 #[doc(hidden)]
 pub use inventory;

@@ -35,6 +35,65 @@ pub enum ArgType {
     OptionalScalarType,
     /// `str`
     Str,
+    /// `str?`
+    OptionalStr,
+    /// `NoneType` (also written `()`): the return of ops that return
+    /// nothing, such as `prim::RaiseException`.
+    NoneType,
+    /// `Scalar`: an int, a float or a bool (PyTorch's `Scalar`).
+    Scalar,
+    /// `float[]`
+    FloatList,
+    /// `t[]`: a list of any one element type (`len.t`).
+    AnyList,
+    /// `Device` (only the CPU exists here).
+    Device,
+    /// A custom-class object, as c10's torchbind classes: packed weights.
+    Object(ScriptClass),
+    /// A list of custom-class objects (`CellParamsBase[]`).
+    ObjectList(ScriptClass),
+}
+
+/// The custom classes (c10's torchbind classes) that schemas can name:
+/// the packed-weight objects that PyTorch's quantized ops take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScriptClass {
+    /// `__torch__.torch.classes.quantized.Conv2dPackedParamsBase`
+    Conv2dPackedParams,
+    /// `__torch__.torch.classes.quantized.LinearPackedParamsBase`
+    LinearPackedParams,
+    /// `__torch__.torch.classes.rnn.CellParamsBase`
+    CellParams,
+}
+
+impl ScriptClass {
+    /// Every class, for lookups by name.
+    pub const ALL: [ScriptClass; 3] =
+        [ScriptClass::Conv2dPackedParams, ScriptClass::LinearPackedParams, ScriptClass::CellParams];
+
+    /// The class name as schemas write it (`Conv2dPackedParamsBase`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ScriptClass::Conv2dPackedParams => "Conv2dPackedParamsBase",
+            ScriptClass::LinearPackedParams => "LinearPackedParamsBase",
+            ScriptClass::CellParams => "CellParamsBase",
+        }
+    }
+
+    /// The qualified name TorchScript files use
+    /// (`__torch__.torch.classes.quantized.Conv2dPackedParamsBase`).
+    pub const fn qualified_name(self) -> &'static str {
+        match self {
+            ScriptClass::Conv2dPackedParams => "__torch__.torch.classes.quantized.Conv2dPackedParamsBase",
+            ScriptClass::LinearPackedParams => "__torch__.torch.classes.quantized.LinearPackedParamsBase",
+            ScriptClass::CellParams => "__torch__.torch.classes.rnn.CellParamsBase",
+        }
+    }
+
+    /// The class of a short or qualified name.
+    pub fn parse(name: &str) -> Option<ScriptClass> {
+        ScriptClass::ALL.into_iter().find(|c| c.name() == name || c.qualified_name() == name)
+    }
 }
 
 impl ArgType {
@@ -53,7 +112,19 @@ impl ArgType {
             "ScalarType" => ArgType::ScalarType,
             "ScalarType?" => ArgType::OptionalScalarType,
             "str" => ArgType::Str,
+            "str?" => ArgType::OptionalStr,
+            "NoneType" | "()" => ArgType::NoneType,
+            "Scalar" => ArgType::Scalar,
+            "float[]" => ArgType::FloatList,
+            "t[]" => ArgType::AnyList,
+            "Device" => ArgType::Device,
             _ => {
+                if let Some(class) = s.strip_suffix("[]").and_then(ScriptClass::parse) {
+                    return Some(ArgType::ObjectList(class));
+                }
+                if let Some(class) = ScriptClass::parse(s) {
+                    return Some(ArgType::Object(class));
+                }
                 let n = s.strip_prefix("int[")?.strip_suffix(']')?;
                 let n: usize = n.parse().ok().filter(|&n| n > 0)?;
                 ArgType::IntList(Some(n))
@@ -84,6 +155,14 @@ impl fmt::Display for ArgType {
             ArgType::ScalarType => f.write_str("ScalarType"),
             ArgType::OptionalScalarType => f.write_str("ScalarType?"),
             ArgType::Str => f.write_str("str"),
+            ArgType::OptionalStr => f.write_str("str?"),
+            ArgType::NoneType => f.write_str("NoneType"),
+            ArgType::Scalar => f.write_str("Scalar"),
+            ArgType::FloatList => f.write_str("float[]"),
+            ArgType::AnyList => f.write_str("t[]"),
+            ArgType::Device => f.write_str("Device"),
+            ArgType::Object(c) => f.write_str(c.name()),
+            ArgType::ObjectList(c) => write!(f, "{}[]", c.name()),
         }
     }
 }
@@ -95,6 +174,10 @@ pub struct Arg {
     pub name: String,
     /// Its type.
     pub ty: ArgType,
+    /// Its default as the schema writes it (`1`, `[0, 0]`, `None`,
+    /// `False`), if it has one: callers that name ops as PyTorch's printed
+    /// code does (TorchScript files) may leave it out.
+    pub default: Option<String>,
 }
 
 /// A parsed operator schema such as
@@ -115,9 +198,22 @@ impl OpSchema {
         self.name.rsplit_once("::").map(|(ns, _)| ns).unwrap_or("")
     }
 
-    /// The name without its namespace.
+    /// The name without its namespace (with its overload, if any:
+    /// `conv2d.new`).
     pub fn base_name(&self) -> &str {
         self.name.rsplit_once("::").map(|(_, n)| n).unwrap_or(&self.name)
+    }
+
+    /// The name without its overload (`quantized::conv2d` for
+    /// `quantized::conv2d.new`): the name calls are written with.
+    pub fn op_name(&self) -> &str {
+        self.name.split_once('.').map_or(&self.name, |(n, _)| n)
+    }
+
+    /// The overload name (`new` for `quantized::conv2d.new`; empty when
+    /// there is none).
+    pub fn overload(&self) -> &str {
+        self.name.split_once('.').map_or("", |(_, o)| o)
     }
 }
 
@@ -129,6 +225,9 @@ impl fmt::Display for OpSchema {
                 f.write_str(", ")?;
             }
             write!(f, "{} {}", a.ty, a.name)?;
+            if let Some(d) = &a.default {
+                write!(f, "={d}")?;
+            }
         }
         f.write_str(") -> ")?;
         if self.returns.len() == 1 {
@@ -146,6 +245,26 @@ fn is_ident(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Splits an argument list at the commas outside brackets (a default may
+/// be a list: `int[2] padding=[0, 0]`).
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                pieces.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push(&text[start..]);
+    pieces
+}
+
 /// Parses a schema string. The error says what is wrong.
 pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
     let text = text.trim();
@@ -154,20 +273,27 @@ pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
     let open = head.find('(').ok_or_else(|| format!("missing `(` in `{text}`"))?;
     let args_text = head[open + 1..].strip_suffix(')').ok_or_else(|| format!("missing `)` before `->` in `{text}`"))?;
     let name = head[..open].trim();
-    let parts: Vec<&str> = name.split("::").collect();
-    if parts.len() > 2 || !parts.iter().all(|p| is_ident(p)) {
-        return Err(format!("invalid operator name `{name}` (expected `name` or `namespace::name`)"));
+    let (plain, overload) = name.split_once('.').unwrap_or((name, ""));
+    let parts: Vec<&str> = plain.split("::").collect();
+    if parts.len() > 2 || !parts.iter().all(|p| is_ident(p)) || (name.contains('.') && !is_ident(overload)) {
+        return Err(format!(
+            "invalid operator name `{name}` (expected `name`, `namespace::name` or `namespace::name.overload`)"
+        ));
     }
 
     let mut args: Vec<Arg> = Vec::new();
     if !args_text.trim().is_empty() {
-        for piece in args_text.split(',') {
+        for piece in split_top_level(args_text) {
             let piece = piece.trim();
+            let (decl, default) = match piece.split_once('=') {
+                Some((d, v)) => (d.trim(), Some(v.trim().to_string())),
+                None => (piece, None),
+            };
             let (ty, arg_name) =
-                piece.rsplit_once(' ').ok_or_else(|| format!("argument `{piece}` needs a type and a name"))?;
+                decl.rsplit_once(' ').ok_or_else(|| format!("argument `{piece}` needs a type and a name"))?;
             let ty = ty.trim();
             let parsed = ArgType::parse(ty).ok_or_else(|| {
-                format!("unknown type `{ty}` for argument `{arg_name}` (known: Tensor, Tensor?, Tensor[], float, float?, int, int?, int[], int[N], bool, ScalarType, ScalarType?, str)")
+                format!("unknown type `{ty}` for argument `{arg_name}` (known: Tensor, Tensor?, Tensor[], float, float?, int, int?, int[], int[N], float[], t[], bool, Scalar, ScalarType, ScalarType?, str, Device, and the classes Conv2dPackedParamsBase, LinearPackedParamsBase, CellParamsBase)")
             })?;
             if !is_ident(arg_name) {
                 return Err(format!("invalid argument name `{arg_name}`"));
@@ -175,12 +301,19 @@ pub fn parse_schema(text: &str) -> Result<OpSchema, String> {
             if args.iter().any(|a| a.name == arg_name) {
                 return Err(format!("argument `{arg_name}` appears twice"));
             }
-            args.push(Arg { name: arg_name.to_string(), ty: parsed });
+            if default.as_deref() == Some("") {
+                return Err(format!("argument `{arg_name}` has `=` but no default"));
+            }
+            if default.is_none() && args.last().is_some_and(|a| a.default.is_some()) {
+                return Err(format!("argument `{arg_name}` has no default but follows one that has"));
+            }
+            args.push(Arg { name: arg_name.to_string(), ty: parsed, default });
         }
     }
 
     let ret = ret.trim();
     let ret_list: Vec<&str> = match ret.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        Some(inner) if inner.trim().is_empty() => vec!["()"],
         Some(inner) => inner.split(',').map(str::trim).collect(),
         None => vec![ret],
     };
@@ -375,11 +508,31 @@ mod tests {
     }
 
     #[test]
+    fn parses_overloads_defaults_and_classes() -> Result<(), Box<dyn std::error::Error>> {
+        let s = parse_schema(
+            "quantized::conv2d.new(Tensor qx, Conv2dPackedParamsBase w, int[2] padding=[0, 0], float? s=None) -> Tensor",
+        )?;
+        assert_eq!((s.op_name(), s.overload(), s.base_name()), ("quantized::conv2d", "new", "conv2d.new"));
+        assert_eq!(s.args[1].ty, ArgType::Object(ScriptClass::Conv2dPackedParams));
+        assert_eq!(s.args[2].default.as_deref(), Some("[0, 0]"));
+        assert_eq!(s.args[3].default.as_deref(), Some("None"));
+        assert_eq!(
+            s.to_string(),
+            "quantized::conv2d.new(Tensor qx, Conv2dPackedParamsBase w, int[2] padding=[0, 0], float? s=None) -> Tensor"
+        );
+        let s = parse_schema("len.t(t[] a) -> int")?;
+        assert_eq!((s.op_name(), s.args[0].ty), ("len", ArgType::AnyList));
+        Ok(())
+    }
+
+    #[test]
     fn rejects_bad_schemas() {
         assert!(parse_schema("relu(Tensor self) Tensor").unwrap_err().contains("->"));
         assert!(parse_schema("relu(Tensr self) -> Tensor").unwrap_err().contains("Tensr"));
         assert!(parse_schema("relu(Tensor self, Tensor self) -> Tensor").is_err());
         assert!(parse_schema("a::b::c(Tensor self) -> Tensor").is_err());
+        assert!(parse_schema("a::b.(Tensor self) -> Tensor").is_err());
+        assert!(parse_schema("f(Tensor self, int a=1, int b) -> Tensor").unwrap_err().contains("follows"));
         assert!(parse_schema("relu(Tensor self) -> Tensr").is_err());
     }
 

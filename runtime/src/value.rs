@@ -2,7 +2,7 @@
 //! conversions between values and typed kernel parameters.
 
 use crate::dtype::DType;
-use crate::schema::ArgType;
+use crate::schema::{ArgType, ScriptClass};
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 
@@ -25,8 +25,68 @@ pub enum Value {
     IntList(SmallVec<[i64; 4]>),
     /// A dtype.
     ScalarType(DType),
-    /// A string.
+    /// A string (also a `Device`: `"cpu"`).
     Str(String),
+    /// A custom-class object: packed weights (c10's torchbind objects).
+    Object(ScriptObject),
+    /// A list of anything else: floats, objects, mixed values.
+    List(Vec<Value>),
+    /// A tuple: several results, or a TorchScript tuple or NamedTuple.
+    Tuple(Vec<Value>),
+}
+
+/// A custom-class object (c10's `ivalue::Object` of a torchbind class):
+/// its class and its data, shared.
+#[derive(Clone)]
+pub struct ScriptObject {
+    class: ScriptClass,
+    data: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl ScriptObject {
+    /// Boxes `data` as an object of `class`.
+    pub fn new<T: std::any::Any + Send + Sync>(class: ScriptClass, data: T) -> Self {
+        ScriptObject { class, data: std::sync::Arc::new(data) }
+    }
+
+    /// The object's class.
+    pub fn class(&self) -> ScriptClass {
+        self.class
+    }
+
+    /// The data, if it is a `T`.
+    pub fn downcast_ref<T: std::any::Any>(&self) -> Option<&T> {
+        self.data.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for ScriptObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} object", self.class.name())
+    }
+}
+
+/// PyTorch's `Scalar`: a number an op takes where a tensor could also
+/// stand (`mul.Scalar`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar {
+    /// An int.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A bool.
+    Bool(bool),
+}
+
+impl Scalar {
+    /// The value as f64 (`true` is 1).
+    pub fn to_f64(self) -> f64 {
+        match self {
+            Scalar::Int(i) => i as f64,
+            Scalar::Float(f) => f,
+            Scalar::Bool(b) => b as i64 as f64,
+        }
+    }
 }
 
 impl Value {
@@ -42,6 +102,12 @@ impl Value {
             Value::IntList(l) => format!("int[{}]", l.len()),
             Value::ScalarType(_) => "ScalarType".into(),
             Value::Str(_) => "str".into(),
+            Value::Object(o) => o.class().name().into(),
+            Value::List(items) => format!("list of {}", items.len()),
+            Value::Tuple(items) => {
+                let types: Vec<String> = items.iter().map(Value::type_name).collect();
+                format!("({})", types.join(", "))
+            }
         }
     }
 
@@ -60,7 +126,17 @@ impl Value {
             (ArgType::Bool, Value::Bool(_)) => true,
             (ArgType::ScalarType, Value::ScalarType(_)) => true,
             (ArgType::OptionalScalarType, Value::ScalarType(_) | Value::None) => true,
-            (ArgType::Str, Value::Str(_)) => true,
+            (ArgType::Str | ArgType::Device, Value::Str(_)) => true,
+            (ArgType::OptionalStr, Value::Str(_) | Value::None) => true,
+            (ArgType::NoneType, Value::None) => true,
+            (ArgType::Scalar, Value::Int(_) | Value::Float(_) | Value::Bool(_)) => true,
+            (ArgType::FloatList, Value::List(items)) => items.iter().all(|v| matches!(v, Value::Float(_) | Value::Int(_))),
+            (ArgType::FloatList, Value::IntList(_)) => true,
+            (ArgType::AnyList, Value::IntList(_) | Value::TensorList(_) | Value::List(_)) => true,
+            (ArgType::Object(c), Value::Object(o)) => o.class() == c,
+            (ArgType::ObjectList(c), Value::List(items)) => {
+                items.iter().all(|v| matches!(v, Value::Object(o) if o.class() == c))
+            }
             _ => false,
         }
     }
@@ -172,6 +248,30 @@ impl From<Option<DType>> for Value {
         v.map_or(Value::None, Value::ScalarType)
     }
 }
+impl From<&Value> for Value {
+    fn from(v: &Value) -> Self {
+        v.clone()
+    }
+}
+impl From<Scalar> for Value {
+    fn from(v: Scalar) -> Self {
+        match v {
+            Scalar::Int(i) => Value::Int(i),
+            Scalar::Float(f) => Value::Float(f),
+            Scalar::Bool(b) => Value::Bool(b),
+        }
+    }
+}
+impl From<&[f64]> for Value {
+    fn from(v: &[f64]) -> Self {
+        Value::List(v.iter().map(|&x| Value::Float(x)).collect())
+    }
+}
+impl From<Option<&str>> for Value {
+    fn from(v: Option<&str>) -> Self {
+        v.map_or(Value::None, Value::from)
+    }
+}
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
         Value::Str(v.to_string())
@@ -214,6 +314,32 @@ from_arg! {
     DType => ArgType::ScalarType, |v| match v { Value::ScalarType(d) => Some(*d), _ => None };
     Option<DType> => ArgType::OptionalScalarType, |v| match v { Value::ScalarType(d) => Some(Some(*d)), Value::None => Some(None), _ => None };
     &'a str => ArgType::Str, |v| match v { Value::Str(s) => Some(s.as_str()), _ => None };
+    Option<&'a str> => ArgType::OptionalStr, |v| match v { Value::Str(s) => Some(Some(s.as_str())), Value::None => Some(None), _ => None };
+    Scalar => ArgType::Scalar, |v| match v {
+        Value::Int(i) => Some(Scalar::Int(*i)),
+        Value::Float(x) => Some(Scalar::Float(*x)),
+        Value::Bool(b) => Some(Scalar::Bool(*b)),
+        _ => None
+    };
+    &'a Value => ArgType::AnyList, |v| matches!(v, Value::IntList(_) | Value::TensorList(_) | Value::List(_)).then_some(v);
+}
+
+/// A typed kernel parameter for a custom-class object: implement it for
+/// the object's data type, and `&T` becomes a kernel parameter of the
+/// class's schema type.
+pub trait ScriptClassData: std::any::Any + Send + Sync {
+    /// The class whose objects hold this data.
+    const CLASS: ScriptClass;
+}
+
+impl<'a, T: ScriptClassData> FromArg<'a> for &'a T {
+    const KIND: ArgType = ArgType::Object(T::CLASS);
+    fn from_arg(v: &'a Value) -> Option<Self> {
+        match v {
+            Value::Object(o) if o.class() == T::CLASS => o.downcast_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// A typed kernel result that can be boxed into a [`Value`].
@@ -245,6 +371,20 @@ into_return! {
     DType => ArgType::ScalarType, ScalarType;
 }
 
+impl IntoReturn for () {
+    const KIND: ArgType = ArgType::NoneType;
+    fn into_value(self) -> Value {
+        Value::None
+    }
+}
+
+impl IntoReturn for Vec<i64> {
+    const KIND: ArgType = ArgType::IntList(None);
+    fn into_value(self) -> Value {
+        Value::IntList(self.into())
+    }
+}
+
 /// The reverse of [`IntoReturn`]: unboxes an operator's result for the
 /// typed functions.
 pub trait FromReturn: Sized {
@@ -272,4 +412,22 @@ from_return! {
     i64 => Int;
     bool => Bool;
     DType => ScalarType;
+}
+
+impl FromReturn for Vec<i64> {
+    fn from_return(op: &str, v: Value) -> crate::Result<Self> {
+        match v {
+            Value::IntList(l) => Ok(l.to_vec()),
+            other => Err(crate::Error::invalid(op, format!("kernel returned {} where the schema says int[]", other.type_name()))),
+        }
+    }
+}
+
+impl FromReturn for () {
+    fn from_return(op: &str, v: Value) -> crate::Result<Self> {
+        match v {
+            Value::None => Ok(()),
+            other => Err(crate::Error::invalid(op, format!("kernel returned {} where the schema says NoneType", other.type_name()))),
+        }
+    }
 }

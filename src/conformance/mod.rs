@@ -145,6 +145,7 @@ fn describe(args: &[Value]) -> String {
             Value::ScalarType(d) => d.to_string(),
             Value::None => "None".into(),
             Value::Str(s) => format!("{s:?}"),
+            other => other.type_name(),
         })
         .collect::<Vec<_>>()
         .join(", ")

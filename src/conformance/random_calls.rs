@@ -6,6 +6,7 @@
 //! `boxed_call` fuzz target drive it (the latter from the fuzzer's bytes,
 //! through [`Rng::from_bytes`]).
 
+use qtensor_runtime::ScriptClass;
 use super::rng::Rng;
 use crate::{ops, registry, ArgType, DType, OpHandle, Tensor, Value};
 
@@ -149,8 +150,40 @@ fn arg(rng: &mut Rng, ty: ArgType) -> Value {
             let all: Vec<DType> = QUANTIZED.iter().chain(PLAIN.iter()).copied().collect();
             Value::ScalarType(rng.pick(&all))
         }
-        ArgType::Str => Value::Str("x".into()),
+        ArgType::Str | ArgType::OptionalStr => Value::Str("x".into()),
+        ArgType::Device => Value::Str("cpu".into()),
+        ArgType::NoneType => Value::None,
+        ArgType::Scalar => Value::Float(scale(rng)),
+        ArgType::FloatList => Value::List((0..rng.below(4)).map(|_| Value::Float(scale(rng))).collect()),
+        ArgType::AnyList => int_list(rng, None),
+        ArgType::Object(class) => script_object(rng, class),
+        ArgType::ObjectList(class) => Value::List((0..rng.below(3)).map(|_| script_object(rng, class)).collect()),
     }
+}
+
+/// A packed-weight object of `class` around random (often invalid) parts;
+/// `None` where the parts are refused, as a caller's bad object would be.
+pub(crate) fn script_object(rng: &mut Rng, class: ScriptClass) -> Value {
+    let weight = tensor(rng);
+    let bias = if rng.one_in(2) { tensor(rng).ok() } else { None };
+    let pair = |rng: &mut Rng| [int(rng), int(rng)];
+    let made = weight.and_then(|weight| match class {
+        ScriptClass::Conv2dPackedParams => qtensor_runtime::packed::Conv2dPackedParams {
+            weight,
+            bias,
+            stride: pair(rng),
+            padding: pair(rng),
+            dilation: pair(rng),
+            output_padding: [0, 0],
+            groups: int(rng),
+            transposed: false,
+        }
+        .into_value(),
+        ScriptClass::LinearPackedParams | ScriptClass::CellParams => {
+            qtensor_runtime::packed::LinearPackedParams { weight, bias }.into_value()
+        }
+    });
+    made.unwrap_or(Value::None)
 }
 
 /// A random op and arguments for it.

@@ -13,6 +13,7 @@
 macro_rules! register_gemm_kernels {
     ($isa:ty, $prefix:literal, $priority:expr) => {
         const _: () = {
+            use qtensor_runtime::packed::{Conv2dPackedParams, LinearPackedParams};
             use qtensor_runtime::{register_kernel, Result, Tensor};
             use $crate::gemm::GemmIsa;
 
@@ -27,11 +28,32 @@ macro_rules! register_gemm_kernels {
             fn conv2d(relu: bool, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
                 with_token!(|t| $crate::gemm::conv::conv2d(t, relu, x, w, b, stride, padding, dilation, groups, y_scale, y_zero_point))
             }
+            // PyTorch's packed-weight forms: the same drivers on the
+            // object's parts.
+            fn linear_packed(relu: bool, x: &Tensor, w: &LinearPackedParams, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
+                linear(relu, x, &w.weight, w.bias.as_ref(), y_scale, y_zero_point)
+            }
+            fn linear_dynamic_packed(x: &Tensor, w: &LinearPackedParams, reduce_range: bool) -> Result<Tensor> {
+                linear_dynamic(x, &w.weight, w.bias.as_ref(), reduce_range)
+            }
+            fn conv2d_packed(relu: bool, x: &Tensor, w: &Conv2dPackedParams, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
+                let op = if relu { "quantized::conv2d_relu.new" } else { "quantized::conv2d.new" };
+                let p = w.plain_conv(op)?;
+                conv2d(relu, x, &p.weight, p.bias.as_ref(), &p.stride, &p.padding, &p.dilation, p.groups, y_scale, y_zero_point)
+            }
             register_kernel! {
                 dtypes: [QUInt8],
                 priority: $priority,
                 is_supported: supported,
                 variants: {
+                    fn linear_packed(x: &Tensor, w: &LinearPackedParams, y_scale: f64, y_zero_point: i64) -> Tensor {
+                        "quantized::linear.packed" => (false, concat!($prefix, "_linear_packed")),
+                        "quantized::linear_relu.packed" => (true, concat!($prefix, "_linear_relu_packed")),
+                    }
+                    fn conv2d_packed(x: &Tensor, w: &Conv2dPackedParams, y_scale: f64, y_zero_point: i64) -> Tensor {
+                        "quantized::conv2d.new" => (false, concat!($prefix, "_conv2d_new")),
+                        "quantized::conv2d_relu.new" => (true, concat!($prefix, "_conv2d_relu_new")),
+                    }
                     fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor {
                         "quantized::linear" => (false, concat!($prefix, "_linear")),
                         "quantized::linear_relu" => (true, concat!($prefix, "_linear_relu")),
@@ -45,6 +67,10 @@ macro_rules! register_gemm_kernels {
             register_kernel! {
                 op: "quantized::linear_dynamic", dtypes: [Float32], name: concat!($prefix, "_linear_dynamic"), priority: $priority,
                 is_supported: supported, fn linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_range: bool) -> Tensor
+            }
+            register_kernel! {
+                op: "quantized::linear_dynamic.packed", dtypes: [Float32], name: concat!($prefix, "_linear_dynamic_packed"), priority: $priority,
+                is_supported: supported, fn linear_dynamic_packed(x: &Tensor, w: &LinearPackedParams, reduce_range: bool) -> Tensor
             }
         };
     };

@@ -3,16 +3,20 @@
 pub mod activation;
 pub mod cat;
 pub mod common;
+pub mod composite;
 pub mod conv;
 pub mod create;
 pub mod elementwise;
+pub mod float;
 pub mod inspect;
 pub mod linear;
 pub mod norm;
+pub mod packed;
 pub mod pool;
 pub mod quantize;
 pub mod reduce;
 pub mod resample;
+pub mod script;
 pub mod views;
 
 /// The kernel files of this module. It exists only so that [`crate::link`]
@@ -22,16 +26,20 @@ pub mod views;
 pub const KERNEL_FILES: &[&str] = &[
     "activation",
     "cat",
+    "composite",
     "conv",
     "create",
     "elementwise",
+    "float",
     "inspect",
     "linear",
     "norm",
+    "packed",
     "pool",
     "quantize",
     "reduce",
     "resample",
+    "script",
     "views",
 ];
 

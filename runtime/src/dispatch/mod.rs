@@ -215,6 +215,17 @@ impl Dispatcher {
         }
     }
 
+    /// Every overload of the operator `name` (`quantized::conv2d` finds
+    /// `quantized::conv2d` and `quantized::conv2d.new`), the plain one
+    /// first, then by overload name: the candidates that c10 resolves a
+    /// call written without its overload against.
+    pub fn overloads(&self, name: &str) -> Vec<OpHandle> {
+        let mut v: Vec<OpHandle> =
+            self.ops.read().values().filter(|e| e.schema.op_name() == name).cloned().map(OpHandle).collect();
+        v.sort_by(|a, b| a.0.schema.overload().cmp(b.0.schema.overload()));
+        v
+    }
+
     /// Every operator, sorted by name.
     pub fn ops(&self) -> Vec<OpHandle> {
         let mut v: Vec<OpHandle> = self.ops.read().values().cloned().map(OpHandle).collect();

@@ -1,0 +1,97 @@
+//! Ops defined by other ops, as c10's composite kernels: each calls the
+//! dispatcher, so the fastest kernel of the op it is built on runs (and
+//! shows in the profiler under that op's name).
+
+use qtensor_runtime::tensor::layout::wrap_dim;
+use qtensor_runtime::{dispatcher, register_kernel, DType, Error, Priority, Result, Tensor, Value};
+
+/// Calls `op` through the dispatcher and unboxes its tensor.
+fn call(op: &str, args: &[Value]) -> Result<Tensor> {
+    dispatcher().call(op, args)?.into_tensor()
+}
+
+/// `aten::cat` of quantized tensors: `quantized::cat` into the first
+/// input's qparams, as PyTorch's `cat_quantized_cpu` does.
+fn quantized_cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
+    call("quantized::cat", &[Value::from(tensors), Value::Int(dim), Value::None, Value::None])
+}
+
+/// `aten::cat` of plain tensors of one dtype.
+fn plain_cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
+    let op = "cat";
+    let first = tensors.first().ok_or_else(|| Error::invalid(op, "cat of no tensors"))?;
+    let d = wrap_dim(op, dim, first.ndim())?;
+    let mut sizes = first.sizes().to_vec();
+    sizes[d] = 0;
+    for t in tensors {
+        let same = t.ndim() == first.ndim()
+            && t.sizes().iter().zip(first.sizes()).enumerate().all(|(i, (a, b))| i == d || a == b);
+        if !same || t.dtype() != first.dtype() {
+            return Err(Error::shape(op, format!("cannot cat {} with {}", t.describe(), first.describe())));
+        }
+        sizes[d] = sizes[d].checked_add(t.sizes()[d]).ok_or_else(|| Error::shape(op, "the result is too large"))?;
+    }
+    let out = Tensor::zeros(&sizes, first.dtype())?;
+    let mut at = 0i64;
+    for t in tensors {
+        let len = t.sizes()[d] as i64;
+        out.slice(d as i64, Some(at), Some(at + len), 1)?.copy_(t)?;
+        at += len;
+    }
+    Ok(out)
+}
+
+fn chunk(x: &Tensor, chunks: i64, dim: i64) -> Result<Vec<Tensor>> {
+    let op = "chunk";
+    if chunks < 1 {
+        return Err(Error::invalid(op, format!("chunks must be positive, got {chunks}")));
+    }
+    let d = wrap_dim(op, dim, x.ndim())?;
+    let size = x.sizes()[d] as i64;
+    let step = (size + chunks - 1) / chunks;
+    if step == 0 {
+        return Ok(vec![x.clone()]);
+    }
+    (0..size).step_by(step as usize).map(|start| x.slice(d as i64, Some(start), Some(start + step), 1)).collect()
+}
+
+fn quantize_per_tensor_tensor_qparams(x: &Tensor, scale: &Tensor, zero_point: &Tensor, dtype: DType) -> Result<Tensor> {
+    let op = "quantize_per_tensor.tensor_qparams";
+    if scale.numel() != 1 || zero_point.numel() != 1 {
+        return Err(Error::qparams(op, "scale and zero_point must hold one element each"));
+    }
+    let z = zero_point.int_values()?[0];
+    call("quantize_per_tensor", &[Value::from(x), Value::Float(scale.item()?), Value::Int(z), Value::ScalarType(dtype)])
+}
+
+register_kernel! {
+    dtypes: [QUInt8, QInt8, QInt32],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "cat" => quantized_cat(tensors: &[Tensor], dim: i64) -> Tensor,
+    }
+}
+
+register_kernel! {
+    dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "cat" => plain_cat(tensors: &[Tensor], dim: i64) -> Tensor,
+    }
+}
+
+register_kernel! {
+    dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "chunk" => chunk(x: &Tensor, chunks: i64, dim: i64) -> Vec<Tensor>,
+    }
+}
+
+register_kernel! {
+    dtypes: [Float32, Float64],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "quantize_per_tensor.tensor_qparams" => quantize_per_tensor_tensor_qparams(x: &Tensor, scale: &Tensor, zero_point: &Tensor, dtype: DType) -> Tensor,
+    }
+}

@@ -1,0 +1,90 @@
+//! Float operators for the float islands that FX-quantized and eager
+//! models leave between a dequantize and a quantize: silu, mul, add and
+//! softmax on float32 tensors, broadcast as PyTorch broadcasts.
+
+use qtensor_runtime::tensor::layout::{broadcast_shapes, wrap_dim};
+use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Scalar, Tensor};
+
+fn float32(op: &str, x: &Tensor) -> Result<Vec<f32>> {
+    match x.dtype() {
+        DType::Float32 => x.to_vec::<f32>(),
+        other => Err(Error::WrongDType { op: op.into(), expected: "a float32 tensor".into(), got: other }),
+    }
+}
+
+/// `f(a, b)` elementwise over the broadcast shape of two float32 tensors.
+fn broadcast_binary(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Result<Tensor> {
+    let shape = broadcast_shapes(op, a.sizes(), b.sizes())?;
+    let va = float32(op, &a.expand(&shape[..])?)?;
+    let vb = float32(op, &b.expand(&shape[..])?)?;
+    Tensor::from_vec(va.iter().zip(&vb).map(|(&x, &y)| f(x, y)).collect::<Vec<f32>>(), &shape)
+}
+
+fn reference_silu(x: &Tensor) -> Result<Tensor> {
+    let v = float32("silu", x)?;
+    Tensor::from_vec(v.into_iter().map(|x| x / (1.0 + (-x).exp())).collect::<Vec<f32>>(), x.sizes())
+}
+
+fn reference_mul_tensor(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    broadcast_binary("mul.Tensor", a, b, |x, y| x * y)
+}
+
+fn reference_mul_scalar(a: &Tensor, b: Scalar) -> Result<Tensor> {
+    let s = b.to_f64() as f32;
+    let v = float32("mul.Scalar", a)?;
+    Tensor::from_vec(v.into_iter().map(|x| x * s).collect::<Vec<f32>>(), a.sizes())
+}
+
+fn reference_add_tensor(a: &Tensor, b: &Tensor, alpha: Scalar) -> Result<Tensor> {
+    let alpha = alpha.to_f64() as f32;
+    if alpha == 1.0 {
+        broadcast_binary("add.Tensor", a, b, |x, y| x + y)
+    } else {
+        broadcast_binary("add.Tensor", a, b, |x, y| x + alpha * y)
+    }
+}
+
+fn reference_softmax(x: &Tensor, dim: i64, dtype: Option<DType>) -> Result<Tensor> {
+    let op = "softmax.int";
+    if dtype.is_some_and(|d| d != DType::Float32) {
+        return Err(Error::invalid(op, "only float32 results are supported"));
+    }
+    let d = wrap_dim(op, dim, x.ndim().max(1))?;
+    let v = float32(op, x)?;
+    let sizes = x.sizes();
+    let n = sizes.get(d).copied().unwrap_or(1);
+    let inner: usize = sizes.get(d + 1..).map_or(1, |s| s.iter().product());
+    let mut out = v.clone();
+    if n == 0 || v.is_empty() {
+        return Tensor::from_vec(out, sizes);
+    }
+    for (block, chunk) in v.chunks(n * inner).enumerate() {
+        for i in 0..inner {
+            let at = |k: usize| k * inner + i;
+            let max = (0..n).map(|k| chunk[at(k)]).fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for k in 0..n {
+                let e = (chunk[at(k)] - max).exp();
+                out[block * n * inner + at(k)] = e;
+                sum += e;
+            }
+            let inv = 1.0 / sum;
+            for k in 0..n {
+                out[block * n * inner + at(k)] *= inv;
+            }
+        }
+    }
+    Tensor::from_vec(out, sizes)
+}
+
+register_kernel! {
+    dtypes: [Float32],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "silu" => reference_silu(x: &Tensor) -> Tensor,
+        "mul.Tensor" => reference_mul_tensor(a: &Tensor, b: &Tensor) -> Tensor,
+        "mul.Scalar" => reference_mul_scalar(a: &Tensor, b: Scalar) -> Tensor,
+        "add.Tensor" => reference_add_tensor(a: &Tensor, b: &Tensor, alpha: Scalar) -> Tensor,
+        "softmax.int" => reference_softmax(x: &Tensor, dim: i64, dtype: Option<DType>) -> Tensor,
+    }
+}

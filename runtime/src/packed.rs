@@ -1,0 +1,104 @@
+//! The packed-weight objects of PyTorch's quantized ops, as custom-class
+//! values ([`ScriptObject`](crate::value::ScriptObject)): what
+//! `quantized::conv2d.new` and `quantized::linear.packed` take where the
+//! plain ops take loose tensors.
+//!
+//! Each keeps its weight as a quantized tensor; the kernels' packed forms
+//! are cached on that tensor the first time a kernel (or
+//! `qtensor::kernels::prepack_*`) packs it, so a loaded model packs each
+//! weight once.
+
+use crate::error::{Error, Result};
+use crate::schema::ScriptClass;
+use crate::tensor::Tensor;
+use crate::value::{ScriptClassData, ScriptObject, Value};
+
+/// `Conv2dPackedParamsBase`: a 2-d convolution's weight, bias and
+/// geometry, as PyTorch's `conv2d_prepack` made them.
+#[derive(Debug, Clone)]
+pub struct Conv2dPackedParams {
+    /// qint8 `[out, in / groups, kh, kw]` (`[in, out / groups, kh, kw]`
+    /// when transposed), per tensor or per channel on axis 0.
+    pub weight: Tensor,
+    /// float32 `[out]`, or none.
+    pub bias: Option<Tensor>,
+    /// Stride `[h, w]`.
+    pub stride: [i64; 2],
+    /// Zero padding `[h, w]`.
+    pub padding: [i64; 2],
+    /// Dilation `[h, w]`.
+    pub dilation: [i64; 2],
+    /// Extra output size of a transposed convolution `[h, w]`.
+    pub output_padding: [i64; 2],
+    /// Channel groups.
+    pub groups: i64,
+    /// True for a transposed convolution.
+    pub transposed: bool,
+}
+
+impl ScriptClassData for Conv2dPackedParams {
+    const CLASS: ScriptClass = ScriptClass::Conv2dPackedParams;
+}
+
+impl Conv2dPackedParams {
+    /// Checks the parts and boxes them as an object.
+    pub fn into_value(self) -> Result<Value> {
+        let bad = |m: String| Err(Error::invalid("Conv2dPackedParamsBase", m));
+        if self.weight.dim() != 4 || !self.weight.dtype().is_quantized() {
+            return bad(format!("the weight is {}, not a 4-d quantized tensor", self.weight.describe()));
+        }
+        if self.groups < 1 {
+            return bad(format!("groups {} is not positive", self.groups));
+        }
+        if self.stride.iter().chain(&self.dilation).any(|&v| v < 1)
+            || self.padding.iter().chain(&self.output_padding).any(|&v| v < 0)
+        {
+            return bad(format!(
+                "stride {:?}, padding {:?}, dilation {:?}, output padding {:?}",
+                self.stride, self.padding, self.dilation, self.output_padding
+            ));
+        }
+        Ok(Value::Object(ScriptObject::new(ScriptClass::Conv2dPackedParams, self)))
+    }
+}
+
+/// `LinearPackedParamsBase`: a linear layer's weight and bias.
+#[derive(Debug, Clone)]
+pub struct LinearPackedParams {
+    /// qint8 `[out, in]` per tensor or per channel on axis 0, or float32
+    /// (an fp16 dynamic weight, kept as float).
+    pub weight: Tensor,
+    /// float32 `[out]`, or none.
+    pub bias: Option<Tensor>,
+}
+
+impl ScriptClassData for LinearPackedParams {
+    const CLASS: ScriptClass = ScriptClass::LinearPackedParams;
+}
+
+impl LinearPackedParams {
+    /// Checks the parts and boxes them as an object.
+    pub fn into_value(self) -> Result<Value> {
+        if self.weight.dim() != 2 {
+            return Err(Error::invalid(
+                "LinearPackedParamsBase",
+                format!("the weight is {}, not a 2-d tensor", self.weight.describe()),
+            ));
+        }
+        Ok(Value::Object(ScriptObject::new(ScriptClass::LinearPackedParams, self)))
+    }
+}
+
+impl Conv2dPackedParams {
+    /// The parts the plain conv kernels take, for `op`; transposed
+    /// convolutions are refused by name (no kernel computes them yet).
+    pub fn plain_conv(&self, op: &str) -> Result<&Self> {
+        if self.transposed {
+            return Err(Error::invalid(
+                op,
+                "transposed convolutions (ConvTranspose2d) are not supported yet; the packed weight is transposed",
+            ));
+        }
+        Ok(self)
+    }
+}
