@@ -345,7 +345,11 @@ pub fn decode_arg(j: &Json, ty: ArgType) -> Result<Value, String> {
             _ => Value::Float(json_f64(j)?),
         },
         ArgType::FloatList => Value::List(
-            j.as_array().ok_or("expected an array of floats")?.iter().map(|v| json_f64(v).map(Value::Float)).collect::<Result<_, _>>()?,
+            j.as_array()
+                .ok_or("expected an array of floats")?
+                .iter()
+                .map(|v| json_f64(v).map(Value::Float))
+                .collect::<Result<_, _>>()?,
         ),
         ArgType::NoneType if j.is_null() => Value::None,
         other => return Err(format!("arguments of type {other} cannot be written in case files")),

@@ -26,6 +26,7 @@ pub mod bench;
 pub mod conformance;
 pub mod demo;
 pub mod golden;
+pub mod jit;
 /// The `ndarray` crate that `Tensor`'s conversions use (the `ndarray`
 /// feature; see `qtensor_runtime::interop`).
 #[cfg(feature = "ndarray")]
@@ -43,8 +44,7 @@ pub use qtensor_runtime::{
     declare_op, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType, DispatchKey,
     Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, Isa, KernelDescriptor, KernelInfo, MemoryFormat,
     OpDeclaration, OpHandle, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result, Scalar,
-    ScriptClass, ScriptObject, Storage,
-    StorageType, Tensor, Tolerance, Value,
+    ScriptClass, ScriptObject, Storage, StorageType, Tensor, Tolerance, Value,
 };
 pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage, threads};
 

@@ -130,7 +130,9 @@ impl Value {
             (ArgType::OptionalStr, Value::Str(_) | Value::None) => true,
             (ArgType::NoneType, Value::None) => true,
             (ArgType::Scalar, Value::Int(_) | Value::Float(_) | Value::Bool(_)) => true,
-            (ArgType::FloatList, Value::List(items)) => items.iter().all(|v| matches!(v, Value::Float(_) | Value::Int(_))),
+            (ArgType::FloatList, Value::List(items)) => {
+                items.iter().all(|v| matches!(v, Value::Float(_) | Value::Int(_)))
+            }
             (ArgType::FloatList, Value::IntList(_)) => true,
             (ArgType::AnyList, Value::IntList(_) | Value::TensorList(_) | Value::List(_)) => true,
             (ArgType::Object(c), Value::Object(o)) => o.class() == c,
@@ -418,7 +420,10 @@ impl FromReturn for Vec<i64> {
     fn from_return(op: &str, v: Value) -> crate::Result<Self> {
         match v {
             Value::IntList(l) => Ok(l.to_vec()),
-            other => Err(crate::Error::invalid(op, format!("kernel returned {} where the schema says int[]", other.type_name()))),
+            other => Err(crate::Error::invalid(
+                op,
+                format!("kernel returned {} where the schema says int[]", other.type_name()),
+            )),
         }
     }
 }
@@ -427,7 +432,10 @@ impl FromReturn for () {
     fn from_return(op: &str, v: Value) -> crate::Result<Self> {
         match v {
             Value::None => Ok(()),
-            other => Err(crate::Error::invalid(op, format!("kernel returned {} where the schema says NoneType", other.type_name()))),
+            other => Err(crate::Error::invalid(
+                op,
+                format!("kernel returned {} where the schema says NoneType", other.type_name()),
+            )),
         }
     }
 }

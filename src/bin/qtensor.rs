@@ -1,7 +1,7 @@
-//! The `qtensor` command line: `demo`, `ops` and `conform`.
+//! The `qtensor` command line: `demo`, `run`, `inspect`, `ops`, `bench`, `model run` and `conform`.
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -46,6 +46,33 @@ enum Command {
         /// through the Profiling layer instead of timing it.
         #[arg(long, value_name = "WORKLOAD")]
         profile: Option<String>,
+    },
+    /// Run a frozen TorchScript model (torch.jit.save of torch.jit.freeze):
+    /// read its inputs from a safetensors file, print the result's shape and
+    /// the time, and write the result.
+    Run {
+        /// The TorchScript file.
+        model: PathBuf,
+        /// A safetensors file with one tensor per forward() argument, named
+        /// after it (or `input` when forward takes one).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the result: `output` for one tensor, `output.0`,
+        /// `output.1`, ... for a tuple (quantized tensors with their qparams).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Threads for the kernels' parallel loops.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print the time spent in each op.
+        #[arg(long)]
+        profile: bool,
+    },
+    /// Describe a TorchScript file (inputs, op calls, constants) or a
+    /// torch.save state dict (its entries).
+    Inspect {
+        /// The .pt file.
+        file: PathBuf,
     },
     /// Run a quantized network from a PyTorch checkpoint.
     Model {
@@ -104,6 +131,74 @@ fn model_run(
     qtensor::save(out, &[("output", &run.logits)])?;
     println!("wrote the quantized logits {:?} to {} as `output`", run.logits.sizes(), out.display());
     Ok(())
+}
+
+/// `qtensor run`.
+fn run(model: &Path, input: &Path, out: Option<&Path>, threads: usize, profile: bool) -> qtensor::Result<()> {
+    let m = qtensor::jit::load(model)?;
+    let tensors: std::collections::HashMap<String, qtensor::Tensor> = qtensor::load(input)?.into_iter().collect();
+    let inputs = m
+        .inputs()
+        .iter()
+        .map(|p| {
+            let t = tensors.get(&p.name).or_else(|| (m.inputs().len() == 1).then(|| tensors.get("input")).flatten());
+            t.cloned().map(qtensor::Value::Tensor).ok_or_else(|| {
+                let have: Vec<&String> = tensors.keys().collect();
+                qtensor::Error::invalid(
+                    "run",
+                    format!("{} has no tensor `{}` (it has {have:?})", input.display(), p.name),
+                )
+            })
+        })
+        .collect::<qtensor::Result<Vec<_>>>()?;
+    if profile {
+        qtensor::profiler::reset();
+        qtensor::profiler::enable();
+    }
+    let start = std::time::Instant::now();
+    let result = qtensor::with_num_threads(threads, || m.forward(&inputs))?;
+    let elapsed = start.elapsed();
+    if profile {
+        qtensor::profiler::disable();
+    }
+    let result = result?;
+    let mut outputs = Vec::new();
+    qtensor::jit::flatten_outputs("output", &result, &mut outputs)?;
+    for (name, t) in &outputs {
+        println!("{name}: {} {:?}", t.dtype(), t.sizes());
+    }
+    println!("ran {} in {:.2} ms with {threads} thread(s)", model.display(), elapsed.as_secs_f64() * 1e3);
+    if profile {
+        print!("{}", qtensor::profiler::table());
+    }
+    if let Some(out) = out {
+        let named: Vec<(&str, &qtensor::Tensor)> = outputs.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        qtensor::save(out, &named)?;
+        println!("wrote {} tensor(s) to {}", named.len(), out.display());
+    }
+    Ok(())
+}
+
+/// `qtensor inspect`.
+fn inspect(file: &Path) -> qtensor::Result<()> {
+    match qtensor::jit::load(file) {
+        Ok(m) => {
+            print!("{}", qtensor::jit::describe(&m));
+            Ok(())
+        }
+        Err(qtensor::Error::Serialization(msg)) if msg.contains("torch.save checkpoint") => {
+            let state = qtensor::torch::load(file)?;
+            println!("{}: a torch.save state dict of {} entries", file.display(), state.len());
+            for (name, v) in state.iter() {
+                match v.as_tensor() {
+                    Some(t) => println!("  {name}: {}", qtensor::jit::describe_tensor(t)),
+                    None => println!("  {name}: {v:?}"),
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn main() -> ExitCode {
@@ -195,6 +290,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Run { model, input, out, threads, profile } => {
+            match run(&model, &input, out.as_deref(), threads, profile) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("run failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Inspect { file } => match inspect(&file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("inspect failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Model { action: ModelCommand::Run { arch, weights, input, out, threads } } => {
             match model_run(&arch, &weights, &input, &out, threads) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -165,7 +165,9 @@ pub fn any_value(rng: &mut Rng, ty: ArgType, dtype: DType) -> Result<Value> {
         ArgType::Device => Value::Str("cpu".into()),
         ArgType::NoneType => Value::None,
         ArgType::Scalar => Value::Float(rng.pick(&[0.0, -1.0, 0.5, 3.0])),
-        ArgType::FloatList => Value::List((0..rng.below(3)).map(|_| Value::Float(rng.pick(&[0.0, 1.0, -2.5]))).collect()),
+        ArgType::FloatList => {
+            Value::List((0..rng.below(3)).map(|_| Value::Float(rng.pick(&[0.0, 1.0, -2.5]))).collect())
+        }
         ArgType::AnyList => Value::IntList((0..rng.below(4)).map(|_| rng.pick(&[0, 1, 3])).collect()),
         ArgType::Object(class) => super::random_calls::script_object(rng, class),
         ArgType::ObjectList(class) => Value::List(vec![super::random_calls::script_object(rng, class)]),

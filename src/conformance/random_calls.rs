@@ -6,9 +6,9 @@
 //! `boxed_call` fuzz target drive it (the latter from the fuzzer's bytes,
 //! through [`Rng::from_bytes`]).
 
-use qtensor_runtime::ScriptClass;
 use super::rng::Rng;
 use crate::{ops, registry, ArgType, DType, OpHandle, Tensor, Value};
+use qtensor_runtime::ScriptClass;
 
 const QUANTIZED: [DType; 4] = [DType::QUInt8, DType::QInt8, DType::QInt16, DType::QInt32];
 const PLAIN: [DType; 6] = [DType::Float32, DType::Float64, DType::Int64, DType::Int32, DType::UInt8, DType::Int8];

@@ -18,8 +18,8 @@
 //!   refers to them again;
 //! - corrupt or hostile files give errors, never panics.
 
-mod pickle;
-mod rebuild;
+pub(crate) mod pickle;
+pub(crate) mod rebuild;
 
 use crate::{DType, Error, Result, Tensor};
 use pickle::{PValue, Persistent};
@@ -162,8 +162,8 @@ fn read<R: Read + Seek>(reader: R) -> Result<StateDict> {
         }
     }
     let pickle = entry_bytes(&mut zip, &pkl, usize::MAX)?;
-    let mut storages = Storages { zip: &mut zip, prefix, loaded: HashMap::new() };
-    let top = pickle::unpickle(&pickle, &mut storages)?;
+    let mut storages = Storages { zip: &mut zip, dir: format!("{prefix}data/"), loaded: HashMap::new() };
+    let top = pickle::unpickle(&pickle, &mut storages, rebuild::Dialect::StateDict)?;
     let PValue::Dict(dict) = top else {
         return Err(err("data.pkl does not hold a state dict (a dict of names to tensors)"));
     };
@@ -179,7 +179,7 @@ fn read<R: Read + Seek>(reader: R) -> Result<StateDict> {
 }
 
 /// A stored (uncompressed) entry's bytes, refusing more than `limit`.
-fn entry_bytes<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str, limit: usize) -> Result<Vec<u8>> {
+pub(crate) fn entry_bytes<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str, limit: usize) -> Result<Vec<u8>> {
     let mut f = zip.by_name(name).map_err(|e| err(format!("{name}: {e}")))?;
     let size = usize::try_from(f.size()).map_err(|_| err(format!("{name}: too large")))?;
     if size > limit {
@@ -195,11 +195,15 @@ fn entry_bytes<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str, limit: 
     Ok(out)
 }
 
-/// The storages of `data/`, each read once.
-struct Storages<'a, R: Read + Seek> {
-    zip: &'a mut zip::ZipArchive<R>,
-    prefix: String,
-    loaded: HashMap<String, PValue>,
+/// The storages of one archive folder (`data/` of a checkpoint,
+/// `constants/` of a TorchScript file), each read once.
+pub(crate) struct Storages<'a, R: Read + Seek> {
+    /// The archive.
+    pub(crate) zip: &'a mut zip::ZipArchive<R>,
+    /// The folder, with the archive's prefix and a trailing `/`.
+    pub(crate) dir: String,
+    /// Storages read so far, by key.
+    pub(crate) loaded: HashMap<String, PValue>,
 }
 
 impl<R: Read + Seek> Persistent for Storages<'_, R> {
@@ -217,7 +221,7 @@ impl<R: Read + Seek> Persistent for Storages<'_, R> {
             return Ok(v.clone());
         }
         let numel = usize::try_from(*numel).map_err(|_| err(format!("storage {key}: {numel} elements")))?;
-        let name = format!("{}data/{key}", self.prefix);
+        let name = format!("{}{key}", self.dir);
         let want = numel
             .checked_mul(plain.storage_type().size_of())
             .ok_or_else(|| err(format!("storage {key}: size overflows")))?;

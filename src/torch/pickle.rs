@@ -6,7 +6,7 @@
 //! Values are reference-counted, so memo lookups copy nothing: a hostile
 //! pickle cannot grow memory faster than its own length.
 
-use super::rebuild::{call, global};
+use super::rebuild::{call, global, Dialect, Global, Object};
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -117,8 +117,9 @@ impl Stack {
     }
 }
 
-/// Unpickles `bytes`, loading storages through `persistent`.
-pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent) -> Result<PValue> {
+/// Unpickles `bytes`, loading storages through `persistent`, with the
+/// globals `dialect` allows.
+pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: Dialect) -> Result<PValue> {
     let mut r = Reader { bytes, at: 0 };
     let mut st = Stack::default();
     let mut memo: Vec<Option<PValue>> = Vec::new();
@@ -246,7 +247,7 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent) -> Result<
             b'c' => {
                 let module = r.line()?;
                 let name = r.line()?;
-                st.items.push(PValue::Global(global(module, name)?));
+                st.items.push(PValue::Global(global(module, name, dialect)?));
             }
             b'q' => {
                 let i = r.u8()? as usize;
@@ -279,13 +280,34 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent) -> Result<
                 let PValue::Tuple(args) = args else { return Err(err("REDUCE arguments are not a tuple")) };
                 st.items.push(call(g, &args)?);
             }
+            0x81 => {
+                // NEWOBJ: an object of a TorchScript class (only allowed
+                // classes reach here: `global` refused the others).
+                let _args = st.pop()?;
+                let class = st.pop()?;
+                match class {
+                    PValue::Global(g @ (Global::ScriptClass(_) | Global::ModelClass)) => {
+                        let state = std::cell::RefCell::new(None);
+                        st.items.push(PValue::Object(Rc::new(Object::Instance { class: g, state })));
+                    }
+                    _ => return Err(err("NEWOBJ of something that is not an allowed class")),
+                }
+            }
             b'b' => {
-                // BUILD: state for the object below. The only objects are
-                // dicts (an OrderedDict's `_metadata`), whose state qtensor
-                // does not need; anything else is refused.
-                let _state = st.pop()?;
-                if !matches!(st.top()?, PValue::Dict(_)) {
-                    return Err(err("BUILD on an object that is not a dict"));
+                // BUILD: state for the object below: a TorchScript object
+                // keeps it; a dict (an OrderedDict's `_metadata`) needs none.
+                let state = st.pop()?;
+                match st.top()? {
+                    PValue::Dict(_) => {}
+                    PValue::Object(o) => match &**o {
+                        Object::Instance { state: slot, .. } => {
+                            if slot.replace(Some(state)).is_some() {
+                                return Err(err("BUILD twice on one object"));
+                            }
+                        }
+                        _ => return Err(err("BUILD on a tensor or storage")),
+                    },
+                    _ => return Err(err("BUILD on an object that is not a dict")),
                 }
             }
             b'Q' => {

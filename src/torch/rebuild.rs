@@ -27,11 +27,48 @@ pub(crate) enum Global {
     PerChannelAffine,
     /// A dtype constant (`torch.qint8`, `torch.float32`, ...).
     DType(DType),
+    /// TorchScript only: `torch.jit._pickle.build_tensorlist`,
+    /// `build_intlist` or `build_doublelist`, which return their list.
+    BuildList,
+    /// TorchScript only: `torch.jit._pickle.restore_type_tag`, which
+    /// returns its value (the tag is a static type).
+    RestoreTypeTag,
+    /// TorchScript only: a torchbind class whose objects are packed weights.
+    ScriptClass(qtensor_runtime::ScriptClass),
+    /// TorchScript only: one of the model's own `__torch__.` classes, which
+    /// loads as an inert object (a frozen module's root has no state).
+    ModelClass,
 }
 
-/// The global `module.name`, if allowed.
-pub(crate) fn global(module: &str, name: &str) -> Result<Global> {
+/// Which globals a pickle may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `torch.save` state dicts: tensors, qparams and dtypes only.
+    StateDict,
+    /// TorchScript archives: also the list builders, type tags, the
+    /// packed-weight classes and the model's own (inert) classes.
+    TorchScript,
+}
+
+/// The global `module.name`, if allowed in `dialect`.
+pub(crate) fn global(module: &str, name: &str, dialect: Dialect) -> Result<Global> {
     use DType::*;
+    if dialect == Dialect::TorchScript {
+        match (module, name) {
+            ("torch.jit._pickle", "build_tensorlist" | "build_intlist" | "build_doublelist" | "build_boollist") => {
+                return Ok(Global::BuildList)
+            }
+            ("torch.jit._pickle", "restore_type_tag") => return Ok(Global::RestoreTypeTag),
+            _ => {}
+        }
+        let qualified = format!("{module}.{name}");
+        if let Some(class) = qtensor_runtime::ScriptClass::parse(&qualified) {
+            return Ok(Global::ScriptClass(class));
+        }
+        if module.starts_with("__torch__") && !module.starts_with("__torch__.torch.classes") {
+            return Ok(Global::ModelClass);
+        }
+    }
     let g = match (module, name) {
         ("collections", "OrderedDict") => Global::OrderedDict,
         ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensor,
@@ -83,6 +120,14 @@ pub(crate) enum Object {
     },
     /// A rebuilt tensor.
     Tensor(Tensor),
+    /// An object of a TorchScript class (`NEWOBJ`), and the state `BUILD`
+    /// gave it.
+    Instance {
+        /// Its class: [`Global::ScriptClass`] or [`Global::ModelClass`].
+        class: Global,
+        /// Its state, once built.
+        state: std::cell::RefCell<Option<PValue>>,
+    },
 }
 
 fn err(msg: impl Into<String>) -> Error {
@@ -116,6 +161,14 @@ pub(crate) fn call(g: Global, args: &[PValue]) -> Result<PValue> {
             let t = Tensor::from_int_repr(&ints, &quantizer)?;
             Ok(PValue::Object(Rc::new(Object::Tensor(t))))
         }
+        Global::BuildList => match args {
+            [list @ PValue::List(_)] => Ok(list.clone()),
+            _ => Err(err("build_tensorlist/intlist/doublelist takes one list")),
+        },
+        Global::RestoreTypeTag => match args {
+            [value, PValue::Str(_)] => Ok(value.clone()),
+            _ => Err(err("restore_type_tag takes (value, type)")),
+        },
         other => Err(err(format!("{other:?} is not callable with {} arguments", args.len()))),
     }
 }
@@ -194,7 +247,7 @@ fn storage_of(v: &PValue) -> Result<(&[u8], usize, DType, Option<DType>)> {
     match v {
         PValue::Object(o) => match &**o {
             Object::Storage { bytes, numel, plain, quantized } => Ok((bytes.as_slice(), *numel, *plain, *quantized)),
-            Object::Tensor(_) => Err(err("a tensor where a storage was expected")),
+            _ => Err(err("a storage was expected")),
         },
         _ => Err(err("a storage was expected")),
     }
@@ -205,20 +258,20 @@ pub(crate) fn tensor(v: &PValue) -> Result<&Tensor> {
     match v {
         PValue::Object(o) => match &**o {
             Object::Tensor(t) => Ok(t),
-            Object::Storage { .. } => Err(err("a storage where a tensor was expected")),
+            _ => Err(err("a tensor was expected")),
         },
         _ => Err(err("a tensor was expected")),
     }
 }
 
-fn int(v: &PValue) -> Result<i64> {
+pub(crate) fn int(v: &PValue) -> Result<i64> {
     match v {
         PValue::Int(i) => Ok(*i),
         _ => Err(err(format!("an int was expected, found {v:?}"))),
     }
 }
 
-fn float(v: &PValue) -> Result<f64> {
+pub(crate) fn float(v: &PValue) -> Result<f64> {
     match v {
         PValue::Float(f) => Ok(*f),
         PValue::Int(i) => Ok(*i as f64),

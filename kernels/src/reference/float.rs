@@ -12,11 +12,21 @@ fn float32(op: &str, x: &Tensor) -> Result<Vec<f32>> {
     }
 }
 
+/// The values of an operand of a float32 op: a float32 tensor, or a 0-d
+/// float64 or int64 one, which PyTorch's type promotion narrows to the
+/// other operand's float32 (a 0-d tensor does not decide the result type).
+fn operand(x: &Tensor) -> Result<Tensor> {
+    match x.dtype() {
+        DType::Float64 | DType::Int64 if x.ndim() == 0 => Tensor::from_vec(vec![x.item()? as f32], &[]),
+        _ => Ok(x.clone()),
+    }
+}
+
 /// `f(a, b)` elementwise over the broadcast shape of two float32 tensors.
 fn broadcast_binary(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Result<Tensor> {
     let shape = broadcast_shapes(op, a.sizes(), b.sizes())?;
-    let va = float32(op, &a.expand(&shape[..])?)?;
-    let vb = float32(op, &b.expand(&shape[..])?)?;
+    let va = float32(op, &operand(a)?.expand(&shape[..])?)?;
+    let vb = float32(op, &operand(b)?.expand(&shape[..])?)?;
     Tensor::from_vec(va.iter().zip(&vb).map(|(&x, &y)| f(x, y)).collect::<Vec<f32>>(), &shape)
 }
 

@@ -5,7 +5,13 @@
 use qtensor_runtime::packed::{Conv2dPackedParams, LinearPackedParams};
 use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
 
-fn reference_conv_packed(relu: bool, x: &Tensor, w: &Conv2dPackedParams, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
+fn reference_conv_packed(
+    relu: bool,
+    x: &Tensor,
+    w: &Conv2dPackedParams,
+    y_scale: f64,
+    y_zero_point: i64,
+) -> Result<Tensor> {
     let op = if relu { "quantized::conv2d_relu.new" } else { "quantized::conv2d.new" };
     let p = w.plain_conv(op)?;
     super::conv::reference_conv(
@@ -22,7 +28,13 @@ fn reference_conv_packed(relu: bool, x: &Tensor, w: &Conv2dPackedParams, y_scale
     )
 }
 
-fn reference_linear_packed(relu: bool, x: &Tensor, w: &LinearPackedParams, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
+fn reference_linear_packed(
+    relu: bool,
+    x: &Tensor,
+    w: &LinearPackedParams,
+    y_scale: f64,
+    y_zero_point: i64,
+) -> Result<Tensor> {
     super::linear::reference_linear(relu, x, &w.weight, w.bias.as_ref(), y_scale, y_zero_point)
 }
 

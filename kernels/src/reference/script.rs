@@ -79,7 +79,9 @@ fn reference_floor_divide(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             let (va, vb) = (ea.to_vec::<f32>()?, eb.to_vec::<f32>()?);
             Tensor::from_vec(va.iter().zip(&vb).map(|(&x, &y)| (x / y).floor()).collect::<Vec<f32>>(), &shape)
         }
-        (x, y) => Err(Error::invalid(op, format!("floor_divide of {x} and {y} (int64 or float32 pairs are supported)"))),
+        (x, y) => {
+            Err(Error::invalid(op, format!("floor_divide of {x} and {y} (int64 or float32 pairs are supported)")))
+        }
     }
 }
 

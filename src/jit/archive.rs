@@ -1,0 +1,180 @@
+//! A TorchScript archive: its entries, and its constants unpickled into
+//! boxed values (tensors, numbers, and packed-weight objects packed for the
+//! kernels once, here).
+
+use crate::torch::pickle::{unpickle, PValue};
+use crate::torch::rebuild::{self, Dialect, Global, Object};
+use crate::torch::{entry_bytes, Storages};
+use crate::{Error, Result, Tensor, Value};
+use qtensor_runtime::packed::{Conv2dPackedParams, LinearPackedParams};
+use std::collections::HashMap;
+use std::io::{Read, Seek};
+
+/// The most bytes one code file or pickle may inflate to.
+const MAX_TEXT: usize = 64 << 20;
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::Serialization(msg.into())
+}
+
+/// What `jit::load` reads from the archive.
+pub(crate) struct Archive {
+    /// The code files (`code/__torch__/....py`), by path inside the archive.
+    pub code: Vec<(String, String)>,
+    /// `constants.pkl`'s tuple, as boxed values.
+    pub constants: Vec<Value>,
+}
+
+/// Reads a frozen TorchScript archive.
+pub(crate) fn read<R: Read + Seek>(reader: R) -> Result<Archive> {
+    let mut zip = zip::ZipArchive::new(reader)
+        .map_err(|e| err(format!("not a TorchScript file (a zip archive from torch.jit.save): {e}")))?;
+    let names: Vec<String> =
+        (0..zip.len()).filter_map(|i| zip.name_for_index(i).and_then(|n| n.ok()).map(|n| n.to_string())).collect();
+    let data = names
+        .iter()
+        .find(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
+        .ok_or_else(|| err("the archive has no data.pkl: not a file from torch.jit.save or torch.save"))?;
+    let prefix = data.strip_suffix("data.pkl").unwrap_or_default().to_string();
+    let code_dir = format!("{prefix}code/");
+    if !names.iter().any(|n| n.starts_with(&code_dir)) {
+        return Err(err(
+            "the archive has no code/: it is a torch.save checkpoint, not a TorchScript file (see `qtensor model run`)",
+        ));
+    }
+    if let Ok(order) = entry_bytes(&mut zip, &format!("{prefix}byteorder"), 16) {
+        if order != b"little" {
+            return Err(err(format!("byte order {:?} is not supported", String::from_utf8_lossy(&order))));
+        }
+    }
+    if let Ok(v) = entry_bytes(&mut zip, &format!("{prefix}version"), 16) {
+        let v = String::from_utf8_lossy(&v).trim().parse::<u32>().unwrap_or(0);
+        if !(1..=10).contains(&v) {
+            return Err(err(format!("archive version {v} is not supported (torch.jit.save writes 3 to 8)")));
+        }
+    }
+    // A module that was not frozen keeps its attributes in data/ and
+    // rebuilds its packed weights in __setstate__ methods: run nothing of
+    // that, and say what to do.
+    let frozen = !names.iter().any(|n| n.starts_with(&format!("{prefix}data/")));
+    if !frozen {
+        return Err(err(
+            "the module is not frozen (its weights are attributes in data/): call torch.jit.freeze before torch.jit.save",
+        ));
+    }
+    let mut code = Vec::new();
+    for n in names.iter().filter(|n| n.starts_with(&code_dir) && n.ends_with(".py")) {
+        let bytes = entry_bytes(&mut zip, n, MAX_TEXT)?;
+        let text = String::from_utf8(bytes).map_err(|_| err(format!("{n}: not UTF-8")))?;
+        code.push((n[prefix.len()..].to_string(), text));
+    }
+    let pkl = entry_bytes(&mut zip, &format!("{prefix}constants.pkl"), MAX_TEXT)?;
+    let mut storages = Storages { zip: &mut zip, dir: format!("{prefix}constants/"), loaded: HashMap::new() };
+    let top = unpickle(&pkl, &mut storages, Dialect::TorchScript)
+        .map_err(|e| err(format!("constants.pkl: {}", e.to_string().trim_start_matches("serialization: "))))?;
+    let PValue::Tuple(items) = top else { return Err(err("constants.pkl does not hold a tuple")) };
+    let constants = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| constant(v).map_err(|e| err(format!("constant c{i}: {e}"))))
+        .collect::<Result<_>>()?;
+    Ok(Archive { code, constants })
+}
+
+/// A constant as a boxed value.
+fn constant(v: &PValue) -> Result<Value> {
+    Ok(match v {
+        PValue::None => Value::None,
+        PValue::Bool(b) => Value::Bool(*b),
+        PValue::Int(i) => Value::Int(*i),
+        PValue::Float(f) => Value::Float(*f),
+        PValue::Str(s) => Value::Str(s.to_string()),
+        PValue::Tuple(items) => Value::Tuple(items.iter().map(constant).collect::<Result<_>>()?),
+        PValue::List(items) => list(items.borrow().iter().map(constant).collect::<Result<_>>()?),
+        PValue::Object(o) => match &**o {
+            Object::Tensor(t) => Value::Tensor(t.clone()),
+            Object::Instance { class: Global::ScriptClass(class), state } => {
+                let state = state.borrow();
+                let state = state.as_ref().ok_or_else(|| err(format!("a {} without state", class.name())))?;
+                packed_object(*class, state)?
+            }
+            _ => return Err(err("an object of the model's own class among the constants")),
+        },
+        other => return Err(err(format!("a constant of unsupported kind {other:?}"))),
+    })
+}
+
+/// A list of boxed values, typed where it can be: ints, tensors, or mixed.
+pub(crate) fn list(items: Vec<Value>) -> Value {
+    if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Int(_))) {
+        return Value::IntList(items.iter().filter_map(Value::as_i64).collect());
+    }
+    if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Tensor(_))) {
+        return Value::TensorList(items.into_iter().filter_map(|v| v.into_tensor().ok()).collect());
+    }
+    Value::List(items)
+}
+
+fn tensors(v: &PValue) -> Result<Vec<Option<Tensor>>> {
+    let items: Vec<PValue> = match v {
+        PValue::List(l) => l.borrow().clone(),
+        PValue::Tuple(t) => t.to_vec(),
+        _ => return Err(err("a list of tensors was expected")),
+    };
+    items
+        .iter()
+        .map(|i| if matches!(i, PValue::None) { Ok(None) } else { rebuild::tensor(i).cloned().map(Some) })
+        .collect()
+}
+
+/// A packed-weight object from its pickled state, packed for the kernels.
+fn packed_object(class: qtensor_runtime::ScriptClass, state: &PValue) -> Result<Value> {
+    use qtensor_runtime::ScriptClass as C;
+    let PValue::Tuple(s) = state else { return Err(err(format!("{}: the state is not a tuple", class.name()))) };
+    match (class, s.as_slice()) {
+        // ("2", [cfg, weight], [bias]) with cfg = [2, stride.., padding..,
+        // dilation.., output_padding.., groups, transpose].
+        (C::Conv2dPackedParams, [PValue::Str(version), params, optional]) if &**version == "2" || &**version == "3" => {
+            let params = tensors(params)?;
+            let [Some(cfg), Some(weight)] = params.as_slice() else {
+                return Err(err("Conv2dPackedParamsBase: expected [config, weight] tensors"));
+            };
+            let cfg = cfg.int_values()?;
+            let bias = tensors(optional)?.into_iter().next().flatten();
+            let c = |i: usize| {
+                cfg.get(i)
+                    .copied()
+                    .ok_or_else(|| err(format!("Conv2dPackedParamsBase: a config of {} values", cfg.len())))
+            };
+            if c(0)? != 2 {
+                return Err(err(format!("Conv2dPackedParamsBase: {}-d convolutions are not supported", c(0)?)));
+            }
+            let packed = Conv2dPackedParams {
+                weight: weight.clone(),
+                bias,
+                stride: [c(1)?, c(2)?],
+                padding: [c(3)?, c(4)?],
+                dilation: [c(5)?, c(6)?],
+                output_padding: [c(7)?, c(8)?],
+                groups: c(9)?,
+                transposed: c(10)? != 0,
+            };
+            if !packed.transposed {
+                crate::kernels::prepack_conv2d(&packed.weight, packed.groups)?;
+            }
+            packed.into_value()
+        }
+        (C::Conv2dPackedParams, [PValue::Str(version), ..]) => {
+            Err(err(format!("Conv2dPackedParamsBase: state version {version:?} is not supported (2 and 3 are)")))
+        }
+        (C::LinearPackedParams, [weight, bias]) => {
+            let weight = rebuild::tensor(weight)?.clone();
+            let bias = if matches!(bias, PValue::None) { None } else { Some(rebuild::tensor(bias)?.clone()) };
+            if weight.dtype().is_quantized() {
+                crate::kernels::prepack_linear(&weight)?;
+            }
+            LinearPackedParams { weight, bias }.into_value()
+        }
+        _ => Err(err(format!("{}: a state of {} items is not supported", class.name(), s.len()))),
+    }
+}

@@ -1,0 +1,257 @@
+//! Runs a parsed `forward`: statements in order, every op call through the
+//! registry's boxed call (so layers, the profiler and plugin kernels apply),
+//! with the overload resolved once per call site and reused while the
+//! argument types stay the same.
+
+use super::archive::list;
+use super::resolve::{op_name, resolve};
+use super::syntax::{Expr, NamedTuple, Stmt, MAX_DEPTH};
+use crate::{Error, OpHandle, Result, Value};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+
+/// One call site's resolved overload, keyed by the types it was resolved for.
+#[derive(Default)]
+pub(crate) struct CallCache {
+    sites: Mutex<HashMap<usize, (Vec<String>, OpHandle)>>,
+}
+
+/// What a running `forward` reads.
+pub(crate) struct Program<'a> {
+    /// The code file, for errors.
+    pub file: &'a str,
+    /// `CONSTANTS.cN`.
+    pub constants: &'a [Value],
+    /// NamedTuple classes by qualified name.
+    pub named_tuples: &'a [NamedTuple],
+    /// Resolved overloads.
+    pub cache: &'a CallCache,
+}
+
+/// The outcome of running a block.
+enum Flow {
+    Next,
+    Return(Value),
+}
+
+impl Program<'_> {
+    fn err(&self, line: usize, message: impl Into<String>) -> Error {
+        Error::Script { file: self.file.to_string(), line, message: message.into() }
+    }
+
+    /// Runs `body` with the named inputs bound; the returned value.
+    pub fn run(&self, body: &[Stmt], vars: &mut HashMap<String, Value>) -> Result<Value> {
+        match self.block(body, vars, 0)? {
+            Flow::Return(v) => Ok(v),
+            Flow::Next => Ok(Value::None),
+        }
+    }
+
+    fn block(&self, body: &[Stmt], vars: &mut HashMap<String, Value>, depth: usize) -> Result<Flow> {
+        if depth > MAX_DEPTH {
+            return Err(Error::invalid("jit", format!("blocks nested deeper than {MAX_DEPTH} levels")));
+        }
+        for s in body {
+            match s {
+                Stmt::Assign { targets, unpack, value, line } => {
+                    let v = self.eval(value, vars, 0, *line)?;
+                    if !unpack {
+                        vars.insert(targets[0].clone(), v);
+                        continue;
+                    }
+                    let items: Vec<Value> = match v {
+                        Value::Tuple(items) | Value::List(items) => items,
+                        Value::TensorList(ts) => ts.into_iter().map(Value::Tensor).collect(),
+                        Value::IntList(l) => l.into_iter().map(Value::Int).collect(),
+                        other => {
+                            return Err(self.err(
+                                *line,
+                                format!("cannot unpack {} into {} names", other.type_name(), targets.len()),
+                            ))
+                        }
+                    };
+                    if items.len() != targets.len() {
+                        return Err(
+                            self.err(*line, format!("{} values to unpack into {} names", items.len(), targets.len()))
+                        );
+                    }
+                    for (t, v) in targets.iter().zip(items) {
+                        vars.insert(t.clone(), v);
+                    }
+                }
+                Stmt::Expr(e, line) => {
+                    self.eval(e, vars, 0, *line)?;
+                }
+                Stmt::If { cond, then, otherwise, line } => {
+                    let taken = match self.eval(cond, vars, 0, *line)? {
+                        Value::Bool(b) => b,
+                        other => return Err(self.err(*line, format!("an `if` on {}, not a bool", other.type_name()))),
+                    };
+                    if let Flow::Return(v) = self.block(if taken { then } else { otherwise }, vars, depth + 1)? {
+                        return Ok(Flow::Return(v));
+                    }
+                }
+                Stmt::Return(e, line) => return Ok(Flow::Return(self.eval(e, vars, 0, *line)?)),
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    fn eval(&self, e: &Expr, vars: &HashMap<String, Value>, depth: usize, line: usize) -> Result<Value> {
+        if depth > MAX_DEPTH {
+            return Err(self.err(line, format!("expressions nested deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(match e {
+            Expr::None => Value::None,
+            Expr::Bool(b) => Value::Bool(*b),
+            Expr::Int(i) => Value::Int(*i),
+            Expr::Float(f) => Value::Float(*f),
+            Expr::Str(s) => Value::Str(s.clone()),
+            Expr::Type(t) => Value::Str(t.clone()),
+            Expr::Name(n) => {
+                vars.get(n).cloned().ok_or_else(|| self.err(line, format!("`{n}` is used before it is assigned")))?
+            }
+            Expr::Path(p) => match p.as_slice() {
+                [c, key] if c == "CONSTANTS" => {
+                    let i: usize = key
+                        .strip_prefix('c')
+                        .and_then(|n| n.parse().ok())
+                        .ok_or_else(|| self.err(line, format!("`CONSTANTS.{key}` is not a constant name")))?;
+                    self.constants.get(i).cloned().ok_or_else(|| {
+                        self.err(
+                            line,
+                            format!(
+                                "`CONSTANTS.{key}` is missing: constants.pkl holds {} constants",
+                                self.constants.len()
+                            ),
+                        )
+                    })?
+                }
+                _ => {
+                    return Err(self.err(
+                        line,
+                        format!("the name `{}` (attribute access is not part of a frozen module)", p.join(".")),
+                    ))
+                }
+            },
+            Expr::List(items) => list(self.eval_all(items, vars, depth, line)?),
+            Expr::Tuple(items) => Value::Tuple(self.eval_all(items, vars, depth, line)?),
+            Expr::Index(inner, i) => {
+                let v = self.eval(inner, vars, depth + 1, line)?;
+                index(&v, *i).ok_or_else(|| self.err(line, format!("index {i} of {}", v.type_name())))?
+            }
+            Expr::Call { callee, args, kwargs, line } => {
+                let args = self.eval_all(args, vars, depth, *line)?;
+                let kwargs = kwargs
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.eval(v, vars, depth + 1, *line)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                self.call(e, callee, args, kwargs, *line)?
+            }
+        })
+    }
+
+    fn eval_all(&self, items: &[Expr], vars: &HashMap<String, Value>, depth: usize, line: usize) -> Result<Vec<Value>> {
+        items.iter().map(|i| self.eval(i, vars, depth + 1, line)).collect()
+    }
+
+    fn call(
+        &self,
+        site: &Expr,
+        callee: &[String],
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+        line: usize,
+    ) -> Result<Value> {
+        let joined = callee.join(".");
+        match joined.as_str() {
+            "annotate" => return args.into_iter().nth(1).ok_or_else(|| self.err(line, "annotate without a value")),
+            "torch.device" => return Ok(Value::Str("cpu".into())),
+            "int" => match args.as_slice() {
+                [Value::Int(i)] => return Ok(Value::Int(*i)),
+                [Value::Float(f)] if f.is_finite() && f.abs() < 9.2e18 => return Ok(Value::Int(f.trunc() as i64)),
+                [Value::Tensor(_)] => return self.call_op(site, "Int", args, kwargs, line),
+                _ => return Err(self.err(line, "int() of something that is not a number or a tensor")),
+            },
+            _ => {}
+        }
+        if callee.first().is_some_and(|c| c == "__torch__") {
+            let tuple =
+                self.named_tuples.iter().find(|t| t.name == joined || joined.ends_with(&format!(".{}", t.name)));
+            return match tuple {
+                Some(t) if t.fields.len() == args.len() && kwargs.is_empty() => Ok(Value::Tuple(args)),
+                Some(t) => {
+                    Err(self.err(line, format!("{} takes {} fields, got {}", t.name, t.fields.len(), args.len())))
+                }
+                None => Err(self.err(
+                    line,
+                    format!(
+                        "a call of the model's class `{joined}` (only NamedTuple constructors appear in frozen code)"
+                    ),
+                )),
+            };
+        }
+        let name =
+            op_name(callee).ok_or_else(|| self.err(line, format!("a call of `{joined}`, which is not an operator")))?;
+        self.call_op(site, &name, args, kwargs, line)
+    }
+
+    fn call_op(
+        &self,
+        site: &Expr,
+        name: &str,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+        line: usize,
+    ) -> Result<Value> {
+        // The call site's address identifies it for the program's lifetime.
+        let key = site as *const Expr as usize;
+        let types: Vec<String> = args.iter().chain(kwargs.iter().map(|(_, v)| v)).map(kind).collect();
+        let cached = self.cache.sites.lock().get(&key).filter(|(t, _)| *t == types).map(|(_, op)| op.clone());
+        let (op, bound) = match cached {
+            Some(op) => match super::resolve::bind(op.entry().schema(), &args, &kwargs) {
+                Ok(bound) => (op, bound),
+                Err(_) => resolve(name, &args, &kwargs).map_err(|e| self.op_err(line, e))?,
+            },
+            None => {
+                let (op, bound) = resolve(name, &args, &kwargs).map_err(|e| self.op_err(line, e))?;
+                self.cache.sites.lock().insert(key, (types, op.clone()));
+                (op, bound)
+            }
+        };
+        op.call(&bound).map_err(|e| match e {
+            e @ Error::Raised { .. } => e,
+            other => self.err(line, format!("{}: {other}", op.entry().schema().name)),
+        })
+    }
+
+    fn op_err(&self, line: usize, e: Error) -> Error {
+        match e {
+            Error::UnknownOp { name, .. } => self
+                .err(line, format!("the operator `{name}` is not supported by qtensor (no kernel and no declaration)")),
+            other => self.err(line, other.to_string()),
+        }
+    }
+}
+
+/// The type of a value, as far as overload choice depends on it.
+fn kind(v: &Value) -> String {
+    match v {
+        Value::Tensor(_) => "Tensor".into(),
+        Value::Object(o) => o.class().name().into(),
+        other => other.type_name(),
+    }
+}
+
+fn index(v: &Value, i: i64) -> Option<Value> {
+    let at = |len: usize| -> Option<usize> {
+        let j = if i < 0 { i.checked_add(len as i64)? } else { i };
+        usize::try_from(j).ok().filter(|&j| j < len)
+    };
+    Some(match v {
+        Value::Tuple(items) | Value::List(items) => items.get(at(items.len())?)?.clone(),
+        Value::TensorList(ts) => Value::Tensor(ts.get(at(ts.len())?)?.clone()),
+        Value::IntList(l) => Value::Int(*l.get(at(l.len())?)?),
+        _ => return None,
+    })
+}
