@@ -16,7 +16,7 @@ use crate::{Error, Result};
 
 /// The deepest expression or block nesting accepted. PyTorch's printer
 /// names every intermediate result, so real files stay within a few levels.
-pub const MAX_DEPTH: usize = 200;
+pub const MAX_DEPTH: usize = 64;
 
 /// An expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -766,7 +766,7 @@ mod tests {
         assert_eq!(f.class.as_deref(), Some("Net"));
         assert_eq!(f.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["x", "y"]);
         assert_eq!(f.returns, "Tuple[Tensor, Tensor]");
-        assert_eq!(f.body.len(), 6);
+        assert_eq!(f.body.len(), 7);
         assert!(matches!(&f.body[3], Stmt::If { otherwise, .. } if otherwise.is_empty()));
         assert!(matches!(&f.body[4], Stmt::Assign { targets, unpack: true, .. } if targets == &["a", "b"]));
         match &f.body[5] {
