@@ -56,6 +56,8 @@ pub enum ArgType {
 
 /// The custom classes (c10's torchbind classes) that schemas can name:
 /// the packed-weight objects that PyTorch's quantized ops take.
+// The names mirror PyTorch's classes, which all end in `ParamsBase`.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScriptClass {
     /// `__torch__.torch.classes.quantized.Conv2dPackedParamsBase`

@@ -125,6 +125,9 @@ pub struct CodeFile {
     pub named_tuples: Vec<NamedTuple>,
 }
 
+/// Keyword arguments of a call, in order.
+type Kwargs = Vec<(String, Expr)>;
+
 /// A token.
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -472,7 +475,7 @@ impl<'a> Toks<'a> {
         Ok((items, trailing))
     }
 
-    fn call_args(&mut self, depth: usize) -> Result<(Vec<Expr>, Vec<(String, Expr)>)> {
+    fn call_args(&mut self, depth: usize) -> Result<(Vec<Expr>, Kwargs)> {
         let (mut args, mut kwargs) = (Vec::new(), Vec::new());
         while !self.eat(")") {
             let is_kw =
