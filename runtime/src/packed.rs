@@ -1,5 +1,5 @@
 //! The packed-weight objects of PyTorch's quantized ops, as custom-class
-//! values ([`ScriptObject`](crate::value::ScriptObject)): what
+//! values ([`ScriptObject`]): what
 //! `quantized::conv2d.new` and `quantized::linear.packed` take where the
 //! plain ops take loose tensors.
 //!
