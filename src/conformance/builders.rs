@@ -25,6 +25,9 @@ pub fn builtin(op: &str) -> Option<InputBuilder> {
         "quantized::linear" | "quantized::linear_relu" => linear,
         "quantized::linear_dynamic" => linear_dynamic,
         "quantized::conv2d" | "quantized::conv2d_relu" => conv2d,
+        "quantized::conv2d.new" | "quantized::conv2d_relu.new" => conv2d_packed,
+        "quantized::linear.packed" | "quantized::linear_relu.packed" => linear_packed,
+        "quantized::linear_dynamic.packed" => linear_dynamic_packed,
         "hardsigmoid" | "sigmoid" | "relu6" => unary_quantized,
         "quantized::hardswish" => hardswish,
         "hardtanh" | "clamp" => clamp,
@@ -366,4 +369,45 @@ fn upsample_nearest2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
     let scales = |rng: &mut Rng| if rng.one_in(3) { Value::Float(0.5 + rng.unit() * 3.0) } else { Value::None };
     let (sh, sw) = (scales(rng), scales(rng));
     Ok(vec![Value::from(&x), Value::from([rng.range(1, 12), rng.range(1, 12)]), sh, sw])
+}
+
+/// The plain op's arguments with its weight, bias (and conv geometry)
+/// moved into PyTorch's packed-weight object.
+fn conv2d_packed(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let a = conv2d(rng, dtype)?;
+    let pair = |v: &Value| -> Result<[i64; 2]> {
+        match v {
+            Value::IntList(l) if l.len() == 2 => Ok([l[0], l[1]]),
+            _ => Err(crate::Error::invalid("conformance", "a conv2d builder's int[2]")),
+        }
+    };
+    let packed = qtensor_runtime::packed::Conv2dPackedParams {
+        weight: a[1].as_tensor().cloned().ok_or_else(|| crate::Error::invalid("conformance", "a conv2d weight"))?,
+        bias: a[2].as_tensor().cloned(),
+        stride: pair(&a[3])?,
+        padding: pair(&a[4])?,
+        dilation: pair(&a[5])?,
+        output_padding: [0, 0],
+        groups: a[6].as_i64().unwrap_or(1),
+        transposed: false,
+    };
+    Ok(vec![a[0].clone(), packed.into_value()?, a[7].clone(), a[8].clone()])
+}
+
+fn linear_packed_value(a: &[Value]) -> Result<Value> {
+    qtensor_runtime::packed::LinearPackedParams {
+        weight: a[1].as_tensor().cloned().ok_or_else(|| crate::Error::invalid("conformance", "a linear weight"))?,
+        bias: a[2].as_tensor().cloned(),
+    }
+    .into_value()
+}
+
+fn linear_packed(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let a = linear(rng, dtype)?;
+    Ok(vec![a[0].clone(), linear_packed_value(&a)?, a[3].clone(), a[4].clone()])
+}
+
+fn linear_dynamic_packed(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let a = linear_dynamic(rng, dtype)?;
+    Ok(vec![a[0].clone(), linear_packed_value(&a)?, a[3].clone()])
 }

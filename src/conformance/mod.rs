@@ -201,6 +201,8 @@ pub fn compare(tol: Tolerance, want: &Value, got: &Value) -> Result<(), String> 
         (Value::Int(a), Value::Int(b)) if a == b => Ok(()),
         (Value::Bool(a), Value::Bool(b)) if a == b => Ok(()),
         (Value::ScalarType(a), Value::ScalarType(b)) if a == b => Ok(()),
+        (Value::IntList(a), Value::IntList(b)) if a == b => Ok(()),
+        (Value::None, Value::None) => Ok(()),
         (w, g) => Err(format!("expected {}, got {}", w.type_name(), g.type_name())),
     }
 }

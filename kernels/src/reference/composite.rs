@@ -20,6 +20,9 @@ fn quantized_cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
 fn plain_cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
     let op = "cat";
     let first = tensors.first().ok_or_else(|| Error::invalid(op, "cat of no tensors"))?;
+    if first.ndim() == 0 {
+        return Err(Error::shape(op, "zero-dimensional tensors cannot be concatenated"));
+    }
     let d = wrap_dim(op, dim, first.ndim())?;
     let mut sizes = first.sizes().to_vec();
     sizes[d] = 0;
@@ -45,6 +48,9 @@ fn chunk(x: &Tensor, chunks: i64, dim: i64) -> Result<Vec<Tensor>> {
     let op = "chunk";
     if chunks < 1 {
         return Err(Error::invalid(op, format!("chunks must be positive, got {chunks}")));
+    }
+    if x.ndim() == 0 {
+        return Err(Error::shape(op, "chunk expects at least a 1-dimensional tensor"));
     }
     let d = wrap_dim(op, dim, x.ndim())?;
     let size = x.sizes()[d] as i64;

@@ -13,7 +13,9 @@ fn reference_size(x: &Tensor) -> Result<Vec<i64>> {
 
 fn reference_size_int(x: &Tensor, dim: i64) -> Result<i64> {
     let d = wrap_dim("size.int", dim, x.ndim())?;
-    i64::try_from(x.sizes()[d]).map_err(|_| Error::invalid("size.int", "a size beyond i64"))
+    let size =
+        x.sizes().get(d).ok_or_else(|| Error::invalid("size.int", format!("a 0-d tensor has no dimension {dim}")))?;
+    i64::try_from(*size).map_err(|_| Error::invalid("size.int", "a size beyond i64"))
 }
 
 fn reference_dim(x: &Tensor) -> Result<i64> {
