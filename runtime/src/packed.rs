@@ -90,15 +90,22 @@ impl LinearPackedParams {
 }
 
 impl Conv2dPackedParams {
-    /// The parts the plain conv kernels take, for `op`; transposed
-    /// convolutions are refused by name (no kernel computes them yet).
-    pub fn plain_conv(&self, op: &str) -> Result<&Self> {
+    /// The parts the plain conv kernels take, for `op`, and the input they
+    /// take: `x` in channels-last layout. PyTorch's quantized conv returns
+    /// a channels-last tensor whatever its input's layout, and the plain
+    /// conv kernels keep their input's layout, so a network entered from
+    /// a row-major `quantize_per_tensor` stays channels-last as in PyTorch
+    /// (layout-dependent ops such as `adaptive_avg_pool2d`, `mean` and
+    /// `cat` round by it). Transposed convolutions are refused by name (no
+    /// kernel computes them yet).
+    pub fn plain_conv(&self, op: &str, x: &Tensor) -> Result<(&Self, Tensor)> {
         if self.transposed {
             return Err(Error::invalid(
                 op,
                 "transposed convolutions (ConvTranspose2d) are not supported yet; the packed weight is transposed",
             ));
         }
-        Ok(self)
+        let x = if x.dim() == 4 { x.contiguous_in(crate::MemoryFormat::ChannelsLast)? } else { x.clone() };
+        Ok((self, x))
     }
 }

@@ -173,6 +173,13 @@ impl ScriptModule {
     /// the result is a tensor, or a tuple (tuples and NamedTuples) of
     /// values.
     pub fn forward(&self, inputs: &[Value]) -> Result<Value> {
+        self.forward_traced(inputs).map(|(v, _)| v)
+    }
+
+    /// [`forward`](Self::forward), also returning every variable the code
+    /// assigned, by name as the file writes it: the intermediate values, to
+    /// compare a model with PyTorch layer by layer.
+    pub fn forward_traced(&self, inputs: &[Value]) -> Result<(Value, HashMap<String, Value>)> {
         let params = &self.code.params;
         if inputs.len() != params.len() {
             let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
@@ -189,7 +196,8 @@ impl ScriptModule {
             named_tuples: &self.code.named_tuples,
             cache: &self.cache,
         };
-        program.run(&self.code.body, &mut vars)
+        let result = program.run(&self.code.body, &mut vars)?;
+        Ok((result, vars))
     }
 
     /// Runs a module with one tensor input and one tensor result.

@@ -38,8 +38,8 @@ macro_rules! register_gemm_kernels {
             }
             fn conv2d_packed(relu: bool, x: &Tensor, w: &Conv2dPackedParams, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
                 let op = if relu { "quantized::conv2d_relu.new" } else { "quantized::conv2d.new" };
-                let p = w.plain_conv(op)?;
-                conv2d(relu, x, &p.weight, p.bias.as_ref(), &p.stride, &p.padding, &p.dilation, p.groups, y_scale, y_zero_point)
+                let (p, x) = w.plain_conv(op, x)?;
+                conv2d(relu, &x, &p.weight, p.bias.as_ref(), &p.stride, &p.padding, &p.dilation, p.groups, y_scale, y_zero_point)
             }
             register_kernel! {
                 dtypes: [QUInt8],

@@ -5,10 +5,10 @@
 use crate::ops::pool::{is_channels_last, nhwc_rows};
 use crate::reference::common::per_tensor;
 use crate::reference::pool::{
-    avg_pool_geometry, reference_adaptive_avg_pool2d, reference_avg_pool2d, AvgPoolGeometry, Planes, WindowAverage,
+    adaptive_range, avg_pool_geometry, reference_adaptive_avg_pool2d, reference_avg_pool2d, AdaptiveAverage,
+    AvgPoolGeometry, Planes, WindowAverage,
 };
 use crate::vector::ByteElement;
-use qtensor_runtime::numerics::requantize_f64;
 use qtensor_runtime::{register_kernel, DType, Element, Priority, Result, Tensor};
 
 /// Channels-last adaptive_avg_pool2d: per output pixel, the channel sums
@@ -29,38 +29,36 @@ fn portable_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tenso
     fn run<B: Element>(
         op: &str,
         x: &Tensor,
-        pt: crate::reference::common::PerTensor,
+        average: AdaptiveAverage,
         [h, w, c, oh, ow]: [usize; 5],
     ) -> Result<Tensor> {
         nhwc_rows::<B>(op, x, [x.sizes()[0], c, oh, ow], |src, y, out| {
-            let (y0, y1) = (y * h / oh, ((y + 1) * h).div_ceil(oh));
+            let rows = adaptive_range(y, oh, h);
             // c channels of a dense tensor: its own storage justifies this.
             let mut sums = vec![0i64; c];
             for (xo, dst) in out.chunks_mut(c.max(1)).enumerate() {
-                let (x0, x1) = (xo * w / ow, ((xo + 1) * w).div_ceil(ow));
+                let cols = adaptive_range(xo, ow, w);
                 sums.fill(0);
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
+                for iy in rows.clone() {
+                    for ix in cols.clone() {
                         for (s, v) in sums.iter_mut().zip(&src[(iy * w + ix) * c..(iy * w + ix + 1) * c]) {
                             *s += v.to_i64();
                         }
                     }
                 }
-                let count = ((y1 - y0) * (x1 - x0)) as i64;
                 for (d, &s) in dst.iter_mut().zip(&sums) {
-                    let centered = s - count * pt.zero_point;
-                    let real = centered as f64 * pt.scale / count as f64;
-                    *d = B::from_i64(requantize_f64(real, pt.scale, pt.zero_point, pt.qmin, pt.qmax));
+                    *d = B::from_i64(average.apply(s, rows.len(), cols.len()));
                 }
             }
         })
     }
     let dims = [h, w, c, oh, ow];
+    let average = AdaptiveAverage::of(x, pt);
     match x.dtype() {
-        DType::QUInt8 => run::<u8>(op, x, pt, dims),
-        DType::QInt8 => run::<i8>(op, x, pt, dims),
-        DType::QInt16 => run::<i16>(op, x, pt, dims),
-        _ => run::<i32>(op, x, pt, dims),
+        DType::QUInt8 => run::<u8>(op, x, average, dims),
+        DType::QInt8 => run::<i8>(op, x, average, dims),
+        DType::QInt16 => run::<i16>(op, x, average, dims),
+        _ => run::<i32>(op, x, average, dims),
     }
 }
 

@@ -13,10 +13,10 @@ fn reference_conv_packed(
     y_zero_point: i64,
 ) -> Result<Tensor> {
     let op = if relu { "quantized::conv2d_relu.new" } else { "quantized::conv2d.new" };
-    let p = w.plain_conv(op)?;
+    let (p, x) = w.plain_conv(op, x)?;
     super::conv::reference_conv(
         relu,
-        x,
+        &x,
         &p.weight,
         p.bias.as_ref(),
         &p.stride,
