@@ -34,14 +34,27 @@ fn every_architecture_gives_pytorchs_logits_exactly() {
     }
     for arch in ARCHITECTURES {
         let io = dir.join(format!("{arch}.io.safetensors"));
-        let run = run_checkpoint(arch, &dir.join(format!("{arch}.pt")), &io).unwrap();
         let want: HashMap<String, qtensor::Tensor> = qtensor::load(&io).unwrap().into_iter().collect();
-        assert_eq!(run.logits.sizes(), want["output_int"].sizes(), "{arch}");
-        assert_eq!(run.logits.q_scale().unwrap(), want["output_scale"].item().unwrap(), "{arch}");
-        assert_eq!(run.logits.q_zero_point().unwrap() as f64, want["output_zero_point"].item().unwrap(), "{arch}");
-        let (got, expected) = (run.logits.int_values().unwrap(), want["output_int"].int_values().unwrap());
-        let same = got.iter().zip(&expected).filter(|(a, b)| a == b).count();
-        assert_eq!(same, expected.len(), "{arch}: {same} of {} logits equal PyTorch's", expected.len());
+        // Batch 1 at the network's size, then batch 2 non-square (windows
+        // whose averages tie, which square inputs never reach).
+        for suffix in ["", "2"] {
+            let input = dir.join(format!("{arch}.input{suffix}.safetensors"));
+            qtensor::save(&input, &[("input", &want[&format!("input{suffix}")])]).unwrap();
+            let run = run_checkpoint(arch, &dir.join(format!("{arch}.pt")), &input).unwrap();
+            let expected = &want[&format!("output_int{suffix}")];
+            let label = format!("{arch} input{suffix} {:?}", want[&format!("input{suffix}")].sizes());
+            assert_eq!(run.logits.sizes(), expected.sizes(), "{label}");
+            assert_eq!(
+                run.logits.q_scale().unwrap(),
+                want[&format!("output_scale{suffix}")].item().unwrap(),
+                "{label}"
+            );
+            let zero_point = want[&format!("output_zero_point{suffix}")].item().unwrap();
+            assert_eq!(run.logits.q_zero_point().unwrap() as f64, zero_point, "{label}");
+            let (got, expected) = (run.logits.int_values().unwrap(), expected.int_values().unwrap());
+            let same = got.iter().zip(&expected).filter(|(a, b)| a == b).count();
+            assert_eq!(same, expected.len(), "{label}: {same} of {} logits equal PyTorch's", expected.len());
+        }
     }
     std::fs::remove_dir_all(&dir).ok();
 }

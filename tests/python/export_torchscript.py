@@ -30,30 +30,13 @@ import torchvision
 import torchvision.models.quantization as tvq
 from safetensors.numpy import save_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_torchvision import randomize_norms  # noqa: E402  (the same models' statistics)
+
 warnings.filterwarnings("ignore")
 torch.backends.quantized.engine = "fbgemm"
 TORCHVISION = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "shufflenet_v2_x1_0",
                "googlenet", "inception_v3"]
-
-
-def randomize_norms(model, side, g):
-    """Random batch-norm affine parameters and measured running statistics,
-    so that every layer does real work (torchvision's init leaves them at
-    identity)."""
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    with torch.no_grad():
-        for m in norms:
-            m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-            m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.1)
-            m.reset_running_stats()
-            m.momentum = None
-        model.train()
-        for _ in range(2):
-            model(torch.randn(4, 3, side, side, generator=g))
-        for m in model.modules():
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-    model.eval()
 
 
 def image_inputs(side):

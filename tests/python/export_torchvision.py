@@ -8,7 +8,9 @@ For each network NAME it writes
   and converted model (fbgemm qconfig, random weights from a fixed seed);
 - DIR/NAME.io.safetensors: the float `input` [1, 3, H, W], PyTorch's
   quantized logits as `output_int` (uint8), and their qparams as
-  `output_scale` (float64 [1]) and `output_zero_point` (int64 [1]).
+  `output_scale` (float64 [1]) and `output_zero_point` (int64 [1]); and
+  the same for a second, non-square batch of 2 as `input2`,
+  `output_int2`, `output_scale2` and `output_zero_point2`.
 
 Calibration includes the exported input, so activations stay in range and
 fbgemm never saturates: every logit is what PyTorch's arithmetic defines.
@@ -27,17 +29,12 @@ SIDES = {"resnet18": 224, "resnet50": 224, "mobilenet_v2": 224, "mobilenet_v3_la
          "shufflenet_v2_x1_0": 224, "googlenet": 224, "inception_v3": 299}
 
 
-def export(name, out_dir):
-    side = SIDES[name]
-    torch.manual_seed(0)
-    extra = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
-    model = getattr(tvq, name)(weights=None, quantize=False, **extra)
-    # torchvision's initialization leaves batch norms at identity and
-    # classifier biases at zero, which can make every logit 0 (or, in deep
-    # networks, overflow them). Running statistics measured on random
-    # images keep every activation in range; random affine parameters and
-    # biases then give every layer real work.
-    g = torch.Generator().manual_seed(2)
+def randomize_norms(model, side, g):
+    """torchvision's initialization leaves batch norms at identity and
+    classifier biases at zero, which can make every logit 0 (or, in deep
+    networks, overflow them). Running statistics measured on random images
+    keep every activation in range; random affine parameters and biases
+    then give every layer real work."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     with torch.no_grad():
         for m in norms:
@@ -52,30 +49,43 @@ def export(name, out_dir):
             if isinstance(m, torch.nn.Linear) and m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
     model.eval()
+
+
+def export(name, out_dir):
+    side = SIDES[name]
+    torch.manual_seed(0)
+    extra = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
+    model = getattr(tvq, name)(weights=None, quantize=False, **extra)
+    randomize_norms(model, side, torch.Generator().manual_seed(2))
     torch.backends.quantized.engine = "fbgemm"
     model.fuse_model()
     model.qconfig = torch.ao.quantization.get_default_qconfig("fbgemm")
     torch.ao.quantization.prepare(model, inplace=True)
-    x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(1, 3, side, side, generator=g)
+    x2 = torch.randn(2, 3, side - 16, side + 16, generator=g)
     calibration = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for _ in range(3):
             model(torch.randn(2, 3, side, side, generator=calibration))
         model(x)
+        model(x2)
     torch.ao.quantization.convert(model, inplace=True)
     # The logits are the output of the last quantized Linear, before the
     # dequantize stub.
     captured = {}
     last = [m for m in model.modules() if isinstance(m, torch.ao.nn.quantized.Linear)][-1]
     last.register_forward_hook(lambda m, i, o: captured.__setitem__("logits", o))
-    with torch.no_grad():
-        model(x)
-    q = captured["logits"]
+    tensors = {}
+    for suffix, inp in (("", x), ("2", x2)):
+        with torch.no_grad():
+            model(inp)
+        q = captured["logits"]
+        tensors.update({f"input{suffix}": inp.numpy(), f"output_int{suffix}": q.int_repr().numpy(),
+                        f"output_scale{suffix}": np.array([q.q_scale()], dtype=np.float64),
+                        f"output_zero_point{suffix}": np.array([q.q_zero_point()], dtype=np.int64)})
     torch.save(model.state_dict(), os.path.join(out_dir, f"{name}.pt"))
-    save_file({"input": x.numpy(), "output_int": q.int_repr().numpy(),
-               "output_scale": np.array([q.q_scale()], dtype=np.float64),
-               "output_zero_point": np.array([q.q_zero_point()], dtype=np.int64)},
-              os.path.join(out_dir, f"{name}.io.safetensors"))
+    save_file(tensors, os.path.join(out_dir, f"{name}.io.safetensors"))
     print(f"{name}: {len(model.state_dict())} state entries, logits {tuple(q.shape)}", flush=True)
 
 
