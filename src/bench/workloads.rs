@@ -161,6 +161,31 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         let x = Tensor::from_vec(g.randn(batch * 3 * side * side), &[batch, 3, side, side])?;
         out.push(workload(name, move || model.forward(&x)));
     }
+    for &(name, file) in &JIT_WORKLOADS {
+        if !want(name) {
+            continue;
+        }
+        let (arch, batch) = (file.trim_end_matches(".script.pt"), 1);
+        let path = match torchscript_file(file) {
+            Ok(p) => p,
+            // Asked for by name: say how to make the file. Part of a
+            // broader selection: leave these out, saying so.
+            Err(e) if filter.starts_with("jit") || filter.starts_with("model-ckpt") => return Err(e),
+            Err(e) => {
+                eprintln!("leaving out {name}: {e}");
+                continue;
+            }
+        };
+        let x = Tensor::from_vec(g.randn(batch * 3 * 224 * 224), &[batch, 3, 224, 224])?;
+        if name.starts_with("jit/") {
+            let module = crate::jit::load(&path)?;
+            out.push(workload(name, move || module.run(&x)));
+        } else {
+            let mut net = crate::models::by_name(arch, &mut crate::models::WeightInit::new(0))?;
+            crate::nn::load_torch(path.with_file_name(format!("{arch}.state.pt")), net.as_mut())?;
+            out.push(workload(name, move || net.forward(&x)));
+        }
+    }
     if want("dispatch/add/1elem") {
         let args = vec![
             Value::from(&q8(&mut g, &[1], 0.02, 3)?),
@@ -196,6 +221,32 @@ const MODEL_WORKLOADS: [(&str, &str, usize); 9] = [
     ("model/googlenet/b1", "googlenet", 1),
     ("model/inception_v3/b1", "inception_v3", 1),
 ];
+
+/// The TorchScript workloads, and qtensor::models on the same weights
+/// (`model-ckpt/`): the interpreter's cost is the difference. Their files
+/// come from `tests/python/export_torchscript.py`, in
+/// `$QTENSOR_TORCHSCRIPT_DIR` (default `target/torchscript`).
+const JIT_WORKLOADS: [(&str, &str); 4] = [
+    ("jit/resnet18/b1", "resnet18.script.pt"),
+    ("model-ckpt/resnet18/b1", "resnet18.script.pt"),
+    ("jit/mobilenet_v2/b1", "mobilenet_v2.script.pt"),
+    ("model-ckpt/mobilenet_v2/b1", "mobilenet_v2.script.pt"),
+];
+
+/// A file of the TorchScript workloads, or an error that says how to make it.
+fn torchscript_file(file: &str) -> Result<std::path::PathBuf> {
+    let dir = std::env::var("QTENSOR_TORCHSCRIPT_DIR").unwrap_or_else(|_| "target/torchscript".into());
+    let path = std::path::Path::new(&dir).join(file);
+    if path.exists() {
+        return Ok(path);
+    }
+    Err(crate::Error::Io(format!(
+        "{} is missing: make the TorchScript workloads' files with \
+         `python3 tests/python/export_torchscript.py {dir} resnet18,mobilenet_v2` (needs torch and torchvision), \
+         or set QTENSOR_TORCHSCRIPT_DIR",
+        path.display()
+    )))
+}
 
 /// One measured workload.
 #[derive(Debug, Clone)]

@@ -26,6 +26,54 @@ pub(crate) struct Program<'a> {
     pub named_tuples: &'a [NamedTuple],
     /// Resolved overloads.
     pub cache: &'a CallCache,
+    /// For each top-level statement, the variables read for the last time
+    /// there (see [`last_uses`]); `None` keeps every variable (a traced run).
+    pub frees: Option<&'a [Vec<String>]>,
+}
+
+/// For each statement of `body`, the variables it reads (or assigns)
+/// for the last time: dropping them there returns their buffers to the
+/// pool while the rest of `forward` runs, as a hand-written model's
+/// temporaries are dropped. Reads inside an `if` count at the `if`.
+pub(crate) fn last_uses(body: &[Stmt]) -> Vec<Vec<String>> {
+    fn reads(e: &Expr, out: &mut Vec<String>) {
+        match e {
+            Expr::Name(n) => out.push(n.clone()),
+            Expr::Call { args, kwargs, .. } => {
+                args.iter().for_each(|a| reads(a, out));
+                kwargs.iter().for_each(|(_, a)| reads(a, out));
+            }
+            Expr::List(items) | Expr::Tuple(items) => items.iter().for_each(|a| reads(a, out)),
+            Expr::Index(inner, _) => reads(inner, out),
+            _ => {}
+        }
+    }
+    fn names(s: &Stmt, out: &mut Vec<String>) {
+        match s {
+            Stmt::Assign { targets, value, .. } => {
+                reads(value, out);
+                out.extend(targets.iter().cloned());
+            }
+            Stmt::Expr(e, _) | Stmt::Return(e, _) => reads(e, out),
+            Stmt::If { cond, then, otherwise, .. } => {
+                reads(cond, out);
+                then.iter().chain(otherwise).for_each(|s| names(s, out));
+            }
+        }
+    }
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for (i, s) in body.iter().enumerate() {
+        let mut used = Vec::new();
+        names(s, &mut used);
+        for n in used {
+            last.insert(n, i);
+        }
+    }
+    let mut frees = vec![Vec::new(); body.len()];
+    for (name, i) in last {
+        frees[i].push(name);
+    }
+    frees
 }
 
 /// The outcome of running a block.
@@ -41,17 +89,28 @@ impl Program<'_> {
 
     /// Runs `body` with the named inputs bound; the returned value.
     pub fn run(&self, body: &[Stmt], vars: &mut HashMap<String, Value>) -> Result<Value> {
-        match self.block(body, vars, 0)? {
+        match self.block(body, vars, 0, self.frees)? {
             Flow::Return(v) => Ok(v),
             Flow::Next => Ok(Value::None),
         }
     }
 
-    fn block(&self, body: &[Stmt], vars: &mut HashMap<String, Value>, depth: usize) -> Result<Flow> {
+    fn block(
+        &self,
+        body: &[Stmt],
+        vars: &mut HashMap<String, Value>,
+        depth: usize,
+        frees: Option<&[Vec<String>]>,
+    ) -> Result<Flow> {
         if depth > MAX_DEPTH {
             return Err(Error::invalid("jit", format!("blocks nested deeper than {MAX_DEPTH} levels")));
         }
-        for s in body {
+        for (i, s) in body.iter().enumerate() {
+            if let Some(dead) = i.checked_sub(1).and_then(|p| frees.and_then(|f| f.get(p))) {
+                for name in dead {
+                    vars.remove(name);
+                }
+            }
             match s {
                 Stmt::Assign { targets, unpack, value, line } => {
                     let v = self.eval(value, vars, 0, *line)?;
@@ -87,7 +146,7 @@ impl Program<'_> {
                         Value::Bool(b) => b,
                         other => return Err(self.err(*line, format!("an `if` on {}, not a bool", other.type_name()))),
                     };
-                    if let Flow::Return(v) = self.block(if taken { then } else { otherwise }, vars, depth + 1)? {
+                    if let Flow::Return(v) = self.block(if taken { then } else { otherwise }, vars, depth + 1, None)? {
                         return Ok(Flow::Return(v));
                     }
                 }

@@ -41,6 +41,8 @@ pub use syntax::Param;
 pub struct ScriptModule {
     file: String,
     code: CodeFile,
+    /// Per top-level statement, the variables to drop after it.
+    frees: Vec<Vec<String>>,
     constants: Vec<Value>,
     cache: CallCache,
 }
@@ -108,7 +110,8 @@ fn read<R: std::io::Read + std::io::Seek>(reader: R) -> Result<ScriptModule> {
     let (file, mut code) =
         module.ok_or_else(|| Error::Serialization("the archive's code/ has no forward method".into()))?;
     code.named_tuples = named_tuples;
-    Ok(ScriptModule { file, code, constants: archive.constants, cache: CallCache::default() })
+    let frees = interp::last_uses(&code.body);
+    Ok(ScriptModule { file, code, frees, constants: archive.constants, cache: CallCache::default() })
 }
 
 impl ScriptModule {
@@ -173,13 +176,18 @@ impl ScriptModule {
     /// the result is a tensor, or a tuple (tuples and NamedTuples) of
     /// values.
     pub fn forward(&self, inputs: &[Value]) -> Result<Value> {
-        self.forward_traced(inputs).map(|(v, _)| v)
+        self.execute(inputs, true).map(|(v, _)| v)
     }
 
     /// [`forward`](Self::forward), also returning every variable the code
     /// assigned, by name as the file writes it: the intermediate values, to
     /// compare a model with PyTorch layer by layer.
     pub fn forward_traced(&self, inputs: &[Value]) -> Result<(Value, HashMap<String, Value>)> {
+        self.execute(inputs, false)
+    }
+
+    /// Runs `forward`; `free` drops each variable after its last use.
+    fn execute(&self, inputs: &[Value], free: bool) -> Result<(Value, HashMap<String, Value>)> {
         let params = &self.code.params;
         if inputs.len() != params.len() {
             let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
@@ -195,6 +203,7 @@ impl ScriptModule {
             constants: &self.constants,
             named_tuples: &self.code.named_tuples,
             cache: &self.cache,
+            frees: free.then_some(self.frees.as_slice()),
         };
         let result = program.run(&self.code.body, &mut vars)?;
         Ok((result, vars))

@@ -6,7 +6,8 @@ outputs, for `tests/jit_models.rs` and `qtensor run`:
 For each model NAME and each way of saving it (`script`: torch.jit.script,
 `trace`: torch.jit.trace; both then torch.jit.freeze and torch.jit.save) it
 writes
-- DIR/NAME.MODE.pt, the frozen TorchScript file;
+- DIR/NAME.MODE.pt, the frozen TorchScript file (and for torchvision's
+  networks DIR/NAME.state.pt, the same model's state dict);
 - DIR/NAME.MODE.io.safetensors: the float inputs `input.0`, `input.1`, ...
   (batch 1 square, batch 2 non-square where the model takes images) and
   for each input i the result of `torch.jit.load(file)(input.i)`: a
@@ -181,6 +182,10 @@ def save_outputs(out, i, y):
 
 def export(name, build, out_dir):
     model, inputs = build()
+    if name in TORCHVISION:
+        # The same weights as a state dict, for qtensor::models (the
+        # `model-ckpt/` bench workloads time it against the TorchScript run).
+        torch.save(model.state_dict(), os.path.join(out_dir, f"{name}.state.pt"))
     modes = ["trace"] if name == "transformer_dynamic" else ["script", "trace"]
     for mode in modes:
         with torch.no_grad():
