@@ -43,10 +43,15 @@ fn param_type(ty: ArgType) -> &'static str {
         ArgType::ScalarType => "DType",
         ArgType::OptionalScalarType => "Option<DType>",
         ArgType::Str | ArgType::Device => "&str",
-        ArgType::OptionalStr => "Option<&str>",
+        ArgType::OptionalStr | ArgType::OptionalDevice => "Option<&str>",
+        ArgType::OptionalBool => "Option<bool>",
         ArgType::Scalar => "crate::Scalar",
         ArgType::FloatList => "&[f64]",
-        ArgType::AnyList | ArgType::NoneType | ArgType::Object(_) | ArgType::ObjectList(_) => "&Value",
+        ArgType::AnyList
+        | ArgType::NoneType
+        | ArgType::Object(_)
+        | ArgType::ObjectList(_)
+        | ArgType::TensorTuple(_) => "&Value",
     }
 }
 
@@ -60,22 +65,16 @@ fn return_type(ty: ArgType) -> Option<&'static str> {
         ArgType::ScalarType => "DType",
         ArgType::IntList(None) => "Vec<i64>",
         ArgType::NoneType => "()",
+        ArgType::TensorTuple(3) => "(Tensor, Tensor, Tensor)",
         _ => return None,
     })
 }
 
 fn typed_function(e: &OpsYamlEntry, out: &mut String) -> Result<(), String> {
     let s = &e.schema;
-    if s.returns.len() != 1 {
-        return Err(format!(
-            "ops.yaml:{}: `{}` returns {} values; typed functions support one",
-            e.line,
-            s.name,
-            s.returns.len()
-        ));
-    }
-    let ret = return_type(s.returns[0])
-        .ok_or_else(|| format!("ops.yaml:{}: `{}` cannot return {}", e.line, s.name, s.returns[0]))?;
+    let ret = ArgType::of_returns(&s.returns)
+        .and_then(return_type)
+        .ok_or_else(|| format!("ops.yaml:{}: `{}` cannot return {:?}", e.line, s.name, s.returns))?;
     // `conv2d.new` -> `conv2d_new`.
     let fname = rust_ident(&s.base_name().replace('.', "_"));
     let params: Vec<String> = s.args.iter().map(|a| format!("{}: {}", rust_ident(&a.name), param_type(a.ty))).collect();

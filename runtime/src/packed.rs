@@ -109,3 +109,35 @@ impl Conv2dPackedParams {
         Ok((self, x))
     }
 }
+
+/// `CellParamsBase` of a dynamically quantized LSTM layer and direction
+/// (`quantized_dynamic`): the input and recurrent weights as packed linear
+/// weights (their biases inside them, as PyTorch packs them), and whether
+/// the activations are quantized to 7 bits.
+#[derive(Debug, Clone)]
+pub struct CellParams {
+    /// The input weight `[4 * hidden, input]`.
+    pub w_ih: LinearPackedParams,
+    /// The recurrent weight `[4 * hidden, hidden]`.
+    pub w_hh: LinearPackedParams,
+    /// Quantize the activations to 7 bits (fbgemm's `reduce_range`).
+    pub reduce_range: bool,
+}
+
+impl ScriptClassData for CellParams {
+    const CLASS: ScriptClass = ScriptClass::CellParams;
+}
+
+impl CellParams {
+    /// Checks the parts and boxes them as an object.
+    pub fn into_value(self) -> Result<Value> {
+        let (ih, hh) = (self.w_ih.weight.sizes(), self.w_hh.weight.sizes());
+        if ih.len() != 2 || hh.len() != 2 || ih[0] != hh[0] || hh[0] != 4 * hh[1] {
+            return Err(Error::invalid(
+                "CellParamsBase",
+                format!("weights {ih:?} and {hh:?} are not an LSTM's [4H, I] and [4H, H]"),
+            ));
+        }
+        Ok(Value::Object(ScriptObject::new(ScriptClass::CellParams, self)))
+    }
+}

@@ -52,6 +52,13 @@ pub enum ArgType {
     Object(ScriptClass),
     /// A list of custom-class objects (`CellParamsBase[]`).
     ObjectList(ScriptClass),
+    /// `bool?`
+    OptionalBool,
+    /// `Device?`
+    OptionalDevice,
+    /// The result of a kernel whose schema returns several tensors
+    /// (`-> (Tensor, Tensor, Tensor)`): a tuple of that many.
+    TensorTuple(usize),
 }
 
 /// The custom classes (c10's torchbind classes) that schemas can name:
@@ -120,6 +127,8 @@ impl ArgType {
             "float[]" => ArgType::FloatList,
             "t[]" => ArgType::AnyList,
             "Device" => ArgType::Device,
+            "bool?" => ArgType::OptionalBool,
+            "Device?" => ArgType::OptionalDevice,
             _ => {
                 if let Some(class) = s.strip_suffix("[]").and_then(ScriptClass::parse) {
                     return Some(ArgType::ObjectList(class));
@@ -137,7 +146,21 @@ impl ArgType {
     /// True when a kernel parameter of type `self` can receive a schema
     /// argument of type `schema` (`int[]` accepts any `int[N]`).
     pub fn accepts(self, schema: ArgType) -> bool {
-        self == schema || (self == ArgType::IntList(None) && matches!(schema, ArgType::IntList(_)))
+        self == schema
+            || (self == ArgType::IntList(None) && matches!(schema, ArgType::IntList(_)))
+            // A device is its name (`"cpu"`).
+            || (self == ArgType::Str && schema == ArgType::Device)
+            || (self == ArgType::OptionalStr && schema == ArgType::OptionalDevice)
+    }
+
+    /// The kernel result type that a schema's `returns` asks for: the one
+    /// type, or [`ArgType::TensorTuple`] for several tensors.
+    pub fn of_returns(returns: &[ArgType]) -> Option<ArgType> {
+        match returns {
+            [one] => Some(*one),
+            many if many.iter().all(|t| *t == ArgType::Tensor) => Some(ArgType::TensorTuple(many.len())),
+            _ => None,
+        }
     }
 }
 
@@ -165,6 +188,9 @@ impl fmt::Display for ArgType {
             ArgType::Device => f.write_str("Device"),
             ArgType::Object(c) => f.write_str(c.name()),
             ArgType::ObjectList(c) => write!(f, "{}[]", c.name()),
+            ArgType::OptionalBool => f.write_str("bool?"),
+            ArgType::OptionalDevice => f.write_str("Device?"),
+            ArgType::TensorTuple(n) => write!(f, "({})", vec!["Tensor"; *n].join(", ")),
         }
     }
 }

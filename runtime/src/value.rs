@@ -129,6 +129,11 @@ impl Value {
             (ArgType::Str | ArgType::Device, Value::Str(_)) => true,
             (ArgType::OptionalStr, Value::Str(_) | Value::None) => true,
             (ArgType::NoneType, Value::None) => true,
+            (ArgType::OptionalBool, Value::Bool(_) | Value::None) => true,
+            (ArgType::OptionalDevice, Value::Str(_) | Value::None) => true,
+            (ArgType::TensorTuple(n), Value::Tuple(items)) => {
+                items.len() == n && items.iter().all(|v| matches!(v, Value::Tensor(_)))
+            }
             (ArgType::Scalar, Value::Int(_) | Value::Float(_) | Value::Bool(_)) => true,
             (ArgType::FloatList, Value::List(items)) => {
                 items.iter().all(|v| matches!(v, Value::Float(_) | Value::Int(_)))
@@ -269,6 +274,11 @@ impl From<&[f64]> for Value {
         Value::List(v.iter().map(|&x| Value::Float(x)).collect())
     }
 }
+impl From<Option<bool>> for Value {
+    fn from(v: Option<bool>) -> Self {
+        v.map_or(Value::None, Value::Bool)
+    }
+}
 impl From<Option<&str>> for Value {
     fn from(v: Option<&str>) -> Self {
         v.map_or(Value::None, Value::from)
@@ -317,6 +327,7 @@ from_arg! {
     Option<DType> => ArgType::OptionalScalarType, |v| match v { Value::ScalarType(d) => Some(Some(*d)), Value::None => Some(None), _ => None };
     &'a str => ArgType::Str, |v| match v { Value::Str(s) => Some(s.as_str()), _ => None };
     Option<&'a str> => ArgType::OptionalStr, |v| match v { Value::Str(s) => Some(Some(s.as_str())), Value::None => Some(None), _ => None };
+    Option<bool> => ArgType::OptionalBool, |v| match v { Value::Bool(b) => Some(Some(*b)), Value::None => Some(None), _ => None };
     Scalar => ArgType::Scalar, |v| match v {
         Value::Int(i) => Some(Scalar::Int(*i)),
         Value::Float(x) => Some(Scalar::Float(*x)),
@@ -324,6 +335,16 @@ from_arg! {
         _ => None
     };
     &'a Value => ArgType::AnyList, |v| matches!(v, Value::IntList(_) | Value::TensorList(_) | Value::List(_)).then_some(v);
+}
+
+impl<'a, T: ScriptClassData> FromArg<'a> for Vec<&'a T> {
+    const KIND: ArgType = ArgType::ObjectList(T::CLASS);
+    fn from_arg(v: &'a Value) -> Option<Self> {
+        match v {
+            Value::List(items) => items.iter().map(<&T as FromArg>::from_arg).collect(),
+            _ => None,
+        }
+    }
 }
 
 /// A typed kernel parameter for a custom-class object: implement it for
@@ -377,6 +398,13 @@ impl IntoReturn for () {
     const KIND: ArgType = ArgType::NoneType;
     fn into_value(self) -> Value {
         Value::None
+    }
+}
+
+impl IntoReturn for (Tensor, Tensor, Tensor) {
+    const KIND: ArgType = ArgType::TensorTuple(3);
+    fn into_value(self) -> Value {
+        Value::Tuple(vec![Value::Tensor(self.0), Value::Tensor(self.1), Value::Tensor(self.2)])
     }
 }
 
@@ -436,6 +464,24 @@ impl FromReturn for () {
                 op,
                 format!("kernel returned {} where the schema says NoneType", other.type_name()),
             )),
+        }
+    }
+}
+
+impl FromReturn for (Tensor, Tensor, Tensor) {
+    fn from_return(op: &str, v: Value) -> crate::Result<Self> {
+        let bad = |got: String| {
+            crate::Error::invalid(op, format!("kernel returned {got} where the schema says (Tensor, Tensor, Tensor)"))
+        };
+        match v {
+            Value::Tuple(items) if items.len() == 3 => {
+                let mut it = items.into_iter().map(Value::into_tensor);
+                match (it.next(), it.next(), it.next()) {
+                    (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => Ok((a, b, c)),
+                    _ => Err(bad("a tuple of other values".into())),
+                }
+            }
+            other => Err(bad(other.type_name())),
         }
     }
 }

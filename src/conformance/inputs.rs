@@ -162,8 +162,9 @@ pub fn any_value(rng: &mut Rng, ty: ArgType, dtype: DType) -> Result<Value> {
         ArgType::Bool => Value::Bool(rng.one_in(2)),
         ArgType::ScalarType | ArgType::OptionalScalarType => Value::ScalarType(rng.pick(&DType::ALL)),
         ArgType::Str | ArgType::OptionalStr => Value::Str("x".into()),
-        ArgType::Device => Value::Str("cpu".into()),
-        ArgType::NoneType => Value::None,
+        ArgType::Device | ArgType::OptionalDevice => Value::Str("cpu".into()),
+        ArgType::NoneType | ArgType::TensorTuple(_) => Value::None,
+        ArgType::OptionalBool => Value::Bool(rng.one_in(2)),
         ArgType::Scalar => Value::Float(rng.pick(&[0.0, -1.0, 0.5, 3.0])),
         ArgType::FloatList => {
             Value::List((0..rng.below(3)).map(|_| Value::Float(rng.pick(&[0.0, 1.0, -2.5]))).collect())

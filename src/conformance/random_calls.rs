@@ -151,8 +151,9 @@ fn arg(rng: &mut Rng, ty: ArgType) -> Value {
             Value::ScalarType(rng.pick(&all))
         }
         ArgType::Str | ArgType::OptionalStr => Value::Str("x".into()),
-        ArgType::Device => Value::Str("cpu".into()),
-        ArgType::NoneType => Value::None,
+        ArgType::Device | ArgType::OptionalDevice => Value::Str("cpu".into()),
+        ArgType::NoneType | ArgType::TensorTuple(_) => Value::None,
+        ArgType::OptionalBool => Value::Bool(rng.one_in(2)),
         ArgType::Scalar => Value::Float(scale(rng)),
         ArgType::FloatList => Value::List((0..rng.below(4)).map(|_| Value::Float(scale(rng))).collect()),
         ArgType::AnyList => int_list(rng, None),
@@ -179,8 +180,11 @@ pub(crate) fn script_object(rng: &mut Rng, class: ScriptClass) -> Value {
             transposed: false,
         }
         .into_value(),
-        ScriptClass::LinearPackedParams | ScriptClass::CellParams => {
-            qtensor_runtime::packed::LinearPackedParams { weight, bias }.into_value()
+        ScriptClass::LinearPackedParams => qtensor_runtime::packed::LinearPackedParams { weight, bias }.into_value(),
+        ScriptClass::CellParams => {
+            let w_hh = qtensor_runtime::packed::LinearPackedParams { weight: weight.clone(), bias: bias.clone() };
+            let w_ih = qtensor_runtime::packed::LinearPackedParams { weight, bias };
+            qtensor_runtime::packed::CellParams { w_ih, w_hh, reduce_range: rng.one_in(2) }.into_value()
         }
     });
     made.unwrap_or(Value::None)

@@ -175,6 +175,31 @@ fn packed_object(class: qtensor_runtime::ScriptClass, state: &PValue) -> Result<
             }
             LinearPackedParams { weight, bias }.into_value()
         }
+        // ("quantized_dynamic", [b_ih, b_hh], [], [reduce_range], [w_ih, w_hh]).
+        (C::CellParams, [PValue::Str(kind), _biases, _doubles, ints, packed]) if &**kind == "quantized_dynamic" => {
+            let reduce_range = match ints {
+                PValue::List(l) => l.borrow().first().map(rebuild::int).transpose()?.unwrap_or(0) != 0,
+                _ => return Err(err("CellParamsBase: the reduce_range list is missing")),
+            };
+            let linear = |v: &PValue| -> Result<LinearPackedParams> {
+                match constant(v)? {
+                    Value::Object(o) => o.downcast_ref::<LinearPackedParams>().cloned(),
+                    _ => None,
+                }
+                .ok_or_else(|| err("CellParamsBase: its weights are not LinearPackedParamsBase objects"))
+            };
+            let weights: Vec<PValue> = match packed {
+                PValue::List(l) => l.borrow().clone(),
+                _ => Vec::new(),
+            };
+            let [w_ih, w_hh] = weights.as_slice() else {
+                return Err(err("CellParamsBase: expected two packed weights (input and recurrent)"));
+            };
+            qtensor_runtime::packed::CellParams { w_ih: linear(w_ih)?, w_hh: linear(w_hh)?, reduce_range }.into_value()
+        }
+        (C::CellParams, [PValue::Str(kind), ..]) => Err(err(format!(
+            "CellParamsBase of kind {kind:?} is not supported (dynamically quantized LSTMs, `quantized_dynamic`, are)"
+        ))),
         _ => Err(err(format!("{}: a state of {} items is not supported", class.name(), s.len()))),
     }
 }

@@ -63,3 +63,61 @@ fn reference_empty_per_channel(
     let axis = wrap_axis(op, axis, sizes.len())?;
     Tensor::empty_quantized(&sizes, &Quantizer::per_channel(s, z, axis, dtype)?)
 }
+
+/// `zeros`: a plain tensor of zeros; float32 unless `dtype` says otherwise.
+fn reference_zeros(
+    size: &[i64],
+    dtype: Option<DType>,
+    _layout: Option<i64>,
+    device: Option<&str>,
+    _pin_memory: Option<bool>,
+) -> Result<Tensor> {
+    let op = "zeros";
+    if device.is_some_and(|d| d != "cpu") {
+        return Err(Error::invalid(op, format!("device {device:?}: only the CPU exists here")));
+    }
+    let dtype = dtype.unwrap_or(DType::Float32);
+    if dtype.is_quantized() {
+        return Err(Error::invalid(op, format!("zeros of {dtype}: use _empty_affine_quantized")));
+    }
+    Tensor::zeros(&Tensor::checked_sizes(op, size)?, dtype)
+}
+
+register_kernel! {
+    dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "zeros" => reference_zeros(size: &[i64], dtype: Option<DType>, layout: Option<i64>, device: Option<&str>, pin_memory: Option<bool>) -> Tensor,
+    }
+}
+
+/// `to.dtype`: the values in another plain dtype, converted as PyTorch
+/// converts them (floats to integers truncate toward zero).
+fn reference_to_dtype(
+    x: &Tensor,
+    dtype: DType,
+    _non_blocking: bool,
+    copy: bool,
+    _memory_format: Option<i64>,
+) -> Result<Tensor> {
+    let op = "to.dtype";
+    if x.dtype() == dtype && !copy {
+        return Ok(x.clone());
+    }
+    if dtype.is_quantized() || x.dtype().is_quantized() {
+        return Err(Error::invalid(op, format!("{} to {dtype}: use quantize_per_tensor or dequantize", x.dtype())));
+    }
+    let values = x.real_values()?;
+    qtensor_runtime::with_element_type!(dtype.storage_type(), T => {
+        let out: Vec<T> = values.iter().map(|&v| <T as qtensor_runtime::Element>::from_f64(v)).collect();
+        Tensor::from_vec(out, x.sizes())
+    })
+}
+
+register_kernel! {
+    dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "to.dtype" => reference_to_dtype(x: &Tensor, dtype: DType, non_blocking: bool, copy: bool, memory_format: Option<i64>) -> Tensor,
+    }
+}

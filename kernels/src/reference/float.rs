@@ -87,6 +87,41 @@ fn reference_softmax(x: &Tensor, dim: i64, dtype: Option<DType>) -> Result<Tenso
     Tensor::from_vec(out, sizes)
 }
 
+/// `f(a, b)` elementwise over the broadcast shape of two int64 tensors
+/// (TorchScript's shape arithmetic on 0-d tensors), overflow an error.
+fn int64_binary(op: &str, a: &Tensor, b: &Tensor, f: impl Fn(i64, i64) -> Option<i64>) -> Result<Tensor> {
+    let shape = broadcast_shapes(op, a.sizes(), b.sizes())?;
+    let (ea, eb) = (a.expand(&shape[..])?, b.expand(&shape[..])?);
+    if (a.dtype(), b.dtype()) != (DType::Int64, DType::Int64) {
+        return Err(Error::invalid(op, format!("{} and {} (int64 pairs, or float32)", a.dtype(), b.dtype())));
+    }
+    let (va, vb) = (ea.to_vec::<i64>()?, eb.to_vec::<i64>()?);
+    let out = va
+        .iter()
+        .zip(&vb)
+        .map(|(&x, &y)| f(x, y).ok_or_else(|| Error::invalid(op, format!("{x} and {y} overflow int64"))))
+        .collect::<Result<Vec<i64>>>()?;
+    Tensor::from_vec(out, &shape)
+}
+
+fn reference_mul_int(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    int64_binary("mul.Tensor", a, b, i64::checked_mul)
+}
+
+fn reference_add_int(a: &Tensor, b: &Tensor, alpha: Scalar) -> Result<Tensor> {
+    let Scalar::Int(alpha) = alpha else { return Err(Error::invalid("add.Tensor", "a float alpha for int64 tensors")) };
+    int64_binary("add.Tensor", a, b, |x, y| x.checked_add(y.checked_mul(alpha)?))
+}
+
+register_kernel! {
+    dtypes: [Int64],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "mul.Tensor" => reference_mul_int(a: &Tensor, b: &Tensor) -> Tensor as "reference_mul_tensor_int64",
+        "add.Tensor" => reference_add_int(a: &Tensor, b: &Tensor, alpha: Scalar) -> Tensor as "reference_add_tensor_int64",
+    }
+}
+
 register_kernel! {
     dtypes: [Float32],
     priority: Priority::REFERENCE,

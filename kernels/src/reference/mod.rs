@@ -10,13 +10,16 @@ pub mod elementwise;
 pub mod float;
 pub mod inspect;
 pub mod linear;
+pub mod matmul;
 pub mod norm;
 pub mod packed;
 pub mod pool;
 pub mod quantize;
 pub mod reduce;
 pub mod resample;
+pub mod rnn;
 pub mod script;
+pub mod transformer;
 pub mod views;
 
 /// The kernel files of this module. It exists only so that [`crate::link`]
@@ -33,13 +36,16 @@ pub const KERNEL_FILES: &[&str] = &[
     "float",
     "inspect",
     "linear",
+    "matmul",
     "norm",
     "packed",
     "pool",
     "quantize",
     "reduce",
     "resample",
+    "rnn",
     "script",
+    "transformer",
     "views",
 ];
 

@@ -162,7 +162,7 @@ impl OperatorEntry {
         if !args_ok {
             return reject(format!("signature ({}) does not match the schema ({})", got.join(", "), want.join(", ")));
         }
-        if self.schema.returns.len() != 1 || !k.returns.accepts(self.schema.returns[0]) {
+        if !ArgType::of_returns(&self.schema.returns).is_some_and(|want| k.returns.accepts(want)) {
             return reject(format!("returns {} but the schema returns {:?}", k.returns, self.schema.returns));
         }
         Ok(())

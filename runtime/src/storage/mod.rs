@@ -26,6 +26,9 @@ pub trait Element: bytemuck::Pod + Copy + Default + PartialEq + std::fmt::Debug 
     fn to_f64(self) -> f64;
     /// Narrow from `i64` with `as` semantics; callers clamp to range first.
     fn from_i64(v: i64) -> Self;
+    /// Convert from `f64` with `as` semantics: toward zero, saturating at
+    /// the type's range for integers (NaN becomes 0).
+    fn from_f64(v: f64) -> Self;
 }
 
 macro_rules! impl_element {
@@ -39,6 +42,8 @@ macro_rules! impl_element {
             fn to_f64(self) -> f64 { self as f64 }
             #[inline]
             fn from_i64(v: i64) -> Self { v as $t }
+            #[inline]
+            fn from_f64(v: f64) -> Self { v as $t }
         }
     )*};
 }

@@ -1,0 +1,40 @@
+//! Any bytes given to `torch::load` (a `torch.save` checkpoint) give a
+//! state dict or an error: never a panic, and never an allocation beyond
+//! what the bytes justify.
+//!
+//! As for the TorchScript target, the first byte picks the input's use:
+//! odd, the whole archive; even, the bytes are `data.pkl`, wrapped with
+//! one 64-byte storage `data/0` in a valid archive, so that mutations reach
+//! the unpickler past the zip checksums.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::io::Write;
+
+fn archive(pickle: &[u8]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut z = zip::ZipWriter::new(&mut buf);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in [("ck/data.pkl", pickle), ("ck/data/0", &[7u8; 64][..])] {
+        if z.start_file(name, opts).is_err() || z.write_all(bytes).is_err() {
+            return Vec::new();
+        }
+    }
+    if z.finish().is_err() {
+        return Vec::new();
+    }
+    buf.into_inner()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let bytes = if mode % 2 == 1 { rest.to_vec() } else { archive(rest) };
+    if let Ok(state) = qtensor::torch::load_bytes(&bytes) {
+        for (_, v) in state.iter().take(4) {
+            if let Some(t) = v.as_tensor() {
+                let _ = format!("{t}");
+            }
+        }
+        let _ = state.into_tensors();
+    }
+});

@@ -1,0 +1,51 @@
+//! Any bytes given to the TorchScript loader, and then to `forward`, give
+//! a result or an error: never a panic, a hang or an allocation the bytes
+//! do not justify.
+//!
+//! A checksum guards every zip entry, so mutated archives rarely reach
+//! the code parser or the unpickler. The first byte therefore picks the
+//! input's use: odd, the bytes are the whole archive; even, they are split
+//! into `forward`'s code and `constants.pkl`, which the target wraps in a
+//! valid archive itself.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use qtensor::{Tensor, Value};
+use std::io::Write;
+
+fn archive(code: &[u8], constants: &[u8]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut z = zip::ZipWriter::new(&mut buf);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in [
+        ("m/version", &b"3"[..]),
+        ("m/data.pkl", b"\x80\x02c__torch__\nM\nq\x00)\x81}b."),
+        ("m/code/__torch__/m.py", code),
+        ("m/constants.pkl", constants),
+    ] {
+        if z.start_file(name, opts).is_err() || z.write_all(bytes).is_err() {
+            return Vec::new();
+        }
+    }
+    if z.finish().is_err() {
+        return Vec::new();
+    }
+    buf.into_inner()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let bytes = if mode % 2 == 1 {
+        rest.to_vec()
+    } else {
+        let split = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        archive(&rest[..split], rest.get(split + 1..).unwrap_or(&[]))
+    };
+    let Ok(m) = qtensor::jit::load_bytes(&bytes) else { return };
+    let _ = m.op_calls();
+    let _ = qtensor::jit::describe(&m);
+    if let Ok(x) = Tensor::from_vec(vec![0.25f32; 2 * 3 * 4 * 4], &[2, 3, 4, 4]) {
+        let inputs: Vec<Value> = m.inputs().iter().map(|_| Value::Tensor(x.clone())).collect();
+        let _ = m.forward(&inputs);
+    }
+});
