@@ -288,6 +288,9 @@ fn reference_div_mode(a: &Tensor, b: &Tensor, rounding_mode: Option<&str>) -> Re
 
 fn reference_unflatten(x: &Tensor, dim: i64, sizes: &[i64]) -> Result<Tensor> {
     let op = "unflatten.int";
+    if x.dim() == 0 {
+        return Err(Error::shape(op, "a 0-d tensor has no dimension to unflatten"));
+    }
     let d = wrap_dim(op, dim, x.dim())?;
     let shape: Vec<i64> = x.sizes()[..d]
         .iter()
