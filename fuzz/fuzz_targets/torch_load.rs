@@ -9,21 +9,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::io::Write;
+
+#[path = "archive.rs"]
+mod archive;
 
 fn archive(pickle: &[u8]) -> Vec<u8> {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    let mut z = zip::ZipWriter::new(&mut buf);
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, bytes) in [("ck/data.pkl", pickle), ("ck/data/0", &[7u8; 64][..])] {
-        if z.start_file(name, opts).is_err() || z.write_all(bytes).is_err() {
-            return Vec::new();
-        }
-    }
-    if z.finish().is_err() {
-        return Vec::new();
-    }
-    buf.into_inner()
+    archive::zip_of(&[("ck/data.pkl", pickle), ("ck/data/0", &[7u8; 64])])
 }
 
 fuzz_target!(|data: &[u8]| {

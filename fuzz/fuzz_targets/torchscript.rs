@@ -11,26 +11,17 @@
 
 use libfuzzer_sys::fuzz_target;
 use qtensor::{Tensor, Value};
-use std::io::Write;
+
+#[path = "archive.rs"]
+mod archive;
 
 fn archive(code: &[u8], constants: &[u8]) -> Vec<u8> {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    let mut z = zip::ZipWriter::new(&mut buf);
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, bytes) in [
-        ("m/version", &b"3"[..]),
+    archive::zip_of(&[
+        ("m/version", b"3"),
         ("m/data.pkl", b"\x80\x02c__torch__\nM\nq\x00)\x81}b."),
         ("m/code/__torch__/m.py", code),
         ("m/constants.pkl", constants),
-    ] {
-        if z.start_file(name, opts).is_err() || z.write_all(bytes).is_err() {
-            return Vec::new();
-        }
-    }
-    if z.finish().is_err() {
-        return Vec::new();
-    }
-    buf.into_inner()
+    ])
 }
 
 fuzz_target!(|data: &[u8]| {
