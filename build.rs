@@ -66,6 +66,7 @@ fn return_type(ty: ArgType) -> Option<&'static str> {
         ArgType::IntList(None) => "Vec<i64>",
         ArgType::NoneType => "()",
         ArgType::TensorTuple(3) => "(Tensor, Tensor, Tensor)",
+        ArgType::Str | ArgType::Device => "String",
         _ => return None,
     })
 }

@@ -124,6 +124,31 @@ impl DType {
         }
     }
 
+    /// The dtype of PyTorch's `ScalarType` code (see [`DType::torch_code`]).
+    pub fn from_torch_code(code: i64) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.torch_code() == Some(code))
+    }
+
+    /// PyTorch's `ScalarType` code of this dtype (what TorchScript files
+    /// write for dtypes: 6 float32, 12 qint8, 13 quint8); `None` for
+    /// qtensor's qint16, which PyTorch lacks.
+    pub const fn torch_code(self) -> Option<i64> {
+        Some(match self {
+            DType::UInt8 => 0,
+            DType::Int8 => 1,
+            DType::Int16 => 2,
+            DType::Int32 => 3,
+            DType::Int64 => 4,
+            DType::Float32 => 6,
+            DType::Float64 => 7,
+            DType::QInt8 => 12,
+            DType::QUInt8 => 13,
+            DType::QInt32 => 14,
+            DType::QUInt4x2 => 16,
+            _ => return None,
+        })
+    }
+
     /// Parses a name as printed by [`DType::name`]; `float`, `double`, `long`,
     /// `int`, `short` and `half`-less PyTorch aliases are accepted too.
     pub fn from_name(name: &str) -> Option<DType> {

@@ -408,6 +408,26 @@ impl IntoReturn for (Tensor, Tensor, Tensor) {
     }
 }
 
+impl IntoReturn for String {
+    /// A string result; also a `Device` (its name).
+    const KIND: ArgType = ArgType::Str;
+    fn into_value(self) -> Value {
+        Value::Str(self)
+    }
+}
+
+impl FromReturn for String {
+    fn from_return(op: &str, v: Value) -> crate::Result<Self> {
+        match v {
+            Value::Str(s) => Ok(s),
+            other => Err(crate::Error::invalid(
+                op,
+                format!("kernel returned {} where the schema says str", other.type_name()),
+            )),
+        }
+    }
+}
+
 impl IntoReturn for Vec<i64> {
     const KIND: ArgType = ArgType::IntList(None);
     fn into_value(self) -> Value {

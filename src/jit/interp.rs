@@ -113,7 +113,10 @@ impl Program<'_> {
             }
             match s {
                 Stmt::Assign { targets, unpack, value, line } => {
-                    let v = self.eval(value, vars, 0, *line)?;
+                    let v = match self.append(value, vars, *line)? {
+                        Some(list) => list,
+                        None => self.eval(value, vars, 0, *line)?,
+                    };
                     if !unpack {
                         vars.insert(targets[0].clone(), v);
                         continue;
@@ -139,7 +142,9 @@ impl Program<'_> {
                     }
                 }
                 Stmt::Expr(e, line) => {
-                    self.eval(e, vars, 0, *line)?;
+                    if self.append(e, vars, *line)?.is_none() {
+                        self.eval(e, vars, 0, *line)?;
+                    }
                 }
                 Stmt::If { cond, then, otherwise, line } => {
                     let taken = match self.eval(cond, vars, 0, *line)? {
@@ -154,6 +159,34 @@ impl Program<'_> {
             }
         }
         Ok(Flow::Next)
+    }
+
+    /// `torch.append(list, v)`, which appends to the list variable it names
+    /// (TorchScript lists are mutable) and returns the list; `None` when
+    /// `e` is another expression.
+    fn append(&self, e: &Expr, vars: &mut HashMap<String, Value>, line: usize) -> Result<Option<Value>> {
+        let Expr::Call { callee, args, kwargs, .. } = e else { return Ok(None) };
+        if callee.len() != 2 || callee[0] != "torch" || callee[1] != "append" {
+            return Ok(None);
+        }
+        let [Expr::Name(name), item] = args.as_slice() else {
+            return Err(self.err(line, "append of something other than a list variable"));
+        };
+        if !kwargs.is_empty() {
+            return Err(self.err(line, "append takes no keyword arguments"));
+        }
+        let item = self.eval(item, vars, 1, line)?;
+        let old = vars.remove(name).ok_or_else(|| self.err(line, format!("`{name}` is used before it is assigned")))?;
+        let mut items: Vec<Value> = match old {
+            Value::List(items) => items,
+            Value::IntList(l) => l.into_iter().map(Value::Int).collect(),
+            Value::TensorList(ts) => ts.into_iter().map(Value::Tensor).collect(),
+            other => return Err(self.err(line, format!("append to {}, not a list", other.type_name()))),
+        };
+        items.push(item);
+        let appended = list(items);
+        vars.insert(name.clone(), appended.clone());
+        Ok(Some(appended))
     }
 
     fn eval(&self, e: &Expr, vars: &HashMap<String, Value>, depth: usize, line: usize) -> Result<Value> {
@@ -226,6 +259,11 @@ impl Program<'_> {
         match joined.as_str() {
             "annotate" => return args.into_iter().nth(1).ok_or_else(|| self.err(line, "annotate without a value")),
             "torch.device" => return Ok(Value::Str("cpu".into())),
+            // `list(l)` copies a list; values here are immutable.
+            "torch.list" => return args.into_iter().next().ok_or_else(|| self.err(line, "list() of nothing")),
+            // Python's `str.format` with `{}` fields (the messages of a
+            // model's own checks); it takes any number of arguments.
+            "torch.format" => return format_message(&args).ok_or_else(|| self.err(line, "format() without a string")),
             "int" => match args.as_slice() {
                 [Value::Int(i)] => return Ok(Value::Int(*i)),
                 [Value::Float(f)] if f.is_finite() && f.abs() < 9.2e18 => return Ok(Value::Int(f.trunc() as i64)),
@@ -313,4 +351,35 @@ fn index(v: &Value, i: i64) -> Option<Value> {
         Value::IntList(l) => Value::Int(*l.get(at(l.len())?)?),
         _ => return None,
     })
+}
+
+/// Python's `fmt.format(*args)` for `{}` fields: each takes the next
+/// argument's plain form.
+fn format_message(args: &[Value]) -> Option<Value> {
+    let (Value::Str(fmt), rest) = args.split_first()? else { return None };
+    let mut out = String::new();
+    let mut rest = rest.iter();
+    let mut pieces = fmt.split("{}");
+    out.push_str(pieces.next().unwrap_or_default());
+    for piece in pieces {
+        out.push_str(&rest.next().map(python_str).unwrap_or_else(|| "{}".into()));
+        out.push_str(piece);
+    }
+    Some(Value::Str(out))
+}
+
+/// A value as Python's `str` prints it (tensors by their description).
+fn python_str(v: &Value) -> String {
+    let join = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(", ");
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => format!("{f:?}"),
+        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Value::Str(s) => s.clone(),
+        Value::None => "None".into(),
+        Value::IntList(l) => format!("[{}]", join(&mut l.iter().map(|i| i.to_string()))),
+        Value::List(items) => format!("[{}]", join(&mut items.iter().map(python_str))),
+        Value::Tuple(items) => format!("({})", join(&mut items.iter().map(python_str))),
+        other => other.type_name(),
+    }
 }

@@ -7,24 +7,6 @@
 use super::archive::list;
 use crate::{ArgType, DType, Error, OpHandle, OpSchema, Result, Value};
 
-/// PyTorch's ScalarType codes, as printed code writes dtypes.
-pub fn dtype_of_code(code: i64) -> Option<DType> {
-    Some(match code {
-        0 => DType::UInt8,
-        1 => DType::Int8,
-        2 => DType::Int16,
-        3 => DType::Int32,
-        4 => DType::Int64,
-        6 => DType::Float32,
-        7 => DType::Float64,
-        12 => DType::QInt8,
-        13 => DType::QUInt8,
-        14 => DType::QInt32,
-        16 => DType::QUInt4x2,
-        _ => return None,
-    })
-}
-
 /// The registry name of a printed callee: `torch.X` and `ops.aten.X` are
 /// aten ops (unprefixed in qtensor), `ops.NS.X` is `NS::X`.
 pub fn op_name(callee: &[String]) -> Option<String> {
@@ -43,7 +25,7 @@ fn convert(v: &Value, ty: ArgType) -> Option<Value> {
     }
     Some(match (ty, v) {
         (ArgType::ScalarType | ArgType::OptionalScalarType, Value::Int(code)) => {
-            Value::ScalarType(dtype_of_code(*code)?)
+            Value::ScalarType(DType::from_torch_code(*code)?)
         }
         (ArgType::IntList(Some(n)), Value::Int(i)) => Value::IntList(std::iter::repeat_n(*i, n).collect()),
         (ArgType::IntList(_) | ArgType::TensorList | ArgType::AnyList, Value::List(items)) if items.is_empty() => {

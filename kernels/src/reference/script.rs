@@ -101,6 +101,22 @@ fn reference_int_tensor(a: &Tensor) -> Result<i64> {
     Ok(a.int_values()?[0])
 }
 
+fn reference_prim_dtype(a: &Tensor) -> Result<i64> {
+    a.dtype().torch_code().ok_or_else(|| Error::invalid("prim::dtype", format!("{} has no PyTorch code", a.dtype())))
+}
+
+fn reference_prim_device(_a: &Tensor) -> Result<String> {
+    Ok("cpu".into())
+}
+
+fn reference_eq_int_list(a: &[i64], b: &[i64]) -> Result<bool> {
+    Ok(a == b)
+}
+
+fn reference_ne_int_list(a: &[i64], b: &[i64]) -> Result<bool> {
+    Ok(a != b)
+}
+
 fn reference_num_to_tensor(a: Scalar) -> Result<Tensor> {
     match a {
         Scalar::Int(i) => Tensor::from_vec(vec![i], &[]),
@@ -127,6 +143,8 @@ register_kernel! {
         "dim" => reference_dim(x: &Tensor) -> i64,
         "len.t" => reference_len(list: &Value) -> i64,
         "Int.Tensor" => reference_int_tensor(a: &Tensor) -> i64,
+        "prim::dtype" => reference_prim_dtype(a: &Tensor) -> i64,
+        "prim::device" => reference_prim_device(a: &Tensor) -> String,
     }
 }
 
@@ -135,6 +153,8 @@ register_kernel! {
     priority: Priority::REFERENCE,
     kernels: {
         "floordiv.int" => reference_floordiv_int(a: i64, b: i64) -> i64,
+        "eq.int_list" => reference_eq_int_list(a: &[i64], b: &[i64]) -> bool,
+        "ne.int_list" => reference_ne_int_list(a: &[i64], b: &[i64]) -> bool,
         "prim::NumToTensor.Scalar" => reference_num_to_tensor(a: Scalar) -> Tensor,
         "prim::RaiseException" => reference_raise(msg: &str, cls: Option<&str>) -> (),
         "warn" => reference_warn(message: &str, stacklevel: i64) -> (),
