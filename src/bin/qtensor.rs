@@ -67,6 +67,9 @@ enum Command {
         /// Print the time spent in each op.
         #[arg(long)]
         profile: bool,
+        /// Time this many runs after a warm-up one and print their median.
+        #[arg(long, default_value_t = 1)]
+        reps: usize,
     },
     /// Describe a TorchScript file (inputs, op calls, constants) or a
     /// torch.save state dict (its entries).
@@ -134,7 +137,14 @@ fn model_run(
 }
 
 /// `qtensor run`.
-fn run(model: &Path, input: &Path, out: Option<&Path>, threads: usize, profile: bool) -> qtensor::Result<()> {
+fn run(
+    model: &Path,
+    input: &Path,
+    out: Option<&Path>,
+    threads: usize,
+    profile: bool,
+    reps: usize,
+) -> qtensor::Result<()> {
     let m = qtensor::jit::load(model)?;
     let tensors: std::collections::HashMap<String, qtensor::Tensor> = qtensor::load(input)?.into_iter().collect();
     let inputs = m
@@ -155,19 +165,36 @@ fn run(model: &Path, input: &Path, out: Option<&Path>, threads: usize, profile: 
         qtensor::profiler::reset();
         qtensor::profiler::enable();
     }
-    let start = std::time::Instant::now();
-    let result = qtensor::with_num_threads(threads, || m.forward(&inputs))?;
-    let elapsed = start.elapsed();
+    let timed = || -> qtensor::Result<(qtensor::Value, std::time::Duration)> {
+        let start = std::time::Instant::now();
+        let result = m.forward(&inputs)?;
+        Ok((result, start.elapsed()))
+    };
+    let runs = qtensor::with_num_threads(threads, || -> qtensor::Result<_> {
+        let mut runs = vec![timed()?];
+        if reps > 1 {
+            // The first run warms caches and the buffer pool: time the rest.
+            runs.clear();
+            timed()?;
+            for _ in 0..reps {
+                runs.push(timed()?);
+            }
+        }
+        Ok(runs)
+    })?;
     if profile {
         qtensor::profiler::disable();
     }
-    let result = result?;
+    let mut runs = runs?;
+    runs.sort_by_key(|(_, t)| *t);
+    let (result, elapsed) = runs.swap_remove(runs.len() / 2);
     let mut outputs = Vec::new();
     qtensor::jit::flatten_outputs("output", &result, &mut outputs)?;
     for (name, t) in &outputs {
         println!("{name}: {} {:?}", t.dtype(), t.sizes());
     }
-    println!("ran {} in {:.2} ms with {threads} thread(s)", model.display(), elapsed.as_secs_f64() * 1e3);
+    let what = if reps > 1 { format!("median of {reps} runs") } else { "one run".into() };
+    println!("ran {} in {:.2} ms ({what}) with {threads} thread(s)", model.display(), elapsed.as_secs_f64() * 1e3);
     if profile {
         print!("{}", qtensor::profiler::table());
     }
@@ -290,8 +317,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { model, input, out, threads, profile } => {
-            match run(&model, &input, out.as_deref(), threads, profile) {
+        Command::Run { model, input, out, threads, profile, reps } => {
+            match run(&model, &input, out.as_deref(), threads, profile, reps) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("run failed: {e}");

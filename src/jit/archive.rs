@@ -127,45 +127,101 @@ fn tensors(v: &PValue) -> Result<Vec<Option<Tensor>>> {
         .collect()
 }
 
+/// A conv's serialized state in PyTorch's version 3 form: the int config
+/// `[2, stride.., padding.., dilation.., output_padding.., groups, flags]`,
+/// the weight and the bias.
+struct ConvState {
+    config: Vec<i64>,
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+/// Parses the three versions of `conv_serialization.h`:
+///
+/// - 1: `(weight, bias, [stride], [padding], [dilation], groups)`, the
+///   numbers as one-element tensors (no output padding, never transposed);
+/// - 2: `("2", [config (int16), weight], [bias])`;
+/// - 3: `(3, config (ints), [None, weight, bias])`.
+fn conv_state(state: &[PValue]) -> Result<ConvState> {
+    let bad = |what: &str| err(format!("Conv2dPackedParamsBase: {what}"));
+    let int_items = |v: &PValue| -> Result<Vec<i64>> {
+        match v {
+            PValue::List(l) => l.borrow().iter().map(rebuild::int).collect(),
+            PValue::Tuple(t) => t.iter().map(rebuild::int).collect(),
+            _ => Err(bad("a config that is not a list of ints")),
+        }
+    };
+    let first =
+        |t: &Tensor| -> Result<i64> { t.int_values()?.first().copied().ok_or_else(|| bad("an empty config tensor")) };
+    match state {
+        [PValue::Str(version), params, optional] if &**version == "2" => {
+            let params = tensors(params)?;
+            let [Some(cfg), Some(weight)] = params.as_slice() else {
+                return Err(bad("expected [config, weight] tensors"));
+            };
+            let bias = tensors(optional)?.into_iter().next().flatten();
+            Ok(ConvState { config: cfg.int_values()?, weight: weight.clone(), bias })
+        }
+        [PValue::Int(3), config, optional] => {
+            let items = tensors(optional)?;
+            let [None, Some(weight), bias] = items.as_slice() else { return Err(bad("expected [None, weight, bias]")) };
+            Ok(ConvState { config: int_items(config)?, weight: weight.clone(), bias: bias.clone() })
+        }
+        [weight @ PValue::Object(_), bias, stride, padding, dilation, groups] => {
+            let weight = rebuild::tensor(weight)?.clone();
+            let bias = if matches!(bias, PValue::None) { None } else { Some(rebuild::tensor(bias)?.clone()) };
+            let mut config = vec![2];
+            for list in [stride, padding, dilation] {
+                for t in tensors(list)? {
+                    config.push(first(&t.ok_or_else(|| bad("a missing stride, padding or dilation"))?)?);
+                }
+            }
+            config.extend([0, 0]);
+            config.push(first(rebuild::tensor(groups)?)?);
+            config.push(0);
+            Ok(ConvState { config, weight, bias })
+        }
+        [version @ (PValue::Str(_) | PValue::Int(_)), ..] => {
+            Err(bad(&format!("state version {version:?} is not supported (1, 2 and 3 are)")))
+        }
+        _ => Err(bad(&format!("a state of {} items is not one of versions 1, 2 and 3", state.len()))),
+    }
+}
+
 /// A packed-weight object from its pickled state, packed for the kernels.
 fn packed_object(class: qtensor_runtime::ScriptClass, state: &PValue) -> Result<Value> {
     use qtensor_runtime::ScriptClass as C;
     let PValue::Tuple(s) = state else { return Err(err(format!("{}: the state is not a tuple", class.name()))) };
     match (class, s.as_slice()) {
-        // ("2", [cfg, weight], [bias]) with cfg = [2, stride.., padding..,
-        // dilation.., output_padding.., groups, transpose].
-        (C::Conv2dPackedParams, [PValue::Str(version), params, optional]) if &**version == "2" || &**version == "3" => {
-            let params = tensors(params)?;
-            let [Some(cfg), Some(weight)] = params.as_slice() else {
-                return Err(err("Conv2dPackedParamsBase: expected [config, weight] tensors"));
-            };
-            let cfg = cfg.int_values()?;
-            let bias = tensors(optional)?.into_iter().next().flatten();
+        (C::Conv2dPackedParams, state) => {
+            let ConvState { config, weight, bias } = conv_state(state)?;
+            // [2, stride.., padding.., dilation.., output_padding.., groups, flags]
             let c = |i: usize| {
-                cfg.get(i)
+                config
+                    .get(i)
                     .copied()
-                    .ok_or_else(|| err(format!("Conv2dPackedParamsBase: a config of {} values", cfg.len())))
+                    .ok_or_else(|| err(format!("Conv2dPackedParamsBase: a config of {} values", config.len())))
             };
-            if c(0)? != 2 {
-                return Err(err(format!("Conv2dPackedParamsBase: {}-d convolutions are not supported", c(0)?)));
+            if c(0)? != 2 || config.len() != 11 {
+                return Err(err(format!("Conv2dPackedParamsBase: config {config:?} is not a 2-d convolution's")));
+            }
+            if c(10)? & !1 != 0 {
+                return Err(err(format!("Conv2dPackedParamsBase: unknown flags {}", c(10)?)));
             }
             let packed = Conv2dPackedParams {
-                weight: weight.clone(),
+                weight,
                 bias,
                 stride: [c(1)?, c(2)?],
                 padding: [c(3)?, c(4)?],
                 dilation: [c(5)?, c(6)?],
                 output_padding: [c(7)?, c(8)?],
                 groups: c(9)?,
-                transposed: c(10)? != 0,
+                transposed: c(10)? & 1 != 0,
             };
             if !packed.transposed {
                 crate::kernels::prepack_conv2d(&packed.weight, packed.groups)?;
             }
             packed.into_value()
-        }
-        (C::Conv2dPackedParams, [PValue::Str(version), ..]) => {
-            Err(err(format!("Conv2dPackedParamsBase: state version {version:?} is not supported (2 and 3 are)")))
         }
         (C::LinearPackedParams, [weight, bias]) => {
             let weight = rebuild::tensor(weight)?.clone();
@@ -201,5 +257,58 @@ fn packed_object(class: qtensor_runtime::ScriptClass, state: &PValue) -> Result<
             "CellParamsBase of kind {kind:?} is not supported (dynamically quantized LSTMs, `quantized_dynamic`, are)"
         ))),
         _ => Err(err(format!("{}: a state of {} items is not supported", class.name(), s.len()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    fn t(x: Tensor) -> PValue {
+        PValue::Object(Rc::new(Object::Tensor(x)))
+    }
+
+    fn list(items: Vec<PValue>) -> PValue {
+        PValue::List(Rc::new(RefCell::new(items)))
+    }
+
+    fn one(v: i64) -> PValue {
+        t(Tensor::from_vec(vec![v], &[1]).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// The three serialized forms of one transposed-free conv (stride 2,
+    /// padding 1, dilation 1, groups 1) give the same config and parts.
+    #[test]
+    fn conv_states_of_every_version_agree() -> Result<()> {
+        let weight = Tensor::from_vec(vec![0.5f32; 4 * 3 * 3 * 3], &[4, 3, 3, 3])?;
+        let bias = Tensor::from_vec(vec![0.25f32; 4], &[4])?;
+        let want = vec![2, 2, 2, 1, 1, 1, 1, 0, 0, 1, 0];
+        let cfg16 = Tensor::from_vec(want.iter().map(|&v| v as i16).collect::<Vec<i16>>(), &[11])?;
+        let v2 = [PValue::Str(Rc::from("2")), list(vec![t(cfg16), t(weight.clone())]), list(vec![t(bias.clone())])];
+        let v3 = [
+            PValue::Int(3),
+            list(want.iter().map(|&v| PValue::Int(v)).collect()),
+            list(vec![PValue::None, t(weight.clone()), t(bias.clone())]),
+        ];
+        let v1 = [
+            t(weight.clone()),
+            t(bias.clone()),
+            list(vec![one(2), one(2)]),
+            list(vec![one(1), one(1)]),
+            list(vec![one(1), one(1)]),
+            one(1),
+        ];
+        for state in [&v1[..], &v2[..], &v3[..]] {
+            let s = conv_state(state)?;
+            assert_eq!(s.config, want);
+            assert_eq!(s.weight.sizes(), weight.sizes());
+            assert_eq!(s.bias.map(|b| b.sizes().to_vec()), Some(vec![4]));
+        }
+        let unknown = [PValue::Int(4), list(vec![]), list(vec![])];
+        let e = conv_state(&unknown).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("version") && e.contains('4'), "{e}");
+        Ok(())
     }
 }

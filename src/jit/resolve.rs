@@ -28,15 +28,10 @@ fn convert(v: &Value, ty: ArgType) -> Option<Value> {
             Value::ScalarType(DType::from_torch_code(*code)?)
         }
         (ArgType::IntList(Some(n)), Value::Int(i)) => Value::IntList(std::iter::repeat_n(*i, n).collect()),
-        (ArgType::IntList(_) | ArgType::TensorList | ArgType::AnyList, Value::List(items)) if items.is_empty() => {
-            match ty {
-                ArgType::TensorList => Value::TensorList(Vec::new()),
-                ArgType::AnyList => Value::List(Vec::new()),
-                _ => Value::IntList(Default::default()),
-            }
-        }
+        // `[]` is a list of whatever the schema wants.
+        (ArgType::TensorList, Value::List(items)) if items.is_empty() => Value::TensorList(Vec::new()),
+        (ArgType::IntList(_), Value::List(items)) if items.is_empty() => Value::IntList(Default::default()),
         (ArgType::FloatList, Value::IntList(l)) => Value::List(l.iter().map(|&i| Value::Float(i as f64)).collect()),
-        (ArgType::Tensor | ArgType::OptionalTensor, _) | (ArgType::Float, Value::Bool(_)) => return None,
         _ => return None,
     })
     .filter(|c| c.matches(ty))
