@@ -107,3 +107,27 @@ fn exact_accumulation_has_no_int16_saturation() {
     let y = ops::quantized::linear(&x, &w, None, 16384.0, 128).unwrap().int_values().unwrap();
     assert_eq!(y, vec![128 + (2_072_640f64 / 16384.0).round() as i64, 128 + (-2_088_960f64 / 16384.0).round() as i64]);
 }
+
+/// An empty stride is PyTorch's default, the kernel size, for max and
+/// average pooling alike (what `F.max_pool2d(x, 2)` passes in a scripted
+/// model); a stride of another length is an error.
+#[test]
+fn pooling_with_an_empty_stride_strides_by_the_kernel() -> qtensor::Result<()> {
+    let x = ops::quantize_per_tensor(
+        &Tensor::from_vec((0..2 * 6 * 6).map(|v| (v % 11) as f32 * 0.3).collect(), &[1, 2, 6, 6])?,
+        0.1,
+        3,
+        DType::QUInt8,
+    )?;
+    for x in [x.clone(), x.contiguous_in(qtensor::MemoryFormat::ChannelsLast)?] {
+        let by_default = ops::max_pool2d(&x, &[2, 3], &[], &[0, 0], &[1, 1], false)?;
+        let explicit = ops::max_pool2d(&x, &[2, 3], &[2, 3], &[0, 0], &[1, 1], false)?;
+        assert_eq!(by_default.sizes(), &[1, 2, 3, 2]);
+        assert_eq!(by_default.int_values()?, explicit.int_values()?);
+        let by_default = ops::avg_pool2d(&x, &[3, 3], &[], &[0, 0], false, true, None)?;
+        let explicit = ops::avg_pool2d(&x, &[3, 3], &[3, 3], &[0, 0], false, true, None)?;
+        assert_eq!(by_default.int_values()?, explicit.int_values()?);
+        assert!(ops::max_pool2d(&x, &[2, 2], &[2], &[0, 0], &[1, 1], false).is_err());
+    }
+    Ok(())
+}

@@ -89,7 +89,8 @@ pub struct Window {
     pub out: [usize; 2],
 }
 
-/// Validates pooling parameters against an input, PyTorch's way.
+/// Validates pooling parameters against an input, PyTorch's way. An
+/// empty `stride` is PyTorch's default: the kernel size.
 pub fn window(
     op: &str,
     p: &Planes,
@@ -99,6 +100,13 @@ pub fn window(
     dilation: &[i64],
     ceil_mode: bool,
 ) -> Result<Window> {
+    let stride = if stride.is_empty() { kernel } else { stride };
+    if stride.len() != 2 {
+        return Err(Error::invalid(
+            op,
+            format!("stride must have 2 values (or none, for the kernel size), got {stride:?}"),
+        ));
+    }
     check_at_least(op, "kernel_size", kernel, 1)?;
     check_at_least(op, "stride", stride, 1)?;
     check_at_least(op, "dilation", dilation, 1)?;
