@@ -83,8 +83,9 @@ def torchvision_fx(name):
 
 class SmallNet(nn.Module):
     """An eager-mode model of our own: conv-bn-relu blocks, a residual add,
-    a float island (silu and a scale on dequantized values) and a 10-class
-    head, returning quantized logits and float probabilities."""
+    functional max pooling, a float island (silu and a scale on dequantized
+    values) and a 10-class head, returning quantized logits and float
+    probabilities."""
 
     def __init__(self):
         super().__init__()
@@ -105,6 +106,8 @@ class SmallNet(nn.Module):
         x = self.quant(x)
         x = self.relu1(self.bn1(self.conv1(x)))
         x = self.add.add(x, self.relu2(self.conv2(x)))
+        # Functional pooling with its default stride (the kernel size).
+        x = torch.nn.functional.max_pool2d(x, 2)
         f = self.dequant_island(x)
         f = torch.nn.functional.silu(f) * 0.5
         x = self.quant_back(f)
