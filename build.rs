@@ -45,6 +45,8 @@ fn param_type(ty: ArgType) -> &'static str {
         ArgType::Str | ArgType::Device => "&str",
         ArgType::OptionalStr | ArgType::OptionalDevice => "Option<&str>",
         ArgType::OptionalBool => "Option<bool>",
+        ArgType::OptionalIntList => "Option<&[i64]>",
+        ArgType::OptionalFloatList => "Option<&[f64]>",
         ArgType::Scalar => "crate::Scalar",
         ArgType::FloatList => "&[f64]",
         ArgType::AnyList

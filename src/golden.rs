@@ -344,7 +344,9 @@ pub fn decode_arg(j: &Json, ty: ArgType) -> Result<Value, String> {
             Some(i) if !j.is_f64() => Value::Int(i),
             _ => Value::Float(json_f64(j)?),
         },
-        ArgType::FloatList => Value::List(
+        ArgType::OptionalIntList | ArgType::OptionalFloatList if j.is_null() => Value::None,
+        ArgType::OptionalIntList => decode_arg(j, ArgType::IntList(None))?,
+        ArgType::FloatList | ArgType::OptionalFloatList => Value::List(
             j.as_array()
                 .ok_or("expected an array of floats")?
                 .iter()

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The models saved by script+freeze and trace+freeze: torchvision's seven
-/// quantized networks, two FX-quantized float networks, and a small
-/// eager-mode model with a 10-class head and a float island.
+/// quantized networks, two FX-quantized float networks, a small eager-mode
+/// model with a 10-class head and a float island, and one with
+/// interpolation (loops in its scripted form) and upsampling.
 const MODELS: &[&str] = &[
     "resnet18",
     "resnet50",
@@ -26,6 +27,7 @@ const MODELS: &[&str] = &[
     "fx_resnet18",
     "fx_mobilenet_v3_small",
     "small_eager",
+    "small_upsample",
 ];
 
 /// Exports `models` into a fresh directory named after `tag`, or `None` (with a message)

@@ -54,6 +54,10 @@ pub enum ArgType {
     ObjectList(ScriptClass),
     /// `bool?`
     OptionalBool,
+    /// `int[]?`
+    OptionalIntList,
+    /// `float[]?`
+    OptionalFloatList,
     /// `Device?`
     OptionalDevice,
     /// The result of a kernel whose schema returns several tensors
@@ -128,6 +132,8 @@ impl ArgType {
             "t[]" => ArgType::AnyList,
             "Device" => ArgType::Device,
             "bool?" => ArgType::OptionalBool,
+            "int[]?" => ArgType::OptionalIntList,
+            "float[]?" => ArgType::OptionalFloatList,
             "Device?" => ArgType::OptionalDevice,
             _ => {
                 if let Some(class) = s.strip_suffix("[]").and_then(ScriptClass::parse) {
@@ -189,6 +195,8 @@ impl fmt::Display for ArgType {
             ArgType::Object(c) => f.write_str(c.name()),
             ArgType::ObjectList(c) => write!(f, "{}[]", c.name()),
             ArgType::OptionalBool => f.write_str("bool?"),
+            ArgType::OptionalIntList => f.write_str("int[]?"),
+            ArgType::OptionalFloatList => f.write_str("float[]?"),
             ArgType::OptionalDevice => f.write_str("Device?"),
             ArgType::TensorTuple(n) => write!(f, "({})", vec!["Tensor"; *n].join(", ")),
         }

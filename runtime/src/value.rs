@@ -130,6 +130,9 @@ impl Value {
             (ArgType::OptionalStr, Value::Str(_) | Value::None) => true,
             (ArgType::NoneType, Value::None) => true,
             (ArgType::OptionalBool, Value::Bool(_) | Value::None) => true,
+            (ArgType::OptionalIntList, Value::IntList(_) | Value::None) => true,
+            (ArgType::OptionalFloatList, Value::None) => true,
+            (ArgType::OptionalFloatList, _) => self.matches(ArgType::FloatList),
             (ArgType::OptionalDevice, Value::Str(_) | Value::None) => true,
             (ArgType::TensorTuple(n), Value::Tuple(items)) => {
                 items.len() == n && items.iter().all(|v| matches!(v, Value::Tensor(_)))
@@ -274,6 +277,16 @@ impl From<&[f64]> for Value {
         Value::List(v.iter().map(|&x| Value::Float(x)).collect())
     }
 }
+impl From<Option<&[i64]>> for Value {
+    fn from(v: Option<&[i64]>) -> Self {
+        v.map_or(Value::None, Value::from)
+    }
+}
+impl From<Option<&[f64]>> for Value {
+    fn from(v: Option<&[f64]>) -> Self {
+        v.map_or(Value::None, Value::from)
+    }
+}
 impl From<Option<bool>> for Value {
     fn from(v: Option<bool>) -> Self {
         v.map_or(Value::None, Value::Bool)
@@ -287,6 +300,15 @@ impl From<Option<&str>> for Value {
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
         Value::Str(v.to_string())
+    }
+}
+
+/// The numbers of a `float[]` value (a list of floats and ints, or an int list).
+fn float_list(v: &Value) -> Option<Vec<f64>> {
+    match v {
+        Value::List(items) => items.iter().map(Value::as_f64).collect(),
+        Value::IntList(l) => Some(l.iter().map(|&i| i as f64).collect()),
+        _ => None,
     }
 }
 
@@ -327,6 +349,9 @@ from_arg! {
     Option<DType> => ArgType::OptionalScalarType, |v| match v { Value::ScalarType(d) => Some(Some(*d)), Value::None => Some(None), _ => None };
     &'a str => ArgType::Str, |v| match v { Value::Str(s) => Some(s.as_str()), _ => None };
     Option<&'a str> => ArgType::OptionalStr, |v| match v { Value::Str(s) => Some(Some(s.as_str())), Value::None => Some(None), _ => None };
+    Option<&'a [i64]> => ArgType::OptionalIntList, |v| match v { Value::IntList(l) => Some(Some(l.as_slice())), Value::None => Some(None), _ => None };
+    Vec<f64> => ArgType::FloatList, |v| float_list(v);
+    Option<Vec<f64>> => ArgType::OptionalFloatList, |v| match v { Value::None => Some(None), other => float_list(other).map(Some) };
     Option<bool> => ArgType::OptionalBool, |v| match v { Value::Bool(b) => Some(Some(*b)), Value::None => Some(None), _ => None };
     Scalar => ArgType::Scalar, |v| match v {
         Value::Int(i) => Some(Scalar::Int(*i)),

@@ -165,6 +165,8 @@ pub fn any_value(rng: &mut Rng, ty: ArgType, dtype: DType) -> Result<Value> {
         ArgType::Device | ArgType::OptionalDevice => Value::Str("cpu".into()),
         ArgType::NoneType | ArgType::TensorTuple(_) => Value::None,
         ArgType::OptionalBool => Value::Bool(rng.one_in(2)),
+        ArgType::OptionalIntList => Value::None,
+        ArgType::OptionalFloatList => Value::List(vec![Value::Float(2.0), Value::Float(0.5)]),
         ArgType::Scalar => Value::Float(rng.pick(&[0.0, -1.0, 0.5, 3.0])),
         ArgType::FloatList => {
             Value::List((0..rng.below(3)).map(|_| Value::Float(rng.pick(&[0.0, 1.0, -2.5]))).collect())

@@ -202,6 +202,12 @@ pub fn compare(tol: Tolerance, want: &Value, got: &Value) -> Result<(), String> 
         (Value::Bool(a), Value::Bool(b)) if a == b => Ok(()),
         (Value::ScalarType(a), Value::ScalarType(b)) if a == b => Ok(()),
         (Value::IntList(a), Value::IntList(b)) if a == b => Ok(()),
+        (Value::Str(a), Value::Str(b)) if a == b => Ok(()),
+        (Value::Tuple(w), Value::Tuple(g)) if w.len() == g.len() => w
+            .iter()
+            .zip(g)
+            .enumerate()
+            .try_for_each(|(i, (a, b))| compare(tol, a, b).map_err(|e| format!("item {i}: {e}"))),
         (Value::None, Value::None) => Ok(()),
         (w, g) => Err(format!("expected {}, got {}", w.type_name(), g.type_name())),
     }

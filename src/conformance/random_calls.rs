@@ -154,6 +154,8 @@ fn arg(rng: &mut Rng, ty: ArgType) -> Value {
         ArgType::Device | ArgType::OptionalDevice => Value::Str("cpu".into()),
         ArgType::NoneType | ArgType::TensorTuple(_) => Value::None,
         ArgType::OptionalBool => Value::Bool(rng.one_in(2)),
+        ArgType::OptionalIntList => Value::None,
+        ArgType::OptionalFloatList => Value::List(vec![Value::Float(2.0), Value::Float(0.5)]),
         ArgType::Scalar => Value::Float(scale(rng)),
         ArgType::FloatList => Value::List((0..rng.below(4)).map(|_| Value::Float(scale(rng))).collect()),
         ArgType::AnyList => int_list(rng, None),

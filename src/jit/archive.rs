@@ -27,7 +27,7 @@ pub(crate) struct Archive {
 
 /// Reads a frozen TorchScript archive.
 pub(crate) fn read<R: Read + Seek>(reader: R) -> Result<Archive> {
-    let mut zip = zip::ZipArchive::new(reader)
+    let mut zip = crate::torch::open_zip(reader)
         .map_err(|e| err(format!("not a TorchScript file (a zip archive from torch.jit.save): {e}")))?;
     let names: Vec<String> =
         (0..zip.len()).filter_map(|i| zip.name_for_index(i).and_then(|n| n.ok()).map(|n| n.to_string())).collect();

@@ -10,6 +10,10 @@ use crate::{Error, OpHandle, Result, Value};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
+/// The most iterations one `for` loop may run: PyTorch's printed loops
+/// count dimensions or layers, never more than a few.
+const MAX_ITERATIONS: i64 = 1 << 16;
+
 /// One call site's resolved overload, keyed by the types it was resolved for.
 #[derive(Default)]
 pub(crate) struct CallCache {
@@ -58,6 +62,11 @@ pub(crate) fn last_uses(body: &[Stmt]) -> Vec<Vec<String>> {
             Stmt::If { cond, then, otherwise, .. } => {
                 reads(cond, out);
                 then.iter().chain(otherwise).for_each(|s| names(s, out));
+            }
+            Stmt::For { var, count, body, .. } => {
+                reads(count, out);
+                out.push(var.clone());
+                body.iter().for_each(|s| names(s, out));
             }
         }
     }
@@ -156,6 +165,22 @@ impl Program<'_> {
                     }
                 }
                 Stmt::Return(e, line) => return Ok(Flow::Return(self.eval(e, vars, 0, *line)?)),
+                Stmt::For { var, count, body, line } => {
+                    let n = match self.eval(count, vars, 0, *line)? {
+                        Value::Int(n) => n.max(0),
+                        other => return Err(self.err(*line, format!("range() of {}, not an int", other.type_name()))),
+                    };
+                    // A hostile count must not hang the call.
+                    if n > MAX_ITERATIONS {
+                        return Err(self.err(*line, format!("a loop of {n} iterations (at most {MAX_ITERATIONS})")));
+                    }
+                    for i in 0..n {
+                        vars.insert(var.clone(), Value::Int(i));
+                        if let Flow::Return(v) = self.block(body, vars, depth + 1, None)? {
+                            return Ok(Flow::Return(v));
+                        }
+                    }
+                }
             }
         }
         Ok(Flow::Next)
@@ -257,8 +282,23 @@ impl Program<'_> {
     ) -> Result<Value> {
         let joined = callee.join(".");
         match joined.as_str() {
-            "annotate" => return args.into_iter().nth(1).ok_or_else(|| self.err(line, "annotate without a value")),
+            // `annotate(T, v)` is `v`, except that a one-element tensor
+            // annotated as a number converts to it (TorchScript's implicit
+            // `float(t)` and `int(t)`).
+            "annotate" => {
+                let mut args = args.into_iter();
+                let (ty, v) = (args.next(), args.next().ok_or_else(|| self.err(line, "annotate without a value"))?);
+                return match (ty, v) {
+                    (Some(Value::Str(ty)), Value::Tensor(t)) if ty == "float" || ty == "int" => {
+                        let x = t.item().map_err(|e| self.err(line, format!("annotate({ty}, ...): {e}")))?;
+                        Ok(if ty == "float" { Value::Float(x) } else { Value::Int(x as i64) })
+                    }
+                    (_, v) => Ok(v),
+                };
+            }
             "torch.device" => return Ok(Value::Str("cpu".into())),
+            // A variable declared before an `if` assigns it.
+            "uninitialized" => return Ok(Value::None),
             // `list(l)` copies a list; values here are immutable.
             "torch.list" => return args.into_iter().next().ok_or_else(|| self.err(line, "list() of nothing")),
             // Python's `str.format` with `{}` fields (the messages of a

@@ -165,6 +165,10 @@ impl ScriptModule {
                         walk(then, counts);
                         walk(otherwise, counts);
                     }
+                    Stmt::For { count, body, .. } => {
+                        walk_expr(count, counts);
+                        walk(body, counts);
+                    }
                 }
             }
         }

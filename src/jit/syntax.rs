@@ -86,6 +86,18 @@ pub enum Stmt {
     },
     /// `return e`.
     Return(Expr, usize),
+    /// `for name in range(count): ...`, as PyTorch's own functions leave
+    /// in frozen code (`F.interpolate` builds its scale list so).
+    For {
+        /// The loop variable.
+        var: String,
+        /// The number of iterations.
+        count: Expr,
+        /// The loop body.
+        body: Vec<Stmt>,
+        /// The line of the `for`.
+        line: usize,
+    },
 }
 
 /// A NamedTuple class: its qualified name and field names.
@@ -422,6 +434,17 @@ impl<'a> Toks<'a> {
                 "False" => Expr::Bool(false),
                 "inf" => Expr::Float(f64::INFINITY),
                 "nan" => Expr::Float(f64::NAN),
+                "uninitialized" if self.eat("(") => {
+                    let ty = self.type_text()?;
+                    self.expect(")")?;
+                    let line = self.line;
+                    Expr::Call {
+                        callee: vec!["uninitialized".into()],
+                        args: vec![Expr::Type(ty)],
+                        kwargs: vec![],
+                        line,
+                    }
+                }
                 "annotate" if self.eat("(") => {
                     let ty = self.type_text()?;
                     self.expect(",")?;
@@ -671,11 +694,26 @@ impl<'a> Parser<'a> {
                 }
                 Ok(Some(Stmt::If { cond, then, otherwise, line: n }))
             }
+            Some(Tok::Name(k)) if k == "for" => {
+                t.next();
+                let var = t.name()?.to_string();
+                if !matches!(t.next(), Some(Tok::Name(k)) if k == "in")
+                    || !matches!(t.next(), Some(Tok::Name(k)) if k == "range")
+                {
+                    return Err(error(self.file, n, "a `for` loop other than `for name in range(n):`"));
+                }
+                t.expect("(")?;
+                let count = t.expr(0)?;
+                t.expect(")")?;
+                t.expect(":")?;
+                t.done()?;
+                let body = self.block(line.indent, depth + 1)?;
+                Ok(Some(Stmt::For { var, count, body, line: n }))
+            }
             Some(Tok::Name(k))
                 if matches!(
                     k.as_str(),
-                    "for"
-                        | "while"
+                    "while"
                         | "with"
                         | "def"
                         | "class"
@@ -784,9 +822,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_and_the_construct() {
-        let loop_file = "class M(Module):\n  def forward(self: M, x: Tensor) -> Tensor:\n    for i in range(3):\n      pass\n    return x\n";
+        let loop_file = "class M(Module):\n  def forward(self: M, x: Tensor) -> Tensor:\n    while True:\n      pass\n    return x\n";
         let e = parse_file("code/m.py", loop_file).unwrap_err().to_string();
-        assert!(e.starts_with("code/m.py:3:") && e.contains("`for`"), "{e}");
+        assert!(e.starts_with("code/m.py:3:") && e.contains("`while`"), "{e}");
+        let for_file = "class M(Module):\n  def forward(self: M, x: Tensor) -> Tensor:\n    for i in x:\n      pass\n    return x\n";
+        let e = parse_file("code/m.py", for_file).unwrap_err().to_string();
+        assert!(e.starts_with("code/m.py:3:") && e.contains("range"), "{e}");
         let op = "class M(Module):\n  def forward(self: M, x: Tensor) -> Tensor:\n    return x + 1\n";
         let e = parse_file("code/m.py", op).unwrap_err().to_string();
         assert!(e.starts_with("code/m.py:3:") && e.contains('+'), "{e}");

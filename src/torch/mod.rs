@@ -147,7 +147,7 @@ fn err(msg: impl Into<String>) -> Error {
 }
 
 fn read<R: Read + Seek>(reader: R) -> Result<StateDict> {
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
+    let mut zip = crate::torch::open_zip(reader).map_err(|e| {
         err(format!("not a torch.save checkpoint (a zip archive with data.pkl): {e}; files from torch before 1.6 are not supported"))
     })?;
     // Every entry sits under one directory, the archive's name.
@@ -176,6 +176,15 @@ fn read<R: Read + Seek>(reader: R) -> Result<StateDict> {
         })
         .collect::<Result<_>>()?;
     Ok(StateDict { entries })
+}
+
+/// Opens a zip archive that starts at the reader's first byte, as
+/// `torch.save` and `torch.jit.save` write them. The zip crate's default
+/// guesses whether data precedes the archive, and its guess misreads some
+/// of PyTorch's zip64 archives ("Invalid Central Directory header").
+pub(crate) fn open_zip<R: Read + Seek>(reader: R) -> zip::result::ZipResult<zip::ZipArchive<R>> {
+    let config = zip::read::Config { archive_offset: zip::read::ArchiveOffset::Known(0) };
+    zip::ZipArchive::with_config(config, reader)
 }
 
 /// A stored (uncompressed) entry's bytes, refusing more than `limit`.

@@ -132,6 +132,44 @@ def small_eager():
     return model, inputs
 
 
+class UpsampleNet(nn.Module):
+    """A small model with the layers of decoders and feature pyramids:
+    ReLU6, F.interpolate (whose scripted form leaves `for` loops and
+    `uninitialized` in frozen code), nn.Upsample and a concatenation. (A
+    standalone quantized BatchNorm2d would do too, but PyTorch cannot run
+    its own scripted and frozen form: `annotate(float, scale)` of a 1-element
+    tensor fails there.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.quant = torch.ao.quantization.QuantStub()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.r6 = nn.ReLU6()
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.c2 = nn.Conv2d(8, 4, 1)
+        self.dequant = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x):
+        x = self.r6(self.c1(self.quant(x)))
+        x = self.up(torch.nn.functional.interpolate(x, scale_factor=0.5, mode="nearest"))
+        x = self.c2(x)
+        return self.dequant(torch.cat([x, x], 1))
+
+
+def small_upsample():
+    torch.manual_seed(6)
+    model = UpsampleNet().eval()
+    model.qconfig = torch.ao.quantization.get_default_qconfig("fbgemm")
+    torch.ao.quantization.prepare(model, inplace=True)
+    g = torch.Generator().manual_seed(7)
+    inputs = [torch.randn(1, 3, 16, 16, generator=g), torch.randn(2, 3, 12, 20, generator=g)]
+    with torch.no_grad():
+        for x in inputs + [torch.randn(4, 3, 16, 16, generator=g)]:
+            model(x)
+    torch.ao.quantization.convert(model, inplace=True)
+    return model, inputs
+
+
 class LstmNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -164,6 +202,7 @@ def builders():
     b["fx_resnet18"] = lambda: torchvision_fx("resnet18")
     b["fx_mobilenet_v3_small"] = lambda: torchvision_fx("mobilenet_v3_small")
     b["small_eager"] = small_eager
+    b["small_upsample"] = small_upsample
     b["lstm_dynamic"] = lstm_dynamic
     b["transformer_dynamic"] = transformer_dynamic
     return b

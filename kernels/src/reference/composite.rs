@@ -54,11 +54,15 @@ fn chunk(x: &Tensor, chunks: i64, dim: i64) -> Result<Vec<Tensor>> {
     }
     let d = wrap_dim(op, dim, x.ndim())?;
     let size = x.sizes()[d] as i64;
-    let step = (size + chunks - 1) / chunks;
+    // ceil(size / chunks), written so that no sum can overflow.
+    let step = size / chunks + i64::from(size % chunks != 0);
     if step == 0 {
         return Ok(vec![x.clone()]);
     }
-    (0..size).step_by(step as usize).map(|start| x.slice(d as i64, Some(start), Some(start + step), 1)).collect()
+    (0..size)
+        .step_by(step as usize)
+        .map(|start| x.slice(d as i64, Some(start), Some(start.saturating_add(step)), 1))
+        .collect()
 }
 
 fn quantize_per_tensor_tensor_qparams(x: &Tensor, scale: &Tensor, zero_point: &Tensor, dtype: DType) -> Result<Tensor> {
@@ -99,5 +103,52 @@ register_kernel! {
     priority: Priority::REFERENCE,
     kernels: {
         "quantize_per_tensor.tensor_qparams" => quantize_per_tensor_tensor_qparams(x: &Tensor, scale: &Tensor, zero_point: &Tensor, dtype: DType) -> Tensor,
+    }
+}
+
+/// `upsample_nearest2d.vec`: the output size from `output_size`, or
+/// `floor(size * scale)` from the scale factors, which then also set the
+/// source index (PyTorch's `compute_scales_value`).
+fn upsample_nearest2d_vec(x: &Tensor, output_size: Option<&[i64]>, scale_factors: Option<Vec<f64>>) -> Result<Tensor> {
+    let op = "upsample_nearest2d.vec";
+    if x.ndim() < 2 {
+        return Err(Error::shape(op, format!("a {}-d input", x.ndim())));
+    }
+    let (h, w) = (x.sizes()[x.ndim() - 2] as f64, x.sizes()[x.ndim() - 1] as f64);
+    let (size, scales) = match (output_size, scale_factors.as_deref()) {
+        (Some(size), None) => (size.to_vec(), [Value::None, Value::None]),
+        (None, Some(&[sh, sw])) => {
+            let out = |len: f64, s: f64| -> Result<i64> {
+                let v = (len * s).floor();
+                if !s.is_finite() || s <= 0.0 || !v.is_finite() || v < 1.0 || v > i64::MAX as f64 {
+                    return Err(Error::invalid(op, format!("scale factor {s} of a size of {len}")));
+                }
+                Ok(v as i64)
+            };
+            (vec![out(h, sh)?, out(w, sw)?], [Value::Float(sh), Value::Float(sw)])
+        }
+        _ => return Err(Error::invalid(op, "exactly one of output_size and scale_factors (two values) must be given")),
+    };
+    let [sh, sw] = scales;
+    call("upsample_nearest2d", &[Value::from(x), Value::from(size.as_slice()), sh, sw])
+}
+
+fn quantized_relu6(x: &Tensor, _inplace: bool) -> Result<Tensor> {
+    call("relu6", &[Value::from(x)])
+}
+
+register_kernel! {
+    dtypes: [Float32, QUInt8, QInt8, QInt32],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "upsample_nearest2d.vec" => upsample_nearest2d_vec(x: &Tensor, output_size: Option<&[i64]>, scale_factors: Option<Vec<f64>>) -> Tensor,
+    }
+}
+
+register_kernel! {
+    dtypes: [QUInt8, QInt8, QInt32],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "quantized::relu6" => quantized_relu6(x: &Tensor, inplace: bool) -> Tensor,
     }
 }

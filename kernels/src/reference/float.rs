@@ -63,11 +63,12 @@ fn reference_softmax(x: &Tensor, dim: i64, dtype: Option<DType>) -> Result<Tenso
     let v = float32(op, x)?;
     let sizes = x.sizes();
     let n = sizes.get(d).copied().unwrap_or(1);
+    if v.is_empty() {
+        return Tensor::from_vec(v, sizes);
+    }
+    // A non-empty tensor: every product of its sizes fits.
     let inner: usize = sizes.get(d + 1..).map_or(1, |s| s.iter().product());
     let mut out = v.clone();
-    if n == 0 || v.is_empty() {
-        return Tensor::from_vec(out, sizes);
-    }
     for (block, chunk) in v.chunks(n * inner).enumerate() {
         for i in 0..inner {
             let at = |k: usize| k * inner + i;

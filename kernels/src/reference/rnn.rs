@@ -7,6 +7,7 @@
 //! (`quantized::linear_dynamic`), so the fastest kernel computes them.
 
 use qtensor_runtime::packed::{CellParams, LinearPackedParams};
+use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::{dispatcher, register_kernel, DType, Error, Priority, Result, Tensor, Value};
 
 const OP: &str = "quantized_lstm.input";
@@ -35,12 +36,14 @@ fn layer(
 ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     let (t_len, batch) = (input.sizes()[0], input.sizes()[1]);
     let hidden = cell.w_hh.weight.sizes()[1];
+    // Every product below is at most one of these, checked once.
+    let step = checked_count(OP, &[batch, 4, hidden])?;
+    let total = checked_count(OP, &[t_len, step])?;
     let pre = linear(input, &cell.w_ih, cell.reduce_range)?;
-    let step = batch * 4 * hidden;
-    if pre.len() != t_len * step {
-        return Err(invalid(format!("the input projection has {} values, expected {}", pre.len(), t_len * step)));
+    if pre.len() != total {
+        return Err(invalid(format!("the input projection has {} values, expected {total}", pre.len())));
     }
-    let mut out = vec![0f32; t_len * batch * hidden];
+    let mut out = try_filled(checked_count(OP, &[t_len, batch, hidden])?, 0f32)?;
     let order: Box<dyn Iterator<Item = usize>> = if reverse { Box::new((0..t_len).rev()) } else { Box::new(0..t_len) };
     for t in order {
         let hx = Tensor::from_vec(h.clone(), &[batch, hidden])?;
@@ -103,6 +106,9 @@ fn reference_quantized_lstm(
     let x = if batch_first { input.transpose(0, 1)?.contiguous()? } else { input.contiguous()? };
     let (t_len, batch) = (x.sizes()[0], x.sizes()[1]);
     let hidden = params[0].w_hh.weight.sizes()[1];
+    // The products of sizes below are at most these, checked once.
+    checked_count(OP, &[t_len, batch, hidden, dirs])?;
+    checked_count(OP, &[layers, dirs, batch, hidden])?;
     let [h0, c0] = hx else { return Err(invalid(format!("hx must be [h0, c0], got {} tensors", hx.len()))) };
     for s in [h0, c0] {
         if s.sizes() != [layers * dirs, batch, hidden] || s.dtype() != DType::Float32 {

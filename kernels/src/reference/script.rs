@@ -183,3 +183,41 @@ mod tests {
         assert!(python_floordiv("t", i64::MIN, -1).is_err());
     }
 }
+
+/// The checked integer arithmetic of TorchScript's shape code.
+macro_rules! int_arithmetic {
+    ($($op:literal => $f:ident($checked:ident);)*) => {$(
+        fn $f(a: i64, b: i64) -> Result<i64> {
+            a.$checked(b).ok_or_else(|| Error::invalid($op, format!("{a} and {b} overflow int64")))
+        }
+        register_kernel! {
+            op: $op, dtypes: [Float32], name: concat!("reference_", stringify!($f)),
+            priority: Priority::REFERENCE, fn $f(a: i64, b: i64) -> i64
+        }
+    )*};
+}
+
+int_arithmetic! {
+    "add.int" => add_int(checked_add);
+    "sub.int" => sub_int(checked_sub);
+    "mul.int" => mul_int(checked_mul);
+}
+
+fn reference_not(b: bool) -> Result<bool> {
+    Ok(!b)
+}
+
+fn reference_is_quantized(a: &Tensor) -> Result<bool> {
+    Ok(a.dtype().is_quantized())
+}
+
+register_kernel! {
+    op: "__not__", dtypes: [Float32], name: "reference_not", priority: Priority::REFERENCE,
+    fn reference_not(b: bool) -> bool
+}
+
+register_kernel! {
+    op: "prim::is_quantized", dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
+    name: "reference_is_quantized", priority: Priority::REFERENCE,
+    fn reference_is_quantized(a: &Tensor) -> bool
+}

@@ -3,6 +3,7 @@
 //! float32 tensors, their products by sgemm ([`super::matmul`]).
 
 use super::matmul::{sgemm, Rhs};
+use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::layout::{broadcast_shapes, wrap_dim};
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 
@@ -20,7 +21,7 @@ fn reference_linear_float(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<
     if xs.last() != Some(&k) {
         return Err(Error::shape(op, format!("input {xs:?} does not end in K = {k}")));
     }
-    let m = xs[..xs.len() - 1].iter().product();
+    let m = checked_count(op, &xs[..xs.len() - 1])?;
     let mut y = sgemm(op, &float32(op, x)?, &float32(op, w)?, [m, k, n], Rhs::NK)?;
     if let Some(b) = b {
         let b = float32(op, b)?;
@@ -53,13 +54,17 @@ fn batched_matmul(op: &str, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result
     let shape_a: Vec<usize> = batch.iter().copied().chain([m, k]).collect();
     let shape_b: Vec<usize> = batch.iter().copied().chain(if transpose_b { [n, k] } else { [k, n] }).collect();
     let (va, vb) = (float32(op, &a.expand(&shape_a[..])?)?, float32(op, &b.expand(&shape_b[..])?)?);
-    let count: usize = batch.iter().product();
-    let mut out = Vec::with_capacity(count * m * n);
+    let count = checked_count(op, &batch)?;
+    let sizes: Vec<usize> = batch.iter().copied().chain([m, n]).collect();
+    // An empty result needs no products (and its batch may be huge).
+    if checked_count(op, &sizes)? == 0 {
+        return Tensor::zeros(&sizes, DType::Float32);
+    }
+    let mut out = Vec::with_capacity(checked_count(op, &[count, m, n])?);
     let rhs = if transpose_b { Rhs::NK } else { Rhs::KN };
     for i in 0..count {
         out.extend(sgemm(op, &va[i * m * k..(i + 1) * m * k], &vb[i * k * n..(i + 1) * k * n], [m, k, n], rhs)?);
     }
-    let sizes: Vec<usize> = batch.iter().copied().chain([m, n]).collect();
     Tensor::from_vec(out, &sizes)
 }
 
@@ -164,7 +169,7 @@ fn reference_layer_norm(
             format!("normalized_shape {normalized_shape:?} is not the end of {:?}", x.sizes()),
         ));
     }
-    let n: usize = tail.iter().product();
+    let n = checked_count(op, tail)?;
     let affine = |t: Option<&Tensor>, what: &str| -> Result<Option<Vec<f32>>> {
         t.map(|t| {
             let v = float32(op, t)?;
