@@ -336,8 +336,8 @@ pub fn decode_arg(j: &Json, ty: ArgType) -> Result<Value, String> {
         }
         ArgType::Bool => Value::Bool(j.as_bool().ok_or("expected a bool")?),
         ArgType::ScalarType | ArgType::OptionalScalarType => Value::ScalarType(json_dtype(j)?),
-        ArgType::OptionalStr if j.is_null() => Value::None,
-        ArgType::Str | ArgType::OptionalStr | ArgType::Device => {
+        ArgType::OptionalStr | ArgType::OptionalDevice if j.is_null() => Value::None,
+        ArgType::Str | ArgType::OptionalStr | ArgType::Device | ArgType::OptionalDevice => {
             Value::Str(j.as_str().ok_or("expected a string")?.to_string())
         }
         ArgType::Scalar => match j.as_i64() {
@@ -354,6 +354,8 @@ pub fn decode_arg(j: &Json, ty: ArgType) -> Result<Value, String> {
                 .collect::<Result<_, _>>()?,
         ),
         ArgType::NoneType if j.is_null() => Value::None,
+        ArgType::OptionalBool if j.is_null() => Value::None,
+        ArgType::OptionalBool => Value::Bool(j.as_bool().ok_or("expected a bool")?),
         other => return Err(format!("arguments of type {other} cannot be written in case files")),
     })
 }

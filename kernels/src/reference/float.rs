@@ -50,7 +50,8 @@ fn reference_add_tensor(a: &Tensor, b: &Tensor, alpha: Scalar) -> Result<Tensor>
     if alpha == 1.0 {
         broadcast_binary("add.Tensor", a, b, |x, y| x + y)
     } else {
-        broadcast_binary("add.Tensor", a, b, |x, y| x + alpha * y)
+        // PyTorch's loop is one fused multiply-add, `fmadd(other, alpha, self)`.
+        broadcast_binary("add.Tensor", a, b, |x, y| y.mul_add(alpha, x))
     }
 }
 
