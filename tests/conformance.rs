@@ -28,6 +28,7 @@ const GROUPS: &[&str] = &[
     "resample",
     "avg_pool2d",
     "add_mul_exact",
+    "float_ops",
 ];
 
 fn case_count(group: &str) -> usize {
