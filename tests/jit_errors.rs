@@ -12,6 +12,18 @@ const EMPTY_TUPLE: &[u8] = b"\x80\x02).";
 /// An archive with the given code and constants pickle, plus any extra
 /// entries.
 fn archive(code: &str, constants: &[u8], extra: &[(&str, &[u8])]) -> Vec<u8> {
+    archive_of(ROOT, code, constants, extra)
+}
+
+/// The root module of a frozen file: an object of the model's class with no state.
+const ROOT: &[u8] = b"\x80\x02c__torch__\nM\nq\x00)\x81}b.";
+
+/// An archive whose root module pickle is `root`.
+fn archive_with_root(root: &[u8], code: &str, constants: &[u8]) -> Vec<u8> {
+    archive_of(root, code, constants, &[])
+}
+
+fn archive_of(root: &[u8], code: &str, constants: &[u8], extra: &[(&str, &[u8])]) -> Vec<u8> {
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut z = zip::ZipWriter::new(&mut buf);
@@ -19,7 +31,7 @@ fn archive(code: &str, constants: &[u8], extra: &[(&str, &[u8])]) -> Vec<u8> {
         let mut entries: Vec<(&str, &[u8])> = vec![
             ("m/version", b"3"),
             ("m/byteorder", b"little"),
-            ("m/data.pkl", b"\x80\x02c__torch__\nM\nq\x00)\x81}b."),
+            ("m/data.pkl", root),
             ("m/code/__torch__/m.py", code.as_bytes()),
             ("m/constants.pkl", constants),
         ];
@@ -66,6 +78,13 @@ fn an_unknown_global_is_refused() {
     let pickle = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03\x85.";
     let e = error_of(&archive(&module("    return x\n"), pickle, &[]));
     assert!(e.contains("os.system") && e.contains("not allowed"), "{e}");
+}
+
+#[test]
+fn an_unknown_global_in_the_root_module_is_refused() {
+    let root: &[u8] = b"\x80\x02cbuiltins\neval\nq\x00)\x81}b.";
+    let e = error_of(&archive_with_root(root, &module("    return x\n"), EMPTY_TUPLE));
+    assert!(e.contains("data.pkl") && e.contains("builtins.eval") && e.contains("not allowed"), "{e}");
 }
 
 #[test]
