@@ -152,6 +152,21 @@ def shapes_and_types(g):
     g.err("zeros", [[2, 3], "quint8", None, None, None], "a quantized dtype")
 
 
+def leaky_relu(g):
+    """quantized::leaky_relu on tie-dense inputs: every stored integer,
+    past PyTorch's 128-value vector blocks, through many output qparams."""
+    for dtype, lo, hi in (("quint8", 0, 255), ("qint8", -128, 127)):
+        ints = np.concatenate([np.arange(lo, hi + 1)] * 2 + [np.arange(lo, lo + 37)])
+        for _ in range(10):
+            x = qtensor([len(ints)], dtype, ints=ints)
+            slope = float(np.random.default_rng(len(g.cases)).uniform(0.01, 0.3))
+            so = float(np.random.default_rng(len(g.cases) + 1).uniform(0.002, 0.05))
+            zo = int(np.random.default_rng(len(g.cases) + 2).integers(lo, hi))
+            g.ok("quantized::leaky_relu", [x, slope, False, so, zo], torch.ops.quantized.leaky_relu(x, slope, False, so, zo))
+    x = qtensor([2, 3, 5, 7], "quint8").contiguous(memory_format=torch.channels_last)
+    g.ok("quantized::leaky_relu", [x, 0.1, False, 0.02, 64], torch.ops.quantized.leaky_relu(x, 0.1, False, 0.02, 64))
+
+
 def upsample(g):
     for shape, size, scales in (([1, 4, 5, 6], None, [2.0, 2.0]), ([2, 3, 8, 8], None, [0.5, 0.5]),
                                 ([1, 2, 5, 7], [9, 13], None), ([1, 3, 6, 4], None, [1.5, 2.5])):
@@ -168,5 +183,6 @@ if __name__ == "__main__":
     reductions(g)
     products(g)
     shapes_and_types(g)
+    leaky_relu(g)
     upsample(g)
     g.write(out_dir)

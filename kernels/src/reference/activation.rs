@@ -57,6 +57,28 @@ pub fn hardsigmoid_fn(v: f32) -> f32 {
     (v + 3.0).clamp(0.0, 6.0) / 6.0
 }
 
+/// `quantized::leaky_relu`: PyTorch's `leaky_qrelu_out_kernel` is the same
+/// dequantize, f32 function, requantize loop pair as hardswish, with
+/// `x > 0 ? x : x * negative_slope` (the slope as f32).
+fn reference_leaky_relu(
+    x: &Tensor,
+    negative_slope: qtensor_runtime::Scalar,
+    _inplace: bool,
+    output_scale: f64,
+    output_zero_point: i64,
+) -> Result<Tensor> {
+    let slope = negative_slope.to_f64() as f32;
+    float_unary("quantized::leaky_relu", x, output_scale, output_zero_point, |v| if v > 0.0 { v } else { v * slope })
+}
+
+qtensor_runtime::register_kernel! {
+    dtypes: [QUInt8, QInt8, QInt32],
+    priority: Priority::REFERENCE,
+    kernels: {
+        "quantized::leaky_relu" => reference_leaky_relu(x: &Tensor, negative_slope: qtensor_runtime::Scalar, inplace: bool, output_scale: f64, output_zero_point: i64) -> Tensor,
+    }
+}
+
 /// The reference hardswish, also the fallback of faster kernels.
 pub fn reference_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Result<Tensor> {
     float_unary("quantized::hardswish", x, output_scale, output_zero_point, hardswish_fn)
