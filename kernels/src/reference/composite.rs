@@ -44,6 +44,9 @@ fn plain_cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
     Ok(out)
 }
 
+/// The most views `chunk` returns.
+const MAX_PIECES: i64 = 1 << 16;
+
 fn chunk(x: &Tensor, chunks: i64, dim: i64) -> Result<Vec<Tensor>> {
     let op = "chunk";
     if chunks < 1 {
@@ -58,6 +61,12 @@ fn chunk(x: &Tensor, chunks: i64, dim: i64) -> Result<Vec<Tensor>> {
     let step = size / chunks + i64::from(size % chunks != 0);
     if step == 0 {
         return Ok(vec![x.clone()]);
+    }
+    // One view per piece: a huge (say, expanded) dimension split finely
+    // would make a list the input does not justify.
+    let pieces = size / step + i64::from(size % step != 0);
+    if pieces > MAX_PIECES {
+        return Err(Error::invalid(op, format!("{pieces} pieces of dimension {d} (at most {MAX_PIECES})")));
     }
     (0..size)
         .step_by(step as usize)
