@@ -116,20 +116,26 @@ class SmallNet(nn.Module):
         return logits, torch.softmax(self.dequant(logits), dim=1)
 
 
-def small_eager():
-    torch.manual_seed(3)
-    model = SmallNet().eval()
-    model.fuse_modules = None
-    torch.ao.quantization.fuse_modules(model, [["conv1", "bn1", "relu1"], ["conv2", "relu2"]], inplace=True)
+def eager_quantized(model, side, other):
+    """Prepares an eager-mode model (fbgemm qconfig), calibrates it on its
+    two test inputs (batch 1 at `side` x `side`, batch 2 at `other`) and
+    one more batch, and converts it; returns it with the inputs."""
     model.qconfig = torch.ao.quantization.get_default_qconfig("fbgemm")
     torch.ao.quantization.prepare(model, inplace=True)
     g = torch.Generator().manual_seed(7)
-    inputs = [torch.randn(1, 3, 32, 32, generator=g), torch.randn(2, 3, 24, 40, generator=g)]
+    inputs = [torch.randn(1, 3, side, side, generator=g), torch.randn(2, 3, *other, generator=g)]
     with torch.no_grad():
-        for x in inputs + [torch.randn(4, 3, 32, 32, generator=g)]:
+        for x in inputs + [torch.randn(4, 3, side, side, generator=g)]:
             model(x)
     torch.ao.quantization.convert(model, inplace=True)
     return model, inputs
+
+
+def small_eager():
+    torch.manual_seed(3)
+    model = SmallNet().eval()
+    torch.ao.quantization.fuse_modules(model, [["conv1", "bn1", "relu1"], ["conv2", "relu2"]], inplace=True)
+    return eager_quantized(model, 32, (24, 40))
 
 
 class UpsampleNet(nn.Module):
@@ -158,16 +164,7 @@ class UpsampleNet(nn.Module):
 
 def small_upsample():
     torch.manual_seed(6)
-    model = UpsampleNet().eval()
-    model.qconfig = torch.ao.quantization.get_default_qconfig("fbgemm")
-    torch.ao.quantization.prepare(model, inplace=True)
-    g = torch.Generator().manual_seed(7)
-    inputs = [torch.randn(1, 3, 16, 16, generator=g), torch.randn(2, 3, 12, 20, generator=g)]
-    with torch.no_grad():
-        for x in inputs + [torch.randn(4, 3, 16, 16, generator=g)]:
-            model(x)
-    torch.ao.quantization.convert(model, inplace=True)
-    return model, inputs
+    return eager_quantized(UpsampleNet().eval(), 16, (12, 20))
 
 
 class LstmNet(nn.Module):
