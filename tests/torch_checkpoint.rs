@@ -187,6 +187,34 @@ fn hostile_checkpoints_are_errors() {
 }
 
 #[test]
+fn cyclic_and_deeply_nested_pickles_are_errors() {
+    let err = |pickle: &[u8]| load_bytes(&archive(pickle, &floats(1))).unwrap_err().to_string();
+    // A list that holds itself: `]q\0 h\0 a`. Reference counting would
+    // never free it.
+    let e = err(b"\x80\x02]q\x00h\x00a.");
+    assert!(e.contains("cyclic"), "{e}");
+    // The same through a tuple, a dict value and APPENDS.
+    let e = err(b"\x80\x02]q\x00(h\x00\x85e.");
+    assert!(e.contains("cyclic"), "{e}");
+    let e = err(b"\x80\x02}q\x00X\x01\x00\x00\x00kh\x00\x85s.");
+    assert!(e.contains("cyclic"), "{e}");
+    // Nesting as deep as the file is long would overflow the stack when the
+    // result is read or dropped: 100,000 lists, each appended to the last.
+    let mut deep = b"\x80\x02".to_vec();
+    deep.extend(std::iter::repeat_n(b']', 100_000));
+    deep.extend(std::iter::repeat_n(b'a', 99_999));
+    deep.push(b'.');
+    let e = err(&deep);
+    assert!(e.contains("nest more than"), "{e}");
+    // The same depth reached through tuples.
+    let mut deep = b"\x80\x02N".to_vec();
+    deep.extend(std::iter::repeat_n(0x85, 100_000));
+    deep.push(b'.');
+    let e = err(&deep);
+    assert!(e.contains("nest more than"), "{e}");
+}
+
+#[test]
 fn corrupting_any_byte_of_a_valid_checkpoint_never_panics() {
     let good = archive(&pickle(12, 1, &[2, 3], &[4, 1], None), &floats(12));
     let (mut errors, mut loaded) = (0, 0);

@@ -18,6 +18,7 @@
 //!   refers to them again;
 //! - corrupt or hostile files give errors, never panics.
 
+mod nesting;
 pub(crate) mod pickle;
 pub(crate) mod rebuild;
 

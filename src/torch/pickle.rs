@@ -6,6 +6,7 @@
 //! Values are reference-counted, so memo lookups copy nothing: a hostile
 //! pickle cannot grow memory faster than its own length.
 
+use super::nesting::Nesting;
 use super::rebuild::{call, global, Dialect, Global, Object};
 use crate::{Error, Result};
 use std::cell::RefCell;
@@ -110,6 +111,17 @@ impl Stack {
         self.items.last_mut().ok_or_else(|| err("empty stack"))
     }
 
+    /// Pushes a value the machine just made, recording it in `nesting`.
+    fn push_made(&mut self, nesting: &mut Nesting, v: PValue) -> Result<()> {
+        match &v {
+            PValue::Tuple(items) => nesting.made(&v, items.iter())?,
+            PValue::List(items) => nesting.made(&v, items.borrow().iter())?,
+            _ => nesting.made(&v, [])?,
+        }
+        self.items.push(v);
+        Ok(())
+    }
+
     /// The items since the last MARK, which is removed.
     fn pop_mark(&mut self) -> Result<Vec<PValue>> {
         let m = self.marks.pop().ok_or_else(|| err("no MARK to pop to"))?;
@@ -123,6 +135,7 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: D
     let mut r = Reader { bytes, at: 0 };
     let mut st = Stack::default();
     let mut memo: Vec<Option<PValue>> = Vec::new();
+    let mut nesting = Nesting::default();
     let put = |memo: &mut Vec<Option<PValue>>, i: usize, v: PValue, len: usize| -> Result<()> {
         // The memo index is bounded by the pickle's length: every value it
         // can hold took at least one opcode to make.
@@ -154,10 +167,10 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: D
             }
             b'.' => return st.pop(),
             b'(' => st.marks.push(st.items.len()),
-            b')' => st.items.push(PValue::Tuple(Rc::new(Vec::new()))),
+            b')' => st.push_made(&mut nesting, PValue::Tuple(Rc::new(Vec::new())))?,
             b't' => {
                 let items = st.pop_mark()?;
-                st.items.push(PValue::Tuple(Rc::new(items)));
+                st.push_made(&mut nesting, PValue::Tuple(Rc::new(items)))?;
             }
             0x85..=0x87 => {
                 // TUPLE1..TUPLE3
@@ -167,48 +180,48 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: D
                     items.push(st.pop()?);
                 }
                 items.reverse();
-                st.items.push(PValue::Tuple(Rc::new(items)));
+                st.push_made(&mut nesting, PValue::Tuple(Rc::new(items)))?;
             }
-            b']' => st.items.push(PValue::List(Rc::new(RefCell::new(Vec::new())))),
+            b']' => st.push_made(&mut nesting, PValue::List(Rc::new(RefCell::new(Vec::new()))))?,
             b'l' => {
                 let items = st.pop_mark()?;
-                st.items.push(PValue::List(Rc::new(RefCell::new(items))));
+                st.push_made(&mut nesting, PValue::List(Rc::new(RefCell::new(items))))?;
             }
             b'a' => {
                 let v = st.pop()?;
-                match st.top()? {
-                    PValue::List(l) => l.borrow_mut().push(v),
-                    _ => return Err(err("APPEND to a non-list")),
-                }
+                let list = &*st.top()?;
+                let PValue::List(l) = list else { return Err(err("APPEND to a non-list")) };
+                nesting.add(list, [&v])?;
+                l.borrow_mut().push(v);
             }
             b'e' => {
                 let items = st.pop_mark()?;
-                match st.top()? {
-                    PValue::List(l) => l.borrow_mut().extend(items),
-                    _ => return Err(err("APPENDS to a non-list")),
-                }
+                let list = &*st.top()?;
+                let PValue::List(l) = list else { return Err(err("APPENDS to a non-list")) };
+                nesting.add(list, &items)?;
+                l.borrow_mut().extend(items);
             }
-            b'}' => st.items.push(PValue::Dict(Rc::new(RefCell::new(Vec::new())))),
+            b'}' => st.push_made(&mut nesting, PValue::Dict(Rc::new(RefCell::new(Vec::new()))))?,
             b'd' => {
                 let items = st.pop_mark()?;
-                let dict = pairs(items)?;
-                st.items.push(PValue::Dict(Rc::new(RefCell::new(dict))));
+                let d = Rc::new(RefCell::new(pairs(items)?));
+                nesting.made(&PValue::Dict(d.clone()), d.borrow().iter().flat_map(|(k, v)| [k, v]))?;
+                st.items.push(PValue::Dict(d));
             }
             b's' => {
                 let v = st.pop()?;
                 let k = st.pop()?;
-                match st.top()? {
-                    PValue::Dict(d) => d.borrow_mut().push((k, v)),
-                    _ => return Err(err("SETITEM on a non-dict")),
-                }
+                let dict = &*st.top()?;
+                let PValue::Dict(d) = dict else { return Err(err("SETITEM on a non-dict")) };
+                nesting.add(dict, [&k, &v])?;
+                d.borrow_mut().push((k, v));
             }
             b'u' => {
                 let items = st.pop_mark()?;
-                let new = pairs(items)?;
-                match st.top()? {
-                    PValue::Dict(d) => d.borrow_mut().extend(new),
-                    _ => return Err(err("SETITEMS on a non-dict")),
-                }
+                let dict = &*st.top()?;
+                let PValue::Dict(d) = dict else { return Err(err("SETITEMS on a non-dict")) };
+                nesting.add(dict, &items)?;
+                d.borrow_mut().extend(pairs(items)?);
             }
             b'N' => st.items.push(PValue::None),
             0x88 => st.items.push(PValue::Bool(true)),
@@ -278,7 +291,9 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: D
                 let f = st.pop()?;
                 let PValue::Global(g) = f else { return Err(err("REDUCE of a value that is not a callable global")) };
                 let PValue::Tuple(args) = args else { return Err(err("REDUCE arguments are not a tuple")) };
-                st.items.push(call(g, &args)?);
+                let made = call(g, &args)?;
+                nesting.made(&made, args.iter())?;
+                st.items.push(made);
             }
             0x81 => {
                 // NEWOBJ: an object of a TorchScript class (only allowed
@@ -288,7 +303,7 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: D
                 match class {
                     PValue::Global(g @ (Global::ScriptClass(_) | Global::ModelClass)) => {
                         let state = std::cell::RefCell::new(None);
-                        st.items.push(PValue::Object(Rc::new(Object::Instance { class: g, state })));
+                        st.push_made(&mut nesting, PValue::Object(Rc::new(Object::Instance { class: g, state })))?;
                     }
                     _ => return Err(err("NEWOBJ of something that is not an allowed class")),
                 }
@@ -297,10 +312,12 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: D
                 // BUILD: state for the object below: a TorchScript object
                 // keeps it; a dict (an OrderedDict's `_metadata`) needs none.
                 let state = st.pop()?;
-                match st.top()? {
+                let object = &*st.top()?;
+                match object {
                     PValue::Dict(_) => {}
                     PValue::Object(o) => match &**o {
                         Object::Instance { state: slot, .. } => {
+                            nesting.add(object, [&state])?;
                             if slot.replace(Some(state)).is_some() {
                                 return Err(err("BUILD twice on one object"));
                             }
@@ -313,7 +330,7 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: D
             b'Q' => {
                 let pid = st.pop()?;
                 let v = persistent.load(&pid)?;
-                st.items.push(v);
+                st.push_made(&mut nesting, v)?;
             }
             b'0' => {
                 st.pop()?;
