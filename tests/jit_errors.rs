@@ -147,3 +147,24 @@ fn a_state_dict_checkpoint_is_not_taken_for_a_script() {
     let e = jit::load_bytes(&buf.into_inner()).unwrap_err().to_string();
     assert!(e.contains("torch.save checkpoint"), "{e}");
 }
+
+#[test]
+fn nested_loops_share_one_iteration_budget() {
+    // Each loop is short; together they would run 10^9 times.
+    let body = "    for _0 in range(1000):\n      for _1 in range(1000):\n        for _2 in range(1000):\n          _3 = torch.relu(x)\n    return x\n";
+    let e = error_of(&archive(&module(body), EMPTY_TUPLE, &[]));
+    assert!(e.contains("at most 65536") && e.contains(":8:"), "{e}");
+}
+
+#[test]
+fn a_list_appended_to_itself_cannot_grow_without_bound() {
+    // Each append would double the list's elements: 2^60 of them after
+    // the loop.
+    let body = "    l = [1, 2]\n    for _0 in range(60):\n      _1 = torch.append(l, l)\n    return x\n";
+    let e = error_of(&archive(&module(body), EMPTY_TUPLE, &[]));
+    assert!(e.contains("append makes a list") && e.contains(":8:"), "{e}");
+    // A long flat list is refused once it passes the bound.
+    let body = "    l = [1]\n    for _0 in range(65000):\n      l0 = torch.append(l, [1, 2, 3])\n    return x\n";
+    let e = error_of(&archive(&module(body), EMPTY_TUPLE, &[]));
+    assert!(e.contains("more than 65536 elements"), "{e}");
+}

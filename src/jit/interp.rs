@@ -10,9 +10,15 @@ use crate::{Error, OpHandle, Result, Value};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
-/// The most iterations one `for` loop may run: PyTorch's printed loops
-/// count dimensions or layers, never more than a few.
+/// The most loop iterations one call may run, all loops together (nested
+/// loops multiply): PyTorch's printed loops count dimensions or layers,
+/// never more than a few.
 const MAX_ITERATIONS: i64 = 1 << 16;
+
+/// The most elements a list built by `append` may hold, counting the items
+/// of lists it holds: a list appended to itself in a loop must not double
+/// in size each time.
+const MAX_LIST_ELEMENTS: usize = 1 << 16;
 
 /// One call site's resolved overload, keyed by the types it was resolved for.
 #[derive(Default)]
@@ -33,6 +39,13 @@ pub(crate) struct Program<'a> {
     /// For each top-level statement, the variables read for the last time
     /// there (see [`last_uses`]); `None` keeps every variable (a traced run).
     pub frees: Option<&'a [Vec<String>]>,
+    /// Loop iterations this call may still run (see [`MAX_ITERATIONS`]).
+    pub iterations_left: std::cell::Cell<i64>,
+}
+
+/// The iteration budget of one call.
+pub(crate) fn iteration_budget() -> std::cell::Cell<i64> {
+    std::cell::Cell::new(MAX_ITERATIONS)
 }
 
 /// For each statement of `body`, the variables it reads (or assigns)
@@ -151,7 +164,7 @@ impl Program<'_> {
                     }
                 }
                 Stmt::Expr(e, line) => {
-                    if self.append(e, vars, *line)?.is_none() {
+                    if !self.append_in_place(e, vars, *line)? {
                         self.eval(e, vars, 0, *line)?;
                     }
                 }
@@ -170,10 +183,17 @@ impl Program<'_> {
                         Value::Int(n) => n.max(0),
                         other => return Err(self.err(*line, format!("range() of {}, not an int", other.type_name()))),
                     };
-                    // A hostile count must not hang the call.
-                    if n > MAX_ITERATIONS {
-                        return Err(self.err(*line, format!("a loop of {n} iterations (at most {MAX_ITERATIONS})")));
+                    // A hostile count, or nested loops, must not hang the call.
+                    let left = self.iterations_left.get();
+                    if n > left {
+                        return Err(self.err(
+                            *line,
+                            format!(
+                                "a loop of {n} iterations: one call runs at most {MAX_ITERATIONS}, in all its loops"
+                            ),
+                        ));
                     }
+                    self.iterations_left.set(left - n);
                     for i in 0..n {
                         vars.insert(var.clone(), Value::Int(i));
                         if let Flow::Return(v) = self.block(body, vars, depth + 1, None)? {
@@ -190,6 +210,24 @@ impl Program<'_> {
     /// (TorchScript lists are mutable) and returns the list; `None` when
     /// `e` is another expression.
     fn append(&self, e: &Expr, vars: &mut HashMap<String, Value>, line: usize) -> Result<Option<Value>> {
+        let Some(name) = self.append_in_place_named(e, vars, line)? else { return Ok(None) };
+        Ok(vars.get(name).cloned())
+    }
+
+    /// `torch.append(list, v)` as a statement, its result unused: appends
+    /// without copying the list. False when `e` is another expression.
+    fn append_in_place(&self, e: &Expr, vars: &mut HashMap<String, Value>, line: usize) -> Result<bool> {
+        Ok(self.append_in_place_named(e, vars, line)?.is_some())
+    }
+
+    /// Appends in place; the list variable's name, `None` when `e` is not
+    /// an append.
+    fn append_in_place_named<'e>(
+        &self,
+        e: &'e Expr,
+        vars: &mut HashMap<String, Value>,
+        line: usize,
+    ) -> Result<Option<&'e String>> {
         let Expr::Call { callee, args, kwargs, .. } = e else { return Ok(None) };
         if callee.len() != 2 || callee[0] != "torch" || callee[1] != "append" {
             return Ok(None);
@@ -209,9 +247,15 @@ impl Program<'_> {
             other => return Err(self.err(line, format!("append to {}, not a list", other.type_name()))),
         };
         items.push(item);
-        let appended = list(items);
-        vars.insert(name.clone(), appended.clone());
-        Ok(Some(appended))
+        let elements = items.iter().try_fold(0usize, |n, v| Some(n + 1 + flat_len(v)?));
+        if elements.is_none_or(|n| n > MAX_LIST_ELEMENTS) {
+            return Err(self.err(
+                line,
+                format!("append makes a list of more than {MAX_LIST_ELEMENTS} elements, or of lists nested in lists"),
+            ));
+        }
+        vars.insert(name.clone(), list(items));
+        Ok(Some(name))
     }
 
     fn eval(&self, e: &Expr, vars: &HashMap<String, Value>, depth: usize, line: usize) -> Result<Value> {
@@ -421,5 +465,16 @@ fn python_str(v: &Value) -> String {
         Value::List(items) => format!("[{}]", join(&mut items.iter().map(python_str))),
         Value::Tuple(items) => format!("({})", join(&mut items.iter().map(python_str))),
         other => other.type_name(),
+    }
+}
+
+/// The number of items of a flat list, 0 for a value that is no list, and
+/// `None` for a list that holds lists (which `append` refuses to nest).
+fn flat_len(v: &Value) -> Option<usize> {
+    match v {
+        Value::List(items) | Value::Tuple(items) => items.iter().all(|i| flat_len(i) == Some(0)).then_some(items.len()),
+        Value::IntList(l) => Some(l.len()),
+        Value::TensorList(ts) => Some(ts.len()),
+        _ => Some(0),
     }
 }

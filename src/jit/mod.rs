@@ -208,6 +208,7 @@ impl ScriptModule {
             named_tuples: &self.code.named_tuples,
             cache: &self.cache,
             frees: free.then_some(self.frees.as_slice()),
+            iterations_left: interp::iteration_budget(),
         };
         let result = program.run(&self.code.body, &mut vars)?;
         Ok((result, vars))
