@@ -178,7 +178,7 @@ fn module_stack(out: &mut dyn Write) -> Result<()> {
         .push("fc", Linear::from_float(&fc_w, None, &weight_quantizer(&fc_w)?, 0.05, 128)?)
         .push("dequant", DeQuantize);
     writeln!(out, "{}", model.describe())?;
-    writeln!(out, "input observed range -> scale={} zero_point={zx}", crate::print::py_float_repr(sx))?;
+    writeln!(out, "input observed range -> scale={} zero_point={zx}", crate::pyfmt::py_float_repr(sx))?;
     writeln!(out, "output: {}", model.forward(&x)?)?;
     Ok(())
 }

@@ -46,7 +46,9 @@ pub use qtensor_runtime::{
     OpDeclaration, OpHandle, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result, Scalar,
     ScriptClass, ScriptObject, Storage, StorageType, Tensor, Tolerance, Value,
 };
-pub use qtensor_runtime::{isa, layers, numerics, print, profiler, registry, schema, serialize, storage, threads};
+pub use qtensor_runtime::{
+    isa, layers, numerics, print, profiler, pyfmt, registry, schema, serialize, storage, threads,
+};
 
 /// The built-in kernels' public pieces: packed weights and the numerics
 /// helpers that plugin kernels may reuse.

@@ -20,6 +20,7 @@ pub mod numerics;
 pub mod packed;
 pub mod print;
 pub mod profiler;
+pub mod pyfmt;
 pub mod quantizer;
 pub mod schema;
 pub mod serialize;

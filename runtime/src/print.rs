@@ -6,6 +6,7 @@
 //! matches to the character.
 
 use crate::dtype::DType;
+use crate::pyfmt::{py_fixed, py_float_repr, py_sci};
 use crate::quantizer::QParams;
 use crate::storage::Element;
 use crate::tensor::Tensor;
@@ -72,69 +73,6 @@ fn read_elements(t: &Tensor, indices: &[usize]) -> crate::Result<Values> {
     })
 }
 
-/// Python's `repr(float)`: the shortest round-trip digits, in fixed notation
-/// for decimal exponents in [-4, 16), scientific (`1e-05`) otherwise.
-pub fn py_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let sci = format!("{x:e}");
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let neg = mant.starts_with('-');
-    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if neg { "-" } else { "" };
-    if (-4..16).contains(&exp) {
-        if exp >= 0 {
-            let e = exp as usize;
-            let int_part: String = if digits.len() > e + 1 {
-                digits[..e + 1].to_string()
-            } else {
-                format!("{digits:0<width$}", width = e + 1)
-            };
-            let frac = if digits.len() > e + 1 { &digits[e + 1..] } else { "0" };
-            format!("{sign}{int_part}.{frac}")
-        } else {
-            format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
-        }
-    } else {
-        let m = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits };
-        format!("{sign}{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-    }
-}
-
-/// Python's `"{:.4e}".format(x)`.
-fn py_sci(x: f64) -> String {
-    if !x.is_finite() {
-        return py_nonfinite(x);
-    }
-    let s = format!("{x:.PRECISION$e}");
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-}
-
-/// Python's `"{:.Nf}".format(x)`.
-fn py_fixed(x: f64, precision: usize) -> String {
-    if !x.is_finite() {
-        return py_nonfinite(x);
-    }
-    format!("{x:.precision$}")
-}
-
-fn py_nonfinite(x: f64) -> String {
-    if x.is_nan() {
-        "nan".into()
-    } else if x > 0.0 {
-        "inf".into()
-    } else {
-        "-inf".into()
-    }
-}
-
 /// PyTorch's `_Formatter`: decides the mode and the column width from the
 /// (summarized) values.
 struct Formatter {
@@ -164,13 +102,13 @@ impl Formatter {
                 if f.int_mode {
                     if wide {
                         f.sci_mode = true;
-                        f.max_width = nz.iter().map(|x| py_sci(*x).len()).fold(f.max_width, usize::max);
+                        f.max_width = nz.iter().map(|x| py_sci(*x, PRECISION).len()).fold(f.max_width, usize::max);
                     } else {
                         f.max_width = nz.iter().map(|x| py_fixed(*x, 0).len() + 1).fold(f.max_width, usize::max);
                     }
                 } else if wide || min < 1.0e-4 {
                     f.sci_mode = true;
-                    f.max_width = nz.iter().map(|x| py_sci(*x).len()).fold(f.max_width, usize::max);
+                    f.max_width = nz.iter().map(|x| py_sci(*x, PRECISION).len()).fold(f.max_width, usize::max);
                 } else {
                     f.max_width = nz.iter().map(|x| py_fixed(*x, PRECISION).len()).fold(f.max_width, usize::max);
                 }
@@ -181,7 +119,7 @@ impl Formatter {
 
     fn format_float(&self, x: f64) -> String {
         let s = if self.sci_mode {
-            py_sci(x)
+            py_sci(x, PRECISION)
         } else if self.int_mode {
             let mut s = py_fixed(x, 0);
             if x.is_finite() {
@@ -389,19 +327,6 @@ impl fmt::Display for Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn python_float_repr() {
-        assert_eq!(py_float_repr(1.0), "1.0");
-        assert_eq!(py_float_repr(1e-5), "1e-05");
-        assert_eq!(py_float_repr(0.0001), "0.0001");
-        assert_eq!(py_float_repr(1000.0), "1000.0");
-        assert_eq!(py_float_repr(1e16), "1e+16");
-        assert_eq!(py_float_repr(1.5e16), "1.5e+16");
-        assert_eq!(py_float_repr(123456789012345.6), "123456789012345.6");
-        assert_eq!(py_float_repr(0.006692237383115402), "0.006692237383115402");
-        assert_eq!(py_float_repr(-2.5), "-2.5");
-    }
 
     #[test]
     fn plain_tensors_print_like_pytorch() -> Result<(), Box<dyn std::error::Error>> {

@@ -82,7 +82,7 @@ pub enum QParams<'a> {
 
 /// Checks one (scale, zero point) pair for `dtype`.
 pub fn check_qparams(op: &str, dtype: DType, scale: f64, zero_point: i64) -> Result<()> {
-    let shown = crate::print::py_float_repr(scale);
+    let shown = crate::pyfmt::py_float_repr(scale);
     if !scale.is_finite() || scale <= 0.0 {
         return Err(Error::qparams(op, format!("scale must be finite and > 0, got {shown}")));
     }
@@ -97,7 +97,7 @@ pub fn check_qparams(op: &str, dtype: DType, scale: f64, zero_point: i64) -> Res
             format!(
                 "scale {shown} is too small: scales below {} (f32's smallest normal value) are not supported, \
                  since their f32 reciprocal overflows or they lose precision",
-                crate::print::py_float_repr(f32::MIN_POSITIVE as f64)
+                crate::pyfmt::py_float_repr(f32::MIN_POSITIVE as f64)
             ),
         ));
     }

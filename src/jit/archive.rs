@@ -72,11 +72,11 @@ pub(crate) fn read<R: Read + Seek>(reader: R) -> Result<Archive> {
     // with the same allow-list, so a hostile global there is refused too.
     let root = entry_bytes(&mut zip, data, MAX_TEXT)?;
     let mut no_storages = Storages { zip: &mut zip, dir: format!("{prefix}data/"), loaded: HashMap::new() };
-    unpickle(&root, &mut no_storages, Dialect::TorchScript)
+    unpickle(&root, &mut no_storages, &Dialect::TorchScript)
         .map_err(|e| err(format!("data.pkl: {}", e.to_string().trim_start_matches("serialization: data.pkl: "))))?;
     let pkl = entry_bytes(&mut zip, &format!("{prefix}constants.pkl"), MAX_TEXT)?;
     let mut storages = Storages { zip: &mut zip, dir: format!("{prefix}constants/"), loaded: HashMap::new() };
-    let top = unpickle(&pkl, &mut storages, Dialect::TorchScript)
+    let top = unpickle(&pkl, &mut storages, &Dialect::TorchScript)
         .map_err(|e| err(format!("constants.pkl: {}", e.to_string().trim_start_matches("serialization: "))))?;
     let PValue::Tuple(items) = top else { return Err(err("constants.pkl does not hold a tuple")) };
     let constants = items

@@ -3,8 +3,8 @@
 //! channel shuffling, each calling its operator (re-exported from
 //! [`super::quantized`]).
 
-use super::quantized::{qparams_state, read_qparams};
-use super::{state_tensor, Module};
+use super::state::{qparams_state, read_qparams, state_tensor};
+use super::Module;
 use crate::{ops, DType, Error, Result, Tensor};
 use std::collections::HashMap;
 
@@ -40,7 +40,7 @@ impl Module for Hardswish {
     }
 
     fn describe(&self) -> String {
-        format!("QuantizedHardswish(scale={}, zero_point={})", crate::print::py_float_repr(self.scale), self.zero_point)
+        format!("QuantizedHardswish(scale={}, zero_point={})", crate::pyfmt::py_float_repr(self.scale), self.zero_point)
     }
 }
 
@@ -263,7 +263,7 @@ impl Module for BatchNorm2d {
             "QuantizedBatchNorm2d({}, eps={}, scale={}, zero_point={})",
             self.weight.numel(),
             self.eps,
-            crate::print::py_float_repr(self.scale),
+            crate::pyfmt::py_float_repr(self.scale),
             self.zero_point
         )
     }

@@ -5,8 +5,10 @@
 mod blocks;
 mod layers;
 pub mod quantized;
+mod state;
 
 pub use blocks::{Combine, Concat, Residual};
+pub use state::state_tensor;
 
 use crate::{Error, Result, Tensor};
 use std::collections::HashMap;
@@ -139,13 +141,4 @@ pub fn load(path: impl AsRef<Path>, module: &mut dyn Module) -> Result<()> {
 pub fn load_torch(path: impl AsRef<Path>, module: &mut dyn Module) -> Result<()> {
     let state = crate::torch::load(path)?.into_tensors()?;
     module.load_state_dict(&state, "")
-}
-
-/// The tensor named `prefix` + `name` in a state dict: a clone of the
-/// shared handle (the values are not copied), or an error naming the key.
-pub fn state_tensor(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<Tensor> {
-    state
-        .get(&format!("{prefix}{name}"))
-        .cloned()
-        .ok_or_else(|| Error::Serialization(format!("missing `{prefix}{name}` in the state dict")))
 }

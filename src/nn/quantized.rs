@@ -5,39 +5,12 @@
 pub use super::layers::{
     AvgPool2d, BatchNorm2d, ChannelShuffle, Hardsigmoid, Hardswish, Mean, ReLU6, Sigmoid, Upsample,
 };
-use super::{state_tensor, Module};
+use super::state::{qparams_state, read_qparams, scalar_f64, scalar_i64, state_tensor};
+use super::Module;
 use crate::kernels::{PackedConv2d, PackedLinear};
 use crate::{ops, quantize, DType, Error, Quantizer, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-pub(super) fn scalar_f64(v: f64) -> Result<Tensor> {
-    Tensor::from_slice(&[v], &[])
-}
-
-pub(super) fn scalar_i64(v: i64) -> Result<Tensor> {
-    Tensor::from_slice(&[v], &[])
-}
-
-/// Output qparams as a module saves them: `scale` (f64) and `zero_point`
-/// (i64), 0-d.
-pub(super) fn qparams_state(prefix: &str, scale: f64, zero_point: i64) -> Result<Vec<(String, Tensor)>> {
-    Ok(vec![(format!("{prefix}scale"), scalar_f64(scale)?), (format!("{prefix}zero_point"), scalar_i64(zero_point)?)])
-}
-
-/// Reads what [`qparams_state`] saved (PyTorch's `[1]`-shaped scales too).
-pub(super) fn read_qparams(state: &HashMap<String, Tensor>, prefix: &str) -> Result<(f64, i64)> {
-    Ok((read_f64(state, prefix, "scale")?, read_i64(state, prefix, "zero_point")?))
-}
-
-pub(super) fn read_f64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<f64> {
-    state_tensor(state, prefix, name)?.item()
-}
-
-pub(super) fn read_i64(state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<i64> {
-    let t = state_tensor(state, prefix, name)?;
-    t.int_values()?.first().copied().ok_or_else(|| Error::Serialization(format!("`{prefix}{name}` is empty")))
-}
 
 /// Replaces `current` with a loaded tensor of the same shape and dtype.
 fn replace_like(current: &mut Tensor, loaded: Tensor, what: &str) -> Result<()> {
@@ -176,7 +149,7 @@ impl Module for Linear {
             if self.relu { "LinearReLU" } else { "Linear" },
             s[1],
             s[0],
-            crate::print::py_float_repr(self.w.scale),
+            crate::pyfmt::py_float_repr(self.w.scale),
             self.w.zero_point,
             self.w.weight.qscheme().map(|q| q.name()).unwrap_or("?")
         )
@@ -311,7 +284,7 @@ impl Module for Conv2d {
             self.dilation[0],
             self.dilation[1],
             self.groups,
-            crate::print::py_float_repr(self.w.scale),
+            crate::pyfmt::py_float_repr(self.w.scale),
             self.w.zero_point
         )
     }
@@ -437,7 +410,7 @@ impl Module for Quantize {
     fn describe(&self) -> String {
         format!(
             "Quantize(scale=tensor([{}]), zero_point=tensor([{}]), dtype={})",
-            crate::print::py_float_repr(self.scale),
+            crate::pyfmt::py_float_repr(self.scale),
             self.zero_point,
             self.dtype
         )
@@ -522,6 +495,6 @@ impl Module for QFunctional {
     }
 
     fn describe(&self) -> String {
-        format!("QFunctional(scale={}, zero_point={})", crate::print::py_float_repr(self.scale), self.zero_point)
+        format!("QFunctional(scale={}, zero_point={})", crate::pyfmt::py_float_repr(self.scale), self.zero_point)
     }
 }

@@ -20,6 +20,7 @@
 
 mod nesting;
 pub(crate) mod pickle;
+mod pvalue;
 pub(crate) mod rebuild;
 
 use crate::{DType, Error, Result, Tensor};
@@ -164,7 +165,7 @@ fn read<R: Read + Seek>(reader: R) -> Result<StateDict> {
     }
     let pickle = entry_bytes(&mut zip, &pkl, usize::MAX)?;
     let mut storages = Storages { zip: &mut zip, dir: format!("{prefix}data/"), loaded: HashMap::new() };
-    let top = pickle::unpickle(&pickle, &mut storages, rebuild::Dialect::StateDict)?;
+    let top = pickle::unpickle(&pickle, &mut storages, &rebuild::Dialect::StateDict)?;
     let PValue::Dict(dict) = top else {
         return Err(err("data.pkl does not hold a state dict (a dict of names to tensors)"));
     };

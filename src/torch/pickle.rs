@@ -7,34 +7,19 @@
 //! pickle cannot grow memory faster than its own length.
 
 use super::nesting::Nesting;
-use super::rebuild::{call, global, Dialect, Global, Object};
+pub(crate) use super::pvalue::PValue;
+use super::pvalue::{Global, Object};
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// A pickled value.
-#[derive(Debug, Clone)]
-pub(crate) enum PValue {
-    /// `None`.
-    None,
-    /// A bool.
-    Bool(bool),
-    /// An int that fits i64.
-    Int(i64),
-    /// A float.
-    Float(f64),
-    /// A string.
-    Str(Rc<str>),
-    /// A tuple.
-    Tuple(Rc<Vec<PValue>>),
-    /// A list (mutable while unpickling).
-    List(Rc<RefCell<Vec<PValue>>>),
-    /// A dict, in insertion order (mutable while unpickling).
-    Dict(Rc<RefCell<Vec<(PValue, PValue)>>>),
-    /// An allow-listed global: a constant or a callable (see `rebuild`).
-    Global(super::rebuild::Global),
-    /// Data the allow-listed callables made: storages and tensors.
-    Object(Rc<super::rebuild::Object>),
+/// The allow-list: which globals a pickle may name, and what calling one
+/// makes. The machine itself knows no global.
+pub(crate) trait Globals {
+    /// The global `module.name`, or an error if it is not allowed.
+    fn global(&self, module: &str, name: &str) -> Result<Global>;
+    /// Calls an allowed callable (`REDUCE`).
+    fn call(&self, g: Global, args: &[PValue]) -> Result<PValue>;
 }
 
 /// Resolves persistent ids (`BINPERSID`) to storages.
@@ -130,8 +115,8 @@ impl Stack {
 }
 
 /// Unpickles `bytes`, loading storages through `persistent`, with the
-/// globals `dialect` allows.
-pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: Dialect) -> Result<PValue> {
+/// globals `globals` allows.
+pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, globals: &dyn Globals) -> Result<PValue> {
     let mut r = Reader { bytes, at: 0 };
     let mut st = Stack::default();
     let mut memo: Vec<Option<PValue>> = Vec::new();
@@ -260,7 +245,7 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: D
             b'c' => {
                 let module = r.line()?;
                 let name = r.line()?;
-                st.items.push(PValue::Global(global(module, name, dialect)?));
+                st.items.push(PValue::Global(globals.global(module, name)?));
             }
             b'q' => {
                 let i = r.u8()? as usize;
@@ -291,7 +276,7 @@ pub(crate) fn unpickle(bytes: &[u8], persistent: &mut dyn Persistent, dialect: D
                 let f = st.pop()?;
                 let PValue::Global(g) = f else { return Err(err("REDUCE of a value that is not a callable global")) };
                 let PValue::Tuple(args) = args else { return Err(err("REDUCE arguments are not a tuple")) };
-                let made = call(g, &args)?;
+                let made = globals.call(g, &args)?;
                 nesting.made(&made, args.iter())?;
                 st.items.push(made);
             }

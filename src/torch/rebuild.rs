@@ -3,42 +3,11 @@
 //! `_rebuild_parameter`). Any other global is an error: loading never runs
 //! code the checkpoint names, as `torch.load(weights_only=True)`.
 
-use super::pickle::PValue;
+use super::pickle::Globals;
+use super::pvalue::PValue;
+pub(crate) use super::pvalue::{Global, Object};
 use crate::{DType, Error, Quantizer, Result, Storage, Tensor};
 use std::rc::Rc;
-
-/// An allow-listed global.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Global {
-    /// `collections.OrderedDict`.
-    OrderedDict,
-    /// `torch._utils._rebuild_tensor_v2`.
-    RebuildTensor,
-    /// `torch._utils._rebuild_qtensor`.
-    RebuildQTensor,
-    /// `torch._utils._rebuild_parameter`.
-    RebuildParameter,
-    /// A storage type (`torch.FloatStorage`, `torch.QInt8Storage`, ...):
-    /// the dtype of its elements as a plain tensor, and as a quantized one.
-    StorageType(DType, Option<DType>),
-    /// `torch.per_tensor_affine`.
-    PerTensorAffine,
-    /// `torch.per_channel_affine`.
-    PerChannelAffine,
-    /// A dtype constant (`torch.qint8`, `torch.float32`, ...).
-    DType(DType),
-    /// TorchScript only: `torch.jit._pickle.build_tensorlist`,
-    /// `build_intlist` or `build_doublelist`, which return their list.
-    BuildList,
-    /// TorchScript only: `torch.jit._pickle.restore_type_tag`, which
-    /// returns its value (the tag is a static type).
-    RestoreTypeTag,
-    /// TorchScript only: a torchbind class whose objects are packed weights.
-    ScriptClass(qtensor_runtime::ScriptClass),
-    /// TorchScript only: one of the model's own `__torch__.` classes, which
-    /// loads as an inert object (a frozen module's root has no state).
-    ModelClass,
-}
 
 /// Which globals a pickle may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +19,18 @@ pub(crate) enum Dialect {
     TorchScript,
 }
 
+impl Globals for Dialect {
+    fn global(&self, module: &str, name: &str) -> Result<Global> {
+        global(module, name, *self)
+    }
+
+    fn call(&self, g: Global, args: &[PValue]) -> Result<PValue> {
+        call(g, args)
+    }
+}
+
 /// The global `module.name`, if allowed in `dialect`.
-pub(crate) fn global(module: &str, name: &str, dialect: Dialect) -> Result<Global> {
+fn global(module: &str, name: &str, dialect: Dialect) -> Result<Global> {
     use DType::*;
     if dialect == Dialect::TorchScript {
         match (module, name) {
@@ -104,38 +83,12 @@ pub(crate) fn global(module: &str, name: &str, dialect: Dialect) -> Result<Globa
     Ok(g)
 }
 
-/// What the allowed callables and persistent ids make.
-#[derive(Debug)]
-pub(crate) enum Object {
-    /// A storage: its raw little-endian bytes, element count and types.
-    Storage {
-        /// The bytes, `numel * element size`.
-        bytes: Rc<Vec<u8>>,
-        /// Elements.
-        numel: usize,
-        /// The plain dtype of its elements.
-        plain: DType,
-        /// The quantized dtype, for quantized storages.
-        quantized: Option<DType>,
-    },
-    /// A rebuilt tensor.
-    Tensor(Tensor),
-    /// An object of a TorchScript class (`NEWOBJ`), and the state `BUILD`
-    /// gave it.
-    Instance {
-        /// Its class: [`Global::ScriptClass`] or [`Global::ModelClass`].
-        class: Global,
-        /// Its state, once built.
-        state: std::cell::RefCell<Option<PValue>>,
-    },
-}
-
 fn err(msg: impl Into<String>) -> Error {
     Error::Serialization(format!("data.pkl: {}", msg.into()))
 }
 
 /// Calls an allowed callable.
-pub(crate) fn call(g: Global, args: &[PValue]) -> Result<PValue> {
+fn call(g: Global, args: &[PValue]) -> Result<PValue> {
     match g {
         Global::OrderedDict if args.is_empty() => Ok(PValue::Dict(Default::default())),
         Global::RebuildParameter => match args.first() {

@@ -4,7 +4,8 @@
 //! no layout conversion; NCHW ones are transposed in and out.
 
 use super::depthwise::DepthwiseArgs;
-use super::driver::{column_requant, gemm_prepared, Activations, Epilogue, Requant, Rows, Weights};
+use super::driver::{gemm_prepared, Activations, Rows, Weights};
+use super::epilogue::{column_requant, Epilogue, Requant};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::{byte_sum, MAX_K};

@@ -8,6 +8,7 @@
 //! requantization is the epilogue's (`gemm::Requant`), so both conv paths
 //! agree with the GEMM, and with PyTorch, bit for bit.
 
+use super::epilogue::Requant;
 use qtensor_runtime::{Error, Result};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -46,8 +47,8 @@ pub struct DepthwiseArgs<'a> {
 
 impl<'a> DepthwiseArgs<'a> {
     /// The requantization of every channel, as the GEMM epilogue's.
-    pub fn requant(&self) -> super::Requant<'a> {
-        super::Requant { mult: self.mult, bias: self.bias, zero_point: self.zero_point, lo: self.lo, hi: 255.0 }
+    pub fn requant(&self) -> Requant<'a> {
+        Requant { mult: self.mult, bias: self.bias, zero_point: self.zero_point, lo: self.lo, hi: 255.0 }
     }
 }
 

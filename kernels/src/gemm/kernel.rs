@@ -4,7 +4,7 @@
 //! every ISA's must reproduce.
 
 use super::depthwise::{for_each_pixel, pixel_portable, DepthwiseArgs};
-use super::driver::{Requant, RowTerms};
+use super::epilogue::{Requant, RowTerms};
 use super::packed::{PackedB, BLOCK};
 use crate::vector::{quantize_scalar, Portable, QuantizeParams};
 use qtensor_runtime::Result;

@@ -1,6 +1,7 @@
 //! quantized::linear, linear_relu and linear_dynamic over the GEMM kernels.
 
-use super::driver::{column_requant, gemm_into, Epilogue, Requant, Rows, Weights};
+use super::driver::{gemm_into, Rows, Weights};
+use super::epilogue::{column_requant, Epilogue, Requant};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::MAX_K;

@@ -18,12 +18,14 @@
 pub mod conv;
 pub mod depthwise;
 pub mod driver;
+pub mod epilogue;
 pub mod kernel;
 pub mod linear;
 pub mod packed;
 pub mod register;
 
-pub use driver::{gemm_into, gemm_prepared, Activations, Epilogue, OutElem, Requant, RowTerms};
+pub use driver::{gemm_into, gemm_prepared, Activations, OutElem};
+pub use epilogue::{column_requant, Epilogue, Requant, RowTerms};
 pub use kernel::{portable_dot, scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel};
 pub use packed::PackedB;
 

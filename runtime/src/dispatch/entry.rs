@@ -7,10 +7,10 @@
 //! error. The choice is computed once, when kernels are registered, and kept
 //! in a flat table that a call indexes directly.
 
+use super::registry::{BoxedKernel, KernelDescriptor, Priority};
 use crate::dispatch_key::DispatchKey;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::registry::{BoxedKernel, KernelDescriptor};
 use crate::schema::{ArgType, OpSchema, Tolerance};
 use crate::value::Value;
 use parking_lot::RwLock;
@@ -33,7 +33,7 @@ pub struct KernelInfo {
     /// Its dtype.
     pub dtype: DType,
     /// Its priority.
-    pub priority: crate::registry::Priority,
+    pub priority: Priority,
     /// Whether this CPU supports it.
     pub supported: bool,
     /// Whether the dispatcher picks it for its (key, dtype).
@@ -213,7 +213,7 @@ impl OperatorEntry {
     }
 
     pub(super) fn rebuild_table(&self, kernels: &[KernelDescriptor]) {
-        let mut table: [Option<(BoxedKernel, &'static str, crate::registry::Priority)>; TABLE_LEN] = [None; TABLE_LEN];
+        let mut table: [Option<(BoxedKernel, &'static str, Priority)>; TABLE_LEN] = [None; TABLE_LEN];
         for k in kernels {
             if !(k.is_supported)() {
                 continue;
@@ -286,17 +286,6 @@ impl OperatorEntry {
             }
         }
         Ok(())
-    }
-
-    /// Calls the operator with boxed arguments, through the enabled
-    /// fallback layers (if any) and then the chosen kernel.
-    #[inline]
-    pub fn call(&self, args: &[Value]) -> Result<Value> {
-        // The only cost of the layers when none is enabled: one relaxed load.
-        if crate::layers::any_enabled() {
-            return crate::layers::call_through(self, args);
-        }
-        self.call_kernel(args)
     }
 
     /// Calls the chosen kernel directly, skipping the fallback layers.

@@ -5,7 +5,7 @@
 //! Layers are process-wide. With none enabled, a call pays one relaxed
 //! atomic load.
 
-use crate::dispatch::OperatorEntry;
+use super::entry::OperatorEntry;
 use crate::dispatch_key::DispatchKey;
 use crate::error::{Error, Result};
 use crate::value::Value;
@@ -68,15 +68,7 @@ pub fn is_enabled(key: DispatchKey) -> bool {
     LAYERS.read().iter().any(|l| l.key == key && l.enabled)
 }
 
-/// Runs a call through the enabled layers, outermost first, then the kernel.
-pub fn call_through(op: &OperatorEntry, args: &[Value]) -> Result<Value> {
-    let chain: Vec<Fallback> = LAYERS.read().iter().filter(|l| l.enabled).map(|l| l.fallback).collect();
-    run(op, &chain, args)
-}
-
-fn run(op: &OperatorEntry, chain: &[Fallback], args: &[Value]) -> Result<Value> {
-    match chain.split_first() {
-        None => op.call_kernel(args),
-        Some((first, rest)) => first(op, args, &|a| run(op, rest, a)),
-    }
+/// The enabled fallbacks, outermost first.
+pub(crate) fn enabled_chain() -> Vec<Fallback> {
+    LAYERS.read().iter().filter(|l| l.enabled).map(|l| l.fallback).collect()
 }

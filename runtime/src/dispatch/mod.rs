@@ -3,6 +3,7 @@
 //! registry and its macros ([`registry`]), the fallback [`layers`], and
 //! name suggestions for unknown operators ([`suggest`]).
 
+mod call;
 pub mod entry;
 pub mod layers;
 pub mod registry;
@@ -11,10 +12,10 @@ pub mod suggest;
 pub use entry::{KernelInfo, OperatorEntry};
 
 use crate::error::{Error, Result};
-use crate::registry::{KernelDescriptor, OpDeclaration};
 use crate::schema::{parse_schema, Tolerance};
 use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
+use registry::{KernelDescriptor, OpDeclaration};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use suggest::similar_names;
