@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 /// An instruction-set level, ordered within an architecture: a cap of
 /// `Avx512Vnni` allows `Avx2` too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Isa {
     /// Portable Rust only.
     Scalar,

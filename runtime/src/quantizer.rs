@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 /// The quantization scheme of a tensor, as PyTorch names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum QScheme {
     /// One scale and zero point for the whole tensor.
     PerTensorAffine,

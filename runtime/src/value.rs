@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 
 /// A boxed argument or result of an operator call.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Value {
     /// No value: an absent `Tensor?`, `float?`, `int?` or `ScalarType?`.
     None,

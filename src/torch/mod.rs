@@ -33,6 +33,7 @@ use std::rc::Rc;
 
 /// One entry of a checkpoint.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum TorchValue {
     /// A tensor: float, integer or quantized.
     Tensor(Tensor),
