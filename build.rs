@@ -3,11 +3,7 @@
 //! op, submitted through `inventory`) and the typed functions of
 //! `qtensor::ops`. A malformed `ops.yaml` fails the build with its line.
 
-#[path = "runtime/src/schema.rs"]
-#[allow(dead_code)]
-mod schema;
-
-use schema::{parse_ops_yaml, ArgType, OpsYamlEntry};
+use qtensor_schema::{parse_ops_yaml, ArgType, OpsYamlEntry};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

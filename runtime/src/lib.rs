@@ -22,7 +22,7 @@ pub mod print;
 pub mod profiler;
 pub mod pyfmt;
 pub mod quantizer;
-pub mod schema;
+pub use qtensor_schema as schema;
 pub mod serialize;
 pub mod storage;
 pub mod tensor;

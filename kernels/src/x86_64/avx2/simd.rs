@@ -72,7 +72,12 @@ pub(super) fn store32<B: ByteElement>(dst: &mut [B], v: __m256i, stream: bool) {
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub(super) fn stream_fence() {
-    _mm_sfence()
+    // Before Rust 1.90 (the MSRV is 1.89) `_mm_sfence` is an unsafe fn.
+    #[allow(unused_unsafe)]
+    // SAFETY: a store fence has no preconditions; SSE is implied by AVX2.
+    unsafe {
+        _mm_sfence()
+    }
 }
 
 /// Loads 8 lanes of f32.
