@@ -11,7 +11,7 @@ fn kernels(c: &mut Criterion) {
     // One thread, as the per-core comparisons are made.
     qtensor::set_num_threads(1).expect("one thread");
     for case in cases(N).expect("bench inputs") {
-        let (reference, chosen) = reference_and_chosen(case.op, case.dtype).expect("kernels");
+        let (reference, chosen) = reference_and_chosen(&case).expect("kernels");
         let mut group = c.benchmark_group(&case.name);
         group.throughput(Throughput::Elements(N as u64)).sample_size(10);
         group.bench_function(reference.name, |b| b.iter(|| (reference.func)(&case.args)));

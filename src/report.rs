@@ -51,11 +51,11 @@ pub fn registry_table() -> Result<String> {
 
 fn kernel_line(k: &KernelInfo) -> String {
     let mark = if k.chosen {
-        "chosen"
+        "tried first"
     } else if !k.supported {
         "not supported on this CPU or above the ISA cap"
     } else {
-        "available"
+        "next if the ones above decline"
     };
-    format!("{:<44} priority {:<11} {mark}", k.name, k.priority)
+    format!("{:<44} priority {:<11} {:<48} {mark}", k.name, k.priority, k.location)
 }

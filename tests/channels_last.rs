@@ -220,8 +220,10 @@ fn check_layout_kept(op: &str, args_nchw: &[Value], args_cl: &[Value], steps: i6
         for (a, b) in y.int_values().unwrap().iter().zip(want.int_values().unwrap()) {
             assert!((a - b).abs() <= steps, "{op}, kernel {}: {a} vs {b}", k.name);
         }
-        let y_nchw = (k.func)(args_nchw).unwrap().into_tensor().unwrap();
-        assert!(y_nchw.is_contiguous(), "{op}, kernel {}: NCHW in, NCHW out", k.name);
+        // A kernel for channels-last only declines NCHW, to the next one.
+        if let Some(y_nchw) = qtensor::conformance::call_kernel(k, args_nchw).unwrap() {
+            assert!(y_nchw.into_tensor().unwrap().is_contiguous(), "{op}, kernel {}: NCHW in, NCHW out", k.name);
+        }
     }
 }
 

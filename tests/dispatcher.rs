@@ -212,3 +212,47 @@ fn factory_ops_dispatch_on_their_dtype_argument() {
     assert!(ops::_empty_affine_quantized(&[-1], 0.5, 0, DType::QInt8).is_err());
     assert!(ops::_empty_affine_quantized(&[1 << 40, 1 << 40], 0.5, 0, DType::QInt8).is_err());
 }
+
+/// Takes only inputs of at most 2 elements.
+fn small_only(x: &Tensor) -> Result<Tensor> {
+    if x.numel() > 2 {
+        return Err(Error::declined("more than 2 elements"));
+    }
+    let v: Vec<f32> = x.to_vec::<f32>()?.iter().map(|a| a * a).collect();
+    Tensor::from_vec(v, x.sizes())
+}
+
+/// Declines everything.
+fn declines_all(_x: &Tensor) -> Result<Tensor> {
+    Err(Error::declined("never"))
+}
+
+#[test]
+fn a_declined_input_goes_to_the_next_kernel_and_the_one_that_ran_is_known() {
+    let d = Dispatcher::new();
+    d.declare_op("test::decline(Tensor self) -> Tensor").unwrap();
+    for k in [
+        kernel_descriptor! { op: "test::decline", key: DispatchKey::CPU, dtype: DType::Float32, name: "everything", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor },
+        kernel_descriptor! { op: "test::decline", key: DispatchKey::CPU, dtype: DType::Float32, name: "small", priority: Priority::ISA, is_supported: qtensor::registry::always_supported, fn small_only(x: &Tensor) -> Tensor },
+        kernel_descriptor! { op: "test::decline", key: DispatchKey::CPU, dtype: DType::Float32, name: "picky", priority: Priority::PLUGIN, is_supported: qtensor::registry::always_supported, fn declines_all(x: &Tensor) -> Tensor },
+    ] {
+        d.register_kernel(k).unwrap();
+    }
+    let op = d.op("test::decline").unwrap();
+    assert_eq!(op.entry().kernel_order(DispatchKey::CPU, DType::Float32), vec!["picky", "small", "everything"]);
+    // Two elements: `picky` declines, `small` squares them.
+    let two = Tensor::from_slice(&[3.0f32, -2.0], &[2]).unwrap();
+    let out = op.call(&[Value::from(&two)]).unwrap().into_tensor().unwrap();
+    assert_eq!(out.to_vec::<f32>().unwrap(), vec![9.0, 4.0]);
+    assert_eq!(qtensor::layers::last_kernel(), Some("small"));
+    // Three: both decline, and the reference returns the input.
+    let out = op.call(&[Value::from(&floats())]).unwrap().into_tensor().unwrap();
+    assert_eq!(out.to_vec::<f32>().unwrap(), vec![0.5, -1.0, 2.0]);
+    assert_eq!(qtensor::layers::last_kernel(), Some("everything"));
+    // With no kernel left to take it, the decline reaches the caller.
+    let d = Dispatcher::new();
+    d.declare_op("test::only_picky(Tensor self) -> Tensor").unwrap();
+    d.register_kernel(kernel_descriptor! { op: "test::only_picky", key: DispatchKey::CPU, dtype: DType::Float32, name: "picky", priority: Priority::PLUGIN, is_supported: qtensor::registry::always_supported, fn declines_all(x: &Tensor) -> Tensor }).unwrap();
+    let e = d.op("test::only_picky").unwrap().call(&[Value::from(&floats())]).unwrap_err();
+    assert!(matches!(e, Error::Declined { reason: "never" }), "{e:?}");
+}

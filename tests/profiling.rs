@@ -37,6 +37,35 @@ fn profiling_and_a_custom_layer() {
     assert_eq!(calls("dequantize"), Some(3));
     assert_eq!(calls("relu"), Some(1));
     assert!(profiler::table().contains("dequantize"));
+    // Each row names the kernel that ran: the one tried first for a
+    // per-tensor quint8 input, which no kernel declines.
+    let first =
+        qtensor::registry().op("dequantize").unwrap().entry().chosen_kernel(DispatchKey::QuantizedCPU, DType::QUInt8);
+    let row = report.iter().find(|r| r.op == "dequantize").unwrap();
+    assert_eq!(Some(row.kernel.as_str()), first);
+    assert!(profiler::table().contains(&row.kernel));
+    // A per-channel input is declined by the vector kernels: the reference ran.
+    let pc = ops::quantize_per_channel(
+        &Tensor::from_slice(&[0.5f32, -1.0, 2.0, 1.0], &[2, 2]).unwrap(),
+        &Tensor::from_slice(&[0.5f64, 0.25], &[2]).unwrap(),
+        &Tensor::from_slice(&[0i64, 1], &[2]).unwrap(),
+        0,
+        DType::QUInt8,
+    )
+    .unwrap();
+    profiler::reset();
+    profiler::enable();
+    ops::dequantize(&pc).unwrap();
+    profiler::disable();
+    let ran: Vec<String> = profiler::report().into_iter().filter(|r| r.op == "dequantize").map(|r| r.kernel).collect();
+    assert_eq!(ran, vec!["reference_dequantize".to_string()]);
+    profiler::reset();
+    profiler::enable();
+    for _ in 0..3 {
+        ops::dequantize(&q).unwrap();
+    }
+    ops::relu(&q).unwrap();
+    profiler::disable();
 
     // A user's layer on the Tracing key, stacked with profiling.
     assert!(layers::set_enabled(DispatchKey::Tracing, true).is_err(), "no fallback registered yet");

@@ -195,6 +195,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A kernel does not take this input (a zero point its vector code
+    /// cannot hold, a layout it has no loop for): the dispatcher moves on
+    /// to the kernel of the next lower priority. A kernel returns it
+    /// before it writes anything, and only a call whose every kernel
+    /// declines sees it, as a bug report: reference kernels never decline.
+    #[error("every kernel declined the input; the last said: {reason}")]
+    Declined {
+        /// Why the kernel declined, for a bug report.
+        reason: &'static str,
+    },
+
     /// Anything else, with the op it came from.
     #[error("{op}: {message}")]
     Invalid {
@@ -209,6 +220,11 @@ impl Error {
     /// An [`Error::Invalid`] from anything printable.
     pub fn invalid(op: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid { op: op.into(), message: message.into() }
+    }
+
+    /// An [`Error::Declined`]: this kernel leaves the input to the next one.
+    pub fn declined(reason: &'static str) -> Self {
+        Error::Declined { reason }
     }
 
     /// An [`Error::Shape`] from anything printable.

@@ -1,7 +1,7 @@
 //! The `Profiling` layer: per-op call counts and time, recorded by a boxed
 //! fallback while [`enable`]d.
 
-use crate::dispatch::OperatorEntry;
+use crate::dispatch::{last_kernel, OperatorEntry};
 use crate::dispatch_key::DispatchKey;
 use crate::error::Result;
 use crate::layers::{self, Next};
@@ -18,13 +18,19 @@ pub struct OpProfile {
     /// The op, after the names of the [`scope`]s it was called in, if any
     /// (`layer1.0.conv1 quantized::conv2d_relu`).
     pub op: String,
+    /// The kernel that ran (after any that declined the input): calls of
+    /// one op that ran different kernels are separate rows.
+    pub kernel: String,
     /// Calls while profiling was enabled.
     pub calls: u64,
     /// Total time in those calls (including nested op calls).
     pub total: Duration,
 }
 
-static STATS: LazyLock<Mutex<HashMap<String, (u64, Duration)>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Calls and time per (op with its scopes, kernel).
+type Stats = HashMap<(String, &'static str), (u64, Duration)>;
+
+static STATS: LazyLock<Mutex<Stats>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 thread_local! {
     /// The names of the scopes entered on this thread, outermost first.
@@ -62,6 +68,8 @@ pub(crate) fn profiling_fallback(op: &OperatorEntry, args: &[Value], next: Next<
     let start = Instant::now();
     let out = next(args);
     let elapsed = start.elapsed();
+    // Set by the innermost dispatch of this call, after the kernel returned.
+    let kernel = if out.is_ok() { last_kernel().unwrap_or("?") } else { "(error)" };
     let name = SCOPES.with(|s| {
         let s = s.borrow();
         if s.is_empty() {
@@ -71,7 +79,7 @@ pub(crate) fn profiling_fallback(op: &OperatorEntry, args: &[Value], next: Next<
         }
     });
     let mut stats = STATS.lock();
-    let e = stats.entry(name).or_insert((0, Duration::ZERO));
+    let e = stats.entry((name, kernel)).or_insert((0, Duration::ZERO));
     e.0 += 1;
     e.1 += elapsed;
     out
@@ -116,20 +124,30 @@ pub fn report() -> Vec<OpProfile> {
     let mut v: Vec<OpProfile> = STATS
         .lock()
         .iter()
-        .map(|(op, (calls, total))| OpProfile { op: op.clone(), calls: *calls, total: *total })
+        .map(|((op, kernel), (calls, total))| OpProfile {
+            op: op.clone(),
+            kernel: kernel.to_string(),
+            calls: *calls,
+            total: *total,
+        })
         .collect();
-    v.sort_by(|a, b| b.total.cmp(&a.total).then(a.op.cmp(&b.op)));
+    v.sort_by(|a, b| b.total.cmp(&a.total).then(a.op.cmp(&b.op)).then(a.kernel.cmp(&b.kernel)));
     v
 }
 
-/// The report as a table: op, calls, total and mean time.
+/// The report as a table: op, the kernel that ran, calls, total and mean
+/// time.
 pub fn table() -> String {
     let rows = report();
     let width = rows.iter().map(|r| r.op.len()).max().unwrap_or(2).max(2);
-    let mut out = format!("{:<width$}  {:>8}  {:>12}  {:>12}\n", "op", "calls", "total", "mean");
+    let kwidth = rows.iter().map(|r| r.kernel.len()).max().unwrap_or(6).max(6);
+    let mut out = format!("{:<width$}  {:<kwidth$}  {:>8}  {:>12}  {:>12}\n", "op", "kernel", "calls", "total", "mean");
     for r in rows {
         let mean = Duration::from_nanos((r.total.as_nanos() / r.calls.max(1) as u128) as u64);
-        out.push_str(&format!("{:<width$}  {:>8}  {:>12.3?}  {:>12.3?}\n", r.op, r.calls, r.total, mean));
+        out.push_str(&format!(
+            "{:<width$}  {:<kwidth$}  {:>8}  {:>12.3?}  {:>12.3?}\n",
+            r.op, r.kernel, r.calls, r.total, mean
+        ));
     }
     out
 }

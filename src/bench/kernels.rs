@@ -76,9 +76,11 @@ pub fn cases(n: usize) -> Result<Vec<KernelCase>> {
     Ok(out)
 }
 
-/// The reference (at `Priority::REFERENCE`) and the chosen kernel of an op
-/// and dtype.
-pub fn reference_and_chosen(op: &str, dtype: DType) -> Result<(KernelDescriptor, KernelDescriptor)> {
+/// The reference (at `Priority::REFERENCE`) and the chosen kernel of a
+/// case's op and dtype; an error if the chosen kernel declines the case's
+/// input (its timing would measure the decline, not the work).
+pub fn reference_and_chosen(case: &KernelCase) -> Result<(KernelDescriptor, KernelDescriptor)> {
+    let (op, dtype) = (case.op, case.dtype);
     let handle = registry().op(op)?;
     let all = handle.entry().descriptors();
     let key = crate::DispatchKey::for_dtype(dtype);
@@ -86,10 +88,15 @@ pub fn reference_and_chosen(op: &str, dtype: DType) -> Result<(KernelDescriptor,
     let chosen_name = handle.entry().chosen_kernel(key, dtype);
     let reference = mine.iter().find(|k| k.priority.is_reference()).copied();
     let chosen = mine.iter().find(|k| Some(k.name) == chosen_name).copied();
-    match (reference, chosen) {
-        (Some(r), Some(c)) => Ok((*r, *c)),
-        _ => Err(crate::Error::invalid("bench", format!("{op} has no kernel for {dtype}"))),
+    let (reference, chosen) = match (reference, chosen) {
+        (Some(r), Some(c)) => (*r, *c),
+        _ => return Err(crate::Error::invalid("bench", format!("{op} has no kernel for {dtype}"))),
+    };
+    if let Err(crate::Error::Declined { reason }) = (chosen.func)(&case.args) {
+        let message = format!("`{}` declines the case {} ({reason})", chosen.name, case.name);
+        return Err(crate::Error::invalid("bench", message));
     }
+    Ok((reference, chosen))
 }
 
 /// One row of the comparison.
@@ -115,7 +122,7 @@ pub fn compare(n: usize, reps: usize, mut progress: impl FnMut(&str)) -> Result<
     let mut rows = Vec::new();
     for case in cases(n)? {
         progress(&case.name);
-        let (reference, chosen) = reference_and_chosen(case.op, case.dtype)?;
+        let (reference, chosen) = reference_and_chosen(&case)?;
         let t_ref = time(reps, || (reference.func)(&case.args));
         let t_fast = time(reps, || (chosen.func)(&case.args));
         rows.push(KernelRatio { name: case.name, reference: (reference.name, t_ref), chosen: (chosen.name, t_fast) });

@@ -196,7 +196,14 @@ fn image(rng: &mut Rng, dtype: DType) -> Result<Tensor> {
     if rng.one_in(4) {
         s.remove(0);
     }
-    input(rng, dtype, &s, false)
+    let x = input(rng, dtype, &s, false)?;
+    // Channels-last too: the layout networks run in, and the only one some
+    // fast kernels take (they decline the rest).
+    if x.ndim() == 4 && rng.one_in(3) {
+        x.contiguous_in(crate::MemoryFormat::ChannelsLast)
+    } else {
+        Ok(x)
+    }
 }
 
 fn max_pool2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {

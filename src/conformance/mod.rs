@@ -80,8 +80,32 @@ pub struct CheckReport {
     pub matched: usize,
     /// Random cases where both kernels returned an error.
     pub errors: usize,
+    /// Random cases the kernel declined (the dispatcher hands them to the
+    /// next kernel; see [`qtensor_runtime::Error::Declined`]).
+    pub declined: usize,
     /// Golden cases run on the kernel.
     pub golden: usize,
+    /// Golden cases the kernel declined (run on the reference instead).
+    pub golden_declined: usize,
+}
+
+/// Calls one kernel as the dispatcher does: `Ok(None)` when it declines
+/// the input, which the dispatcher then hands to the next kernel.
+pub fn call_kernel(k: &KernelDescriptor, args: &[Value]) -> QResult<Option<Value>> {
+    match (k.func)(args) {
+        Err(crate::Error::Declined { .. }) => Ok(None),
+        other => other.map(Some),
+    }
+}
+
+/// How one random case went.
+enum PairOutcome {
+    /// Both returned values, and they matched.
+    Matched,
+    /// Both returned errors.
+    BothFailed,
+    /// The kernel declined the input.
+    Declined,
 }
 
 /// A check that failed: enough to reproduce it.
@@ -214,16 +238,15 @@ pub fn compare(tol: Tolerance, want: &Value, got: &Value) -> Result<(), String> 
 }
 
 /// Runs both kernels on the same inputs (built twice from the same seed,
-/// since an op like `copy_` writes to its arguments) and compares them:
-/// `Ok(true)` when both returned matching values, `Ok(false)` when both
-/// returned errors.
+/// since an op like `copy_` writes to its arguments) and compares them.
+/// A reference kernel that declines is a failure: it must take every input.
 fn run_pair(
     reference: &KernelDescriptor,
     kernel: &KernelDescriptor,
     tol: Tolerance,
     rng: &mut Rng,
     build: &dyn Fn(&mut Rng) -> QResult<Vec<Value>>,
-) -> Result<bool, String> {
+) -> Result<PairOutcome, String> {
     let mut again = rng.clone();
     let args_ref = build(rng).map_err(|e| format!("building inputs failed: {e}"))?;
     let args_ker = build(&mut again).map_err(|e| format!("building inputs failed: {e}"))?;
@@ -231,8 +254,14 @@ fn run_pair(
     let want = call(reference, &args_ref).map_err(|e| format!("{e} [inputs: {inputs}]"))?;
     let got = call(kernel, &args_ker).map_err(|e| format!("{e} [inputs: {inputs}]"))?;
     match (want, got) {
-        (Err(_), Err(_)) => Ok(false),
-        (Ok(w), Ok(g)) => compare(tol, &w, &g).map(|_| true).map_err(|e| format!("{e} [inputs: {inputs}]")),
+        (Err(crate::Error::Declined { reason }), _) => Err(format!(
+            "the reference kernel declined ({reason}); reference kernels take every input [inputs: {inputs}]"
+        )),
+        (_, Err(crate::Error::Declined { .. })) => Ok(PairOutcome::Declined),
+        (Err(_), Err(_)) => Ok(PairOutcome::BothFailed),
+        (Ok(w), Ok(g)) => {
+            compare(tol, &w, &g).map(|_| PairOutcome::Matched).map_err(|e| format!("{e} [inputs: {inputs}]"))
+        }
         (Err(e), Ok(_)) => Err(format!("the reference fails ({e}) but the kernel returns a value [inputs: {inputs}]")),
         (Ok(_), Err(e)) => {
             Err(format!("the kernel fails ({e}) where the reference returns a value [inputs: {inputs}]"))
@@ -321,33 +350,44 @@ pub fn check_kernel_with(
         dtype,
         matched: 0,
         errors: 0,
+        declined: 0,
         golden: 0,
+        golden_declined: 0,
+    };
+    let mut tally = |outcome| match outcome {
+        PairOutcome::Matched => report.matched += 1,
+        PairOutcome::BothFailed => report.errors += 1,
+        PairOutcome::Declined => report.declined += 1,
     };
 
     if let Some(build) = builder {
         for i in 0..cfg.cases {
-            let matched = run_pair(&reference, &k, tol, &mut rng, &|r| build(r, dtype))
-                .map_err(|m| fail(format!("valid case #{i}"), m))?;
-            if matched {
-                report.matched += 1;
-            } else {
-                report.errors += 1;
-            }
+            tally(
+                run_pair(&reference, &k, tol, &mut rng, &|r| build(r, dtype))
+                    .map_err(|m| fail(format!("valid case #{i}"), m))?,
+            );
         }
     }
     for i in 0..cfg.bad_cases {
-        let matched = run_pair(&reference, &k, tol, &mut rng, &|r| inputs::any_args(r, &schema, dtype))
-            .map_err(|m| fail(format!("bad-input case #{i}"), m))?;
-        if matched {
-            report.matched += 1;
-        } else {
-            report.errors += 1;
-        }
+        tally(
+            run_pair(&reference, &k, tol, &mut rng, &|r| inputs::any_args(r, &schema, dtype))
+                .map_err(|m| fail(format!("bad-input case #{i}"), m))?,
+        );
     }
     for case in golden_cases(&cfg.golden, op, dtype) {
         let id = case.get("id").and_then(|i| i.as_str()).unwrap_or("?").to_string();
-        run_case_with(&case, |args| (k.func)(args)).map_err(|m| fail(format!("golden case {id}"), m))?;
+        let declined = std::cell::Cell::new(false);
+        // As the dispatcher would: a declined case goes to the reference.
+        let call = |args: &[Value]| match (k.func)(args) {
+            Err(crate::Error::Declined { .. }) => {
+                declined.set(true);
+                (reference.func)(args)
+            }
+            other => other,
+        };
+        run_case_with(&case, call).map_err(|m| fail(format!("golden case {id}"), m))?;
         report.golden += 1;
+        report.golden_declined += usize::from(declined.get());
     }
     Ok(report)
 }

@@ -444,8 +444,8 @@ fn nhwc_to_nchw(src: &[u8], dst: &mut [u8], [_, pixels, channels]: [usize; 3]) {
     });
 }
 
-/// quantized::conv2d (or conv2d_relu) through `kernel`, or the reference
-/// kernel where the GEMM path does not apply.
+/// quantized::conv2d (or conv2d_relu) through `kernel`; declined where
+/// the GEMM path does not apply (see `gemm_conv2d`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d<K: GemmIsa>(
     kernel: K,
@@ -460,7 +460,6 @@ pub fn conv2d<K: GemmIsa>(
     y_scale: f64,
     y_zero_point: i64,
 ) -> Result<Tensor> {
-    use crate::reference::conv::reference_conv;
     let op = if relu { "quantized::conv2d_relu" } else { "quantized::conv2d" };
     let p = ConvParams::new(op, stride, padding, dilation, groups)?;
     // The whole conv (packing, im2col, GEMM, transposes) on qtensor's pool.
@@ -468,6 +467,6 @@ pub fn conv2d<K: GemmIsa>(
         qtensor_runtime::threads::install(|| gemm_conv2d(op, kernel, x, w, bias, p, y_scale, y_zero_point, relu));
     match fast? {
         Some(t) => Ok(t),
-        None => reference_conv(relu, x, w, bias, stride, padding, dilation, groups, y_scale, y_zero_point),
+        None => Err(Error::declined("conv2d: operands the GEMM path does not take")),
     }
 }

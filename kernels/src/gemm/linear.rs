@@ -117,8 +117,8 @@ pub fn gemm_linear_dynamic<K: GemmIsa>(
     Tensor::from_storage(storage, DType::Float32, &sizes).map(Some)
 }
 
-/// quantized::linear (or linear_relu) through `kernel`, or the reference
-/// kernel where the GEMM path does not apply.
+/// quantized::linear (or linear_relu) through `kernel`; declined where the
+/// GEMM path does not apply (see `gemm_linear`).
 #[allow(clippy::too_many_arguments)]
 pub fn linear<K: GemmIsa>(
     kernel: K,
@@ -129,16 +129,15 @@ pub fn linear<K: GemmIsa>(
     y_scale: f64,
     y_zero_point: i64,
 ) -> Result<Tensor> {
-    use crate::reference::linear::reference_linear;
     let op = if relu { "quantized::linear_relu" } else { "quantized::linear" };
     match gemm_linear(op, kernel, x, w, bias, y_scale, y_zero_point, relu)? {
         Some(t) => Ok(t),
-        None => reference_linear(relu, x, w, bias, y_scale, y_zero_point),
+        None => Err(Error::declined("linear: operands the GEMM path does not take")),
     }
 }
 
-/// quantized::linear_dynamic through `kernel`, or the reference kernel
-/// where the GEMM path does not apply.
+/// quantized::linear_dynamic through `kernel`; declined where the GEMM
+/// path does not apply.
 pub fn linear_dynamic<K: GemmIsa>(
     kernel: K,
     x: &Tensor,
@@ -148,6 +147,6 @@ pub fn linear_dynamic<K: GemmIsa>(
 ) -> Result<Tensor> {
     match gemm_linear_dynamic("quantized::linear_dynamic", kernel, x, w, bias, reduce_range)? {
         Some(t) => Ok(t),
-        None => crate::reference::linear::reference_linear_dynamic(x, w, bias, reduce_range),
+        None => Err(Error::declined("linear_dynamic: operands the GEMM path does not take")),
     }
 }

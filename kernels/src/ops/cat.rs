@@ -2,14 +2,14 @@
 //! routines: inputs that already have the output qparams are copied, the
 //! others requantized (within one step of the exact value).
 
-use crate::reference::cat::{channels_last_output, reference_cat};
+use crate::reference::cat::channels_last_output;
 use crate::reference::common::per_tensor;
 use crate::vector::{ByteElement, RequantParams, VectorIsa};
 use qtensor_runtime::numerics::Requantizer;
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::tensor::layout::wrap_dim;
-use qtensor_runtime::{DType, MemoryFormat, QScheme, Quantizer, Result, Storage, Tensor};
+use qtensor_runtime::{DType, Error, MemoryFormat, QScheme, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
 
 /// The output of a cat: its sizes, dim and qparams.
@@ -95,18 +95,18 @@ pub fn cat<I: VectorIsa>(
     zero_point: Option<i64>,
 ) -> Result<Tensor> {
     let op = "quantized::cat";
-    let reference = || reference_cat(xs, dim, scale, zero_point);
-    let Some(first) = xs.first() else { return reference() };
+    let decline = |why| Err(Error::declined(why));
+    let Some(first) = xs.first() else { return decline("quantized::cat: no input") };
     let bytes = matches!(first.dtype(), DType::QUInt8 | DType::QInt8);
     let uniform = xs.iter().all(|x| {
         x.dtype() == first.dtype() && x.ndim() == first.ndim() && x.qscheme().ok() == Some(QScheme::PerTensorAffine)
     });
     if !bytes || !uniform || first.ndim() == 0 {
-        return reference();
+        return decline("quantized::cat: inputs other than per-tensor quint8 or qint8 of one dtype and rank");
     }
     let d = wrap_dim(op, dim, first.ndim())?;
     if xs.iter().any(|x| x.sizes().iter().zip(first.sizes()).enumerate().any(|(j, (a, b))| j != d && a != b)) {
-        return reference();
+        return decline("quantized::cat: inputs whose other dimensions differ");
     }
     let p0 = per_tensor(op, "qx[0]", first)?;
     let (so, zo) = (scale.unwrap_or(p0.scale), zero_point.unwrap_or(p0.zero_point));
@@ -120,13 +120,13 @@ pub fn cat<I: VectorIsa>(
         })
     });
     if !ratios_fit {
-        return reference();
+        return decline("quantized::cat: scale ratios f32 cannot hold");
     }
     let quantizer = crate::reference::common::output_quantizer(op, first.dtype(), so, zo)?;
     let mut sizes = first.sizes().to_vec();
     sizes[d] = match xs.iter().try_fold(0usize, |acc, x| acc.checked_add(x.sizes()[d])) {
         Some(total) => total,
-        None => return reference(),
+        None => return decline("quantized::cat: a total size that overflows"),
     };
     let out = CatOutput { sizes, dim: d, quantizer, scale: so, zero_point: zo, channels_last };
     match first.dtype() {

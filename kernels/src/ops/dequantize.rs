@@ -1,12 +1,11 @@
 //! dequantize of per-tensor quint8, qint8 and qint32 to f32 over an ISA's
 //! slice routines, bit-exact with `numerics::dequantize_val`: `(q -
-//! zero_point) as f32 * scale as f32`. Per-channel tensors take the
-//! reference path.
+//! zero_point) as f32 * scale as f32`. Per-channel tensors are declined,
+//! to the reference kernel.
 
 use crate::parallel::for_each_chunk;
-use crate::reference::quantize::reference_dequantize;
 use crate::vector::VectorIsa;
-use qtensor_runtime::{DType, Result, Storage, Tensor};
+use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
 
 /// Output chunks of at least this many bytes are worth non-temporal stores.
 const STREAM_BYTES: usize = 4 << 20;
@@ -15,7 +14,7 @@ const STREAM_BYTES: usize = 4 << 20;
 pub fn dequantize<I: VectorIsa>(isa: I, q: &Tensor) -> Result<Tensor> {
     let Some((scale, zp)) = q.quantizer().and_then(|quantizer| quantizer.per_tensor_qparams()) else {
         // Per-channel tensors, and the errors of non-quantized ones.
-        return reference_dequantize(q);
+        return Err(Error::declined("dequantize: not a per-tensor quantized tensor"));
     };
     let scale = scale as f32;
     let storage = Storage::for_overwrite(DType::Float32.storage_type(), q.numel())?;
@@ -38,8 +37,7 @@ pub fn dequantize<I: VectorIsa>(isa: I, q: &Tensor) -> Result<Tensor> {
                 for_each_chunk(&mut dst, |at, d| isa.dequantize_i32(&s[at..at + d.len()], d, scale, zp))
             })?,
             _ => {
-                drop(dst);
-                return reference_dequantize(q);
+                return Err(Error::declined("dequantize: a dtype without a vector loop"));
             }
         }
     }

@@ -2,18 +2,17 @@
 //! ISA's slice routines, bit for bit the reference's (PyTorch's)
 //! arithmetic.
 //!
-//! The fast paths take same-shape, per-tensor operands; broadcasting and
-//! other dtypes go to the reference kernels. Dense inputs (channels-last,
+//! The fast paths take same-shape, per-tensor operands; they decline
+//! broadcasting (but for mul) and other dtypes, to the reference kernels. Dense inputs (channels-last,
 //! say) are read in place and their layout carries over to the output.
 
 use crate::parallel::for_each_chunk;
 use crate::reference::common::{output_quantizer, per_tensor};
 pub use crate::reference::elementwise::BinaryOp;
-use crate::reference::elementwise::{reference_quantized_relu, requantized_binary};
 use crate::vector::{BinaryParams, ByteElement, VectorIsa};
 use qtensor_runtime::numerics::{pytorch_vector_body, BinaryRequant};
 use qtensor_runtime::tensor::layout::{broadcast_shapes, contiguous_strides};
-use qtensor_runtime::{DType, Element, Quantizer, Result, Storage, Tensor};
+use qtensor_runtime::{DType, Element, Error, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
 
 /// Outputs at least this many bytes are written with non-temporal stores,
@@ -38,14 +37,16 @@ pub(crate) fn map_into<T: Element>(
 
 /// relu through `isa`: `max(q, zero_point)`.
 pub fn relu<I: VectorIsa>(isa: I, x: &Tensor) -> Result<Tensor> {
-    let Some(q) = x.quantizer() else { return reference_quantized_relu(x) };
-    let Some((_, zp)) = q.per_tensor_qparams() else { return reference_quantized_relu(x) };
+    let Some(q) = x.quantizer() else { return Err(Error::declined("relu: not a quantized tensor")) };
+    let Some((_, zp)) = q.per_tensor_qparams() else {
+        return Err(Error::declined("relu: not a per-tensor quantized tensor"));
+    };
     let stream = x.numel() >= STREAM_BYTES;
     match x.dtype() {
         DType::QUInt8 => map_into::<u8>(x, &q, |_, s, d| isa.relu_bytes(s, d, zp, stream)),
         DType::QInt8 => map_into::<i8>(x, &q, |_, s, d| isa.relu_bytes(s, d, zp, stream)),
         DType::QInt32 => map_into::<i32>(x, &q, |_, s, d| isa.relu_i32(s, d, zp)),
-        _ => reference_quantized_relu(x),
+        _ => Err(Error::declined("relu: a dtype without a vector loop")),
     }
 }
 
@@ -59,13 +60,12 @@ pub fn binary<I: VectorIsa>(
     zero_point: i64,
 ) -> Result<Tensor> {
     let op = which.name();
-    let reference = || requantized_binary(which, a, b, scale, zero_point);
     let bytes = matches!(a.dtype(), DType::QUInt8 | DType::QInt8);
     if !bytes || a.dtype() != b.dtype() {
-        return reference();
+        return Err(Error::declined("binary: operands other than two quint8 or two qint8"));
     }
     let (Ok(pa), Ok(pb)) = (per_tensor(op, "qa", a), per_tensor(op, "qb", b)) else {
-        return reference();
+        return Err(Error::declined("binary: an operand that is not per-tensor quantized"));
     };
     let out_q = output_quantizer(op, a.dtype(), scale, zero_point)?;
     let requant = which.requant(&pa, &pb, scale, zero_point);
@@ -75,13 +75,13 @@ pub fn binary<I: VectorIsa>(
             (BinaryOp::Mul, _) => mul_broadcast::<i8>(a, b, &out_q, &requant)?,
             _ => None,
         };
-        return broadcast.map_or_else(reference, Ok);
+        return broadcast.ok_or_else(|| Error::declined("binary: broadcasting other than mul's"));
     }
     let p = BinaryParams::of(&requant);
     // Scales whose constants f32 cannot hold: the reference computes the
     // same sequence with its NaN and saturation rules.
     if !p.is_finite() {
-        return reference();
+        return Err(Error::declined("binary: scales whose constants f32 cannot hold"));
     }
     match a.dtype() {
         DType::QUInt8 => binary_bytes::<I, u8>(isa, a, b, &out_q, p, &requant),

@@ -2,7 +2,7 @@
 //! of pixels at a time across their channels, NCHW ones a plane at a time.
 //! Per-channel tensors and other dtypes go to the reference kernel.
 
-use crate::reference::pool::{reference_max_pool2d, window, Planes, Window};
+use crate::reference::pool::{window, Planes, Window};
 use crate::vector::{max_pool_row, ByteElement, VectorIsa};
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::format::channels_last_strides;
@@ -83,9 +83,8 @@ pub fn max_pool2d<I: VectorIsa>(
     ceil_mode: bool,
 ) -> Result<Tensor> {
     let op = "max_pool2d";
-    let reference = || reference_max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode);
     if x.per_tensor_qparams().is_none() {
-        return reference();
+        return Err(Error::declined("max_pool2d: not a per-tensor quantized tensor"));
     }
     let p = Planes::of(op, x)?;
     let win = window(op, &p, kernel_size, stride, padding, dilation, ceil_mode)?;
@@ -102,12 +101,12 @@ pub fn max_pool2d<I: VectorIsa>(
             DType::QInt32 => {
                 nhwc_rows::<i32>(op, x, shape, |src, oy, out| max_pool_row(src, dims, win, oy, i32::MIN, out))
             }
-            _ => reference(),
+            _ => Err(Error::declined("max_pool2d: a dtype without a channels-last loop")),
         };
     }
     match x.dtype() {
         DType::QUInt8 => nchw_planes::<I, u8>(isa, op, x, &p, &win),
         DType::QInt8 => nchw_planes::<I, i8>(isa, op, x, &p, &win),
-        _ => reference(),
+        _ => Err(Error::declined("max_pool2d: a dtype without a row-major loop")),
     }
 }

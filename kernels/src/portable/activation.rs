@@ -1,8 +1,8 @@
 //! hardswish, hardsigmoid, sigmoid, hardtanh, relu6 and clamp on quint8
 //! and qint8 by table: an 8-bit input has 256 values, so the reference's
 //! arithmetic, evaluated once per value for each of PyTorch's two loops,
-//! gives every output bit for bit. The reference kernels take the other
-//! dtypes and per-channel inputs.
+//! gives every output bit for bit. They decline the other dtypes and
+//! per-channel inputs, to the reference kernels.
 
 use crate::ops::elementwise::map_into;
 use crate::reference::activation::{
@@ -11,7 +11,7 @@ use crate::reference::activation::{
 use crate::reference::common::{output_quantizer, per_tensor};
 use crate::vector::ByteElement;
 use qtensor_runtime::numerics::{pytorch_vector_body, DequantRequant};
-use qtensor_runtime::{DType, Priority, Quantizer, Result, Tensor};
+use qtensor_runtime::{DType, Error, Priority, Quantizer, Result, Tensor};
 use std::sync::Arc;
 
 /// The outputs for every stored value of `B`, by `f(q, vector)`: index 0
@@ -64,14 +64,14 @@ fn portable_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> 
     let out = (output_scale, output_zero_point);
     float_fn(x, out, hardswish_fn)
         .and_then(|f| table_kernel(op, x, Some(out), f))
-        .unwrap_or_else(|| crate::reference::activation::reference_hardswish(x, output_scale, output_zero_point))
+        .unwrap_or_else(|| Err(Error::declined("hardswish: not per-tensor quint8 or qint8")))
 }
 
 fn portable_hardsigmoid(x: &Tensor) -> Result<Tensor> {
     let out = unit_interval_qparams("hardsigmoid", x.dtype())?;
     float_fn(x, out, hardsigmoid_fn)
         .and_then(|f| table_kernel("hardsigmoid", x, Some(out), f))
-        .unwrap_or_else(|| crate::reference::activation::reference_hardsigmoid(x))
+        .unwrap_or_else(|| Err(Error::declined("hardsigmoid: not per-tensor quint8 or qint8")))
 }
 
 fn portable_sigmoid(x: &Tensor) -> Result<Tensor> {
@@ -80,14 +80,14 @@ fn portable_sigmoid(x: &Tensor) -> Result<Tensor> {
         Ok(f) => table_kernel("sigmoid", x, Some(out), f),
         Err(_) => None,
     }
-    .unwrap_or_else(|| crate::reference::activation::reference_sigmoid(x))
+    .unwrap_or_else(|| Err(Error::declined("sigmoid: not per-tensor quint8 or qint8")))
 }
 
 /// hardtanh, relu6 and clamp: an integer clamp, by table like the others.
 fn clamp_kernel(op: &str, x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
     let (lo, hi) = clamp_bounds(op, x, min, max)?;
     table_kernel(op, x, None, |q, _| q.max(lo).min(hi))
-        .unwrap_or_else(|| crate::reference::activation::clamp_ints(op, x, min, max))
+        .unwrap_or_else(|| Err(Error::declined("clamp: not per-tensor quint8 or qint8")))
 }
 
 fn portable_hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Result<Tensor> {
@@ -100,7 +100,8 @@ fn portable_relu6(x: &Tensor) -> Result<Tensor> {
 
 fn portable_clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
     if min.is_none() && max.is_none() {
-        return crate::reference::activation::clamp_ints("clamp", x, min, max);
+        // The reference says why that is an error.
+        return Err(Error::declined("clamp: neither min nor max"));
     }
     clamp_kernel("clamp", x, min, max)
 }

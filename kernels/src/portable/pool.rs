@@ -1,28 +1,27 @@
 //! adaptive_avg_pool2d and avg_pool2d over channels-last (NHWC) tensors:
 //! each output pixel sums whole channel rows, which the compiler
-//! vectorizes. Other layouts go to the reference kernels.
+//! vectorizes. They decline other layouts, to the reference kernels.
 
 use crate::ops::pool::{is_channels_last, nhwc_rows};
 use crate::reference::common::per_tensor;
 use crate::reference::pool::{
-    adaptive_range, avg_pool_geometry, reference_adaptive_avg_pool2d, reference_avg_pool2d, AdaptiveAverage,
-    AvgPoolGeometry, Planes, WindowAverage,
+    adaptive_range, avg_pool_geometry, AdaptiveAverage, AvgPoolGeometry, Planes, WindowAverage,
 };
 use crate::vector::ByteElement;
-use qtensor_runtime::{register_kernel, DType, Element, Priority, Result, Tensor};
+use qtensor_runtime::{register_kernel, DType, Element, Error, Priority, Result, Tensor};
 
 /// Channels-last adaptive_avg_pool2d: per output pixel, the channel sums
 /// over its window, requantized exactly as the reference does.
 fn portable_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tensor> {
     let op = "adaptive_avg_pool2d";
     if !is_channels_last(x) {
-        return reference_adaptive_avg_pool2d(x, output_size);
+        return Err(Error::declined("adaptive_avg_pool2d: not channels-last"));
     }
     let pt = per_tensor(op, "self", x)?;
     let p = Planes::of(op, x)?;
     crate::reference::common::check_at_least(op, "output_size", output_size, 1)?;
     if output_size.len() != 2 {
-        return reference_adaptive_avg_pool2d(x, output_size);
+        return Err(Error::declined("adaptive_avg_pool2d: an output_size that is not two sizes"));
     }
     let (oh, ow) = (output_size[0] as usize, output_size[1] as usize);
     let (h, w, c) = (p.h, p.w, x.sizes()[1]);
@@ -84,17 +83,15 @@ fn portable_avg_pool2d(
     divisor_override: Option<i64>,
 ) -> Result<Tensor> {
     let op = "avg_pool2d";
-    let reference =
-        || reference_avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override);
     if !is_channels_last(x) || !matches!(x.dtype(), DType::QUInt8 | DType::QInt8) {
-        return reference();
+        return Err(Error::declined("avg_pool2d: not channels-last quint8 or qint8"));
     }
     let pt = per_tensor(op, "self", x)?;
     let (geo, _) =
         avg_pool_geometry(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)?;
     // i32 sums of 8-bit values hold any window below 2^23 elements.
     if geo.win.kernel[0].saturating_mul(geo.win.kernel[1]) >= 1 << 23 {
-        return reference();
+        return Err(Error::declined("avg_pool2d: a window whose sums i32 cannot hold"));
     }
     let average = WindowAverage { channels_last: true, pt };
     fn run<B: ByteElement>(op: &str, x: &Tensor, geo: &AvgPoolGeometry, average: &WindowAverage) -> Result<Tensor> {

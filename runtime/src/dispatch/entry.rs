@@ -4,8 +4,13 @@
 //! Kernel choice never depends on link order: among the kernels registered
 //! for an (op, key, dtype) whose `is_supported()` holds, the highest
 //! `priority` wins, and two kernels at the same priority are a registration
-//! error. The choice is computed once, when kernels are registered, and kept
+//! error. The order is computed once, when kernels are registered, and kept
 //! in a flat table that a call indexes directly.
+//!
+//! A kernel that does not take an input returns [`Error::Declined`], and the
+//! call moves to the next kernel in priority order, down to the reference
+//! kernel, which takes every input. So the choice happens here, once, and
+//! [`last_kernel`] can say which kernel ran.
 
 use super::registry::{BoxedKernel, KernelDescriptor, Priority};
 use crate::dispatch_key::DispatchKey;
@@ -14,6 +19,8 @@ use crate::error::{Error, Result};
 use crate::schema::{ArgType, OpSchema, Tolerance};
 use crate::value::Value;
 use parking_lot::RwLock;
+use smallvec::SmallVec;
+use std::cell::Cell;
 
 const TABLE_LEN: usize = DispatchKey::BACKENDS.len() * DType::ALL.len();
 
@@ -21,6 +28,21 @@ const TABLE_LEN: usize = DispatchKey::BACKENDS.len() * DType::ALL.len();
 /// keys, which have no kernels).
 fn slot(key: DispatchKey, dtype: DType) -> Option<usize> {
     key.is_backend().then(|| key.index() * DType::ALL.len() + dtype.index())
+}
+
+/// One slot's supported kernels, highest priority first.
+type Chain = SmallVec<[(BoxedKernel, &'static str); 4]>;
+
+thread_local! {
+    /// The kernel that last returned on this thread.
+    static LAST_KERNEL: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// The name of the kernel whose call last returned on this thread (after
+/// any kernel before it declined): what a fallback layer reads after its
+/// `next` returns, to say which kernel ran.
+pub fn last_kernel() -> Option<&'static str> {
+    LAST_KERNEL.with(Cell::get)
 }
 
 /// One kernel of an operator, as shown by [`OperatorEntry::kernels`].
@@ -36,8 +58,10 @@ pub struct KernelInfo {
     pub priority: Priority,
     /// Whether this CPU supports it.
     pub supported: bool,
-    /// Whether the dispatcher picks it for its (key, dtype).
+    /// Whether the dispatcher tries it first for its (key, dtype).
     pub chosen: bool,
+    /// Where it was registered (`file:line`).
+    pub location: &'static str,
 }
 
 /// Where a call's (key, dtype) comes from.
@@ -58,7 +82,7 @@ pub struct OperatorEntry {
     pub(super) doc: String,
     pub(super) source: String,
     pub(super) kernels: RwLock<Vec<KernelDescriptor>>,
-    pub(super) table: RwLock<[Option<(BoxedKernel, &'static str)>; TABLE_LEN]>,
+    pub(super) table: RwLock<Vec<Chain>>,
 }
 
 impl OperatorEntry {
@@ -80,7 +104,7 @@ impl OperatorEntry {
             doc: doc.to_string(),
             source: source.to_string(),
             kernels: RwLock::new(Vec::new()),
-            table: RwLock::new([None; TABLE_LEN]),
+            table: RwLock::new(vec![Chain::new(); TABLE_LEN]),
         }
     }
 
@@ -125,16 +149,23 @@ impl OperatorEntry {
                 dtype: k.dtype,
                 priority: k.priority,
                 supported: (k.is_supported)(),
-                chosen: slot(k.key, k.dtype).and_then(|i| table[i]).is_some_and(|(_, n)| n == k.name),
+                chosen: slot(k.key, k.dtype).and_then(|i| table[i].first()).is_some_and(|&(_, n)| n == k.name),
+                location: k.location,
             })
             .collect();
         out.sort_by_key(|k| (k.key, k.dtype, std::cmp::Reverse(k.priority)));
         out
     }
 
-    /// The name of the kernel chosen for (key, dtype), if any.
+    /// The name of the kernel tried first for (key, dtype), if any.
     pub fn chosen_kernel(&self, key: DispatchKey, dtype: DType) -> Option<&'static str> {
-        slot(key, dtype).and_then(|i| self.table.read()[i]).map(|(_, n)| n)
+        slot(key, dtype).and_then(|i| self.table.read()[i].first().map(|&(_, n)| n))
+    }
+
+    /// The supported kernels of (key, dtype) in the order a call tries
+    /// them: each one that declines hands the input to the next.
+    pub fn kernel_order(&self, key: DispatchKey, dtype: DType) -> Vec<&'static str> {
+        slot(key, dtype).map(|i| self.table.read()[i].iter().map(|&(_, n)| n).collect()).unwrap_or_default()
     }
 
     /// The (key, dtype) pairs that have a supported kernel.
@@ -143,7 +174,7 @@ impl OperatorEntry {
         let mut v = Vec::new();
         for key in DispatchKey::BACKENDS {
             for dtype in DType::ALL {
-                if slot(key, dtype).is_some_and(|i| table[i].is_some()) {
+                if slot(key, dtype).is_some_and(|i| !table[i].is_empty()) {
                     v.push((key, dtype));
                 }
             }
@@ -213,18 +244,15 @@ impl OperatorEntry {
     }
 
     pub(super) fn rebuild_table(&self, kernels: &[KernelDescriptor]) {
-        let mut table: [Option<(BoxedKernel, &'static str, Priority)>; TABLE_LEN] = [None; TABLE_LEN];
-        for k in kernels {
-            if !(k.is_supported)() {
-                continue;
-            }
-            let Some(i) = slot(k.key, k.dtype) else { continue };
-            let s = &mut table[i];
-            if s.is_none_or(|(_, _, p)| k.priority > p) {
-                *s = Some((k.func, k.name, k.priority));
+        let mut supported: Vec<&KernelDescriptor> = kernels.iter().filter(|k| (k.is_supported)()).collect();
+        supported.sort_by_key(|k| std::cmp::Reverse(k.priority));
+        let mut table = vec![Chain::new(); TABLE_LEN];
+        for k in supported {
+            if let Some(i) = slot(k.key, k.dtype) {
+                table[i].push((k.func, k.name));
             }
         }
-        *self.table.write() = table.map(|e| e.map(|(f, n, _)| (f, n)));
+        *self.table.write() = table;
     }
 
     /// The dispatch key and dtype of a call: from the first tensor argument,
@@ -288,19 +316,34 @@ impl OperatorEntry {
         Ok(())
     }
 
-    /// Calls the chosen kernel directly, skipping the fallback layers.
+    /// Calls the kernels of the call's (key, dtype) in priority order until
+    /// one takes the input, skipping the fallback layers.
     pub fn call_kernel(&self, args: &[Value]) -> Result<Value> {
         self.check_args(args)?;
         let (key, dtype) = self.dispatch_of(args);
-        let kernel = slot(key, dtype).and_then(|i| self.table.read()[i]);
-        match kernel {
-            Some((f, _)) => f(args),
-            None => Err(self.no_empty_lists(args).err().unwrap_or_else(|| Error::NoKernel {
-                op: self.schema.name.clone(),
-                key,
-                dtype,
-                available: self.available(),
-            })),
+        let Some(i) = slot(key, dtype) else { return Err(self.no_kernel(args, key, dtype)) };
+        let mut declined = None;
+        for rank in 0.. {
+            // The lock is not held while the kernel runs: kernels call ops.
+            let Some((f, name)) = self.table.read()[i].get(rank).copied() else { break };
+            match f(args) {
+                Err(e @ Error::Declined { .. }) => declined = Some(e),
+                result => {
+                    LAST_KERNEL.with(|k| k.set(Some(name)));
+                    return result;
+                }
+            }
         }
+        Err(declined.unwrap_or_else(|| self.no_kernel(args, key, dtype)))
+    }
+
+    /// The error of a call no kernel is registered for.
+    fn no_kernel(&self, args: &[Value], key: DispatchKey, dtype: DType) -> Error {
+        self.no_empty_lists(args).err().unwrap_or_else(|| Error::NoKernel {
+            op: self.schema.name.clone(),
+            key,
+            dtype,
+            available: self.available(),
+        })
     }
 }

@@ -5,6 +5,8 @@
 //! Layers are process-wide. With none enabled, a call pays one relaxed
 //! atomic load.
 
+/// Which kernel ran, for a fallback to read after its `next` returns.
+pub use super::entry::last_kernel;
 use super::entry::OperatorEntry;
 use crate::dispatch_key::DispatchKey;
 use crate::error::{Error, Result};

@@ -9,7 +9,7 @@ pub mod layers;
 pub mod registry;
 pub mod suggest;
 
-pub use entry::{KernelInfo, OperatorEntry};
+pub use entry::{last_kernel, KernelInfo, OperatorEntry};
 
 use crate::error::{Error, Result};
 use crate::schema::{parse_schema, Tolerance};
