@@ -12,7 +12,9 @@ importing: that is its facade. Re-exporting a sibling's items is. Test modules i
 Prints every cycle (a strongly connected component of more than one file)
 and exits 1 if there is one.
 
-Usage: import_cycles.py [CRATE_SRC_DIR ...]   (default: runtime/src kernels/src src)
+Usage: import_cycles.py [CRATE_ROOT ...]   (a src directory with lib.rs, or a
+crate's root file; default: runtime/src kernels/src schema/src src
+src/bin/qtensor/main.rs)
 """
 
 import os
@@ -254,10 +256,11 @@ def cycles(graph):
 
 
 def main():
-    roots = sys.argv[1:] or ["runtime/src", "kernels/src", "src"]
+    roots = sys.argv[1:] or ["runtime/src", "kernels/src", "schema/src", "src", "src/bin/qtensor/main.rs"]
     found = 0
     for root in roots:
-        crate = Crate(os.path.join(root, "lib.rs"))
+        crate = Crate(root if root.endswith(".rs") else os.path.join(root, "lib.rs"))
+        root = os.path.dirname(root) if root.endswith(".rs") else root
         graph = {f: crate.imports(f) for f in crate.files}
         for comp in cycles(graph):
             found += 1

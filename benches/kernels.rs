@@ -2,8 +2,14 @@
 //! the same run: `cargo bench --bench kernels`. The ratio of the two
 //! figures of a group is the speedup (`qtensor bench --kernels` prints it).
 
+// The bench harness is the `qtensor` binary's (`qtensor bench`); the
+// criterion benches time the same cases.
+#[path = "../src/bin/qtensor/bench/mod.rs"]
+#[allow(dead_code)]
+mod bench;
+
+use bench::kernels::{cases, reference_and_chosen};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use qtensor::bench::kernels::{cases, reference_and_chosen};
 
 const N: usize = 1 << 20;
 

@@ -2,8 +2,14 @@
 //! `cargo bench --bench workloads`. `qtensor bench --json` times the same
 //! calls on the same inputs, in the format the peers' scripts print.
 
+// The bench harness is the `qtensor` binary's (`qtensor bench`); the
+// criterion benches time the same cases.
+#[path = "../src/bin/qtensor/bench/mod.rs"]
+#[allow(dead_code)]
+mod bench;
+
+use bench::workloads::workloads;
 use criterion::{criterion_group, criterion_main, Criterion};
-use qtensor::bench::workloads::workloads;
 
 fn standard(c: &mut Criterion) {
     // One thread, as the per-core comparisons are made.

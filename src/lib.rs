@@ -18,14 +18,14 @@
 //!   register kernels and operators at run time, inspect the registry.
 //! - [`register_kernel!`] and [`declare_op!`]: add kernels and operators
 //!   from any crate.
-//! - [`golden`]: the golden-case runner behind `qtensor conform`.
+//! - [`conformance`]: check your kernels against the reference kernels on
+//!   random inputs and on golden case files ([`conformance::cases`]).
+//! - [`jit`] and [`torch`]: run frozen TorchScript files, and load
+//!   `torch.save` checkpoints.
 
 #![warn(missing_docs)]
 
-pub mod bench;
 pub mod conformance;
-pub mod demo;
-pub mod golden;
 pub mod jit;
 /// The `ndarray` crate that `Tensor`'s conversions use (the `ndarray`
 /// feature; see `qtensor_runtime::interop`).
@@ -34,7 +34,6 @@ pub use qtensor_runtime::ndarray;
 pub mod models;
 pub mod nn;
 pub mod quantization;
-pub mod report;
 pub mod torch;
 
 pub use qtensor_runtime::serialize::{load, save};

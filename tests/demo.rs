@@ -1,12 +1,15 @@
 //! `qtensor demo` runs end to end and shows each part of the note.
+#![cfg(feature = "cli")]
 
 #[test]
 fn the_demo_walks_through_the_note() {
     let dir = std::env::temp_dir().join(format!("qtensor-demo-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut out = Vec::new();
-    qtensor::demo::run(&mut out, &dir).unwrap();
-    let text = String::from_utf8(out).unwrap();
+    // The demo is the `qtensor` binary's, not the library's.
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_qtensor")).arg("demo").arg("--dir").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
         "share one quantizer: true",
         "quantization_scheme=per_channel_affine",

@@ -3,10 +3,19 @@
 //! are reported as skipped, by name.
 
 use qtensor::conformance::{check_all, CheckConfig, Outcome};
+use std::path::PathBuf;
+
+/// The defaults, with the repository's golden cases.
+fn with_golden_cases() -> CheckConfig {
+    CheckConfig {
+        golden: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/cases"))],
+        ..CheckConfig::default()
+    }
+}
 
 #[test]
 fn every_supported_kernel_agrees_with_its_reference() {
-    check_every_kernel(CheckConfig::default());
+    check_every_kernel(with_golden_cases());
 }
 
 /// The same with 2,000 valid cases per kernel (`QTENSOR_CASES` overrides),
@@ -17,7 +26,7 @@ fn every_supported_kernel_agrees_with_its_reference() {
 #[cfg(not(debug_assertions))]
 fn every_supported_kernel_agrees_on_many_cases() {
     let cases = std::env::var("QTENSOR_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
-    check_every_kernel(CheckConfig { cases, bad_cases: 200, ..CheckConfig::default() });
+    check_every_kernel(CheckConfig { cases, bad_cases: 200, ..with_golden_cases() });
 }
 
 fn check_every_kernel(cfg: CheckConfig) {
@@ -46,6 +55,8 @@ fn check_every_kernel(cfg: CheckConfig) {
     assert!(failures.is_empty(), "{} kernel(s) failed:\n{}", failures.len(), failures.join("\n"));
     eprintln!("{passed} kernels passed ({compared} compared with a reference kernel), seed {}", cfg.seed);
     assert!(passed > 50);
+    let golden: usize = outcomes.iter().map(|o| if let Outcome::Passed(r) = o { r.golden } else { 0 }).sum();
+    assert!(golden > 1000, "only {golden} golden case runs: is tests/conformance/cases there?");
     // On a CPU with AVX2 the AVX2 kernels are checked, not skipped.
     let avx2_checked = outcomes.iter().any(|o| matches!(o, Outcome::Passed(r) if r.kernel.starts_with("avx2_")));
     let avx2_skipped =

@@ -17,6 +17,7 @@
 //! the ones this CPU cannot run as skipped, by name.
 
 pub mod builders;
+pub mod cases;
 pub mod inputs;
 pub mod random_calls;
 pub mod rng;
@@ -24,8 +25,8 @@ pub mod rng;
 pub use inputs::InputBuilder;
 use rng::Rng;
 
-use crate::golden::{panic_message, run_case_with};
 use crate::{registry, DType, DispatchKey, KernelDescriptor, Result as QResult, Tensor, Tolerance, Value};
+use cases::{panic_message, run_case_with};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -55,11 +56,16 @@ pub struct CheckConfig {
 }
 
 impl Default for CheckConfig {
-    /// 100 valid and 40 bad cases, the project's golden cases, and the seed
-    /// from `QTENSOR_SEED` (a fixed one when unset).
+    /// 100 valid and 40 bad cases, the seed from `QTENSOR_SEED` (a fixed
+    /// one when unset), and the golden case files or directories listed in
+    /// `QTENSOR_GOLDEN_CASES` (separated as in `PATH`; none when unset).
+    /// qtensor's own cases are in its repository, `tests/conformance/cases`.
     fn default() -> Self {
         let seed = std::env::var("QTENSOR_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_2026);
-        CheckConfig { cases: 100, bad_cases: 40, seed, golden: vec![PathBuf::from(crate::golden::DEFAULT_CASES_DIR)] }
+        let golden = std::env::var_os("QTENSOR_GOLDEN_CASES")
+            .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+            .unwrap_or_default();
+        CheckConfig { cases: 100, bad_cases: 40, seed, golden }
     }
 }
 
@@ -282,7 +288,7 @@ fn case_dtype(case: &serde_json::Value) -> Option<DType> {
 }
 
 fn golden_cases(paths: &[PathBuf], op: &str, dtype: DType) -> Vec<serde_json::Value> {
-    crate::golden::case_files(paths)
+    cases::case_files(paths)
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

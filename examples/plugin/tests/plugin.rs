@@ -19,9 +19,13 @@ fn the_plugin_relu_is_chosen_over_the_built_in_ones() {
     let y = registry().call("relu", &[Value::from(&x)]).unwrap().into_tensor().unwrap();
     assert_eq!(y.int_values().unwrap(), vec![10, 11, 14]);
     // And it agrees with the reference kernel under the conformance checks.
-    let report = check_kernel("relu", "plugin_relu_u8", DType::QUInt8, &CheckConfig::default())
-        .unwrap_or_else(|f| panic!("{f}"));
+    // Golden cases are data: this plugin uses a checkout's copy of qtensor's
+    // (`QTENSOR_GOLDEN_CASES` would do the same).
+    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/conformance/cases");
+    let cfg = CheckConfig { golden: vec![cases.into()], ..CheckConfig::default() };
+    let report = check_kernel("relu", "plugin_relu_u8", DType::QUInt8, &cfg).unwrap_or_else(|f| panic!("{f}"));
     assert!(report.matched > 0);
+    assert!(report.golden > 0, "the golden relu cases ran");
     assert!(report.reference.starts_with("reference_"));
 }
 
@@ -39,9 +43,13 @@ fn the_new_op_is_callable_by_name_and_listed() {
         registry().op("myplugin::clamp_q").unwrap().entry().chosen_kernel(DispatchKey::QuantizedCPU, DType::QUInt8),
         Some("plugin_clamp_q")
     );
-    let table = qtensor::report::registry_table().unwrap();
-    assert!(table.contains("myplugin::clamp_q(Tensor self, float min, float max) -> Tensor"), "{table}");
-    assert!(table.contains("plugin_clamp_q"));
+    // Declared with its schema, and its kernel listed where it was registered.
+    let handle = registry().op("myplugin::clamp_q").unwrap();
+    let entry = handle.entry();
+    assert_eq!(entry.schema().to_string(), "myplugin::clamp_q(Tensor self, float min, float max) -> Tensor");
+    let listed = entry.kernels();
+    let k = listed.iter().find(|k| k.name == "plugin_clamp_q").unwrap();
+    assert!(k.location.contains("src/lib.rs"), "{}", k.location);
     // Bad arguments are errors.
     assert!(registry().call("myplugin::clamp_q", &[Value::from(&x), Value::Float(2.0), Value::Float(1.0)]).is_err());
     assert!(registry().call("myplugin::clamp_q", &[Value::from(&x), Value::Float(2.0)]).is_err());

@@ -2,7 +2,7 @@
 //! peers' scripts build them, for `qtensor bench` and the criterion benches.
 
 use super::{time, Timing};
-use crate::{ops, registry, DType, MemoryFormat, Result, Tensor, Value};
+use qtensor::{ops, registry, DType, MemoryFormat, Result, Tensor, Value};
 
 /// One workload: a name and a call to time.
 pub struct Workload {
@@ -113,7 +113,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         let w = per_channel_weight(&mut g, &[n, k])?;
         let b = bias(&mut g, n)?;
         // Prepacking happens once, outside the timing, as PyTorch's prepack does.
-        crate::kernels::prepack_linear(&w)?;
+        qtensor::kernels::prepack_linear(&w)?;
         out.push(workload(name, move || ops::quantized::linear(&xq, &w, Some(&b), 0.1, 64)));
     }
     if want("linear_dynamic/16x1024x4096") {
@@ -121,7 +121,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         let wf = Tensor::from_vec(g.randn(4096 * 1024).iter().map(|v| v * 0.05).collect(), &[4096, 1024])?;
         let w = ops::quantize_per_tensor(&wf, 0.002, 0, DType::QInt8)?;
         let b = bias(&mut g, 4096)?;
-        crate::kernels::prepack_linear(&w)?;
+        qtensor::kernels::prepack_linear(&w)?;
         out.push(workload("linear_dynamic/16x1024x4096", move || {
             ops::quantized::linear_dynamic(&xf, &w, Some(&b), false)
         }));
@@ -141,7 +141,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         .contiguous_in(MemoryFormat::ChannelsLast)?;
         let w = per_channel_weight(&mut g, &[c, c / groups, 3, 3])?;
         let b = bias(&mut g, c)?;
-        crate::kernels::prepack_conv2d(&w, groups as i64)?;
+        qtensor::kernels::prepack_conv2d(&w, groups as i64)?;
         out.push(workload(name, move || {
             ops::quantized::conv2d(&x, &w, Some(&b), &[1, 1], &[1, 1], &[1, 1], groups as i64, 0.1, 64)
         }));
@@ -156,7 +156,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         if !want(name) {
             continue;
         }
-        let model = crate::models::by_name(arch, &mut crate::models::WeightInit::new(0))?;
+        let model = qtensor::models::by_name(arch, &mut qtensor::models::WeightInit::new(0))?;
         let side = if arch == "inception_v3" { 299 } else { 224 };
         let x = Tensor::from_vec(g.randn(batch * 3 * side * side), &[batch, 3, side, side])?;
         out.push(workload(name, move || model.forward(&x)));
@@ -178,11 +178,11 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         };
         let x = Tensor::from_vec(g.randn(batch * 3 * 224 * 224), &[batch, 3, 224, 224])?;
         if name.starts_with("jit/") {
-            let module = crate::jit::load(&path)?;
+            let module = qtensor::jit::load(&path)?;
             out.push(workload(name, move || module.run(&x)));
         } else {
-            let mut net = crate::models::by_name(arch, &mut crate::models::WeightInit::new(0))?;
-            crate::nn::load_torch(path.with_file_name(format!("{arch}.state.pt")), net.as_mut())?;
+            let mut net = qtensor::models::by_name(arch, &mut qtensor::models::WeightInit::new(0))?;
+            qtensor::nn::load_torch(path.with_file_name(format!("{arch}.state.pt")), net.as_mut())?;
             out.push(workload(name, move || net.forward(&x)));
         }
     }
@@ -240,7 +240,7 @@ fn torchscript_file(file: &str) -> Result<std::path::PathBuf> {
     if path.exists() {
         return Ok(path);
     }
-    Err(crate::Error::Io(format!(
+    Err(qtensor::Error::Io(format!(
         "{} is missing: make the TorchScript workloads' files with \
          `python3 tests/python/export_torchscript.py {dir} resnet18,mobilenet_v2` (needs torch and torchvision), \
          or set QTENSOR_TORCHSCRIPT_DIR",

@@ -2,7 +2,7 @@
 //! inputs in the same run.
 
 use super::{time, Timing};
-use crate::{ops, registry, DType, KernelDescriptor, Result, Tensor, Value};
+use qtensor::{ops, registry, DType, KernelDescriptor, Result, Tensor, Value};
 
 /// One op and dtype with the inputs to time it on.
 pub struct KernelCase {
@@ -83,18 +83,18 @@ pub fn reference_and_chosen(case: &KernelCase) -> Result<(KernelDescriptor, Kern
     let (op, dtype) = (case.op, case.dtype);
     let handle = registry().op(op)?;
     let all = handle.entry().descriptors();
-    let key = crate::DispatchKey::for_dtype(dtype);
+    let key = qtensor::DispatchKey::for_dtype(dtype);
     let mine: Vec<&KernelDescriptor> = all.iter().filter(|k| k.key == key && k.dtype == dtype).collect();
     let chosen_name = handle.entry().chosen_kernel(key, dtype);
     let reference = mine.iter().find(|k| k.priority.is_reference()).copied();
     let chosen = mine.iter().find(|k| Some(k.name) == chosen_name).copied();
     let (reference, chosen) = match (reference, chosen) {
         (Some(r), Some(c)) => (*r, *c),
-        _ => return Err(crate::Error::invalid("bench", format!("{op} has no kernel for {dtype}"))),
+        _ => return Err(qtensor::Error::invalid("bench", format!("{op} has no kernel for {dtype}"))),
     };
-    if let Err(crate::Error::Declined { reason }) = (chosen.func)(&case.args) {
+    if let Err(qtensor::Error::Declined { reason }) = (chosen.func)(&case.args) {
         let message = format!("`{}` declines the case {} ({reason})", chosen.name, case.name);
-        return Err(crate::Error::invalid("bench", message));
+        return Err(qtensor::Error::invalid("bench", message));
     }
     Ok((reference, chosen))
 }

@@ -1,6 +1,6 @@
 //! Human-readable views of the registry, for `qtensor ops`.
 
-use crate::{registry, KernelInfo, Result};
+use qtensor::{registry, KernelInfo, Result};
 use std::fmt::Write as _;
 
 /// Every operator with its schema and, per (key, dtype), its kernels in
@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 pub fn registry_table() -> Result<String> {
     let d = registry();
     let mut out = String::new();
-    let (cap, best) = (crate::isa::cap(), crate::Isa::best_detected());
+    let (cap, best) = (qtensor::isa::cap(), qtensor::Isa::best_detected());
     if cap < best {
         writeln!(out, "ISA: {cap} (capped by QTENSOR_ISA or set_isa_cap; this CPU has {best})").ok();
     } else {
@@ -26,7 +26,7 @@ pub fn registry_table() -> Result<String> {
             writeln!(out, "    (no kernel registered)").ok();
         }
         // Group by (key, dtype), then merge dtypes with the same kernel lines.
-        let mut groups: Vec<(crate::DispatchKey, Vec<crate::DType>, Vec<String>)> = Vec::new();
+        let mut groups: Vec<(qtensor::DispatchKey, Vec<qtensor::DType>, Vec<String>)> = Vec::new();
         let mut i = 0;
         while i < kernels.len() {
             let (key, dtype) = (kernels[i].key, kernels[i].dtype);

@@ -1,10 +1,10 @@
 //! `qtensor demo`: the PyTorch note "Introducing Quantized Tensor", end to
 //! end, printing every step.
 
-use crate::nn::quantized::{Conv2d, DeQuantize, Flatten, Linear, MaxPool2d, Quantize};
-use crate::nn::{Module, Sequential};
-use crate::quantization::{MinMaxObserver, ObserverScheme, PerChannelMinMaxObserver};
-use crate::{ops, quantize, registry, DType, Quantizer, Result, Tensor, Value};
+use qtensor::nn::quantized::{Conv2d, DeQuantize, Flatten, Linear, MaxPool2d, Quantize};
+use qtensor::nn::{Module, Sequential};
+use qtensor::quantization::{MinMaxObserver, ObserverScheme, PerChannelMinMaxObserver};
+use qtensor::{ops, quantize, registry, DType, Quantizer, Result, Tensor, Value};
 use std::io::Write;
 
 fn step(out: &mut dyn Write, title: &str) -> Result<()> {
@@ -28,8 +28,8 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
     let a = quantize(&x, &quantizer)?;
     let b = quantize(&Tensor::from_slice(&[0.25f32, -0.25], &[2])?, &quantizer)?;
     let shared = std::sync::Arc::ptr_eq(
-        &a.quantizer().ok_or_else(|| crate::Error::invalid("demo", "no quantizer"))?,
-        &b.quantizer().ok_or_else(|| crate::Error::invalid("demo", "no quantizer"))?,
+        &a.quantizer().ok_or_else(|| qtensor::Error::invalid("demo", "no quantizer"))?,
+        &b.quantizer().ok_or_else(|| qtensor::Error::invalid("demo", "no quantizer"))?,
     );
     writeln!(out, "quantize(&x, &q) and quantize(&y, &q) share one quantizer: {shared}\n  {quantizer}")?;
 
@@ -109,8 +109,8 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
 
     step(out, "8. Save and load (safetensors)")?;
     let path = dir.join("qtensor-demo.safetensors");
-    crate::save(&path, &[("q", &q), ("wq", &wq), ("x", &x)])?;
-    let loaded = crate::load(&path)?;
+    qtensor::save(&path, &[("q", &q), ("wq", &wq), ("x", &x)])?;
+    let loaded = qtensor::load(&path)?;
     for (name, t) in &loaded {
         writeln!(out, "loaded {name}: {}", t.describe())?;
     }
@@ -128,7 +128,7 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
     writeln!(
         out,
         "kernel chosen for (QuantizedCPU, qint8): {:?}",
-        handle.entry().chosen_kernel(crate::DispatchKey::QuantizedCPU, DType::QInt8)
+        handle.entry().chosen_kernel(qtensor::DispatchKey::QuantizedCPU, DType::QInt8)
     )?;
     match d.call("quantized::add", &[Value::from(&x), Value::from(&x), Value::Float(0.1), Value::Int(0)]) {
         Err(e) => writeln!(out, "a float tensor passed to a quantized op:\n  {e}")?,
@@ -139,12 +139,12 @@ pub fn run(out: &mut dyn Write, dir: &std::path::Path) -> Result<()> {
         Ok(_) => writeln!(out, "a typo was accepted")?,
     }
     step(out, "10. A quantized module stack, calibrated with observers")?;
-    crate::profiler::reset();
-    crate::profiler::enable();
+    qtensor::profiler::reset();
+    qtensor::profiler::enable();
     let stack = module_stack(out);
-    crate::profiler::disable();
+    qtensor::profiler::disable();
     stack?;
-    writeln!(out, "\nthe Profiling layer saw every op call of that forward pass:\n{}", crate::profiler::table())?;
+    writeln!(out, "\nthe Profiling layer saw every op call of that forward pass:\n{}", qtensor::profiler::table())?;
 
     writeln!(out, "\ndone.")?;
     Ok(())
@@ -178,7 +178,7 @@ fn module_stack(out: &mut dyn Write) -> Result<()> {
         .push("fc", Linear::from_float(&fc_w, None, &weight_quantizer(&fc_w)?, 0.05, 128)?)
         .push("dequant", DeQuantize);
     writeln!(out, "{}", model.describe())?;
-    writeln!(out, "input observed range -> scale={} zero_point={zx}", crate::pyfmt::py_float_repr(sx))?;
+    writeln!(out, "input observed range -> scale={} zero_point={zx}", qtensor::pyfmt::py_float_repr(sx))?;
     writeln!(out, "output: {}", model.forward(&x)?)?;
     Ok(())
 }

@@ -1,14 +1,17 @@
-//! The golden-case runner: reads `qtensor-conformance/1` case files, calls
-//! each case's operator by name through the dispatcher, and compares the
-//! result with what the case expects (see `tests/conformance/README.md`).
+//! Golden case files: reads `qtensor-conformance/1` files (the format is
+//! `docs/conformance-format.md`), calls each case's operator by name
+//! through the dispatcher (or a kernel of your choice, with
+//! [`run_case_with`]), and compares the result with what the case expects.
+//!
+//! The cases themselves are data, not part of the library: the repository's
+//! are in `tests/conformance/cases/`. Give their directory to
+//! [`run_paths`], or set `QTENSOR_GOLDEN_CASES` for
+//! [`CheckConfig::default`](super::CheckConfig).
 
 use crate::{registry, ArgType, DType, QParams, Quantizer, Result as QResult, Tensor, Value};
 use serde_json::Value as Json;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-
-/// The project's own copy of the golden cases.
-pub const DEFAULT_CASES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/cases");
 
 /// One failed case (or a malformed file, with `op` empty).
 #[derive(Debug, Clone)]
@@ -447,9 +450,4 @@ pub fn compare_tensor(expect: &Json, tolerance: Option<&Json>, got: &Tensor) -> 
         }
     }
     Ok(())
-}
-
-/// Runs the project's own cases (used by `cargo test`).
-pub fn run_default() -> QResult<Report> {
-    Ok(run_paths(&[PathBuf::from(DEFAULT_CASES_DIR)], |_, _| {}))
 }

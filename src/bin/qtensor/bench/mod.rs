@@ -29,20 +29,20 @@ pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Timing {
     Timing { median: runs[runs.len() / 2], min: runs[0] }
 }
 
-/// Runs `f` with the kernels on `threads` threads ([`crate::with_num_threads`]).
-pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> crate::Result<T> {
-    crate::with_num_threads(threads, f)
+/// Runs `f` with the kernels on `threads` threads ([`qtensor::with_num_threads`]).
+pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> qtensor::Result<T> {
+    qtensor::with_num_threads(threads, f)
 }
 
 /// Runs `w` once to warm up, then `reps` times with the Profiling layer on,
 /// and returns the profiler's table: every op under the layer it was
 /// called from, slowest first.
-pub fn profile(w: &workloads::Workload, reps: usize) -> crate::Result<String> {
+pub fn profile(w: &workloads::Workload, reps: usize) -> qtensor::Result<String> {
     (w.run)()?;
-    crate::profiler::reset();
-    crate::profiler::enable();
+    qtensor::profiler::reset();
+    qtensor::profiler::enable();
     let result = (0..reps.max(1)).try_for_each(|_| (w.run)());
-    crate::profiler::disable();
+    qtensor::profiler::disable();
     result?;
-    Ok(crate::profiler::table())
+    Ok(qtensor::profiler::table())
 }

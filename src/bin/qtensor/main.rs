@@ -1,5 +1,13 @@
 //! The `qtensor` command line: `demo`, `run`, `inspect`, `ops`, `bench`, `model run` and `conform`.
 
+mod bench;
+mod demo;
+mod report;
+
+/// Where `qtensor conform` looks without arguments: the repository's golden
+/// cases, relative to the working directory.
+const DEFAULT_CASES_DIR: &str = "tests/conformance/cases";
+
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -236,7 +244,7 @@ fn main() -> ExitCode {
         Command::Demo { dir } => {
             let dir = dir.unwrap_or_else(std::env::temp_dir);
             let mut stdout = std::io::stdout();
-            match qtensor::demo::run(&mut stdout, &dir) {
+            match demo::run(&mut stdout, &dir) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("demo failed: {e}");
@@ -244,7 +252,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Ops => match qtensor::report::registry_table() {
+        Command::Ops => match report::registry_table() {
             Ok(t) => {
                 print!("{t}");
                 ExitCode::SUCCESS
@@ -256,14 +264,14 @@ fn main() -> ExitCode {
         },
         Command::Bench { kernels: false, profile: Some(name), threads, reps, .. } => {
             let run = || -> qtensor::Result<String> {
-                let w = qtensor::bench::workloads::workloads(&name)?
+                let w = bench::workloads::workloads(&name)?
                     .into_iter()
                     .find(|w| w.name == name)
                     .ok_or_else(|| qtensor::Error::invalid("bench --profile", format!("no workload named `{name}`")))?;
                 eprintln!("profiling {} over {reps} runs ...", w.name);
-                qtensor::bench::profile(&w, reps)
+                bench::profile(&w, reps)
             };
-            match qtensor::bench::with_threads(threads, run).and_then(|r| r) {
+            match bench::with_threads(threads, run).and_then(|r| r) {
                 Ok(table) => {
                     println!("{name}, {threads} thread(s), {reps} runs; per-layer time, slowest first");
                     print!("{table}");
@@ -278,9 +286,9 @@ fn main() -> ExitCode {
         Command::Bench { kernels: false, json, threads, reps, filter, .. } => {
             let run = || -> qtensor::Result<()> {
                 eprintln!("building inputs ...");
-                for w in qtensor::bench::workloads::workloads(&filter)? {
+                for w in bench::workloads::workloads(&filter)? {
                     eprintln!("timing {} ...", w.name);
-                    let m = qtensor::bench::workloads::measure(&w, threads, reps)?;
+                    let m = bench::workloads::measure(&w, threads, reps)?;
                     if json {
                         println!("{}", m.json());
                     } else {
@@ -292,7 +300,7 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             };
-            match qtensor::bench::with_threads(threads, run).and_then(|r| r) {
+            match bench::with_threads(threads, run).and_then(|r| r) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("bench failed: {e}");
@@ -302,13 +310,13 @@ fn main() -> ExitCode {
         }
         Command::Bench { kernels: true, threads, size, reps, filter, .. } => {
             let run = || {
-                qtensor::bench::kernels::compare(size, reps, |name| eprintln!("timing {name} ..."))
+                bench::kernels::compare(size, reps, |name| eprintln!("timing {name} ..."))
                     .map(|rows| rows.into_iter().filter(|r| r.name.contains(&filter)).collect::<Vec<_>>())
             };
-            match qtensor::bench::with_threads(threads, run).and_then(|r| r) {
+            match bench::with_threads(threads, run).and_then(|r| r) {
                 Ok(rows) => {
                     println!("{size} elements, {threads} thread(s), median of {reps} runs");
-                    print!("{}", qtensor::bench::kernels::table(&rows));
+                    print!("{}", bench::kernels::table(&rows));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -343,8 +351,15 @@ fn main() -> ExitCode {
             }
         }
         Command::Conform { paths, verbose } => {
-            let paths = if paths.is_empty() { vec![PathBuf::from(qtensor::golden::DEFAULT_CASES_DIR)] } else { paths };
-            let report = qtensor::golden::run_paths(&paths, |file, r| {
+            let paths = if paths.is_empty() { vec![PathBuf::from(DEFAULT_CASES_DIR)] } else { paths };
+            if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+                eprintln!(
+                    "error: {} does not exist; run from the repository root (the default is {DEFAULT_CASES_DIR}) or give case files or directories",
+                    missing.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            let report = qtensor::conformance::cases::run_paths(&paths, |file, r| {
                 if verbose {
                     eprintln!("{}: {} passed, {} failed", file.display(), r.passed, r.failed());
                 }
