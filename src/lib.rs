@@ -42,7 +42,7 @@ pub use qtensor_runtime::threads::{num_threads, set_num_threads, with_num_thread
 pub use qtensor_runtime::{
     declare_op, inventory, kernel_descriptor, register_kernel, with_element_type, ArgType, DType, DispatchKey,
     Dispatcher, Element, Error, FromArg, FromReturn, IntoReturn, Isa, KernelDescriptor, KernelInfo, MemoryFormat,
-    OpDeclaration, OpHandle, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result, Scalar,
+    OpDeclaration, OpHandle, OpName, OpSchema, OperatorEntry, Priority, QParams, QScheme, Quantizer, Result, Scalar,
     ScriptClass, ScriptObject, Storage, StorageType, Tensor, Tolerance, Value,
 };
 pub use qtensor_runtime::{
@@ -52,8 +52,10 @@ pub use qtensor_runtime::{
 /// The built-in kernels' public pieces: packed weights and the numerics
 /// helpers that plugin kernels may reuse.
 pub mod kernels {
-    pub use qtensor_kernels::reference::conv::{ConvParams, PackedConv2d};
-    pub use qtensor_kernels::reference::linear::{choose_qparams, PackedLinear};
+    pub use qtensor_kernels::args::conv::ConvParams;
+    pub use qtensor_kernels::args::linear::choose_qparams;
+    pub use qtensor_kernels::reference::conv::PackedConv2d;
+    pub use qtensor_kernels::reference::linear::PackedLinear;
 
     pub use qtensor_kernels::gemm::conv::GemmConvWeight;
     pub use qtensor_kernels::gemm::linear::GemmWeight;

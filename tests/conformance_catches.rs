@@ -27,7 +27,7 @@ fn panicking_relu(_x: &Tensor) -> Result<Tensor> {
 fn a_wrong_kernel_is_caught_with_its_seed() {
     let d = registry();
     d.register_kernel(kernel_descriptor! {
-        op: "quantized::add", key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8, name: "sloppy_add", priority: Priority::PLUGIN,
+        op: qtensor::ops::quantized::ADD, key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8, name: "sloppy_add", priority: Priority::PLUGIN,
         is_supported: qtensor::registry::always_supported, fn sloppy_add(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
     })
     .unwrap();
@@ -48,7 +48,7 @@ fn a_wrong_kernel_is_caught_with_its_seed() {
     assert!(text.contains("tolerance exact"), "{text}");
 
     d.register_kernel(kernel_descriptor! {
-        op: "relu", key: DispatchKey::QuantizedCPU, dtype: DType::QInt16, name: "panicking_relu", priority: Priority::PLUGIN,
+        op: qtensor::ops::RELU, key: DispatchKey::QuantizedCPU, dtype: DType::QInt16, name: "panicking_relu", priority: Priority::PLUGIN,
         is_supported: qtensor::registry::always_supported, fn panicking_relu(x: &Tensor) -> Tensor
     })
     .unwrap();

@@ -10,7 +10,7 @@ fn dequantize_with_extra_argument(x: &Tensor, _extra: i64) -> Result<Tensor> {
 }
 
 register_kernel! {
-    op: "dequantize",
+    op: qtensor::ops::DEQUANTIZE,
     dtypes: [QUInt8],
     name: "broken_dequantize",
     priority: qtensor::Priority::PLUGIN,

@@ -23,7 +23,7 @@
 //!    kernels may differ). `build.rs` generates `qtensor::ops::NAME`.
 //! 2. **The reference kernel** in `reference/` (safe scalar Rust, every
 //!    dtype it applies to), registered with `register_kernel!` at
-//!    `Priority::REFERENCE`; add its file to `reference::KERNEL_FILES`.
+//!    `Priority::REFERENCE`.
 //! 3. **A conformance builder** in `qtensor::conformance::builders`
 //!    (`builtin`): valid random inputs, so that every later kernel is
 //!    compared with the reference on cases that succeed. An op without one
@@ -42,6 +42,7 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
+pub mod args;
 pub mod gemm;
 pub mod ops;
 pub mod parallel;
@@ -57,5 +58,7 @@ pub mod x86_64;
 /// kernel registrations. A plugin crate should offer the same (see README).
 #[inline(never)]
 pub fn link() -> usize {
-    reference::KERNEL_FILES.len()
+    // Opaque to the optimizer, so the caller's use of it stays a call into
+    // this crate.
+    std::hint::black_box(0)
 }

@@ -6,10 +6,10 @@
 //! Every token this CPU (or qemu) supports is checked; the others are
 //! skipped by name. `QTENSOR_ISA` caps them as it caps the kernels.
 
+use crate::args::window::Window;
 use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
 use crate::gemm::packed::{PackedB, BLOCK};
 use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, Requant, RowTerms};
-use crate::reference::pool::Window;
 use crate::vector::{
     max_pool_row, BinaryParams, ByteElement, Combine, Portable, QuantizeParams, RequantParams, VectorIsa,
 };
@@ -532,4 +532,24 @@ fn depthwise_routines_match_the_scalar_pixel_on_every_isa() {
     }
     let mut rng = Rng(17);
     each_gemm_token!(run(&mut rng));
+}
+
+/// The kernels crate alone (no `qtensor` facade) sees every op it
+/// registers for declared, so its kernels are accepted and reachable
+/// through the dispatcher.
+#[test]
+fn every_registration_is_accepted_without_the_facade() {
+    use qtensor_runtime::{dispatcher, ops, DType, Tensor, Value};
+    let d = dispatcher();
+    assert_eq!(d.registration_errors(), Vec::new());
+    let x = Tensor::from_vec(vec![-1.0f32, 0.0, 0.5, 2.0], &[4]).unwrap();
+    let q = d
+        .call(
+            &ops::QUANTIZE_PER_TENSOR,
+            &[Value::from(&x), Value::Float(0.5), Value::Int(3), Value::from(DType::QUInt8)],
+        )
+        .and_then(Value::into_tensor)
+        .unwrap();
+    assert_eq!(q.int_repr().unwrap().to_vec::<u8>().unwrap(), [1, 3, 4, 7]);
+    assert_eq!(q.dequantize().unwrap().to_vec::<f32>().unwrap(), [-1.0, 0.0, 0.5, 2.0]);
 }

@@ -5,14 +5,14 @@
 //! from `qtensor_runtime::isa`): the token is the proof that the CPU has
 //! the instructions, so every method is safe to call. The op drivers in
 //! [`crate::ops`] are generic over the trait: they do the tensor work
-//! (qparams, layouts, threads, fallbacks) once, for every ISA. Each ISA
+//! (qparams, layouts, threads, declines) once, for every ISA. Each ISA
 //! supplies only the loops over slices.
 //!
 //! Every method must give the bits of its scalar form here (the `*_scalar`
 //! functions and [`Portable`]'s methods): exactly the reference where the
 //! op is exact, and the reference's rounding otherwise.
 
-use crate::reference::pool::Window;
+use crate::args::window::Window;
 use qtensor_runtime::numerics::{dequantize_val, quantize_val, round_half_even, BinaryRequant};
 use qtensor_runtime::Element;
 
@@ -261,7 +261,7 @@ pub fn max_pool_row<B: Copy + Ord>(
     lowest: B,
     out: &mut [B],
 ) {
-    use crate::reference::pool::window_span;
+    use crate::args::window::window_span;
     let (y0, ny, dy) = window_span(oy, win.stride[0], win.pad[0], win.dilation[0], win.kernel[0], h);
     for (ox, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
         let (x0, nx, dx) = window_span(ox, win.stride[1], win.pad[1], win.dilation[1], win.kernel[1], w);

@@ -17,6 +17,7 @@ pub mod isa;
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub mod numerics;
+pub mod ops;
 pub mod packed;
 pub mod print;
 pub mod profiler;
@@ -29,6 +30,7 @@ pub mod tensor;
 pub mod threads;
 pub mod value;
 
+pub use dispatch::op_name::OpName;
 pub use dispatch::{dispatcher, layers, registry, Dispatcher, KernelInfo, OpHandle, OperatorEntry};
 pub use dispatch_key::DispatchKey;
 pub use dtype::{DType, StorageType};

@@ -256,6 +256,23 @@ impl OpSchema {
     pub fn overload(&self) -> &str {
         self.name.split_once('.').map_or("", |(_, o)| o)
     }
+
+    /// The name of the op's `OpName` constant in its namespace's module:
+    /// the base name in upper snake case, the overload joined with `_`
+    /// (`CONV2D_NEW` for `quantized::conv2d.new`, `NUM_TO_TENSOR_SCALAR`
+    /// for `prim::NumToTensor.Scalar`).
+    pub fn constant_name(&self) -> String {
+        let mut out = String::new();
+        let mut previous_lower = false;
+        for c in self.base_name().chars() {
+            if c.is_ascii_uppercase() && previous_lower {
+                out.push('_');
+            }
+            previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+            out.push(if c == '.' { '_' } else { c.to_ascii_uppercase() });
+        }
+        out
+    }
 }
 
 impl fmt::Display for OpSchema {
@@ -448,6 +465,12 @@ mod tests {
             "quantized::conv2d.new(Tensor qx, Conv2dPackedParamsBase w, int[2] padding=[0, 0], float? s=None) -> Tensor",
         )?;
         assert_eq!((s.op_name(), s.overload(), s.base_name()), ("quantized::conv2d", "new", "conv2d.new"));
+        assert_eq!(s.constant_name(), "CONV2D_NEW");
+        assert_eq!(
+            parse_schema("prim::NumToTensor.Scalar(Scalar a) -> Tensor")?.constant_name(),
+            "NUM_TO_TENSOR_SCALAR"
+        );
+        assert_eq!(parse_schema("__not__(bool a) -> bool")?.constant_name(), "__NOT__");
         assert_eq!(s.args[1].ty, ArgType::Object(ScriptClass::Conv2dPackedParams));
         assert_eq!(s.args[2].default.as_deref(), Some("[0, 0]"));
         assert_eq!(s.args[3].default.as_deref(), Some("None"));

@@ -16,7 +16,7 @@ pub fn link() {}
 
 /// `max(q, zero_point)` straight on the stored bytes, with no widening.
 fn plugin_relu_u8(x: &Tensor) -> Result<Tensor> {
-    let q = x.quantizer().ok_or_else(|| Error::invalid("relu", "expected a quantized tensor"))?;
+    let q = x.quantizer().ok_or_else(|| Error::invalid(qtensor::ops::RELU, "expected a quantized tensor"))?;
     let out = match q.params() {
         QParams::PerTensorAffine { zero_point, .. } => {
             let zp = zero_point as u8;
@@ -35,7 +35,7 @@ fn plugin_relu_u8(x: &Tensor) -> Result<Tensor> {
 }
 
 register_kernel! {
-    op: "relu",
+    op: qtensor::ops::RELU,
     dtypes: [QUInt8],
     name: "plugin_relu_u8",
     priority: Priority::PLUGIN,
@@ -43,13 +43,13 @@ register_kernel! {
 }
 
 declare_op!(
-    "myplugin::clamp_q(Tensor self, float min, float max) -> Tensor",
+    pub CLAMP_Q = "myplugin::clamp_q(Tensor self, float min, float max) -> Tensor",
     "Clamps a per-tensor quantized tensor to [min, max], in the integer domain: the bounds are quantized with the tensor's own qparams."
 );
 
 /// `clamp(q, quantize(min), quantize(max))`, same qparams.
 fn clamp_q(x: &Tensor, min: f64, max: f64) -> Result<Tensor> {
-    let op = "myplugin::clamp_q";
+    let op = CLAMP_Q;
     if min.is_nan() || max.is_nan() || min > max {
         return Err(Error::invalid(op, format!("need min <= max, got [{min}, {max}]")));
     }
@@ -73,7 +73,7 @@ fn clamp_q(x: &Tensor, min: f64, max: f64) -> Result<Tensor> {
 }
 
 register_kernel! {
-    op: "myplugin::clamp_q",
+    op: CLAMP_Q,
     dtypes: [QUInt8, QInt8, QInt32],
     name: "plugin_clamp_q",
     priority: Priority::REFERENCE,

@@ -75,7 +75,7 @@ fn run_time_registration_without_inventory() {
     let d = registry();
     // A kernel for a dtype the plugin did not cover, registered at run time.
     d.register_kernel(kernel_descriptor! {
-        op: "myplugin::clamp_q", key: DispatchKey::QuantizedCPU, dtype: DType::QInt16, name: "runtime_identity_clamp", priority: qtensor::Priority::REFERENCE,
+        op: qtensor_plugin_example::CLAMP_Q, key: DispatchKey::QuantizedCPU, dtype: DType::QInt16, name: "runtime_identity_clamp", priority: qtensor::Priority::REFERENCE,
         is_supported: qtensor::registry::always_supported, fn negating_clamp(x: &Tensor, min: f64, max: f64) -> Tensor
     })
     .unwrap();
@@ -86,7 +86,7 @@ fn run_time_registration_without_inventory() {
     // The same (key, dtype, priority) again is refused, naming both kernels.
     let err = d
         .register_kernel(kernel_descriptor! {
-            op: "myplugin::clamp_q", key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8, name: "second_clamp", priority: qtensor::Priority::REFERENCE,
+            op: qtensor_plugin_example::CLAMP_Q, key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8, name: "second_clamp", priority: qtensor::Priority::REFERENCE,
             is_supported: qtensor::registry::always_supported, fn negating_clamp(x: &Tensor, min: f64, max: f64) -> Tensor
         })
         .unwrap_err()

@@ -1,18 +1,30 @@
 //! Registration of the GEMM-backed ops for one ISA.
 
 /// Registers quantized::linear, linear_relu, linear_dynamic, conv2d and
-/// conv2d_relu for one [`GemmIsa`](crate::gemm::GemmIsa) token type, named
-/// `{prefix}_{op}`, at `priority`.
+/// conv2d_relu (and PyTorch's packed-weight forms) for one
+/// [`GemmIsa`](crate::gemm::GemmIsa) token type at `priority`, with the
+/// kernel names written out at the call (so a name seen in a profile greps
+/// to the line that registers it).
 ///
 /// Each kernel takes its token from `detect()` once per call (the proof
 /// the ISA's methods rely on), which is also its `is_supported`. Without a
 /// token (a direct call on a CPU without the ISA, or under a lower cap) it
-/// runs the same driver with the portable micro-kernel.
+/// declines.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! register_gemm_kernels {
-    ($isa:ty, $prefix:literal, $priority:expr) => {
+    (
+        $isa:ty, $priority:expr,
+        names: {
+            linear: $linear:literal, linear_relu: $linear_relu:literal,
+            linear_packed: $linear_packed:literal, linear_relu_packed: $linear_relu_packed:literal,
+            linear_dynamic: $linear_dynamic:literal, linear_dynamic_packed: $linear_dynamic_packed:literal,
+            conv2d: $conv2d:literal, conv2d_relu: $conv2d_relu:literal,
+            conv2d_new: $conv2d_new:literal, conv2d_relu_new: $conv2d_relu_new:literal $(,)?
+        }
+    ) => {
         const _: () = {
+            use qtensor_runtime::ops as op;
             use qtensor_runtime::packed::{Conv2dPackedParams, LinearPackedParams};
             use qtensor_runtime::{register_kernel, Result, Tensor};
             use $crate::gemm::GemmIsa;
@@ -37,8 +49,8 @@ macro_rules! register_gemm_kernels {
                 linear_dynamic(x, &w.weight, w.bias.as_ref(), reduce_range)
             }
             fn conv2d_packed(relu: bool, x: &Tensor, w: &Conv2dPackedParams, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
-                let op = if relu { "quantized::conv2d_relu.new" } else { "quantized::conv2d.new" };
-                let (p, x) = w.plain_conv(op, x)?;
+                let op = if relu { op::quantized::CONV2D_RELU_NEW } else { op::quantized::CONV2D_NEW };
+                let (p, x) = w.plain_conv(&op, x)?;
                 conv2d(relu, &x, &p.weight, p.bias.as_ref(), &p.stride, &p.padding, &p.dilation, p.groups, y_scale, y_zero_point)
             }
             register_kernel! {
@@ -47,29 +59,29 @@ macro_rules! register_gemm_kernels {
                 is_supported: supported,
                 variants: {
                     fn linear_packed(x: &Tensor, w: &LinearPackedParams, y_scale: f64, y_zero_point: i64) -> Tensor {
-                        "quantized::linear.packed" => (false, concat!($prefix, "_linear_packed")),
-                        "quantized::linear_relu.packed" => (true, concat!($prefix, "_linear_relu_packed")),
+                        op::quantized::LINEAR_PACKED => (false, $linear_packed),
+                        op::quantized::LINEAR_RELU_PACKED => (true, $linear_relu_packed),
                     }
                     fn conv2d_packed(x: &Tensor, w: &Conv2dPackedParams, y_scale: f64, y_zero_point: i64) -> Tensor {
-                        "quantized::conv2d.new" => (false, concat!($prefix, "_conv2d_new")),
-                        "quantized::conv2d_relu.new" => (true, concat!($prefix, "_conv2d_relu_new")),
+                        op::quantized::CONV2D_NEW => (false, $conv2d_new),
+                        op::quantized::CONV2D_RELU_NEW => (true, $conv2d_relu_new),
                     }
                     fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor {
-                        "quantized::linear" => (false, concat!($prefix, "_linear")),
-                        "quantized::linear_relu" => (true, concat!($prefix, "_linear_relu")),
+                        op::quantized::LINEAR => (false, $linear),
+                        op::quantized::LINEAR_RELU => (true, $linear_relu),
                     }
                     fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor {
-                        "quantized::conv2d" => (false, concat!($prefix, "_conv2d")),
-                        "quantized::conv2d_relu" => (true, concat!($prefix, "_conv2d_relu")),
+                        op::quantized::CONV2D => (false, $conv2d),
+                        op::quantized::CONV2D_RELU => (true, $conv2d_relu),
                     }
                 }
             }
             register_kernel! {
-                op: "quantized::linear_dynamic", dtypes: [Float32], name: concat!($prefix, "_linear_dynamic"), priority: $priority,
+                op: op::quantized::LINEAR_DYNAMIC, dtypes: [Float32], name: $linear_dynamic, priority: $priority,
                 is_supported: supported, fn linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, reduce_range: bool) -> Tensor
             }
             register_kernel! {
-                op: "quantized::linear_dynamic.packed", dtypes: [Float32], name: concat!($prefix, "_linear_dynamic_packed"), priority: $priority,
+                op: op::quantized::LINEAR_DYNAMIC_PACKED, dtypes: [Float32], name: $linear_dynamic_packed, priority: $priority,
                 is_supported: supported, fn linear_dynamic_packed(x: &Tensor, w: &LinearPackedParams, reduce_range: bool) -> Tensor
             }
         };

@@ -2,8 +2,8 @@
 //! routines: inputs that already have the output qparams are copied, the
 //! others requantized (within one step of the exact value).
 
-use crate::reference::cat::channels_last_output;
-use crate::reference::common::per_tensor;
+use crate::args::layout::channels_last_output;
+use crate::args::quantized::per_tensor;
 use crate::vector::{ByteElement, RequantParams, VectorIsa};
 use qtensor_runtime::numerics::Requantizer;
 use qtensor_runtime::storage::checked_count;
@@ -110,7 +110,7 @@ pub fn cat<I: VectorIsa>(
     }
     let p0 = per_tensor(op, "qx[0]", first)?;
     let (so, zo) = (scale.unwrap_or(p0.scale), zero_point.unwrap_or(p0.zero_point));
-    let channels_last = crate::reference::cat::channels_last_path(xs, d);
+    let channels_last = crate::args::layout::channels_last_path(xs, d);
     // Scales whose f32 forms (in the path this call takes) are not finite,
     // or vanish, go to the reference, which handles the degenerate results.
     let ratios_fit = xs.iter().all(|x| {
@@ -122,7 +122,7 @@ pub fn cat<I: VectorIsa>(
     if !ratios_fit {
         return decline("quantized::cat: scale ratios f32 cannot hold");
     }
-    let quantizer = crate::reference::common::output_quantizer(op, first.dtype(), so, zo)?;
+    let quantizer = crate::args::quantized::output_quantizer(op, first.dtype(), so, zo)?;
     let mut sizes = first.sizes().to_vec();
     sizes[d] = match xs.iter().try_fold(0usize, |acc, x| acc.checked_add(x.sizes()[d])) {
         Some(total) => total,

@@ -6,9 +6,9 @@
 //! broadcasting (but for mul) and other dtypes, to the reference kernels. Dense inputs (channels-last,
 //! say) are read in place and their layout carries over to the output.
 
+pub use crate::args::binary::BinaryOp;
+use crate::args::quantized::{output_quantizer, per_tensor};
 use crate::parallel::for_each_chunk;
-use crate::reference::common::{output_quantizer, per_tensor};
-pub use crate::reference::elementwise::BinaryOp;
 use crate::vector::{BinaryParams, ByteElement, VectorIsa};
 use qtensor_runtime::numerics::{pytorch_vector_body, BinaryRequant};
 use qtensor_runtime::tensor::layout::{broadcast_shapes, contiguous_strides};

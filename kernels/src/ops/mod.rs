@@ -1,6 +1,6 @@
 //! The elementwise, cat and pooling ops, written once over
 //! [`VectorIsa`](crate::vector::VectorIsa): the tensor work (qparams,
-//! layouts, threads, fallbacks to the reference) lives here, and each ISA
+//! layouts, threads, declining what the ISA path does not take) lives here, and each ISA
 //! supplies its slice routines. [`register_vector_kernels!`](crate::register_vector_kernels) registers the
 //! whole family for one ISA.
 
@@ -13,8 +13,10 @@ pub mod quantize;
 /// The pieces both registration macros give an ISA token type `$isa` of
 /// trait `$trait` (`VectorIsa` or `GemmIsa`): `supported()`, its
 /// `is_supported` predicate, and `with_token!(|t| body)`, which runs
-/// `body` with `t` bound to the ISA's token, or to the portable one where
-/// the CPU (or the cap) has no token to give.
+/// `body` with `t` bound to the ISA's token. The dispatcher calls a kernel
+/// only where `supported()` holds; the token is the proof that the ISA's
+/// `unsafe` routines rely on, so a direct call on a CPU (or under a cap)
+/// without the ISA declines rather than guess another path.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! isa_token_helpers {
@@ -27,10 +29,7 @@ macro_rules! isa_token_helpers {
             (|$t:ident| $body:expr) => {
                 match <$isa as $trait>::detect() {
                     Some($t) => $body,
-                    None => {
-                        let $t = $crate::vector::Portable;
-                        $body
-                    }
+                    None => Err(qtensor_runtime::Error::declined("this CPU (or the ISA cap) lacks the kernel's ISA")),
                 }
             };
         }
@@ -39,19 +38,28 @@ macro_rules! isa_token_helpers {
 
 /// Registers quantize_per_tensor, quantize_per_channel, dequantize, relu,
 /// quantized::add, add_relu, mul, cat and max_pool2d for one
-/// [`VectorIsa`](crate::vector::VectorIsa) token type, named
-/// `{prefix}_{op}`, at `priority`.
+/// [`VectorIsa`](crate::vector::VectorIsa) token type at `priority`, with
+/// the kernel names written out at the call (so a name seen in a profile
+/// greps to the line that registers it).
 ///
 /// Each kernel takes its token from `detect()` once per call (the proof
 /// the ISA's methods rely on), which is also its `is_supported`. Without a
 /// token (a direct call on a CPU without the ISA, or under a lower cap) it
-/// runs the same driver with [`Portable`](crate::vector::Portable)'s
-/// routines, which give the same results.
+/// declines.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! register_vector_kernels {
-    ($isa:ty, $prefix:literal, $priority:expr) => {
+    (
+        $isa:ty, $priority:expr,
+        names: {
+            quantize_per_tensor: $quantize_per_tensor:literal, quantize_per_channel: $quantize_per_channel:literal,
+            dequantize: $dequantize:literal, relu: $relu:literal,
+            add: $add:literal, add_relu: $add_relu:literal, mul: $mul:literal,
+            cat: $cat:literal, max_pool2d: $max_pool2d:literal $(,)?
+        }
+    ) => {
         const _: () = {
+            use qtensor_runtime::ops as op;
             use qtensor_runtime::{register_kernel, DType, Result, Tensor};
             use $crate::ops::elementwise::BinaryOp;
             use $crate::ops::{cat, dequantize, elementwise, pool, quantize};
@@ -84,10 +92,10 @@ macro_rules! register_vector_kernels {
                 priority: $priority,
                 is_supported: supported,
                 kernels: {
-                    "quantize_per_tensor" => quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Tensor
-                        as concat!($prefix, "_quantize_per_tensor"),
-                    "quantize_per_channel" => quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
-                        as concat!($prefix, "_quantize_per_channel"),
+                    op::QUANTIZE_PER_TENSOR => quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Tensor
+                        as $quantize_per_tensor,
+                    op::QUANTIZE_PER_CHANNEL => quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor
+                        as $quantize_per_channel,
                 }
             }
             register_kernel! {
@@ -95,8 +103,8 @@ macro_rules! register_vector_kernels {
                 priority: $priority,
                 is_supported: supported,
                 kernels: {
-                    "dequantize" => dequantize(q: &Tensor) -> Tensor as concat!($prefix, "_dequantize"),
-                    "relu" => relu(x: &Tensor) -> Tensor as concat!($prefix, "_relu"),
+                    op::DEQUANTIZE => dequantize(q: &Tensor) -> Tensor as $dequantize,
+                    op::RELU => relu(x: &Tensor) -> Tensor as $relu,
                 }
             }
             register_kernel! {
@@ -105,19 +113,19 @@ macro_rules! register_vector_kernels {
                 is_supported: supported,
                 variants: {
                     fn binary(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor {
-                        "quantized::add" => (BinaryOp::Add, concat!($prefix, "_add")),
-                        "quantized::add_relu" => (BinaryOp::AddRelu, concat!($prefix, "_add_relu")),
-                        "quantized::mul" => (BinaryOp::Mul, concat!($prefix, "_mul")),
+                        op::quantized::ADD => (BinaryOp::Add, $add),
+                        op::quantized::ADD_RELU => (BinaryOp::AddRelu, $add_relu),
+                        op::quantized::MUL => (BinaryOp::Mul, $mul),
                     }
                 }
             }
             register_kernel! {
-                op: "quantized::cat", dtypes: [QUInt8, QInt8], name: concat!($prefix, "_cat"),
+                op: op::quantized::CAT, dtypes: [QUInt8, QInt8], name: $cat,
                 priority: $priority, is_supported: supported,
                 fn cat(qx: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>) -> Tensor
             }
             register_kernel! {
-                op: "max_pool2d", dtypes: [QUInt8, QInt8, QInt16, QInt32], name: concat!($prefix, "_max_pool2d"),
+                op: op::MAX_POOL2D, dtypes: [QUInt8, QInt8, QInt16, QInt32], name: $max_pool2d,
                 priority: $priority, is_supported: supported,
                 fn max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Tensor
             }

@@ -2,7 +2,7 @@
 //! of pixels at a time across their channels, NCHW ones a plane at a time.
 //! Per-channel tensors and other dtypes go to the reference kernel.
 
-use crate::reference::pool::{window, Planes, Window};
+use crate::args::window::{window, Planes, Window};
 use crate::vector::{max_pool_row, ByteElement, VectorIsa};
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::format::channels_last_strides;

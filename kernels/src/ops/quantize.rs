@@ -2,11 +2,11 @@
 //! slice routines: bit-exact with `numerics::quantize_val` (ties to even,
 //! saturation at ±2^31 and ±inf, NaN to the zero point).
 
+use crate::args::quantized::per_channel_quantizer;
 use crate::parallel::for_each_chunk;
-use crate::reference::quantize::{per_channel_quantizer, quantize_with};
 use crate::vector::{QuantizeParams, VectorIsa};
 use qtensor_runtime::numerics::inv_scale;
-use qtensor_runtime::{DType, Element, QParams, Quantizer, Result, Storage, Tensor};
+use qtensor_runtime::{DType, Element, Error, QParams, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
 
 /// Quantizes contiguous `src` into `dst` with per-block qparams: block `b`
@@ -41,12 +41,13 @@ fn quantize_blocks<T: Element>(
     }
 }
 
-/// Quantizes a float32 tensor with `quantizer` through `isa`; anything
-/// else (float64 input, qint16, quint4x2) goes to the reference kernel.
+/// Quantizes a float32 tensor with `quantizer` through `isa`; declines
+/// anything else (float64 input, qint16, quint4x2), which the reference
+/// kernel takes.
 pub fn quantize<I: VectorIsa>(isa: I, op: &str, x: &Tensor, quantizer: &Arc<Quantizer>) -> Result<Tensor> {
     let dtype = quantizer.dtype();
     if x.dtype() != DType::Float32 || !matches!(dtype, DType::QUInt8 | DType::QInt8 | DType::QInt32) {
-        return quantize_with(op, x, quantizer);
+        return Err(Error::declined("quantize: only float32 to quint8, qint8 or qint32"));
     }
     quantizer.check_fits(op, x.sizes())?;
     let (qmin, qmax) = qtensor_runtime::quantizer::check_quantized_dtype(op, dtype)?;
@@ -87,7 +88,7 @@ pub fn quantize_per_tensor<I: VectorIsa>(
     dtype: DType,
 ) -> Result<Tensor> {
     let op = "quantize_per_tensor";
-    quantize(isa, op, x, &crate::reference::common::per_tensor_quantizer(op, None, dtype, scale, zero_point)?)
+    quantize(isa, op, x, &crate::args::quantized::per_tensor_quantizer(op, None, dtype, scale, zero_point)?)
 }
 
 /// quantize_per_channel through `isa`.

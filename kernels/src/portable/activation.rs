@@ -4,11 +4,9 @@
 //! gives every output bit for bit. They decline the other dtypes and
 //! per-channel inputs, to the reference kernels.
 
+use crate::args::activation::{clamp_bounds, hardsigmoid_fn, hardswish_fn, sigmoid_requant, unit_interval_qparams};
+use crate::args::quantized::{output_quantizer, per_tensor};
 use crate::ops::elementwise::map_into;
-use crate::reference::activation::{
-    clamp_bounds, hardsigmoid_fn, hardswish_fn, sigmoid_requant, unit_interval_qparams,
-};
-use crate::reference::common::{output_quantizer, per_tensor};
 use crate::vector::ByteElement;
 use qtensor_runtime::numerics::{pytorch_vector_body, DequantRequant};
 use qtensor_runtime::{DType, Error, Priority, Quantizer, Result, Tensor};

@@ -12,5 +12,16 @@ pub mod pool;
 pub use crate::vector::Portable;
 use qtensor_runtime::Priority;
 
-crate::register_vector_kernels!(Portable, "portable", Priority::PORTABLE);
-crate::register_gemm_kernels!(Portable, "portable", Priority::PORTABLE);
+crate::register_vector_kernels!(Portable, Priority::PORTABLE, names: {
+    quantize_per_tensor: "portable_quantize_per_tensor", quantize_per_channel: "portable_quantize_per_channel",
+    dequantize: "portable_dequantize", relu: "portable_relu",
+    add: "portable_add", add_relu: "portable_add_relu", mul: "portable_mul",
+    cat: "portable_cat", max_pool2d: "portable_max_pool2d",
+});
+crate::register_gemm_kernels!(Portable, Priority::PORTABLE, names: {
+    linear: "portable_linear", linear_relu: "portable_linear_relu",
+    linear_packed: "portable_linear_packed", linear_relu_packed: "portable_linear_relu_packed",
+    linear_dynamic: "portable_linear_dynamic", linear_dynamic_packed: "portable_linear_dynamic_packed",
+    conv2d: "portable_conv2d", conv2d_relu: "portable_conv2d_relu",
+    conv2d_new: "portable_conv2d_new", conv2d_relu_new: "portable_conv2d_relu_new",
+});

@@ -2,12 +2,12 @@
 //! each output pixel sums whole channel rows, which the compiler
 //! vectorizes. They decline other layouts, to the reference kernels.
 
+use crate::args::average::{adaptive_range, avg_pool_geometry, AdaptiveAverage, AvgPoolGeometry, WindowAverage};
+use crate::args::quantized::per_tensor;
+use crate::args::window::Planes;
 use crate::ops::pool::{is_channels_last, nhwc_rows};
-use crate::reference::common::per_tensor;
-use crate::reference::pool::{
-    adaptive_range, avg_pool_geometry, AdaptiveAverage, AvgPoolGeometry, Planes, WindowAverage,
-};
 use crate::vector::ByteElement;
+use qtensor_runtime::ops as op;
 use qtensor_runtime::{register_kernel, DType, Element, Error, Priority, Result, Tensor};
 
 /// Channels-last adaptive_avg_pool2d: per output pixel, the channel sums
@@ -19,7 +19,7 @@ fn portable_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tenso
     }
     let pt = per_tensor(op, "self", x)?;
     let p = Planes::of(op, x)?;
-    crate::reference::common::check_at_least(op, "output_size", output_size, 1)?;
+    crate::args::quantized::check_at_least(op, "output_size", output_size, 1)?;
     if output_size.len() != 2 {
         return Err(Error::declined("adaptive_avg_pool2d: an output_size that is not two sizes"));
     }
@@ -62,7 +62,7 @@ fn portable_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tenso
 }
 
 register_kernel! {
-    op: "adaptive_avg_pool2d",
+    op: op::ADAPTIVE_AVG_POOL2D,
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "portable_adaptive_avg_pool2d",
     priority: Priority::PORTABLE,
@@ -125,7 +125,7 @@ fn portable_avg_pool2d(
 }
 
 register_kernel! {
-    op: "avg_pool2d",
+    op: op::AVG_POOL2D,
     dtypes: [QUInt8, QInt8],
     name: "portable_avg_pool2d",
     priority: Priority::PORTABLE,

@@ -3,10 +3,12 @@
 //! and requantize ([`DequantRequant`]); hardtanh, relu6 and clamp compare
 //! integers against quantized bounds.
 
-use super::common::{output_quantizer, per_tensor, quantized_from_ints, PerTensor};
-use qtensor_runtime::numerics::{inv_scale, quantize_val, DequantRequant};
+use crate::args::activation::{clamp_bounds, hardsigmoid_fn, hardswish_fn, sigmoid_requant, unit_interval_qparams};
+use crate::args::quantized::{output_quantizer, per_tensor, quantized_from_ints};
+use qtensor_runtime::numerics::DequantRequant;
+use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::try_vec;
-use qtensor_runtime::{DType, Error, Priority, Result, Tensor};
+use qtensor_runtime::{Error, Priority, Result, Tensor};
 
 /// Each element's rank in memory order, in row-major element order: the
 /// position PyTorch's elementwise loop visits it at. A tensor that is not
@@ -33,30 +35,6 @@ fn float_unary(op: &str, x: &Tensor, scale: f64, zero_point: i64, f: impl Fn(f32
     quantized_from_ints(x.sizes(), &out_q, &ints)?.in_format_of(x)
 }
 
-/// The output qparams PyTorch fixes for sigmoid and hardsigmoid, whose
-/// values lie in [0, 1]: scale 2^-8 (2^-32 for qint32), and the zero point
-/// at the bottom of the range (-128 for qint8).
-pub fn unit_interval_qparams(op: &str, dtype: DType) -> Result<(f64, i64)> {
-    match dtype {
-        DType::QUInt8 => Ok((1.0 / 256.0, 0)),
-        DType::QInt8 => Ok((1.0 / 256.0, -128)),
-        DType::QInt32 => Ok((2.3283064365386963e-10, 0)),
-        other => {
-            Err(Error::WrongDType { op: op.into(), expected: "a quint8, qint8 or qint32 tensor".into(), got: other })
-        }
-    }
-}
-
-/// hardswish on a dequantized value, as PyTorch writes it in f32.
-pub fn hardswish_fn(v: f32) -> f32 {
-    v * (v + 3.0).clamp(0.0, 6.0) / 6.0
-}
-
-/// hardsigmoid on a dequantized value, as PyTorch writes it in f32.
-pub fn hardsigmoid_fn(v: f32) -> f32 {
-    (v + 3.0).clamp(0.0, 6.0) / 6.0
-}
-
 /// `quantized::leaky_relu`: PyTorch's `leaky_qrelu_out_kernel` is the same
 /// dequantize, f32 function, requantize loop pair as hardswish, with
 /// `x > 0 ? x : x * negative_slope` (the slope as f32).
@@ -75,38 +53,22 @@ qtensor_runtime::register_kernel! {
     dtypes: [QUInt8, QInt8, QInt32],
     priority: Priority::REFERENCE,
     kernels: {
-        "quantized::leaky_relu" => reference_leaky_relu(x: &Tensor, negative_slope: qtensor_runtime::Scalar, inplace: bool, output_scale: f64, output_zero_point: i64) -> Tensor,
+        op::quantized::LEAKY_RELU => reference_leaky_relu(x: &Tensor, negative_slope: qtensor_runtime::Scalar, inplace: bool, output_scale: f64, output_zero_point: i64) -> Tensor,
     }
 }
 
-/// The reference hardswish, also the fallback of faster kernels.
+/// The reference hardswish.
 pub fn reference_hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Result<Tensor> {
     float_unary("quantized::hardswish", x, output_scale, output_zero_point, hardswish_fn)
 }
 
-/// The reference hardsigmoid, also the fallback of faster kernels.
+/// The reference hardsigmoid.
 pub fn reference_hardsigmoid(x: &Tensor) -> Result<Tensor> {
     let (scale, zero_point) = unit_interval_qparams("hardsigmoid", x.dtype())?;
     float_unary("hardsigmoid", x, scale, zero_point, hardsigmoid_fn)
 }
 
-/// PyTorch's quantized sigmoid of one stored value `q`, by its vector
-/// loop or its scalar one: both dequantize as `f32(q - z) * f32(s)` in the
-/// vector loop and in f64 in the scalar one (not the fused form of the
-/// other activations), then compute `1 / (1 + exp(-x))` in f32.
-pub fn sigmoid_requant(x: &Tensor) -> Result<impl Fn(i64, bool) -> i64> {
-    let op = "sigmoid";
-    let pt = per_tensor(op, "self", x)?;
-    let (scale, zero_point) = unit_interval_qparams(op, pt.dtype)?;
-    let requant = DequantRequant::new(pt.scale, pt.zero_point, scale, zero_point, pt.qmin, pt.qmax);
-    let s = pt.scale as f32;
-    Ok(move |q: i64, vector: bool| {
-        let v = if vector { (q - pt.zero_point) as f32 * s } else { requant.dequantize(q, false) };
-        requant.quantize(1.0 / (1.0 + (-v).exp()), vector)
-    })
-}
-
-/// The reference sigmoid, also the fallback of faster kernels.
+/// The reference sigmoid.
 pub fn reference_sigmoid(x: &Tensor) -> Result<Tensor> {
     let op = "sigmoid";
     let pt = per_tensor(op, "self", x)?;
@@ -130,12 +92,12 @@ macro_rules! register_activation_kernels {
             dtypes: $dts,
             priority: $prio,
             kernels: {
-                "quantized::hardswish" => $hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Tensor,
-                "hardsigmoid" => $hardsigmoid(x: &Tensor) -> Tensor,
-                "sigmoid" => $sigmoid(x: &Tensor) -> Tensor,
-                "hardtanh" => $hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Tensor,
-                "relu6" => $relu6(x: &Tensor) -> Tensor,
-                "clamp" => $clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Tensor,
+                qtensor_runtime::ops::quantized::HARDSWISH => $hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Tensor,
+                qtensor_runtime::ops::HARDSIGMOID => $hardsigmoid(x: &Tensor) -> Tensor,
+                qtensor_runtime::ops::SIGMOID => $sigmoid(x: &Tensor) -> Tensor,
+                qtensor_runtime::ops::HARDTANH => $hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Tensor,
+                qtensor_runtime::ops::RELU6 => $relu6(x: &Tensor) -> Tensor,
+                qtensor_runtime::ops::CLAMP => $clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Tensor,
             }
         }
     };
@@ -153,24 +115,6 @@ crate::register_activation_kernels!(
         reference_clamp
     ]
 );
-
-/// A float bound quantized as PyTorch's `quantize_val` does (fbgemm's
-/// `Quantize`), into the tensor's own qparams.
-fn quantized_bound(op: &str, what: &str, pt: &PerTensor, v: f64) -> Result<i64> {
-    if v.is_nan() {
-        return Err(Error::invalid(op, format!("{what} must not be NaN")));
-    }
-    Ok(quantize_val(v as f32, inv_scale(pt.scale), pt.zero_point, pt.qmin, pt.qmax))
-}
-
-/// The integer bounds of a clamp: the float bounds quantized into `x`'s
-/// qparams, the dtype's ends where absent.
-pub fn clamp_bounds(op: &str, x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<(i64, i64)> {
-    let pt = per_tensor(op, "self", x)?;
-    let lo = min.map(|v| quantized_bound(op, "min", &pt, v)).transpose()?.unwrap_or(pt.qmin);
-    let hi = max.map(|v| quantized_bound(op, "max", &pt, v)).transpose()?.unwrap_or(pt.qmax);
-    Ok((lo, hi))
-}
 
 /// `clamp(q, lo, hi)` on the integers, bounds quantized first; the output
 /// keeps the input's qparams. PyTorch applies the max bound last, so with

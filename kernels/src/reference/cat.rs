@@ -1,13 +1,15 @@
 //! quantized::cat: concatenation along any dim, requantizing only when an
 //! input's qparams differ from the output's.
 
-use super::common::{output_quantizer, per_tensor, quantized_from_ints};
+use crate::args::layout::{channels_last_output, channels_last_path};
+use crate::args::quantized::{output_quantizer, per_tensor, quantized_from_ints};
 use qtensor_runtime::numerics::{requantize_f64, Requantizer};
+use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{register_kernel, Error, MemoryFormat, Priority, Result, Tensor};
 
-/// The reference cat, also the fallback of faster kernels.
+/// The reference cat.
 pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Option<i64>) -> Result<Tensor> {
     let op = "quantized::cat";
     let first = xs.first().ok_or_else(|| Error::invalid(op, "expected at least one tensor"))?;
@@ -86,22 +88,8 @@ pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Op
     }
 }
 
-/// True where PyTorch's cat returns a channels-last tensor: on its
-/// channels-last path, and where every input suggests channels-last (its
-/// generic path concatenates in the inputs' common format).
-pub fn channels_last_output(xs: &[Tensor], dim: usize) -> bool {
-    channels_last_path(xs, dim)
-        || (!xs.is_empty() && xs.iter().all(|x| x.memory_format() == MemoryFormat::ChannelsLast))
-}
-
-/// True where PyTorch's cat takes its channels-last path: 4-d inputs, all
-/// channels-last, concatenated along channels.
-pub fn channels_last_path(xs: &[Tensor], dim: usize) -> bool {
-    dim == 1 && xs.iter().all(|x| x.ndim() == 4 && x.is_contiguous_in(MemoryFormat::ChannelsLast))
-}
-
 register_kernel! {
-    op: "quantized::cat",
+    op: op::quantized::CAT,
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_cat",
     priority: Priority::REFERENCE,

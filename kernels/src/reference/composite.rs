@@ -2,6 +2,7 @@
 //! dispatcher, so the fastest kernel of the op it is built on runs (and
 //! shows in the profiler under that op's name).
 
+use qtensor_runtime::ops as op;
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{dispatcher, register_kernel, DType, Error, Priority, Result, Tensor, Value};
 
@@ -87,7 +88,7 @@ register_kernel! {
     dtypes: [QUInt8, QInt8, QInt32],
     priority: Priority::REFERENCE,
     kernels: {
-        "cat" => quantized_cat(tensors: &[Tensor], dim: i64) -> Tensor,
+        op::CAT => quantized_cat(tensors: &[Tensor], dim: i64) -> Tensor,
     }
 }
 
@@ -95,7 +96,7 @@ register_kernel! {
     dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8],
     priority: Priority::REFERENCE,
     kernels: {
-        "cat" => plain_cat(tensors: &[Tensor], dim: i64) -> Tensor,
+        op::CAT => plain_cat(tensors: &[Tensor], dim: i64) -> Tensor,
     }
 }
 
@@ -103,7 +104,7 @@ register_kernel! {
     dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
     priority: Priority::REFERENCE,
     kernels: {
-        "chunk" => chunk(x: &Tensor, chunks: i64, dim: i64) -> Vec<Tensor>,
+        op::CHUNK => chunk(x: &Tensor, chunks: i64, dim: i64) -> Vec<Tensor>,
     }
 }
 
@@ -111,7 +112,7 @@ register_kernel! {
     dtypes: [Float32, Float64],
     priority: Priority::REFERENCE,
     kernels: {
-        "quantize_per_tensor.tensor_qparams" => quantize_per_tensor_tensor_qparams(x: &Tensor, scale: &Tensor, zero_point: &Tensor, dtype: DType) -> Tensor,
+        op::QUANTIZE_PER_TENSOR_TENSOR_QPARAMS => quantize_per_tensor_tensor_qparams(x: &Tensor, scale: &Tensor, zero_point: &Tensor, dtype: DType) -> Tensor,
     }
 }
 
@@ -150,7 +151,7 @@ register_kernel! {
     dtypes: [Float32, QUInt8, QInt8, QInt32],
     priority: Priority::REFERENCE,
     kernels: {
-        "upsample_nearest2d.vec" => upsample_nearest2d_vec(x: &Tensor, output_size: Option<&[i64]>, scale_factors: Option<Vec<f64>>) -> Tensor,
+        op::UPSAMPLE_NEAREST2D_VEC => upsample_nearest2d_vec(x: &Tensor, output_size: Option<&[i64]>, scale_factors: Option<Vec<f64>>) -> Tensor,
     }
 }
 
@@ -158,6 +159,6 @@ register_kernel! {
     dtypes: [QUInt8, QInt8, QInt32],
     priority: Priority::REFERENCE,
     kernels: {
-        "quantized::relu6" => quantized_relu6(x: &Tensor, inplace: bool) -> Tensor,
+        op::quantized::RELU6 => quantized_relu6(x: &Tensor, inplace: bool) -> Tensor,
     }
 }

@@ -4,9 +4,11 @@
 //! Padding stands for real zeros, i.e. the input's zero point, so it adds
 //! nothing to the exact accumulator `Σ (x - x_zp)(w - w_zp)`.
 
-use super::common::{bias_values, check_at_least, output_quantizer, per_tensor, quantized_from_ints};
-use super::linear::{centered_rows, qint8_weight_rows};
+use crate::args::conv::ConvParams;
+use crate::args::linear::{centered_rows, qint8_weight_rows};
+use crate::args::quantized::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
 use qtensor_runtime::numerics::AccRequant;
+use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 use std::sync::Arc;
@@ -44,66 +46,6 @@ impl PackedConv2d {
     /// The packed form of `w`, computed once and cached on the weight tensor.
     pub fn of(w: &Tensor) -> Result<Arc<PackedConv2d>> {
         w.cached_derived(PackedConv2d::pack)
-    }
-}
-
-/// Stride, padding, dilation and groups of a convolution, validated.
-#[derive(Debug, Clone, Copy)]
-pub struct ConvParams {
-    /// Stride (h, w), each >= 1.
-    pub stride: [usize; 2],
-    /// Zero padding (h, w), each >= 0.
-    pub padding: [usize; 2],
-    /// Dilation (h, w), each >= 1.
-    pub dilation: [usize; 2],
-    /// Groups, >= 1.
-    pub groups: usize,
-}
-
-impl ConvParams {
-    /// Checks the raw arguments of the op.
-    pub fn new(op: &str, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64) -> Result<ConvParams> {
-        check_at_least(op, "stride", stride, 1)?;
-        check_at_least(op, "padding", padding, 0)?;
-        check_at_least(op, "dilation", dilation, 1)?;
-        check_at_least(op, "groups", &[groups], 1)?;
-        let pair = |v: &[i64]| [v[0] as usize, v[1] as usize];
-        Ok(ConvParams {
-            stride: pair(stride),
-            padding: pair(padding),
-            dilation: pair(dilation),
-            groups: groups as usize,
-        })
-    }
-}
-
-impl ConvParams {
-    /// The output size along spatial dimension `i` (0 for height, 1 for
-    /// width) of an input of `size` and a kernel of `k`, as PyTorch
-    /// computes it. Every intermediate is checked: parameters whose window
-    /// or padded input do not fit in memory are an error, never a wrap.
-    pub fn out_size(&self, op: &str, size: usize, k: usize, i: usize) -> Result<usize> {
-        let too_small = |detail: String| {
-            Error::shape(
-                op,
-                format!("no output for input size {size}, kernel {k}, padding {:?}: {detail}", self.padding),
-            )
-        };
-        let padded = size as i128 + 2 * self.padding[i] as i128;
-        if padded > usize::MAX as i128 / 2 {
-            return Err(too_small(format!("the padded input ({padded}) does not fit in memory")));
-        }
-        if k == 0 {
-            return Err(too_small("the kernel is empty".into()));
-        }
-        let reach = (self.dilation[i] as i128)
-            .checked_mul(k as i128 - 1)
-            .ok_or_else(|| too_small(format!("dilation {:?} overflows", self.dilation)))?;
-        let span = padded - reach - 1;
-        if span < 0 {
-            return Err(too_small(format!("the dilated kernel spans {} positions", reach + 1)));
-        }
-        Ok((span / self.stride[i] as i128 + 1) as usize)
     }
 }
 
@@ -185,8 +127,7 @@ pub fn conv2d_with_packed(
     quantized_from_ints(&[n, w.out_channels, oh, ow], &out_q, &ints)?.in_format_of(x)
 }
 
-/// The reference conv2d (fused relu when `relu`), also the fallback of
-/// faster kernels.
+/// The reference conv2d, fused with relu when `relu`.
 #[allow(clippy::too_many_arguments)]
 pub fn reference_conv(
     relu: bool,
@@ -210,8 +151,8 @@ register_kernel! {
     priority: Priority::REFERENCE,
     variants: {
         fn reference_conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: &[i64], padding: &[i64], dilation: &[i64], groups: i64, y_scale: f64, y_zero_point: i64) -> Tensor {
-            "quantized::conv2d" => (false, "reference_conv2d"),
-            "quantized::conv2d_relu" => (true, "reference_conv2d_relu"),
+            op::quantized::CONV2D => (false, "reference_conv2d"),
+            op::quantized::CONV2D_RELU => (true, "reference_conv2d_relu"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The ways to assemble a quantized tensor: from integers and qparams
 //! (`_make_*`), and empty ones (`_empty_*`).
 
-use super::quantize::{per_channel_qparams, wrap_axis};
+use crate::args::quantized::{per_channel_qparams, wrap_axis};
+use qtensor_runtime::ops as op;
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Quantizer, Result, Tensor};
 
 /// The quantized dtype whose integers `x` holds, or an error that says which
@@ -23,8 +24,8 @@ register_kernel! {
     dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
     priority: Priority::REFERENCE,
     kernels: {
-        "_make_per_tensor_quantized_tensor" => reference_make_per_tensor(x: &Tensor, scale: f64, zero_point: i64) -> Tensor as "reference_make_per_tensor_quantized_tensor",
-        "_make_per_channel_quantized_tensor" => reference_make_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64) -> Tensor as "reference_make_per_channel_quantized_tensor",
+        op::_MAKE_PER_TENSOR_QUANTIZED_TENSOR => reference_make_per_tensor(x: &Tensor, scale: f64, zero_point: i64) -> Tensor as "reference_make_per_tensor_quantized_tensor",
+        op::_MAKE_PER_CHANNEL_QUANTIZED_TENSOR => reference_make_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64) -> Tensor as "reference_make_per_channel_quantized_tensor",
     }
 }
 
@@ -45,8 +46,8 @@ register_kernel! {
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     priority: Priority::REFERENCE,
     kernels: {
-        "_empty_affine_quantized" => reference_empty_affine(size: &[i64], scale: f64, zero_point: i64, dtype: DType) -> Tensor as "reference_empty_affine_quantized",
-        "_empty_per_channel_affine_quantized" => reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor as "reference_empty_per_channel_affine_quantized",
+        op::_EMPTY_AFFINE_QUANTIZED => reference_empty_affine(size: &[i64], scale: f64, zero_point: i64, dtype: DType) -> Tensor as "reference_empty_affine_quantized",
+        op::_EMPTY_PER_CHANNEL_AFFINE_QUANTIZED => reference_empty_per_channel(size: &[i64], scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor as "reference_empty_per_channel_affine_quantized",
     }
 }
 
@@ -87,7 +88,7 @@ register_kernel! {
     dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
     priority: Priority::REFERENCE,
     kernels: {
-        "zeros" => reference_zeros(size: &[i64], dtype: Option<DType>, layout: Option<i64>, device: Option<&str>, pin_memory: Option<bool>) -> Tensor,
+        op::ZEROS => reference_zeros(size: &[i64], dtype: Option<DType>, layout: Option<i64>, device: Option<&str>, pin_memory: Option<bool>) -> Tensor,
     }
 }
 
@@ -118,6 +119,6 @@ register_kernel! {
     dtypes: [UInt8, Int8, Int16, Int32, Int64, Float32, Float64],
     priority: Priority::REFERENCE,
     kernels: {
-        "to.dtype" => reference_to_dtype(x: &Tensor, dtype: DType, non_blocking: bool, copy: bool, memory_format: Option<i64>) -> Tensor,
+        op::TO_DTYPE => reference_to_dtype(x: &Tensor, dtype: DType, non_blocking: bool, copy: bool, memory_format: Option<i64>) -> Tensor,
     }
 }

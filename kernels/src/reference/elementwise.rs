@@ -2,13 +2,15 @@
 //! (with NumPy broadcasting), with PyTorch's arithmetic.
 
 use super::activation::memory_positions;
-use super::common::{output_quantizer, per_tensor, quantized_from_ints, PerTensor};
-use qtensor_runtime::numerics::{pytorch_vector_body, requantize_f64, BinaryRequant};
+pub use crate::args::binary::BinaryOp;
+use crate::args::quantized::{output_quantizer, per_tensor, quantized_from_ints};
+use qtensor_runtime::numerics::{pytorch_vector_body, requantize_f64};
+use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::tensor::layout::broadcast_shapes;
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 
-/// The reference relu on quantized tensors, also the fallback of faster kernels.
+/// The reference relu on quantized tensors.
 pub fn reference_quantized_relu(x: &Tensor) -> Result<Tensor> {
     let q = x.require_quantizer("relu")?;
     let ints: Vec<i64> =
@@ -18,7 +20,7 @@ pub fn reference_quantized_relu(x: &Tensor) -> Result<Tensor> {
 }
 
 register_kernel! {
-    op: "relu",
+    op: op::RELU,
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     name: "reference_quantized_relu",
     priority: Priority::REFERENCE,
@@ -34,44 +36,11 @@ fn reference_float_relu(x: &Tensor) -> Result<Tensor> {
 }
 
 register_kernel! {
-    op: "relu",
+    op: op::RELU,
     dtypes: [Float32, Float64],
     name: "reference_float_relu",
     priority: Priority::REFERENCE,
     fn reference_float_relu(x: &Tensor) -> Tensor
-}
-
-/// Which requantizing binary op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    /// quantized::add.
-    Add,
-    /// quantized::add_relu.
-    AddRelu,
-    /// quantized::mul.
-    Mul,
-}
-
-impl BinaryOp {
-    /// The op's schema name.
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "quantized::add",
-            BinaryOp::AddRelu => "quantized::add_relu",
-            BinaryOp::Mul => "quantized::mul",
-        }
-    }
-
-    /// PyTorch's arithmetic for this op between per-tensor operands `a`
-    /// and `b` into `(scale, zero_point)`.
-    pub fn requant(self, a: &PerTensor, b: &PerTensor, scale: f64, zero_point: i64) -> BinaryRequant {
-        let lo = if self == BinaryOp::AddRelu { zero_point.max(a.qmin) } else { a.qmin };
-        let (qa, qb, out) = ((a.scale, a.zero_point), (b.scale, b.zero_point), (scale, zero_point));
-        match self {
-            BinaryOp::Mul => BinaryRequant::mul(qa, qb, out, lo, a.qmax),
-            _ => BinaryRequant::add(qa, qb, out, lo, a.qmax),
-        }
-    }
 }
 
 /// True when PyTorch's loop visits `a` and `b` in their shared memory
@@ -122,9 +91,9 @@ register_kernel! {
     priority: Priority::REFERENCE,
     variants: {
         fn requantized_binary(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor {
-            "quantized::add" => (BinaryOp::Add, "reference_add"),
-            "quantized::add_relu" => (BinaryOp::AddRelu, "reference_add_relu"),
-            "quantized::mul" => (BinaryOp::Mul, "reference_mul"),
+            op::quantized::ADD => (BinaryOp::Add, "reference_add"),
+            op::quantized::ADD_RELU => (BinaryOp::AddRelu, "reference_add_relu"),
+            op::quantized::MUL => (BinaryOp::Mul, "reference_mul"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! models leave between a dequantize and a quantize: silu, mul, add and
 //! softmax on float32 tensors, broadcast as PyTorch broadcasts.
 
+use qtensor_runtime::ops as op;
 use qtensor_runtime::tensor::layout::{broadcast_shapes, wrap_dim};
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Scalar, Tensor};
 
@@ -119,8 +120,8 @@ register_kernel! {
     dtypes: [Int64],
     priority: Priority::REFERENCE,
     kernels: {
-        "mul.Tensor" => reference_mul_int(a: &Tensor, b: &Tensor) -> Tensor as "reference_mul_tensor_int64",
-        "add.Tensor" => reference_add_int(a: &Tensor, b: &Tensor, alpha: Scalar) -> Tensor as "reference_add_tensor_int64",
+        op::MUL_TENSOR => reference_mul_int(a: &Tensor, b: &Tensor) -> Tensor as "reference_mul_tensor_int64",
+        op::ADD_TENSOR => reference_add_int(a: &Tensor, b: &Tensor, alpha: Scalar) -> Tensor as "reference_add_tensor_int64",
     }
 }
 
@@ -128,10 +129,10 @@ register_kernel! {
     dtypes: [Float32],
     priority: Priority::REFERENCE,
     kernels: {
-        "silu" => reference_silu(x: &Tensor) -> Tensor,
-        "mul.Tensor" => reference_mul_tensor(a: &Tensor, b: &Tensor) -> Tensor,
-        "mul.Scalar" => reference_mul_scalar(a: &Tensor, b: Scalar) -> Tensor,
-        "add.Tensor" => reference_add_tensor(a: &Tensor, b: &Tensor, alpha: Scalar) -> Tensor,
-        "softmax.int" => reference_softmax(x: &Tensor, dim: i64, dtype: Option<DType>) -> Tensor,
+        op::SILU => reference_silu(x: &Tensor) -> Tensor,
+        op::MUL_TENSOR => reference_mul_tensor(a: &Tensor, b: &Tensor) -> Tensor,
+        op::MUL_SCALAR => reference_mul_scalar(a: &Tensor, b: Scalar) -> Tensor,
+        op::ADD_TENSOR => reference_add_tensor(a: &Tensor, b: &Tensor, alpha: Scalar) -> Tensor,
+        op::SOFTMAX_INT => reference_softmax(x: &Tensor, dim: i64, dtype: Option<DType>) -> Tensor,
     }
 }

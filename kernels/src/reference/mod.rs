@@ -2,7 +2,6 @@
 
 pub mod activation;
 pub mod cat;
-pub mod common;
 pub mod composite;
 pub mod conv;
 pub mod create;
@@ -22,33 +21,6 @@ pub mod script;
 pub mod transformer;
 pub mod views;
 
-/// The kernel files of this module. It exists only so that [`crate::link`]
-/// returns something that depends on this crate: a caller that uses the
-/// value keeps the linker from dropping the crate, and with it the
-/// kernels that `inventory` registers from it.
-pub const KERNEL_FILES: &[&str] = &[
-    "activation",
-    "cat",
-    "composite",
-    "conv",
-    "create",
-    "elementwise",
-    "float",
-    "inspect",
-    "linear",
-    "matmul",
-    "norm",
-    "packed",
-    "pool",
-    "quantize",
-    "reduce",
-    "resample",
-    "rnn",
-    "script",
-    "transformer",
-    "views",
-];
-
 /// Small calls of the reference kernels, directly (no dispatcher, no
 /// SIMD): they run under Miri (`.ci/miri`), which checks the safe code the
 /// reference kernels build on for undefined behaviour.
@@ -67,7 +39,7 @@ mod tests {
         let x = q8(&[1, 2, 5, 4], 10)?;
         let y = q8(&[1, 2, 5, 4], 20)?;
         assert_eq!(super::elementwise::reference_quantized_relu(&x)?.sizes(), &[1, 2, 5, 4]);
-        let s = super::elementwise::requantized_binary(super::elementwise::BinaryOp::Add, &x, &y, 0.1, 5)?;
+        let s = super::elementwise::requantized_binary(crate::args::binary::BinaryOp::Add, &x, &y, 0.1, 5)?;
         assert_eq!(s.numel(), 40);
         let cat = super::cat::reference_cat(&[x.clone(), y.clone()], 1, Some(0.1), Some(3))?;
         assert_eq!(cat.sizes(), &[1, 4, 5, 4]);

@@ -9,7 +9,8 @@
 //! then `q_out = round_half_even(fma(alpha, f32(q - x_zero_point), beta)) +
 //! y_zero_point`, clamped.
 
-use super::common::{output_quantizer, per_tensor, quantized_from_ints};
+use crate::args::quantized::{output_quantizer, per_tensor, quantized_from_ints};
+use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::try_filled;
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 
@@ -78,7 +79,7 @@ fn reference_batch_norm2d(
 }
 
 register_kernel! {
-    op: "quantized::batch_norm2d",
+    op: op::quantized::BATCH_NORM2D,
     dtypes: [QUInt8, QInt8, QInt32],
     name: "reference_batch_norm2d",
     priority: Priority::REFERENCE,

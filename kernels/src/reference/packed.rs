@@ -2,6 +2,7 @@
 //! `quantized::linear.packed`, ...): each unpacks PyTorch's packed-weight
 //! object and runs the plain reference kernel on its parts.
 
+use qtensor_runtime::ops as op;
 use qtensor_runtime::packed::{Conv2dPackedParams, LinearPackedParams};
 use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
 
@@ -47,18 +48,18 @@ register_kernel! {
     priority: Priority::REFERENCE,
     variants: {
         fn reference_conv_packed(x: &Tensor, w: &Conv2dPackedParams, y_scale: f64, y_zero_point: i64) -> Tensor {
-            "quantized::conv2d.new" => (false, "reference_conv2d_new"),
-            "quantized::conv2d_relu.new" => (true, "reference_conv2d_relu_new"),
+            op::quantized::CONV2D_NEW => (false, "reference_conv2d_new"),
+            op::quantized::CONV2D_RELU_NEW => (true, "reference_conv2d_relu_new"),
         }
         fn reference_linear_packed(x: &Tensor, w: &LinearPackedParams, y_scale: f64, y_zero_point: i64) -> Tensor {
-            "quantized::linear.packed" => (false, "reference_linear_packed"),
-            "quantized::linear_relu.packed" => (true, "reference_linear_relu_packed"),
+            op::quantized::LINEAR_PACKED => (false, "reference_linear_packed"),
+            op::quantized::LINEAR_RELU_PACKED => (true, "reference_linear_relu_packed"),
         }
     }
 }
 
 register_kernel! {
-    op: "quantized::linear_dynamic.packed", dtypes: [Float32], name: "reference_linear_dynamic_packed",
+    op: op::quantized::LINEAR_DYNAMIC_PACKED, dtypes: [Float32], name: "reference_linear_dynamic_packed",
     priority: Priority::REFERENCE,
     fn reference_linear_dynamic_packed(x: &Tensor, w: &LinearPackedParams, reduce_range: bool) -> Tensor
 }

@@ -1,6 +1,8 @@
 //! quantize_per_tensor, quantize_per_channel, dequantize and int_repr.
 
+use crate::args::quantized::per_channel_quantizer;
 use qtensor_runtime::numerics::{inv_scale, quantize_val};
+use qtensor_runtime::ops as op;
 use qtensor_runtime::quantizer::check_quantized_dtype;
 use qtensor_runtime::{register_kernel, with_element_type, DType, Element, Error, Priority, Quantizer, Result, Tensor};
 use std::sync::Arc;
@@ -37,7 +39,7 @@ pub fn quantize_with(op: &str, x: &Tensor, quantizer: &Arc<Quantizer>) -> Result
 }
 
 fn reference_quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Result<Tensor> {
-    let q = super::common::per_tensor_quantizer("quantize_per_tensor", None, dtype, scale, zero_point)?;
+    let q = crate::args::quantized::per_tensor_quantizer("quantize_per_tensor", None, dtype, scale, zero_point)?;
     quantize_with("quantize_per_tensor", x, &q)
 }
 
@@ -45,63 +47,9 @@ register_kernel! {
     dtypes: [Float32, Float64],
     priority: Priority::REFERENCE,
     kernels: {
-        "quantize_per_tensor" => reference_quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Tensor,
-        "quantize_per_channel" => reference_quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor,
+        op::QUANTIZE_PER_TENSOR => reference_quantize_per_tensor(x: &Tensor, scale: f64, zero_point: i64, dtype: DType) -> Tensor,
+        op::QUANTIZE_PER_CHANNEL => reference_quantize_per_channel(x: &Tensor, scales: &Tensor, zero_points: &Tensor, axis: i64, dtype: DType) -> Tensor,
     }
-}
-
-/// Reads per-channel qparams from a float scale tensor and an integer
-/// zero-point tensor, both 1-D.
-pub fn per_channel_qparams(op: &str, scales: &Tensor, zero_points: &Tensor) -> Result<(Vec<f64>, Vec<i64>)> {
-    if scales.ndim() != 1 || zero_points.ndim() != 1 {
-        return Err(Error::qparams(
-            op,
-            format!(
-                "scales and zero_points must be 1-D, got shapes {:?} and {:?}",
-                scales.sizes(),
-                zero_points.sizes()
-            ),
-        ));
-    }
-    if !scales.dtype().is_float() {
-        return Err(Error::WrongDType {
-            op: op.into(),
-            expected: "a float tensor of scales".into(),
-            got: scales.dtype(),
-        });
-    }
-    if !zero_points.dtype().is_integer() {
-        return Err(Error::WrongDType {
-            op: op.into(),
-            expected: "an integer tensor of zero points".into(),
-            got: zero_points.dtype(),
-        });
-    }
-    Ok((scales.real_values()?, zero_points.int_values()?))
-}
-
-/// Wraps a possibly negative axis.
-pub fn wrap_axis(op: &str, axis: i64, ndim: usize) -> Result<usize> {
-    let n = ndim as i64;
-    let a = if axis < 0 { axis + n } else { axis };
-    if a < 0 || a >= n {
-        return Err(Error::qparams(op, format!("axis {axis} is out of range for a tensor of {ndim} dimensions")));
-    }
-    Ok(a as usize)
-}
-
-/// The per-channel quantizer of `quantize_per_channel`'s arguments, validated.
-pub fn per_channel_quantizer(
-    op: &str,
-    x: &Tensor,
-    scales: &Tensor,
-    zero_points: &Tensor,
-    axis: i64,
-    dtype: DType,
-) -> Result<Arc<Quantizer>> {
-    let (s, z) = per_channel_qparams(op, scales, zero_points)?;
-    let axis = wrap_axis(op, axis, x.ndim())?;
-    Quantizer::per_channel(s, z, axis, dtype)
 }
 
 fn reference_quantize_per_channel(
@@ -115,20 +63,35 @@ fn reference_quantize_per_channel(
     quantize_with(op, x, &per_channel_quantizer(op, x, scales, zero_points, axis, dtype)?)
 }
 
-/// The reference dequantize, also the fallback of faster kernels.
+/// The reference dequantize: `(q - zero_point) * scale` per element with
+/// each channel's qparams, in PyTorch's order
+/// ([`Quantizer::dequantize_one`]).
 pub fn reference_dequantize(q: &Tensor) -> Result<Tensor> {
-    q.dequantize_here()
+    let quantizer = q.require_quantizer("dequantize")?;
+    let ints = q.int_values()?;
+    let mut out = qtensor_runtime::storage::try_vec(ints.len())?;
+    out.extend(ints.iter().zip(q.channel_of_each()).map(|(&v, c)| quantizer.dequantize_one(v, c)));
+    Tensor::from_vec(out, q.sizes())
 }
 
 register_kernel! {
     dtypes: [QUInt8, QInt8, QInt16, QInt32],
     priority: Priority::REFERENCE,
     kernels: {
-        "dequantize" => reference_dequantize(q: &Tensor) -> Tensor,
-        "int_repr" => reference_int_repr(q: &Tensor) -> Tensor,
+        op::DEQUANTIZE => reference_dequantize(q: &Tensor) -> Tensor,
+        op::INT_REPR => reference_int_repr(q: &Tensor) -> Tensor,
     }
 }
 
+/// The reference int_repr: a row-major copy of the stored integers.
 fn reference_int_repr(q: &Tensor) -> Result<Tensor> {
-    q.int_repr_here()
+    let op = "int_repr";
+    q.require_quantizer(op)?;
+    let plain = q.dtype().underlying_int().ok_or_else(|| Error::invalid(op, "no integer type for this dtype"))?;
+    let c = q.contiguous_copy()?;
+    let storage = with_element_type!(plain.storage_type(), T => {
+        let data = c.storage().read::<T>()?;
+        qtensor_runtime::Storage::from_slice::<T>(&data)?
+    });
+    Tensor::from_storage(storage, plain, q.sizes())
 }

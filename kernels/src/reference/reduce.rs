@@ -9,8 +9,9 @@
 //!   spatial dimensions (the global pooling of networks); for other
 //!   layouts the sum is exact (f64) before its rounding to f32.
 
-use super::common::{per_tensor, quantized_from_ints};
+use crate::args::quantized::{per_tensor, quantized_from_ints};
 use qtensor_runtime::numerics::{inv_scale, quantize_val};
+use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{register_kernel, Error, MemoryFormat, Priority, Result, Tensor};
@@ -155,7 +156,7 @@ fn reference_mean(x: &Tensor, dim: &[i64], keepdim: bool) -> Result<Tensor> {
 }
 
 register_kernel! {
-    op: "mean",
+    op: op::MEAN,
     dtypes: [QUInt8, QInt8, QInt32],
     name: "reference_mean",
     priority: Priority::REFERENCE,

@@ -2,8 +2,9 @@
 //! `upsample_nearest2d` (PyTorch's source-index arithmetic, in f32) and
 //! `channel_shuffle`. The output keeps the input's qparams.
 
-use super::common::check_at_least;
-use super::pool::Planes;
+use crate::args::quantized::check_at_least;
+use crate::args::window::Planes;
+use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, Error, Priority, Result, Tensor};
 
@@ -49,11 +50,11 @@ fn reference_upsample_nearest2d(
             out.extend(cols.iter().map(|&c| plane[r * p.w + c]));
         }
     }
-    super::common::quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)?.in_format_of(x)
+    crate::args::quantized::quantized_from_ints(&p.out_sizes(oh, ow), &q, &out)?.in_format_of(x)
 }
 
 register_kernel! {
-    op: "upsample_nearest2d",
+    op: op::UPSAMPLE_NEAREST2D,
     dtypes: [QUInt8, QInt8, QInt32],
     name: "reference_upsample_nearest2d",
     priority: Priority::REFERENCE,
@@ -86,7 +87,7 @@ pub fn channel_shuffle(x: &Tensor, groups: i64) -> Result<Tensor> {
 }
 
 register_kernel! {
-    op: "channel_shuffle",
+    op: op::CHANNEL_SHUFFLE,
     dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
     name: "reference_channel_shuffle",
     priority: Priority::REFERENCE,

@@ -6,6 +6,7 @@
 //! the gates split i, f, g, o. The projections go through the dispatcher
 //! (`quantized::linear_dynamic`), so the fastest kernel computes them.
 
+use qtensor_runtime::ops as op;
 use qtensor_runtime::packed::{CellParams, LinearPackedParams};
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::{dispatcher, register_kernel, DType, Error, Priority, Result, Tensor, Value};
@@ -154,6 +155,6 @@ register_kernel! {
     dtypes: [Float32],
     priority: Priority::REFERENCE,
     kernels: {
-        "quantized_lstm.input" => reference_quantized_lstm(input: &Tensor, hx: &[Tensor], params: Vec<&CellParams>, has_biases: bool, num_layers: i64, dropout: f64, train: bool, bidirectional: bool, batch_first: bool, dtype: Option<DType>, use_dynamic: bool) -> (Tensor, Tensor, Tensor),
+        op::QUANTIZED_LSTM_INPUT => reference_quantized_lstm(input: &Tensor, hx: &[Tensor], params: Vec<&CellParams>, has_biases: bool, num_layers: i64, dropout: f64, train: bool, bidirectional: bool, batch_first: bool, dtype: Option<DType>, use_dynamic: bool) -> (Tensor, Tensor, Tensor),
     }
 }

@@ -4,6 +4,7 @@
 //! input checks), so each is a plain function with no allocation beyond
 //! its result.
 
+use qtensor_runtime::ops as op;
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Scalar, Tensor, Value};
 
@@ -35,24 +36,24 @@ fn reference_len(list: &Value) -> Result<i64> {
 /// The integer compares, one function per op through a table of
 /// comparisons.
 macro_rules! int_compares {
-    ($($op:literal => $f:ident($cmp:tt);)*) => {$(
+    ($($op:expr => $f:ident($cmp:tt) as $name:literal;)*) => {$(
         fn $f(a: i64, b: i64) -> Result<bool> {
             Ok(a $cmp b)
         }
         register_kernel! {
-            op: $op, dtypes: [Float32], name: concat!("reference_", stringify!($f)),
+            op: $op, dtypes: [Float32], name: $name,
             priority: Priority::REFERENCE, fn $f(a: i64, b: i64) -> bool
         }
     )*};
 }
 
 int_compares! {
-    "eq.int" => eq_int(==);
-    "ne.int" => ne_int(!=);
-    "lt.int" => lt_int(<);
-    "gt.int" => gt_int(>);
-    "le.int" => le_int(<=);
-    "ge.int" => ge_int(>=);
+    op::EQ_INT => eq_int(==) as "reference_eq_int";
+    op::NE_INT => ne_int(!=) as "reference_ne_int";
+    op::LT_INT => lt_int(<) as "reference_lt_int";
+    op::GT_INT => gt_int(>) as "reference_gt_int";
+    op::LE_INT => le_int(<=) as "reference_le_int";
+    op::GE_INT => ge_int(>=) as "reference_ge_int";
 }
 
 /// Python's `a // b` on integers: rounds toward negative infinity.
@@ -138,13 +139,13 @@ register_kernel! {
     dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
     priority: Priority::REFERENCE,
     kernels: {
-        "size" => reference_size(x: &Tensor) -> Vec<i64>,
-        "size.int" => reference_size_int(x: &Tensor, dim: i64) -> i64,
-        "dim" => reference_dim(x: &Tensor) -> i64,
-        "len.t" => reference_len(list: &Value) -> i64,
-        "Int.Tensor" => reference_int_tensor(a: &Tensor) -> i64,
-        "prim::dtype" => reference_prim_dtype(a: &Tensor) -> i64,
-        "prim::device" => reference_prim_device(a: &Tensor) -> String,
+        op::SIZE => reference_size(x: &Tensor) -> Vec<i64>,
+        op::SIZE_INT => reference_size_int(x: &Tensor, dim: i64) -> i64,
+        op::DIM => reference_dim(x: &Tensor) -> i64,
+        op::LEN_T => reference_len(list: &Value) -> i64,
+        op::INT_TENSOR => reference_int_tensor(a: &Tensor) -> i64,
+        op::prim::DTYPE => reference_prim_dtype(a: &Tensor) -> i64,
+        op::prim::DEVICE => reference_prim_device(a: &Tensor) -> String,
     }
 }
 
@@ -152,12 +153,12 @@ register_kernel! {
     dtypes: [Float32],
     priority: Priority::REFERENCE,
     kernels: {
-        "floordiv.int" => reference_floordiv_int(a: i64, b: i64) -> i64,
-        "eq.int_list" => reference_eq_int_list(a: &[i64], b: &[i64]) -> bool,
-        "ne.int_list" => reference_ne_int_list(a: &[i64], b: &[i64]) -> bool,
-        "prim::NumToTensor.Scalar" => reference_num_to_tensor(a: Scalar) -> Tensor,
-        "prim::RaiseException" => reference_raise(msg: &str, cls: Option<&str>) -> (),
-        "warn" => reference_warn(message: &str, stacklevel: i64) -> (),
+        op::FLOORDIV_INT => reference_floordiv_int(a: i64, b: i64) -> i64,
+        op::EQ_INT_LIST => reference_eq_int_list(a: &[i64], b: &[i64]) -> bool,
+        op::NE_INT_LIST => reference_ne_int_list(a: &[i64], b: &[i64]) -> bool,
+        op::prim::NUM_TO_TENSOR_SCALAR => reference_num_to_tensor(a: Scalar) -> Tensor,
+        op::prim::RAISE_EXCEPTION => reference_raise(msg: &str, cls: Option<&str>) -> (),
+        op::WARN => reference_warn(message: &str, stacklevel: i64) -> (),
     }
 }
 
@@ -165,7 +166,7 @@ register_kernel! {
     dtypes: [Int64, Float32],
     priority: Priority::REFERENCE,
     kernels: {
-        "floor_divide" => reference_floor_divide(a: &Tensor, b: &Tensor) -> Tensor,
+        op::FLOOR_DIVIDE => reference_floor_divide(a: &Tensor, b: &Tensor) -> Tensor,
     }
 }
 
@@ -186,21 +187,21 @@ mod tests {
 
 /// The checked integer arithmetic of TorchScript's shape code.
 macro_rules! int_arithmetic {
-    ($($op:literal => $f:ident($checked:ident);)*) => {$(
+    ($($op:expr => $f:ident($checked:ident) as $name:literal;)*) => {$(
         fn $f(a: i64, b: i64) -> Result<i64> {
             a.$checked(b).ok_or_else(|| Error::invalid($op, format!("{a} and {b} overflow int64")))
         }
         register_kernel! {
-            op: $op, dtypes: [Float32], name: concat!("reference_", stringify!($f)),
+            op: $op, dtypes: [Float32], name: $name,
             priority: Priority::REFERENCE, fn $f(a: i64, b: i64) -> i64
         }
     )*};
 }
 
 int_arithmetic! {
-    "add.int" => add_int(checked_add);
-    "sub.int" => sub_int(checked_sub);
-    "mul.int" => mul_int(checked_mul);
+    op::ADD_INT => add_int(checked_add) as "reference_add_int";
+    op::SUB_INT => sub_int(checked_sub) as "reference_sub_int";
+    op::MUL_INT => mul_int(checked_mul) as "reference_mul_int";
 }
 
 fn reference_not(b: bool) -> Result<bool> {
@@ -212,12 +213,12 @@ fn reference_is_quantized(a: &Tensor) -> Result<bool> {
 }
 
 register_kernel! {
-    op: "__not__", dtypes: [Float32], name: "reference_not", priority: Priority::REFERENCE,
+    op: op::__NOT__, dtypes: [Float32], name: "reference_not", priority: Priority::REFERENCE,
     fn reference_not(b: bool) -> bool
 }
 
 register_kernel! {
-    op: "prim::is_quantized", dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
+    op: op::prim::IS_QUANTIZED, dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
     name: "reference_is_quantized", priority: Priority::REFERENCE,
     fn reference_is_quantized(a: &Tensor) -> bool
 }

@@ -3,6 +3,7 @@
 //! float32 tensors, their products by sgemm ([`super::matmul`]).
 
 use super::matmul::{sgemm, Rhs};
+use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::layout::{broadcast_shapes, wrap_dim};
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
@@ -331,11 +332,11 @@ register_kernel! {
     dtypes: [Float32],
     priority: Priority::REFERENCE,
     kernels: {
-        "linear" => reference_linear_float(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor,
-        "matmul" => reference_matmul(a: &Tensor, b: &Tensor) -> Tensor,
-        "scaled_dot_product_attention" => reference_sdpa(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, dropout_p: f64, is_causal: bool, scale: Option<f64>, enable_gqa: bool) -> Tensor,
-        "layer_norm" => reference_layer_norm(x: &Tensor, normalized_shape: &[i64], weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64, cudnn_enable: bool) -> Tensor,
-        "gelu" => reference_gelu(x: &Tensor, approximate: &str) -> Tensor,
+        op::LINEAR => reference_linear_float(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor,
+        op::MATMUL => reference_matmul(a: &Tensor, b: &Tensor) -> Tensor,
+        op::SCALED_DOT_PRODUCT_ATTENTION => reference_sdpa(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, dropout_p: f64, is_causal: bool, scale: Option<f64>, enable_gqa: bool) -> Tensor,
+        op::LAYER_NORM => reference_layer_norm(x: &Tensor, normalized_shape: &[i64], weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64, cudnn_enable: bool) -> Tensor,
+        op::GELU => reference_gelu(x: &Tensor, approximate: &str) -> Tensor,
     }
 }
 
@@ -343,7 +344,7 @@ register_kernel! {
     dtypes: [Float32, Int64],
     priority: Priority::REFERENCE,
     kernels: {
-        "div.Tensor_mode" => reference_div_mode(a: &Tensor, b: &Tensor, rounding_mode: Option<&str>) -> Tensor,
+        op::DIV_TENSOR_MODE => reference_div_mode(a: &Tensor, b: &Tensor, rounding_mode: Option<&str>) -> Tensor,
     }
 }
 
@@ -351,9 +352,9 @@ register_kernel! {
     dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
     priority: Priority::REFERENCE,
     kernels: {
-        "unflatten.int" => reference_unflatten(x: &Tensor, dim: i64, sizes: &[i64]) -> Tensor,
-        "unsqueeze" => reference_unsqueeze(x: &Tensor, dim: i64) -> Tensor,
-        "squeeze.dim" => reference_squeeze_dim(x: &Tensor, dim: i64) -> Tensor,
+        op::UNFLATTEN_INT => reference_unflatten(x: &Tensor, dim: i64, sizes: &[i64]) -> Tensor,
+        op::UNSQUEEZE => reference_unsqueeze(x: &Tensor, dim: i64) -> Tensor,
+        op::SQUEEZE_DIM => reference_squeeze_dim(x: &Tensor, dim: i64) -> Tensor,
     }
 }
 

@@ -1,6 +1,7 @@
 //! View and copy operators, for every dtype: they move metadata, not values
 //! (except `contiguous` of a strided tensor and `copy_`).
 
+use qtensor_runtime::ops as op;
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{register_kernel, Error, Priority, Result, Tensor};
 
@@ -38,7 +39,7 @@ fn reference_slice(x: &Tensor, dim: i64, start: Option<i64>, end: Option<i64>, s
 
 /// Registers one typed view function for every plain and quantized dtype.
 macro_rules! view_kernels {
-    ($($op:literal => fn $f:path [$($arg:ident : $ty:ty),*];)*) => {$(
+    ($($op:expr => fn $f:path [$($arg:ident : $ty:ty),*] as $name:literal;)*) => {$(
         const _: () = {
             fn kernel($($arg: $ty),*) -> Result<Tensor> {
                 $f($($arg),*)
@@ -46,7 +47,7 @@ macro_rules! view_kernels {
             register_kernel! {
                 op: $op,
                 dtypes: [Float32, Float64, Int64, Int32, Int16, Int8, UInt8, QUInt8, QInt8, QInt16, QInt32],
-                name: concat!("reference_", $op),
+                name: $name,
                 priority: Priority::REFERENCE,
                 fn kernel($($arg: $ty),*) -> Tensor
             }
@@ -55,13 +56,13 @@ macro_rules! view_kernels {
 }
 
 view_kernels! {
-    "transpose" => fn Tensor::transpose [x: &Tensor, dim0: i64, dim1: i64];
-    "permute" => fn Tensor::permute [x: &Tensor, dims: &[i64]];
-    "contiguous" => fn Tensor::contiguous [x: &Tensor];
-    "slice" => fn reference_slice [x: &Tensor, dim: i64, start: Option<i64>, end: Option<i64>, step: i64];
-    "select" => fn Tensor::select [x: &Tensor, dim: i64, index: i64];
-    "reshape" => fn Tensor::reshape [x: &Tensor, shape: &[i64]];
-    "view" => fn Tensor::view [x: &Tensor, size: &[i64]];
-    "copy_" => fn reference_copy [dst: &Tensor, src: &Tensor];
-    "flatten" => fn flatten [x: &Tensor, start_dim: i64, end_dim: i64];
+    op::TRANSPOSE => fn Tensor::transpose [x: &Tensor, dim0: i64, dim1: i64] as "reference_transpose";
+    op::PERMUTE => fn Tensor::permute [x: &Tensor, dims: &[i64]] as "reference_permute";
+    op::CONTIGUOUS => fn Tensor::contiguous [x: &Tensor] as "reference_contiguous";
+    op::SLICE => fn reference_slice [x: &Tensor, dim: i64, start: Option<i64>, end: Option<i64>, step: i64] as "reference_slice";
+    op::SELECT => fn Tensor::select [x: &Tensor, dim: i64, index: i64] as "reference_select";
+    op::RESHAPE => fn Tensor::reshape [x: &Tensor, shape: &[i64]] as "reference_reshape";
+    op::VIEW => fn Tensor::view [x: &Tensor, size: &[i64]] as "reference_view";
+    op::COPY_ => fn reference_copy [dst: &Tensor, src: &Tensor] as "reference_copy_";
+    op::FLATTEN => fn flatten [x: &Tensor, start_dim: i64, end_dim: i64] as "reference_flatten";
 }

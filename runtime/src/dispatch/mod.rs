@@ -6,6 +6,7 @@
 mod call;
 pub mod entry;
 pub mod layers;
+pub mod op_name;
 pub mod registry;
 pub mod suggest;
 

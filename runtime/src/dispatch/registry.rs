@@ -158,7 +158,7 @@ pub fn always_supported() -> bool {
 /// }
 ///
 /// register_kernel! {
-///     op: "relu", dtypes: [QUInt8],
+///     op: qtensor_runtime::ops::RELU, dtypes: [QUInt8],
 ///     name: "my_relu", priority: Priority::PLUGIN,
 ///     fn my_relu(x: &Tensor) -> Tensor
 /// }
@@ -174,7 +174,7 @@ pub fn always_supported() -> bool {
 /// each named after its function (or `as "name"`):
 ///
 /// ```no_run
-/// use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
+/// use qtensor_runtime::{ops, register_kernel, Priority, Result, Tensor};
 ///
 /// fn my_hardsigmoid(x: &Tensor) -> Result<Tensor> {
 ///     Err(qtensor_runtime::Error::invalid("hardsigmoid", format!("{} is not handled here", x.describe())))
@@ -187,8 +187,8 @@ pub fn always_supported() -> bool {
 ///     dtypes: [QUInt8, QInt8],
 ///     priority: Priority::PLUGIN,
 ///     kernels: {
-///         "hardsigmoid" => my_hardsigmoid(x: &Tensor) -> Tensor,
-///         "relu6" => my_relu6(x: &Tensor) -> Tensor as "my_relu6_kernel",
+///         ops::HARDSIGMOID => my_hardsigmoid(x: &Tensor) -> Tensor,
+///         ops::RELU6 => my_relu6(x: &Tensor) -> Tensor as "my_relu6_kernel",
 ///     }
 /// }
 /// ```
@@ -197,11 +197,11 @@ pub fn always_supported() -> bool {
 /// ops from one signature, each op passing its value first:
 ///
 /// ```no_run
-/// use qtensor_runtime::{register_kernel, Priority, Result, Tensor};
+/// use qtensor_runtime::{ops, register_kernel, Priority, Result, Tensor};
 ///
 /// /// linear, fused with relu when `relu`.
 /// fn my_linear(relu: bool, x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Result<Tensor> {
-///     let op = if relu { "quantized::linear_relu" } else { "quantized::linear" };
+///     let op = if relu { ops::quantized::LINEAR_RELU } else { ops::quantized::LINEAR };
 ///     Err(qtensor_runtime::Error::invalid(op, format!("{} x {} is not handled here", x.describe(), w.describe())))
 /// }
 ///
@@ -210,8 +210,8 @@ pub fn always_supported() -> bool {
 ///     priority: Priority::PLUGIN,
 ///     variants: {
 ///         fn my_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, y_scale: f64, y_zero_point: i64) -> Tensor {
-///             "quantized::linear" => (false, "my_linear"),
-///             "quantized::linear_relu" => (true, "my_linear_relu"),
+///             ops::quantized::LINEAR => (false, "my_linear"),
+///             ops::quantized::LINEAR_RELU => (true, "my_linear_relu"),
 ///         }
 ///     }
 /// }
@@ -219,7 +219,7 @@ pub fn always_supported() -> bool {
 #[macro_export]
 macro_rules! register_kernel {
     (
-        op: $op:literal,
+        op: $op:expr,
         $(key: $key:ident,)?
         dtypes: [$($dt:ident),+ $(,)?],
         name: $name:expr,
@@ -258,7 +258,7 @@ macro_rules! register_kernel {
     (
         dtypes: $dts:tt,
         priority: $prio:expr,
-        kernels: { $( $op:literal => $f:ident $args:tt -> $ret:ty $(as $name:expr)? ),+ $(,)? }
+        kernels: { $( $op:expr => $f:ident $args:tt -> $ret:ty $(as $name:expr)? ),+ $(,)? }
     ) => {
         $crate::register_kernel! {
             dtypes: $dts,
@@ -271,7 +271,7 @@ macro_rules! register_kernel {
         dtypes: $dts:tt,
         priority: $prio:expr,
         is_supported: $sup:expr,
-        kernels: { $( $op:literal => $f:ident $args:tt -> $ret:ty $(as $name:expr)? ),+ $(,)? }
+        kernels: { $( $op:expr => $f:ident $args:tt -> $ret:ty $(as $name:expr)? ),+ $(,)? }
     ) => {
         $(
             $crate::register_kernel!(@one $op, $dts, $prio, $sup, $f, [], $args, $ret,
@@ -283,7 +283,7 @@ macro_rules! register_kernel {
     (
         dtypes: $dts:tt,
         priority: $prio:expr,
-        variants: { $( fn $f:ident $args:tt -> $ret:ty { $( $op:literal => ($val:expr, $name:expr) ),+ $(,)? } )+ }
+        variants: { $( fn $f:ident $args:tt -> $ret:ty { $( $op:expr => ($val:expr, $name:expr) ),+ $(,)? } )+ }
     ) => {
         $crate::register_kernel! {
             dtypes: $dts,
@@ -296,7 +296,7 @@ macro_rules! register_kernel {
         dtypes: $dts:tt,
         priority: $prio:expr,
         is_supported: $sup:expr,
-        variants: { $( fn $f:ident $args:tt -> $ret:ty { $( $op:literal => ($val:expr, $name:expr) ),+ $(,)? } )+ }
+        variants: { $( fn $f:ident $args:tt -> $ret:ty { $( $op:expr => ($val:expr, $name:expr) ),+ $(,)? } )+ }
     ) => {
         $( $(
             $crate::register_kernel!(@one $op, $dts, $prio, $sup, $f, [$val], $args, $ret, $name);
@@ -306,7 +306,7 @@ macro_rules! register_kernel {
     (@name $f:ident $name:expr) => { $name };
     // One kernel through a wrapper that passes the variant value (if any)
     // first.
-    (@one $op:literal, [$($dt:ident),+ $(,)?], $prio:expr, $sup:expr, $f:ident, [$($val:expr)?],
+    (@one $op:expr, [$($dt:ident),+ $(,)?], $prio:expr, $sup:expr, $f:ident, [$($val:expr)?],
         ( $($arg:ident : $ty:ty),* $(,)? ), $ret:ty, $name:expr) => {
         const _: () = {
             #[allow(clippy::too_many_arguments)]
@@ -343,7 +343,7 @@ macro_rules! register_kernel {
 /// }
 ///
 /// let k = kernel_descriptor! {
-///     op: "relu", key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8,
+///     op: qtensor_runtime::ops::RELU, key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8,
 ///     name: "my_relu", priority: Priority::PLUGIN, is_supported: qtensor_runtime::registry::always_supported,
 ///     fn my_relu(x: &Tensor) -> Tensor
 /// };
@@ -353,7 +353,7 @@ macro_rules! register_kernel {
 #[macro_export]
 macro_rules! kernel_descriptor {
     (
-        op: $op:literal,
+        op: $op:expr,
         key: $key:expr,
         dtype: $dtype:expr,
         name: $name:expr,
@@ -367,7 +367,7 @@ macro_rules! kernel_descriptor {
             $(
                 let $arg: $ty = match args.get(__index).and_then(<$ty as $crate::FromArg<'_>>::from_arg) {
                     Some(v) => v,
-                    None => return Err($crate::registry::bad_kernel_arg($op, $name, __index, stringify!($arg), args)),
+                    None => return Err($crate::registry::bad_kernel_arg($crate::OpName::as_str($op), $name, __index, stringify!($arg), args)),
                 };
                 __index += 1;
             )*
@@ -375,7 +375,8 @@ macro_rules! kernel_descriptor {
             __result.map($crate::IntoReturn::into_value)
         }
         $crate::KernelDescriptor {
-            op: $op,
+            // Only an `OpName` passes here: a declared op's constant.
+            op: $crate::OpName::as_str($op),
             key: $key,
             dtype: $dtype,
             name: $name,
@@ -389,19 +390,33 @@ macro_rules! kernel_descriptor {
     }};
 }
 
-/// Declares an operator from a schema string, from any crate, optionally
-/// with the tolerance its kernels must agree within (default `exact`).
+/// Declares an operator from a schema string, from any crate, and defines
+/// its [`OpName`](crate::OpName) constant, with the tolerance its kernels
+/// must agree within (default `exact`).
 ///
 /// ```no_run
-/// qtensor_runtime::declare_op!("myplugin::clamp_q(Tensor self, float min, float max) -> Tensor", "Clamps in the integer domain.");
-/// qtensor_runtime::declare_op!("myplugin::scale(Tensor self, float f) -> Tensor", "Rescales.", tolerance: "steps 1");
+/// use qtensor_runtime::{declare_op, register_kernel, Priority, Result, Tensor};
+///
+/// declare_op!(pub CLAMP_Q = "myplugin::clamp_q(Tensor self, float min, float max) -> Tensor", "Clamps in the integer domain.");
+/// declare_op!(pub SCALE = "myplugin::scale(Tensor self, float f) -> Tensor", "Rescales.", tolerance: "steps 1");
+///
+/// fn clamp_q(x: &Tensor, min: f64, max: f64) -> Result<Tensor> {
+///     Ok(x.clone())
+/// }
+///
+/// register_kernel! {
+///     op: CLAMP_Q, dtypes: [QUInt8], name: "clamp_q_u8", priority: Priority::REFERENCE,
+///     fn clamp_q(x: &Tensor, min: f64, max: f64) -> Tensor
+/// }
 /// ```
 #[macro_export]
 macro_rules! declare_op {
-    ($schema:literal, $doc:literal) => {
-        $crate::declare_op!($schema, $doc, tolerance: "exact");
+    ($vis:vis $name:ident = $schema:literal, $doc:literal) => {
+        $crate::declare_op!($vis $name = $schema, $doc, tolerance: "exact");
     };
-    ($schema:literal, $doc:literal, tolerance: $tol:literal) => {
+    ($vis:vis $name:ident = $schema:literal, $doc:literal, tolerance: $tol:literal) => {
+        #[doc = $doc]
+        $vis const $name: $crate::OpName = $crate::OpName::of_schema($schema);
         $crate::inventory::submit! {
             $crate::OpDeclaration { schema: $schema, doc: $doc, source: env!("CARGO_PKG_NAME"), tolerance: $tol }
         }

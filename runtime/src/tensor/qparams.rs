@@ -27,52 +27,23 @@ impl Tensor {
         })
     }
 
-    /// The float32 values of a quantized tensor (`ops::dequantize`): the
-    /// fastest registered kernel when the built-in kernels are linked,
-    /// else the same numerics computed here.
+    /// The float32 values of a quantized tensor: the `dequantize` op,
+    /// through the dispatcher (so the fastest registered kernel runs).
     pub fn dequantize(&self) -> Result<Tensor> {
-        self.call_or("dequantize", Tensor::dequantize_here)
+        self.call_unary(crate::ops::DEQUANTIZE)
     }
 
     /// The stored integers of a quantized tensor as a plain integer tensor
-    /// of the same shape (`ops::int_repr`).
+    /// of the same shape: the `int_repr` op, through the dispatcher.
     pub fn int_repr(&self) -> Result<Tensor> {
-        self.call_or("int_repr", Tensor::int_repr_here)
+        self.call_unary(crate::ops::INT_REPR)
     }
 
-    /// Calls the unary op `op` through the dispatcher, or `here` where the
-    /// op or its kernels are not registered in this binary.
-    fn call_or(&self, op: &str, here: fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
-        match crate::dispatcher().call(op, &[crate::Value::from(self)]) {
-            Ok(v) => v.into_tensor(),
-            Err(Error::UnknownOp { .. } | Error::NoKernel { .. }) => here(self),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The definition of dequantize: `(q - zero_point) * scale` per
-    /// element with each channel's qparams, in PyTorch's order
-    /// ([`Quantizer::dequantize_one`]).
-    pub fn dequantize_here(&self) -> Result<Tensor> {
-        let quantizer = self.require_quantizer("dequantize")?;
-        let ints = self.int_values()?;
-        let mut out = crate::storage::try_vec(ints.len())?;
-        out.extend(ints.iter().zip(self.channel_of_each()).map(|(&v, c)| quantizer.dequantize_one(v, c)));
-        Tensor::from_vec(out, self.sizes())
-    }
-
-    /// The definition of int_repr: a row-major copy of the stored integers.
-    pub fn int_repr_here(&self) -> Result<Tensor> {
-        let op = "int_repr";
-        self.require_quantizer(op)?;
-        let plain =
-            self.dtype().underlying_int().ok_or_else(|| Error::invalid(op, "no integer type for this dtype"))?;
-        let c = self.contiguous_copy()?;
-        let storage = crate::with_element_type!(plain.storage_type(), T => {
-            let data = c.storage().read::<T>()?;
-            Storage::from_slice::<T>(&data)?
-        });
-        Tensor::from_storage(storage, plain, self.sizes())
+    fn call_unary(&self, op: crate::OpName) -> Result<Tensor> {
+        // A plain tensor has no kernel for these ops; say what is wrong
+        // rather than that no kernel serves float32.
+        self.require_quantizer(&op)?;
+        crate::dispatcher().call(&op, &[crate::Value::from(self)])?.into_tensor()
     }
 
     /// The quantization scheme.

@@ -140,7 +140,30 @@ macro_rules! neon_extension_gemm {
 neon_extension_gemm!(NeonDot, "neon_dot", gemm::dot_sdot, "NeonDot: NEON with dotprod");
 neon_extension_gemm!(NeonI8mm, "neon_i8mm", gemm::dot_usdot, "NeonI8mm: NEON with i8mm");
 
-crate::register_vector_kernels!(Neon, "neon", Priority::ISA);
-crate::register_gemm_kernels!(Neon, "neon", Priority::ISA);
-crate::register_gemm_kernels!(NeonDot, "neon_dot", Priority::ISA.raised(1));
-crate::register_gemm_kernels!(NeonI8mm, "neon_i8mm", Priority::ISA.raised(2));
+crate::register_vector_kernels!(Neon, Priority::ISA, names: {
+    quantize_per_tensor: "neon_quantize_per_tensor", quantize_per_channel: "neon_quantize_per_channel",
+    dequantize: "neon_dequantize", relu: "neon_relu",
+    add: "neon_add", add_relu: "neon_add_relu", mul: "neon_mul",
+    cat: "neon_cat", max_pool2d: "neon_max_pool2d",
+});
+crate::register_gemm_kernels!(Neon, Priority::ISA, names: {
+    linear: "neon_linear", linear_relu: "neon_linear_relu",
+    linear_packed: "neon_linear_packed", linear_relu_packed: "neon_linear_relu_packed",
+    linear_dynamic: "neon_linear_dynamic", linear_dynamic_packed: "neon_linear_dynamic_packed",
+    conv2d: "neon_conv2d", conv2d_relu: "neon_conv2d_relu",
+    conv2d_new: "neon_conv2d_new", conv2d_relu_new: "neon_conv2d_relu_new",
+});
+crate::register_gemm_kernels!(NeonDot, Priority::ISA.raised(1), names: {
+    linear: "neon_dot_linear", linear_relu: "neon_dot_linear_relu",
+    linear_packed: "neon_dot_linear_packed", linear_relu_packed: "neon_dot_linear_relu_packed",
+    linear_dynamic: "neon_dot_linear_dynamic", linear_dynamic_packed: "neon_dot_linear_dynamic_packed",
+    conv2d: "neon_dot_conv2d", conv2d_relu: "neon_dot_conv2d_relu",
+    conv2d_new: "neon_dot_conv2d_new", conv2d_relu_new: "neon_dot_conv2d_relu_new",
+});
+crate::register_gemm_kernels!(NeonI8mm, Priority::ISA.raised(2), names: {
+    linear: "neon_i8mm_linear", linear_relu: "neon_i8mm_linear_relu",
+    linear_packed: "neon_i8mm_linear_packed", linear_relu_packed: "neon_i8mm_linear_relu_packed",
+    linear_dynamic: "neon_i8mm_linear_dynamic", linear_dynamic_packed: "neon_i8mm_linear_dynamic_packed",
+    conv2d: "neon_i8mm_conv2d", conv2d_relu: "neon_i8mm_conv2d_relu",
+    conv2d_new: "neon_i8mm_conv2d_new", conv2d_relu_new: "neon_i8mm_conv2d_relu_new",
+});

@@ -19,10 +19,10 @@ mod quantize;
 mod requantize;
 mod simd;
 
+use crate::args::window::Window;
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
 use crate::gemm::{GemmIsa, Panel, Requant, RowTerms};
-use crate::reference::pool::Window;
 use crate::vector::{BinaryParams, ByteElement, QuantizeParams, RequantParams, VectorIsa};
 use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::{Priority, Result};
@@ -126,5 +126,16 @@ impl GemmIsa for Avx2 {
     }
 }
 
-crate::register_vector_kernels!(Avx2, "avx2", Priority::ISA);
-crate::register_gemm_kernels!(Avx2, "avx2", Priority::ISA);
+crate::register_vector_kernels!(Avx2, Priority::ISA, names: {
+    quantize_per_tensor: "avx2_quantize_per_tensor", quantize_per_channel: "avx2_quantize_per_channel",
+    dequantize: "avx2_dequantize", relu: "avx2_relu",
+    add: "avx2_add", add_relu: "avx2_add_relu", mul: "avx2_mul",
+    cat: "avx2_cat", max_pool2d: "avx2_max_pool2d",
+});
+crate::register_gemm_kernels!(Avx2, Priority::ISA, names: {
+    linear: "avx2_linear", linear_relu: "avx2_linear_relu",
+    linear_packed: "avx2_linear_packed", linear_relu_packed: "avx2_linear_relu_packed",
+    linear_dynamic: "avx2_linear_dynamic", linear_dynamic_packed: "avx2_linear_dynamic_packed",
+    conv2d: "avx2_conv2d", conv2d_relu: "avx2_conv2d_relu",
+    conv2d_new: "avx2_conv2d_new", conv2d_relu_new: "avx2_conv2d_relu_new",
+});

@@ -2,7 +2,7 @@
 //! quint8/qint8, and the channels-last row compiled for AVX2.
 
 use super::simd::store_prefix;
-use crate::reference::pool::Window;
+use crate::args::window::Window;
 use crate::vector::ByteElement;
 use std::arch::x86_64::*;
 

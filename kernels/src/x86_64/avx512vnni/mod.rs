@@ -47,4 +47,10 @@ impl GemmIsa for Avx512Vnni {
     }
 }
 
-crate::register_gemm_kernels!(Avx512Vnni, "avx512vnni", Priority::ISA.raised(1));
+crate::register_gemm_kernels!(Avx512Vnni, Priority::ISA.raised(1), names: {
+    linear: "avx512vnni_linear", linear_relu: "avx512vnni_linear_relu",
+    linear_packed: "avx512vnni_linear_packed", linear_relu_packed: "avx512vnni_linear_relu_packed",
+    linear_dynamic: "avx512vnni_linear_dynamic", linear_dynamic_packed: "avx512vnni_linear_dynamic_packed",
+    conv2d: "avx512vnni_conv2d", conv2d_relu: "avx512vnni_conv2d_relu",
+    conv2d_new: "avx512vnni_conv2d_new", conv2d_relu_new: "avx512vnni_conv2d_relu_new",
+});

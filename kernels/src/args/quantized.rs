@@ -101,3 +101,57 @@ pub fn bias_values(op: &str, bias: Option<&Tensor>, n: usize) -> Result<Vec<f64>
         }
     }
 }
+
+/// Reads per-channel qparams from a float scale tensor and an integer
+/// zero-point tensor, both 1-D.
+pub fn per_channel_qparams(op: &str, scales: &Tensor, zero_points: &Tensor) -> Result<(Vec<f64>, Vec<i64>)> {
+    if scales.ndim() != 1 || zero_points.ndim() != 1 {
+        return Err(Error::qparams(
+            op,
+            format!(
+                "scales and zero_points must be 1-D, got shapes {:?} and {:?}",
+                scales.sizes(),
+                zero_points.sizes()
+            ),
+        ));
+    }
+    if !scales.dtype().is_float() {
+        return Err(Error::WrongDType {
+            op: op.into(),
+            expected: "a float tensor of scales".into(),
+            got: scales.dtype(),
+        });
+    }
+    if !zero_points.dtype().is_integer() {
+        return Err(Error::WrongDType {
+            op: op.into(),
+            expected: "an integer tensor of zero points".into(),
+            got: zero_points.dtype(),
+        });
+    }
+    Ok((scales.real_values()?, zero_points.int_values()?))
+}
+
+/// Wraps a possibly negative axis.
+pub fn wrap_axis(op: &str, axis: i64, ndim: usize) -> Result<usize> {
+    let n = ndim as i64;
+    let a = if axis < 0 { axis + n } else { axis };
+    if a < 0 || a >= n {
+        return Err(Error::qparams(op, format!("axis {axis} is out of range for a tensor of {ndim} dimensions")));
+    }
+    Ok(a as usize)
+}
+
+/// The per-channel quantizer of `quantize_per_channel`'s arguments, validated.
+pub fn per_channel_quantizer(
+    op: &str,
+    x: &Tensor,
+    scales: &Tensor,
+    zero_points: &Tensor,
+    axis: i64,
+    dtype: DType,
+) -> Result<Arc<Quantizer>> {
+    let (s, z) = per_channel_qparams(op, scales, zero_points)?;
+    let axis = wrap_axis(op, axis, x.ndim())?;
+    Quantizer::per_channel(s, z, axis, dtype)
+}
