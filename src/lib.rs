@@ -18,15 +18,18 @@
 //!   register kernels and operators at run time, inspect the registry.
 //! - [`register_kernel!`] and [`declare_op!`]: add kernels and operators
 //!   from any crate.
-//! - [`conformance`]: check your kernels against the reference kernels on
-//!   random inputs and on golden case files ([`conformance::cases`]).
+//! - [`kernel_checks`]: check your kernels against the reference kernels
+//!   on random inputs and on golden cases.
+//! - [`golden`]: golden case files, PyTorch's recorded outputs, run
+//!   through the dispatcher.
 //! - [`jit`] and [`torch`]: run frozen TorchScript files, and load
 //!   `torch.save` checkpoints.
 
 #![warn(missing_docs)]
 
-pub mod conformance;
+pub mod golden;
 pub mod jit;
+pub mod kernel_checks;
 /// The `ndarray` crate that `Tensor`'s conversions use (the `ndarray`
 /// feature; see `qtensor_runtime::interop`).
 #[cfg(feature = "ndarray")]
@@ -46,7 +49,7 @@ pub use qtensor_runtime::{
     ScriptClass, ScriptObject, Storage, StorageType, Tensor, Tolerance, Value,
 };
 pub use qtensor_runtime::{
-    isa, layers, numerics, print, profiler, pyfmt, registry, schema, serialize, storage, threads,
+    isa, layers, numerics, print, profiler, pyfmt, registration, schema, serialize, storage, threads,
 };
 
 /// The built-in kernels' public pieces: packed weights and the numerics
@@ -120,8 +123,8 @@ pub fn registry() -> &'static Dispatcher {
 /// an ISA the CPU lacks; see [`isa`].
 ///
 /// ```
-/// qtensor::set_isa_cap(Some(qtensor::Isa::Scalar));
-/// assert_eq!(qtensor::isa::cap(), qtensor::Isa::Scalar);
+/// qtensor::set_isa_cap(Some(qtensor::Isa::Portable));
+/// assert_eq!(qtensor::isa::cap(), qtensor::Isa::Portable);
 /// qtensor::set_isa_cap(None);
 /// ```
 pub fn set_isa_cap(isa: Option<Isa>) {

@@ -2,7 +2,7 @@
 //! PyTorch's valid result, never a panic, an abort or a hang. Every case is
 //! a regression test for a reported failure.
 
-use qtensor::conformance::call_kernel;
+use qtensor::kernel_checks::call_kernel;
 use qtensor::{ops, DType, Tensor};
 
 fn q8(sizes: &[usize], scale: f64, zp: i64) -> Tensor {
@@ -129,7 +129,7 @@ fn huge_empty_quantized_tensors_fail_cleanly() {
 /// `args`: at most `steps` apart. A kernel that declines the input leaves
 /// it to the next one, as in a dispatched call.
 fn kernels_agree(op: &str, args: &[qtensor::Value], steps: i64) {
-    let kernels: Vec<_> = qtensor::conformance::supported_kernels(op, DType::QUInt8);
+    let kernels: Vec<_> = qtensor::kernel_checks::supported_kernels(op, DType::QUInt8);
     let reference = kernels.iter().find(|k| k.priority.is_reference()).unwrap();
     let want = (reference.func)(args).unwrap().into_tensor().unwrap().int_values().unwrap();
     for k in &kernels {
@@ -272,7 +272,7 @@ fn linear_dynamic_matches_the_reference_when_a_large_bias_cancels() {
     let bias: Vec<f32> = (0..n).map(|j| -exact[j] + 0.001 * j as f32).collect();
     let b = Tensor::from_vec(bias, &[n]).unwrap();
     let args = [Value::from(&x), Value::from(&w), Value::from(&b), Value::Bool(false)];
-    let kernels = qtensor::conformance::supported_kernels("quantized::linear_dynamic", DType::Float32);
+    let kernels = qtensor::kernel_checks::supported_kernels("quantized::linear_dynamic", DType::Float32);
     let reference = kernels.iter().find(|k| k.priority.is_reference()).unwrap();
     let want = (reference.func)(&args).unwrap().into_tensor().unwrap().to_vec::<f32>().unwrap();
     for k in &kernels {

@@ -140,7 +140,7 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
         // Grouped, not depthwise.
         Case { input: [1, 12, 6, 6], oc: 8, k: 3, stride: 1, pad: 1, dil: 1, groups: 4 },
     ];
-    let kernels: Vec<_> = qtensor::conformance::supported_kernels("quantized::conv2d", DType::QUInt8);
+    let kernels: Vec<_> = qtensor::kernel_checks::supported_kernels("quantized::conv2d", DType::QUInt8);
     assert!(!kernels.is_empty());
     // Symmetric weights (zero point 0, the usual case, where the GEMM skips
     // the row sums) and asymmetric ones.
@@ -207,8 +207,8 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
 /// is channels-last and on the same args in NCHW: the same values (within
 /// `steps`), and the output keeps the input's layout.
 fn check_layout_kept(op: &str, args_nchw: &[Value], args_cl: &[Value], steps: i64) {
-    let kernels: Vec<_> = qtensor::conformance::supported_kernels(op, DType::QUInt8);
-    // Under QTENSOR_ISA=scalar only the reference (and portable) kernels run.
+    let kernels: Vec<_> = qtensor::kernel_checks::supported_kernels(op, DType::QUInt8);
+    // Under QTENSOR_ISA=portable only the reference (and portable) kernels run.
     assert!(!kernels.is_empty(), "{op}: no kernel");
     let reference = kernels.iter().find(|k| k.priority.is_reference()).unwrap();
     let want = (reference.func)(args_nchw).unwrap().into_tensor().unwrap();
@@ -221,7 +221,7 @@ fn check_layout_kept(op: &str, args_nchw: &[Value], args_cl: &[Value], steps: i6
             assert!((a - b).abs() <= steps, "{op}, kernel {}: {a} vs {b}", k.name);
         }
         // A kernel for channels-last only declines NCHW, to the next one.
-        if let Some(y_nchw) = qtensor::conformance::call_kernel(k, args_nchw).unwrap() {
+        if let Some(y_nchw) = qtensor::kernel_checks::call_kernel(k, args_nchw).unwrap() {
             assert!(y_nchw.into_tensor().unwrap().is_contiguous(), "{op}, kernel {}: NCHW in, NCHW out", k.name);
         }
     }

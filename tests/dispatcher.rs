@@ -127,8 +127,8 @@ fn the_highest_supported_priority_wins_whatever_the_order() {
         let d = Dispatcher::new();
         d.declare_op("test::pick(Tensor self) -> Tensor").unwrap();
         let kernels = [
-            kernel_descriptor! { op: qtensor::OpName::unchecked("test::pick"), key: DispatchKey::CPU, dtype: DType::Float32, name: "low", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor },
-            kernel_descriptor! { op: qtensor::OpName::unchecked("test::pick"), key: DispatchKey::CPU, dtype: DType::Float32, name: "high", priority: Priority::ISA, is_supported: qtensor::registry::always_supported, fn negate_first(x: &Tensor) -> Tensor },
+            kernel_descriptor! { op: qtensor::OpName::unchecked("test::pick"), key: DispatchKey::CPU, dtype: DType::Float32, name: "low", priority: Priority::REFERENCE, is_supported: qtensor::registration::always_supported, fn identity(x: &Tensor) -> Tensor },
+            kernel_descriptor! { op: qtensor::OpName::unchecked("test::pick"), key: DispatchKey::CPU, dtype: DType::Float32, name: "high", priority: Priority::ISA, is_supported: qtensor::registration::always_supported, fn negate_first(x: &Tensor) -> Tensor },
             kernel_descriptor! { op: qtensor::OpName::unchecked("test::pick"), key: DispatchKey::CPU, dtype: DType::Float32, name: "unsupported", priority: Priority::PLUGIN, is_supported: never, fn identity(x: &Tensor) -> Tensor },
         ];
         for i in order {
@@ -150,13 +150,13 @@ fn the_highest_supported_priority_wins_whatever_the_order() {
 fn duplicate_priorities_and_bad_signatures_are_rejected_by_name() {
     let d = Dispatcher::new();
     d.declare_op("test::dup(Tensor self) -> Tensor").unwrap();
-    let a = kernel_descriptor! { op: qtensor::OpName::unchecked("test::dup"), key: DispatchKey::CPU, dtype: DType::Float32, name: "first_kernel", priority: Priority::PORTABLE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
-    let b = kernel_descriptor! { op: qtensor::OpName::unchecked("test::dup"), key: DispatchKey::CPU, dtype: DType::Float32, name: "second_kernel", priority: Priority::PORTABLE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+    let a = kernel_descriptor! { op: qtensor::OpName::unchecked("test::dup"), key: DispatchKey::CPU, dtype: DType::Float32, name: "first_kernel", priority: Priority::PORTABLE, is_supported: qtensor::registration::always_supported, fn identity(x: &Tensor) -> Tensor };
+    let b = kernel_descriptor! { op: qtensor::OpName::unchecked("test::dup"), key: DispatchKey::CPU, dtype: DType::Float32, name: "second_kernel", priority: Priority::PORTABLE, is_supported: qtensor::registration::always_supported, fn identity(x: &Tensor) -> Tensor };
     d.register_kernel(a).unwrap();
     let msg = d.register_kernel(b).unwrap_err().to_string();
     assert!(msg.contains("first_kernel") && msg.contains("second_kernel"), "{msg}");
 
-    let bad = kernel_descriptor! { op: qtensor::OpName::unchecked("test::dup"), key: DispatchKey::CPU, dtype: DType::Float64, name: "mismatched_kernel", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn wrong_signature(x: &Tensor, factor: f64) -> Tensor };
+    let bad = kernel_descriptor! { op: qtensor::OpName::unchecked("test::dup"), key: DispatchKey::CPU, dtype: DType::Float64, name: "mismatched_kernel", priority: Priority::REFERENCE, is_supported: qtensor::registration::always_supported, fn wrong_signature(x: &Tensor, factor: f64) -> Tensor };
     match d.register_kernel(bad) {
         Err(Error::Registration { kernel, message, .. }) => {
             assert_eq!(kernel, "mismatched_kernel");
@@ -164,7 +164,7 @@ fn duplicate_priorities_and_bad_signatures_are_rejected_by_name() {
         }
         other => panic!("{other:?}"),
     }
-    let orphan = kernel_descriptor! { op: qtensor::OpName::unchecked("test::nope"), key: DispatchKey::CPU, dtype: DType::Float32, name: "orphan", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+    let orphan = kernel_descriptor! { op: qtensor::OpName::unchecked("test::nope"), key: DispatchKey::CPU, dtype: DType::Float32, name: "orphan", priority: Priority::REFERENCE, is_supported: qtensor::registration::always_supported, fn identity(x: &Tensor) -> Tensor };
     assert!(matches!(d.register_kernel(orphan), Err(Error::Registration { .. })));
     // The same declaration again is the same op; a different one conflicts.
     let again = d.declare_op("test::dup(Tensor self) -> Tensor").unwrap();
@@ -178,7 +178,7 @@ fn kernel_names_are_unique_and_keys_agree_with_dtypes() {
     let d = Dispatcher::new();
     d.declare_op("test::rules(Tensor self) -> Tensor").unwrap();
     let k = |name: &'static str, key: DispatchKey, dtype: DType, priority: Priority| {
-        let mut k = kernel_descriptor! { op: qtensor::OpName::unchecked("test::rules"), key: DispatchKey::CPU, dtype: DType::Float32, name: "x", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor };
+        let mut k = kernel_descriptor! { op: qtensor::OpName::unchecked("test::rules"), key: DispatchKey::CPU, dtype: DType::Float32, name: "x", priority: Priority::REFERENCE, is_supported: qtensor::registration::always_supported, fn identity(x: &Tensor) -> Tensor };
         (k.name, k.key, k.dtype, k.priority) = (name, key, dtype, priority);
         k
     };
@@ -232,9 +232,9 @@ fn a_declined_input_goes_to_the_next_kernel_and_the_one_that_ran_is_known() {
     let d = Dispatcher::new();
     d.declare_op("test::decline(Tensor self) -> Tensor").unwrap();
     for k in [
-        kernel_descriptor! { op: qtensor::OpName::unchecked("test::decline"), key: DispatchKey::CPU, dtype: DType::Float32, name: "everything", priority: Priority::REFERENCE, is_supported: qtensor::registry::always_supported, fn identity(x: &Tensor) -> Tensor },
-        kernel_descriptor! { op: qtensor::OpName::unchecked("test::decline"), key: DispatchKey::CPU, dtype: DType::Float32, name: "small", priority: Priority::ISA, is_supported: qtensor::registry::always_supported, fn small_only(x: &Tensor) -> Tensor },
-        kernel_descriptor! { op: qtensor::OpName::unchecked("test::decline"), key: DispatchKey::CPU, dtype: DType::Float32, name: "picky", priority: Priority::PLUGIN, is_supported: qtensor::registry::always_supported, fn declines_all(x: &Tensor) -> Tensor },
+        kernel_descriptor! { op: qtensor::OpName::unchecked("test::decline"), key: DispatchKey::CPU, dtype: DType::Float32, name: "everything", priority: Priority::REFERENCE, is_supported: qtensor::registration::always_supported, fn identity(x: &Tensor) -> Tensor },
+        kernel_descriptor! { op: qtensor::OpName::unchecked("test::decline"), key: DispatchKey::CPU, dtype: DType::Float32, name: "small", priority: Priority::ISA, is_supported: qtensor::registration::always_supported, fn small_only(x: &Tensor) -> Tensor },
+        kernel_descriptor! { op: qtensor::OpName::unchecked("test::decline"), key: DispatchKey::CPU, dtype: DType::Float32, name: "picky", priority: Priority::PLUGIN, is_supported: qtensor::registration::always_supported, fn declines_all(x: &Tensor) -> Tensor },
     ] {
         d.register_kernel(k).unwrap();
     }
@@ -252,7 +252,7 @@ fn a_declined_input_goes_to_the_next_kernel_and_the_one_that_ran_is_known() {
     // With no kernel left to take it, the decline reaches the caller.
     let d = Dispatcher::new();
     d.declare_op("test::only_picky(Tensor self) -> Tensor").unwrap();
-    d.register_kernel(kernel_descriptor! { op: qtensor::OpName::unchecked("test::only_picky"), key: DispatchKey::CPU, dtype: DType::Float32, name: "picky", priority: Priority::PLUGIN, is_supported: qtensor::registry::always_supported, fn declines_all(x: &Tensor) -> Tensor }).unwrap();
+    d.register_kernel(kernel_descriptor! { op: qtensor::OpName::unchecked("test::only_picky"), key: DispatchKey::CPU, dtype: DType::Float32, name: "picky", priority: Priority::PLUGIN, is_supported: qtensor::registration::always_supported, fn declines_all(x: &Tensor) -> Tensor }).unwrap();
     let e = d.op("test::only_picky").unwrap().call(&[Value::from(&floats())]).unwrap_err();
     assert!(matches!(e, Error::Declined { reason: "never" }), "{e:?}");
 }

@@ -17,7 +17,7 @@ fn exact_linear(x: &[u8], w: &[i8], m: usize, k: usize, n: usize, zx: i64, zw: i
 }
 
 fn kernels_of(op: &str) -> Vec<qtensor::KernelDescriptor> {
-    qtensor::conformance::supported_kernels(op, DType::QUInt8)
+    qtensor::kernel_checks::supported_kernels(op, DType::QUInt8)
 }
 
 #[test]
@@ -38,7 +38,7 @@ fn linear_kernels_are_exact_on_full_range_inputs() {
     let want = exact_linear(&x, &w, m, k, n, zx, zw, sx * sw / sy, zy);
     let args = [Value::from(&xq), Value::from(&wq), Value::None, Value::Float(sy), Value::Int(zy)];
     let kernels = kernels_of("quantized::linear");
-    // Under QTENSOR_ISA=scalar only the reference kernel runs.
+    // Under QTENSOR_ISA=portable only the reference kernel runs.
     assert!(!kernels.is_empty(), "no kernel");
     for kernel in kernels {
         let got = (kernel.func)(&args).unwrap().into_tensor().unwrap().int_values().unwrap();

@@ -7,8 +7,8 @@
 //! how many calls (default 20,000; the seed is `QTENSOR_SEED`, default 1);
 //! `QTENSOR_FUZZ_TRACE=1` prints each call before making it.
 
-use qtensor::conformance::random_calls::random_call;
-use qtensor::conformance::rng::Rng;
+use qtensor::kernel_checks::random_calls::random_call;
+use qtensor::kernel_checks::rng::Rng;
 use qtensor::{registry, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

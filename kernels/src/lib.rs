@@ -24,17 +24,17 @@
 //! 2. **The reference kernel** in `reference/` (safe scalar Rust, every
 //!    dtype it applies to), registered with `register_kernel!` at
 //!    `Priority::REFERENCE`.
-//! 3. **A conformance builder** in `qtensor::conformance::builders`
+//! 3. **An input builder for the kernel checks** in `qtensor::kernel_checks::builders`
 //!    (`builtin`): valid random inputs, so that every later kernel is
 //!    compared with the reference on cases that succeed. An op without one
 //!    gets only the bad-input checks and its golden cases.
-//! 4. **Golden cases** from PyTorch in `tests/conformance/cases/`
+//! 4. **Golden cases** from PyTorch in `tests/golden/cases/`
 //!    (`tests/python/make_golden_network_ops.py` shows how), listed in
-//!    `tests/conformance.rs`.
+//!    `tests/golden_cases.rs`.
 //! 5. **Optionally a fast kernel**: an op driver in `ops/` generic over
 //!    `VectorIsa` (or `GemmIsa`), registered for each ISA by
 //!    `register_vector_kernels!` / `register_gemm_kernels!`, or a
-//!    `portable/` kernel at `Priority::PORTABLE`. `tests/kernel_conformance.rs`
+//!    `portable/` kernel at `Priority::PORTABLE`. `tests/kernel_checks.rs`
 //!    then holds it to the reference bit for bit (or within the op's
 //!    tolerance).
 

@@ -5,7 +5,7 @@
 //! one machine, like oneDNN's `ONEDNN_MAX_CPU_ISA` and fbgemm's
 //! `FBGEMM_ENABLE_INSTRUCTIONS`: `QTENSOR_ISA=avx2` on an AVX-512 VNNI CPU
 //! runs exactly the kernels an AVX2-only CPU would run, and
-//! `QTENSOR_ISA=scalar` runs the portable ones. A cap never enables an ISA
+//! `QTENSOR_ISA=portable` runs the portable ones. A cap never enables an ISA
 //! the CPU lacks.
 
 use crate::error::{Error, Result};
@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 #[non_exhaustive]
 pub enum Isa {
     /// Portable Rust only.
-    Scalar,
+    Portable,
     /// x86-64 AVX2 with FMA.
     Avx2,
     /// x86-64 AVX-512 F/BW with VNNI (`vpdpbusd`).
@@ -29,12 +29,12 @@ pub enum Isa {
 
 impl Isa {
     /// Every level, lowest first.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon];
+    pub const ALL: [Isa; 4] = [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon];
 
     /// The name `QTENSOR_ISA` takes.
     pub fn name(self) -> &'static str {
         match self {
-            Isa::Scalar => "scalar",
+            Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
             Isa::Avx512Vnni => "avx512vnni",
             Isa::Neon => "neon",
@@ -44,10 +44,12 @@ impl Isa {
     /// Parses a `QTENSOR_ISA` value (case-insensitive).
     pub fn parse(s: &str) -> Result<Isa> {
         let s = s.trim().to_ascii_lowercase();
+        // `scalar` is the name this level had before 0.1.
+        let s = if s == "scalar" { "portable".to_string() } else { s };
         Isa::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| {
             Error::invalid(
                 "QTENSOR_ISA",
-                format!("unknown instruction set `{s}`; expected one of scalar, avx2, avx512vnni, neon"),
+                format!("unknown instruction set `{s}`; expected one of portable, avx2, avx512vnni, neon"),
             )
         })
     }
@@ -55,7 +57,7 @@ impl Isa {
     /// True when the CPU running this process has this ISA (ignoring the cap).
     pub fn detected(self) -> bool {
         match self {
-            Isa::Scalar => true,
+            Isa::Portable => true,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
@@ -75,12 +77,12 @@ impl Isa {
     /// True when kernels may use this ISA: the CPU has it and the cap allows
     /// it. Kernels' `is_supported` predicates call this.
     pub fn enabled(self) -> bool {
-        self <= cap() && self.detected() || self == Isa::Scalar
+        self <= cap() && self.detected() || self == Isa::Portable
     }
 
     /// The best ISA this CPU has, ignoring the cap.
     pub fn best_detected() -> Isa {
-        Isa::ALL.into_iter().rev().find(|i| i.detected()).unwrap_or(Isa::Scalar)
+        Isa::ALL.into_iter().rev().find(|i| i.detected()).unwrap_or(Isa::Portable)
     }
 }
 
@@ -252,7 +254,8 @@ mod tests {
     #[test]
     fn parses_names_and_rejects_others() -> Result<()> {
         assert_eq!(Isa::parse("AVX2")?, Isa::Avx2);
-        assert_eq!(Isa::parse(" scalar ")?, Isa::Scalar);
+        assert_eq!(Isa::parse(" portable ")?, Isa::Portable);
+        assert_eq!(Isa::parse("scalar")?, Isa::Portable);
         assert!(Isa::parse("sse9").is_err());
         Ok(())
     }
@@ -266,8 +269,8 @@ mod tests {
     }
 
     #[test]
-    fn scalar_is_always_enabled_and_levels_order() {
-        assert!(Isa::Scalar.enabled());
-        assert!(Isa::Scalar < Isa::Avx2 && Isa::Avx2 < Isa::Avx512Vnni);
+    fn portable_is_always_enabled_and_levels_order() {
+        assert!(Isa::Portable.enabled());
+        assert!(Isa::Portable < Isa::Avx2 && Isa::Avx2 < Isa::Avx512Vnni);
     }
 }

@@ -31,13 +31,13 @@ pub mod threads;
 pub mod value;
 
 pub use dispatch::op_name::OpName;
-pub use dispatch::{dispatcher, layers, registry, Dispatcher, KernelInfo, OpHandle, OperatorEntry};
+pub use dispatch::{dispatcher, layers, registration, Dispatcher, KernelInfo, OpHandle, OperatorEntry};
 pub use dispatch_key::DispatchKey;
 pub use dtype::{DType, StorageType};
 pub use error::{Error, Result};
 pub use isa::Isa;
 pub use quantizer::{QParams, QScheme, Quantizer};
-pub use registry::{KernelDescriptor, OpDeclaration, Priority};
+pub use registration::{KernelDescriptor, OpDeclaration, Priority};
 pub use schema::{ArgType, OpSchema, ScriptClass, Tolerance};
 pub use storage::{Element, Storage};
 pub use tensor::format::MemoryFormat;

@@ -1,6 +1,6 @@
 //! The scalar numerics that every kernel must reproduce bit for bit.
 //!
-//! See `docs/conformance-format.md`: `q = clamp(zero_point + round_half_even(x * inv), qmin, qmax)`
+//! See `docs/golden-case-format.md`: `q = clamp(zero_point + round_half_even(x * inv), qmin, qmax)`
 //! with `inv = 1.0f32 / (scale as f32)` and an f32 product.
 
 /// `2^31` as f32: a rounded scaled value at or beyond it saturates.

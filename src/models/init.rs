@@ -1,7 +1,7 @@
 //! Random weights with realistic qparams, for benchmarks and tests that
 //! need a whole network without a checkpoint.
 
-use crate::conformance::rng::Rng;
+use crate::kernel_checks::rng::Rng;
 use crate::nn::quantized::{Conv2d, Linear};
 use crate::{DType, Quantizer, Result, Tensor};
 

@@ -5,7 +5,7 @@ scaled_dot_product_attention, layer_norm, gelu, div with rounding modes,
 to, zeros and the views unflatten, unsqueeze and squeeze; and
 upsample_nearest2d.vec on quantized tensors.
 
-    python3 tests/python/make_golden_float_ops.py tests/conformance/cases
+    python3 tests/python/make_golden_float_ops.py tests/golden/cases
 
 Every expected value is PyTorch 2.15's own output (one thread). Elementwise
 products and sums are exact in f32 and compared exactly; ops that reduce

@@ -3,7 +3,7 @@ need beyond conv, linear, add and cat: the activations, mean,
 batch_norm2d, upsample_nearest2d, channel_shuffle, flatten and avg_pool2d
 in both of PyTorch's layouts.
 
-    python3 tests/python/make_golden_network_ops.py tests/conformance/cases
+    python3 tests/python/make_golden_network_ops.py tests/golden/cases
 
 Every expected value is PyTorch 2.15's own output (x86 build, one thread).
 Inputs are tie-dense (every stored integer, many scale pairs) and include

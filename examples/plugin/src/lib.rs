@@ -80,9 +80,9 @@ register_kernel! {
     fn clamp_q(x: &Tensor, min: f64, max: f64) -> Tensor
 }
 
-/// Valid inputs for `myplugin::clamp_q`, for `qtensor::conformance`.
-pub fn clamp_q_inputs(rng: &mut qtensor::conformance::rng::Rng, dtype: DType) -> Result<Vec<qtensor::Value>> {
-    use qtensor::conformance::inputs::{quantized, shape};
+/// Valid inputs for `myplugin::clamp_q`, for `qtensor::kernel_checks`.
+pub fn clamp_q_inputs(rng: &mut qtensor::kernel_checks::rng::Rng, dtype: DType) -> Result<Vec<qtensor::Value>> {
+    use qtensor::kernel_checks::inputs::{quantized, shape};
     let sizes = shape(rng, 0);
     let x = quantized(rng, dtype, &sizes, false)?;
     let a = rng.unit() * 20.0 - 10.0;

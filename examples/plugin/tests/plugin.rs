@@ -1,6 +1,6 @@
 //! The plugin path end to end, from a crate outside qtensor.
 
-use qtensor::conformance::{check_kernel, check_kernel_with, CheckConfig};
+use qtensor::kernel_checks::{check_kernel, check_kernel_with, CheckConfig};
 use qtensor::{kernel_descriptor, ops, registry, DType, DispatchKey, Result, Tensor, Value};
 
 fn q(values: &[f32], scale: f64, zp: i64) -> Tensor {
@@ -18,10 +18,10 @@ fn the_plugin_relu_is_chosen_over_the_built_in_ones() {
     let x = q(&[-1.0, 0.5, 2.0], 0.5, 10);
     let y = registry().call("relu", &[Value::from(&x)]).unwrap().into_tensor().unwrap();
     assert_eq!(y.int_values().unwrap(), vec![10, 11, 14]);
-    // And it agrees with the reference kernel under the conformance checks.
+    // And it agrees with the reference kernel under the kernel checks.
     // Golden cases are data: this plugin uses a checkout's copy of qtensor's
     // (`QTENSOR_GOLDEN_CASES` would do the same).
-    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/conformance/cases");
+    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/golden/cases");
     let cfg = CheckConfig { golden: vec![cases.into()], ..CheckConfig::default() };
     let report = check_kernel("relu", "plugin_relu_u8", DType::QUInt8, &cfg).unwrap_or_else(|f| panic!("{f}"));
     assert!(report.matched > 0);
@@ -53,7 +53,7 @@ fn the_new_op_is_callable_by_name_and_listed() {
     // Bad arguments are errors.
     assert!(registry().call("myplugin::clamp_q", &[Value::from(&x), Value::Float(2.0), Value::Float(1.0)]).is_err());
     assert!(registry().call("myplugin::clamp_q", &[Value::from(&x), Value::Float(2.0)]).is_err());
-    // Its kernel passes the conformance checks with the plugin's own input builder.
+    // Its kernel passes the kernel checks with the plugin's own input builder.
     let report = check_kernel_with(
         "myplugin::clamp_q",
         "plugin_clamp_q",
@@ -76,7 +76,7 @@ fn run_time_registration_without_inventory() {
     // A kernel for a dtype the plugin did not cover, registered at run time.
     d.register_kernel(kernel_descriptor! {
         op: qtensor_plugin_example::CLAMP_Q, key: DispatchKey::QuantizedCPU, dtype: DType::QInt16, name: "runtime_identity_clamp", priority: qtensor::Priority::REFERENCE,
-        is_supported: qtensor::registry::always_supported, fn negating_clamp(x: &Tensor, min: f64, max: f64) -> Tensor
+        is_supported: qtensor::registration::always_supported, fn negating_clamp(x: &Tensor, min: f64, max: f64) -> Tensor
     })
     .unwrap();
     assert_eq!(
@@ -87,7 +87,7 @@ fn run_time_registration_without_inventory() {
     let err = d
         .register_kernel(kernel_descriptor! {
             op: qtensor_plugin_example::CLAMP_Q, key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8, name: "second_clamp", priority: qtensor::Priority::REFERENCE,
-            is_supported: qtensor::registry::always_supported, fn negating_clamp(x: &Tensor, min: f64, max: f64) -> Tensor
+            is_supported: qtensor::registration::always_supported, fn negating_clamp(x: &Tensor, min: f64, max: f64) -> Tensor
         })
         .unwrap_err()
         .to_string();

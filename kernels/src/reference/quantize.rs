@@ -18,7 +18,7 @@ pub fn float_input(op: &str, x: &Tensor) -> Result<Vec<f32>> {
 }
 
 /// Quantizes a float tensor with any quantizer: the reference numerics of
-/// `docs/conformance-format.md`, element by element.
+/// `docs/golden-case-format.md`, element by element.
 pub fn quantize_with(op: &str, x: &Tensor, quantizer: &Arc<Quantizer>) -> Result<Tensor> {
     let values = float_input(op, x)?;
     let dtype = quantizer.dtype();

@@ -12,7 +12,7 @@
 //! kernel, which takes every input. So the choice happens here, once, and
 //! [`last_kernel`] can say which kernel ran.
 
-use super::registry::{BoxedKernel, KernelDescriptor, Priority};
+use super::registration::{BoxedKernel, KernelDescriptor, Priority};
 use crate::dispatch_key::DispatchKey;
 use crate::dtype::DType;
 use crate::error::{Error, Result};

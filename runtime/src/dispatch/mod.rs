@@ -1,13 +1,13 @@
 //! Dispatch: the process-wide [`Dispatcher`] (operators by name), each
 //! operator's [`OperatorEntry`] and kernel table ([`entry`]), the kernel
-//! registry and its macros ([`registry`]), the fallback [`layers`], and
+//! registration descriptors and macros ([`registration`]), the fallback [`layers`], and
 //! name suggestions for unknown operators ([`suggest`]).
 
 mod call;
 pub mod entry;
 pub mod layers;
 pub mod op_name;
-pub mod registry;
+pub mod registration;
 pub mod suggest;
 
 pub use entry::{last_kernel, KernelInfo, OperatorEntry};
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::schema::{parse_schema, Tolerance};
 use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
-use registry::{KernelDescriptor, OpDeclaration};
+use registration::{KernelDescriptor, OpDeclaration};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use suggest::similar_names;

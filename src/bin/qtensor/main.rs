@@ -1,12 +1,12 @@
-//! The `qtensor` command line: `demo`, `run`, `inspect`, `ops`, `bench`, `model run` and `conform`.
+//! The `qtensor` command line: `demo`, `run`, `inspect`, `ops`, `bench`, `model run` and `golden`.
 
 mod bench;
 mod demo;
 mod report;
 
-/// Where `qtensor conform` looks without arguments: the repository's golden
+/// Where `qtensor golden` looks without arguments: the repository's golden
 /// cases, relative to the working directory.
-const DEFAULT_CASES_DIR: &str = "tests/conformance/cases";
+const DEFAULT_CASES_DIR: &str = "tests/golden/cases";
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -91,7 +91,7 @@ enum Command {
         action: ModelCommand,
     },
     /// Run golden case files (or directories of them) through the dispatcher.
-    Conform {
+    Golden {
         /// Case files or directories (default: the project's own cases).
         paths: Vec<PathBuf>,
         /// Print one progress line per file to stderr.
@@ -350,7 +350,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Conform { paths, verbose } => {
+        Command::Golden { paths, verbose } => {
             let paths = if paths.is_empty() { vec![PathBuf::from(DEFAULT_CASES_DIR)] } else { paths };
             if let Some(missing) = paths.iter().find(|p| !p.exists()) {
                 eprintln!(
@@ -359,7 +359,7 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::FAILURE;
             }
-            let report = qtensor::conformance::cases::run_paths(&paths, |file, r| {
+            let report = qtensor::golden::run_paths(&paths, |file, r| {
                 if verbose {
                     eprintln!("{}: {} passed, {} failed", file.display(), r.passed, r.failed());
                 }

@@ -1,8 +1,8 @@
-//! The conformance checks can fail: a kernel that is off by a step more
+//! The kernel checks can fail: a kernel that is off by a step more
 //! than its op allows, or that panics, is reported with the seed that
 //! reproduces it. (Its own test binary, since it registers broken kernels.)
 
-use qtensor::conformance::{check_kernel_with, CheckConfig};
+use qtensor::kernel_checks::{check_kernel_with, CheckConfig};
 use qtensor::{kernel_descriptor, registry, DType, DispatchKey, Priority, Result, Tensor, Value};
 
 /// An add that rounds two steps off now and then, where the op allows
@@ -28,7 +28,7 @@ fn a_wrong_kernel_is_caught_with_its_seed() {
     let d = registry();
     d.register_kernel(kernel_descriptor! {
         op: qtensor::ops::quantized::ADD, key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8, name: "sloppy_add", priority: Priority::PLUGIN,
-        is_supported: qtensor::registry::always_supported, fn sloppy_add(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
+        is_supported: qtensor::registration::always_supported, fn sloppy_add(qa: &Tensor, qb: &Tensor, scale: f64, zero_point: i64) -> Tensor
     })
     .unwrap();
     // The sloppy kernel wins the dispatch; check it against the reference.
@@ -40,7 +40,7 @@ fn a_wrong_kernel_is_caught_with_its_seed() {
         winner,
         DType::QUInt8,
         &cfg,
-        qtensor::conformance::builders::builtin("quantized::add"),
+        qtensor::kernel_checks::builders::builtin("quantized::add"),
     )
     .unwrap_err();
     let text = failure.to_string();
@@ -49,7 +49,7 @@ fn a_wrong_kernel_is_caught_with_its_seed() {
 
     d.register_kernel(kernel_descriptor! {
         op: qtensor::ops::RELU, key: DispatchKey::QuantizedCPU, dtype: DType::QInt16, name: "panicking_relu", priority: Priority::PLUGIN,
-        is_supported: qtensor::registry::always_supported, fn panicking_relu(x: &Tensor) -> Tensor
+        is_supported: qtensor::registration::always_supported, fn panicking_relu(x: &Tensor) -> Tensor
     })
     .unwrap();
     let failure = check_kernel_with(
@@ -57,7 +57,7 @@ fn a_wrong_kernel_is_caught_with_its_seed() {
         "panicking_relu",
         DType::QInt16,
         &cfg,
-        qtensor::conformance::builders::builtin("relu"),
+        qtensor::kernel_checks::builders::builtin("relu"),
     )
     .unwrap_err();
     assert!(failure.message.contains("panicked: this kernel has a bug"), "{failure}");

@@ -1,10 +1,10 @@
 //! Golden case files: reads `qtensor-conformance/1` files (the format is
-//! `docs/conformance-format.md`), calls each case's operator by name
+//! `docs/golden-case-format.md`), calls each case's operator by name
 //! through the dispatcher (or a kernel of your choice, with
 //! [`run_case_with`]), and compares the result with what the case expects.
 //!
 //! The cases themselves are data, not part of the library: the repository's
-//! are in `tests/conformance/cases/`. Give their directory to
+//! are in `tests/golden/cases/`. Give their directory to
 //! [`run_paths`], or set `QTENSOR_GOLDEN_CASES` for
 //! [`CheckConfig::default`](super::CheckConfig).
 

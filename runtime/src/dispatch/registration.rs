@@ -18,7 +18,7 @@ pub type BoxedKernel = fn(&[Value]) -> Result<Value>;
 ///
 /// - [`Priority::REFERENCE`]: the op's reference kernel, safe scalar Rust
 ///   that defines the numerics. Exactly this tier marks a kernel as the
-///   reference: conformance checks every other kernel against it.
+///   reference: the kernel checks hold every other kernel against it.
 /// - [`Priority::PORTABLE`]: portable Rust that is faster on any CPU.
 /// - [`Priority::ISA`]: kernels for one instruction set (AVX2, NEON, ...);
 ///   [`Priority::raised`] orders the levels within the tier (AVX-512 VNNI
@@ -263,7 +263,7 @@ macro_rules! register_kernel {
         $crate::register_kernel! {
             dtypes: $dts,
             priority: $prio,
-            is_supported: $crate::registry::always_supported,
+            is_supported: $crate::registration::always_supported,
             kernels: { $( $op => $f $args -> $ret $(as $name)? ),+ }
         }
     };
@@ -288,7 +288,7 @@ macro_rules! register_kernel {
         $crate::register_kernel! {
             dtypes: $dts,
             priority: $prio,
-            is_supported: $crate::registry::always_supported,
+            is_supported: $crate::registration::always_supported,
             variants: { $( fn $f $args -> $ret { $( $op => ($val, $name) ),+ } )+ }
         }
     };
@@ -325,7 +325,7 @@ macro_rules! register_kernel {
     };
     (@key) => { ::core::option::Option::None };
     (@key $key:ident) => { ::core::option::Option::Some($crate::DispatchKey::$key) };
-    (@supported) => { $crate::registry::always_supported };
+    (@supported) => { $crate::registration::always_supported };
     (@supported $sup:expr) => { $sup };
 }
 
@@ -344,7 +344,7 @@ macro_rules! register_kernel {
 ///
 /// let k = kernel_descriptor! {
 ///     op: qtensor_runtime::ops::RELU, key: DispatchKey::QuantizedCPU, dtype: DType::QUInt8,
-///     name: "my_relu", priority: Priority::PLUGIN, is_supported: qtensor_runtime::registry::always_supported,
+///     name: "my_relu", priority: Priority::PLUGIN, is_supported: qtensor_runtime::registration::always_supported,
 ///     fn my_relu(x: &Tensor) -> Tensor
 /// };
 /// qtensor_runtime::dispatcher().register_kernel(k)?;
@@ -367,7 +367,7 @@ macro_rules! kernel_descriptor {
             $(
                 let $arg: $ty = match args.get(__index).and_then(<$ty as $crate::FromArg<'_>>::from_arg) {
                     Some(v) => v,
-                    None => return Err($crate::registry::bad_kernel_arg($crate::OpName::as_str($op), $name, __index, stringify!($arg), args)),
+                    None => return Err($crate::registration::bad_kernel_arg($crate::OpName::as_str($op), $name, __index, stringify!($arg), args)),
                 };
                 __index += 1;
             )*

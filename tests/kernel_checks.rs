@@ -1,14 +1,14 @@
 //! Every registered kernel that this CPU supports, checked against its op's
-//! reference kernel with `qtensor::conformance`; kernels this CPU cannot run
+//! reference kernel with `qtensor::kernel_checks`; kernels this CPU cannot run
 //! are reported as skipped, by name.
 
-use qtensor::conformance::{check_all, CheckConfig, Outcome};
+use qtensor::kernel_checks::{check_all, CheckConfig, Outcome};
 use std::path::PathBuf;
 
 /// The defaults, with the repository's golden cases.
 fn with_golden_cases() -> CheckConfig {
     CheckConfig {
-        golden: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/cases"))],
+        golden: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/cases"))],
         ..CheckConfig::default()
     }
 }
@@ -56,7 +56,7 @@ fn check_every_kernel(cfg: CheckConfig) {
     eprintln!("{passed} kernels passed ({compared} compared with a reference kernel), seed {}", cfg.seed);
     assert!(passed > 50);
     let golden: usize = outcomes.iter().map(|o| if let Outcome::Passed(r) = o { r.golden } else { 0 }).sum();
-    assert!(golden > 1000, "only {golden} golden case runs: is tests/conformance/cases there?");
+    assert!(golden > 1000, "only {golden} golden case runs: is tests/golden/cases there?");
     // On a CPU with AVX2 the AVX2 kernels are checked, not skipped.
     let avx2_checked = outcomes.iter().any(|o| matches!(o, Outcome::Passed(r) if r.kernel.starts_with("avx2_")));
     let avx2_skipped =

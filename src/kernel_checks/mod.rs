@@ -1,4 +1,5 @@
-//! Dispatcher conformance checks that any kernel author can run.
+//! Kernel checks that any kernel author can run: a kernel against its
+//! op's reference kernel.
 //!
 //! [`check_kernel`] compares one registered kernel with its op's reference
 //! kernel (the one registered at `Priority::REFERENCE` for the same key
@@ -17,7 +18,6 @@
 //! the ones this CPU cannot run as skipped, by name.
 
 pub mod builders;
-pub mod cases;
 pub mod inputs;
 pub mod random_calls;
 pub mod rng;
@@ -25,8 +25,8 @@ pub mod rng;
 pub use inputs::InputBuilder;
 use rng::Rng;
 
+use crate::golden::{panic_message, run_case_with};
 use crate::{registry, DType, DispatchKey, KernelDescriptor, Result as QResult, Tensor, Tolerance, Value};
-use cases::{panic_message, run_case_with};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -59,7 +59,7 @@ impl Default for CheckConfig {
     /// 100 valid and 40 bad cases, the seed from `QTENSOR_SEED` (a fixed
     /// one when unset), and the golden case files or directories listed in
     /// `QTENSOR_GOLDEN_CASES` (separated as in `PATH`; none when unset).
-    /// qtensor's own cases are in its repository, `tests/conformance/cases`.
+    /// qtensor's own cases are in its repository, `tests/golden/cases`.
     fn default() -> Self {
         let seed = std::env::var("QTENSOR_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_2026);
         let golden = std::env::var_os("QTENSOR_GOLDEN_CASES")
@@ -288,7 +288,7 @@ fn case_dtype(case: &serde_json::Value) -> Option<DType> {
 }
 
 fn golden_cases(paths: &[PathBuf], op: &str, dtype: DType) -> Vec<serde_json::Value> {
-    cases::case_files(paths)
+    crate::golden::case_files(paths)
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

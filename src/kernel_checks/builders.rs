@@ -385,11 +385,11 @@ fn conv2d_packed(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
     let pair = |v: &Value| -> Result<[i64; 2]> {
         match v {
             Value::IntList(l) if l.len() == 2 => Ok([l[0], l[1]]),
-            _ => Err(crate::Error::invalid("conformance", "a conv2d builder's int[2]")),
+            _ => Err(crate::Error::invalid("kernel_checks", "a conv2d builder's int[2]")),
         }
     };
     let packed = qtensor_runtime::packed::Conv2dPackedParams {
-        weight: a[1].as_tensor().cloned().ok_or_else(|| crate::Error::invalid("conformance", "a conv2d weight"))?,
+        weight: a[1].as_tensor().cloned().ok_or_else(|| crate::Error::invalid("kernel_checks", "a conv2d weight"))?,
         bias: a[2].as_tensor().cloned(),
         stride: pair(&a[3])?,
         padding: pair(&a[4])?,
@@ -403,7 +403,7 @@ fn conv2d_packed(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
 
 fn linear_packed_value(a: &[Value]) -> Result<Value> {
     qtensor_runtime::packed::LinearPackedParams {
-        weight: a[1].as_tensor().cloned().ok_or_else(|| crate::Error::invalid("conformance", "a linear weight"))?,
+        weight: a[1].as_tensor().cloned().ok_or_else(|| crate::Error::invalid("kernel_checks", "a linear weight"))?,
         bias: a[2].as_tensor().cloned(),
     }
     .into_value()
