@@ -6,7 +6,7 @@
 //! The cases themselves are data, not part of the library: the repository's
 //! are in `tests/golden/cases/`. Give their directory to
 //! [`run_paths`], or set `QTENSOR_GOLDEN_CASES` for
-//! [`CheckConfig::default`](super::CheckConfig).
+//! [`CheckConfig::default`](crate::kernel_checks::CheckConfig).
 
 use crate::{registry, ArgType, DType, QParams, Quantizer, Result as QResult, Tensor, Value};
 use serde_json::Value as Json;

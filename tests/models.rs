@@ -126,3 +126,49 @@ fn the_branching_networks_run_and_reload_their_state() {
         assert_eq!(other.logits(&x).unwrap().int_values().unwrap(), y.int_values().unwrap(), "{arch}");
     }
 }
+
+/// A fine-tuned head: a ResNet-18 state whose `fc` has 10 classes (the
+/// first 10 rows of another state's 1000) builds from the state alone, and
+/// its logits are exactly the 1000-class network's first 10.
+#[test]
+fn a_state_gives_its_own_class_count_and_nothing_random() {
+    use qtensor::models::{from_state, Skeleton};
+    use std::collections::HashMap;
+    let x = image(1, 64);
+    let full: HashMap<String, Tensor> =
+        resnet18(&mut WeightInit::new(5)).unwrap().state_dict("").unwrap().into_iter().collect();
+    let mut ten = full.clone();
+    let rows = |t: &Tensor| qtensor::ops::slice(t, 0, Some(0), Some(10), 1).unwrap().contiguous().unwrap();
+    ten.insert("fc.weight".into(), rows(&full["fc.weight"]));
+    ten.insert("fc.bias".into(), rows(&full["fc.bias"]));
+    let logits_full = from_state("resnet18", &full).unwrap().logits(&x).unwrap();
+    let logits_ten = from_state("resnet18", &ten).unwrap().logits(&x).unwrap();
+    assert_eq!(logits_ten.sizes(), &[1, 10]);
+    let first_ten = qtensor::ops::slice(&logits_full, 1, Some(0), Some(10), 1).unwrap();
+    assert_eq!(logits_ten.int_values().unwrap(), first_ten.int_values().unwrap());
+    assert_eq!(logits_ten.q_scale().unwrap(), logits_full.q_scale().unwrap());
+
+    // The state round-trips, key for key.
+    let back: HashMap<String, Tensor> =
+        from_state("resnet18", &ten).unwrap().state_dict("").unwrap().into_iter().collect();
+    let mut keys: Vec<&String> = back.keys().collect();
+    keys.sort();
+    let mut want: Vec<&String> = ten.keys().collect();
+    want.sort();
+    assert_eq!(keys, want);
+
+    // A key the network does not have is an error naming it, and so is a
+    // missing one.
+    let mut extra = ten.clone();
+    extra.insert("fc.extra".into(), Tensor::scalar(1.0).unwrap());
+    let e = from_state("resnet18", &extra).err().unwrap().to_string();
+    assert!(e.contains("fc.extra"), "{e}");
+    let mut missing = ten;
+    missing.remove("layer3.1.conv2.weight");
+    let e = from_state("resnet18", &missing).err().unwrap().to_string();
+    assert!(e.contains("layer3.1.conv2.weight"), "{e}");
+
+    // A skeleton holds no weights: running it says so.
+    let e = qtensor::models::by_name("resnet18", &mut Skeleton).unwrap().logits(&x).err().unwrap().to_string();
+    assert!(e.contains("no weights"), "{e}");
+}

@@ -3,7 +3,7 @@
 //! `BasicConv2d` is one fused conv+relu named `conv`, and each Inception
 //! block concatenates its four branches with a `cat` `FloatFunctional`.
 
-use super::init::{ActivationRange, WeightInit};
+use super::init::{ActivationRange, Layers};
 use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
 use crate::nn::quantized::{Conv2d, DeQuantize, MaxPool2d, QFunctional, Quantize};
 use crate::nn::Module;
@@ -14,8 +14,8 @@ use std::collections::HashMap;
 struct BasicConv(Conv2d);
 
 impl BasicConv {
-    fn random(
-        init: &mut WeightInit,
+    fn build(
+        init: &mut dyn Layers,
         input: ActivationRange,
         io: [usize; 2],
         kernel: usize,
@@ -64,14 +64,14 @@ pub struct Inception {
 impl Inception {
     /// torchvision's `Inception(in, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5,
     /// pool_proj)` (the "5x5" branch uses a 3x3 kernel, as torchvision's).
-    fn random(init: &mut WeightInit, input: ActivationRange, ch: [usize; 7]) -> Result<(Inception, ActivationRange)> {
+    fn build(init: &mut dyn Layers, input: ActivationRange, ch: [usize; 7]) -> Result<(Inception, ActivationRange)> {
         let [inp, c1, c3r, c3, c5r, c5, pp] = ch;
-        let (branch1, a1) = BasicConv::random(init, input, [inp, c1], 1, 1)?;
-        let (b2a, a) = BasicConv::random(init, input, [inp, c3r], 1, 1)?;
-        let (b2b, a2) = BasicConv::random(init, a, [c3r, c3], 3, 1)?;
-        let (b3a, a) = BasicConv::random(init, input, [inp, c5r], 1, 1)?;
-        let (b3b, a3) = BasicConv::random(init, a, [c5r, c5], 3, 1)?;
-        let (branch4, a4) = BasicConv::random(init, input, [inp, pp], 1, 1)?;
+        let (branch1, a1) = BasicConv::build(init, input, [inp, c1], 1, 1)?;
+        let (b2a, a) = BasicConv::build(init, input, [inp, c3r], 1, 1)?;
+        let (b2b, a2) = BasicConv::build(init, a, [c3r, c3], 3, 1)?;
+        let (b3a, a) = BasicConv::build(init, input, [inp, c5r], 1, 1)?;
+        let (b3b, a3) = BasicConv::build(init, a, [c5r, c5], 3, 1)?;
+        let (branch4, a4) = BasicConv::build(init, input, [inp, pp], 1, 1)?;
         let std = [a1, a2, a3, a4].iter().map(|a| a.std).fold(0.0, f64::max);
         let out = ActivationRange { std, non_negative: true };
         let (scale, zp) = out.qparams();
@@ -151,17 +151,18 @@ const INCEPTIONS: [(&str, [usize; 7]); 9] = [
     ("inception5b", [832, 384, 192, 384, 48, 128, 128]),
 ];
 
-/// GoogLeNet with random weights and realistic qparams, input
-/// `[N, 3, 224, 224]`, 1000 classes.
-pub fn googlenet(init: &mut WeightInit) -> Result<GoogLeNet> {
+/// GoogLeNet with its layers from `init` (a [`Skeleton`](super::Skeleton) for a
+/// state to fill, or [`WeightInit`](super::WeightInit)), input
+/// `[N, 3, 224, 224]`, 1000 classes (a state gives its own).
+pub fn googlenet(init: &mut dyn Layers) -> Result<GoogLeNet> {
     let input = ActivationRange { std: 1.0, non_negative: false };
     let (qs, qz) = input.qparams();
-    let (conv1, a) = BasicConv::random(init, input, [3, 64], 7, 2)?;
-    let (conv2, a) = BasicConv::random(init, a, [64, 64], 1, 1)?;
-    let (conv3, mut act) = BasicConv::random(init, a, [64, 192], 3, 1)?;
+    let (conv1, a) = BasicConv::build(init, input, [3, 64], 7, 2)?;
+    let (conv2, a) = BasicConv::build(init, a, [64, 64], 1, 1)?;
+    let (conv3, mut act) = BasicConv::build(init, a, [64, 192], 3, 1)?;
     let mut blocks = Vec::new();
     for (name, ch) in INCEPTIONS {
-        let (block, out) = Inception::random(init, act, ch)?;
+        let (block, out) = Inception::build(init, act, ch)?;
         blocks.push((name, block));
         act = out;
     }

@@ -5,7 +5,7 @@
 //! InceptionE). Built from [`Sequential`] and [`Concat`]: a branch is a
 //! chain of layers named as torchvision names them, at the block's level.
 
-use super::init::{ActivationRange, ConvShape, WeightInit};
+use super::init::{ActivationRange, ConvShape, Layers};
 use super::QuantizedNet;
 use crate::nn::quantized::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d, QFunctional};
 use crate::nn::{Concat, Module, Sequential};
@@ -17,10 +17,10 @@ type Branch = Box<dyn Module + Send + Sync>;
 /// padding.
 type ConvSpec<'a> = (&'a str, usize, [usize; 2], usize, [usize; 2]);
 
-/// Builds blocks with random weights, tracking the activation range of
+/// Builds blocks from a layer source, tracking the activation range of
 /// the block input for every branch.
 struct Blocks<'a> {
-    init: &'a mut WeightInit,
+    init: &'a mut dyn Layers,
 }
 
 impl Blocks<'_> {
@@ -180,9 +180,10 @@ impl Blocks<'_> {
     }
 }
 
-/// Inception-v3 with random weights and realistic qparams, input
-/// `[N, 3, 299, 299]`, 1000 classes.
-pub fn inception_v3(init: &mut WeightInit) -> Result<QuantizedNet> {
+/// Inception-v3 with its layers from `init` (a [`Skeleton`](super::Skeleton) for a
+/// state to fill, or [`WeightInit`](super::WeightInit)), input
+/// `[N, 3, 299, 299]`, 1000 classes (a state gives its own).
+pub fn inception_v3(init: &mut dyn Layers) -> Result<QuantizedNet> {
     let input = ActivationRange { std: 1.0, non_negative: false };
     let mut b = Blocks { init };
     let (stem1, a) = b.chain(

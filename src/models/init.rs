@@ -1,8 +1,9 @@
-//! Random weights with realistic qparams, for benchmarks and tests that
-//! need a whole network without a checkpoint.
+//! Where a network's layers come from: [`Skeleton`] builds them without
+//! weights, for a state dict to fill with its own shapes (the load path),
+//! and [`WeightInit`] with random weights and realistic qparams, for
+//! benchmarks and tests that need a whole network without a checkpoint.
 
-use crate::kernel_checks::rng::Rng;
-use crate::nn::quantized::{Conv2d, Linear};
+use crate::nn::quantized::{Conv2d, ConvGroups, Linear};
 use crate::{DType, Quantizer, Result, Tensor};
 
 /// The spread of a float activation, from which its qparams follow.
@@ -39,22 +40,109 @@ pub struct ConvShape {
     pub groups: usize,
 }
 
+/// The layers an architecture asks for, by torchvision's shapes: each
+/// source decides what the layer holds. The architectures in this module
+/// take any source, so one description of each network serves both the
+/// load path and random weights.
+pub trait Layers {
+    /// A conv of any [`ConvShape`] from `input` activations, with
+    /// `[in, out]` channels as torchvision builds it, fused with relu if
+    /// `relu`; and the range of its output.
+    fn conv_rect(
+        &mut self,
+        input: ActivationRange,
+        io: [usize; 2],
+        shape: ConvShape,
+        relu: bool,
+    ) -> Result<(Conv2d, ActivationRange)>;
+
+    /// A linear layer of `in_f` inputs and `out_f` outputs as torchvision
+    /// builds it, from `input` activations; and the range of its output.
+    fn linear(&mut self, input: ActivationRange, in_f: usize, out_f: usize) -> Result<(Linear, ActivationRange)>;
+
+    /// A square conv with "same" padding (`kernel / 2`), fused with relu if
+    /// `relu`, from `input` activations, and the range of its output.
+    fn conv(
+        &mut self,
+        input: ActivationRange,
+        io: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        relu: bool,
+    ) -> Result<(Conv2d, ActivationRange)> {
+        let p = kernel / 2;
+        self.conv_rect(input, io, ConvShape { kernel: [kernel; 2], stride, padding: [p, p], groups }, relu)
+    }
+}
+
+/// The range after a Kaiming-initialized layer: it keeps the second
+/// moment, and a relu halves it.
+fn after_layer(input: ActivationRange, relu: bool) -> ActivationRange {
+    ActivationRange { std: input.std * if relu { 1.0 } else { 2f64.sqrt() }, non_negative: relu }
+}
+
+/// Layers without weights: each takes its channels, kernel size and class
+/// count from the state dict loaded into it
+/// ([`crate::nn::Module::load_state_dict`]); only the geometry the state
+/// does not hold (stride, padding, grouping, fused relu) comes from the
+/// architecture. Nothing random is made on this path.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Skeleton;
+
+impl Layers for Skeleton {
+    fn conv_rect(
+        &mut self,
+        input: ActivationRange,
+        [in_ch, out_ch]: [usize; 2],
+        shape: ConvShape,
+        relu: bool,
+    ) -> Result<(Conv2d, ActivationRange)> {
+        let ConvShape { stride, padding: [ph, pw], groups, .. } = shape;
+        // torchvision's depthwise convs have one group per channel: the
+        // state's channel count, whatever the width.
+        let groups = if groups > 1 && groups == in_ch && groups == out_ch {
+            ConvGroups::Depthwise
+        } else {
+            ConvGroups::Fixed(groups as i64)
+        };
+        let s = stride as i64;
+        let conv = Conv2d::unloaded([s, s], [ph as i64, pw as i64], [1, 1], groups);
+        Ok((if relu { conv.with_relu() } else { conv }, after_layer(input, relu)))
+    }
+
+    fn linear(&mut self, input: ActivationRange, _in_f: usize, _out_f: usize) -> Result<(Linear, ActivationRange)> {
+        Ok((Linear::unloaded(), after_layer(input, false)))
+    }
+}
+
 /// A seeded source of Kaiming-normal weights, small biases and the
 /// activation ranges they produce.
 pub struct WeightInit {
-    rng: Rng,
+    /// SplitMix64 state.
+    state: u64,
 }
 
 impl WeightInit {
     /// A generator from `seed`: the same seed builds the same network.
     pub fn new(seed: u64) -> WeightInit {
-        WeightInit { rng: Rng::new(seed) }
+        WeightInit { state: seed }
+    }
+
+    /// A uniform value in [0, 1) (SplitMix64's output, top 53 bits).
+    fn unit(&mut self) -> f64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn randn(&mut self, n: usize, std: f64) -> Vec<f32> {
         (0..n)
             .map(|_| {
-                let (u, v) = (self.rng.unit().max(1e-12), self.rng.unit());
+                let (u, v) = (self.unit().max(1e-12), self.unit());
                 ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos() * std) as f32
             })
             .collect()
@@ -77,25 +165,10 @@ impl WeightInit {
     pub fn bias(&mut self, n: usize) -> Result<Tensor> {
         Tensor::from_vec(self.randn(n, 0.01), &[n])
     }
+}
 
-    /// A square conv with "same" padding (`kernel / 2`), fused with relu if
-    /// `relu`, from `input` activations, and the range of its output.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv(
-        &mut self,
-        input: ActivationRange,
-        io: [usize; 2],
-        kernel: usize,
-        stride: usize,
-        groups: usize,
-        relu: bool,
-    ) -> Result<(Conv2d, ActivationRange)> {
-        let p = kernel / 2;
-        self.conv_rect(input, io, ConvShape { kernel: [kernel; 2], stride, padding: [p, p], groups }, relu)
-    }
-
-    /// A conv of any [`ConvShape`] (Inception's 1x7 and 7x1 kernels).
-    pub fn conv_rect(
+impl Layers for WeightInit {
+    fn conv_rect(
         &mut self,
         input: ActivationRange,
         [in_ch, out_ch]: [usize; 2],
@@ -105,8 +178,7 @@ impl WeightInit {
         let ConvShape { kernel: [kh, kw], stride, padding: [ph, pw], groups } = shape;
         let w = self.weight(&[out_ch, in_ch / groups, kh, kw])?;
         let b = self.bias(out_ch)?;
-        // Kaiming weights keep the second moment; a relu halves it.
-        let out = ActivationRange { std: input.std * if relu { 1.0 } else { 2f64.sqrt() }, non_negative: relu };
+        let out = after_layer(input, relu);
         let (scale, zp) = out.qparams();
         let s = stride as i64;
         let conv =
@@ -114,11 +186,10 @@ impl WeightInit {
         Ok((if relu { conv.with_relu() } else { conv }, out))
     }
 
-    /// A linear layer from `input` activations, and the range of its output.
-    pub fn linear(&mut self, input: ActivationRange, in_f: usize, out_f: usize) -> Result<(Linear, ActivationRange)> {
+    fn linear(&mut self, input: ActivationRange, in_f: usize, out_f: usize) -> Result<(Linear, ActivationRange)> {
         let w = self.weight(&[out_f, in_f])?;
         let b = self.bias(out_f)?;
-        let out = ActivationRange { std: input.std * 2f64.sqrt(), non_negative: false };
+        let out = after_layer(input, false);
         let (scale, zp) = out.qparams();
         Ok((Linear::from_quantized(&w, Some(&b), scale, zp)?, out))
     }

@@ -2,7 +2,7 @@
 //! conversion: relu instead of relu6, conv+relu fused, residual adds
 //! through `skip_add`.
 
-use super::init::{ActivationRange, WeightInit};
+use super::init::{ActivationRange, Layers};
 use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
 use crate::nn::quantized::{Conv2d, DeQuantize, QFunctional, Quantize};
 use crate::nn::Module;
@@ -11,15 +11,18 @@ use std::collections::HashMap;
 
 /// `QuantizableInvertedResidual`: an optional 1x1 expansion, a 3x3
 /// depthwise conv, a 1x1 projection, and `skip_add` when shapes allow.
+/// torchvision gives every block its `skip_add` (and saves its qparams),
+/// used or not.
 pub struct InvertedResidual {
     /// The convs in order, with their torchvision names under `conv.`.
     convs: Vec<(String, Conv2d)>,
-    skip_add: Option<QFunctional>,
+    skip_add: QFunctional,
+    residual: bool,
 }
 
 impl InvertedResidual {
-    fn random(
-        init: &mut WeightInit,
+    fn build(
+        init: &mut dyn Layers,
         input: ActivationRange,
         [inp, out]: [usize; 2],
         stride: usize,
@@ -37,13 +40,11 @@ impl InvertedResidual {
         convs.push((format!("conv.{}.0", convs.len()), dw));
         let (project, a) = init.conv(a, [hidden, out], 1, 1, 1, false)?;
         convs.push((format!("conv.{}", convs.len()), project));
-        if stride == 1 && inp == out {
-            let sum = ActivationRange { std: (a.std.powi(2) + input.std.powi(2)).sqrt(), non_negative: false };
-            let (scale, zp) = sum.qparams();
-            Ok((InvertedResidual { convs, skip_add: Some(QFunctional::new(scale, zp)?) }, sum))
-        } else {
-            Ok((InvertedResidual { convs, skip_add: None }, a))
-        }
+        let residual = stride == 1 && inp == out;
+        let sum = ActivationRange { std: (a.std.powi(2) + input.std.powi(2)).sqrt(), non_negative: false };
+        let (scale, zp) = sum.qparams();
+        let block = InvertedResidual { convs, skip_add: QFunctional::new(scale, zp)?, residual };
+        Ok((block, if residual { sum } else { a }))
     }
 }
 
@@ -53,12 +54,11 @@ impl Module for InvertedResidual {
         for (name, conv) in &self.convs {
             y = run_conv(conv, &y, name)?;
         }
-        match &self.skip_add {
-            Some(f) => {
-                let _scope = crate::profiler::scope("skip_add");
-                f.add(x, &y)
-            }
-            None => Ok(y),
+        if self.residual {
+            let _scope = crate::profiler::scope("skip_add");
+            self.skip_add.add(x, &y)
+        } else {
+            Ok(y)
         }
     }
 
@@ -67,9 +67,7 @@ impl Module for InvertedResidual {
         for (name, conv) in &self.convs {
             child_state(&mut out, prefix, name, conv)?;
         }
-        if let Some(f) = &self.skip_add {
-            functional_state(&mut out, prefix, "skip_add", f)?;
-        }
+        functional_state(&mut out, prefix, "skip_add", &self.skip_add)?;
         Ok(out)
     }
 
@@ -77,14 +75,12 @@ impl Module for InvertedResidual {
         for (name, conv) in &mut self.convs {
             load_child(conv, state, prefix, name)?;
         }
-        if self.skip_add.is_some() {
-            self.skip_add = Some(load_functional(state, prefix, "skip_add")?);
-        }
+        self.skip_add = load_functional(state, prefix, "skip_add")?;
         Ok(())
     }
 
     fn describe(&self) -> String {
-        format!("QuantizableInvertedResidual(convs={}, residual={})", self.convs.len(), self.skip_add.is_some())
+        format!("QuantizableInvertedResidual(convs={}, residual={})", self.convs.len(), self.residual)
     }
 }
 
@@ -125,9 +121,9 @@ pub struct MobileNetV2 {
     features: Vec<Feature>,
 }
 
-/// MobileNetV2 (width 1.0) with random weights and realistic qparams,
-/// input `[N, 3, 224, 224]`, 1000 classes.
-pub fn mobilenet_v2(init: &mut WeightInit) -> Result<MobileNetV2> {
+/// MobileNetV2 (width 1.0) with its layers from `init` (a [`Skeleton`](super::Skeleton) for a
+/// state to fill, or [`WeightInit`](super::WeightInit)), input `[N, 3, 224, 224]`, 1000 classes (a state gives its own).
+pub fn mobilenet_v2(init: &mut dyn Layers) -> Result<MobileNetV2> {
     let input = ActivationRange { std: 1.0, non_negative: false };
     let (qs, qz) = input.qparams();
     let (stem, mut act) = init.conv(input, [3, 32], 3, 2, 1, true)?;
@@ -138,7 +134,7 @@ pub fn mobilenet_v2(init: &mut WeightInit) -> Result<MobileNetV2> {
         [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
     {
         for i in 0..n {
-            let (block, out) = InvertedResidual::random(init, act, [inp, c], if i == 0 { s } else { 1 }, t)?;
+            let (block, out) = InvertedResidual::build(init, act, [inp, c], if i == 0 { s } else { 1 }, t)?;
             features.push(Feature::Block(block));
             (act, inp) = (out, c);
         }

@@ -4,8 +4,8 @@
 //! `skip_mul`) and residual adds through `skip_add`. Built entirely from
 //! [`Sequential`], [`Residual`] and the layers of [`crate::nn::quantized`].
 
-use super::init::{ActivationRange, WeightInit};
-use super::QuantizedNet;
+use super::init::{ActivationRange, Layers};
+use super::{QuantizedNet, SavedOnly};
 use crate::nn::quantized::{AdaptiveAvgPool2d, Flatten, Hardsigmoid, Hardswish, QFunctional};
 use crate::nn::{Combine, Residual, Sequential};
 use crate::Result;
@@ -66,7 +66,7 @@ fn hardswish(act: ActivationRange) -> Result<(Hardswish, ActivationRange)> {
 /// `Conv2dNormActivation` after fusion: the conv as `0` (with the relu
 /// fused), or the conv as `0` and a quantized hardswish as `2`.
 fn conv_act(
-    init: &mut WeightInit,
+    init: &mut dyn Layers,
     act: ActivationRange,
     io: [usize; 2],
     kernel: usize,
@@ -85,7 +85,7 @@ fn conv_act(
 
 /// `QuantizableSqueezeExcitation`: `skip_mul.mul(hardsigmoid(fc2(relu(fc1(
 /// avgpool(x))))), x)`.
-fn squeeze_excitation(init: &mut WeightInit, act: ActivationRange, channels: usize) -> Result<Residual> {
+fn squeeze_excitation(init: &mut dyn Layers, act: ActivationRange, channels: usize) -> Result<Residual> {
     let squeeze = make_divisible(channels / 4);
     let (fc1, a) = init.conv(act, [channels, squeeze], 1, 1, 1, true)?;
     let (fc2, _) = init.conv(a, [squeeze, channels], 1, 1, 1, false)?;
@@ -100,7 +100,7 @@ fn squeeze_excitation(init: &mut WeightInit, act: ActivationRange, channels: usi
 
 /// `QuantizableInvertedResidual` (v3): its `block` and, where the shapes
 /// allow, the residual `skip_add`.
-fn inverted_residual(init: &mut WeightInit, act: ActivationRange, c: &Bneck) -> Result<(Sequential, ActivationRange)> {
+fn inverted_residual(init: &mut dyn Layers, act: ActivationRange, c: &Bneck) -> Result<(Sequential, ActivationRange)> {
     let mut block = Sequential::new();
     let mut a = act;
     let mut index = 0;
@@ -118,19 +118,22 @@ fn inverted_residual(init: &mut WeightInit, act: ActivationRange, c: &Bneck) -> 
     }
     let (project, out) = init.conv(a, [c.expanded, c.out], 1, 1, 1, false)?;
     block = block.push(&index.to_string(), Sequential::new().push("0", project));
+    let sum = ActivationRange { std: (out.std.powi(2) + act.std.powi(2)).sqrt(), non_negative: false };
+    let (scale, zp) = sum.qparams();
+    let skip_add = QFunctional::new(scale, zp)?;
     if c.stride == 1 && c.input == c.out {
-        let sum = ActivationRange { std: (out.std.powi(2) + act.std.powi(2)).sqrt(), non_negative: false };
-        let (scale, zp) = sum.qparams();
-        let residual = Residual::new("block", block, "skip_add", QFunctional::new(scale, zp)?, Combine::Add);
+        let residual = Residual::new("block", block, "skip_add", skip_add, Combine::Add);
         Ok((Sequential::new().push("", residual), sum))
     } else {
-        Ok((Sequential::new().push("block", block), out))
+        // torchvision's block has its `skip_add` (and saves it) either way.
+        Ok((Sequential::new().push("block", block).push("skip_add", SavedOnly(skip_add)), out))
     }
 }
 
-/// MobileNetV3-Large with random weights and realistic qparams, input
-/// `[N, 3, 224, 224]`, 1000 classes. Its logits are `classifier.3`'s.
-pub fn mobilenet_v3_large(init: &mut WeightInit) -> Result<QuantizedNet> {
+/// MobileNetV3-Large with its layers from `init` (a [`Skeleton`](super::Skeleton) for a
+/// state to fill, or [`WeightInit`](super::WeightInit)), input
+/// `[N, 3, 224, 224]`, 1000 classes (a state gives its own). Its logits are `classifier.3`'s.
+pub fn mobilenet_v3_large(init: &mut dyn Layers) -> Result<QuantizedNet> {
     let input = ActivationRange { std: 1.0, non_negative: false };
     let (stem, mut act) = conv_act(init, input, [3, 16], 3, 2, 1, true)?;
     let mut features = Sequential::new().push("0", stem);

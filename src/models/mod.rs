@@ -1,10 +1,19 @@
 //! torchvision's quantizable CNNs, built from [`crate::nn::quantized`]
 //! modules with torchvision's shapes, fusions and state names.
 //!
-//! [`resnet18`], [`resnet50`] and [`mobilenet_v2`] take a [`WeightInit`]: random weights
-//! with realistic qparams (per-channel qint8 weights from their own ranges,
-//! activation scales that follow the signal through the network), which is
-//! what the `model/...` benchmarks time. Every model converts its input to
+//! Each architecture is described once, over a source of [`Layers`]:
+//!
+//! - [`from_state`] (and [`from_torch_checkpoint`]) builds it from a state
+//!   dict: a [`Skeleton`] without weights, filled by the state, so every
+//!   layer's channels, kernel size and the class count are the state's
+//!   (a fine-tuned 10-class ResNet-18 loads as it is), nothing random is
+//!   made, and a key the network does not use is an error;
+//! - [`by_name`] with a [`WeightInit`] gives random weights with realistic
+//!   qparams (per-channel qint8 weights from their own ranges, activation
+//!   scales that follow the signal through the network), which is what the
+//!   `model/...` benchmarks time.
+//!
+//! Every model converts its input to
 //! channels-last once, after quantizing it, and keeps every activation
 //! channels-last from there, as PyTorch's fbgemm path does.
 
@@ -19,7 +28,7 @@ mod shufflenet;
 
 pub use googlenet::{googlenet, GoogLeNet, Inception};
 pub use inception_v3::inception_v3;
-pub use init::{ActivationRange, ConvShape, WeightInit};
+pub use init::{ActivationRange, ConvShape, Layers, Skeleton, WeightInit};
 pub use mobilenet::{mobilenet_v2, InvertedResidual, MobileNetV2};
 pub use mobilenet_v3::mobilenet_v3_large;
 pub use resnet::{resnet18, resnet50, BasicBlock, Bottleneck, ResNet};
@@ -44,9 +53,10 @@ pub trait Network: Module + Send + Sync {
     fn logits(&self, x: &Tensor) -> Result<Tensor>;
 }
 
-/// A network by its torchvision name, with random weights from `init`
-/// (load trained ones with [`crate::nn::load_torch`] or [`crate::nn::load`]).
-pub fn by_name(arch: &str, init: &mut WeightInit) -> Result<Box<dyn Network>> {
+/// A network by its torchvision name, its layers from `init`: random
+/// weights from a [`WeightInit`], or none from a [`Skeleton`] (see
+/// [`from_state`]).
+pub fn by_name(arch: &str, init: &mut dyn Layers) -> Result<Box<dyn Network>> {
     match arch {
         "resnet18" => Ok(Box::new(resnet18(init)?)),
         "resnet50" => Ok(Box::new(resnet50(init)?)),
@@ -60,6 +70,36 @@ pub fn by_name(arch: &str, init: &mut WeightInit) -> Result<Box<dyn Network>> {
             format!("unknown architecture `{arch}`; expected one of {}", ARCHITECTURES.join(", ")),
         )),
     }
+}
+
+/// A network by its torchvision name, built from a state dict under
+/// torchvision's names (`conv1.weight`, `fc.scale`, ...): every layer takes
+/// its shape from its weights, so any class count and width load. Every
+/// key must belong to the network: a key it does not use is an error
+/// naming it (a checkpoint of another architecture, or of an unconverted
+/// model).
+pub fn from_state(arch: &str, state: &HashMap<String, Tensor>) -> Result<Box<dyn Network>> {
+    let mut net = by_name(arch, &mut Skeleton)?;
+    net.load_state_dict(state, "")?;
+    let used: std::collections::HashSet<String> = net.state_dict("")?.into_iter().map(|(name, _)| name).collect();
+    let mut unused: Vec<&String> = state.keys().filter(|k| !used.contains(*k)).collect();
+    if !unused.is_empty() {
+        unused.sort();
+        let shown: Vec<&str> = unused.iter().take(5).map(|k| k.as_str()).collect();
+        return Err(crate::Error::Serialization(format!(
+            "{} keys of the state dict are not part of {arch} (first: {}){}",
+            unused.len(),
+            shown.join(", "),
+            if unused.len() > 5 { ", ..." } else { "" }
+        )));
+    }
+    Ok(net)
+}
+
+/// [`from_state`] of a PyTorch checkpoint (`torch.save(model.state_dict())`
+/// of torchvision's quantized model, read by [`crate::torch::load`]).
+pub fn from_torch_checkpoint(arch: &str, path: impl AsRef<std::path::Path>) -> Result<Box<dyn Network>> {
+    from_state(arch, &crate::torch::load(path)?.into_tensors()?)
 }
 
 /// A network written as one chain of modules: the quantize stub (saved as
@@ -175,6 +215,29 @@ fn load_functional(state: &HashMap<String, Tensor>, prefix: &str, name: &str) ->
     let mut f = QFunctional::new(1.0, 0)?;
     load_child(&mut f, state, prefix, name)?;
     Ok(f)
+}
+
+/// A module torchvision keeps, and saves, where its network never calls it
+/// (MobileNetV3's `skip_add` in blocks without a residual): its state loads
+/// and saves, and `forward` passes the input through.
+struct SavedOnly<M: Module>(M);
+
+impl<M: Module + Send + Sync> Module for SavedOnly<M> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.clone())
+    }
+
+    fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        self.0.state_dict(prefix)
+    }
+
+    fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        self.0.load_state_dict(state, prefix)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (not called)", self.0.describe())
+    }
 }
 
 /// Runs `conv` under its name: in errors and in profiles.

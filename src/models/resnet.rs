@@ -1,7 +1,7 @@
 //! ResNet-18 and ResNet-50 as torchvision's `QuantizableResNet` after
 //! fusion and conversion: conv+relu fused, residual adds as `add_relu`.
 
-use super::init::{ActivationRange, WeightInit};
+use super::init::{ActivationRange, Layers};
 use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
 use crate::nn::quantized::{Conv2d, DeQuantize, MaxPool2d, QFunctional, Quantize};
 use crate::nn::Module;
@@ -18,8 +18,8 @@ pub struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn random(
-        init: &mut WeightInit,
+    fn build(
+        init: &mut dyn Layers,
         input: ActivationRange,
         [inp, out]: [usize; 2],
         stride: usize,
@@ -87,8 +87,8 @@ pub struct Bottleneck {
 }
 
 impl Bottleneck {
-    fn random(
-        init: &mut WeightInit,
+    fn build(
+        init: &mut dyn Layers,
         input: ActivationRange,
         [inp, width]: [usize; 2],
         stride: usize,
@@ -161,30 +161,32 @@ pub struct ResNet {
     layers: Vec<Vec<Block>>,
 }
 
-/// ResNet-18 with random weights and realistic qparams, input
-/// `[N, 3, 224, 224]`, 1000 classes.
-pub fn resnet18(init: &mut WeightInit) -> Result<ResNet> {
+/// ResNet-18 with its layers from `init` (a [`Skeleton`](super::Skeleton) for a
+/// state to fill, or [`WeightInit`](super::WeightInit)), input
+/// `[N, 3, 224, 224]`, 1000 classes (a state gives its own).
+pub fn resnet18(init: &mut dyn Layers) -> Result<ResNet> {
     resnet(init, [2, 2, 2, 2], 1, |init, act, [inp, width], stride| {
-        let (b, out) = BasicBlock::random(init, act, [inp, width], stride)?;
+        let (b, out) = BasicBlock::build(init, act, [inp, width], stride)?;
         Ok((Box::new(b) as Block, out))
     })
 }
 
-/// ResNet-50 with random weights and realistic qparams, input
-/// `[N, 3, 224, 224]`, 1000 classes.
-pub fn resnet50(init: &mut WeightInit) -> Result<ResNet> {
+/// ResNet-50 with its layers from `init` (a [`Skeleton`](super::Skeleton) for a
+/// state to fill, or [`WeightInit`](super::WeightInit)), input
+/// `[N, 3, 224, 224]`, 1000 classes (a state gives its own).
+pub fn resnet50(init: &mut dyn Layers) -> Result<ResNet> {
     resnet(init, [3, 4, 6, 3], 4, |init, act, [inp, width], stride| {
-        let (b, out) = Bottleneck::random(init, act, [inp, width], stride)?;
+        let (b, out) = Bottleneck::build(init, act, [inp, width], stride)?;
         Ok((Box::new(b) as Block, out))
     })
 }
 
 /// A block constructor: (init, input range, [in channels, width], stride).
-type MakeBlock = fn(&mut WeightInit, ActivationRange, [usize; 2], usize) -> Result<(Block, ActivationRange)>;
+type MakeBlock = fn(&mut dyn Layers, ActivationRange, [usize; 2], usize) -> Result<(Block, ActivationRange)>;
 
 /// torchvision's `_resnet`: the stem, four stages of `depths` blocks of
 /// widths 64..512 (times `expansion` out), and the classifier.
-fn resnet(init: &mut WeightInit, depths: [usize; 4], expansion: usize, block: MakeBlock) -> Result<ResNet> {
+fn resnet(init: &mut dyn Layers, depths: [usize; 4], expansion: usize, block: MakeBlock) -> Result<ResNet> {
     let input = ActivationRange { std: 1.0, non_negative: false };
     let (qs, qz) = input.qparams();
     let (conv1, mut act) = init.conv(input, [3, 64], 7, 2, 1, true)?;

@@ -1,6 +1,6 @@
 //! Running a PyTorch checkpoint end to end: what `qtensor model run` does.
 
-use super::{by_name, Network, WeightInit};
+use super::{from_torch_checkpoint, Network};
 use crate::{Error, Result, Tensor};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,12 +26,11 @@ impl ModelRun {
     }
 }
 
-/// Builds `arch`, loads its weights from a PyTorch checkpoint
+/// Builds `arch` from a PyTorch checkpoint
 /// (`torch.save(model.state_dict())` of torchvision's quantized model), and
 /// runs the float tensor named `input` of the safetensors file `input`.
 pub fn run_checkpoint(arch: &str, weights: &Path, input: &Path) -> Result<ModelRun> {
-    let mut net: Box<dyn Network> = by_name(arch, &mut WeightInit::new(0))?;
-    crate::nn::load_torch(weights, net.as_mut())?;
+    let net: Box<dyn Network> = from_torch_checkpoint(arch, weights)?;
     let tensors = crate::load(input)?;
     let names: Vec<String> = tensors.iter().map(|(n, _)| n.clone()).collect();
     let x = tensors.into_iter().find(|(n, _)| n == "input").map(|(_, t)| t).ok_or_else(|| {

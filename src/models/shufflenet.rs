@@ -3,7 +3,7 @@
 //! joined by a `cat` `FloatFunctional`, then a two-group channel shuffle,
 //! and `mean([2, 3])` as the global pool.
 
-use super::init::{ActivationRange, WeightInit};
+use super::init::{ActivationRange, Layers};
 use super::QuantizedNet;
 use crate::nn::quantized::{MaxPool2d, Mean, QFunctional};
 use crate::nn::{Module, Sequential};
@@ -23,8 +23,8 @@ pub struct ShuffleBlock {
 }
 
 impl ShuffleBlock {
-    fn random(
-        init: &mut WeightInit,
+    fn build(
+        init: &mut dyn Layers,
         act: ActivationRange,
         [input, output]: [usize; 2],
         stride: usize,
@@ -88,9 +88,10 @@ impl Module for ShuffleBlock {
     }
 }
 
-/// ShuffleNetV2 x1.0 with random weights and realistic qparams, input
-/// `[N, 3, 224, 224]`, 1000 classes.
-pub fn shufflenet_v2_x1_0(init: &mut WeightInit) -> Result<QuantizedNet> {
+/// ShuffleNetV2 x1.0 with its layers from `init` (a [`Skeleton`](super::Skeleton) for a
+/// state to fill, or [`WeightInit`](super::WeightInit)), input
+/// `[N, 3, 224, 224]`, 1000 classes (a state gives its own).
+pub fn shufflenet_v2_x1_0(init: &mut dyn Layers) -> Result<QuantizedNet> {
     let input = ActivationRange { std: 1.0, non_negative: false };
     let (conv1, mut act) = init.conv(input, [3, 24], 3, 2, 1, true)?;
     let mut body = Sequential::new()
@@ -100,7 +101,7 @@ pub fn shufflenet_v2_x1_0(init: &mut WeightInit) -> Result<QuantizedNet> {
     for (name, repeats, out) in [("stage2", 4, 116), ("stage3", 8, 232), ("stage4", 4, 464)] {
         let mut stage = Sequential::new();
         for i in 0..repeats {
-            let (block, a) = ShuffleBlock::random(init, act, [channels, out], if i == 0 { 2 } else { 1 })?;
+            let (block, a) = ShuffleBlock::build(init, act, [channels, out], if i == 0 { 2 } else { 1 })?;
             stage = stage.push(&i.to_string(), block);
             (act, channels) = (a, out);
         }

@@ -12,19 +12,6 @@ use crate::{ops, quantize, DType, Error, Quantizer, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Replaces `current` with a loaded tensor of the same shape and dtype.
-fn replace_like(current: &mut Tensor, loaded: Tensor, what: &str) -> Result<()> {
-    if loaded.dtype() != current.dtype() || loaded.sizes() != current.sizes() {
-        return Err(Error::Serialization(format!(
-            "`{what}` is {} in the file but the module has {}",
-            loaded.describe(),
-            current.describe()
-        )));
-    }
-    *current = loaded;
-    Ok(())
-}
-
 /// What every weighted quantized module saves: its weight, optional bias
 /// and output qparams.
 struct WeightState {
@@ -45,27 +32,52 @@ impl WeightState {
         Ok(v)
     }
 
-    /// Loads a state of the same architecture; `repack` checks and packs the
-    /// new weight before anything is replaced.
-    fn load(
-        &mut self,
+    /// A weighted module's entries under `prefix`: the weight, the bias
+    /// where the state has one, and the output qparams. A skeleton layer
+    /// (`current` is `None`) takes the weight's shape; a layer with weights
+    /// keeps its own, as PyTorch's `load_state_dict` does, and a state of
+    /// another shape is an error.
+    fn read(
+        current: Option<&WeightState>,
         state: &HashMap<String, Tensor>,
         prefix: &str,
-        module: &str,
-        repack: impl Fn(&Tensor) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<(Tensor, Option<Tensor>, f64, i64)> {
         let (scale, zero_point) = read_qparams(state, prefix)?;
-        check_out_qparams(module, scale, zero_point)?;
-        let mut weight = self.weight.clone();
-        replace_like(&mut weight, state_tensor(state, prefix, "weight")?, &format!("{prefix}weight"))?;
-        let mut bias = self.bias.clone();
-        if let Some(b) = &mut bias {
-            replace_like(b, state_tensor(state, prefix, "bias")?, &format!("{prefix}bias"))?;
+        let weight = state_tensor(state, prefix, "weight")?;
+        let bias = state.get(&format!("{prefix}bias")).cloned();
+        if let Some(current) = current {
+            same_shape(&current.weight, &weight, &format!("{prefix}weight"))?;
+            match (&current.bias, &bias) {
+                (Some(c), Some(b)) => same_shape(c, b, &format!("{prefix}bias"))?,
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(Error::Serialization(format!("missing `{prefix}bias` in the state dict")))
+                }
+                (None, Some(_)) => {
+                    return Err(Error::Serialization(format!("`{prefix}bias` is in the file but the module has none")))
+                }
+            }
         }
-        repack(&weight)?;
-        *self = WeightState { weight, bias, scale, zero_point };
-        Ok(())
+        Ok((weight, bias, scale, zero_point))
     }
+}
+
+/// Checks that a loaded tensor has the dtype and shape of the module's own.
+fn same_shape(current: &Tensor, loaded: &Tensor, what: &str) -> Result<()> {
+    if loaded.dtype() != current.dtype() || loaded.sizes() != current.sizes() {
+        return Err(Error::Serialization(format!(
+            "`{what}` is {} in the file but the module has {}",
+            loaded.describe(),
+            current.describe()
+        )));
+    }
+    Ok(())
+}
+
+/// The error for a module built without weights (a skeleton that
+/// [`Module::load_state_dict`] has not filled yet).
+fn unloaded(module: &str) -> Error {
+    Error::invalid(module, "the layer has no weights yet: load a state dict into it first")
 }
 
 fn check_out_qparams(op: &str, scale: f64, zero_point: i64) -> Result<()> {
@@ -74,7 +86,8 @@ fn check_out_qparams(op: &str, scale: f64, zero_point: i64) -> Result<()> {
 
 /// `torch.nn.quantized.Linear`: quint8 in, quint8 out with output qparams.
 pub struct Linear {
-    w: WeightState,
+    /// `None` until a state is loaded into a skeleton layer.
+    w: Option<WeightState>,
     relu: bool,
 }
 
@@ -93,7 +106,20 @@ impl Linear {
                 ));
             }
         }
-        Ok(Linear { w: WeightState { weight: weight.clone(), bias: bias.cloned(), scale, zero_point }, relu: false })
+        Ok(Linear {
+            w: Some(WeightState { weight: weight.clone(), bias: bias.cloned(), scale, zero_point }),
+            relu: false,
+        })
+    }
+
+    /// A layer with no weights yet, whose shape (any number of inputs and
+    /// outputs) comes from the state loaded into it.
+    pub fn unloaded() -> Linear {
+        Linear { w: None, relu: false }
+    }
+
+    fn state(&self) -> Result<&WeightState> {
+        self.w.as_ref().ok_or_else(|| unloaded("Linear"))
     }
 
     /// From a float weight quantized with `weight_quantizer` (qint8).
@@ -113,57 +139,80 @@ impl Linear {
         self
     }
 
-    /// The quantized weight.
-    pub fn weight(&self) -> &Tensor {
-        &self.w.weight
+    /// The quantized weight (`None` before a state is loaded).
+    pub fn weight(&self) -> Option<&Tensor> {
+        self.w.as_ref().map(|w| &w.weight)
     }
 
     /// The reference kernel's packed weight (cached on the weight tensor,
     /// beside the GEMM kernels' own packed form, both made at construction).
     pub fn packed(&self) -> Result<Arc<PackedLinear>> {
-        PackedLinear::of(&self.w.weight)
+        PackedLinear::of(&self.state()?.weight)
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.state()?;
         if self.relu {
-            ops::quantized::linear_relu(x, &self.w.weight, self.w.bias.as_ref(), self.w.scale, self.w.zero_point)
+            ops::quantized::linear_relu(x, &w.weight, w.bias.as_ref(), w.scale, w.zero_point)
         } else {
-            ops::quantized::linear(x, &self.w.weight, self.w.bias.as_ref(), self.w.scale, self.w.zero_point)
+            ops::quantized::linear(x, &w.weight, w.bias.as_ref(), w.scale, w.zero_point)
         }
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
-        self.w.state_dict(prefix)
+        self.state()?.state_dict(prefix)
     }
 
+    /// Takes the weight, bias and qparams under `prefix`; a skeleton layer
+    /// ([`Linear::unloaded`]) with the shape the state gives them (any
+    /// class count). The layer is checked and packed before anything is
+    /// replaced.
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        self.w.load(state, prefix, "Linear", crate::kernels::prepack_linear)
+        let (weight, bias, scale, zero_point) = WeightState::read(self.w.as_ref(), state, prefix)?;
+        let loaded = Linear::from_quantized(&weight, bias.as_ref(), scale, zero_point)
+            .map_err(|e| Error::Serialization(format!("`{prefix}weight`: {e}")))?;
+        self.w = loaded.w;
+        Ok(())
     }
 
     fn describe(&self) -> String {
-        let s = self.w.weight.sizes();
+        let Some(w) = &self.w else {
+            return format!("Quantized{}(unloaded)", if self.relu { "LinearReLU" } else { "Linear" });
+        };
+        let s = w.weight.sizes();
         format!(
             "Quantized{}(in_features={}, out_features={}, scale={}, zero_point={}, qscheme={})",
             if self.relu { "LinearReLU" } else { "Linear" },
             s[1],
             s[0],
-            crate::pyfmt::py_float_repr(self.w.scale),
-            self.w.zero_point,
-            self.w.weight.qscheme().map(|q| q.name()).unwrap_or("?")
+            crate::pyfmt::py_float_repr(w.scale),
+            w.zero_point,
+            w.weight.qscheme().map(|q| q.name()).unwrap_or("?")
         )
     }
 }
 
 /// `torch.nn.quantized.Conv2d`: NCHW quint8 in, quint8 out.
 pub struct Conv2d {
-    w: WeightState,
+    /// `None` until a state is loaded into a skeleton layer.
+    w: Option<WeightState>,
     stride: [i64; 2],
     padding: [i64; 2],
     dilation: [i64; 2],
-    groups: i64,
+    groups: ConvGroups,
     relu: bool,
+}
+
+/// How a conv groups its channels: a state's weight gives the channel
+/// counts, and with them a depthwise conv's group count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvGroups {
+    /// A fixed number of groups (1 for a dense conv).
+    Fixed(i64),
+    /// One group per channel: as many groups as the weight has outputs.
+    Depthwise,
 }
 
 impl Conv2d {
@@ -199,13 +248,35 @@ impl Conv2d {
             }
         }
         Ok(Conv2d {
-            w: WeightState { weight: weight.clone(), bias: bias.cloned(), scale, zero_point },
+            w: Some(WeightState { weight: weight.clone(), bias: bias.cloned(), scale, zero_point }),
             stride,
             padding,
             dilation,
-            groups,
+            groups: ConvGroups::Fixed(groups),
             relu: false,
         })
+    }
+
+    /// A conv of this geometry with no weights yet: its channels and kernel
+    /// size come from the state loaded into it.
+    pub fn unloaded(stride: [i64; 2], padding: [i64; 2], dilation: [i64; 2], groups: ConvGroups) -> Conv2d {
+        Conv2d { w: None, stride, padding, dilation, groups, relu: false }
+    }
+
+    fn state(&self) -> Result<&WeightState> {
+        self.w.as_ref().ok_or_else(|| unloaded("Conv2d"))
+    }
+
+    /// The group count for `weight`: fixed, or one per output channel.
+    fn groups_for(&self, weight: &Tensor) -> Result<i64> {
+        match self.groups {
+            ConvGroups::Fixed(g) => Ok(g),
+            ConvGroups::Depthwise if weight.ndim() == 4 && weight.sizes()[1] == 1 => Ok(weight.sizes()[0] as i64),
+            ConvGroups::Depthwise => Err(Error::shape(
+                "Conv2d",
+                format!("a depthwise conv's weight is [C, 1, kh, kw], got shape {:?}", weight.sizes()),
+            )),
+        }
     }
 
     /// From a float weight quantized with `weight_quantizer` (qint8).
@@ -231,49 +302,63 @@ impl Conv2d {
         self
     }
 
-    /// The quantized weight.
-    pub fn weight(&self) -> &Tensor {
-        &self.w.weight
+    /// The quantized weight (`None` before a state is loaded).
+    pub fn weight(&self) -> Option<&Tensor> {
+        self.w.as_ref().map(|w| &w.weight)
     }
 
     /// The reference kernel's packed weight (cached on the weight tensor,
     /// beside the GEMM kernels' own packed form, both made at construction).
     pub fn packed(&self) -> Result<Arc<PackedConv2d>> {
-        PackedConv2d::of(&self.w.weight)
+        PackedConv2d::of(&self.state()?.weight)
     }
 }
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let f = if self.relu { ops::quantized::conv2d_relu } else { ops::quantized::conv2d };
-        f(
-            x,
-            &self.w.weight,
-            self.w.bias.as_ref(),
-            &self.stride,
-            &self.padding,
-            &self.dilation,
-            self.groups,
-            self.w.scale,
-            self.w.zero_point,
-        )
+        let w = self.state()?;
+        let groups = self.groups_for(&w.weight)?;
+        f(x, &w.weight, w.bias.as_ref(), &self.stride, &self.padding, &self.dilation, groups, w.scale, w.zero_point)
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
-        self.w.state_dict(prefix)
+        self.state()?.state_dict(prefix)
     }
 
+    /// Takes the weight, bias and qparams under `prefix`; a skeleton layer
+    /// ([`Conv2d::unloaded`]) with the shape the state gives them (any
+    /// width). The layer is checked and packed before anything is replaced.
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        let groups = self.groups;
-        self.w.load(state, prefix, "Conv2d", |w| crate::kernels::prepack_conv2d(w, groups))
+        let (weight, bias, scale, zero_point) = WeightState::read(self.w.as_ref(), state, prefix)?;
+        let context = |e: Error| Error::Serialization(format!("`{prefix}weight`: {e}"));
+        let groups = self.groups_for(&weight).map_err(context)?;
+        let loaded = Conv2d::from_quantized(
+            &weight,
+            bias.as_ref(),
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+            scale,
+            zero_point,
+        )
+        .map_err(context)?;
+        self.w = loaded.w;
+        Ok(())
     }
 
     fn describe(&self) -> String {
-        let s = self.w.weight.sizes();
+        let kind = if self.relu { "ConvReLU2d" } else { "Conv2d" };
+        let Some(w) = &self.w else {
+            return format!("Quantized{kind}(unloaded, stride=({}, {}))", self.stride[0], self.stride[1]);
+        };
+        let groups = self.groups_for(&w.weight).unwrap_or(1);
+        let s = w.weight.sizes();
         format!(
             "Quantized{}({}, {}, kernel_size=({}, {}), stride=({}, {}), padding=({}, {}), dilation=({}, {}), groups={}, scale={}, zero_point={})",
-            if self.relu { "ConvReLU2d" } else { "Conv2d" },
-            s[1] * self.groups as usize,
+            kind,
+            s[1] * groups as usize,
             s[0],
             s[2],
             s[3],
@@ -283,9 +368,9 @@ impl Module for Conv2d {
             self.padding[1],
             self.dilation[0],
             self.dilation[1],
-            self.groups,
-            crate::pyfmt::py_float_repr(self.w.scale),
-            self.w.zero_point
+            groups,
+            crate::pyfmt::py_float_repr(w.scale),
+            w.zero_point
         )
     }
 }

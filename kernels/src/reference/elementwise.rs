@@ -52,7 +52,7 @@ pub fn same_dense_layout(a: &Tensor, b: &Tensor) -> bool {
 
 /// quantized::add, add_relu or mul of two per-tensor operands (NumPy
 /// broadcasting). On 8-bit dtypes, PyTorch's arithmetic
-/// ([`BinaryRequant`]): each output by the vector body's or the scalar
+/// ([`BinaryRequant`](qtensor_runtime::numerics::BinaryRequant)): each output by the vector body's or the scalar
 /// tail's sequence, by its position in the loop. On qint16 and qint32,
 /// the exact result requantized in f64.
 pub fn requantized_binary(which: BinaryOp, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {

@@ -181,8 +181,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
             let module = qtensor::jit::load(&path)?;
             out.push(workload(name, move || module.run(&x)));
         } else {
-            let mut net = qtensor::models::by_name(arch, &mut qtensor::models::WeightInit::new(0))?;
-            qtensor::nn::load_torch(path.with_file_name(format!("{arch}.state.pt")), net.as_mut())?;
+            let net = qtensor::models::from_torch_checkpoint(arch, path.with_file_name(format!("{arch}.state.pt")))?;
             out.push(workload(name, move || net.forward(&x)));
         }
     }
