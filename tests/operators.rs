@@ -131,3 +131,15 @@ fn pooling_with_an_empty_stride_strides_by_the_kernel() -> qtensor::Result<()> {
     }
     Ok(())
 }
+
+/// The runtime declares its ops from `runtime/ops.yaml`, a link to the
+/// repository's `ops.yaml` (so that the runtime's package holds it): the
+/// two must be one file, or the runtime's op constants and the typed
+/// functions would drift apart.
+#[test]
+fn the_runtime_reads_the_one_ops_yaml() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let linked = std::fs::symlink_metadata(root.join("runtime/ops.yaml")).unwrap();
+    assert!(linked.file_type().is_symlink(), "runtime/ops.yaml must be a symlink to ../ops.yaml");
+    assert_eq!(std::fs::read(root.join("runtime/ops.yaml")).unwrap(), std::fs::read(root.join("ops.yaml")).unwrap());
+}
