@@ -19,15 +19,13 @@
 //! - [`register_kernel!`] and [`declare_op!`]: add kernels and operators
 //!   from any crate.
 //! - [`kernel_checks`]: check your kernels against the reference kernels
-//!   on random inputs and on golden cases.
-//! - [`golden`]: golden case files, PyTorch's recorded outputs, run
-//!   through the dispatcher.
+//!   on random inputs and on golden cases (PyTorch's recorded outputs,
+//!   [`kernel_checks::golden`]).
 //! - [`jit`] and [`torch`]: run frozen TorchScript files, and load
 //!   `torch.save` checkpoints.
 
 #![warn(missing_docs)]
 
-pub mod golden;
 pub mod jit;
 pub mod kernel_checks;
 /// The `ndarray` crate that `Tensor`'s conversions use (the `ndarray`

@@ -1,7 +1,7 @@
 //! The golden cases (copied from PyTorch 2.15, see golden/README.md),
 //! run by name through the dispatcher with the same code as `qtensor golden`.
 
-use qtensor::golden::run_file;
+use qtensor::kernel_checks::golden::run_file;
 
 /// The repository's golden cases.
 const DEFAULT_CASES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/cases");
@@ -75,7 +75,7 @@ fn a_malformed_case_file_is_one_failure_not_a_crash() {
     std::fs::write(&bad, "{ not json").unwrap();
     let wrong = dir.join("wrong.json");
     std::fs::write(&wrong, r#"{"format": "qtensor-conformance/1", "cases": [{"id": "x/0", "op": "dequantize", "args": [{"dtype": "quint8"}]}]}"#).unwrap();
-    let r = qtensor::golden::run_paths(std::slice::from_ref(&dir), |_, _| {});
+    let r = qtensor::kernel_checks::golden::run_paths(std::slice::from_ref(&dir), |_, _| {});
     assert_eq!((r.passed, r.failed()), (0, 2));
     assert!(r.failures.iter().any(|f| f.id.ends_with("bad.json") && f.message.contains("malformed")));
     assert!(r.failures.iter().any(|f| f.id == "x/0" && f.message.contains("shape")));
@@ -89,6 +89,6 @@ fn a_wrong_expectation_is_reported_with_index_expected_and_got() {
             "expect": {"dtype": "uint8", "shape": [3], "data": [1, 2, 4]}}"#,
     )
     .unwrap();
-    let msg = qtensor::golden::run_case(&case).unwrap_err();
+    let msg = qtensor::kernel_checks::golden::run_case(&case).unwrap_err();
     assert_eq!(msg, "data at index 2: expected 4, got 3");
 }

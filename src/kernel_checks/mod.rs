@@ -18,6 +18,7 @@
 //! the ones this CPU cannot run as skipped, by name.
 
 pub mod builders;
+pub mod golden;
 pub mod inputs;
 pub mod random_calls;
 pub mod rng;
@@ -25,7 +26,7 @@ pub mod rng;
 pub use inputs::InputBuilder;
 use rng::Rng;
 
-use crate::golden::{panic_message, run_case_with};
+use crate::kernel_checks::golden::{panic_message, run_case_with};
 use crate::{registry, DType, DispatchKey, KernelDescriptor, Result as QResult, Tensor, Tolerance, Value};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -288,7 +289,7 @@ fn case_dtype(case: &serde_json::Value) -> Option<DType> {
 }
 
 fn golden_cases(paths: &[PathBuf], op: &str, dtype: DType) -> Vec<serde_json::Value> {
-    crate::golden::case_files(paths)
+    crate::kernel_checks::golden::case_files(paths)
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

@@ -359,7 +359,7 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::FAILURE;
             }
-            let report = qtensor::golden::run_paths(&paths, |file, r| {
+            let report = qtensor::kernel_checks::golden::run_paths(&paths, |file, r| {
                 if verbose {
                     eprintln!("{}: {} passed, {} failed", file.display(), r.passed, r.failed());
                 }
