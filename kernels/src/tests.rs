@@ -538,18 +538,14 @@ fn depthwise_routines_match_the_scalar_pixel_on_every_isa() {
 /// registers for declared, so its kernels are accepted and reachable
 /// through the dispatcher.
 #[test]
-fn every_registration_is_accepted_without_the_facade() {
+fn every_registration_is_accepted_without_the_facade() -> qtensor_runtime::Result<()> {
     use qtensor_runtime::{dispatcher, ops, DType, Tensor, Value};
     let d = dispatcher();
     assert_eq!(d.registration_errors(), Vec::new());
-    let x = Tensor::from_vec(vec![-1.0f32, 0.0, 0.5, 2.0], &[4]).unwrap();
-    let q = d
-        .call(
-            &ops::QUANTIZE_PER_TENSOR,
-            &[Value::from(&x), Value::Float(0.5), Value::Int(3), Value::from(DType::QUInt8)],
-        )
-        .and_then(Value::into_tensor)
-        .unwrap();
-    assert_eq!(q.int_repr().unwrap().to_vec::<u8>().unwrap(), [1, 3, 4, 7]);
-    assert_eq!(q.dequantize().unwrap().to_vec::<f32>().unwrap(), [-1.0, 0.0, 0.5, 2.0]);
+    let x = Tensor::from_vec(vec![-1.0f32, 0.0, 0.5, 2.0], &[4])?;
+    let args = [Value::from(&x), Value::Float(0.5), Value::Int(3), Value::from(DType::QUInt8)];
+    let q = d.call(&ops::QUANTIZE_PER_TENSOR, &args)?.into_tensor()?;
+    assert_eq!(q.int_repr()?.to_vec::<u8>()?, [1, 3, 4, 7]);
+    assert_eq!(q.dequantize()?.to_vec::<f32>()?, [-1.0, 0.0, 0.5, 2.0]);
+    Ok(())
 }
