@@ -10,8 +10,9 @@ For each DIR/NAME.MODE.pt it takes the first input of NAME.MODE.io.safetensors
 after a warm-up) and `qtensor run --reps` (the same), and compares qtensor's
 outputs with the ones PyTorch recorded at export. Prints a Markdown table:
 the file, how it was saved, the share of quantized outputs identical to
-PyTorch's integers (or the largest float difference relative to the
-largest output), both medians and their ratio (PyTorch / qtensor: above 1
+PyTorch's integers and of float outputs identical to PyTorch's floats,
+with the largest float difference relative to the largest output), both
+medians and their ratio (PyTorch / qtensor: above 1
 means qtensor is faster).
 """
 import argparse
@@ -23,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import warnings
 
 import numpy as np
 import torch
@@ -53,7 +56,8 @@ def qtensor_run(binary, path, x, reps, threads, work):
 
 
 def agreement(ours, recorded):
-    """(identical quantized values, their count, worst relative float error)."""
+    """(identical output values, their count, worst float error relative to
+    the largest float output). Quantized outputs compare their integers."""
     same = total = 0
     worst = 0.0
     for key, want in recorded.items():
@@ -65,6 +69,8 @@ def agreement(ours, recorded):
             total += want.size
         else:
             got = ours["output" + key[len("output.0"):]]
+            same += int((got == want).sum())
+            total += want.size
             scale = max(float(np.abs(want).max()), 1e-30)
             worst = max(worst, float(np.abs(got.astype(np.float64) - want).max()) / scale)
     return same, total, worst
@@ -77,6 +83,7 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--qtensor", default="target/release/qtensor")
     a = p.parse_args()
+    warnings.filterwarnings("ignore")
     torch.set_num_threads(a.threads)
     torch.backends.quantized.engine = "fbgemm"
     print("| model | saved | identical to PyTorch | PyTorch ms | qtensor ms | PyTorch / qtensor |")
@@ -91,7 +98,7 @@ def main():
             t_torch = torch_median(path, torch.from_numpy(x), a.reps)
             t_ours, ours = qtensor_run(a.qtensor, path, x, a.reps, a.threads, work)
             same, total, worst = agreement(ours, recorded)
-            share = f"{same}/{total} ({100 * same / total:.1f}%)" if total else f"float, max error {worst:.1e}"
+            share = f"{same}/{total} ({100 * same / total:.1f}%), max float error {worst:.1e}"
             print(f"| {m.group(1)} | {m.group(2)} | {share} | {t_torch * 1e3:.2f} | {t_ours * 1e3:.2f} "
                   f"| {t_torch / t_ours:.2f}x |", flush=True)
 
