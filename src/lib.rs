@@ -28,6 +28,9 @@
 
 pub mod jit;
 pub mod kernel_checks;
+/// The name `kernel_checks` had before 0.1, kept for code written against it.
+#[doc(hidden)]
+pub use kernel_checks as conformance;
 /// The `ndarray` crate that `Tensor`'s conversions use (the `ndarray`
 /// feature; see `qtensor_runtime::interop`).
 #[cfg(feature = "ndarray")]

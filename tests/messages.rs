@@ -130,3 +130,13 @@ fn view_reshape_and_expand_take_either_size_convention() {
     assert!(e.starts_with("expand: sizes must be >= 0"), "{e}");
     assert!(err(x.reshape([-1, -1])).starts_with("reshape"));
 }
+
+/// Names renamed before 0.1 still resolve, to what replaced them.
+#[test]
+fn names_from_before_0_1_still_resolve() {
+    assert_eq!(qtensor::Isa::Scalar, qtensor::Isa::Portable);
+    assert_eq!(qtensor::Isa::parse("scalar").unwrap(), qtensor::Isa::Portable);
+    let config: qtensor::conformance::CheckConfig = qtensor::kernel_checks::CheckConfig::default();
+    assert_eq!(config.golden, qtensor::kernel_checks::CheckConfig::default().golden);
+    assert!(qtensor::conformance::cases::case_files(&[]).is_empty());
+}

@@ -28,6 +28,11 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// The name `Portable` had before 0.1, kept for code written against it.
+    #[doc(hidden)]
+    #[allow(non_upper_case_globals)]
+    pub const Scalar: Isa = Isa::Portable;
+
     /// Every level, lowest first.
     pub const ALL: [Isa; 4] = [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon];
 

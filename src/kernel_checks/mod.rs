@@ -19,6 +19,9 @@
 
 pub mod builders;
 pub mod golden;
+/// The name `golden` had before 0.1, kept for code written against it.
+#[doc(hidden)]
+pub use golden as cases;
 pub mod inputs;
 pub mod random_calls;
 pub mod rng;
