@@ -95,7 +95,7 @@ fn every_micro_kernel_is_a_plain_i32_dot_product() {
                     // gets wrong.
                     let w: Vec<i8> = (0..n * k).map(|_| rng.byte() as i8).collect();
                     let x: Vec<u8> = (0..rows * k).map(|_| rng.byte()).collect();
-                    let b = PackedB::pack(&w, n, k).unwrap();
+                    let b = PackedB::pack(&w, n, k).unwrap(); // ok: a test; a failure here fails it
                     let kp = b.kp;
                     let mut a = vec![0u8; rows * kp];
                     for r in 0..rows {
@@ -499,10 +499,10 @@ fn depthwise_routines_match_the_scalar_pixel_on_every_isa() {
                 lo: 0.0,
             };
             let mut want = vec![0u8; n * oh * ow * c];
-            for_each_pixel(&args, &mut want, |taps, dst| pixel_scalar(&args, taps, 0, dst)).unwrap();
+            for_each_pixel(&args, &mut want, |taps, dst| pixel_scalar(&args, taps, 0, dst)).unwrap(); // ok: a test; a failure here fails it
             let mut got = vec![0u8; want.len()];
             if let Some(result) = isa.depthwise_nhwc(&args, &mut got) {
-                result.unwrap();
+                result.unwrap(); // ok: a test; a failure here fails it
                 assert_eq!(got, want, "{}: depthwise c {c} k {k} stride {stride}", K::NAME);
             }
             // The NCHW plane routine, where the ISA has one (stride and
@@ -516,7 +516,7 @@ fn depthwise_routines_match_the_scalar_pixel_on_every_isa() {
             let mut got = vec![0u8; want.len()];
             if let Some(result) = isa.depthwise_nchw(&DepthwiseArgs { input: &nchw, ..args }, &mut got) {
                 if stride == 1 && dil == 1 {
-                    result.unwrap();
+                    result.unwrap(); // ok: a test; a failure here fails it
                     let want_nchw: Vec<u8> = (0..want.len())
                         .map(|i| {
                             let (img, ch, px) = (i / (c * oh * ow), (i / (oh * ow)) % c, i % (oh * ow));
