@@ -103,6 +103,20 @@ fn pools_clip_windows_and_sizes_instead_of_hanging_or_allocating() {
 }
 
 #[test]
+fn matmul_over_an_empty_inner_dimension_gives_zeros_without_products() {
+    // Found by the boxed_call fuzzer: a batch of 2^40 over K = 0 asked for
+    // 2^40 x 30 floats with an infallible allocation, and aborted.
+    let a = Tensor::zeros(&[1, 5, 6, 0], DType::Float32).unwrap().expand([1usize << 40, 5, 6, 0]).unwrap();
+    let b = Tensor::zeros(&[0], DType::Float32).unwrap();
+    assert!(ops::matmul(&a, &b).is_err(), "2^40 x 30 float outputs exceed the allocation limit");
+    let a = Tensor::zeros(&[3, 2, 0], DType::Float32).unwrap();
+    let b = Tensor::zeros(&[0, 4], DType::Float32).unwrap();
+    let y = ops::matmul(&a, &b).unwrap();
+    assert_eq!(y.sizes(), &[3, 2, 4]);
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![0.0; 24]);
+}
+
+#[test]
 fn empty_views_with_an_offset_quantize() {
     let x = Tensor::zeros(&[2, 0], DType::Float32).unwrap().slice(0, Some(1), None, 1).unwrap();
     let q = ops::quantize_per_tensor(&x, 0.1, 3, DType::QUInt8).unwrap();

@@ -4,7 +4,7 @@
 
 use super::matmul::{sgemm, Rhs};
 use qtensor_runtime::ops as op;
-use qtensor_runtime::storage::checked_count;
+use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::tensor::layout::{broadcast_shapes, wrap_dim};
 use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
 
@@ -57,11 +57,12 @@ fn batched_matmul(op: &str, a: &Tensor, b: &Tensor, transpose_b: bool) -> Result
     let (va, vb) = (float32(op, &a.expand(&shape_a[..])?)?, float32(op, &b.expand(&shape_b[..])?)?);
     let count = checked_count(op, &batch)?;
     let sizes: Vec<usize> = batch.iter().copied().chain([m, n]).collect();
-    // An empty result needs no products (and its batch may be huge).
-    if checked_count(op, &sizes)? == 0 {
+    // An empty result, or an empty inner dimension, needs no products (and
+    // the batch may be huge): the zeros' storage is allocated fallibly.
+    if checked_count(op, &sizes)? == 0 || k == 0 {
         return Tensor::zeros(&sizes, DType::Float32);
     }
-    let mut out = Vec::with_capacity(checked_count(op, &[count, m, n])?);
+    let mut out = try_vec(checked_count(op, &[count, m, n])?)?;
     let rhs = if transpose_b { Rhs::NK } else { Rhs::KN };
     for i in 0..count {
         out.extend(sgemm(op, &va[i * m * k..(i + 1) * m * k], &vb[i * k * n..(i + 1) * k * n], [m, k, n], rhs)?);
