@@ -79,14 +79,18 @@ fn copy_into_an_expanded_view_is_refused() {
     assert!(ops::copy_(&dst, &src).is_err());
 }
 
+/// The max of each row of `t`'s last dimension (of size `w`).
+fn row_max_of(t: &Tensor, w: usize) -> Vec<i64> {
+    t.int_values().unwrap().chunks(w).map(|r| *r.iter().max().unwrap()).collect()
+}
+
 #[test]
 fn pools_clip_windows_and_sizes_instead_of_hanging_or_allocating() {
     let x = q8(&[1, 2, 5, 5], 0.1, 3);
     let big = 1i64 << 40;
     // A window of 2^40 with ceil_mode: one output per row, the row's max
     // (PyTorch's output shape), computed over the input only.
-    let row_max =
-        |t: &Tensor| -> Vec<i64> { t.int_values().unwrap().chunks(5).map(|r| *r.iter().max().unwrap()).collect() };
+    let row_max = |t: &Tensor| row_max_of(t, 5);
     let y = ops::max_pool2d(&x, &[1, big], &[1, big], &[0, 0], &[1, 1], true).unwrap();
     assert_eq!(y.sizes(), &[1, 2, 5, 1]);
     assert_eq!(y.int_values().unwrap(), row_max(&x));
@@ -94,6 +98,19 @@ fn pools_clip_windows_and_sizes_instead_of_hanging_or_allocating() {
     let y32 = ops::max_pool2d(&x32, &[1, big], &[1, big], &[0, 0], &[1, 1], true).unwrap();
     assert_eq!(y32.int_values().unwrap(), row_max(&x32));
     assert!(ops::max_pool2d(&x, &[1, i64::MAX - 1], &[1, 1], &[0, 0], &[1, 2], false).is_err());
+    // A padding of 2^39 beside a window of 2^40 on a 4x4 input: five
+    // outputs per row, each the max of its clipped window (the AVX2 plane
+    // routine once sized its row buffer by the padding: 1 TiB, an abort).
+    let x4 = q8(&[1, 1, 4, 4], 0.1, 3);
+    let x4_32 = ops::quantize_per_tensor(&ops::dequantize(&x4).unwrap(), 0.1, 0, DType::QInt32).unwrap();
+    for t in [&x4, &x4_32] {
+        for ceil_mode in [false, true] {
+            let y = ops::max_pool2d(t, &[1, big], &[1, 1], &[0, big / 2], &[1, 1], ceil_mode).unwrap();
+            assert_eq!(y.sizes(), &[1, 1, 4, 5]);
+            let rows: Vec<i64> = y.int_values().unwrap().chunks(5).map(|r| r[0]).collect();
+            assert_eq!(rows, row_max_of(t, 4));
+        }
+    }
     // Zero planes whose h x w overflow.
     let empty = ops::_empty_affine_quantized(&[0, 1 << 32, 1 << 32], 0.1, 0, DType::QUInt8).unwrap();
     let r = ops::max_pool2d(&empty, &[2, 2], &[2, 2], &[0, 0], &[1, 1], false);

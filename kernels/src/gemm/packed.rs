@@ -53,7 +53,7 @@ impl PackedB {
     pub fn pairs(&self) -> &[i8] {
         self.pairs.get_or_init(|| {
             let mut out = Vec::with_capacity(self.data.len());
-            for block in self.data.chunks(self.kp * BLOCK) {
+            for block in self.data.chunks((self.kp * BLOCK).max(1)) {
                 for quad in block.chunks(64) {
                     // A quad holds, per column, 4 consecutive k: split it
                     // into the pair (k, k+1) then the pair (k+2, k+3).

@@ -115,9 +115,11 @@ pub(super) fn max_pool_row<B: ByteElement>(src: &[B], dims: [usize; 3], win: &Wi
     crate::vector::max_pool_row(src, dims, win, oy, B::LOWEST, out)
 }
 
-/// One NCHW plane of bytes; false (nothing written) when the window
-/// reaches so far beyond the input that the row buffer would be sized by
-/// the window rather than the input (possible with ceil_mode).
+/// One NCHW plane of bytes; false (nothing written) when the padding or
+/// the window reaches so far beyond the input that the row buffer, or the
+/// loops over window taps, would be sized by the window rather than by the
+/// input (a padding or window of 2^40 on a 4x4 plane asked for 1 TiB): the
+/// driver then pools row by row, clipping each window to the input.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn max_pool_plane<B: ByteElement>(
     plane: &[B],
@@ -133,7 +135,11 @@ pub(super) fn max_pool_plane<B: ByteElement>(
         .saturating_add((win.kernel[1] as i128 - 1).saturating_mul(win.dilation[1] as i128))
         .saturating_add(1);
     let extent_h = (win.kernel[0] as i128 - 1).saturating_mul(win.dilation[0] as i128).saturating_add(1);
-    if reach > (w as i128 + 2 * win.pad[1] as i128) * 2 || extent_h > h as i128 + 2 * win.pad[0] as i128 {
+    // Paddings of at most the input's size bound the row by 3w and the
+    // window's rows by 3h; ceil_mode's partial window adds under a stride.
+    let (h_, w_) = (h as i128, w as i128);
+    let pad_bounded = win.pad[0] as i128 <= h_ && win.pad[1] as i128 <= w_;
+    if !pad_bounded || reach > 3 * w_ + SLACK as i128 || extent_h > 3 * h_ {
         return false;
     }
     let row_len = (reach as usize).max(win.pad[1] as usize + w) + 2 * SLACK;
