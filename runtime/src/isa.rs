@@ -23,6 +23,9 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512 F/BW with VNNI (`vpdpbusd`).
     Avx512Vnni,
+    /// x86-64 AMX tiles with int8 dot products (`tdpbusd`), beside
+    /// AVX-512 VNNI: Intel Xeon from Sapphire Rapids on.
+    Amx,
     /// aarch64 Advanced SIMD.
     Neon,
 }
@@ -34,7 +37,7 @@ impl Isa {
     pub const Scalar: Isa = Isa::Portable;
 
     /// Every level, lowest first.
-    pub const ALL: [Isa; 4] = [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon];
+    pub const ALL: [Isa; 5] = [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni, Isa::Amx, Isa::Neon];
 
     /// The name `QTENSOR_ISA` takes.
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Isa {
             Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::Amx => "amx",
             Isa::Neon => "neon",
         }
     }
@@ -54,7 +58,7 @@ impl Isa {
         Isa::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| {
             Error::invalid(
                 "QTENSOR_ISA",
-                format!("unknown instruction set `{s}`; expected one of portable, avx2, avx512vnni, neon"),
+                format!("unknown instruction set `{s}`; expected one of portable, avx2, avx512vnni, amx, neon"),
             )
         })
     }
@@ -72,6 +76,8 @@ impl Isa {
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => Isa::Avx512Vnni.detected() && amx::usable(),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[allow(unreachable_patterns)]
@@ -139,6 +145,14 @@ isa_token!(
 );
 
 isa_token!(
+    /// Proof that this CPU has AMX tiles with int8 dot products, that Linux
+    /// lets this process use them, and AVX-512 VNNI beside them; and that
+    /// the cap allows AMX.
+    Amx,
+    Isa::Amx.enabled()
+);
+
+isa_token!(
     /// Proof that this CPU has aarch64 Advanced SIMD (NEON), and the cap
     /// allows it.
     Neon,
@@ -178,6 +192,60 @@ impl Avx512Vnni {
     /// includes AVX2 and FMA).
     pub fn avx2(self) -> Avx2 {
         Avx2 { _proof: () }
+    }
+}
+
+impl Amx {
+    /// The AVX-512 VNNI token, which this one implies (AMX detection
+    /// includes AVX-512 VNNI).
+    pub fn vnni(self) -> Avx512Vnni {
+        Avx512Vnni { _proof: () }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod amx {
+    use std::sync::OnceLock;
+
+    /// Linux's `arch_prctl` request for permission to use an extended
+    /// state component, and AMX's tile-data component.
+    const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
+    const XFEATURE_XTILEDATA: u64 = 18;
+    const SYS_ARCH_PRCTL: u64 = 158;
+
+    /// True when the CPU has AMX-TILE and AMX-INT8 and the kernel grants
+    /// this process the tile state. Linux only grants it on request (an
+    /// AMX instruction before that raises SIGILL); the grant is for the
+    /// whole process, asked once here.
+    pub(super) fn usable() -> bool {
+        static USABLE: OnceLock<bool> = OnceLock::new();
+        *USABLE.get_or_init(|| {
+            // CPUID leaf 7: EDX bit 24 is AMX-TILE, bit 25 AMX-INT8.
+            let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+            let has_amx = leaf7.edx & (1 << 24) != 0 && leaf7.edx & (1 << 25) != 0;
+            has_amx && cfg!(target_os = "linux") && request_tile_permission()
+        })
+    }
+
+    /// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0`.
+    fn request_tile_permission() -> bool {
+        let ret: i64;
+        // SAFETY: the arch_prctl system call with these arguments only
+        // changes which extended states the kernel will save for this
+        // process; it reads and writes no memory of ours. `syscall`
+        // clobbers rcx and r11, declared below, and touches no stack.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL as i64 => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret == 0
     }
 }
 
@@ -276,6 +344,6 @@ mod tests {
     #[test]
     fn portable_is_always_enabled_and_levels_order() {
         assert!(Isa::Portable.enabled());
-        assert!(Isa::Portable < Isa::Avx2 && Isa::Avx2 < Isa::Avx512Vnni);
+        assert!(Isa::Portable < Isa::Avx2 && Isa::Avx2 < Isa::Avx512Vnni && Isa::Avx512Vnni < Isa::Amx);
     }
 }

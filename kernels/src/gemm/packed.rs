@@ -7,17 +7,29 @@ use std::sync::OnceLock;
 /// Columns per packed block: one 512-bit vector of i32, or two 256-bit ones.
 pub const BLOCK: usize = 16;
 
+/// The multiple K is padded to for the best GEMM kernel this process may
+/// run: 64 (one AMX tile row) when that is AMX, else 4 (one k-quad). A
+/// weight packed under one ISA cap stays valid under another.
+pub fn k_multiple() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if qtensor_runtime::isa::Amx::supported() {
+        return 64;
+    }
+    4
+}
+
 /// A weight `[N, K]` of i8 packed for the GEMM kernels: blocks of 16 output
 /// columns; within a block, for each group of 4 consecutive k, the 4 bytes
-/// of each of the 16 columns (64 bytes), K padded to a multiple of 4 and N
-/// to a multiple of 16 with zeros.
+/// of each of the 16 columns (64 bytes), K padded to a multiple of 4 (of
+/// 64 where the AMX kernel may run: [`k_multiple`]) and N to a multiple of
+/// 16 with zeros. Every kernel accepts any multiple of 4.
 #[derive(Debug, Clone)]
 pub struct PackedB {
     /// Output columns.
     pub n: usize,
     /// Reduction length.
     pub k: usize,
-    /// `k` rounded up to a multiple of 4.
+    /// `k` rounded up to a multiple of [`k_multiple`] (at least of 4).
     pub kp: usize,
     /// The packed bytes, `blocks * kp * 16`.
     pub data: Vec<i8>,
@@ -31,7 +43,14 @@ pub struct PackedB {
 impl PackedB {
     /// Packs `w`, row-major `[n, k]`.
     pub fn pack(w: &[i8], n: usize, k: usize) -> Result<PackedB> {
-        let kp = k.div_ceil(4) * 4;
+        PackedB::pack_padded(w, n, k, k_multiple())
+    }
+
+    /// Packs `w`, row-major `[n, k]`, with K padded to a multiple of
+    /// `multiple` (itself a multiple of 4).
+    pub fn pack_padded(w: &[i8], n: usize, k: usize, multiple: usize) -> Result<PackedB> {
+        let multiple = multiple.max(4).next_multiple_of(4);
+        let kp = k.div_ceil(multiple) * multiple;
         let blocks = n.div_ceil(BLOCK);
         let mut data = try_vec::<i8>(blocks * kp * BLOCK)?;
         data.resize(blocks * kp * BLOCK, 0);

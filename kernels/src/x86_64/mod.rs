@@ -3,5 +3,6 @@
 //! `qtensor_runtime::isa`): the same binary is correct, and uses the
 //! portable kernels, on a CPU without the feature.
 
+pub mod amx;
 pub mod avx2;
 pub mod avx512vnni;

@@ -13,7 +13,7 @@ pub fn registry_table() -> Result<String> {
     if cap < best {
         writeln!(out, "ISA: {cap} (capped by QTENSOR_ISA or set_isa_cap; this CPU has {best})").ok();
     } else {
-        writeln!(out, "ISA: {best} (no cap; set QTENSOR_ISA=portable|avx2|avx512vnni|neon to limit it)").ok();
+        writeln!(out, "ISA: {best} (no cap; set QTENSOR_ISA=portable|avx2|avx512vnni|amx|neon to limit it)").ok();
     }
     for e in d.registration_errors() {
         writeln!(out, "REJECTED: {e}").ok();
