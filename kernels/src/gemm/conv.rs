@@ -12,10 +12,10 @@ use super::{byte_sum, MAX_K};
 use crate::args::conv::ConvParams;
 use crate::args::linear::qint8_weight_rows;
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
+use crate::parallel;
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, Tensor};
-use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -294,7 +294,7 @@ fn pointwise<K: GemmIsa>(
         // The kernel reads the activations in place; only the sums are new.
         let mut sums = try_filled::<i32>(m, 0)?;
         let needed = if pw.needs_row_sums { &mut sums[..] } else { &mut [][..] };
-        needed.par_chunks_mut(1024).enumerate().for_each(|(t, part)| {
+        parallel::chunks(needed, 1024, |t, part| {
             for (i, sum) in part.iter_mut().enumerate() {
                 let px = t * 1024 + i;
                 *sum = byte_sum(&src[px * c..(px + 1) * c]);
@@ -330,7 +330,7 @@ fn im2col_gemm<K: GemmIsa>(
     // copies.
     let (hp, wp) = (h + 2 * p.padding[0], wd + 2 * p.padding[1]);
     let mut padded = try_filled::<u8>(checked_count("quantized::conv2d", &[n, hp, wp, c])?, rq.zx as u8)?;
-    padded.par_chunks_mut((wp * c).max(1)).enumerate().for_each(|(r, prow)| {
+    parallel::chunks(&mut padded, wp * c, |r, prow| {
         let (img, yp) = (r / hp, r % hp);
         if yp < p.padding[0] || yp >= p.padding[0] + h {
             return;
@@ -360,7 +360,9 @@ fn im2col_gemm<K: GemmIsa>(
     // sum is kh * kw additions instead of K.
     let mut pixel_sums = if g == 1 && pw.needs_row_sums { try_filled::<i32>(n * hp * wp, 0)? } else { Vec::new() };
     if !pixel_sums.is_empty() {
-        pixel_sums.par_chunks_mut(wp.max(1)).zip(padded.par_chunks(wp * c.max(1))).for_each(|(sums, row)| {
+        let padded = &padded;
+        parallel::chunks(&mut pixel_sums, wp, |r, sums| {
+            let row = &padded[r * wp * c..(r + 1) * wp * c];
             for (sum, pixel) in sums.iter_mut().zip(row.chunks(c.max(1))) {
                 *sum = byte_sum(pixel);
             }
@@ -411,8 +413,9 @@ fn im2col_gemm<K: GemmIsa>(
         }
         gemm_prepared(kernel, Rows { data: Activations::Gather(&fill), m, zx: rq.zx }, weights, epi, &mut group_out)?;
         // This group's channels of every output pixel.
-        out.par_chunks_mut(oc.max(1)).zip(group_out.par_chunks(ocg.max(1))).for_each(|(pixel, part)| {
-            pixel[grp * ocg..(grp + 1) * ocg].copy_from_slice(part);
+        let group_out = &group_out;
+        parallel::chunks(out, oc, |px, pixel| {
+            pixel[grp * ocg..(grp + 1) * ocg].copy_from_slice(&group_out[px * ocg..(px + 1) * ocg]);
         });
     }
     Ok(())
@@ -432,7 +435,7 @@ enum Input<'a> {
 /// L1).
 fn nhwc_to_nchw(src: &[u8], dst: &mut [u8], [_, pixels, channels]: [usize; 3]) {
     const TILE: usize = 64;
-    dst.par_chunks_mut(pixels.max(1)).enumerate().for_each(|(i, plane)| {
+    parallel::chunks(dst, pixels, |i, plane| {
         let (img, ch) = (i / channels, i % channels);
         for p0 in (0..pixels).step_by(TILE) {
             let width = TILE.min(pixels - p0);
@@ -463,8 +466,7 @@ pub fn conv2d<K: GemmIsa>(
     let op = if relu { "quantized::conv2d_relu" } else { "quantized::conv2d" };
     let p = ConvParams::new(op, stride, padding, dilation, groups)?;
     // The whole conv (packing, im2col, GEMM, transposes) on qtensor's pool.
-    let fast =
-        qtensor_runtime::threads::install(|| gemm_conv2d(op, kernel, x, w, bias, p, y_scale, y_zero_point, relu));
+    let fast = parallel::on_pool(|| gemm_conv2d(op, kernel, x, w, bias, p, y_scale, y_zero_point, relu));
     match fast? {
         Some(t) => Ok(t),
         None => Err(Error::declined("conv2d: operands the GEMM path does not take")),

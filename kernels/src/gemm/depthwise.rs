@@ -10,7 +10,6 @@
 
 use super::epilogue::Requant;
 use qtensor_runtime::{Error, Result};
-use rayon::prelude::*;
 use std::ops::Range;
 
 /// Everything a depthwise routine needs, for one call.
@@ -67,7 +66,7 @@ pub fn for_each_pixel(
     if kh * kw > 64 {
         return Err(Error::invalid("quantized::conv2d", "the depthwise kernels take at most 64 taps"));
     }
-    out.par_chunks_mut((ow * c).max(1)).enumerate().for_each_init(Vec::new, |taps, (r, row)| {
+    crate::parallel::try_chunks(out, ow * c, Vec::new, |taps, r, row| {
         let (img, oy) = (r / oh.max(1), r % oh.max(1));
         let rows = tap_range(oy, a.stride[0], a.padding[0], a.dilation[0], kh, h);
         for (ox, dst) in row.chunks_exact_mut(c.max(1)).enumerate() {
@@ -83,8 +82,8 @@ pub fn for_each_pixel(
             }
             pixel(taps, dst);
         }
-    });
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Channels `from..` of one output pixel, in scalar: the exact f32 sum of

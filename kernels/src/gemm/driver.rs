@@ -4,10 +4,9 @@
 use super::epilogue::{Epilogue, RowTerms};
 use super::kernel::{GemmIsa, Panel};
 use super::packed::{PackedB, BLOCK};
+use crate::parallel;
 use qtensor_runtime::storage::try_vec;
-use qtensor_runtime::threads::install;
 use qtensor_runtime::Result;
-use rayon::prelude::*;
 use std::ops::Range;
 
 /// An output element an epilogue can write.
@@ -183,7 +182,7 @@ pub fn gemm_prepared<K: GemmIsa, T: OutElem>(
     epi: Epilogue<'_>,
     out: &mut [T],
 ) -> Result<()> {
-    install(|| gemm_on_pool(kernel, rows, w, epi, out))
+    crate::parallel::on_pool(|| gemm_on_pool(kernel, rows, w, epi, out))
 }
 
 /// [`gemm_prepared`], on the pool it runs on.
@@ -219,28 +218,26 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
         let chunk_blocks = if too_few_for_threads { blocks.div_ceil(threads).min(BLOCK_CHUNK) } else { BLOCK_CHUNK };
         let per = chunk_blocks * BLOCK;
         if m == 1 {
-            return out.par_chunks_mut(per).enumerate().try_for_each_init(Scratch::default, |s, (t, dst)| {
+            return parallel::try_chunks(out, per, Scratch::default, |s, t, dst| {
                 let blk = t * chunk_blocks..(t * chunk_blocks + chunk_blocks).min(blocks);
                 prep.dot(0..1, blk.clone(), s)?;
                 prep.finish(&epi, &s.products, s.sums[0], blk.start * BLOCK, dst);
                 Ok(())
             });
         }
-        let parts: Vec<(usize, usize, Vec<T>)> = (0..blocks.div_ceil(chunk_blocks))
-            .into_par_iter()
-            .map(|t| {
-                let blk = t * chunk_blocks..(t * chunk_blocks + chunk_blocks).min(blocks);
-                let (cols, col0) = (blk.len() * BLOCK, blk.start * BLOCK);
-                let width = cols.min(n - col0);
-                let mut s = Scratch::default();
-                prep.dot(0..m, blk, &mut s)?;
-                let mut buf: Vec<T> = out[..m * width].to_vec();
-                for (r, dst) in buf.chunks_mut(width).enumerate() {
-                    prep.finish(&epi, &s.products[r * cols..], s.sums[r], col0, dst);
-                }
-                Ok((col0, width, buf))
-            })
-            .collect::<Result<_>>()?;
+        let out_ref = &*out;
+        let parts: Vec<(usize, usize, Vec<T>)> = parallel::try_map(blocks.div_ceil(chunk_blocks), |t| {
+            let blk = t * chunk_blocks..(t * chunk_blocks + chunk_blocks).min(blocks);
+            let (cols, col0) = (blk.len() * BLOCK, blk.start * BLOCK);
+            let width = cols.min(n - col0);
+            let mut s = Scratch::default();
+            prep.dot(0..m, blk, &mut s)?;
+            let mut buf: Vec<T> = out_ref[..m * width].to_vec();
+            for (r, dst) in buf.chunks_mut(width).enumerate() {
+                prep.finish(&epi, &s.products[r * cols..], s.sums[r], col0, dst);
+            }
+            Ok((col0, width, buf))
+        })?;
         for (col0, width, buf) in parts {
             for (r, chunk) in buf.chunks(width).enumerate() {
                 out[r * n + col0..r * n + col0 + width].copy_from_slice(chunk);
@@ -253,19 +250,24 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
     // task per thread, at least ROW_CHUNK rows, in whole 8-row tiles (the
     // tasks work through their rows a panel of TILE_ROWS at a time).
     let chunk = m.div_ceil(threads).max(ROW_CHUNK).div_ceil(8) * 8;
-    out.par_chunks_mut(chunk * n.max(1)).enumerate().try_for_each(|(t, dst)| {
-        // A few rows at a time, so the raw products stay in cache between
-        // the kernel and the epilogue.
-        let mut s = Scratch::default();
-        let task_rows = t * chunk..(t * chunk + chunk).min(m);
-        for (i, dst) in dst.chunks_mut(TILE_ROWS * n.max(1)).enumerate() {
-            let start = task_rows.start + i * TILE_ROWS;
-            let rows = start..(start + TILE_ROWS).min(task_rows.end);
-            prep.dot(rows, 0..blocks, &mut s)?;
-            for (r, d) in dst.chunks_mut(n.max(1)).enumerate() {
-                prep.finish(&epi, &s.products[r * cols..], s.sums[r], 0, d);
+    parallel::try_chunks(
+        out,
+        chunk * n.max(1),
+        || (),
+        |_, t, dst| {
+            // A few rows at a time, so the raw products stay in cache between
+            // the kernel and the epilogue.
+            let mut s = Scratch::default();
+            let task_rows = t * chunk..(t * chunk + chunk).min(m);
+            for (i, dst) in dst.chunks_mut(TILE_ROWS * n.max(1)).enumerate() {
+                let start = task_rows.start + i * TILE_ROWS;
+                let rows = start..(start + TILE_ROWS).min(task_rows.end);
+                prep.dot(rows, 0..blocks, &mut s)?;
+                for (r, d) in dst.chunks_mut(n.max(1)).enumerate() {
+                    prep.finish(&epi, &s.products[r * cols..], s.sums[r], 0, d);
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }

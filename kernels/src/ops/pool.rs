@@ -3,12 +3,12 @@
 //! Per-channel tensors and other dtypes go to the reference kernel.
 
 use crate::args::window::{window, Planes, Window};
+use crate::parallel;
 use crate::vector::{max_pool_row, ByteElement, VectorIsa};
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::tensor::format::channels_last_strides;
-use qtensor_runtime::threads::{install, num_threads};
+use qtensor_runtime::threads::num_threads;
 use qtensor_runtime::{DType, Element, Error, MemoryFormat, Result, Storage, Tensor};
-use rayon::prelude::*;
 
 /// True for a 4-d per-tensor quantized tensor in channels-last layout.
 pub fn is_channels_last(x: &Tensor) -> bool {
@@ -30,11 +30,9 @@ pub fn nhwc_rows<B: Element>(
         let mut guard = storage.write::<B>()?;
         // The slice, not the lock guard, crosses to the pool's threads.
         let dst: &mut [B] = &mut guard;
-        install(|| {
-            dst.par_chunks_mut((ow * c).max(1)).enumerate().for_each(|(r, out)| {
-                let img = r / oh.max(1);
-                row(&src[img * h * w * c..(img + 1) * h * w * c], r % oh.max(1), out);
-            })
+        parallel::chunks(dst, ow * c, |r, out| {
+            let img = r / oh.max(1);
+            row(&src[img * h * w * c..(img + 1) * h * w * c], r % oh.max(1), out);
         });
         Ok(())
     })??;
@@ -53,20 +51,18 @@ fn nchw_planes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, x: &Tensor, p: &P
         let dst: &mut [B] = &mut guard;
         // A few groups of planes per thread, each with its scratch row.
         let per = p.planes.div_ceil(4 * num_threads()).max(1);
-        install(|| {
-            dst.par_chunks_mut(per * oh * ow).enumerate().for_each_init(Vec::new, |scratch, (g, outs)| {
-                for (j, out) in outs.chunks_mut(oh * ow).enumerate() {
-                    let i = g * per + j;
-                    let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
-                    if !isa.max_pool_plane(plane, [p.h, p.w], win, out, scratch) {
-                        for (oy, row) in out.chunks_mut(ow).enumerate() {
-                            isa.max_pool_row(plane, [p.h, p.w, 1], win, oy, row);
-                        }
+        parallel::try_chunks(dst, per * oh * ow, Vec::new, |scratch, g, outs| {
+            for (j, out) in outs.chunks_mut((oh * ow).max(1)).enumerate() {
+                let i = g * per + j;
+                let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
+                if !isa.max_pool_plane(plane, [p.h, p.w], win, out, scratch) {
+                    for (oy, row) in out.chunks_mut(ow.max(1)).enumerate() {
+                        isa.max_pool_row(plane, [p.h, p.w, 1], win, oy, row);
                     }
                 }
-            })
-        });
-        Ok(())
+            }
+            Ok(())
+        })
     })??;
     let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
     Tensor::quantized_from_storage(storage, &sizes, &q)

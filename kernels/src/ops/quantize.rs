@@ -33,11 +33,10 @@ fn quantize_blocks<T: Element>(
             for_each_chunk(dd, |start, d| run(&s[start..start + d.len()], d, inv, zp));
         }
     };
-    if tasks < 2 || qtensor_runtime::threads::num_threads() == 1 {
+    if tasks < 2 {
         work(0, dst);
     } else {
-        use rayon::prelude::*;
-        qtensor_runtime::threads::install(|| dst.par_chunks_mut(task).enumerate().for_each(|(t, d)| work(t, d)));
+        crate::parallel::chunks(dst, task, work);
     }
 }
 

@@ -9,7 +9,6 @@ use crate::gemm::Requant;
 use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::storage::try_filled;
 use qtensor_runtime::{Error, Result};
-use rayon::prelude::*;
 use std::arch::x86_64::*;
 
 /// Fills `plane` (rows of `wp` floats, zero outside the input) with
@@ -94,17 +93,22 @@ pub(super) fn depthwise_nchw(isa: Avx2, args: &DepthwiseArgs<'_>, out: &mut [u8]
     // Room for a full 32-output block past the last output, plus the taps.
     let wp = ow.div_ceil(32) * 32 + kw;
     let hp = oh + kh - 1;
-    out.par_chunks_mut((oh * ow).max(1)).enumerate().try_for_each(|(p, out)| {
-        let ch = p % c;
-        let mut plane = try_filled(hp * wp, 0f32)?;
-        let input = &args.input[p * h * w..(p + 1) * h * w];
-        let taps = &args.channel_weights[ch * kh * kw..(ch + 1) * kh * kw];
-        let _: Avx2 = isa;
-        // SAFETY: `isa` is an `Avx2` token, which proves AVX2 and FMA.
-        unsafe {
-            fill_plane(input, w, &mut plane, wp, args.padding[0], args.padding[1], args.zx as i64);
-            plane_avx2(&plane, wp, taps, [kh, kw], out, [oh, ow], args.requant().cols(ch..ch + 1))
-        };
-        Ok(())
-    })
+    crate::parallel::try_chunks(
+        out,
+        oh * ow,
+        || (),
+        |_, p, out| {
+            let ch = p % c;
+            let mut plane = try_filled(hp * wp, 0f32)?;
+            let input = &args.input[p * h * w..(p + 1) * h * w];
+            let taps = &args.channel_weights[ch * kh * kw..(ch + 1) * kh * kw];
+            let _: Avx2 = isa;
+            // SAFETY: `isa` is an `Avx2` token, which proves AVX2 and FMA.
+            unsafe {
+                fill_plane(input, w, &mut plane, wp, args.padding[0], args.padding[1], args.zx as i64);
+                plane_avx2(&plane, wp, taps, [kh, kw], out, [oh, ow], args.requant().cols(ch..ch + 1))
+            };
+            Ok(())
+        },
+    )
 }
