@@ -126,6 +126,10 @@ fn matmul_over_an_empty_inner_dimension_gives_zeros_without_products() {
     let a = Tensor::zeros(&[1, 5, 6, 0], DType::Float32).unwrap().expand([1usize << 40, 5, 6, 0]).unwrap();
     let b = Tensor::zeros(&[0], DType::Float32).unwrap();
     assert!(ops::matmul(&a, &b).is_err(), "2^40 x 30 float outputs exceed the allocation limit");
+    // And a float linear with a 2^40-row weight of K = 0.
+    let x = Tensor::zeros(&[5, 5, 1, 0], DType::Float32).unwrap();
+    let w = Tensor::zeros(&[1, 0], DType::Float32).unwrap().expand([1usize << 40, 0]).unwrap();
+    assert!(ops::linear(&x, &w, None).is_err(), "25 x 2^40 float outputs exceed the allocation limit");
     let a = Tensor::zeros(&[3, 2, 0], DType::Float32).unwrap();
     let b = Tensor::zeros(&[0, 4], DType::Float32).unwrap();
     let y = ops::matmul(&a, &b).unwrap();

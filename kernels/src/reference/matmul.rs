@@ -3,8 +3,9 @@
 //! `ndarray`'s `dot`: a safe interface to the `matrixmultiply` crate's
 //! sgemm, which picks its SIMD kernel for the CPU.
 
-use ndarray::{ArrayView2, ShapeBuilder};
-use qtensor_runtime::storage::checked_count;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::{Error, Result};
 
 /// How the right-hand matrix is stored.
@@ -26,5 +27,10 @@ pub fn sgemm(op: &str, a: &[f32], b: &[f32], [m, k, n]: [usize; 3], rhs: Rhs) ->
         Rhs::KN => ArrayView2::from_shape((k, n), b).map_err(shape)?,
         Rhs::NK => ArrayView2::from_shape((k, n).strides((1, k)), b).map_err(shape)?,
     };
-    Ok(a.dot(&b).into_iter().collect())
+    // The product goes into a buffer allocated fallibly: its size comes
+    // from the operands' shapes, which may be huge around an empty K.
+    let mut c = try_filled(checked_count(op, &[m, n])?, 0f32)?;
+    let mut view = ArrayViewMut2::from_shape((m, n), &mut c).map_err(shape)?;
+    general_mat_mul(1.0, &a, &b, 0.0, &mut view);
+    Ok(c)
 }
