@@ -5,6 +5,7 @@
 
 use super::depthwise::DepthwiseArgs;
 use super::driver::{gemm_prepared, Activations, Rows, Weights};
+use super::shifted::ShiftedRows;
 use super::epilogue::{column_requant, Epilogue, Requant};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
@@ -368,6 +369,10 @@ fn im2col_gemm<K: GemmIsa>(
             }
         });
     }
+    let implicit = g == 1 && p.stride == [1, 1] && m > 0 && kernel.reads_shifted_rows(c);
+    if implicit && pw.groups[0].kp == kh * kw * c {
+        return shifted_gemm(kernel, &padded, &pixel_sums, s, p, pw, rq, out);
+    }
     let mut group_out = if g == 1 { Vec::new() } else { try_filled::<u8>(m * ocg, 0)? };
     for grp in 0..g {
         let packed = &pw.groups[grp];
@@ -428,6 +433,44 @@ enum Input<'a> {
     Nhwc(&'a [u8]),
     /// Row-major NCHW bytes.
     Nchw(&'a [u8]),
+}
+
+/// A stride-1 conv with one group as an implicit GEMM over the bordered
+/// input (see [`ShiftedRows`]): its rows are read in place, never copied.
+/// The GEMM runs over every bordered pixel up to the last output's, and
+/// the rows of real output pixels are kept.
+#[allow(clippy::too_many_arguments)]
+fn shifted_gemm<K: GemmIsa>(
+    kernel: K,
+    padded: &[u8],
+    pixel_sums: &[i32],
+    s: &ConvShape,
+    p: &ConvParams,
+    pw: &GemmConvWeight,
+    rq: &ConvRequant,
+    out: &mut [u8],
+) -> Result<()> {
+    let [n, c, h, wd] = s.input;
+    let [oc, _, kh, kw] = s.weight;
+    let [oh, ow] = s.out_hw;
+    let (hp, wp) = (h + 2 * p.padding[0], wd + 2 * p.padding[1]);
+    let taps: Vec<usize> =
+        (0..kh).flat_map(|ky| (0..kw).map(move |kx| ky * p.dilation[0] * wp + kx * p.dilation[1])).collect();
+    // At stride 1, oh = hp - (kh - 1) * dilation, so the last row's last
+    // tap is the bordered input's last pixel: every read is in bounds.
+    let m = ((n - 1) * hp + oh - 1) * wp + ow;
+    let mut rows_out = try_filled::<u8>(checked_count("quantized::conv2d", &[m, oc])?, 0)?;
+    let rows = ShiftedRows { src: padded, channels: c, taps: &taps, pixel_sums };
+    let weights = Weights { b: &pw.groups[0], zw: &pw.zero_points };
+    let epi = Epilogue::Quantize(rq.of(0..oc));
+    gemm_prepared(kernel, Rows { data: Activations::Shifted(rows), m, zx: rq.zx }, weights, epi, &mut rows_out)?;
+    let rows_out = &rows_out;
+    parallel::chunks(out, ow * oc, |r, dst| {
+        let (img, y) = (r / oh, r % oh);
+        let at = (img * hp + y) * wp * oc;
+        dst.copy_from_slice(&rows_out[at..at + ow * oc]);
+    });
+    Ok(())
 }
 
 /// Transposes `[n][pixels][channels]` into `[n][channels][pixels]`, one

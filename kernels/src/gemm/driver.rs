@@ -4,6 +4,7 @@
 use super::epilogue::{Epilogue, RowTerms};
 use super::kernel::{GemmIsa, Panel};
 use super::packed::{PackedB, BLOCK};
+use super::shifted::ShiftedRows;
 use crate::parallel;
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::Result;
@@ -48,6 +49,10 @@ pub enum Activations<'a> {
     /// `fill(rows, panel, sums)` writes rows `rows` into `panel`
     /// (`rows.len() * kp` bytes) and their sums into `sums`.
     Gather(&'a RowFill<'a>),
+    /// Rows that lie in one buffer at shifted offsets (see
+    /// [`ShiftedRows`]): read in place by kernels that can, gathered a
+    /// panel at a time for the others.
+    Shifted(ShiftedRows<'a>),
 }
 
 /// Writes activation rows `rows` into a panel and their sums (see
@@ -102,6 +107,18 @@ impl<K: GemmIsa> Prepared<'_, K> {
                 fill(rows.clone(), &mut s.panel[..rows.len() * kp], &mut s.sums[..rows.len()]);
                 &s.panel[..rows.len() * kp]
             }
+            Activations::Shifted(x) => {
+                for (sum, r) in s.sums[..rows.len()].iter_mut().zip(rows.clone()) {
+                    *sum = x.row_sum(r);
+                }
+                let out = &mut s.products[..rows.len() * cols];
+                if self.kernel.dot_shifted(rows.clone(), &x, b, blocks.clone(), out, cols) {
+                    return Ok(());
+                }
+                ensure_len(&mut s.panel, rows.len() * kp)?;
+                x.gather(rows.clone(), kp, &mut s.panel[..rows.len() * kp], &mut s.sums[..rows.len()]);
+                &s.panel[..rows.len() * kp]
+            }
         };
         let panel = Panel { a, rows: rows.len(), kp };
         self.kernel.dot(panel, b, blocks, &mut s.products[..rows.len() * cols], cols);
@@ -118,10 +135,6 @@ impl<K: GemmIsa> Prepared<'_, K> {
     }
 }
 
-/// Rows computed and finished together within a task: a multiple of every
-/// micro-kernel's row tile (1 to 8 rows), small enough that the
-/// products stay in L1 between the kernel and the epilogue.
-const TILE_ROWS: usize = 48;
 /// Rows per task when the GEMM splits rows across threads.
 const ROW_CHUNK: usize = 16;
 /// Blocks per task when a GEMM with few rows splits columns.
@@ -248,7 +261,7 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
     let cols = blocks * BLOCK;
     // Each task streams all of B, so give it as many rows as it can: one
     // task per thread, at least ROW_CHUNK rows, in whole 8-row tiles (the
-    // tasks work through their rows a panel of TILE_ROWS at a time).
+    // tasks work through their rows a panel of `K::PANEL_ROWS` at a time).
     let chunk = m.div_ceil(threads).max(ROW_CHUNK).div_ceil(8) * 8;
     parallel::try_chunks(
         out,
@@ -259,9 +272,9 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
             // the kernel and the epilogue.
             let mut s = Scratch::default();
             let task_rows = t * chunk..(t * chunk + chunk).min(m);
-            for (i, dst) in dst.chunks_mut(TILE_ROWS * n.max(1)).enumerate() {
-                let start = task_rows.start + i * TILE_ROWS;
-                let rows = start..(start + TILE_ROWS).min(task_rows.end);
+            for (i, dst) in dst.chunks_mut(K::PANEL_ROWS * n.max(1)).enumerate() {
+                let start = task_rows.start + i * K::PANEL_ROWS;
+                let rows = start..(start + K::PANEL_ROWS).min(task_rows.end);
                 prep.dot(rows, 0..blocks, &mut s)?;
                 for (r, d) in dst.chunks_mut(n.max(1)).enumerate() {
                     prep.finish(&epi, &s.products[r * cols..], s.sums[r], 0, d);

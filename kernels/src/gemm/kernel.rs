@@ -4,6 +4,7 @@
 //! every ISA's must reproduce.
 
 use super::depthwise::{for_each_pixel, pixel_portable, DepthwiseArgs};
+use super::shifted::ShiftedRows;
 use super::epilogue::{Requant, RowTerms};
 use super::packed::{PackedB, BLOCK};
 use crate::vector::{quantize_scalar, Portable, QuantizeParams};
@@ -28,6 +29,12 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
     /// A name for reports (`avx2`, `neon_dot`).
     const NAME: &'static str;
 
+    /// Rows computed and finished together within a task: a multiple of
+    /// the micro-kernel's row tile, small enough that the products stay in
+    /// cache between the kernel and the epilogue, large enough that the
+    /// weights are streamed few times.
+    const PANEL_ROWS: usize = 48;
+
     /// The token, when this CPU has the ISA and the cap allows it.
     fn detect() -> Option<Self>;
 
@@ -35,6 +42,29 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
     /// writes `P[r][j] = Σ_k x[r, k] w[j, k]` (exact i32) to `out[r * ldo +
     /// j]`, `j` counting columns from the first block's.
     fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize);
+
+    /// True when [`dot_shifted`](Self::dot_shifted) reads shifted rows of
+    /// `channels` bytes per tap in place, so that a conv may skip im2col.
+    fn reads_shifted_rows(self, channels: usize) -> bool {
+        let _ = channels;
+        false
+    }
+
+    /// [`dot`](Self::dot) for the rows `rows` of `x`, read in place; false
+    /// (nothing written) when this ISA cannot, and the driver then gathers
+    /// the rows into a panel for `dot`.
+    fn dot_shifted(
+        self,
+        rows: Range<usize>,
+        x: &ShiftedRows<'_>,
+        b: &PackedB,
+        blocks: Range<usize>,
+        out: &mut [i32],
+        ldo: usize,
+    ) -> bool {
+        let _ = (rows, x, b, blocks, out, ldo);
+        false
+    }
 
     /// The quantizing epilogue; see [`scalar_finish_u8`] for the result.
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {

@@ -23,8 +23,10 @@ pub mod kernel;
 pub mod linear;
 pub mod packed;
 pub mod register;
+pub mod shifted;
 
 pub use driver::{gemm_into, gemm_prepared, Activations, OutElem};
+pub use shifted::ShiftedRows;
 pub use epilogue::{column_requant, Epilogue, Requant, RowTerms};
 pub use kernel::{portable_dot, scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel};
 pub use packed::PackedB;

@@ -10,8 +10,10 @@
 //! does, so the result is the same bits as every other kernel's.
 
 use crate::gemm::packed::{PackedB, BLOCK};
+use crate::gemm::ShiftedRows;
 use qtensor_runtime::isa::Amx;
 use std::arch::asm;
+use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 use std::ops::Range;
 
 /// Bytes of K in one tile row: K must be padded to a multiple of this.
@@ -81,12 +83,103 @@ macro_rules! store_tile {
     }};
 }
 
-/// The AMX `P` kernel (see `GemmIsa::dot`) for `rows` rows, a multiple of
-/// 16, with `kp` a non-zero multiple of [`TILE_K`].
+/// Where the A tiles come from: the 16 rows from row `r` (counting from
+/// the first row of the call), K bytes `k..k + 64`, as a slice that starts
+/// at the first row's bytes, and the stride between rows.
+pub(super) trait TileSource {
+    /// See the trait's docs.
+    fn tile(&self, r: usize, k: usize) -> (&[u8], usize);
+}
+
+/// Rows stored one after another, `kp` bytes each (a panel).
+pub(super) struct PanelRows<'a> {
+    pub a: &'a [u8],
+    pub kp: usize,
+}
+
+impl TileSource for PanelRows<'_> {
+    fn tile(&self, r: usize, k: usize) -> (&[u8], usize) {
+        (&self.a[r * self.kp + k..], self.kp)
+    }
+}
+
+/// Shifted rows from row `first` on, read in place: tap `k / channels`
+/// of 16 consecutive rows is 16 consecutive pixels, `channels` apart.
+pub(super) struct InPlace<'a, 'b> {
+    pub x: &'b ShiftedRows<'a>,
+    pub first: usize,
+}
+
+impl TileSource for InPlace<'_, '_> {
+    fn tile(&self, r: usize, k: usize) -> (&[u8], usize) {
+        let c = self.x.channels;
+        let at = (self.first + r + self.x.taps[k / c]) * c + k % c;
+        (&self.x.src[at..], c)
+    }
+}
+
+/// A source whose last, partial tile of rows comes from `tail`: those
+/// rows copied into a zeroed panel of 16 rows of `kp` bytes.
+pub(super) struct WithTail<S> {
+    pub main: S,
+    /// The first row served from `tail`, a multiple of 16.
+    pub tail_start: usize,
+    pub tail: Vec<u8>,
+    pub kp: usize,
+}
+
+impl<S: TileSource> TileSource for WithTail<S> {
+    fn tile(&self, r: usize, k: usize) -> (&[u8], usize) {
+        if r >= self.tail_start {
+            (&self.tail[(r - self.tail_start) * self.kp + k..], self.kp)
+        } else {
+            self.main.tile(r, k)
+        }
+    }
+}
+
+/// How far ahead, in bytes of one block's weights, [`prefetch`] reaches:
+/// 8 tiles' worth.
+const PREFETCH_AHEAD: usize = 8 * TILE_K * BLOCK;
+
+/// Asks for the 1 KiB tile `ahead` bytes past the start of `bytes` (a
+/// hint: past the end of `bytes`, nothing is fetched).
+#[inline(always)]
+fn prefetch(bytes: &[u8], ahead: usize) {
+    if let Some(tile) = bytes.get(ahead..ahead + TILE_K * BLOCK) {
+        for line in tile.chunks_exact(64) {
+            // SAFETY: a prefetch is a hint that never faults, here on
+            // memory inside `bytes`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8) };
+        }
+    }
+}
+
+/// Stores result tile `$tmm` (rows `$r..$r + 16`, columns `$col..$col +
+/// 16`) into `$out`: directly when all 16 rows exist, else through
+/// `$partial`, keeping the rows below `$rows`.
+macro_rules! store {
+    ($tmm:literal, $r:expr, $col:expr, $out:expr, $ldo:expr, $rows:expr, $partial:expr) => {{
+        let (r, col, ldo, rows) = ($r, $col, $ldo, $rows);
+        if r + TILE_M <= rows {
+            store_tile!($tmm, &mut $out[r * ldo + col..], ldo);
+        } else {
+            store_tile!($tmm, &mut $partial[..], BLOCK);
+            for (i, row) in $partial.chunks_exact(BLOCK).take(rows - r).enumerate() {
+                $out[(r + i) * ldo + col..(r + i) * ldo + col + BLOCK].copy_from_slice(row);
+            }
+        }
+    }};
+}
+
+/// The AMX `P` kernel (see `GemmIsa::dot`) for `rows` rows of `a`, with
+/// `kp` a non-zero multiple of [`TILE_K`]. `a` serves whole tiles of 16
+/// rows, up to `rows` rounded up (see [`WithTail`]); the products of rows
+/// past `rows` are dropped.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dot(
     _proof: Amx,
-    a: &[u8],
+    a: &impl TileSource,
     rows: usize,
     kp: usize,
     b: &PackedB,
@@ -94,18 +187,22 @@ pub(super) fn dot(
     out: &mut [i32],
     ldo: usize,
 ) {
-    assert!(rows.is_multiple_of(TILE_M) && kp.is_multiple_of(TILE_K) && kp > 0 && a.len() >= rows * kp);
+    assert!(kp.is_multiple_of(TILE_K) && kp > 0 && b.kp == kp);
+    let tiled_rows = rows.div_ceil(TILE_M) * TILE_M;
     // SAFETY: `_proof` shows the CPU has AMX and Linux granted the tile
     // state; `ldtilecfg` reads the 64-byte configuration.
     unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly, preserves_flags)) };
     let data: &[u8] = bytemuck::cast_slice(&b.data[..]);
     let block_bytes = kp * BLOCK;
-    let mut r = 0;
-    while r < rows {
-        let two_rows = r + 2 * TILE_M <= rows;
-        let mut blk = blocks.start;
-        while blk < blocks.end {
-            let two_blocks = blk + 2 <= blocks.end;
+    // Blocks outside, rows inside: a pair of blocks' weights (2 * 16 * kp
+    // bytes) stay in cache while every row of the panel passes, so the
+    // weights are read from memory once per panel.
+    let mut blk = blocks.start;
+    while blk < blocks.end {
+        let two_blocks = blk + 2 <= blocks.end;
+        let mut r = 0;
+        while r < tiled_rows {
+            let two_rows = r + 2 * TILE_M <= tiled_rows;
             // SAFETY: as for `load_tile!`; zeroing registers touches no memory.
             unsafe {
                 asm!(
@@ -116,20 +213,35 @@ pub(super) fn dot(
                     options(nostack, nomem, preserves_flags)
                 )
             };
-            let a_rows = &a[r * kp..];
             let b_blocks = &data[blk * block_bytes..];
             for q in (0..kp).step_by(TILE_K) {
                 // q bytes of K are q / 4 quads of 64 bytes.
                 let bq = q * BLOCK;
+                if r == 0 {
+                    // The first rows' pass brings the weights in from memory:
+                    // a tile load waits for its 16 lines before the next can
+                    // start (tile registers are not renamed), so fetch the
+                    // lines a few steps ahead.
+                    prefetch(&b_blocks[bq..], PREFETCH_AHEAD);
+                    if two_blocks {
+                        prefetch(&b_blocks[block_bytes + bq..], PREFETCH_AHEAD);
+                    }
+                }
+                let (a0, lda) = a.tile(r, q);
+                load_tile!("tmm4", a0, lda);
                 load_tile!("tmm6", &b_blocks[bq..], TILE_K);
-                load_tile!("tmm4", &a_rows[q..], kp);
-                dot_tiles!("tmm0", "tmm4", "tmm6");
                 if two_blocks {
                     load_tile!("tmm7", &b_blocks[block_bytes + bq..], TILE_K);
+                }
+                if two_rows {
+                    let (a1, lda) = a.tile(r + TILE_M, q);
+                    load_tile!("tmm5", a1, lda);
+                }
+                dot_tiles!("tmm0", "tmm4", "tmm6");
+                if two_blocks {
                     dot_tiles!("tmm1", "tmm4", "tmm7");
                 }
                 if two_rows {
-                    load_tile!("tmm5", &a_rows[TILE_M * kp + q..], kp);
                     dot_tiles!("tmm2", "tmm5", "tmm6");
                     if two_blocks {
                         dot_tiles!("tmm3", "tmm5", "tmm7");
@@ -137,19 +249,20 @@ pub(super) fn dot(
                 }
             }
             let col0 = (blk - blocks.start) * BLOCK;
-            store_tile!("tmm0", &mut out[r * ldo + col0..], ldo);
+            let mut partial = [0i32; TILE_M * BLOCK];
+            store!("tmm0", r, col0, out, ldo, rows, partial);
             if two_blocks {
-                store_tile!("tmm1", &mut out[r * ldo + col0 + BLOCK..], ldo);
+                store!("tmm1", r, col0 + BLOCK, out, ldo, rows, partial);
             }
             if two_rows {
-                store_tile!("tmm2", &mut out[(r + TILE_M) * ldo + col0..], ldo);
+                store!("tmm2", r + TILE_M, col0, out, ldo, rows, partial);
                 if two_blocks {
-                    store_tile!("tmm3", &mut out[(r + TILE_M) * ldo + col0 + BLOCK..], ldo);
+                    store!("tmm3", r + TILE_M, col0 + BLOCK, out, ldo, rows, partial);
                 }
             }
-            blk += if two_blocks { 2 } else { 1 };
+            r += if two_rows { 2 * TILE_M } else { TILE_M };
         }
-        r += if two_rows { 2 * TILE_M } else { TILE_M };
+        blk += if two_blocks { 2 } else { 1 };
     }
     // SAFETY: returns the tiles to their initial state (so a context
     // switch need not save them); touches no memory.

@@ -9,7 +9,7 @@ mod gemm;
 
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
-use crate::gemm::{GemmIsa, Panel, Requant, RowTerms};
+use crate::gemm::{GemmIsa, Panel, Requant, RowTerms, ShiftedRows};
 use crate::vector::QuantizeParams;
 use qtensor_runtime::isa::Amx;
 use qtensor_runtime::{Priority, Result};
@@ -17,23 +17,58 @@ use std::ops::Range;
 
 impl GemmIsa for Amx {
     const NAME: &'static str = "amx";
+    // Four tile rows: a late layer's 49-64 pixels in one pass over its
+    // weights (2.4 MB in ResNet-18's last convs).
+    const PANEL_ROWS: usize = 64;
 
     fn detect() -> Option<Self> {
         Amx::detect()
     }
 
     fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
-        // Whole tiles of 16 rows go through AMX when K is padded to whole
-        // tile rows (64 bytes; `PackedB::pack` does so where AMX runs);
-        // the other rows, and weights packed for another ISA, through VNNI.
-        let tiled = if x.kp > 0 && x.kp.is_multiple_of(gemm::TILE_K) { x.rows / 16 * 16 } else { 0 };
-        if tiled > 0 {
-            gemm::dot(self, &x.a[..tiled * x.kp], tiled, x.kp, b, blocks.clone(), out, ldo);
+        // K padded to whole tile rows (64 bytes; `PackedB::pack` does so
+        // where AMX runs) goes through AMX, unless the rows are so few (a
+        // GEMV) that VNNI wastes less than a tile of 16; weights packed for
+        // another ISA go through VNNI.
+        let whole_k = x.kp > 0 && x.kp.is_multiple_of(gemm::TILE_K);
+        if !whole_k || x.rows < 4 || b.kp != x.kp {
+            return self.vnni().dot(x, b, blocks, out, ldo);
         }
-        if tiled < x.rows {
-            let rest = Panel { a: &x.a[tiled * x.kp..], rows: x.rows - tiled, kp: x.kp };
-            self.vnni().dot(rest, b, blocks, &mut out[tiled * ldo..], ldo);
+        let tail_start = x.rows / 16 * 16;
+        let mut tail = vec![0u8; if tail_start < x.rows { 16 * x.kp } else { 0 }];
+        tail[..(x.rows - tail_start) * x.kp].copy_from_slice(&x.a[tail_start * x.kp..x.rows * x.kp]);
+        let main = gemm::PanelRows { a: &x.a[..tail_start * x.kp], kp: x.kp };
+        let source = gemm::WithTail { main, tail_start, tail, kp: x.kp };
+        gemm::dot(self, &source, x.rows, x.kp, b, blocks, out, ldo);
+    }
+
+    fn reads_shifted_rows(self, channels: usize) -> bool {
+        // Each 64-byte step of K must lie within one tap.
+        channels > 0 && channels.is_multiple_of(gemm::TILE_K)
+    }
+
+    fn dot_shifted(
+        self,
+        rows: Range<usize>,
+        x: &ShiftedRows<'_>,
+        b: &PackedB,
+        blocks: Range<usize>,
+        out: &mut [i32],
+        ldo: usize,
+    ) -> bool {
+        let kp = x.taps.len() * x.channels;
+        if !self.reads_shifted_rows(x.channels) || b.kp != kp || rows.is_empty() {
+            return false;
         }
+        // The last partial tile of rows, gathered into a zeroed panel.
+        let tail_start = rows.len() / 16 * 16;
+        let mut tail = vec![0u8; if tail_start < rows.len() { 16 * kp } else { 0 }];
+        let mut sums = [0i32; 16];
+        let tail_rows = rows.start + tail_start..rows.end;
+        x.gather(tail_rows.clone(), kp, &mut tail[..tail_rows.len() * kp], &mut sums[..tail_rows.len()]);
+        let source = gemm::WithTail { main: gemm::InPlace { x, first: rows.start }, tail_start, tail, kp };
+        gemm::dot(self, &source, rows.len(), kp, b, blocks, out, ldo);
+        true
     }
 
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
