@@ -5,10 +5,10 @@
 
 use super::depthwise::DepthwiseArgs;
 use super::driver::{gemm_prepared, Activations, Rows, Weights};
-use super::shifted::ShiftedRows;
 use super::epilogue::{column_requant, Epilogue, Requant};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
+use super::shifted::ShiftedRows;
 use super::{byte_sum, MAX_K};
 use crate::args::conv::ConvParams;
 use crate::args::linear::qint8_weight_rows;
@@ -382,15 +382,17 @@ fn im2col_gemm<K: GemmIsa>(
         let contiguous = g == 1 && p.dilation[1] == 1;
         let (padded, pixel_sums) = (&padded, &pixel_sums);
         let fill = |rows: Range<usize>, panel: &mut [u8], sums: &mut [i32]| {
-            for ((px, row), sum) in rows.zip(panel.chunks_mut(kp)).zip(sums.iter_mut()) {
-                let (img, y, xo) = (px / (oh * ow), (px / ow) % oh, px % ow);
+            // The first row's pixel, then stepped along (no divisions per row).
+            let px0 = rows.start;
+            let (mut img, mut y, mut xo) = (px0 / (oh * ow).max(1), (px0 / ow.max(1)) % oh.max(1), px0 % ow.max(1));
+            for (row, sum) in panel.chunks_mut(kp).take(rows.len()).zip(sums.iter_mut()) {
                 let mut at = 0;
                 let mut total = 0;
                 for ky in 0..kh {
                     let iy = y * p.stride[0] + ky * p.dilation[0];
                     let pix0 = (img * hp + iy) * wp + xo * p.stride[1];
                     if contiguous {
-                        row[at..at + kw * c].copy_from_slice(&padded[pix0 * c..(pix0 + kw) * c]);
+                        copy_run(row, at, padded, pix0 * c, kw * c);
                         at += kw * c;
                         if pw.needs_row_sums {
                             total += pixel_sums[pix0..pix0 + kw].iter().sum::<i32>();
@@ -398,7 +400,7 @@ fn im2col_gemm<K: GemmIsa>(
                     } else {
                         for kx in 0..kw {
                             let pix = pix0 + kx * p.dilation[1];
-                            row[at..at + icg].copy_from_slice(&padded[pix * c + grp * icg..pix * c + (grp + 1) * icg]);
+                            copy_run(row, at, padded, pix * c + grp * icg, icg);
                             at += icg;
                         }
                     }
@@ -409,6 +411,13 @@ fn im2col_gemm<K: GemmIsa>(
                     (true, true) => total,
                     (true, false) => byte_sum(&row[..at]),
                 };
+                xo += 1;
+                if xo == ow {
+                    (xo, y) = (0, y + 1);
+                    if y == oh {
+                        (y, img) = (0, img + 1);
+                    }
+                }
             }
         };
         let weights = Weights { b: packed, zw: &pw.zero_points[grp * ocg..(grp + 1) * ocg] };
@@ -433,6 +442,20 @@ enum Input<'a> {
     Nhwc(&'a [u8]),
     /// Row-major NCHW bytes.
     Nchw(&'a [u8]),
+}
+
+/// Copies `len` bytes of `src` from `from` into `row` at `at`. A short
+/// run (21 bytes per kernel row of a 7x7 stem over 3 channels) moves a
+/// fixed 32 bytes where both sides have room, which costs less than a call
+/// to `memcpy`: the bytes past the run are overwritten by the next run or
+/// by the row's zero padding, which im2col writes after the runs.
+#[inline]
+fn copy_run(row: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
+    const RUN: usize = 32;
+    match (row.get_mut(at..at + RUN), src.get(from..from + RUN)) {
+        (Some(d), Some(s)) if len <= RUN => d.copy_from_slice(s),
+        _ => row[at..at + len].copy_from_slice(&src[from..from + len]),
+    }
 }
 
 /// A stride-1 conv with one group as an implicit GEMM over the bordered

@@ -4,9 +4,9 @@
 //! every ISA's must reproduce.
 
 use super::depthwise::{for_each_pixel, pixel_portable, DepthwiseArgs};
-use super::shifted::ShiftedRows;
 use super::epilogue::{Requant, RowTerms};
 use super::packed::{PackedB, BLOCK};
+use super::shifted::ShiftedRows;
 use crate::vector::{quantize_scalar, Portable, QuantizeParams};
 use qtensor_runtime::Result;
 use std::ops::Range;

@@ -26,10 +26,10 @@ pub mod register;
 pub mod shifted;
 
 pub use driver::{gemm_into, gemm_prepared, Activations, OutElem};
-pub use shifted::ShiftedRows;
 pub use epilogue::{column_requant, Epilogue, Requant, RowTerms};
 pub use kernel::{portable_dot, scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel};
 pub use packed::PackedB;
+pub use shifted::ShiftedRows;
 
 /// The largest K for which the i32 result is exact: `|C| <= 255 * 255 * K`
 /// must stay below 2^31.

@@ -2,6 +2,7 @@
 //! activations and s8 weights (see `crate::gemm`).
 
 use crate::gemm::packed::{PackedB, BLOCK};
+use crate::gemm::{Requant, RowTerms};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -85,4 +86,41 @@ pub(super) fn dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<u
         }
         blk += if two { 2 } else { 1 };
     }
+}
+
+/// The quantizing epilogue with 512-bit vectors, 16 columns at a time,
+/// lane for lane the AVX2 epilogue's arithmetic (`crate::gemm::Requant`);
+/// the last columns go to the AVX2 epilogue.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) -> usize {
+    let n = dst.len();
+    let zp = rq.zero_point as f32;
+    let (lo, hi, zpv) = (_mm512_set1_ps(rq.lo - zp), _mm512_set1_ps(rq.hi - zp), _mm512_set1_epi32(rq.zero_point));
+    let row_sum = _mm512_set1_epi32(t.row_sum);
+    let load_i32 = |s: &[i32]| {
+        let s = &s[..16];
+        // SAFETY: `s` holds 16 i32; an unaligned 64-byte load.
+        unsafe { _mm512_loadu_si512(s.as_ptr() as *const __m512i) }
+    };
+    let load_f32 = |s: &[f32]| {
+        let s = &s[..16];
+        // SAFETY: `s` holds 16 f32; an unaligned 64-byte load.
+        unsafe { _mm512_loadu_ps(s.as_ptr()) }
+    };
+    let mut j = 0;
+    while j + 16 <= n {
+        let mut c = _mm512_add_epi32(load_i32(&t.products[j..]), load_i32(&t.col_terms[j..]));
+        if !t.zw.is_empty() {
+            c = _mm512_sub_epi32(c, _mm512_mullo_epi32(load_i32(&t.zw[j..]), row_sum));
+        }
+        let v = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(c), load_f32(&rq.bias[j..])), load_f32(&rq.mult[j..]));
+        let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi)), zpv);
+        // q lies in [lo, hi] within 0..=255: narrowing keeps its value.
+        let bytes = _mm512_cvtepi32_epi8(q);
+        let d = &mut dst[j..j + 16];
+        // SAFETY: `d` holds 16 writable bytes; an unaligned 16-byte store.
+        unsafe { _mm_storeu_si128(d.as_mut_ptr() as *mut __m128i, bytes) };
+        j += 16;
+    }
+    j
 }

@@ -27,7 +27,11 @@ impl GemmIsa for Avx512Vnni {
     }
 
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
-        self.avx2().finish_u8(terms, rq, dst)
+        // SAFETY: `self` is an `Avx512Vnni` token, which proves AVX-512 F,
+        // BW and VNNI, and AVX2 with FMA.
+        let done = unsafe { gemm::finish_u8(terms, rq, dst) };
+        let n = dst.len();
+        self.avx2().finish_u8(terms.tail(done), rq.cols(done..n), &mut dst[done..])
     }
 
     fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
