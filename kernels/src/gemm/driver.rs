@@ -1,7 +1,7 @@
 //! Splitting a GEMM across threads, and applying the epilogue (see
 //! [`super::epilogue`]) to each finished row.
 
-use super::epilogue::{Epilogue, RowTerms};
+use super::epilogue::{Epilogue, PanelTerms, RowTerms};
 use super::kernel::{GemmIsa, Panel};
 use super::packed::{PackedB, BLOCK};
 use super::shifted::ShiftedRows;
@@ -14,12 +14,27 @@ use std::ops::Range;
 pub trait OutElem: Copy + Send + Sync {
     /// Applies `epi` (columns `col0..`) to `terms` into `dst`.
     fn finish<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [Self]);
+
+    /// Applies `epi` (all columns) to each row of `terms` into `dst`, whose
+    /// rows are `terms.col_terms.len()` elements.
+    fn finish_rows<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: PanelTerms<'_>, dst: &mut [Self]) {
+        let n = terms.col_terms.len();
+        for (r, d) in dst.chunks_exact_mut(n.max(1)).take(terms.row_sums.len()).enumerate() {
+            Self::finish(kernel, epi, terms.row(r), 0, d);
+        }
+    }
 }
 
 impl OutElem for u8 {
     fn finish<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [u8]) {
         if let Epilogue::Quantize(rq) = *epi {
             kernel.finish_u8(terms, rq.cols(col0..col0 + dst.len()), dst);
+        }
+    }
+
+    fn finish_rows<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: PanelTerms<'_>, dst: &mut [u8]) {
+        if let Epilogue::Quantize(rq) = *epi {
+            kernel.finish_rows_u8(terms, rq, dst);
         }
     }
 }
@@ -275,10 +290,15 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
             for (i, dst) in dst.chunks_mut(K::PANEL_ROWS * n.max(1)).enumerate() {
                 let start = task_rows.start + i * K::PANEL_ROWS;
                 let rows = start..(start + K::PANEL_ROWS).min(task_rows.end);
-                prep.dot(rows, 0..blocks, &mut s)?;
-                for (r, d) in dst.chunks_mut(n.max(1)).enumerate() {
-                    prep.finish(&epi, &s.products[r * cols..], s.sums[r], 0, d);
-                }
+                prep.dot(rows.clone(), 0..blocks, &mut s)?;
+                let terms = PanelTerms {
+                    products: &s.products,
+                    ldp: cols,
+                    col_terms: &prep.col_terms,
+                    zw: if prep.zw_all_zero { &[] } else { prep.zw },
+                    row_sums: &s.sums[..rows.len()],
+                };
+                T::finish_rows(prep.kernel, &epi, terms, dst);
             }
             Ok(())
         },

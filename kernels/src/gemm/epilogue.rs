@@ -41,6 +41,36 @@ impl RowTerms<'_> {
     }
 }
 
+/// A panel of rows' exact results before the epilogue: row `r` is
+/// [`PanelTerms::row`]`(r)`, its products at `products[r * ldp..]`.
+#[derive(Clone, Copy)]
+pub struct PanelTerms<'a> {
+    /// The raw dot products, `ldp` apart per row.
+    pub products: &'a [i32],
+    /// The distance between rows of `products`.
+    pub ldp: usize,
+    /// The per-column constant terms (one per output column).
+    pub col_terms: &'a [i32],
+    /// The per-column weight zero points, or empty when all are 0.
+    pub zw: &'a [i32],
+    /// `Σ_k x` of each row.
+    pub row_sums: &'a [i32],
+}
+
+impl PanelTerms<'_> {
+    /// Row `r`'s terms.
+    #[inline]
+    pub fn row(&self, r: usize) -> RowTerms<'_> {
+        let n = self.col_terms.len();
+        RowTerms {
+            products: &self.products[r * self.ldp..r * self.ldp + n],
+            col_terms: self.col_terms,
+            zw: self.zw,
+            row_sum: self.row_sums[r],
+        }
+    }
+}
+
 /// PyTorch's requantization of a row segment's columns (see
 /// `numerics::AccRequant`): per column `n`,
 /// `q = clamp(round_half_even((f32(C) + bias[n]) * mult[n]) + zero_point, lo, hi)`.

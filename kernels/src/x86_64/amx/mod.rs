@@ -9,7 +9,7 @@ mod gemm;
 
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
-use crate::gemm::{GemmIsa, Panel, Requant, RowTerms, ShiftedRows};
+use crate::gemm::{GemmIsa, Panel, PanelTerms, Requant, RowTerms, ShiftedRows};
 use crate::vector::QuantizeParams;
 use qtensor_runtime::isa::Amx;
 use qtensor_runtime::{Priority, Result};
@@ -73,6 +73,10 @@ impl GemmIsa for Amx {
 
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
         self.vnni().finish_u8(terms, rq, dst)
+    }
+
+    fn finish_rows_u8(self, t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
+        self.vnni().finish_rows_u8(t, rq, dst)
     }
 
     fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {

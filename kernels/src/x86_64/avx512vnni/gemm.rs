@@ -2,7 +2,7 @@
 //! activations and s8 weights (see `crate::gemm`).
 
 use crate::gemm::packed::{PackedB, BLOCK};
-use crate::gemm::{Requant, RowTerms};
+use crate::gemm::{PanelTerms, Requant, RowTerms};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -92,6 +92,7 @@ pub(super) fn dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<u
 /// lane for lane the AVX2 epilogue's arithmetic (`crate::gemm::Requant`);
 /// the last columns go to the AVX2 epilogue.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+#[inline]
 pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) -> usize {
     let n = dst.len();
     let zp = rq.zero_point as f32;
@@ -123,4 +124,16 @@ pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) -> usi
         j += 16;
     }
     j
+}
+
+/// [`finish_u8`] over a panel's rows in one call; returns the columns it
+/// finished in each row (the rest, under 16, are the caller's).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+pub(super) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) -> usize {
+    let n = t.col_terms.len();
+    let mut done = 0;
+    for (r, d) in dst.chunks_exact_mut(n.max(1)).take(t.row_sums.len()).enumerate() {
+        done = finish_u8(t.row(r), rq, d);
+    }
+    done
 }

@@ -7,7 +7,7 @@ mod gemm;
 
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
-use crate::gemm::{GemmIsa, Panel, Requant, RowTerms};
+use crate::gemm::{GemmIsa, Panel, PanelTerms, Requant, RowTerms};
 use crate::vector::QuantizeParams;
 use qtensor_runtime::isa::Avx512Vnni;
 use qtensor_runtime::{Priority, Result};
@@ -32,6 +32,17 @@ impl GemmIsa for Avx512Vnni {
         let done = unsafe { gemm::finish_u8(terms, rq, dst) };
         let n = dst.len();
         self.avx2().finish_u8(terms.tail(done), rq.cols(done..n), &mut dst[done..])
+    }
+
+    fn finish_rows_u8(self, t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
+        // SAFETY: as in `finish_u8`.
+        let done = unsafe { gemm::finish_rows_u8(t, rq, dst) };
+        let n = t.col_terms.len();
+        if done < n {
+            for (r, d) in dst.chunks_exact_mut(n).take(t.row_sums.len()).enumerate() {
+                self.avx2().finish_u8(t.row(r).tail(done), rq.cols(done..n), &mut d[done..]);
+            }
+        }
     }
 
     fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
