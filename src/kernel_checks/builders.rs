@@ -341,14 +341,18 @@ fn flatten(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
 }
 
 fn channel_shuffle(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
-    let groups = rng.range(1, 3) as usize;
+    let groups = rng.range(1, 4) as usize;
     let sizes = [
         rng.range(1, 2) as usize,
-        groups * rng.range(1, 3) as usize,
-        rng.range(1, 4) as usize,
-        rng.range(1, 4) as usize,
+        groups * rng.range(1, 5) as usize,
+        rng.range(1, 5) as usize,
+        rng.range(2, 5) as usize,
     ];
-    Ok(vec![Value::from(&input(rng, dtype, &sizes, false)?), Value::Int(groups as i64)])
+    let x = input(rng, dtype, &sizes, false)?;
+    // Channels-last half the time: ShuffleNet's layout, the one the fast
+    // kernel takes.
+    let x = if rng.one_in(2) { x.contiguous_in(crate::MemoryFormat::ChannelsLast)? } else { x };
+    Ok(vec![Value::from(&x), Value::Int(groups as i64)])
 }
 
 fn batch_norm2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {

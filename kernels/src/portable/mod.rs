@@ -8,6 +8,7 @@
 
 pub mod activation;
 pub mod pool;
+pub mod shuffle;
 
 pub use crate::vector::Portable;
 use qtensor_runtime::Priority;
