@@ -30,7 +30,17 @@ fn cat_bytes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, xs: &[Tensor], out:
     // pixel's channels are one run, and the output is NHWC too. Otherwise
     // the inputs are read row-major. With no elements there is nothing to
     // loop over (the outer sizes may still be huge).
-    let (outer, inner) = match (total, out.channels_last) {
+    // Inputs whose pixels are runs of channels (channels-last views, such
+    // as a channel slice of one) are concatenated pixel by pixel into a
+    // channels-last output too, on either path's arithmetic: PyTorch's
+    // generic path also keeps the inputs' common format.
+    let runs: Option<Vec<PixelRuns>> = if out.channels_last || d != 1 || sizes.len() != 4 {
+        None
+    } else {
+        xs.iter().map(PixelRuns::of).collect()
+    };
+    let nhwc = out.channels_last || runs.is_some();
+    let (outer, inner) = match (total, nhwc) {
         (0, _) => (0, 1),
         (_, true) => (sizes[0] * sizes[2] * sizes[3], 1),
         (_, false) => (sizes[..d].iter().product(), sizes[d + 1..].iter().product()),
@@ -54,28 +64,30 @@ fn cat_bytes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, xs: &[Tensor], out:
                 lo: p.qmin,
                 hi: p.qmax,
             };
-            let read = |f: &mut dyn FnMut(&[B])| {
-                if out.channels_last {
-                    x.with_dense::<B, ()>(|s| f(s))
+            let mut put = |o: usize, s: &[B]| {
+                let dst = &mut dst[o * row + offset..o * row + offset + chunk];
+                if copy {
+                    dst.copy_from_slice(s);
                 } else {
-                    x.with_contiguous::<B, ()>(|s| f(s))
+                    isa.requantize_bytes(s, dst, rq);
                 }
             };
-            read(&mut |src| {
+            if let Some(runs) = &runs {
+                let src = x.storage().read::<B>()?;
                 for o in 0..outer {
-                    let s = &src[o * chunk..(o + 1) * chunk];
-                    let dst = &mut dst[o * row + offset..o * row + offset + chunk];
-                    if copy {
-                        dst.copy_from_slice(s);
-                    } else {
-                        isa.requantize_bytes(s, dst, rq);
-                    }
+                    let at = runs[i].pixel(o);
+                    let run = src.get(at..at + chunk).ok_or_else(|| Error::shape(op, "an input lies outside its storage"))?;
+                    put(o, run);
                 }
-            })?;
+            } else if out.channels_last {
+                x.with_dense::<B, ()>(|src| (0..outer).for_each(|o| put(o, &src[o * chunk..(o + 1) * chunk])))?;
+            } else {
+                x.with_contiguous::<B, ()>(|src| (0..outer).for_each(|o| put(o, &src[o * chunk..(o + 1) * chunk])))?;
+            }
             offset += chunk;
         }
     }
-    if out.channels_last {
+    if nhwc {
         return Tensor::quantized_from_storage_strided(storage, sizes, channels_last_strides(sizes), &out.quantizer);
     }
     let y = Tensor::quantized_from_storage(storage, sizes, &out.quantizer)?;
@@ -83,6 +95,40 @@ fn cat_bytes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, xs: &[Tensor], out:
         y.contiguous_in(MemoryFormat::ChannelsLast)
     } else {
         Ok(y)
+    }
+}
+
+/// Where a 4-d input's pixels lie in its storage, when each pixel's
+/// channels are one run (channel stride 1, pixels at least a run apart in
+/// row-major pixel order): a channels-last tensor, or a view of one.
+struct PixelRuns {
+    offset: usize,
+    strides: [usize; 3],
+    /// Pixels per image row, and per image.
+    w: usize,
+    hw: usize,
+}
+
+impl PixelRuns {
+    fn of(x: &Tensor) -> Option<PixelRuns> {
+        let (s, t) = (x.sizes(), x.strides());
+        let (c, h, w) = (s[1], s[2], s[3]);
+        let channel_run = t[1] == 1 || c == 1;
+        // Pixels in row-major order, each past the previous pixel's run
+        // (so that no two pixels overlap, as in a real channels-last view).
+        let ordered = t[3] >= c && (h == 1 || t[2] >= w * t[3]) && (s[0] == 1 || t[0] >= h * t[2].max(w * t[3]));
+        (channel_run && ordered && x.numel() > 0).then(|| PixelRuns {
+            offset: x.storage_offset(),
+            strides: [t[0], t[2], t[3]],
+            w,
+            hw: h * w,
+        })
+    }
+
+    /// The storage offset of pixel `o` (counting row-major over n, h, w).
+    fn pixel(&self, o: usize) -> usize {
+        let (img, y, xx) = (o / self.hw, (o % self.hw) / self.w, o % self.w);
+        self.offset + img * self.strides[0] + y * self.strides[1] + xx * self.strides[2]
     }
 }
 
