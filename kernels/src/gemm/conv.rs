@@ -189,6 +189,18 @@ pub fn gemm_conv2d<K: GemmIsa>(
         lo: if relu { y_zero_point.max(0) } else { 0 } as f32,
         zx: px.zero_point as i32,
     };
+    // A channels-last view that is not dense (a channel slice of an NHWC
+    // tensor, as ShuffleNet's blocks take) is copied to dense NHWC, which
+    // costs less than the NCHW path's transposes (PyTorch's convs also
+    // take and give channels-last here).
+    let slice_of_nhwc = x.memory_format() != MemoryFormat::ChannelsLast && is_channels_last_view(x);
+    let x_nhwc;
+    let x = if slice_of_nhwc {
+        x_nhwc = x.contiguous_in(MemoryFormat::ChannelsLast)?;
+        &x_nhwc
+    } else {
+        x
+    };
     let channels_last = x.memory_format() == MemoryFormat::ChannelsLast;
     let total = checked_count(op, &[n, oc, oh, ow])?;
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), total)?;
@@ -494,6 +506,13 @@ fn shifted_gemm<K: GemmIsa>(
         dst.copy_from_slice(&rows_out[at..at + ow * oc]);
     });
     Ok(())
+}
+
+/// True for a 4-d view whose channels are each pixel's innermost run, its
+/// pixels in row-major order: channels-last, dense or not.
+fn is_channels_last_view(x: &Tensor) -> bool {
+    let (s, t) = (x.sizes(), x.strides());
+    x.ndim() == 4 && s[1] > 1 && t[1] == 1 && t[3] >= s[1] && t[2] >= s[3].saturating_mul(t[3])
 }
 
 /// Transposes `[n][pixels][channels]` into `[n][channels][pixels]`, one

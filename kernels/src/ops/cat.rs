@@ -34,11 +34,8 @@ fn cat_bytes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, xs: &[Tensor], out:
     // as a channel slice of one) are concatenated pixel by pixel into a
     // channels-last output too, on either path's arithmetic: PyTorch's
     // generic path also keeps the inputs' common format.
-    let runs: Option<Vec<PixelRuns>> = if out.channels_last || d != 1 || sizes.len() != 4 {
-        None
-    } else {
-        xs.iter().map(PixelRuns::of).collect()
-    };
+    let runs: Option<Vec<PixelRuns>> =
+        if out.channels_last || d != 1 || sizes.len() != 4 { None } else { xs.iter().map(PixelRuns::of).collect() };
     let nhwc = out.channels_last || runs.is_some();
     let (outer, inner) = match (total, nhwc) {
         (0, _) => (0, 1),
@@ -76,7 +73,8 @@ fn cat_bytes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, xs: &[Tensor], out:
                 let src = x.storage().read::<B>()?;
                 for o in 0..outer {
                     let at = runs[i].pixel(o);
-                    let run = src.get(at..at + chunk).ok_or_else(|| Error::shape(op, "an input lies outside its storage"))?;
+                    let run =
+                        src.get(at..at + chunk).ok_or_else(|| Error::shape(op, "an input lies outside its storage"))?;
                     put(o, run);
                 }
             } else if out.channels_last {
@@ -116,7 +114,9 @@ impl PixelRuns {
         let channel_run = t[1] == 1 || c == 1;
         // Pixels in row-major order, each past the previous pixel's run
         // (so that no two pixels overlap, as in a real channels-last view).
-        let ordered = t[3] >= c && (h == 1 || t[2] >= w * t[3]) && (s[0] == 1 || t[0] >= h * t[2].max(w * t[3]));
+        let ordered = t[3] >= c
+            && (h == 1 || t[2] >= w.saturating_mul(t[3]))
+            && (s[0] == 1 || t[0] >= h.saturating_mul(t[2].max(w.saturating_mul(t[3]))));
         (channel_run && ordered && x.numel() > 0).then(|| PixelRuns {
             offset: x.storage_offset(),
             strides: [t[0], t[2], t[3]],
