@@ -71,8 +71,8 @@ pub fn binary<I: VectorIsa>(
     let requant = which.requant(&pa, &pb, scale, zero_point);
     if a.sizes() != b.sizes() {
         let broadcast = match (which, a.dtype()) {
-            (BinaryOp::Mul, DType::QUInt8) => mul_broadcast::<u8>(a, b, &out_q, &requant)?,
-            (BinaryOp::Mul, _) => mul_broadcast::<i8>(a, b, &out_q, &requant)?,
+            (BinaryOp::Mul, DType::QUInt8) => mul_broadcast::<I, u8>(isa, a, b, &out_q, &requant)?,
+            (BinaryOp::Mul, _) => mul_broadcast::<I, i8>(isa, a, b, &out_q, &requant)?,
             _ => None,
         };
         return broadcast.ok_or_else(|| Error::declined("binary: broadcasting other than mul's"));
@@ -138,7 +138,8 @@ fn binary_bytes<I: VectorIsa, B: ByteElement>(
 /// the full operand's memory order and layout. Mul's arithmetic is the
 /// same in both of PyTorch's loops, so no position matters. `None` when
 /// neither operand has the output's shape or the full one is not dense.
-fn mul_broadcast<B: ByteElement>(
+fn mul_broadcast<I: VectorIsa, B: ByteElement>(
+    isa: I,
     a: &Tensor,
     b: &Tensor,
     out_q: &Arc<Quantizer>,
@@ -173,7 +174,26 @@ fn mul_broadcast<B: ByteElement>(
     full.with_dense::<B, Result<()>>(|src| {
         let mut dst = storage.write::<B>()?;
         let rows = dst.chunks_mut(inner).zip(src.chunks(inner)).zip(row_starts.offsets());
+        // The other operand's row: a run (a gate's channels, in a
+        // channels-last activation) or one value repeated, for the ISA's
+        // same-shape loop; mul's vector and scalar sequences agree.
+        let vector = p.is_finite();
+        let mut repeated: Vec<B> = Vec::new();
         for ((d, x), start) in rows {
+            let run = match inner_stride {
+                1 => other_values.get(start..start + inner),
+                0 => other_values.get(start).map(|&v| {
+                    repeated.clear();
+                    repeated.resize(inner, v);
+                    &repeated[..]
+                }),
+                _ => None,
+            };
+            if let (true, Some(y)) = (vector, run) {
+                let (qa, qb) = if full_is_a { (x, y) } else { (y, x) };
+                isa.binary_bytes(qa, qb, d, p, false);
+                continue;
+            }
             let operand = |i: usize| other_values[start + i * inner_stride].to_i64();
             for (i, (d, x)) in d.iter_mut().zip(x).enumerate() {
                 let (x, y) = (x.to_i64(), operand(i));
