@@ -138,6 +138,19 @@ fn matmul_over_an_empty_inner_dimension_gives_zeros_without_products() {
 }
 
 #[test]
+fn a_per_channel_weight_expanded_along_its_axis_is_refused() {
+    // Found by the boxed_call fuzzer: one row's qparams expanded to five
+    // rows indexed past the zero points (a panic).
+    let w = Tensor::from_vec(vec![0.01f32, -0.02, 0.03, 0.0], &[1, 4]).unwrap();
+    let scales = Tensor::from_slice(&[0.01f64], &[1]).unwrap();
+    let zps = Tensor::from_slice(&[0i64], &[1]).unwrap();
+    let w = ops::quantize_per_channel(&w, &scales, &zps, 0, DType::QInt8).unwrap().expand([5usize, 4]).unwrap();
+    let x = Tensor::from_vec(vec![0.5f32; 8], &[2, 4]).unwrap();
+    assert!(ops::quantized::linear_dynamic(&x, &w, None, false).is_err());
+    assert!(ops::quantized::linear(&q8(&[2, 4], 0.1, 3), &w, None, 0.1, 3).is_err());
+}
+
+#[test]
 fn empty_views_with_an_offset_quantize() {
     let x = Tensor::zeros(&[2, 0], DType::Float32).unwrap().slice(0, Some(1), None, 1).unwrap();
     let q = ops::quantize_per_tensor(&x, 0.1, 3, DType::QUInt8).unwrap();

@@ -41,6 +41,16 @@ pub fn row_qparams(op: &str, w: &Tensor, rows: usize) -> Result<Vec<(f64, i64)>>
     match q.params() {
         QParams::PerTensorAffine { scale, zero_point, .. } => try_filled(rows, (scale, zero_point)),
         QParams::PerChannelAffine { scales, zero_points, axis: 0, .. } => {
+            if scales.len() != rows || zero_points.len() != rows {
+                return Err(Error::qparams(
+                    op,
+                    format!(
+                        "a per-channel weight of {rows} rows has {} scales and {} zero points",
+                        scales.len(),
+                        zero_points.len()
+                    ),
+                ));
+            }
             Ok(scales.iter().copied().zip(zero_points.iter().copied()).collect())
         }
         QParams::PerChannelAffine { axis, .. } => {
