@@ -221,7 +221,11 @@ mod amx {
         static USABLE: OnceLock<bool> = OnceLock::new();
         *USABLE.get_or_init(|| {
             // CPUID leaf 7: EDX bit 24 is AMX-TILE, bit 25 AMX-INT8.
-            let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+            // SAFETY: CPUID exists on every x86-64 CPU and has no side
+            // effects. (The intrinsic is safe in newer std, unsafe in the
+            // MSRV's, hence the allow.)
+            #[allow(unused_unsafe)]
+            let leaf7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
             let has_amx = leaf7.edx & (1 << 24) != 0 && leaf7.edx & (1 << 25) != 0;
             has_amx && cfg!(target_os = "linux") && request_tile_permission()
         })
