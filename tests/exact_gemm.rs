@@ -93,3 +93,44 @@ fn conv_kernels_are_exact_on_full_range_inputs() {
         assert_eq!(got, want, "kernel {}", kernel.name);
     }
 }
+
+/// The implicit-GEMM path (stride-1 convs over 64-channel multiples, read
+/// in place where the kernel can) against the reference kernel, bit for
+/// bit: weights with a non-zero zero point (so row sums enter), a batch of
+/// two, odd sizes (partial tiles of rows), paddings 0 to 2, dilation 1 and
+/// 2, both layouts.
+#[test]
+fn stride_one_convs_over_wide_channels_match_the_reference() {
+    let (n, h, wd, oc) = (2, 5, 9, 40);
+    for (c, padding, dilation, channels_last) in
+        [(64, 1, 1, true), (128, 0, 1, true), (64, 2, 2, true), (64, 1, 1, false), (192, 1, 1, true)]
+    {
+        // Small values and a multiplier of 1/16, so that an error of one
+        // zero point in C changes many outputs.
+        let x: Vec<u8> = (0..n * c * h * wd).map(|i| ((i * 37 + i / 7) % 16) as u8).collect();
+        let w: Vec<i8> = (0..oc * c * 9).map(|i| ((i * 53) % 17) as i8 - 8).collect();
+        let xq =
+            ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(x, &[n, c, h, wd]).unwrap(), 0.25, 7).unwrap();
+        let xq = if channels_last { xq.contiguous_in(qtensor::MemoryFormat::ChannelsLast).unwrap() } else { xq };
+        let wq =
+            ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(w, &[oc, c, 3, 3]).unwrap(), 0.25, 3).unwrap();
+        let args = [
+            Value::from(&xq),
+            Value::from(&wq),
+            Value::None,
+            Value::from([1i64, 1]),
+            Value::from([padding, padding]),
+            Value::from([dilation, dilation]),
+            Value::Int(1),
+            Value::Float(1.0),
+            Value::Int(128),
+        ];
+        let kernels = kernels_of("quantized::conv2d");
+        let reference = kernels.iter().find(|k| k.priority.is_reference()).expect("a reference kernel");
+        let want = (reference.func)(&args).unwrap().into_tensor().unwrap().int_values().unwrap();
+        for kernel in &kernels {
+            let got = (kernel.func)(&args).unwrap().into_tensor().unwrap().int_values().unwrap();
+            assert_eq!(got, want, "kernel {} (c {c}, padding {padding}, dilation {dilation})", kernel.name);
+        }
+    }
+}
