@@ -87,6 +87,22 @@ fn networks_run_save_load_and_profile_by_layer() {
         assert!(table.contains(row), "no `{row}` in\n{table}");
     }
 
+    // The pass runs on a pool worker; a scope entered by the caller still
+    // names its ops, on one thread or two.
+    for threads in [1, 2] {
+        profiler::reset();
+        profiler::enable();
+        qtensor::with_num_threads(threads, || {
+            let _outer = profiler::scope("mine");
+            mobilenet.forward(&x).unwrap();
+        })
+        .unwrap();
+        profiler::disable();
+        let table = profiler::table();
+        let row = "mine.features.3.conv.1.0 quantized::conv2d_relu";
+        assert!(table.contains(row), "{threads} thread(s): no `{row}` in\n{table}");
+    }
+
     // The portable path (what a CPU without AVX2 runs) gives logits of the
     // same shape; the reference kernels round requantization ties in f64,
     // so they are compared by shape only.

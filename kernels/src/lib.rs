@@ -42,6 +42,7 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
+pub mod aligned;
 pub mod args;
 pub mod gemm;
 pub mod ops;

@@ -63,6 +63,40 @@ impl Drop for Scope {
     }
 }
 
+/// This thread's scope names, for [`crate::threads::install`] to carry
+/// into the pool worker that runs its closure (none unless profiling).
+pub(crate) fn scopes_here() -> Vec<String> {
+    if !layers::any_enabled() || !is_enabled() {
+        return Vec::new();
+    }
+    SCOPES.with(|s| s.borrow().clone())
+}
+
+/// Scopes entered on another thread, re-entered here until dropped.
+pub(crate) struct Carried(usize);
+
+/// Enters `names` (from [`scopes_here`] on the calling thread) on this
+/// thread, so ops run here are named as if run there.
+pub(crate) fn enter_carried(names: Vec<String>) -> Carried {
+    let n = names.len();
+    if n > 0 {
+        SCOPES.with(|s| s.borrow_mut().extend(names));
+    }
+    Carried(n)
+}
+
+impl Drop for Carried {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            SCOPES.with(|s| {
+                let mut s = s.borrow_mut();
+                let keep = s.len().saturating_sub(self.0);
+                s.truncate(keep);
+            });
+        }
+    }
+}
+
 /// The fallback of [`DispatchKey::Profiling`].
 pub(crate) fn profiling_fallback(op: &OperatorEntry, args: &[Value], next: Next<'_>) -> Result<Value> {
     let start = Instant::now();

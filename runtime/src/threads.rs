@@ -134,15 +134,29 @@ fn current_pool() -> Result<Arc<ThreadPool>> {
     }
 }
 
-/// Runs `f` (a kernel's parallel loop) on qtensor's pool: directly when
-/// already on one of its workers, else on the pool this thread uses. If
-/// no pool can be started, `f` runs on the calling thread.
+/// Runs `f` on qtensor's pool: directly when already on one of its
+/// workers, else on a worker of the pool this thread uses (the profiler's
+/// [`scope`](crate::profiler::scope)s entered here still name the ops `f`
+/// calls). If no pool can be started, `f` runs on the calling thread.
+///
+/// Kernels call it around their parallel loops. Call it around a whole
+/// sequence of ops (a forward pass) to run them all on one worker: each
+/// op's loops then share work with the other workers by stealing, instead
+/// of the calling thread handing off and waking up at every op. The
+/// built-in networks and TorchScript modules do.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if WORKER_OF.with(Cell::get) > 0 {
         return f();
     }
     match current_pool() {
-        Ok(pool) => pool.install(f),
+        Ok(pool) => {
+            // Ops run in `f` are profiled under this thread's scopes.
+            let scopes = crate::profiler::scopes_here();
+            pool.install(move || {
+                let _carried = crate::profiler::enter_carried(scopes);
+                f()
+            })
+        }
         Err(_) => f(),
     }
 }

@@ -202,15 +202,19 @@ impl ScriptModule {
         }
         let mut vars: HashMap<String, Value> =
             params.iter().zip(inputs).map(|(p, v)| (p.name.clone(), v.clone())).collect();
-        let program = Program {
-            file: &self.file,
-            constants: &self.constants,
-            named_tuples: &self.code.named_tuples,
-            cache: &self.cache,
-            frees: free.then_some(self.frees.as_slice()),
-            iterations_left: interp::iteration_budget(),
-        };
-        let result = program.run(&self.code.body, &mut vars)?;
+        // The whole pass on a worker of the pool, as the built-in networks
+        // run (see `models::Network`).
+        let result = crate::threads::install(|| {
+            let program = Program {
+                file: &self.file,
+                constants: &self.constants,
+                named_tuples: &self.code.named_tuples,
+                cache: &self.cache,
+                frees: free.then_some(self.frees.as_slice()),
+                iterations_left: interp::iteration_budget(),
+            };
+            program.run(&self.code.body, &mut vars)
+        })?;
         Ok((result, vars))
     }
 

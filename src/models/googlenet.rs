@@ -174,21 +174,24 @@ pub fn googlenet(init: &mut dyn Layers) -> Result<GoogLeNet> {
 
 impl Network for GoogLeNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let y = run_conv(&self.stem[0].0, &self.head.input(x)?, "conv1")?;
-        let y = run_named(&self.pools[0], &y, "maxpool1")?;
-        let y = run_conv(&self.stem[1].0, &y, "conv2")?;
-        let y = run_conv(&self.stem[2].0, &y, "conv3")?;
-        let mut y = run_named(&self.pools[1], &y, "maxpool2")?;
-        for (name, block) in &self.blocks {
-            y = run_named(block, &y, name)?;
-            // maxpool3 after inception3b, maxpool4 after inception4e.
-            match *name {
-                "inception3b" => y = run_named(&self.pools[2], &y, "maxpool3")?,
-                "inception4e" => y = run_named(&self.pools[3], &y, "maxpool4")?,
-                _ => {}
+        // The whole pass on a worker of the pool (see `Network`).
+        crate::threads::install(|| {
+            let y = run_conv(&self.stem[0].0, &self.head.input(x)?, "conv1")?;
+            let y = run_named(&self.pools[0], &y, "maxpool1")?;
+            let y = run_conv(&self.stem[1].0, &y, "conv2")?;
+            let y = run_conv(&self.stem[2].0, &y, "conv3")?;
+            let mut y = run_named(&self.pools[1], &y, "maxpool2")?;
+            for (name, block) in &self.blocks {
+                y = run_named(block, &y, name)?;
+                // maxpool3 after inception3b, maxpool4 after inception4e.
+                match *name {
+                    "inception3b" => y = run_named(&self.pools[2], &y, "maxpool3")?,
+                    "inception4e" => y = run_named(&self.pools[3], &y, "maxpool4")?,
+                    _ => {}
+                }
             }
-        }
-        self.head.logits(&y)
+            self.head.logits(&y)
+        })
     }
 }
 

@@ -48,6 +48,13 @@ pub const ARCHITECTURES: [&str; 7] =
 /// A classification network: `forward` gives float scores (after the
 /// dequantize stub), `logits` the quantized logits before it, which is
 /// what PyTorch's quantized models compute last.
+///
+/// The networks here run a whole pass on one worker of qtensor's pool
+/// ([`crate::threads::install`]): each op's parallel loops then split
+/// by work stealing with the other workers, and the calling thread does
+/// not wait for a hand-off and a wake-up at every op (which made two
+/// threads slower than one at batch 1). Do the same around a sequence of
+/// ops of your own.
 pub trait Network: Module + Send + Sync {
     /// The quantized logits, `[N, classes]`.
     fn logits(&self, x: &Tensor) -> Result<Tensor>;
@@ -122,9 +129,12 @@ impl QuantizedNet {
 
 impl Network for QuantizedNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let q = self.quant.forward(x)?;
-        let q = if q.ndim() == 4 { q.contiguous_in(MemoryFormat::ChannelsLast)? } else { q };
-        self.body.forward(&q)
+        // The whole pass on a worker of the pool (see `Network`).
+        crate::threads::install(|| {
+            let q = self.quant.forward(x)?;
+            let q = if q.ndim() == 4 { q.contiguous_in(MemoryFormat::ChannelsLast)? } else { q };
+            self.body.forward(&q)
+        })
     }
 }
 

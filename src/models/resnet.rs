@@ -220,12 +220,15 @@ impl ResNet {
 
 impl Network for ResNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let y = run_conv(&self.conv1, &self.head.input(x)?, "conv1")?;
-        let mut y = run_named(&self.maxpool, &y, "maxpool")?;
-        for (name, block) in self.blocks() {
-            y = run_named(block, &y, &name)?;
-        }
-        self.head.logits(&y)
+        // The whole pass on a worker of the pool (see `Network`).
+        crate::threads::install(|| {
+            let y = run_conv(&self.conv1, &self.head.input(x)?, "conv1")?;
+            let mut y = run_named(&self.maxpool, &y, "maxpool")?;
+            for (name, block) in self.blocks() {
+                y = run_named(block, &y, &name)?;
+            }
+            self.head.logits(&y)
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::shifted::ShiftedRows;
 use super::{byte_sum, MAX_K};
+use crate::aligned::AlignedVec;
 use crate::args::conv::ConvParams;
 use crate::args::linear::qint8_weight_rows;
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
@@ -342,8 +343,9 @@ fn im2col_gemm<K: GemmIsa>(
     // every tap of every output is then in bounds, and im2col is plain
     // copies.
     let (hp, wp) = (h + 2 * p.padding[0], wd + 2 * p.padding[1]);
-    let mut padded = try_filled::<u8>(checked_count("quantized::conv2d", &[n, hp, wp, c])?, rq.zx as u8)?;
-    parallel::chunks(&mut padded, wp * c, |r, prow| {
+    // Aligned: the AMX kernel loads its rows in place, 64 bytes at a time.
+    let mut padded = AlignedVec::try_filled(checked_count("quantized::conv2d", &[n, hp, wp, c])?, rq.zx as u8)?;
+    parallel::chunks(&mut padded[..], wp * c, |r, prow| {
         let (img, yp) = (r / hp, r % hp);
         if yp < p.padding[0] || yp >= p.padding[0] + h {
             return;

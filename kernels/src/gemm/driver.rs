@@ -5,6 +5,7 @@ use super::epilogue::{Epilogue, PanelTerms, RowTerms};
 use super::kernel::{GemmIsa, Panel};
 use super::packed::{PackedB, BLOCK};
 use super::shifted::ShiftedRows;
+use crate::aligned::AlignedVec;
 use crate::parallel;
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::Result;
@@ -78,20 +79,10 @@ pub type RowFill<'a> = dyn Fn(Range<usize>, &mut [u8], &mut [i32]) + Sync + 'a;
 /// products.
 #[derive(Default)]
 struct Scratch {
-    panel: Vec<u8>,
-    sums: Vec<i32>,
+    panel: AlignedVec<u8>,
+    sums: AlignedVec<i32>,
     /// The raw dot products of the rows in flight.
-    products: Vec<i32>,
-}
-
-/// Grows `v` to at least `len` elements, fallibly.
-fn ensure_len<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> Result<()> {
-    if v.len() < len {
-        let mut grown = try_vec::<T>(len)?;
-        grown.resize(len, T::default());
-        *v = grown;
-    }
-    Ok(())
+    products: AlignedVec<i32>,
 }
 
 /// The activations and the terms that turn `P` into `C`.
@@ -110,15 +101,15 @@ impl<K: GemmIsa> Prepared<'_, K> {
     fn dot(&self, rows: Range<usize>, blocks: Range<usize>, s: &mut Scratch) -> Result<()> {
         let (b, kp) = (self.b, self.b.kp);
         let cols = blocks.len() * BLOCK;
-        ensure_len(&mut s.products, rows.len() * cols)?;
-        ensure_len(&mut s.sums, rows.len())?;
+        s.products.ensure_len(rows.len() * cols, 0)?;
+        s.sums.ensure_len(rows.len(), 0)?;
         let a: &[u8] = match self.acts {
             Activations::Rows { a, sums } => {
                 s.sums[..rows.len()].copy_from_slice(&sums[rows.clone()]);
                 &a[rows.start * kp..rows.end * kp]
             }
             Activations::Gather(fill) => {
-                ensure_len(&mut s.panel, rows.len() * kp)?;
+                s.panel.ensure_len(rows.len() * kp, 0)?;
                 fill(rows.clone(), &mut s.panel[..rows.len() * kp], &mut s.sums[..rows.len()]);
                 &s.panel[..rows.len() * kp]
             }
@@ -130,7 +121,7 @@ impl<K: GemmIsa> Prepared<'_, K> {
                 if self.kernel.dot_shifted(rows.clone(), &x, b, blocks.clone(), out, cols) {
                     return Ok(());
                 }
-                ensure_len(&mut s.panel, rows.len() * kp)?;
+                s.panel.ensure_len(rows.len() * kp, 0)?;
                 x.gather(rows.clone(), kp, &mut s.panel[..rows.len() * kp], &mut s.sums[..rows.len()]);
                 &s.panel[..rows.len() * kp]
             }
@@ -186,7 +177,9 @@ pub fn gemm_into<K: GemmIsa, T: OutElem>(
 ) -> Result<()> {
     let (Rows { data: x, m, zx }, b) = (x, w.b);
     let (k, kp) = (b.k, b.kp);
-    let mut a = try_vec::<u8>(m.saturating_mul(kp))?;
+    // Zero padding adds nothing to the dot products. Aligned, for kernels
+    // that load whole 64-byte rows.
+    let mut a = AlignedVec::try_filled(m.saturating_mul(kp), 0u8)?;
     let mut row_sums = try_vec::<i32>(m)?;
     for r in 0..m {
         // With K = 0 every row is empty, and C is 0 (the output is the bias).
@@ -194,9 +187,7 @@ pub fn gemm_into<K: GemmIsa, T: OutElem>(
             qtensor_runtime::Error::shape("gemm", format!("{} activations cannot hold {m} rows of {k}", x.len()))
         })?;
         row_sums.push(super::byte_sum(row));
-        a.extend_from_slice(row);
-        // Zero padding adds nothing to the dot products.
-        a.extend(std::iter::repeat_n(0, kp - k));
+        a[r * kp..r * kp + k].copy_from_slice(row);
     }
     gemm_prepared(kernel, Rows { data: Activations::Rows { a: &a, sums: &row_sums }, m, zx }, w, epi, out)
 }

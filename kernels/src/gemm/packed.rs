@@ -1,7 +1,7 @@
 //! The packed weight layout shared by every GEMM kernel.
 
-use qtensor_runtime::storage::try_vec;
-use qtensor_runtime::Result;
+use crate::aligned::AlignedVec;
+use qtensor_runtime::{Error, Result};
 use std::sync::OnceLock;
 
 /// Columns per packed block: one 512-bit vector of i32, or two 256-bit ones.
@@ -32,7 +32,7 @@ pub struct PackedB {
     /// `k` rounded up to a multiple of [`k_multiple`] (at least of 4).
     pub kp: usize,
     /// The packed bytes, `blocks * kp * 16`.
-    pub data: Vec<i8>,
+    pub data: AlignedVec<i8>,
     /// `Σ_k w[n, k]` per column.
     pub col_sums: Vec<i32>,
     /// The same weights in pairs of k (see [`PackedB::pairs`]), made on
@@ -52,8 +52,9 @@ impl PackedB {
         let multiple = multiple.max(4).next_multiple_of(4);
         let kp = k.div_ceil(multiple) * multiple;
         let blocks = n.div_ceil(BLOCK);
-        let mut data = try_vec::<i8>(blocks * kp * BLOCK)?;
-        data.resize(blocks * kp * BLOCK, 0);
+        let len = blocks.checked_mul(kp).and_then(|l| l.checked_mul(BLOCK));
+        let mut data =
+            AlignedVec::try_filled(len.ok_or_else(|| Error::invalid("pack", "weight size overflows"))?, 0i8)?;
         let mut col_sums = qtensor_runtime::storage::try_filled(n, 0i32)?;
         for (col, row) in w.chunks(k.max(1)).take(n).enumerate() {
             let (blk, c) = (col / BLOCK, col % BLOCK);
