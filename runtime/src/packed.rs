@@ -132,7 +132,7 @@ impl CellParams {
     /// Checks the parts and boxes them as an object.
     pub fn into_value(self) -> Result<Value> {
         let (ih, hh) = (self.w_ih.weight.sizes(), self.w_hh.weight.sizes());
-        if ih.len() != 2 || hh.len() != 2 || ih[0] != hh[0] || hh[0] != 4 * hh[1] {
+        if ih.len() != 2 || hh.len() != 2 || ih[0] != hh[0] || hh[1].checked_mul(4) != Some(hh[0]) {
             return Err(Error::invalid(
                 "CellParamsBase",
                 format!("weights {ih:?} and {hh:?} are not an LSTM's [4H, I] and [4H, H]"),

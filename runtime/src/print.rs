@@ -147,7 +147,7 @@ struct Printable {
 
 impl Printable {
     fn numel(&self) -> usize {
-        self.shape.iter().product()
+        crate::tensor::layout::numel_of(&self.shape)
     }
 
     fn format_at(&self, fmt: &Formatter, i: usize) -> String {
@@ -171,7 +171,7 @@ impl Printable {
     /// `get_summarized_data`'s elements: the row-major indices printed
     /// (every element, or the edges of each dimension), in increasing order.
     fn printed_indices(shape: &[usize]) -> Vec<usize> {
-        let summarize = shape.iter().product::<usize>() > THRESHOLD;
+        let summarize = crate::tensor::layout::numel_of(shape) > THRESHOLD;
         let strides = crate::tensor::layout::contiguous_strides(shape);
         let mut offsets = vec![0usize];
         for (d, &size) in shape.iter().enumerate() {

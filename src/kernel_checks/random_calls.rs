@@ -1,5 +1,6 @@
 //! Random calls of every op by name, with arguments of its schema's types,
-//! valid and invalid: zero, huge and odd sizes; strided, transposed,
+//! valid and invalid: zero, huge and odd sizes (empty tensors whose other
+//! dimensions reach 2^63, windows and paddings up to 2^62); strided, transposed,
 //! expanded and channels-last views; per-channel tensors; extreme and NaN
 //! qparams; negative and huge integers; lists of every length; now and
 //! then a value of the wrong type. `tests/never_panics.rs` and the
@@ -29,23 +30,50 @@ fn scale(rng: &mut Rng) -> f64 {
         .unwrap_or(&0.1)
 }
 
+/// A huge size or count: past `u32`, near the top of `i64`, and values
+/// whose products and sums with small ones overflow.
+const HUGE: [u64; 8] = [1 << 31, 1 << 32, 1 << 39, 1 << 40, 1 << 62, (1 << 62) + 1, (1 << 63) - 1, 1 << 63];
+
 fn int(rng: &mut Rng) -> i64 {
-    match rng.below(8) {
+    match rng.below(9) {
         0 => i64::MAX,
         1 => i64::MIN,
         2 => -(rng.below(5) as i64) - 1,
-        3 => 1 << 40,
+        // A window, padding, stride or dilation up to 2^62 beside a small
+        // input (a pooling call that must not allocate by its window).
+        3 => rng.pick(&HUGE[..6]) as i64,
         _ => rng.below(6) as i64,
     }
+}
+
+/// The sizes of an empty tensor whose other dimensions are huge, e.g.
+/// `[0, 2^63 - 1, 2^32, 3]`: valid, with no elements, but the product of
+/// its nonzero sizes overflows.
+fn empty_huge_sizes(rng: &mut Rng) -> Vec<usize> {
+    let rank = rng.below(4) + 2;
+    let zero_at = rng.below(rank);
+    (0..rank)
+        .map(|d| match d {
+            _ if d == zero_at => 0,
+            _ if rng.one_in(3) => rng.below(4) + 1,
+            _ => rng.pick(&HUGE) as usize,
+        })
+        .collect()
 }
 
 /// A random tensor: plain or quantized, per-tensor or per-channel, maybe
 /// a view (transposed, sliced with a step, expanded).
 /// A random tensor (see the module docs).
 pub fn tensor(rng: &mut Rng) -> crate::Result<Tensor> {
-    let rank = rng.below(5);
-    let sizes: Vec<usize> = (0..rank).map(|_| small_size(rng)).collect();
-    let n: usize = sizes.iter().product();
+    let sizes: Vec<usize> = if rng.one_in(12) {
+        empty_huge_sizes(rng)
+    } else {
+        let rank = rng.below(5);
+        (0..rank).map(|_| small_size(rng)).collect()
+    };
+    let rank = sizes.len();
+    // Unrepresentable shapes get no values: constructing them must fail.
+    let n = qtensor_runtime::tensor::layout::checked_numel("tensor", &sizes).unwrap_or(0);
     let values: Vec<f32> = (0..n)
         .map(|i| match rng.below(40) {
             0 => f32::NAN,
@@ -61,8 +89,9 @@ pub fn tensor(rng: &mut Rng) -> crate::Result<Tensor> {
         let dtype = rng.pick(&QUANTIZED);
         let (lo, hi) = dtype.int_range().unwrap_or((0, 0));
         let zp = if rng.one_in(20) { hi + 1 } else { rng.range(lo.max(-300), hi.min(300)) };
-        if rank > 0 && rng.one_in(3) {
-            let axis = rng.below(rank);
+        let axis = rng.below(rank.max(1));
+        // Per-channel qparams are one per channel: only along a small axis.
+        if rank > 0 && rng.one_in(3) && sizes[axis] <= 64 {
             let c = sizes[axis];
             let s = Tensor::from_vec((0..c).map(|i| 0.05 * (i + 1) as f64).collect::<Vec<f64>>(), &[c]);
             let z = Tensor::from_vec(vec![zp.clamp(lo, hi); c], &[c]);

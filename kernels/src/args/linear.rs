@@ -75,7 +75,7 @@ pub fn rows_of(op: &str, x: &Tensor, k: usize) -> Result<(Vec<usize>, usize)> {
         ));
     }
     let lead = x.sizes()[..x.ndim() - 1].to_vec();
-    let m = lead.iter().product();
+    let m = qtensor_runtime::tensor::layout::numel_of(&lead);
     Ok((lead, m))
 }
 

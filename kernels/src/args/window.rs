@@ -35,7 +35,12 @@ impl Planes {
         checked_count(op, &[h, w]).map_err(|_| {
             Error::shape(op, format!("the planes of shape {s:?} have more elements than fit in memory"))
         })?;
-        Ok(Planes { batch_dims: s[..s.len() - 2].to_vec(), planes: s[..s.len() - 2].iter().product(), h, w })
+        Ok(Planes {
+            batch_dims: s[..s.len() - 2].to_vec(),
+            planes: qtensor_runtime::tensor::layout::numel_of(&s[..s.len() - 2]),
+            h,
+            w,
+        })
     }
 
     /// The output shape for `oh` x `ow` planes.

@@ -40,7 +40,10 @@ fn cat_bytes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, xs: &[Tensor], out:
     let (outer, inner) = match (total, nhwc) {
         (0, _) => (0, 1),
         (_, true) => (sizes[0] * sizes[2] * sizes[3], 1),
-        (_, false) => (sizes[..d].iter().product(), sizes[d + 1..].iter().product()),
+        (_, false) => (
+            qtensor_runtime::tensor::layout::numel_of(&sizes[..d]),
+            qtensor_runtime::tensor::layout::numel_of(&sizes[d + 1..]),
+        ),
     };
     let storage = Storage::for_overwrite(B::STORAGE, total)?;
     {

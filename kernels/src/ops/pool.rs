@@ -24,18 +24,24 @@ pub fn nhwc_rows<B: Element>(
     row: impl Fn(&[B], usize, &mut [B]) + Sync,
 ) -> Result<Tensor> {
     let sizes = [n, c, oh, ow];
-    let storage = Storage::for_overwrite(B::STORAGE, checked_count(op, &sizes)?)?;
+    let count = checked_count(op, &sizes)?;
+    let storage = Storage::for_overwrite(B::STORAGE, count)?;
     let [_, _, h, w] = [x.sizes()[0], x.sizes()[1], x.sizes()[2], x.sizes()[3]];
-    x.with_dense::<B, Result<()>>(|src| {
-        let mut guard = storage.write::<B>()?;
-        // The slice, not the lock guard, crosses to the pool's threads.
-        let dst: &mut [B] = &mut guard;
-        parallel::chunks(dst, ow * c, |r, out| {
-            let img = r / oh.max(1);
-            row(&src[img * h * w * c..(img + 1) * h * w * c], r % oh.max(1), out);
-        });
-        Ok(())
-    })??;
+    // An empty output has nothing to compute, and its other sizes may
+    // multiply past `usize`. Otherwise a row and an image of the input
+    // exist, so their sizes are bounded by allocations.
+    if count > 0 {
+        x.with_dense::<B, Result<()>>(|src| {
+            let mut guard = storage.write::<B>()?;
+            // The slice, not the lock guard, crosses to the pool's threads.
+            let dst: &mut [B] = &mut guard;
+            parallel::chunks(dst, ow * c, |r, out| {
+                let img = r / oh.max(1);
+                row(&src[img * h * w * c..(img + 1) * h * w * c], r % oh.max(1), out);
+            });
+            Ok(())
+        })??;
+    }
     let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
     Tensor::quantized_from_storage_strided(storage, &sizes, channels_last_strides(&sizes), &q)
 }
@@ -45,25 +51,29 @@ pub fn nhwc_rows<B: Element>(
 fn nchw_planes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, x: &Tensor, p: &Planes, win: &Window) -> Result<Tensor> {
     let [oh, ow] = win.out;
     let sizes = p.out_sizes(oh, ow);
-    let storage = Storage::for_overwrite(B::STORAGE, checked_count(op, &sizes)?)?;
-    x.with_contiguous::<B, Result<()>>(|src| {
-        let mut guard = storage.write::<B>()?;
-        let dst: &mut [B] = &mut guard;
-        // A few groups of planes per thread, each with its scratch row.
-        let per = p.planes.div_ceil(4 * num_threads()).max(1);
-        parallel::try_chunks(dst, per * oh * ow, Vec::new, |scratch, g, outs| {
-            for (j, out) in outs.chunks_mut((oh * ow).max(1)).enumerate() {
-                let i = g * per + j;
-                let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
-                if !isa.max_pool_plane(plane, [p.h, p.w], win, out, scratch) {
-                    for (oy, row) in out.chunks_mut(ow.max(1)).enumerate() {
-                        isa.max_pool_row(plane, [p.h, p.w, 1], win, oy, row);
+    let count = checked_count(op, &sizes)?;
+    let storage = Storage::for_overwrite(B::STORAGE, count)?;
+    // As in `nhwc_rows`: nothing to do for an empty output.
+    if count > 0 {
+        x.with_contiguous::<B, Result<()>>(|src| {
+            let mut guard = storage.write::<B>()?;
+            let dst: &mut [B] = &mut guard;
+            // A few groups of planes per thread, each with its scratch row.
+            let per = p.planes.div_ceil(4 * num_threads()).max(1);
+            parallel::try_chunks(dst, per * oh * ow, Vec::new, |scratch, g, outs| {
+                for (j, out) in outs.chunks_mut((oh * ow).max(1)).enumerate() {
+                    let i = g * per + j;
+                    let plane = &src[i * p.h * p.w..(i + 1) * p.h * p.w];
+                    if !isa.max_pool_plane(plane, [p.h, p.w], win, out, scratch) {
+                        for (oy, row) in out.chunks_mut(ow.max(1)).enumerate() {
+                            isa.max_pool_row(plane, [p.h, p.w, 1], win, oy, row);
+                        }
                     }
                 }
-            }
-            Ok(())
-        })
-    })??;
+                Ok(())
+            })
+        })??;
+    }
     let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
     Tensor::quantized_from_storage(storage, &sizes, &q)
 }

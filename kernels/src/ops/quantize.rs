@@ -56,7 +56,7 @@ pub fn quantize<I: VectorIsa>(isa: I, op: &str, x: &Tensor, quantizer: &Arc<Quan
     let (block, qparams) = match quantizer.params() {
         QParams::PerTensorAffine { scale, zero_point, .. } => (x.numel(), vec![(scale, zero_point)]),
         QParams::PerChannelAffine { scales, zero_points, axis, .. } => {
-            let inner: usize = x.sizes()[axis + 1..].iter().product();
+            let inner = qtensor_runtime::tensor::layout::numel_of(&x.sizes()[axis + 1..]);
             (inner, scales.iter().copied().zip(zero_points.iter().copied()).collect())
         }
     };

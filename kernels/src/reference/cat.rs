@@ -49,8 +49,8 @@ pub fn reference_cat(xs: &[Tensor], dim: i64, scale: Option<f64>, zero_point: Op
     let total = checked_count(op, &sizes)?;
     // With no elements there is nothing to loop over (the outer sizes may
     // still be huge).
-    let outer: usize = if total == 0 { 0 } else { sizes[..d].iter().product() };
-    let inner: usize = sizes[d + 1..].iter().product();
+    let outer = if total == 0 { 0 } else { qtensor_runtime::tensor::layout::numel_of(&sizes[..d]) };
+    let inner = qtensor_runtime::tensor::layout::numel_of(&sizes[d + 1..]);
     let values = xs.iter().map(|x| x.int_values()).collect::<Result<Vec<_>>>()?;
     let nhwc = channels_last_path(xs, d);
     let mut ints = try_vec(checked_count(op, &[outer, sizes[d], inner])?)?;

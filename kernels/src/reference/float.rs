@@ -69,7 +69,7 @@ fn reference_softmax(x: &Tensor, dim: i64, dtype: Option<DType>) -> Result<Tenso
         return Tensor::from_vec(v, sizes);
     }
     // A non-empty tensor: every product of its sizes fits.
-    let inner: usize = sizes.get(d + 1..).map_or(1, |s| s.iter().product());
+    let inner = sizes.get(d + 1..).map_or(1, qtensor_runtime::tensor::layout::numel_of);
     let mut out = v.clone();
     for (block, chunk) in v.chunks(n * inner).enumerate() {
         for i in 0..inner {

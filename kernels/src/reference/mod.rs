@@ -29,7 +29,7 @@ mod tests {
     use qtensor_runtime::{DType, Quantizer, Result, Tensor};
 
     fn q8(sizes: &[usize], zp: i64) -> Result<Tensor> {
-        let n: usize = sizes.iter().product();
+        let n = qtensor_runtime::tensor::layout::numel_of(sizes);
         let ints = Tensor::from_vec((0..n).map(|i| (i * 37 % 256) as u8).collect::<Vec<u8>>(), sizes)?;
         Tensor::from_int_repr(&ints, &Quantizer::per_tensor(0.05, zp, DType::QUInt8)?)
     }

@@ -111,7 +111,7 @@ fn reference_mean(x: &Tensor, dim: &[i64], keepdim: bool) -> Result<Tensor> {
     }
     let dims = reduced_dims(op, nd, dim)?;
     let sizes = x.sizes();
-    let count: usize = dims.iter().map(|&d| sizes[d]).product();
+    let count = qtensor_runtime::tensor::layout::numel_of(&dims.iter().map(|&d| sizes[d]).collect::<Vec<usize>>());
     if count == 0 {
         return Err(Error::shape(op, format!("cannot average over the empty dimensions {dims:?} of shape {sizes:?}")));
     }

@@ -27,7 +27,7 @@ pub fn flatten(x: &Tensor, start_dim: i64, end_dim: i64) -> Result<Tensor> {
         ));
     }
     let s = x.sizes();
-    let merged: usize = s[start..=end].iter().product();
+    let merged = qtensor_runtime::tensor::layout::numel_of(&s[start..=end]);
     let shape: Vec<i64> =
         s[..start].iter().chain(std::iter::once(&merged)).chain(&s[end + 1..]).map(|&d| d as i64).collect();
     x.reshape(&shape)

@@ -119,6 +119,10 @@ pub fn try_filled<T: Clone>(len: usize, value: T) -> Result<Vec<T>> {
 
 /// The product of `factors` as an element count, or an error if it overflows.
 pub fn checked_count(op: &str, factors: &[usize]) -> Result<usize> {
+    // An empty tensor's other sizes may multiply past `usize`.
+    if factors.contains(&0) {
+        return Ok(0);
+    }
     factors
         .iter()
         .try_fold(1usize, |a, &f| a.checked_mul(f))

@@ -131,7 +131,7 @@ impl Tensor {
             // Quantize once per channel and fill runs of the storage.
             let (qmin, qmax) = self.dtype().int_range().unwrap_or((0, 0));
             let (inner, channels) = match q.axis() {
-                Some(axis) => (self.0.sizes[axis + 1..].iter().product::<usize>().max(1), self.0.sizes[axis].max(1)),
+                Some(axis) => (super::layout::numel_of(&self.0.sizes[axis + 1..]).max(1), self.0.sizes[axis].max(1)),
                 None => (self.numel().max(1), 1),
             };
             with_element_type!(self.dtype().storage_type(), T => {

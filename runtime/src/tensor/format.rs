@@ -193,6 +193,10 @@ fn is_row_major(sizes: &[usize], strides: &[usize]) -> bool {
 fn copy_strided<T: Element>(src: &Tensor, storage: &Storage, sizes: &[usize], strides: &[usize]) -> Result<()> {
     let from = src.storage().read::<T>()?;
     let mut to = storage.write::<T>()?;
+    if to.is_empty() {
+        // An empty tensor: its other sizes may multiply past `usize`.
+        return Ok(());
+    }
     if sizes.len() == 4 && src.is_contiguous() && strides[1] == 1 {
         // NCHW to NHWC, the conversion a network makes at its input.
         let start = src.storage_offset();

@@ -17,8 +17,31 @@ pub fn contiguous_strides(sizes: &[usize]) -> Dims {
     strides
 }
 
-/// The product of `sizes`, or an error if it overflows.
+/// The number of elements of a shape: 0 if any size is 0, else the product.
+///
+/// On a tensor's sizes, or any part of them, this cannot overflow: every
+/// tensor's element count was checked when it was made
+/// ([`checked_numel`]), and nonzero sizes multiply to no more than all of
+/// them. Only an empty tensor's other sizes can multiply past `usize`,
+/// which is why a 0 is looked for first. On sizes of unknown origin it
+/// saturates instead of wrapping.
+pub fn numel_of(sizes: &[usize]) -> usize {
+    if sizes.contains(&0) {
+        return 0;
+    }
+    sizes.iter().fold(1usize, |acc, &s| acc.saturating_mul(s))
+}
+
+/// The product of `sizes`, or an error if it overflows or a size is
+/// beyond PyTorch's (`i64::MAX`). A shape with a 0 has no elements, however
+/// large its other sizes: `[0, 2^63 - 1, 2^32]` is valid and empty.
 pub fn checked_numel(op: &str, sizes: &[usize]) -> Result<usize> {
+    if let Some(&s) = sizes.iter().find(|&&s| s > i64::MAX as usize) {
+        return Err(Error::shape(op, format!("size {s} in {sizes:?} is larger than 2^63 - 1")));
+    }
+    if sizes.contains(&0) {
+        return Ok(0);
+    }
     sizes
         .iter()
         .try_fold(1usize, |acc, &s| acc.checked_mul(s))

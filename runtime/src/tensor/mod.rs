@@ -181,7 +181,7 @@ impl Tensor {
 
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.0.sizes.iter().product()
+        layout::numel_of(&self.0.sizes)
     }
 
     /// True for quantized tensors.
@@ -191,12 +191,14 @@ impl Tensor {
 
     /// True when the elements are laid out row-major with no gaps.
     pub fn is_contiguous(&self) -> bool {
+        // Saturating, as `contiguous_strides` makes them: an empty tensor's
+        // other sizes may multiply past `usize`.
         let mut expected = 1usize;
         for (&s, &st) in self.0.sizes.iter().zip(&self.0.strides).rev() {
             if s != 1 && st != expected {
                 return false;
             }
-            expected *= s;
+            expected = expected.saturating_mul(s.max(1));
         }
         true
     }

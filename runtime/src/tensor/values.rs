@@ -14,7 +14,7 @@ impl Tensor {
         let q = self.quantizer();
         let (inner, channels) = match q.as_deref().and_then(|q| q.axis()) {
             Some(axis) if axis < self.ndim() => {
-                (self.0.sizes[axis + 1..].iter().product::<usize>().max(1), self.0.sizes[axis].max(1))
+                (super::layout::numel_of(&self.0.sizes[axis + 1..]).max(1), self.0.sizes[axis].max(1))
             }
             _ => (usize::MAX, 1),
         };

@@ -4,7 +4,7 @@
 //! with its dimension under transpose and permute, its scales are sliced
 //! with it, and selecting one channel leaves a per-tensor quantized view.
 
-use super::layout::{checked_numel, contiguous_strides, sizes_from_i64, wrap_dim, Dims};
+use super::layout::{checked_numel, contiguous_strides, numel_of, sizes_from_i64, wrap_dim, Dims};
 use super::Tensor;
 use crate::error::{Error, Result};
 use crate::quantizer::Quantizer;
@@ -82,7 +82,9 @@ impl Tensor {
         let mut sizes = self.0.sizes.clone();
         let mut strides = self.0.strides.clone();
         sizes[d] = len;
-        let offset = self.0.offset + start * strides[d];
+        // As in `select`: an element exists only in a nonempty result, and
+        // then its offset is within the storage.
+        let offset = if len == 0 || self.numel() == 0 { self.0.offset } else { self.0.offset + start * strides[d] };
         strides[d] = strides[d].saturating_mul(step);
         let q = self.quantizer().map(|q| match q.axis() {
             Some(axis) if axis == d => q.channel_subset(start, step, len),
@@ -106,7 +108,10 @@ impl Tensor {
         let i = i as usize;
         let mut sizes = self.0.sizes.clone();
         let mut strides = self.0.strides.clone();
-        let offset = self.0.offset + i * strides[d];
+        // An empty tensor's strides may be saturated and its slice reads
+        // nothing: it keeps its offset. Otherwise the element exists, so
+        // its offset is within the storage.
+        let offset = if self.numel() == 0 { self.0.offset } else { self.0.offset + i * strides[d] };
         sizes.remove(d);
         strides.remove(d);
         let q = self.quantizer().map(|q| match q.axis() {
@@ -158,12 +163,15 @@ impl Tensor {
         let mut tensor_numel = 1usize;
         let mut view_numel = 1usize;
         for tensor_d in (0..old_sizes.len()).rev() {
+            // Saturating: a size-1 dimension may carry any stride (a slice
+            // with a huge step), and its products mean nothing.
             tensor_numel *= old_sizes[tensor_d];
             if tensor_d == 0
-                || (old_sizes[tensor_d - 1] != 1 && old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride)
+                || (old_sizes[tensor_d - 1] != 1
+                    && old_strides[tensor_d - 1] != tensor_numel.saturating_mul(chunk_base_stride))
             {
                 while view_d >= 0 && (view_numel < tensor_numel || new_sizes[view_d as usize] == 1) {
-                    new_strides[view_d as usize] = view_numel * chunk_base_stride;
+                    new_strides[view_d as usize] = view_numel.saturating_mul(chunk_base_stride);
                     view_numel *= new_sizes[view_d as usize];
                     view_d -= 1;
                 }
@@ -188,13 +196,11 @@ impl Tensor {
     fn reshaped_quantizer(&self, op: &str, new_sizes: &[usize]) -> Result<Option<Arc<Quantizer>>> {
         let Some(q) = self.quantizer() else { return Ok(None) };
         let Some(axis) = q.axis() else { return Ok(Some(q)) };
-        let outer: usize = self.0.sizes[..axis].iter().product();
-        let inner: usize = self.0.sizes[axis + 1..].iter().product();
+        let outer = numel_of(&self.0.sizes[..axis]);
+        let inner = numel_of(&self.0.sizes[axis + 1..]);
         let channels = self.0.sizes[axis];
         let found = (0..new_sizes.len()).find(|&i| {
-            new_sizes[..i].iter().product::<usize>() == outer
-                && new_sizes[i] == channels
-                && new_sizes[i + 1..].iter().product::<usize>() == inner
+            numel_of(&new_sizes[..i]) == outer && new_sizes[i] == channels && numel_of(&new_sizes[i + 1..]) == inner
         });
         if let Some(i) = found {
             return Ok(Some(q.with_axis(i)));
