@@ -329,3 +329,54 @@ fn linear_dynamic_matches_the_reference_when_a_large_bias_cancels() {
         assert_eq!(got, want, "kernel {}", k.name);
     }
 }
+
+/// Empty tensors whose other sizes multiply past `usize` (`[0, 2^63 - 1,
+/// 2^32, 3]` is valid: it has no elements). Every op that once multiplied
+/// those sizes without a check (a panic under overflow checks, silent
+/// wraparound in release) gives an empty result or an `Err`.
+#[test]
+fn empty_tensors_with_huge_dimensions_are_valid_and_empty() {
+    let huge = (1usize << 63) - 1;
+    for sizes in [vec![0, huge, 1 << 32, 3], vec![huge, 1 << 32, 3, 0], vec![1 << 32, 0, 1 << 31, 3]] {
+        let f = Tensor::from_vec(Vec::<f32>::new(), &sizes).unwrap();
+        assert_eq!(f.numel(), 0);
+        assert!(f.is_contiguous());
+        let q = ops::quantize_per_tensor(&f, 0.1, 3, DType::QUInt8).unwrap();
+        let empty = |t: qtensor::Result<Tensor>, what: &str| {
+            let t = t.unwrap_or_else(|e| panic!("{what} on {sizes:?}: {e}"));
+            assert_eq!(t.numel(), 0, "{what} on {sizes:?}");
+            t
+        };
+        empty(ops::relu(&q), "relu");
+        empty(ops::sigmoid(&q), "sigmoid");
+        empty(ops::hardsigmoid(&q), "hardsigmoid");
+        empty(ops::hardtanh(&q, -1.0, 1.0), "hardtanh");
+        empty(ops::clamp(&q, Some(-1.0), Some(1.0)), "clamp");
+        empty(ops::quantized::hardswish(&q, 0.1, 3), "hardswish");
+        empty(ops::int_repr(&q), "int_repr");
+        empty(q.slice(1, Some(1), Some(5), 2), "slice");
+        empty(q.slice(0, Some(1), None, 1 << 40), "slice with a huge step");
+        empty(q.permute(&[3, 1, 0, 2]), "permute");
+        empty(q.transpose(0, 2), "transpose");
+        empty(q.transpose(0, 3).and_then(|t| t.contiguous()), "contiguous");
+        empty(q.contiguous_in(qtensor::MemoryFormat::ChannelsLast), "contiguous_in");
+        empty(q.reshape(&[0, -1]).or_else(|_| q.reshape(&[0, 1])), "reshape");
+        let nonzero = sizes.iter().position(|&s| s > 0).unwrap();
+        empty(q.select(nonzero as i64, 1), "select");
+        assert!(q.to_string().contains("size=("), "printing: {q}");
+    }
+    let e = ops::_empty_affine_quantized(&[0, 1 << 32, 1 << 31, 3], 0.5, 1, DType::QUInt8).unwrap();
+    assert_eq!((e.numel(), e.sizes()), (0, &[0, 1 << 32, 1 << 31, 3][..]));
+    // A size beyond i64, PyTorch's limit, is an error, also beside a 0.
+    assert!(Tensor::from_vec(Vec::<f32>::new(), &[0, 1 << 63]).is_err());
+    assert!(ops::_empty_affine_quantized(&[0, i64::MAX, i64::MAX], 0.5, 1, DType::QUInt8).is_ok());
+
+    // Saved and loaded through safetensors.
+    let dir = std::env::temp_dir().join(format!("qtensor-empty-huge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("empty.safetensors");
+    qtensor::save(&path, &[("e", &e)]).unwrap();
+    let loaded = qtensor::load(&path).unwrap();
+    assert_eq!(loaded[0].1.sizes(), e.sizes());
+    std::fs::remove_dir_all(&dir).ok();
+}

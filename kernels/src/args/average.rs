@@ -123,15 +123,20 @@ pub struct AvgPoolGeometry {
 impl AvgPoolGeometry {
     /// The window of output pixel `(y, x)`.
     pub fn window(&self, y: usize, x: usize) -> AvgWindow {
-        let (win, h, w) = (&self.win, self.hw[0] as i64, self.hw[1] as i64);
-        let (y0, x0) = (y as i64 * win.stride[0] - win.pad[0], x as i64 * win.stride[1] - win.pad[1]);
-        let (y1, x1) = ((y0 + win.kernel[0]).min(h + win.pad[0]), (x0 + win.kernel[1]).min(w + win.pad[1]));
-        let pool_size = (y1 - y0).saturating_mul(x1 - x0);
+        // In i128: a stride, padding or kernel near 2^62 times an output
+        // position cannot overflow it.
+        let (win, h, w) = (&self.win, self.hw[0] as i128, self.hw[1] as i128);
+        let [sy, sx, py, px, ky, kx] =
+            [win.stride[0], win.stride[1], win.pad[0], win.pad[1], win.kernel[0], win.kernel[1]].map(i128::from);
+        let (y0, x0) = (y as i128 * sy - py, x as i128 * sx - px);
+        let (y1, x1) = ((y0 + ky).min(h + py), (x0 + kx).min(w + px));
+        let pool_size = ((y1 - y0) * (x1 - x0)).min(i64::MAX as i128) as i64;
         let (y0, x0, y1, x1) = (y0.max(0), x0.max(0), y1.min(h).max(y0.max(0)), x1.min(w).max(x0.max(0)));
         let divisor = match self.divisor_override {
             Some(d) => d,
             None if self.count_include_pad => pool_size,
-            None => (y1 - y0) * (x1 - x0),
+            // Within the input: at most h * w, which its storage bounds.
+            None => ((y1 - y0) * (x1 - x0)) as i64,
         };
         AvgWindow { rows: y0 as usize..y1 as usize, cols: x0 as usize..x1 as usize, divisor }
     }
