@@ -137,7 +137,7 @@ impl Tensor {
             with_element_type!(self.dtype().storage_type(), T => {
                 let mut out = self.0.storage.write::<T>()?;
                 let start = self.0.offset;
-                let span = out.get_mut(start..start + self.numel()).ok_or_else(|| {
+                let span = out.get_mut(start..start.saturating_add(self.numel())).ok_or_else(|| {
                     Error::shape("fill_", format!("{} lies outside its storage", self.describe()))
                 })?;
                 for (i, run) in span.chunks_mut(inner).enumerate() {

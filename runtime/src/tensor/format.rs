@@ -121,7 +121,7 @@ impl Tensor {
         if self.is_dense() {
             let src = self.storage().read::<T>()?;
             let start = self.storage_offset();
-            let span = src.get(start..start + self.numel()).ok_or_else(|| {
+            let span = src.get(start..start.saturating_add(self.numel())).ok_or_else(|| {
                 crate::Error::shape("with_dense", format!("{} lies outside its storage", self.describe()))
             })?;
             Ok(f(span))
@@ -200,7 +200,7 @@ fn copy_strided<T: Element>(src: &Tensor, storage: &Storage, sizes: &[usize], st
     if sizes.len() == 4 && src.is_contiguous() && strides[1] == 1 {
         // NCHW to NHWC, the conversion a network makes at its input.
         let start = src.storage_offset();
-        let span = from.get(start..start + to.len()).ok_or_else(|| {
+        let span = from.get(start..start.saturating_add(to.len())).ok_or_else(|| {
             crate::Error::shape("contiguous_in", format!("{} lies outside its storage", src.describe()))
         })?;
         nchw_to_nhwc(span, &mut to, sizes[1], sizes[2] * sizes[3]);

@@ -54,7 +54,10 @@ impl Tensor {
         if self.is_contiguous() {
             let src = self.0.storage.read::<T>()?;
             let start = self.0.offset;
-            Ok(f(&src[start..start + self.numel()]))
+            let span = src.get(start..start.saturating_add(self.numel())).ok_or_else(|| {
+                crate::Error::shape("with_contiguous", format!("{} lies outside its storage", self.describe()))
+            })?;
+            Ok(f(span))
         } else {
             let v = self.to_vec::<T>()?;
             Ok(f(&v))
