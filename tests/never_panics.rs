@@ -20,6 +20,9 @@ fn no_op_panics_on_random_arguments() {
     let mut rng = Rng::new(seed);
     assert!(registry().ops().len() > 20);
     let (mut ok, mut err) = (0usize, 0usize);
+    // The slowest call, reported (not asserted: timing is for benches) so
+    // that a call near a hang shows up.
+    let mut slowest = (std::time::Duration::ZERO, String::new());
     for i in 0..calls {
         let (op, args) = random_call(&mut rng);
         let schema = op.entry().schema().clone();
@@ -28,13 +31,17 @@ fn no_op_panics_on_random_arguments() {
             // An abort cannot be caught: name the call before making it.
             eprintln!("call {i}: {}({})", schema.name, described.join(", "));
         }
+        let start = std::time::Instant::now();
         match catch_unwind(AssertUnwindSafe(|| op.call(&args))) {
             Ok(Ok(_)) => ok += 1,
             Ok(Err(_)) => err += 1,
             Err(_) => panic!("call {i} (seed {seed}): {} panicked on ({})", schema.name, described.join(", ")),
         }
+        if start.elapsed() > slowest.0 {
+            slowest = (start.elapsed(), format!("call {i}: {}({})", schema.name, described.join(", ")));
+        }
     }
-    eprintln!("{ok} Ok, {err} Err over {calls} calls");
+    eprintln!("{ok} Ok, {err} Err over {calls} calls; slowest {:?}, {}", slowest.0, slowest.1);
     // Both outcomes must be common, or the generator is not exploring.
     assert!(ok > calls / 20 && err > calls / 20, "{ok} Ok, {err} Err");
 }

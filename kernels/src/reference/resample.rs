@@ -38,6 +38,11 @@ fn reference_upsample_nearest2d(
     check_at_least(op, "output_size", output_size, 1)?;
     let (oh, ow) = (output_size[0] as usize, output_size[1] as usize);
     let count = checked_count(op, &[p.planes, oh, ow])?;
+    if count == 0 {
+        // Nothing to read: an empty output bounds nothing, and its other
+        // sizes may be huge.
+        return crate::args::quantized::quantized_from_ints(&p.out_sizes(oh, ow), &q, &[])?.in_format_of(x);
+    }
     // The output is allocated first: it bounds the index tables below.
     let mut out = try_vec(count)?;
     let mut rows = try_vec(oh)?;
