@@ -19,6 +19,13 @@ fn no_op_panics_on_random_arguments() {
     let trace = std::env::var_os("QTENSOR_FUZZ_TRACE").is_some();
     let mut rng = Rng::new(seed);
     assert!(registry().ops().len() > 20);
+    // As in the fuzz target: valid calls may ask for outputs of many GiB
+    // (zeros over an empty tensor's huge other sizes); past 1 GiB they are
+    // refused, cleanly.
+    qtensor::storage::set_allocation_limit(1 << 30);
+    assert_eq!(qtensor::storage::allocation_limit(), 1 << 30);
+    let too_big = qtensor::ops::_empty_affine_quantized(&[3 << 30], 0.1, 0, qtensor::DType::QUInt8);
+    assert!(matches!(too_big, Err(qtensor::Error::Alloc { .. })), "{too_big:?}");
     let (mut ok, mut err) = (0usize, 0usize);
     // The slowest call, reported (not asserted: timing is for benches) so
     // that a call near a hang shows up.

@@ -87,21 +87,41 @@ impl std::fmt::Debug for Storage {
     }
 }
 
-/// Checked `len * size_of` in bytes, refusing anything above [`MAX_BYTES`].
+/// The largest buffer allowed now: [`MAX_BYTES`] unless lowered by
+/// [`set_allocation_limit`].
+static LIMIT: AtomicU64 = AtomicU64::new(MAX_BYTES as u64);
+
+/// Caps every buffer qtensor allocates (tensors and kernels' scratch) at
+/// `bytes`, at most [`MAX_BYTES`]: a larger request is an [`Error::Alloc`].
+/// A server that runs untrusted shapes, or a fuzzer with a memory limit,
+/// lowers it; outputs that a valid call asks for (an op over an empty
+/// tensor whose other sizes are huge can give zeros of those sizes) then
+/// fail cleanly instead of filling memory.
+pub fn set_allocation_limit(bytes: u64) {
+    LIMIT.store(bytes.min(MAX_BYTES as u64), Ordering::Relaxed);
+}
+
+/// The current cap on one buffer, in bytes (see [`set_allocation_limit`]).
+pub fn allocation_limit() -> u64 {
+    LIMIT.load(Ordering::Relaxed)
+}
+
+/// Checked `len * size_of` in bytes, refusing anything above the
+/// [`allocation_limit`].
 pub fn checked_bytes(len: u128, stype: StorageType) -> Result<usize> {
     let bytes = len.saturating_mul(stype.size_of() as u128);
-    if bytes > MAX_BYTES {
+    if bytes > allocation_limit() as u128 {
         return Err(Error::Alloc { numel: len, bytes });
     }
     Ok(bytes as usize)
 }
 
 /// An empty `Vec` with room for `len` elements, or an error: the length is
-/// checked against [`MAX_BYTES`] (with overflow) and the allocation is
+/// checked against the [`allocation_limit`] (with overflow) and the allocation is
 /// fallible, so a hostile size never aborts the process.
 pub fn try_vec<T>(len: usize) -> Result<Vec<T>> {
     let bytes = (len as u128).saturating_mul(std::mem::size_of::<T>() as u128);
-    if bytes > MAX_BYTES {
+    if bytes > allocation_limit() as u128 {
         return Err(Error::Alloc { numel: len as u128, bytes });
     }
     let mut v = Vec::new();
