@@ -35,7 +35,7 @@ fn candidates(ty: ArgType, x: &Tensor) -> Vec<Value> {
         let w = Tensor::from_vec(vec![0.05f32; n], sizes).unwrap();
         ops::quantize_per_tensor(&w, 0.01, 0, DType::QInt8).unwrap()
     };
-    let c = x.sizes().get(1).copied().unwrap_or(1).min(3).max(1);
+    let c = x.sizes().get(1).copied().unwrap_or(1).clamp(1, 3);
     match ty {
         ArgType::Tensor | ArgType::OptionalTensor => {
             vec![Value::Tensor(x.clone()), Value::Tensor(weight(&[4, c, 3, 3])), Value::Tensor(weight(&[4, 3]))]
