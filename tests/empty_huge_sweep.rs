@@ -13,8 +13,17 @@ const HUGE: usize = 1 << 40;
 /// Empty quantized tensors of ranks 1 to 4 with huge other sizes, and one
 /// float.
 fn empties() -> Vec<Tensor> {
-    let shapes: [&[usize]; 7] =
-        [&[0, HUGE, 3, 3], &[HUGE, 0, 3, 3], &[1, 3, 0, HUGE], &[1, 3, HUGE, 0], &[HUGE, 3, 0], &[0, HUGE], &[0]];
+    let shapes: [&[usize]; 9] = [
+        &[0, HUGE, 3, 3],
+        &[HUGE, 0, 3, 3],
+        &[1, 3, 0, HUGE],
+        &[1, 3, HUGE, 0],
+        &[HUGE, 3, 0],
+        &[0, HUGE, 3],
+        &[HUGE, 0, 3],
+        &[0, HUGE],
+        &[0],
+    ];
     let mut out = Vec::new();
     for s in shapes {
         let f = Tensor::from_vec(Vec::<f32>::new(), s).unwrap();
