@@ -17,7 +17,7 @@ use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
 use crate::parallel;
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
-use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, Tensor};
+use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, StorageType, Tensor};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -496,7 +496,9 @@ fn shifted_gemm<K: GemmIsa>(
     // At stride 1, oh = hp - (kh - 1) * dilation, so the last row's last
     // tap is the bordered input's last pixel: every read is in bounds.
     let m = ((n - 1) * hp + oh - 1) * wp + ow;
-    let mut rows_out = try_filled::<u8>(checked_count("quantized::conv2d", &[m, oc])?, 0)?;
+    // Every row is written by the GEMM: a recycled buffer, not zeroed.
+    let rows_storage = Storage::for_overwrite(StorageType::U8, checked_count("quantized::conv2d", &[m, oc])?)?;
+    let mut rows_out = rows_storage.write::<u8>()?;
     let rows = ShiftedRows { src: padded, channels: c, taps: &taps, pixel_sums };
     let weights = Weights { b: &pw.groups[0], zw: &pw.zero_points };
     let epi = Epilogue::Quantize(rq.of(0..oc));

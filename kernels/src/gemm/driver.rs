@@ -143,6 +143,8 @@ impl<K: GemmIsa> Prepared<'_, K> {
 
 /// Rows per task when the GEMM splits rows across threads.
 const ROW_CHUNK: usize = 16;
+/// Row tasks per thread when the GEMM splits rows across threads.
+const TASKS_PER_THREAD: usize = 3;
 /// Blocks per task when a GEMM with few rows splits columns.
 const BLOCK_CHUNK: usize = 16;
 
@@ -265,10 +267,13 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
         return Ok(());
     }
     let cols = blocks * BLOCK;
-    // Each task streams all of B, so give it as many rows as it can: one
-    // task per thread, at least ROW_CHUNK rows, in whole 8-row tiles (the
-    // tasks work through their rows a panel of `K::PANEL_ROWS` at a time).
-    let chunk = m.div_ceil(threads).max(ROW_CHUNK).div_ceil(8) * 8;
+    // Each task streams all of B, so give it many rows: with several
+    // threads, a few tasks per thread (on a shared machine one core may
+    // run slow, and the other then takes more of them), at least
+    // ROW_CHUNK rows, in whole 8-row tiles (the tasks work through their
+    // rows a panel of `K::PANEL_ROWS` at a time).
+    let tasks = if threads > 1 { TASKS_PER_THREAD * threads } else { 1 };
+    let chunk = m.div_ceil(tasks).max(ROW_CHUNK).div_ceil(8) * 8;
     parallel::try_chunks(
         out,
         chunk * n.max(1),
