@@ -388,3 +388,31 @@ fn empty_tensors_with_huge_dimensions_are_valid_and_empty() {
     assert_eq!(loaded[0].1.sizes(), e.sizes());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A conv or linear weight whose row sizes multiply past `usize` (empty,
+/// with a 0 beside them): an error before any packing multiplies them
+/// (the boxed_call fuzzer, with overflow checks on).
+#[test]
+fn weights_whose_rows_overflow_are_refused() {
+    let x = q8(&[1, 3, 4, 4], 0.1, 3);
+    for sizes in [[1, 1 << 62, 1 << 40, 0], [4, 0, 1 << 40, 1 << 40], [1 << 40, 1 << 40, 3, 0]] {
+        let w = ops::quantize_per_tensor(&Tensor::from_vec(Vec::<f32>::new(), &sizes).unwrap(), 0.01, 0, DType::QInt8)
+            .unwrap();
+        for kernel in qtensor::kernel_checks::supported_kernels("quantized::conv2d", DType::QUInt8) {
+            let args = [
+                qtensor::Value::Tensor(x.clone()),
+                qtensor::Value::Tensor(w.clone()),
+                qtensor::Value::None,
+                qtensor::Value::IntList([1, 1].into_iter().collect()),
+                qtensor::Value::IntList([0, 0].into_iter().collect()),
+                qtensor::Value::IntList([1, 1].into_iter().collect()),
+                qtensor::Value::Int(1),
+                qtensor::Value::Float(0.1),
+                qtensor::Value::Int(3),
+            ];
+            // An error, or declined for the next kernel to refuse.
+            let r = call_kernel(&kernel, &args);
+            assert!(!matches!(r, Ok(Some(_))), "{} took a weight of {sizes:?}", kernel.name);
+        }
+    }
+}

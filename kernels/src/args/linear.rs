@@ -18,6 +18,12 @@ pub fn qint8_weight_rows(op: &str, w: &Tensor, layout: &str) -> Result<Vec<(f64,
     if w.ndim() != rank {
         return Err(Error::shape(op, format!("the weight must be {layout}, got shape {:?}", w.sizes())));
     }
+    // Every product of a row's sizes must fit, also in an empty weight
+    // (`[4, 0, 2^40, 2^40]`), so that packing may multiply them freely.
+    let dims = &w.sizes()[1..];
+    if dims.iter().filter(|&&d| d > 0).try_fold(1usize, |a, &d| a.checked_mul(d)).is_none() {
+        return Err(Error::shape(op, format!("the weight's rows of {dims:?} elements overflow")));
+    }
     row_qparams(op, w, w.sizes()[0])
 }
 
