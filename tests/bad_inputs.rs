@@ -373,6 +373,18 @@ fn empty_tensors_with_huge_dimensions_are_valid_and_empty() {
         empty(q.select(nonzero as i64, 1), "select");
         assert!(q.to_string().contains("size=("), "printing: {q}");
     }
+    // K = 0 with rows that multiply past usize (the boxed_call fuzzer): an
+    // error, where the output size once wrapped.
+    let x = Tensor::from_vec(Vec::<f32>::new(), &[1 << 39, 1 << 32, 0]).unwrap();
+    let w =
+        ops::quantize_per_tensor(&Tensor::from_vec(Vec::<f32>::new(), &[4, 0]).unwrap(), 0.1, 0, DType::QInt8).unwrap();
+    assert!(ops::quantized::linear_dynamic(&x, &w, None, false).is_err());
+    let xq = ops::quantize_per_tensor(&x, 0.1, 3, DType::QUInt8).unwrap();
+    assert!(ops::quantized::linear(&xq, &w, None, 0.1, 3).is_err());
+    // Flattening sizes that multiply past 2^63 - 1: an error, as in PyTorch.
+    assert!(ops::flatten(&xq, 0, 1).is_err());
+    assert_eq!(ops::flatten(&xq, 1, 2).unwrap().sizes(), &[1 << 39, 0]);
+
     let e = ops::_empty_affine_quantized(&[0, 1 << 32, 1 << 31, 3], 0.5, 1, DType::QUInt8).unwrap();
     assert_eq!((e.numel(), e.sizes()), (0, &[0, 1 << 32, 1 << 31, 3][..]));
     // A size beyond i64, PyTorch's limit, is an error, also beside a 0.

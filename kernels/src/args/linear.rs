@@ -81,7 +81,9 @@ pub fn rows_of(op: &str, x: &Tensor, k: usize) -> Result<(Vec<usize>, usize)> {
         ));
     }
     let lead = x.sizes()[..x.ndim() - 1].to_vec();
-    let m = qtensor_runtime::tensor::layout::numel_of(&lead);
+    // Checked: with K = 0 the input is empty, and its other sizes may
+    // multiply past `usize`.
+    let m = qtensor_runtime::storage::checked_count(op, &lead)?;
     Ok((lead, m))
 }
 

@@ -27,7 +27,8 @@ pub fn flatten(x: &Tensor, start_dim: i64, end_dim: i64) -> Result<Tensor> {
         ));
     }
     let s = x.sizes();
-    let merged = qtensor_runtime::tensor::layout::numel_of(&s[start..=end]);
+    // Checked: an empty tensor's merged sizes may multiply past 2^63 - 1.
+    let merged = qtensor_runtime::tensor::layout::checked_numel(op, &s[start..=end])?;
     let shape: Vec<i64> =
         s[..start].iter().chain(std::iter::once(&merged)).chain(&s[end + 1..]).map(|&d| d as i64).collect();
     x.reshape(&shape)

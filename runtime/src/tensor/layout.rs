@@ -19,12 +19,14 @@ pub fn contiguous_strides(sizes: &[usize]) -> Dims {
 
 /// The number of elements of a shape: 0 if any size is 0, else the product.
 ///
-/// On a tensor's sizes, or any part of them, this cannot overflow: every
-/// tensor's element count was checked when it was made
-/// ([`checked_numel`]), and nonzero sizes multiply to no more than all of
-/// them. Only an empty tensor's other sizes can multiply past `usize`,
-/// which is why a 0 is looked for first. On sizes of unknown origin it
-/// saturates instead of wrapping.
+/// On all of a tensor's sizes this cannot overflow: its element count was
+/// checked when it was made ([`checked_numel`]), and only an empty
+/// tensor's other sizes can multiply past `usize`, which is why a 0 is
+/// looked for first. The same holds for any part of a **nonempty**
+/// tensor's sizes. On part of an empty tensor's sizes (the rows of a
+/// `[2^40, 2^40, 0]` input), or sizes of unknown origin, it saturates
+/// instead of wrapping: use [`checked_numel`] where the count sizes an
+/// allocation or a loop.
 pub fn numel_of(sizes: &[usize]) -> usize {
     if sizes.contains(&0) {
         return 0;
