@@ -47,7 +47,15 @@ fn candidates(ty: ArgType, x: &Tensor) -> Vec<Value> {
     let c = x.sizes().get(1).copied().unwrap_or(1).clamp(1, 3);
     match ty {
         ArgType::Tensor | ArgType::OptionalTensor => {
-            vec![Value::Tensor(x.clone()), Value::Tensor(weight(&[4, c, 3, 3])), Value::Tensor(weight(&[4, 3]))]
+            let float = |sizes: &[usize]| Tensor::from_vec(vec![0.05f32; sizes.iter().product()], sizes).unwrap();
+            vec![
+                Value::Tensor(x.clone()),
+                Value::Tensor(weight(&[4, c, 3, 3])),
+                Value::Tensor(weight(&[4, 3])),
+                Value::Tensor(float(&[4, 3])),
+                Value::Tensor(float(&[3, 4])),
+                Value::Tensor(float(&[3])),
+            ]
         }
         ArgType::TensorList => vec![Value::TensorList(vec![x.clone(), x.clone()])],
         ArgType::Float | ArgType::OptionalFloat | ArgType::Scalar => vec![Value::Float(0.1)],
