@@ -147,6 +147,11 @@ fn a_per_channel_weight_expanded_along_its_axis_is_refused() {
     let w = ops::quantize_per_channel(&w, &scales, &zps, 0, DType::QInt8).unwrap().expand([5usize, 4]).unwrap();
     let x = Tensor::from_vec(vec![0.5f32; 8], &[2, 4]).unwrap();
     assert!(ops::quantized::linear_dynamic(&x, &w, None, false).is_err());
+    // Rows that fit (2^63) but not times the output features (CI's fuzzer).
+    let x63 = Tensor::from_vec(Vec::<f32>::new(), &[1 << 31, 1 << 32, 0]).unwrap();
+    assert!(ops::quantized::linear_dynamic(&x63, &w, None, false).is_err());
+    let x63q = ops::quantize_per_tensor(&x63, 0.1, 3, DType::QUInt8).unwrap();
+    assert!(ops::quantized::linear(&x63q, &w, None, 0.1, 3).is_err());
     assert!(ops::quantized::linear(&q8(&[2, 4], 0.1, 3), &w, None, 0.1, 3).is_err());
 }
 
@@ -379,6 +384,11 @@ fn empty_tensors_with_huge_dimensions_are_valid_and_empty() {
     let w =
         ops::quantize_per_tensor(&Tensor::from_vec(Vec::<f32>::new(), &[4, 0]).unwrap(), 0.1, 0, DType::QInt8).unwrap();
     assert!(ops::quantized::linear_dynamic(&x, &w, None, false).is_err());
+    // Rows that fit (2^63) but not times the output features (CI's fuzzer).
+    let x63 = Tensor::from_vec(Vec::<f32>::new(), &[1 << 31, 1 << 32, 0]).unwrap();
+    assert!(ops::quantized::linear_dynamic(&x63, &w, None, false).is_err());
+    let x63q = ops::quantize_per_tensor(&x63, 0.1, 3, DType::QUInt8).unwrap();
+    assert!(ops::quantized::linear(&x63q, &w, None, 0.1, 3).is_err());
     let xq = ops::quantize_per_tensor(&x, 0.1, 3, DType::QUInt8).unwrap();
     assert!(ops::quantized::linear(&xq, &w, None, 0.1, 3).is_err());
     // Flattening sizes that multiply past 2^63 - 1: an error, as in PyTorch.

@@ -9,6 +9,7 @@ use crate::args::linear::{choose_qparams, qint8_weight_rows, rows_of};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
 use crate::vector::QuantizeParams;
 use qtensor_runtime::numerics::inv_scale;
+use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
 use std::sync::Arc;
 
@@ -70,7 +71,7 @@ pub fn gemm_linear<K: GemmIsa>(
     };
     let lo = if relu { y_zero_point.max(0) } else { 0 } as f32;
     let epi = Epilogue::Quantize(Requant { mult: &mult, bias: &bias, zero_point: y_zero_point as i32, lo, hi: 255.0 });
-    let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), m * n)?;
+    let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), checked_count(op, &[m, n])?)?;
     x.with_contiguous::<u8, Result<()>>(|xs| {
         let (rows, w) =
             (Rows { data: xs, m, zx: px.zero_point as i32 }, Weights { b: &gw.packed, zw: &gw.zero_points });
@@ -110,7 +111,7 @@ pub fn gemm_linear_dynamic<K: GemmIsa>(
     })??;
     let (xq, sx, zx) = xs;
     let epi = Epilogue::Float { x_scale: sx, w_scales: &gw.scales, bias: &b };
-    let storage = Storage::for_overwrite(DType::Float32.storage_type(), m * n)?;
+    let storage = Storage::for_overwrite(DType::Float32.storage_type(), checked_count(op, &[m, n])?)?;
     let (rows, w) = (Rows { data: &xq[..], m, zx: zx as i32 }, Weights { b: &gw.packed, zw: &gw.zero_points });
     gemm_into(kernel, rows, w, epi, &mut storage.write::<f32>()?)?;
     sizes.push(n);
