@@ -41,13 +41,9 @@ pub fn checked_numel(op: &str, sizes: &[usize]) -> Result<usize> {
     if let Some(&s) = sizes.iter().find(|&&s| s > i64::MAX as usize) {
         return Err(Error::shape(op, format!("size {s} in {sizes:?} is larger than 2^63 - 1")));
     }
-    if sizes.contains(&0) {
-        return Ok(0);
-    }
-    sizes
-        .iter()
-        .try_fold(1usize, |acc, &s| acc.checked_mul(s))
-        .ok_or_else(|| Error::shape(op, format!("the shape {sizes:?} has more elements than fit in memory")))
+    // The product itself is storage's (a 0 first, then checked).
+    crate::storage::checked_count(op, sizes)
+        .map_err(|_| Error::shape(op, format!("the shape {sizes:?} has more elements than fit in memory")))
 }
 
 /// Converts user sizes (`i64`) to `usize`, rejecting negatives.
