@@ -40,6 +40,7 @@ pub mod nn;
 pub mod quantization;
 pub mod torch;
 
+pub use qtensor_runtime::engine::{engine, set_engine, Engine};
 pub use qtensor_runtime::serialize::{load, save};
 pub use qtensor_runtime::tensor::layout::Shape;
 pub use qtensor_runtime::threads::{num_threads, set_num_threads, with_num_threads};

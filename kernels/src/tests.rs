@@ -9,11 +9,11 @@
 use crate::args::window::Window;
 use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
 use crate::gemm::packed::{PackedB, BLOCK};
-use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, Requant, RowTerms};
+use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, Requant, RequantForm, RowTerms};
 use crate::vector::{
     max_pool_row, BinaryParams, ByteElement, Combine, Portable, QuantizeParams, RequantParams, VectorIsa,
 };
-use qtensor_runtime::numerics::{dequantize_val, quantize_val, AccRequant, Requantizer};
+use qtensor_runtime::numerics::{dequantize_val, quantize_val, AccRequant, OneDnnRequant, Requantizer};
 
 /// `full`, or under Miri (which interprets every instruction, hundreds of
 /// times slower) the shorter `miri`.
@@ -177,7 +177,7 @@ fn every_epilogue_matches_the_portable_one() {
                 let bias: Vec<f32> = (0..n).map(|_| rng.f32_in(-1e5, 1e5)).collect();
                 let zero_point = rng.below(256) as i32;
                 let lo = if rng.below(2) == 0 { 0.0 } else { zero_point as f32 };
-                let rq = Requant { mult: &mult, bias: &bias, zero_point, lo, hi: 255.0 };
+                let rq = Requant { mult: &mult, bias: &bias, zero_point, lo, hi: 255.0, form: RequantForm::Fbgemm };
                 let (mut got, mut want) = (vec![0u8; n], vec![0u8; n]);
                 e.u8(t, rq, &mut got);
                 scalar_finish_u8(t, rq, &mut want);
@@ -187,6 +187,22 @@ fn every_epilogue_matches_the_portable_one() {
                     assert_eq!(w as i64, r.apply(t.c(j) as i64, zero_point as i64, lo as i64, 255), "column {j}");
                 }
                 assert_eq!(got, want, "{name}: finish_u8, n {n}");
+                // oneDNN's row (the driver's, for every ISA) against its scalar
+                // definition, with weight scales and biases of real convs.
+                let w: Vec<f32> = (0..n).map(|_| rng.f32_in(1e-4, 1e-1)).collect();
+                let b: Vec<f32> = (0..n).map(|_| rng.f32_in(-10.0, 10.0)).collect();
+                let (x, d) = (rng.f32_in(1e-3, 1e-1), rng.f32_in(1.0, 100.0));
+                let onednn = Requant { mult: &w, bias: &b, form: RequantForm::OneDnn { x, d }, ..rq };
+                onednn.onednn_row(x, d, t, &mut got);
+                for (j, &g) in got.iter().enumerate() {
+                    let r = OneDnnRequant { x, w: w[j], bias: b[j], d };
+                    assert_eq!(
+                        g as i64,
+                        r.apply(t.c(j) as i64, zero_point as i64, lo as i64, 255),
+                        "oneDNN column {j}"
+                    );
+                    assert_eq!(g, onednn.scalar(j, t.c(j)));
+                }
                 let ws: Vec<f64> = (0..n).map(|_| rng.f32_in(1e-5, 1e-2) as f64).collect();
                 let bias: Vec<f64> = (0..n).map(|_| rng.f32_in(-1e4, 1e4) as f64).collect();
                 let (mut got, mut want) = (vec![0f32; n], vec![0f32; n]);

@@ -9,6 +9,7 @@
 pub mod dispatch;
 pub mod dispatch_key;
 pub mod dtype;
+pub mod engine;
 pub mod error;
 #[cfg(feature = "ndarray")]
 pub mod interop;
@@ -34,6 +35,7 @@ pub use dispatch::op_name::OpName;
 pub use dispatch::{dispatcher, layers, registration, Dispatcher, KernelInfo, OpHandle, OperatorEntry};
 pub use dispatch_key::DispatchKey;
 pub use dtype::{DType, StorageType};
+pub use engine::{engine, set_engine, Engine};
 pub use error::{Error, Result};
 pub use isa::Isa;
 pub use quantizer::{QParams, QScheme, Quantizer};

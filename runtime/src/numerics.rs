@@ -71,26 +71,36 @@ pub fn requantize_f64(real: f64, scale: f64, zero_point: i64, qmin: i64, qmax: i
 /// `ReQuantizeOutput` with a float bias), in f32 as fbgemm computes it:
 ///
 /// - `aws = f32(x_scale) * f32(w_scale)`, rounded to f32;
-/// - `mult = aws / f32(y_scale)` and `bias_term = bias / aws`, each rounded;
+/// - `mult = aws / f32(y_scale)`, rounded;
+/// - `bias_term = bias / aws`, except in fbgemm's depthwise kernel with a
+///   weight quantized per tensor, whose vector loops multiply by a
+///   broadcast reciprocal: `bias * f32(1 / aws)` (the reciprocal in f64);
 /// - `q = round_half_even((f32(acc) + bias_term) * mult) + zero_point`,
 ///   clamped to `[lo, hi]` (lo is the zero point for a fused relu).
 ///
 /// Every conv and linear kernel, reference and vectorized, computes this
-/// sequence, so they agree bit for bit with each other and with PyTorch
-/// (except where fbgemm's own i16 or i32 arithmetic saturates).
+/// sequence, so they agree bit for bit with each other and with PyTorch's
+/// fbgemm engine (the `engine` module says where fbgemm also saturates).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AccRequant {
     /// `aws / f32(y_scale)`.
     pub mult: f32,
-    /// `bias / aws`.
+    /// `bias / aws`, or `bias * f32(1 / aws)` (`reciprocal_bias`).
     pub bias_term: f32,
 }
 
 impl AccRequant {
-    /// The constants of one output channel.
+    /// The constants of one output channel, with the bias term `bias / aws`.
     pub fn new(x_scale: f64, w_scale: f64, bias: f32, y_scale: f64) -> AccRequant {
+        AccRequant::with_bias_form(x_scale, w_scale, bias, y_scale, false)
+    }
+
+    /// The constants of one output channel; `reciprocal_bias` for fbgemm's
+    /// depthwise kernel over a per-tensor weight (`bias * f32(1 / aws)`).
+    pub fn with_bias_form(x_scale: f64, w_scale: f64, bias: f32, y_scale: f64, reciprocal_bias: bool) -> AccRequant {
         let aws = x_scale as f32 * w_scale as f32;
-        AccRequant { mult: aws / y_scale as f32, bias_term: bias / aws }
+        let bias_term = if reciprocal_bias { bias * (1.0 / aws as f64) as f32 } else { bias / aws };
+        AccRequant { mult: aws / y_scale as f32, bias_term }
     }
 
     /// The output integer for the exact accumulator `acc`: clamping to
@@ -104,6 +114,58 @@ impl AccRequant {
             zero_point.clamp(lo, hi)
         } else {
             r as i64 + zero_point
+        }
+    }
+}
+
+/// oneDNN's requantization of an exact conv accumulator, as PyTorch's `x86`
+/// engine runs it on a CPU with AVX-512 VNNI: each step rounded to f32, no
+/// fused multiply-add,
+///
+/// ```text
+/// v = f32(acc) * x;  v = v * w;  v = v + bias;  (relu: v = max(v, 0))
+/// v = v * d;  v = v + f32(zero_point);  q = round_half_even(clamp(v, lo, hi))
+/// ```
+///
+/// with `x = 1 / f32(1 / x_scale)` (the inner division in f64),
+/// `w = f32(w_scale)` and `d = 1 / (1 / f32(1 / y_scale))`. oneDNN's AMX
+/// and AVX2 kernels fold the two scales into one multiplier (`folded`):
+/// then `x = 1` and `w = f32(x * f32(w_scale))`, which multiplies alike
+/// (a product by 1 is exact). The clamp to
+/// `[zero_point, hi]` of a fused relu equals the `max(v, 0)` before the
+/// output scale, which is positive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OneDnnRequant {
+    /// The input scale, as oneDNN rebuilds it from its reciprocal.
+    pub x: f32,
+    /// The channel's weight scale.
+    pub w: f32,
+    /// The float bias.
+    pub bias: f32,
+    /// The output scale's reciprocal, as oneDNN rebuilds it.
+    pub d: f32,
+}
+
+impl OneDnnRequant {
+    /// The constants of one output channel; `folded` for oneDNN's
+    /// kernels that multiply by one product of the two scales.
+    pub fn new(x_scale: f64, w_scale: f64, bias: f32, y_scale: f64, folded: bool) -> OneDnnRequant {
+        let (x, w) = (1.0f32 / (1.0 / x_scale) as f32, w_scale as f32);
+        let (x, w) = if folded { (1.0, x * w) } else { (x, w) };
+        OneDnnRequant { x, w, bias, d: 1.0f32 / (1.0f32 / (1.0 / y_scale) as f32) }
+    }
+
+    /// The output integer for the exact accumulator `acc`, in `[lo, hi]`
+    /// (`lo` is the zero point for a fused relu); NaN lands on the zero
+    /// point.
+    #[inline]
+    pub fn apply(self, acc: i64, zero_point: i64, lo: i64, hi: i64) -> i64 {
+        let v = (acc as f32 * self.x * self.w + self.bias) * self.d + zero_point as f32;
+        let r = round_half_even(v.clamp(lo as f32, hi as f32));
+        if r.is_nan() {
+            zero_point.clamp(lo, hi)
+        } else {
+            r as i64
         }
     }
 }

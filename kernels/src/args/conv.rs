@@ -2,6 +2,7 @@
 //! and the output size they give.
 
 use super::quantized::check_at_least;
+use qtensor_runtime::engine::{conv_route, ConvFacts, ConvRoute};
 use qtensor_runtime::{Error, Result};
 
 /// Stride, padding, dilation and groups of a convolution, validated.
@@ -35,6 +36,22 @@ impl ConvParams {
 }
 
 impl ConvParams {
+    /// How the engine in force computes this conv of `in_channels` into a
+    /// weight `[out, in / groups, kh, kw]` (see `engine::conv_route`).
+    pub fn route(&self, in_channels: usize, out_channels: usize, kernel: [usize; 2], symmetric: bool) -> ConvRoute {
+        let facts = ConvFacts {
+            in_channels,
+            out_channels,
+            groups: self.groups,
+            kernel,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            symmetric_weight: symmetric,
+        };
+        conv_route(qtensor_runtime::engine(), &facts)
+    }
+
     /// The output size along spatial dimension `i` (0 for height, 1 for
     /// width) of an input of `size` and a kernel of `k`, as PyTorch
     /// computes it. Every intermediate is checked: parameters whose window

@@ -5,7 +5,7 @@
 
 use super::depthwise::DepthwiseArgs;
 use super::driver::{gemm_prepared, Activations, Rows, Weights};
-use super::epilogue::{column_requant, Epilogue, Requant};
+use super::epilogue::{column_requant, Epilogue, Requant, RequantForm};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::shifted::ShiftedRows;
@@ -15,9 +15,12 @@ use crate::args::conv::ConvParams;
 use crate::args::linear::qint8_weight_rows;
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
 use crate::parallel;
+use crate::reference::conv::{conv2d_with_packed, PackedConv2d};
+use crate::reference::depthwise_int16;
+use qtensor_runtime::engine::ConvRoute;
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
-use qtensor_runtime::{DType, Error, MemoryFormat, Result, Storage, StorageType, Tensor};
+use qtensor_runtime::{DType, Error, MemoryFormat, QScheme, Result, Storage, StorageType, Tensor};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -37,6 +40,8 @@ pub struct GemmConvWeight {
     pub needs_row_sums: bool,
     /// Scale of each output channel.
     pub scales: Vec<f64>,
+    /// True for a weight quantized per tensor (fbgemm's bias term differs).
+    pub per_tensor: bool,
     /// The weight minus its zero point, as f32, `[OC][KH*KW]` (the NCHW
     /// depthwise path).
     pub depthwise: Vec<f32>,
@@ -85,6 +90,7 @@ impl GemmConvWeight {
             zero_points: qp.iter().map(|p| p.1 as i32).collect(),
             needs_row_sums: qp.iter().any(|p| p.1 != 0),
             scales: qp.iter().map(|p| p.0).collect(),
+            per_tensor: w.qscheme()? == QScheme::PerTensorAffine,
             depthwise,
         })
     }
@@ -129,6 +135,7 @@ struct ConvRequant {
     zero_point: i32,
     lo: f32,
     zx: i32,
+    form: RequantForm,
 }
 
 impl ConvRequant {
@@ -140,6 +147,7 @@ impl ConvRequant {
             zero_point: self.zero_point,
             lo: self.lo,
             hi: 255.0,
+            form: self.form,
         }
     }
 }
@@ -180,10 +188,19 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let shape = ConvShape { input: [n, c, h, wd], weight: [oc, icg, kh, kw], out_hw: [oh, ow] };
     let b = bias_values(op, bias, oc)?;
     let pw = conv_weight(w, g)?;
-    let Some((mult, bias)) = column_requant(px.scale, &pw.scales, &b, y_scale, y_zero_point) else {
+    let route = p.route(c, oc, [kh, kw], !pw.needs_row_sums);
+    if matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) && may_saturate(x, &pw, px.zero_point as u8)? {
+        // fbgemm's int16 pair sums, in the reference's safe code.
+        let packed = PackedConv2d::of(w)?;
+        return conv2d_with_packed(op, x, &packed, bias, p, y_scale, y_zero_point, relu).map(Some);
+    }
+    let Some((mult, bias, form)) =
+        column_requant(px.scale, &pw.scales, &b, (y_scale, y_zero_point), pw.per_tensor, route)
+    else {
         return Ok(None);
     };
     let rq = ConvRequant {
+        form,
         mult,
         bias,
         zero_point: y_zero_point as i32,
@@ -205,7 +222,8 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let channels_last = x.memory_format() == MemoryFormat::ChannelsLast;
     let total = checked_count(op, &[n, oc, oh, ow])?;
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), total)?;
-    let depthwise = icg == 1 && oc == g && kh * kw <= 64;
+    // The direct depthwise routines requantize as fbgemm does.
+    let depthwise = icg == 1 && oc == g && kh * kw <= 64 && form == RequantForm::Fbgemm;
     // The direct depthwise routines' arguments; `input` is set per layout.
     let dw_base = DepthwiseArgs {
         input: &[],
@@ -279,6 +297,18 @@ pub fn gemm_conv2d<K: GemmIsa>(
     } else {
         Tensor::quantized_from_storage(storage, &[n, oc, oh, ow], &out_q).map(Some)
     }
+}
+
+/// True when fbgemm's depthwise pair sums could leave int16 on `x`: its
+/// largest byte times the weight's widest pair of taps (see
+/// `reference::depthwise_int16`). Activations calibrated with PyTorch's
+/// `reduce_range` stay below 128, where no pair can.
+fn may_saturate(x: &Tensor, pw: &GemmConvWeight, zx: u8) -> Result<bool> {
+    let [_, _, kh, kw] = pw.shape;
+    let raw: Vec<i8> =
+        pw.depthwise.iter().enumerate().map(|(i, &v)| (v as i32 + pw.zero_points[i / (kh * kw)]) as i8).collect();
+    let max_x = x.with_dense::<u8, u8>(|s| s.iter().copied().max().unwrap_or(0))?;
+    Ok(depthwise_int16::can_saturate(max_x, zx, &raw, kh * kw))
 }
 
 /// A 1x1 conv with stride 1 and no padding over NHWC input is a plain GEMM

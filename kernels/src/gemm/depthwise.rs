@@ -8,7 +8,7 @@
 //! requantization is the epilogue's (`gemm::Requant`), so both conv paths
 //! agree with the GEMM, and with PyTorch, bit for bit.
 
-use super::epilogue::Requant;
+use super::epilogue::{Requant, RequantForm};
 use qtensor_runtime::{Error, Result};
 use std::ops::Range;
 
@@ -45,9 +45,18 @@ pub struct DepthwiseArgs<'a> {
 }
 
 impl<'a> DepthwiseArgs<'a> {
-    /// The requantization of every channel, as the GEMM epilogue's.
+    /// The requantization of every channel, as the GEMM epilogue's: the
+    /// direct routines run fbgemm's (the conv driver sends oneDNN's convs
+    /// to the GEMM).
     pub fn requant(&self) -> Requant<'a> {
-        Requant { mult: self.mult, bias: self.bias, zero_point: self.zero_point, lo: self.lo, hi: 255.0 }
+        Requant {
+            mult: self.mult,
+            bias: self.bias,
+            zero_point: self.zero_point,
+            lo: self.lo,
+            hi: 255.0,
+            form: RequantForm::Fbgemm,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Splitting a GEMM across threads, and applying the epilogue (see
 //! [`super::epilogue`]) to each finished row.
 
-use super::epilogue::{Epilogue, PanelTerms, RowTerms};
+use super::epilogue::{Epilogue, PanelTerms, RequantForm, RowTerms};
 use super::kernel::{GemmIsa, Panel};
 use super::packed::{PackedB, BLOCK};
 use super::shifted::ShiftedRows;
@@ -29,13 +29,25 @@ pub trait OutElem: Copy + Send + Sync {
 impl OutElem for u8 {
     fn finish<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: RowTerms<'_>, col0: usize, dst: &mut [u8]) {
         if let Epilogue::Quantize(rq) = *epi {
-            kernel.finish_u8(terms, rq.cols(col0..col0 + dst.len()), dst);
+            let rq = rq.cols(col0..col0 + dst.len());
+            match rq.form {
+                RequantForm::Fbgemm => kernel.finish_u8(terms, rq, dst),
+                RequantForm::OneDnn { x, d } => rq.onednn_row(x, d, terms, dst),
+            }
         }
     }
 
     fn finish_rows<K: GemmIsa>(kernel: K, epi: &Epilogue<'_>, terms: PanelTerms<'_>, dst: &mut [u8]) {
         if let Epilogue::Quantize(rq) = *epi {
-            kernel.finish_rows_u8(terms, rq, dst);
+            match rq.form {
+                RequantForm::Fbgemm => kernel.finish_rows_u8(terms, rq, dst),
+                RequantForm::OneDnn { .. } => {
+                    let n = terms.col_terms.len();
+                    for (r, d) in dst.chunks_exact_mut(n.max(1)).take(terms.row_sums.len()).enumerate() {
+                        Self::finish(kernel, epi, terms.row(r), 0, d);
+                    }
+                }
+            }
         }
     }
 }

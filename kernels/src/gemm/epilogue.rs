@@ -3,7 +3,8 @@
 //! the float output) after it. Every tier's micro-kernel finishes rows
 //! with these definitions.
 
-use qtensor_runtime::numerics::AccRequant;
+use qtensor_runtime::engine::ConvRoute;
+use qtensor_runtime::numerics::{round_half_even, AccRequant, OneDnnRequant};
 use std::ops::Range;
 
 /// One row segment's exact result, before the epilogue: `C[j] = p[j] +
@@ -71,14 +72,32 @@ impl PanelTerms<'_> {
     }
 }
 
-/// PyTorch's requantization of a row segment's columns (see
-/// `numerics::AccRequant`): per column `n`,
-/// `q = clamp(round_half_even((f32(C) + bias[n]) * mult[n]) + zero_point, lo, hi)`.
+/// Which of PyTorch's requantizations a [`Requant`] computes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RequantForm {
+    /// fbgemm's (`numerics::AccRequant`): `mult` and `bias` are its
+    /// per-column multiplier and bias term.
+    Fbgemm,
+    /// oneDNN's (`numerics::OneDnnRequant`): `mult` holds the per-column
+    /// weight scales and `bias` the float biases.
+    OneDnn {
+        /// The input scale as oneDNN rebuilds it.
+        x: f32,
+        /// The output scale's reciprocal as oneDNN rebuilds it.
+        d: f32,
+    },
+}
+
+/// PyTorch's requantization of a row segment's columns. Under
+/// [`RequantForm::Fbgemm`], per column `n`,
+/// `q = clamp(round_half_even((f32(C) + bias[n]) * mult[n]) + zero_point, lo, hi)`;
+/// under [`RequantForm::OneDnn`], `numerics::OneDnnRequant`.
 #[derive(Debug, Clone, Copy)]
 pub struct Requant<'a> {
-    /// Per column, `aws / f32(y_scale)` with `aws = f32(x_scale) * f32(w_scale)`.
+    /// Per column, fbgemm's `aws / f32(y_scale)` with
+    /// `aws = f32(x_scale) * f32(w_scale)`; oneDNN's weight scale.
     pub mult: &'a [f32],
-    /// Per column, `bias / aws`.
+    /// Per column, fbgemm's bias term; oneDNN's bias.
     pub bias: &'a [f32],
     /// The output zero point.
     pub zero_point: i32,
@@ -86,6 +105,8 @@ pub struct Requant<'a> {
     pub lo: f32,
     /// Highest output.
     pub hi: f32,
+    /// Which sequence the constants are for.
+    pub form: RequantForm,
 }
 
 impl<'a> Requant<'a> {
@@ -94,32 +115,77 @@ impl<'a> Requant<'a> {
         Requant { mult: &self.mult[cols.clone()], bias: &self.bias[cols], ..*self }
     }
 
-    /// Column `j` of the exact result `c`: `numerics::AccRequant::apply`,
-    /// the definition every vector epilogue reproduces lane by lane.
+    /// Column `j` of the exact result `c`: `numerics::AccRequant::apply` (or
+    /// `OneDnnRequant::apply`), the definition every vector epilogue
+    /// reproduces lane by lane.
     #[inline]
     pub fn scalar(&self, j: usize, c: i32) -> u8 {
-        let rq = AccRequant { mult: self.mult[j], bias_term: self.bias[j] };
-        rq.apply(c as i64, self.zero_point as i64, self.lo as i64, self.hi as i64) as u8
+        let (zp, lo, hi) = (self.zero_point as i64, self.lo as i64, self.hi as i64);
+        match self.form {
+            RequantForm::Fbgemm => {
+                AccRequant { mult: self.mult[j], bias_term: self.bias[j] }.apply(c as i64, zp, lo, hi) as u8
+            }
+            RequantForm::OneDnn { x, d } => {
+                OneDnnRequant { x, w: self.mult[j], bias: self.bias[j], d }.apply(c as i64, zp, lo, hi) as u8
+            }
+        }
+    }
+
+    /// oneDNN's sequence over a row segment, written so that the compiler
+    /// vectorizes it on any target (its steps are plain f32 arithmetic,
+    /// which Rust never contracts into fused multiply-adds); the same bits
+    /// as [`Requant::scalar`] for the finite constants [`column_requant`]
+    /// admits. The ISAs' vector epilogues implement fbgemm's sequence only,
+    /// so the GEMM driver sends oneDNN's here.
+    pub fn onednn_row(&self, x: f32, d: f32, t: RowTerms<'_>, dst: &mut [u8]) {
+        let zp = self.zero_point as f32;
+        let n = dst.len();
+        let (w, b) = (&self.mult[..n], &self.bias[..n]);
+        for (j, out) in dst.iter_mut().enumerate() {
+            let v = (t.c(j) as f32 * x * w[j] + b[j]) * d + zp;
+            *out = round_half_even(v.clamp(self.lo, self.hi)) as u8;
+        }
     }
 }
 
 /// The per-column constants of [`Requant`] for output channels with
-/// weight scales `w_scales` and float biases `bias`, as
-/// `numerics::AccRequant` defines them; `None` where f32 cannot hold them
-/// (extreme scale ratios, a NaN or infinite bias) or the zero point is
-/// outside quint8, which the reference kernels handle.
+/// weight scales `w_scales` and float biases `bias`, in `route`'s sequence
+/// (`per_tensor` when the weight is quantized per tensor, which changes
+/// the bias term of fbgemm's depthwise kernel); `None` where f32 cannot hold them (extreme scale
+/// ratios, a NaN or infinite bias) or the zero point is outside quint8,
+/// which the reference kernels handle.
 pub fn column_requant(
     x_scale: f64,
     w_scales: &[f64],
     bias: &[f64],
-    y_scale: f64,
-    y_zero_point: i64,
-) -> Option<(Vec<f32>, Vec<f32>)> {
-    let rqs: Vec<AccRequant> =
-        w_scales.iter().zip(bias).map(|(&sw, &b)| AccRequant::new(x_scale, sw, b as f32, y_scale)).collect();
-    let finite = rqs.iter().all(|r| r.mult.is_finite() && r.bias_term.is_finite());
-    (finite && (0..=255).contains(&y_zero_point))
-        .then(|| (rqs.iter().map(|r| r.mult).collect(), rqs.iter().map(|r| r.bias_term).collect()))
+    (y_scale, y_zero_point): (f64, i64),
+    per_tensor: bool,
+    route: ConvRoute,
+) -> Option<(Vec<f32>, Vec<f32>, RequantForm)> {
+    let (mult, bias, form): (Vec<f32>, Vec<f32>, RequantForm) = if let ConvRoute::OneDnn { folded } = route {
+        let rqs: Vec<OneDnnRequant> = w_scales
+            .iter()
+            .zip(bias)
+            .map(|(&sw, &b)| OneDnnRequant::new(x_scale, sw, b as f32, y_scale, folded))
+            .collect();
+        let (x, d) = rqs.first().map_or((1.0, 1.0), |r| (r.x, r.d));
+        let finite = x.is_finite() && d.is_finite() && d > 0.0;
+        (
+            rqs.iter().map(|r| r.w).collect(),
+            rqs.iter().map(|r| r.bias).collect(),
+            if finite { RequantForm::OneDnn { x, d } } else { return None },
+        )
+    } else {
+        let reciprocal = per_tensor && matches!(route, ConvRoute::Fbgemm { depthwise: true, .. });
+        let rqs: Vec<AccRequant> = w_scales
+            .iter()
+            .zip(bias)
+            .map(|(&sw, &b)| AccRequant::with_bias_form(x_scale, sw, b as f32, y_scale, reciprocal))
+            .collect();
+        (rqs.iter().map(|r| r.mult).collect(), rqs.iter().map(|r| r.bias_term).collect(), RequantForm::Fbgemm)
+    };
+    let finite = mult.iter().chain(&bias).all(|v| v.is_finite());
+    (finite && (0..=255).contains(&y_zero_point)).then_some((mult, bias, form))
 }
 
 /// What to do with each exact result `C[m, n]`.

@@ -8,9 +8,10 @@ use super::MAX_K;
 use crate::args::linear::{choose_qparams, qint8_weight_rows, rows_of};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
 use crate::vector::QuantizeParams;
+use qtensor_runtime::engine::ConvRoute;
 use qtensor_runtime::numerics::inv_scale;
 use qtensor_runtime::storage::checked_count;
-use qtensor_runtime::{DType, Error, Result, Storage, Tensor};
+use qtensor_runtime::{DType, Error, QScheme, Result, Storage, Tensor};
 use std::sync::Arc;
 
 /// A qint8 linear weight `[N, K]` packed for the GEMM kernels, with its
@@ -23,6 +24,8 @@ pub struct GemmWeight {
     pub zero_points: Vec<i32>,
     /// Scale of each output row.
     pub scales: Vec<f64>,
+    /// True for a weight quantized per tensor (fbgemm's bias term differs).
+    pub per_tensor: bool,
 }
 
 impl GemmWeight {
@@ -35,6 +38,7 @@ impl GemmWeight {
             packed: PackedB::pack(&ints, n, k)?,
             zero_points: qp.iter().map(|p| p.1 as i32).collect(),
             scales: qp.iter().map(|p| p.0).collect(),
+            per_tensor: w.qscheme()? == QScheme::PerTensorAffine,
         })
     }
 
@@ -66,11 +70,21 @@ pub fn gemm_linear<K: GemmIsa>(
     let n = gw.packed.n;
     let (mut sizes, m) = rows_of(op, x, gw.packed.k)?;
     let b = bias_values(op, bias, n)?;
-    let Some((mult, bias)) = column_requant(px.scale, &gw.scales, &b, y_scale, y_zero_point) else {
+    // Linear gives fbgemm's integers under every engine (PyTorch's x86
+    // engine runs it on fbgemm).
+    let Some((mult, bias, form)) = column_requant(
+        px.scale,
+        &gw.scales,
+        &b,
+        (y_scale, y_zero_point),
+        gw.per_tensor,
+        ConvRoute::Fbgemm { depthwise: false, saturate: false },
+    ) else {
         return Ok(None);
     };
     let lo = if relu { y_zero_point.max(0) } else { 0 } as f32;
-    let epi = Epilogue::Quantize(Requant { mult: &mult, bias: &bias, zero_point: y_zero_point as i32, lo, hi: 255.0 });
+    let epi =
+        Epilogue::Quantize(Requant { mult: &mult, bias: &bias, zero_point: y_zero_point as i32, lo, hi: 255.0, form });
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), checked_count(op, &[m, n])?)?;
     x.with_contiguous::<u8, Result<()>>(|xs| {
         let (rows, w) =

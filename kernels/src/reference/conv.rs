@@ -2,15 +2,19 @@
 //! padding, dilation and groups (depthwise included), over a packed weight.
 //!
 //! Padding stands for real zeros, i.e. the input's zero point, so it adds
-//! nothing to the exact accumulator `Σ (x - x_zp)(w - w_zp)`.
+//! nothing to the exact accumulator `Σ (x - x_zp)(w - w_zp)`. The engine
+//! in force (`qtensor_runtime::engine`) picks the requantization, and for
+//! fbgemm's depthwise convs the int16 pair sums of `depthwise_int16`.
 
+use super::depthwise_int16::{self, DepthwiseShape};
 use crate::args::conv::ConvParams;
 use crate::args::linear::{centered_rows, qint8_weight_rows};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
-use qtensor_runtime::numerics::AccRequant;
+use qtensor_runtime::engine::ConvRoute;
+use qtensor_runtime::numerics::{AccRequant, OneDnnRequant};
 use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::{checked_count, try_vec};
-use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
+use qtensor_runtime::{register_kernel, DType, Error, Priority, QScheme, Result, Tensor};
 use std::sync::Arc;
 
 /// A conv weight `[OC, IC/groups, KH, KW]` as the kernel reads it.
@@ -26,6 +30,10 @@ pub struct PackedConv2d {
     pub weights: Vec<i16>,
     /// Scale of each output channel.
     pub scales: Vec<f64>,
+    /// Zero point of each output channel.
+    pub zero_points: Vec<i64>,
+    /// True for a weight quantized per tensor (fbgemm's bias term differs).
+    pub per_tensor: bool,
 }
 
 impl PackedConv2d {
@@ -40,6 +48,8 @@ impl PackedConv2d {
             kernel: [s[2], s[3]],
             weights,
             scales: qp.iter().map(|p| p.0).collect(),
+            zero_points: qp.iter().map(|p| p.1).collect(),
+            per_tensor: w.qscheme()? == QScheme::PerTensorAffine,
         })
     }
 
@@ -94,8 +104,35 @@ pub fn conv2d_with_packed(
     let oc_per_group = w.out_channels / g;
     let lo = if relu { y_zero_point.max(0) } else { 0 };
     let mut ints = try_vec(checked_count(op, &[n, w.out_channels, oh, ow])?)?;
+    let route = p.route(c, w.out_channels, [kh, kw], w.zero_points.iter().all(|&z| z == 0));
+    let requant =
+        |acc: i64, oc: usize| match route {
+            ConvRoute::OneDnn { folded } => OneDnnRequant::new(px.scale, w.scales[oc], b[oc] as f32, y_scale, folded)
+                .apply(acc, y_zero_point, lo, 255),
+            ConvRoute::Fbgemm { depthwise, .. } => {
+                AccRequant::with_bias_form(px.scale, w.scales[oc], b[oc] as f32, y_scale, w.per_tensor && depthwise)
+                    .apply(acc, y_zero_point, lo, 255)
+            }
+        };
+    if matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) {
+        let shape = DepthwiseShape {
+            input: [n, c, h, wd],
+            out_channels: w.out_channels,
+            kernel: [kh, kw],
+            stride: p.stride,
+            padding: p.padding,
+            out_hw: [oh, ow],
+        };
+        let raw: Vec<i8> =
+            w.weights.iter().enumerate().map(|(i, &v)| (v as i64 + w.zero_points[i / (kh * kw)]) as i8).collect();
+        let x_u8: Vec<u8> = xs.iter().map(|&v| (v + px.zero_point) as u8).collect();
+        let sums = depthwise_int16::sums(&shape, &x_u8, px.zero_point as u8, &raw, &w.zero_points)?;
+        let plane = oh * ow;
+        ints.extend(sums.iter().enumerate().map(|(i, &acc)| requant(acc as i64, (i / plane.max(1)) % w.out_channels)));
+        return quantized_from_ints(&[n, w.out_channels, oh, ow], &out_q, &ints)?.in_format_of(x);
+    }
     for img in 0..n {
-        for (oc, (&bias_oc, &scale_oc)) in b.iter().zip(&w.scales).enumerate() {
+        for oc in 0..w.out_channels {
             let group = oc / oc_per_group;
             let wbase = oc * w.in_per_group * kh * kw;
             for y in 0..oh {
@@ -118,8 +155,7 @@ pub fn conv2d_with_packed(
                             }
                         }
                     }
-                    let rq = AccRequant::new(px.scale, scale_oc, bias_oc as f32, y_scale);
-                    ints.push(rq.apply(acc, y_zero_point, lo, 255));
+                    ints.push(requant(acc, oc));
                 }
             }
         }

@@ -10,7 +10,7 @@ use crate::args::quantized::{bias_values, output_quantizer, per_tensor, quantize
 use qtensor_runtime::numerics::{inv_scale, quantize_val, AccRequant};
 use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::{checked_count, try_vec};
-use qtensor_runtime::{register_kernel, DType, Error, Priority, Result, Tensor};
+use qtensor_runtime::{register_kernel, DType, Error, Priority, QScheme, Result, Tensor};
 use std::sync::Arc;
 
 /// A linear weight `[N, K]` in the layout the kernel reads: row-major
@@ -25,6 +25,8 @@ pub struct PackedLinear {
     pub weights: Vec<i16>,
     /// Scale of each output row.
     pub scales: Vec<f64>,
+    /// True for a weight quantized per tensor (fbgemm's bias term differs).
+    pub per_tensor: bool,
 }
 
 impl PackedLinear {
@@ -37,6 +39,7 @@ impl PackedLinear {
             k,
             weights: centered_rows(&w.int_values()?, &qp, k),
             scales: qp.iter().map(|&(s, _)| s).collect(),
+            per_tensor: w.qscheme()? == QScheme::PerTensorAffine,
         })
     }
 

@@ -5,6 +5,7 @@ pub mod cat;
 pub mod composite;
 pub mod conv;
 pub mod create;
+pub mod depthwise_int16;
 pub mod elementwise;
 pub mod float;
 pub mod inspect;

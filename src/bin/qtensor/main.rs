@@ -78,6 +78,10 @@ enum Command {
         /// Time this many runs after a warm-up one and print their median.
         #[arg(long, default_value_t = 1)]
         reps: usize,
+        /// Whose integers the quantized convs give: fbgemm, x86, x86-vnni, x86-amx or exact
+        /// (default: QTENSOR_ENGINE, else exact; see docs/whose-integers.md).
+        #[arg(long, value_parser = parse_engine)]
+        engine: Option<qtensor::Engine>,
     },
     /// Describe a TorchScript file (inputs, op calls, constants) or a
     /// torch.save state dict (its entries).
@@ -121,7 +125,16 @@ enum ModelCommand {
         /// Threads for the kernels' parallel loops.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Whose integers the quantized convs give: fbgemm, x86, x86-vnni, x86-amx or exact
+        /// (default: QTENSOR_ENGINE, else exact; see docs/whose-integers.md).
+        #[arg(long, value_parser = parse_engine)]
+        engine: Option<qtensor::Engine>,
     },
+}
+
+/// An `--engine` value.
+fn parse_engine(s: &str) -> Result<qtensor::Engine, String> {
+    qtensor::Engine::parse(s).map_err(|e| e.to_string())
 }
 
 /// `qtensor model run`.
@@ -134,7 +147,11 @@ fn model_run(
 ) -> qtensor::Result<()> {
     let run = qtensor::with_num_threads(threads, || qtensor::models::run_checkpoint(arch, weights, input))??;
     let n = run.logits.sizes()[0];
-    println!("{arch}: {n} input(s) in {:.2} ms with {threads} thread(s)", run.elapsed.as_secs_f64() * 1e3);
+    println!(
+        "{arch}: {n} input(s) in {:.2} ms with {threads} thread(s), engine {}",
+        run.elapsed.as_secs_f64() * 1e3,
+        qtensor::engine()
+    );
     for item in 0..n {
         let top: Vec<String> = run.top(item, 5)?.iter().map(|(c, s)| format!("{c} ({s:.4})")).collect();
         println!("  input {item}: top-5 classes {}", top.join(", "));
@@ -202,7 +219,12 @@ fn run(
         println!("{name}: {} {:?}", t.dtype(), t.sizes());
     }
     let what = if reps > 1 { format!("median of {reps} runs") } else { "one run".into() };
-    println!("ran {} in {:.2} ms ({what}) with {threads} thread(s)", model.display(), elapsed.as_secs_f64() * 1e3);
+    println!(
+        "ran {} in {:.2} ms ({what}) with {threads} thread(s), engine {}",
+        model.display(),
+        elapsed.as_secs_f64() * 1e3,
+        qtensor::engine()
+    );
     if profile {
         print!("{}", qtensor::profiler::table());
     }
@@ -325,7 +347,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { model, input, out, threads, profile, reps } => {
+        Command::Run { model, input, out, threads, profile, reps, engine } => {
+            if let Some(engine) = engine {
+                qtensor::set_engine(engine);
+            }
             match run(&model, &input, out.as_deref(), threads, profile, reps) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -341,7 +366,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Model { action: ModelCommand::Run { arch, weights, input, out, threads } } => {
+        Command::Model { action: ModelCommand::Run { arch, weights, input, out, threads, engine } } => {
+            if let Some(engine) = engine {
+                qtensor::set_engine(engine);
+            }
             match model_run(&arch, &weights, &input, &out, threads) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -1,0 +1,312 @@
+//! Whose integers the quantized convs and linears give: PyTorch's `fbgemm`
+//! engine, its `x86` engine, or the `exact` arithmetic without fbgemm's
+//! int16 limit. Chosen by `QTENSOR_ENGINE` or [`set_engine`], for the whole
+//! process, as `torch.backends.quantized.engine` is in PyTorch.
+//!
+//! The engine changes only the arithmetic around the exact integer sums of
+//! a conv (see `docs/whose-integers.md`):
+//!
+//! - **`fbgemm`**: fbgemm's requantization
+//!   (`numerics::AccRequant`), and the int16 saturation of fbgemm's
+//!   depthwise kernel ([`fbgemm_depthwise`]) where fbgemm takes that
+//!   kernel. These are PyTorch's integers under
+//!   `torch.backends.quantized.engine = "fbgemm"` on a CPU with AVX-512
+//!   VNNI.
+//! - **`x86`**: PyTorch's default engine, as it runs on this CPU. Each conv
+//!   goes to oneDNN or fbgemm by PyTorch's own rule ([`conv_route`]);
+//!   oneDNN requantizes with `numerics::OneDnnRequant` and never saturates.
+//!   oneDNN's rounding depends on its kernels: its AVX-512 VNNI kernels
+//!   multiply by the input and weight scales one after the other
+//!   (**`x86-vnni`**), its AMX and AVX2 kernels by their product rounded to
+//!   f32 (**`x86-amx`**). `x86` is `x86-amx` on a CPU with AMX-INT8 (Intel
+//!   Xeon from Sapphire Rapids on) or when `ONEDNN_MAX_CPU_ISA` caps
+//!   oneDNN to AVX2, and `x86-vnni` otherwise, as PyTorch's oneDNN chooses;
+//!   the other two give one machine's integers on any machine.
+//! - **`exact`** (the default): fbgemm's requantization over the exact sums
+//!   everywhere: what PyTorch's fbgemm would give without the int16 limit,
+//!   and equal to `fbgemm` wherever no pair of taps leaves int16 (every
+//!   input inside a `reduce_range` calibration). It is the default because
+//!   it is the one arithmetic that is the same on every machine and
+//!   correct for every input: PyTorch's own default, `x86`, gives other
+//!   integers on an AMX CPU than on a VNNI one, and fbgemm's on a CPU
+//!   without VNNI; the golden cases pin it.
+//!
+//! linear, add, mul, cat, pooling and the other ops give the same integers
+//! under every engine, as they do in PyTorch.
+
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+/// Whose integers quantized convs give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// PyTorch's `fbgemm` engine, saturation included.
+    Fbgemm,
+    /// PyTorch's `x86` engine as it runs on this CPU: oneDNN for most
+    /// convs, fbgemm for the rest ([`Engine::X86Vnni`] or
+    /// [`Engine::X86Amx`], by [`onednn_folds_scales`]).
+    X86,
+    /// PyTorch's `x86` engine with oneDNN's AVX-512 VNNI kernels (AMD Zen 4
+    /// and 5, Intel Ice Lake and Cascade Lake).
+    X86Vnni,
+    /// PyTorch's `x86` engine with oneDNN's AMX kernels (Intel Xeon from
+    /// Sapphire Rapids on), or its AVX2 ones: the input and weight scales
+    /// folded into one f32 multiplier.
+    X86Amx,
+    /// fbgemm's requantization over exact sums, never saturating.
+    Exact,
+}
+
+impl Engine {
+    /// Every engine.
+    pub const ALL: [Engine; 5] = [Engine::Fbgemm, Engine::X86, Engine::X86Vnni, Engine::X86Amx, Engine::Exact];
+
+    /// The name `QTENSOR_ENGINE` and `--engine` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Fbgemm => "fbgemm",
+            Engine::X86 => "x86",
+            Engine::X86Vnni => "x86-vnni",
+            Engine::X86Amx => "x86-amx",
+            Engine::Exact => "exact",
+        }
+    }
+
+    /// Parses an engine name (case-insensitive).
+    pub fn parse(s: &str) -> Result<Engine> {
+        let s = s.trim().to_ascii_lowercase();
+        Engine::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| {
+            Error::invalid(
+                "QTENSOR_ENGINE",
+                format!("unknown engine `{s}`; expected one of fbgemm, x86, x86-vnni, x86-amx, exact"),
+            )
+        })
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Engine::Fbgemm => 0,
+            Engine::X86 => 1,
+            Engine::X86Vnni => 2,
+            Engine::X86Amx => 3,
+            Engine::Exact => 4,
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Engine> {
+        Engine::parse(s)
+    }
+}
+
+/// No engine set through [`set_engine`] (then `QTENSOR_ENGINE` decides).
+const UNSET: u8 = u8::MAX;
+static OVERRIDE: AtomicU8 = AtomicU8::new(UNSET);
+
+/// The engine from `QTENSOR_ENGINE`, read once. An unknown value is
+/// reported on stderr once and ignored, since an environment variable has
+/// no caller to return an error to.
+fn env_engine() -> Option<Engine> {
+    static ENV: OnceLock<Option<Engine>> = OnceLock::new();
+    *ENV.get_or_init(|| {
+        let v = std::env::var("QTENSOR_ENGINE").ok()?;
+        if v.trim().is_empty() {
+            return None;
+        }
+        match Engine::parse(&v) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                eprintln!("qtensor: {e}; using exact");
+                None
+            }
+        }
+    })
+}
+
+/// The engine in force: the last [`set_engine`], else `QTENSOR_ENGINE`,
+/// else [`Engine::Exact`].
+pub fn engine() -> Engine {
+    match OVERRIDE.load(Ordering::Relaxed) {
+        UNSET => env_engine().unwrap_or(Engine::Exact),
+        code => Engine::ALL.into_iter().find(|e| e.code() == code).unwrap_or(Engine::Exact),
+    }
+}
+
+/// Sets the engine for the whole process (over `QTENSOR_ENGINE`), like
+/// `torch.backends.quantized.engine = ...`. Ops already running finish
+/// with the engine they started with.
+pub fn set_engine(engine: Engine) {
+    OVERRIDE.store(engine.code(), Ordering::Relaxed);
+}
+
+/// The requantization a conv uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvRoute {
+    /// fbgemm's (`numerics::AccRequant`).
+    Fbgemm {
+        /// fbgemm's depthwise kernel computes this conv
+        /// ([`fbgemm_depthwise`]): its bias term for a per-tensor weight
+        /// multiplies by the reciprocal scale.
+        depthwise: bool,
+        /// Pairs of taps sum with int16 saturation (the depthwise kernel,
+        /// except under [`Engine::Exact`]).
+        saturate: bool,
+    },
+    /// oneDNN's (`numerics::OneDnnRequant`), over exact sums; `folded`
+    /// when its kernels multiply by one f32 product of the input and
+    /// weight scales.
+    OneDnn {
+        /// One multiplier `f32(x_scale * w_scale)` instead of two.
+        folded: bool,
+    },
+}
+
+/// True when PyTorch's oneDNN here multiplies by one folded scale: its
+/// AMX kernels (a CPU with AMX-INT8) and its AVX2 ones
+/// (`ONEDNN_MAX_CPU_ISA=AVX2`) do, its AVX-512 VNNI ones do not. Read from
+/// the CPU, never from `QTENSOR_ISA`: qtensor's own kernels give every
+/// engine's integers under every cap.
+pub fn onednn_folds_scales() -> bool {
+    static FOLDS: OnceLock<bool> = OnceLock::new();
+    *FOLDS.get_or_init(|| {
+        let cap = std::env::var("ONEDNN_MAX_CPU_ISA").unwrap_or_default().to_ascii_lowercase();
+        if cap.starts_with("avx2") || cap.starts_with("sse") {
+            return true;
+        }
+        if cap.starts_with("avx512") && !cap.contains("amx") {
+            return false;
+        }
+        cpu_has_amx_int8()
+    })
+}
+
+/// CPUID leaf 7: EDX bit 24 is AMX-TILE, bit 25 AMX-INT8.
+fn cpu_has_amx_int8() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: CPUID exists on every x86-64 CPU and has no side effects.
+        // (The intrinsic is safe in newer std, unsafe in the MSRV's.)
+        #[allow(unused_unsafe)]
+        let leaf7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
+        leaf7.edx & (1 << 24) != 0 && leaf7.edx & (1 << 25) != 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The shape facts that route a 2-d conv.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvFacts {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride (h, w).
+    pub stride: [usize; 2],
+    /// Padding (h, w), the same on both sides.
+    pub padding: [usize; 2],
+    /// Dilation (h, w).
+    pub dilation: [usize; 2],
+    /// True when every weight zero point is 0.
+    pub symmetric_weight: bool,
+}
+
+/// True when fbgemm computes this conv with its depthwise kernel
+/// (`fbgemm::takeDepthWiseFastPath`): one input channel per group, one or
+/// two outputs per group, groups a multiple of 8, a square 3x3, 5x5 or
+/// 7x7 kernel with "same" padding, stride 1 or 2, no dilation. That kernel
+/// sums pairs of u8 x i8 products in int16 with saturation (`vpmaddubsw`).
+pub fn fbgemm_depthwise(c: &ConvFacts) -> bool {
+    let [kh, kw] = c.kernel;
+    c.groups == c.in_channels
+        && (c.out_channels == c.groups || c.out_channels == 2 * c.groups)
+        && c.groups.is_multiple_of(8)
+        && kh == kw
+        && matches!(kh, 3 | 5 | 7)
+        && c.stride.iter().all(|&s| s == 1 || s == 2)
+        && c.dilation == [1, 1]
+        && c.padding == [(kh - 1) / 2, (kw - 1) / 2]
+}
+
+/// How `engine` computes this conv. Under the `x86` engines it is
+/// PyTorch's `should_use_onednn_quant` on a Linux CPU with AVX-512 VNNI:
+/// oneDNN when groups <= 100 and every weight zero point is 0, fbgemm
+/// otherwise.
+pub fn conv_route(engine: Engine, c: &ConvFacts) -> ConvRoute {
+    let depthwise = fbgemm_depthwise(c);
+    let fbgemm = ConvRoute::Fbgemm { depthwise, saturate: depthwise };
+    let folded = match engine {
+        Engine::Exact => return ConvRoute::Fbgemm { depthwise, saturate: false },
+        Engine::Fbgemm => return fbgemm,
+        Engine::X86 => onednn_folds_scales(),
+        Engine::X86Vnni => false,
+        Engine::X86Amx => true,
+    };
+    if c.groups <= 100 && c.symmetric_weight {
+        ConvRoute::OneDnn { folded }
+    } else {
+        fbgemm
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dw(channels: usize, k: usize, stride: usize) -> ConvFacts {
+        ConvFacts {
+            in_channels: channels,
+            out_channels: channels,
+            groups: channels,
+            kernel: [k, k],
+            stride: [stride; 2],
+            padding: [(k - 1) / 2; 2],
+            dilation: [1, 1],
+            symmetric_weight: true,
+        }
+    }
+
+    #[test]
+    fn routes_like_pytorch() {
+        let fbgemm_dw = ConvRoute::Fbgemm { depthwise: true, saturate: true };
+        assert_eq!(conv_route(Engine::Fbgemm, &dw(32, 3, 1)), fbgemm_dw);
+        assert_eq!(conv_route(Engine::Exact, &dw(32, 3, 1)), ConvRoute::Fbgemm { depthwise: true, saturate: false });
+        // oneDNN up to 100 groups, fbgemm beyond.
+        assert_eq!(conv_route(Engine::X86Vnni, &dw(96, 3, 2)), ConvRoute::OneDnn { folded: false });
+        assert_eq!(conv_route(Engine::X86Amx, &dw(96, 3, 2)), ConvRoute::OneDnn { folded: true });
+        assert_eq!(conv_route(Engine::X86, &dw(144, 5, 1)), fbgemm_dw);
+        // ShuffleNet's 58 channels are not a multiple of 8: fbgemm's GEMM.
+        assert_eq!(conv_route(Engine::Fbgemm, &dw(58, 3, 2)), ConvRoute::Fbgemm { depthwise: false, saturate: false });
+        let asymmetric = ConvFacts { symmetric_weight: false, ..dw(32, 3, 1) };
+        assert_eq!(conv_route(Engine::X86, &asymmetric), fbgemm_dw);
+        let dilated = ConvFacts { dilation: [2, 2], padding: [2, 2], ..dw(32, 3, 1) };
+        assert!(!fbgemm_depthwise(&dilated));
+        let dense = ConvFacts { groups: 1, ..dw(32, 3, 1) };
+        assert!(!fbgemm_depthwise(&dense));
+        assert!(fbgemm_depthwise(&ConvFacts { out_channels: 64, ..dw(32, 7, 2) }));
+    }
+
+    #[test]
+    fn names_parse() {
+        for e in Engine::ALL {
+            assert_eq!(Engine::parse(&e.name().to_uppercase()).unwrap(), e);
+        }
+        assert!(Engine::parse("onednn").is_err());
+    }
+}
