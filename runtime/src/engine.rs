@@ -16,12 +16,15 @@
 //!   goes to oneDNN or fbgemm by PyTorch's own rule ([`conv_route`]);
 //!   oneDNN requantizes with `numerics::OneDnnRequant` and never saturates.
 //!   oneDNN's rounding depends on its kernels: its AVX-512 VNNI kernels
-//!   multiply by the input and weight scales one after the other
-//!   (**`x86-vnni`**), its AMX and AVX2 kernels by their product rounded to
-//!   f32 (**`x86-amx`**). `x86` is `x86-amx` on a CPU with AMX-INT8 (Intel
-//!   Xeon from Sapphire Rapids on) or when `ONEDNN_MAX_CPU_ISA` caps
-//!   oneDNN to AVX2, and `x86-vnni` otherwise, as PyTorch's oneDNN chooses;
-//!   the other two give one machine's integers on any machine.
+//!   multiply by the input and weight scales one after the other, its AMX
+//!   and AVX2 kernels by their product rounded to f32. **`x86-vnni`** is a
+//!   CPU with AVX-512 VNNI and no AMX (AMD Zen 4 and 5, Intel Ice Lake):
+//!   every conv separate. **`x86-amx`** is a CPU with AMX-INT8 (Intel Xeon
+//!   from Sapphire Rapids on): folded, except depthwise convs and 1x1
+//!   convs over a batch of one, which oneDNN runs on AVX-512 VNNI kernels. `x86` picks
+//!   between them by this CPU, as PyTorch's oneDNN does (and folds every
+//!   conv when `ONEDNN_MAX_CPU_ISA` caps oneDNN to AVX2); the other two
+//!   give one machine's integers on any machine ([`OneDnnKernels`]).
 //! - **`exact`** (the default): fbgemm's requantization over the exact sums
 //!   everywhere: what PyTorch's fbgemm would give without the int16 limit,
 //!   and equal to `fbgemm` wherever no pair of taps leaves int16 (every
@@ -44,15 +47,16 @@ pub enum Engine {
     /// PyTorch's `fbgemm` engine, saturation included.
     Fbgemm,
     /// PyTorch's `x86` engine as it runs on this CPU: oneDNN for most
-    /// convs, fbgemm for the rest ([`Engine::X86Vnni`] or
-    /// [`Engine::X86Amx`], by [`onednn_folds_scales`]).
+    /// convs, fbgemm for the rest (oneDNN's kernels by
+    /// [`OneDnnKernels::here`]).
     X86,
     /// PyTorch's `x86` engine with oneDNN's AVX-512 VNNI kernels (AMD Zen 4
     /// and 5, Intel Ice Lake and Cascade Lake).
     X86Vnni,
     /// PyTorch's `x86` engine with oneDNN's AMX kernels (Intel Xeon from
-    /// Sapphire Rapids on), or its AVX2 ones: the input and weight scales
-    /// folded into one f32 multiplier.
+    /// Sapphire Rapids on): the input and weight scales folded into one f32
+    /// multiplier, except for depthwise convs and 1x1 convs over a batch
+    /// of one.
     X86Amx,
     /// fbgemm's requantization over exact sums, never saturating.
     Exact,
@@ -171,23 +175,54 @@ pub enum ConvRoute {
     },
 }
 
-/// True when PyTorch's oneDNN here multiplies by one folded scale: its
-/// AMX kernels (a CPU with AMX-INT8) and its AVX2 ones
-/// (`ONEDNN_MAX_CPU_ISA=AVX2`) do, its AVX-512 VNNI ones do not. Read from
-/// the CPU, never from `QTENSOR_ISA`: qtensor's own kernels give every
-/// engine's integers under every cap.
-pub fn onednn_folds_scales() -> bool {
-    static FOLDS: OnceLock<bool> = OnceLock::new();
-    *FOLDS.get_or_init(|| {
-        let cap = std::env::var("ONEDNN_MAX_CPU_ISA").unwrap_or_default().to_ascii_lowercase();
-        if cap.starts_with("avx2") || cap.starts_with("sse") {
-            return true;
+/// Which of oneDNN's int8 conv kernels PyTorch's `x86` engine runs, which
+/// decides whether it multiplies by the input and weight scales one after
+/// the other or by their product (measured with PyTorch 2.15 and oneDNN
+/// 3.13: a conv whose integers tell the two apart matches one of them, by
+/// this rule, on every network and sweep tried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneDnnKernels {
+    /// AVX-512 VNNI: the two scales one after the other.
+    Avx512Vnni,
+    /// AMX: their product, except depthwise convs and 1x1 convs over a
+    /// batch of one (which oneDNN runs on AVX-512 VNNI kernels).
+    Amx,
+    /// AVX2 (`ONEDNN_MAX_CPU_ISA=AVX2`): their product.
+    Avx2,
+}
+
+impl OneDnnKernels {
+    /// The kernels PyTorch's oneDNN runs on this CPU, under
+    /// `ONEDNN_MAX_CPU_ISA` if set. Read from the CPU, never from
+    /// `QTENSOR_ISA`: qtensor's own kernels give every engine's integers
+    /// under every cap.
+    pub fn here() -> OneDnnKernels {
+        static HERE: OnceLock<OneDnnKernels> = OnceLock::new();
+        *HERE.get_or_init(|| {
+            let cap = std::env::var("ONEDNN_MAX_CPU_ISA").unwrap_or_default().to_ascii_lowercase();
+            if cap.starts_with("avx2") || cap.starts_with("sse") {
+                OneDnnKernels::Avx2
+            } else if cap.starts_with("avx512") && !cap.contains("amx") {
+                OneDnnKernels::Avx512Vnni
+            } else if cpu_has_amx_int8() {
+                OneDnnKernels::Amx
+            } else {
+                OneDnnKernels::Avx512Vnni
+            }
+        })
+    }
+
+    /// True when these kernels multiply this conv by one folded scale.
+    pub fn folds_scales(self, c: &ConvFacts) -> bool {
+        match self {
+            OneDnnKernels::Avx512Vnni => false,
+            OneDnnKernels::Avx2 => true,
+            OneDnnKernels::Amx => {
+                let depthwise = c.groups > 1 && c.groups == c.in_channels;
+                !(depthwise || c.kernel == [1, 1] && c.batch == 1)
+            }
         }
-        if cap.starts_with("avx512") && !cap.contains("amx") {
-            return false;
-        }
-        cpu_has_amx_int8()
-    })
+    }
 }
 
 /// CPUID leaf 7: EDX bit 24 is AMX-TILE, bit 25 AMX-INT8.
@@ -209,6 +244,8 @@ fn cpu_has_amx_int8() -> bool {
 /// The shape facts that route a 2-d conv.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvFacts {
+    /// Batch size.
+    pub batch: usize,
     /// Input channels.
     pub in_channels: usize,
     /// Output channels.
@@ -251,13 +288,14 @@ pub fn fbgemm_depthwise(c: &ConvFacts) -> bool {
 pub fn conv_route(engine: Engine, c: &ConvFacts) -> ConvRoute {
     let depthwise = fbgemm_depthwise(c);
     let fbgemm = ConvRoute::Fbgemm { depthwise, saturate: depthwise };
-    let folded = match engine {
+    let kernels = match engine {
         Engine::Exact => return ConvRoute::Fbgemm { depthwise, saturate: false },
         Engine::Fbgemm => return fbgemm,
-        Engine::X86 => onednn_folds_scales(),
-        Engine::X86Vnni => false,
-        Engine::X86Amx => true,
+        Engine::X86 => OneDnnKernels::here(),
+        Engine::X86Vnni => OneDnnKernels::Avx512Vnni,
+        Engine::X86Amx => OneDnnKernels::Amx,
     };
+    let folded = kernels.folds_scales(c);
     if c.groups <= 100 && c.symmetric_weight {
         ConvRoute::OneDnn { folded }
     } else {
@@ -271,6 +309,7 @@ mod tests {
 
     fn dw(channels: usize, k: usize, stride: usize) -> ConvFacts {
         ConvFacts {
+            batch: 1,
             in_channels: channels,
             out_channels: channels,
             groups: channels,
@@ -289,7 +328,14 @@ mod tests {
         assert_eq!(conv_route(Engine::Exact, &dw(32, 3, 1)), ConvRoute::Fbgemm { depthwise: true, saturate: false });
         // oneDNN up to 100 groups, fbgemm beyond.
         assert_eq!(conv_route(Engine::X86Vnni, &dw(96, 3, 2)), ConvRoute::OneDnn { folded: false });
-        assert_eq!(conv_route(Engine::X86Amx, &dw(96, 3, 2)), ConvRoute::OneDnn { folded: true });
+        assert_eq!(conv_route(Engine::X86Amx, &dw(96, 3, 2)), ConvRoute::OneDnn { folded: false });
+        let dense = ConvFacts { groups: 1, ..dw(96, 3, 2) };
+        assert_eq!(conv_route(Engine::X86Amx, &dense), ConvRoute::OneDnn { folded: true });
+        // oneDNN's AMX build runs 1x1 convs over one image on its VNNI kernel.
+        let pointwise = ConvFacts { groups: 1, kernel: [1, 1], padding: [0, 0], ..dw(64, 1, 1) };
+        assert_eq!(conv_route(Engine::X86Amx, &pointwise), ConvRoute::OneDnn { folded: false });
+        let batch = ConvFacts { batch: 2, ..pointwise };
+        assert_eq!(conv_route(Engine::X86Amx, &batch), ConvRoute::OneDnn { folded: true });
         assert_eq!(conv_route(Engine::X86, &dw(144, 5, 1)), fbgemm_dw);
         // ShuffleNet's 58 channels are not a multiple of 8: fbgemm's GEMM.
         assert_eq!(conv_route(Engine::Fbgemm, &dw(58, 3, 2)), ConvRoute::Fbgemm { depthwise: false, saturate: false });

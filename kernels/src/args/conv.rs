@@ -36,10 +36,18 @@ impl ConvParams {
 }
 
 impl ConvParams {
-    /// How the engine in force computes this conv of `in_channels` into a
-    /// weight `[out, in / groups, kh, kw]` (see `engine::conv_route`).
-    pub fn route(&self, in_channels: usize, out_channels: usize, kernel: [usize; 2], symmetric: bool) -> ConvRoute {
+    /// How the engine in force computes this conv of `[batch,
+    /// in_channels, ..]` into a weight `[out, in / groups, kh, kw]` (see
+    /// `engine::conv_route`).
+    pub fn route(
+        &self,
+        [batch, in_channels]: [usize; 2],
+        out_channels: usize,
+        kernel: [usize; 2],
+        symmetric: bool,
+    ) -> ConvRoute {
         let facts = ConvFacts {
+            batch,
             in_channels,
             out_channels,
             groups: self.groups,

@@ -188,7 +188,7 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let shape = ConvShape { input: [n, c, h, wd], weight: [oc, icg, kh, kw], out_hw: [oh, ow] };
     let b = bias_values(op, bias, oc)?;
     let pw = conv_weight(w, g)?;
-    let route = p.route(c, oc, [kh, kw], !pw.needs_row_sums);
+    let route = p.route([n, c], oc, [kh, kw], !pw.needs_row_sums);
     if matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) && may_saturate(x, &pw, px.zero_point as u8)? {
         // fbgemm's int16 pair sums, in the reference's safe code.
         let packed = PackedConv2d::of(w)?;

@@ -104,7 +104,7 @@ pub fn conv2d_with_packed(
     let oc_per_group = w.out_channels / g;
     let lo = if relu { y_zero_point.max(0) } else { 0 };
     let mut ints = try_vec(checked_count(op, &[n, w.out_channels, oh, ow])?)?;
-    let route = p.route(c, w.out_channels, [kh, kw], w.zero_points.iter().all(|&z| z == 0));
+    let route = p.route([n, c], w.out_channels, [kh, kw], w.zero_points.iter().all(|&z| z == 0));
     let requant =
         |acc: i64, oc: usize| match route {
             ConvRoute::OneDnn { folded } => OneDnnRequant::new(px.scale, w.scales[oc], b[oc] as f32, y_scale, folded)
