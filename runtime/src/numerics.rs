@@ -48,6 +48,19 @@ pub fn quantize_val(x: f32, inv_scale: f32, zero_point: i64, qmin: i64, qmax: i6
     }
 }
 
+/// Quantizes one value as fbgemm's `Quantize` does, which PyTorch's qint32
+/// elementwise ops call: like [`quantize_val`], except that the zero point
+/// is added to the rounded value in f32 (`zero_point + nearbyint(x * inv)`),
+/// which rounds once the sum passes 2^24. NaN gives the zero point.
+#[inline]
+pub fn quantize_val_f32_sum(x: f32, inv_scale: f32, zero_point: i64, qmin: i64, qmax: i64) -> i64 {
+    let r = round_half_even(x * inv_scale);
+    if r.is_nan() {
+        return zero_point.clamp(qmin, qmax);
+    }
+    ((zero_point as f32 + r) as f64).clamp(qmin as f64, qmax as f64) as i64
+}
+
 /// Dequantizes one value: `(q - zero_point) as f32 * scale as f32`.
 #[inline]
 pub fn dequantize_val(q: i64, scale: f32, zero_point: i64) -> f32 {
@@ -240,15 +253,16 @@ impl Requantizer {
 /// of `element_bytes`-byte integers PyTorch's elementwise quantized
 /// kernels compute in their vector body.
 ///
-/// `cpu_kernel_vec` runs two 64-byte (AVX-512) vectors per step (128
-/// 8-bit or 32 32-bit lanes) and leaves the rest to a scalar loop, and the two loops dequantize and
-/// requantize with different f32 sequences ([`DequantRequant`]). PyTorch's
-/// AVX2 build steps by 64 instead, and a multi-threaded PyTorch splits
-/// tensors above 32768 elements into per-thread ranges with tails of their
-/// own; the two sequences differ in a few outputs per million, only there.
+/// `cpu_kernel_vec` runs two 64-byte (AVX-512) vectors per step over 8-bit
+/// values (128 lanes) and one over qint32 (16 lanes), and leaves the rest
+/// to a scalar loop; the two loops dequantize and requantize with different
+/// f32 sequences ([`DequantRequant`]). PyTorch's AVX2 build steps by 64
+/// instead, and a multi-threaded PyTorch splits tensors above 32768
+/// elements into per-thread ranges with tails of their own; the two
+/// sequences differ in a few outputs per million, only there.
 pub fn pytorch_vector_body(n: usize, element_bytes: usize) -> usize {
     // Two 64-byte vectors per step.
-    let step = 128 / element_bytes.clamp(1, 4);
+    let step = if element_bytes >= 4 { 16 } else { 128 / element_bytes.clamp(1, 4) };
     n - n % step
 }
 
@@ -258,11 +272,15 @@ pub fn pytorch_vector_body(n: usize, element_bytes: usize) -> usize {
 /// - **vector body**: `x = fma(f32(q), f32(s_in), f32(s_in) * f32(-z_in))`,
 ///   `q_out = round_half_even(y * f32(1 / s_out)) + z_out` (the division
 ///   in f64);
-/// - **scalar tail**: `x = f32((q - z_in) * s_in)` (the product in f64),
-///   `q_out = round_half_even(y * (1 / f32(s_out))) + z_out` (fbgemm's
+/// - **scalar tail**: `x = f32((q - z_in) * s_in)` (the product in f64;
+///   on qint32 `f32(q - z_in) * f32(s_in)` in f32), `q_out = round_half_even(y * (1 / f32(s_out))) + z_out` (fbgemm's
 ///   `Quantize`, the division in f32).
 ///
-/// Results are clamped to `[lo, hi]`; NaN lands on the zero point.
+/// On qint32 ([`DequantRequant::int32`]) both loops quantize as the
+/// scalar tail does, with the zero point added in f32
+/// ([`quantize_val_f32_sum`]): PyTorch's `Vectorized<qint32>` quantizes
+/// through fbgemm's `Quantize` too. Results are clamped to `[lo, hi]`; NaN
+/// lands on the zero point.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DequantRequant {
     in_scale: f64,
@@ -273,6 +291,7 @@ pub struct DequantRequant {
     out_zero_point: i64,
     lo: i64,
     hi: i64,
+    int32: bool,
 }
 
 impl DequantRequant {
@@ -287,7 +306,14 @@ impl DequantRequant {
             out_zero_point,
             lo,
             hi,
+            int32: false,
         }
+    }
+
+    /// The same for qint32 values: quantized by fbgemm's `Quantize` in
+    /// both loops.
+    pub fn int32(self) -> Self {
+        DequantRequant { int32: true, ..self }
     }
 
     /// The real value of `q`, as the vector body (`vector`) or the scalar
@@ -296,6 +322,8 @@ impl DequantRequant {
     pub fn dequantize(&self, q: i64, vector: bool) -> f32 {
         if vector {
             (q as f32).mul_add(self.in_scale as f32, self.premul)
+        } else if self.int32 {
+            (q - self.in_zero_point) as f32 * self.in_scale as f32
         } else {
             ((q - self.in_zero_point) as f64 * self.in_scale) as f32
         }
@@ -304,6 +332,9 @@ impl DequantRequant {
     /// The output integer for the real value `y`.
     #[inline]
     pub fn quantize(&self, y: f32, vector: bool) -> i64 {
+        if self.int32 {
+            return quantize_val_f32_sum(y, self.scalar_inv, self.out_zero_point, self.lo, self.hi);
+        }
         let inv = if vector { self.vector_inv } else { self.scalar_inv };
         quantize_val(y, inv, self.out_zero_point, self.lo, self.hi)
     }
@@ -380,6 +411,15 @@ impl BinaryRequant {
             DequantRequant::new(a.0, a.1, out.0, out.1, lo, hi),
             DequantRequant::new(b.0, b.1, out.0, out.1, lo, hi),
         )
+    }
+
+    /// The same for qint32 operands (see [`DequantRequant::int32`]); `mul`
+    /// is the same on every dtype.
+    pub fn int32(self) -> BinaryRequant {
+        match self {
+            BinaryRequant::Add(a, b) => BinaryRequant::Add(a.int32(), b.int32()),
+            mul => mul,
+        }
     }
 
     /// `a * b` from `(s_a, z_a)` and `(s_b, z_b)` into `(s_out, z_out)`.

@@ -287,6 +287,9 @@ fn linear_dynamic(rng: &mut Rng, _dtype: DType) -> Result<Vec<Value>> {
 }
 
 fn conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    if rng.one_in(4) {
+        return fbgemm_depthwise_conv2d(rng, dtype);
+    }
     let groups = rng.pick(&[1usize, 1, 2, 4]);
     let (icg, ocg) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
     let (kh, kw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
@@ -301,6 +304,33 @@ fn conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
         Value::from([rng.range(1, 2), rng.range(1, 2)]),
         Value::from([rng.range(0, 1), rng.range(0, 1)]),
         Value::from([rng.range(1, 2), rng.range(1, 2)]),
+        Value::Int(groups as i64),
+        Value::Float(scale(rng) * 10.0),
+        Value::Int(zero_point(rng, DType::QUInt8)),
+    ])
+}
+
+/// A depthwise conv of the shapes fbgemm's depthwise kernel takes (groups
+/// a multiple of 8, one or two outputs per channel, a 3x3 or 5x5 kernel
+/// with "same" padding, stride 1 or 2) over full-range activations: under
+/// `QTENSOR_ENGINE=fbgemm` its pairs of taps saturate in int16, under
+/// `x86` (8 to 96 groups) it goes to oneDNN.
+fn fbgemm_depthwise_conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let groups = rng.pick(&[8usize, 16, 24]);
+    let per_group = rng.pick(&[1usize, 1, 2]);
+    let k = rng.pick(&[3usize, 5]);
+    let stride = rng.range(1, 2);
+    let (n, h, w) = (rng.range(1, 2) as usize, rng.range(1, 9) as usize, rng.range(1, 9) as usize);
+    let x = input(rng, dtype, &[n, groups, h, w], false)?;
+    let wt = weight(rng, &[groups * per_group, 1, k, k])?;
+    let pad = (k / 2) as i64;
+    Ok(vec![
+        Value::from(&x),
+        Value::from(&wt),
+        bias(rng, groups * per_group)?,
+        Value::from([stride, stride]),
+        Value::from([pad, pad]),
+        Value::from([1, 1]),
         Value::Int(groups as i64),
         Value::Float(scale(rng) * 10.0),
         Value::Int(zero_point(rng, DType::QUInt8)),

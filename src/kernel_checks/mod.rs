@@ -299,6 +299,7 @@ fn golden_cases(paths: &[PathBuf], op: &str, dtype: DType) -> Vec<serde_json::Va
         .filter_map(|d| d.get("cases").and_then(|c| c.as_array()).cloned())
         .flatten()
         .filter(|c| c.get("op").and_then(|o| o.as_str()) == Some(op) && case_dtype(c) == Some(dtype))
+        .filter(crate::kernel_checks::golden::for_this_engine)
         .collect()
 }
 

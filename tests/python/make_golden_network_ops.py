@@ -1,9 +1,10 @@
 """Writes the golden cases of the ops that torchvision's quantized networks
 need beyond conv, linear, add and cat: the activations, mean,
-batch_norm2d, upsample_nearest2d, channel_shuffle, flatten and avg_pool2d
-in both of PyTorch's layouts.
+batch_norm2d, upsample_nearest2d, channel_shuffle, flatten, avg_pool2d and
+adaptive_avg_pool2d in both of PyTorch's layouts, and qint32 add, add_relu
+and mul at large values.
 
-    python3 tests/python/make_golden_network_ops.py tests/golden/cases
+    python3 tests/python/make_golden_network_ops.py tests/golden/cases [GROUP,...]
 
 Every expected value is PyTorch 2.15's own output (x86 build, one thread).
 Inputs are tie-dense (every stored integer, many scale pairs) and include
@@ -239,8 +240,53 @@ def arithmetic(out_dir):
     g.write(out_dir)
 
 
+def qint32_arithmetic(out_dir):
+    """qint32 add, add_relu and mul over the whole int32 range: PyTorch adds
+    the output zero point in f32 (fbgemm's Quantize), dequantizes with
+    f32(q) - zero point, and multiplies in int32, so large values round
+    where exact arithmetic would not."""
+    global RNG
+    RNG = np.random.default_rng(2032)  # its own seed: the same cases alone or after the others
+    g = Group("qint32_arithmetic")
+    edges = np.array([-2**31, -2**31 + 1, 2**31 - 1, 2**31 - 2, 2**24, 2**24 + 1, -2**24 - 3, 0, 1, -1])
+    for trial in range(12):
+        n = 2 * 32 + int(RNG.integers(1, 40))
+        mag = [2**10, 2**15, 2**20, 2**24, 2**28, 2**31][trial % 6]
+        ia = np.concatenate([edges, RNG.integers(-mag, mag, n - len(edges))]).clip(-2**31, 2**31 - 1)
+        ib = np.concatenate([edges[::-1], RNG.integers(-mag, mag, n - len(edges))]).clip(-2**31, 2**31 - 1)
+        zpa, zpb = int(RNG.integers(-300, 300)), int(RNG.integers(-300, 300))
+        a = qtensor([n], "qint32", scale=float(RNG.uniform(1e-4, 0.5)), zp=zpa, ints=ia)
+        b = qtensor([n], "qint32", scale=float(RNG.uniform(1e-4, 0.5)), zp=zpb, ints=ib)
+        so, zo = float(RNG.uniform(1e-4, 0.7)), int(RNG.integers(-10**6, 10**6))
+        for op in ("add", "add_relu"):
+            g.ok(f"quantized::{op}", [a, b, so, zo], getattr(torch.ops.quantized, op)(a, b, so, zo))
+        # mul: products of values below 2^15 (PyTorch's int32 product wraps beyond).
+        sa, sb = qtensor([n], "qint32", zp=zpa, ints=RNG.integers(-2**15, 2**15, n)), qtensor([n], "qint32", zp=zpb, ints=RNG.integers(-2**15, 2**15, n))
+        g.ok("quantized::mul", [sa, sb, so * 50, zo], torch.ops.quantized.mul(sa, sb, so * 50, zo))
+    g.write(out_dir)
+
+
+def adaptive_avg_pool(out_dir):
+    """adaptive_avg_pool2d over both layouts, output sizes that divide the
+    input and ones that do not (overlapping windows), tie-dense sums."""
+    global RNG
+    RNG = np.random.default_rng(2033)
+    g = Group("adaptive_avg_pool2d")
+    for dtype in ("quint8", "qint8"):
+        for shape, out in (([1, 8, 7, 7], [1, 1]), ([2, 5, 9, 6], [4, 4]), ([1, 16, 14, 14], [5, 3]),
+                           ([1, 3, 6, 10], [6, 10]), ([2, 40, 3, 5], [2, 2]), ([1, 72, 11, 13], [1, 1]),
+                           ([1, 960, 7, 7], [1, 1]), ([3, 7, 15, 9], [7, 4])):
+            for cl in (False, True):
+                x = qtensor(shape, dtype, channels_last=cl)
+                g.ok("adaptive_avg_pool2d", [x, out], torch.nn.functional.adaptive_avg_pool2d(x, out),
+                     "channels-last path" if x.is_contiguous(memory_format=torch.channels_last) and shape[1] > 1 else None)
+    g.write(out_dir)
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    for make in (activations, reductions, batch_norm, resample, avg_pool, arithmetic):
-        make(out)
+    makers = {f.__name__: f for f in (activations, reductions, batch_norm, resample, avg_pool, arithmetic,
+                                       qint32_arithmetic, adaptive_avg_pool)}
+    for name in sys.argv[2].split(",") if len(sys.argv) > 2 else makers:
+        makers[name](out)

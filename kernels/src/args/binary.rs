@@ -3,6 +3,7 @@
 
 use super::quantized::PerTensor;
 use qtensor_runtime::numerics::BinaryRequant;
+use qtensor_runtime::DType;
 
 /// Which requantizing binary op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +31,14 @@ impl BinaryOp {
     pub fn requant(self, a: &PerTensor, b: &PerTensor, scale: f64, zero_point: i64) -> BinaryRequant {
         let lo = if self == BinaryOp::AddRelu { zero_point.max(a.qmin) } else { a.qmin };
         let (qa, qb, out) = ((a.scale, a.zero_point), (b.scale, b.zero_point), (scale, zero_point));
-        match self {
+        let requant = match self {
             BinaryOp::Mul => BinaryRequant::mul(qa, qb, out, lo, a.qmax),
             _ => BinaryRequant::add(qa, qb, out, lo, a.qmax),
+        };
+        if a.dtype == DType::QInt32 {
+            requant.int32()
+        } else {
+            requant
         }
     }
 }

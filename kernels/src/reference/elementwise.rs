@@ -51,10 +51,12 @@ pub fn same_dense_layout(a: &Tensor, b: &Tensor) -> bool {
 }
 
 /// quantized::add, add_relu or mul of two per-tensor operands (NumPy
-/// broadcasting). On 8-bit dtypes, PyTorch's arithmetic
-/// ([`BinaryRequant`](qtensor_runtime::numerics::BinaryRequant)): each output by the vector body's or the scalar
-/// tail's sequence, by its position in the loop. On qint16 and qint32,
-/// the exact result requantized in f64.
+/// broadcasting). On 8-bit dtypes and qint32, PyTorch's arithmetic
+/// ([`BinaryRequant`](qtensor_runtime::numerics::BinaryRequant)): each
+/// output by the vector body's or the scalar tail's sequence, by its
+/// position in the loop. On qint16, which PyTorch's ops do not take, the
+/// exact result requantized in f64. (qint32 products beyond i32 wrap in
+/// PyTorch; here they stay exact.)
 pub fn requantized_binary(which: BinaryOp, a: &Tensor, b: &Tensor, scale: f64, zero_point: i64) -> Result<Tensor> {
     let op = which.name();
     if a.dtype() != b.dtype() {
@@ -68,14 +70,13 @@ pub fn requantized_binary(which: BinaryOp, a: &Tensor, b: &Tensor, scale: f64, z
     let av = a.expand(&sizes)?.int_values()?;
     let bv = b.expand(&sizes)?.int_values()?;
     let mut ints = try_vec(av.len())?;
-    if pa.dtype.storage_type().size_of() == 1 {
+    let element_bytes = pa.dtype.storage_type().size_of();
+    if element_bytes != 2 {
         let positions = if same_dense_layout(a, b) { memory_positions(a)? } else { (0..av.len()).collect() };
-        let body = pytorch_vector_body(av.len(), 1);
+        let body = pytorch_vector_body(av.len(), element_bytes);
         ints.extend(av.iter().zip(&bv).zip(positions).map(|((&x, &y), pos)| requant.apply(x, y, pos < body)));
     } else {
-        // qint16 and qint32 values are too wide for PyTorch's f32
-        // sequence to be exact (fbgemm saturates there): the exact real
-        // result, requantized in f64.
+        // qint16: the exact real result, requantized in f64.
         let lo = if which == BinaryOp::AddRelu { zero_point.max(pa.qmin) } else { pa.qmin };
         ints.extend(av.iter().zip(&bv).map(|(&x, &y)| {
             let (ra, rb) = ((x - pa.zero_point) as f64 * pa.scale, (y - pb.zero_point) as f64 * pb.scale);
