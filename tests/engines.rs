@@ -3,7 +3,7 @@
 //! run by qtensor under the matching engine (`qtensor::set_engine`); the
 //! logits must be PyTorch's, integer for integer.
 //!
-//! One test function, because the engine is a process-wide setting.
+//! The engine is a process-wide setting, so the tests take turns.
 //! Needs python3 with torch and torchvision (`.ci/run` installs them);
 //! without them the test says so and passes, except under `CI=true`.
 
@@ -12,13 +12,24 @@ use qtensor::Engine;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
-/// Exports `archs` with the script's `options` into a fresh directory, or
-/// `None` (with a message) where PyTorch is missing and this is not CI.
-fn export(tag: &str, archs: &[&str], options: &[&str]) -> Option<PathBuf> {
+/// The engine is a process-wide setting: the tests here take turns.
+static ENGINE: Mutex<()> = Mutex::new(());
+
+/// Exports `archs` with the script's `options` (and `env`) into a fresh
+/// directory, or `None` (with a message) where PyTorch is missing and this
+/// is not CI.
+fn export(tag: &str, archs: &[&str], options: &[&str], env: &[(&str, &str)]) -> Option<PathBuf> {
     let dir = std::env::temp_dir().join(format!("qtensor-engines-{tag}-{}", std::process::id()));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/export_torchvision.py");
-    let made = Command::new("python3").arg(script).arg(&dir).arg(archs.join(",")).args(options).output();
+    let made = Command::new("python3")
+        .arg(script)
+        .arg(&dir)
+        .arg(archs.join(","))
+        .args(options)
+        .envs(env.iter().copied())
+        .output();
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     match made {
         Ok(o) if o.status.success() => Some(dir),
@@ -35,7 +46,6 @@ fn export(tag: &str, archs: &[&str], options: &[&str]) -> Option<PathBuf> {
         }
     }
 }
-
 /// Runs both exported inputs of `arch` under `engine` and returns the
 /// share of logits equal to PyTorch's, per input.
 fn compare(dir: &Path, arch: &str, engine: Engine) -> Vec<(String, usize, usize)> {
@@ -65,30 +75,51 @@ fn pytorch_x86_engine() -> Engine {
     Engine::Fbgemm
 }
 
-#[test]
-fn each_engine_gives_pytorchs_integers() {
-    let mut results = Vec::new();
+/// PyTorch's x86 engine with oneDNN capped to its AVX-512 VNNI kernels
+/// (`ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI`), which an AMX CPU would not
+/// choose by itself: qtensor's `x86-vnni`.
+fn pytorch_x86_vnni_engine() -> Engine {
+    match pytorch_x86_engine() {
+        Engine::X86 => Engine::X86Vnni,
+        other => other,
+    }
+}
+
+/// One exported configuration: the script's options, its environment,
+/// and the engine whose integers it must give.
+struct Config {
+    tag: &'static str,
+    options: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    engine: fn() -> Engine,
+}
+
+const CONFIGS: &[Config] = &[
     // Inputs 2.5x outside the calibrated range: fbgemm's depthwise int16
     // pair sums saturate (MobileNetV2: 20% of logits equal before).
-    let nets = ["mobilenet_v2", "mobilenet_v3_large", "resnet18"];
-    if let Some(dir) = export("out", &nets, &["--range", "out"]) {
-        for arch in nets {
-            results.extend(compare(&dir, arch, Engine::Fbgemm));
-        }
-        // Without the int16 limit, MobileNetV2's logits differ.
-        let exact = compare(&dir, "mobilenet_v2", Engine::Exact);
-        assert!(exact.iter().any(|(_, same, total)| same < total), "{exact:?}");
-        std::fs::remove_dir_all(&dir).ok();
-    }
-    // PyTorch's default engine, x86: oneDNN's rounding for ResNet-18's convs.
-    if let Some(dir) = export("x86", &["resnet18"], &["--engine", "x86"]) {
-        let engine = pytorch_x86_engine();
-        eprintln!("x86 export compared under qtensor's {engine} engine");
-        results.extend(compare(&dir, "resnet18", engine));
-        if engine == Engine::X86 {
-            // fbgemm's rounding is not oneDNN's.
-            let fbgemm = compare(&dir, "resnet18", Engine::Fbgemm);
-            assert!(fbgemm.iter().any(|(_, same, total)| same < total), "{fbgemm:?}");
+    Config { tag: "fbgemm-out", options: &["--range", "out"], env: &[], engine: || Engine::Fbgemm },
+    Config { tag: "fbgemm-in", options: &[], env: &[], engine: || Engine::Fbgemm },
+    // PyTorch's default engine: oneDNN's rounding where it takes a conv.
+    Config { tag: "x86-in", options: &["--engine", "x86"], env: &[], engine: pytorch_x86_engine },
+    Config { tag: "x86-out", options: &["--engine", "x86", "--range", "out"], env: &[], engine: pytorch_x86_engine },
+    Config {
+        tag: "x86-vnni",
+        options: &["--engine", "x86"],
+        env: &[("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")],
+        engine: pytorch_x86_vnni_engine,
+    },
+];
+
+/// Exports `archs` under each of `configs` and compares every logit.
+fn check(archs: &[&str], configs: &[&Config]) {
+    let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut results = Vec::new();
+    for config in configs {
+        let Some(dir) = export(config.tag, archs, config.options, config.env) else { return };
+        let engine = (config.engine)();
+        eprintln!("{}: compared under qtensor's {engine} engine", config.tag);
+        for arch in archs {
+            results.extend(compare(&dir, arch, engine));
         }
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -99,4 +130,37 @@ fn each_engine_gives_pytorchs_integers() {
     for (label, same, total) in results {
         assert_eq!(same, total, "{label}: {same} of {total} logits equal PyTorch's");
     }
+}
+
+/// MobileNetV2 out of range under fbgemm, ResNet-18 under x86; and the
+/// engines differ where they should.
+#[test]
+fn each_engine_gives_pytorchs_integers() {
+    check(&["mobilenet_v2"], &[&CONFIGS[0]]);
+    check(&["resnet18"], &[&CONFIGS[2]]);
+    let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    // Without the int16 limit, MobileNetV2's out-of-range logits differ.
+    if let Some(dir) = export("exact", &["mobilenet_v2"], CONFIGS[0].options, &[]) {
+        let exact = compare(&dir, "mobilenet_v2", Engine::Exact);
+        assert!(exact.iter().any(|(_, same, total)| same < total), "{exact:?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    // fbgemm's rounding is not oneDNN's.
+    if pytorch_x86_engine() != Engine::Fbgemm {
+        if let Some(dir) = export("x86-vs-fbgemm", &["resnet18"], CONFIGS[2].options, &[]) {
+            let fbgemm = compare(&dir, "resnet18", Engine::Fbgemm);
+            assert!(fbgemm.iter().any(|(_, same, total)| same < total), "{fbgemm:?}");
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+    qtensor::set_engine(Engine::Exact);
+}
+
+/// torchvision's seven networks under every configuration, in release
+/// builds (`.ci/run` runs it; a debug build takes minutes per network).
+#[test]
+#[cfg(not(debug_assertions))]
+fn every_network_under_every_engine() {
+    let archs = qtensor::models::ARCHITECTURES;
+    check(&archs, &CONFIGS.iter().collect::<Vec<_>>());
 }
