@@ -7,6 +7,8 @@
 //! Needs python3 with torch and torchvision (`.ci/run` installs them);
 //! without them the test says so and passes, except under `CI=true`.
 
+mod common;
+
 use qtensor::models::run_checkpoint;
 use qtensor::Engine;
 use std::collections::HashMap;
@@ -23,29 +25,11 @@ static ENGINE: Mutex<()> = Mutex::new(());
 fn export(tag: &str, archs: &[&str], options: &[&str], env: &[(&str, &str)]) -> Option<PathBuf> {
     let dir = std::env::temp_dir().join(format!("qtensor-engines-{tag}-{}", std::process::id()));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/export_torchvision.py");
-    let made = Command::new("python3")
-        .arg(script)
-        .arg(&dir)
-        .arg(archs.join(","))
-        .args(options)
-        .envs(env.iter().copied())
-        .output();
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    match made {
-        Ok(o) if o.status.success() => Some(dir),
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            assert!(!ci && err.contains("No module named"), "the export script failed: {err}");
-            eprintln!("not compared: PyTorch or torchvision is not installed");
-            None
-        }
-        Err(e) => {
-            assert!(!ci, "python3 is needed under CI=true: {e}");
-            eprintln!("not compared: python3 is not available ({e})");
-            None
-        }
-    }
+    let mut command = Command::new("python3");
+    command.arg(script).arg(&dir).arg(archs.join(",")).args(options).envs(env.iter().copied());
+    common::python_export(command, dir)
 }
+
 /// Runs both exported inputs of `arch` under `engine` and returns the
 /// share of logits equal to PyTorch's, per input.
 fn compare(dir: &Path, arch: &str, engine: Engine) -> Vec<(String, usize, usize)> {

@@ -7,6 +7,8 @@
 //! Without them the test says so and passes, except under `CI=true`, where
 //! a comparison that cannot run fails.
 
+mod common;
+
 use qtensor::{Tensor, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,24 +37,9 @@ const MODELS: &[&str] = &[
 fn export(tag: &str, models: &[&str]) -> Option<PathBuf> {
     let dir = std::env::temp_dir().join(format!("qtensor-jit-{tag}-{}", std::process::id()));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/export_torchscript.py");
-    let made = Command::new("python3").arg(script).arg(&dir).arg(models.join(",")).output();
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    match made {
-        Ok(o) if o.status.success() => Some(dir),
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            assert!(!ci && err.contains("No module named"), "the export script failed: {err}");
-            eprintln!(
-                "not compared: PyTorch or torchvision is not installed (pip install torch torchvision safetensors)"
-            );
-            None
-        }
-        Err(e) => {
-            assert!(!ci, "python3 is needed under CI=true: {e}");
-            eprintln!("not compared: python3 is not available ({e})");
-            None
-        }
-    }
+    let mut command = Command::new("python3");
+    command.arg(script).arg(&dir).arg(models.join(","));
+    common::python_export(command, dir)
 }
 
 /// The flattened tensors of a result (`output`, `output.0`, ...).
