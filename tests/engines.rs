@@ -92,6 +92,19 @@ const CONFIGS: &[Config] = &[
         env: &[("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")],
         engine: pytorch_x86_vnni_engine,
     },
+    // Per-tensor weights (`default_qconfig`): fbgemm's fused bias.
+    Config {
+        tag: "fbgemm-per-tensor-out",
+        options: &["--weights", "per_tensor", "--range", "out"],
+        env: &[],
+        engine: || Engine::Fbgemm,
+    },
+    Config {
+        tag: "x86-per-tensor",
+        options: &["--weights", "per_tensor", "--engine", "x86"],
+        env: &[],
+        engine: pytorch_x86_engine,
+    },
 ];
 
 /// Exports `archs` under each of `configs` and compares every logit.
@@ -116,11 +129,11 @@ fn check(archs: &[&str], configs: &[&Config]) {
     }
 }
 
-/// MobileNetV2 out of range under fbgemm, ResNet-18 under x86; and the
-/// engines differ where they should.
+/// MobileNetV2 out of range under fbgemm and with per-tensor weights,
+/// ResNet-18 under x86; and the engines differ where they should.
 #[test]
 fn each_engine_gives_pytorchs_integers() {
-    check(&["mobilenet_v2"], &[&CONFIGS[0]]);
+    check(&["mobilenet_v2"], &[&CONFIGS[0], &CONFIGS[5]]);
     check(&["resnet18"], &[&CONFIGS[2]]);
     let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     // Without the int16 limit, MobileNetV2's out-of-range logits differ.

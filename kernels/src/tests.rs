@@ -13,7 +13,9 @@ use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, Requant, 
 use crate::vector::{
     max_pool_row, BinaryParams, ByteElement, Combine, Portable, QuantizeParams, RequantParams, VectorIsa,
 };
-use qtensor_runtime::numerics::{dequantize_val, quantize_val, AccRequant, OneDnnRequant, Requantizer};
+use qtensor_runtime::numerics::{
+    dequantize_val, quantize_val, AccRequant, FusedBiasRequant, OneDnnRequant, Requantizer,
+};
 
 /// `full`, or under Miri (which interprets every instruction, hundreds of
 /// times slower) the shorter `miri`.
@@ -202,6 +204,14 @@ fn every_epilogue_matches_the_portable_one() {
                         "oneDNN column {j}"
                     );
                     assert_eq!(g, onednn.scalar(j, t.c(j)));
+                }
+                // fbgemm's per-tensor form (the driver's scalar row).
+                let rcp = rng.f32_in(1e2, 1e4);
+                let fused = Requant { mult: &mult, bias: &b, form: RequantForm::FbgemmFused { rcp }, ..rq };
+                fused.scalar_row(t, &mut got);
+                for (j, &g) in got.iter().enumerate() {
+                    let r = FusedBiasRequant { mult: mult[j], bias: b[j], rcp };
+                    assert_eq!(g as i64, r.apply(t.c(j) as i64, zero_point as i64, lo as i64, 255), "fused column {j}");
                 }
                 let ws: Vec<f64> = (0..n).map(|_| rng.f32_in(1e-5, 1e-2) as f64).collect();
                 let bias: Vec<f64> = (0..n).map(|_| rng.f32_in(-1e4, 1e4) as f64).collect();

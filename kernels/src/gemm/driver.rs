@@ -33,6 +33,7 @@ impl OutElem for u8 {
             match rq.form {
                 RequantForm::Fbgemm => kernel.finish_u8(terms, rq, dst),
                 RequantForm::OneDnn { x, d } => rq.onednn_row(x, d, terms, dst),
+                RequantForm::FbgemmFused { .. } => rq.scalar_row(terms, dst),
             }
         }
     }
@@ -41,7 +42,7 @@ impl OutElem for u8 {
         if let Epilogue::Quantize(rq) = *epi {
             match rq.form {
                 RequantForm::Fbgemm => kernel.finish_rows_u8(terms, rq, dst),
-                RequantForm::OneDnn { .. } => {
+                RequantForm::OneDnn { .. } | RequantForm::FbgemmFused { .. } => {
                     let n = terms.col_terms.len();
                     for (r, d) in dst.chunks_exact_mut(n.max(1)).take(terms.row_sums.len()).enumerate() {
                         Self::finish(kernel, epi, terms.row(r), 0, d);

@@ -4,7 +4,7 @@
 //! with these definitions.
 
 use qtensor_runtime::engine::ConvRoute;
-use qtensor_runtime::numerics::{round_half_even, AccRequant, OneDnnRequant};
+use qtensor_runtime::numerics::{round_half_even, AccRequant, FusedBiasRequant, OneDnnRequant};
 use std::ops::Range;
 
 /// One row segment's exact result, before the epilogue: `C[j] = p[j] +
@@ -78,6 +78,13 @@ pub enum RequantForm {
     /// fbgemm's (`numerics::AccRequant`): `mult` and `bias` are its
     /// per-column multiplier and bias term.
     Fbgemm,
+    /// fbgemm's for a per-tensor weight (`numerics::FusedBiasRequant`):
+    /// `mult` is the multiplier and `bias` the float bias, fused with the
+    /// accumulator through `rcp`.
+    FbgemmFused {
+        /// `f32(1 / aws)`.
+        rcp: f32,
+    },
     /// oneDNN's (`numerics::OneDnnRequant`): `mult` holds the per-column
     /// weight scales and `bias` the float biases.
     OneDnn {
@@ -128,6 +135,18 @@ impl<'a> Requant<'a> {
             RequantForm::OneDnn { x, d } => {
                 OneDnnRequant { x, w: self.mult[j], bias: self.bias[j], d }.apply(c as i64, zp, lo, hi) as u8
             }
+            RequantForm::FbgemmFused { rcp } => {
+                FusedBiasRequant { mult: self.mult[j], bias: self.bias[j], rcp }.apply(c as i64, zp, lo, hi) as u8
+            }
+        }
+    }
+
+    /// [`Requant::scalar`] of each column of a row segment: the forms the
+    /// ISAs' vector epilogues do not implement (oneDNN's has its own
+    /// vectorizable loop, [`Requant::onednn_row`]).
+    pub fn scalar_row(&self, t: RowTerms<'_>, dst: &mut [u8]) {
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = self.scalar(j, t.c(j));
         }
     }
 
@@ -150,8 +169,8 @@ impl<'a> Requant<'a> {
 
 /// The per-column constants of [`Requant`] for output channels with
 /// weight scales `w_scales` and float biases `bias`, in `route`'s sequence
-/// (`per_tensor` when the weight is quantized per tensor, which changes
-/// the bias term of fbgemm's depthwise kernel); `None` where f32 cannot hold them (extreme scale
+/// (`per_tensor` when the weight is quantized per tensor, which fbgemm
+/// requantizes with a fused bias); `None` where f32 cannot hold them (extreme scale
 /// ratios, a NaN or infinite bias) or the zero point is outside quint8,
 /// which the reference kernels handle.
 pub fn column_requant(
@@ -175,13 +194,18 @@ pub fn column_requant(
             rqs.iter().map(|r| r.bias).collect(),
             if finite { RequantForm::OneDnn { x, d } } else { return None },
         )
+    } else if per_tensor {
+        let rqs: Vec<FusedBiasRequant> =
+            w_scales.iter().zip(bias).map(|(&sw, &b)| FusedBiasRequant::new(x_scale, sw, b as f32, y_scale)).collect();
+        let rcp = rqs.first().map_or(1.0, |r| r.rcp);
+        (
+            rqs.iter().map(|r| r.mult).collect(),
+            rqs.iter().map(|r| r.bias).collect(),
+            if rcp.is_finite() { RequantForm::FbgemmFused { rcp } } else { return None },
+        )
     } else {
-        let reciprocal = per_tensor && matches!(route, ConvRoute::Fbgemm { depthwise: true, .. });
-        let rqs: Vec<AccRequant> = w_scales
-            .iter()
-            .zip(bias)
-            .map(|(&sw, &b)| AccRequant::with_bias_form(x_scale, sw, b as f32, y_scale, reciprocal))
-            .collect();
+        let rqs: Vec<AccRequant> =
+            w_scales.iter().zip(bias).map(|(&sw, &b)| AccRequant::new(x_scale, sw, b as f32, y_scale)).collect();
         (rqs.iter().map(|r| r.mult).collect(), rqs.iter().map(|r| r.bias_term).collect(), RequantForm::Fbgemm)
     };
     let finite = mult.iter().chain(&bias).all(|v| v.is_finite());

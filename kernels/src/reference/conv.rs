@@ -11,7 +11,7 @@ use crate::args::conv::ConvParams;
 use crate::args::linear::{centered_rows, qint8_weight_rows};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
 use qtensor_runtime::engine::ConvRoute;
-use qtensor_runtime::numerics::{AccRequant, OneDnnRequant};
+use qtensor_runtime::numerics::{AccRequant, FusedBiasRequant, OneDnnRequant};
 use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, DType, Error, Priority, QScheme, Result, Tensor};
@@ -105,15 +105,17 @@ pub fn conv2d_with_packed(
     let lo = if relu { y_zero_point.max(0) } else { 0 };
     let mut ints = try_vec(checked_count(op, &[n, w.out_channels, oh, ow])?)?;
     let route = p.route([n, c], w.out_channels, [kh, kw], w.zero_points.iter().all(|&z| z == 0));
-    let requant =
-        |acc: i64, oc: usize| match route {
-            ConvRoute::OneDnn { folded } => OneDnnRequant::new(px.scale, w.scales[oc], b[oc] as f32, y_scale, folded)
-                .apply(acc, y_zero_point, lo, 255),
-            ConvRoute::Fbgemm { depthwise, .. } => {
-                AccRequant::with_bias_form(px.scale, w.scales[oc], b[oc] as f32, y_scale, w.per_tensor && depthwise)
-                    .apply(acc, y_zero_point, lo, 255)
-            }
-        };
+    let requant = |acc: i64, oc: usize| match route {
+        ConvRoute::OneDnn { folded } => {
+            OneDnnRequant::new(px.scale, w.scales[oc], b[oc] as f32, y_scale, folded).apply(acc, y_zero_point, lo, 255)
+        }
+        ConvRoute::Fbgemm { .. } if w.per_tensor => {
+            FusedBiasRequant::new(px.scale, w.scales[oc], b[oc] as f32, y_scale).apply(acc, y_zero_point, lo, 255)
+        }
+        ConvRoute::Fbgemm { .. } => {
+            AccRequant::new(px.scale, w.scales[oc], b[oc] as f32, y_scale).apply(acc, y_zero_point, lo, 255)
+        }
+    };
     if matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) {
         let shape = DepthwiseShape {
             input: [n, c, h, wd],

@@ -7,7 +7,7 @@
 use super::quantize::float_input;
 use crate::args::linear::{centered_rows, choose_qparams, qint8_weight_rows, rows_of};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
-use qtensor_runtime::numerics::{inv_scale, quantize_val, AccRequant};
+use qtensor_runtime::numerics::{inv_scale, quantize_val, AccRequant, FusedBiasRequant};
 use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::{register_kernel, DType, Error, Priority, QScheme, Result, Tensor};
@@ -86,7 +86,11 @@ pub fn linear_with_packed(
         .enumerate()
         .map(|(i, &a)| {
             let c = i % packed.n.max(1);
-            AccRequant::new(px.scale, packed.scales[c], b[c] as f32, y_scale).apply(a, y_zero_point, lo, 255)
+            if packed.per_tensor {
+                FusedBiasRequant::new(px.scale, packed.scales[c], b[c] as f32, y_scale).apply(a, y_zero_point, lo, 255)
+            } else {
+                AccRequant::new(px.scale, packed.scales[c], b[c] as f32, y_scale).apply(a, y_zero_point, lo, 255)
+            }
         })
         .collect();
     sizes.push(packed.n);
