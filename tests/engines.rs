@@ -161,3 +161,102 @@ fn every_network_under_every_engine() {
     let archs = qtensor::models::ARCHITECTURES;
     check(&archs, &CONFIGS.iter().collect::<Vec<_>>());
 }
+
+/// The exact sums of a conv (NCHW, no padding), per output.
+fn exact_sums(
+    x: &[i64],
+    [n, c, h, w]: [usize; 4],
+    wt: &[i64],
+    [oc, icg, kh, kw]: [usize; 4],
+    groups: usize,
+) -> Vec<i64> {
+    let (oh, ow) = (h - kh + 1, w - kw + 1);
+    let mut out = Vec::new();
+    for img in 0..n {
+        for o in 0..oc {
+            let g = o / (oc / groups);
+            for y in 0..oh {
+                for xo in 0..ow {
+                    let mut acc = 0;
+                    for i in 0..icg {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let xi = x[((img * c + g * icg + i) * h + y + ky) * w + xo + kx];
+                                acc += xi * wt[((o * icg + i) * kh + ky) * kw + kx];
+                            }
+                        }
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// fbgemm's grouped conv with 2 channels per group was measured wrong by
+/// up to 255 steps on some CPUs; qtensor's sums are exact under every
+/// engine, and only the engine's requantization applies.
+#[test]
+fn grouped_convs_sum_exactly_under_every_engine() {
+    let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let (n, c, h, w, groups) = (1, 8, 6, 7, 4);
+    let (sx, zx, sy, zy) = (0.03, 17i64, 0.05, 60i64);
+    let xi: Vec<u8> = (0..n * c * h * w).map(|i| ((i * 97 + 13) % 256) as u8).collect();
+    let wi: Vec<i8> = (0..c * 2 * 9).map(|i| ((i * 53 + 7) % 256) as u8 as i8).collect();
+    let scales: Vec<f64> = (0..c).map(|i| 0.002 + 0.0007 * i as f64).collect();
+    let x = qtensor::ops::_make_per_tensor_quantized_tensor(
+        &qtensor::Tensor::from_slice(&xi, &[n, c, h, w]).unwrap(),
+        sx,
+        zx,
+    )
+    .unwrap();
+    let wq = qtensor::Tensor::from_int_repr(
+        &qtensor::Tensor::from_slice(&wi, &[c, 2, 3, 3]).unwrap(),
+        &qtensor::Quantizer::per_channel(scales.clone(), vec![0; c], 0, qtensor::DType::QInt8).unwrap(),
+    )
+    .unwrap();
+    let bias: Vec<f32> = (0..c).map(|i| 0.3 * i as f32 - 1.0).collect();
+    let b = qtensor::Tensor::from_slice(&bias, &[c]).unwrap();
+    let centered: Vec<i64> = xi.iter().map(|&v| v as i64 - zx).collect();
+    let sums =
+        exact_sums(&centered, [n, c, h, w], &wi.iter().map(|&v| v as i64).collect::<Vec<_>>(), [c, 2, 3, 3], groups);
+    let plane = (h - 2) * (w - 2);
+    for engine in [Engine::Exact, Engine::Fbgemm, Engine::X86Vnni, Engine::X86Amx] {
+        qtensor::set_engine(engine);
+        let y = qtensor::ops::quantized::conv2d(&x, &wq, Some(&b), &[1, 1], &[0, 0], &[1, 1], groups as i64, sy, zy)
+            .unwrap()
+            .int_values()
+            .unwrap();
+        let want: Vec<i64> = sums
+            .iter()
+            .enumerate()
+            .map(|(i, &acc)| {
+                let o = (i / plane) % c;
+                match engine {
+                    // At most 100 groups and symmetric weights: oneDNN.
+                    Engine::X86Vnni | Engine::X86Amx => {
+                        qtensor::numerics::OneDnnRequant::new(sx, scales[o], bias[o], sy, engine == Engine::X86Amx)
+                            .apply(acc, zy, 0, 255)
+                    }
+                    _ => qtensor::numerics::AccRequant::new(sx, scales[o], bias[o], sy).apply(acc, zy, 0, 255),
+                }
+            })
+            .collect();
+        assert_eq!(y, want, "{engine}");
+    }
+    qtensor::set_engine(Engine::Exact);
+}
+
+/// PyTorch's qint32 `mul` multiplies `(a - za)(b - zb)` in int32, which
+/// wraps; qtensor keeps the product exact and applies PyTorch's f32
+/// requantization to it.
+#[test]
+fn qint32_products_beyond_int32_stay_exact() {
+    let ints = qtensor::Tensor::from_slice(&[1i32 << 20, -(1 << 21), 3], &[3]).unwrap();
+    let a = qtensor::ops::_make_per_tensor_quantized_tensor(&ints, 0.5, 0).unwrap();
+    let b = qtensor::ops::_make_per_tensor_quantized_tensor(&ints, 0.25, 0).unwrap();
+    let y = qtensor::ops::quantized::mul(&a, &b, 1024.0, 7).unwrap().int_values().unwrap();
+    // 2^40 * 0.125 / 1024 = 2^27; 2^42 * 0.125 / 1024 = 2^29; 9 * 0.125 / 1024 rounds to 0.
+    assert_eq!(y, vec![(1 << 27) + 7, (1 << 29) + 7, 7]);
+}
