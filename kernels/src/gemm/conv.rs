@@ -8,6 +8,7 @@ use super::driver::{gemm_prepared, Activations, Rows, Weights};
 use super::epilogue::{column_requant, Epilogue, Requant, RequantForm};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
+use super::saturating;
 use super::shifted::ShiftedRows;
 use super::{byte_sum, MAX_K};
 use crate::aligned::AlignedVec;
@@ -15,8 +16,7 @@ use crate::args::conv::ConvParams;
 use crate::args::linear::qint8_weight_rows;
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
 use crate::parallel;
-use crate::reference::conv::{conv2d_with_packed, PackedConv2d};
-use crate::reference::depthwise_int16;
+use crate::reference::depthwise_int16::{self, DepthwiseShape};
 use qtensor_runtime::engine::ConvRoute;
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
@@ -189,11 +189,10 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let b = bias_values(op, bias, oc)?;
     let pw = conv_weight(w, g)?;
     let route = p.route([n, c], oc, [kh, kw], !pw.needs_row_sums);
-    if matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) && may_saturate(x, &pw, px.zero_point as u8)? {
-        // fbgemm's int16 pair sums, in the reference's safe code.
-        let packed = PackedConv2d::of(w)?;
-        return conv2d_with_packed(op, x, &packed, bias, p, y_scale, y_zero_point, relu).map(Some);
-    }
+    // fbgemm's depthwise kernel, whose int16 pair sums an input above 127
+    // can saturate.
+    let saturating =
+        matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) && may_saturate(x, &pw, px.zero_point as u8)?;
     let Some((mult, bias, form)) =
         column_requant(px.scale, &pw.scales, &b, (y_scale, y_zero_point), pw.per_tensor, route)
     else {
@@ -222,8 +221,12 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let channels_last = x.memory_format() == MemoryFormat::ChannelsLast;
     let total = checked_count(op, &[n, oc, oh, ow])?;
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), total)?;
-    // The direct depthwise routines requantize as fbgemm does.
-    let depthwise = icg == 1 && oc == g && kh * kw <= 64 && form == RequantForm::Fbgemm;
+    // The direct depthwise routines requantize as fbgemm does per channel;
+    // the other forms, and fbgemm's saturating depthwise convs, take
+    // `saturating::depthwise_nhwc`.
+    let depthwise = icg == 1 && oc == g && kh * kw <= 64;
+    let portable_depthwise = saturating || depthwise && form != RequantForm::Fbgemm;
+    let depthwise = depthwise && !portable_depthwise;
     // The direct depthwise routines' arguments; `input` is set per layout.
     let dw_base = DepthwiseArgs {
         input: &[],
@@ -262,7 +265,24 @@ pub fn gemm_conv2d<K: GemmIsa>(
         let out: &mut [u8] = if channels_last { &mut dst } else { &mut nhwc_out };
         let pointwise_ok = g == 1 && kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
         // The direct depthwise routine, where the ISA has one.
-        let direct = if depthwise {
+        let direct = if portable_depthwise && p.dilation == [1, 1] {
+            let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
+            let raw: Vec<i32> =
+                pw.depthwise_taps.iter().enumerate().map(|(i, &v)| v as i32 + pw.zero_points[i % oc]).collect();
+            let taps = saturating::RawTaps { weights: &raw, zero_points: &pw.zero_points };
+            let shape = DepthwiseShape {
+                input: [n, c, h, wd],
+                out_channels: oc,
+                kernel: [kh, kw],
+                stride: p.stride,
+                padding: p.padding,
+                out_hw: [oh, ow],
+            };
+            let zx = px.zero_point as u8;
+            Some(xl.with_dense::<u8, Result<()>>(|src| {
+                saturating::depthwise_nhwc(&shape, (src, zx), &taps, rq.of(0..oc), saturating, out)
+            })?)
+        } else if depthwise {
             let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
             xl.with_dense::<u8, Option<Result<()>>>(|src| {
                 kernel.depthwise_nhwc(&DepthwiseArgs { input: src, ..dw_base }, out)

@@ -23,6 +23,7 @@ pub mod kernel;
 pub mod linear;
 pub mod packed;
 pub mod register;
+pub mod saturating;
 pub mod shifted;
 
 pub use driver::{gemm_into, gemm_prepared, Activations, OutElem};
