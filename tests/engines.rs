@@ -14,7 +14,7 @@ use qtensor::Engine;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// The engine is a process-wide setting: the tests here take turns.
 static ENGINE: Mutex<()> = Mutex::new(());
@@ -49,14 +49,21 @@ fn compare(dir: &Path, arch: &str, engine: Engine) -> Vec<(String, usize, usize)
     out
 }
 
-/// PyTorch's x86 engine sends convs to oneDNN only on a CPU with AVX-512
-/// VNNI; elsewhere it is fbgemm.
+/// PyTorch's x86 engine on the machine that runs PyTorch (the host, also
+/// when this test runs under qemu), asked of PyTorch itself: oneDNN's AMX
+/// kernels, its AVX-512 VNNI ones, or, without VNNI, fbgemm for every conv.
 fn pytorch_x86_engine() -> Engine {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512vnni") {
-        return Engine::X86;
-    }
-    Engine::Fbgemm
+    static HOST: OnceLock<Engine> = OnceLock::new();
+    *HOST.get_or_init(|| {
+        let probe = "import torch; print(int(torch.cpu._is_vnni_supported()), int(torch.cpu._is_amx_tile_supported()))";
+        let out = Command::new("python3").args(["-c", probe]).output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        match text.as_str() {
+            "1 1" => Engine::X86Amx,
+            "1 0" => Engine::X86Vnni,
+            _ => Engine::Fbgemm,
+        }
+    })
 }
 
 /// PyTorch's x86 engine with oneDNN capped to its AVX-512 VNNI kernels
@@ -64,8 +71,8 @@ fn pytorch_x86_engine() -> Engine {
 /// choose by itself: qtensor's `x86-vnni`.
 fn pytorch_x86_vnni_engine() -> Engine {
     match pytorch_x86_engine() {
-        Engine::X86 => Engine::X86Vnni,
-        other => other,
+        Engine::Fbgemm => Engine::Fbgemm,
+        _ => Engine::X86Vnni,
     }
 }
 
