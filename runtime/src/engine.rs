@@ -227,7 +227,8 @@ impl OneDnnKernels {
 
 /// CPUID leaf 7: EDX bit 24 is AMX-TILE, bit 25 AMX-INT8.
 fn cpu_has_amx_int8() -> bool {
-    #[cfg(target_arch = "x86_64")]
+    // (Miri cannot run CPUID.)
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         // SAFETY: CPUID exists on every x86-64 CPU and has no side effects.
         // (The intrinsic is safe in newer std, unsafe in the MSRV's.)
@@ -235,7 +236,7 @@ fn cpu_has_amx_int8() -> bool {
         let leaf7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
         leaf7.edx & (1 << 24) != 0 && leaf7.edx & (1 << 25) != 0
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(any(not(target_arch = "x86_64"), miri))]
     {
         false
     }
@@ -291,16 +292,12 @@ pub fn conv_route(engine: Engine, c: &ConvFacts) -> ConvRoute {
     let kernels = match engine {
         Engine::Exact => return ConvRoute::Fbgemm { depthwise, saturate: false },
         Engine::Fbgemm => return fbgemm,
+        _ if c.groups > 100 || !c.symmetric_weight => return fbgemm,
         Engine::X86 => OneDnnKernels::here(),
         Engine::X86Vnni => OneDnnKernels::Avx512Vnni,
         Engine::X86Amx => OneDnnKernels::Amx,
     };
-    let folded = kernels.folds_scales(c);
-    if c.groups <= 100 && c.symmetric_weight {
-        ConvRoute::OneDnn { folded }
-    } else {
-        fbgemm
-    }
+    ConvRoute::OneDnn { folded: kernels.folds_scales(c) }
 }
 
 #[cfg(test)]
