@@ -47,6 +47,11 @@ pub struct GemmConvWeight {
     pub depthwise: Vec<f32>,
     /// The same, tap-major: `[KH*KW][OC]` (the NHWC depthwise path).
     pub depthwise_taps: Vec<f32>,
+    /// The raw weight (not centred), `[OC][KH*KW]`: whether fbgemm's int16
+    /// pair sums can saturate.
+    pub depthwise_raw: Vec<i8>,
+    /// The same, tap-major, widened: `[KH*KW][OC]` (`gemm::saturating`).
+    pub depthwise_raw_taps: Vec<i32>,
 }
 
 impl GemmConvWeight {
@@ -83,8 +88,13 @@ impl GemmConvWeight {
         let taps = kh * kw;
         let depthwise_taps =
             if icg == 1 { (0..taps * oc).map(|i| depthwise[(i % oc) * taps + i / oc]).collect() } else { Vec::new() };
+        let depthwise_raw = if icg == 1 { ints.clone() } else { Vec::new() };
+        let depthwise_raw_taps =
+            if icg == 1 { (0..taps * oc).map(|i| ints[(i % oc) * taps + i / oc] as i32).collect() } else { Vec::new() };
         Ok(GemmConvWeight {
             depthwise_taps,
+            depthwise_raw,
+            depthwise_raw_taps,
             shape: [oc, icg, kh, kw],
             groups: packed,
             zero_points: qp.iter().map(|p| p.1 as i32).collect(),
@@ -267,9 +277,7 @@ pub fn gemm_conv2d<K: GemmIsa>(
         // The direct depthwise routine, where the ISA has one.
         let direct = if portable_depthwise && p.dilation == [1, 1] {
             let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
-            let raw: Vec<i32> =
-                pw.depthwise_taps.iter().enumerate().map(|(i, &v)| v as i32 + pw.zero_points[i % oc]).collect();
-            let taps = saturating::RawTaps { weights: &raw, zero_points: &pw.zero_points };
+            let taps = saturating::RawTaps { weights: &pw.depthwise_raw_taps, zero_points: &pw.zero_points };
             let shape = DepthwiseShape {
                 input: [n, c, h, wd],
                 out_channels: oc,
@@ -325,10 +333,8 @@ pub fn gemm_conv2d<K: GemmIsa>(
 /// `reduce_range` stay below 128, where no pair can.
 fn may_saturate(x: &Tensor, pw: &GemmConvWeight, zx: u8) -> Result<bool> {
     let [_, _, kh, kw] = pw.shape;
-    let raw: Vec<i8> =
-        pw.depthwise.iter().enumerate().map(|(i, &v)| (v as i32 + pw.zero_points[i / (kh * kw)]) as i8).collect();
     let max_x = x.with_dense::<u8, u8>(|s| s.iter().copied().max().unwrap_or(0))?;
-    Ok(depthwise_int16::can_saturate(max_x, zx, &raw, kh * kw))
+    Ok(depthwise_int16::can_saturate(max_x, zx, &pw.depthwise_raw, kh * kw))
 }
 
 /// A 1x1 conv with stride 1 and no padding over NHWC input is a plain GEMM
