@@ -9,7 +9,9 @@
 use crate::args::window::Window;
 use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
 use crate::gemm::packed::{PackedB, BLOCK};
-use crate::gemm::{scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel, Requant, RequantForm, RowTerms};
+use crate::gemm::{
+    scalar_finish_f32, scalar_finish_u8, Epilogue, GemmIsa, OutElem, Panel, Requant, RequantForm, RowTerms,
+};
 use crate::vector::{
     max_pool_row, BinaryParams, ByteElement, Combine, Portable, QuantizeParams, RequantParams, VectorIsa,
 };
@@ -151,7 +153,8 @@ trait EpilogueFns {
 
 impl<K: GemmIsa> EpilogueFns for K {
     fn u8(&self, t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
-        self.finish_u8(t, rq, dst)
+        // The driver's choice of epilogue for the form, as a GEMM makes it.
+        u8::finish(*self, &Epilogue::Quantize(rq), t, 0, dst)
     }
     fn f32(&self, t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
         self.finish_f32(t, x_scale, w_scales, bias, dst)
@@ -189,13 +192,13 @@ fn every_epilogue_matches_the_portable_one() {
                     assert_eq!(w as i64, r.apply(t.c(j) as i64, zero_point as i64, lo as i64, 255), "column {j}");
                 }
                 assert_eq!(got, want, "{name}: finish_u8, n {n}");
-                // oneDNN's row (the driver's, for every ISA) against its scalar
-                // definition, with weight scales and biases of real convs.
+                // oneDNN's row (the driver's, compiled for each ISA) against
+                // its scalar definition, with weight scales and biases of real convs.
                 let w: Vec<f32> = (0..n).map(|_| rng.f32_in(1e-4, 1e-1)).collect();
                 let b: Vec<f32> = (0..n).map(|_| rng.f32_in(-10.0, 10.0)).collect();
                 let (x, d) = (rng.f32_in(1e-3, 1e-1), rng.f32_in(1.0, 100.0));
                 let onednn = Requant { mult: &w, bias: &b, form: RequantForm::OneDnn { x, d }, ..rq };
-                onednn.onednn_row(x, d, t, &mut got);
+                e.u8(t, onednn, &mut got);
                 for (j, &g) in got.iter().enumerate() {
                     let r = OneDnnRequant { x, w: w[j], bias: b[j], d };
                     assert_eq!(
@@ -205,10 +208,11 @@ fn every_epilogue_matches_the_portable_one() {
                     );
                     assert_eq!(g, onednn.scalar(j, t.c(j)));
                 }
-                // fbgemm's per-tensor form (the driver's scalar row).
+                // fbgemm's per-tensor form (the driver's row, compiled for
+                // each ISA: fused multiply-adds where it has them).
                 let rcp = rng.f32_in(1e2, 1e4);
                 let fused = Requant { mult: &mult, bias: &b, form: RequantForm::FbgemmFused { rcp }, ..rq };
-                fused.scalar_row(t, &mut got);
+                e.u8(t, fused, &mut got);
                 for (j, &g) in got.iter().enumerate() {
                     let r = FusedBiasRequant { mult: mult[j], bias: b[j], rcp };
                     assert_eq!(g as i64, r.apply(t.c(j) as i64, zero_point as i64, lo as i64, 255), "fused column {j}");

@@ -13,13 +13,35 @@ const SATURATION: f32 = 2_147_483_648.0;
 /// libm call in the per-element loops.
 #[inline(always)]
 pub fn round_half_even(v: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
     if v.abs() < 4_194_304.0 {
-        (v + MAGIC) - MAGIC
+        round_half_even_small(v)
     } else {
         v.round_ties_even()
     }
 }
+
+/// [`round_half_even`] for a `v` already known to lie within ±2^22 (one
+/// clamped to an 8- or 16-bit range, say): no branch, so loops over it
+/// vectorize. Outside that range the result is wrong.
+#[inline(always)]
+pub fn round_half_even_small(v: f32) -> f32 {
+    (v + ROUNDING_MAGIC) - ROUNDING_MAGIC
+}
+
+/// `round_half_even(v) as u8` for a `v` already clamped to `[0, 255]`,
+/// with no float-to-integer conversion (which x86 only has per element for
+/// saturating casts): adding 1.5 * 2^23 leaves the rounded value in the
+/// low mantissa bits, so a loop over it vectorizes into adds and byte
+/// packs. A NaN gives 0, as `as u8` does, when it has no payload in the
+/// low byte (the default NaN of an invalid operation has none).
+#[inline(always)]
+pub fn round_to_byte(v: f32) -> u8 {
+    (v + ROUNDING_MAGIC).to_bits() as u8
+}
+
+/// 1.5 * 2^23: added to an f32 of magnitude below 2^22, it rounds away
+/// every fraction bit (half to even, in the default rounding mode).
+const ROUNDING_MAGIC: f32 = 12_582_912.0;
 
 /// The f32 reciprocal that quantization multiplies by.
 #[inline]
@@ -488,6 +510,17 @@ mod tests {
         assert_eq!(quantize_val(1e30, inv, -100_000, i32::MIN as i64, i32::MAX as i64), i32::MAX as i64);
         assert_eq!(quantize_val(2_147_483_648.0, inv, -10, i32::MIN as i64, i32::MAX as i64), i32::MAX as i64);
         assert_eq!(quantize_val(f32::NAN, inv, 7, 0, 255), 7);
+    }
+
+    #[test]
+    fn round_to_byte_rounds_half_to_even_over_the_byte_range() {
+        let mut v = 0.0f32;
+        while v <= 255.0 {
+            for x in [v, f32::from_bits(v.to_bits() + 1), (v - f32::EPSILON).max(0.0)] {
+                assert_eq!(round_to_byte(x), x.round_ties_even() as u8, "{x}");
+            }
+            v += 0.125;
+        }
     }
 
     #[test]

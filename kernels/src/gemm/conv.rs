@@ -288,7 +288,7 @@ pub fn gemm_conv2d<K: GemmIsa>(
             };
             let zx = px.zero_point as u8;
             Some(xl.with_dense::<u8, Result<()>>(|src| {
-                saturating::depthwise_nhwc(&shape, (src, zx), &taps, rq.of(0..oc), saturating, out)
+                saturating::depthwise_nhwc(kernel, &shape, (src, zx), &taps, rq.of(0..oc), saturating, out)
             })?)
         } else if depthwise {
             let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;

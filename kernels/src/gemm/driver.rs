@@ -32,8 +32,8 @@ impl OutElem for u8 {
             let rq = rq.cols(col0..col0 + dst.len());
             match rq.form {
                 RequantForm::Fbgemm => kernel.finish_u8(terms, rq, dst),
-                RequantForm::OneDnn { x, d } => rq.onednn_row(x, d, terms, dst),
-                RequantForm::FbgemmFused { .. } => rq.scalar_row(terms, dst),
+                RequantForm::OneDnn { x, d } => kernel.vectorized(|| rq.onednn_row(x, d, terms, dst)),
+                RequantForm::FbgemmFused { rcp } => kernel.vectorized(|| rq.fused_row(rcp, terms, dst)),
             }
         }
     }

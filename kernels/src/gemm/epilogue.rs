@@ -4,7 +4,7 @@
 //! with these definitions.
 
 use qtensor_runtime::engine::ConvRoute;
-use qtensor_runtime::numerics::{round_half_even, AccRequant, FusedBiasRequant, OneDnnRequant};
+use qtensor_runtime::numerics::{round_half_even_small, round_to_byte, AccRequant, FusedBiasRequant, OneDnnRequant};
 use std::ops::Range;
 
 /// One row segment's exact result, before the epilogue: `C[j] = p[j] +
@@ -141,13 +141,29 @@ impl<'a> Requant<'a> {
         }
     }
 
-    /// [`Requant::scalar`] of each column of a row segment: the forms the
-    /// ISAs' vector epilogues do not implement (oneDNN's has its own
-    /// vectorizable loop, [`Requant::onednn_row`]).
-    pub fn scalar_row(&self, t: RowTerms<'_>, dst: &mut [u8]) {
-        for (j, d) in dst.iter_mut().enumerate() {
-            *d = self.scalar(j, t.c(j));
-        }
+    /// fbgemm's per-tensor sequence (`numerics::FusedBiasRequant`) over a
+    /// row segment, written so that the compiler vectorizes it (with FMA
+    /// instructions where the ISA's [`GemmIsa::vectorized`] enables them,
+    /// a libm call otherwise: `mul_add` is the exact fused operation
+    /// either way); the same bits as [`Requant::scalar`].
+    ///
+    /// [`GemmIsa::vectorized`]: super::GemmIsa::vectorized
+    #[inline(always)]
+    pub fn fused_row(&self, rcp: f32, t: RowTerms<'_>, dst: &mut [u8]) {
+        let zp = self.zero_point;
+        let (lo, hi) = (self.lo - zp as f32, self.hi - zp as f32);
+        // A NaN (an infinite fused bias times a zero multiplier) converts
+        // to 0 and so lands on the zero point, as the scalar form's does.
+        let zp_f = zp as f32;
+        let requant = |c: i32, m: f32, b: f32| {
+            let r = round_half_even_small((b.mul_add(rcp, c as f32) * m).clamp(lo, hi));
+            if r.is_nan() {
+                zp as u8
+            } else {
+                round_to_byte(r + zp_f)
+            }
+        };
+        self.each_column(t, dst, requant)
     }
 
     /// oneDNN's sequence over a row segment, written so that the compiler
@@ -156,13 +172,32 @@ impl<'a> Requant<'a> {
     /// as [`Requant::scalar`] for the finite constants [`column_requant`]
     /// admits. The ISAs' vector epilogues implement fbgemm's sequence only,
     /// so the GEMM driver sends oneDNN's here.
+    #[inline(always)]
     pub fn onednn_row(&self, x: f32, d: f32, t: RowTerms<'_>, dst: &mut [u8]) {
-        let zp = self.zero_point as f32;
+        let (zp, lo, hi) = (self.zero_point as f32, self.lo, self.hi);
+        // The clamp bounds the value to quint8's range, where rounding
+        // needs no branch.
+        // (The constants are finite, so no NaN reaches `round_to_byte`.)
+        let requant = |c: i32, w: f32, b: f32| round_to_byte(((c as f32 * x * w + b) * d + zp).clamp(lo, hi));
+        self.each_column(t, dst, requant)
+    }
+
+    /// `dst[j] = requant(C[j], mult[j], bias[j])` over a row segment, as
+    /// straight-line loops over equal-length slices (one without the
+    /// weight zero points' products), so that nothing stops the vectorizer.
+    #[inline(always)]
+    fn each_column(&self, t: RowTerms<'_>, dst: &mut [u8], requant: impl Fn(i32, f32, f32) -> u8) {
         let n = dst.len();
-        let (w, b) = (&self.mult[..n], &self.bias[..n]);
-        for (j, out) in dst.iter_mut().enumerate() {
-            let v = (t.c(j) as f32 * x * w[j] + b[j]) * d + zp;
-            *out = round_half_even(v.clamp(self.lo, self.hi)) as u8;
+        let (m, b, p, ct) = (&self.mult[..n], &self.bias[..n], &t.products[..n], &t.col_terms[..n]);
+        if t.zw.is_empty() {
+            for ((((out, &p), &ct), &m), &b) in dst.iter_mut().zip(p).zip(ct).zip(m).zip(b) {
+                *out = requant(p.wrapping_add(ct), m, b);
+            }
+        } else {
+            let zw = &t.zw[..n];
+            for (((((out, &p), &ct), &zw), &m), &b) in dst.iter_mut().zip(p).zip(ct).zip(zw).zip(m).zip(b) {
+                *out = requant(p.wrapping_add(ct).wrapping_sub(zw.wrapping_mul(t.row_sum)), m, b);
+            }
         }
     }
 }

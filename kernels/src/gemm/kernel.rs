@@ -82,6 +82,17 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
         }
     }
 
+    /// Runs `f` compiled for this ISA's features, where `f`'s body inlines
+    /// (its closure, and the `#[inline]` functions it calls): the portable
+    /// loops that have no hand-written form (oneDNN's epilogue, fbgemm's
+    /// per-tensor one, the saturating depthwise conv) then vectorize with
+    /// the ISA's full width. The results cannot change: Rust never
+    /// contracts or reassociates float operations, so the same source gives
+    /// the same bits under any feature set.
+    fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
     /// The float epilogue; see [`scalar_finish_f32`] for the result.
     fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
         scalar_finish_f32(terms, x_scale, w_scales, bias, dst)

@@ -83,6 +83,10 @@ impl GemmIsa for Amx {
         self.vnni().finish_f32(terms, x_scale, w_scales, bias, dst)
     }
 
+    fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        self.vnni().vectorized(f)
+    }
+
     fn quantize_u8(self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
         GemmIsa::quantize_u8(self.vnni(), src, dst, q)
     }

@@ -113,6 +113,15 @@ impl GemmIsa for Avx2 {
         unsafe { gemm::finish_f32(terms, x_scale, w_scales, bias, dst) }
     }
 
+    fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        #[target_feature(enable = "avx2,fma")]
+        fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { run(f) }
+    }
+
     fn quantize_u8(self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
         VectorIsa::quantize_bytes(self, src, dst, q)
     }

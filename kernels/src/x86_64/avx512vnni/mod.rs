@@ -49,6 +49,16 @@ impl GemmIsa for Avx512Vnni {
         self.avx2().finish_f32(terms, x_scale, w_scales, bias, dst)
     }
 
+    fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+        fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: `self` is an `Avx512Vnni` token, which proves AVX-512 F
+        // and BW, and AVX2 with FMA.
+        unsafe { run(f) }
+    }
+
     fn quantize_u8(self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
         GemmIsa::quantize_u8(self.avx2(), src, dst, q)
     }
