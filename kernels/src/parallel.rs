@@ -33,8 +33,9 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// when there are at least two. `start` is the chunk's offset in `dst`, so
 /// `f` can slice its inputs the same way.
 pub fn for_each_chunk<O: Send>(dst: &mut [O], f: impl Fn(usize, &mut [O]) + Sync + Send) {
-    let threads = num_threads();
-    if dst.len() < 2 * GRAIN || threads == 1 {
+    // The length first: a small op never asks for the thread count.
+    let threads = if dst.len() < 2 * GRAIN { 1 } else { num_threads() };
+    if threads == 1 {
         f(0, dst);
     } else {
         // A few long chunks per thread: long sequential streams keep the

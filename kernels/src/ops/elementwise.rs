@@ -11,7 +11,7 @@ use crate::args::quantized::{output_quantizer, per_tensor};
 use crate::parallel::for_each_chunk;
 use crate::vector::{BinaryParams, ByteElement, VectorIsa};
 use qtensor_runtime::numerics::{pytorch_vector_body, BinaryRequant};
-use qtensor_runtime::tensor::layout::{broadcast_shapes, contiguous_strides};
+use qtensor_runtime::tensor::layout::{broadcast_shapes, contiguous_strides, Dims};
 use qtensor_runtime::{DType, Element, Error, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
 
@@ -107,7 +107,7 @@ fn binary_bytes<I: VectorIsa, B: ByteElement>(
     // place and keep it; otherwise both are read row-major. (Same sizes,
     // so same strides make b dense exactly when a is.)
     let same_layout = a.strides() == b.strides() && a.is_dense();
-    let strides = if same_layout { a.strides().into() } else { contiguous_strides(a.sizes()) };
+    let strides = if same_layout { Dims::from_slice(a.strides()) } else { contiguous_strides(a.sizes()) };
     let read = |t: &Tensor, f: &mut dyn FnMut(&[B]) -> Result<()>| -> Result<()> {
         if same_layout {
             t.with_dense::<B, Result<()>>(|s| f(s))?
@@ -203,5 +203,5 @@ fn mul_broadcast<I: VectorIsa, B: ByteElement>(
         }
         Ok(())
     })??;
-    Tensor::quantized_from_storage_strided(storage, &sizes, full.strides().into(), out_q).map(Some)
+    Tensor::quantized_from_storage_strided(storage, &sizes, Dims::from_slice(full.strides()), out_q).map(Some)
 }

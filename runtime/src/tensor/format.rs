@@ -93,7 +93,7 @@ impl Tensor {
         with_element_type!(self.dtype().storage_type(), T => {
             copy_strided::<T>(self, &storage, sizes, &strides)?;
         });
-        Ok(Tensor::from_parts(Arc::new(storage), self.dtype(), sizes.into(), strides, 0, self.quantizer()))
+        Ok(Tensor::from_parts(Arc::new(storage), self.dtype(), Dims::from_slice(sizes), strides, 0, self.quantizer()))
     }
 
     /// True when the elements fill `offset..offset + numel` of the storage
@@ -101,14 +101,14 @@ impl Tensor {
     /// `is_non_overlapping_and_dense`). An elementwise op can then run over
     /// that span directly and give its output the same strides.
     pub fn is_dense(&self) -> bool {
-        strides_are_dense(self.sizes(), self.strides())
+        self.0.dense
     }
 
     /// The strides an elementwise op's output gets: this tensor's own when it
     /// is dense (so channels-last stays channels-last), row-major otherwise.
     pub fn elementwise_output_strides(&self) -> Dims {
         if self.is_dense() {
-            self.strides().into()
+            Dims::from_slice(self.strides())
         } else {
             contiguous_strides(self.sizes())
         }
@@ -139,10 +139,15 @@ impl Tensor {
         quantizer: &Arc<crate::Quantizer>,
     ) -> Result<Tensor> {
         let op = "quantized_from_storage_strided";
-        if strides.len() != sizes.len() || !strides_are_dense(sizes, &strides) {
-            return Err(crate::Error::shape(op, format!("strides {strides:?} do not cover {sizes:?} densely")));
+        if strides.len() != sizes.len() {
+            return Err(crate::Error::shape(op, format!("strides {strides:?} do not match the sizes {sizes:?}")));
         }
-        Tensor::quantized_over(storage, sizes, strides, quantizer, op)
+        // The tensor computes its density once; a sparse one is dropped.
+        let t = Tensor::quantized_over(storage, sizes, strides, quantizer, op)?;
+        if !t.is_dense() {
+            return Err(crate::Error::shape(op, format!("strides {:?} do not cover {sizes:?} densely", t.strides())));
+        }
+        Ok(t)
     }
 
     /// The same values laid out like `like` when that is channels-last
@@ -158,7 +163,7 @@ impl Tensor {
 
 /// True when `strides` place every element of `sizes` at a distinct offset
 /// in `0..numel`: some permutation of row-major strides.
-fn strides_are_dense(sizes: &[usize], strides: &[usize]) -> bool {
+pub(super) fn strides_are_dense(sizes: &[usize], strides: &[usize]) -> bool {
     if sizes.contains(&0) || is_row_major(sizes, strides) {
         return true;
     }

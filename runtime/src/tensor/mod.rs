@@ -75,6 +75,10 @@ struct TensorImpl {
     sizes: Dims,
     strides: Dims,
     offset: usize,
+    // Derived from `sizes` and `strides`, which never change, once: small
+    // ops ask for them several times per call.
+    numel: usize,
+    dense: bool,
     // `copy_` replaces the quantizer of its destination, as PyTorch does.
     quantizer: RwLock<Option<Arc<Quantizer>>>,
     // Data derived from this tensor (packed weights), with the storage
@@ -101,6 +105,8 @@ impl Tensor {
         Tensor(Arc::new(TensorImpl {
             storage,
             dtype,
+            numel: layout::numel_of(&sizes),
+            dense: format::strides_are_dense(&sizes, &strides),
             sizes,
             strides,
             offset,
@@ -133,7 +139,7 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(Tensor::from_parts(Arc::new(storage), dtype, sizes.into(), strides, 0, Some(quantizer.clone())))
+        Ok(Tensor::from_parts(Arc::new(storage), dtype, Dims::from_slice(sizes), strides, 0, Some(quantizer.clone())))
     }
 
     /// The element type.
@@ -181,7 +187,7 @@ impl Tensor {
 
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        layout::numel_of(&self.0.sizes)
+        self.0.numel
     }
 
     /// True for quantized tensors.
