@@ -6,11 +6,15 @@ use crate::args::layout::channels_last_output;
 use crate::args::quantized::per_tensor;
 use crate::vector::{ByteElement, RequantParams, VectorIsa};
 use qtensor_runtime::numerics::Requantizer;
-use qtensor_runtime::storage::checked_count;
+use qtensor_runtime::storage::{checked_count, try_filled, try_vec};
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::tensor::layout::wrap_dim;
 use qtensor_runtime::{DType, Error, MemoryFormat, QScheme, Quantizer, Result, Storage, Tensor};
 use std::sync::Arc;
+
+/// Runs shorter than this many elements that need requantizing are
+/// requantized in one pass over their input (see `cat_bytes`).
+const SHORT_RUN: usize = 256;
 
 /// The output of a cat: its sizes, dim and qparams.
 struct CatOutput {
@@ -64,26 +68,55 @@ fn cat_bytes<I: VectorIsa, B: ByteElement>(isa: I, op: &str, xs: &[Tensor], out:
                 lo: p.qmin,
                 hi: p.qmax,
             };
+            // Short runs to requantize (a pixel's few dozen channels) are
+            // requantized in one pass over the whole input, then copied: a
+            // vector loop over one run would leave most of it to its
+            // scalar tail. The requantization does not depend on position.
+            let one_pass = !copy && chunk < SHORT_RUN && outer > 1;
             let mut put = |o: usize, s: &[B]| {
                 let dst = &mut dst[o * row + offset..o * row + offset + chunk];
-                if copy {
+                if copy || one_pass {
                     dst.copy_from_slice(s);
                 } else {
                     isa.requantize_bytes(s, dst, rq);
                 }
             };
+            let requantized = |src: &[B]| -> Result<Vec<B>> {
+                let mut v = try_filled(src.len(), B::default())?;
+                isa.requantize_bytes(src, &mut v, rq);
+                Ok(v)
+            };
             if let Some(runs) = &runs {
                 let src = x.storage().read::<B>()?;
-                for o in 0..outer {
+                let run_of = |o: usize| {
                     let at = runs[i].pixel(o);
-                    let run =
-                        src.get(at..at + chunk).ok_or_else(|| Error::shape(op, "an input lies outside its storage"))?;
-                    put(o, run);
+                    src.get(at..at + chunk).ok_or_else(|| Error::shape(op, "an input lies outside its storage"))
+                };
+                if one_pass {
+                    // The input's pixels, gathered into one run.
+                    let mut gathered = try_vec::<B>(outer * chunk)?;
+                    for o in 0..outer {
+                        gathered.extend_from_slice(run_of(o)?);
+                    }
+                    let all = requantized(&gathered)?;
+                    (0..outer).for_each(|o| put(o, &all[o * chunk..(o + 1) * chunk]));
+                } else {
+                    for o in 0..outer {
+                        put(o, run_of(o)?);
+                    }
                 }
-            } else if out.channels_last {
-                x.with_dense::<B, ()>(|src| (0..outer).for_each(|o| put(o, &src[o * chunk..(o + 1) * chunk])))?;
             } else {
-                x.with_contiguous::<B, ()>(|src| (0..outer).for_each(|o| put(o, &src[o * chunk..(o + 1) * chunk])))?;
+                let mut each_run = |src: &[B]| -> Result<()> {
+                    let all = if one_pass { requantized(src)? } else { Vec::new() };
+                    let src = if one_pass { &all[..] } else { src };
+                    (0..outer).for_each(|o| put(o, &src[o * chunk..(o + 1) * chunk]));
+                    Ok(())
+                };
+                if out.channels_last {
+                    x.with_dense::<B, Result<()>>(|src| each_run(src))??;
+                } else {
+                    x.with_contiguous::<B, Result<()>>(|src| each_run(src))??;
+                }
             }
             offset += chunk;
         }

@@ -24,11 +24,7 @@ fn portable_channel_shuffle(x: &Tensor, groups: i64) -> Result<Tensor> {
         nhwc_rows::<B>(op, x, [x.sizes()[0], c, h, w], |image, y, out| {
             let row = &image[y * w * c..(y + 1) * w * c];
             for (dst, src) in out.chunks_exact_mut(c.max(1)).zip(row.chunks_exact(c.max(1))) {
-                for (i, group) in src.chunks_exact(cg.max(1)).enumerate() {
-                    for (j, &v) in group.iter().enumerate() {
-                        dst[j * g + i] = v;
-                    }
-                }
+                shuffle_pixel(src, dst, g, cg);
             }
         })
     }
@@ -37,6 +33,25 @@ fn portable_channel_shuffle(x: &Tensor, groups: i64) -> Result<Tensor> {
         DType::QUInt8 => run::<u8>(op, x, dims),
         DType::QInt8 => run::<i8>(op, x, dims),
         _ => Err(Error::declined("channel_shuffle: not an 8-bit quantized tensor")),
+    }
+}
+
+/// One pixel's channels: `dst[j * g + i] = src[i * cg + j]`, written in
+/// `dst`'s order. Two groups (every ShuffleNet block) interleave the two
+/// halves, a loop the compiler turns into byte unpacks.
+fn shuffle_pixel<B: Copy>(src: &[B], dst: &mut [B], g: usize, cg: usize) {
+    if g == 2 {
+        let (lo, hi) = src.split_at(cg);
+        for ((d, &a), &b) in dst.chunks_exact_mut(2).zip(lo).zip(hi) {
+            d[0] = a;
+            d[1] = b;
+        }
+        return;
+    }
+    for (j, d) in dst.chunks_exact_mut(g.max(1)).enumerate() {
+        for (v, group) in d.iter_mut().zip(src.chunks_exact(cg.max(1))) {
+            *v = group[j];
+        }
     }
 }
 

@@ -9,17 +9,17 @@
 //!   spatial dimensions (the global pooling of networks); for other
 //!   layouts the sum is exact (f64) before its rounding to f32.
 
-use crate::args::quantized::{per_tensor, quantized_from_ints};
+use crate::args::quantized::{per_tensor, quantized_from_ints, PerTensor};
 use qtensor_runtime::numerics::{inv_scale, quantize_val};
 use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::try_vec;
 use qtensor_runtime::tensor::layout::wrap_dim;
-use qtensor_runtime::{register_kernel, Error, MemoryFormat, Priority, Result, Tensor};
+use qtensor_runtime::{register_kernel, DType, Element, Error, MemoryFormat, Priority, Result, Tensor};
 
 /// PyTorch's `multi_row_sum`: one running f32 sum per column over `rows`
 /// rows, added in chunks of 16 (or more) so that only partial sums of
 /// similar size meet.
-fn multi_row_sum(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -> Vec<f32> {
+fn multi_row_sum(rows: usize, cols: usize, at: impl Fn(usize, usize) -> f32) -> Vec<f32> {
     const LEVELS: usize = 4;
     let ceil_log2 = if rows <= 2 { 1 } else { (usize::BITS - (rows - 1).leading_zeros()) as usize };
     let power = (ceil_log2 / LEVELS).max(4);
@@ -61,9 +61,9 @@ fn multi_row_sum(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -> 
 
 /// PyTorch's `row_sum`: four interleaved cascade sums, then the leftover
 /// rows, then the four partial sums in order.
-fn row_sum(size: usize, at: &dyn Fn(usize) -> f32) -> f32 {
+fn row_sum(size: usize, at: impl Fn(usize) -> f32) -> f32 {
     let quads = size / 4;
-    let mut partial = multi_row_sum(quads, 4, &|i, k| at(4 * i + k));
+    let mut partial = multi_row_sum(quads, 4, |i, k| at(4 * i + k));
     for i in quads * 4..size {
         partial[0] += at(i);
     }
@@ -78,11 +78,11 @@ fn row_sum(size: usize, at: &dyn Fn(usize) -> f32) -> f32 {
 /// PyTorch's `sum` reduces the rows of a channels-last tensor: with 8-lane
 /// vectors, blocks of 32 columns by [`multi_row_sum`] and the rest by
 /// [`row_sum`]; fewer than 8 columns go by 4 at a time.
-fn outer_sum(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -> Vec<f32> {
+fn outer_sum(rows: usize, cols: usize, at: impl Fn(usize, usize) -> f32) -> Vec<f32> {
     const LANES: usize = 8;
     let cascaded = if cols >= LANES { cols - cols % (4 * LANES) } else { cols - cols % 4 };
-    let mut out = multi_row_sum(rows, cascaded, at);
-    out.extend((cascaded..cols).map(|c| row_sum(rows, &|r| at(r, c))));
+    let mut out = multi_row_sum(rows, cascaded, &at);
+    out.extend((cascaded..cols).map(|c| row_sum(rows, |r| at(r, c))));
     out
 }
 
@@ -118,11 +118,21 @@ fn reference_mean(x: &Tensor, dim: &[i64], keepdim: bool) -> Result<Tensor> {
     let kept: Vec<usize> = (0..nd).filter(|d| !dims.contains(d)).collect();
     let out_sizes: Vec<usize> =
         (0..nd).filter_map(|d| if dims.contains(&d) { keepdim.then_some(1) } else { Some(sizes[d]) }).collect();
+    let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
+    if nd == 4 && dims == [2, 3] && x.is_contiguous_in(MemoryFormat::ChannelsLast) && x.numel() > 0 {
+        // The global pooling of networks, read in place: its memory order
+        // is already pixel-major, channels innermost.
+        let ints = match x.dtype() {
+            DType::QUInt8 => channels_last_means::<u8>(x, &pt)?,
+            DType::QInt8 => channels_last_means::<i8>(x, &pt)?,
+            _ => channels_last_means::<i32>(x, &pt)?,
+        };
+        return quantized_from_ints(&out_sizes, &q, &ints);
+    }
     // Put the kept dimensions first and the reduced ones last: each output
     // is then a run of `count` consecutive values.
     let order: Vec<i64> = kept.iter().chain(&dims).map(|&d| d as i64).collect();
     let grouped = x.permute(&order)?.int_values()?;
-    let q = x.quantizer().ok_or_else(|| Error::invalid(op, "no quantizer"))?;
     if grouped.is_empty() {
         // Kept dimensions of size 0: an empty result.
         return quantized_from_ints(&out_sizes, &q, &[]);
@@ -136,15 +146,6 @@ fn reference_mean(x: &Tensor, dim: &[i64], keepdim: bool) -> Result<Tensor> {
             let sum: i64 = run.iter().sum();
             ints.push((sum as f32 / count as f32).round_ties_even() as i64);
         }
-    } else if nd == 4 && dims == [2, 3] && x.is_contiguous_in(MemoryFormat::ChannelsLast) {
-        let (c, hw) = (sizes[1], sizes[2] * sizes[3]);
-        let s = pt.scale as f32;
-        for image in grouped.chunks(c * hw) {
-            let at = |r: usize, ch: usize| (image[ch * hw + r] - pt.zero_point) as f32 * s;
-            for sum in outer_sum(hw, c, &at) {
-                ints.push(quantize_val(sum / count as f32, inv, pt.zero_point, pt.qmin, pt.qmax));
-            }
-        }
     } else {
         let s = pt.scale as f32;
         for run in grouped.chunks(count) {
@@ -153,6 +154,26 @@ fn reference_mean(x: &Tensor, dim: &[i64], keepdim: bool) -> Result<Tensor> {
         }
     }
     quantized_from_ints(&out_sizes, &q, &ints)
+}
+
+/// The spatial means of a channels-last `[N, C, H, W]` tensor, per image
+/// and channel: each channel's dequantized values summed over the pixels
+/// in PyTorch's order ([`outer_sum`]), divided by the pixel count in f32
+/// and quantized back.
+fn channels_last_means<T: Element>(x: &Tensor, pt: &PerTensor) -> Result<Vec<i64>> {
+    let sizes = x.sizes();
+    let (c, hw) = (sizes[1], sizes[2] * sizes[3]);
+    let (s, inv) = (pt.scale as f32, inv_scale(pt.scale));
+    let mut ints = try_vec(sizes[0] * c)?;
+    x.with_dense::<T, _>(|src| {
+        for image in src.chunks_exact(c * hw) {
+            let at = |r: usize, ch: usize| (image[r * c + ch].to_i64() - pt.zero_point) as f32 * s;
+            for sum in outer_sum(hw, c, at) {
+                ints.push(quantize_val(sum / hw as f32, inv, pt.zero_point, pt.qmin, pt.qmax));
+            }
+        }
+    })?;
+    Ok(ints)
 }
 
 register_kernel! {
@@ -175,7 +196,7 @@ mod tests {
             for cols in [1, 3, 4, 7, 8, 9, 32, 33, 70] {
                 let at = |r: usize, c: usize| ((r * 7 + c * 3) % 11) as f32;
                 let want: Vec<f32> = (0..cols).map(|c| (0..rows).map(|r| at(r, c)).sum()).collect();
-                assert_eq!(outer_sum(rows, cols, &at), want, "{rows}x{cols}");
+                assert_eq!(outer_sum(rows, cols, at), want, "{rows}x{cols}");
             }
         }
     }
