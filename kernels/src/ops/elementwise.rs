@@ -133,6 +133,10 @@ fn binary_bytes<I: VectorIsa, B: ByteElement>(
     Tensor::quantized_from_storage_strided(storage, a.sizes(), strides, out_q)?.in_format_of(a)
 }
 
+/// Elements a broadcast mul hands the ISA at once, at most, when rows
+/// repeat the other operand (see `mul_broadcast`).
+const GROUP_ELEMENTS: usize = 4096;
+
 /// quantized::mul with one operand broadcast to the other's shape (a
 /// squeeze-excitation gate `[N, C, 1, 1]` times `[N, C, H, W]`, say), in
 /// the full operand's memory order and layout. Mul's arithmetic is the
@@ -171,35 +175,58 @@ fn mul_broadcast<I: VectorIsa, B: ByteElement>(
     let inner = other_view.sizes().last().copied().unwrap_or(1).max(1);
     let inner_stride = other_view.strides().last().copied().unwrap_or(0);
     let row_starts = if other_view.ndim() == 0 { other_view.clone() } else { other_view.select(-1, 0)? };
+    let starts: Vec<usize> = row_starts.offsets().collect();
     full.with_dense::<B, Result<()>>(|src| {
         let mut dst = storage.write::<B>()?;
-        let rows = dst.chunks_mut(inner).zip(src.chunks(inner)).zip(row_starts.offsets());
         // The other operand's row: a run (a gate's channels, in a
         // channels-last activation) or one value repeated, for the ISA's
         // same-shape loop; mul's vector and scalar sequences agree.
         let vector = p.is_finite();
+        // Consecutive rows that read the same run (a gate, for every pixel
+        // of an image) go to the ISA together, against the run repeated: a
+        // row of a few dozen channels alone would leave most of it to the
+        // vector loop's scalar tail.
+        let group_rows = (GROUP_ELEMENTS / inner).max(1);
         let mut repeated: Vec<B> = Vec::new();
-        for ((d, x), start) in rows {
+        let mut repeated_key = None;
+        let mut r = 0;
+        while r < starts.len() {
+            let start = starts[r];
+            let end = starts[r..].iter().take(group_rows).take_while(|&&s| s == start).count() + r;
+            let (d, x) = (&mut dst[r * inner..end * inner], &src[r * inner..end * inner]);
             let run = match inner_stride {
                 1 => other_values.get(start..start + inner),
-                0 => other_values.get(start).map(|&v| {
-                    repeated.clear();
-                    repeated.resize(inner, v);
-                    &repeated[..]
-                }),
+                0 => other_values.get(start..start + 1),
                 _ => None,
             };
-            if let (true, Some(y)) = (vector, run) {
-                let (qa, qb) = if full_is_a { (x, y) } else { (y, x) };
-                isa.binary_bytes(qa, qb, d, p, false);
-                continue;
+            match run {
+                Some(run) if vector => {
+                    if repeated_key != Some((start, end - r)) {
+                        repeated.clear();
+                        for _ in r..end {
+                            if inner_stride == 0 {
+                                repeated.extend(std::iter::repeat_n(run[0], inner));
+                            } else {
+                                repeated.extend_from_slice(run);
+                            }
+                        }
+                        repeated_key = Some((start, end - r));
+                    }
+                    let (qa, qb) = if full_is_a { (x, &repeated[..]) } else { (&repeated[..], x) };
+                    isa.binary_bytes(qa, qb, d, p, false);
+                }
+                _ => {
+                    for (d, x) in d.chunks_mut(inner).zip(x.chunks(inner)) {
+                        let operand = |i: usize| other_values[start + i * inner_stride].to_i64();
+                        for (i, (d, x)) in d.iter_mut().zip(x).enumerate() {
+                            let (x, y) = (x.to_i64(), operand(i));
+                            let (qa, qb) = if full_is_a { (x, y) } else { (y, x) };
+                            *d = B::from_i64(p.scalar(qa, qb));
+                        }
+                    }
+                }
             }
-            let operand = |i: usize| other_values[start + i * inner_stride].to_i64();
-            for (i, (d, x)) in d.iter_mut().zip(x).enumerate() {
-                let (x, y) = (x.to_i64(), operand(i));
-                let (qa, qb) = if full_is_a { (x, y) } else { (y, x) };
-                *d = B::from_i64(p.scalar(qa, qb));
-            }
+            r = end;
         }
         Ok(())
     })??;

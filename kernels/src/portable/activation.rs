@@ -13,24 +13,32 @@ use qtensor_runtime::{DType, Error, Priority, Quantizer, Result, Tensor};
 use std::sync::Arc;
 
 /// The outputs for every stored value of `B`, by `f(q, vector)`: index 0
-/// of each table is `B`'s lowest value.
-fn tables<B: ByteElement>(f: impl Fn(i64, bool) -> i64) -> [[B; 256]; 2] {
+/// of the table is `B`'s lowest value.
+fn table<B: ByteElement>(f: &impl Fn(i64, bool) -> i64, vector: bool) -> [B; 256] {
     let lowest = B::LOWEST.to_i64();
-    let table = |vector: bool| std::array::from_fn(|i| B::from_i64(f(lowest + i as i64, vector)));
-    [table(true), table(false)]
+    std::array::from_fn(|i| B::from_i64(f(lowest + i as i64, vector)))
 }
 
 /// Maps `x` through the tables: the vector table for the first
-/// [`pytorch_vector_body`] positions in memory order, the scalar one after.
+/// [`pytorch_vector_body`] positions in memory order, the scalar one after
+/// (built only when there are such positions).
 fn by_table<B: ByteElement>(x: &Tensor, out_q: &Arc<Quantizer>, f: impl Fn(i64, bool) -> i64) -> Result<Tensor> {
-    let [vector, scalar] = tables::<B>(f);
     let body = pytorch_vector_body(x.numel(), 1);
+    let vector = table::<B>(&f, true);
+    let scalar = if body < x.numel() { table::<B>(&f, false) } else { vector };
     let lowest = B::LOWEST.to_i64();
-    map_into::<B>(x, out_q, |start, src, dst| {
-        for (i, (d, s)) in dst.iter_mut().zip(src).enumerate() {
-            let index = (s.to_i64() - lowest) as usize;
-            *d = if start + i < body { vector[index] } else { scalar[index] };
+    let look_up = |table: &[B; 256], src: &[B], dst: &mut [B]| {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = table[(s.to_i64() - lowest) as usize & 0xff];
         }
+    };
+    map_into::<B>(x, out_q, |start, src, dst| {
+        // The chunk's positions below `body` take the vector table.
+        let split = body.saturating_sub(start).min(src.len());
+        let (src_body, src_tail) = src.split_at(split);
+        let (dst_body, dst_tail) = dst.split_at_mut(split);
+        look_up(&vector, src_body, dst_body);
+        look_up(&scalar, src_tail, dst_tail);
     })
 }
 

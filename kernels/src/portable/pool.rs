@@ -9,6 +9,7 @@ use crate::ops::pool::{is_channels_last, nhwc_rows};
 use crate::vector::ByteElement;
 use qtensor_runtime::ops as op;
 use qtensor_runtime::{register_kernel, DType, Element, Error, Priority, Result, Tensor};
+use std::ops::Range;
 
 /// Channels-last adaptive_avg_pool2d: per output pixel, the channel sums
 /// over its window, requantized exactly as the reference does.
@@ -34,13 +35,26 @@ fn portable_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tenso
         nhwc_rows::<B>(op, x, [x.sizes()[0], c, oh, ow], |src, y, out| {
             let rows = adaptive_range(y, oh, h);
             // c channels of a dense tensor: its own storage justifies this.
-            let mut sums = vec![0i64; c];
+            let (mut sums, mut narrow) = (vec![0i64; c], vec![0i32; c]);
             for (xo, dst) in out.chunks_mut(c.max(1)).enumerate() {
                 let cols = adaptive_range(xo, ow, w);
-                sums.fill(0);
-                for iy in rows.clone() {
-                    for ix in cols.clone() {
-                        for (s, v) in sums.iter_mut().zip(&src[(iy * w + ix) * c..(iy * w + ix + 1) * c]) {
+                let pixels = (iy_ix(&rows, &cols)).map(|(iy, ix)| &src[(iy * w + ix) * c..(iy * w + ix + 1) * c]);
+                // 8-bit values sum exactly in i32 over fewer than 2^23
+                // pixels, and twice as many lanes of i32 fit a vector.
+                if std::mem::size_of::<B>() == 1 && rows.len() * cols.len() < 1 << 23 {
+                    narrow.fill(0);
+                    for pixel in pixels {
+                        for (s, v) in narrow.iter_mut().zip(pixel) {
+                            *s += v.to_i64() as i32;
+                        }
+                    }
+                    for (s, &n) in sums.iter_mut().zip(&narrow) {
+                        *s = n as i64;
+                    }
+                } else {
+                    sums.fill(0);
+                    for pixel in pixels {
+                        for (s, v) in sums.iter_mut().zip(pixel) {
                             *s += v.to_i64();
                         }
                     }
@@ -59,6 +73,12 @@ fn portable_adaptive_avg_pool2d(x: &Tensor, output_size: &[i64]) -> Result<Tenso
         DType::QInt16 => run::<i16>(op, x, average, dims),
         _ => run::<i32>(op, x, average, dims),
     }
+}
+
+/// The window's pixels, row by row.
+fn iy_ix(rows: &Range<usize>, cols: &Range<usize>) -> impl Iterator<Item = (usize, usize)> {
+    let cols = cols.clone();
+    rows.clone().flat_map(move |iy| cols.clone().map(move |ix| (iy, ix)))
 }
 
 register_kernel! {
