@@ -4,6 +4,8 @@
 
 use super::quantized::{check_at_least, PerTensor};
 use super::window::{window, Planes, Window};
+use crate::vector::ByteElement;
+use qtensor_runtime::numerics::{round_half_even_small, round_to_byte};
 use qtensor_runtime::{MemoryFormat, Result, Tensor};
 
 /// The input rows (or columns) that adaptive pooling averages for output
@@ -93,6 +95,34 @@ impl WindowAverage {
         };
         (r as i64).clamp(pt.qmin, pt.qmax)
     }
+
+    /// [`WindowAverage::apply`] on the channels-last sequence for each of a
+    /// window's channels: `dst[i] = apply(sums[i] - offset, divisor)`, where
+    /// `sums[i] - offset` fits i32 (8-bit sums over fewer than 2^23
+    /// pixels). Written so that it vectorizes: the multiplier once per
+    /// window, the clamp before the rounding (the bounds are integers, so
+    /// the order does not matter) and the rounding in the mantissa
+    /// ([`round_to_byte`]), with no libm call or float-to-int conversion.
+    pub fn channels_last_row<B: ByteElement>(&self, sums: &[i32], offset: i32, divisor: i64, dst: &mut [B]) {
+        let pt = &self.pt;
+        if divisor == 0 {
+            dst.fill(B::from_i64(pt.zero_point.clamp(pt.qmin, pt.qmax)));
+            return;
+        }
+        let multiplier = (1.0 / divisor as f64) as f32;
+        let zp = pt.zero_point as f32;
+        // The output bounds as values of the rounded `scaled` (it is
+        // rounded before the zero point is added, as PyTorch does).
+        let (lo, hi) = (pt.qmin as f32 - zp, pt.qmax as f32 - zp);
+        // Shifted so that a signed byte's range lands on 0..=255 for
+        // `round_to_byte`, which then only converts an exact integer.
+        let shift = if B::SIGNED { 128.0 } else { 0.0 };
+        for (d, &s) in dst.iter_mut().zip(sums) {
+            let scaled = s.wrapping_sub(offset) as f32 * multiplier;
+            let byte = round_to_byte(round_half_even_small(scaled.clamp(lo, hi)) + (zp + shift));
+            *d = B::from_i64(byte as i64 - shift as i64);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -160,4 +190,39 @@ pub fn avg_pool_geometry(
     let p = Planes::of(op, x)?;
     let win = window(op, &p, kernel_size, stride, padding, &[1, 1], ceil_mode)?;
     Ok((AvgPoolGeometry { win, hw: [p.h, p.w], count_include_pad, divisor_override }, p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qtensor_runtime::DType;
+
+    /// The row form against the scalar definition, over every sum a 3x3 and
+    /// a 2x2 window of 8-bit values can have (ties included), for both
+    /// byte types, zero points at and inside the range, and the divisors
+    /// of padded windows, overrides and a zero one.
+    fn row_matches_apply<B: ByteElement>(dtype: DType, qmin: i64, qmax: i64) {
+        for zero_point in [qmin, 0i64.clamp(qmin, qmax), 3, qmax - 7, qmax] {
+            let pt = PerTensor { dtype, scale: 0.1, zero_point, qmin, qmax };
+            let average = WindowAverage { channels_last: true, pt };
+            for (pixels, divisor) in [(9i32, 9i64), (9, 4), (4, 9), (4, 4), (9, 1), (9, 0), (9, 7)] {
+                let offset = pixels * zero_point as i32;
+                // (Every 37th sum under Miri, which runs this slowly.)
+                let step = if cfg!(miri) { 37 } else { 1 };
+                let sums: Vec<i32> = (pixels * qmin as i32..=pixels * qmax as i32).step_by(step).collect();
+                let mut got = vec![B::default(); sums.len()];
+                average.channels_last_row(&sums, offset, divisor, &mut got);
+                for (&s, g) in sums.iter().zip(&got) {
+                    let want = average.apply(s as i64 - offset as i64, divisor);
+                    assert_eq!(g.to_i64(), want, "sum {s} zero point {zero_point} divisor {divisor}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn channels_last_row_is_apply_per_channel() {
+        row_matches_apply::<u8>(DType::QUInt8, 0, 255);
+        row_matches_apply::<i8>(DType::QInt8, -128, 127);
+    }
 }

@@ -131,10 +131,9 @@ fn portable_avg_pool2d(
                         }
                     }
                 }
-                let count = (wnd.rows.len() * wnd.cols.len()) as i64;
-                for (d, &s) in dst.iter_mut().zip(&sums) {
-                    *d = B::from_i64(average.apply(s as i64 - count * zero_point, wnd.divisor));
-                }
+                // Below 2^23 pixels of |zero point| <= 255: fits i32.
+                let offset = (wnd.rows.len() * wnd.cols.len()) as i32 * zero_point as i32;
+                average.channels_last_row(&sums, offset, wnd.divisor, dst);
             }
         })
     }
