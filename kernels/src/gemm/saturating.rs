@@ -25,8 +25,9 @@ pub struct RawTaps<'a> {
 
 /// Writes the requantized output of every pixel, NHWC, into `out`: `x` is
 /// the NHWC input, `zx` its zero point (the padding's value); pairs of taps
-/// saturate in int16 when `saturate`. Each pixel's channels are finished
-/// by `kernel`'s epilogue for `rq`'s form, as the GEMM's rows are.
+/// saturate in int16 when `saturate`. Each output row's pixels are finished
+/// together by `kernel`'s epilogue for `rq`'s form, as a GEMM panel is, and
+/// the loops run compiled for `kernel`'s ISA ([`GemmIsa::vectorized`]).
 pub fn depthwise_nhwc<K: GemmIsa>(
     kernel: K,
     s: &DepthwiseShape,
