@@ -85,3 +85,37 @@ fn the_environment_variable_sets_the_default() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert!(run("zero").contains(&format!("default threads: {cpus}")));
 }
+
+/// A pass keeps the other workers looking for work while it runs: its
+/// loops still give the same results, a pass inside a pass and a panic
+/// inside one leave the pool as it was, and every pass ends (the workers
+/// never wait on it).
+#[test]
+fn passes_share_work_nest_and_end() {
+    use rayon::prelude::*;
+    let sums = |n: u64| -> Vec<u64> {
+        (0..200u64).map(|i| (0..n).into_par_iter().map(|j| (j * j) ^ i).sum::<u64>()).collect()
+    };
+    let expected = with_num_threads(1, || sums(5000)).unwrap();
+    for n in 2..=4 {
+        let (outer, inner, used) = with_num_threads(n, || {
+            threads::install_pass(|| {
+                let outer = sums(5000);
+                let inner = threads::install_pass(|| sums(5000));
+                (outer, inner, threads_used())
+            })
+        })
+        .unwrap();
+        assert_eq!(outer, expected, "{n} threads");
+        assert_eq!(inner, expected, "{n} threads, nested pass");
+        assert_eq!(used, n, "{n} threads: a pass's loops run on every worker");
+
+        let panicked = with_num_threads(n, || {
+            std::panic::catch_unwind(|| threads::install_pass(|| -> u64 { panic!("inside a pass") }))
+        })
+        .unwrap();
+        assert!(panicked.is_err());
+        let after = with_num_threads(n, || threads::install_pass(|| sums(5000))).unwrap();
+        assert_eq!(after, expected, "{n} threads, after a panicking pass");
+    }
+}

@@ -18,7 +18,9 @@ use parking_lot::{Mutex, RwLock};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The process-wide pool, replaced by [`set_num_threads`].
 static GLOBAL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
@@ -29,6 +31,8 @@ static SCOPED_POOLS: Mutex<Option<HashMap<usize, Arc<ThreadPool>>>> = Mutex::new
 thread_local! {
     /// In a worker of a qtensor pool: that pool's size (0 elsewhere).
     static WORKER_OF: Cell<usize> = const { Cell::new(0) };
+    /// True on the thread running an [`install_pass`].
+    static IN_PASS: Cell<bool> = const { Cell::new(false) };
     /// The pool [`with_num_threads`] set for this thread.
     static SCOPED: RefCell<Option<Arc<ThreadPool>>> = const { RefCell::new(None) };
 }
@@ -158,5 +162,81 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             })
         }
         Err(_) => f(),
+    }
+}
+
+/// How long a worker keeps looking for work during [`install_pass`] after
+/// its last job, before it returns to rayon's own idling (which sleeps
+/// within microseconds).
+const PASS_IDLE_SPIN: Duration = Duration::from_millis(2);
+
+/// [`install`] for a whole pass of a network (a sequence of ops with short
+/// sequential stretches between their parallel loops): while `f` runs, the
+/// pool's other workers keep looking for work instead of going to sleep
+/// between loops, for at most [`PASS_IDLE_SPIN`] after their last job.
+///
+/// Why: rayon puts an idle worker to sleep after a few dozen polls, and
+/// waking it costs a system call and, on a virtual machine, the host's
+/// wake-up of an idle CPU: tens of microseconds, paid by every parallel
+/// loop of a pass (several per conv). OpenMP runtimes, PyTorch's, spin
+/// for the same reason. The spinning is bounded, so a worker never waits
+/// on a pass it cannot see end; the results do not depend on it.
+pub fn install_pass<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    install(|| {
+        let others = num_threads().saturating_sub(1);
+        // A pass inside a pass (a module calling a module) keeps the outer
+        // pass's workers.
+        if others == 0 || WORKER_OF.with(Cell::get) == 0 || IN_PASS.with(Cell::get) {
+            return f();
+        }
+        IN_PASS.with(|p| p.set(true));
+        let _leave = LeavePass;
+        let done = AtomicBool::new(false);
+        let owner = rayon::current_thread_index();
+        rayon::in_place_scope(|scope| {
+            for _ in 0..others {
+                let done = &done;
+                scope.spawn(move |_| keep_looking_for_work(done, owner));
+            }
+            // Set when `f` returns or unwinds: the workers stop at once.
+            let _end = EndPass(&done);
+            f()
+        })
+    })
+}
+
+/// Tells the workers of [`install_pass`] that the pass is over, when
+/// dropped.
+struct EndPass<'a>(&'a AtomicBool);
+
+impl Drop for EndPass<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Clears `IN_PASS` when dropped, also when the pass panics.
+struct LeavePass;
+
+impl Drop for LeavePass {
+    fn drop(&mut self) {
+        IN_PASS.with(|p| p.set(false));
+    }
+}
+
+/// Runs the pool's pending jobs until `done`, or until no job came for
+/// [`PASS_IDLE_SPIN`]. It returns at once on the pass's own thread (which
+/// may pick it up while it waits inside `f`): there it would block `f`.
+fn keep_looking_for_work(done: &AtomicBool, owner: Option<usize>) {
+    if rayon::current_thread_index() == owner {
+        return;
+    }
+    let mut last_job = Instant::now();
+    while !done.load(Ordering::Acquire) {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => last_job = Instant::now(),
+            _ if last_job.elapsed() > PASS_IDLE_SPIN => return,
+            _ => std::hint::spin_loop(),
+        }
     }
 }

@@ -204,7 +204,7 @@ impl ScriptModule {
             params.iter().zip(inputs).map(|(p, v)| (p.name.clone(), v.clone())).collect();
         // The whole pass on a worker of the pool, as the built-in networks
         // run (see `models::Network`).
-        let result = crate::threads::install(|| {
+        let result = crate::threads::install_pass(|| {
             let program = Program {
                 file: &self.file,
                 constants: &self.constants,

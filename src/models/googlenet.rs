@@ -175,7 +175,7 @@ pub fn googlenet(init: &mut dyn Layers) -> Result<GoogLeNet> {
 impl Network for GoogLeNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         // The whole pass on a worker of the pool (see `Network`).
-        crate::threads::install(|| {
+        crate::threads::install_pass(|| {
             let y = run_conv(&self.stem[0].0, &self.head.input(x)?, "conv1")?;
             let y = run_named(&self.pools[0], &y, "maxpool1")?;
             let y = run_conv(&self.stem[1].0, &y, "conv2")?;

@@ -149,7 +149,7 @@ pub fn mobilenet_v2(init: &mut dyn Layers) -> Result<MobileNetV2> {
 impl Network for MobileNetV2 {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         // The whole pass on a worker of the pool (see `Network`).
-        crate::threads::install(|| {
+        crate::threads::install_pass(|| {
             let mut y = self.head.input(x)?;
             for (i, f) in self.features.iter().enumerate() {
                 y = run_named(f.module(), &y, &f.name(i))?;

@@ -130,7 +130,7 @@ impl QuantizedNet {
 impl Network for QuantizedNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         // The whole pass on a worker of the pool (see `Network`).
-        crate::threads::install(|| {
+        crate::threads::install_pass(|| {
             let q = self.quant.forward(x)?;
             let q = if q.ndim() == 4 { q.contiguous_in(MemoryFormat::ChannelsLast)? } else { q };
             self.body.forward(&q)

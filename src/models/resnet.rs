@@ -221,7 +221,7 @@ impl ResNet {
 impl Network for ResNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         // The whole pass on a worker of the pool (see `Network`).
-        crate::threads::install(|| {
+        crate::threads::install_pass(|| {
             let y = run_conv(&self.conv1, &self.head.input(x)?, "conv1")?;
             let mut y = run_named(&self.maxpool, &y, "maxpool")?;
             for (name, block) in self.blocks() {

@@ -15,9 +15,20 @@ pub struct Timing {
     pub min: Duration,
 }
 
-/// Times `f` `reps` times after one warm-up call.
+/// How long [`time`] runs its workload before timing it.
+const WARM_UP: Duration = Duration::from_millis(200);
+
+/// Times `f` `reps` times after warming up: one call, and more until
+/// [`WARM_UP`] has passed. On a shared virtual machine an idle core runs
+/// slowly for the first few tens of milliseconds of work (two threads took
+/// 1.6x longer over their first 40 ms), so a single warm-up call would
+/// time the ramp, not the code.
 pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Timing {
+    let warm_up = Instant::now();
     std::hint::black_box(f());
+    while warm_up.elapsed() < WARM_UP {
+        std::hint::black_box(f());
+    }
     let mut runs: Vec<Duration> = (0..reps.max(1))
         .map(|_| {
             let start = Instant::now();
