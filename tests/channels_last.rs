@@ -37,6 +37,14 @@ fn converts_to_channels_last_and_back_with_the_same_values() {
     assert_eq!(back.int_values().unwrap(), x.int_values().unwrap());
     // Printing shows logical NCHW values, whatever the layout.
     assert_eq!(format!("{cl}"), format!("{x}"));
+    // Three channels (an image) take their own path; the others the tiled one.
+    for c in [1, 3, 5, 64] {
+        let x = quint8(&[2, c, 7, 9], 0.1, 7, c as u64);
+        let cl = x.contiguous_in(MemoryFormat::ChannelsLast).unwrap();
+        assert_eq!(cl.int_values().unwrap(), x.int_values().unwrap(), "{c} channels");
+        let f = x.dequantize().unwrap().contiguous_in(MemoryFormat::ChannelsLast).unwrap();
+        assert_eq!(f.to_vec::<f32>().unwrap(), x.dequantize().unwrap().to_vec::<f32>().unwrap(), "{c} channels, float");
+    }
     // Already channels-last: no copy.
     assert!(cl.contiguous_in(MemoryFormat::ChannelsLast).unwrap().shares_storage_with(&cl));
 }

@@ -224,12 +224,28 @@ fn copy_strided<T: Element>(src: &Tensor, storage: &Storage, sizes: &[usize], st
     Ok(())
 }
 
+/// One image's three planes of `pixels` into `[pixels][3]`.
+fn interleave3<T: Copy>(src: &[T], dst: &mut [T], pixels: usize) {
+    let (first, rest) = src.split_at(pixels);
+    let (second, third) = rest.split_at(pixels);
+    let planes = first.iter().zip(second).zip(third);
+    for (pixel, ((&a, &b), &c)) in dst.chunks_exact_mut(3).zip(planes) {
+        pixel.copy_from_slice(&[a, b, c]);
+    }
+}
+
 /// Transposes each image `[channels][pixels]` into `[pixels][channels]`, a
 /// tile of pixels at a time so that the destination block stays in L1.
 fn nchw_to_nhwc<T: Copy>(src: &[T], dst: &mut [T], channels: usize, pixels: usize) {
     const TILE: usize = 64;
     let image = (channels * pixels).max(1);
     for (s_img, d_img) in src.chunks(image).zip(dst.chunks_mut(image)) {
+        // An RGB image (every network's input) a pixel at a time: the
+        // strided loop below costs ten times more per byte at 3 channels.
+        if channels == 3 {
+            interleave3(s_img, d_img, pixels);
+            continue;
+        }
         for p0 in (0..pixels).step_by(TILE) {
             let width = TILE.min(pixels - p0);
             let block = &mut d_img[p0 * channels..(p0 + width) * channels];
