@@ -50,11 +50,11 @@ pub const ARCHITECTURES: [&str; 7] =
 /// what PyTorch's quantized models compute last.
 ///
 /// The networks here run a whole pass on one worker of qtensor's pool
-/// ([`crate::threads::install`]): each op's parallel loops then split
-/// by work stealing with the other workers, and the calling thread does
-/// not wait for a hand-off and a wake-up at every op (which made two
-/// threads slower than one at batch 1). Do the same around a sequence of
-/// ops of your own.
+/// ([`crate::threads::install_pass`]): each op's parallel loops then split
+/// by work stealing with the other workers, which stay awake between the
+/// loops, and the calling thread does not wait for a hand-off and a
+/// wake-up at every op (which made two threads slower than one at batch
+/// 1). Do the same around a sequence of ops of your own.
 pub trait Network: Module + Send + Sync {
     /// The quantized logits, `[N, classes]`.
     fn logits(&self, x: &Tensor) -> Result<Tensor>;
