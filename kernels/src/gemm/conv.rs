@@ -3,7 +3,7 @@
 //! direct routine, and the rest through im2col. Channels-last inputs need
 //! no layout conversion; NCHW ones are transposed in and out.
 
-use super::depthwise::DepthwiseArgs;
+use super::depthwise::{DepthwiseArgs, LayoutCache};
 use super::driver::{gemm_prepared, Activations, Rows, Weights};
 use super::epilogue::{column_requant, Epilogue, Requant, RequantForm};
 use super::kernel::GemmIsa;
@@ -52,6 +52,8 @@ pub struct GemmConvWeight {
     pub depthwise_raw: Vec<i8>,
     /// The same, tap-major, widened: `[KH*KW][OC]` (`gemm::saturating`).
     pub depthwise_raw_taps: Vec<i32>,
+    /// The depthwise weight in an ISA's own layout, made on first use.
+    pub depthwise_layout: LayoutCache,
 }
 
 impl GemmConvWeight {
@@ -102,6 +104,7 @@ impl GemmConvWeight {
             scales: qp.iter().map(|p| p.0).collect(),
             per_tensor: w.qscheme()? == QScheme::PerTensorAffine,
             depthwise,
+            depthwise_layout: LayoutCache::default(),
         })
     }
 }
@@ -253,6 +256,7 @@ pub fn gemm_conv2d<K: GemmIsa>(
         bias: &rq.bias,
         zero_point: rq.zero_point,
         lo: rq.lo,
+        layout: Some(&pw.depthwise_layout),
     };
     if depthwise && !channels_last && p.stride == [1, 1] && p.dilation == [1, 1] {
         // NCHW planes at stride 1: where the ISA has a plane routine, it is

@@ -10,7 +10,38 @@
 
 use super::epilogue::{Requant, RequantForm};
 use qtensor_runtime::{Error, Result};
+use std::any::Any;
 use std::ops::Range;
+use std::sync::OnceLock;
+
+/// Where an ISA's depthwise routine keeps a weight in its own layout,
+/// made on its first call: it sits next to the packed weight, so every
+/// later call with that weight skips the relayout.
+#[derive(Default)]
+pub struct LayoutCache(OnceLock<Box<dyn Any + Send + Sync>>);
+
+impl LayoutCache {
+    /// The layout of type `T` in the cache, made by `make` if the cache is
+    /// empty; `None` if it holds another ISA's layout (a process that runs
+    /// two ISAs' routines on one weight, as the kernel checks do), and the
+    /// caller then makes its own for the call.
+    pub fn get_or_make<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(make())).downcast_ref()
+    }
+}
+
+/// A copy starts empty: the layout is made again on first use.
+impl Clone for LayoutCache {
+    fn clone(&self) -> LayoutCache {
+        LayoutCache::default()
+    }
+}
+
+impl std::fmt::Debug for LayoutCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "LayoutCache(made)" } else { "LayoutCache(empty)" })
+    }
+}
 
 /// Everything a depthwise routine needs, for one call.
 pub struct DepthwiseArgs<'a> {
@@ -42,6 +73,8 @@ pub struct DepthwiseArgs<'a> {
     pub zero_point: i32,
     /// The lowest output (the zero point for a fused relu, else 0).
     pub lo: f32,
+    /// The weight's [`LayoutCache`], if it has one (a packed weight does).
+    pub layout: Option<&'a LayoutCache>,
 }
 
 impl<'a> DepthwiseArgs<'a> {

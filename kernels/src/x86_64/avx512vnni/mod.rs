@@ -1,8 +1,10 @@
 //! AVX-512 VNNI kernels: `vpdpbusd` multiplies u8 by s8 and sums four
 //! products into i32 with no intermediate saturation, 64 per instruction.
 //! The [`GemmIsa`] of the [`Avx512Vnni`] token, registered one step above
-//! the AVX2 kernels; its epilogues and depthwise routines are AVX2's.
+//! the AVX2 kernels: its GEMM, quantizing epilogue and channels-last
+//! depthwise routine are its own, the rest AVX2's.
 
+mod depthwise_nhwc;
 mod gemm;
 
 use crate::gemm::depthwise::DepthwiseArgs;
@@ -64,7 +66,8 @@ impl GemmIsa for Avx512Vnni {
     }
 
     fn depthwise_nhwc(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
-        self.avx2().depthwise_nhwc(args, out)
+        // AVX2's routine where the weights do not fit i8.
+        depthwise_nhwc::depthwise_nhwc(self, args, out).or_else(|| self.avx2().depthwise_nhwc(args, out))
     }
 
     fn depthwise_nchw(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {

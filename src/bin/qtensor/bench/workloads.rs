@@ -126,24 +126,31 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
             ops::quantized::linear_dynamic(&xf, &w, Some(&b), false)
         }));
     }
-    for (name, c, groups) in [("conv2d/1x64x56x56/k3/oc64", 64, 1), ("conv2d_depthwise/1x128x56x56/k3", 128, 128)] {
+    // (name, channels in, side, groups, kernel, stride, channels out)
+    let convs = [
+        ("conv2d/1x64x56x56/k3/oc64", 64, 56, 1, 3, 1, 64),
+        ("conv2d_depthwise/1x128x56x56/k3", 128, 56, 128, 3, 1, 128),
+        ("conv2d_stem/1x3x224x224/k7s2/oc64", 3, 224, 1, 7, 2, 64),
+    ];
+    for (name, c, side, groups, k, stride, oc) in convs {
         if !want(name) {
             continue;
         }
         // Channels-last, as PyTorch's baseline times it (and as a network
         // keeps its activations).
         let x = ops::quantize_per_tensor(
-            &Tensor::from_vec(g.rand(c * 56 * 56), &[1, c, 56, 56])?,
+            &Tensor::from_vec(g.rand(c * side * side), &[1, c, side, side])?,
             1.0 / 127.0,
             0,
             DType::QUInt8,
         )?
         .contiguous_in(MemoryFormat::ChannelsLast)?;
-        let w = per_channel_weight(&mut g, &[c, c / groups, 3, 3])?;
-        let b = bias(&mut g, c)?;
+        let w = per_channel_weight(&mut g, &[oc, c / groups, k, k])?;
+        let b = bias(&mut g, oc)?;
         qtensor::kernels::prepack_conv2d(&w, groups as i64)?;
+        let (stride, pad) = (stride as i64, (k / 2) as i64);
         out.push(workload(name, move || {
-            ops::quantized::conv2d(&x, &w, Some(&b), &[1, 1], &[1, 1], &[1, 1], groups as i64, 0.1, 64)
+            ops::quantized::conv2d(&x, &w, Some(&b), &[stride; 2], &[pad; 2], &[1, 1], groups as i64, 0.1, 64)
         }));
     }
     if want("max_pool2d/1x64x112x112/k3s2p1") {
