@@ -168,7 +168,7 @@ impl<K: GemmIsa> EpilogueFns for K {
 fn every_epilogue_matches_the_portable_one() {
     let mut rng = Rng(42);
     for_each_epilogue(|name, e| {
-        for n in sizes(&[0usize, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 40], &[0, 9, 17]) {
+        for n in sizes(&[0usize, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 40, 64, 65, 100, 130], &[0, 9, 17, 64]) {
             for zw_all_zero in [true, false] {
                 // Large C values too: the conversion to f32 rounds them.
                 let p: Vec<i32> = (0..n).map(|_| rng.next() as i32 >> rng.below(20)).collect();

@@ -290,6 +290,9 @@ fn conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
     if rng.one_in(4) {
         return fbgemm_depthwise_conv2d(rng, dtype);
     }
+    if rng.one_in(4) {
+        return network_conv2d(rng, dtype);
+    }
     let groups = rng.pick(&[1usize, 1, 2, 4]);
     let (icg, ocg) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
     let (kh, kw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
@@ -304,6 +307,38 @@ fn conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
         Value::from([rng.range(1, 2), rng.range(1, 2)]),
         Value::from([rng.range(0, 1), rng.range(0, 1)]),
         Value::from([rng.range(1, 2), rng.range(1, 2)]),
+        Value::Int(groups as i64),
+        Value::Float(scale(rng) * 10.0),
+        Value::Int(zero_point(rng, DType::QUInt8)),
+    ])
+}
+
+/// A conv as networks hold them: a channels-last input, 64 to 144 output
+/// channels (the vector kernels' 64-channel steps and their tails), dense
+/// or depthwise, and symmetric per-channel weights (PyTorch's default,
+/// whose depthwise taps the VNNI routine takes in i8).
+fn network_conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
+    let oc = rng.pick(&[64usize, 80, 130, 144]);
+    let depthwise = rng.one_in(2);
+    let (ic, groups, k) = if depthwise {
+        (oc, oc, rng.pick(&[3usize, 5]))
+    } else {
+        (rng.range(1, 8) as usize, 1, rng.pick(&[1usize, 3]))
+    };
+    let (h, w) = (rng.range(1, 7) as usize, rng.range(1, 7) as usize);
+    let x = input(rng, dtype, &[1, ic, h, w], false)?;
+    let x = if dtype.is_quantized() { x.contiguous_in(crate::MemoryFormat::ChannelsLast)? } else { x };
+    let ints: Vec<i8> = (0..oc * (ic / groups) * k * k).map(|_| rng.range(-127, 127) as i8).collect();
+    let q = Quantizer::per_channel((0..oc).map(|_| scale(rng) * 0.01).collect(), vec![0; oc], 0, DType::QInt8)?;
+    let wt = Tensor::from_int_repr(&Tensor::from_vec(ints, &[oc, ic / groups, k, k])?, &q)?;
+    let (stride, pad) = (rng.range(1, 2), (k / 2) as i64);
+    Ok(vec![
+        Value::from(&x),
+        Value::from(&wt),
+        bias(rng, oc)?,
+        Value::from([stride, stride]),
+        Value::from([pad, pad]),
+        Value::from([1, 1]),
         Value::Int(groups as i64),
         Value::Float(scale(rng) * 10.0),
         Value::Int(zero_point(rng, DType::QUInt8)),
