@@ -455,34 +455,41 @@ fn im2col_gemm<K: GemmIsa>(
         // there is one group and no horizontal dilation.
         let contiguous = g == 1 && p.dilation[1] == 1;
         let (padded, pixel_sums) = (&padded, &pixel_sums);
+        // With contiguous taps, each kernel row's run starts this many
+        // pixels after the row's first tap.
+        let row_starts: Vec<usize> = (0..kh).map(|ky| ky * p.dilation[0] * wp).collect();
         let fill = |rows: Range<usize>, panel: &mut [u8], sums: &mut [i32]| {
+            // Locals, not captures: the row writes below could alias the
+            // closure's captured values, which would be reloaded per tap.
+            let (padded, row_starts, stride) = (&padded[..], &row_starts[..], p.stride);
             // The first row's pixel, then stepped along (no divisions per row).
             let px0 = rows.start;
             let (mut img, mut y, mut xo) = (px0 / (oh * ow).max(1), (px0 / ow.max(1)) % oh.max(1), px0 % ow.max(1));
             for (row, sum) in panel.chunks_mut(kp).take(rows.len()).zip(sums.iter_mut()) {
-                let mut at = 0;
-                let mut total = 0;
-                for ky in 0..kh {
-                    let iy = y * p.stride[0] + ky * p.dilation[0];
-                    let pix0 = (img * hp + iy) * wp + xo * p.stride[1];
-                    if contiguous {
-                        copy_run(row, at, padded, pix0 * c, kw * c);
-                        at += kw * c;
-                        if pw.needs_row_sums {
-                            total += pixel_sums[pix0..pix0 + kw].iter().sum::<i32>();
-                        }
-                    } else {
+                let first = (img * hp + y * stride[0]) * wp + xo * stride[1];
+                let at = if contiguous {
+                    let run = kw * c;
+                    for (ky, &start) in row_starts.iter().enumerate() {
+                        copy_run(row, ky * run, padded, (first + start) * c, run);
+                    }
+                    kh * run
+                } else {
+                    let mut at = 0;
+                    for &start in row_starts {
                         for kx in 0..kw {
-                            let pix = pix0 + kx * p.dilation[1];
+                            let pix = first + start + kx * p.dilation[1];
                             copy_run(row, at, padded, pix * c + grp * icg, icg);
                             at += icg;
                         }
                     }
-                }
-                row[at..].fill(0);
+                    at
+                };
+                zero_tail(row, at);
                 *sum = match (pw.needs_row_sums, contiguous) {
                     (false, _) => 0,
-                    (true, true) => total,
+                    (true, true) => {
+                        row_starts.iter().map(|&start| pixel_sums[first + start..][..kw].iter().sum::<i32>()).sum()
+                    }
                     (true, false) => byte_sum(&row[..at]),
                 };
                 xo += 1;
@@ -518,6 +525,28 @@ enum Input<'a> {
     Nchw(&'a [u8]),
 }
 
+/// Zeroes `row[at..]`, the padding of an im2col row up to the kernel's K:
+/// with fixed-size stores where they fit (a call to `memset` costs more
+/// than the few dozen bytes it clears), else in a loop.
+#[inline]
+fn zero_tail(row: &mut [u8], at: usize) {
+    const WIDE: usize = 32;
+    let len = row.len();
+    if at + WIDE <= len && len >= 2 * WIDE {
+        // Two overlapping stores cover `at..len` when it is at most 64 bytes.
+        if len - at <= 2 * WIDE {
+            if let Some(head) = row[at..].first_chunk_mut::<WIDE>() {
+                *head = [0; WIDE];
+            }
+            if let Some(tail) = row.last_chunk_mut::<WIDE>() {
+                *tail = [0; WIDE];
+            }
+            return;
+        }
+    }
+    row[at..].fill(0);
+}
+
 /// Copies `len` bytes of `src` from `from` into `row` at `at`. A short
 /// run (21 bytes per kernel row of a 7x7 stem over 3 channels) moves a
 /// fixed 32 bytes where both sides have room, which costs less than a call
@@ -526,10 +555,23 @@ enum Input<'a> {
 #[inline]
 fn copy_run(row: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
     const RUN: usize = 32;
-    match (row.get_mut(at..at + RUN), src.get(from..from + RUN)) {
-        (Some(d), Some(s)) if len <= RUN => d.copy_from_slice(s),
-        _ => row[at..at + len].copy_from_slice(&src[from..from + len]),
+    // Arrays, not slices: a move of a known 32 bytes.
+    let fixed = (
+        row.get_mut(at..).and_then(|r| r.first_chunk_mut::<RUN>()),
+        src.get(from..).and_then(|s| s.first_chunk::<RUN>()),
+    );
+    match fixed {
+        (Some(d), Some(s)) if len <= RUN => *d = *s,
+        _ => copy_exact(row, at, src, from, len),
     }
+}
+
+/// [`copy_run`]'s general case. Out of line: inlined, the compiler merges
+/// both cases into one call to `memcpy` of a variable length, which costs
+/// more than the im2col row around it.
+#[inline(never)]
+fn copy_exact(row: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
+    row[at..at + len].copy_from_slice(&src[from..from + len]);
 }
 
 /// A stride-1 conv with one group as an implicit GEMM over the bordered
