@@ -331,11 +331,26 @@ fn network_conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
     let ints: Vec<i8> = (0..oc * (ic / groups) * k * k).map(|_| rng.range(-127, 127) as i8).collect();
     let q = Quantizer::per_channel((0..oc).map(|_| scale(rng) * 0.01).collect(), vec![0; oc], 0, DType::QInt8)?;
     let wt = Tensor::from_int_repr(&Tensor::from_vec(ints, &[oc, ic / groups, k, k])?, &q)?;
-    let (stride, pad) = (rng.range(1, 2), (k / 2) as i64);
+    let stride = rng.range(1, 2);
+    same_padding_conv(rng, &x, &wt, k, stride, groups)
+}
+
+/// The arguments of a conv of `x` by the `k` x `k` weight `wt` with "same"
+/// padding, stride `stride` and no dilation: a random bias and output
+/// qparams.
+fn same_padding_conv(
+    rng: &mut Rng,
+    x: &Tensor,
+    wt: &Tensor,
+    k: usize,
+    stride: i64,
+    groups: usize,
+) -> Result<Vec<Value>> {
+    let pad = (k / 2) as i64;
     Ok(vec![
-        Value::from(&x),
-        Value::from(&wt),
-        bias(rng, oc)?,
+        Value::from(x),
+        Value::from(wt),
+        bias(rng, wt.sizes()[0])?,
         Value::from([stride, stride]),
         Value::from([pad, pad]),
         Value::from([1, 1]),
@@ -358,18 +373,7 @@ fn fbgemm_depthwise_conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
     let (n, h, w) = (rng.range(1, 2) as usize, rng.range(1, 9) as usize, rng.range(1, 9) as usize);
     let x = input(rng, dtype, &[n, groups, h, w], false)?;
     let wt = weight(rng, &[groups * per_group, 1, k, k])?;
-    let pad = (k / 2) as i64;
-    Ok(vec![
-        Value::from(&x),
-        Value::from(&wt),
-        bias(rng, groups * per_group)?,
-        Value::from([stride, stride]),
-        Value::from([pad, pad]),
-        Value::from([1, 1]),
-        Value::Int(groups as i64),
-        Value::Float(scale(rng) * 10.0),
-        Value::Int(zero_point(rng, DType::QUInt8)),
-    ])
+    same_padding_conv(rng, &x, &wt, k, stride, groups)
 }
 
 fn hardswish(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
