@@ -173,7 +173,7 @@ const PASS_IDLE_SPIN: Duration = Duration::from_millis(2);
 /// [`install`] for a whole pass of a network (a sequence of ops with short
 /// sequential stretches between their parallel loops): while `f` runs, the
 /// pool's other workers keep looking for work instead of going to sleep
-/// between loops, for at most [`PASS_IDLE_SPIN`] after their last job.
+/// between loops, for at most 2 ms after their last job.
 ///
 /// Why: rayon puts an idle worker to sleep after a few dozen polls, and
 /// waking it costs a system call and, on a virtual machine, the host's

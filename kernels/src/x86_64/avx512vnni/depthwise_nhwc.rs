@@ -17,6 +17,7 @@
 
 use crate::gemm::depthwise::DepthwiseArgs;
 use qtensor_runtime::isa::Avx512Vnni;
+use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::{Error, Result};
 use std::arch::x86_64::*;
 
@@ -206,7 +207,7 @@ fn run(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, qw: &QuadWeights, t: &Terms, out:
     let [_, h, w, c] = a.input_sizes;
     let [_, oh, ow, _] = a.output_sizes;
     let [kh, kw] = a.kernel;
-    if c == 0 || out.len() != a.output_sizes.iter().product::<usize>() {
+    if c == 0 || out.len() != checked_count("quantized::conv2d", &a.output_sizes)? {
         return Err(Error::invalid("quantized::conv2d", "the depthwise output does not match its sizes"));
     }
     let padding_row = vec![a.zx as u8; c];
