@@ -181,6 +181,12 @@ const PASS_IDLE_SPIN: Duration = Duration::from_millis(2);
 /// loop of a pass (several per conv). OpenMP runtimes, PyTorch's, spin
 /// for the same reason. The spinning is bounded, so a worker never waits
 /// on a pass it cannot see end; the results do not depend on it.
+///
+/// While they look for work the workers run whatever the pool holds,
+/// also another thread's ops on the same pool; a pass then returns when
+/// that work is done too. Threads that run passes side by side and need
+/// each one's latency on its own use pools of their own
+/// ([`with_num_threads`]) or [`install`].
 pub fn install_pass<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     install(|| {
         let others = num_threads().saturating_sub(1);
