@@ -184,9 +184,8 @@ const PASS_IDLE_SPIN: Duration = Duration::from_millis(2);
 ///
 /// While they look for work the workers run whatever the pool holds,
 /// also another thread's ops on the same pool; a pass then returns when
-/// that work is done too. Threads that run passes side by side and need
-/// each one's latency on its own use pools of their own
-/// ([`with_num_threads`]) or [`install`].
+/// that work is done too. Threads that run passes side by side on one
+/// pool and need each pass's latency on its own call [`install`].
 pub fn install_pass<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     install(|| {
         let others = num_threads().saturating_sub(1);
