@@ -10,7 +10,7 @@ use crate::args::window::Window;
 use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs, LayoutCache};
 use crate::gemm::packed::{PackedB, BLOCK};
 use crate::gemm::{
-    scalar_finish_f32, scalar_finish_u8, Epilogue, GemmIsa, OutElem, Panel, Requant, RequantForm, RowTerms,
+    scalar_finish_f32, scalar_finish_u8, Epilogue, GemmIsa, OutElem, Panel, PanelTerms, Requant, RequantForm, RowTerms,
 };
 use crate::vector::{
     max_pool_row, BinaryParams, ByteElement, Combine, Portable, QuantizeParams, RequantParams, VectorIsa,
@@ -147,6 +147,7 @@ fn for_each_epilogue(mut check: impl FnMut(&str, &dyn EpilogueFns)) {
 /// The epilogues of a GEMM token, object-safe for the test loop.
 trait EpilogueFns {
     fn u8(&self, t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]);
+    fn u8_rows(&self, t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]);
     fn f32(&self, t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]);
     fn quantize(&self, src: &[f32], dst: &mut [u8], q: QuantizeParams);
 }
@@ -156,12 +157,47 @@ impl<K: GemmIsa> EpilogueFns for K {
         // The driver's choice of epilogue for the form, as a GEMM makes it.
         u8::finish(*self, &Epilogue::Quantize(rq), t, 0, dst)
     }
+    fn u8_rows(&self, t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
+        u8::finish_rows(*self, &Epilogue::Quantize(rq), t, dst)
+    }
     fn f32(&self, t: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
         self.finish_f32(t, x_scale, w_scales, bias, dst)
     }
     fn quantize(&self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
         self.quantize_u8(src, dst, q)
     }
+}
+
+/// A panel's epilogue (the driver's: all rows in one call) finishes each
+/// row with that row's own products and sum, as the one-row epilogue does.
+#[test]
+fn every_panel_epilogue_matches_the_portable_one_row_by_row() {
+    let mut rng = Rng(7);
+    for_each_epilogue(|name, e| {
+        for n in [1usize, 16, 17, 64, 80, 130] {
+            for rows in [1usize, 2, 5, 16] {
+                let ldp = n.div_ceil(16) * 16;
+                let products: Vec<i32> = (0..rows * ldp).map(|_| rng.next() as i32 >> rng.below(20)).collect();
+                let col_terms: Vec<i32> = (0..n).map(|_| rng.next() as i32 >> 12).collect();
+                let zw: Vec<i32> = (0..n).map(|_| rng.below(256) as i32 - 128).collect();
+                let row_sums: Vec<i32> = (0..rows).map(|_| rng.below(1 << 16) as i32).collect();
+                let mult: Vec<f32> = (0..n).map(|_| rng.f32_in(1e-6, 1e-3)).collect();
+                let bias: Vec<f32> = (0..n).map(|_| rng.f32_in(-1e5, 1e5)).collect();
+                let zero_point = rng.below(256) as i32;
+                let rq =
+                    Requant { mult: &mult, bias: &bias, zero_point, lo: 0.0, hi: 255.0, form: RequantForm::Fbgemm };
+                let panel =
+                    PanelTerms { products: &products, ldp, col_terms: &col_terms, zw: &zw, row_sums: &row_sums };
+                let mut got = vec![0u8; rows * n];
+                e.u8_rows(panel, rq, &mut got);
+                for (r, got) in got.chunks_exact(n).enumerate() {
+                    let mut want = vec![0u8; n];
+                    scalar_finish_u8(panel.row(r), rq, &mut want);
+                    assert_eq!(got, &want[..], "{name}: finish_rows_u8, n {n}, row {r} of {rows}");
+                }
+            }
+        }
+    });
 }
 
 #[test]

@@ -172,7 +172,11 @@ pub fn report() -> Vec<OpProfile> {
 /// The report as a table: op, the kernel that ran, calls, total and mean
 /// time.
 pub fn table() -> String {
-    let rows = report();
+    format_table(&report())
+}
+
+/// `rows` (a [`report`]) as the table [`table`] prints.
+pub fn format_table(rows: &[OpProfile]) -> String {
     let width = rows.iter().map(|r| r.op.len()).max().unwrap_or(2).max(2);
     let kwidth = rows.iter().map(|r| r.kernel.len()).max().unwrap_or(6).max(6);
     let mut out = format!("{:<width$}  {:<kwidth$}  {:>8}  {:>12}  {:>12}\n", "op", "kernel", "calls", "total", "mean");

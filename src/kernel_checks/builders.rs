@@ -314,12 +314,15 @@ fn conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
 }
 
 /// A conv as networks hold them: a channels-last input, 64 to 144 output
-/// channels (the vector kernels' 64-channel steps and their tails), dense
+/// channels (the vector kernels' 64-channel steps and their tails; 8 to
+/// 144 when depthwise), dense
 /// or depthwise, and symmetric per-channel weights (PyTorch's default,
 /// whose depthwise taps the VNNI routine takes in i8).
 fn network_conv2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
-    let oc = rng.pick(&[64usize, 80, 130, 144]);
     let depthwise = rng.one_in(2);
+    // Depthwise convs of 32 channels or fewer put several pixels in one
+    // vector (the VNNI routine).
+    let oc = if depthwise { rng.pick(&[8usize, 16, 24, 32, 64, 80, 130, 144]) } else { rng.pick(&[64, 80, 130, 144]) };
     let (ic, groups, k) = if depthwise {
         (oc, oc, rng.pick(&[3usize, 5]))
     } else {

@@ -35,7 +35,8 @@ enum Command {
         /// Compare every vectorized kernel with its op's reference kernel instead.
         #[arg(long)]
         kernels: bool,
-        /// Print one JSON object per workload: {"workload", "threads", "median_s", "min_s"}.
+        /// Print one JSON object per workload: {"workload", "threads", "median_s", "min_s"};
+        /// with --profile, one per profile row: {"layer", "op", "kernel", "calls", "per_run_s"}.
         #[arg(long)]
         json: bool,
         /// Threads for the kernels' parallel loops.
@@ -284,8 +285,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Bench { kernels: false, profile: Some(name), threads, reps, .. } => {
-            let run = || -> qtensor::Result<String> {
+        Command::Bench { kernels: false, profile: Some(name), json, threads, reps, .. } => {
+            let run = || -> qtensor::Result<Vec<qtensor::profiler::OpProfile>> {
                 let w = bench::workloads::workloads(&name)?
                     .into_iter()
                     .find(|w| w.name == name)
@@ -294,9 +295,15 @@ fn main() -> ExitCode {
                 bench::profile(&w, reps)
             };
             match bench::with_threads(threads, run).and_then(|r| r) {
-                Ok(table) => {
+                Ok(rows) if json => {
+                    for row in &rows {
+                        println!("{}", bench::profile_json(row, reps));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(rows) => {
                     println!("{name}, {threads} thread(s), {reps} runs; per-layer time, slowest first");
-                    print!("{table}");
+                    print!("{}", qtensor::profiler::format_table(&rows));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

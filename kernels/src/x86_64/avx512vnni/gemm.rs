@@ -88,16 +88,35 @@ pub(super) fn dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<u
     }
 }
 
-/// The quantizing epilogue with 512-bit vectors, 16 columns at a time,
-/// lane for lane the AVX2 epilogue's arithmetic (`crate::gemm::Requant`);
-/// the last columns go to the AVX2 epilogue.
+/// The quantizing epilogue with 512-bit vectors for one row; see
+/// [`finish_rows_u8`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-#[inline]
 pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) -> usize {
-    let n = dst.len();
+    let row_sums = [t.row_sum];
+    let panel = PanelTerms {
+        products: t.products,
+        ldp: t.products.len(),
+        col_terms: t.col_terms,
+        zw: t.zw,
+        row_sums: &row_sums,
+    };
+    finish_rows_u8(panel, rq, dst)
+}
+
+/// The quantizing epilogue with 512-bit vectors over a panel's rows, 16
+/// columns at a time, lane for lane the AVX2 epilogue's arithmetic
+/// (`crate::gemm::Requant`); returns the columns it finished in each row
+/// (the rest, under 16, go to the AVX2 epilogue).
+///
+/// One function holds the whole loop, rows and columns, and its column
+/// step is a macro: LLVM inlines neither a per-row function nor a column
+/// closure reliably, and a call per 64 or 16 outputs costs a third of
+/// the time.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+pub(super) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) -> usize {
+    let n = t.col_terms.len();
     let zp = rq.zero_point as f32;
     let (lo, hi, zpv) = (_mm512_set1_ps(rq.lo - zp), _mm512_set1_ps(rq.hi - zp), _mm512_set1_epi32(rq.zero_point));
-    let row_sum = _mm512_set1_epi32(t.row_sum);
     let load_i32 = |s: &[i32]| {
         let s = &s[..16];
         // SAFETY: `s` holds 16 i32; an unaligned 64-byte load.
@@ -108,48 +127,48 @@ pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) -> usi
         // SAFETY: `s` holds 16 f32; an unaligned 64-byte load.
         unsafe { _mm512_loadu_ps(s.as_ptr()) }
     };
-    // Columns j..j + 16, requantized as i32 in [lo, hi] within 0..=255.
-    let quantized = |j: usize| {
-        let mut c = _mm512_add_epi32(load_i32(&t.products[j..]), load_i32(&t.col_terms[j..]));
-        if !t.zw.is_empty() {
-            c = _mm512_sub_epi32(c, _mm512_mullo_epi32(load_i32(&t.zw[j..]), row_sum));
-        }
-        let v = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(c), load_f32(&rq.bias[j..])), load_f32(&rq.mult[j..]));
-        _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi)), zpv)
-    };
-    let mut j = 0;
     // 64 columns: two rounds of packs (which keep the values, all within
     // 0..=255) and one permute, then one 64-byte store; cheaper than four
     // narrowing stores.
     let lanes_in_order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    while j + 64 <= n {
-        let words_lo = _mm512_packs_epi32(quantized(j), quantized(j + 16));
-        let words_hi = _mm512_packs_epi32(quantized(j + 32), quantized(j + 48));
-        let bytes = _mm512_permutexvar_epi32(lanes_in_order, _mm512_packus_epi16(words_lo, words_hi));
-        let d = &mut dst[j..j + 64];
-        // SAFETY: `d` holds 64 writable bytes; an unaligned 64-byte store.
-        unsafe { _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, bytes) };
-        j += 64;
-    }
-    while j + 16 <= n {
-        // Narrowing keeps the value.
-        let bytes = _mm512_cvtepi32_epi8(quantized(j));
-        let d = &mut dst[j..j + 16];
-        // SAFETY: `d` holds 16 writable bytes; an unaligned 16-byte store.
-        unsafe { _mm_storeu_si128(d.as_mut_ptr() as *mut __m128i, bytes) };
-        j += 16;
-    }
-    j
-}
-
-/// [`finish_u8`] over a panel's rows in one call; returns the columns it
-/// finished in each row (the rest, under 16, are the caller's).
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-pub(super) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) -> usize {
-    let n = t.col_terms.len();
     let mut done = 0;
-    for (r, d) in dst.chunks_exact_mut(n.max(1)).take(t.row_sums.len()).enumerate() {
-        done = finish_u8(t.row(r), rq, d);
+    for (r, dst) in dst.chunks_exact_mut(n.max(1)).take(t.row_sums.len()).enumerate() {
+        let row = t.row(r);
+        let row_sum = _mm512_set1_epi32(row.row_sum);
+        // Columns j..j + 16, requantized as i32 in [lo, hi] within 0..=255.
+        macro_rules! quantized {
+            ($j:expr) => {{
+                let j = $j;
+                let mut c = _mm512_add_epi32(load_i32(&row.products[j..]), load_i32(&row.col_terms[j..]));
+                if !row.zw.is_empty() {
+                    c = _mm512_sub_epi32(c, _mm512_mullo_epi32(load_i32(&row.zw[j..]), row_sum));
+                }
+                let v = _mm512_mul_ps(
+                    _mm512_add_ps(_mm512_cvtepi32_ps(c), load_f32(&rq.bias[j..])),
+                    load_f32(&rq.mult[j..]),
+                );
+                _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi)), zpv)
+            }};
+        }
+        let mut j = 0;
+        while j + 64 <= n {
+            let words_lo = _mm512_packs_epi32(quantized!(j), quantized!(j + 16));
+            let words_hi = _mm512_packs_epi32(quantized!(j + 32), quantized!(j + 48));
+            let bytes = _mm512_permutexvar_epi32(lanes_in_order, _mm512_packus_epi16(words_lo, words_hi));
+            let d = &mut dst[j..j + 64];
+            // SAFETY: `d` holds 64 writable bytes; an unaligned 64-byte store.
+            unsafe { _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, bytes) };
+            j += 64;
+        }
+        while j + 16 <= n {
+            // Narrowing keeps the value.
+            let bytes = _mm512_cvtepi32_epi8(quantized!(j));
+            let d = &mut dst[j..j + 16];
+            // SAFETY: `d` holds 16 writable bytes; an unaligned 16-byte store.
+            unsafe { _mm_storeu_si128(d.as_mut_ptr() as *mut __m128i, bytes) };
+            j += 16;
+        }
+        done = j;
     }
     done
 }

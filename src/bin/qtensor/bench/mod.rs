@@ -46,14 +46,29 @@ pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> qt
 }
 
 /// Runs `w` once to warm up, then `reps` times with the Profiling layer on,
-/// and returns the profiler's table: every op under the layer it was
+/// and returns what the profiler recorded: every op under the layer it was
 /// called from, slowest first.
-pub fn profile(w: &workloads::Workload, reps: usize) -> qtensor::Result<String> {
+pub fn profile(w: &workloads::Workload, reps: usize) -> qtensor::Result<Vec<qtensor::profiler::OpProfile>> {
     (w.run)()?;
     qtensor::profiler::reset();
     qtensor::profiler::enable();
     let result = (0..reps.max(1)).try_for_each(|_| (w.run)());
     qtensor::profiler::disable();
     result?;
-    Ok(qtensor::profiler::table())
+    Ok(qtensor::profiler::report())
+}
+
+/// One profile row as a JSON object: the layer (the scopes the op ran
+/// under, empty for a top-level op), the op, the kernel, its calls, and
+/// the mean time per run of the workload in seconds.
+pub fn profile_json(row: &qtensor::profiler::OpProfile, reps: usize) -> String {
+    let (layer, op) = row.op.rsplit_once(' ').unwrap_or(("", &row.op));
+    serde_json::json!({
+        "layer": layer,
+        "op": op,
+        "kernel": row.kernel,
+        "calls": row.calls,
+        "per_run_s": row.total.as_secs_f64() / reps.max(1) as f64,
+    })
+    .to_string()
 }
