@@ -11,6 +11,7 @@ use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs, Layout
 use crate::gemm::packed::{PackedB, BLOCK};
 use crate::gemm::{
     scalar_finish_f32, scalar_finish_u8, Epilogue, GemmIsa, OutElem, Panel, PanelTerms, Requant, RequantForm, RowTerms,
+    ShiftedRows,
 };
 use crate::vector::{
     max_pool_row, BinaryParams, ByteElement, Combine, Portable, QuantizeParams, RequantParams, VectorIsa,
@@ -62,6 +63,7 @@ macro_rules! each_gemm_token {
         {
             $run::<qtensor_runtime::isa::Avx2>($($arg),*);
             $run::<qtensor_runtime::isa::Avx512Vnni>($($arg),*);
+            $run::<qtensor_runtime::isa::Amx>($($arg),*);
         }
         #[cfg(target_arch = "aarch64")]
         {
@@ -165,6 +167,50 @@ impl<K: GemmIsa> EpilogueFns for K {
     }
     fn quantize(&self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
         self.quantize_u8(src, dst, q)
+    }
+}
+
+/// A kernel that reads shifted rows in place (see `ShiftedRows`) gives
+/// the products of the same rows gathered into a K-padded panel: one tap
+/// of any width (a 1x1 conv's pixels, each read on into the next ones
+/// against the zero weights that pad K), or several of whole 64-byte
+/// steps; from the first row or a later one, to the source's last pixel.
+#[test]
+fn shifted_rows_read_in_place_match_gathered_ones() {
+    fn run<K: GemmIsa>(rng: &mut Rng, checked: &mut usize) {
+        let Some(kernel) = K::detect() else { return };
+        let cases: &[(usize, &[usize])] =
+            &[(1, &[0]), (3, &[0]), (16, &[0]), (40, &[0]), (64, &[0]), (100, &[0]), (64, &[0, 1, 7]), (128, &[0, 5])];
+        for &(c, taps) in cases {
+            if !kernel.reads_shifted_rows(c, taps.len()) {
+                continue;
+            }
+            let (k, n) = (taps.len() * c, 40);
+            let w: Vec<i8> = (0..n * k).map(|_| rng.byte() as i8).collect();
+            let b = PackedB::pack(&w, n, k).unwrap(); // ok: a test; a failure here fails it
+            let total_rows = 53;
+            let src: Vec<u8> = (0..(total_rows + taps[taps.len() - 1]) * c).map(|_| rng.byte()).collect();
+            let x = ShiftedRows { src: &src, channels: c, taps, pixel_sums: &[] };
+            for rows in [0..total_rows, 5..total_rows, 16..33, 40..total_rows] {
+                let cols = b.blocks() * BLOCK;
+                let mut got = vec![i32::MIN; rows.len() * cols];
+                if !kernel.dot_shifted(rows.clone(), &x, &b, 0..b.blocks(), &mut got, cols) {
+                    continue;
+                }
+                let mut panel = vec![0u8; rows.len() * b.kp];
+                let mut sums = vec![0i32; rows.len()];
+                x.gather(rows.clone(), b.kp, &mut panel, &mut sums);
+                let mut want = vec![i32::MAX; rows.len() * cols];
+                kernel.dot(Panel { a: &panel, rows: rows.len(), kp: b.kp }, &b, 0..b.blocks(), &mut want, cols);
+                assert_eq!(got, want, "{}: {c} channels, taps {taps:?}, rows {rows:?}", K::NAME);
+                *checked += 1;
+            }
+        }
+    }
+    let (mut rng, mut checked) = (Rng(11), 0);
+    each_gemm_token!(run(&mut rng, &mut checked));
+    if checked == 0 {
+        eprintln!("skipped: no kernel on this CPU reads shifted rows in place");
     }
 }
 

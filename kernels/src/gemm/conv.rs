@@ -377,6 +377,20 @@ fn pointwise<K: GemmIsa>(
         let rows = Rows { data: Activations::Rows { a: src, sums: &sums }, m, zx: rq.zx };
         return gemm_prepared(kernel, rows, Weights { b: packed, zw: &pw.zero_points }, epi, out);
     }
+    if kernel.reads_shifted_rows(c, 1) {
+        // The kernel reads the pixels in place, K-padded rows reaching into
+        // the next pixels against the padding's zero weights: one tap.
+        let mut pixel_sums = if pw.needs_row_sums { try_filled::<i32>(m, 0)? } else { Vec::new() };
+        parallel::chunks(&mut pixel_sums, 1024, |t, part| {
+            for (i, sum) in part.iter_mut().enumerate() {
+                let px = t * 1024 + i;
+                *sum = byte_sum(&src[px * c..(px + 1) * c]);
+            }
+        });
+        let pixels = ShiftedRows { src, channels: c, taps: &[0], pixel_sums: &pixel_sums };
+        let rows = Rows { data: Activations::Shifted(pixels), m, zx: rq.zx };
+        return gemm_prepared(kernel, rows, Weights { b: packed, zw: &pw.zero_points }, epi, out);
+    }
     let rows = Rows { data: Activations::Gather(&fill), m, zx: rq.zx };
     gemm_prepared(kernel, rows, Weights { b: packed, zw: &pw.zero_points }, epi, out)
 }
@@ -443,7 +457,7 @@ fn im2col_gemm<K: GemmIsa>(
             }
         });
     }
-    let implicit = g == 1 && p.stride == [1, 1] && m > 0 && kernel.reads_shifted_rows(c);
+    let implicit = g == 1 && p.stride == [1, 1] && m > 0 && kernel.reads_shifted_rows(c, kh * kw);
     if implicit && pw.groups[0].kp == kh * kw * c {
         return shifted_gemm(kernel, &padded, &pixel_sums, s, p, pw, rq, out);
     }

@@ -44,9 +44,10 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
     fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize);
 
     /// True when [`dot_shifted`](Self::dot_shifted) reads shifted rows of
-    /// `channels` bytes per tap in place, so that a conv may skip im2col.
-    fn reads_shifted_rows(self, channels: usize) -> bool {
-        let _ = channels;
+    /// `taps` taps of `channels` bytes each in place, so that a conv may
+    /// skip im2col (and a 1x1 conv the copy of its rows into K-padded ones).
+    fn reads_shifted_rows(self, channels: usize, taps: usize) -> bool {
+        let _ = (channels, taps);
         false
     }
 

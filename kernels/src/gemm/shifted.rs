@@ -8,7 +8,9 @@ use std::ops::Range;
 /// im2col (an implicit GEMM): row `r`'s K bytes are, for each tap `t`,
 /// the `channels` bytes of pixel `r + taps[t]` of `src`. Rows count the
 /// bordered input's pixels (`r = (img * hp + y) * wp + x`), so the rows
-/// whose x or y lies past the output are computed and then dropped.
+/// whose x or y lies past the output are computed and then dropped. A 1x1
+/// conv is one tap at offset 0 over the input as it lies: its rows are
+/// the pixels.
 #[derive(Clone, Copy)]
 pub struct ShiftedRows<'a> {
     /// The bordered input, `[pixels][channels]`.

@@ -42,9 +42,11 @@ impl GemmIsa for Amx {
         gemm::dot(self, &source, x.rows, x.kp, b, blocks, out, ldo);
     }
 
-    fn reads_shifted_rows(self, channels: usize) -> bool {
-        // Each 64-byte step of K must lie within one tap.
-        channels > 0 && channels.is_multiple_of(gemm::TILE_K)
+    fn reads_shifted_rows(self, channels: usize, taps: usize) -> bool {
+        // Each 64-byte step of K must lie within one tap: taps of whole
+        // steps, or one tap, whose last step reads on into the next pixels
+        // against the zero weights that pad K.
+        channels > 0 && (channels.is_multiple_of(gemm::TILE_K) || taps == 1)
     }
 
     fn dot_shifted(
@@ -56,16 +58,24 @@ impl GemmIsa for Amx {
         out: &mut [i32],
         ldo: usize,
     ) -> bool {
-        let kp = x.taps.len() * x.channels;
-        if !self.reads_shifted_rows(x.channels) || b.kp != kp || rows.is_empty() {
+        let (c, taps) = (x.channels, x.taps.len());
+        let kp = (taps * c).next_multiple_of(gemm::TILE_K);
+        if !self.reads_shifted_rows(c, taps) || b.kp != kp || rows.is_empty() {
             return false;
         }
-        // The last partial tile of rows, gathered into a zeroed panel.
-        let tail_start = rows.len() / 16 * 16;
-        let mut tail = vec![0u8; if tail_start < rows.len() { 16 * kp } else { 0 }];
-        let mut sums = [0i32; 16];
+        // A row reads, from its last tap's pixel on, the tap's bytes (one
+        // tap: all `kp`, on into the next pixels). Tiles whose rows all
+        // read inside the source are read in place; the rest of the rows,
+        // the last partial tile at least, are gathered into a zeroed panel.
+        let reach = if taps == 1 { kp } else { c };
+        let last_tap = x.taps.iter().copied().max().unwrap_or(0);
+        let rows_inside = x.src.len().checked_sub(reach).map_or(0, |room| room / c + 1);
+        let inside = rows_inside.saturating_sub(rows.start + last_tap).min(rows.len());
+        let tail_start = inside / 16 * 16;
         let tail_rows = rows.start + tail_start..rows.end;
-        x.gather(tail_rows.clone(), kp, &mut tail[..tail_rows.len() * kp], &mut sums[..tail_rows.len()]);
+        let mut tail = vec![0u8; tail_rows.len().div_ceil(16) * 16 * kp];
+        let mut sums = vec![0i32; tail_rows.len()];
+        x.gather(tail_rows.clone(), kp, &mut tail[..tail_rows.len() * kp], &mut sums);
         let source = gemm::WithTail { main: gemm::InPlace { x, first: rows.start }, tail_start, tail, kp };
         gemm::dot(self, &source, rows.len(), kp, b, blocks, out, ldo);
         true
