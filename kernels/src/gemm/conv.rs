@@ -364,8 +364,8 @@ fn pointwise<K: GemmIsa>(
             *sum = if pw.needs_row_sums { byte_sum(pixel) } else { 0 };
         }
     };
-    if kp == c {
-        // The kernel reads the activations in place; only the sums are new.
+    // Each pixel's channel sum when the weights need row sums, else 0.
+    let pixel_sums = || -> Result<Vec<i32>> {
         let mut sums = try_filled::<i32>(m, 0)?;
         let needed = if pw.needs_row_sums { &mut sums[..] } else { &mut [][..] };
         parallel::chunks(needed, 1024, |t, part| {
@@ -374,20 +374,19 @@ fn pointwise<K: GemmIsa>(
                 *sum = byte_sum(&src[px * c..(px + 1) * c]);
             }
         });
+        Ok(sums)
+    };
+    if kp == c {
+        // The kernel reads the activations in place; only the sums are new.
+        let sums = pixel_sums()?;
         let rows = Rows { data: Activations::Rows { a: src, sums: &sums }, m, zx: rq.zx };
         return gemm_prepared(kernel, rows, Weights { b: packed, zw: &pw.zero_points }, epi, out);
     }
     if kernel.reads_shifted_rows(c, 1) {
         // The kernel reads the pixels in place, K-padded rows reaching into
         // the next pixels against the padding's zero weights: one tap.
-        let mut pixel_sums = if pw.needs_row_sums { try_filled::<i32>(m, 0)? } else { Vec::new() };
-        parallel::chunks(&mut pixel_sums, 1024, |t, part| {
-            for (i, sum) in part.iter_mut().enumerate() {
-                let px = t * 1024 + i;
-                *sum = byte_sum(&src[px * c..(px + 1) * c]);
-            }
-        });
-        let pixels = ShiftedRows { src, channels: c, taps: &[0], pixel_sums: &pixel_sums };
+        let sums = if pw.needs_row_sums { pixel_sums()? } else { Vec::new() };
+        let pixels = ShiftedRows { src, channels: c, taps: &[0], pixel_sums: &sums };
         let rows = Rows { data: Activations::Shifted(pixels), m, zx: rq.zx };
         return gemm_prepared(kernel, rows, Weights { b: packed, zw: &pw.zero_points }, epi, out);
     }
