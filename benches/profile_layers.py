@@ -6,18 +6,18 @@
 
 qtensor's side is `qtensor bench --profile model/M/bB --json` (the
 Profiling dispatch layer: the time of every op under the layer it was
-called from). PyTorch's side is torch.profiler over the same network built
-by DIR/models/torch_models.py, run eagerly so that every module has its
-name: each leaf module's forward, and each FloatFunctional op (the
-residual adds, cats and muls), runs inside a record_function named after
-the module. The two name their layers alike (`features.1.conv.0.0`,
+called from). PyTorch's side is torch.profiler over the frozen TorchScript
+model that compare_peers.py times, built by DIR/models/torch_models.py
+with the engine named. TorchScript's ops carry no module names, so the
+eager model runs once first and records which layer calls each conv,
+linear, pool, add, mul, cat and (de)quantize, in order; the frozen model's
+top-level ops of each kind are named in that order. A kind whose counts
+differ (an op PyTorch fused away) is reported as unmatched, never
+guessed. The two sides name their layers alike (`features.1.conv.0.0`,
 `layer1.0.conv1`), so the rows join by name; a layer only one side has is
-listed with a dash on the other.
-
-Eager PyTorch adds Python's per-module overhead around each op, so its
-total is above its TorchScript time (which compare_peers.py measures);
-the per-layer times are the kernels'. Ratios are PyTorch / qtensor: above
-1 means qtensor's layer is faster.
+listed with a dash on the other. Ratios are PyTorch / qtensor: above 1
+means qtensor's layer is faster. The totals are every top-level op on
+each side.
 
 --isa avx2 caps both sides to AVX2, as compare_peers.py does.
 Build first with `cargo build --release`.
