@@ -1,11 +1,20 @@
 //! Depthwise conv2d over channels-last (NHWC) u8 activations with AVX-512
-//! VNNI, any stride, padding and dilation: `vpdpbusd` sums four taps of a
-//! channel per instruction, 64 channels at a time, in exact i32.
+//! VNNI, any stride, padding and dilation, in exact i32.
 //!
-//! A pixel's taps are channel-contiguous rows of the input, while
-//! `vpdpbusd` sums four adjacent bytes: two rounds of unpacks interleave
-//! four taps' rows into quads, one per channel, in a channel order that the
-//! weights, the requantization terms and a final 4x4 transpose share.
+//! Two inner routines share each output row:
+//! - whole blocks of 64 channels: `vpdpbusd` sums four taps of a channel
+//!   per instruction. A pixel's taps are channel-contiguous rows of the
+//!   input, while `vpdpbusd` sums four adjacent bytes: two rounds of
+//!   unpacks interleave four taps' rows into quads, one per channel, in a
+//!   channel order that the weights, the requantization terms and a final
+//!   4x4 transpose share;
+//! - the channels past the last whole block (all of them below 64
+//!   channels, as in the MobileNets' first layers), 16 at a time: a tap's
+//!   16 bytes, zero-extended to one i32 lane per channel, meet that tap's
+//!   weights, each the low byte of its lane, in one `vpdpbusd`, four pixels
+//!   side by side. No lane idles but past the last channel, where a 64-lane
+//!   block would leave half of a 32-channel layer's lanes empty.
+//!
 //! Taps outside the input read a row of the input zero point (PyTorch's
 //! padding), so every pixel has every tap, and the zero point's share of
 //! the sum, `zx * sum(w)`, is one subtraction per channel.
@@ -21,18 +30,21 @@ use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::{Error, Result};
 use std::arch::x86_64::*;
 
-/// Channels per block: one 512-bit vector of bytes.
+/// Channels per block of the quad routine: one 512-bit vector of bytes.
 const BLOCK: usize = 64;
-/// Taps per `vpdpbusd`.
+/// Taps per `vpdpbusd` in the quad routine.
 const QUAD: usize = 4;
+/// Channels per group of the tail routine: one i32 lane each.
+const GROUP: usize = 16;
+/// Pixels the tail routine computes side by side.
+const PIXELS: usize = 4;
 /// The input channel of lane `lane` (0..16) of quad vector `k` (0..4):
 /// the order the unpacks leave the channels in.
 fn channel_of(k: usize, lane: usize) -> usize {
     16 * (lane / 4) + 4 * k + lane % 4
 }
 
-/// A weight in the unpacks' channel order: what the weight's
-/// [`LayoutCache`](crate::gemm::depthwise::LayoutCache) keeps.
+/// The whole 64-channel blocks of a weight, in the unpacks' channel order.
 struct QuadWeights {
     /// Taps rounded up to a multiple of four (the extra taps weigh 0).
     taps: usize,
@@ -50,12 +62,11 @@ impl QuadWeights {
         let c = a.input_sizes[3];
         let real_taps = a.kernel[0] * a.kernel[1];
         let taps = real_taps.div_ceil(QUAD) * QUAD;
-        let blocks = c.div_ceil(BLOCK);
-        // Tap-major i8 weights, the extra taps and channels 0.
-        let padded_c = blocks * BLOCK;
-        let mut w8 = vec![0i8; taps * padded_c];
+        let blocks = c / BLOCK;
+        // Tap-major i8 weights, the extra taps 0.
+        let mut w8 = vec![0i8; taps * c];
         for (tap, row) in a.weights.get(..real_taps * c)?.chunks_exact(c.max(1)).enumerate() {
-            for (d, &w) in w8[tap * padded_c..][..c].iter_mut().zip(row) {
+            for (d, &w) in w8[tap * c..][..c].iter_mut().zip(row) {
                 // `as` saturates (and sends NaN to 0): a round trip that
                 // changes the value means it does not fit.
                 *d = w as i8;
@@ -71,14 +82,14 @@ impl QuadWeights {
                 for k in 0..QUAD {
                     for lane in 0..16 {
                         let ch = b * BLOCK + channel_of(k, lane);
-                        weights.extend((0..QUAD).map(|j| w8[(q * QUAD + j) * padded_c + ch]));
+                        weights.extend((0..QUAD).map(|j| w8[(q * QUAD + j) * c + ch]));
                     }
                 }
             }
             for k in 0..QUAD {
                 for lane in 0..16 {
                     let ch = b * BLOCK + channel_of(k, lane);
-                    sums.push((0..real_taps).map(|t| i32::from(w8[t * padded_c + ch])).sum());
+                    sums.push((0..real_taps).map(|t| i32::from(w8[t * c + ch])).sum());
                 }
             }
         }
@@ -87,16 +98,15 @@ impl QuadWeights {
 }
 
 /// One call's requantization terms, lane for lane as [`QuadWeights::sums`]:
-/// `zx * sum(w)`, the bias term and the multiplier (0 past the last
-/// channel).
-struct Terms {
+/// `zx * sum(w)`, the bias term and the multiplier.
+struct QuadTerms {
     zx_terms: Vec<i32>,
     bias: Vec<f32>,
     mult: Vec<f32>,
 }
 
-impl Terms {
-    fn new(a: &DepthwiseArgs<'_>, w: &QuadWeights) -> Option<Terms> {
+impl QuadTerms {
+    fn new(a: &DepthwiseArgs<'_>, w: &QuadWeights) -> Option<QuadTerms> {
         let c = a.input_sizes[3];
         let zx_terms = w.sums.iter().map(|&s| a.zx.wrapping_mul(s)).collect();
         let per_channel = |values: &[f32]| -> Option<Vec<f32>> {
@@ -111,99 +121,333 @@ impl Terms {
                 })
                 .collect()
         };
-        Some(Terms { zx_terms, bias: per_channel(a.bias)?, mult: per_channel(a.mult)? })
+        Some(QuadTerms { zx_terms, bias: per_channel(a.bias)?, mult: per_channel(a.mult)? })
     }
 }
 
-/// One output pixel: `rows` are its taps' input rows (`C` bytes each, the
-/// padding row for taps outside the input, then the padding row for the
-/// extra taps), `dst` its `C` output channels.
+/// The channels of a weight past its last whole 64-channel block.
+struct TapWeights {
+    /// The first of them.
+    first: usize,
+    /// Per group of 16 channels, per tap, per channel: the i8 weight in
+    /// the lane's low byte, the other three bytes 0 (0 past the last
+    /// channel), so `vpdpbusd` adds `x * w` for one tap.
+    weights: Vec<i32>,
+    /// Per channel, padded to whole groups with 0: the sum of the
+    /// channel's weights.
+    sums: Vec<i32>,
+}
+
+impl TapWeights {
+    /// `None` when a weight does not fit i8.
+    fn new(a: &DepthwiseArgs<'_>) -> Option<TapWeights> {
+        let c = a.input_sizes[3];
+        let first = c / BLOCK * BLOCK;
+        let taps = a.kernel[0] * a.kernel[1];
+        let groups = (c - first).div_ceil(GROUP);
+        let tap_major = a.weights.get(..taps * c)?;
+        let mut weights = vec![0i32; groups * taps * GROUP];
+        let mut sums = vec![0i32; groups * GROUP];
+        for (tap, row) in tap_major.chunks_exact(c.max(1)).enumerate() {
+            for (ch, &w) in row[first..].iter().enumerate() {
+                // `as` saturates (and sends NaN to 0): a round trip that
+                // changes the value means it does not fit.
+                let w8 = w as i8;
+                if f32::from(w8) != w {
+                    return None;
+                }
+                let (group, lane) = (ch / GROUP, ch % GROUP);
+                weights[(group * taps + tap) * GROUP + lane] = i32::from(w8 as u8);
+                sums[ch] += i32::from(w8);
+            }
+        }
+        Some(TapWeights { first, weights, sums })
+    }
+}
+
+/// One call's requantization terms, per channel as [`TapWeights::sums`]:
+/// `zx * sum(w)`, the bias term and the multiplier (0 past the last
+/// channel).
+struct TapTerms {
+    zx_terms: Vec<i32>,
+    bias: Vec<f32>,
+    mult: Vec<f32>,
+}
+
+impl TapTerms {
+    fn new(a: &DepthwiseArgs<'_>, w: &TapWeights) -> Option<TapTerms> {
+        let c = a.input_sizes[3];
+        let zx_terms = w.sums.iter().map(|&s| a.zx.wrapping_mul(s)).collect();
+        let padded = |values: &[f32]| -> Option<Vec<f32>> {
+            let mut padded = values.get(w.first..c)?.to_vec();
+            padded.resize(w.sums.len(), 0.0);
+            Some(padded)
+        };
+        Some(TapTerms { zx_terms, bias: padded(a.bias)?, mult: padded(a.mult)? })
+    }
+}
+
+/// Where one output pixel's taps are read.
+#[derive(Clone, Copy)]
+enum Source {
+    /// Every tap lies inside the input: tap `t` starts at byte
+    /// `base + tap_offsets[t]` of the input, and every tap's `C` bytes were
+    /// checked to lie inside it.
+    Inside(usize),
+    /// Some taps lie in the padding: the pixel's taps are rows
+    /// `first..first + taps` of the row list (the padding row for taps
+    /// outside the input, then for the quad routine's extra taps).
+    Border(usize),
+}
+
+/// One output row's pixels, as [`Source`]s, and the tap rows of those on
+/// the border: remade per row, kept per thread.
+#[derive(Default)]
+struct RowTaps<'x> {
+    sources: Vec<Source>,
+    rows: Vec<&'x [u8]>,
+}
+
+/// One output row's whole 64-channel blocks: the loop over the row's
+/// pixels sits inside the loop over blocks, so a block's weights and
+/// requantization terms stay in cache lines (and mostly in registers)
+/// across the row, and an interior pixel costs no per-tap bookkeeping.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn pixel(w: &QuadWeights, t: &Terms, a: &DepthwiseArgs<'_>, rows: &[&[u8]], dst: &mut [u8]) {
-    let c = dst.len();
+fn quad_blocks(
+    w: &QuadWeights,
+    t: &QuadTerms,
+    a: &DepthwiseArgs<'_>,
+    tap_offsets: &[usize],
+    taps: &RowTaps<'_>,
+    dst: &mut [u8],
+) {
+    let c = a.input_sizes[3];
     let zp = a.zero_point as f32;
     let (lo, hi, zpv) = (_mm512_set1_ps(a.lo - zp), _mm512_set1_ps(255.0 - zp), _mm512_set1_epi32(a.zero_point));
     let quads = w.taps / QUAD;
-    for (b, ch0) in (0..c).step_by(BLOCK).enumerate() {
-        let n = BLOCK.min(c - ch0);
-        let mask: u64 = if n == BLOCK { !0 } else { (1u64 << n) - 1 };
-        let load = |row: &[u8]| {
-            let row = &row[ch0..ch0 + n];
-            // SAFETY: the mask covers the `n` bytes of `row`; masked-out
-            // bytes are not read (AVX-512 suppresses their faults).
-            unsafe { _mm512_maskz_loadu_epi8(mask, row.as_ptr() as *const i8) }
-        };
-        let mut acc = [_mm512_setzero_si512(); QUAD];
+    for (b, ch0) in (0..c / BLOCK * BLOCK).step_by(BLOCK).enumerate() {
+        let (n, mask) = (BLOCK, !0u64);
         let weights = &w.weights[b * quads * QUAD * BLOCK..][..quads * QUAD * BLOCK];
-        for (quad, wq) in rows.chunks_exact(QUAD).zip(weights.chunks_exact(QUAD * BLOCK)) {
-            let (x0, x1, x2, x3) = (load(quad[0]), load(quad[1]), load(quad[2]), load(quad[3]));
-            // Pairs (taps 0-1, then 2-3) of channels 0-7 and 8-15 of each
-            // 128-bit lane, then quads of 4 channels each.
-            let (lo01, hi01) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
-            let (lo23, hi23) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
-            let quads = [
-                _mm512_unpacklo_epi16(lo01, lo23),
-                _mm512_unpackhi_epi16(lo01, lo23),
-                _mm512_unpacklo_epi16(hi01, hi23),
-                _mm512_unpackhi_epi16(hi01, hi23),
-            ];
-            for ((acc, x), wk) in acc.iter_mut().zip(quads).zip(wq.chunks_exact(BLOCK)) {
-                // SAFETY: `wk` holds 64 bytes; an unaligned load.
-                let wk = unsafe { _mm512_loadu_si512(wk.as_ptr() as *const __m512i) };
-                *acc = _mm512_dpbusd_epi32(*acc, x, wk);
-            }
-        }
-        let mut bytes = [_mm_setzero_si128(); QUAD];
-        for (k, (acc, out)) in acc.iter().zip(bytes.iter_mut()).enumerate() {
-            let at = (b * QUAD + k) * 16;
-            let (zx_terms, bias, mult) = (&t.zx_terms[at..at + 16], &t.bias[at..at + 16], &t.mult[at..at + 16]);
-            // SAFETY: each slice holds 16 lanes; unaligned loads.
-            let (zx_terms, bias, mult) = unsafe {
-                (
-                    _mm512_loadu_si512(zx_terms.as_ptr() as *const __m512i),
-                    _mm512_loadu_ps(bias.as_ptr()),
-                    _mm512_loadu_ps(mult.as_ptr()),
-                )
+        let at = b * QUAD * 16;
+        let (zx_terms, bias, mult) =
+            (&t.zx_terms[at..at + QUAD * 16], &t.bias[at..at + QUAD * 16], &t.mult[at..at + QUAD * 16]);
+        for (source, out) in taps.sources.iter().zip(dst.chunks_exact_mut(c)) {
+            let load = |tap: usize| match *source {
+                // SAFETY: `Source::Inside` promises that the input holds
+                // `C` bytes from `base + tap_offsets[t]` for every tap, and
+                // the mask covers `n <= C - ch0` of them; masked-out bytes
+                // are not read (AVX-512 suppresses their faults).
+                Source::Inside(base) => unsafe {
+                    _mm512_maskz_loadu_epi8(mask, a.input.as_ptr().add(base + tap_offsets[tap] + ch0) as *const i8)
+                },
+                Source::Border(first) => {
+                    let row = &taps.rows[first + tap][ch0..ch0 + n];
+                    // SAFETY: the mask covers the `n` bytes of `row`.
+                    unsafe { _mm512_maskz_loadu_epi8(mask, row.as_ptr() as *const i8) }
+                }
             };
+            let mut acc = [_mm512_setzero_si512(); QUAD];
+            for (q, wq) in weights.chunks_exact(QUAD * BLOCK).enumerate() {
+                let (x0, x1, x2, x3) = (load(QUAD * q), load(QUAD * q + 1), load(QUAD * q + 2), load(QUAD * q + 3));
+                // Pairs (taps 0-1, then 2-3) of channels 0-7 and 8-15 of
+                // each 128-bit lane, then quads of 4 channels each.
+                let (lo01, hi01) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
+                let (lo23, hi23) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
+                let quads = [
+                    _mm512_unpacklo_epi16(lo01, lo23),
+                    _mm512_unpackhi_epi16(lo01, lo23),
+                    _mm512_unpacklo_epi16(hi01, hi23),
+                    _mm512_unpackhi_epi16(hi01, hi23),
+                ];
+                for ((acc, x), wk) in acc.iter_mut().zip(quads).zip(wq.chunks_exact(BLOCK)) {
+                    // SAFETY: `wk` holds 64 bytes; an unaligned load.
+                    let wk = unsafe { _mm512_loadu_si512(wk.as_ptr() as *const __m512i) };
+                    *acc = _mm512_dpbusd_epi32(*acc, x, wk);
+                }
+            }
+            let mut bytes = [_mm_setzero_si128(); QUAD];
+            for (k, (acc, out)) in acc.iter().zip(bytes.iter_mut()).enumerate() {
+                let lanes = k * 16..k * 16 + 16;
+                let (zx_terms, bias, mult) = (&zx_terms[lanes.clone()], &bias[lanes.clone()], &mult[lanes]);
+                // SAFETY: each slice holds 16 lanes; unaligned loads.
+                let (zx_terms, bias, mult) = unsafe {
+                    (
+                        _mm512_loadu_si512(zx_terms.as_ptr() as *const __m512i),
+                        _mm512_loadu_ps(bias.as_ptr()),
+                        _mm512_loadu_ps(mult.as_ptr()),
+                    )
+                };
+                // The exact sum, below 2^24 in magnitude: exact in f32.
+                let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(*acc, zx_terms));
+                let v = _mm512_mul_ps(_mm512_add_ps(sum, bias), mult);
+                let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi)), zpv);
+                // q lies in [lo, 255]: narrowing keeps its value.
+                *out = _mm512_cvtepi32_epi8(q);
+            }
+            // `bytes[k]` holds, as 4-byte groups, channels 16L + 4k + 0..4
+            // of lanes L = 0..4: a 4x4 transpose of the groups puts them in
+            // order.
+            let (t0, t1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
+            let (t2, t3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
+            let v = _mm512_castsi128_si512(_mm_unpacklo_epi64(t0, t1));
+            let v = _mm512_inserti32x4::<1>(v, _mm_unpackhi_epi64(t0, t1));
+            let v = _mm512_inserti32x4::<2>(v, _mm_unpacklo_epi64(t2, t3));
+            let v = _mm512_inserti32x4::<3>(v, _mm_unpackhi_epi64(t2, t3));
+            let d = &mut out[ch0..ch0 + n];
+            // SAFETY: the mask covers the `n` writable bytes of `d`.
+            unsafe { _mm512_mask_storeu_epi8(d.as_mut_ptr() as *mut i8, mask, v) };
+        }
+    }
+}
+
+/// One output row's channels past its whole 64-channel blocks, 16 at a
+/// time, the pixel loop inside the group loop as in [`quad_blocks`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn tap_groups(
+    w: &TapWeights,
+    t: &TapTerms,
+    a: &DepthwiseArgs<'_>,
+    tap_offsets: &[usize],
+    taps: &RowTaps<'_>,
+    dst: &mut [u8],
+) {
+    let c = a.input_sizes[3];
+    let tap_count = a.kernel[0] * a.kernel[1];
+    let zp = a.zero_point as f32;
+    let (lo, hi, zpv) = (_mm512_set1_ps(a.lo - zp), _mm512_set1_ps(255.0 - zp), _mm512_set1_epi32(a.zero_point));
+    for (g, ch0) in (w.first..c).step_by(GROUP).enumerate() {
+        let n = GROUP.min(c - ch0);
+        let mask = (1u64 << n) - 1;
+        let weights = &w.weights[g * tap_count * GROUP..][..tap_count * GROUP];
+        let lanes = g * GROUP..(g + 1) * GROUP;
+        let (zx_terms, bias, mult) = (&t.zx_terms[lanes.clone()], &t.bias[lanes.clone()], &t.mult[lanes]);
+        // SAFETY: each slice holds 16 lanes; unaligned loads.
+        let (zx_terms, bias, mult) = unsafe {
+            (
+                _mm512_loadu_si512(zx_terms.as_ptr() as *const __m512i),
+                _mm512_loadu_ps(bias.as_ptr()),
+                _mm512_loadu_ps(mult.as_ptr()),
+            )
+        };
+        let store = |acc: __m512i, out: &mut [u8]| {
             // The exact sum, below 2^24 in magnitude: exact in f32.
-            let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(*acc, zx_terms));
+            let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, zx_terms));
             let v = _mm512_mul_ps(_mm512_add_ps(sum, bias), mult);
             let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi)), zpv);
-            // q lies in [lo, 255]: narrowing keeps its value.
-            *out = _mm512_cvtepi32_epi8(q);
+            let d = &mut out[ch0..ch0 + n];
+            // SAFETY: the mask covers the `n` writable bytes of `d`; q lies
+            // in [lo, 255], so narrowing keeps its value.
+            unsafe { _mm512_mask_cvtepi32_storeu_epi8(d.as_mut_ptr() as *mut i8, mask as __mmask16, q) };
+        };
+        let mut px = 0;
+        while px < taps.sources.len() {
+            // PIXELS interior pixels side by side, their chains of
+            // `vpdpbusd`s interleaved: one pixel's chain alone is too long
+            // for the scheduler to overlap with the next pixel's.
+            let set = taps.sources.get(px..px + PIXELS).and_then(|set| {
+                let mut bases = [0usize; PIXELS];
+                for (base, source) in bases.iter_mut().zip(set) {
+                    *base = match *source {
+                        Source::Inside(at) => at + ch0,
+                        Source::Border(_) => return None,
+                    };
+                }
+                Some(bases)
+            });
+            if let Some(bases) = set {
+                let acc = dot::<PIXELS>(weights, |p, tap| {
+                    // SAFETY: `Source::Inside` promises that the input
+                    // holds `C` bytes from `base + tap_offsets[t]` for
+                    // every tap, and `ch0 + n <= C`.
+                    unsafe { widen(mask, a.input.as_ptr().add(bases[p] + tap_offsets[tap])) }
+                });
+                for (p, acc) in acc.into_iter().enumerate() {
+                    store(acc, &mut dst[(px + p) * c..][..c]);
+                }
+                px += PIXELS;
+                continue;
+            }
+            let [acc] = dot::<1>(weights, |_, tap| match taps.sources[px] {
+                // SAFETY: as above.
+                Source::Inside(base) => unsafe { widen(mask, a.input.as_ptr().add(base + tap_offsets[tap] + ch0)) },
+                // SAFETY: the mask selects the `n` bytes of the row slice.
+                Source::Border(first) => unsafe { widen(mask, taps.rows[first + tap][ch0..ch0 + n].as_ptr()) },
+            });
+            store(acc, &mut dst[px * c..][..c]);
+            px += 1;
         }
-        // `bytes[k]` holds, as 4-byte groups, channels 16L + 4k + 0..4 of
-        // lanes L = 0..4: a 4x4 transpose of the groups puts them in order.
-        let (t0, t1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
-        let (t2, t3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
-        let v = _mm512_castsi128_si512(_mm_unpacklo_epi64(t0, t1));
-        let v = _mm512_inserti32x4::<1>(v, _mm_unpackhi_epi64(t0, t1));
-        let v = _mm512_inserti32x4::<2>(v, _mm_unpacklo_epi64(t2, t3));
-        let v = _mm512_inserti32x4::<3>(v, _mm_unpackhi_epi64(t2, t3));
-        let d = &mut dst[ch0..ch0 + n];
-        // SAFETY: the mask covers the `n` writable bytes of `d`.
-        unsafe { _mm512_mask_storeu_epi8(d.as_mut_ptr() as *mut i8, mask, v) };
+    }
+}
+
+/// The bytes of `ptr` that `mask` selects (at most 16), one i32 lane each.
+///
+/// # Safety
+///
+/// `ptr` must be readable for every byte `mask` selects; the others are
+/// not read (AVX-512 suppresses their faults).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+unsafe fn widen(mask: u64, ptr: *const u8) -> __m512i {
+    // SAFETY: the caller's promise.
+    let bytes = unsafe { _mm512_maskz_loadu_epi8(mask, ptr as *const i8) };
+    _mm512_cvtepu8_epi32(_mm512_castsi512_si128(bytes))
+}
+
+/// The exact sums of `P` pixels over one group's taps: `load(p, tap)` is
+/// pixel `p`'s tap `tap`, widened to i32 lanes; `weights` holds each tap's
+/// 16 weights.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+fn dot<const P: usize>(weights: &[i32], load: impl Fn(usize, usize) -> __m512i) -> [__m512i; P] {
+    let mut acc = [_mm512_setzero_si512(); P];
+    for (tap, wt) in weights.chunks_exact(GROUP).enumerate() {
+        // SAFETY: `wt` holds 16 lanes; an unaligned load.
+        let wt = unsafe { _mm512_loadu_si512(wt.as_ptr() as *const __m512i) };
+        for (p, acc) in acc.iter_mut().enumerate() {
+            *acc = _mm512_dpbusd_epi32(*acc, load(p, tap), wt);
+        }
+    }
+    acc
+}
+
+/// A weight in the routine's layout: what the weight's
+/// [`LayoutCache`](crate::gemm::depthwise::LayoutCache) keeps.
+struct Layout {
+    quads: QuadWeights,
+    tail: TapWeights,
+}
+
+impl Layout {
+    /// `None` when a weight does not fit i8.
+    fn new(a: &DepthwiseArgs<'_>) -> Option<Layout> {
+        Some(Layout { quads: QuadWeights::new(a)?, tail: TapWeights::new(a)? })
     }
 }
 
 /// The NHWC depthwise routine; `None` when the weights do not fit i8.
 pub(super) fn depthwise_nhwc(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
-    let cached = a.layout.and_then(|cache| cache.get_or_make(|| QuadWeights::new(a)));
+    let cached = a.layout.and_then(|cache| cache.get_or_make(|| Layout::new(a)));
     let made;
     let w = match cached {
         Some(w) => w.as_ref()?,
         None => {
-            made = QuadWeights::new(a)?;
+            made = Layout::new(a)?;
             &made
         }
     };
-    let Some(t) = Terms::new(a, w) else {
+    let (Some(quad_terms), Some(tap_terms)) = (QuadTerms::new(a, &w.quads), TapTerms::new(a, &w.tail)) else {
         return Some(Err(Error::invalid("quantized::conv2d", "fewer requantization terms than channels")));
     };
-    Some(run(isa, a, w, &t, out))
+    Some(run(isa, a, w, (&quad_terms, &tap_terms), out))
 }
 
-fn run(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, qw: &QuadWeights, t: &Terms, out: &mut [u8]) -> Result<()> {
+fn run(
+    isa: Avx512Vnni,
+    a: &DepthwiseArgs<'_>,
+    layout: &Layout,
+    terms: (&QuadTerms, &TapTerms),
+    out: &mut [u8],
+) -> Result<()> {
     let [_, h, w, c] = a.input_sizes;
     let [_, oh, ow, _] = a.output_sizes;
     let [kh, kw] = a.kernel;
@@ -216,26 +460,34 @@ fn run(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, qw: &QuadWeights, t: &Terms, out:
         (o * a.stride[axis] + k * a.dilation[axis]).checked_sub(a.padding[axis]).filter(|&i| i < size)
     };
     // Each tap's offset from its pixel's first tap, for pixels whose taps
-    // all lie inside the input (most of them).
-    let tap_offsets: Vec<usize> =
+    // all lie inside the input (most of them); the extra taps, which weigh
+    // 0, read the first tap again.
+    let mut tap_offsets: Vec<usize> =
         (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * a.dilation[0] * w + kx * a.dilation[1]) * c)).collect();
+    // How far past its first tap a pixel reads: the bound that makes the
+    // unchecked tap loads of `Source::Inside` safe.
+    let reach = tap_offsets.iter().max().and_then(|&far| far.checked_add(c)).unwrap_or(c);
+    let taps_per_pixel = layout.quads.taps;
+    tap_offsets.resize(taps_per_pixel, 0);
     let inside = |o: usize, axis: usize, kernel: usize, size: usize| {
         position(o, 0, axis, size).is_some() && position(o, kernel - 1, axis, size).is_some()
     };
     let short = || Error::invalid("quantized::conv2d", "the depthwise input is shorter than its sizes");
-    crate::parallel::try_chunks(out, ow * c, Vec::new, |rows: &mut Vec<&[u8]>, r, out_row| {
+    crate::parallel::try_chunks(out, ow * c, RowTaps::default, |taps: &mut RowTaps<'_>, r, out_row| {
         let (img, oy) = (r / oh.max(1), r % oh.max(1));
         let rows_inside = inside(oy, 0, kh, h);
-        for (ox, dst) in out_row.chunks_exact_mut(c).enumerate() {
-            rows.clear();
+        taps.sources.clear();
+        taps.rows.clear();
+        for ox in 0..ow {
             let corner = (position(oy, 0, 0, h), position(ox, 0, 1, w));
             if let (true, true, (Some(iy), Some(ix))) = (rows_inside, inside(ox, 1, kw, w), corner) {
-                let first = ((img * h + iy) * w + ix) * c;
-                let taps = a.input.get(first..).ok_or_else(short)?;
-                for &off in &tap_offsets {
-                    rows.push(taps.get(off..off + c).ok_or_else(short)?);
+                let base = ((img * h + iy) * w + ix) * c;
+                if base.checked_add(reach).is_none_or(|end| end > a.input.len()) {
+                    return Err(short());
                 }
+                taps.sources.push(Source::Inside(base));
             } else {
+                taps.sources.push(Source::Border(taps.rows.len()));
                 for ky in 0..kh {
                     let iy = position(oy, ky, 0, h);
                     for kx in 0..kw {
@@ -246,15 +498,18 @@ fn run(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, qw: &QuadWeights, t: &Terms, out:
                             }
                             _ => &padding_row[..],
                         };
-                        rows.push(row);
+                        taps.rows.push(row);
                     }
                 }
+                taps.rows.extend(std::iter::repeat_n(&padding_row[..], taps_per_pixel - kh * kw));
             }
-            rows.resize(qw.taps, &padding_row[..]);
-            let _: Avx512Vnni = isa;
-            // SAFETY: `isa` is an `Avx512Vnni` token, which proves AVX-512
-            // F, BW and VNNI.
-            unsafe { pixel(qw, t, a, rows, dst) };
+        }
+        let _: Avx512Vnni = isa;
+        // SAFETY: `isa` is an `Avx512Vnni` token, which proves AVX-512 F,
+        // BW and VNNI.
+        unsafe {
+            quad_blocks(&layout.quads, terms.0, a, &tap_offsets, taps, out_row);
+            tap_groups(&layout.tail, terms.1, a, &tap_offsets, taps, out_row);
         }
         Ok(())
     })

@@ -130,6 +130,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
     let convs = [
         ("conv2d/1x64x56x56/k3/oc64", 64, 56, 1, 3, 1, 64),
         ("conv2d_depthwise/1x128x56x56/k3", 128, 56, 128, 3, 1, 128),
+        ("conv2d_depthwise/1x32x112x112/k3", 32, 112, 32, 3, 1, 32),
         ("conv2d_stem/1x3x224x224/k7s2/oc64", 3, 224, 1, 7, 2, 64),
         ("conv2d_pointwise/1x16x112x112/oc96", 16, 112, 1, 1, 1, 96),
     ];
