@@ -29,6 +29,7 @@ use qtensor_runtime::isa::Avx512Vnni;
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::{Error, Result};
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 /// Channels per block of the quad routine: one 512-bit vector of bytes.
 const BLOCK: usize = 64;
@@ -200,12 +201,30 @@ enum Source {
     Border(usize),
 }
 
-/// One output row's pixels, as [`Source`]s, and the tap rows of those on
-/// the border: remade per row, kept per thread.
+/// Where one output row's pixels read their taps: remade per row, kept
+/// per thread.
 #[derive(Default)]
 struct RowTaps<'x> {
-    sources: Vec<Source>,
+    /// The columns whose taps all lie inside the input (empty if none).
+    inside: Range<usize>,
+    /// The input offset of the first of them (`Source::Inside`'s `base`).
+    start: usize,
+    /// The input offset from one column to the next.
+    step: usize,
+    /// The other columns, each with the index of its first tap row in
+    /// `rows` (`Source::Border`).
+    border: Vec<(usize, usize)>,
+    /// The border columns' tap rows.
     rows: Vec<&'x [u8]>,
+}
+
+impl RowTaps<'_> {
+    /// Every column of the row with its [`Source`].
+    fn pixels(&self) -> impl Iterator<Item = (usize, Source)> + '_ {
+        let inside =
+            self.inside.clone().map(|ox| (ox, Source::Inside(self.start + (ox - self.inside.start) * self.step)));
+        inside.chain(self.border.iter().map(|&(ox, first)| (ox, Source::Border(first))))
+    }
 }
 
 /// One output row's whole 64-channel blocks: the loop over the row's
@@ -231,8 +250,9 @@ fn quad_blocks(
         let at = b * QUAD * 16;
         let (zx_terms, bias, mult) =
             (&t.zx_terms[at..at + QUAD * 16], &t.bias[at..at + QUAD * 16], &t.mult[at..at + QUAD * 16]);
-        for (source, out) in taps.sources.iter().zip(dst.chunks_exact_mut(c)) {
-            let load = |tap: usize| match *source {
+        for (ox, source) in taps.pixels() {
+            let out = &mut dst[ox * c..][..c];
+            let load = |tap: usize| match source {
                 // SAFETY: `Source::Inside` promises that the input holds
                 // `C` bytes from `base + tap_offsets[t]` for every tap, and
                 // the mask covers `n <= C - ch0` of them; masked-out bytes
@@ -339,42 +359,32 @@ fn tap_groups(
             // in [lo, 255], so narrowing keeps its value.
             unsafe { _mm512_mask_cvtepi32_storeu_epi8(d.as_mut_ptr() as *mut i8, mask as __mmask16, q) };
         };
-        let mut px = 0;
-        while px < taps.sources.len() {
-            // PIXELS interior pixels side by side, their chains of
-            // `vpdpbusd`s interleaved: one pixel's chain alone is too long
-            // for the scheduler to overlap with the next pixel's.
-            let set = taps.sources.get(px..px + PIXELS).and_then(|set| {
-                let mut bases = [0usize; PIXELS];
-                for (base, source) in bases.iter_mut().zip(set) {
-                    *base = match *source {
-                        Source::Inside(at) => at + ch0,
-                        Source::Border(_) => return None,
-                    };
-                }
-                Some(bases)
+        // The interior, PIXELS pixels side by side, their chains of
+        // `vpdpbusd`s interleaved: one pixel's chain alone is too long for
+        // the scheduler to overlap with the next pixel's.
+        let sets_end = taps.inside.end - taps.inside.len() % PIXELS;
+        for ox in (taps.inside.start..sets_end).step_by(PIXELS) {
+            let base = taps.start + (ox - taps.inside.start) * taps.step + ch0;
+            let acc = dot::<PIXELS>(weights, |p, tap| {
+                // SAFETY: `Source::Inside` promises that the input holds
+                // `C` bytes from `base + tap_offsets[t]` for every tap,
+                // and `ch0 + n <= C`.
+                unsafe { widen(mask, a.input.as_ptr().add(base + p * taps.step + tap_offsets[tap])) }
             });
-            if let Some(bases) = set {
-                let acc = dot::<PIXELS>(weights, |p, tap| {
-                    // SAFETY: `Source::Inside` promises that the input
-                    // holds `C` bytes from `base + tap_offsets[t]` for
-                    // every tap, and `ch0 + n <= C`.
-                    unsafe { widen(mask, a.input.as_ptr().add(bases[p] + tap_offsets[tap])) }
-                });
-                for (p, acc) in acc.into_iter().enumerate() {
-                    store(acc, &mut dst[(px + p) * c..][..c]);
-                }
-                px += PIXELS;
-                continue;
+            for (p, acc) in acc.into_iter().enumerate() {
+                store(acc, &mut dst[(ox + p) * c..][..c]);
             }
-            let [acc] = dot::<1>(weights, |_, tap| match taps.sources[px] {
+        }
+        // The rest one at a time.
+        let rest = taps.pixels().filter(|&(ox, _)| !(taps.inside.start..sets_end).contains(&ox));
+        for (ox, source) in rest {
+            let [acc] = dot::<1>(weights, |_, tap| match source {
                 // SAFETY: as above.
                 Source::Inside(base) => unsafe { widen(mask, a.input.as_ptr().add(base + tap_offsets[tap] + ch0)) },
                 // SAFETY: the mask selects the `n` bytes of the row slice.
                 Source::Border(first) => unsafe { widen(mask, taps.rows[first + tap][ch0..ch0 + n].as_ptr()) },
             });
-            store(acc, &mut dst[px * c..][..c]);
-            px += 1;
+            store(acc, &mut dst[ox * c..][..c]);
         }
     }
 }
@@ -388,6 +398,11 @@ fn tap_groups(
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
 unsafe fn widen(mask: u64, ptr: *const u8) -> __m512i {
+    if mask == 0xFFFF {
+        // A whole group: an unmasked load, which folds into the widening.
+        // SAFETY: the caller's promise, for all 16 bytes.
+        return _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(ptr as *const __m128i) });
+    }
     // SAFETY: the caller's promise.
     let bytes = unsafe { _mm512_maskz_loadu_epi8(mask, ptr as *const i8) };
     _mm512_cvtepu8_epi32(_mm512_castsi512_si128(bytes))
@@ -472,37 +487,49 @@ fn run(
     let inside = |o: usize, axis: usize, kernel: usize, size: usize| {
         position(o, 0, axis, size).is_some() && position(o, kernel - 1, axis, size).is_some()
     };
+    // The output columns whose taps all lie inside the input's width: one
+    // run, the same in every row.
+    let first_inside = (0..ow).position(|ox| inside(ox, 1, kw, w)).unwrap_or(ow);
+    let columns_inside = first_inside..(first_inside..ow).find(|&ox| !inside(ox, 1, kw, w)).unwrap_or(ow);
     let short = || Error::invalid("quantized::conv2d", "the depthwise input is shorter than its sizes");
     crate::parallel::try_chunks(out, ow * c, RowTaps::default, |taps: &mut RowTaps<'_>, r, out_row| {
         let (img, oy) = (r / oh.max(1), r % oh.max(1));
-        let rows_inside = inside(oy, 0, kh, h);
-        taps.sources.clear();
-        taps.rows.clear();
-        for ox in 0..ow {
-            let corner = (position(oy, 0, 0, h), position(ox, 0, 1, w));
-            if let (true, true, (Some(iy), Some(ix))) = (rows_inside, inside(ox, 1, kw, w), corner) {
-                let base = ((img * h + iy) * w + ix) * c;
-                if base.checked_add(reach).is_none_or(|end| end > a.input.len()) {
-                    return Err(short());
-                }
-                taps.sources.push(Source::Inside(base));
-            } else {
-                taps.sources.push(Source::Border(taps.rows.len()));
-                for ky in 0..kh {
-                    let iy = position(oy, ky, 0, h);
-                    for kx in 0..kw {
-                        let row = match (iy, position(ox, kx, 1, w)) {
-                            (Some(iy), Some(ix)) => {
-                                let at = ((img * h + iy) * w + ix) * c;
-                                a.input.get(at..at + c).ok_or_else(short)?
-                            }
-                            _ => &padding_row[..],
-                        };
-                        taps.rows.push(row);
-                    }
-                }
-                taps.rows.extend(std::iter::repeat_n(&padding_row[..], taps_per_pixel - kh * kw));
+        // Where the row's interior pixels start, if the row's taps all lie
+        // inside the input's height; the last one's reach was checked.
+        taps.inside = 0..0;
+        taps.step = a.stride[1] * c;
+        if let (true, Some(iy), false) = (inside(oy, 0, kh, h), position(oy, 0, 0, h), columns_inside.is_empty()) {
+            let base = |ox: usize| -> Option<usize> {
+                let ix = position(ox, 0, 1, w)?;
+                img.checked_mul(h)?.checked_add(iy)?.checked_mul(w)?.checked_add(ix)?.checked_mul(c)
+            };
+            // The last interior pixel reads farthest: checking its reach
+            // makes every interior pixel's unchecked tap loads safe.
+            let last = base(columns_inside.end - 1).and_then(|at| at.checked_add(reach));
+            if last.is_none_or(|end| end > a.input.len()) {
+                return Err(short());
             }
+            taps.start = base(columns_inside.start).ok_or_else(short)?;
+            taps.inside = columns_inside.clone();
+        }
+        taps.border.clear();
+        taps.rows.clear();
+        for ox in (0..ow).filter(|ox| !taps.inside.contains(ox)) {
+            taps.border.push((ox, taps.rows.len()));
+            for ky in 0..kh {
+                let iy = position(oy, ky, 0, h);
+                for kx in 0..kw {
+                    let row = match (iy, position(ox, kx, 1, w)) {
+                        (Some(iy), Some(ix)) => {
+                            let at = ((img * h + iy) * w + ix) * c;
+                            a.input.get(at..at + c).ok_or_else(short)?
+                        }
+                        _ => &padding_row[..],
+                    };
+                    taps.rows.push(row);
+                }
+            }
+            taps.rows.extend(std::iter::repeat_n(&padding_row[..], taps_per_pixel - kh * kw));
         }
         let _: Avx512Vnni = isa;
         // SAFETY: `isa` is an `Avx512Vnni` token, which proves AVX-512 F,
