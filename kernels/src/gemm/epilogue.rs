@@ -31,6 +31,21 @@ impl RowTerms<'_> {
         self.products[j].wrapping_add(self.col_terms[j]).wrapping_sub(zw.wrapping_mul(self.row_sum))
     }
 
+    /// The terms of the first `n` columns, every slice cut to exactly `n`:
+    /// a vector epilogue that steps `j` while `j + 16 <= n` then loads
+    /// `[j..j + 16]` with no bounds check left in its loop.
+    ///
+    /// Panics if the row holds fewer than `n` columns (a caller's bug).
+    #[inline]
+    pub fn first(&self, n: usize) -> RowTerms<'_> {
+        RowTerms {
+            products: &self.products[..n],
+            col_terms: &self.col_terms[..n],
+            zw: if self.zw.is_empty() { &[] } else { &self.zw[..n] },
+            row_sum: self.row_sum,
+        }
+    }
+
     /// The terms from column `j` on.
     pub fn tail(&self, j: usize) -> RowTerms<'_> {
         RowTerms {

@@ -43,6 +43,8 @@ fn quantize8(t: &RowTerms<'_>, j: usize, rs: __m256i, rq: &Requant<'_>, bounds: 
 pub(in crate::x86_64) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
     let n = dst.len();
     let (rs, bounds) = (_mm256_set1_epi32(t.row_sum), requant_bounds(rq.lo, rq.hi, rq.zero_point));
+    // Cut to `n` columns, so that `j + 16 <= n` proves the loads in bounds.
+    let (t, rq) = (t.first(n), rq.cols(0..n));
     let mut j = 0;
     while j + 16 <= n {
         let q0 = quantize8(&t, j, rs, &rq, bounds);

@@ -131,22 +131,24 @@ pub(super) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8])
     // 0..=255) and one permute, then one 64-byte store; cheaper than four
     // narrowing stores.
     let lanes_in_order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    // Every per-column slice cut to `n` once, so that the column steps'
+    // `j + 16 <= n` proves their loads in bounds: no check per load.
+    let (bias, mult) = (&rq.bias[..n], &rq.mult[..n]);
     let mut done = 0;
     for (r, dst) in dst.chunks_exact_mut(n.max(1)).take(t.row_sums.len()).enumerate() {
         let row = t.row(r);
+        let row = row.first(n);
+        let (products, col_terms, zw) = (row.products, row.col_terms, row.zw);
         let row_sum = _mm512_set1_epi32(row.row_sum);
         // Columns j..j + 16, requantized as i32 in [lo, hi] within 0..=255.
         macro_rules! quantized {
             ($j:expr) => {{
                 let j = $j;
-                let mut c = _mm512_add_epi32(load_i32(&row.products[j..]), load_i32(&row.col_terms[j..]));
-                if !row.zw.is_empty() {
-                    c = _mm512_sub_epi32(c, _mm512_mullo_epi32(load_i32(&row.zw[j..]), row_sum));
+                let mut c = _mm512_add_epi32(load_i32(&products[j..]), load_i32(&col_terms[j..]));
+                if !zw.is_empty() {
+                    c = _mm512_sub_epi32(c, _mm512_mullo_epi32(load_i32(&zw[j..]), row_sum));
                 }
-                let v = _mm512_mul_ps(
-                    _mm512_add_ps(_mm512_cvtepi32_ps(c), load_f32(&rq.bias[j..])),
-                    load_f32(&rq.mult[j..]),
-                );
+                let v = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(c), load_f32(&bias[j..])), load_f32(&mult[j..]));
                 _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi)), zpv)
             }};
         }
