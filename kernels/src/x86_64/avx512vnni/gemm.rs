@@ -2,16 +2,48 @@
 //! activations and s8 weights (see `crate::gemm`).
 
 use crate::gemm::packed::{PackedB, BLOCK};
+use crate::gemm::ShiftedRows;
 use crate::gemm::{PanelTerms, Requant, RowTerms};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-/// `P` for `R` rows by `NB` blocks (one 512-bit accumulator each).
+/// Where K lies within a row of activations: runs of `run` bytes (a
+/// multiple of 4) at the given offsets, in K's order. A dense row is one
+/// run at offset 0; a shifted row (an implicit GEMM's) one run per tap.
+#[derive(Clone, Copy)]
+struct KRuns<'a> {
+    offsets: &'a [usize],
+    run: usize,
+    /// The bytes every row must hold: the end of its farthest run.
+    reach: usize,
+}
+
+impl<'a> KRuns<'a> {
+    /// Dense rows of `kp` bytes.
+    fn dense(kp: usize) -> KRuns<'a> {
+        KRuns { offsets: &[0], run: kp, reach: kp }
+    }
+
+    /// Runs of `run` bytes at `offsets`; `None` if the farthest one's end
+    /// overflows.
+    fn shifted(offsets: &'a [usize], run: usize) -> Option<KRuns<'a>> {
+        let reach = offsets.iter().max().map_or(Some(0), |&far| far.checked_add(run))?;
+        Some(KRuns { offsets, run, reach })
+    }
+}
+
+/// `P` for `R` rows by `NB` blocks (one 512-bit accumulator each): row
+/// `r`'s K is the runs `k` from `a[r * stride..]`.
+///
+/// The loop over K holds only the loads, broadcasts and `vpdpbusd`s: each
+/// row's and each block's start is a pointer fixed before it, so that no
+/// bounds check or index arithmetic competes with them for issue slots.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 fn tile<const R: usize, const NB: usize>(
     a: &[u8],
-    kp: usize,
+    stride: usize,
+    k: KRuns<'_>,
     b: &[i8],
     first_block: usize,
     out: &mut [i32],
@@ -19,24 +51,38 @@ fn tile<const R: usize, const NB: usize>(
     col0: usize,
 ) {
     let mut acc = [[_mm512_setzero_si512(); NB]; R];
+    let kp = k.offsets.len() * k.run;
     let block_bytes = kp * BLOCK;
-    assert!(a.len() >= R * kp && kp.is_multiple_of(4));
-    let a_ptr = a.as_ptr();
-    for q in 0..kp / 4 {
-        let mut bv = [_mm512_setzero_si512(); NB];
-        for (j, v) in bv.iter_mut().enumerate() {
-            let at = (first_block + j) * block_bytes + q * 64;
-            let bytes = &b[at..at + 64];
-            // SAFETY: `bytes` holds 64 bytes; unaligned 64-byte load.
-            *v = unsafe { _mm512_loadu_si512(bytes.as_ptr() as *const __m512i) };
-        }
-        for (r, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: r < R and 4q + 3 < kp, so the 4 bytes lie within
-            // `a` (asserted above); an unaligned read, broadcast from memory.
-            let x = _mm512_set1_epi32(unsafe { (a_ptr.add(r * kp + q * 4) as *const i32).read_unaligned() });
-            for (j, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm512_dpbusd_epi32(*acc, x, bv[j]);
+    // Plain arithmetic and loops below, no closures: LLVM leaves
+    // `array::from_fn` and `Option` combinators out of line here.
+    assert!(k.run.is_multiple_of(4));
+    assert!(stride.saturating_mul(R - 1).saturating_add(k.reach) <= a.len());
+    let b = &b[first_block * block_bytes..(first_block + NB) * block_bytes];
+    // The weights' 64 bytes of the current step of 4 k.
+    let mut step = 0;
+    for &offset in k.offsets {
+        // `step_by` would cost a division per run, and a loop LLVM
+        // unrolls less well.
+        let mut at = offset;
+        while at < offset + k.run {
+            let mut bv = [_mm512_setzero_si512(); NB];
+            for (j, v) in bv.iter_mut().enumerate() {
+                // SAFETY: fewer than kp / 4 steps precede this one, so the
+                // 64 bytes at 64 * step lie within block j's 16 * kp bytes
+                // of `b`; an unaligned load.
+                *v = unsafe { _mm512_loadu_si512(b.as_ptr().add(j * block_bytes + step * 64) as *const __m512i) };
             }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: r < R and `at + 4 <= k.reach`, so the 4 bytes end
+                // by `(R - 1) * stride + k.reach <= a.len()` (asserted
+                // above); an unaligned read, broadcast from memory.
+                let x = _mm512_set1_epi32(unsafe { (a.as_ptr().add(r * stride + at) as *const i32).read_unaligned() });
+                for (acc, bv) in acc.iter_mut().zip(bv) {
+                    *acc = _mm512_dpbusd_epi32(*acc, x, bv);
+                }
+            }
+            step += 1;
+            at += 4;
         }
     }
     for (r, acc) in acc.iter().enumerate() {
@@ -49,18 +95,29 @@ fn tile<const R: usize, const NB: usize>(
     }
 }
 
-/// The VNNI `P` kernel over `rows` x `blocks` (see `GemmIsa::dot`).
+/// The VNNI `P` kernel over `rows` x `blocks` (see `GemmIsa::dot`): row
+/// `r`'s K is the runs `k` from `a[r * stride..]`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(super) fn dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+#[allow(clippy::too_many_arguments)]
+fn dot_rows(
+    a: &[u8],
+    stride: usize,
+    rows: usize,
+    k: KRuns<'_>,
+    b: &PackedB,
+    blocks: Range<usize>,
+    out: &mut [i32],
+    ldo: usize,
+) {
     let data = &b.data[..];
     if rows == 1 {
         let mut blk = blocks.start;
         while blk + 4 <= blocks.end {
-            tile::<1, 4>(a, kp, data, blk, out, ldo, (blk - blocks.start) * BLOCK);
+            tile::<1, 4>(a, stride, k, data, blk, out, ldo, (blk - blocks.start) * BLOCK);
             blk += 4;
         }
         for blk in blk..blocks.end {
-            tile::<1, 1>(a, kp, data, blk, out, ldo, (blk - blocks.start) * BLOCK);
+            tile::<1, 1>(a, stride, k, data, blk, out, ldo, (blk - blocks.start) * BLOCK);
         }
         return;
     }
@@ -70,22 +127,61 @@ pub(super) fn dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<u
         let col0 = (blk - blocks.start) * BLOCK;
         let mut r = 0;
         while r + 8 <= rows {
+            let (a, out) = (&a[r * stride..], &mut out[r * ldo..]);
             if two {
-                tile::<8, 2>(&a[r * kp..], kp, data, blk, &mut out[r * ldo..], ldo, col0);
+                tile::<8, 2>(a, stride, k, data, blk, out, ldo, col0);
             } else {
-                tile::<8, 1>(&a[r * kp..], kp, data, blk, &mut out[r * ldo..], ldo, col0);
+                tile::<8, 1>(a, stride, k, data, blk, out, ldo, col0);
             }
             r += 8;
         }
         for r in r..rows {
+            let (a, out) = (&a[r * stride..], &mut out[r * ldo..]);
             if two {
-                tile::<1, 2>(&a[r * kp..], kp, data, blk, &mut out[r * ldo..], ldo, col0);
+                tile::<1, 2>(a, stride, k, data, blk, out, ldo, col0);
             } else {
-                tile::<1, 1>(&a[r * kp..], kp, data, blk, &mut out[r * ldo..], ldo, col0);
+                tile::<1, 1>(a, stride, k, data, blk, out, ldo, col0);
             }
         }
         blk += if two { 2 } else { 1 };
     }
+}
+
+/// The VNNI `P` kernel over `rows` dense rows of `a`, `kp` bytes each.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) fn dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+    dot_rows(a, kp, rows, KRuns::dense(kp), b, blocks, out, ldo)
+}
+
+/// The VNNI `P` kernel over shifted rows read in place (see
+/// `GemmIsa::dot_shifted`); false when they cannot be: channels not a
+/// multiple of 4 (a K step would straddle two taps), a packed K other than
+/// the taps' bytes, or reads past the source.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) fn dot_shifted(
+    rows: Range<usize>,
+    x: &ShiftedRows<'_>,
+    b: &PackedB,
+    blocks: Range<usize>,
+    out: &mut [i32],
+    ldo: usize,
+) -> bool {
+    let c = x.channels;
+    let kp = x.taps.len() * c;
+    if c == 0 || !c.is_multiple_of(4) || b.kp != kp || rows.is_empty() {
+        return false;
+    }
+    // Tap t's run starts `taps[t]` pixels after the row's own.
+    let Some(offsets) = x.taps.iter().map(|&tap| tap.checked_mul(c)).collect::<Option<Vec<usize>>>() else {
+        return false;
+    };
+    let Some(k) = KRuns::shifted(&offsets, c) else { return false };
+    // The last row's reads end at its start plus `reach`: within the source.
+    if (rows.end - 1).checked_mul(c).and_then(|at| at.checked_add(k.reach)).is_none_or(|end| end > x.src.len()) {
+        return false;
+    }
+    dot_rows(&x.src[rows.start * c..], c, rows.len(), k, b, blocks, out, ldo);
+    true
 }
 
 /// The quantizing epilogue with 512-bit vectors for one row; see

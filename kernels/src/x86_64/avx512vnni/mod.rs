@@ -9,7 +9,7 @@ mod gemm;
 
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
-use crate::gemm::{GemmIsa, Panel, PanelTerms, Requant, RowTerms};
+use crate::gemm::{GemmIsa, Panel, PanelTerms, Requant, RowTerms, ShiftedRows};
 use crate::vector::QuantizeParams;
 use qtensor_runtime::isa::Avx512Vnni;
 use qtensor_runtime::{Priority, Result};
@@ -26,6 +26,26 @@ impl GemmIsa for Avx512Vnni {
         // SAFETY: `self` is an `Avx512Vnni` token, which proves AVX-512 F,
         // BW and VNNI.
         unsafe { gemm::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
+    }
+
+    fn reads_shifted_rows(self, channels: usize, taps: usize) -> bool {
+        // Each 4-byte step of K must lie within one tap.
+        let _ = taps;
+        channels > 0 && channels.is_multiple_of(4)
+    }
+
+    fn dot_shifted(
+        self,
+        rows: Range<usize>,
+        x: &ShiftedRows<'_>,
+        b: &PackedB,
+        blocks: Range<usize>,
+        out: &mut [i32],
+        ldo: usize,
+    ) -> bool {
+        // SAFETY: `self` is an `Avx512Vnni` token, which proves AVX-512 F,
+        // BW and VNNI.
+        unsafe { gemm::dot_shifted(rows, x, b, blocks, out, ldo) }
     }
 
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
