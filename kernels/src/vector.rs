@@ -270,14 +270,35 @@ pub fn max_pool_row<B: Copy + Ord>(
             continue;
         }
         let at = |ty: usize, tx: usize| ((y0 + ty * dy) * w + x0 + tx * dx) * c;
-        dst.copy_from_slice(&src[at(0, 0)..at(0, 0) + c]);
+        // Channel chunks outermost: a chunk's running max stays in
+        // registers across the window's taps and is stored once, where a
+        // pass per tap would load and store the whole pixel each time.
+        let mut chunks = dst.chunks_exact_mut(MAX_CHUNK);
+        let mut ch = 0;
+        for d in &mut chunks {
+            let mut acc = [lowest; MAX_CHUNK];
+            acc.copy_from_slice(&src[at(0, 0) + ch..][..MAX_CHUNK]);
+            for ty in 0..ny {
+                for tx in 0..nx {
+                    max_into(&mut acc, &src[at(ty, tx) + ch..][..MAX_CHUNK]);
+                }
+            }
+            d.copy_from_slice(&acc);
+            ch += MAX_CHUNK;
+        }
+        let rest = chunks.into_remainder();
+        rest.copy_from_slice(&src[at(0, 0) + ch..][..rest.len()]);
         for ty in 0..ny {
             for tx in 0..nx {
-                max_into(dst, &src[at(ty, tx)..at(ty, tx) + c]);
+                max_into(rest, &src[at(ty, tx) + ch..][..rest.len()]);
             }
         }
     }
 }
+
+/// Channels per register-held running max in [`max_pool_row`]: two 256-bit
+/// vectors of bytes.
+const MAX_CHUNK: usize = 64;
 
 /// `dst = max(dst, src)`, in fixed-size chunks of 32 elements that the
 /// compiler turns into whole vectors at any width (a loop of dynamic length

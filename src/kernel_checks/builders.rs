@@ -207,7 +207,15 @@ fn image(rng: &mut Rng, dtype: DType) -> Result<Tensor> {
 }
 
 fn max_pool2d(rng: &mut Rng, dtype: DType) -> Result<Vec<Value>> {
-    let x = image(rng, dtype)?;
+    // One time in three a network's pool: channels-last over up to 160
+    // channels, so that kernels working on chunks of 32 or 64 channels
+    // meet whole chunks and a remainder.
+    let x = if rng.one_in(3) && dtype.is_quantized() {
+        let s = [rng.range(1, 2), rng.range(8, 160), rng.range(1, 6), rng.range(1, 6)].map(|d| d as usize);
+        input(rng, dtype, &s, false)?.contiguous_in(crate::MemoryFormat::ChannelsLast)?
+    } else {
+        image(rng, dtype)?
+    };
     let k = [rng.range(1, 3), rng.range(1, 3)];
     let pad = [rng.range(0, k[0] / 2), rng.range(0, k[1] / 2)];
     Ok(vec![
