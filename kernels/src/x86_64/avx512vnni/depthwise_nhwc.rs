@@ -58,24 +58,13 @@ struct QuadWeights {
 }
 
 impl QuadWeights {
-    /// `None` when a weight does not fit i8.
-    fn new(a: &DepthwiseArgs<'_>) -> Option<QuadWeights> {
-        let c = a.input_sizes[3];
-        let real_taps = a.kernel[0] * a.kernel[1];
+    /// From the tap-major i8 weights `w8` of `C` channels.
+    fn new(w8: &[i8], c: usize, real_taps: usize) -> QuadWeights {
         let taps = real_taps.div_ceil(QUAD) * QUAD;
         let blocks = c / BLOCK;
-        // Tap-major i8 weights, the extra taps 0.
-        let mut w8 = vec![0i8; taps * c];
-        for (tap, row) in a.weights.get(..real_taps * c)?.chunks_exact(c.max(1)).enumerate() {
-            for (d, &w) in w8[tap * c..][..c].iter_mut().zip(row) {
-                // `as` saturates (and sends NaN to 0): a round trip that
-                // changes the value means it does not fit.
-                *d = w as i8;
-                if f32::from(*d) != w {
-                    return None;
-                }
-            }
-        }
+        // The extra taps weigh 0.
+        let mut w8 = w8.to_vec();
+        w8.resize(taps * c, 0);
         let mut weights = Vec::with_capacity(blocks * taps * BLOCK);
         let mut sums = Vec::with_capacity(blocks * QUAD * 16);
         for b in 0..blocks {
@@ -94,35 +83,41 @@ impl QuadWeights {
                 }
             }
         }
-        Some(QuadWeights { taps, weights, sums })
+        QuadWeights { taps, weights, sums }
     }
 }
 
-/// One call's requantization terms, lane for lane as [`QuadWeights::sums`]:
-/// `zx * sum(w)`, the bias term and the multiplier.
-struct QuadTerms {
+/// One call's requantization terms, lane for lane as a layout's weight
+/// sums: `zx * sum(w)`, the bias term and the multiplier (0 in lanes past
+/// the last channel).
+struct Terms {
     zx_terms: Vec<i32>,
     bias: Vec<f32>,
     mult: Vec<f32>,
 }
 
-impl QuadTerms {
-    fn new(a: &DepthwiseArgs<'_>, w: &QuadWeights) -> Option<QuadTerms> {
+impl Terms {
+    /// Lane `i`'s terms are those of channel `channel(i)`; `None` when a
+    /// channel has no bias or multiplier.
+    fn new(a: &DepthwiseArgs<'_>, sums: &[i32], channel: impl Fn(usize) -> usize) -> Option<Terms> {
         let c = a.input_sizes[3];
-        let zx_terms = w.sums.iter().map(|&s| a.zx.wrapping_mul(s)).collect();
-        let per_channel = |values: &[f32]| -> Option<Vec<f32>> {
-            (0..w.sums.len())
-                .map(|at| {
-                    let ch = at / (QUAD * 16) * BLOCK + channel_of(at / 16 % QUAD, at % 16);
-                    if ch < c {
-                        values.get(ch).copied()
-                    } else {
-                        Some(0.0)
-                    }
-                })
+        let zx_terms = sums.iter().map(|&s| a.zx.wrapping_mul(s)).collect();
+        let per_lane = |values: &[f32]| -> Option<Vec<f32>> {
+            (0..sums.len())
+                .map(|lane| if channel(lane) < c { values.get(channel(lane)).copied() } else { Some(0.0) })
                 .collect()
         };
-        Some(QuadTerms { zx_terms, bias: per_channel(a.bias)?, mult: per_channel(a.mult)? })
+        Some(Terms { zx_terms, bias: per_lane(a.bias)?, mult: per_lane(a.mult)? })
+    }
+
+    /// The terms of [`QuadWeights`]' lanes.
+    fn quads(a: &DepthwiseArgs<'_>, w: &QuadWeights) -> Option<Terms> {
+        Terms::new(a, &w.sums, |lane| lane / (QUAD * 16) * BLOCK + channel_of(lane / 16 % QUAD, lane % 16))
+    }
+
+    /// The terms of [`TapWeights`]' lanes.
+    fn tail(a: &DepthwiseArgs<'_>, w: &TapWeights) -> Option<Terms> {
+        Terms::new(a, &w.sums, |lane| w.first + lane)
     }
 }
 
@@ -140,51 +135,20 @@ struct TapWeights {
 }
 
 impl TapWeights {
-    /// `None` when a weight does not fit i8.
-    fn new(a: &DepthwiseArgs<'_>) -> Option<TapWeights> {
-        let c = a.input_sizes[3];
+    /// From the tap-major i8 weights `w8` of `C` channels.
+    fn new(w8: &[i8], c: usize, taps: usize) -> TapWeights {
         let first = c / BLOCK * BLOCK;
-        let taps = a.kernel[0] * a.kernel[1];
         let groups = (c - first).div_ceil(GROUP);
-        let tap_major = a.weights.get(..taps * c)?;
         let mut weights = vec![0i32; groups * taps * GROUP];
         let mut sums = vec![0i32; groups * GROUP];
-        for (tap, row) in tap_major.chunks_exact(c.max(1)).enumerate() {
+        for (tap, row) in w8.chunks_exact(c.max(1)).enumerate() {
             for (ch, &w) in row[first..].iter().enumerate() {
-                // `as` saturates (and sends NaN to 0): a round trip that
-                // changes the value means it does not fit.
-                let w8 = w as i8;
-                if f32::from(w8) != w {
-                    return None;
-                }
                 let (group, lane) = (ch / GROUP, ch % GROUP);
-                weights[(group * taps + tap) * GROUP + lane] = i32::from(w8 as u8);
-                sums[ch] += i32::from(w8);
+                weights[(group * taps + tap) * GROUP + lane] = i32::from(w as u8);
+                sums[ch] += i32::from(w);
             }
         }
-        Some(TapWeights { first, weights, sums })
-    }
-}
-
-/// One call's requantization terms, per channel as [`TapWeights::sums`]:
-/// `zx * sum(w)`, the bias term and the multiplier (0 past the last
-/// channel).
-struct TapTerms {
-    zx_terms: Vec<i32>,
-    bias: Vec<f32>,
-    mult: Vec<f32>,
-}
-
-impl TapTerms {
-    fn new(a: &DepthwiseArgs<'_>, w: &TapWeights) -> Option<TapTerms> {
-        let c = a.input_sizes[3];
-        let zx_terms = w.sums.iter().map(|&s| a.zx.wrapping_mul(s)).collect();
-        let padded = |values: &[f32]| -> Option<Vec<f32>> {
-            let mut padded = values.get(w.first..c)?.to_vec();
-            padded.resize(w.sums.len(), 0.0);
-            Some(padded)
-        };
-        Some(TapTerms { zx_terms, bias: padded(a.bias)?, mult: padded(a.mult)? })
+        TapWeights { first, weights, sums }
     }
 }
 
@@ -234,7 +198,7 @@ impl RowTaps<'_> {
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 fn quad_blocks(
     w: &QuadWeights,
-    t: &QuadTerms,
+    t: &Terms,
     a: &DepthwiseArgs<'_>,
     tap_offsets: &[usize],
     taps: &RowTaps<'_>,
@@ -325,7 +289,7 @@ fn quad_blocks(
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 fn tap_groups(
     w: &TapWeights,
-    t: &TapTerms,
+    t: &Terms,
     a: &DepthwiseArgs<'_>,
     tap_offsets: &[usize],
     taps: &RowTaps<'_>,
@@ -435,7 +399,13 @@ struct Layout {
 impl Layout {
     /// `None` when a weight does not fit i8.
     fn new(a: &DepthwiseArgs<'_>) -> Option<Layout> {
-        Some(Layout { quads: QuadWeights::new(a)?, tail: TapWeights::new(a)? })
+        let c = a.input_sizes[3];
+        let taps = a.kernel[0] * a.kernel[1];
+        // `as` saturates (and sends NaN to 0): a round trip that changes
+        // the value means it does not fit.
+        let w8 = a.weights.get(..taps * c)?.iter().map(|&w| Some(w as i8).filter(|&w8| f32::from(w8) == w));
+        let w8: Vec<i8> = w8.collect::<Option<_>>()?;
+        Some(Layout { quads: QuadWeights::new(&w8, c, taps), tail: TapWeights::new(&w8, c, taps) })
     }
 }
 
@@ -450,19 +420,13 @@ pub(super) fn depthwise_nhwc(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, out: &mut [
             &made
         }
     };
-    let (Some(quad_terms), Some(tap_terms)) = (QuadTerms::new(a, &w.quads), TapTerms::new(a, &w.tail)) else {
+    let (Some(quad_terms), Some(tap_terms)) = (Terms::quads(a, &w.quads), Terms::tail(a, &w.tail)) else {
         return Some(Err(Error::invalid("quantized::conv2d", "fewer requantization terms than channels")));
     };
     Some(run(isa, a, w, (&quad_terms, &tap_terms), out))
 }
 
-fn run(
-    isa: Avx512Vnni,
-    a: &DepthwiseArgs<'_>,
-    layout: &Layout,
-    terms: (&QuadTerms, &TapTerms),
-    out: &mut [u8],
-) -> Result<()> {
+fn run(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, layout: &Layout, terms: (&Terms, &Terms), out: &mut [u8]) -> Result<()> {
     let [_, h, w, c] = a.input_sizes;
     let [_, oh, ow, _] = a.output_sizes;
     let [kh, kw] = a.kernel;
