@@ -456,7 +456,15 @@ fn im2col_gemm<K: GemmIsa>(
             }
         });
     }
-    let implicit = g == 1 && p.stride == [1, 1] && m > 0 && kernel.reads_shifted_rows(c, kh * kw);
+    // The implicit GEMM's rows run over the bordered input's width: it
+    // computes `wp - ow` extra rows per output row (and whole bordered
+    // rows between images), against im2col's copies. (`m > 0` first:
+    // `n >= 1` and `oh >= 1` below.)
+    let implicit = g == 1 && p.stride == [1, 1] && m > 0 && kernel.reads_shifted_rows(c, kh * kw) && {
+        let implicit_rows = ((n - 1) * hp + oh - 1) * wp + ow;
+        let extra_dots = implicit_rows.saturating_sub(m).saturating_mul(oc);
+        extra_dots <= m.saturating_mul(K::DOTS_PER_COPIED_BYTE)
+    };
     if implicit && pw.groups[0].kp == kh * kw * c {
         return shifted_gemm(kernel, &padded, &pixel_sums, s, p, pw, rq, out);
     }

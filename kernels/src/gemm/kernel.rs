@@ -35,6 +35,14 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
     /// weights are streamed few times.
     const PANEL_ROWS: usize = 48;
 
+    /// How many of [`dot`](Self::dot)'s multiply-adds cost about as much
+    /// as copying one activation byte into an im2col panel. An implicit
+    /// GEMM ([`dot_shifted`](Self::dot_shifted)) skips those copies but
+    /// computes the rows that fall past the output's width; the conv takes
+    /// it only when `extra rows * N <= rows * DOTS_PER_COPIED_BYTE`. Its
+    /// value matters only where `reads_shifted_rows` can be true.
+    const DOTS_PER_COPIED_BYTE: usize = 0;
+
     /// The token, when this CPU has the ISA and the cap allows it.
     fn detect() -> Option<Self>;
 

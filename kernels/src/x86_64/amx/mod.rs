@@ -20,6 +20,9 @@ impl GemmIsa for Amx {
     // Four tile rows: a late layer's 49-64 pixels in one pass over its
     // weights (2.4 MB in ResNet-18's last convs).
     const PANEL_ROWS: usize = 64;
+    // Tiles multiply so much faster than rows are copied that the implicit
+    // GEMM's extra rows always cost less than im2col.
+    const DOTS_PER_COPIED_BYTE: usize = usize::MAX;
 
     fn detect() -> Option<Self> {
         Amx::detect()
