@@ -119,6 +119,62 @@ impl Terms {
     fn tail(a: &DepthwiseArgs<'_>, w: &TapWeights) -> Option<Terms> {
         Terms::new(a, &w.sums, |lane| w.first + lane)
     }
+
+    /// The terms of lanes `at..at + 16`, in registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    fn lanes(&self, at: usize) -> LaneTerms {
+        let (zx_terms, bias, mult) = (&self.zx_terms[at..at + 16], &self.bias[at..at + 16], &self.mult[at..at + 16]);
+        // SAFETY: each slice holds 16 lanes; unaligned loads.
+        unsafe {
+            LaneTerms {
+                zx_terms: _mm512_loadu_si512(zx_terms.as_ptr() as *const __m512i),
+                bias: _mm512_loadu_ps(bias.as_ptr()),
+                mult: _mm512_loadu_ps(mult.as_ptr()),
+            }
+        }
+    }
+}
+
+/// 16 lanes' [`Terms`].
+#[derive(Clone, Copy)]
+struct LaneTerms {
+    zx_terms: __m512i,
+    bias: __m512,
+    mult: __m512,
+}
+
+/// The output's clamp, relative to its zero point, and the zero point.
+#[derive(Clone, Copy)]
+struct Bounds {
+    lo: __m512,
+    hi: __m512,
+    zero_point: __m512i,
+}
+
+impl Bounds {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn new(a: &DepthwiseArgs<'_>) -> Bounds {
+        let zp = a.zero_point as f32;
+        Bounds {
+            lo: _mm512_set1_ps(a.lo - zp),
+            hi: _mm512_set1_ps(255.0 - zp),
+            zero_point: _mm512_set1_epi32(a.zero_point),
+        }
+    }
+}
+
+impl LaneTerms {
+    /// The outputs of 16 exact sums, as i32 in `[lo, 255]`: the GEMM
+    /// epilogue's requantization.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    fn requant(self, acc: __m512i, b: Bounds) -> __m512i {
+        // The exact sum, below 2^24 in magnitude: exact in f32.
+        let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, self.zx_terms));
+        let v = _mm512_mul_ps(_mm512_add_ps(sum, self.bias), self.mult);
+        _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, b.lo), b.hi)), b.zero_point)
+    }
 }
 
 /// The channels of a weight past its last whole 64-channel block.
@@ -205,15 +261,12 @@ fn quad_blocks(
     dst: &mut [u8],
 ) {
     let c = a.input_sizes[3];
-    let zp = a.zero_point as f32;
-    let (lo, hi, zpv) = (_mm512_set1_ps(a.lo - zp), _mm512_set1_ps(255.0 - zp), _mm512_set1_epi32(a.zero_point));
+    let bounds = Bounds::new(a);
     let quads = w.taps / QUAD;
     for (b, ch0) in (0..c / BLOCK * BLOCK).step_by(BLOCK).enumerate() {
         let (n, mask) = (BLOCK, !0u64);
         let weights = &w.weights[b * quads * QUAD * BLOCK..][..quads * QUAD * BLOCK];
         let at = b * QUAD * 16;
-        let (zx_terms, bias, mult) =
-            (&t.zx_terms[at..at + QUAD * 16], &t.bias[at..at + QUAD * 16], &t.mult[at..at + QUAD * 16]);
         for (ox, source) in taps.pixels() {
             let out = &mut dst[ox * c..][..c];
             let load = |tap: usize| match source {
@@ -251,20 +304,7 @@ fn quad_blocks(
             }
             let mut bytes = [_mm_setzero_si128(); QUAD];
             for (k, (acc, out)) in acc.iter().zip(bytes.iter_mut()).enumerate() {
-                let lanes = k * 16..k * 16 + 16;
-                let (zx_terms, bias, mult) = (&zx_terms[lanes.clone()], &bias[lanes.clone()], &mult[lanes]);
-                // SAFETY: each slice holds 16 lanes; unaligned loads.
-                let (zx_terms, bias, mult) = unsafe {
-                    (
-                        _mm512_loadu_si512(zx_terms.as_ptr() as *const __m512i),
-                        _mm512_loadu_ps(bias.as_ptr()),
-                        _mm512_loadu_ps(mult.as_ptr()),
-                    )
-                };
-                // The exact sum, below 2^24 in magnitude: exact in f32.
-                let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(*acc, zx_terms));
-                let v = _mm512_mul_ps(_mm512_add_ps(sum, bias), mult);
-                let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi)), zpv);
+                let q = t.lanes(at + k * 16).requant(*acc, bounds);
                 // q lies in [lo, 255]: narrowing keeps its value.
                 *out = _mm512_cvtepi32_epi8(q);
             }
@@ -297,27 +337,14 @@ fn tap_groups(
 ) {
     let c = a.input_sizes[3];
     let tap_count = a.kernel[0] * a.kernel[1];
-    let zp = a.zero_point as f32;
-    let (lo, hi, zpv) = (_mm512_set1_ps(a.lo - zp), _mm512_set1_ps(255.0 - zp), _mm512_set1_epi32(a.zero_point));
+    let bounds = Bounds::new(a);
     for (g, ch0) in (w.first..c).step_by(GROUP).enumerate() {
         let n = GROUP.min(c - ch0);
         let mask = (1u64 << n) - 1;
         let weights = &w.weights[g * tap_count * GROUP..][..tap_count * GROUP];
-        let lanes = g * GROUP..(g + 1) * GROUP;
-        let (zx_terms, bias, mult) = (&t.zx_terms[lanes.clone()], &t.bias[lanes.clone()], &t.mult[lanes]);
-        // SAFETY: each slice holds 16 lanes; unaligned loads.
-        let (zx_terms, bias, mult) = unsafe {
-            (
-                _mm512_loadu_si512(zx_terms.as_ptr() as *const __m512i),
-                _mm512_loadu_ps(bias.as_ptr()),
-                _mm512_loadu_ps(mult.as_ptr()),
-            )
-        };
+        let terms = t.lanes(g * GROUP);
         let store = |acc: __m512i, out: &mut [u8]| {
-            // The exact sum, below 2^24 in magnitude: exact in f32.
-            let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, zx_terms));
-            let v = _mm512_mul_ps(_mm512_add_ps(sum, bias), mult);
-            let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi)), zpv);
+            let q = terms.requant(acc, bounds);
             let d = &mut out[ch0..ch0 + n];
             // SAFETY: the mask covers the `n` writable bytes of `d`; q lies
             // in [lo, 255], so narrowing keeps its value.
