@@ -51,9 +51,12 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
     /// j]`, `j` counting columns from the first block's.
     fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize);
 
-    /// True when [`dot_shifted`](Self::dot_shifted) reads shifted rows of
-    /// `taps` taps of `channels` bytes each in place, so that a conv may
+    /// True when [`dot_shifted`](Self::dot_shifted) can read shifted rows
+    /// of `taps` taps of `channels` bytes each in place, so that a conv may
     /// skip im2col (and a 1x1 conv the copy of its rows into K-padded ones).
+    /// `dot_shifted` may still decline a packed weight whose K layout it
+    /// cannot read (an AMX weight's K padded to 64 on a CPU capped to
+    /// VNNI); the driver then gathers the rows, with the same result.
     fn reads_shifted_rows(self, channels: usize, taps: usize) -> bool {
         let _ = (channels, taps);
         false

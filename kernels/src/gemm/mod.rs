@@ -17,6 +17,7 @@
 
 pub mod conv;
 pub mod depthwise;
+pub(crate) mod depthwise_rows;
 pub mod driver;
 pub mod epilogue;
 pub mod kernel;

@@ -1,87 +1,192 @@
 //! Depthwise conv2d over channels-last (NHWC) u8 activations, any stride,
-//! padding and dilation, with AVX2: each output pixel's channels are
-//! computed 8 at a time, one FMA per tap, and requantized in registers.
+//! padding and dilation, with AVX2, a row of output pixels at a time
+//! (`gemm::depthwise_rows`): each block of channels loops over the row's
+//! pixels, one FMA per tap and 8 channels, with eight chains of FMAs in
+//! flight (8 blocks of one pixel, down to 1 block of 8 pixels side by
+//! side for a block of 8 channels). The few channels past the last whole
+//! 8 go in scalar.
 //!
-//! The sums are exact in f32 for the same reason as the NCHW kernel's:
-//! every term is an integer of magnitude at most 255 * 255 and at most 64
-//! taps keep the total below 2^24. The requantization is the GEMM
-//! epilogue's own sequence (`fma(C, mult, add)`, clamp, round to even), so
-//! both conv paths agree.
+//! The sums are exact in f32: every product `x * w` is an integer of
+//! magnitude at most 255 * 255 and at most 64 taps keep every partial sum
+//! below 2^24. Taps in the padding read the input zero point `zx`, so
+//! the sum of `(x - zx) * w` is the sum of `x * w` minus `zx * sum(w)`,
+//! both exact. The requantization is the GEMM epilogue's own sequence
+//! (`fma(C, mult, add)`, clamp, round to even), so both conv paths agree.
 
-use super::simd::{requant8, requant_bounds};
-use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
+use super::simd::{pack32, requant8, requant_bounds, store32};
+use crate::gemm::depthwise::DepthwiseArgs;
+use crate::gemm::depthwise_rows::{for_each_row, RowTaps, Source};
 use qtensor_runtime::isa::Avx2;
-use qtensor_runtime::Result;
+use qtensor_runtime::{Error, Result};
 use std::arch::x86_64::*;
 
-/// `NB` blocks of 8 channels from `ch` of one output pixel: one FMA chain
-/// per block, so `NB` chains hide the FMA latency; then requantized into
-/// `dst[ch..ch + 8 * NB]`.
+/// Channels per vector: one f32 lane each.
+const LANES: usize = 8;
+
+/// The exact sums of `P` pixels by `NB` blocks of 8 channels from `ch`:
+/// `load(p, t)` points at pixel `p`'s tap `t`, channel `ch`.
+///
+/// # Safety
+///
+/// Every pointer `load` returns must be readable for `8 * NB` bytes.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], c: usize, ch: usize, dst: &mut [u8]) {
-    let vzx = _mm256_set1_epi32(a.zx);
-    let mut acc = [_mm256_setzero_ps(); NB];
-    for &(at, t) in taps {
-        let x = &a.input[at + ch..at + ch + 8 * NB];
-        let wt = &a.weights[t * c + ch..t * c + ch + 8 * NB];
-        for (j, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: `x` holds 8 NB bytes and `wt` 8 NB floats (sliced
-            // above), so block j's 8 bytes and 8 floats are in bounds;
-            // unaligned loads.
-            unsafe {
-                let xb = _mm_loadl_epi64(x.as_ptr().add(8 * j) as *const __m128i);
-                let xi = _mm256_sub_epi32(_mm256_cvtepu8_epi32(xb), vzx);
-                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xi), _mm256_loadu_ps(wt.as_ptr().add(8 * j)), *acc);
+unsafe fn sums<const NB: usize, const P: usize>(
+    a: &DepthwiseArgs<'_>,
+    ch: usize,
+    load: impl Fn(usize, usize) -> *const u8,
+) -> [[__m256; NB]; P] {
+    let c = a.input_sizes[3];
+    let mut acc = [[_mm256_setzero_ps(); NB]; P];
+    for t in 0..a.kernel[0] * a.kernel[1] {
+        let wt = &a.weights[t * c + ch..][..LANES * NB];
+        for (p, acc) in acc.iter_mut().enumerate() {
+            let x = load(p, t);
+            for (j, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: the caller's promise covers block j's 8 bytes at
+                // `x`, and `wt` holds 8 NB floats; unaligned loads.
+                unsafe {
+                    let xb = _mm256_cvtepu8_epi32(_mm_loadl_epi64(x.add(LANES * j) as *const __m128i));
+                    let w = _mm256_loadu_ps(wt.as_ptr().add(LANES * j));
+                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xb), w, *acc);
+                }
             }
         }
     }
+    acc
+}
+
+/// Requantizes one pixel's `NB` blocks of sums (channels from `ch`) into
+/// `dst`, the pixel's `C` output bytes: four blocks to one 32-byte store,
+/// the rest 8 bytes at a time.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn store<const NB: usize>(a: &DepthwiseArgs<'_>, zx_terms: &[f32], ch: usize, acc: [__m256; NB], dst: &mut [u8]) {
+    let n = LANES * NB;
     let (lo, hi, zp) = requant_bounds(a.lo, 255.0, a.zero_point);
-    for (j, acc) in acc.iter().enumerate() {
-        let at = ch + 8 * j;
-        let (m, b) = (&a.mult[at..at + 8], &a.bias[at..at + 8]);
-        // SAFETY: `m` and `b` hold 8 floats each.
-        let (m, b) = unsafe { (_mm256_loadu_ps(m.as_ptr()), _mm256_loadu_ps(b.as_ptr())) };
-        let q = requant8(*acc, b, m, lo, hi, zp);
-        let words = _mm256_packus_epi32(q, q);
+    let (m, b, z) = (&a.mult[ch..ch + n], &a.bias[ch..ch + n], &zx_terms[ch..ch + n]);
+    let mut q = [_mm256_setzero_si256(); NB];
+    for (j, (q, acc)) in q.iter_mut().zip(acc).enumerate() {
+        // SAFETY: `m`, `b` and `z` hold 8 NB floats each; unaligned loads.
+        let (m, b, z) = unsafe {
+            let at = LANES * j;
+            (
+                _mm256_loadu_ps(m.as_ptr().add(at)),
+                _mm256_loadu_ps(b.as_ptr().add(at)),
+                _mm256_loadu_ps(z.as_ptr().add(at)),
+            )
+        };
+        // Both terms are integers below 2^24, and so is their difference.
+        *q = requant8(_mm256_sub_ps(acc, z), b, m, lo, hi, zp);
+    }
+    let dst = &mut dst[ch..ch + n];
+    let whole = NB / 4 * 4;
+    for (q, d) in q[..whole].chunks_exact(4).zip(dst.chunks_exact_mut(4 * LANES)) {
+        store32(d, pack32::<u8>(q[0], q[1], q[2], q[3]), false);
+    }
+    for (q, d) in q[whole..].iter().zip(dst[whole * LANES..].chunks_exact_mut(LANES)) {
+        let words = _mm256_packus_epi32(*q, *q);
         let bytes =
             _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
-        let d8 = &mut dst[at..at + 8];
-        // SAFETY: `d8` holds 8 writable bytes; an unaligned 8-byte store.
-        unsafe { _mm_storel_epi64(d8.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(bytes)) };
+        // SAFETY: `d` holds 8 writable bytes; an unaligned 8-byte store.
+        unsafe { _mm_storel_epi64(d.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(bytes)) };
     }
 }
 
-/// One output pixel: its channels in blocks of 64, 32, 16 and 8, then
-/// the rest in scalar.
+/// `NB` blocks of 8 channels from `ch` of one output row: the row's
+/// interior `P` pixels at a time, then the rest one at a time.
 #[target_feature(enable = "avx2,fma")]
-fn pixel(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], dst: &mut [u8]) {
+fn blocks<const NB: usize, const P: usize>(
+    a: &DepthwiseArgs<'_>,
+    zx_terms: &[f32],
+    taps: &RowTaps<'_>,
+    ch: usize,
+    dst: &mut [u8],
+) {
+    let c = a.input_sizes[3];
+    let input = a.input.as_ptr();
+    let sets_end = taps.inside.end - taps.inside.len() % P;
+    for ox in (taps.inside.start..sets_end).step_by(P) {
+        let base = taps.start + (ox - taps.inside.start) * taps.step + ch;
+        // SAFETY: pixels `ox..ox + P` are `Source::Inside`, whose every tap
+        // holds `C` bytes of the input from `base + tap_offsets[t]`, and
+        // `ch + 8 NB <= C`.
+        let acc = unsafe { sums::<NB, P>(a, ch, |p, t| input.add(base + p * taps.step + taps.tap_offsets[t])) };
+        for (p, acc) in acc.into_iter().enumerate() {
+            store(a, zx_terms, ch, acc, &mut dst[(ox + p) * c..][..c]);
+        }
+    }
+    for (ox, source) in taps.pixels_past_sets(P) {
+        // SAFETY: as above for `Source::Inside`; a border tap's row is a
+        // slice of `C` bytes, sliced here to the block's.
+        let [acc] = unsafe {
+            sums::<NB, 1>(a, ch, |_, t| match source {
+                Source::Inside(base) => input.add(base + taps.tap_offsets[t] + ch),
+                Source::Border(first) => taps.rows[first + t][ch..ch + LANES * NB].as_ptr(),
+            })
+        };
+        store(a, zx_terms, ch, acc, &mut dst[ox * c..][..c]);
+    }
+}
+
+/// Channels `from..` of one output row in scalar, with the vector lanes'
+/// arithmetic.
+fn scalar_channels(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, from: usize, dst: &mut [u8]) {
+    let c = a.input_sizes[3];
+    let rq = a.requant();
+    for (ox, source) in taps.pixels() {
+        for j in from..c {
+            let mut acc = 0f32;
+            for t in 0..a.kernel[0] * a.kernel[1] {
+                let x = taps.tap(a.input, c, source, t)[j];
+                acc = ((i32::from(x) - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
+            }
+            dst[ox * c + j] = rq.scalar(j, acc as i32);
+        }
+    }
+}
+
+/// One output row: its channels in blocks of 64, 32, 16 and 8, each with
+/// eight chains of FMAs, then the rest in scalar.
+#[target_feature(enable = "avx2,fma")]
+fn row(a: &DepthwiseArgs<'_>, zx_terms: &[f32], taps: &RowTaps<'_>, dst: &mut [u8]) {
     let c = a.input_sizes[3];
     let mut ch = 0;
     while ch + 64 <= c {
-        blocks::<8>(a, taps, c, ch, dst);
+        blocks::<8, 1>(a, zx_terms, taps, ch, dst);
         ch += 64;
     }
     if ch + 32 <= c {
-        blocks::<4>(a, taps, c, ch, dst);
+        blocks::<4, 2>(a, zx_terms, taps, ch, dst);
         ch += 32;
     }
     if ch + 16 <= c {
-        blocks::<2>(a, taps, c, ch, dst);
+        blocks::<2, 4>(a, zx_terms, taps, ch, dst);
         ch += 16;
     }
     if ch + 8 <= c {
-        blocks::<1>(a, taps, c, ch, dst);
+        blocks::<1, 8>(a, zx_terms, taps, ch, dst);
         ch += 8;
     }
-    pixel_scalar(a, taps, ch, dst);
+    if ch < c {
+        scalar_channels(a, taps, ch, dst);
+    }
 }
 
 /// The NHWC depthwise routine.
 pub(super) fn depthwise_nhwc(isa: Avx2, a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
-    for_each_pixel(a, out, |taps, dst| {
+    let c = a.input_sizes[3];
+    let taps = a.kernel[0] * a.kernel[1];
+    // At most 64 taps keep the f32 sums exact.
+    if taps > 64 || a.weights.len() < taps * c || a.mult.len() < c || a.bias.len() < c {
+        return Err(Error::invalid("quantized::conv2d", "the depthwise weights, terms or taps do not fit the kernel"));
+    }
+    // Per channel, `zx * sum(w)`: the padding's and the zero point's share.
+    let zx = a.zx as f32;
+    let zx_terms: Vec<f32> = (0..c).map(|j| zx * (0..taps).map(|t| a.weights[t * c + j]).sum::<f32>()).collect();
+    for_each_row(a, out, taps, |taps, out_row| {
         let _: Avx2 = isa;
         // SAFETY: `isa` is an `Avx2` token, which proves AVX2 and FMA.
-        unsafe { pixel(a, taps, dst) }
+        unsafe { row(a, &zx_terms, taps, out_row) }
     })
 }

@@ -25,11 +25,10 @@
 //! on the exact sum, so the results are the AVX2 routine's, bit for bit.
 
 use crate::gemm::depthwise::DepthwiseArgs;
+use crate::gemm::depthwise_rows::{for_each_row, RowTaps, Source};
 use qtensor_runtime::isa::Avx512Vnni;
-use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::{Error, Result};
 use std::arch::x86_64::*;
-use std::ops::Range;
 
 /// Channels per block of the quad routine: one 512-bit vector of bytes.
 const BLOCK: usize = 64;
@@ -208,58 +207,12 @@ impl TapWeights {
     }
 }
 
-/// Where one output pixel's taps are read.
-#[derive(Clone, Copy)]
-enum Source {
-    /// Every tap lies inside the input: tap `t` starts at byte
-    /// `base + tap_offsets[t]` of the input, and every tap's `C` bytes were
-    /// checked to lie inside it.
-    Inside(usize),
-    /// Some taps lie in the padding: the pixel's taps are rows
-    /// `first..first + taps` of the row list (the padding row for taps
-    /// outside the input, then for the quad routine's extra taps).
-    Border(usize),
-}
-
-/// Where one output row's pixels read their taps: remade per row, kept
-/// per thread.
-#[derive(Default)]
-struct RowTaps<'x> {
-    /// The columns whose taps all lie inside the input (empty if none).
-    inside: Range<usize>,
-    /// The input offset of the first of them (`Source::Inside`'s `base`).
-    start: usize,
-    /// The input offset from one column to the next.
-    step: usize,
-    /// The other columns, each with the index of its first tap row in
-    /// `rows` (`Source::Border`).
-    border: Vec<(usize, usize)>,
-    /// The border columns' tap rows.
-    rows: Vec<&'x [u8]>,
-}
-
-impl RowTaps<'_> {
-    /// Every column of the row with its [`Source`].
-    fn pixels(&self) -> impl Iterator<Item = (usize, Source)> + '_ {
-        let inside =
-            self.inside.clone().map(|ox| (ox, Source::Inside(self.start + (ox - self.inside.start) * self.step)));
-        inside.chain(self.border.iter().map(|&(ox, first)| (ox, Source::Border(first))))
-    }
-}
-
 /// One output row's whole 64-channel blocks: the loop over the row's
 /// pixels sits inside the loop over blocks, so a block's weights and
 /// requantization terms stay in cache lines (and mostly in registers)
 /// across the row, and an interior pixel costs no per-tap bookkeeping.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn quad_blocks(
-    w: &QuadWeights,
-    t: &Terms,
-    a: &DepthwiseArgs<'_>,
-    tap_offsets: &[usize],
-    taps: &RowTaps<'_>,
-    dst: &mut [u8],
-) {
+fn quad_blocks(w: &QuadWeights, t: &Terms, a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, dst: &mut [u8]) {
     let c = a.input_sizes[3];
     let bounds = Bounds::new(a);
     let quads = w.taps / QUAD;
@@ -275,7 +228,7 @@ fn quad_blocks(
                 // the mask covers `n <= C - ch0` of them; masked-out bytes
                 // are not read (AVX-512 suppresses their faults).
                 Source::Inside(base) => unsafe {
-                    _mm512_maskz_loadu_epi8(mask, a.input.as_ptr().add(base + tap_offsets[tap] + ch0) as *const i8)
+                    _mm512_maskz_loadu_epi8(mask, a.input.as_ptr().add(base + taps.tap_offsets[tap] + ch0) as *const i8)
                 },
                 Source::Border(first) => {
                     let row = &taps.rows[first + tap][ch0..ch0 + n];
@@ -327,14 +280,7 @@ fn quad_blocks(
 /// One output row's channels past its whole 64-channel blocks, 16 at a
 /// time, the pixel loop inside the group loop as in [`quad_blocks`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn tap_groups(
-    w: &TapWeights,
-    t: &Terms,
-    a: &DepthwiseArgs<'_>,
-    tap_offsets: &[usize],
-    taps: &RowTaps<'_>,
-    dst: &mut [u8],
-) {
+fn tap_groups(w: &TapWeights, t: &Terms, a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, dst: &mut [u8]) {
     let c = a.input_sizes[3];
     let tap_count = a.kernel[0] * a.kernel[1];
     let bounds = Bounds::new(a);
@@ -360,18 +306,19 @@ fn tap_groups(
                 // SAFETY: `Source::Inside` promises that the input holds
                 // `C` bytes from `base + tap_offsets[t]` for every tap,
                 // and `ch0 + n <= C`.
-                unsafe { widen(mask, a.input.as_ptr().add(base + p * taps.step + tap_offsets[tap])) }
+                unsafe { widen(mask, a.input.as_ptr().add(base + p * taps.step + taps.tap_offsets[tap])) }
             });
             for (p, acc) in acc.into_iter().enumerate() {
                 store(acc, &mut dst[(ox + p) * c..][..c]);
             }
         }
         // The rest one at a time.
-        let rest = taps.pixels().filter(|&(ox, _)| !(taps.inside.start..sets_end).contains(&ox));
-        for (ox, source) in rest {
+        for (ox, source) in taps.pixels_past_sets(PIXELS) {
             let [acc] = dot::<1>(weights, |_, tap| match source {
                 // SAFETY: as above.
-                Source::Inside(base) => unsafe { widen(mask, a.input.as_ptr().add(base + tap_offsets[tap] + ch0)) },
+                Source::Inside(base) => unsafe {
+                    widen(mask, a.input.as_ptr().add(base + taps.tap_offsets[tap] + ch0))
+                },
                 // SAFETY: the mask selects the `n` bytes of the row slice.
                 Source::Border(first) => unsafe { widen(mask, taps.rows[first + tap][ch0..ch0 + n].as_ptr()) },
             });
@@ -454,81 +401,13 @@ pub(super) fn depthwise_nhwc(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, out: &mut [
 }
 
 fn run(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, layout: &Layout, terms: (&Terms, &Terms), out: &mut [u8]) -> Result<()> {
-    let [_, h, w, c] = a.input_sizes;
-    let [_, oh, ow, _] = a.output_sizes;
-    let [kh, kw] = a.kernel;
-    if c == 0 || out.len() != checked_count("quantized::conv2d", &a.output_sizes)? {
-        return Err(Error::invalid("quantized::conv2d", "the depthwise output does not match its sizes"));
-    }
-    let padding_row = vec![a.zx as u8; c];
-    // The input position of tap `k` of output `o`, if inside `0..size`.
-    let position = |o: usize, k: usize, axis: usize, size: usize| {
-        (o * a.stride[axis] + k * a.dilation[axis]).checked_sub(a.padding[axis]).filter(|&i| i < size)
-    };
-    // Each tap's offset from its pixel's first tap, for pixels whose taps
-    // all lie inside the input (most of them); the extra taps, which weigh
-    // 0, read the first tap again.
-    let mut tap_offsets: Vec<usize> =
-        (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * a.dilation[0] * w + kx * a.dilation[1]) * c)).collect();
-    // How far past its first tap a pixel reads: the bound that makes the
-    // unchecked tap loads of `Source::Inside` safe.
-    let reach = tap_offsets.iter().max().and_then(|&far| far.checked_add(c)).unwrap_or(c);
-    let taps_per_pixel = layout.quads.taps;
-    tap_offsets.resize(taps_per_pixel, 0);
-    let inside = |o: usize, axis: usize, kernel: usize, size: usize| {
-        position(o, 0, axis, size).is_some() && position(o, kernel - 1, axis, size).is_some()
-    };
-    // The output columns whose taps all lie inside the input's width: one
-    // run, the same in every row.
-    let first_inside = (0..ow).position(|ox| inside(ox, 1, kw, w)).unwrap_or(ow);
-    let columns_inside = first_inside..(first_inside..ow).find(|&ox| !inside(ox, 1, kw, w)).unwrap_or(ow);
-    let short = || Error::invalid("quantized::conv2d", "the depthwise input is shorter than its sizes");
-    crate::parallel::try_chunks(out, ow * c, RowTaps::default, |taps: &mut RowTaps<'_>, r, out_row| {
-        let (img, oy) = (r / oh.max(1), r % oh.max(1));
-        // Where the row's interior pixels start, if the row's taps all lie
-        // inside the input's height; the last one's reach was checked.
-        taps.inside = 0..0;
-        taps.step = a.stride[1] * c;
-        if let (true, Some(iy), false) = (inside(oy, 0, kh, h), position(oy, 0, 0, h), columns_inside.is_empty()) {
-            let base = |ox: usize| -> Option<usize> {
-                let ix = position(ox, 0, 1, w)?;
-                img.checked_mul(h)?.checked_add(iy)?.checked_mul(w)?.checked_add(ix)?.checked_mul(c)
-            };
-            // The last interior pixel reads farthest: checking its reach
-            // makes every interior pixel's unchecked tap loads safe.
-            let last = base(columns_inside.end - 1).and_then(|at| at.checked_add(reach));
-            if last.is_none_or(|end| end > a.input.len()) {
-                return Err(short());
-            }
-            taps.start = base(columns_inside.start).ok_or_else(short)?;
-            taps.inside = columns_inside.clone();
-        }
-        taps.border.clear();
-        taps.rows.clear();
-        for ox in (0..ow).filter(|ox| !taps.inside.contains(ox)) {
-            taps.border.push((ox, taps.rows.len()));
-            for ky in 0..kh {
-                let iy = position(oy, ky, 0, h);
-                for kx in 0..kw {
-                    let row = match (iy, position(ox, kx, 1, w)) {
-                        (Some(iy), Some(ix)) => {
-                            let at = ((img * h + iy) * w + ix) * c;
-                            a.input.get(at..at + c).ok_or_else(short)?
-                        }
-                        _ => &padding_row[..],
-                    };
-                    taps.rows.push(row);
-                }
-            }
-            taps.rows.extend(std::iter::repeat_n(&padding_row[..], taps_per_pixel - kh * kw));
-        }
+    for_each_row(a, out, layout.quads.taps, |taps, out_row| {
         let _: Avx512Vnni = isa;
         // SAFETY: `isa` is an `Avx512Vnni` token, which proves AVX-512 F,
         // BW and VNNI.
         unsafe {
-            quad_blocks(&layout.quads, terms.0, a, &tap_offsets, taps, out_row);
-            tap_groups(&layout.tail, terms.1, a, &tap_offsets, taps, out_row);
+            quad_blocks(&layout.quads, terms.0, a, taps, out_row);
+            tap_groups(&layout.tail, terms.1, a, taps, out_row);
         }
-        Ok(())
     })
 }

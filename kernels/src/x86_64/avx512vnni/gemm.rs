@@ -55,7 +55,11 @@ fn tile<const R: usize, const NB: usize>(
     let block_bytes = kp * BLOCK;
     // Plain arithmetic and loops below, no closures: LLVM leaves
     // `array::from_fn` and `Option` combinators out of line here.
+    // ok: cannot fire: `dot` passes dense rows whose K packing pads to a
+    // multiple of 4, and `dot_shifted` declines runs that are not.
     assert!(k.run.is_multiple_of(4));
+    // ok: cannot fire: `dot` passes whole panels, and `dot_shifted` checks
+    // the last row's reach before it calls `dot_rows`.
     assert!(stride.saturating_mul(R - 1).saturating_add(k.reach) <= a.len());
     let b = &b[first_block * block_bytes..(first_block + NB) * block_bytes];
     // The weights' 64 bytes of the current step of 4 k.
