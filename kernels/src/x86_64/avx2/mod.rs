@@ -22,7 +22,7 @@ mod simd;
 use crate::args::window::Window;
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
-use crate::gemm::{GemmIsa, Panel, Requant, RowTerms};
+use crate::gemm::{GemmIsa, Panel, PanelTerms, Requant, RowTerms};
 use crate::vector::{BinaryParams, ByteElement, QuantizeParams, RequantParams, VectorIsa};
 use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::{Priority, Result};
@@ -106,6 +106,11 @@ impl GemmIsa for Avx2 {
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
         // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe { gemm::finish_u8(terms, rq, dst) }
+    }
+
+    fn finish_rows_u8(self, t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+        unsafe { gemm::finish_rows_u8(t, rq, dst) }
     }
 
     fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {

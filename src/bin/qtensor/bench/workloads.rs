@@ -133,6 +133,7 @@ pub fn workloads(filter: &str) -> Result<Vec<Workload>> {
         ("conv2d_depthwise/1x32x112x112/k3", 32, 112, 32, 3, 1, 32),
         ("conv2d_stem/1x3x224x224/k7s2/oc64", 3, 224, 1, 7, 2, 64),
         ("conv2d_pointwise/1x16x112x112/oc96", 16, 112, 1, 1, 1, 96),
+        ("conv2d_pointwise/1x32x112x112/oc16", 32, 112, 1, 1, 1, 16),
     ];
     for (name, c, side, groups, k, stride, oc) in convs {
         if !want(name) {
