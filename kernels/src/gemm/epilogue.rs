@@ -31,6 +31,19 @@ impl RowTerms<'_> {
         self.products[j].wrapping_add(self.col_terms[j]).wrapping_sub(zw.wrapping_mul(self.row_sum))
     }
 
+    /// This row as a one-row panel, `row_sums` holding its `row_sum`: so a
+    /// row epilogue can be the panel epilogue's loop.
+    #[inline]
+    pub fn as_panel<'s>(&'s self, row_sums: &'s [i32]) -> PanelTerms<'s> {
+        PanelTerms {
+            products: self.products,
+            ldp: self.products.len(),
+            col_terms: self.col_terms,
+            zw: self.zw,
+            row_sums,
+        }
+    }
+
     /// The terms of the first `n` columns, every slice cut to exactly `n`:
     /// a vector epilogue that steps `j` while `j + 16 <= n` then loads
     /// `[j..j + 16]` with no bounds check left in its loop.

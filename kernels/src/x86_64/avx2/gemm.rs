@@ -30,10 +30,7 @@ fn exact8(t: &RowTerms<'_>, j: usize, row_sum: __m256i) -> __m256i {
 /// The quantizing epilogue for one row; see [`finish_rows_u8`].
 #[target_feature(enable = "avx2,fma")]
 pub(in crate::x86_64) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
-    let row_sums = [t.row_sum];
-    let panel =
-        PanelTerms { products: t.products, ldp: t.products.len(), col_terms: t.col_terms, zw: t.zw, row_sums: &row_sums };
-    finish_rows_u8(panel, rq, dst)
+    finish_rows_u8(t.as_panel(&[t.row_sum]), rq, dst)
 }
 
 /// The quantizing epilogue over a panel's rows, 16 columns at a time
@@ -80,8 +77,10 @@ pub(in crate::x86_64) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst:
         if j + 8 <= n {
             let q = quantized!(j);
             let words = _mm256_packus_epi32(q, q);
-            let packed =
-                _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words, words), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+            let packed = _mm256_permutevar8x32_epi32(
+                _mm256_packus_epi16(words, words),
+                _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4),
+            );
             let d = &mut dst[j..j + 8];
             // SAFETY: `d` holds 8 writable bytes; an unaligned 8-byte store.
             unsafe { _mm_storel_epi64(d.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(packed)) };

@@ -192,15 +192,7 @@ pub(super) fn dot_shifted(
 /// [`finish_rows_u8`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) -> usize {
-    let row_sums = [t.row_sum];
-    let panel = PanelTerms {
-        products: t.products,
-        ldp: t.products.len(),
-        col_terms: t.col_terms,
-        zw: t.zw,
-        row_sums: &row_sums,
-    };
-    finish_rows_u8(panel, rq, dst)
+    finish_rows_u8(t.as_panel(&[t.row_sum]), rq, dst)
 }
 
 /// The quantizing epilogue with 512-bit vectors over a panel's rows, 16

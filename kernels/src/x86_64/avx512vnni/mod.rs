@@ -2,10 +2,13 @@
 //! products into i32 with no intermediate saturation, 64 per instruction.
 //! The [`GemmIsa`] of the [`Avx512Vnni`] token, registered one step above
 //! the AVX2 kernels: its GEMM, quantizing epilogue and channels-last
-//! depthwise routine are its own, the rest AVX2's.
+//! depthwise routine are its own, the rest AVX2's. Its `VectorIsa`
+//! (`vector`), registered likewise, runs quantize and the binary ops at
+//! 512 bits.
 
 mod depthwise_nhwc;
 mod gemm;
+mod vector;
 
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::packed::PackedB;
@@ -105,4 +108,11 @@ crate::register_gemm_kernels!(Avx512Vnni, Priority::ISA.raised(1), names: {
     linear_dynamic: "avx512vnni_linear_dynamic", linear_dynamic_packed: "avx512vnni_linear_dynamic_packed",
     conv2d: "avx512vnni_conv2d", conv2d_relu: "avx512vnni_conv2d_relu",
     conv2d_new: "avx512vnni_conv2d_new", conv2d_relu_new: "avx512vnni_conv2d_relu_new",
+});
+
+crate::register_vector_kernels!(Avx512Vnni, Priority::ISA.raised(1), names: {
+    quantize_per_tensor: "avx512vnni_quantize_per_tensor", quantize_per_channel: "avx512vnni_quantize_per_channel",
+    dequantize: "avx512vnni_dequantize", relu: "avx512vnni_relu",
+    add: "avx512vnni_add", add_relu: "avx512vnni_add_relu", mul: "avx512vnni_mul",
+    cat: "avx512vnni_cat", max_pool2d: "avx512vnni_max_pool2d",
 });
