@@ -58,20 +58,12 @@ impl GemmIsa for Avx512Vnni {
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
         // SAFETY: `self` is an `Avx512Vnni` token, which proves AVX-512 F,
         // BW and VNNI, and AVX2 with FMA.
-        let done = unsafe { gemm::finish_u8(terms, rq, dst) };
-        let n = dst.len();
-        self.avx2().finish_u8(terms.tail(done), rq.cols(done..n), &mut dst[done..])
+        unsafe { gemm::finish_u8(terms, rq, dst) }
     }
 
     fn finish_rows_u8(self, t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
         // SAFETY: as in `finish_u8`.
-        let done = unsafe { gemm::finish_rows_u8(t, rq, dst) };
-        let n = t.col_terms.len();
-        if done < n {
-            for (r, d) in dst.chunks_exact_mut(n).take(t.row_sums.len()).enumerate() {
-                self.avx2().finish_u8(t.row(r).tail(done), rq.cols(done..n), &mut d[done..]);
-            }
-        }
+        unsafe { gemm::finish_rows_u8(t, rq, dst) }
     }
 
     fn finish_f32(self, terms: RowTerms<'_>, x_scale: f64, w_scales: &[f64], bias: &[f64], dst: &mut [f32]) {
