@@ -577,6 +577,44 @@ fn window(h: usize, w: usize, k: i64, s: i64, p: i64, d: i64) -> Window {
 }
 
 #[test]
+fn depthwise_routines_reject_an_empty_kernel_on_every_isa() {
+    fn run<K: GemmIsa>() {
+        let Some(isa) = K::detect() else {
+            eprintln!("skipped: {} (not on this CPU or capped)", K::NAME);
+            return;
+        };
+        let (input, weights, terms) = (vec![0u8; 2 * 3 * 8], vec![1f32; 8], vec![1f32; 8]);
+        for kernel in [[0, 3], [3, 0]] {
+            let args = DepthwiseArgs {
+                input: &input,
+                input_sizes: [1, 2, 3, 8],
+                output_sizes: [1, 2, 3, 8],
+                kernel,
+                stride: [1, 1],
+                padding: [0, 0],
+                dilation: [1, 1],
+                weights: &weights,
+                channel_weights: &weights,
+                zx: 0,
+                mult: &terms,
+                bias: &terms,
+                zero_point: 0,
+                lo: 0.0,
+                layout: None,
+            };
+            let mut out = vec![0u8; 2 * 3 * 8];
+            if let Some(result) = isa.depthwise_nhwc(&args, &mut out) {
+                assert!(result.is_err(), "{}: a {kernel:?} kernel gives an error", K::NAME);
+            }
+            if let Some(result) = isa.depthwise_nchw(&args, &mut out) {
+                assert!(result.is_err(), "{}: NCHW, a {kernel:?} kernel gives an error", K::NAME);
+            }
+        }
+    }
+    each_gemm_token!(run());
+}
+
+#[test]
 fn depthwise_routines_match_the_scalar_pixel_on_every_isa() {
     fn run<K: GemmIsa>(rng: &mut Rng) {
         let Some(isa) = K::detect() else {

@@ -108,6 +108,9 @@ pub fn for_each_pixel(
     if kh * kw > 64 {
         return Err(Error::invalid("quantized::conv2d", "the depthwise kernels take at most 64 taps"));
     }
+    if kh * kw == 0 {
+        return Err(Error::invalid("quantized::conv2d", "the depthwise kernel is empty"));
+    }
     crate::parallel::try_chunks(out, ow * c, Vec::new, |taps, r, row| {
         let (img, oy) = (r / oh.max(1), r % oh.max(1));
         let rows = tap_range(oy, a.stride[0], a.padding[0], a.dilation[0], kh, h);

@@ -94,6 +94,9 @@ pub(crate) fn for_each_row(
     if c == 0 || out.len() != checked_count("quantized::conv2d", &a.output_sizes)? {
         return Err(Error::invalid("quantized::conv2d", "the depthwise output does not match its sizes"));
     }
+    if kh == 0 || kw == 0 {
+        return Err(Error::invalid("quantized::conv2d", "the depthwise kernel is empty"));
+    }
     if kh * kw > taps_per_pixel {
         return Err(Error::invalid("quantized::conv2d", "the depthwise routine takes fewer taps than the kernel's"));
     }
@@ -116,6 +119,10 @@ pub(crate) fn for_each_row(
     let first_inside = (0..ow).position(|ox| inside(ox, 1, kw, w)).unwrap_or(ow);
     let columns_inside = first_inside..(first_inside..ow).find(|&ox| !inside(ox, 1, kw, w)).unwrap_or(ow);
     let short = || Error::invalid("quantized::conv2d", "the depthwise input is shorter than its sizes");
+    // The input offset of pixel (iy, ix) of image `img`, if it fits usize.
+    let offset = |img: usize, iy: usize, ix: usize| -> Option<usize> {
+        img.checked_mul(h)?.checked_add(iy)?.checked_mul(w)?.checked_add(ix)?.checked_mul(c)
+    };
     crate::parallel::try_chunks(out, ow * c, RowTaps::default, |taps: &mut RowTaps<'_>, r, out_row| {
         let (img, oy) = (r / oh.max(1), r % oh.max(1));
         taps.tap_offsets = &tap_offsets;
@@ -124,10 +131,7 @@ pub(crate) fn for_each_row(
         taps.inside = 0..0;
         taps.step = a.stride[1] * c;
         if let (true, Some(iy), false) = (inside(oy, 0, kh, h), position(oy, 0, 0, h), columns_inside.is_empty()) {
-            let base = |ox: usize| -> Option<usize> {
-                let ix = position(ox, 0, 1, w)?;
-                img.checked_mul(h)?.checked_add(iy)?.checked_mul(w)?.checked_add(ix)?.checked_mul(c)
-            };
+            let base = |ox: usize| offset(img, iy, position(ox, 0, 1, w)?);
             // The last interior pixel reads farthest: checking its reach
             // makes every interior pixel's unchecked tap loads safe.
             let last = base(columns_inside.end - 1).and_then(|at| at.checked_add(reach));
@@ -146,8 +150,8 @@ pub(crate) fn for_each_row(
                 for kx in 0..kw {
                     let row = match (iy, position(ox, kx, 1, w)) {
                         (Some(iy), Some(ix)) => {
-                            let at = ((img * h + iy) * w + ix) * c;
-                            a.input.get(at..at + c).ok_or_else(short)?
+                            let at = offset(img, iy, ix).ok_or_else(short)?;
+                            a.input.get(at..at.checked_add(c).ok_or_else(short)?).ok_or_else(short)?
                         }
                         _ => &padding_row[..],
                     };

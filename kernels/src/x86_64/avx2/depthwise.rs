@@ -87,7 +87,11 @@ pub(super) fn depthwise_nchw(isa: Avx2, args: &DepthwiseArgs<'_>, out: &mut [u8]
     let [_, h, w, c] = args.input_sizes;
     let [_, oh, ow, _] = args.output_sizes;
     let [kh, kw] = args.kernel;
-    if kh * kw > 64 || args.channel_weights.len() != c * kh * kw || args.stride != [1, 1] || args.dilation != [1, 1] {
+    if !(1..=64).contains(&(kh * kw))
+        || args.channel_weights.len() != c * kh * kw
+        || args.stride != [1, 1]
+        || args.dilation != [1, 1]
+    {
         return Err(Error::invalid("quantized::conv2d", "the NCHW depthwise kernel does not apply to these arguments"));
     }
     // Room for a full 32-output block past the last output, plus the taps.

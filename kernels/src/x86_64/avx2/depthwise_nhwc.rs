@@ -178,7 +178,7 @@ pub(super) fn depthwise_nhwc(isa: Avx2, a: &DepthwiseArgs<'_>, out: &mut [u8]) -
     let c = a.input_sizes[3];
     let taps = a.kernel[0] * a.kernel[1];
     // At most 64 taps keep the f32 sums exact.
-    if taps > 64 || a.weights.len() < taps * c || a.mult.len() < c || a.bias.len() < c {
+    if taps > 64 || taps.checked_mul(c).is_none_or(|n| a.weights.len() < n) || a.mult.len() < c || a.bias.len() < c {
         return Err(Error::invalid("quantized::conv2d", "the depthwise weights, terms or taps do not fit the kernel"));
     }
     // Per channel, `zx * sum(w)`: the padding's and the zero point's share.

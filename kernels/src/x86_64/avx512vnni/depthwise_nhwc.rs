@@ -377,7 +377,7 @@ impl Layout {
         let taps = a.kernel[0] * a.kernel[1];
         // `as` saturates (and sends NaN to 0): a round trip that changes
         // the value means it does not fit.
-        let w8 = a.weights.get(..taps * c)?.iter().map(|&w| Some(w as i8).filter(|&w8| f32::from(w8) == w));
+        let w8 = a.weights.get(..taps.checked_mul(c)?)?.iter().map(|&w| Some(w as i8).filter(|&w8| f32::from(w8) == w));
         let w8: Vec<i8> = w8.collect::<Option<_>>()?;
         Some(Layout { quads: QuadWeights::new(&w8, c, taps), tail: TapWeights::new(&w8, c, taps) })
     }
