@@ -366,6 +366,7 @@ trait VectorFns {
     fn requantize_u8(&self, src: &[u8], dst: &mut [u8], p: RequantParams);
     fn requantize_i8(&self, src: &[i8], dst: &mut [i8], p: RequantParams);
     fn pool_row_u8(&self, src: &[u8], dims: [usize; 3], win: &Window, oy: usize, out: &mut [u8]);
+    fn pool_row_i8(&self, src: &[i8], dims: [usize; 3], win: &Window, oy: usize, out: &mut [i8]);
     fn pool_plane_i8(&self, src: &[i8], hw: [usize; 2], win: &Window, out: &mut [i8]) -> bool;
 }
 
@@ -410,6 +411,9 @@ impl<I: VectorIsa> VectorFns for I {
         self.requantize_bytes(src, dst, p)
     }
     fn pool_row_u8(&self, src: &[u8], dims: [usize; 3], win: &Window, oy: usize, out: &mut [u8]) {
+        self.max_pool_row(src, dims, win, oy, out)
+    }
+    fn pool_row_i8(&self, src: &[i8], dims: [usize; 3], win: &Window, oy: usize, out: &mut [i8]) {
         self.max_pool_row(src, dims, win, oy, out)
     }
     fn pool_plane_i8(&self, src: &[i8], hw: [usize; 2], win: &Window, out: &mut [i8]) -> bool {
@@ -543,18 +547,25 @@ fn relu_binary_and_requantize_match_their_scalar_forms_on_every_isa() {
 fn max_pool_routines_match_the_portable_loops_on_every_isa() {
     let mut rng = Rng(13);
     for_each_vector_isa(|name, v| {
-        for (h, w, c) in sizes(&[(5usize, 7usize, 3usize), (9, 40, 1), (4, 4, 33), (12, 70, 16)], &[(5, 7, 3)]) {
+        // 101 channels: blocks of 64 and 32 and a scalar tail per pixel.
+        let shapes = [(5usize, 7usize, 3usize), (9, 40, 1), (4, 4, 33), (12, 70, 16), (6, 9, 101)];
+        for (h, w, c) in sizes(&shapes, &[(5, 7, 3)]) {
             for (k, s, p, d) in
                 sizes(&[(3i64, 2i64, 1i64, 1i64), (2, 1, 0, 1), (3, 1, 1, 2), (1, 3, 0, 1)], &[(3, 2, 1, 1)])
             {
                 let win = window(h, w, k, s, p, d);
                 let [oh, ow] = win.out;
                 let src: Vec<u8> = (0..h * w * c).map(|_| rng.byte()).collect();
+                let signed: Vec<i8> = src.iter().map(|&x| x as i8).collect();
                 for oy in 0..oh {
                     let (mut got, mut want) = (vec![0u8; ow * c], vec![0u8; ow * c]);
                     v.pool_row_u8(&src, [h, w, c], &win, oy, &mut got);
                     max_pool_row(&src, [h, w, c], &win, oy, 0u8, &mut want);
                     assert_eq!(got, want, "{name}: pool row {h}x{w}x{c} k{k} s{s} p{p} d{d}");
+                    let (mut got, mut want) = (vec![0i8; ow * c], vec![0i8; ow * c]);
+                    v.pool_row_i8(&signed, [h, w, c], &win, oy, &mut got);
+                    max_pool_row(&signed, [h, w, c], &win, oy, i8::MIN, &mut want);
+                    assert_eq!(got, want, "{name}: qint8 pool row {h}x{w}x{c} k{k} s{s} p{p} d{d}");
                 }
                 let plane: Vec<i8> = src[..h * w].iter().map(|&x| x as i8).collect();
                 let mut got = vec![0i8; oh * ow];

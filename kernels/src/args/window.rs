@@ -71,9 +71,15 @@ fn pooled_size(input: usize, kernel: i64, pad: i64, stride: i64, dilation: i64, 
 pub fn window_span(o: usize, stride: i64, pad: i64, dilation: i64, kernel: i64, size: usize) -> (usize, usize, usize) {
     let (o, stride, pad, dilation, kernel) = (o as i128, stride as i128, pad as i128, dilation as i128, kernel as i128);
     let start = o * stride - pad;
-    // The first tap at or after 0, and the last before `size`.
-    let skip = if start < 0 { (-start + dilation - 1) / dilation } else { 0 };
-    let last = ((size as i128 - 1 - start).div_euclid(dilation)).min(kernel - 1);
+    // The first tap at or after 0, and the last before `size`. Without
+    // dilation, no division: a pool calls this per output pixel, and i128
+    // divisions took a sixth of a 3x3 max pool.
+    let (skip, last) = if dilation == 1 {
+        ((-start).max(0), (size as i128 - 1 - start).min(kernel - 1))
+    } else {
+        let skip = if start < 0 { (-start + dilation - 1) / dilation } else { 0 };
+        (skip, (size as i128 - 1 - start).div_euclid(dilation).min(kernel - 1))
+    };
     if last < skip {
         return (0, 0, 1);
     }

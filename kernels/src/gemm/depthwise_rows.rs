@@ -69,11 +69,23 @@ impl RowTaps<'_> {
         }
     }
 
+    /// The interior columns that whole sets of `set` side by side cover.
+    fn sets(&self, set: usize) -> Range<usize> {
+        self.inside.start..self.inside.end - self.inside.len() % set
+    }
+
+    /// The first column of each whole set of `set` interior columns, with
+    /// its first tap's input offset (`Source::Inside`'s `base`); the set's
+    /// next columns are `step` bytes apart.
+    pub(crate) fn set_starts(&self, set: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.sets(set).step_by(set).map(|ox| (ox, self.start + (ox - self.inside.start) * self.step))
+    }
+
     /// The interior's columns past its last whole set of `set` columns,
     /// then the border columns: what a routine that computes the interior
-    /// `set` pixels at a time has left.
+    /// `set` pixels at a time ([`Self::set_starts`]) has left.
     pub(crate) fn pixels_past_sets(&self, set: usize) -> impl Iterator<Item = (usize, Source)> + '_ {
-        let sets = self.inside.start..self.inside.end - self.inside.len() % set;
+        let sets = self.sets(set);
         self.pixels().filter(move |(ox, _)| !sets.contains(ox))
     }
 }

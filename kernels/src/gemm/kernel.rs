@@ -94,6 +94,15 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
         }
     }
 
+    /// [`finish_u8`](Self::finish_u8) as a one-row
+    /// [`finish_rows_u8`](Self::finish_rows_u8): what an ISA whose vector
+    /// epilogue is its panel loop gives for `finish_u8`.
+    fn finish_row_by_panel(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
+        // The row's terms cut to `dst` (panics if it has fewer, a caller's bug).
+        let t = terms.first(dst.len());
+        self.finish_rows_u8(t.as_panel(&[t.row_sum]), rq, dst)
+    }
+
     /// Runs `f` compiled for this ISA's features, where `f`'s body inlines
     /// (its closure, and the `#[inline]` functions it calls): the portable
     /// loops that have no hand-written form (oneDNN's epilogue, fbgemm's

@@ -56,14 +56,23 @@ unsafe fn sums<const NB: usize, const P: usize>(
     acc
 }
 
+/// The requantization's clamp bounds and zero point, as vectors.
+type Bounds = (__m256, __m256, __m256i);
+
 /// Requantizes one pixel's `NB` blocks of sums (channels from `ch`) into
 /// `dst`, the pixel's `C` output bytes: four blocks to one 32-byte store,
 /// the rest 8 bytes at a time.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn store<const NB: usize>(a: &DepthwiseArgs<'_>, zx_terms: &[f32], ch: usize, acc: [__m256; NB], dst: &mut [u8]) {
+fn store<const NB: usize>(
+    a: &DepthwiseArgs<'_>,
+    (lo, hi, zp): Bounds,
+    zx_terms: &[f32],
+    ch: usize,
+    acc: [__m256; NB],
+    dst: &mut [u8],
+) {
     let n = LANES * NB;
-    let (lo, hi, zp) = requant_bounds(a.lo, 255.0, a.zero_point);
     let (m, b, z) = (&a.mult[ch..ch + n], &a.bias[ch..ch + n], &zx_terms[ch..ch + n]);
     let mut q = [_mm256_setzero_si256(); NB];
     for (j, (q, acc)) in q.iter_mut().zip(acc).enumerate() {
@@ -105,15 +114,15 @@ fn blocks<const NB: usize, const P: usize>(
 ) {
     let c = a.input_sizes[3];
     let input = a.input.as_ptr();
-    let sets_end = taps.inside.end - taps.inside.len() % P;
-    for ox in (taps.inside.start..sets_end).step_by(P) {
-        let base = taps.start + (ox - taps.inside.start) * taps.step + ch;
+    let bounds = requant_bounds(a.lo, 255.0, a.zero_point);
+    for (ox, base) in taps.set_starts(P) {
+        let base = base + ch;
         // SAFETY: pixels `ox..ox + P` are `Source::Inside`, whose every tap
         // holds `C` bytes of the input from `base + tap_offsets[t]`, and
         // `ch + 8 NB <= C`.
         let acc = unsafe { sums::<NB, P>(a, ch, |p, t| input.add(base + p * taps.step + taps.tap_offsets[t])) };
         for (p, acc) in acc.into_iter().enumerate() {
-            store(a, zx_terms, ch, acc, &mut dst[(ox + p) * c..][..c]);
+            store(a, bounds, zx_terms, ch, acc, &mut dst[(ox + p) * c..][..c]);
         }
     }
     for (ox, source) in taps.pixels_past_sets(P) {
@@ -125,22 +134,28 @@ fn blocks<const NB: usize, const P: usize>(
                 Source::Border(first) => taps.rows[first + t][ch..ch + LANES * NB].as_ptr(),
             })
         };
-        store(a, zx_terms, ch, acc, &mut dst[ox * c..][..c]);
+        store(a, bounds, zx_terms, ch, acc, &mut dst[ox * c..][..c]);
     }
 }
 
-/// Channels `from..` of one output row in scalar, with the vector lanes'
-/// arithmetic.
+/// Channels `from..` (fewer than 8) of one output row in scalar, with
+/// the vector lanes' arithmetic.
 fn scalar_channels(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, from: usize, dst: &mut [u8]) {
     let c = a.input_sizes[3];
     let rq = a.requant();
+    // Fewer than 8 channels: a sum each, every tap sliced once.
+    let mut acc = [0f32; LANES];
+    let acc = &mut acc[..c - from];
     for (ox, source) in taps.pixels() {
-        for j in from..c {
-            let mut acc = 0f32;
-            for t in 0..a.kernel[0] * a.kernel[1] {
-                let x = taps.tap(a.input, c, source, t)[j];
-                acc = ((i32::from(x) - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
+        acc.fill(0.0);
+        for t in 0..a.kernel[0] * a.kernel[1] {
+            let x = &taps.tap(a.input, c, source, t)[from..];
+            let w = &a.weights[t * c + from..][..acc.len()];
+            for ((acc, &x), &w) in acc.iter_mut().zip(x).zip(w) {
+                *acc = ((i32::from(x) - a.zx) as f32).mul_add(w, *acc);
             }
+        }
+        for (j, &acc) in (from..).zip(acc.iter()) {
             dst[ox * c + j] = rq.scalar(j, acc as i32);
         }
     }

@@ -27,14 +27,6 @@ fn exact8(t: &RowTerms<'_>, j: usize, row_sum: __m256i) -> __m256i {
     _mm256_sub_epi32(sum, _mm256_mullo_epi32(zw, row_sum))
 }
 
-/// The quantizing epilogue for one row; see [`finish_rows_u8`].
-#[target_feature(enable = "avx2,fma")]
-pub(in crate::x86_64) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
-    // The row's terms cut to `dst` (panics if it has fewer, a caller's bug).
-    let t = t.first(dst.len());
-    finish_rows_u8(t.as_panel(&[t.row_sum]), rq, dst)
-}
-
 /// The quantizing epilogue over a panel's rows, 16 columns at a time
 /// (then 8, then scalar).
 ///

@@ -104,8 +104,7 @@ impl GemmIsa for Avx2 {
     }
 
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
-        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
-        unsafe { gemm::finish_u8(terms, rq, dst) }
+        self.finish_row_by_panel(terms, rq, dst)
     }
 
     fn finish_rows_u8(self, t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {

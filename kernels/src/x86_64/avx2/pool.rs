@@ -2,7 +2,7 @@
 //! quint8/qint8, and the channels-last row compiled for AVX2.
 
 use super::simd::store_prefix;
-use crate::args::window::Window;
+use crate::args::window::{window_span, Window};
 use crate::vector::ByteElement;
 use std::arch::x86_64::*;
 
@@ -109,10 +109,91 @@ fn plane_max(src: &[u8], h: usize, w: usize, win: &Window, flip: u8, out: &mut [
     }
 }
 
-/// The portable channels-last row, compiled for AVX2 (32-byte vectors).
+/// `max(a, b)` per byte, in `B`'s order.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn max_pool_row<B: ByteElement>(src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
-    crate::vector::max_pool_row(src, dims, win, oy, B::LOWEST, out)
+#[inline]
+fn max32<B: ByteElement>(a: __m256i, b: __m256i) -> __m256i {
+    if B::SIGNED {
+        _mm256_max_epi8(a, b)
+    } else {
+        _mm256_max_epu8(a, b)
+    }
+}
+
+/// The 32 bytes `s` starts with.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn load32(s: &[u8]) -> __m256i {
+    let s = &s[..32];
+    // SAFETY: `s` holds 32 bytes; an unaligned load.
+    unsafe { _mm256_loadu_si256(s.as_ptr() as *const __m256i) }
+}
+
+/// The running max of `NV` vectors of channels from `ch` over a window's
+/// `ny` x `nx` taps (`tap(ty, tx)`: the input offset of the tap's pixel),
+/// stored once.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn window_max<B: ByteElement, const NV: usize>(
+    src: &[u8],
+    [ny, nx]: [usize; 2],
+    tap: impl Fn(usize, usize) -> usize,
+    ch: usize,
+    dst: &mut [u8],
+) {
+    // Started from the first tap, which the loop then maxes in again:
+    // harmless, and no lowest value to load.
+    let first = &src[tap(0, 0) + ch..][..32 * NV];
+    let mut acc: [__m256i; NV] = std::array::from_fn(|v| load32(&first[32 * v..]));
+    for ty in 0..ny {
+        for tx in 0..nx {
+            let x = &src[tap(ty, tx) + ch..][..32 * NV];
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = max32::<B>(*acc, load32(&x[32 * v..]));
+            }
+        }
+    }
+    for (v, acc) in acc.into_iter().enumerate() {
+        let d = &mut dst[ch + 32 * v..][..32];
+        // SAFETY: `d` holds 32 writable bytes; an unaligned store.
+        unsafe { _mm256_storeu_si256(d.as_mut_ptr() as *mut __m256i, acc) };
+    }
+}
+
+/// One output row of a channels-last max pool of bytes (`src` one image
+/// `[h, w, c]`, `out` the row's `ow` pixels): each pixel's channels 64
+/// at a time, the window's running max held in registers, then 32, then
+/// the rest in scalar. A window that holds only padding gives `B::LOWEST`,
+/// as the portable loop does.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn max_pool_row<B: ByteElement>(src: &[B], [h, w, c]: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
+    let (y0, ny, dy) = window_span(oy, win.stride[0], win.pad[0], win.dilation[0], win.kernel[0], h);
+    let src: &[u8] = bytemuck::cast_slice(src);
+    let out: &mut [u8] = bytemuck::cast_slice_mut(out);
+    let lowest: u8 = bytemuck::cast(B::LOWEST);
+    for (ox, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
+        let (x0, nx, dx) = window_span(ox, win.stride[1], win.pad[1], win.dilation[1], win.kernel[1], w);
+        if ny == 0 || nx == 0 {
+            dst.fill(lowest);
+            continue;
+        }
+        // Every tap lies inside the image (the spans are clipped to it).
+        let tap = |ty: usize, tx: usize| ((y0 + ty * dy) * w + x0 + tx * dx) * c;
+        let mut ch = 0;
+        while ch + 64 <= c {
+            window_max::<B, 2>(src, [ny, nx], tap, ch, dst);
+            ch += 64;
+        }
+        if ch + 32 <= c {
+            window_max::<B, 1>(src, [ny, nx], tap, ch, dst);
+            ch += 32;
+        }
+        for (j, d) in dst.iter_mut().enumerate().skip(ch) {
+            let at = |ty: usize, tx: usize| bytemuck::cast::<u8, B>(src[tap(ty, tx) + j]);
+            let taps = (0..ny).flat_map(|ty| (0..nx).map(move |tx| (ty, tx)));
+            *d = bytemuck::cast(taps.map(|(ty, tx)| at(ty, tx)).fold(B::LOWEST, Ord::max));
+        }
+    }
 }
 
 /// One NCHW plane of bytes; false (nothing written) when the padding or

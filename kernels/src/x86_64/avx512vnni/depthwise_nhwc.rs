@@ -299,9 +299,8 @@ fn tap_groups(w: &TapWeights, t: &Terms, a: &DepthwiseArgs<'_>, taps: &RowTaps<'
         // The interior, PIXELS pixels side by side, their chains of
         // `vpdpbusd`s interleaved: one pixel's chain alone is too long for
         // the scheduler to overlap with the next pixel's.
-        let sets_end = taps.inside.end - taps.inside.len() % PIXELS;
-        for ox in (taps.inside.start..sets_end).step_by(PIXELS) {
-            let base = taps.start + (ox - taps.inside.start) * taps.step + ch0;
+        for (ox, base) in taps.set_starts(PIXELS) {
+            let base = base + ch0;
             let acc = dot::<PIXELS>(weights, |p, tap| {
                 // SAFETY: `Source::Inside` promises that the input holds
                 // `C` bytes from `base + tap_offsets[t]` for every tap,

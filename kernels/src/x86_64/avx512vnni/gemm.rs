@@ -3,7 +3,7 @@
 
 use crate::gemm::packed::{PackedB, BLOCK};
 use crate::gemm::ShiftedRows;
-use crate::gemm::{PanelTerms, Requant, RowTerms};
+use crate::gemm::{PanelTerms, Requant};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -186,15 +186,6 @@ pub(super) fn dot_shifted(
     }
     dot_rows(&x.src[rows.start * c..], c, rows.len(), k, b, blocks, out, ldo);
     true
-}
-
-/// The quantizing epilogue with 512-bit vectors for one row; see
-/// [`finish_rows_u8`].
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
-    // The row's terms cut to `dst` (panics if it has fewer, a caller's bug).
-    let t = t.first(dst.len());
-    finish_rows_u8(t.as_panel(&[t.row_sum]), rq, dst)
 }
 
 /// The quantizing epilogue with 512-bit vectors over a panel's rows, 64

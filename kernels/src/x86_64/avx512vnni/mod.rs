@@ -56,13 +56,12 @@ impl GemmIsa for Avx512Vnni {
     }
 
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
-        // SAFETY: `self` is an `Avx512Vnni` token, which proves AVX-512 F,
-        // BW and VNNI, and AVX2 with FMA.
-        unsafe { gemm::finish_u8(terms, rq, dst) }
+        self.finish_row_by_panel(terms, rq, dst)
     }
 
     fn finish_rows_u8(self, t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
-        // SAFETY: as in `finish_u8`.
+        // SAFETY: `self` is an `Avx512Vnni` token, which proves AVX-512 F,
+        // BW and VNNI, and AVX2 with FMA.
         unsafe { gemm::finish_rows_u8(t, rq, dst) }
     }
 
