@@ -114,10 +114,9 @@ pub fn gemm_linear_dynamic<K: GemmIsa>(
     let b = bias_values(op, bias, n)?;
     let values = x.contiguous()?;
     let xs = values.with_contiguous::<f32, Result<(Vec<u8>, f64, i64)>>(|v| {
-        if v.iter().any(|x| x.is_infinite()) {
+        let Some((lo, hi)) = kernel.vectorized(|| dynamic_range(v)) else {
             return Err(Error::invalid(op, "the input contains ±inf, which has no finite quantization range"));
-        }
-        let (lo, hi) = v.iter().filter(|x| !x.is_nan()).fold((0.0f32, 0.0f32), |(a, b), &x| (a.min(x), b.max(x)));
+        };
         let (sx, zx) = choose_qparams(lo, hi, 0, 255, reduce_range);
         let mut xq = qtensor_runtime::storage::try_filled::<u8>(v.len(), 0)?;
         kernel.quantize_u8(v, &mut xq, QuantizeParams { inv: inv_scale(sx), zero_point: zx, qmin: 0, qmax: 255 });
@@ -130,6 +129,35 @@ pub fn gemm_linear_dynamic<K: GemmIsa>(
     gemm_into(kernel, rows, w, epi, &mut storage.write::<f32>()?)?;
     sizes.push(n);
     Tensor::from_storage(storage, DType::Float32, &sizes).map(Some)
+}
+
+/// `(min(0, v), max(0, v))` over the values of `v` that are not NaN, or
+/// `None` when one is infinite: the input range of a dynamic
+/// quantization, as the reference computes it. In 16 lanes, which
+/// vectorize: `f32::min` and `max` skip NaN, and the order of a min or a
+/// max does not change it (but for the sign of a zero, which the chosen
+/// qparams do not see).
+#[inline(always)]
+fn dynamic_range(v: &[f32]) -> Option<(f32, f32)> {
+    const LANES: usize = 16;
+    let (mut lo, mut hi, mut infinite) = ([0f32; LANES], [0f32; LANES], [false; LANES]);
+    let mut chunks = v.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for i in 0..LANES {
+            lo[i] = lo[i].min(chunk[i]);
+            hi[i] = hi[i].max(chunk[i]);
+            infinite[i] |= chunk[i].abs() == f32::INFINITY;
+        }
+    }
+    for &x in chunks.remainder() {
+        lo[0] = lo[0].min(x);
+        hi[0] = hi[0].max(x);
+        infinite[0] |= x.abs() == f32::INFINITY;
+    }
+    if infinite.contains(&true) {
+        return None;
+    }
+    Some((lo.into_iter().fold(0.0, f32::min), hi.into_iter().fold(0.0, f32::max)))
 }
 
 /// quantized::linear (or linear_relu) through `kernel`; declined where the
@@ -163,5 +191,45 @@ pub fn linear_dynamic<K: GemmIsa>(
     match gemm_linear_dynamic("quantized::linear_dynamic", kernel, x, w, bias, reduce_range)? {
         Some(t) => Ok(t),
         None => Err(Error::declined("linear_dynamic: operands the GEMM path does not take")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dynamic_range;
+
+    /// The plain definition: the reference kernel's.
+    fn plain_range(v: &[f32]) -> Option<(f32, f32)> {
+        if v.iter().any(|x| x.is_infinite()) {
+            return None;
+        }
+        Some(v.iter().filter(|x| !x.is_nan()).fold((0.0f32, 0.0f32), |(a, b), &x| (a.min(x), b.max(x))))
+    }
+
+    #[test]
+    fn dynamic_range_is_the_plain_fold() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for len in [0, 1, 5, 15, 16, 17, 33, 100, 257] {
+            for case in 0..40 {
+                let v: Vec<f32> = (0..len)
+                    .map(|_| match next() % 16 {
+                        0 => f32::NAN,
+                        1 => -0.0,
+                        2 if case % 4 == 0 => f32::INFINITY,
+                        3 if case % 4 == 1 => f32::NEG_INFINITY,
+                        _ => (next() % 20_001) as f32 / 100.0 - 100.0 + case as f32,
+                    })
+                    .collect();
+                // Equal as numbers: a zero's sign may differ, and the
+                // chosen qparams do not see it.
+                assert_eq!(dynamic_range(&v), plain_range(&v), "{v:?}");
+            }
+        }
     }
 }
