@@ -78,6 +78,26 @@ pub struct DepthwiseArgs<'a> {
 }
 
 impl<'a> DepthwiseArgs<'a> {
+    /// The kernel's tap count, after checking what a routine that sums in
+    /// f32 over channels-last weights (`weights[t * C + j]`) reads: at most
+    /// 64 taps, which keep the sums exact, and weights and terms for every
+    /// channel.
+    pub fn f32_taps(&self) -> Result<usize> {
+        let c = self.input_sizes[3];
+        let taps = self.kernel[0] * self.kernel[1];
+        if taps > 64
+            || taps.checked_mul(c).is_none_or(|n| self.weights.len() < n)
+            || self.mult.len() < c
+            || self.bias.len() < c
+        {
+            return Err(Error::invalid(
+                "quantized::conv2d",
+                "the depthwise weights, terms or taps do not fit the kernel",
+            ));
+        }
+        Ok(taps)
+    }
+
     /// The requantization of every channel, as the GEMM epilogue's: the
     /// direct routines run fbgemm's (the conv driver sends oneDNN's convs
     /// to the GEMM).

@@ -1,22 +1,32 @@
-//! Depthwise conv2d over channels-last (NHWC) u8 activations with NEON:
-//! each output pixel's channels 4 at a time, one FMA per tap, requantized
-//! in registers with the portable sequence (see `gemm::depthwise`).
+//! Depthwise conv2d over channels-last (NHWC) u8 activations with NEON,
+//! a row of output pixels at a time (`gemm::depthwise_rows`, shared with
+//! the x86 routines): each pixel's channels 16 and then 4 at a time, one
+//! FMA per tap, requantized in registers with the portable sequence (see
+//! `gemm::depthwise`); the last channels in scalar.
+//!
+//! Taps in the padding read a row of the input zero point, so they add
+//! `(zx - zx) * w = 0` and every pixel has every tap. The sums are exact
+//! in f32 (integers below 2^24 with at most 64 taps), so they equal the
+//! portable routine's, which skips those taps.
 
 use super::simd::{requant4, requant_bounds, store4_u8};
-use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs};
+use crate::gemm::depthwise::DepthwiseArgs;
+use crate::gemm::depthwise_rows::{for_each_row, RowTaps, Source};
 use qtensor_runtime::isa::Neon;
 use qtensor_runtime::Result;
 use std::arch::aarch64::*;
 
-/// `NB` blocks of 4 channels from `ch` of one output pixel, one FMA chain
-/// per block; then requantized into `dst[ch..ch + 4 * NB]`.
+/// `NB` blocks of 4 channels from `ch` of the pixel that reads from
+/// `source`, one FMA chain per block; then requantized into
+/// `dst[ch..ch + 4 * NB]`, `dst` being the pixel's `C` output bytes.
 #[target_feature(enable = "neon")]
 #[inline]
-fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], c: usize, ch: usize, dst: &mut [u8]) {
+fn blocks<const NB: usize>(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, source: Source, ch: usize, dst: &mut [u8]) {
+    let c = a.input_sizes[3];
     let vzx = vdupq_n_s32(a.zx);
     let mut acc = [vdupq_n_f32(0.0); NB];
-    for &(at, t) in taps {
-        let x = &a.input[at + ch..at + ch + 4 * NB];
+    for t in 0..a.kernel[0] * a.kernel[1] {
+        let x = &taps.tap(a.input, c, source, t)[ch..ch + 4 * NB];
         let wt = &a.weights[t * c + ch..t * c + ch + 4 * NB];
         for (j, acc) in acc.iter_mut().enumerate() {
             let xs = &x[4 * j..4 * j + 4];
@@ -44,28 +54,40 @@ fn vld1q_s32_from_u8(b: [u8; 4]) -> int32x4_t {
     vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(v))))
 }
 
-/// One output pixel: its channels in blocks of 16 and 4, then the rest in
-/// scalar.
+/// One output row: each pixel's channels in blocks of 16 and 4, then the
+/// rest in scalar with the lanes' arithmetic.
 #[target_feature(enable = "neon")]
-fn pixel(a: &DepthwiseArgs<'_>, taps: &[(usize, usize)], dst: &mut [u8]) {
+fn row(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, out_row: &mut [u8]) {
     let c = a.input_sizes[3];
-    let mut ch = 0;
-    while ch + 16 <= c {
-        blocks::<4>(a, taps, c, ch, dst);
-        ch += 16;
+    let rq = a.requant();
+    for (ox, source) in taps.pixels() {
+        let dst = &mut out_row[ox * c..][..c];
+        let mut ch = 0;
+        while ch + 16 <= c {
+            blocks::<4>(a, taps, source, ch, dst);
+            ch += 16;
+        }
+        while ch + 4 <= c {
+            blocks::<1>(a, taps, source, ch, dst);
+            ch += 4;
+        }
+        for (j, d) in dst.iter_mut().enumerate().skip(ch) {
+            let mut acc = 0f32;
+            for t in 0..a.kernel[0] * a.kernel[1] {
+                let x = taps.tap(a.input, c, source, t)[j];
+                acc = ((i32::from(x) - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
+            }
+            *d = rq.scalar(j, acc as i32);
+        }
     }
-    while ch + 4 <= c {
-        blocks::<1>(a, taps, c, ch, dst);
-        ch += 4;
-    }
-    pixel_scalar(a, taps, ch, dst);
 }
 
 /// The NHWC depthwise routine.
 pub(super) fn depthwise_nhwc(isa: Neon, a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
-    for_each_pixel(a, out, |taps, dst| {
+    let taps = a.f32_taps()?;
+    for_each_row(a, out, taps, |taps, out_row| {
         let _: Neon = isa;
         // SAFETY: `isa` is a `Neon` token, which proves NEON.
-        unsafe { pixel(a, taps, dst) }
+        unsafe { row(a, taps, out_row) }
     })
 }

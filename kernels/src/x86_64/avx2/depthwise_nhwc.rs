@@ -17,7 +17,7 @@ use super::simd::{pack32, requant8, requant_bounds, store32};
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::depthwise_rows::{for_each_row, RowTaps, Source};
 use qtensor_runtime::isa::Avx2;
-use qtensor_runtime::{Error, Result};
+use qtensor_runtime::Result;
 use std::arch::x86_64::*;
 
 /// Channels per vector: one f32 lane each.
@@ -190,12 +190,7 @@ fn row(a: &DepthwiseArgs<'_>, zx_terms: &[f32], taps: &RowTaps<'_>, dst: &mut [u
 
 /// The NHWC depthwise routine.
 pub(super) fn depthwise_nhwc(isa: Avx2, a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
-    let c = a.input_sizes[3];
-    let taps = a.kernel[0] * a.kernel[1];
-    // At most 64 taps keep the f32 sums exact.
-    if taps > 64 || taps.checked_mul(c).is_none_or(|n| a.weights.len() < n) || a.mult.len() < c || a.bias.len() < c {
-        return Err(Error::invalid("quantized::conv2d", "the depthwise weights, terms or taps do not fit the kernel"));
-    }
+    let (c, taps) = (a.input_sizes[3], a.f32_taps()?);
     // Per channel, `zx * sum(w)`: the padding's and the zero point's share.
     let zx = a.zx as f32;
     let zx_terms: Vec<f32> = (0..c).map(|j| zx * (0..taps).map(|t| a.weights[t * c + j]).sum::<f32>()).collect();
