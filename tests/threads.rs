@@ -8,14 +8,23 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 /// The distinct threads that run the chunks of a parallel loop started
-/// the way kernels start theirs.
-fn threads_used() -> usize {
+/// the way kernels start theirs, `expected` of them if the pool has them.
+///
+/// Each chunk holds its thread until `expected` threads have run one (or
+/// 20 s pass): on a loaded machine a pool thread can otherwise wake after
+/// the others have run every chunk. A pool of more threads still shows
+/// more, as the chunks left then run at once.
+fn threads_used(expected: usize) -> usize {
     use rayon::prelude::*;
+    use std::time::{Duration, Instant};
     let seen = Mutex::new(HashSet::new());
+    let deadline = Instant::now() + Duration::from_secs(20);
     threads::install(|| {
         (0..64).into_par_iter().for_each(|_| {
             seen.lock().unwrap().insert(std::thread::current().id());
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            while seen.lock().unwrap().len() < expected && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         })
     });
     seen.into_inner().unwrap().len()
@@ -27,19 +36,19 @@ fn set_num_threads_takes_effect_and_leaves_rayons_pool_alone() {
     set_num_threads(1).unwrap();
     assert_eq!(num_threads(), 1);
     assert_eq!(threads::install(rayon::current_num_threads), 1);
-    assert_eq!(threads_used(), 1);
+    assert_eq!(threads_used(1), 1);
 
     set_num_threads(2).unwrap();
     assert_eq!(num_threads(), 2);
     assert_eq!(threads::install(rayon::current_num_threads), 2);
-    assert_eq!(threads_used(), 2);
+    assert_eq!(threads_used(2), 2);
     // The kernels' workers are qtensor's, by name.
     let name = threads::install(|| std::thread::current().name().map(str::to_string));
     assert!(name.is_some_and(|n| n.starts_with("qtensor-")));
 
     // The scoped form, nested, and restored after.
     let inner = with_num_threads(3, || {
-        let here = (num_threads(), threads_used());
+        let here = (num_threads(), threads_used(3));
         let nested = with_num_threads(1, num_threads).unwrap();
         (here, nested, num_threads())
     })
@@ -102,7 +111,7 @@ fn passes_share_work_nest_and_end() {
             threads::install_pass(|| {
                 let outer = sums(5000);
                 let inner = threads::install_pass(|| sums(5000));
-                (outer, inner, threads_used())
+                (outer, inner, threads_used(n))
             })
         })
         .unwrap();
