@@ -1,5 +1,6 @@
 //! AVX2 max_pool2d routines (exact, like the reference): NCHW planes of
-//! quint8/qint8, and the channels-last row compiled for AVX2.
+//! quint8/qint8, and channels-last rows of them, a pixel's channels 64 at
+//! a time.
 
 use super::simd::store_prefix;
 use crate::args::window::{window_span, Window};
