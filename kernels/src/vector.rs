@@ -249,17 +249,55 @@ pub fn requantize_scalar<B: ByteElement>(src: &[B], dst: &mut [B], p: RequantPar
     }
 }
 
-/// One output row of a channels-last max pool: `out` holds `ow` pixels of
-/// `c` channels; `src` is one image `[h, w, c]` of the input. A window that
-/// holds only padding gives `lowest`, as the reference does.
+/// The taps of one output pixel's max-pool window, clipped to the input:
+/// `rows` x `cols` pixels, each tap's channels at [`Self::offset`] of the
+/// image.
+#[derive(Clone, Copy)]
+pub struct WindowTaps {
+    /// The number of window rows and columns inside the input.
+    pub count: [usize; 2],
+    first: [usize; 2],
+    step: [usize; 2],
+    width: usize,
+    channels: usize,
+}
+
+impl WindowTaps {
+    /// The image offset of tap (`ty`, `tx`)'s channel 0.
+    #[inline(always)]
+    pub fn offset(&self, ty: usize, tx: usize) -> usize {
+        ((self.first[0] + ty * self.step[0]) * self.width + self.first[1] + tx * self.step[1]) * self.channels
+    }
+
+    /// `dst = max over the taps of src[tap + ch..]`, for `dst`'s channels,
+    /// tap by tap across the channels: for the few channels past a
+    /// routine's register-held blocks (a pass over the taps per channel
+    /// would read each tap's row once per channel).
+    #[inline(always)]
+    pub fn max_channels<B: Copy + Ord>(&self, src: &[B], ch: usize, dst: &mut [B]) {
+        let n = dst.len();
+        dst.copy_from_slice(&src[self.offset(0, 0) + ch..][..n]);
+        for ty in 0..self.count[0] {
+            for tx in 0..self.count[1] {
+                max_into(dst, &src[self.offset(ty, tx) + ch..][..n]);
+            }
+        }
+    }
+}
+
+/// Runs `pixel(taps, dst)` for each pixel of one output row of a
+/// channels-last max pool (`out`: `ow` pixels of `c` channels; the input
+/// one image `[h, w, c]`) whose window reaches the input; a window that
+/// holds only padding gives `lowest`, as the reference does. The one walk
+/// of every ISA's row.
 #[inline(always)]
-pub fn max_pool_row<B: Copy + Ord>(
-    src: &[B],
+pub fn for_each_window<B: Copy>(
     [h, w, c]: [usize; 3],
     win: &Window,
     oy: usize,
     lowest: B,
     out: &mut [B],
+    mut pixel: impl FnMut(&WindowTaps, &mut [B]),
 ) {
     use crate::args::window::window_span;
     let (y0, ny, dy) = window_span(oy, win.stride[0], win.pad[0], win.dilation[0], win.kernel[0], h);
@@ -269,7 +307,17 @@ pub fn max_pool_row<B: Copy + Ord>(
             dst.fill(lowest);
             continue;
         }
-        let at = |ty: usize, tx: usize| ((y0 + ty * dy) * w + x0 + tx * dx) * c;
+        let taps = WindowTaps { count: [ny, nx], first: [y0, x0], step: [dy, dx], width: w, channels: c };
+        pixel(&taps, dst);
+    }
+}
+
+/// One output row of a channels-last max pool: `out` holds `ow` pixels of
+/// `c` channels; `src` is one image `[h, w, c]` of the input. A window that
+/// holds only padding gives `lowest`, as the reference does.
+#[inline(always)]
+pub fn max_pool_row<B: Copy + Ord>(src: &[B], dims: [usize; 3], win: &Window, oy: usize, lowest: B, out: &mut [B]) {
+    for_each_window(dims, win, oy, lowest, out, |taps, dst| {
         // Channel chunks outermost: a chunk's running max stays in
         // registers across the window's taps and is stored once, where a
         // pass per tap would load and store the whole pixel each time.
@@ -277,23 +325,12 @@ pub fn max_pool_row<B: Copy + Ord>(
         let mut ch = 0;
         for d in &mut chunks {
             let mut acc = [lowest; MAX_CHUNK];
-            acc.copy_from_slice(&src[at(0, 0) + ch..][..MAX_CHUNK]);
-            for ty in 0..ny {
-                for tx in 0..nx {
-                    max_into(&mut acc, &src[at(ty, tx) + ch..][..MAX_CHUNK]);
-                }
-            }
+            taps.max_channels(src, ch, &mut acc);
             d.copy_from_slice(&acc);
             ch += MAX_CHUNK;
         }
-        let rest = chunks.into_remainder();
-        rest.copy_from_slice(&src[at(0, 0) + ch..][..rest.len()]);
-        for ty in 0..ny {
-            for tx in 0..nx {
-                max_into(rest, &src[at(ty, tx) + ch..][..rest.len()]);
-            }
-        }
-    }
+        taps.max_channels(src, ch, chunks.into_remainder());
+    })
 }
 
 /// Channels per register-held running max in [`max_pool_row`]: two 256-bit

@@ -125,10 +125,7 @@ pub fn for_each_pixel(
     let [_, h, w, c] = a.input_sizes;
     let [_, oh, ow, _] = a.output_sizes;
     let [kh, kw] = a.kernel;
-    if kh * kw > 64 {
-        return Err(Error::invalid("quantized::conv2d", "the depthwise kernels take at most 64 taps"));
-    }
-    if kh * kw == 0 {
+    if a.f32_taps()? == 0 {
         return Err(Error::invalid("quantized::conv2d", "the depthwise kernel is empty"));
     }
     crate::parallel::try_chunks(out, ow * c, Vec::new, |taps, r, row| {

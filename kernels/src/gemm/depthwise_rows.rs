@@ -93,6 +93,34 @@ impl RowTaps<'_> {
     }
 }
 
+/// Channels `from..` of every pixel of one output row (`dst`), in scalar
+/// with the vector lanes' arithmetic (an f32 FMA per tap, exact below 64
+/// taps, then `Requant::scalar`): the channels past a routine's vector
+/// blocks. A few channels at a time, so each tap is sliced once per pixel
+/// and block, not once per channel.
+pub(crate) fn scalar_channels(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, from: usize, dst: &mut [u8]) {
+    const BLOCK: usize = 8;
+    let c = a.input_sizes[3];
+    let rq = a.requant();
+    let mut acc = [0f32; BLOCK];
+    for block in (from..c).step_by(BLOCK) {
+        let acc = &mut acc[..BLOCK.min(c - block)];
+        for (ox, source) in taps.pixels() {
+            acc.fill(0.0);
+            for t in 0..a.kernel[0] * a.kernel[1] {
+                let x = &taps.tap(a.input, c, source, t)[block..];
+                let w = &a.weights[t * c + block..][..acc.len()];
+                for ((acc, &x), &w) in acc.iter_mut().zip(x).zip(w) {
+                    *acc = ((i32::from(x) - a.zx) as f32).mul_add(w, *acc);
+                }
+            }
+            for (j, &acc) in (block..).zip(acc.iter()) {
+                dst[ox * c + j] = rq.scalar(j, acc as i32);
+            }
+        }
+    }
+}
+
 /// Runs `row(taps, out_row)` for every output row of the channels-last
 /// depthwise conv `a`, where `taps` says where the row's pixels read, each
 /// with `taps_per_pixel` taps (at least the kernel's; the extra ones read

@@ -11,7 +11,7 @@
 
 use super::simd::{requant4, requant_bounds, store4_u8};
 use crate::gemm::depthwise::DepthwiseArgs;
-use crate::gemm::depthwise_rows::{for_each_row, RowTaps, Source};
+use crate::gemm::depthwise_rows::{for_each_row, scalar_channels, RowTaps, Source};
 use qtensor_runtime::isa::Neon;
 use qtensor_runtime::Result;
 use std::arch::aarch64::*;
@@ -55,11 +55,10 @@ fn vld1q_s32_from_u8(b: [u8; 4]) -> int32x4_t {
 }
 
 /// One output row: each pixel's channels in blocks of 16 and 4, then the
-/// rest in scalar with the lanes' arithmetic.
+/// rest in scalar with the lanes' arithmetic ([`scalar_channels`]).
 #[target_feature(enable = "neon")]
 fn row(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, out_row: &mut [u8]) {
     let c = a.input_sizes[3];
-    let rq = a.requant();
     for (ox, source) in taps.pixels() {
         let dst = &mut out_row[ox * c..][..c];
         let mut ch = 0;
@@ -71,15 +70,9 @@ fn row(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, out_row: &mut [u8]) {
             blocks::<1>(a, taps, source, ch, dst);
             ch += 4;
         }
-        for (j, d) in dst.iter_mut().enumerate().skip(ch) {
-            let mut acc = 0f32;
-            for t in 0..a.kernel[0] * a.kernel[1] {
-                let x = taps.tap(a.input, c, source, t)[j];
-                acc = ((i32::from(x) - a.zx) as f32).mul_add(a.weights[t * c + j], acc);
-            }
-            *d = rq.scalar(j, acc as i32);
-        }
     }
+    // The last channels (fewer than 4), every pixel's.
+    scalar_channels(a, taps, c - c % 4, out_row);
 }
 
 /// The NHWC depthwise routine.

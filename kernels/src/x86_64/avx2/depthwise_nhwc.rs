@@ -15,7 +15,7 @@
 
 use super::simd::{pack32, requant8, requant_bounds, store32};
 use crate::gemm::depthwise::DepthwiseArgs;
-use crate::gemm::depthwise_rows::{for_each_row, RowTaps, Source};
+use crate::gemm::depthwise_rows::{for_each_row, scalar_channels, RowTaps, Source};
 use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::Result;
 use std::arch::x86_64::*;
@@ -135,29 +135,6 @@ fn blocks<const NB: usize, const P: usize>(
             })
         };
         store(a, bounds, zx_terms, ch, acc, &mut dst[ox * c..][..c]);
-    }
-}
-
-/// Channels `from..` (fewer than 8) of one output row in scalar, with
-/// the vector lanes' arithmetic.
-fn scalar_channels(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, from: usize, dst: &mut [u8]) {
-    let c = a.input_sizes[3];
-    let rq = a.requant();
-    // Fewer than 8 channels: a sum each, every tap sliced once.
-    let mut acc = [0f32; LANES];
-    let acc = &mut acc[..c - from];
-    for (ox, source) in taps.pixels() {
-        acc.fill(0.0);
-        for t in 0..a.kernel[0] * a.kernel[1] {
-            let x = &taps.tap(a.input, c, source, t)[from..];
-            let w = &a.weights[t * c + from..][..acc.len()];
-            for ((acc, &x), &w) in acc.iter_mut().zip(x).zip(w) {
-                *acc = ((i32::from(x) - a.zx) as f32).mul_add(w, *acc);
-            }
-        }
-        for (j, &acc) in (from..).zip(acc.iter()) {
-            dst[ox * c + j] = rq.scalar(j, acc as i32);
-        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! a time.
 
 use super::simd::store_prefix;
-use crate::args::window::{window_span, Window};
-use crate::vector::ByteElement;
+use crate::args::window::Window;
+use crate::vector::{for_each_window, ByteElement, WindowTaps};
 use std::arch::x86_64::*;
 
 /// Extra bytes after a padded row, so vector loads never run past it.
@@ -131,24 +131,17 @@ fn load32(s: &[u8]) -> __m256i {
 }
 
 /// The running max of `NV` vectors of channels from `ch` over a window's
-/// `ny` x `nx` taps (`tap(ty, tx)`: the input offset of the tap's pixel),
-/// stored once.
+/// taps, stored once.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn window_max<B: ByteElement, const NV: usize>(
-    src: &[u8],
-    [ny, nx]: [usize; 2],
-    tap: impl Fn(usize, usize) -> usize,
-    ch: usize,
-    dst: &mut [u8],
-) {
+fn window_max<B: ByteElement, const NV: usize>(src: &[u8], taps: &WindowTaps, ch: usize, dst: &mut [u8]) {
     // Started from the first tap, which the loop then maxes in again:
     // harmless, and no lowest value to load.
-    let first = &src[tap(0, 0) + ch..][..32 * NV];
+    let first = &src[taps.offset(0, 0) + ch..][..32 * NV];
     let mut acc: [__m256i; NV] = std::array::from_fn(|v| load32(&first[32 * v..]));
-    for ty in 0..ny {
-        for tx in 0..nx {
-            let x = &src[tap(ty, tx) + ch..][..32 * NV];
+    for ty in 0..taps.count[0] {
+        for tx in 0..taps.count[1] {
+            let x = &src[taps.offset(ty, tx) + ch..][..32 * NV];
             for (v, acc) in acc.iter_mut().enumerate() {
                 *acc = max32::<B>(*acc, load32(&x[32 * v..]));
             }
@@ -164,45 +157,29 @@ fn window_max<B: ByteElement, const NV: usize>(
 /// One output row of a channels-last max pool of bytes (`src` one image
 /// `[h, w, c]`, `out` the row's `ow` pixels): each pixel's channels 64
 /// at a time, the window's running max held in registers, then 32, then
-/// the rest in scalar. A window that holds only padding gives `B::LOWEST`,
-/// as the portable loop does.
+/// the rest tap by tap across the channels, on the portable row's walk
+/// (`vector::for_each_window`).
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn max_pool_row<B: ByteElement>(src: &[B], [h, w, c]: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
-    let (y0, ny, dy) = window_span(oy, win.stride[0], win.pad[0], win.dilation[0], win.kernel[0], h);
-    let src: &[u8] = bytemuck::cast_slice(src);
-    let out: &mut [u8] = bytemuck::cast_slice_mut(out);
-    let lowest: u8 = bytemuck::cast(B::LOWEST);
-    for (ox, dst) in out.chunks_exact_mut(c.max(1)).enumerate() {
-        let (x0, nx, dx) = window_span(ox, win.stride[1], win.pad[1], win.dilation[1], win.kernel[1], w);
-        if ny == 0 || nx == 0 {
-            dst.fill(lowest);
-            continue;
-        }
-        // Every tap lies inside the image (the spans are clipped to it).
-        let tap = |ty: usize, tx: usize| ((y0 + ty * dy) * w + x0 + tx * dx) * c;
+pub(super) fn max_pool_row<B: ByteElement>(src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
+    let c = dims[2];
+    for_each_window(dims, win, oy, B::LOWEST, out, |taps, dst| {
+        let bytes: &[u8] = bytemuck::cast_slice(src);
+        let dst_bytes: &mut [u8] = bytemuck::cast_slice_mut(dst);
         let mut ch = 0;
         while ch + 64 <= c {
-            window_max::<B, 2>(src, [ny, nx], tap, ch, dst);
+            // The closure inherits this function's AVX2.
+            window_max::<B, 2>(bytes, taps, ch, dst_bytes);
             ch += 64;
         }
         if ch + 32 <= c {
-            window_max::<B, 1>(src, [ny, nx], tap, ch, dst);
+            window_max::<B, 1>(bytes, taps, ch, dst_bytes);
             ch += 32;
         }
         // The last channels (fewer than 32; all of them in a 24-channel
-        // layer) tap by tap across the channels, as the portable loop goes:
-        // a pass over the taps per channel cost a 24-channel pool 20x.
-        let rest = &mut dst[ch..];
-        let n = rest.len();
-        rest.copy_from_slice(&src[tap(0, 0) + ch..][..n]);
-        for ty in 0..ny {
-            for tx in 0..nx {
-                for (d, &x) in rest.iter_mut().zip(&src[tap(ty, tx) + ch..][..n]) {
-                    *d = bytemuck::cast(bytemuck::cast::<u8, B>(*d).max(bytemuck::cast::<u8, B>(x)));
-                }
-            }
-        }
-    }
+        // layer): a pass over the taps per channel cost a 24-channel pool
+        // 19x.
+        taps.max_channels(src, ch, &mut dst[ch..]);
+    })
 }
 
 /// One NCHW plane of bytes; false (nothing written) when the padding or
