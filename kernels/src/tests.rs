@@ -14,7 +14,7 @@ use crate::gemm::{
     ShiftedRows,
 };
 use crate::vector::{
-    max_pool_row, BinaryParams, ByteElement, Combine, Portable, QuantizeParams, RequantParams, VectorIsa,
+    lookup_scalar, max_pool_row, BinaryParams, ByteElement, Combine, Portable, QuantizeParams, RequantParams, VectorIsa,
 };
 use qtensor_runtime::numerics::{
     dequantize_val, quantize_val, AccRequant, FusedBiasRequant, OneDnnRequant, Requantizer,
@@ -345,6 +345,8 @@ fn for_each_vector_isa(mut check: impl FnMut(&str, &dyn VectorFns)) {
     run::<Portable>("portable", &mut check);
     #[cfg(target_arch = "x86_64")]
     run::<qtensor_runtime::isa::Avx2>("avx2", &mut check);
+    #[cfg(target_arch = "x86_64")]
+    run::<qtensor_runtime::isa::Avx512Vnni>("avx512vnni", &mut check);
     #[cfg(target_arch = "aarch64")]
     run::<qtensor_runtime::isa::Neon>("neon", &mut check);
 }
@@ -368,9 +370,13 @@ trait VectorFns {
     fn pool_row_u8(&self, src: &[u8], dims: [usize; 3], win: &Window, oy: usize, out: &mut [u8]);
     fn pool_row_i8(&self, src: &[i8], dims: [usize; 3], win: &Window, oy: usize, out: &mut [i8]);
     fn pool_plane_i8(&self, src: &[i8], hw: [usize; 2], win: &Window, out: &mut [i8]) -> bool;
+    fn lookup(&self, table: &[u8; 256], src: &[u8], dst: &mut [u8]);
 }
 
 impl<I: VectorIsa> VectorFns for I {
+    fn lookup(&self, table: &[u8; 256], src: &[u8], dst: &mut [u8]) {
+        self.lookup_bytes(table, src, dst)
+    }
     fn quantize_u8(&self, src: &[f32], dst: &mut [u8], q: QuantizeParams) {
         self.quantize_bytes(src, dst, q)
     }
@@ -539,6 +545,28 @@ fn relu_binary_and_requantize_match_their_scalar_forms_on_every_isa() {
                     "{name}: requantize i8"
                 );
             }
+        }
+    });
+}
+
+#[test]
+fn byte_lookups_match_the_scalar_loop_on_every_isa() {
+    let mut rng = Rng(29);
+    for_each_vector_isa(|name, v| {
+        // Lengths around the vector widths (16, 32, 64), and every byte
+        // value, so each quarter and half of the table is read.
+        for n in sizes(&[0usize, 1, 15, 16, 17, 63, 64, 65, 127, 128, 200, 256, 1000], &[0, 17, 70]) {
+            let table: [u8; 256] = std::array::from_fn(|_| rng.byte());
+            let src: Vec<u8> = (0..n).map(|i| if i < 256 && n >= 256 { i as u8 } else { rng.byte() }).collect();
+            let mut want = vec![0u8; n];
+            lookup_scalar(&table, &src, &mut want);
+            let mut got = vec![0u8; n];
+            v.lookup(&table, &src, &mut got);
+            assert_eq!(got, want, "{name}: {n} bytes");
+            // A shorter destination: only its positions are written.
+            let mut short = vec![7u8; n / 2];
+            v.lookup(&table, &src, &mut short);
+            assert_eq!(short, want[..n / 2], "{name}: {n} bytes into {}", n / 2);
         }
     });
 }

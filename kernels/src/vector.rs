@@ -191,6 +191,13 @@ pub trait VectorIsa: Copy + Send + Sync + 'static {
     /// Requantizes bytes to new qparams, as [`RequantParams::scalar`].
     fn requantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], p: RequantParams);
 
+    /// `dst[i] = table[src[i]]`: a function of one byte by its table of
+    /// all 256 values (the activations' kernels). The default is the
+    /// scalar loop, [`lookup_scalar`].
+    fn lookup_bytes(self, table: &[u8; 256], src: &[u8], dst: &mut [u8]) {
+        lookup_scalar(table, src, dst)
+    }
+
     /// One output row of a channels-last max pool over bytes (see
     /// [`max_pool_row`]); ISAs compile the portable loop for their width.
     fn max_pool_row<B: ByteElement>(self, src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
@@ -239,6 +246,14 @@ pub fn relu_scalar<T: Element>(src: &[T], dst: &mut [T], zero_point: i64) {
 pub fn binary_scalar<B: ByteElement>(a: &[B], b: &[B], dst: &mut [B], p: BinaryParams) {
     for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
         *d = B::from_i64(p.scalar(x.to_i64(), y.to_i64()));
+    }
+}
+
+/// `dst[i] = table[src[i]]`, one byte at a time (the tails of the vector
+/// lookups).
+pub fn lookup_scalar(table: &[u8; 256], src: &[u8], dst: &mut [u8]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = table[usize::from(s)];
     }
 }
 

@@ -4,6 +4,7 @@
 //! supplies its slice routines. [`register_vector_kernels!`](crate::register_vector_kernels) registers the
 //! whole family for one ISA.
 
+pub mod activation;
 pub mod cat;
 pub mod dequantize;
 pub mod elementwise;
@@ -37,7 +38,9 @@ macro_rules! isa_token_helpers {
 }
 
 /// Registers quantize_per_tensor, quantize_per_channel, dequantize, relu,
-/// quantized::add, add_relu, mul, cat and max_pool2d for one
+/// quantized::add, add_relu, mul, cat, max_pool2d and the table-driven
+/// activations (hardswish, hardsigmoid, sigmoid, hardtanh, relu6, clamp)
+/// for one
 /// [`VectorIsa`](crate::vector::VectorIsa) token type at `priority`, with
 /// the kernel names written out at the call (so a name seen in a profile
 /// greps to the line that registers it).
@@ -55,14 +58,16 @@ macro_rules! register_vector_kernels {
             quantize_per_tensor: $quantize_per_tensor:literal, quantize_per_channel: $quantize_per_channel:literal,
             dequantize: $dequantize:literal, relu: $relu:literal,
             add: $add:literal, add_relu: $add_relu:literal, mul: $mul:literal,
-            cat: $cat:literal, max_pool2d: $max_pool2d:literal $(,)?
+            cat: $cat:literal, max_pool2d: $max_pool2d:literal,
+            hardswish: $hardswish:literal, hardsigmoid: $hardsigmoid:literal, sigmoid: $sigmoid:literal,
+            hardtanh: $hardtanh:literal, relu6: $relu6:literal, clamp: $clamp:literal $(,)?
         }
     ) => {
         const _: () = {
             use qtensor_runtime::ops as op;
             use qtensor_runtime::{register_kernel, DType, Result, Tensor};
             use $crate::ops::elementwise::BinaryOp;
-            use $crate::ops::{cat, dequantize, elementwise, pool, quantize};
+            use $crate::ops::{activation, cat, dequantize, elementwise, pool, quantize};
             use $crate::vector::VectorIsa;
 
             $crate::isa_token_helpers!(VectorIsa, $isa);
@@ -87,6 +92,28 @@ macro_rules! register_vector_kernels {
             fn max_pool2d(x: &Tensor, kernel_size: &[i64], stride: &[i64], padding: &[i64], dilation: &[i64], ceil_mode: bool) -> Result<Tensor> {
                 with_token!(|t| pool::max_pool2d(t, x, kernel_size, stride, padding, dilation, ceil_mode))
             }
+            fn hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Result<Tensor> {
+                with_token!(|t| activation::hardswish(t, x, output_scale, output_zero_point))
+            }
+            fn hardsigmoid(x: &Tensor) -> Result<Tensor> {
+                with_token!(|t| activation::hardsigmoid(t, x))
+            }
+            fn sigmoid(x: &Tensor) -> Result<Tensor> {
+                with_token!(|t| activation::sigmoid(t, x))
+            }
+            fn hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Result<Tensor> {
+                with_token!(|t| activation::clamp_kernel(t, "hardtanh", x, Some(min_val), Some(max_val)))
+            }
+            fn relu6(x: &Tensor) -> Result<Tensor> {
+                with_token!(|t| activation::clamp_kernel(t, "relu6", x, Some(0.0), Some(6.0)))
+            }
+            fn clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+                with_token!(|t| activation::clamp(t, x, min, max))
+            }
+            $crate::register_activation_kernels!([QUInt8, QInt8], $priority, supported, [
+                hardswish as $hardswish, hardsigmoid as $hardsigmoid, sigmoid as $sigmoid,
+                hardtanh as $hardtanh, relu6 as $relu6, clamp as $clamp,
+            ]);
             register_kernel! {
                 dtypes: [Float32],
                 priority: $priority,

@@ -6,7 +6,6 @@
 //! [`Portable`] token's routines; these are also what an ISA kernel runs
 //! when called directly on a CPU without its ISA.
 
-pub mod activation;
 pub mod pool;
 pub mod shuffle;
 
@@ -18,6 +17,8 @@ crate::register_vector_kernels!(Portable, Priority::PORTABLE, names: {
     dequantize: "portable_dequantize", relu: "portable_relu",
     add: "portable_add", add_relu: "portable_add_relu", mul: "portable_mul",
     cat: "portable_cat", max_pool2d: "portable_max_pool2d",
+    hardswish: "portable_hardswish", hardsigmoid: "portable_hardsigmoid", sigmoid: "portable_sigmoid",
+    hardtanh: "portable_hardtanh", relu6: "portable_relu6", clamp: "portable_clamp",
 });
 crate::register_gemm_kernels!(Portable, Priority::PORTABLE, names: {
     linear: "portable_linear", linear_relu: "portable_linear_relu",

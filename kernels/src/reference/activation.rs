@@ -82,22 +82,36 @@ pub fn reference_sigmoid(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Registers one tier's six activation kernels (hardswish, hardsigmoid,
-/// sigmoid, hardtanh, relu6, clamp), given in that order: the signatures
-/// are written once for every tier.
+/// sigmoid, hardtanh, relu6, clamp), given in that order, each named
+/// after its function or as `f as "name"`, optionally with an
+/// `is_supported` predicate: the signatures are written once for every
+/// tier.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! register_activation_kernels {
     ($dts:tt, $prio:expr, [$hardswish:ident, $hardsigmoid:ident, $sigmoid:ident, $hardtanh:ident, $relu6:ident, $clamp:ident]) => {
+        $crate::register_activation_kernels!($dts, $prio, qtensor_runtime::registration::always_supported, [
+            $hardswish as stringify!($hardswish), $hardsigmoid as stringify!($hardsigmoid),
+            $sigmoid as stringify!($sigmoid), $hardtanh as stringify!($hardtanh),
+            $relu6 as stringify!($relu6), $clamp as stringify!($clamp),
+        ]);
+    };
+    ($dts:tt, $prio:expr, $sup:expr, [
+        $hardswish:ident as $hardswish_name:expr, $hardsigmoid:ident as $hardsigmoid_name:expr,
+        $sigmoid:ident as $sigmoid_name:expr, $hardtanh:ident as $hardtanh_name:expr,
+        $relu6:ident as $relu6_name:expr, $clamp:ident as $clamp_name:expr $(,)?
+    ]) => {
         qtensor_runtime::register_kernel! {
             dtypes: $dts,
             priority: $prio,
+            is_supported: $sup,
             kernels: {
-                qtensor_runtime::ops::quantized::HARDSWISH => $hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Tensor,
-                qtensor_runtime::ops::HARDSIGMOID => $hardsigmoid(x: &Tensor) -> Tensor,
-                qtensor_runtime::ops::SIGMOID => $sigmoid(x: &Tensor) -> Tensor,
-                qtensor_runtime::ops::HARDTANH => $hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Tensor,
-                qtensor_runtime::ops::RELU6 => $relu6(x: &Tensor) -> Tensor,
-                qtensor_runtime::ops::CLAMP => $clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Tensor,
+                qtensor_runtime::ops::quantized::HARDSWISH => $hardswish(x: &Tensor, output_scale: f64, output_zero_point: i64) -> Tensor as $hardswish_name,
+                qtensor_runtime::ops::HARDSIGMOID => $hardsigmoid(x: &Tensor) -> Tensor as $hardsigmoid_name,
+                qtensor_runtime::ops::SIGMOID => $sigmoid(x: &Tensor) -> Tensor as $sigmoid_name,
+                qtensor_runtime::ops::HARDTANH => $hardtanh(x: &Tensor, min_val: f64, max_val: f64) -> Tensor as $hardtanh_name,
+                qtensor_runtime::ops::RELU6 => $relu6(x: &Tensor) -> Tensor as $relu6_name,
+                qtensor_runtime::ops::CLAMP => $clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Tensor as $clamp_name,
             }
         }
     };

@@ -11,6 +11,7 @@ mod depthwise;
 mod dequantize;
 mod elementwise;
 mod gemm;
+mod lookup;
 mod quantize;
 mod requantize;
 mod simd;
@@ -56,6 +57,11 @@ impl VectorIsa for Neon {
     fn relu_i32(self, src: &[i32], dst: &mut [i32], zero_point: i64) {
         // SAFETY: `self` is a `Neon` token, which proves NEON.
         unsafe { elementwise::relu_i32(src, dst, zero_point) }
+    }
+
+    fn lookup_bytes(self, table: &[u8; 256], src: &[u8], dst: &mut [u8]) {
+        // SAFETY: `self` is a `Neon` token, which proves NEON.
+        unsafe { lookup::lookup(table, src, dst) }
     }
 
     fn binary_bytes<B: ByteElement>(self, a: &[B], b: &[B], dst: &mut [B], p: BinaryParams, _stream: bool) {
@@ -145,6 +151,8 @@ crate::register_vector_kernels!(Neon, Priority::ISA, names: {
     dequantize: "neon_dequantize", relu: "neon_relu",
     add: "neon_add", add_relu: "neon_add_relu", mul: "neon_mul",
     cat: "neon_cat", max_pool2d: "neon_max_pool2d",
+    hardswish: "neon_hardswish", hardsigmoid: "neon_hardsigmoid", sigmoid: "neon_sigmoid",
+    hardtanh: "neon_hardtanh", relu6: "neon_relu6", clamp: "neon_clamp",
 });
 crate::register_gemm_kernels!(Neon, Priority::ISA, names: {
     linear: "neon_linear", linear_relu: "neon_linear_relu",

@@ -14,6 +14,7 @@ mod dequantize;
 mod elementwise;
 pub(super) mod gemm;
 mod gemm_i16;
+mod lookup;
 mod pool;
 mod quantize;
 mod requantize;
@@ -71,6 +72,11 @@ impl VectorIsa for Avx2 {
     fn requantize_bytes<B: ByteElement>(self, src: &[B], dst: &mut [B], p: RequantParams) {
         // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
         unsafe { requantize::requantize_bytes(src, dst, p) }
+    }
+
+    fn lookup_bytes(self, table: &[u8; 256], src: &[u8], dst: &mut [u8]) {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2.
+        unsafe { lookup::lookup(table, src, dst) }
     }
 
     fn max_pool_row<B: ByteElement>(self, src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
@@ -144,6 +150,8 @@ crate::register_vector_kernels!(Avx2, Priority::ISA, names: {
     dequantize: "avx2_dequantize", relu: "avx2_relu",
     add: "avx2_add", add_relu: "avx2_add_relu", mul: "avx2_mul",
     cat: "avx2_cat", max_pool2d: "avx2_max_pool2d",
+    hardswish: "avx2_hardswish", hardsigmoid: "avx2_hardsigmoid", sigmoid: "avx2_sigmoid",
+    hardtanh: "avx2_hardtanh", relu6: "avx2_relu6", clamp: "avx2_clamp",
 });
 crate::register_gemm_kernels!(Avx2, Priority::ISA, names: {
     linear: "avx2_linear", linear_relu: "avx2_linear_relu",

@@ -8,6 +8,7 @@
 
 mod depthwise_nhwc;
 mod gemm;
+mod lookup;
 mod vector;
 
 use crate::gemm::depthwise::DepthwiseArgs;
@@ -106,4 +107,6 @@ crate::register_vector_kernels!(Avx512Vnni, Priority::ISA.raised(1), names: {
     dequantize: "avx512vnni_dequantize", relu: "avx512vnni_relu",
     add: "avx512vnni_add", add_relu: "avx512vnni_add_relu", mul: "avx512vnni_mul",
     cat: "avx512vnni_cat", max_pool2d: "avx512vnni_max_pool2d",
+    hardswish: "avx512vnni_hardswish", hardsigmoid: "avx512vnni_hardsigmoid", sigmoid: "avx512vnni_sigmoid",
+    hardtanh: "avx512vnni_hardtanh", relu6: "avx512vnni_relu6", clamp: "avx512vnni_clamp",
 });

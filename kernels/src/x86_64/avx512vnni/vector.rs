@@ -179,6 +179,16 @@ impl VectorIsa for Avx512Vnni {
         self.avx2().requantize_bytes(src, dst, p)
     }
 
+    fn lookup_bytes(self, table: &[u8; 256], src: &[u8], dst: &mut [u8]) {
+        if super::lookup::has_vbmi() {
+            // SAFETY: `self` proves AVX-512 F and BW; VBMI was just
+            // detected.
+            unsafe { super::lookup::lookup(table, src, dst) }
+        } else {
+            self.avx2().lookup_bytes(table, src, dst)
+        }
+    }
+
     fn max_pool_row<B: ByteElement>(self, src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
         self.avx2().max_pool_row(src, dims, win, oy, out)
     }
