@@ -50,6 +50,33 @@ fn converts_to_channels_last_and_back_with_the_same_values() {
 }
 
 #[test]
+fn copies_of_strided_views_keep_every_value() {
+    // Channel slices of a channels-last tensor (ShuffleNet's halves) copy
+    // whole runs of channels; slices too short for that, stepped slices
+    // and views with dimensions of size 1 go element by element. Each copy
+    // must read as the view reads (`int_values` walks the view itself).
+    let x = quint8(&[2, 24, 5, 7], 0.1, 7, 3).contiguous_in(MemoryFormat::ChannelsLast).unwrap();
+    let views = [
+        ("channels 12..24", x.slice(1, Some(12), None, 1).unwrap()),
+        ("channels 3..11", x.slice(1, Some(3), Some(11), 1).unwrap()),
+        ("channels 0..5", x.slice(1, Some(0), Some(5), 1).unwrap()),
+        ("every other channel", x.slice(1, None, None, 2).unwrap()),
+        ("one row", x.slice(2, Some(2), Some(3), 1).unwrap().slice(1, Some(8), None, 1).unwrap()),
+        ("one column", x.slice(3, Some(4), Some(5), 1).unwrap()),
+        ("one image", x.slice(0, Some(1), None, 1).unwrap().slice(1, Some(4), Some(20), 1).unwrap()),
+        ("rows reversed by permute", x.permute(&[0, 1, 3, 2]).unwrap()),
+    ];
+    for (what, view) in views {
+        let want = view.int_values().unwrap();
+        for format in [MemoryFormat::ChannelsLast, MemoryFormat::Contiguous] {
+            let copy = view.contiguous_in(format).unwrap();
+            assert!(copy.is_contiguous_in(format), "{what}: {format:?}");
+            assert_eq!(copy.int_values().unwrap(), want, "{what}: {format:?}");
+        }
+    }
+}
+
+#[test]
 fn channels_last_needs_four_dims() {
     let x = quint8(&[3, 4], 0.1, 0, 2);
     assert!(x.contiguous_in(MemoryFormat::ChannelsLast).is_err());
