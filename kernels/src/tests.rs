@@ -575,8 +575,10 @@ fn byte_lookups_match_the_scalar_loop_on_every_isa() {
 fn max_pool_routines_match_the_portable_loops_on_every_isa() {
     let mut rng = Rng(13);
     for_each_vector_isa(|name, v| {
-        // 101 channels: blocks of 64 and 32 and a scalar tail per pixel.
-        let shapes = [(5usize, 7usize, 3usize), (9, 40, 1), (4, 4, 33), (12, 70, 16), (6, 9, 101)];
+        // 101 channels: blocks of 64 and 32 and an overlapping last vector; 24
+        // and 16: 16-byte vectors; 3 and 1: tap by tap.
+        let shapes =
+            [(5usize, 7usize, 3usize), (9, 40, 1), (4, 4, 33), (12, 70, 16), (6, 9, 101), (7, 8, 24), (5, 6, 40)];
         for (h, w, c) in sizes(&shapes, &[(5, 7, 3)]) {
             for (k, s, p, d) in
                 sizes(&[(3i64, 2i64, 1i64, 1i64), (2, 1, 0, 1), (3, 1, 1, 2), (1, 3, 0, 1)], &[(3, 2, 1, 1)])

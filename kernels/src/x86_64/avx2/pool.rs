@@ -121,64 +121,92 @@ fn max32<B: ByteElement>(a: __m256i, b: __m256i) -> __m256i {
     }
 }
 
-/// The 32 bytes `s` starts with.
+/// The first `W` (32 or 16) bytes of `s`, in a 256-bit vector (16 bytes
+/// in the low half, the high half 0).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn load32(s: &[u8]) -> __m256i {
-    let s = &s[..32];
-    // SAFETY: `s` holds 32 bytes; an unaligned load.
-    unsafe { _mm256_loadu_si256(s.as_ptr() as *const __m256i) }
+fn load<const W: usize>(s: &[u8]) -> __m256i {
+    let s = &s[..W];
+    if W == 32 {
+        // SAFETY: `s` holds 32 bytes; an unaligned load.
+        unsafe { _mm256_loadu_si256(s.as_ptr() as *const __m256i) }
+    } else {
+        // SAFETY: `s` holds at least 16 bytes; an unaligned load.
+        _mm256_zextsi128_si256(unsafe { _mm_loadu_si128(s.as_ptr() as *const __m128i) })
+    }
 }
 
-/// The running max of `NV` vectors of channels from `ch` over a window's
-/// taps, stored once.
+/// The running max of `NV` vectors of `W` (32 or 16) channels from `ch`
+/// over a window's taps, stored once.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn window_max<B: ByteElement, const NV: usize>(src: &[u8], taps: &WindowTaps, ch: usize, dst: &mut [u8]) {
+fn window_max<B: ByteElement, const NV: usize, const W: usize>(
+    src: &[u8],
+    taps: &WindowTaps,
+    ch: usize,
+    dst: &mut [u8],
+) {
     // Started from the first tap, which the loop then maxes in again:
     // harmless, and no lowest value to load.
-    let first = &src[taps.offset(0, 0) + ch..][..32 * NV];
-    let mut acc: [__m256i; NV] = std::array::from_fn(|v| load32(&first[32 * v..]));
+    let first = &src[taps.offset(0, 0) + ch..][..W * NV];
+    let mut acc: [__m256i; NV] = std::array::from_fn(|v| load::<W>(&first[W * v..]));
     for ty in 0..taps.count[0] {
         for tx in 0..taps.count[1] {
-            let x = &src[taps.offset(ty, tx) + ch..][..32 * NV];
+            let x = &src[taps.offset(ty, tx) + ch..][..W * NV];
             for (v, acc) in acc.iter_mut().enumerate() {
-                *acc = max32::<B>(*acc, load32(&x[32 * v..]));
+                *acc = max32::<B>(*acc, load::<W>(&x[W * v..]));
             }
         }
     }
     for (v, acc) in acc.into_iter().enumerate() {
-        let d = &mut dst[ch + 32 * v..][..32];
-        // SAFETY: `d` holds 32 writable bytes; an unaligned store.
-        unsafe { _mm256_storeu_si256(d.as_mut_ptr() as *mut __m256i, acc) };
+        let d = &mut dst[ch + W * v..][..W];
+        if W == 32 {
+            // SAFETY: `d` holds 32 writable bytes; an unaligned store.
+            unsafe { _mm256_storeu_si256(d.as_mut_ptr() as *mut __m256i, acc) };
+        } else {
+            // SAFETY: `d` holds at least 16 writable bytes; an unaligned
+            // store of the low half.
+            unsafe { _mm_storeu_si128(d.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(acc)) };
+        }
     }
 }
 
 /// One output row of a channels-last max pool of bytes (`src` one image
 /// `[h, w, c]`, `out` the row's `ow` pixels): each pixel's channels 64
-/// at a time, the window's running max held in registers, then 32, then
-/// the rest tap by tap across the channels, on the portable row's walk
-/// (`vector::for_each_window`).
+/// at a time, the window's running max held in registers, then 32; the
+/// last ones (fewer than 32) by one more vector that ends at the last
+/// channel and overlaps channels already done (their max again, the same
+/// bytes). Under 16 channels, tap by tap across the channels. On the
+/// portable row's walk (`vector::for_each_window`).
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn max_pool_row<B: ByteElement>(src: &[B], dims: [usize; 3], win: &Window, oy: usize, out: &mut [B]) {
     let c = dims[2];
     for_each_window(dims, win, oy, B::LOWEST, out, |taps, dst| {
         let bytes: &[u8] = bytemuck::cast_slice(src);
         let dst_bytes: &mut [u8] = bytemuck::cast_slice_mut(dst);
+        // The closure inherits this function's AVX2.
         let mut ch = 0;
         while ch + 64 <= c {
-            // The closure inherits this function's AVX2.
-            window_max::<B, 2>(bytes, taps, ch, dst_bytes);
+            window_max::<B, 2, 32>(bytes, taps, ch, dst_bytes);
             ch += 64;
         }
         if ch + 32 <= c {
-            window_max::<B, 1>(bytes, taps, ch, dst_bytes);
+            window_max::<B, 1, 32>(bytes, taps, ch, dst_bytes);
             ch += 32;
         }
-        // The last channels (fewer than 32; all of them in a 24-channel
-        // layer): a pass over the taps per channel cost a 24-channel pool
-        // 19x.
-        taps.max_channels(src, ch, &mut dst[ch..]);
+        if ch == c {
+            return;
+        }
+        // ShuffleNetV2's only pool has 24 channels: a scalar tail there
+        // had been most of the op.
+        if c >= 32 {
+            window_max::<B, 1, 32>(bytes, taps, c - 32, dst_bytes);
+        } else if c >= 16 {
+            window_max::<B, 1, 16>(bytes, taps, 0, dst_bytes);
+            window_max::<B, 1, 16>(bytes, taps, c - 16, dst_bytes);
+        } else {
+            taps.max_channels(src, 0, dst);
+        }
     })
 }
 
