@@ -161,6 +161,32 @@ const TASKS_PER_THREAD: usize = 3;
 /// Blocks per task when a GEMM with few rows splits columns.
 const BLOCK_CHUNK: usize = 16;
 
+/// Rows per task when a GEMM of `m` rows splits its rows across
+/// `threads`: whole 8-row tiles, at least [`ROW_CHUNK`] rows, and (the
+/// tasks work through their rows a panel of `K::PANEL_ROWS` at a time)
+/// one task of all rows on one thread.
+///
+/// With several threads there are at least about [`TASKS_PER_THREAD`]
+/// tasks per thread where the rows allow: on a shared machine one core may
+/// run slow, and the other then takes more of them. Among those sizes it
+/// takes the one whose tasks finish soonest when each thread takes the
+/// next task as it finishes (`ceil(tasks / threads)` rounds of a task),
+/// the largest of equals. Equal tasks of a fixed count would leave a
+/// thread idle: ResNet's 14x14 convs have 196 rows, 25 tiles, and six
+/// tasks of 5 tiles round up to five, three rounds on one thread and two
+/// on the other.
+fn row_task_len(m: usize, threads: usize) -> usize {
+    let tiles = m.div_ceil(8);
+    let min_tiles = ROW_CHUNK / 8;
+    if threads <= 1 {
+        return tiles.max(min_tiles) * 8;
+    }
+    let max_tiles = tiles.div_ceil(TASKS_PER_THREAD * threads).max(min_tiles);
+    let finish = |per: usize| tiles.div_ceil(per).div_ceil(threads) * per;
+    let best = (min_tiles..=max_tiles).min_by_key(|&per| (finish(per), std::cmp::Reverse(per)));
+    best.unwrap_or(max_tiles) * 8
+}
+
 /// The weight side of a GEMM: `B` packed, and each column's zero point.
 #[derive(Clone, Copy)]
 pub struct Weights<'a> {
@@ -280,13 +306,7 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
         return Ok(());
     }
     let cols = blocks * BLOCK;
-    // Each task streams all of B, so give it many rows: with several
-    // threads, a few tasks per thread (on a shared machine one core may
-    // run slow, and the other then takes more of them), at least
-    // ROW_CHUNK rows, in whole 8-row tiles (the tasks work through their
-    // rows a panel of `K::PANEL_ROWS` at a time).
-    let tasks = if threads > 1 { TASKS_PER_THREAD * threads } else { 1 };
-    let chunk = m.div_ceil(tasks).max(ROW_CHUNK).div_ceil(8) * 8;
+    let chunk = row_task_len(m, threads);
     parallel::try_chunks(
         out,
         chunk * n.max(1),
@@ -312,4 +332,35 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
             Ok(())
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{row_task_len, ROW_CHUNK};
+
+    /// Tiles of the slowest thread when `threads` threads take tasks of
+    /// `len` rows in turn.
+    fn slowest(m: usize, len: usize, threads: usize) -> usize {
+        let tasks = m.div_ceil(len);
+        tasks.div_ceil(threads) * len.div_ceil(8)
+    }
+
+    #[test]
+    fn row_tasks_are_whole_tiles_and_keep_both_threads_busy() {
+        for threads in 1..=4 {
+            for m in 1..3000 {
+                let len = row_task_len(m, threads);
+                assert!(len % 8 == 0 && len >= ROW_CHUNK, "m {m}, {threads} threads: {len} rows");
+                if threads == 1 {
+                    assert!(len >= m, "m {m}: one thread takes every row in one task, not {len}");
+                    continue;
+                }
+                // Within two tiles of an even split of the tiles.
+                let even = m.div_ceil(8).div_ceil(threads);
+                assert!(slowest(m, len, threads) <= even + 2, "m {m}, {threads} threads: {len} rows per task");
+            }
+        }
+        // ResNet's 14x14 convs: 196 rows, 25 tiles; 13 and 12 tiles at best.
+        assert!(slowest(196, row_task_len(196, 2), 2) <= 14);
+    }
 }
