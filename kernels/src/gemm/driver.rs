@@ -310,16 +310,18 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
     parallel::try_chunks(
         out,
         chunk * n.max(1),
-        || (),
-        |_, t, dst| {
+        // One scratch per run of tasks on a thread, not one per task: the
+        // products of a panel of wide rows are tens of kilobytes, and a new
+        // buffer is a new allocation, zeroed.
+        Scratch::default,
+        |s, t, dst| {
             // A few rows at a time, so the raw products stay in cache between
             // the kernel and the epilogue.
-            let mut s = Scratch::default();
             let task_rows = t * chunk..(t * chunk + chunk).min(m);
             for (i, dst) in dst.chunks_mut(K::PANEL_ROWS * n.max(1)).enumerate() {
                 let start = task_rows.start + i * K::PANEL_ROWS;
                 let rows = start..(start + K::PANEL_ROWS).min(task_rows.end);
-                prep.dot(rows.clone(), 0..blocks, &mut s)?;
+                prep.dot(rows.clone(), 0..blocks, s)?;
                 let terms = PanelTerms {
                     products: &s.products,
                     ldp: cols,
