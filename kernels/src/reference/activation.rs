@@ -82,20 +82,12 @@ pub fn reference_sigmoid(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Registers one tier's six activation kernels (hardswish, hardsigmoid,
-/// sigmoid, hardtanh, relu6, clamp), given in that order, each named
-/// after its function or as `f as "name"`, optionally with an
-/// `is_supported` predicate: the signatures are written once for every
-/// tier.
+/// sigmoid, hardtanh, relu6, clamp), given in that order as `f as "name"`,
+/// with the tier's `is_supported` predicate: the signatures are written
+/// once for every tier.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! register_activation_kernels {
-    ($dts:tt, $prio:expr, [$hardswish:ident, $hardsigmoid:ident, $sigmoid:ident, $hardtanh:ident, $relu6:ident, $clamp:ident]) => {
-        $crate::register_activation_kernels!($dts, $prio, qtensor_runtime::registration::always_supported, [
-            $hardswish as stringify!($hardswish), $hardsigmoid as stringify!($hardsigmoid),
-            $sigmoid as stringify!($sigmoid), $hardtanh as stringify!($hardtanh),
-            $relu6 as stringify!($relu6), $clamp as stringify!($clamp),
-        ]);
-    };
     ($dts:tt, $prio:expr, $sup:expr, [
         $hardswish:ident as $hardswish_name:expr, $hardsigmoid:ident as $hardsigmoid_name:expr,
         $sigmoid:ident as $sigmoid_name:expr, $hardtanh:ident as $hardtanh_name:expr,
@@ -120,13 +112,14 @@ macro_rules! register_activation_kernels {
 crate::register_activation_kernels!(
     [QUInt8, QInt8, QInt32],
     Priority::REFERENCE,
+    qtensor_runtime::registration::always_supported,
     [
-        reference_hardswish,
-        reference_hardsigmoid,
-        reference_sigmoid,
-        reference_hardtanh,
-        reference_relu6,
-        reference_clamp
+        reference_hardswish as "reference_hardswish",
+        reference_hardsigmoid as "reference_hardsigmoid",
+        reference_sigmoid as "reference_sigmoid",
+        reference_hardtanh as "reference_hardtanh",
+        reference_relu6 as "reference_relu6",
+        reference_clamp as "reference_clamp",
     ]
 );
 
