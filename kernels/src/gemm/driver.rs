@@ -352,7 +352,7 @@ mod tests {
         for threads in 1..=4 {
             for m in 1..3000 {
                 let len = row_task_len(m, threads);
-                assert!(len % 8 == 0 && len >= ROW_CHUNK, "m {m}, {threads} threads: {len} rows");
+                assert!(len.is_multiple_of(8) && len >= ROW_CHUNK, "m {m}, {threads} threads: {len} rows");
                 if threads == 1 {
                     assert!(len >= m, "m {m}: one thread takes every row in one task, not {len}");
                     continue;
