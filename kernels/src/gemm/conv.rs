@@ -486,12 +486,16 @@ fn im2col_gemm<K: GemmIsa>(
             // The first row's pixel, then stepped along (no divisions per row).
             let px0 = rows.start;
             let (mut img, mut y, mut xo) = (px0 / (oh * ow).max(1), (px0 / ow.max(1)) % oh.max(1), px0 % ow.max(1));
-            for (row, sum) in panel.chunks_mut(kp).take(rows.len()).zip(sums.iter_mut()) {
+            // Rows are written in order, each run and the zero tail by
+            // fixed-size stores that may spill into the next row (written
+            // after) or the panel's slack: offsets are the panel's.
+            for (r, sum) in sums.iter_mut().take(rows.len()).enumerate() {
+                let base = r * kp;
                 let first = (img * hp + y * stride[0]) * wp + xo * stride[1];
                 let at = if contiguous {
                     let run = kw * c;
                     for (ky, &start) in row_starts.iter().enumerate() {
-                        copy_run(row, ky * run, padded, (first + start) * c, run);
+                        copy_run(panel, base + ky * run, padded, (first + start) * c, run);
                     }
                     kh * run
                 } else {
@@ -499,19 +503,19 @@ fn im2col_gemm<K: GemmIsa>(
                     for &start in row_starts {
                         for kx in 0..kw {
                             let pix = first + start + kx * p.dilation[1];
-                            copy_run(row, at, padded, pix * c + grp * icg, icg);
+                            copy_run(panel, base + at, padded, pix * c + grp * icg, icg);
                             at += icg;
                         }
                     }
                     at
                 };
-                zero_tail(row, at);
+                zero_tail(panel, base + at, base + kp);
                 *sum = match (pw.needs_row_sums, contiguous) {
                     (false, _) => 0,
                     (true, true) => {
                         row_starts.iter().map(|&start| pixel_sums[first + start..][..kw].iter().sum::<i32>()).sum()
                     }
-                    (true, false) => byte_sum(&row[..at]),
+                    (true, false) => byte_sum(&panel[base..base + at]),
                 };
                 xo += 1;
                 if xo == ow {
@@ -546,44 +550,45 @@ enum Input<'a> {
     Nchw(&'a [u8]),
 }
 
-/// Zeroes `row[at..]`, the padding of an im2col row up to the kernel's K:
-/// with fixed-size stores where they fit (a call to `memset` costs more
-/// than the few dozen bytes it clears), else in a loop.
+/// Zeroes `buf[from..end]`, the padding of an im2col row up to the
+/// kernel's K, 32 bytes at a time where `buf` has room (a call to `memset`
+/// costs more than the few bytes it clears): the stores may also zero up
+/// to 31 bytes past `end`, which the caller writes after or does not use.
 #[inline]
-fn zero_tail(row: &mut [u8], at: usize) {
+fn zero_tail(buf: &mut [u8], from: usize, end: usize) {
     const WIDE: usize = 32;
-    let len = row.len();
-    if at + WIDE <= len && len >= 2 * WIDE {
-        // Two overlapping stores cover `at..len` when it is at most 64 bytes.
-        if len - at <= 2 * WIDE {
-            if let Some(head) = row[at..].first_chunk_mut::<WIDE>() {
-                *head = [0; WIDE];
+    let mut at = from;
+    while at < end {
+        match buf.get_mut(at..).and_then(|b| b.first_chunk_mut::<WIDE>()) {
+            Some(chunk) => *chunk = [0; WIDE],
+            None => {
+                if let Some(rest) = buf.get_mut(at..end) {
+                    rest.fill(0);
+                }
+                return;
             }
-            if let Some(tail) = row.last_chunk_mut::<WIDE>() {
-                *tail = [0; WIDE];
-            }
-            return;
         }
+        at += WIDE;
     }
-    row[at..].fill(0);
 }
 
-/// Copies `len` bytes of `src` from `from` into `row` at `at`. A short
-/// run (21 bytes per kernel row of a 7x7 stem over 3 channels) moves a
-/// fixed 32 bytes where both sides have room, which costs less than a call
-/// to `memcpy`: the bytes past the run are overwritten by the next run or
-/// by the row's zero padding, which im2col writes after the runs.
+/// Copies `len` bytes of `src` from `from` into `panel` at `at`. A short
+/// run (21 bytes per kernel row of a 7x7 stem over 3 channels, 9 of a
+/// 3x3) moves a fixed 32 bytes where both sides have room, which costs
+/// less than a call to `memcpy`: the bytes past the run are overwritten
+/// by the next run, the row's zero padding or the next row, which im2col
+/// writes after, or lie in the panel's slack.
 #[inline]
-fn copy_run(row: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
+fn copy_run(panel: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
     const RUN: usize = 32;
     // Arrays, not slices: a move of a known 32 bytes.
     let fixed = (
-        row.get_mut(at..).and_then(|r| r.first_chunk_mut::<RUN>()),
+        panel.get_mut(at..).and_then(|r| r.first_chunk_mut::<RUN>()),
         src.get(from..).and_then(|s| s.first_chunk::<RUN>()),
     );
     match fixed {
         (Some(d), Some(s)) if len <= RUN => *d = *s,
-        _ => copy_exact(row, at, src, from, len),
+        _ => copy_exact(panel, at, src, from, len),
     }
 }
 

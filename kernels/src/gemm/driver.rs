@@ -75,14 +75,21 @@ pub enum Activations<'a> {
     },
     /// Rows made on demand, a panel of a few dozen at a time (im2col, so
     /// that its rows are still in cache when the kernel reads them):
-    /// `fill(rows, panel, sums)` writes rows `rows` into `panel`
-    /// (`rows.len() * kp` bytes) and their sums into `sums`.
+    /// `fill(rows, panel, sums)` writes rows `rows` into the first
+    /// `rows.len() * kp` bytes of `panel` and their sums into `sums`.
+    /// [`PANEL_SLACK`] more bytes follow, which it may overwrite.
     Gather(&'a RowFill<'a>),
     /// Rows that lie in one buffer at shifted offsets (see
     /// [`ShiftedRows`]): read in place by kernels that can, gathered a
     /// panel at a time for the others.
     Shifted(ShiftedRows<'a>),
 }
+
+/// Bytes after a gathered panel's rows that its [`RowFill`] may
+/// overwrite: room for fixed-size stores past a row's last run (a 3x3
+/// conv over 3 channels copies 9-byte runs, and a call to `memcpy` for
+/// each costs more than the GEMM of the row).
+pub const PANEL_SLACK: usize = 64;
 
 /// Writes activation rows `rows` into a panel and their sums (see
 /// [`Activations::Gather`]).
@@ -122,8 +129,8 @@ impl<K: GemmIsa> Prepared<'_, K> {
                 &a[rows.start * kp..rows.end * kp]
             }
             Activations::Gather(fill) => {
-                s.panel.ensure_len(rows.len() * kp, 0)?;
-                fill(rows.clone(), &mut s.panel[..rows.len() * kp], &mut s.sums[..rows.len()]);
+                s.panel.ensure_len(rows.len() * kp + PANEL_SLACK, 0)?;
+                fill(rows.clone(), &mut s.panel[..rows.len() * kp + PANEL_SLACK], &mut s.sums[..rows.len()]);
                 &s.panel[..rows.len() * kp]
             }
             Activations::Shifted(x) => {
