@@ -169,9 +169,9 @@ const TASKS_PER_THREAD: usize = 3;
 const BLOCK_CHUNK: usize = 16;
 
 /// Rows per task when a GEMM of `m` rows splits its rows across
-/// `threads`: whole 8-row tiles, at least [`ROW_CHUNK`] rows, and (the
-/// tasks work through their rows a panel of `K::PANEL_ROWS` at a time)
-/// one task of all rows on one thread.
+/// `threads`: whole 8-row tiles, at least [`ROW_CHUNK`] rows, and on one
+/// thread one task of all rows (a task works through its rows a panel of
+/// `K::PANEL_ROWS` at a time).
 ///
 /// With several threads there are at least about [`TASKS_PER_THREAD`]
 /// tasks per thread where the rows allow: on a shared machine one core may

@@ -47,7 +47,7 @@ fn by_table<I: VectorIsa, B: ByteElement>(
         });
     }
     let vector = table::<B>(&f, true);
-    let scalar = if body < x.numel() { table::<B>(&f, false) } else { vector };
+    let scalar = if body < numel { table::<B>(&f, false) } else { vector };
     map_into::<B>(x, out_q, |start, src, dst| {
         let (src, dst): (&[u8], &mut [u8]) = (bytemuck::cast_slice(src), bytemuck::cast_slice_mut(dst));
         // The chunk's positions below `body` take the vector table.
