@@ -8,6 +8,7 @@
 
 use crate::args::window::Window;
 use crate::gemm::depthwise::{for_each_pixel, pixel_scalar, DepthwiseArgs, LayoutCache};
+use crate::gemm::driver::PANEL_SLACK;
 use crate::gemm::packed::{PackedB, BLOCK};
 use crate::gemm::{
     scalar_finish_f32, scalar_finish_u8, Epilogue, GemmIsa, OutElem, Panel, PanelTerms, Requant, RequantForm, RowTerms,
@@ -197,11 +198,18 @@ fn shifted_rows_read_in_place_match_gathered_ones() {
                 if !kernel.dot_shifted(rows.clone(), &x, &b, 0..b.blocks(), &mut got, cols) {
                     continue;
                 }
-                let mut panel = vec![0u8; rows.len() * b.kp];
+                // With the driver's slack, as the driver gathers.
+                let mut panel = vec![0xAAu8; rows.len() * b.kp + PANEL_SLACK];
                 let mut sums = vec![0i32; rows.len()];
                 x.gather(rows.clone(), b.kp, &mut panel, &mut sums);
                 let mut want = vec![i32::MAX; rows.len() * cols];
-                kernel.dot(Panel { a: &panel, rows: rows.len(), kp: b.kp }, &b, 0..b.blocks(), &mut want, cols);
+                kernel.dot(
+                    Panel { a: &panel[..rows.len() * b.kp], rows: rows.len(), kp: b.kp },
+                    &b,
+                    0..b.blocks(),
+                    &mut want,
+                    cols,
+                );
                 assert_eq!(got, want, "{}: {c} channels, taps {taps:?}, rows {rows:?}", K::NAME);
                 *checked += 1;
             }

@@ -8,6 +8,7 @@ use super::driver::{gemm_prepared, Activations, Rows, Weights};
 use super::epilogue::{column_requant, Epilogue, Requant, RequantForm};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
+use super::row_stores::{copy_run, zero_tail};
 use super::saturating;
 use super::shifted::ShiftedRows;
 use super::{byte_sum, MAX_K};
@@ -548,56 +549,6 @@ enum Input<'a> {
     Nhwc(&'a [u8]),
     /// Row-major NCHW bytes.
     Nchw(&'a [u8]),
-}
-
-/// Zeroes `buf[from..end]`, the padding of an im2col row up to the
-/// kernel's K, 32 bytes at a time where `buf` has room (a call to `memset`
-/// costs more than the few bytes it clears): the stores may also zero up
-/// to 31 bytes past `end`, which the caller writes after or does not use.
-#[inline]
-fn zero_tail(buf: &mut [u8], from: usize, end: usize) {
-    const WIDE: usize = 32;
-    let mut at = from;
-    while at < end {
-        match buf.get_mut(at..).and_then(|b| b.first_chunk_mut::<WIDE>()) {
-            Some(chunk) => *chunk = [0; WIDE],
-            None => {
-                if let Some(rest) = buf.get_mut(at..end) {
-                    rest.fill(0);
-                }
-                return;
-            }
-        }
-        at += WIDE;
-    }
-}
-
-/// Copies `len` bytes of `src` from `from` into `panel` at `at`. A short
-/// run (21 bytes per kernel row of a 7x7 stem over 3 channels, 9 of a
-/// 3x3) moves a fixed 32 bytes where both sides have room, which costs
-/// less than a call to `memcpy`: the bytes past the run are overwritten
-/// by the next run, the row's zero padding or the next row, which im2col
-/// writes after, or lie in the panel's slack.
-#[inline]
-fn copy_run(panel: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
-    const RUN: usize = 32;
-    // Arrays, not slices: a move of a known 32 bytes.
-    let fixed = (
-        panel.get_mut(at..).and_then(|r| r.first_chunk_mut::<RUN>()),
-        src.get(from..).and_then(|s| s.first_chunk::<RUN>()),
-    );
-    match fixed {
-        (Some(d), Some(s)) if len <= RUN => *d = *s,
-        _ => copy_exact(panel, at, src, from, len),
-    }
-}
-
-/// [`copy_run`]'s general case. Out of line: inlined, the compiler merges
-/// both cases into one call to `memcpy` of a variable length, which costs
-/// more than the im2col row around it.
-#[inline(never)]
-fn copy_exact(row: &mut [u8], at: usize, src: &[u8], from: usize, len: usize) {
-    row[at..at + len].copy_from_slice(&src[from..from + len]);
 }
 
 /// A stride-1 conv with one group as an implicit GEMM over the bordered

@@ -141,8 +141,8 @@ impl<K: GemmIsa> Prepared<'_, K> {
                 if self.kernel.dot_shifted(rows.clone(), &x, b, blocks.clone(), out, cols) {
                     return Ok(());
                 }
-                s.panel.ensure_len(rows.len() * kp, 0)?;
-                x.gather(rows.clone(), kp, &mut s.panel[..rows.len() * kp], &mut s.sums[..rows.len()]);
+                s.panel.ensure_len(rows.len() * kp + PANEL_SLACK, 0)?;
+                x.gather(rows.clone(), kp, &mut s.panel[..rows.len() * kp + PANEL_SLACK], &mut s.sums[..rows.len()]);
                 &s.panel[..rows.len() * kp]
             }
         };

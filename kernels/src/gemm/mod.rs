@@ -24,6 +24,7 @@ pub mod kernel;
 pub mod linear;
 pub mod packed;
 pub mod register;
+mod row_stores;
 pub mod saturating;
 pub mod shifted;
 

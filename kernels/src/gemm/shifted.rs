@@ -2,6 +2,7 @@
 //! a stride-1 conv, which never copies its im2col rows (see
 //! [`ShiftedRows`]).
 
+use super::row_stores::{copy_run, zero_tail};
 use std::ops::Range;
 
 /// The im2col rows of a stride-1 conv over a bordered NHWC input, without
@@ -40,14 +41,50 @@ impl ShiftedRows<'_> {
     }
 
     /// Copies rows `rows` into `panel` (`kp` bytes each, zero-padded) and
-    /// their sums into `sums`.
+    /// their sums into `sums`. Bytes of `panel` past the rows (the
+    /// driver's [`PANEL_SLACK`](super::driver::PANEL_SLACK)) may be
+    /// overwritten: the rows are written in order by fixed-size stores
+    /// (the crate's `gemm::row_stores`).
     pub fn gather(&self, rows: Range<usize>, kp: usize, panel: &mut [u8], sums: &mut [i32]) {
-        for ((r, row), sum) in rows.zip(panel.chunks_mut(kp.max(1))).zip(sums.iter_mut()) {
-            for t in 0..self.taps.len() {
-                row[t * self.channels..(t + 1) * self.channels].copy_from_slice(self.tap(r, t));
+        let c = self.channels;
+        for (i, (r, sum)) in rows.zip(sums.iter_mut()).enumerate() {
+            let base = i * kp;
+            for (t, &offset) in self.taps.iter().enumerate() {
+                copy_run(panel, base + t * c, self.src, (r + offset) * c, c);
             }
-            row[self.taps.len() * self.channels..].fill(0);
+            zero_tail(panel, base + self.taps.len() * c, base + kp);
             *sum = self.row_sum(r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShiftedRows;
+    use crate::gemm::driver::PANEL_SLACK;
+
+    /// Gathered rows, written by fixed-size stores that spill past each
+    /// run, equal rows assembled tap by tap, for narrow and wide pixels and
+    /// with the K padding zeroed.
+    #[test]
+    fn gathered_rows_are_the_taps_in_order_then_zeros() {
+        for c in [1usize, 3, 8, 9, 31, 33] {
+            let taps = [0usize, 1, 2, 10, 11, 12, 20, 21, 22];
+            let kp = (taps.len() * c).div_ceil(4) * 4 + 4;
+            let src: Vec<u8> = (0..(40 + 22) * c).map(|i| (i * 13 + 5) as u8).collect();
+            let pixel_sums: Vec<i32> = src.chunks(c).map(|p| p.iter().map(|&v| i32::from(v)).sum()).collect();
+            let x = ShiftedRows { src: &src, channels: c, taps: &taps, pixel_sums: &pixel_sums };
+            let rows = 3..40;
+            let mut panel = vec![0xAAu8; rows.len() * kp + PANEL_SLACK];
+            let mut sums = vec![0i32; rows.len()];
+            x.gather(rows.clone(), kp, &mut panel, &mut sums);
+            for (i, r) in rows.enumerate() {
+                let mut want: Vec<u8> = (0..taps.len()).flat_map(|t| x.tap(r, t).to_vec()).collect();
+                let sum: i32 = want.iter().map(|&v| i32::from(v)).sum();
+                want.resize(kp, 0);
+                assert_eq!(&panel[i * kp..(i + 1) * kp], &want[..], "{c} channels, row {r}");
+                assert_eq!(sums[i], sum, "{c} channels, row {r}");
+            }
         }
     }
 }
