@@ -54,20 +54,21 @@ def qtensor_profile():
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         sys.exit(f"qtensor failed: {out.stderr.strip()[-500:]}")
-    layers, kernels = {}, {}
+    # Per layer: its time, its op count and its slowest op (time, kernel).
+    # A layer of several ops (a classifier head: pool, reshape, linear) is
+    # named by the kernel of its slowest op and the count of the others.
+    layers, op_counts, slowest = {}, {}, {}
     for line in out.stdout.splitlines():
         row = json.loads(line)
         name = row["layer"] or row["op"]
         layers[name] = layers.get(name, 0.0) + row["per_run_s"]
-        # A layer of several ops (a classifier head: pool, reshape,
-        # linear) names the kernel of its slowest op, and how many ops.
-        slowest = kernels.get(name)
-        if slowest is None or row["per_run_s"] > slowest[1]:
-            kernels[name] = (row["kernel"], row["per_run_s"], (slowest[2] + 1) if slowest else 1)
-        else:
-            kernels[name] = (slowest[0], slowest[1], slowest[2] + 1)
-    return layers, {layer: k if ops == 1 else f"{k} (+{ops - 1} ops)" for layer, (k, _, ops) in kernels.items()}
-
+        op_counts[name] = op_counts.get(name, 0) + 1
+        slowest[name] = max(slowest.get(name, (-1.0, "")), (row["per_run_s"], row["kernel"]))
+    kernels = {}
+    for name, (_, kernel) in slowest.items():
+        others = op_counts[name] - 1
+        kernels[name] = f"{kernel} (+{others} ops)" if others else kernel
+    return layers, kernels
 
 def torch_profile():
     """{layer: seconds per run} from torch.profiler, in a child process so
@@ -154,18 +155,21 @@ def main():
     torch_side = torch_profile()
     theirs = torch_side["layers"]
     print(f"\n{workload}, {args.threads} thread(s), {args.reps} runs, PyTorch engine {args.engine}, ISA {args.isa}")
-    print(f"{'layer':<34} {'kernel':<24} {'qtensor µs':>10} {'PyTorch µs':>10} {'ratio':>6}")
-    rows = sorted(set(ours) | set(theirs), key=lambda k: -ours.get(k, 0.0))
-    for name in rows[: args.top]:
+    rows = sorted(set(ours) | set(theirs), key=lambda k: -ours.get(k, 0.0))[: args.top]
+    # Columns as wide as their longest entry.
+    lw = max([len("layers both name")] + [len(name) for name in rows])
+    kw = max([len("kernel")] + [len(kernels.get(name, "-")) for name in rows])
+    print(f"{'layer':<{lw}} {'kernel':<{kw}} {'qtensor µs':>10} {'PyTorch µs':>10} {'ratio':>6}")
+    for name in rows:
         a, b = ours.get(name), theirs.get(name)
         ratio = f"{b / a:6.2f}" if a and b else "     -"
-        print(f"{name:<34} {kernels.get(name, '-'):<24} {us(a):>10} {us(b):>10} {ratio}")
+        print(f"{name:<{lw}} {kernels.get(name, '-'):<{kw}} {us(a):>10} {us(b):>10} {ratio}")
     a, b = sum(ours.values()), torch_side["total"]
-    print(f"{'all ops':<34} {'':<24} {us(a):>10} {us(b):>10} {b / a:6.2f}")
+    print(f"{'all ops':<{lw}} {'':<{kw}} {us(a):>10} {us(b):>10} {b / a:6.2f}")
     both = set(ours) & set(theirs)
     a, b = sum(ours[k] for k in both), sum(theirs[k] for k in both)
     if both:
-        print(f"{'layers both name':<34} {'':<24} {us(a):>10} {us(b):>10} {b / a:6.2f}")
+        print(f"{'layers both name':<{lw}} {'':<{kw}} {us(a):>10} {us(b):>10} {b / a:6.2f}")
     for note in torch_side["unmatched"]:
         print(f"not matched by name (PyTorch's layer count differs): {note}")
 
