@@ -165,6 +165,10 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
         Case { input: [1, 120, 6, 5], oc: 120, k: 3, stride: 2, pad: 1, dil: 1, groups: 120 },
         Case { input: [1, 24, 10, 9], oc: 24, k: 5, stride: 2, pad: 2, dil: 1, groups: 24 },
         Case { input: [1, 16, 9, 9], oc: 16, k: 3, stride: 1, pad: 2, dil: 2, groups: 16 },
+        // Several pixels per 64-byte block at stride 1 (64 / C of them),
+        // with pixels past the last whole block.
+        Case { input: [2, 8, 6, 19], oc: 8, k: 3, stride: 1, pad: 1, dil: 1, groups: 8 },
+        Case { input: [2, 32, 5, 12], oc: 32, k: 5, stride: 1, pad: 1, dil: 1, groups: 32 },
         // Pointwise 1x1, with K a multiple of 4 and not.
         Case { input: [2, 16, 5, 6], oc: 40, k: 1, stride: 1, pad: 0, dil: 1, groups: 1 },
         Case { input: [1, 7, 4, 4], oc: 9, k: 1, stride: 1, pad: 0, dil: 1, groups: 1 },

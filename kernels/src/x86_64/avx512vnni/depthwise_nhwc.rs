@@ -9,11 +9,14 @@
 //!   channel order that the weights, the requantization terms and a final
 //!   4x4 transpose share;
 //! - the channels past the last whole block (all of them below 64
-//!   channels, as in the MobileNets' first layers), 16 at a time: a tap's
-//!   16 bytes, zero-extended to one i32 lane per channel, meet that tap's
-//!   weights, each the low byte of its lane, in one `vpdpbusd`, four pixels
-//!   side by side. No lane idles but past the last channel, where a 64-lane
-//!   block would leave half of a 32-channel layer's lanes empty.
+//!   channels), 16 at a time: a tap's 16 bytes, zero-extended to one i32
+//!   lane per channel, meet that tap's weights, each the low byte of its
+//!   lane, in one `vpdpbusd`, four pixels side by side.
+//!
+//! A stride-1 conv of fewer channels that divide 64 (the MobileNets' first
+//! depthwise layers, 32 and 16 channels) runs the block routine over
+//! `64 / C` pixels at a time instead: their taps lie side by side in the
+//! input, so a block is one load per tap, four taps per `vpdpbusd`.
 //!
 //! Taps outside the input read a row of the input zero point (PyTorch's
 //! padding), so every pixel has every tap, and the zero point's share of
@@ -112,6 +115,12 @@ impl Terms {
     /// The terms of [`QuadWeights`]' lanes.
     fn quads(a: &DepthwiseArgs<'_>, w: &QuadWeights) -> Option<Terms> {
         Terms::new(a, &w.sums, |lane| lane / (QUAD * 16) * BLOCK + channel_of(lane / 16 % QUAD, lane % 16))
+    }
+
+    /// The terms of a [`Layout::pixels`] block's lanes.
+    fn pixels(a: &DepthwiseArgs<'_>, w: &QuadWeights) -> Option<Terms> {
+        let c = a.input_sizes[3].max(1);
+        Terms::new(a, &w.sums, |lane| channel_of(lane / 16 % QUAD, lane % 16) % c)
     }
 
     /// The terms of [`TapWeights`]' lanes.
@@ -217,63 +226,122 @@ fn quad_blocks(w: &QuadWeights, t: &Terms, a: &DepthwiseArgs<'_>, taps: &RowTaps
     let bounds = Bounds::new(a);
     let quads = w.taps / QUAD;
     for (b, ch0) in (0..c / BLOCK * BLOCK).step_by(BLOCK).enumerate() {
-        let (n, mask) = (BLOCK, !0u64);
         let weights = &w.weights[b * quads * QUAD * BLOCK..][..quads * QUAD * BLOCK];
-        let at = b * QUAD * 16;
         for (ox, source) in taps.pixels() {
-            let out = &mut dst[ox * c..][..c];
             let load = |tap: usize| match source {
                 // SAFETY: `Source::Inside` promises that the input holds
-                // `C` bytes from `base + tap_offsets[t]` for every tap, and
-                // the mask covers `n <= C - ch0` of them; masked-out bytes
-                // are not read (AVX-512 suppresses their faults).
+                // `C >= ch0 + 64` bytes from `base + tap_offsets[t]` for
+                // every tap.
                 Source::Inside(base) => unsafe {
-                    _mm512_maskz_loadu_epi8(mask, a.input.as_ptr().add(base + taps.tap_offsets[tap] + ch0) as *const i8)
+                    _mm512_loadu_si512(a.input.as_ptr().add(base + taps.tap_offsets[tap] + ch0) as *const __m512i)
                 },
                 Source::Border(first) => {
-                    let row = &taps.rows[first + tap][ch0..ch0 + n];
-                    // SAFETY: the mask covers the `n` bytes of `row`.
-                    unsafe { _mm512_maskz_loadu_epi8(mask, row.as_ptr() as *const i8) }
+                    let row = &taps.rows[first + tap][ch0..ch0 + BLOCK];
+                    // SAFETY: `row` holds 64 bytes; an unaligned load.
+                    unsafe { _mm512_loadu_si512(row.as_ptr() as *const __m512i) }
                 }
             };
-            let mut acc = [_mm512_setzero_si512(); QUAD];
-            for (q, wq) in weights.chunks_exact(QUAD * BLOCK).enumerate() {
-                let (x0, x1, x2, x3) = (load(QUAD * q), load(QUAD * q + 1), load(QUAD * q + 2), load(QUAD * q + 3));
-                // Pairs (taps 0-1, then 2-3) of channels 0-7 and 8-15 of
-                // each 128-bit lane, then quads of 4 channels each.
-                let (lo01, hi01) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
-                let (lo23, hi23) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
-                let quads = [
-                    _mm512_unpacklo_epi16(lo01, lo23),
-                    _mm512_unpackhi_epi16(lo01, lo23),
-                    _mm512_unpacklo_epi16(hi01, hi23),
-                    _mm512_unpackhi_epi16(hi01, hi23),
-                ];
-                for ((acc, x), wk) in acc.iter_mut().zip(quads).zip(wq.chunks_exact(BLOCK)) {
-                    // SAFETY: `wk` holds 64 bytes; an unaligned load.
-                    let wk = unsafe { _mm512_loadu_si512(wk.as_ptr() as *const __m512i) };
-                    *acc = _mm512_dpbusd_epi32(*acc, x, wk);
-                }
-            }
-            let mut bytes = [_mm_setzero_si128(); QUAD];
-            for (k, (acc, out)) in acc.iter().zip(bytes.iter_mut()).enumerate() {
-                let q = t.lanes(at + k * 16).requant(*acc, bounds);
-                // q lies in [lo, 255]: narrowing keeps its value.
-                *out = _mm512_cvtepi32_epi8(q);
-            }
-            // `bytes[k]` holds, as 4-byte groups, channels 16L + 4k + 0..4
-            // of lanes L = 0..4: a 4x4 transpose of the groups puts them in
-            // order.
-            let (t0, t1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
-            let (t2, t3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
-            let v = _mm512_castsi128_si512(_mm_unpacklo_epi64(t0, t1));
-            let v = _mm512_inserti32x4::<1>(v, _mm_unpackhi_epi64(t0, t1));
-            let v = _mm512_inserti32x4::<2>(v, _mm_unpacklo_epi64(t2, t3));
-            let v = _mm512_inserti32x4::<3>(v, _mm_unpackhi_epi64(t2, t3));
-            let d = &mut out[ch0..ch0 + n];
-            // SAFETY: the mask covers the `n` writable bytes of `d`.
-            unsafe { _mm512_mask_storeu_epi8(d.as_mut_ptr() as *mut i8, mask, v) };
+            quad_block(weights, t, b * QUAD * 16, bounds, load, &mut dst[ox * c + ch0..][..BLOCK]);
         }
+    }
+}
+
+/// One block of 64 lanes: the exact sums over the quads of taps of
+/// `weights` (`load(tap)` gives a tap's 64 bytes), requantized with the
+/// terms of lanes `at..at + 64` and stored in channel order to `out`, of
+/// which at most 64 bytes are written.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+fn quad_block(weights: &[i8], t: &Terms, at: usize, bounds: Bounds, load: impl Fn(usize) -> __m512i, out: &mut [u8]) {
+    let mut acc = [_mm512_setzero_si512(); QUAD];
+    for (q, wq) in weights.chunks_exact(QUAD * BLOCK).enumerate() {
+        let (x0, x1, x2, x3) = (load(QUAD * q), load(QUAD * q + 1), load(QUAD * q + 2), load(QUAD * q + 3));
+        // Pairs (taps 0-1, then 2-3) of channels 0-7 and 8-15 of each
+        // 128-bit lane, then quads of 4 channels each.
+        let (lo01, hi01) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
+        let (lo23, hi23) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
+        let quads = [
+            _mm512_unpacklo_epi16(lo01, lo23),
+            _mm512_unpackhi_epi16(lo01, lo23),
+            _mm512_unpacklo_epi16(hi01, hi23),
+            _mm512_unpackhi_epi16(hi01, hi23),
+        ];
+        for ((acc, x), wk) in acc.iter_mut().zip(quads).zip(wq.chunks_exact(BLOCK)) {
+            // SAFETY: `wk` holds 64 bytes; an unaligned load.
+            let wk = unsafe { _mm512_loadu_si512(wk.as_ptr() as *const __m512i) };
+            *acc = _mm512_dpbusd_epi32(*acc, x, wk);
+        }
+    }
+    let mut bytes = [_mm_setzero_si128(); QUAD];
+    for (k, (acc, out)) in acc.iter().zip(bytes.iter_mut()).enumerate() {
+        let q = t.lanes(at + k * 16).requant(*acc, bounds);
+        // q lies in [lo, 255]: narrowing keeps its value.
+        *out = _mm512_cvtepi32_epi8(q);
+    }
+    // `bytes[k]` holds, as 4-byte groups, channels 16L + 4k + 0..4 of
+    // lanes L = 0..4: a 4x4 transpose of the groups puts them in order.
+    let (t0, t1) = (_mm_unpacklo_epi32(bytes[0], bytes[1]), _mm_unpacklo_epi32(bytes[2], bytes[3]));
+    let (t2, t3) = (_mm_unpackhi_epi32(bytes[0], bytes[1]), _mm_unpackhi_epi32(bytes[2], bytes[3]));
+    let v = _mm512_castsi128_si512(_mm_unpacklo_epi64(t0, t1));
+    let v = _mm512_inserti32x4::<1>(v, _mm_unpackhi_epi64(t0, t1));
+    let v = _mm512_inserti32x4::<2>(v, _mm_unpacklo_epi64(t2, t3));
+    let v = _mm512_inserti32x4::<3>(v, _mm_unpackhi_epi64(t2, t3));
+    match out.first_chunk_mut::<BLOCK>() {
+        // SAFETY: `d` holds 64 writable bytes; an unaligned store.
+        Some(d) => unsafe { _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, v) },
+        // SAFETY: the mask covers the `out.len() < 64` writable bytes.
+        None => unsafe { _mm512_mask_storeu_epi8(out.as_mut_ptr() as *mut i8, low_bytes(out.len()), v) },
+    }
+}
+
+/// The `len` (at most 64) low bytes of a vector.
+fn low_bytes(len: usize) -> u64 {
+    if len >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    }
+}
+
+/// One output row of a 16- or 32-channel stride-1 conv (the MobileNets'
+/// first depthwise layers), `64 / C` pixels per 64-lane block: at stride
+/// 1, consecutive pixels' taps lie side by side in the input, so one
+/// 64-byte load holds a tap of every pixel of the block, and its outputs
+/// are one 64-byte store. Where 16 lanes per tap and pixel (the tail
+/// routine) spend a `vpdpbusd` and a widening per tap, this spends a
+/// `vpdpbusd` per four taps of every pixel of the block. The pixels past
+/// the last whole block go one at a time under a mask.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn pixel_blocks(w: &QuadWeights, t: &Terms, a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, dst: &mut [u8]) {
+    let c = a.input_sizes[3];
+    let bounds = Bounds::new(a);
+    let set = BLOCK / c;
+    debug_assert!(BLOCK.is_multiple_of(c) && taps.step == c);
+    for (ox, base) in taps.set_starts(set) {
+        // SAFETY: `Source::Inside` promises that the input holds `C` bytes
+        // from `base + p * step + tap_offsets[t]` for each pixel `p` of the
+        // set and every tap; with `step == C` the set's 64 bytes are those.
+        let load = |tap: usize| unsafe {
+            _mm512_loadu_si512(a.input.as_ptr().add(base + taps.tap_offsets[tap]) as *const __m512i)
+        };
+        quad_block(&w.weights, t, 0, bounds, load, &mut dst[ox * c..][..BLOCK]);
+    }
+    let mask = low_bytes(c);
+    for (ox, source) in taps.pixels_past_sets(set) {
+        let load = |tap: usize| match source {
+            // SAFETY: `Source::Inside` promises `C` bytes from
+            // `base + tap_offsets[t]`; the mask selects those (AVX-512
+            // suppresses faults of the others).
+            Source::Inside(base) => unsafe {
+                _mm512_maskz_loadu_epi8(mask, a.input.as_ptr().add(base + taps.tap_offsets[tap]) as *const i8)
+            },
+            Source::Border(first) => {
+                let row = &taps.rows[first + tap][..c];
+                // SAFETY: the mask covers the `C` bytes of `row`.
+                unsafe { _mm512_maskz_loadu_epi8(mask, row.as_ptr() as *const i8) }
+            }
+        };
+        quad_block(&w.weights, t, 0, bounds, load, &mut dst[ox * c..][..c]);
     }
 }
 
@@ -367,6 +435,9 @@ fn dot<const P: usize>(weights: &[i32], load: impl Fn(usize, usize) -> __m512i) 
 struct Layout {
     quads: QuadWeights,
     tail: TapWeights,
+    /// For a conv of 1 to 32 channels that divide 64, one block of
+    /// `64 / C` pixels (see [`pixel_blocks`]).
+    pixels: Option<QuadWeights>,
 }
 
 impl Layout {
@@ -378,7 +449,13 @@ impl Layout {
         // the value means it does not fit.
         let w8 = a.weights.get(..taps.checked_mul(c)?)?.iter().map(|&w| Some(w as i8).filter(|&w8| f32::from(w8) == w));
         let w8: Vec<i8> = w8.collect::<Option<_>>()?;
-        Some(Layout { quads: QuadWeights::new(&w8, c, taps), tail: TapWeights::new(&w8, c, taps) })
+        // Fewer channels than a block, a whole number of pixels per block:
+        // each virtual channel `v` of the block is channel `v % C`.
+        let pixels = (c < BLOCK && BLOCK.is_multiple_of(c)).then(|| {
+            let w8: Vec<i8> = (0..taps * BLOCK).map(|i| w8[i / BLOCK * c + i % BLOCK % c]).collect();
+            QuadWeights::new(&w8, BLOCK, taps)
+        });
+        Some(Layout { quads: QuadWeights::new(&w8, c, taps), tail: TapWeights::new(&w8, c, taps), pixels })
     }
 }
 
@@ -393,20 +470,27 @@ pub(super) fn depthwise_nhwc(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, out: &mut [
             &made
         }
     };
+    let short = || Error::invalid("quantized::conv2d", "fewer requantization terms than channels");
+    // At stride 1 a block of pixels' taps lie side by side in the input.
+    if let (Some(pixels), 1) = (&w.pixels, a.stride[1]) {
+        let Some(terms) = Terms::pixels(a, pixels) else { return Some(Err(short())) };
+        return Some(for_each_row(a, out, pixels.taps, |taps, out_row| {
+            let _: Avx512Vnni = isa;
+            // SAFETY: `isa` is an `Avx512Vnni` token, which proves AVX-512
+            // F, BW and VNNI; at stride 1 a row's step is `C`.
+            unsafe { pixel_blocks(pixels, &terms, a, taps, out_row) }
+        }));
+    }
     let (Some(quad_terms), Some(tap_terms)) = (Terms::quads(a, &w.quads), Terms::tail(a, &w.tail)) else {
-        return Some(Err(Error::invalid("quantized::conv2d", "fewer requantization terms than channels")));
+        return Some(Err(short()));
     };
-    Some(run(isa, a, w, (&quad_terms, &tap_terms), out))
-}
-
-fn run(isa: Avx512Vnni, a: &DepthwiseArgs<'_>, layout: &Layout, terms: (&Terms, &Terms), out: &mut [u8]) -> Result<()> {
-    for_each_row(a, out, layout.quads.taps, |taps, out_row| {
+    Some(for_each_row(a, out, w.quads.taps, |taps, out_row| {
         let _: Avx512Vnni = isa;
         // SAFETY: `isa` is an `Avx512Vnni` token, which proves AVX-512 F,
         // BW and VNNI.
         unsafe {
-            quad_blocks(&layout.quads, terms.0, a, taps, out_row);
-            tap_groups(&layout.tail, terms.1, a, taps, out_row);
+            quad_blocks(&w.quads, &quad_terms, a, taps, out_row);
+            tap_groups(&w.tail, &tap_terms, a, taps, out_row);
         }
-    })
+    }))
 }
