@@ -169,6 +169,10 @@ fn every_conv_kernel_agrees_on_channels_last_and_nchw_inputs() {
         // with pixels past the last whole block.
         Case { input: [2, 8, 6, 19], oc: 8, k: 3, stride: 1, pad: 1, dil: 1, groups: 8 },
         Case { input: [2, 32, 5, 12], oc: 32, k: 5, stride: 1, pad: 1, dil: 1, groups: 32 },
+        // Whole blocks and a tail of 32 or 16 channels, at stride 2 and 1.
+        Case { input: [1, 96, 9, 11], oc: 96, k: 3, stride: 2, pad: 1, dil: 1, groups: 96 },
+        Case { input: [2, 80, 7, 13], oc: 80, k: 3, stride: 1, pad: 1, dil: 1, groups: 80 },
+        Case { input: [1, 16, 9, 15], oc: 16, k: 3, stride: 2, pad: 1, dil: 1, groups: 16 },
         // Pointwise 1x1, with K a multiple of 4 and not.
         Case { input: [2, 16, 5, 6], oc: 40, k: 1, stride: 1, pad: 0, dil: 1, groups: 1 },
         Case { input: [1, 7, 4, 4], oc: 9, k: 1, stride: 1, pad: 0, dil: 1, groups: 1 },
