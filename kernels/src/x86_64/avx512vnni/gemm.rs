@@ -195,17 +195,19 @@ pub(super) fn dot_shifted(
 /// One function holds the whole loop, rows and columns, and its column
 /// step is a macro: LLVM inlines neither a per-row function nor a column
 /// closure reliably, and a call per 64 or 16 outputs costs a third of
-/// the time.
+/// the time. Rows of fewer than 64 columns take
+/// [`finish_narrow_rows_u8`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 pub(super) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
     let n = t.col_terms.len();
-    match n.div_ceil(LANES) {
-        _ if n >= 4 * LANES => {}
-        0 => return,
-        1 => return finish_narrow_rows_u8::<1>(t, rq, dst),
-        2 => return finish_narrow_rows_u8::<2>(t, rq, dst),
-        3 => return finish_narrow_rows_u8::<3>(t, rq, dst),
-        _ => return finish_narrow_rows_u8::<4>(t, rq, dst),
+    if n < 4 * LANES {
+        return match n.div_ceil(LANES) {
+            0 => {}
+            1 => finish_narrow_rows_u8::<1>(t, rq, dst),
+            2 => finish_narrow_rows_u8::<2>(t, rq, dst),
+            3 => finish_narrow_rows_u8::<3>(t, rq, dst),
+            _ => finish_narrow_rows_u8::<4>(t, rq, dst),
+        };
     }
     let zp = rq.zero_point as f32;
     let (lo, hi, zpv) = (_mm512_set1_ps(rq.lo - zp), _mm512_set1_ps(rq.hi - zp), _mm512_set1_epi32(rq.zero_point));
@@ -223,15 +225,14 @@ pub(super) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8])
     // the rest 0 (and never stored). A row's tail in the same loop, where
     // a call per row to a narrower epilogue cost a twentieth of
     // MobileNetV3 (72, 120 and 200 columns leave 8).
-    let tail_mask = |len: usize| ((1u32 << len.min(16)) - 1) as __mmask16;
     let tail_i32 = |s: &[i32]| {
         // SAFETY: the mask selects the `s.len()` (under 16) i32 of `s`;
         // masked-out lanes are not read (AVX-512 suppresses their faults).
-        unsafe { _mm512_maskz_loadu_epi32(tail_mask(s.len()), s.as_ptr()) }
+        unsafe { _mm512_maskz_loadu_epi32(lanes_mask(s.len()), s.as_ptr()) }
     };
     let tail_f32 = |s: &[f32]| {
         // SAFETY: as for `tail_i32`.
-        unsafe { _mm512_maskz_loadu_ps(tail_mask(s.len()), s.as_ptr()) }
+        unsafe { _mm512_maskz_loadu_ps(lanes_mask(s.len()), s.as_ptr()) }
     };
     // 64 columns: two rounds of packs (which keep the values, all within
     // 0..=255) and one permute, then one 64-byte store; cheaper than four
@@ -284,7 +285,7 @@ pub(super) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8])
             let d = &mut dst[j..];
             // SAFETY: the mask covers the `n - j` writable bytes of `d`; q
             // lies in [lo, hi] within 0..=255, so narrowing keeps it.
-            unsafe { _mm512_mask_cvtepi32_storeu_epi8(d.as_mut_ptr() as *mut i8, tail_mask(d.len()), q) };
+            unsafe { _mm512_mask_cvtepi32_storeu_epi8(d.as_mut_ptr() as *mut i8, lanes_mask(d.len()), q) };
         }
     }
 }
@@ -293,6 +294,7 @@ pub(super) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst: &mut [u8])
 const LANES: usize = 16;
 
 /// The `len.min(16)` low lanes.
+#[inline]
 fn lanes_mask(len: usize) -> __mmask16 {
     ((1u32 << len.min(LANES)) - 1) as __mmask16
 }
