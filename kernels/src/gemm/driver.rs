@@ -85,11 +85,7 @@ pub enum Activations<'a> {
     Shifted(ShiftedRows<'a>),
 }
 
-/// Bytes after a gathered panel's rows that its [`RowFill`] may
-/// overwrite: room for fixed-size stores past a row's last run (a 3x3
-/// conv over 3 channels copies 9-byte runs, and a call to `memcpy` for
-/// each costs more than the GEMM of the row).
-pub const PANEL_SLACK: usize = 64;
+pub use super::row_stores::PANEL_SLACK;
 
 /// Writes activation rows `rows` into a panel and their sums (see
 /// [`Activations::Gather`]).

@@ -6,8 +6,15 @@
 //! row, so both move a fixed 32 bytes where the panel and the source have
 //! room. The bytes past a run are overwritten by what the caller writes
 //! next (the row's next run, its zero padding, the next row) or lie in the
-//! panel's slack ([`PANEL_SLACK`](super::driver::PANEL_SLACK)): callers
+//! panel's slack ([`PANEL_SLACK`]): callers
 //! write a panel's rows, and each row's runs, in order.
+
+/// Bytes after a gathered panel's rows that its
+/// [`RowFill`](super::driver::RowFill) may overwrite: room for fixed-size
+/// stores past a row's last run (a 3x3 conv over 3 channels copies 9-byte
+/// runs, and a call to `memcpy` for each costs more than the GEMM of the
+/// row).
+pub const PANEL_SLACK: usize = 64;
 
 /// Bytes one fixed store moves.
 const WIDE: usize = 32;

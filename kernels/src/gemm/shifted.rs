@@ -61,7 +61,7 @@ impl ShiftedRows<'_> {
 #[cfg(test)]
 mod tests {
     use super::ShiftedRows;
-    use crate::gemm::driver::PANEL_SLACK;
+    use crate::gemm::row_stores::PANEL_SLACK;
 
     /// Gathered rows, written by fixed-size stores that spill past each
     /// run, equal rows assembled tap by tap, for narrow and wide pixels and
