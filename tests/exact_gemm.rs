@@ -134,3 +134,36 @@ fn stride_one_convs_over_wide_channels_match_the_reference() {
         }
     }
 }
+
+/// A GEMM of few rows and many columns splits its columns across threads
+/// (MobileNetV2's last 1x1 conv has 49 rows and 1280 columns): every
+/// split, on one to three threads, gives the exact result.
+#[test]
+fn few_row_gemms_split_by_columns_are_exact_on_any_thread_count() {
+    for (m, k, n) in [(49, 40, 1280), (2, 33, 515), (30, 8, 272), (1, 17, 1040)] {
+        let x: Vec<u8> = (0..m * k).map(|i| (i * 37 % 256) as u8).collect();
+        let w: Vec<i8> = (0..n * k).map(|i| (i * 91 % 256) as u8 as i8).collect();
+        let (sx, sw, sy, zx, zw, zy) = (0.5, 0.25, 64.0, 7, 0, 100);
+        let xq =
+            ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(x.clone(), &[m, k]).unwrap(), sx, zx).unwrap();
+        let wq =
+            ops::_make_per_tensor_quantized_tensor(&Tensor::from_vec(w.clone(), &[n, k]).unwrap(), sw, zw).unwrap();
+        let want = exact_linear(&x, &w, m, k, n, zx, zw, sx * sw / sy, zy);
+        assert!(want.iter().any(|&v| v != 0 && v != 255), "{m}x{k}x{n}: every output clamps");
+        let args = [Value::from(&xq), Value::from(&wq), Value::None, Value::Float(sy), Value::Int(zy)];
+        let kernels = kernels_of("quantized::linear");
+        assert!(!kernels.is_empty(), "no kernel");
+        for threads in 1..=3 {
+            for kernel in &kernels {
+                let got = qtensor::with_num_threads(threads, || (kernel.func)(&args))
+                    .unwrap()
+                    .unwrap()
+                    .into_tensor()
+                    .unwrap()
+                    .int_values()
+                    .unwrap();
+                assert_eq!(got, want, "{m}x{k}x{n}, {threads} thread(s), kernel {}", kernel.name);
+            }
+        }
+    }
+}

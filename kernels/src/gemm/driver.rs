@@ -190,6 +190,18 @@ fn row_task_len(m: usize, threads: usize) -> usize {
     best.unwrap_or(max_tiles) * 8
 }
 
+/// Blocks per task when a GEMM of few rows splits its `blocks` columns
+/// across `threads`: at most [`BLOCK_CHUNK`], and as many tasks as make
+/// whole rounds of one task per thread, so that no thread is left with a
+/// last task alone. MobileNetV2's last 1x1 conv (49 rows, 80 blocks) split
+/// by 16 made five tasks, three rounds on one thread and two on the
+/// other; split by 14 it makes six.
+fn column_task_len(blocks: usize, threads: usize) -> usize {
+    let threads = threads.max(1);
+    let rounds = blocks.div_ceil(threads * BLOCK_CHUNK).max(1);
+    blocks.div_ceil(threads * rounds).max(1)
+}
+
 /// The weight side of a GEMM: `B` packed, and each column's zero point.
 #[derive(Clone, Copy)]
 pub struct Weights<'a> {
@@ -278,7 +290,7 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
         // With one row each task owns a contiguous run of the output;
         // otherwise tasks finish into their own buffers, copied into the
         // interleaved output rows after.
-        let chunk_blocks = if too_few_for_threads { blocks.div_ceil(threads).min(BLOCK_CHUNK) } else { BLOCK_CHUNK };
+        let chunk_blocks = if too_few_for_threads { column_task_len(blocks, threads) } else { BLOCK_CHUNK };
         let per = chunk_blocks * BLOCK;
         if m == 1 {
             return parallel::try_chunks(out, per, Scratch::default, |s, t, dst| {
@@ -341,7 +353,26 @@ fn gemm_on_pool<K: GemmIsa, T: OutElem>(
 
 #[cfg(test)]
 mod tests {
-    use super::{row_task_len, ROW_CHUNK};
+    use super::{column_task_len, row_task_len, BLOCK_CHUNK, ROW_CHUNK};
+
+    #[test]
+    fn column_tasks_fill_whole_rounds_of_threads() {
+        for threads in 1..=8 {
+            for blocks in 1..=400 {
+                let len = column_task_len(blocks, threads);
+                assert!((1..=BLOCK_CHUNK).contains(&len), "{blocks} blocks, {threads} threads: {len}");
+                let tasks = blocks.div_ceil(len);
+                // Every thread gets work when there is enough, and the
+                // rounds are as few as tasks of BLOCK_CHUNK would make.
+                let rounds = tasks.div_ceil(threads);
+                assert_eq!(rounds, blocks.div_ceil(threads * BLOCK_CHUNK).max(1), "{blocks} blocks, {threads} threads");
+                if blocks >= threads {
+                    assert!(tasks > (rounds - 1) * threads, "{blocks} blocks, {threads} threads: {tasks} tasks");
+                }
+            }
+        }
+        assert_eq!(column_task_len(80, 2), 14);
+    }
 
     /// Tiles of the slowest thread when `threads` threads take tasks of
     /// `len` rows in turn.

@@ -165,12 +165,29 @@ fn row(a: &DepthwiseArgs<'_>, zx_terms: &[f32], taps: &RowTaps<'_>, dst: &mut [u
     }
 }
 
+/// Per channel, the sum of the weight's taps (`w - w_zero_point`, in
+/// f32, exact): the layout this routine keeps in a weight's
+/// [`LayoutCache`](crate::gemm::depthwise::LayoutCache).
+struct WeightSums(Vec<f32>);
+
 /// The NHWC depthwise routine.
 pub(super) fn depthwise_nhwc(isa: Avx2, a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
     let (c, taps) = (a.input_sizes[3], a.f32_taps()?);
     // Per channel, `zx * sum(w)`: the padding's and the zero point's share.
+    // The sums depend on the weight alone, so they are kept with its
+    // layout: summed per call they were a tenth of a 7x7 conv of 960
+    // channels.
+    let sum_weights = || WeightSums((0..c).map(|j| (0..taps).map(|t| a.weights[t * c + j]).sum::<f32>()).collect());
+    let made;
+    let sums = match a.layout.and_then(|l| l.get_or_make(sum_weights)) {
+        Some(cached) if cached.0.len() == c => &cached.0,
+        _ => {
+            made = sum_weights();
+            &made.0
+        }
+    };
     let zx = a.zx as f32;
-    let zx_terms: Vec<f32> = (0..c).map(|j| zx * (0..taps).map(|t| a.weights[t * c + j]).sum::<f32>()).collect();
+    let zx_terms: Vec<f32> = sums.iter().map(|&s| zx * s).collect();
     for_each_row(a, out, taps, |taps, out_row| {
         let _: Avx2 = isa;
         // SAFETY: `isa` is an `Avx2` token, which proves AVX2 and FMA.
