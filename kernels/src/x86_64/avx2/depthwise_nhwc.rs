@@ -4,7 +4,9 @@
 //! pixels, one FMA per tap and 8 channels, with eight chains of FMAs in
 //! flight (8 blocks of one pixel, down to 1 block of 8 pixels side by
 //! side for a block of 8 channels). The few channels past the last whole
-//! 8 go in scalar.
+//! 8 go in scalar. The interior pixels of whole groups of 16 channels sum
+//! in integers instead, two taps per `vpmaddwd` (`depthwise_pairs`), to
+//! the same exact sums.
 //!
 //! The sums are exact in f32: every product `x * w` is an integer of
 //! magnitude at most 255 * 255 and at most 64 taps keep every partial sum
@@ -13,6 +15,7 @@
 //! both exact. The requantization is the GEMM epilogue's own sequence
 //! (`fma(C, mult, add)`, clamp, round to even), so both conv paths agree.
 
+use super::depthwise_pairs::{pair_sums, PairWeights};
 use super::simd::{pack32, requant8, requant_bounds, store32};
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::depthwise_rows::{for_each_row, scalar_channels, RowTaps, Source};
@@ -107,20 +110,29 @@ fn store<const NB: usize>(
 #[target_feature(enable = "avx2,fma")]
 fn blocks<const NB: usize, const P: usize>(
     a: &DepthwiseArgs<'_>,
-    zx_terms: &[f32],
+    terms: &Terms<'_>,
     taps: &RowTaps<'_>,
     ch: usize,
     dst: &mut [u8],
 ) {
-    let c = a.input_sizes[3];
+    let (c, zx_terms) = (a.input_sizes[3], terms.zx_terms.as_slice());
     let input = a.input.as_ptr();
     let bounds = requant_bounds(a.lo, 255.0, a.zero_point);
+    let pairs = terms.pairs.filter(|w| w.covers(ch, NB));
     for (ox, base) in taps.set_starts(P) {
         let base = base + ch;
+        let load = |p: usize, t: usize| input.wrapping_add(base + p * taps.step + taps.tap_offsets[t]);
         // SAFETY: pixels `ox..ox + P` are `Source::Inside`, whose every tap
-        // holds `C` bytes of the input from `base + tap_offsets[t]`, and
-        // `ch + 8 NB <= C`.
-        let acc = unsafe { sums::<NB, P>(a, ch, |p, t| input.add(base + p * taps.step + taps.tap_offsets[t])) };
+        // (and every extra tap, which reads the first again) holds `C`
+        // bytes of the input from `base + tap_offsets[t]`, and
+        // `ch + 8 NB <= C`; the pair loop runs only on the groups its
+        // layout covers.
+        let acc = unsafe {
+            match pairs {
+                Some(w) => pair_sums::<NB, P>(w, ch, load),
+                None => sums::<NB, P>(a, ch, load),
+            }
+        };
         for (p, acc) in acc.into_iter().enumerate() {
             store(a, bounds, zx_terms, ch, acc, &mut dst[(ox + p) * c..][..c]);
         }
@@ -141,23 +153,23 @@ fn blocks<const NB: usize, const P: usize>(
 /// One output row: its channels in blocks of 64, 32, 16 and 8, each with
 /// eight chains of FMAs, then the rest in scalar.
 #[target_feature(enable = "avx2,fma")]
-fn row(a: &DepthwiseArgs<'_>, zx_terms: &[f32], taps: &RowTaps<'_>, dst: &mut [u8]) {
+fn row(a: &DepthwiseArgs<'_>, terms: &Terms<'_>, taps: &RowTaps<'_>, dst: &mut [u8]) {
     let c = a.input_sizes[3];
     let mut ch = 0;
     while ch + 64 <= c {
-        blocks::<8, 1>(a, zx_terms, taps, ch, dst);
+        blocks::<8, 1>(a, terms, taps, ch, dst);
         ch += 64;
     }
     if ch + 32 <= c {
-        blocks::<4, 2>(a, zx_terms, taps, ch, dst);
+        blocks::<4, 2>(a, terms, taps, ch, dst);
         ch += 32;
     }
     if ch + 16 <= c {
-        blocks::<2, 4>(a, zx_terms, taps, ch, dst);
+        blocks::<2, 4>(a, terms, taps, ch, dst);
         ch += 16;
     }
     if ch + 8 <= c {
-        blocks::<1, 8>(a, zx_terms, taps, ch, dst);
+        blocks::<1, 8>(a, terms, taps, ch, dst);
         ch += 8;
     }
     if ch < c {
@@ -165,32 +177,56 @@ fn row(a: &DepthwiseArgs<'_>, zx_terms: &[f32], taps: &RowTaps<'_>, dst: &mut [u
     }
 }
 
-/// Per channel, the sum of the weight's taps (`w - w_zero_point`, in
-/// f32, exact): the layout this routine keeps in a weight's
-/// [`LayoutCache`](crate::gemm::depthwise::LayoutCache).
-struct WeightSums(Vec<f32>);
+/// What this routine keeps in a weight's
+/// [`LayoutCache`](crate::gemm::depthwise::LayoutCache): per channel, the
+/// sum of its taps (`w - w_zero_point`, in f32, exact), and the weight in
+/// the pair loop's layout.
+struct Layout {
+    sums: Vec<f32>,
+    pairs: Option<PairWeights>,
+}
+
+impl Layout {
+    fn of(a: &DepthwiseArgs<'_>, taps: usize) -> Layout {
+        let c = a.input_sizes[3];
+        Layout {
+            sums: (0..c).map(|j| (0..taps).map(|t| a.weights[t * c + j]).sum::<f32>()).collect(),
+            pairs: PairWeights::of(a.weights, taps, c),
+        }
+    }
+}
+
+/// The per-call terms of the row routines.
+struct Terms<'l> {
+    /// Per channel, `zx * sum(w)`: the padding's and the zero point's
+    /// share of a sum.
+    zx_terms: Vec<f32>,
+    /// The weight in the pair loop's layout, if it has one.
+    pairs: Option<&'l PairWeights>,
+}
 
 /// The NHWC depthwise routine.
 pub(super) fn depthwise_nhwc(isa: Avx2, a: &DepthwiseArgs<'_>, out: &mut [u8]) -> Result<()> {
     let (c, taps) = (a.input_sizes[3], a.f32_taps()?);
-    // Per channel, `zx * sum(w)`: the padding's and the zero point's share.
-    // The sums depend on the weight alone, so they are kept with its
-    // layout: summed per call they were a tenth of a 7x7 conv of 960
+    // The layout depends on the weight alone, so it is kept with it: the
+    // weight sums alone, made per call, were a tenth of a 7x7 conv of 960
     // channels.
-    let sum_weights = || WeightSums((0..c).map(|j| (0..taps).map(|t| a.weights[t * c + j]).sum::<f32>()).collect());
     let made;
-    let sums = match a.layout.and_then(|l| l.get_or_make(sum_weights)) {
-        Some(cached) if cached.0.len() == c => &cached.0,
+    let layout = match a.layout.and_then(|l| l.get_or_make(|| Layout::of(a, taps))) {
+        Some(cached) if cached.sums.len() == c => cached,
         _ => {
-            made = sum_weights();
-            &made.0
+            made = Layout::of(a, taps);
+            &made
         }
     };
     let zx = a.zx as f32;
-    let zx_terms: Vec<f32> = sums.iter().map(|&s| zx * s).collect();
-    for_each_row(a, out, taps, |taps, out_row| {
+    let terms = Terms { zx_terms: layout.sums.iter().map(|&s| zx * s).collect(), pairs: layout.pairs.as_ref() };
+    // The pair loop reads taps two by two: an odd kernel's extra tap
+    // reads the first again, with weight 0.
+    let taps_per_pixel = terms.pairs.map_or(taps, |w| 2 * w.pairs);
+    for_each_row(a, out, taps_per_pixel, |taps, out_row| {
         let _: Avx2 = isa;
         // SAFETY: `isa` is an `Avx2` token, which proves AVX2 and FMA.
-        unsafe { row(a, &zx_terms, taps, out_row) }
+        unsafe { row(a, &terms, taps, out_row) }
     })
 }

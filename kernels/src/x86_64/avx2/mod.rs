@@ -10,6 +10,7 @@
 
 mod depthwise;
 mod depthwise_nhwc;
+mod depthwise_pairs;
 mod dequantize;
 mod elementwise;
 pub(super) mod gemm;
