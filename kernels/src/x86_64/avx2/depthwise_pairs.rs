@@ -117,3 +117,46 @@ pub(super) unsafe fn pair_sums<const NB: usize, const P: usize>(
         out
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{PairWeights, GROUP};
+
+    #[test]
+    fn pairs_interleave_two_taps_in_the_unpacks_lane_order() {
+        // 3 taps of 40 channels: two groups of 16, and 8 channels past them.
+        let (taps, c) = (3, 40);
+        let value = |t: usize, ch: usize| (t * 100 + ch) as f32 - 150.0;
+        let weights: Vec<f32> = (0..taps * c).map(|i| value(i / c, i % c)).collect();
+        let w = PairWeights::of(&weights, taps, c).expect("integer weights within 255");
+        assert_eq!((w.pairs, w.groups), (2, 2));
+        assert!(w.covers(0, 4) && w.covers(16, 2) && !w.covers(32, 2) && !w.covers(8, 2) && !w.covers(0, 1));
+        for q in 0..2 {
+            for g in 0..2 {
+                let block = &w.w[(q * 2 + g) * 2 * GROUP..][..2 * GROUP];
+                let lanes = [0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15];
+                for (i, &lane) in lanes.iter().enumerate() {
+                    let ch = g * GROUP + lane;
+                    let second = if 2 * q + 1 < taps { value(2 * q + 1, ch) as i16 } else { 0 };
+                    assert_eq!(
+                        [block[2 * i], block[2 * i + 1]],
+                        [value(2 * q, ch) as i16, second],
+                        "pair {q}, channel {ch}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_layout_for_weights_the_sums_cannot_hold() {
+        assert!(PairWeights::of(&[1.0; 32], 2, 16).is_some());
+        assert!(PairWeights::of(&[-255.0; 32], 2, 16).is_some());
+        for bad in [256.0, -256.0, 0.5, f32::NAN, f32::INFINITY] {
+            let mut weights = vec![1.0; 32];
+            weights[17] = bad;
+            assert!(PairWeights::of(&weights, 2, 16).is_none(), "{bad}");
+        }
+        assert!(PairWeights::of(&[1.0; 31], 2, 16).is_none(), "too few weights");
+    }
+}
