@@ -143,3 +143,34 @@ fn the_runtime_reads_the_one_ops_yaml() {
     assert!(linked.file_type().is_symlink(), "runtime/ops.yaml must be a symlink to ../ops.yaml");
     assert_eq!(std::fs::read(root.join("runtime/ops.yaml")).unwrap(), std::fs::read(root.join("ops.yaml")).unwrap());
 }
+
+/// The table-driven activations keep their tables across calls, keyed by
+/// qparams and bounds: calls that alternate them (and a clamp's bounds)
+/// each get their own table's integers, the reference kernel's, on every
+/// kernel.
+#[test]
+fn activation_tables_follow_each_calls_qparams() {
+    use qtensor::Value;
+    let ints: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let x = |scale: f64, zp: i64| Value::from(&q_u8(&ints, &[1000], scale, zp));
+    let calls: Vec<(&str, Vec<Value>)> = vec![
+        ("quantized::hardswish", vec![x(0.05, 100), Value::Float(0.03), Value::Int(10)]),
+        ("quantized::hardswish", vec![x(0.05, 100), Value::Float(0.06), Value::Int(10)]),
+        ("quantized::hardswish", vec![x(0.02, 100), Value::Float(0.03), Value::Int(10)]),
+        ("quantized::hardswish", vec![x(0.05, 100), Value::Float(0.03), Value::Int(11)]),
+        ("hardtanh", vec![x(0.05, 100), Value::Float(-1.0), Value::Float(1.0)]),
+        ("hardtanh", vec![x(0.05, 100), Value::Float(-2.0), Value::Float(1.0)]),
+        ("hardtanh", vec![x(0.05, 100), Value::Float(-1.0), Value::Float(3.0)]),
+    ];
+    for round in 0..2 {
+        for (op, args) in &calls {
+            let kernels = qtensor::kernel_checks::supported_kernels(op, DType::QUInt8);
+            let reference = kernels.iter().find(|k| k.name.starts_with("reference")).expect("a reference kernel");
+            let want = (reference.func)(args).unwrap().into_tensor().unwrap().int_values().unwrap();
+            for kernel in &kernels {
+                let got = (kernel.func)(args).unwrap().into_tensor().unwrap().int_values().unwrap();
+                assert_eq!(got, want, "round {round}, {op} {:?}, kernel {}", &args[1..], kernel.name);
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod dequantize;
 pub mod elementwise;
 pub mod pool;
 pub mod quantize;
+pub(crate) mod table_cache;
 
 /// The pieces both registration macros give an ISA token type `$isa` of
 /// trait `$trait` (`VectorIsa` or `GemmIsa`): `supported()`, its
