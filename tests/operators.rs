@@ -174,3 +174,35 @@ fn activation_tables_follow_each_calls_qparams() {
         }
     }
 }
+
+/// A squeeze-excitation mul (`[1, C, H, W]` channels-last times a
+/// `[1, C, 1, 1]` gate, either way round) large enough to split into
+/// tasks: every kernel gives the reference kernel's integers, on one
+/// thread and on three.
+#[test]
+fn broadcast_mul_in_tasks_matches_the_reference() {
+    use qtensor::{MemoryFormat, Value};
+    let (c, h, w) = (24, 40, 41);
+    let ints: Vec<u8> = (0..c * h * w).map(|i| (i * 13 % 256) as u8).collect();
+    let x = q_u8(&ints, &[1, c, h, w], 0.05, 7).contiguous_in(MemoryFormat::ChannelsLast).unwrap();
+    let gate = q_u8(&(0..c).map(|i| (i * 11 % 256) as u8).collect::<Vec<_>>(), &[1, c, 1, 1], 0.01, 3);
+    for (a, b) in [(&x, &gate), (&gate, &x)] {
+        let args = [Value::from(a), Value::from(b), Value::Float(0.04), Value::Int(9)];
+        let kernels = qtensor::kernel_checks::supported_kernels("quantized::mul", DType::QUInt8);
+        let reference = kernels.iter().find(|k| k.name.starts_with("reference")).expect("a reference kernel");
+        let want = (reference.func)(&args).unwrap().into_tensor().unwrap().int_values().unwrap();
+        assert!(want.iter().any(|&v| v != 0 && v != 255), "every output clamps");
+        for threads in [1, 3] {
+            for kernel in &kernels {
+                let got = qtensor::with_num_threads(threads, || (kernel.func)(&args))
+                    .unwrap()
+                    .unwrap()
+                    .into_tensor()
+                    .unwrap()
+                    .int_values()
+                    .unwrap();
+                assert_eq!(got, want, "{threads} thread(s), kernel {}", kernel.name);
+            }
+        }
+    }
+}

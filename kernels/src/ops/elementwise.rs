@@ -8,7 +8,7 @@
 
 pub use crate::args::binary::BinaryOp;
 use crate::args::quantized::{output_quantizer, per_tensor};
-use crate::parallel::for_each_chunk;
+use crate::parallel::{self, for_each_chunk};
 use crate::vector::{BinaryParams, ByteElement, VectorIsa};
 use qtensor_runtime::numerics::{pytorch_vector_body, BinaryRequant};
 use qtensor_runtime::tensor::layout::{broadcast_shapes, contiguous_strides, Dims};
@@ -176,59 +176,70 @@ fn mul_broadcast<I: VectorIsa, B: ByteElement>(
     let inner_stride = other_view.strides().last().copied().unwrap_or(0);
     let row_starts = if other_view.ndim() == 0 { other_view.clone() } else { other_view.select(-1, 0)? };
     let starts: Vec<usize> = row_starts.offsets().collect();
+    // The other operand's row: a run (a gate's channels, in a
+    // channels-last activation) or one value repeated, for the ISA's
+    // same-shape loop; mul's vector and scalar sequences agree.
+    let vector = p.is_finite();
+    // Consecutive rows that read the same run (a gate, for every pixel of
+    // an image) go to the ISA together, against the run repeated: a row of
+    // a few dozen channels alone would leave most of it to the vector
+    // loop's scalar tail.
+    let group_rows = (GROUP_ELEMENTS / inner).max(1);
+    // Tasks of whole rows, about GRAIN elements each, across the threads.
+    let task_rows = (parallel::GRAIN / inner).max(1);
     full.with_dense::<B, Result<()>>(|src| {
         let mut dst = storage.write::<B>()?;
-        // The other operand's row: a run (a gate's channels, in a
-        // channels-last activation) or one value repeated, for the ISA's
-        // same-shape loop; mul's vector and scalar sequences agree.
-        let vector = p.is_finite();
-        // Consecutive rows that read the same run (a gate, for every pixel
-        // of an image) go to the ISA together, against the run repeated: a
-        // row of a few dozen channels alone would leave most of it to the
-        // vector loop's scalar tail.
-        let group_rows = (GROUP_ELEMENTS / inner).max(1);
-        let mut repeated: Vec<B> = Vec::new();
-        let mut repeated_key = None;
-        let mut r = 0;
-        while r < starts.len() {
-            let start = starts[r];
-            let end = starts[r..].iter().take(group_rows).take_while(|&&s| s == start).count() + r;
-            let (d, x) = (&mut dst[r * inner..end * inner], &src[r * inner..end * inner]);
-            let run = match inner_stride {
-                1 => other_values.get(start..start + inner),
-                0 => other_values.get(start..start + 1),
-                _ => None,
-            };
-            match run {
-                Some(run) if vector => {
-                    if repeated_key != Some((start, end - r)) {
-                        repeated.clear();
-                        for _ in r..end {
-                            if inner_stride == 0 {
-                                repeated.extend(std::iter::repeat_n(run[0], inner));
-                            } else {
-                                repeated.extend_from_slice(run);
+        parallel::try_chunks(
+            &mut dst,
+            task_rows * inner,
+            // The repeated run and which rows it was made for, per thread.
+            || (Vec::<B>::new(), None),
+            |(repeated, repeated_key), t, dst| {
+                let first = t * task_rows;
+                let rows = first..first + dst.len() / inner;
+                let mut r = rows.start;
+                while r < rows.end {
+                    let start = starts[r];
+                    let end = starts[r..rows.end].iter().take(group_rows).take_while(|&&s| s == start).count() + r;
+                    let d = &mut dst[(r - first) * inner..(end - first) * inner];
+                    let x = &src[r * inner..end * inner];
+                    let run = match inner_stride {
+                        1 => other_values.get(start..start + inner),
+                        0 => other_values.get(start..start + 1),
+                        _ => None,
+                    };
+                    match run {
+                        Some(run) if vector => {
+                            if *repeated_key != Some((start, end - r)) {
+                                repeated.clear();
+                                for _ in r..end {
+                                    if inner_stride == 0 {
+                                        repeated.extend(std::iter::repeat_n(run[0], inner));
+                                    } else {
+                                        repeated.extend_from_slice(run);
+                                    }
+                                }
+                                *repeated_key = Some((start, end - r));
+                            }
+                            let (qa, qb) = if full_is_a { (x, &repeated[..]) } else { (&repeated[..], x) };
+                            isa.binary_bytes(qa, qb, d, p, false);
+                        }
+                        _ => {
+                            for (d, x) in d.chunks_mut(inner).zip(x.chunks(inner)) {
+                                let operand = |i: usize| other_values[start + i * inner_stride].to_i64();
+                                for (i, (d, x)) in d.iter_mut().zip(x).enumerate() {
+                                    let (x, y) = (x.to_i64(), operand(i));
+                                    let (qa, qb) = if full_is_a { (x, y) } else { (y, x) };
+                                    *d = B::from_i64(p.scalar(qa, qb));
+                                }
                             }
                         }
-                        repeated_key = Some((start, end - r));
                     }
-                    let (qa, qb) = if full_is_a { (x, &repeated[..]) } else { (&repeated[..], x) };
-                    isa.binary_bytes(qa, qb, d, p, false);
+                    r = end;
                 }
-                _ => {
-                    for (d, x) in d.chunks_mut(inner).zip(x.chunks(inner)) {
-                        let operand = |i: usize| other_values[start + i * inner_stride].to_i64();
-                        for (i, (d, x)) in d.iter_mut().zip(x).enumerate() {
-                            let (x, y) = (x.to_i64(), operand(i));
-                            let (qa, qb) = if full_is_a { (x, y) } else { (y, x) };
-                            *d = B::from_i64(p.scalar(qa, qb));
-                        }
-                    }
-                }
-            }
-            r = end;
-        }
-        Ok(())
+                Ok(())
+            },
+        )
     })??;
     Tensor::quantized_from_storage_strided(storage, &sizes, Dims::from_slice(full.strides()), out_q).map(Some)
 }
