@@ -65,9 +65,16 @@ type Bounds = (__m256, __m256, __m256i);
 /// Requantizes one pixel's `NB` blocks of sums (channels from `ch`) into
 /// `dst`, the pixel's `C` output bytes: four blocks to one 32-byte store,
 /// the rest 8 bytes at a time.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn store<const NB: usize>(
+///
+/// Always inlined, into the AVX2 routines that call it: LLVM left it a
+/// call per pixel, its blocks of sums passed through memory (a third of
+/// a conv's time).
+///
+/// # Safety
+///
+/// The CPU must have AVX2 and FMA.
+#[inline(always)]
+unsafe fn store<const NB: usize>(
     a: &DepthwiseArgs<'_>,
     (lo, hi, zp): Bounds,
     zx_terms: &[f32],
@@ -134,7 +141,8 @@ fn blocks<const NB: usize, const P: usize>(
             }
         };
         for (p, acc) in acc.into_iter().enumerate() {
-            store(a, bounds, zx_terms, ch, acc, &mut dst[(ox + p) * c..][..c]);
+            // SAFETY: this function's target features are AVX2 and FMA.
+            unsafe { store(a, bounds, zx_terms, ch, acc, &mut dst[(ox + p) * c..][..c]) };
         }
     }
     for (ox, source) in taps.pixels_past_sets(P) {
@@ -146,7 +154,8 @@ fn blocks<const NB: usize, const P: usize>(
                 Source::Border(first) => taps.rows[first + t][ch..ch + LANES * NB].as_ptr(),
             })
         };
-        store(a, bounds, zx_terms, ch, acc, &mut dst[ox * c..][..c]);
+        // SAFETY: this function's target features are AVX2 and FMA.
+        unsafe { store(a, bounds, zx_terms, ch, acc, &mut dst[ox * c..][..c]) };
     }
 }
 
