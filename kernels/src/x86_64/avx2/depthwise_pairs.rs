@@ -130,7 +130,7 @@ mod tests {
         let (taps, c) = (3, 40);
         let value = |t: usize, ch: usize| (t * 100 + ch) as f32 - 150.0;
         let weights: Vec<f32> = (0..taps * c).map(|i| value(i / c, i % c)).collect();
-        let w = PairWeights::of(&weights, taps, c).expect("integer weights within 255");
+        let w = PairWeights::of(&weights, taps, c).expect("integer weights within 255"); // ok: a test
         assert_eq!((w.pairs, w.groups), (2, 2));
         assert!(w.covers(0, 4) && w.covers(16, 2) && !w.covers(32, 2) && !w.covers(8, 2) && !w.covers(0, 1));
         for q in 0..2 {
