@@ -49,61 +49,36 @@ fn compare(dir: &Path, arch: &str, engine: Engine) -> Vec<(String, usize, usize)
     out
 }
 
-/// PyTorch's x86 engine on the machine that runs PyTorch (the host, also
-/// when this test runs under qemu), asked of PyTorch itself: oneDNN's AMX
-/// kernels, its AVX-512 VNNI ones, or, without VNNI, fbgemm for every conv.
-fn pytorch_x86_engine() -> Engine {
-    static HOST: OnceLock<Engine> = OnceLock::new();
+/// What PyTorch reports of the machine that runs it (the host, also when
+/// this test runs under qemu): AVX-512 VNNI, and AMX.
+fn pytorch_cpu() -> (bool, bool) {
+    static HOST: OnceLock<(bool, bool)> = OnceLock::new();
     *HOST.get_or_init(|| {
         let probe = "import torch; print(int(torch.cpu._is_vnni_supported()), int(torch.cpu._is_amx_tile_supported()))";
         let out = Command::new("python3").args(["-c", probe]).output();
         let text = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-        match text.as_str() {
-            "1 1" => Engine::X86Amx,
-            "1 0" => Engine::X86Vnni,
-            _ => Engine::Fbgemm,
-        }
+        (text.starts_with('1'), text == "1 1")
     })
 }
 
-/// Whether PyTorch's fbgemm runs its AVX2 build on the host (a CPU
-/// without AVX-512: Zen 2 and Zen 3 among them), asked of PyTorch.
-///
-/// There PyTorch's integers depend on int16 saturation in fbgemm's AVX2
-/// GEMMs, which qtensor's `fbgemm` engine does not model (it models
-/// fbgemm's AVX-512 build, where only the depthwise kernel saturates).
-/// Found on a Zen 2: with inputs 2.5x out of the calibrated range every
-/// network matched 14-54% of its logits under fbgemm (ResNet-18, with no
-/// depthwise conv, 540 of 1000), and with per-tensor weights ResNet-18
-/// 66% out of range and MobileNetV3 63% in range; in range with
-/// per-channel weights all seven matched every logit.
-fn fbgemm_runs_avx2() -> bool {
-    static AVX2: OnceLock<bool> = OnceLock::new();
-    *AVX2.get_or_init(|| {
-        let probe = "import torch; print(torch.backends.cpu.get_cpu_capability())";
-        let out = Command::new("python3").args(["-c", probe]).output();
-        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-        text == "AVX2"
-    })
-}
-
-/// The configurations whose integers qtensor models on this host: all of
-/// them, but where fbgemm runs its AVX2 build (see [`fbgemm_runs_avx2`]),
-/// not those under fbgemm out of range or with per-tensor weights. Says
-/// so, loudly, when it leaves any out.
-fn modelled<'a>(configs: &[&'a Config]) -> Vec<&'a Config> {
-    let unmodelled = |c: &Config| {
-        fbgemm_runs_avx2()
-            && (c.engine)() == Engine::Fbgemm
-            && (c.options.windows(2).any(|w| w == ["--range", "out"]) || c.options.contains(&"per_tensor"))
-    };
-    for c in configs.iter().filter(|c| unmodelled(c)) {
-        eprintln!(
-            "NOT COMPARED: {} (PyTorch's fbgemm runs its AVX2 build here, whose int16 saturation qtensor does not model)",
-            c.tag
-        );
+/// PyTorch's fbgemm engine on the host: its VNNI kernels, or without
+/// AVX-512 VNNI (Zen 2 and 3, Intel before Ice Lake) the kernels whose
+/// GEMMs sum int16 pairs with saturation: qtensor's `fbgemm-avx2`.
+fn pytorch_fbgemm_engine() -> Engine {
+    match pytorch_cpu() {
+        (true, _) => Engine::Fbgemm,
+        (false, _) => Engine::FbgemmAvx2,
     }
-    configs.iter().copied().filter(|c| !unmodelled(c)).collect()
+}
+
+/// PyTorch's x86 engine on the host: oneDNN's AMX kernels, its AVX-512
+/// VNNI ones, or, without VNNI, fbgemm's for every conv.
+fn pytorch_x86_engine() -> Engine {
+    match pytorch_cpu() {
+        (true, true) => Engine::X86Amx,
+        (true, false) => Engine::X86Vnni,
+        (false, _) => Engine::FbgemmAvx2,
+    }
 }
 
 /// PyTorch's x86 engine with oneDNN capped to its AVX-512 VNNI kernels
@@ -111,7 +86,7 @@ fn modelled<'a>(configs: &[&'a Config]) -> Vec<&'a Config> {
 /// choose by itself: qtensor's `x86-vnni`.
 fn pytorch_x86_vnni_engine() -> Engine {
     match pytorch_x86_engine() {
-        Engine::Fbgemm => Engine::Fbgemm,
+        Engine::FbgemmAvx2 => Engine::FbgemmAvx2,
         _ => Engine::X86Vnni,
     }
 }
@@ -127,9 +102,10 @@ struct Config {
 
 const CONFIGS: &[Config] = &[
     // Inputs 2.5x outside the calibrated range: fbgemm's depthwise int16
-    // pair sums saturate (MobileNetV2: 20% of logits equal before).
-    Config { tag: "fbgemm-out", options: &["--range", "out"], env: &[], engine: || Engine::Fbgemm },
-    Config { tag: "fbgemm-in", options: &[], env: &[], engine: || Engine::Fbgemm },
+    // pair sums saturate (MobileNetV2: 20% of logits equal before), and
+    // without VNNI its GEMMs' too (every network 14-54% before).
+    Config { tag: "fbgemm-out", options: &["--range", "out"], env: &[], engine: pytorch_fbgemm_engine },
+    Config { tag: "fbgemm-in", options: &[], env: &[], engine: pytorch_fbgemm_engine },
     // PyTorch's default engine: oneDNN's rounding where it takes a conv.
     Config { tag: "x86-in", options: &["--engine", "x86"], env: &[], engine: pytorch_x86_engine },
     Config { tag: "x86-out", options: &["--engine", "x86", "--range", "out"], env: &[], engine: pytorch_x86_engine },
@@ -144,7 +120,7 @@ const CONFIGS: &[Config] = &[
         tag: "fbgemm-per-tensor-out",
         options: &["--weights", "per_tensor", "--range", "out"],
         env: &[],
-        engine: || Engine::Fbgemm,
+        engine: pytorch_fbgemm_engine,
     },
     Config {
         tag: "x86-per-tensor",
@@ -158,7 +134,7 @@ const CONFIGS: &[Config] = &[
 fn check(archs: &[&str], configs: &[&Config]) {
     let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let mut results = Vec::new();
-    for config in modelled(configs) {
+    for config in configs {
         let Some(dir) = export(config.tag, archs, config.options, config.env) else { return };
         let engine = (config.engine)();
         eprintln!("{}: compared under qtensor's {engine} engine", config.tag);
@@ -180,7 +156,6 @@ fn check(archs: &[&str], configs: &[&Config]) {
 /// ResNet-18 under x86; and the engines differ where they should.
 #[test]
 fn each_engine_gives_pytorchs_integers() {
-    // In range too: on an AVX2 host the other two are not compared.
     check(&["mobilenet_v2"], &[&CONFIGS[0], &CONFIGS[1], &CONFIGS[5]]);
     check(&["resnet18"], &[&CONFIGS[2]]);
     let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
@@ -191,7 +166,7 @@ fn each_engine_gives_pytorchs_integers() {
         std::fs::remove_dir_all(&dir).ok();
     }
     // fbgemm's rounding is not oneDNN's.
-    if pytorch_x86_engine() != Engine::Fbgemm {
+    if matches!(pytorch_x86_engine(), Engine::X86Amx | Engine::X86Vnni) {
         if let Some(dir) = export("x86-vs-fbgemm", &["resnet18"], CONFIGS[2].options, &[]) {
             let fbgemm = compare(&dir, "resnet18", Engine::Fbgemm);
             assert!(fbgemm.iter().any(|(_, same, total)| same < total), "{fbgemm:?}");

@@ -12,6 +12,10 @@
 //!   kernel. These are PyTorch's integers under
 //!   `torch.backends.quantized.engine = "fbgemm"` on a CPU with AVX-512
 //!   VNNI.
+//! - **`fbgemm-avx2`**: the same on a CPU without AVX-512 VNNI (AMD Zen 2
+//!   and 3, Intel before Ice Lake), where fbgemm's GEMMs sum neighbouring
+//!   products in int16 too (`vpmaddubsw`): every conv and every linear
+//!   ([`Engine::gemm_pairs_saturate`], `reference::int16_pairs`).
 //! - **`x86`**: PyTorch's default engine, as it runs on this CPU. Each conv
 //!   goes to oneDNN or fbgemm by PyTorch's own rule ([`conv_route`]);
 //!   oneDNN requantizes with `numerics::OneDnnRequant` and never saturates.
@@ -19,7 +23,9 @@
 //!   multiply by the input and weight scales one after the other, its AMX
 //!   and AVX2 kernels by their product rounded to f32. **`x86-vnni`** is a
 //!   CPU with AVX-512 VNNI and no AMX (AMD Zen 4 and 5, Intel Ice Lake):
-//!   every conv separate. **`x86-amx`** is a CPU with AMX-INT8 (Intel Xeon
+//!   every conv separate. On a CPU without AVX-512 VNNI, PyTorch's `x86`
+//!   sends every conv to fbgemm, and qtensor's `x86` there is
+//!   `fbgemm-avx2`. **`x86-amx`** is a CPU with AMX-INT8 (Intel Xeon
 //!   from Sapphire Rapids on): folded, except depthwise convs and 1x1
 //!   convs over a batch of one, which oneDNN runs on AVX-512 VNNI kernels. `x86` picks
 //!   between them by this CPU, as PyTorch's oneDNN does (and folds every
@@ -34,8 +40,10 @@
 //!   integers on an AMX CPU than on a VNNI one, and fbgemm's on a CPU
 //!   without VNNI; the golden cases pin it.
 //!
-//! linear, add, mul, cat, pooling and the other ops give the same integers
-//! under every engine, as they do in PyTorch.
+//! add, mul, cat, pooling and the other ops give the same integers under
+//! every engine, as they do in PyTorch; linear too, except that fbgemm's
+//! int16 pairs saturate in it where they do in every conv
+//! (`fbgemm-avx2`, and `x86` on a CPU without AVX-512 VNNI).
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -44,11 +52,16 @@ use std::sync::OnceLock;
 /// Whose integers quantized convs give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Engine {
-    /// PyTorch's `fbgemm` engine, saturation included.
+    /// PyTorch's `fbgemm` engine on a CPU with AVX-512 VNNI, saturation
+    /// included (its depthwise kernel's).
     Fbgemm,
+    /// PyTorch's `fbgemm` engine on a CPU without AVX-512 VNNI: every conv
+    /// and linear sums pairs of products in int16, with saturation.
+    FbgemmAvx2,
     /// PyTorch's `x86` engine as it runs on this CPU: oneDNN for most
     /// convs, fbgemm for the rest (oneDNN's kernels by
-    /// [`OneDnnKernels::here`]).
+    /// [`OneDnnKernels::here`]); on a CPU without AVX-512 VNNI, fbgemm for
+    /// every conv, as [`Engine::FbgemmAvx2`].
     X86,
     /// PyTorch's `x86` engine with oneDNN's AVX-512 VNNI kernels (AMD Zen 4
     /// and 5, Intel Ice Lake and Cascade Lake).
@@ -64,12 +77,14 @@ pub enum Engine {
 
 impl Engine {
     /// Every engine.
-    pub const ALL: [Engine; 5] = [Engine::Fbgemm, Engine::X86, Engine::X86Vnni, Engine::X86Amx, Engine::Exact];
+    pub const ALL: [Engine; 6] =
+        [Engine::Fbgemm, Engine::FbgemmAvx2, Engine::X86, Engine::X86Vnni, Engine::X86Amx, Engine::Exact];
 
     /// The name `QTENSOR_ENGINE` and `--engine` take.
     pub fn name(self) -> &'static str {
         match self {
             Engine::Fbgemm => "fbgemm",
+            Engine::FbgemmAvx2 => "fbgemm-avx2",
             Engine::X86 => "x86",
             Engine::X86Vnni => "x86-vnni",
             Engine::X86Amx => "x86-amx",
@@ -81,10 +96,8 @@ impl Engine {
     pub fn parse(s: &str) -> Result<Engine> {
         let s = s.trim().to_ascii_lowercase();
         Engine::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| {
-            Error::invalid(
-                "QTENSOR_ENGINE",
-                format!("unknown engine `{s}`; expected one of fbgemm, x86, x86-vnni, x86-amx, exact"),
-            )
+            let names: Vec<&str> = Engine::ALL.iter().map(|e| e.name()).collect();
+            Error::invalid("QTENSOR_ENGINE", format!("unknown engine `{s}`; expected one of {}", names.join(", ")))
         })
     }
 
@@ -95,6 +108,20 @@ impl Engine {
             Engine::X86Vnni => 2,
             Engine::X86Amx => 3,
             Engine::Exact => 4,
+            Engine::FbgemmAvx2 => 5,
+        }
+    }
+
+    /// True when fbgemm's GEMMs (every conv it computes, and every
+    /// linear) sum pairs of neighbouring u8 x i8 products in int16 with
+    /// saturation under this engine: `fbgemm-avx2`, and `x86` on a machine
+    /// whose fbgemm has no AVX-512 VNNI ([`fbgemm_has_vnni_here`]). See
+    /// `reference::int16_pairs` in qtensor-kernels for the sums.
+    pub fn gemm_pairs_saturate(self) -> bool {
+        match self {
+            Engine::FbgemmAvx2 => true,
+            Engine::X86 => !fbgemm_has_vnni_here(),
+            Engine::Fbgemm | Engine::X86Vnni | Engine::X86Amx | Engine::Exact => false,
         }
     }
 }
@@ -162,9 +189,18 @@ pub enum ConvRoute {
         /// ([`fbgemm_depthwise`]): its bias term for a per-tensor weight
         /// multiplies by the reciprocal scale.
         depthwise: bool,
-        /// Pairs of taps sum with int16 saturation (the depthwise kernel,
-        /// except under [`Engine::Exact`]).
+        /// Pairs of neighbouring products sum in int16 with saturation, in
+        /// fbgemm's order (`reference::int16_pairs` in qtensor-kernels):
+        /// the depthwise kernel's under every engine but
+        /// [`Engine::Exact`], and every fbgemm conv's where
+        /// [`Engine::gemm_pairs_saturate`].
         saturate: bool,
+        /// For a weight quantized per tensor, the bias term `bias · f32(1 /
+        /// aws)` is rounded to f32 before the accumulator is added
+        /// (`numerics::AccRequant::with_rounded_reciprocal`), not fused with
+        /// it: fbgemm's depthwise kernel where its GEMMs saturate (measured
+        /// on a Zen 2: 0 of 3.2 M outputs differ, against 2 fused).
+        rounded_bias: bool,
     },
     /// oneDNN's (`numerics::OneDnnRequant`), over exact sums; `folded`
     /// when its kernels multiply by one f32 product of the input and
@@ -222,6 +258,37 @@ impl OneDnnKernels {
                 !(depthwise || c.kernel == [1, 1] && c.batch == 1)
             }
         }
+    }
+}
+
+/// True when PyTorch's fbgemm runs its AVX-512 VNNI kernels on this
+/// machine, whose sums are exact: the CPU has AVX-512 VNNI and
+/// `FBGEMM_ENABLE_INSTRUCTIONS` does not cap fbgemm to `AVX2`, `AVX512`
+/// or `AVX512_E1`. Otherwise fbgemm's GEMMs saturate int16 pairs
+/// ([`Engine::gemm_pairs_saturate`]). Off x86-64 (qtensor under qemu,
+/// checked against PyTorch elsewhere) it answers as for a VNNI machine;
+/// name the engine there.
+pub fn fbgemm_has_vnni_here() -> bool {
+    static HERE: OnceLock<bool> = OnceLock::new();
+    *HERE.get_or_init(|| {
+        let cap = std::env::var("FBGEMM_ENABLE_INSTRUCTIONS").unwrap_or_default().trim().to_ascii_uppercase();
+        let capped = matches!(cap.as_str(), "AVX2" | "AVX512" | "AVX512_E1");
+        !capped && (cpu_has_avx512_vnni() || !cfg!(target_arch = "x86_64"))
+    })
+}
+
+/// CPUID leaf 7: ECX bit 11 is AVX512-VNNI (and AVX-512 needs the OS to
+/// keep the zmm state, which `is_x86_feature_detected!` checks).
+fn cpu_has_avx512_vnni() -> bool {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(any(not(target_arch = "x86_64"), miri))]
+    {
+        // Off x86-64 the question is about a machine qtensor cannot see;
+        // the `x86` engine answers as on a VNNI CPU, as it always has.
+        true
     }
 }
 
@@ -288,11 +355,15 @@ pub fn fbgemm_depthwise(c: &ConvFacts) -> bool {
 /// otherwise.
 pub fn conv_route(engine: Engine, c: &ConvFacts) -> ConvRoute {
     let depthwise = fbgemm_depthwise(c);
-    let fbgemm = ConvRoute::Fbgemm { depthwise, saturate: depthwise };
+    let avx2 = engine.gemm_pairs_saturate();
+    let fbgemm = ConvRoute::Fbgemm { depthwise, saturate: depthwise || avx2, rounded_bias: depthwise && avx2 };
     let kernels = match engine {
-        Engine::Exact => return ConvRoute::Fbgemm { depthwise, saturate: false },
-        Engine::Fbgemm => return fbgemm,
+        Engine::Exact => return ConvRoute::Fbgemm { depthwise, saturate: false, rounded_bias: false },
+        Engine::Fbgemm | Engine::FbgemmAvx2 => return fbgemm,
         _ if c.groups > 100 || !c.symmetric_weight => return fbgemm,
+        // PyTorch's oneDNN route needs AVX-512 VNNI (cpuinfo's, whatever
+        // caps oneDNN or fbgemm run under).
+        Engine::X86 if !cpu_has_avx512_vnni() => return fbgemm,
         Engine::X86 => OneDnnKernels::here(),
         Engine::X86Vnni => OneDnnKernels::Avx512Vnni,
         Engine::X86Amx => OneDnnKernels::Amx,
@@ -320,9 +391,12 @@ mod tests {
 
     #[test]
     fn routes_like_pytorch() {
-        let fbgemm_dw = ConvRoute::Fbgemm { depthwise: true, saturate: true };
+        let fbgemm_dw = ConvRoute::Fbgemm { depthwise: true, saturate: true, rounded_bias: false };
         assert_eq!(conv_route(Engine::Fbgemm, &dw(32, 3, 1)), fbgemm_dw);
-        assert_eq!(conv_route(Engine::Exact, &dw(32, 3, 1)), ConvRoute::Fbgemm { depthwise: true, saturate: false });
+        assert_eq!(
+            conv_route(Engine::Exact, &dw(32, 3, 1)),
+            ConvRoute::Fbgemm { depthwise: true, saturate: false, rounded_bias: false }
+        );
         // oneDNN up to 100 groups, fbgemm beyond.
         assert_eq!(conv_route(Engine::X86Vnni, &dw(96, 3, 2)), ConvRoute::OneDnn { folded: false });
         assert_eq!(conv_route(Engine::X86Amx, &dw(96, 3, 2)), ConvRoute::OneDnn { folded: false });
@@ -333,11 +407,35 @@ mod tests {
         assert_eq!(conv_route(Engine::X86Amx, &pointwise), ConvRoute::OneDnn { folded: false });
         let batch = ConvFacts { batch: 2, ..pointwise };
         assert_eq!(conv_route(Engine::X86Amx, &batch), ConvRoute::OneDnn { folded: true });
-        assert_eq!(conv_route(Engine::X86, &dw(144, 5, 1)), fbgemm_dw);
+        // Over 100 groups, fbgemm; with its rounded bias term where this
+        // machine's fbgemm has no VNNI.
+        let here = Engine::X86.gemm_pairs_saturate();
+        let x86_dw = ConvRoute::Fbgemm { depthwise: true, saturate: true, rounded_bias: here };
+        assert_eq!(conv_route(Engine::X86, &dw(144, 5, 1)), x86_dw);
+        if !cpu_has_avx512_vnni() {
+            // PyTorch's x86 engine is fbgemm for every conv without VNNI.
+            assert_eq!(conv_route(Engine::X86, &dense), conv_route(Engine::FbgemmAvx2, &dense));
+        }
         // ShuffleNet's 58 channels are not a multiple of 8: fbgemm's GEMM.
-        assert_eq!(conv_route(Engine::Fbgemm, &dw(58, 3, 2)), ConvRoute::Fbgemm { depthwise: false, saturate: false });
+        assert_eq!(
+            conv_route(Engine::Fbgemm, &dw(58, 3, 2)),
+            ConvRoute::Fbgemm { depthwise: false, saturate: false, rounded_bias: false }
+        );
+        // Without VNNI, fbgemm's GEMMs saturate too: every conv.
+        assert_eq!(
+            conv_route(Engine::FbgemmAvx2, &dw(58, 3, 2)),
+            ConvRoute::Fbgemm { depthwise: false, saturate: true, rounded_bias: false }
+        );
+        assert_eq!(
+            conv_route(Engine::FbgemmAvx2, &dense),
+            ConvRoute::Fbgemm { depthwise: false, saturate: true, rounded_bias: false }
+        );
+        let avx2_dw = ConvRoute::Fbgemm { depthwise: true, saturate: true, rounded_bias: true };
+        assert_eq!(conv_route(Engine::FbgemmAvx2, &dw(32, 3, 1)), avx2_dw);
+        assert!(Engine::FbgemmAvx2.gemm_pairs_saturate() && !Engine::Fbgemm.gemm_pairs_saturate());
+        assert!(!Engine::Exact.gemm_pairs_saturate());
         let asymmetric = ConvFacts { symmetric_weight: false, ..dw(32, 3, 1) };
-        assert_eq!(conv_route(Engine::X86, &asymmetric), fbgemm_dw);
+        assert_eq!(conv_route(Engine::X86, &asymmetric), x86_dw);
         let dilated = ConvFacts { dilation: [2, 2], padding: [2, 2], ..dw(32, 3, 1) };
         assert!(!fbgemm_depthwise(&dilated));
         let dense = ConvFacts { groups: 1, ..dw(32, 3, 1) };

@@ -130,6 +130,16 @@ impl AccRequant {
         AccRequant { mult: aws / y_scale as f32, bias_term: bias / aws }
     }
 
+    /// The constants of one output channel of a weight quantized per
+    /// tensor where fbgemm's depthwise kernel runs without AVX-512 VNNI:
+    /// the bias term is `f32(bias · rcp)` with `rcp = f32(1 / aws)` (the
+    /// division in f64), rounded before the accumulator is added, unlike
+    /// [`FusedBiasRequant`].
+    pub fn with_rounded_reciprocal(x_scale: f64, w_scale: f64, bias: f32, y_scale: f64) -> AccRequant {
+        let fused = FusedBiasRequant::new(x_scale, w_scale, bias, y_scale);
+        AccRequant { mult: fused.mult, bias_term: fused.bias * fused.rcp }
+    }
+
     /// The output integer for the exact accumulator `acc`: clamping to
     /// integer bounds before rounding equals rounding before clamping, and
     /// a NaN (degenerate scales) lands on the zero point.

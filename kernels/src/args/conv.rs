@@ -2,6 +2,7 @@
 //! and the output size they give.
 
 use super::quantized::check_at_least;
+use crate::reference::int16_pairs::ConvGeometry;
 use qtensor_runtime::engine::{conv_route, ConvFacts, ConvRoute};
 use qtensor_runtime::{Error, Result};
 
@@ -36,6 +37,27 @@ impl ConvParams {
 }
 
 impl ConvParams {
+    /// The geometry of this conv over an NCHW input of `input` sizes, for
+    /// fbgemm's int16 pair sums.
+    pub fn geometry(
+        &self,
+        input: [usize; 4],
+        out_channels: usize,
+        kernel: [usize; 2],
+        out_hw: [usize; 2],
+    ) -> ConvGeometry {
+        ConvGeometry {
+            input,
+            out_channels,
+            groups: self.groups,
+            kernel,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            out_hw,
+        }
+    }
+
     /// How the engine in force computes this conv of `[batch,
     /// in_channels, ..]` into a weight `[out, in / groups, kh, kw]` (see
     /// `engine::conv_route`).

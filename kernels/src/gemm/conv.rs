@@ -17,13 +17,12 @@ use crate::args::conv::ConvParams;
 use crate::args::linear::qint8_weight_rows;
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
 use crate::parallel;
-use crate::reference::depthwise_int16::{self, DepthwiseShape};
 use qtensor_runtime::engine::ConvRoute;
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::{DType, Error, MemoryFormat, QScheme, Result, Storage, StorageType, Tensor};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A conv weight packed per group for the GEMM kernels, with k ordered
 /// (ky, kx, ic) to match im2col rows of an NHWC input.
@@ -48,13 +47,14 @@ pub struct GemmConvWeight {
     pub depthwise: Vec<f32>,
     /// The same, tap-major: `[KH*KW][OC]` (the NHWC depthwise path).
     pub depthwise_taps: Vec<f32>,
-    /// The raw weight (not centred), `[OC][KH*KW]`: whether fbgemm's int16
-    /// pair sums can saturate.
-    pub depthwise_raw: Vec<i8>,
     /// The same, tap-major, widened: `[KH*KW][OC]` (`gemm::saturating`).
     pub depthwise_raw_taps: Vec<i32>,
     /// The depthwise weight in an ISA's own layout, made on first use.
     pub depthwise_layout: LayoutCache,
+    /// The raw weight of each output channel in im2col order, split for
+    /// fbgemm's int16 pair sums (`saturating::PairRows`), made on the
+    /// first call that needs it.
+    pub pairs: OnceLock<saturating::PairRows>,
 }
 
 impl GemmConvWeight {
@@ -91,12 +91,10 @@ impl GemmConvWeight {
         let taps = kh * kw;
         let depthwise_taps =
             if icg == 1 { (0..taps * oc).map(|i| depthwise[(i % oc) * taps + i / oc]).collect() } else { Vec::new() };
-        let depthwise_raw = if icg == 1 { ints.clone() } else { Vec::new() };
         let depthwise_raw_taps =
             if icg == 1 { (0..taps * oc).map(|i| ints[(i % oc) * taps + i / oc] as i32).collect() } else { Vec::new() };
         Ok(GemmConvWeight {
             depthwise_taps,
-            depthwise_raw,
             depthwise_raw_taps,
             shape: [oc, icg, kh, kw],
             groups: packed,
@@ -106,7 +104,27 @@ impl GemmConvWeight {
             per_tensor: w.qscheme()? == QScheme::PerTensorAffine,
             depthwise,
             depthwise_layout: LayoutCache::default(),
+            pairs: OnceLock::new(),
         })
+    }
+
+    /// [`GemmConvWeight::pairs`], made from the weight tensor `w` it was
+    /// packed from on first use.
+    fn pair_rows(&self, w: &Tensor) -> Result<&saturating::PairRows> {
+        if let Some(p) = self.pairs.get() {
+            return Ok(p);
+        }
+        let [oc, icg, kh, kw] = self.shape;
+        let ints = w.to_vec::<i8>()?;
+        let taps = kh * kw;
+        // [oc][ic][ky][kx] to [oc][ky][kx][ic].
+        let mut rows = try_filled(checked_count("quantized::conv2d", &[oc, taps, icg])?, 0i8)?;
+        for (i, v) in rows.iter_mut().enumerate() {
+            let (o, t, ic) = (i / (taps * icg), i / icg % taps, i % icg);
+            *v = ints[(o * icg + ic) * taps + t];
+        }
+        let made = saturating::PairRows::new(&rows, taps * icg)?;
+        Ok(self.pairs.get_or_init(|| made))
     }
 }
 
@@ -203,10 +221,10 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let b = bias_values(op, bias, oc)?;
     let pw = conv_weight(w, g)?;
     let route = p.route([n, c], oc, [kh, kw], !pw.needs_row_sums);
-    // fbgemm's depthwise kernel, whose int16 pair sums an input above 127
-    // can saturate.
+    // fbgemm's kernels whose int16 pair sums an input above 127 can
+    // saturate: its depthwise kernel, and its GEMMs without VNNI.
     let saturating =
-        matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) && may_saturate(x, &pw, px.zero_point as u8)?;
+        matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) && may_saturate(x, w, &pw, px.zero_point as u8)?;
     let Some((mult, bias, form)) =
         column_requant(px.scale, &pw.scales, &b, (y_scale, y_zero_point), pw.per_tensor, route)
     else {
@@ -237,10 +255,13 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), total)?;
     // The direct depthwise routines requantize as fbgemm does per channel;
     // the other forms, and fbgemm's saturating depthwise convs, take
-    // `saturating::depthwise_nhwc`.
+    // `saturating::depthwise_nhwc`; the other saturating convs
+    // `saturating::conv_nhwc`.
     let depthwise = icg == 1 && oc == g && kh * kw <= 64;
-    let portable_depthwise = saturating || depthwise && form != RequantForm::Fbgemm;
-    let depthwise = depthwise && !portable_depthwise;
+    let saturating_depthwise = saturating && icg == 1 && p.dilation == [1, 1];
+    let saturating_gemm = saturating && !saturating_depthwise;
+    let portable_depthwise = saturating_depthwise || !saturating && depthwise && form != RequantForm::Fbgemm;
+    let depthwise = depthwise && !saturating && !portable_depthwise;
     // The direct depthwise routines' arguments; `input` is set per layout.
     let dw_base = DepthwiseArgs {
         input: &[],
@@ -280,20 +301,19 @@ pub fn gemm_conv2d<K: GemmIsa>(
         let out: &mut [u8] = if channels_last { &mut dst } else { &mut nhwc_out };
         let pointwise_ok = g == 1 && kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
         // The direct depthwise routine, where the ISA has one.
-        let direct = if portable_depthwise && p.dilation == [1, 1] {
+        let geometry = p.geometry([n, c, h, wd], oc, [kh, kw], [oh, ow]);
+        let zx = px.zero_point as u8;
+        let direct = if saturating_gemm {
+            let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
+            let rows = (pw.pair_rows(w)?, &pw.zero_points[..]);
+            Some(xl.with_dense::<u8, Result<()>>(|src| {
+                saturating::conv_nhwc(kernel, &geometry, (src, zx), rows, rq.of(0..oc), out)
+            })?)
+        } else if portable_depthwise && p.dilation == [1, 1] {
             let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
             let taps = saturating::RawTaps { weights: &pw.depthwise_raw_taps, zero_points: &pw.zero_points };
-            let shape = DepthwiseShape {
-                input: [n, c, h, wd],
-                out_channels: oc,
-                kernel: [kh, kw],
-                stride: p.stride,
-                padding: p.padding,
-                out_hw: [oh, ow],
-            };
-            let zx = px.zero_point as u8;
             Some(xl.with_dense::<u8, Result<()>>(|src| {
-                saturating::depthwise_nhwc(kernel, &shape, (src, zx), &taps, rq.of(0..oc), saturating, out)
+                saturating::depthwise_nhwc(kernel, &geometry, (src, zx), &taps, rq.of(0..oc), saturating, out)
             })?)
         } else if depthwise {
             let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;
@@ -332,14 +352,18 @@ pub fn gemm_conv2d<K: GemmIsa>(
     }
 }
 
-/// True when fbgemm's depthwise pair sums could leave int16 on `x`: its
-/// largest byte times the weight's widest pair of taps (see
-/// `reference::depthwise_int16`). Activations calibrated with PyTorch's
-/// `reduce_range` stay below 128, where no pair can.
-fn may_saturate(x: &Tensor, pw: &GemmConvWeight, zx: u8) -> Result<bool> {
-    let [_, _, kh, kw] = pw.shape;
+/// True when fbgemm's int16 pair sums could leave int16 on `x`: its
+/// largest byte times the weight's widest pair (see
+/// `reference::int16_pairs`). Activations calibrated with PyTorch's
+/// `reduce_range` stay below 128, where no pair can, so the pairs are only
+/// made for larger inputs.
+fn may_saturate(x: &Tensor, w: &Tensor, pw: &GemmConvWeight, zx: u8) -> Result<bool> {
     let max_x = x.with_dense::<u8, u8>(|s| s.iter().copied().max().unwrap_or(0))?;
-    Ok(depthwise_int16::can_saturate(max_x, zx, &pw.depthwise_raw, kh * kw))
+    // |w_a| + |w_b| <= 256, and 127 * 256 < 2^15.
+    if max_x.max(zx) <= 127 {
+        return Ok(false);
+    }
+    Ok(pw.pair_rows(w)?.can_saturate(max_x, zx))
 }
 
 /// A 1x1 conv with stride 1 and no padding over NHWC input is a plain GEMM

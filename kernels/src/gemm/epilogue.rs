@@ -257,6 +257,13 @@ pub fn column_requant(
             rqs.iter().map(|r| r.bias).collect(),
             if finite { RequantForm::OneDnn { x, d } } else { return None },
         )
+    } else if per_tensor && matches!(route, ConvRoute::Fbgemm { rounded_bias: true, .. }) {
+        let rqs: Vec<AccRequant> = w_scales
+            .iter()
+            .zip(bias)
+            .map(|(&sw, &b)| AccRequant::with_rounded_reciprocal(x_scale, sw, b as f32, y_scale))
+            .collect();
+        (rqs.iter().map(|r| r.mult).collect(), rqs.iter().map(|r| r.bias_term).collect(), RequantForm::Fbgemm)
     } else if per_tensor {
         let rqs: Vec<FusedBiasRequant> =
             w_scales.iter().zip(bias).map(|(&sw, &b)| FusedBiasRequant::new(x_scale, sw, b as f32, y_scale)).collect();

@@ -4,15 +4,16 @@ use super::driver::{gemm_into, Rows, Weights};
 use super::epilogue::{column_requant, Epilogue, Requant};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
+use super::saturating::{self, PairRows};
 use super::MAX_K;
 use crate::args::linear::{choose_qparams, qint8_weight_rows, rows_of};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
 use crate::vector::QuantizeParams;
-use qtensor_runtime::engine::ConvRoute;
+use qtensor_runtime::engine::{self, ConvRoute};
 use qtensor_runtime::numerics::inv_scale;
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::{DType, Error, QScheme, Result, Storage, Tensor};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A qint8 linear weight `[N, K]` packed for the GEMM kernels, with its
 /// per-row zero points and scales. Cached on the weight tensor.
@@ -26,6 +27,9 @@ pub struct GemmWeight {
     pub scales: Vec<f64>,
     /// True for a weight quantized per tensor (fbgemm's bias term differs).
     pub per_tensor: bool,
+    /// The raw weight split for fbgemm's int16 pair sums, made on the
+    /// first call that needs it.
+    pub pairs: OnceLock<PairRows>,
 }
 
 impl GemmWeight {
@@ -39,7 +43,35 @@ impl GemmWeight {
             zero_points: qp.iter().map(|p| p.1 as i32).collect(),
             scales: qp.iter().map(|p| p.0).collect(),
             per_tensor: w.qscheme()? == QScheme::PerTensorAffine,
+            pairs: OnceLock::new(),
         })
+    }
+
+    /// [`GemmWeight::pairs`], made from the weight tensor `w` it was
+    /// packed from on first use.
+    fn pair_rows(&self, w: &Tensor) -> Result<&PairRows> {
+        if let Some(p) = self.pairs.get() {
+            return Ok(p);
+        }
+        let made = PairRows::new(&w.to_vec::<i8>()?, self.packed.k)?;
+        Ok(self.pairs.get_or_init(|| made))
+    }
+
+    /// The split weight when the engine in force has fbgemm's int16 pairs
+    /// saturate (`Engine::gemm_pairs_saturate`) and the activations `x`
+    /// (zero point `zx`) could saturate one; else `None`, and the exact
+    /// GEMM gives fbgemm's sums.
+    fn saturating_pairs(&self, w: &Tensor, x: &[u8], zx: u8) -> Result<Option<&PairRows>> {
+        if !engine::engine().gemm_pairs_saturate() {
+            return Ok(None);
+        }
+        let max_x = x.iter().copied().max().unwrap_or(0);
+        // |w_a| + |w_b| <= 256, and 127 * 256 < 2^15.
+        if max_x.max(zx) <= 127 {
+            return Ok(None);
+        }
+        let pairs = self.pair_rows(w)?;
+        Ok(pairs.can_saturate(max_x, zx).then_some(pairs))
     }
 
     /// The packed form of `w`, computed once and cached on the tensor.
@@ -71,14 +103,15 @@ pub fn gemm_linear<K: GemmIsa>(
     let (mut sizes, m) = rows_of(op, x, gw.packed.k)?;
     let b = bias_values(op, bias, n)?;
     // Linear gives fbgemm's integers under every engine (PyTorch's x86
-    // engine runs it on fbgemm).
+    // engine runs it on fbgemm), its int16 pairs' saturation included
+    // where fbgemm has no VNNI.
     let Some((mult, bias, form)) = column_requant(
         px.scale,
         &gw.scales,
         &b,
         (y_scale, y_zero_point),
         gw.per_tensor,
-        ConvRoute::Fbgemm { depthwise: false, saturate: false },
+        ConvRoute::Fbgemm { depthwise: false, saturate: false, rounded_bias: false },
     ) else {
         return Ok(None);
     };
@@ -87,8 +120,17 @@ pub fn gemm_linear<K: GemmIsa>(
         Epilogue::Quantize(Requant { mult: &mult, bias: &bias, zero_point: y_zero_point as i32, lo, hi: 255.0, form });
     let storage = Storage::for_overwrite(DType::QUInt8.storage_type(), checked_count(op, &[m, n])?)?;
     x.with_contiguous::<u8, Result<()>>(|xs| {
-        let (rows, w) =
-            (Rows { data: xs, m, zx: px.zero_point as i32 }, Weights { b: &gw.packed, zw: &gw.zero_points });
+        let zx = px.zero_point as u8;
+        if let Some(pairs) = gw.saturating_pairs(w, xs, zx)? {
+            return saturating::linear_rows(
+                kernel,
+                (xs, zx),
+                (pairs, &gw.zero_points),
+                &epi,
+                &mut storage.write::<u8>()?,
+            );
+        }
+        let (rows, w) = (Rows { data: xs, m, zx: zx as i32 }, Weights { b: &gw.packed, zw: &gw.zero_points });
         gemm_into(kernel, rows, w, epi, &mut storage.write::<u8>()?)
     })??;
     sizes.push(n);
@@ -125,8 +167,12 @@ pub fn gemm_linear_dynamic<K: GemmIsa>(
     let (xq, sx, zx) = xs;
     let epi = Epilogue::Float { x_scale: sx, w_scales: &gw.scales, bias: &b };
     let storage = Storage::for_overwrite(DType::Float32.storage_type(), checked_count(op, &[m, n])?)?;
-    let (rows, w) = (Rows { data: &xq[..], m, zx: zx as i32 }, Weights { b: &gw.packed, zw: &gw.zero_points });
-    gemm_into(kernel, rows, w, epi, &mut storage.write::<f32>()?)?;
+    if let Some(pairs) = gw.saturating_pairs(w, &xq, zx as u8)? {
+        saturating::linear_rows(kernel, (&xq, zx as u8), (pairs, &gw.zero_points), &epi, &mut storage.write::<f32>()?)?;
+    } else {
+        let (rows, w) = (Rows { data: &xq[..], m, zx: zx as i32 }, Weights { b: &gw.packed, zw: &gw.zero_points });
+        gemm_into(kernel, rows, w, epi, &mut storage.write::<f32>()?)?;
+    }
     sizes.push(n);
     Tensor::from_storage(storage, DType::Float32, &sizes).map(Some)
 }

@@ -1,17 +1,26 @@
-//! fbgemm's depthwise conv with its int16 pair sums, fast: the same sums as
-//! `reference::depthwise_int16` (which says what they are), over a
-//! channels-last input, one output row per task and the channels innermost
-//! so that the compiler vectorizes the pairs. The `fbgemm` and `x86`
-//! engines take it for the depthwise convs fbgemm computes whenever an
-//! input could saturate a pair; without saturation (`saturate` false) it
-//! gives the exact sums, for the depthwise convs whose requantization the
-//! ISAs' direct routines do not implement (oneDNN's, fbgemm's per-tensor).
+//! fbgemm's int16 pair sums, fast: the same sums as
+//! `reference::int16_pairs` (which says what they are), in safe Rust that
+//! the compiler vectorizes under each ISA ([`GemmIsa::vectorized`]).
+//!
+//! - [`depthwise_nhwc`]: fbgemm's depthwise conv over a channels-last
+//!   input, one output row per task and the channels innermost. The
+//!   engines take it for the depthwise convs fbgemm computes whenever an
+//!   input could saturate a pair; without saturation (`saturate` false) it
+//!   gives the exact sums, for the depthwise convs whose requantization
+//!   the ISAs' direct routines do not implement (oneDNN's, fbgemm's
+//!   per-tensor).
+//! - [`conv_nhwc`] and [`linear_rows`]: fbgemm's GEMMs on a CPU without
+//!   AVX-512 VNNI (`Engine::gemm_pairs_saturate`), for every other conv
+//!   and for linear, as dot products of each output's reduction split into
+//!   its even and odd elements ([`PairRows`]), only when an input could
+//!   saturate a pair (the exact GEMM gives the same sums otherwise).
 
 use super::driver::OutElem;
 use super::epilogue::{Epilogue, PanelTerms, Requant};
 use super::kernel::GemmIsa;
 use crate::parallel;
-use crate::reference::depthwise_int16::DepthwiseShape;
+use crate::reference::int16_pairs::{self, ConvGeometry};
+use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::Result;
 
 /// The raw weights of a depthwise conv, tap-major, with what the sums
@@ -30,7 +39,7 @@ pub struct RawTaps<'a> {
 /// the loops run compiled for `kernel`'s ISA ([`GemmIsa::vectorized`]).
 pub fn depthwise_nhwc<K: GemmIsa>(
     kernel: K,
-    s: &DepthwiseShape,
+    s: &ConvGeometry,
     (x, zx): (&[u8], u8),
     w: &RawTaps<'_>,
     rq: Requant<'_>,
@@ -124,4 +133,187 @@ fn add_pairs(acc: &mut [i32], (a, b): (&[u8], &[u8]), (wa, wb): (&[i32], &[i32])
             *acc += sat(xa * wa[o] + xb * wb[o]);
         }
     }
+}
+
+/// Rows of raw i8 weights (each one output's reduction, in fbgemm's order)
+/// split for int16 pair sums: element `2i` of a row in `even[i]`, element
+/// `2i + 1` in `odd[i]` (0 past an odd end), both widened to i16.
+#[derive(Debug, Clone)]
+pub struct PairRows {
+    /// Elements per row.
+    k: usize,
+    /// Pairs per row: `ceil(k / 2)`.
+    half: usize,
+    /// The even elements, `[rows][half]`.
+    even: Vec<i16>,
+    /// The odd elements, `[rows][half]`.
+    odd: Vec<i16>,
+    /// `Σ w` of each row.
+    sums: Vec<i32>,
+    /// The widest pair, `max |w[2i]| + |w[2i+1]|` ([`int16_pairs::widest_pair`]).
+    widest: i32,
+}
+
+impl PairRows {
+    /// Splits `raw`, rows of `k` weights.
+    pub fn new(raw: &[i8], k: usize) -> Result<PairRows> {
+        let rows = raw.len() / k.max(1);
+        let half = k.div_ceil(2);
+        let len = checked_count("quantized::conv2d", &[rows, half])?;
+        let (mut even, mut odd) = (try_filled(len, 0i16)?, try_filled(len, 0i16)?);
+        for (r, row) in raw.chunks(k.max(1)).take(rows).enumerate() {
+            for (i, pair) in row.chunks(2).enumerate() {
+                even[r * half + i] = pair[0] as i16;
+                odd[r * half + i] = pair.get(1).map_or(0, |&v| v as i16);
+            }
+        }
+        let sums = raw.chunks(k.max(1)).take(rows).map(|row| row.iter().map(|&v| v as i32).sum()).collect();
+        Ok(PairRows { k, half, even, odd, sums, widest: int16_pairs::widest_pair(raw, k) })
+    }
+
+    /// True when `max_x` (or the padding's `zx`) can saturate a pair.
+    pub fn can_saturate(&self, max_x: u8, zx: u8) -> bool {
+        int16_pairs::can_saturate(max_x, zx, self.widest)
+    }
+
+    /// Row `r`'s even and odd weights.
+    fn row(&self, r: usize) -> (&[i16], &[i16]) {
+        (&self.even[r * self.half..][..self.half], &self.odd[r * self.half..][..self.half])
+    }
+}
+
+/// One reduction's activations split as [`PairRows`] splits weights.
+struct PairActivations {
+    even: Vec<i16>,
+    odd: Vec<i16>,
+    sum: i32,
+}
+
+impl PairActivations {
+    fn new(half: usize) -> PairActivations {
+        PairActivations { even: vec![0; half], odd: vec![0; half], sum: 0 }
+    }
+
+    /// Fills the split from the reduction's activations, in order.
+    #[inline(always)]
+    fn fill(&mut self, values: impl Iterator<Item = u8>) {
+        self.sum = 0;
+        if let Some(last) = self.odd.last_mut() {
+            // An odd end pairs with zero.
+            *last = 0;
+        }
+        for (i, v) in values.enumerate() {
+            let half = if i % 2 == 0 { &mut self.even } else { &mut self.odd };
+            half[i / 2] = v as i16;
+            self.sum += v as i32;
+        }
+    }
+
+    /// `Σ_i sat16(x[2i]·w[2i] + x[2i+1]·w[2i+1])` with row `(we, wo)`.
+    #[inline(always)]
+    fn pair_dot(&self, (we, wo): (&[i16], &[i16])) -> i32 {
+        // Each product of a u8 and an i8 fits i16 (|x·w| <= 32,640), so
+        // `wrapping_mul` is exact; the pair's sum saturates as
+        // `vpmaddubsw`'s does. The i32 total is exact below MAX_K.
+        let mut acc = 0i32;
+        for (((&xe, &xo), &a), &b) in self.even.iter().zip(&self.odd).zip(we).zip(wo) {
+            acc += xe.wrapping_mul(a).saturating_add(xo.wrapping_mul(b)) as i32;
+        }
+        acc
+    }
+}
+
+/// The per-output constant terms `−zx·Σw + K·zx·zw`.
+fn col_terms(w: &PairRows, zero_points: &[i32], zx: u8) -> Vec<i32> {
+    let (zx, k) = (zx as i32, w.k as i32);
+    w.sums.iter().zip(zero_points).map(|(&ws, &zw)| -zx * ws + k * zx * zw).collect()
+}
+
+/// Writes the requantized output of a conv of any groups, NHWC, into
+/// `out`, from fbgemm's int16 pair sums: `x` is the NHWC input, `zx` its
+/// zero point (the padding's value), `w` the raw weight of every output
+/// channel in im2col order (kernel row, kernel column, the group's input
+/// channels) with its `zero_points`. One output row per task.
+pub fn conv_nhwc<K: GemmIsa>(
+    kernel: K,
+    s: &ConvGeometry,
+    (x, zx): (&[u8], u8),
+    (w, zero_points): (&PairRows, &[i32]),
+    rq: Requant<'_>,
+    out: &mut [u8],
+) -> Result<()> {
+    let [_, c, h, wd] = s.input;
+    let [kh, kw] = s.kernel;
+    let [oh, ow] = s.out_hw;
+    let oc = s.out_channels;
+    let groups = s.groups.max(1);
+    let (icg, ocg) = (c / groups, oc / groups);
+    let col_terms = col_terms(w, zero_points, zx);
+    let epilogue = Epilogue::Quantize(rq);
+    let row_sums = vec![0i32; ow];
+    let padding = vec![zx; icg];
+    parallel::try_chunks(
+        out,
+        ow * oc,
+        || (vec![0i32; ow * oc], PairActivations::new(w.half)),
+        |(acc, xs), r, row| {
+            kernel.vectorized(|| {
+                let (img, oy) = (r / oh.max(1), r % oh.max(1));
+                for (ox, acc) in acc.chunks_exact_mut(oc.max(1)).enumerate() {
+                    for g in 0..groups {
+                        // The window's activations in im2col order, padding
+                        // as the zero point.
+                        let tap = |t: usize| {
+                            let iy = (oy * s.stride[0] + t / kw * s.dilation[0]).checked_sub(s.padding[0]);
+                            let ix = (ox * s.stride[1] + t % kw * s.dilation[1]).checked_sub(s.padding[1]);
+                            match (iy.filter(|&y| y < h), ix.filter(|&v| v < wd)) {
+                                (Some(y), Some(v)) => &x[((img * h + y) * wd + v) * c + g * icg..][..icg],
+                                _ => &padding[..],
+                            }
+                        };
+                        xs.fill((0..kh * kw).flat_map(|t| tap(t).iter().copied()));
+                        for o in g * ocg..(g + 1) * ocg {
+                            acc[o] = xs.pair_dot(w.row(o)) - zero_points[o] * xs.sum;
+                        }
+                    }
+                }
+            });
+            let terms = PanelTerms { products: acc, ldp: oc, col_terms: &col_terms, zw: &[], row_sums: &row_sums };
+            u8::finish_rows(kernel, &epilogue, terms, row);
+            Ok(())
+        },
+    )
+}
+
+/// Writes `epi` of a linear into `out` (`[M][N]`), from fbgemm's int16
+/// pair sums: `x` holds the raw rows of `k` activations with zero point
+/// `zx`, `w` the raw weight rows (of `k` elements, as `x`'s rows) with
+/// their `zero_points`. Rows in tasks.
+pub fn linear_rows<K: GemmIsa, T: OutElem + Send>(
+    kernel: K,
+    (x, zx): (&[u8], u8),
+    (w, zero_points): (&PairRows, &[i32]),
+    epi: &Epilogue<'_>,
+    out: &mut [T],
+) -> Result<()> {
+    let (n, k) = (zero_points.len(), w.k);
+    let col_terms = col_terms(w, zero_points, zx);
+    let zw: &[i32] = if zero_points.iter().any(|&z| z != 0) { zero_points } else { &[] };
+    parallel::try_chunks(
+        out,
+        n,
+        || (vec![0i32; n], PairActivations::new(w.half)),
+        |(acc, xs), r, row| {
+            kernel.vectorized(|| {
+                xs.fill(x[r * k..][..k].iter().copied());
+                for (o, a) in acc.iter_mut().enumerate() {
+                    *a = xs.pair_dot(w.row(o));
+                }
+            });
+            let sums = [xs.sum];
+            let terms = PanelTerms { products: acc, ldp: n, col_terms: &col_terms, zw, row_sums: &sums };
+            T::finish_rows(kernel, epi, terms, row);
+            Ok(())
+        },
+    )
 }

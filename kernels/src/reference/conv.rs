@@ -3,10 +3,10 @@
 //!
 //! Padding stands for real zeros, i.e. the input's zero point, so it adds
 //! nothing to the exact accumulator `Σ (x - x_zp)(w - w_zp)`. The engine
-//! in force (`qtensor_runtime::engine`) picks the requantization, and for
-//! fbgemm's depthwise convs the int16 pair sums of `depthwise_int16`.
+//! in force (`qtensor_runtime::engine`) picks the requantization, and
+//! where fbgemm's kernel saturates, the int16 pair sums of `int16_pairs`.
 
-use super::depthwise_int16::{self, DepthwiseShape};
+use super::int16_pairs;
 use crate::args::conv::ConvParams;
 use crate::args::linear::{centered_rows, qint8_weight_rows};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
@@ -109,6 +109,13 @@ pub fn conv2d_with_packed(
         ConvRoute::OneDnn { folded } => {
             OneDnnRequant::new(px.scale, w.scales[oc], b[oc] as f32, y_scale, folded).apply(acc, y_zero_point, lo, 255)
         }
+        ConvRoute::Fbgemm { rounded_bias: true, .. } if w.per_tensor => AccRequant::with_rounded_reciprocal(
+            px.scale,
+            w.scales[oc],
+            b[oc] as f32,
+            y_scale,
+        )
+        .apply(acc, y_zero_point, lo, 255),
         ConvRoute::Fbgemm { .. } if w.per_tensor => {
             FusedBiasRequant::new(px.scale, w.scales[oc], b[oc] as f32, y_scale).apply(acc, y_zero_point, lo, 255)
         }
@@ -117,20 +124,14 @@ pub fn conv2d_with_packed(
         }
     };
     if matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) {
-        let shape = DepthwiseShape {
-            input: [n, c, h, wd],
-            out_channels: w.out_channels,
-            kernel: [kh, kw],
-            stride: p.stride,
-            padding: p.padding,
-            out_hw: [oh, ow],
-        };
+        let geometry = p.geometry([n, c, h, wd], w.out_channels, [kh, kw], [oh, ow]);
+        let per_oc = w.in_per_group * kh * kw;
         let raw: Vec<i8> =
-            w.weights.iter().enumerate().map(|(i, &v)| (v as i64 + w.zero_points[i / (kh * kw)]) as i8).collect();
+            w.weights.iter().enumerate().map(|(i, &v)| (v as i64 + w.zero_points[i / per_oc.max(1)]) as i8).collect();
         let x_u8: Vec<u8> = xs.iter().map(|&v| (v + px.zero_point) as u8).collect();
-        let sums = depthwise_int16::sums(&shape, &x_u8, px.zero_point as u8, &raw, &w.zero_points)?;
+        let sums = int16_pairs::conv_sums(&geometry, &x_u8, px.zero_point as u8, &raw, &w.zero_points)?;
         let plane = oh * ow;
-        ints.extend(sums.iter().enumerate().map(|(i, &acc)| requant(acc as i64, (i / plane.max(1)) % w.out_channels)));
+        ints.extend(sums.iter().enumerate().map(|(i, &acc)| requant(acc, (i / plane.max(1)) % w.out_channels)));
         return quantized_from_ints(&[n, w.out_channels, oh, ow], &out_q, &ints)?.in_format_of(x);
     }
     for img in 0..n {

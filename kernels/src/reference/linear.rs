@@ -1,12 +1,15 @@
 //! quantized::linear, linear_relu and linear_dynamic, over a packed weight.
 //!
-//! Accumulation is exact (`Σ (x - x_zp)(w - w_zp)` in i64, so no int16 or
-//! int32 saturation whatever K is), and the result `acc * x_scale * w_scale
-//! + bias` is requantized in f64.
+//! Accumulation is exact (`Σ (x - x_zp)(w - w_zp)` in i64, so no int32
+//! overflow whatever K is), except where the engine in force has fbgemm's
+//! int16 pairs saturate (`Engine::gemm_pairs_saturate`, `int16_pairs`);
+//! then the sums are fbgemm's. The requantization is fbgemm's.
 
+use super::int16_pairs;
 use super::quantize::float_input;
 use crate::args::linear::{centered_rows, choose_qparams, qint8_weight_rows, rows_of};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
+use qtensor_runtime::engine;
 use qtensor_runtime::numerics::{inv_scale, quantize_val, AccRequant, FusedBiasRequant};
 use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::{checked_count, try_vec};
@@ -25,6 +28,8 @@ pub struct PackedLinear {
     pub weights: Vec<i16>,
     /// Scale of each output row.
     pub scales: Vec<f64>,
+    /// Zero point of each output row.
+    pub zero_points: Vec<i64>,
     /// True for a weight quantized per tensor (fbgemm's bias term differs).
     pub per_tensor: bool,
 }
@@ -39,6 +44,7 @@ impl PackedLinear {
             k,
             weights: centered_rows(&w.int_values()?, &qp, k),
             scales: qp.iter().map(|&(s, _)| s).collect(),
+            zero_points: qp.iter().map(|&(_, z)| z).collect(),
             per_tensor: w.qscheme()? == QScheme::PerTensorAffine,
         })
     }
@@ -48,8 +54,19 @@ impl PackedLinear {
         w.cached_derived(PackedLinear::pack)
     }
 
-    /// Exact accumulators `[M, N]` for `m` rows of `x` (already `x - x_zp`).
-    fn accumulate(&self, x: &[i64], m: usize) -> Result<Vec<i64>> {
+    /// The accumulators `[M, N]` for `m` rows of `x` (already `x - x_zp`):
+    /// exact, or fbgemm's int16 pair sums where the engine saturates them.
+    fn accumulate(&self, x: &[i64], m: usize, zx: i64) -> Result<Vec<i64>> {
+        if engine::engine().gemm_pairs_saturate() {
+            let raw_x: Vec<u8> = x.iter().take(m * self.k).map(|&v| (v + zx) as u8).collect();
+            let raw_w: Vec<i8> = self
+                .weights
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (v as i64 + self.zero_points[i / self.k.max(1)]) as i8)
+                .collect();
+            return int16_pairs::linear_sums(&raw_x, zx as u8, &raw_w, &self.zero_points, self.k);
+        }
         let mut acc = try_vec(checked_count("quantized::linear", &[m, self.n])?)?;
         acc.resize(m * self.n, 0i64);
         for (row, out) in x.chunks(self.k.max(1)).take(m).zip(acc.chunks_mut(self.n.max(1))) {
@@ -79,7 +96,7 @@ pub fn linear_with_packed(
     let (mut sizes, m) = rows_of(op, x, packed.k)?;
     let b = bias_values(op, bias, packed.n)?;
     let xs: Vec<i64> = x.int_values()?.into_iter().map(|v| v - px.zero_point).collect();
-    let acc = packed.accumulate(&xs, m)?;
+    let acc = packed.accumulate(&xs, m, px.zero_point)?;
     let lo = if relu { y_zero_point.max(0) } else { 0 };
     let ints: Vec<i64> = acc
         .iter()
@@ -137,7 +154,7 @@ pub fn reference_linear_dynamic(x: &Tensor, w: &Tensor, b: Option<&Tensor>, redu
     let (sx, zx) = choose_qparams(lo, hi, 0, 255, reduce_range);
     let inv = inv_scale(sx);
     let xs: Vec<i64> = values.iter().map(|&v| quantize_val(v, inv, zx, 0, 255) - zx).collect();
-    let acc = packed.accumulate(&xs, m)?;
+    let acc = packed.accumulate(&xs, m, zx)?;
     let out: Vec<f32> = acc
         .iter()
         .enumerate()
