@@ -51,10 +51,10 @@ pub struct GemmConvWeight {
     pub depthwise_raw_taps: Vec<i32>,
     /// The depthwise weight in an ISA's own layout, made on first use.
     pub depthwise_layout: LayoutCache,
-    /// The raw weight of each output channel in im2col order, split for
-    /// fbgemm's int16 pair sums (`saturating::PairRows`), made on the
-    /// first call that needs it.
-    pub pairs: OnceLock<saturating::PairRows>,
+    /// Each group's raw weight rows in im2col order, laid out for fbgemm's
+    /// int16 pair sums (`saturating::PairRows`), made on the first call
+    /// that needs them.
+    pub pairs: OnceLock<Vec<saturating::PairRows>>,
 }
 
 impl GemmConvWeight {
@@ -110,20 +110,18 @@ impl GemmConvWeight {
 
     /// [`GemmConvWeight::pairs`], made from the weight tensor `w` it was
     /// packed from on first use.
-    fn pair_rows(&self, w: &Tensor) -> Result<&saturating::PairRows> {
+    fn pair_rows(&self, w: &Tensor) -> Result<&[saturating::PairRows]> {
         if let Some(p) = self.pairs.get() {
             return Ok(p);
         }
-        let [oc, icg, kh, kw] = self.shape;
-        let ints = w.to_vec::<i8>()?;
-        let taps = kh * kw;
-        // [oc][ic][ky][kx] to [oc][ky][kx][ic].
-        let mut rows = try_filled(checked_count("quantized::conv2d", &[oc, taps, icg])?, 0i8)?;
-        for (i, v) in rows.iter_mut().enumerate() {
-            let (o, t, ic) = (i / (taps * icg), i / icg % taps, i % icg);
-            *v = ints[(o * icg + ic) * taps + t];
-        }
-        let made = saturating::PairRows::new(&rows, taps * icg)?;
+        let [_, icg, kh, kw] = self.shape;
+        let (taps, groups) = (kh * kw, self.groups.len().max(1));
+        // Channels-last order is [oc][ky][kx][ic], the im2col order (and
+        // a weight loaded from PyTorch is usually stored so already).
+        let rows = w.contiguous_in(MemoryFormat::ChannelsLast)?.with_dense::<i8, Vec<i8>>(|v| v.to_vec())?;
+        let per_group = rows.len() / groups;
+        let made =
+            rows.chunks(per_group.max(1)).map(|g| saturating::PairRows::new(g, taps * icg)).collect::<Result<_>>()?;
         Ok(self.pairs.get_or_init(|| made))
     }
 }
@@ -363,7 +361,7 @@ fn may_saturate(x: &Tensor, w: &Tensor, pw: &GemmConvWeight, zx: u8) -> Result<b
     if max_x.max(zx) <= 127 {
         return Ok(false);
     }
-    Ok(pw.pair_rows(w)?.can_saturate(max_x, zx))
+    Ok(pw.pair_rows(w)?.iter().any(|g| g.can_saturate(max_x, zx)))
 }
 
 /// A 1x1 conv with stride 1 and no padding over NHWC input is a plain GEMM

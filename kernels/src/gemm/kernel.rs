@@ -138,6 +138,16 @@ pub trait GemmIsa: Copy + Send + Sync + 'static {
         let _ = (args, out);
         None
     }
+
+    /// fbgemm's int16 pair sums (`reference::int16_pairs`) of `rows`
+    /// activation rows of `kq * 4` raw bytes (`a`, the K tail zero) against
+    /// the `n` weight rows `quads` packed by `saturating::PairRows`, into
+    /// `out[r * n + j]`; false where the ISA has no such routine (the
+    /// caller then takes the portable dot products).
+    fn pair_sums(self, a: &[u8], rows: usize, kq: usize, quads: &[i8], n: usize, out: &mut [i32]) -> bool {
+        let _ = (a, rows, kq, quads, n, out);
+        false
+    }
 }
 
 /// The quantizing epilogue: [`Requant::scalar`] of each column.

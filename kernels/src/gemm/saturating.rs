@@ -135,11 +135,22 @@ fn add_pairs(acc: &mut [i32], (a, b): (&[u8], &[u8]), (wa, wb): (&[i32], &[i32])
     }
 }
 
+/// Output rows per block of [`PairRows`]' packed layout.
+pub const QUAD_BLOCK: usize = 16;
+
 /// Rows of raw i8 weights (each one output's reduction, in fbgemm's order)
-/// split for int16 pair sums: element `2i` of a row in `even[i]`, element
-/// `2i + 1` in `odd[i]` (0 past an odd end), both widened to i16.
+/// laid out for int16 pair sums, twice:
+///
+/// - split: element `2i` of a row in `even[i]`, element `2i + 1` in
+///   `odd[i]` (0 past an odd end), both widened to i16, for the portable
+///   dot products;
+/// - packed for an ISA's [`GemmIsa::pair_sums`]: blocks of
+///   [`QUAD_BLOCK`] rows, each step of 4 elements one run of 16 rows x 4
+///   bytes, zero past the rows' and K's ends.
 #[derive(Debug, Clone)]
 pub struct PairRows {
+    /// Rows.
+    n: usize,
     /// Elements per row.
     k: usize,
     /// Pairs per row: `ceil(k / 2)`.
@@ -148,6 +159,10 @@ pub struct PairRows {
     even: Vec<i16>,
     /// The odd elements, `[rows][half]`.
     odd: Vec<i16>,
+    /// Steps of 4 elements per row: `ceil(k / 4)`.
+    kq: usize,
+    /// The packed layout, `[ceil(n / 16)][kq][16][4]`.
+    quads: Vec<i8>,
     /// `Σ w` of each row.
     sums: Vec<i32>,
     /// The widest pair, `max |w[2i]| + |w[2i+1]|` ([`int16_pairs::widest_pair`]).
@@ -155,20 +170,28 @@ pub struct PairRows {
 }
 
 impl PairRows {
-    /// Splits `raw`, rows of `k` weights.
+    /// Lays out `raw`, rows of `k` weights.
     pub fn new(raw: &[i8], k: usize) -> Result<PairRows> {
-        let rows = raw.len() / k.max(1);
-        let half = k.div_ceil(2);
-        let len = checked_count("quantized::conv2d", &[rows, half])?;
+        let op = "quantized::conv2d";
+        let n = raw.len() / k.max(1);
+        let (half, kq) = (k.div_ceil(2), k.div_ceil(4));
+        let len = checked_count(op, &[n, half])?;
         let (mut even, mut odd) = (try_filled(len, 0i16)?, try_filled(len, 0i16)?);
-        for (r, row) in raw.chunks(k.max(1)).take(rows).enumerate() {
+        let blocks = n.div_ceil(QUAD_BLOCK);
+        let mut quads = try_filled(checked_count(op, &[blocks, kq, QUAD_BLOCK, 4])?, 0i8)?;
+        for (r, row) in raw.chunks(k.max(1)).take(n).enumerate() {
             for (i, pair) in row.chunks(2).enumerate() {
                 even[r * half + i] = pair[0] as i16;
                 odd[r * half + i] = pair.get(1).map_or(0, |&v| v as i16);
             }
+            let (block, lane) = (r / QUAD_BLOCK, r % QUAD_BLOCK);
+            let packed = &mut quads[block * kq * QUAD_BLOCK * 4..][..kq * QUAD_BLOCK * 4];
+            for (step, four) in packed.chunks_exact_mut(QUAD_BLOCK * 4).zip(row.chunks(4)) {
+                step[lane * 4..][..four.len()].copy_from_slice(four);
+            }
         }
-        let sums = raw.chunks(k.max(1)).take(rows).map(|row| row.iter().map(|&v| v as i32).sum()).collect();
-        Ok(PairRows { k, half, even, odd, sums, widest: int16_pairs::widest_pair(raw, k) })
+        let sums = raw.chunks(k.max(1)).take(n).map(|row| row.iter().map(|&v| v as i32).sum()).collect();
+        Ok(PairRows { n, k, half, even, odd, kq, quads, sums, widest: int16_pairs::widest_pair(raw, k) })
     }
 
     /// True when `max_x` (or the padding's `zx`) can saturate a pair.
@@ -176,9 +199,33 @@ impl PairRows {
         int16_pairs::can_saturate(max_x, zx, self.widest)
     }
 
+    /// The bytes of one activation row as the pair sums read
+    /// it: K rounded up to a multiple of 4.
+    pub fn row_bytes(&self) -> usize {
+        self.kq * 4
+    }
+
     /// Row `r`'s even and odd weights.
     fn row(&self, r: usize) -> (&[i16], &[i16]) {
         (&self.even[r * self.half..][..self.half], &self.odd[r * self.half..][..self.half])
+    }
+
+    /// `out[r * n + j]`: the pair sums of the `rows` activation rows of
+    /// `a` ([`PairRows::row_bytes`] each, the K tail zero) with every row,
+    /// by the ISA's routine or else the portable dot products (`split`
+    /// their scratch).
+    fn sums_into<K: GemmIsa>(&self, kernel: K, a: &[u8], rows: usize, out: &mut [i32], split: &mut PairActivations) {
+        if kernel.pair_sums(a, rows, self.kq, &self.quads, self.n, out) {
+            return;
+        }
+        kernel.vectorized(|| {
+            for (x, out) in a.chunks(self.row_bytes().max(1)).take(rows).zip(out.chunks_mut(self.n.max(1))) {
+                split.fill(x[..self.k].iter().copied());
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = split.pair_dot(self.row(j));
+                }
+            }
+        })
     }
 }
 
@@ -186,18 +233,16 @@ impl PairRows {
 struct PairActivations {
     even: Vec<i16>,
     odd: Vec<i16>,
-    sum: i32,
 }
 
 impl PairActivations {
     fn new(half: usize) -> PairActivations {
-        PairActivations { even: vec![0; half], odd: vec![0; half], sum: 0 }
+        PairActivations { even: vec![0; half], odd: vec![0; half] }
     }
 
     /// Fills the split from the reduction's activations, in order.
     #[inline(always)]
     fn fill(&mut self, values: impl Iterator<Item = u8>) {
-        self.sum = 0;
         if let Some(last) = self.odd.last_mut() {
             // An odd end pairs with zero.
             *last = 0;
@@ -205,7 +250,6 @@ impl PairActivations {
         for (i, v) in values.enumerate() {
             let half = if i % 2 == 0 { &mut self.even } else { &mut self.odd };
             half[i / 2] = v as i16;
-            self.sum += v as i32;
         }
     }
 
@@ -223,7 +267,7 @@ impl PairActivations {
     }
 }
 
-/// The per-output constant terms `−zx·Σw + K·zx·zw`.
+/// The per-output constant terms `−zx·Σw + K·zx·zw` of `w`'s rows.
 fn col_terms(w: &PairRows, zero_points: &[i32], zx: u8) -> Vec<i32> {
     let (zx, k) = (zx as i32, w.k as i32);
     w.sums.iter().zip(zero_points).map(|(&ws, &zw)| -zx * ws + k * zx * zw).collect()
@@ -231,14 +275,15 @@ fn col_terms(w: &PairRows, zero_points: &[i32], zx: u8) -> Vec<i32> {
 
 /// Writes the requantized output of a conv of any groups, NHWC, into
 /// `out`, from fbgemm's int16 pair sums: `x` is the NHWC input, `zx` its
-/// zero point (the padding's value), `w` the raw weight of every output
-/// channel in im2col order (kernel row, kernel column, the group's input
-/// channels) with its `zero_points`. One output row per task.
+/// zero point (the padding's value), `w` each group's raw weights (its
+/// output channels' rows in im2col order: kernel row, kernel column, the
+/// group's input channels), `zero_points` every output channel's. One
+/// output row per task, its pixels' im2col rows made per group.
 pub fn conv_nhwc<K: GemmIsa>(
     kernel: K,
     s: &ConvGeometry,
     (x, zx): (&[u8], u8),
-    (w, zero_points): (&PairRows, &[i32]),
+    (w, zero_points): (&[PairRows], &[i32]),
     rq: Requant<'_>,
     out: &mut [u8],
 ) -> Result<()> {
@@ -246,44 +291,54 @@ pub fn conv_nhwc<K: GemmIsa>(
     let [kh, kw] = s.kernel;
     let [oh, ow] = s.out_hw;
     let oc = s.out_channels;
-    let groups = s.groups.max(1);
+    let groups = w.len().max(1);
     let (icg, ocg) = (c / groups, oc / groups);
-    let col_terms = col_terms(w, zero_points, zx);
+    let col_terms: Vec<i32> =
+        w.iter().enumerate().flat_map(|(g, rows)| col_terms(rows, &zero_points[g * ocg..(g + 1) * ocg], zx)).collect();
     let epilogue = Epilogue::Quantize(rq);
     let row_sums = vec![0i32; ow];
     let padding = vec![zx; icg];
-    parallel::try_chunks(
-        out,
-        ow * oc,
-        || (vec![0i32; ow * oc], PairActivations::new(w.half)),
-        |(acc, xs), r, row| {
+    let step = w.first().map_or(0, PairRows::row_bytes);
+    let scratch = || {
+        let split = PairActivations::new(w.first().map_or(0, |r| r.half));
+        (vec![0i32; ow * oc], vec![0u8; ow * step], vec![0i32; ow * ocg], vec![0i32; ow], split)
+    };
+    parallel::try_chunks(out, ow * oc, scratch, |(acc, a, products, x_sums, split), r, row| {
+        let (img, oy) = (r / oh.max(1), r % oh.max(1));
+        for (g, rows) in w.iter().enumerate() {
             kernel.vectorized(|| {
-                let (img, oy) = (r / oh.max(1), r % oh.max(1));
-                for (ox, acc) in acc.chunks_exact_mut(oc.max(1)).enumerate() {
-                    for g in 0..groups {
-                        // The window's activations in im2col order, padding
-                        // as the zero point.
-                        let tap = |t: usize| {
-                            let iy = (oy * s.stride[0] + t / kw * s.dilation[0]).checked_sub(s.padding[0]);
-                            let ix = (ox * s.stride[1] + t % kw * s.dilation[1]).checked_sub(s.padding[1]);
-                            match (iy.filter(|&y| y < h), ix.filter(|&v| v < wd)) {
-                                (Some(y), Some(v)) => &x[((img * h + y) * wd + v) * c + g * icg..][..icg],
-                                _ => &padding[..],
-                            }
+                // Each pixel's window in im2col order, padding as the zero
+                // point, the K tail zero.
+                for (ox, (a, x_sum)) in a.chunks_exact_mut(step.max(1)).zip(x_sums.iter_mut()).enumerate() {
+                    for t in 0..kh * kw {
+                        let iy = (oy * s.stride[0] + t / kw * s.dilation[0]).checked_sub(s.padding[0]);
+                        let ix = (ox * s.stride[1] + t % kw * s.dilation[1]).checked_sub(s.padding[1]);
+                        let src = match (iy.filter(|&y| y < h), ix.filter(|&v| v < wd)) {
+                            (Some(y), Some(v)) => &x[((img * h + y) * wd + v) * c + g * icg..][..icg],
+                            _ => &padding[..],
                         };
-                        xs.fill((0..kh * kw).flat_map(|t| tap(t).iter().copied()));
-                        for o in g * ocg..(g + 1) * ocg {
-                            acc[o] = xs.pair_dot(w.row(o)) - zero_points[o] * xs.sum;
-                        }
+                        a[t * icg..][..icg].copy_from_slice(src);
                     }
+                    *x_sum = a.iter().map(|&v| v as i32).sum();
                 }
             });
-            let terms = PanelTerms { products: acc, ldp: oc, col_terms: &col_terms, zw: &[], row_sums: &row_sums };
-            u8::finish_rows(kernel, &epilogue, terms, row);
-            Ok(())
-        },
-    )
+            rows.sums_into(kernel, a, ow, products, split);
+            for ((acc, p), &x_sum) in
+                acc.chunks_exact_mut(oc.max(1)).zip(products.chunks(ocg.max(1))).zip(x_sums.iter())
+            {
+                for ((a, &p), &zw) in acc[g * ocg..][..ocg].iter_mut().zip(p).zip(&zero_points[g * ocg..]) {
+                    *a = p - zw * x_sum;
+                }
+            }
+        }
+        let terms = PanelTerms { products: acc, ldp: oc, col_terms: &col_terms, zw: &[], row_sums: &row_sums };
+        u8::finish_rows(kernel, &epilogue, terms, row);
+        Ok(())
+    })
 }
+
+/// Activation rows per task of [`linear_rows`].
+const LINEAR_TASK_ROWS: usize = 16;
 
 /// Writes `epi` of a linear into `out` (`[M][N]`), from fbgemm's int16
 /// pair sums: `x` holds the raw rows of `k` activations with zero point
@@ -296,24 +351,73 @@ pub fn linear_rows<K: GemmIsa, T: OutElem + Send>(
     epi: &Epilogue<'_>,
     out: &mut [T],
 ) -> Result<()> {
-    let (n, k) = (zero_points.len(), w.k);
+    let (n, k, step) = (zero_points.len(), w.k, w.row_bytes());
     let col_terms = col_terms(w, zero_points, zx);
     let zw: &[i32] = if zero_points.iter().any(|&z| z != 0) { zero_points } else { &[] };
-    parallel::try_chunks(
-        out,
-        n,
-        || (vec![0i32; n], PairActivations::new(w.half)),
-        |(acc, xs), r, row| {
-            kernel.vectorized(|| {
-                xs.fill(x[r * k..][..k].iter().copied());
-                for (o, a) in acc.iter_mut().enumerate() {
-                    *a = xs.pair_dot(w.row(o));
+    let rows = LINEAR_TASK_ROWS;
+    let scratch = || (vec![0i32; rows * n], vec![0u8; rows * step], vec![0i32; rows], PairActivations::new(w.half));
+    parallel::try_chunks(out, rows * n, scratch, |(products, a, sums, split), t, dst| {
+        let m = dst.len() / n.max(1);
+        // The task's rows, K rounded up with zeros.
+        for ((a, sum), src) in
+            a.chunks_exact_mut(step.max(1)).zip(sums.iter_mut()).zip(x[t * rows * k..].chunks(k.max(1))).take(m)
+        {
+            a[..k].copy_from_slice(src);
+            *sum = src.iter().map(|&v| v as i32).sum();
+        }
+        w.sums_into(kernel, a, m, products, split);
+        let terms = PanelTerms { products, ldp: n, col_terms: &col_terms, zw, row_sums: &sums[..m] };
+        T::finish_rows(kernel, epi, terms, dst);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vector::Portable;
+
+    /// Every ISA this CPU runs, and the portable dot products, give
+    /// `int16_pairs::pair_sum` for rows that saturate and rows that do not,
+    /// over K with each remainder mod 4 and row counts around the
+    /// 16-row blocks.
+    #[test]
+    fn pair_sums_equal_the_reference_on_every_isa() {
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 16) as u8
+        };
+        for (k, n, rows) in [(1, 1, 1), (5, 17, 3), (8, 16, 5), (27, 33, 7), (147, 40, 2)] {
+            let w: Vec<i8> = (0..n * k).map(|i| if i % 3 == 0 { 127 } else { next() as i8 }).collect();
+            let pairs = PairRows::new(&w, k).unwrap();
+            let step = pairs.row_bytes();
+            let mut a = vec![0u8; rows * step];
+            for (r, row) in a.chunks_mut(step).enumerate() {
+                for v in &mut row[..k] {
+                    *v = if r % 2 == 0 { 200 | next() } else { next() };
                 }
-            });
-            let sums = [xs.sum];
-            let terms = PanelTerms { products: acc, ldp: n, col_terms: &col_terms, zw, row_sums: &sums };
-            T::finish_rows(kernel, epi, terms, row);
-            Ok(())
-        },
-    )
+            }
+            let want: Vec<i32> = a
+                .chunks(step)
+                .flat_map(|x| w.chunks(k).map(move |wr| int16_pairs::pair_sum(&x[..k], wr) as i32))
+                .collect();
+            let exact: Vec<i32> = a
+                .chunks(step)
+                .flat_map(|x| w.chunks(k).map(move |wr| x.iter().zip(wr).map(|(&a, &b)| a as i32 * b as i32).sum()))
+                .collect();
+            // The cases saturate (but for K = 1, with no pair to saturate).
+            assert_eq!(exact == want, k == 1, "k {k}");
+            let mut split = PairActivations::new(pairs.half);
+            let mut got = vec![0; rows * n];
+            pairs.sums_into(Portable, &a, rows, &mut got, &mut split);
+            assert_eq!(got, want, "portable, k {k}, n {n}");
+            #[cfg(target_arch = "x86_64")]
+            if let Some(avx2) = qtensor_runtime::isa::Avx2::detect() {
+                got.fill(0);
+                pairs.sums_into(avx2, &a, rows, &mut got, &mut split);
+                assert_eq!(got, want, "avx2, k {k}, n {n}");
+            }
+        }
+    }
 }

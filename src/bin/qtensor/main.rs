@@ -79,7 +79,7 @@ enum Command {
         /// Time this many runs after a warm-up one and print their median.
         #[arg(long, default_value_t = 1)]
         reps: usize,
-        /// Whose integers the quantized convs give: fbgemm, x86, x86-vnni, x86-amx or exact
+        /// Whose integers the quantized convs give: fbgemm, fbgemm-avx2, x86, x86-vnni, x86-amx or exact
         /// (default: QTENSOR_ENGINE, else exact; see docs/whose-integers.md).
         #[arg(long, value_parser = parse_engine)]
         engine: Option<qtensor::Engine>,
@@ -126,7 +126,7 @@ enum ModelCommand {
         /// Threads for the kernels' parallel loops.
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Whose integers the quantized convs give: fbgemm, x86, x86-vnni, x86-amx or exact
+        /// Whose integers the quantized convs give: fbgemm, fbgemm-avx2, x86, x86-vnni, x86-amx or exact
         /// (default: QTENSOR_ENGINE, else exact; see docs/whose-integers.md).
         #[arg(long, value_parser = parse_engine)]
         engine: Option<qtensor::Engine>,

@@ -16,6 +16,7 @@ mod elementwise;
 pub(super) mod gemm;
 mod gemm_i16;
 mod lookup;
+mod pair_gemm;
 mod pool;
 mod quantize;
 mod requantize;
@@ -143,6 +144,12 @@ impl GemmIsa for Avx2 {
 
     fn depthwise_nchw(self, args: &DepthwiseArgs<'_>, out: &mut [u8]) -> Option<Result<()>> {
         Some(depthwise::depthwise_nchw(self, args, out))
+    }
+
+    fn pair_sums(self, a: &[u8], rows: usize, kq: usize, quads: &[i8], n: usize, out: &mut [i32]) -> bool {
+        // SAFETY: `self` is an `Avx2` token, which proves AVX2.
+        unsafe { pair_gemm::pair_sums(a, rows, kq, quads, n, out) };
+        true
     }
 }
 

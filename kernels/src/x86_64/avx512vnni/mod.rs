@@ -30,6 +30,11 @@ impl GemmIsa for Avx512Vnni {
         Avx512Vnni::detect()
     }
 
+    fn pair_sums(self, a: &[u8], rows: usize, kq: usize, quads: &[i8], n: usize, out: &mut [i32]) -> bool {
+        // A CPU with AVX-512 has AVX2: its routine, where the cap allows.
+        qtensor_runtime::isa::Avx2::detect().is_some_and(|avx2| avx2.pair_sums(a, rows, kq, quads, n, out))
+    }
+
     fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
         // SAFETY: `self` is an `Avx512Vnni` token, which proves AVX-512 F,
         // BW and VNNI.

@@ -1,0 +1,78 @@
+//! fbgemm's int16 pair sums on AVX2, computed as fbgemm computes them:
+//! `vpmaddubsw` multiplies raw u8 activations by raw i8 weights and adds
+//! neighbouring products in int16 with saturation, and `vpmaddwd` by ones
+//! adds two such pairs into i32 exactly. The sums equal
+//! `reference::int16_pairs` for every input (the pairs are the same: each
+//! 4-byte step of K holds pairs `(4q, 4q + 1)` and `(4q + 2, 4q + 3)`).
+//!
+//! The weights come packed by `gemm::saturating::PairRows`: blocks of 16
+//! output rows, each step of 4 K one 64-byte run of 16 rows x 4 bytes.
+
+use crate::gemm::saturating::QUAD_BLOCK;
+use std::arch::x86_64::*;
+
+/// `P` for `R` activation rows (each `kq * 4` bytes of `a`) by one block
+/// of 16 weight rows (`b`, `kq * 64` bytes), of which the first `cols`
+/// are real: `out[r * ldo + col0 + j]`.
+#[target_feature(enable = "avx2")]
+fn tile<const R: usize>(a: &[u8], kq: usize, b: &[i8], out: &mut [i32], ldo: usize, col0: usize, cols: usize) {
+    let mut acc = [[_mm256_setzero_si256(); 2]; R];
+    // One check for the whole tile, so the inner loop is only arithmetic.
+    assert!(a.len() >= R * kq * 4 && b.len() >= kq * 4 * QUAD_BLOCK && cols <= QUAD_BLOCK);
+    let (a_ptr, b_ptr) = (a.as_ptr(), b.as_ptr());
+    let ones = _mm256_set1_epi16(1);
+    for q in 0..kq {
+        // SAFETY: step q of the block is 64 bytes at 64q, within `b`
+        // (asserted above); two unaligned 32-byte loads.
+        let (lo, hi) = unsafe {
+            let at = b_ptr.add(q * 64) as *const __m256i;
+            (_mm256_loadu_si256(at), _mm256_loadu_si256(at.add(1)))
+        };
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: r < R and 4q + 3 < kq * 4, so the four bytes lie
+            // within `a` (asserted above); an unaligned read, broadcast.
+            let x = _mm256_set1_epi32(unsafe { (a_ptr.add(r * kq * 4 + q * 4) as *const i32).read_unaligned() });
+            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, lo), ones));
+            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, hi), ones));
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let mut row = [0i32; QUAD_BLOCK];
+        // SAFETY: `row` holds 16 i32: two unaligned 32-byte stores.
+        unsafe {
+            _mm256_storeu_si256(row.as_mut_ptr() as *mut __m256i, acc[0]);
+            _mm256_storeu_si256(row.as_mut_ptr().add(8) as *mut __m256i, acc[1]);
+        }
+        out[r * ldo + col0..][..cols].copy_from_slice(&row[..cols]);
+    }
+}
+
+/// Rows per tile: 4 rows x 2 halves = 8 accumulators, with the two weight
+/// vectors, the ones, the broadcast and two products in 16 registers.
+const ROWS: usize = 4;
+
+/// fbgemm's pair sums of `rows` activation rows of `kq * 4` bytes (`a`)
+/// against the `n` packed weight rows `b`: `out[r * n + j]`.
+///
+/// # Safety
+///
+/// The CPU has AVX2 (the caller holds an `Avx2` token).
+#[target_feature(enable = "avx2")]
+pub unsafe fn pair_sums(a: &[u8], rows: usize, kq: usize, b: &[i8], n: usize, out: &mut [i32]) {
+    let block = kq * 4 * QUAD_BLOCK;
+    for (i, b) in b.chunks_exact(block.max(1)).take(n.div_ceil(QUAD_BLOCK)).enumerate() {
+        let (col0, step) = (i * QUAD_BLOCK, kq * 4);
+        let cols = QUAD_BLOCK.min(n - col0);
+        let mut r = 0;
+        while r + ROWS <= rows {
+            tile::<ROWS>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols);
+            r += ROWS;
+        }
+        match rows - r {
+            3 => tile::<3>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
+            2 => tile::<2>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
+            1 => tile::<1>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
+            _ => {}
+        }
+    }
+}
