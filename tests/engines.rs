@@ -279,6 +279,68 @@ fn grouped_convs_sum_exactly_under_every_engine() {
     qtensor::set_engine(Engine::Exact);
 }
 
+/// Under `fbgemm-avx2`, a linear (rows in several tasks) and a grouped,
+/// padded conv whose inputs saturate int16 pairs: every kernel gives the
+/// reference kernel's integers on one thread and on three, and those
+/// differ from the exact engine's.
+#[test]
+fn saturating_linears_and_convs_in_tasks_match_the_reference() {
+    use qtensor::Value;
+    let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let quint8 = |ints: &[u8], shape: &[usize], zp: i64| {
+        let t = qtensor::Tensor::from_slice(ints, shape).unwrap();
+        qtensor::ops::_make_per_tensor_quantized_tensor(&t, 0.05, zp).unwrap()
+    };
+    let qint8 = |rows: usize, shape: &[usize]| {
+        let len: usize = shape.iter().product();
+        // Every third weight 127, so that activations near 255 saturate.
+        let ints: Vec<i8> = (0..len).map(|i| if i % 3 == 0 { 127 } else { ((i * 53 + 7) % 256) as u8 as i8 }).collect();
+        let scales: Vec<f64> = (0..rows).map(|i| 0.001 + 0.0003 * i as f64).collect();
+        let zero_points: Vec<i64> = (0..rows as i64).map(|i| i % 3 - 1).collect();
+        let q = qtensor::Quantizer::per_channel(scales, zero_points, 0, qtensor::DType::QInt8).unwrap();
+        qtensor::Tensor::from_int_repr(&qtensor::Tensor::from_slice(&ints, shape).unwrap(), &q).unwrap()
+    };
+    let (m, k, n) = (40, 37, 20);
+    let x: Vec<u8> = (0..m * k).map(|i| (150 + i * 37 % 106) as u8).collect();
+    let linear = [
+        Value::from(&quint8(&x, &[m, k], 4)),
+        Value::from(&qint8(n, &[n, k])),
+        Value::None,
+        Value::Float(0.4),
+        Value::Int(100),
+    ];
+    let (c, h, w) = (12, 9, 10);
+    let xc: Vec<u8> = (0..c * h * w).map(|i| (120 + i * 29 % 136) as u8).collect();
+    let conv = [
+        Value::from(&quint8(&xc, &[2, c, h, w / 2], 9)),
+        Value::from(&qint8(8, &[8, c / 2, 3, 3])),
+        Value::None,
+        Value::IntList(vec![1, 1].into()),
+        Value::IntList(vec![1, 1].into()),
+        Value::IntList(vec![1, 1].into()),
+        Value::Int(2),
+        Value::Float(0.3),
+        Value::Int(90),
+    ];
+    for (op, args) in [("quantized::linear", &linear[..]), ("quantized::conv2d", &conv[..])] {
+        let kernels = qtensor::kernel_checks::supported_kernels(op, qtensor::DType::QUInt8);
+        let reference = kernels.iter().find(|k| k.name.starts_with("reference")).expect("a reference kernel");
+        let run = |kernel: &qtensor::KernelDescriptor, engine| {
+            qtensor::set_engine(engine);
+            (kernel.func)(args).unwrap().into_tensor().unwrap().int_values().unwrap()
+        };
+        let want = run(reference, Engine::FbgemmAvx2);
+        assert_ne!(want, run(reference, Engine::Exact), "{op}: the inputs saturate");
+        for threads in [1, 3] {
+            for kernel in &kernels {
+                let got = qtensor::with_num_threads(threads, || run(kernel, Engine::FbgemmAvx2)).unwrap();
+                assert_eq!(got, want, "{op}, {threads} thread(s), kernel {}", kernel.name);
+            }
+        }
+    }
+    qtensor::set_engine(Engine::Exact);
+}
+
 /// PyTorch's qint32 `mul` multiplies `(a - za)(b - zb)` in int32, which
 /// wraps; qtensor keeps the product exact and applies PyTorch's f32
 /// requantization to it.

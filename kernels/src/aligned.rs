@@ -89,11 +89,11 @@ mod tests {
     #[test]
     fn starts_on_a_line_and_holds_len_elements() {
         for len in [0, 1, 63, 64, 1000] {
-            let v = AlignedVec::try_filled(len, 7i32).unwrap();
+            let v = AlignedVec::try_filled(len, 7i32).unwrap(); // ok: a test
             assert_eq!(v.len(), len);
             assert!(v.iter().all(|&x| x == 7));
             assert_eq!(v.as_ptr() as usize % LINE, 0, "len {len}");
-            let b = AlignedVec::try_filled(len, 1u8).unwrap();
+            let b = AlignedVec::try_filled(len, 1u8).unwrap(); // ok: a test
             assert_eq!(b.as_ptr() as usize % LINE, 0, "len {len}");
         }
     }
@@ -101,16 +101,16 @@ mod tests {
     #[test]
     fn grows_and_keeps_alignment() {
         let mut v = AlignedVec::<u8>::default();
-        v.ensure_len(100, 0).unwrap();
+        v.ensure_len(100, 0).unwrap(); // ok: a test
         assert_eq!(v.len(), 100);
         assert_eq!(v.as_ptr() as usize % LINE, 0);
-        v.ensure_len(50, 0).unwrap();
+        v.ensure_len(50, 0).unwrap(); // ok: a test
         assert_eq!(v.len(), 100, "never shrinks");
     }
 
     #[test]
     fn a_clone_is_equal_and_aligned() {
-        let mut v = AlignedVec::try_filled(200, 0i8).unwrap();
+        let mut v = AlignedVec::try_filled(200, 0i8).unwrap(); // ok: a test
         for (i, x) in v.iter_mut().enumerate() {
             *x = i as i8;
         }

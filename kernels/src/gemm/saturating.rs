@@ -390,7 +390,7 @@ mod tests {
         };
         for (k, n, rows) in [(1, 1, 1), (5, 17, 3), (8, 16, 5), (16, 8, 1), (27, 33, 7), (147, 40, 2)] {
             let w: Vec<i8> = (0..n * k).map(|i| if i % 3 == 0 { 127 } else { next() as i8 }).collect();
-            let pairs = PairRows::new(&w, k).unwrap();
+            let pairs = PairRows::new(&w, k).unwrap(); // ok: a test
             let step = pairs.row_bytes();
             let mut a = vec![0u8; rows * step];
             for (r, row) in a.chunks_mut(step).enumerate() {

@@ -165,11 +165,11 @@ mod tests {
         // sees all 9 taps.
         let x = [100u8; 9];
         let exact: i64 = w.iter().map(|&v| (100 - 3) * v as i64).sum();
-        assert_eq!(conv_sums(&s, &x, 3, &w, &[0]).unwrap()[4], exact);
+        assert_eq!(conv_sums(&s, &x, 3, &w, &[0]).unwrap()[4], exact); // ok: a test
         assert!(!can_saturate(100, 3, widest_pair(&w, 9)));
         // Activations of 255: the first pair, 255 * -128 * 2, saturates.
         let x = [255u8; 9];
-        let centre = conv_sums(&s, &x, 3, &w, &[0]).unwrap()[4];
+        let centre = conv_sums(&s, &x, 3, &w, &[0]).unwrap()[4]; // ok: a test
         let first_pair = -32768 - (255 * -256);
         assert_eq!(centre - w.iter().map(|&v| (255 - 3) * v as i64).sum::<i64>(), first_pair);
         assert!(can_saturate(255, 3, widest_pair(&w, 9)));
@@ -186,13 +186,13 @@ mod tests {
         w[..9].fill(127);
         w[9..].fill(-128);
         let x = [255u8; 18];
-        let sums = conv_sums(&s, &x, 0, &w, &[0]).unwrap();
+        let sums = conv_sums(&s, &x, 0, &w, &[0]).unwrap(); // ok: a test
         assert_eq!(sums[4], 9 * 255 * (127 - 128));
         // A linear pairs neighbouring features: here both saturate.
-        let lin = linear_sums(&[255, 255, 255], 0, &[127, 127, 127], &[0], 3).unwrap();
+        let lin = linear_sums(&[255, 255, 255], 0, &[127, 127, 127], &[0], 3).unwrap(); // ok: a test
         assert_eq!(lin, [32767 + 255 * 127]);
         // Asymmetric weights: the zero-point terms are exact.
-        let lin = linear_sums(&[10, 20, 30], 5, &[1, 2, 3], &[2], 3).unwrap();
+        let lin = linear_sums(&[10, 20, 30], 5, &[1, 2, 3], &[2], 3).unwrap(); // ok: a test
         let exact: i64 = [10i64, 20, 30].iter().zip([1i64, 2, 3]).map(|(x, w)| (x - 5) * (w - 2)).sum();
         assert_eq!(lin, [exact]);
     }
