@@ -83,21 +83,24 @@ pub enum QParams<'a> {
 
 /// Checks one (scale, zero point) pair for `dtype`.
 pub fn check_qparams(op: &str, dtype: DType, scale: f64, zero_point: i64) -> Result<()> {
-    let shown = crate::pyfmt::py_float_repr(scale);
+    // Formatted only on the way to an error: a valid scale is the hot path
+    // (every per-channel quantizer checks one per channel).
+    let shown = || crate::pyfmt::py_float_repr(scale);
     if !scale.is_finite() || scale <= 0.0 {
-        return Err(Error::qparams(op, format!("scale must be finite and > 0, got {shown}")));
+        return Err(Error::qparams(op, format!("scale must be finite and > 0, got {}", shown())));
     }
     // The kernels multiply by the f32 reciprocal of the f32 scale: both must
     // be finite and the scale a normal f32.
     if scale as f32 == f32::INFINITY {
-        return Err(Error::qparams(op, format!("scale {shown} is too large: it exceeds f32's largest value")));
+        return Err(Error::qparams(op, format!("scale {} is too large: it exceeds f32's largest value", shown())));
     }
     if !(scale as f32).is_normal() || !(1.0f32 / (scale as f32)).is_finite() {
         return Err(Error::qparams(
             op,
             format!(
-                "scale {shown} is too small: scales below {} (f32's smallest normal value) are not supported, \
+                "scale {} is too small: scales below {} (f32's smallest normal value) are not supported, \
                  since their f32 reciprocal overflows or they lose precision",
+                shown(),
                 crate::pyfmt::py_float_repr(f32::MIN_POSITIVE as f64)
             ),
         ));

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[repr(C, align(64))]
 struct CacheLine([u8; 64]);
 
+mod huge_pages;
 mod pool;
 pub use pool::release_cached_buffers;
 
@@ -175,8 +176,11 @@ impl Storage {
         if let Some(lines) = pool::take_pooled(n_lines) {
             return Ok((storage(lines), true));
         }
-        let mut lines = Vec::new();
+        let mut lines: Vec<CacheLine> = Vec::new();
         lines.try_reserve_exact(n_lines).map_err(|_| Error::Alloc { numel: len as u128, bytes: bytes as u128 })?;
+        if bytes >= huge_pages::MIN_BYTES {
+            huge_pages::advise(lines.as_ptr().cast(), n_lines * 64);
+        }
         lines.resize(n_lines, CacheLine([0; 64]));
         Ok((storage(lines), false))
     }
