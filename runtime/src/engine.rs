@@ -45,6 +45,7 @@
 //! int16 pairs saturate in it where they do in every conv
 //! (`fbgemm-avx2`, and `x86` on a CPU without AVX-512 VNNI).
 
+use crate::conv_geometry::ConvGeometry;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
@@ -185,10 +186,6 @@ pub fn set_engine(engine: Engine) {
 pub enum ConvRoute {
     /// fbgemm's (`numerics::AccRequant`).
     Fbgemm {
-        /// fbgemm's depthwise kernel computes this conv
-        /// ([`fbgemm_depthwise`]): its bias term for a per-tensor weight
-        /// multiplies by the reciprocal scale.
-        depthwise: bool,
         /// Pairs of neighbouring products sum in int16 with saturation, in
         /// fbgemm's order (`reference::int16_pairs` in qtensor-kernels):
         /// the depthwise kernel's under every engine but
@@ -249,14 +246,11 @@ impl OneDnnKernels {
     }
 
     /// True when these kernels multiply this conv by one folded scale.
-    pub fn folds_scales(self, c: &ConvFacts) -> bool {
+    pub fn folds_scales(self, c: &ConvGeometry) -> bool {
         match self {
             OneDnnKernels::Avx512Vnni => false,
             OneDnnKernels::Avx2 => true,
-            OneDnnKernels::Amx => {
-                let depthwise = c.groups > 1 && c.groups == c.in_channels;
-                !(depthwise || c.kernel == [1, 1] && c.batch == 1)
-            }
+            OneDnnKernels::Amx => !(c.is_depthwise() || c.kernel == [1, 1] && c.batch() == 1),
         }
     }
 }
@@ -309,37 +303,14 @@ fn cpu_has_amx_int8() -> bool {
     }
 }
 
-/// The shape facts that route a 2-d conv.
-#[derive(Debug, Clone, Copy)]
-pub struct ConvFacts {
-    /// Batch size.
-    pub batch: usize,
-    /// Input channels.
-    pub in_channels: usize,
-    /// Output channels.
-    pub out_channels: usize,
-    /// Groups.
-    pub groups: usize,
-    /// Kernel height and width.
-    pub kernel: [usize; 2],
-    /// Stride (h, w).
-    pub stride: [usize; 2],
-    /// Padding (h, w), the same on both sides.
-    pub padding: [usize; 2],
-    /// Dilation (h, w).
-    pub dilation: [usize; 2],
-    /// True when every weight zero point is 0.
-    pub symmetric_weight: bool,
-}
-
 /// True when fbgemm computes this conv with its depthwise kernel
 /// (`fbgemm::takeDepthWiseFastPath`): one input channel per group, one or
 /// two outputs per group, groups a multiple of 8, a square 3x3, 5x5 or
 /// 7x7 kernel with "same" padding, stride 1 or 2, no dilation. That kernel
 /// sums pairs of u8 x i8 products in int16 with saturation (`vpmaddubsw`).
-pub fn fbgemm_depthwise(c: &ConvFacts) -> bool {
+pub fn fbgemm_depthwise(c: &ConvGeometry) -> bool {
     let [kh, kw] = c.kernel;
-    c.groups == c.in_channels
+    c.groups == c.in_channels()
         && (c.out_channels == c.groups || c.out_channels == 2 * c.groups)
         && c.groups.is_multiple_of(8)
         && kh == kw
@@ -349,18 +320,18 @@ pub fn fbgemm_depthwise(c: &ConvFacts) -> bool {
         && c.padding == [(kh - 1) / 2, (kw - 1) / 2]
 }
 
-/// How `engine` computes this conv. Under the `x86` engines it is
-/// PyTorch's `should_use_onednn_quant` on a Linux CPU with AVX-512 VNNI:
-/// oneDNN when groups <= 100 and every weight zero point is 0, fbgemm
-/// otherwise.
-pub fn conv_route(engine: Engine, c: &ConvFacts) -> ConvRoute {
+/// How `engine` computes this conv, whose weight zero points are all 0
+/// when `symmetric_weight`. Under the `x86` engines it is PyTorch's
+/// `should_use_onednn_quant` on a Linux CPU with AVX-512 VNNI: oneDNN when
+/// groups <= 100 and every weight zero point is 0, fbgemm otherwise.
+pub fn conv_route(engine: Engine, c: &ConvGeometry, symmetric_weight: bool) -> ConvRoute {
     let depthwise = fbgemm_depthwise(c);
     let avx2 = engine.gemm_pairs_saturate();
-    let fbgemm = ConvRoute::Fbgemm { depthwise, saturate: depthwise || avx2, rounded_bias: depthwise && avx2 };
+    let fbgemm = ConvRoute::Fbgemm { saturate: depthwise || avx2, rounded_bias: depthwise && avx2 };
     let kernels = match engine {
-        Engine::Exact => return ConvRoute::Fbgemm { depthwise, saturate: false, rounded_bias: false },
+        Engine::Exact => return ConvRoute::Fbgemm { saturate: false, rounded_bias: false },
         Engine::Fbgemm | Engine::FbgemmAvx2 => return fbgemm,
-        _ if c.groups > 100 || !c.symmetric_weight => return fbgemm,
+        _ if c.groups > 100 || !symmetric_weight => return fbgemm,
         // PyTorch's oneDNN route needs AVX-512 VNNI (cpuinfo's, whatever
         // caps oneDNN or fbgemm run under).
         Engine::X86 if !cpu_has_avx512_vnni() => return fbgemm,
@@ -375,72 +346,71 @@ pub fn conv_route(engine: Engine, c: &ConvFacts) -> ConvRoute {
 mod tests {
     use super::*;
 
-    fn dw(channels: usize, k: usize, stride: usize) -> ConvFacts {
-        ConvFacts {
-            batch: 1,
-            in_channels: channels,
+    /// A depthwise conv of `channels` over one 56x56 image.
+    fn dw(channels: usize, k: usize, stride: usize) -> ConvGeometry {
+        ConvGeometry {
+            input: [1, channels, 56, 56],
             out_channels: channels,
             groups: channels,
             kernel: [k, k],
             stride: [stride; 2],
             padding: [(k - 1) / 2; 2],
             dilation: [1, 1],
-            symmetric_weight: true,
+            out_hw: [56 / stride; 2],
         }
     }
 
     #[test]
     fn routes_like_pytorch() {
-        let fbgemm_dw = ConvRoute::Fbgemm { depthwise: true, saturate: true, rounded_bias: false };
-        assert_eq!(conv_route(Engine::Fbgemm, &dw(32, 3, 1)), fbgemm_dw);
+        let fbgemm_dw = ConvRoute::Fbgemm { saturate: true, rounded_bias: false };
+        assert_eq!(conv_route(Engine::Fbgemm, &dw(32, 3, 1), true), fbgemm_dw);
         assert_eq!(
-            conv_route(Engine::Exact, &dw(32, 3, 1)),
-            ConvRoute::Fbgemm { depthwise: true, saturate: false, rounded_bias: false }
+            conv_route(Engine::Exact, &dw(32, 3, 1), true),
+            ConvRoute::Fbgemm { saturate: false, rounded_bias: false }
         );
         // oneDNN up to 100 groups, fbgemm beyond.
-        assert_eq!(conv_route(Engine::X86Vnni, &dw(96, 3, 2)), ConvRoute::OneDnn { folded: false });
-        assert_eq!(conv_route(Engine::X86Amx, &dw(96, 3, 2)), ConvRoute::OneDnn { folded: false });
-        let dense = ConvFacts { groups: 1, ..dw(96, 3, 2) };
-        assert_eq!(conv_route(Engine::X86Amx, &dense), ConvRoute::OneDnn { folded: true });
+        assert_eq!(conv_route(Engine::X86Vnni, &dw(96, 3, 2), true), ConvRoute::OneDnn { folded: false });
+        assert_eq!(conv_route(Engine::X86Amx, &dw(96, 3, 2), true), ConvRoute::OneDnn { folded: false });
+        let dense = ConvGeometry { groups: 1, ..dw(96, 3, 2) };
+        assert_eq!(conv_route(Engine::X86Amx, &dense, true), ConvRoute::OneDnn { folded: true });
         // oneDNN's AMX build runs 1x1 convs over one image on its VNNI kernel.
-        let pointwise = ConvFacts { groups: 1, kernel: [1, 1], padding: [0, 0], ..dw(64, 1, 1) };
-        assert_eq!(conv_route(Engine::X86Amx, &pointwise), ConvRoute::OneDnn { folded: false });
-        let batch = ConvFacts { batch: 2, ..pointwise };
-        assert_eq!(conv_route(Engine::X86Amx, &batch), ConvRoute::OneDnn { folded: true });
+        let pointwise = ConvGeometry { groups: 1, kernel: [1, 1], padding: [0, 0], ..dw(64, 1, 1) };
+        assert_eq!(conv_route(Engine::X86Amx, &pointwise, true), ConvRoute::OneDnn { folded: false });
+        let batch = ConvGeometry { input: [2, 64, 56, 56], ..pointwise };
+        assert_eq!(conv_route(Engine::X86Amx, &batch, true), ConvRoute::OneDnn { folded: true });
         // Over 100 groups, fbgemm; with its rounded bias term where this
         // machine's fbgemm has no VNNI.
         let here = Engine::X86.gemm_pairs_saturate();
-        let x86_dw = ConvRoute::Fbgemm { depthwise: true, saturate: true, rounded_bias: here };
-        assert_eq!(conv_route(Engine::X86, &dw(144, 5, 1)), x86_dw);
+        let x86_dw = ConvRoute::Fbgemm { saturate: true, rounded_bias: here };
+        assert_eq!(conv_route(Engine::X86, &dw(144, 5, 1), true), x86_dw);
         if !cpu_has_avx512_vnni() {
             // PyTorch's x86 engine is fbgemm for every conv without VNNI.
-            assert_eq!(conv_route(Engine::X86, &dense), conv_route(Engine::FbgemmAvx2, &dense));
+            assert_eq!(conv_route(Engine::X86, &dense, true), conv_route(Engine::FbgemmAvx2, &dense, true));
         }
         // ShuffleNet's 58 channels are not a multiple of 8: fbgemm's GEMM.
         assert_eq!(
-            conv_route(Engine::Fbgemm, &dw(58, 3, 2)),
-            ConvRoute::Fbgemm { depthwise: false, saturate: false, rounded_bias: false }
+            conv_route(Engine::Fbgemm, &dw(58, 3, 2), true),
+            ConvRoute::Fbgemm { saturate: false, rounded_bias: false }
         );
         // Without VNNI, fbgemm's GEMMs saturate too: every conv.
         assert_eq!(
-            conv_route(Engine::FbgemmAvx2, &dw(58, 3, 2)),
-            ConvRoute::Fbgemm { depthwise: false, saturate: true, rounded_bias: false }
+            conv_route(Engine::FbgemmAvx2, &dw(58, 3, 2), true),
+            ConvRoute::Fbgemm { saturate: true, rounded_bias: false }
         );
         assert_eq!(
-            conv_route(Engine::FbgemmAvx2, &dense),
-            ConvRoute::Fbgemm { depthwise: false, saturate: true, rounded_bias: false }
+            conv_route(Engine::FbgemmAvx2, &dense, true),
+            ConvRoute::Fbgemm { saturate: true, rounded_bias: false }
         );
-        let avx2_dw = ConvRoute::Fbgemm { depthwise: true, saturate: true, rounded_bias: true };
-        assert_eq!(conv_route(Engine::FbgemmAvx2, &dw(32, 3, 1)), avx2_dw);
+        let avx2_dw = ConvRoute::Fbgemm { saturate: true, rounded_bias: true };
+        assert_eq!(conv_route(Engine::FbgemmAvx2, &dw(32, 3, 1), true), avx2_dw);
         assert!(Engine::FbgemmAvx2.gemm_pairs_saturate() && !Engine::Fbgemm.gemm_pairs_saturate());
         assert!(!Engine::Exact.gemm_pairs_saturate());
-        let asymmetric = ConvFacts { symmetric_weight: false, ..dw(32, 3, 1) };
-        assert_eq!(conv_route(Engine::X86, &asymmetric), x86_dw);
-        let dilated = ConvFacts { dilation: [2, 2], padding: [2, 2], ..dw(32, 3, 1) };
+        assert_eq!(conv_route(Engine::X86, &dw(32, 3, 1), false), x86_dw);
+        let dilated = ConvGeometry { dilation: [2, 2], padding: [2, 2], ..dw(32, 3, 1) };
         assert!(!fbgemm_depthwise(&dilated));
-        let dense = ConvFacts { groups: 1, ..dw(32, 3, 1) };
+        let dense = ConvGeometry { groups: 1, ..dw(32, 3, 1) };
         assert!(!fbgemm_depthwise(&dense));
-        assert!(fbgemm_depthwise(&ConvFacts { out_channels: 64, ..dw(32, 7, 2) }));
+        assert!(fbgemm_depthwise(&ConvGeometry { out_channels: 64, ..dw(32, 7, 2) }));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod conv_geometry;
 pub mod dispatch;
 pub mod dispatch_key;
 pub mod dtype;

@@ -2,8 +2,7 @@
 //! and the output size they give.
 
 use super::quantized::check_at_least;
-use crate::reference::int16_pairs::ConvGeometry;
-use qtensor_runtime::engine::{conv_route, ConvFacts, ConvRoute};
+use qtensor_runtime::conv_geometry::ConvGeometry;
 use qtensor_runtime::{Error, Result};
 
 /// Stride, padding, dilation and groups of a convolution, validated.
@@ -37,8 +36,9 @@ impl ConvParams {
 }
 
 impl ConvParams {
-    /// The geometry of this conv over an NCHW input of `input` sizes, for
-    /// fbgemm's int16 pair sums.
+    /// The geometry of this conv over an NCHW input of `input` sizes: what
+    /// routes it (`engine::conv_route`) and what fbgemm's int16 pair sums
+    /// walk.
     pub fn geometry(
         &self,
         input: [usize; 4],
@@ -56,30 +56,6 @@ impl ConvParams {
             dilation: self.dilation,
             out_hw,
         }
-    }
-
-    /// How the engine in force computes this conv of `[batch,
-    /// in_channels, ..]` into a weight `[out, in / groups, kh, kw]` (see
-    /// `engine::conv_route`).
-    pub fn route(
-        &self,
-        [batch, in_channels]: [usize; 2],
-        out_channels: usize,
-        kernel: [usize; 2],
-        symmetric: bool,
-    ) -> ConvRoute {
-        let facts = ConvFacts {
-            batch,
-            in_channels,
-            out_channels,
-            groups: self.groups,
-            kernel,
-            stride: self.stride,
-            padding: self.padding,
-            dilation: self.dilation,
-            symmetric_weight: symmetric,
-        };
-        conv_route(qtensor_runtime::engine(), &facts)
     }
 
     /// The output size along spatial dimension `i` (0 for height, 1 for

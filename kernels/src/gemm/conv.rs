@@ -17,7 +17,7 @@ use crate::args::conv::ConvParams;
 use crate::args::linear::qint8_weight_rows;
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
 use crate::parallel;
-use qtensor_runtime::engine::ConvRoute;
+use qtensor_runtime::engine::{conv_route, ConvRoute};
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::tensor::format::channels_last_strides;
 use qtensor_runtime::{DType, Error, MemoryFormat, QScheme, Result, Storage, StorageType, Tensor};
@@ -218,7 +218,8 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let shape = ConvShape { input: [n, c, h, wd], weight: [oc, icg, kh, kw], out_hw: [oh, ow] };
     let b = bias_values(op, bias, oc)?;
     let pw = conv_weight(w, g)?;
-    let route = p.route([n, c], oc, [kh, kw], !pw.needs_row_sums);
+    let geometry = p.geometry([n, c, h, wd], oc, [kh, kw], [oh, ow]);
+    let route = conv_route(qtensor_runtime::engine(), &geometry, !pw.needs_row_sums);
     // fbgemm's kernels whose int16 pair sums an input above 127 can
     // saturate: its depthwise kernel, and its GEMMs without VNNI.
     let saturating =
@@ -299,7 +300,6 @@ pub fn gemm_conv2d<K: GemmIsa>(
         let out: &mut [u8] = if channels_last { &mut dst } else { &mut nhwc_out };
         let pointwise_ok = g == 1 && kh == 1 && kw == 1 && p.stride == [1, 1] && p.padding == [0, 0];
         // The direct depthwise routine, where the ISA has one.
-        let geometry = p.geometry([n, c, h, wd], oc, [kh, kw], [oh, ow]);
         let zx = px.zero_point as u8;
         let direct = if saturating_gemm {
             let xl = x.contiguous_in(MemoryFormat::ChannelsLast)?;

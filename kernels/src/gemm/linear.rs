@@ -111,7 +111,7 @@ pub fn gemm_linear<K: GemmIsa>(
         &b,
         (y_scale, y_zero_point),
         gw.per_tensor,
-        ConvRoute::Fbgemm { depthwise: false, saturate: false, rounded_bias: false },
+        ConvRoute::Fbgemm { saturate: false, rounded_bias: false },
     ) else {
         return Ok(None);
     };

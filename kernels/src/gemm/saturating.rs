@@ -19,7 +19,8 @@ use super::driver::OutElem;
 use super::epilogue::{Epilogue, PanelTerms, Requant};
 use super::kernel::GemmIsa;
 use crate::parallel;
-use crate::reference::int16_pairs::{self, ConvGeometry};
+use crate::reference::int16_pairs;
+use qtensor_runtime::conv_geometry::ConvGeometry;
 use qtensor_runtime::storage::{checked_count, try_filled};
 use qtensor_runtime::Result;
 
@@ -297,6 +298,7 @@ pub fn conv_nhwc<K: GemmIsa>(
         w.iter().enumerate().flat_map(|(g, rows)| col_terms(rows, &zero_points[g * ocg..(g + 1) * ocg], zx)).collect();
     let epilogue = Epilogue::Quantize(rq);
     let row_sums = vec![0i32; ow];
+    let symmetric = zero_points.iter().all(|&z| z == 0);
     let padding = vec![zx; icg];
     let step = w.first().map_or(0, PairRows::row_bytes);
     let scratch = || {
@@ -319,7 +321,8 @@ pub fn conv_nhwc<K: GemmIsa>(
                         };
                         a[t * icg..][..icg].copy_from_slice(src);
                     }
-                    *x_sum = a.iter().map(|&v| v as i32).sum();
+                    // Only an asymmetric weight's zero points need them.
+                    *x_sum = if symmetric { 0 } else { a.iter().map(|&v| v as i32).sum() };
                 }
             });
             rows.sums_into(kernel, a, ow, products, split);

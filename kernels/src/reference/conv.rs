@@ -10,7 +10,7 @@ use super::int16_pairs;
 use crate::args::conv::ConvParams;
 use crate::args::linear::{centered_rows, qint8_weight_rows};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor, quantized_from_ints};
-use qtensor_runtime::engine::ConvRoute;
+use qtensor_runtime::engine::{conv_route, ConvRoute};
 use qtensor_runtime::numerics::{AccRequant, FusedBiasRequant, OneDnnRequant};
 use qtensor_runtime::ops as op;
 use qtensor_runtime::storage::{checked_count, try_vec};
@@ -104,7 +104,8 @@ pub fn conv2d_with_packed(
     let oc_per_group = w.out_channels / g;
     let lo = if relu { y_zero_point.max(0) } else { 0 };
     let mut ints = try_vec(checked_count(op, &[n, w.out_channels, oh, ow])?)?;
-    let route = p.route([n, c], w.out_channels, [kh, kw], w.zero_points.iter().all(|&z| z == 0));
+    let geometry = p.geometry([n, c, h, wd], w.out_channels, [kh, kw], [oh, ow]);
+    let route = conv_route(qtensor_runtime::engine(), &geometry, w.zero_points.iter().all(|&z| z == 0));
     let requant = |acc: i64, oc: usize| match route {
         ConvRoute::OneDnn { folded } => {
             OneDnnRequant::new(px.scale, w.scales[oc], b[oc] as f32, y_scale, folded).apply(acc, y_zero_point, lo, 255)
@@ -124,7 +125,6 @@ pub fn conv2d_with_packed(
         }
     };
     if matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) {
-        let geometry = p.geometry([n, c, h, wd], w.out_channels, [kh, kw], [oh, ow]);
         let per_oc = w.in_per_group * kh * kw;
         let raw: Vec<i8> =
             w.weights.iter().enumerate().map(|(i, &v)| (v as i64 + w.zero_points[i / per_oc.max(1)]) as i8).collect();

@@ -25,29 +25,9 @@
 //! tensor, every output equal. Safe Rust: the reference kernels call it,
 //! and the ISAs' fast paths are checked against them.
 
+use qtensor_runtime::conv_geometry::ConvGeometry;
 use qtensor_runtime::storage::{checked_count, try_vec};
 use qtensor_runtime::Result;
-
-/// One 2-d conv for [`conv_sums`].
-#[derive(Debug, Clone, Copy)]
-pub struct ConvGeometry {
-    /// Batch, channels, height and width of the input (NCHW).
-    pub input: [usize; 4],
-    /// Output channels.
-    pub out_channels: usize,
-    /// Groups (dividing the input and output channels).
-    pub groups: usize,
-    /// Kernel height and width.
-    pub kernel: [usize; 2],
-    /// Stride (h, w).
-    pub stride: [usize; 2],
-    /// Padding (h, w).
-    pub padding: [usize; 2],
-    /// Dilation (h, w).
-    pub dilation: [usize; 2],
-    /// Output height and width.
-    pub out_hw: [usize; 2],
-}
 
 /// The largest `|w[2i]| + |w[2i+1]|` over the pairs of the rows of `k`
 /// elements in `weights`.
