@@ -16,6 +16,15 @@
 /// Buffers of at least this many bytes are advised.
 pub(super) const MIN_BYTES: usize = 4 << 20;
 
+/// Advises the spare capacity of `v`, a new vector not yet written, when
+/// it is [`MIN_BYTES`] or larger.
+pub(super) fn advise_new<T>(v: &Vec<T>) {
+    let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
+    if bytes >= MIN_BYTES {
+        advise(v.as_ptr().cast(), bytes);
+    }
+}
+
 /// Advises the whole 2 MiB pages inside `len` bytes at `start` (a live
 /// allocation of the caller's, not yet touched, so that its first-touch
 /// faults already get huge pages). Failure is harmless and ignored.

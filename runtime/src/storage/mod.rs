@@ -178,9 +178,7 @@ impl Storage {
         }
         let mut lines: Vec<CacheLine> = Vec::new();
         lines.try_reserve_exact(n_lines).map_err(|_| Error::Alloc { numel: len as u128, bytes: bytes as u128 })?;
-        if bytes >= huge_pages::MIN_BYTES {
-            huge_pages::advise(lines.as_ptr().cast(), n_lines * 64);
-        }
+        huge_pages::advise_new(&lines);
         lines.resize(n_lines, CacheLine([0; 64]));
         Ok((storage(lines), false))
     }
