@@ -81,13 +81,13 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore = "megabytes are slow under Miri, where nothing is advised anyway")]
-    fn an_advised_buffer_reads_zero_and_keeps_what_is_written() {
+    fn an_advised_buffer_reads_zero_and_keeps_what_is_written() -> crate::Result<()> {
         // Larger than MIN_BYTES, and not a whole number of huge pages.
         let len = MIN_BYTES + 3 * 4096 + 8;
-        let s = Storage::zeros(StorageType::U8, len).unwrap(); // ok: a test
-        assert!(s.read::<u8>().unwrap().iter().all(|&b| b == 0)); // ok: a test
-        s.write::<u8>().unwrap().iter_mut().enumerate().for_each(|(i, b)| *b = i as u8); // ok: a test
-        assert!(s.read::<u8>().unwrap().iter().enumerate().all(|(i, &b)| b == i as u8));
-        // ok: a test
+        let s = Storage::zeros(StorageType::U8, len)?;
+        assert!(s.read::<u8>()?.iter().all(|&b| b == 0));
+        s.write::<u8>()?.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+        assert!(s.read::<u8>()?.iter().enumerate().all(|(i, &b)| b == i as u8));
+        Ok(())
     }
 }
