@@ -5,36 +5,43 @@
 
 use super::init::{ActivationRange, Layers};
 use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
-use crate::nn::quantized::{Conv2d, DeQuantize, MaxPool2d, QFunctional, Quantize};
+use crate::nn::quantized::{Conv2d, MaxPool2d, QFunctional};
 use crate::nn::Module;
-use crate::{DType, Result, Tensor};
+use crate::{Result, Tensor};
 use std::collections::HashMap;
 
-/// torchvision's `BasicConv2d` after fusion: a conv+relu saved as `conv`.
-struct BasicConv(Conv2d);
+/// torchvision's `BasicConv2d` after fusion: a conv+relu saved as
+/// `name.conv`, and profiled under that name too.
+struct BasicConv {
+    /// The conv's torchvision name in its parent (`conv1.conv`,
+    /// `branch2.0.conv`).
+    name: String,
+    conv: Conv2d,
+}
 
 impl BasicConv {
     fn build(
         init: &mut dyn Layers,
+        name: &'static str,
         input: ActivationRange,
         io: [usize; 2],
         kernel: usize,
         stride: usize,
     ) -> Result<(BasicConv, ActivationRange)> {
         let (conv, act) = init.conv(input, io, kernel, stride, 1, true)?;
-        Ok((BasicConv(conv), act))
+        Ok((BasicConv { name: format!("{name}.conv"), conv }, act))
     }
 
     fn run(&self, x: &Tensor) -> Result<Tensor> {
-        self.0.forward(x)
+        run_conv(&self.conv, x, &self.name)
     }
 
-    fn state(&self, out: &mut Vec<(String, Tensor)>, prefix: &str, name: &str) -> Result<()> {
-        child_state(out, prefix, &format!("{name}.conv"), &self.0)
+    fn state(&self, out: &mut Vec<(String, Tensor)>, prefix: &str) -> Result<()> {
+        child_state(out, prefix, &self.name, &self.conv)
     }
 
-    fn load(&mut self, state: &HashMap<String, Tensor>, prefix: &str, name: &str) -> Result<()> {
-        load_child(&mut self.0, state, prefix, &format!("{name}.conv"))
+    fn load(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
+        load_child(&mut self.conv, state, prefix, &self.name)
     }
 }
 
@@ -66,12 +73,12 @@ impl Inception {
     /// pool_proj)` (the "5x5" branch uses a 3x3 kernel, as torchvision's).
     fn build(init: &mut dyn Layers, input: ActivationRange, ch: [usize; 7]) -> Result<(Inception, ActivationRange)> {
         let [inp, c1, c3r, c3, c5r, c5, pp] = ch;
-        let (branch1, a1) = BasicConv::build(init, input, [inp, c1], 1, 1)?;
-        let (b2a, a) = BasicConv::build(init, input, [inp, c3r], 1, 1)?;
-        let (b2b, a2) = BasicConv::build(init, a, [c3r, c3], 3, 1)?;
-        let (b3a, a) = BasicConv::build(init, input, [inp, c5r], 1, 1)?;
-        let (b3b, a3) = BasicConv::build(init, a, [c5r, c5], 3, 1)?;
-        let (branch4, a4) = BasicConv::build(init, input, [inp, pp], 1, 1)?;
+        let (branch1, a1) = BasicConv::build(init, "branch1", input, [inp, c1], 1, 1)?;
+        let (b2a, a) = BasicConv::build(init, "branch2.0", input, [inp, c3r], 1, 1)?;
+        let (b2b, a2) = BasicConv::build(init, "branch2.1", a, [c3r, c3], 3, 1)?;
+        let (b3a, a) = BasicConv::build(init, "branch3.0", input, [inp, c5r], 1, 1)?;
+        let (b3b, a3) = BasicConv::build(init, "branch3.1", a, [c5r, c5], 3, 1)?;
+        let (branch4, a4) = BasicConv::build(init, "branch4.1", input, [inp, pp], 1, 1)?;
         let std = [a1, a2, a3, a4].iter().map(|a| a.std).fold(0.0, f64::max);
         let out = ActivationRange { std, non_negative: true };
         let (scale, zp) = out.qparams();
@@ -87,38 +94,40 @@ impl Inception {
     }
 }
 
+impl Inception {
+    /// The six convs, in torchvision's state order.
+    fn convs(&self) -> [&BasicConv; 6] {
+        let [b2a, b2b] = &self.branch2;
+        let [b3a, b3b] = &self.branch3;
+        [&self.branch1, b2a, b2b, b3a, b3b, &self.branch4]
+    }
+}
+
 impl Module for Inception {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let b1 = self.branch1.run(x)?;
         let b2 = self.branch2[1].run(&self.branch2[0].run(x)?)?;
         let b3 = self.branch3[1].run(&self.branch3[0].run(x)?)?;
-        let b4 = self.branch4.run(&self.pool.forward(x)?)?;
+        let pooled = run_named(&self.pool, x, "branch4.0")?;
+        let b4 = self.branch4.run(&pooled)?;
+        let _scope = crate::profiler::scope("cat");
         self.cat.cat(&[b1, b2, b3, b4], 1)
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
-        self.branch1.state(&mut out, prefix, "branch1")?;
-        for (i, c) in self.branch2.iter().enumerate() {
-            c.state(&mut out, prefix, &format!("branch2.{i}"))?;
+        for c in self.convs() {
+            c.state(&mut out, prefix)?;
         }
-        for (i, c) in self.branch3.iter().enumerate() {
-            c.state(&mut out, prefix, &format!("branch3.{i}"))?;
-        }
-        self.branch4.state(&mut out, prefix, "branch4.1")?;
         functional_state(&mut out, prefix, "cat", &self.cat)?;
         Ok(out)
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        self.branch1.load(state, prefix, "branch1")?;
-        for (i, c) in self.branch2.iter_mut().enumerate() {
-            c.load(state, prefix, &format!("branch2.{i}"))?;
+        let ([b2a, b2b], [b3a, b3b]) = (&mut self.branch2, &mut self.branch3);
+        for c in [&mut self.branch1, b2a, b2b, b3a, b3b, &mut self.branch4] {
+            c.load(state, prefix)?;
         }
-        for (i, c) in self.branch3.iter_mut().enumerate() {
-            c.load(state, prefix, &format!("branch3.{i}"))?;
-        }
-        self.branch4.load(state, prefix, "branch4.1")?;
         self.cat = load_functional(state, prefix, "cat")?;
         Ok(())
     }
@@ -157,9 +166,9 @@ const INCEPTIONS: [(&str, [usize; 7]); 9] = [
 pub fn googlenet(init: &mut dyn Layers) -> Result<GoogLeNet> {
     let input = ActivationRange { std: 1.0, non_negative: false };
     let (qs, qz) = input.qparams();
-    let (conv1, a) = BasicConv::build(init, input, [3, 64], 7, 2)?;
-    let (conv2, a) = BasicConv::build(init, a, [64, 64], 1, 1)?;
-    let (conv3, mut act) = BasicConv::build(init, a, [64, 192], 3, 1)?;
+    let (conv1, a) = BasicConv::build(init, "conv1", input, [3, 64], 7, 2)?;
+    let (conv2, a) = BasicConv::build(init, "conv2", a, [64, 64], 1, 1)?;
+    let (conv3, mut act) = BasicConv::build(init, "conv3", a, [64, 192], 3, 1)?;
     let mut blocks = Vec::new();
     for (name, ch) in INCEPTIONS {
         let (block, out) = Inception::build(init, act, ch)?;
@@ -167,7 +176,7 @@ pub fn googlenet(init: &mut dyn Layers) -> Result<GoogLeNet> {
         act = out;
     }
     let (fc, _) = init.linear(act, 1024, 1000)?;
-    let head = Classifier { quant: Quantize::new(qs, qz, DType::QUInt8)?, fc, dequant: DeQuantize };
+    let head = Classifier::new((qs, qz), "fc", fc)?;
     let pools = [max_pool(3, 2, 0), max_pool(3, 2, 0), max_pool(3, 2, 0), max_pool(2, 2, 0)];
     Ok(GoogLeNet { head, stem: [conv1, conv2, conv3], pools, blocks })
 }
@@ -176,10 +185,10 @@ impl Network for GoogLeNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         // The whole pass on a worker of the pool (see `Network`).
         crate::threads::install_pass(|| {
-            let y = run_conv(&self.stem[0].0, &self.head.input(x)?, "conv1")?;
+            let y = self.stem[0].run(&self.head.input(x)?)?;
             let y = run_named(&self.pools[0], &y, "maxpool1")?;
-            let y = run_conv(&self.stem[1].0, &y, "conv2")?;
-            let y = run_conv(&self.stem[2].0, &y, "conv3")?;
+            let y = self.stem[1].run(&y)?;
+            let y = self.stem[2].run(&y)?;
             let mut y = run_named(&self.pools[1], &y, "maxpool2")?;
             for (name, block) in &self.blocks {
                 y = run_named(block, &y, name)?;
@@ -202,24 +211,24 @@ impl Module for GoogLeNet {
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
-        for (c, name) in self.stem.iter().zip(["conv1", "conv2", "conv3"]) {
-            c.state(&mut out, prefix, name)?;
+        for c in &self.stem {
+            c.state(&mut out, prefix)?;
         }
         for (name, block) in &self.blocks {
             child_state(&mut out, prefix, name, block)?;
         }
-        self.head.state_dict(&mut out, prefix, "fc")?;
+        self.head.state_dict(&mut out, prefix)?;
         Ok(out)
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-        for (c, name) in self.stem.iter_mut().zip(["conv1", "conv2", "conv3"]) {
-            c.load(state, prefix, name)?;
+        for c in &mut self.stem {
+            c.load(state, prefix)?;
         }
         for (name, block) in &mut self.blocks {
             load_child(block, state, prefix, name)?;
         }
-        self.head.load(state, prefix, "fc")
+        self.head.load(state, prefix)
     }
 
     fn describe(&self) -> String {

@@ -4,9 +4,9 @@
 
 use super::init::{ActivationRange, Layers};
 use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
-use crate::nn::quantized::{Conv2d, DeQuantize, QFunctional, Quantize};
+use crate::nn::quantized::{Conv2d, QFunctional};
 use crate::nn::Module;
-use crate::{DType, Result, Tensor};
+use crate::{Result, Tensor};
 use std::collections::HashMap;
 
 /// `QuantizableInvertedResidual`: an optional 1x1 expansion, a 3x3
@@ -142,7 +142,7 @@ pub fn mobilenet_v2(init: &mut dyn Layers) -> Result<MobileNetV2> {
     let (last, act) = init.conv(act, [inp, 1280], 1, 1, 1, true)?;
     features.push(Feature::Conv(last));
     let (fc, _) = init.linear(act, 1280, 1000)?;
-    let head = Classifier { quant: Quantize::new(qs, qz, DType::QUInt8)?, fc, dequant: DeQuantize };
+    let head = Classifier::new((qs, qz), "classifier.1", fc)?;
     Ok(MobileNetV2 { head, features })
 }
 
@@ -169,7 +169,7 @@ impl Module for MobileNetV2 {
         for (i, f) in self.features.iter().enumerate() {
             child_state(&mut out, prefix, &f.name(i), f.module())?;
         }
-        self.head.state_dict(&mut out, prefix, "classifier.1")?;
+        self.head.state_dict(&mut out, prefix)?;
         Ok(out)
     }
 
@@ -178,7 +178,7 @@ impl Module for MobileNetV2 {
             let name = f.name(i);
             load_child(f.module_mut(), state, prefix, &name)?;
         }
-        self.head.load(state, prefix, "classifier.1")
+        self.head.load(state, prefix)
     }
 
     fn describe(&self) -> String {

@@ -37,7 +37,7 @@ pub use shufflenet::{shufflenet_v2_x1_0, ShuffleBlock};
 
 use crate::nn::quantized::{Conv2d, DeQuantize, Linear, QFunctional, Quantize};
 use crate::nn::{Module, Sequential};
-use crate::{MemoryFormat, Result, Tensor};
+use crate::{DType, MemoryFormat, Result, Tensor};
 use std::collections::HashMap;
 
 /// The architectures [`by_name`] builds: torchvision's seven quantizable
@@ -123,7 +123,7 @@ impl QuantizedNet {
     /// A network from its stub's qparams and its body.
     pub fn new(name: &'static str, input: ActivationRange, body: Sequential) -> Result<QuantizedNet> {
         let (scale, zero_point) = input.qparams();
-        Ok(QuantizedNet { name, quant: Quantize::new(scale, zero_point, crate::DType::QUInt8)?, body })
+        Ok(QuantizedNet { name, quant: Quantize::new(scale, zero_point, DType::QUInt8)?, body })
     }
 }
 
@@ -131,8 +131,15 @@ impl Network for QuantizedNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         // The whole pass on a worker of the pool (see `Network`).
         crate::threads::install_pass(|| {
-            let q = self.quant.forward(x)?;
-            let q = if q.ndim() == 4 { q.contiguous_in(MemoryFormat::ChannelsLast)? } else { q };
+            let q = {
+                let _scope = crate::profiler::scope("quant");
+                let q = self.quant.forward(x)?;
+                if q.ndim() == 4 {
+                    q.contiguous_in(MemoryFormat::ChannelsLast)?
+                } else {
+                    q
+                }
+            };
             self.body.forward(&q)
         })
     }
@@ -140,7 +147,9 @@ impl Network for QuantizedNet {
 
 impl Module for QuantizedNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        DeQuantize.forward(&self.logits(x)?)
+        let logits = self.logits(x)?;
+        let _scope = crate::profiler::scope("dequant");
+        DeQuantize.forward(&logits)
     }
 
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
@@ -174,11 +183,20 @@ fn load_child(m: &mut dyn Module, state: &HashMap<String, Tensor>, prefix: &str,
 /// qparams, to channels-last, run `body`, classify with `fc`, dequantize.
 struct Classifier {
     quant: Quantize,
+    /// torchvision's name of the classifier (`fc`, `classifier.1`): in the
+    /// state and in profiles.
+    fc_name: &'static str,
     fc: Linear,
     dequant: DeQuantize,
 }
 
 impl Classifier {
+    /// The head of a network whose input is quantized with `(scale,
+    /// zero_point)` and whose classifier is `fc`, named `fc_name`.
+    fn new((scale, zero_point): (f64, i64), fc_name: &'static str, fc: Linear) -> Result<Classifier> {
+        Ok(Classifier { quant: Quantize::new(scale, zero_point, DType::QUInt8)?, fc_name, fc, dequant: DeQuantize })
+    }
+
     fn input(&self, x: &Tensor) -> Result<Tensor> {
         let _scope = crate::profiler::scope("quant");
         let q = self.quant.forward(x)?;
@@ -191,26 +209,30 @@ impl Classifier {
 
     /// Global average pool, flatten, `fc`: the quantized logits.
     fn logits(&self, features: &Tensor) -> Result<Tensor> {
-        let _scope = crate::profiler::scope("head");
-        let pooled = crate::ops::adaptive_avg_pool2d(features, &[1, 1])?;
-        let n = pooled.sizes()[0] as i64;
-        let flat = crate::ops::reshape(&pooled, &[n, -1])?;
+        let flat = {
+            let _scope = crate::profiler::scope("avgpool");
+            let pooled = crate::ops::adaptive_avg_pool2d(features, &[1, 1])?;
+            let n = pooled.sizes()[0] as i64;
+            crate::ops::reshape(&pooled, &[n, -1])?
+        };
+        let _scope = crate::profiler::scope(self.fc_name);
         self.fc.forward(&flat)
     }
 
     /// The dequantize stub.
     fn dequantize(&self, logits: &Tensor) -> Result<Tensor> {
+        let _scope = crate::profiler::scope("dequant");
         self.dequant.forward(logits)
     }
 
-    fn state_dict(&self, out: &mut Vec<(String, Tensor)>, prefix: &str, fc_name: &str) -> Result<()> {
+    fn state_dict(&self, out: &mut Vec<(String, Tensor)>, prefix: &str) -> Result<()> {
         child_state(out, prefix, "quant", &self.quant)?;
-        child_state(out, prefix, fc_name, &self.fc)
+        child_state(out, prefix, self.fc_name, &self.fc)
     }
 
-    fn load(&mut self, state: &HashMap<String, Tensor>, prefix: &str, fc_name: &str) -> Result<()> {
+    fn load(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
         load_child(&mut self.quant, state, prefix, "quant")?;
-        load_child(&mut self.fc, state, prefix, fc_name)
+        load_child(&mut self.fc, state, prefix, self.fc_name)
     }
 }
 

@@ -3,9 +3,9 @@
 
 use super::init::{ActivationRange, Layers};
 use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
-use crate::nn::quantized::{Conv2d, DeQuantize, MaxPool2d, QFunctional, Quantize};
+use crate::nn::quantized::{Conv2d, MaxPool2d, QFunctional};
 use crate::nn::Module;
-use crate::{DType, Result, Tensor};
+use crate::{Result, Tensor};
 use std::collections::HashMap;
 
 /// `QuantizableBasicBlock`: two 3x3 convs, an optional 1x1 downsample, and
@@ -205,7 +205,7 @@ fn resnet(init: &mut dyn Layers, depths: [usize; 4], expansion: usize, block: Ma
     let (fc, _) = init.linear(act, inp, 1000)?;
     let maxpool =
         MaxPool2d { kernel_size: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1], ceil_mode: false };
-    let head = Classifier { quant: Quantize::new(qs, qz, DType::QUInt8)?, fc, dequant: DeQuantize };
+    let head = Classifier::new((qs, qz), "fc", fc)?;
     Ok(ResNet { head, conv1, maxpool, layers })
 }
 
@@ -243,7 +243,7 @@ impl Module for ResNet {
         for (name, block) in self.blocks() {
             child_state(&mut out, prefix, &name, block)?;
         }
-        self.head.state_dict(&mut out, prefix, "fc")?;
+        self.head.state_dict(&mut out, prefix)?;
         Ok(out)
     }
 
@@ -254,7 +254,7 @@ impl Module for ResNet {
                 load_child(block.as_mut(), state, prefix, &format!("layer{}.{b}", i + 1))?;
             }
         }
-        self.head.load(state, prefix, "fc")
+        self.head.load(state, prefix)
     }
 
     fn describe(&self) -> String {

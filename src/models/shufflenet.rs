@@ -10,6 +10,11 @@ use crate::nn::{Module, Sequential};
 use crate::{ops, MemoryFormat, Result, Tensor};
 use std::collections::HashMap;
 
+/// torchvision's names of a block's children: in its state and in profiles.
+const BRANCH1: &str = "branch1";
+const BRANCH2: &str = "branch2";
+const CAT: &str = "cat";
+
 /// `QuantizableInvertedResidual` of ShuffleNetV2.
 ///
 /// - Stride 1: the input's first half of channels passes through, the
@@ -49,14 +54,23 @@ impl ShuffleBlock {
 
 impl Module for ShuffleBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let joined = match &self.branch1 {
-            Some(branch1) => self.cat.cat(&[branch1.forward(x)?, self.branch2.forward(x)?], 1)?,
+        let branch = |name: &str, b: &Sequential, x: &Tensor| {
+            let _scope = crate::profiler::scope(name);
+            b.forward(x)
+        };
+        let halves = match &self.branch1 {
+            Some(branch1) => [branch(BRANCH1, branch1, x)?, branch(BRANCH2, &self.branch2, x)?],
             None => {
                 let c = x.sizes().get(1).copied().unwrap_or(0) as i64;
                 let (x1, x2) = (ops::slice(x, 1, Some(0), Some(c / 2), 1)?, ops::slice(x, 1, Some(c / 2), Some(c), 1)?);
-                self.cat.cat(&[x1, self.branch2.forward(&x2)?], 1)?
+                [x1, branch(BRANCH2, &self.branch2, &x2)?]
             }
         };
+        let joined = {
+            let _scope = crate::profiler::scope(CAT);
+            self.cat.cat(&halves, 1)?
+        };
+        let _scope = crate::profiler::scope("channel_shuffle");
         // torchvision's `channel_shuffle` (view, transpose, contiguous,
         // view) leaves a row-major tensor; PyTorch's convs then return
         // channels-last ones. Keeping the activation channels-last gives
@@ -68,19 +82,19 @@ impl Module for ShuffleBlock {
     fn state_dict(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
         if let Some(b) = &self.branch1 {
-            out.extend(b.state_dict(&format!("{prefix}branch1."))?);
+            out.extend(b.state_dict(&format!("{prefix}{BRANCH1}."))?);
         }
-        out.extend(self.branch2.state_dict(&format!("{prefix}branch2."))?);
-        out.extend(self.cat.state_dict(&format!("{prefix}cat."))?);
+        out.extend(self.branch2.state_dict(&format!("{prefix}{BRANCH2}."))?);
+        out.extend(self.cat.state_dict(&format!("{prefix}{CAT}."))?);
         Ok(out)
     }
 
     fn load_state_dict(&mut self, state: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
         if let Some(b) = &mut self.branch1 {
-            b.load_state_dict(state, &format!("{prefix}branch1."))?;
+            b.load_state_dict(state, &format!("{prefix}{BRANCH1}."))?;
         }
-        self.branch2.load_state_dict(state, &format!("{prefix}branch2."))?;
-        self.cat.load_state_dict(state, &format!("{prefix}cat."))
+        self.branch2.load_state_dict(state, &format!("{prefix}{BRANCH2}."))?;
+        self.cat.load_state_dict(state, &format!("{prefix}{CAT}."))
     }
 
     fn describe(&self) -> String {

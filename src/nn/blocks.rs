@@ -5,7 +5,7 @@
 //! PyTorch checkpoints load into it.
 
 use super::quantized::QFunctional;
-use super::{child_prefix, Module};
+use super::{child_prefix, child_scope, Module};
 use crate::{Error, Result, Tensor};
 use std::collections::HashMap;
 
@@ -53,7 +53,11 @@ impl Residual {
 
 impl Module for Residual {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.body.forward(x)?;
+        let y = {
+            let _scope = child_scope(&self.body_name);
+            self.body.forward(x)?
+        };
+        let _scope = child_scope(&self.functional_name);
         match self.combine {
             Combine::Add => self.functional.add(x, &y),
             Combine::AddRelu => self.functional.add_relu(x, &y),
@@ -106,6 +110,7 @@ impl Concat {
 impl Module for Concat {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let outs = self.branches.iter().map(|b| b.forward(x)).collect::<Result<Vec<_>>>()?;
+        let _scope = child_scope(&self.functional_name);
         self.functional.cat(&outs, self.dim)
     }
 

@@ -87,6 +87,7 @@ impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
         for (name, layer) in &self.layers {
+            let _scope = child_scope(name);
             y = layer.forward(&y).map_err(|e| Error::invalid(format!("Sequential layer `{name}`"), e.to_string()))?;
         }
         Ok(y)
@@ -111,6 +112,14 @@ impl Module for Sequential {
         let inner: Vec<String> = self.layers.iter().map(|(n, l)| format!("  ({n}): {}", l.describe())).collect();
         format!("Sequential(\n{}\n)", inner.join("\n"))
     }
+}
+
+/// Enters the profiler scope of a child named `name`, so that a profile
+/// names each op by its module path as PyTorch prints it
+/// (`features.1.block.0.0`). A child with the empty name sits at its
+/// parent's own path and adds nothing.
+pub(crate) fn child_scope(name: &str) -> Option<crate::profiler::Scope> {
+    (!name.is_empty()).then(|| crate::profiler::scope(name))
 }
 
 /// The state prefix of a child named `name` (empty: the parent's own).

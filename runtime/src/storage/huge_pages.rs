@@ -16,8 +16,17 @@
 /// Buffers of at least this many bytes are advised.
 pub(super) const MIN_BYTES: usize = 4 << 20;
 
-/// Advises the spare capacity of `v`, a new vector not yet written, when
-/// it is [`MIN_BYTES`] or larger.
+/// The size of a transparent huge page on x86-64 and aarch64 Linux (with
+/// aarch64's usual 4 KiB base pages).
+#[cfg_attr(
+    not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))),
+    allow(dead_code)
+)]
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Advises the whole allocation of `v` (its capacity, not only its
+/// length), a new vector not yet written, when that is [`MIN_BYTES`] or
+/// larger.
 pub(super) fn advise_new<T>(v: &Vec<T>) {
     let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
     if bytes >= MIN_BYTES {
@@ -47,16 +56,15 @@ pub(super) fn advise(start: *const u8, len: usize) {
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))))]
 pub(super) fn advise(_start: *const u8, _len: usize) {}
 
-/// The addresses `[first, end)` of the whole 2 MiB pages inside `len` bytes
+/// The addresses `[first, end)` of the whole huge pages inside `len` bytes
 /// at address `start`, if there is one.
 #[cfg_attr(
     not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))),
     allow(dead_code)
 )]
 fn whole_huge_pages(start: usize, len: usize) -> Option<(usize, usize)> {
-    const HUGE: usize = 2 << 20;
-    let first = start.checked_next_multiple_of(HUGE)?;
-    let end = start.checked_add(len)? / HUGE * HUGE;
+    let first = start.checked_next_multiple_of(HUGE_PAGE)?;
+    let end = start.checked_add(len)? / HUGE_PAGE * HUGE_PAGE;
     (end > first).then_some((first, end))
 }
 
@@ -68,15 +76,14 @@ mod tests {
 
     #[test]
     fn only_whole_huge_pages_inside_the_range_are_advised() {
-        const HUGE: usize = 2 << 20;
-        assert_eq!(whole_huge_pages(HUGE, 2 * HUGE), Some((HUGE, 3 * HUGE)));
-        assert_eq!(whole_huge_pages(HUGE + 64, 3 * HUGE), Some((2 * HUGE, 4 * HUGE)));
+        assert_eq!(whole_huge_pages(HUGE_PAGE, 2 * HUGE_PAGE), Some((HUGE_PAGE, 3 * HUGE_PAGE)));
+        assert_eq!(whole_huge_pages(HUGE_PAGE + 64, 3 * HUGE_PAGE), Some((2 * HUGE_PAGE, 4 * HUGE_PAGE)));
         // Less than one whole page inside, or none at all.
-        assert_eq!(whole_huge_pages(HUGE + 64, 2 * HUGE - 128), None);
+        assert_eq!(whole_huge_pages(HUGE_PAGE + 64, 2 * HUGE_PAGE - 128), None);
         assert_eq!(whole_huge_pages(64, 0), None);
         // Addresses at the top of the address space do not wrap.
         assert_eq!(whole_huge_pages(usize::MAX - 64, 128), None);
-        assert_eq!(whole_huge_pages(usize::MAX - 3 * HUGE, 4 * HUGE), None);
+        assert_eq!(whole_huge_pages(usize::MAX - 3 * HUGE_PAGE, 4 * HUGE_PAGE), None);
     }
 
     #[test]
