@@ -14,39 +14,38 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::ops::Range;
 
-/// `P` for `R` rows by one block: `a16` holds `R` rows of `kp` i16
-/// activations, `b8` the block's weights as `kp / 2` pairs of 16 columns
-/// of 2 i8 each, widened to i16 as they are loaded.
+/// `P` for `R` rows by `V` eighths of one block (`V` = 2: all 16 columns;
+/// `V` = 1: the first 8, for a last block whose other 8 are only
+/// padding): `a16` holds `R` rows of `kp` i16 activations, `b8` the
+/// block's weights as `kp / 2` pairs of 16 columns of 2 i8 each, widened
+/// to i16 as they are loaded. Writes `8 * V` columns of each row.
 #[target_feature(enable = "avx2,fma")]
-fn tile<const R: usize>(a16: &[i16], kp: usize, b8: &[i8], out: &mut [i32], ldo: usize, col0: usize) {
-    let mut acc = [[_mm256_setzero_si256(); 2]; R];
+fn tile<const R: usize, const V: usize>(a16: &[i16], kp: usize, b8: &[i8], out: &mut [i32], ldo: usize, col0: usize) {
+    let mut acc = [[_mm256_setzero_si256(); V]; R];
     // One check for the whole tile, so the inner loop is only arithmetic.
-    assert!(a16.len() >= R * kp && kp.is_multiple_of(2) && b8.len() >= kp * BLOCK);
+    assert!(a16.len() >= R * kp && kp.is_multiple_of(2) && b8.len() >= kp * BLOCK && (1..=2).contains(&V));
     let (a_ptr, b_ptr) = (a16.as_ptr(), b8.as_ptr());
     for p in 0..kp / 2 {
         // SAFETY: pair p of the block is 32 bytes at 32p, and 32p + 32 <=
         // kp * 16 (asserted above); unaligned 16-byte loads, sign-extended.
-        let (lo, hi) = unsafe {
-            let at = b_ptr.add(p * 32);
-            (
-                _mm256_cvtepi8_epi16(_mm_loadu_si128(at as *const __m128i)),
-                _mm256_cvtepi8_epi16(_mm_loadu_si128(at.add(16) as *const __m128i)),
-            )
-        };
+        let w: [__m256i; V] = std::array::from_fn(|v| unsafe {
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(b_ptr.add(p * 32 + 16 * v) as *const __m128i))
+        });
         for (r, acc) in acc.iter_mut().enumerate() {
             // SAFETY: r < R and 2p + 1 < kp, so the two i16 lie within
             // `a16` (asserted above); an unaligned read, broadcast.
             let x = _mm256_set1_epi32(unsafe { (a_ptr.add(r * kp + 2 * p) as *const i32).read_unaligned() });
-            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, lo));
-            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, hi));
+            for (acc, w) in acc.iter_mut().zip(&w) {
+                *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(x, *w));
+            }
         }
     }
     for (r, acc) in acc.iter().enumerate() {
-        let dst = &mut out[r * ldo + col0..r * ldo + col0 + BLOCK];
-        // SAFETY: `dst` holds 16 i32: two unaligned 32-byte stores.
-        unsafe {
-            _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, acc[0]);
-            _mm256_storeu_si256(dst.as_mut_ptr().add(8) as *mut __m256i, acc[1]);
+        let dst = &mut out[r * ldo + col0..r * ldo + col0 + 8 * V];
+        for (v, acc) in acc.iter().enumerate() {
+            // SAFETY: `dst` holds 8 * V i32 and v < V: an unaligned
+            // 32-byte store of 8 of them.
+            unsafe { _mm256_storeu_si256(dst.as_mut_ptr().add(8 * v) as *mut __m256i, *acc) };
         }
     }
 }
@@ -56,30 +55,53 @@ fn tile<const R: usize>(a16: &[i16], kp: usize, b8: &[i8], out: &mut [i32], ldo:
 /// against 4 and 5 rows on Zen 4: 6 is a few percent ahead).
 const ROWS: usize = 6;
 
-/// The kernel over `rows` x `blocks`, on activations already widened.
+/// The kernel over `rows` x `blocks`, on activations already widened;
+/// `n` is the weight's column count, so that a last block with 8 or fewer
+/// real columns computes only those 8.
 #[target_feature(enable = "avx2,fma")]
-fn gemm_i16(a16: &[i16], rows: usize, kp: usize, b8: &[i8], blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+#[allow(clippy::too_many_arguments)]
+fn gemm_i16(
+    a16: &[i16],
+    rows: usize,
+    kp: usize,
+    b8: &[i8],
+    n: usize,
+    blocks: Range<usize>,
+    out: &mut [i32],
+    ldo: usize,
+) {
     let block_len = kp * BLOCK;
     for blk in blocks.clone() {
         let b = &b8[blk * block_len..(blk + 1) * block_len];
         let col0 = (blk - blocks.start) * BLOCK;
-        let mut r = 0;
-        while r + ROWS <= rows {
-            tile::<ROWS>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
-            r += ROWS;
+        if n.saturating_sub(blk * BLOCK) <= BLOCK / 2 {
+            rows_of::<1>(a16, rows, kp, b, out, ldo, col0);
+        } else {
+            rows_of::<2>(a16, rows, kp, b, out, ldo, col0);
         }
-        // The remainder in the widest tiles that fit.
-        if r + 4 <= rows {
-            tile::<4>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
-            r += 4;
-        }
-        if r + 2 <= rows {
-            tile::<2>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
-            r += 2;
-        }
-        if r < rows {
-            tile::<1>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
-        }
+    }
+}
+
+/// Every row of `a16` against one block (`V` eighths of it, as [`tile`]).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn rows_of<const V: usize>(a16: &[i16], rows: usize, kp: usize, b: &[i8], out: &mut [i32], ldo: usize, col0: usize) {
+    let mut r = 0;
+    while r + ROWS <= rows {
+        tile::<ROWS, V>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
+        r += ROWS;
+    }
+    // The remainder in the widest tiles that fit.
+    if r + 4 <= rows {
+        tile::<4, V>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
+        r += 4;
+    }
+    if r + 2 <= rows {
+        tile::<2, V>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
+        r += 2;
+    }
+    if r < rows {
+        tile::<1, V>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
     }
 }
 
@@ -99,6 +121,6 @@ pub(super) fn dot(a: &[u8], rows: usize, kp: usize, b: &PackedB, blocks: Range<u
         wide.clear();
         wide.extend(a[..rows * kp].iter().map(|&v| v as i16));
         // The closure inherits this function's target features.
-        gemm_i16(&wide, rows, kp, pairs, blocks, out, ldo)
+        gemm_i16(&wide, rows, kp, pairs, b.n, blocks, out, ldo)
     });
 }
