@@ -11,37 +11,46 @@
 use crate::gemm::saturating::QUAD_BLOCK;
 use std::arch::x86_64::*;
 
-/// `P` for `R` activation rows (each `kq * 4` bytes of `a`) by one block
-/// of 16 weight rows (`b`, `kq * 64` bytes), of which the first `cols`
-/// are real: `out[r * ldo + col0 + j]`.
+/// `P` for `R` activation rows (each `kq * 4` bytes of `a`) by `V`
+/// eighths of one block of 16 weight rows (`b`, `kq * 64` bytes; `V` = 1
+/// when only its first 8 rows can be real), of which the first `cols` are
+/// real: `out[r * ldo + col0 + j]`.
 #[target_feature(enable = "avx2")]
-fn tile<const R: usize>(a: &[u8], kq: usize, b: &[i8], out: &mut [i32], ldo: usize, col0: usize, cols: usize) {
-    let mut acc = [[_mm256_setzero_si256(); 2]; R];
+#[allow(clippy::too_many_arguments)]
+fn tile<const R: usize, const V: usize>(
+    a: &[u8],
+    kq: usize,
+    b: &[i8],
+    out: &mut [i32],
+    ldo: usize,
+    col0: usize,
+    cols: usize,
+) {
+    let mut acc = [[_mm256_setzero_si256(); V]; R];
     // One check for the whole tile, so the inner loop is only arithmetic.
-    assert!(a.len() >= R * kq * 4 && b.len() >= kq * 4 * QUAD_BLOCK && cols <= QUAD_BLOCK);
+    assert!(a.len() >= R * kq * 4 && b.len() >= kq * 4 * QUAD_BLOCK && cols <= 8 * V && (1..=2).contains(&V));
     let (a_ptr, b_ptr) = (a.as_ptr(), b.as_ptr());
     let ones = _mm256_set1_epi16(1);
     for q in 0..kq {
         // SAFETY: step q of the block is 64 bytes at 64q, within `b`
-        // (asserted above); two unaligned 32-byte loads.
-        let (lo, hi) = unsafe {
-            let at = b_ptr.add(q * 64) as *const __m256i;
-            (_mm256_loadu_si256(at), _mm256_loadu_si256(at.add(1)))
-        };
+        // (asserted above), and v < V <= 2; unaligned 32-byte loads.
+        let w: [__m256i; V] =
+            std::array::from_fn(|v| unsafe { _mm256_loadu_si256((b_ptr.add(q * 64) as *const __m256i).add(v)) });
         for (r, acc) in acc.iter_mut().enumerate() {
             // SAFETY: r < R and 4q + 3 < kq * 4, so the four bytes lie
             // within `a` (asserted above); an unaligned read, broadcast.
             let x = _mm256_set1_epi32(unsafe { (a_ptr.add(r * kq * 4 + q * 4) as *const i32).read_unaligned() });
-            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, lo), ones));
-            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, hi), ones));
+            for (acc, w) in acc.iter_mut().zip(&w) {
+                *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, *w), ones));
+            }
         }
     }
     for (r, acc) in acc.iter().enumerate() {
         let mut row = [0i32; QUAD_BLOCK];
-        // SAFETY: `row` holds 16 i32: two unaligned 32-byte stores.
-        unsafe {
-            _mm256_storeu_si256(row.as_mut_ptr() as *mut __m256i, acc[0]);
-            _mm256_storeu_si256(row.as_mut_ptr().add(8) as *mut __m256i, acc[1]);
+        for (v, acc) in acc.iter().enumerate() {
+            // SAFETY: `row` holds 16 i32 and v < V <= 2: an unaligned
+            // 32-byte store of 8 of them.
+            unsafe { _mm256_storeu_si256(row.as_mut_ptr().add(8 * v) as *mut __m256i, *acc) };
         }
         out[r * ldo + col0..][..cols].copy_from_slice(&row[..cols]);
     }
@@ -61,18 +70,41 @@ const ROWS: usize = 4;
 pub unsafe fn pair_sums(a: &[u8], rows: usize, kq: usize, b: &[i8], n: usize, out: &mut [i32]) {
     let block = kq * 4 * QUAD_BLOCK;
     for (i, b) in b.chunks_exact(block.max(1)).take(n.div_ceil(QUAD_BLOCK)).enumerate() {
-        let (col0, step) = (i * QUAD_BLOCK, kq * 4);
+        let col0 = i * QUAD_BLOCK;
         let cols = QUAD_BLOCK.min(n - col0);
-        let mut r = 0;
-        while r + ROWS <= rows {
-            tile::<ROWS>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols);
-            r += ROWS;
+        if cols <= QUAD_BLOCK / 2 {
+            rows_of::<1>(a, rows, kq, b, out, n, col0, cols);
+        } else {
+            rows_of::<2>(a, rows, kq, b, out, n, col0, cols);
         }
-        match rows - r {
-            3 => tile::<3>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
-            2 => tile::<2>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
-            1 => tile::<1>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
-            _ => {}
-        }
+    }
+}
+
+/// Every activation row against one block (`V` eighths of it, as
+/// [`tile`]).
+#[target_feature(enable = "avx2")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn rows_of<const V: usize>(
+    a: &[u8],
+    rows: usize,
+    kq: usize,
+    b: &[i8],
+    out: &mut [i32],
+    n: usize,
+    col0: usize,
+    cols: usize,
+) {
+    let step = kq * 4;
+    let mut r = 0;
+    while r + ROWS <= rows {
+        tile::<ROWS, V>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols);
+        r += ROWS;
+    }
+    match rows - r {
+        3 => tile::<3, V>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
+        2 => tile::<2, V>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
+        1 => tile::<1, V>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
+        _ => {}
     }
 }
