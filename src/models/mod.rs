@@ -131,15 +131,7 @@ impl Network for QuantizedNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         // The whole pass on a worker of the pool (see `Network`).
         crate::threads::install_pass(|| {
-            let q = {
-                let _scope = crate::profiler::scope("quant");
-                let q = self.quant.forward(x)?;
-                if q.ndim() == 4 {
-                    q.contiguous_in(MemoryFormat::ChannelsLast)?
-                } else {
-                    q
-                }
-            };
+            let q = quantize_input(&self.quant, x)?;
             self.body.forward(&q)
         })
     }
@@ -166,6 +158,19 @@ impl Module for QuantizedNet {
 
     fn describe(&self) -> String {
         format!("{}({})", self.name, self.body.describe())
+    }
+}
+
+/// A network's quant stub on its float input, then to channels-last (a
+/// 4-d input), as every conv after it keeps its activations: profiled as
+/// torchvision's `quant`.
+fn quantize_input(quant: &Quantize, x: &Tensor) -> Result<Tensor> {
+    let _scope = crate::profiler::scope("quant");
+    let q = quant.forward(x)?;
+    if q.ndim() == 4 {
+        q.contiguous_in(MemoryFormat::ChannelsLast)
+    } else {
+        Ok(q)
     }
 }
 
@@ -198,13 +203,7 @@ impl Classifier {
     }
 
     fn input(&self, x: &Tensor) -> Result<Tensor> {
-        let _scope = crate::profiler::scope("quant");
-        let q = self.quant.forward(x)?;
-        if q.ndim() == 4 {
-            q.contiguous_in(MemoryFormat::ChannelsLast)
-        } else {
-            Ok(q)
-        }
+        quantize_input(&self.quant, x)
     }
 
     /// Global average pool, flatten, `fc`: the quantized logits.
