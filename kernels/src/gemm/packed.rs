@@ -73,6 +73,7 @@ impl PackedB {
     pub fn pairs(&self) -> &[i8] {
         self.pairs.get_or_init(|| {
             let mut out = Vec::with_capacity(self.data.len());
+            qtensor_runtime::storage::advise_huge_pages(&out);
             for block in self.data.chunks((self.kp * BLOCK).max(1)) {
                 for quad in block.chunks(64) {
                     // A quad holds, per column, 4 consecutive k: split it

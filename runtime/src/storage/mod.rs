@@ -15,6 +15,13 @@ mod huge_pages;
 mod pool;
 pub use pool::release_cached_buffers;
 
+/// Asks Linux to back `v`, a new vector not yet written, with 2 MiB pages
+/// when its capacity is 4 MiB or more (as every large [`Storage`] is): for
+/// buffers that kernels stream, such as packed weights. A no-op elsewhere.
+pub fn advise_huge_pages<T>(v: &Vec<T>) {
+    huge_pages::advise_new(v);
+}
+
 /// Types that can be stored in a [`Storage`].
 pub trait Element: bytemuck::Pod + Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     /// The storage layout of this element type.
