@@ -14,11 +14,11 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::ops::Range;
 
-/// `P` for `R` rows by `V` eighths of one block (`V` = 2: all 16 columns;
+/// `P` for `R` rows by `V` halves of one block (`V` = 2: all 16 columns;
 /// `V` = 1: the first 8, for a last block whose other 8 are only
 /// padding): `a16` holds `R` rows of `kp` i16 activations, `b8` the
 /// block's weights as `kp / 2` pairs of 16 columns of 2 i8 each, widened
-/// to i16 as they are loaded. Writes `8 * V` columns of each row.
+/// to i16 as they are loaded. Writes all 16 columns of each row.
 #[target_feature(enable = "avx2,fma")]
 fn tile<const R: usize, const V: usize>(a16: &[i16], kp: usize, b8: &[i8], out: &mut [i32], ldo: usize, col0: usize) {
     let mut acc = [[_mm256_setzero_si256(); V]; R];
@@ -41,11 +41,15 @@ fn tile<const R: usize, const V: usize>(a16: &[i16], kp: usize, b8: &[i8], out: 
         }
     }
     for (r, acc) in acc.iter().enumerate() {
-        let dst = &mut out[r * ldo + col0..r * ldo + col0 + 8 * V];
-        for (v, acc) in acc.iter().enumerate() {
-            // SAFETY: `dst` holds 8 * V i32 and v < V: an unaligned
-            // 32-byte store of 8 of them.
-            unsafe { _mm256_storeu_si256(dst.as_mut_ptr().add(8 * v) as *mut __m256i, *acc) };
+        let dst = &mut out[r * ldo + col0..r * ldo + col0 + BLOCK];
+        // The block's padding columns past the first 8 * V are zeros, as
+        // a full tile computes them (`GemmIsa::dot` writes every column of
+        // its blocks).
+        let halves = std::array::from_fn::<_, 2, _>(|v| acc.get(v).copied().unwrap_or(_mm256_setzero_si256()));
+        for (v, half) in halves.iter().enumerate() {
+            // SAFETY: `dst` holds 16 i32 and v < 2: an unaligned 32-byte
+            // store of 8 of them.
+            unsafe { _mm256_storeu_si256(dst.as_mut_ptr().add(8 * v) as *mut __m256i, *half) };
         }
     }
 }
@@ -82,7 +86,7 @@ fn gemm_i16(
     }
 }
 
-/// Every row of `a16` against one block (`V` eighths of it, as [`tile`]).
+/// Every row of `a16` against one block (`V` halves of it, as [`tile`]).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn rows_of<const V: usize>(a16: &[i16], rows: usize, kp: usize, b: &[i8], out: &mut [i32], ldo: usize, col0: usize) {

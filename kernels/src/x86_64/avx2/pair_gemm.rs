@@ -12,7 +12,7 @@ use crate::gemm::saturating::QUAD_BLOCK;
 use std::arch::x86_64::*;
 
 /// `P` for `R` activation rows (each `kq * 4` bytes of `a`) by `V`
-/// eighths of one block of 16 weight rows (`b`, `kq * 64` bytes; `V` = 1
+/// halves of one block of 16 weight rows (`b`, `kq * 64` bytes; `V` = 1
 /// when only its first 8 rows can be real), of which the first `cols` are
 /// real: `out[r * ldo + col0 + j]`.
 #[target_feature(enable = "avx2")]
@@ -80,7 +80,7 @@ pub unsafe fn pair_sums(a: &[u8], rows: usize, kq: usize, b: &[i8], n: usize, ou
     }
 }
 
-/// Every activation row against one block (`V` eighths of it, as
+/// Every activation row against one block (`V` halves of it, as
 /// [`tile`]).
 #[target_feature(enable = "avx2")]
 #[inline]
