@@ -4,7 +4,7 @@
 //! block concatenates its four branches with a `cat` `FloatFunctional`.
 
 use super::init::{ActivationRange, Layers};
-use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
+use super::{child_state, functional_state, load_child, load_functional, run_named, Classifier, Network};
 use crate::nn::quantized::{Conv2d, MaxPool2d, QFunctional};
 use crate::nn::Module;
 use crate::{Result, Tensor};
@@ -33,7 +33,7 @@ impl BasicConv {
     }
 
     fn run(&self, x: &Tensor) -> Result<Tensor> {
-        run_conv(&self.conv, x, &self.name)
+        run_named(&self.conv, x, &self.name)
     }
 
     fn state(&self, out: &mut Vec<(String, Tensor)>, prefix: &str) -> Result<()> {

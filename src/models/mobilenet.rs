@@ -3,7 +3,7 @@
 //! through `skip_add`.
 
 use super::init::{ActivationRange, Layers};
-use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
+use super::{child_state, functional_state, load_child, load_functional, run_named, Classifier, Network};
 use crate::nn::quantized::{Conv2d, QFunctional};
 use crate::nn::Module;
 use crate::{Result, Tensor};
@@ -52,7 +52,7 @@ impl Module for InvertedResidual {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
         for (name, conv) in &self.convs {
-            y = run_conv(conv, &y, name)?;
+            y = run_named(conv, &y, name)?;
         }
         if self.residual {
             let _scope = crate::profiler::scope("skip_add");

@@ -35,7 +35,7 @@ pub use resnet::{resnet18, resnet50, BasicBlock, Bottleneck, ResNet};
 pub use run::{run_checkpoint, ModelRun};
 pub use shufflenet::{shufflenet_v2_x1_0, ShuffleBlock};
 
-use crate::nn::quantized::{Conv2d, DeQuantize, Linear, QFunctional, Quantize};
+use crate::nn::quantized::{DeQuantize, Linear, QFunctional, Quantize};
 use crate::nn::{Module, Sequential};
 use crate::{DType, MemoryFormat, Result, Tensor};
 use std::collections::HashMap;
@@ -269,12 +269,6 @@ impl<M: Module + Send + Sync> Module for SavedOnly<M> {
     fn describe(&self) -> String {
         format!("{} (not called)", self.0.describe())
     }
-}
-
-/// Runs `conv` under its name: in errors and in profiles.
-fn run_conv(conv: &Conv2d, x: &Tensor, name: &str) -> Result<Tensor> {
-    let _scope = crate::profiler::scope(name);
-    conv.forward(x).map_err(|e| crate::Error::invalid(name.to_string(), e.to_string()))
 }
 
 /// Runs `module` under `name`: in errors and in profiles.

@@ -2,7 +2,7 @@
 //! fusion and conversion: conv+relu fused, residual adds as `add_relu`.
 
 use super::init::{ActivationRange, Layers};
-use super::{child_state, functional_state, load_child, load_functional, run_conv, run_named, Classifier, Network};
+use super::{child_state, functional_state, load_child, load_functional, run_named, Classifier, Network};
 use crate::nn::quantized::{Conv2d, MaxPool2d, QFunctional};
 use crate::nn::Module;
 use crate::{Result, Tensor};
@@ -40,9 +40,9 @@ impl BasicBlock {
 
 impl Module for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = run_conv(&self.conv2, &run_conv(&self.conv1, x, "conv1")?, "conv2")?;
+        let y = run_named(&self.conv2, &run_named(&self.conv1, x, "conv1")?, "conv2")?;
         let skip = match &self.downsample {
-            Some(d) => run_conv(d, x, "downsample.0")?,
+            Some(d) => run_named(d, x, "downsample.0")?,
             None => x.clone(),
         };
         let _scope = crate::profiler::scope("add_relu");
@@ -111,10 +111,10 @@ impl Bottleneck {
 
 impl Module for Bottleneck {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = run_conv(&self.conv1, x, "conv1")?;
-        let y = run_conv(&self.conv3, &run_conv(&self.conv2, &y, "conv2")?, "conv3")?;
+        let y = run_named(&self.conv1, x, "conv1")?;
+        let y = run_named(&self.conv3, &run_named(&self.conv2, &y, "conv2")?, "conv3")?;
         let skip = match &self.downsample {
-            Some(d) => run_conv(d, x, "downsample.0")?,
+            Some(d) => run_named(d, x, "downsample.0")?,
             None => x.clone(),
         };
         let _scope = crate::profiler::scope("skip_add_relu");
@@ -222,7 +222,7 @@ impl Network for ResNet {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         // The whole pass on a worker of the pool (see `Network`).
         crate::threads::install_pass(|| {
-            let y = run_conv(&self.conv1, &self.head.input(x)?, "conv1")?;
+            let y = run_named(&self.conv1, &self.head.input(x)?, "conv1")?;
             let mut y = run_named(&self.maxpool, &y, "maxpool")?;
             for (name, block) in self.blocks() {
                 y = run_named(block, &y, &name)?;

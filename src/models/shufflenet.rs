@@ -4,7 +4,7 @@
 //! and `mean([2, 3])` as the global pool.
 
 use super::init::{ActivationRange, Layers};
-use super::QuantizedNet;
+use super::{run_named, QuantizedNet};
 use crate::nn::quantized::{MaxPool2d, Mean, QFunctional};
 use crate::nn::{Module, Sequential};
 use crate::{ops, MemoryFormat, Result, Tensor};
@@ -54,16 +54,12 @@ impl ShuffleBlock {
 
 impl Module for ShuffleBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let branch = |name: &str, b: &Sequential, x: &Tensor| {
-            let _scope = crate::profiler::scope(name);
-            b.forward(x)
-        };
         let halves = match &self.branch1 {
-            Some(branch1) => [branch(BRANCH1, branch1, x)?, branch(BRANCH2, &self.branch2, x)?],
+            Some(branch1) => [run_named(branch1, x, BRANCH1)?, run_named(&self.branch2, x, BRANCH2)?],
             None => {
                 let c = x.sizes().get(1).copied().unwrap_or(0) as i64;
                 let (x1, x2) = (ops::slice(x, 1, Some(0), Some(c / 2), 1)?, ops::slice(x, 1, Some(c / 2), Some(c), 1)?);
-                [x1, branch(BRANCH2, &self.branch2, &x2)?]
+                [x1, run_named(&self.branch2, &x2, BRANCH2)?]
             }
         };
         let joined = {

@@ -9,6 +9,7 @@
 //! this runs faster than `vpmaddubsw` with the sign trick: two port-bound
 //! instructions per 16 products instead of seven per 64.
 
+use super::block_tiles::block_tiles;
 use crate::gemm::packed::{PackedB, BLOCK};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -54,14 +55,13 @@ fn tile<const R: usize, const V: usize>(a16: &[i16], kp: usize, b8: &[i8], out: 
     }
 }
 
-/// Rows per tile: 6 rows x 2 halves = 12 accumulators, with room for the
-/// two weight vectors and the broadcast in the 16 ymm registers (measured
-/// against 4 and 5 rows on Zen 4: 6 is a few percent ahead).
-const ROWS: usize = 6;
-
 /// The kernel over `rows` x `blocks`, on activations already widened;
 /// `n` is the weight's column count, so that a last block with 8 or fewer
 /// real columns computes only those 8.
+///
+/// Tiles of 6 rows: 6 rows x 2 halves = 12 accumulators, with room for
+/// the two weight vectors and the broadcast in the 16 ymm registers
+/// (measured against 4 and 5 rows on Zen 4: 6 is a few percent ahead).
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 fn gemm_i16(
@@ -78,34 +78,14 @@ fn gemm_i16(
     for blk in blocks.clone() {
         let b = &b8[blk * block_len..(blk + 1) * block_len];
         let col0 = (blk - blocks.start) * BLOCK;
-        if n.saturating_sub(blk * BLOCK) <= BLOCK / 2 {
-            rows_of::<1>(a16, rows, kp, b, out, ldo, col0);
-        } else {
-            rows_of::<2>(a16, rows, kp, b, out, ldo, col0);
-        }
-    }
-}
-
-/// Every row of `a16` against one block (`V` halves of it, as [`tile`]).
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn rows_of<const V: usize>(a16: &[i16], rows: usize, kp: usize, b: &[i8], out: &mut [i32], ldo: usize, col0: usize) {
-    let mut r = 0;
-    while r + ROWS <= rows {
-        tile::<ROWS, V>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
-        r += ROWS;
-    }
-    // The remainder in the widest tiles that fit.
-    if r + 4 <= rows {
-        tile::<4, V>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
-        r += 4;
-    }
-    if r + 2 <= rows {
-        tile::<2, V>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
-        r += 2;
-    }
-    if r < rows {
-        tile::<1, V>(&a16[r * kp..], kp, b, &mut out[r * ldo..], ldo, col0);
+        block_tiles!(rows, 6, n.saturating_sub(blk * BLOCK), |r| tile::<R, V>(
+            &a16[r * kp..],
+            kp,
+            b,
+            &mut out[r * ldo..],
+            ldo,
+            col0
+        ));
     }
 }
 

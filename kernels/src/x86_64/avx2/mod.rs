@@ -8,6 +8,7 @@
 //! `Avx2::detect()` makes and only on a CPU with AVX2 and FMA, so each
 //! `unsafe` call cites the token it holds.
 
+mod block_tiles;
 mod depthwise;
 mod depthwise_nhwc;
 mod depthwise_pairs;

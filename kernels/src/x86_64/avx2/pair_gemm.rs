@@ -8,6 +8,7 @@
 //! The weights come packed by `gemm::saturating::PairRows`: blocks of 16
 //! output rows, each step of 4 K one 64-byte run of 16 rows x 4 bytes.
 
+use super::block_tiles::block_tiles;
 use crate::gemm::saturating::QUAD_BLOCK;
 use std::arch::x86_64::*;
 
@@ -56,10 +57,6 @@ fn tile<const R: usize, const V: usize>(
     }
 }
 
-/// Rows per tile: 4 rows x 2 halves = 8 accumulators, with the two weight
-/// vectors, the ones, the broadcast and two products in 16 registers.
-const ROWS: usize = 4;
-
 /// fbgemm's pair sums of `rows` activation rows of `kq * 4` bytes (`a`)
 /// against the `n` packed weight rows `b`: `out[r * n + j]`.
 ///
@@ -72,39 +69,8 @@ pub unsafe fn pair_sums(a: &[u8], rows: usize, kq: usize, b: &[i8], n: usize, ou
     for (i, b) in b.chunks_exact(block.max(1)).take(n.div_ceil(QUAD_BLOCK)).enumerate() {
         let col0 = i * QUAD_BLOCK;
         let cols = QUAD_BLOCK.min(n - col0);
-        if cols <= QUAD_BLOCK / 2 {
-            rows_of::<1>(a, rows, kq, b, out, n, col0, cols);
-        } else {
-            rows_of::<2>(a, rows, kq, b, out, n, col0, cols);
-        }
-    }
-}
-
-/// Every activation row against one block (`V` halves of it, as
-/// [`tile`]).
-#[target_feature(enable = "avx2")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-fn rows_of<const V: usize>(
-    a: &[u8],
-    rows: usize,
-    kq: usize,
-    b: &[i8],
-    out: &mut [i32],
-    n: usize,
-    col0: usize,
-    cols: usize,
-) {
-    let step = kq * 4;
-    let mut r = 0;
-    while r + ROWS <= rows {
-        tile::<ROWS, V>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols);
-        r += ROWS;
-    }
-    match rows - r {
-        3 => tile::<3, V>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
-        2 => tile::<2, V>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
-        1 => tile::<1, V>(&a[r * step..], kq, b, &mut out[r * n..], n, col0, cols),
-        _ => {}
+        // Tiles of 4 rows x 2 halves = 8 accumulators, with the two weight
+        // vectors, the ones, the broadcast and two products in 16 registers.
+        block_tiles!(rows, 4, cols, |r| tile::<R, V>(&a[r * kq * 4..], kq, b, &mut out[r * n..], n, col0, cols));
     }
 }
