@@ -54,8 +54,9 @@ fn vld1q_s32_from_u8(b: [u8; 4]) -> int32x4_t {
     vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(v))))
 }
 
-/// One output row: each pixel's channels in blocks of 16 and 4, then the
-/// rest in scalar with the lanes' arithmetic ([`scalar_channels`]).
+/// One output row: each pixel's channels in blocks of 16 and 4, the last
+/// block of 4 ending at C; fewer than 4 channels in all go in scalar with
+/// the lanes' arithmetic ([`scalar_channels`]).
 #[target_feature(enable = "neon")]
 fn row(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, out_row: &mut [u8]) {
     let c = a.input_sizes[3];
@@ -70,9 +71,16 @@ fn row(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, out_row: &mut [u8]) {
             blocks::<1>(a, taps, source, ch, dst);
             ch += 4;
         }
+        // The last 1-3 channels as the block of 4 that ends at C, which
+        // redoes a few channels to the same bytes (the sums are exact).
+        if ch < c && c >= 4 {
+            blocks::<1>(a, taps, source, c - 4, dst);
+        }
     }
-    // The last channels (fewer than 4), every pixel's.
-    scalar_channels(a, taps, c - c % 4, out_row);
+    // Fewer than 4 channels in all: every pixel's, in scalar.
+    if c < 4 {
+        scalar_channels(a, taps, 0, out_row);
+    }
 }
 
 /// The NHWC depthwise routine.

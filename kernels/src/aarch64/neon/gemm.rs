@@ -257,19 +257,23 @@ fn exact4(t: &RowTerms<'_>, j: usize) -> int32x4_t {
     vsubq_s32(sum, vmulq_s32(zw, vdupq_n_s32(t.row_sum)))
 }
 
-/// The quantizing epilogue, 4 columns at a time, as the portable one.
+/// The quantizing epilogue, 4 columns at a time (the last 4 ending at
+/// column n), as the portable one.
 #[target_feature(enable = "neon")]
 pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
     let n = dst.len();
     let (lo, hi, zp) = requant_bounds(rq.lo, rq.hi, rq.zero_point);
     let mut j = 0;
-    while j + 4 <= n {
-        let c = vcvtq_f32_s32(exact4(&t, j));
-        let (m, b) = (&rq.mult[j..j + 4], &rq.bias[j..j + 4]);
+    // The last step ends at column n, redoing up to 3 columns to the same
+    // bytes (the arithmetic is exact); fewer than 4 columns go in scalar.
+    while j < n && n >= 4 {
+        let j4 = j.min(n - 4);
+        let c = vcvtq_f32_s32(exact4(&t, j4));
+        let (m, b) = (&rq.mult[j4..j4 + 4], &rq.bias[j4..j4 + 4]);
         // SAFETY: `m` and `b` hold 4 floats each.
         let (m, b) = unsafe { (vld1q_f32(m.as_ptr()), vld1q_f32(b.as_ptr())) };
-        store4_u8(&mut dst[j..j + 4], requant4(c, b, m, lo, hi, zp));
-        j += 4;
+        store4_u8(&mut dst[j4..j4 + 4], requant4(c, b, m, lo, hi, zp));
+        j = j4 + 4;
     }
     scalar_finish_u8(t.tail(j), rq.cols(j..n), &mut dst[j..]);
 }
