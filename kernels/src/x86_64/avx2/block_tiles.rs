@@ -19,10 +19,10 @@ macro_rules! block_tiles {
         const { assert!($max <= 6) };
         if $real_cols <= $crate::gemm::packed::BLOCK / 2 {
             const V: usize = 1;
-            $crate::x86_64::avx2::block_tiles::row_tiles!($rows, $max, |$r| $tile);
+            $crate::x86_64::avx2::block_tiles::row_tiles!($rows, $max, |$r| $tile)
         } else {
             const V: usize = 2;
-            $crate::x86_64::avx2::block_tiles::row_tiles!($rows, $max, |$r| $tile);
+            $crate::x86_64::avx2::block_tiles::row_tiles!($rows, $max, |$r| $tile)
         }
     }};
 }
@@ -34,36 +34,24 @@ macro_rules! row_tiles {
         let rows: usize = $rows;
         let mut $r = 0;
         while $r + $max <= rows {
-            {
-                const R: usize = $max;
-                $tile;
-            }
+            $crate::x86_64::avx2::block_tiles::row_tiles!(@rows $max, $tile);
             $r += $max;
         }
         match rows - $r {
-            1 => {
-                const R: usize = 1;
-                $tile
-            }
-            2 => {
-                const R: usize = 2;
-                $tile
-            }
-            3 => {
-                const R: usize = 3;
-                $tile
-            }
-            4 => {
-                const R: usize = 4;
-                $tile
-            }
-            5 => {
-                const R: usize = 5;
-                $tile
-            }
-            // 0, or (with `$max <= 6`, asserted above) nothing else.
+            1 => $crate::x86_64::avx2::block_tiles::row_tiles!(@rows 1, $tile),
+            2 => $crate::x86_64::avx2::block_tiles::row_tiles!(@rows 2, $tile),
+            3 => $crate::x86_64::avx2::block_tiles::row_tiles!(@rows 3, $tile),
+            4 => $crate::x86_64::avx2::block_tiles::row_tiles!(@rows 4, $tile),
+            5 => $crate::x86_64::avx2::block_tiles::row_tiles!(@rows 5, $tile),
+            // 0, or (with `$max <= 6`, asserted by `block_tiles`) nothing
+            // else.
             _ => {}
         }
+    }};
+    // One tile of `$n` rows.
+    (@rows $n:literal, $tile:expr) => {{
+        const R: usize = $n;
+        $tile
     }};
 }
 
