@@ -1,5 +1,5 @@
 //! How the AVX2 GEMM kernels cover one block of 16 weight columns: in
-//! register tiles of up to `ROWS` activation rows, each 8 or 16 columns
+//! register tiles of up to 6 activation rows, each 8 or 16 columns
 //! wide.
 
 /// Runs `$tile` over `$rows` activation rows against one block of 16
