@@ -49,6 +49,8 @@ pub mod ops;
 pub mod parallel;
 pub mod portable;
 pub mod reference;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", test))]
+mod tail_steps;
 #[cfg(test)]
 mod tests;
 pub mod vector;

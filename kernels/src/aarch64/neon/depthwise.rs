@@ -12,6 +12,7 @@
 use super::simd::{requant4, requant_bounds, store4_u8};
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::depthwise_rows::{for_each_row, scalar_channels, RowTaps, Source};
+use crate::tail_steps::steps_ending_at;
 use qtensor_runtime::isa::Neon;
 use qtensor_runtime::Result;
 use std::arch::aarch64::*;
@@ -67,14 +68,9 @@ fn row(a: &DepthwiseArgs<'_>, taps: &RowTaps<'_>, out_row: &mut [u8]) {
             blocks::<4>(a, taps, source, ch, dst);
             ch += 16;
         }
-        while ch + 4 <= c {
+        // Then blocks of 4, the last ending at C (`tail_steps`).
+        for ch in steps_ending_at(ch, c, 4).into_iter().flatten() {
             blocks::<1>(a, taps, source, ch, dst);
-            ch += 4;
-        }
-        // The last 1-3 channels as the block of 4 that ends at C, which
-        // redoes a few channels to the same bytes (the sums are exact).
-        if ch < c && c >= 4 {
-            blocks::<1>(a, taps, source, c - 4, dst);
         }
     }
     // Fewer than 4 channels in all: every pixel's, in scalar.

@@ -18,6 +18,7 @@
 use super::simd::{requant4, requant_bounds, store4_u8};
 use crate::gemm::packed::{PackedB, BLOCK};
 use crate::gemm::{scalar_finish_f32, scalar_finish_u8, Requant, RowTerms};
+use crate::tail_steps::steps_ending_at;
 use std::arch::aarch64::*;
 use std::arch::asm;
 use std::ops::Range;
@@ -263,19 +264,18 @@ fn exact4(t: &RowTerms<'_>, j: usize) -> int32x4_t {
 pub(super) fn finish_u8(t: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {
     let n = dst.len();
     let (lo, hi, zp) = requant_bounds(rq.lo, rq.hi, rq.zero_point);
-    let mut j = 0;
-    // The last step ends at column n, redoing up to 3 columns to the same
-    // bytes (the arithmetic is exact); fewer than 4 columns go in scalar.
-    while j < n && n >= 4 {
-        let j4 = j.min(n - 4);
-        let c = vcvtq_f32_s32(exact4(&t, j4));
-        let (m, b) = (&rq.mult[j4..j4 + 4], &rq.bias[j4..j4 + 4]);
+    // Steps of 4, the last ending at column n (`tail_steps`); fewer than 4
+    // columns in all in scalar.
+    let Some(steps) = steps_ending_at(0, n, 4) else {
+        return scalar_finish_u8(t, rq, dst);
+    };
+    for j in steps {
+        let c = vcvtq_f32_s32(exact4(&t, j));
+        let (m, b) = (&rq.mult[j..j + 4], &rq.bias[j..j + 4]);
         // SAFETY: `m` and `b` hold 4 floats each.
         let (m, b) = unsafe { (vld1q_f32(m.as_ptr()), vld1q_f32(b.as_ptr())) };
-        store4_u8(&mut dst[j4..j4 + 4], requant4(c, b, m, lo, hi, zp));
-        j = j4 + 4;
+        store4_u8(&mut dst[j..j + 4], requant4(c, b, m, lo, hi, zp));
     }
-    scalar_finish_u8(t.tail(j), rq.cols(j..n), &mut dst[j..]);
 }
 
 /// The float epilogue in f64, 2 columns at a time, in the reference's

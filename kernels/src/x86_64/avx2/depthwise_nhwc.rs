@@ -20,6 +20,7 @@ use super::depthwise_pairs::{pair_sums, PairWeights};
 use super::simd::{pack32, requant8, requant_bounds, store32};
 use crate::gemm::depthwise::DepthwiseArgs;
 use crate::gemm::depthwise_rows::{for_each_row, scalar_channels, RowTaps, Source};
+use crate::tail_steps::steps_ending_at;
 use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::Result;
 use std::arch::x86_64::*;
@@ -178,18 +179,13 @@ fn row(a: &DepthwiseArgs<'_>, terms: &Terms<'_>, taps: &RowTaps<'_>, dst: &mut [
         blocks::<2, 4>(a, terms, taps, ch, dst);
         ch += 16;
     }
-    if ch + 8 <= c {
+    // The last 1-15 channels in blocks of 8, the last ending at C
+    // (`tail_steps`); fewer than 8 channels in all in scalar.
+    let Some(steps) = steps_ending_at(ch, c, 8) else {
+        return scalar_channels(a, taps, ch, dst);
+    };
+    for ch in steps {
         blocks::<1, 8>(a, terms, taps, ch, dst);
-        ch += 8;
-    }
-    // The last 1-7 channels as the block of 8 that ends at C, which redoes
-    // a few channels to the same bytes (the sums are exact). ShuffleNetV2's
-    // 58 and 116 channels spent more time on 2 or 4 channels in scalar
-    // than on the rest in vectors.
-    if ch < c && c >= 8 {
-        blocks::<1, 8>(a, terms, taps, c - 8, dst);
-    } else if ch < c {
-        scalar_channels(a, taps, ch, dst);
     }
 }
 

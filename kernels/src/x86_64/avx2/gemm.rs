@@ -3,6 +3,7 @@
 
 use super::simd::{requant8, requant_bounds};
 use crate::gemm::{scalar_finish_f32, scalar_finish_u8, PanelTerms, Requant, RowTerms};
+use crate::tail_steps::steps_ending_at;
 use std::arch::x86_64::*;
 
 /// `C` for 8 columns starting at `j`: `p + col_terms - zw * row_sum`
@@ -28,7 +29,7 @@ fn exact8(t: &RowTerms<'_>, j: usize, row_sum: __m256i) -> __m256i {
 }
 
 /// The quantizing epilogue over a panel's rows, 16 columns at a time
-/// (then 8, then scalar).
+/// (then 8, the last step ending at column n).
 ///
 /// One function holds the whole loop, rows and columns, as in the VNNI
 /// epilogue: a call per row cost two thirds of a 1x1 conv to 16 channels
@@ -68,13 +69,13 @@ pub(in crate::x86_64) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst:
             unsafe { _mm_storeu_si128(d.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(ordered)) };
             j += 16;
         }
-        // The last 1-15 columns: in one or two steps of 8, the second
-        // ending at column n, so that it may redo a few columns of the
-        // first (to the same bytes: the arithmetic is exact). Fewer than 8
-        // columns in all go in scalar. ShuffleNetV2's 58 and 116 channels
-        // spent more time in the scalar tail than in the vector steps.
-        while j < n && n >= 8 {
-            let j8 = j.min(n - 8);
+        // The last 1-15 columns: in one or two steps of 8, the last ending
+        // at column n (`tail_steps`); fewer than 8 columns in all in scalar.
+        let Some(steps) = steps_ending_at(j, n, 8) else {
+            scalar_finish_u8(row.tail(j), rq.cols(j..n), &mut dst[j..]);
+            continue;
+        };
+        for j8 in steps {
             let q = quantized!(j8);
             let words = _mm256_packus_epi32(q, q);
             let packed = _mm256_permutevar8x32_epi32(
@@ -84,10 +85,6 @@ pub(in crate::x86_64) fn finish_rows_u8(t: PanelTerms<'_>, rq: Requant<'_>, dst:
             let d = &mut dst[j8..j8 + 8];
             // SAFETY: `d` holds 8 writable bytes; an unaligned 8-byte store.
             unsafe { _mm_storel_epi64(d.as_mut_ptr() as *mut __m128i, _mm256_castsi256_si128(packed)) };
-            j = j8 + 8;
-        }
-        if j < n {
-            scalar_finish_u8(row.tail(j), rq.cols(j..n), &mut dst[j..]);
         }
     }
 }
