@@ -40,7 +40,7 @@ fn tile<const R: usize, const V: usize>(a16: &[i16], kp: usize, b8: &[i8], out: 
             // it asks for them ahead of the hardware prefetcher. A hint
             // never faults, hence `wrapping_add`. As the last tile of a
             // taller panel it costs one instruction per pair step.
-            _mm_prefetch::<_MM_HINT_T0>(b_ptr.wrapping_add(p * 32 + GEMV_PREFETCH_AHEAD) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b_ptr.wrapping_add(p * 32 + GEMV_PREFETCH_AHEAD));
         }
         // SAFETY: pair p of the block is 32 bytes at 32p, and 32p + 32 <=
         // kp * 16 (asserted above); unaligned 16-byte loads, sign-extended.
