@@ -40,7 +40,13 @@ fn tile<const R: usize, const V: usize>(a16: &[i16], kp: usize, b8: &[i8], out: 
             // it asks for them ahead of the hardware prefetcher. A hint
             // never faults, hence `wrapping_add`. As the last tile of a
             // taller panel it costs one instruction per pair step.
-            _mm_prefetch::<_MM_HINT_T0>(b_ptr.wrapping_add(p * 32 + GEMV_PREFETCH_AHEAD));
+            // Before Rust 1.90 (the MSRV is 1.89) `_mm_prefetch` is an
+            // unsafe fn.
+            #[allow(unused_unsafe)]
+            // SAFETY: a prefetch reads nothing and faults on no address.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(b_ptr.wrapping_add(p * 32 + GEMV_PREFETCH_AHEAD))
+            };
         }
         // SAFETY: pair p of the block is 32 bytes at 32p, and 32p + 32 <=
         // kp * 16 (asserted above); unaligned 16-byte loads, sign-extended.
