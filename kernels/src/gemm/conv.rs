@@ -225,7 +225,7 @@ pub fn gemm_conv2d<K: GemmIsa>(
     let saturating =
         matches!(route, ConvRoute::Fbgemm { saturate: true, .. }) && may_saturate(x, w, &pw, px.zero_point as u8)?;
     let Some((mult, bias, form)) =
-        column_requant(px.scale, &pw.scales, &b, (y_scale, y_zero_point), pw.per_tensor, route)
+        column_requant(px.scale, &pw.scales, &b, (y_scale, y_zero_point), pw.per_tensor, route.into())
     else {
         return Ok(None);
     };

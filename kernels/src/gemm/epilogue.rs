@@ -230,6 +230,34 @@ impl<'a> Requant<'a> {
     }
 }
 
+/// Whose requantization sequence an epilogue reproduces: the part of an
+/// engine's [`ConvRoute`] that the per-column constants depend on (the
+/// int16 saturation of the sums is the GEMM's business, not theirs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequantRoute {
+    /// fbgemm's; `rounded_bias` as in [`ConvRoute::Fbgemm`]. Every linear
+    /// takes it with `rounded_bias: false` (PyTorch's x86 engine runs
+    /// linear on fbgemm too).
+    Fbgemm {
+        /// The bias term rounded to f32 before the accumulator is added.
+        rounded_bias: bool,
+    },
+    /// oneDNN's; `folded` as in [`ConvRoute::OneDnn`].
+    OneDnn {
+        /// One multiplier `f32(x_scale * w_scale)` instead of two.
+        folded: bool,
+    },
+}
+
+impl From<ConvRoute> for RequantRoute {
+    fn from(route: ConvRoute) -> RequantRoute {
+        match route {
+            ConvRoute::Fbgemm { rounded_bias, .. } => RequantRoute::Fbgemm { rounded_bias },
+            ConvRoute::OneDnn { folded } => RequantRoute::OneDnn { folded },
+        }
+    }
+}
+
 /// The per-column constants of [`Requant`] for output channels with
 /// weight scales `w_scales` and float biases `bias`, in `route`'s sequence
 /// (`per_tensor` when the weight is quantized per tensor, which fbgemm
@@ -242,9 +270,9 @@ pub fn column_requant(
     bias: &[f64],
     (y_scale, y_zero_point): (f64, i64),
     per_tensor: bool,
-    route: ConvRoute,
+    route: RequantRoute,
 ) -> Option<(Vec<f32>, Vec<f32>, RequantForm)> {
-    let (mult, bias, form): (Vec<f32>, Vec<f32>, RequantForm) = if let ConvRoute::OneDnn { folded } = route {
+    let (mult, bias, form): (Vec<f32>, Vec<f32>, RequantForm) = if let RequantRoute::OneDnn { folded } = route {
         let rqs: Vec<OneDnnRequant> = w_scales
             .iter()
             .zip(bias)
@@ -257,7 +285,7 @@ pub fn column_requant(
             rqs.iter().map(|r| r.bias).collect(),
             if finite { RequantForm::OneDnn { x, d } } else { return None },
         )
-    } else if per_tensor && matches!(route, ConvRoute::Fbgemm { rounded_bias: true, .. }) {
+    } else if per_tensor && route == (RequantRoute::Fbgemm { rounded_bias: true }) {
         let rqs: Vec<AccRequant> = w_scales
             .iter()
             .zip(bias)

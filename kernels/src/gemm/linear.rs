@@ -1,7 +1,7 @@
 //! quantized::linear, linear_relu and linear_dynamic over the GEMM kernels.
 
 use super::driver::{gemm_into, Rows, Weights};
-use super::epilogue::{column_requant, Epilogue, Requant};
+use super::epilogue::{column_requant, Epilogue, Requant, RequantRoute};
 use super::kernel::GemmIsa;
 use super::packed::PackedB;
 use super::saturating::{self, PairRows};
@@ -9,7 +9,7 @@ use super::MAX_K;
 use crate::args::linear::{choose_qparams, qint8_weight_rows, rows_of};
 use crate::args::quantized::{bias_values, output_quantizer, per_tensor};
 use crate::vector::QuantizeParams;
-use qtensor_runtime::engine::{self, ConvRoute};
+use qtensor_runtime::engine;
 use qtensor_runtime::numerics::inv_scale;
 use qtensor_runtime::storage::checked_count;
 use qtensor_runtime::{DType, Error, QScheme, Result, Storage, Tensor};
@@ -111,7 +111,7 @@ pub fn gemm_linear<K: GemmIsa>(
         &b,
         (y_scale, y_zero_point),
         gw.per_tensor,
-        ConvRoute::Fbgemm { saturate: false, rounded_bias: false },
+        RequantRoute::Fbgemm { rounded_bias: false },
     ) else {
         return Ok(None);
     };

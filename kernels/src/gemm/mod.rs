@@ -29,7 +29,7 @@ pub mod saturating;
 pub mod shifted;
 
 pub use driver::{gemm_into, gemm_prepared, Activations, OutElem};
-pub use epilogue::{column_requant, Epilogue, PanelTerms, Requant, RequantForm, RowTerms};
+pub use epilogue::{column_requant, Epilogue, PanelTerms, Requant, RequantForm, RequantRoute, RowTerms};
 pub use kernel::{portable_dot, scalar_finish_f32, scalar_finish_u8, GemmIsa, Panel};
 pub use packed::PackedB;
 pub use shifted::ShiftedRows;
