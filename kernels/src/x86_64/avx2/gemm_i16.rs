@@ -17,9 +17,10 @@ use std::ops::Range;
 
 /// How far ahead of its loads a one-row tile prefetches the weights, in
 /// bytes. On the Zen 2 of 2026-12-07 a 4096x4096 linear at batch 1 read its
-/// 16 MiB at 14 GB/s with the hardware prefetcher alone, and at 21 GB/s
-/// (above the `bw` probe's 17.8 GB/s plain read) with this hint 3-8 KiB
-/// ahead; 512 bytes gained half as much.
+/// 16 MiB at 18 GB/s with the hardware prefetcher alone (0.91-0.93 ms), and
+/// at 25 GB/s (0.65-0.67 ms) with this hint, where the `bw` probe's plain
+/// read gives 17.8 GB/s. Anything from 3 to 8 KiB ahead did as well; 512
+/// bytes gained half as much.
 const GEMV_PREFETCH_AHEAD: usize = 4096;
 
 /// `P` for `R` rows by `V` halves of one block (`V` = 2: all 16 columns;
