@@ -10,6 +10,7 @@
 //! instructions per 16 products instead of seven per 64.
 
 use super::block_tiles::block_tiles;
+use super::simd::prefetch;
 use crate::gemm::packed::{PackedB, BLOCK};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -38,16 +39,10 @@ fn tile<const R: usize, const V: usize>(a16: &[i16], kp: usize, b8: &[i8], out: 
         if R == 1 {
             // A one-row tile is mostly a GEMV (a linear at batch 1): it
             // streams the weights from memory and uses each byte once, so
-            // it asks for them ahead of the hardware prefetcher. A hint
-            // never faults, hence `wrapping_add`. As the last tile of a
-            // taller panel it costs one instruction per pair step.
-            // Before Rust 1.90 (the MSRV is 1.89) `_mm_prefetch` is an
-            // unsafe fn.
-            #[allow(unused_unsafe)]
-            // SAFETY: a prefetch reads nothing and faults on no address.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(b_ptr.wrapping_add(p * 32 + GEMV_PREFETCH_AHEAD))
-            };
+            // it asks for them ahead of the hardware prefetcher. As the
+            // last tile of a taller panel it costs one instruction per
+            // pair step.
+            prefetch(b8, p * 32 + GEMV_PREFETCH_AHEAD);
         }
         // SAFETY: pair p of the block is 32 bytes at 32p, and 32p + 32 <=
         // kp * 16 (asserted above); unaligned 16-byte loads, sign-extended.

@@ -170,3 +170,25 @@ pub(super) fn requant_bounds(lo: f32, hi: f32, zero_point: i32) -> (__m256, __m2
     let zp = zero_point as f32;
     (_mm256_set1_ps(lo - zp), _mm256_set1_ps(hi - zp), _mm256_set1_epi32(zero_point))
 }
+
+/// How far ahead of its loads an elementwise loop asks for its input, in
+/// bytes ([`prefetch`]). On the Zen 2 of 2026-12-07, over 16 Mi elements:
+/// quantize_per_tensor 5.2 to 4.1 ms and relu 1.0-1.2 to 0.84-0.88 ms at
+/// 512-1024 bytes ahead. quantize_per_tensor lost its gain from 1536
+/// bytes on; add and cat's requantization gained 4-5% at any distance.
+pub(super) const STREAM_AHEAD: usize = 1024;
+
+/// Asks for the cache line `at` bytes past the start of `s`, ahead of the
+/// hardware prefetcher. A hint reads nothing and never faults, so `at`
+/// may lie past the end of `s`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn prefetch<T>(s: &[T], at: usize) {
+    // Before Rust 1.90 (the MSRV is 1.89) `_mm_prefetch` is an unsafe fn.
+    #[allow(unused_unsafe)]
+    // SAFETY: a prefetch reads nothing and faults on no address; the
+    // address is formed with `wrapping_add`, which is defined for any.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>((s.as_ptr() as *const i8).wrapping_add(at))
+    }
+}
