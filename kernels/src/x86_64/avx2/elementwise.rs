@@ -1,7 +1,7 @@
 //! AVX2 relu (exact) and the requantizing binary ops (add, add_relu,
 //! mul) over bytes, with the lane arithmetic of `BinaryParams::scalar`.
 
-use super::simd::{load32, load8_i32, load8_widen, pack32, prefetch, store32, store8_i32, stream_fence, STREAM_AHEAD};
+use super::simd::{load32, load8_i32, load8_widen, pack32, prefetch_stream, store32, store8_i32, stream_fence};
 use crate::vector::{binary_scalar, relu_scalar, BinaryParams, ByteElement, Combine};
 use std::arch::x86_64::*;
 
@@ -12,7 +12,7 @@ pub(super) fn relu_bytes<B: ByteElement>(src: &[B], dst: &mut [B], zero_point: i
     let mut s_chunks = src.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {
-        prefetch(s, STREAM_AHEAD);
+        prefetch_stream(s);
         let v = load32(s);
         store32(d, if B::SIGNED { _mm256_max_epi8(v, zp) } else { _mm256_max_epu8(v, zp) }, stream);
     }
@@ -67,8 +67,8 @@ pub(super) fn binary_bytes<B: ByteElement>(a: &[B], b: &[B], dst: &mut [B], p: B
     let mut b_chunks = b.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for ((x, y), d) in (&mut a_chunks).zip(&mut b_chunks).zip(&mut d_chunks) {
-        prefetch(x, STREAM_AHEAD);
-        prefetch(y, STREAM_AHEAD);
+        prefetch_stream(x);
+        prefetch_stream(y);
         let v = pack32::<B>(
             lanes(&x[0..8], &y[0..8]),
             lanes(&x[8..16], &y[8..16]),

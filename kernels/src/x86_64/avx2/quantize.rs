@@ -2,7 +2,7 @@
 //! `numerics::quantize_val` (ties to even, saturation at ±2^31 and ±inf,
 //! NaN to the zero point).
 
-use super::simd::{load8_f32, pack32, prefetch, scale_clamp, store32, store8_i32, STREAM_AHEAD};
+use super::simd::{load8_f32, pack32, prefetch_stream, scale_clamp, store32, store8_i32};
 use crate::vector::{quantize_scalar, ByteElement, QuantizeParams};
 use std::arch::x86_64::*;
 
@@ -17,9 +17,7 @@ pub(super) fn quantize_bytes<B: ByteElement>(src: &[f32], dst: &mut [B], q: Quan
     let mut s_chunks = src.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {
-        // 128 bytes of input per step: two cache lines.
-        prefetch(s, STREAM_AHEAD);
-        prefetch(s, STREAM_AHEAD + 64);
+        prefetch_stream(s);
         // Streaming the (4x smaller) output measured slower: the input
         // read dominates and the output lines are better left cached.
         store32(d, pack32::<B>(lanes(&s[0..8]), lanes(&s[8..16]), lanes(&s[16..24]), lanes(&s[24..32])), false);

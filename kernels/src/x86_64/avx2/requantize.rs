@@ -1,7 +1,7 @@
 //! AVX2 requantization of bytes to new qparams (quantized::cat's inputs),
 //! with the lane arithmetic of `RequantParams::scalar`.
 
-use super::simd::{load8_widen, pack32, prefetch, store32, STREAM_AHEAD};
+use super::simd::{load8_widen, pack32, prefetch_stream, store32};
 use crate::vector::{requantize_scalar, ByteElement, RequantParams};
 use std::arch::x86_64::*;
 
@@ -22,7 +22,7 @@ pub(super) fn requantize_bytes<B: ByteElement>(src: &[B], dst: &mut [B], p: Requ
     let mut s_chunks = src.chunks_exact(32);
     let mut d_chunks = dst.chunks_exact_mut(32);
     for (s, d) in (&mut s_chunks).zip(&mut d_chunks) {
-        prefetch(s, STREAM_AHEAD);
+        prefetch_stream(s);
         store32(d, pack32::<B>(lanes(&s[0..8]), lanes(&s[8..16]), lanes(&s[16..24]), lanes(&s[24..32])), false);
     }
     requantize_scalar(s_chunks.remainder(), d_chunks.into_remainder(), p);

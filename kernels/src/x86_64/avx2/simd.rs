@@ -172,11 +172,30 @@ pub(super) fn requant_bounds(lo: f32, hi: f32, zero_point: i32) -> (__m256, __m2
 }
 
 /// How far ahead of its loads an elementwise loop asks for its input, in
-/// bytes ([`prefetch`]). On the Zen 2 of 2026-12-07, over 16 Mi elements:
-/// quantize_per_tensor 5.2 to 4.1 ms and relu 1.0-1.2 to 0.84-0.88 ms at
-/// 512-1024 bytes ahead. quantize_per_tensor lost its gain from 1536
-/// bytes on; add and cat's requantization gained 4-5% at any distance.
-pub(super) const STREAM_AHEAD: usize = 1024;
+/// bytes ([`prefetch_stream`]). On the Zen 2 of 2026-12-07, over 16 Mi
+/// elements, builds reading the distance from the environment gave
+/// quantize_per_tensor 5.2 ms with no prefetch, 4.1 ms at 512-1024 bytes
+/// and 4.6-5.3 ms from 1536 bytes on; relu 1.0-1.2 to 0.84-0.88 ms at
+/// 512-1024 bytes. Add and cat's requantization were flat from 1 to
+/// 4 KiB; the final build ran them 2-4% faster than its parent.
+const STREAM_AHEAD: usize = 1024;
+
+/// Asks for the input [`STREAM_AHEAD`] bytes past `step`, one cache line
+/// per 64 bytes of `step` (at least one), for loops that read a large
+/// input once, a step at a time.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn prefetch_stream<T>(step: &[T]) {
+    let bytes = std::mem::size_of_val(step);
+    let mut at = STREAM_AHEAD;
+    loop {
+        prefetch(step, at);
+        at += 64;
+        if at >= STREAM_AHEAD + bytes {
+            break;
+        }
+    }
+}
 
 /// Asks for the cache line `at` bytes past the start of `s`, ahead of the
 /// hardware prefetcher. A hint reads nothing and never faults, so `at`
