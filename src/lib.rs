@@ -64,6 +64,10 @@ pub mod kernels {
 
     pub use qtensor_kernels::gemm::conv::GemmConvWeight;
     pub use qtensor_kernels::gemm::linear::GemmWeight;
+    pub use qtensor_kernels::gemm::narrow::{
+        describe as narrow_gemm, measured_timing as narrow_gemm_timing, narrow_kernel, set_narrow_kernel, NarrowKernel,
+        NarrowTiming,
+    };
 
     /// Packs a linear weight for the built-in linear kernels, the reference
     /// and the GEMM ones, once (the packed forms are cached on the weight

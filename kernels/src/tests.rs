@@ -90,8 +90,34 @@ fn for_each_gemm_isa(
     each_gemm_token!(run(&mut check));
 }
 
+/// The activations of one micro-kernel case.
+#[derive(Clone, Copy, Debug)]
+enum Range8 {
+    /// Any byte.
+    Full,
+    /// Below 128: a narrow panel, which AVX2 may give its pair kernel.
+    Narrow,
+    /// All 127 against weights of -128 and 127: the largest pair sums a
+    /// narrow panel can make.
+    NarrowExtreme,
+}
+
 #[test]
 fn every_micro_kernel_is_a_plain_i32_dot_product() {
+    use crate::gemm::narrow::{set_narrow_kernel, NarrowKernel};
+    // Both kernels of a narrow panel, whatever this CPU measures; the
+    // choice is global, and every test running meanwhile gets the same
+    // results under either.
+    for choice in [NarrowKernel::Pairs, NarrowKernel::Widened] {
+        set_narrow_kernel(choice);
+        for range in [Range8::Full, Range8::Narrow, Range8::NarrowExtreme] {
+            micro_kernels_are_plain_dot_products(range);
+        }
+    }
+    set_narrow_kernel(NarrowKernel::Measured);
+}
+
+fn micro_kernels_are_plain_dot_products(range: Range8) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut checked = 0;
     for_each_gemm_isa(|name, dot| {
@@ -100,8 +126,19 @@ fn every_micro_kernel_is_a_plain_i32_dot_product() {
                 for rows in sizes(&[1usize, 2, 3, 4, 5, 6, 7, 13], &[1, 7]) {
                     // Extreme weights included: -128 is the one a sign trick
                     // gets wrong.
-                    let w: Vec<i8> = (0..n * k).map(|_| rng.byte() as i8).collect();
-                    let x: Vec<u8> = (0..rows * k).map(|_| rng.byte()).collect();
+                    let (w, x): (Vec<i8>, Vec<u8>) = match range {
+                        Range8::Full => (
+                            (0..n * k).map(|_| rng.byte() as i8).collect(),
+                            (0..rows * k).map(|_| rng.byte()).collect(),
+                        ),
+                        Range8::Narrow => (
+                            (0..n * k).map(|_| rng.byte() as i8).collect(),
+                            (0..rows * k).map(|_| rng.byte() & 0x7f).collect(),
+                        ),
+                        Range8::NarrowExtreme => {
+                            ((0..n * k).map(|i| if i % 7 < 4 { -128 } else { 127 }).collect(), vec![127; rows * k])
+                        }
+                    };
                     let b = PackedB::pack(&w, n, k).unwrap(); // ok: a test; a failure here fails it
                     let kp = b.kp;
                     let mut a = vec![0u8; rows * kp];
@@ -123,7 +160,7 @@ fn every_micro_kernel_is_a_plain_i32_dot_product() {
                                 assert_eq!(
                                     out[r * ldo + jj],
                                     want,
-                                    "{name}: k {k} n {n} rows {rows} row {r} col {col}"
+                                    "{name}: {range:?} k {k} n {n} rows {rows} row {r} col {col}"
                                 );
                             }
                         }

@@ -22,6 +22,7 @@ pub mod driver;
 pub mod epilogue;
 pub mod kernel;
 pub mod linear;
+pub mod narrow;
 pub mod packed;
 pub mod register;
 mod row_stores;

@@ -15,6 +15,7 @@ pub fn registry_table() -> Result<String> {
     } else {
         writeln!(out, "ISA: {best} (no cap; set QTENSOR_ISA=portable|avx2|avx512vnni|amx|neon to limit it)").ok();
     }
+    writeln!(out, "{}", qtensor::kernels::narrow_gemm()).ok();
     for e in d.registration_errors() {
         writeln!(out, "REJECTED: {e}").ok();
     }

@@ -22,7 +22,7 @@ use std::ops::Range;
 /// at 25 GB/s (0.65-0.67 ms) with this hint, where the `bw` probe's plain
 /// read gives 17.8 GB/s. Anything from 3 to 8 KiB ahead did as well; 512
 /// bytes gained half as much.
-const GEMV_PREFETCH_AHEAD: usize = 4096;
+pub(super) const GEMV_PREFETCH_AHEAD: usize = 4096;
 
 /// `P` for `R` rows by `V` halves of one block (`V` = 2: all 16 columns;
 /// `V` = 1: the first 8, for a last block whose other 8 are only

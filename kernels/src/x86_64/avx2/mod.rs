@@ -17,6 +17,7 @@ mod elementwise;
 pub(super) mod gemm;
 mod gemm_i16;
 mod lookup;
+mod narrow;
 mod pair_gemm;
 mod pool;
 mod quantize;
@@ -31,6 +32,8 @@ use crate::vector::{BinaryParams, ByteElement, QuantizeParams, RequantParams, Ve
 use qtensor_runtime::isa::Avx2;
 use qtensor_runtime::{Priority, Result};
 use std::ops::Range;
+
+pub use narrow::narrow_timing;
 
 impl VectorIsa for Avx2 {
     fn detect() -> Option<Self> {
@@ -108,8 +111,15 @@ impl GemmIsa for Avx2 {
     }
 
     fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
-        // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
-        unsafe { gemm_i16::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
+        // A narrow panel may take the pair kernel, exact there
+        // (`gemm::narrow`).
+        if narrow::takes_pairs(self, x.a) {
+            // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+            unsafe { pair_gemm::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
+        } else {
+            // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
+            unsafe { gemm_i16::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
+        }
     }
 
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {

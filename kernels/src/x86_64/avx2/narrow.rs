@@ -1,0 +1,76 @@
+//! AVX2's choice for narrow GEMM panels (see [`crate::gemm::narrow`]):
+//! whether a panel is narrow, and the one timing of both kernels.
+
+use super::simd::load32;
+use super::{gemm_i16, pair_gemm};
+use crate::gemm::narrow::{self, NarrowKernel, NarrowTiming};
+use crate::gemm::packed::{PackedB, BLOCK};
+use qtensor_runtime::isa::Avx2;
+use std::arch::x86_64::*;
+use std::time::{Duration, Instant};
+
+/// True when every byte of `a` is below 128.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn all_below_128(a: &[u8]) -> bool {
+    let mut high = _mm256_setzero_si256();
+    let mut chunks = a.chunks_exact(32);
+    for c in &mut chunks {
+        high = _mm256_or_si256(high, load32(c));
+    }
+    _mm256_movemask_epi8(high) == 0 && chunks.remainder().iter().all(|&v| v < 128)
+}
+
+/// Whether the narrow panel `a` takes the pair kernel under the current
+/// choice ([`narrow::narrow_kernel`]); `a` is checked only when it would.
+pub(super) fn takes_pairs(avx2: Avx2, a: &[u8]) -> bool {
+    let wanted = match narrow::narrow_kernel() {
+        NarrowKernel::Widened => false,
+        NarrowKernel::Pairs => true,
+        NarrowKernel::Measured => narrow::timing(|| measure(avx2)).pairs_win(),
+    };
+    // SAFETY: `avx2` is an `Avx2` token, which proves AVX2 and FMA.
+    wanted && unsafe { all_below_128(a) }
+}
+
+/// Times both kernels on one panel of a ResNet 3x3 conv's shape (48 rows,
+/// K = 576, 64 columns): the best of 7 interleaved rounds of 3 calls each,
+/// about 1 ms in all.
+fn measure(_avx2: Avx2) -> NarrowTiming {
+    const ROWS: usize = 48;
+    const K: usize = 576;
+    const N: usize = 64;
+    let w: Vec<i8> = (0..N * K).map(|i| (i.wrapping_mul(37) % 255) as u8 as i8).collect();
+    let Ok(b) = PackedB::pack(&w, N, K) else {
+        // Packing 36 KiB failed (out of memory): no evidence for pairs.
+        return NarrowTiming { pairs: Duration::MAX, widened: Duration::ZERO };
+    };
+    let a: Vec<u8> = (0..ROWS * b.kp).map(|i| (i.wrapping_mul(11) % 128) as u8).collect();
+    let mut out = vec![0i32; ROWS * N];
+    let blocks = 0..N.div_ceil(BLOCK);
+    let mut best = [Duration::MAX; 2];
+    for _ in 0..7 {
+        for (kernel, best) in best.iter_mut().enumerate() {
+            let start = Instant::now();
+            for _ in 0..3 {
+                // SAFETY: `_avx2` is an `Avx2` token, which proves AVX2
+                // and FMA.
+                unsafe {
+                    if kernel == 0 {
+                        pair_gemm::dot(&a, ROWS, b.kp, &b, blocks.clone(), &mut out, N);
+                    } else {
+                        gemm_i16::dot(&a, ROWS, b.kp, &b, blocks.clone(), &mut out, N);
+                    }
+                }
+            }
+            *best = (*best).min(start.elapsed());
+            std::hint::black_box(&mut out);
+        }
+    }
+    NarrowTiming { pairs: best[0], widened: best[1] }
+}
+
+/// The timing, made now if no narrow panel has made it yet; `None` when
+/// the CPU (or the ISA cap) has no AVX2.
+pub fn narrow_timing() -> Option<NarrowTiming> {
+    Avx2::detect().map(|avx2| narrow::timing(|| measure(avx2)))
+}
