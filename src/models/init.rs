@@ -16,12 +16,17 @@ pub struct ActivationRange {
 }
 
 impl ActivationRange {
-    /// quint8 qparams covering about four standard deviations.
+    /// quint8 qparams covering about four standard deviations in 7 bits,
+    /// 0..=127, as PyTorch's default x86/fbgemm qconfig calibrates
+    /// activations (`reduce_range`): the networks then meet the kernels
+    /// with the activations a PyTorch model gives them, narrow GEMM panels
+    /// included (`qtensor::kernels::NarrowKernel`). Values past the range
+    /// still quantize, up to 255, as in PyTorch.
     pub fn qparams(&self) -> (f64, i64) {
         if self.non_negative {
-            (4.0 * self.std / 255.0, 0)
+            (4.0 * self.std / 127.0, 0)
         } else {
-            (8.0 * self.std / 255.0, 128)
+            (8.0 * self.std / 127.0, 64)
         }
     }
 }
