@@ -100,6 +100,9 @@ enum Range8 {
     /// All 127 against weights of -128 and 127: the largest pair sums a
     /// narrow panel can make.
     NarrowExtreme,
+    /// Below 128 but for one byte of 255 in row 5: AVX2 checks a panel
+    /// that is not narrow run by run of rows.
+    NarrowButRow5,
 }
 
 #[test]
@@ -110,7 +113,7 @@ fn every_micro_kernel_is_a_plain_i32_dot_product() {
     // results under either.
     for choice in [NarrowKernel::Pairs, NarrowKernel::Widened] {
         set_narrow_kernel(choice);
-        for range in [Range8::Full, Range8::Narrow, Range8::NarrowExtreme] {
+        for range in [Range8::Full, Range8::Narrow, Range8::NarrowExtreme, Range8::NarrowButRow5] {
             micro_kernels_are_plain_dot_products(range);
         }
     }
@@ -134,6 +137,10 @@ fn micro_kernels_are_plain_dot_products(range: Range8) {
                         Range8::Narrow => (
                             (0..n * k).map(|_| rng.byte() as i8).collect(),
                             (0..rows * k).map(|_| rng.byte() & 0x7f).collect(),
+                        ),
+                        Range8::NarrowButRow5 => (
+                            (0..n * k).map(|_| rng.byte() as i8).collect(),
+                            (0..rows * k).map(|i| if i == 5 * k + k / 2 { 255 } else { rng.byte() & 0x7f }).collect(),
                         ),
                         Range8::NarrowExtreme => {
                             ((0..n * k).map(|i| if i % 7 < 4 { -128 } else { 127 }).collect(), vec![127; rows * k])

@@ -111,15 +111,8 @@ impl GemmIsa for Avx2 {
     }
 
     fn dot(self, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
-        // A narrow panel may take the pair kernel, exact there
-        // (`gemm::narrow`).
-        if narrow::takes_pairs(self, x.a) {
-            // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
-            unsafe { pair_gemm::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
-        } else {
-            // SAFETY: `self` is an `Avx2` token, which proves AVX2 and FMA.
-            unsafe { gemm_i16::dot(x.a, x.rows, x.kp, b, blocks, out, ldo) }
-        }
+        // Narrow rows may take the pair kernel, exact there (`gemm::narrow`).
+        narrow::dot(self, x, b, blocks, out, ldo)
     }
 
     fn finish_u8(self, terms: RowTerms<'_>, rq: Requant<'_>, dst: &mut [u8]) {

@@ -5,8 +5,10 @@ use super::simd::load32;
 use super::{gemm_i16, pair_gemm};
 use crate::gemm::narrow::{self, NarrowKernel, NarrowTiming};
 use crate::gemm::packed::{PackedB, BLOCK};
+use crate::gemm::Panel;
 use qtensor_runtime::isa::Avx2;
 use std::arch::x86_64::*;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// True when every byte of `a` is below 128.
@@ -20,16 +22,46 @@ pub(super) fn all_below_128(a: &[u8]) -> bool {
     _mm256_movemask_epi8(high) == 0 && chunks.remainder().iter().all(|&v| v < 128)
 }
 
-/// Whether the narrow panel `a` takes the pair kernel under the current
-/// choice ([`narrow::narrow_kernel`]); `a` is checked only when it would.
-pub(super) fn takes_pairs(avx2: Avx2, a: &[u8]) -> bool {
-    let wanted = match narrow::narrow_kernel() {
+/// Whether narrow panels take the pair kernel under the current choice
+/// ([`narrow::narrow_kernel`]), timing the kernels if that is the choice
+/// and nothing has timed them yet.
+fn pairs_wanted(avx2: Avx2) -> bool {
+    match narrow::narrow_kernel() {
         NarrowKernel::Widened => false,
         NarrowKernel::Pairs => true,
         NarrowKernel::Measured => narrow::timing(|| measure(avx2)).pairs_win(),
-    };
-    // SAFETY: `avx2` is an `Avx2` token, which proves AVX2 and FMA.
-    wanted && unsafe { all_below_128(a) }
+    }
+}
+
+/// Rows per run when a panel that is not narrow as a whole is checked run
+/// by run: whole tiles of both kernels (4 and 6 rows). One activation
+/// past 127 (an input a little outside the range the model was
+/// calibrated on) then sends its run to the widening kernel, not the
+/// panel. The check costs a pass over the panel's bytes, about 1% of its
+/// multiply-adds at 64 columns.
+const NARROW_RUN: usize = 12;
+
+/// [`GemmIsa::dot`](crate::gemm::GemmIsa::dot) for AVX2: the pair kernel
+/// on narrow rows where it is wanted, the widening kernel elsewhere.
+pub(super) fn dot(avx2: Avx2, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
+    let a = &x.a[..x.rows * x.kp];
+    // SAFETY (each `unsafe` below): `avx2` is an `Avx2` token, which proves
+    // AVX2 and FMA.
+    if !pairs_wanted(avx2) {
+        unsafe { gemm_i16::dot(a, x.rows, x.kp, b, blocks, out, ldo) }
+    } else if unsafe { all_below_128(a) } {
+        unsafe { pair_gemm::dot(a, x.rows, x.kp, b, blocks, out, ldo) }
+    } else {
+        for (i, run) in a.chunks(NARROW_RUN * x.kp.max(1)).enumerate() {
+            let rows = run.len() / x.kp.max(1);
+            let out = &mut out[i * NARROW_RUN * ldo..];
+            if unsafe { all_below_128(run) } {
+                unsafe { pair_gemm::dot(run, rows, x.kp, b, blocks.clone(), out, ldo) }
+            } else {
+                unsafe { gemm_i16::dot(run, rows, x.kp, b, blocks.clone(), out, ldo) }
+            }
+        }
+    }
 }
 
 /// Times both kernels on one panel of a ResNet 3x3 conv's shape (48 rows,
