@@ -12,8 +12,9 @@
 //!
 //! Which is faster depends on the CPU. On the Zen 3 of 2026-12-07 the
 //! roofline probes gave 90.6 G multiply-adds/s for the pair recipe and
-//! 81.8 G for `vpmaddwd` on operands already widened, and the pair kernel
-//! ran ResNet-18 at batch 1 13% faster. Rather than a table of CPUs, the
+//! 81.8 G for `vpmaddwd` on operands already widened, and PyTorch's own
+//! ResNet-18 (TorchScript) ran 7-12% faster at batch 1 with narrow panels
+//! on the pair kernel. Rather than a table of CPUs, the
 //! first narrow panel times both kernels once on a conv-sized panel
 //! ([`NarrowTiming`]) and the faster one is kept for the process. The
 //! results cannot change: both are exact. [`set_narrow_kernel`] and
