@@ -65,9 +65,19 @@ pub mod kernels {
     pub use qtensor_kernels::gemm::conv::GemmConvWeight;
     pub use qtensor_kernels::gemm::linear::GemmWeight;
     pub use qtensor_kernels::gemm::narrow::{
-        describe as narrow_gemm, measured_timing as narrow_gemm_timing, narrow_kernel, set_narrow_kernel, NarrowKernel,
-        NarrowTiming,
+        measured_timing as narrow_gemm_timing, narrow_kernel, set_narrow_kernel, NarrowKernel, NarrowTiming,
     };
+
+    /// One line on the kernel that narrow GEMM panels (every activation
+    /// below 128) take on this CPU and why, as `qtensor ops` prints it.
+    /// Times the AVX2 kernels once if nothing has yet (about 1 ms).
+    pub fn narrow_gemm() -> String {
+        #[cfg(target_arch = "x86_64")]
+        let timing = qtensor_kernels::x86_64::avx2::narrow_timing();
+        #[cfg(not(target_arch = "x86_64"))]
+        let timing = None;
+        qtensor_kernels::gemm::narrow::describe(timing)
+    }
 
     /// Packs a linear weight for the built-in linear kernels, the reference
     /// and the GEMM ones, once (the packed forms are cached on the weight

@@ -127,19 +127,15 @@ pub fn measured_timing() -> Option<NarrowTiming> {
 }
 
 /// One line for reports (`qtensor ops`): which kernel narrow panels take
-/// on this CPU under the current ISA cap, and why. Times the kernels if
-/// nothing has yet.
-pub fn describe() -> String {
-    let choice = narrow_kernel();
-    #[cfg(target_arch = "x86_64")]
-    let timing = crate::x86_64::avx2::narrow_timing();
-    #[cfg(not(target_arch = "x86_64"))]
-    let timing: Option<NarrowTiming> = None;
+/// under the current choice, given the AVX2 timing (`None` where the CPU
+/// or the ISA cap has no AVX2; `qtensor::kernels::narrow_gemm` passes
+/// the process's, timing the kernels if nothing has yet).
+pub fn describe(timing: Option<NarrowTiming>) -> String {
     let Some(t) = timing else {
         return "narrow GEMM panels: no AVX2 kernel under this ISA cap, so no pair kernel to choose".into();
     };
     let measured = format!("pairs {:.1} µs, widened {:.1} µs", micros(t.pairs), micros(t.widened));
-    match choice {
+    match narrow_kernel() {
         NarrowKernel::Measured => {
             let winner = if t.pairs_win() { "pairs (vpmaddubsw)" } else { "widened (vpmaddwd)" };
             format!("narrow panels of the AVX2 GEMM (activations below 128): {winner}, measured here ({measured}); set QTENSOR_NARROW_GEMM=pairs|widened to choose")
