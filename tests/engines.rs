@@ -9,38 +9,35 @@
 
 mod common;
 
+use common::Export;
 use qtensor::models::run_checkpoint;
 use qtensor::Engine;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 /// The engine is a process-wide setting: the tests here take turns.
 static ENGINE: Mutex<()> = Mutex::new(());
 
-/// Exports `archs` with the script's `options` (and `env`) into a fresh
-/// directory, or `None` (with a message) where PyTorch is missing and this
-/// is not CI.
-fn export(tag: &str, archs: &[&str], options: &[&str], env: &[(&str, &str)]) -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("qtensor-engines-{tag}-{}", std::process::id()));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/export_torchvision.py");
-    let mut command = Command::new("python3");
-    command.arg(script).arg(&dir).arg(archs.join(",")).args(options).envs(env.iter().copied());
-    common::python_export(command, dir)
+/// Exports `archs` with the script's `options` (and `env`), or `None`
+/// (with a message) where PyTorch is missing and this is not CI.
+fn export(tag: &str, archs: &[&str], options: &[&str], env: &[(&str, &str)]) -> Option<Export> {
+    let archs = archs.join(",");
+    let args: Vec<&str> = std::iter::once(archs.as_str()).chain(options.iter().copied()).collect();
+    common::python_export("export_torchvision.py", &format!("engines-{tag}"), &args, env)
 }
 
 /// Runs both exported inputs of `arch` under `engine` and returns the
 /// share of logits equal to PyTorch's, per input.
-fn compare(dir: &Path, arch: &str, engine: Engine) -> Vec<(String, usize, usize)> {
+fn compare(export: &Export, arch: &str, engine: Engine) -> Vec<(String, usize, usize)> {
     qtensor::set_engine(engine);
     let want: HashMap<String, qtensor::Tensor> =
-        qtensor::load(dir.join(format!("{arch}.io.safetensors"))).unwrap().into_iter().collect();
+        qtensor::load(export.file(&format!("{arch}.io.safetensors"))).unwrap().into_iter().collect();
     let mut out = Vec::new();
     for suffix in ["", "2"] {
-        let input = dir.join(format!("{arch}.input{suffix}.safetensors"));
+        let input = export.scratch(&format!("{arch}.input{suffix}.safetensors"));
         qtensor::save(&input, &[("input", &want[&format!("input{suffix}")])]).unwrap();
-        let run = run_checkpoint(arch, &dir.join(format!("{arch}.pt")), &input).unwrap();
+        let run = run_checkpoint(arch, &export.file(&format!("{arch}.pt")), &input).unwrap();
         let expected = want[&format!("output_int{suffix}")].int_values().unwrap();
         let got = run.logits.int_values().unwrap();
         let same = got.iter().zip(&expected).filter(|(a, b)| a == b).count();
@@ -135,13 +132,12 @@ fn check(archs: &[&str], configs: &[&Config]) {
     let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let mut results = Vec::new();
     for config in configs {
-        let Some(dir) = export(config.tag, archs, config.options, config.env) else { return };
+        let Some(export) = export(config.tag, archs, config.options, config.env) else { return };
         let engine = (config.engine)();
         eprintln!("{}: compared under qtensor's {engine} engine", config.tag);
         for arch in archs {
-            results.extend(compare(&dir, arch, engine));
+            results.extend(compare(&export, arch, engine));
         }
-        std::fs::remove_dir_all(&dir).ok();
     }
     qtensor::set_engine(Engine::Exact);
     for (label, same, total) in &results {
@@ -168,17 +164,15 @@ fn each_engine_gives_pytorchs_integers() {
     }
     let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     // Without the int16 limit, MobileNetV2's out-of-range logits differ.
-    if let Some(dir) = export("exact", &["mobilenet_v2"], CONFIGS[0].options, &[]) {
-        let exact = compare(&dir, "mobilenet_v2", Engine::Exact);
+    if let Some(export) = export("exact", &["mobilenet_v2"], CONFIGS[0].options, &[]) {
+        let exact = compare(&export, "mobilenet_v2", Engine::Exact);
         assert!(exact.iter().any(|(_, same, total)| same < total), "{exact:?}");
-        std::fs::remove_dir_all(&dir).ok();
     }
     // fbgemm's rounding is not oneDNN's.
     if matches!(pytorch_x86_engine(), Engine::X86Amx | Engine::X86Vnni) {
-        if let Some(dir) = export("x86-vs-fbgemm", &["resnet18"], CONFIGS[2].options, &[]) {
-            let fbgemm = compare(&dir, "resnet18", Engine::Fbgemm);
+        if let Some(export) = export("x86-vs-fbgemm", &["resnet18"], CONFIGS[2].options, &[]) {
+            let fbgemm = compare(&export, "resnet18", Engine::Fbgemm);
             assert!(fbgemm.iter().any(|(_, same, total)| same < total), "{fbgemm:?}");
-            std::fs::remove_dir_all(&dir).ok();
         }
     }
     qtensor::set_engine(Engine::Exact);

@@ -9,9 +9,9 @@
 
 mod common;
 
+use common::Export;
 use qtensor::{Tensor, Value};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The models saved by script+freeze and trace+freeze: torchvision's seven
@@ -32,14 +32,10 @@ const MODELS: &[&str] = &[
     "small_upsample",
 ];
 
-/// Exports `models` into a fresh directory named after `tag`, or `None` (with a message)
-/// where PyTorch is missing and this is not CI.
-fn export(tag: &str, models: &[&str]) -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("qtensor-jit-{tag}-{}", std::process::id()));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/export_torchscript.py");
-    let mut command = Command::new("python3");
-    command.arg(script).arg(&dir).arg(models.join(","));
-    common::python_export(command, dir)
+/// Exports `models` (the directory named after `tag`), or `None` (with a
+/// message) where PyTorch is missing and this is not CI.
+fn export(tag: &str, models: &[&str]) -> Option<Export> {
+    common::python_export("export_torchscript.py", &format!("jit-{tag}"), &[&models.join(",")], &[])
 }
 
 /// The flattened tensors of a result (`output`, `output.0`, ...).
@@ -92,11 +88,11 @@ fn compare(
     (same, total)
 }
 
-fn check_model(dir: &Path, name: &str, mode: &str, inputs: &[usize], float_bound: f64) {
+fn check_model(export: &Export, name: &str, mode: &str, inputs: &[usize], float_bound: f64) {
     let label = format!("{name}.{mode}");
-    let model = qtensor::jit::load(dir.join(format!("{label}.pt"))).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let model = qtensor::jit::load(export.file(&format!("{label}.pt"))).unwrap_or_else(|e| panic!("{label}: {e}"));
     let want: HashMap<String, Tensor> =
-        qtensor::load(dir.join(format!("{label}.io.safetensors"))).unwrap().into_iter().collect();
+        qtensor::load(export.file(&format!("{label}.io.safetensors"))).unwrap().into_iter().collect();
     for &i in inputs {
         let x = want[&format!("input.{i}")].clone();
         let y = model.forward(&[Value::Tensor(x.clone())]).unwrap_or_else(|e| panic!("{label} input {i}: {e}"));
@@ -107,16 +103,15 @@ fn check_model(dir: &Path, name: &str, mode: &str, inputs: &[usize], float_bound
 
 #[test]
 fn frozen_torchscript_models_give_pytorchs_outputs() {
-    let Some(dir) = export("models", MODELS) else { return };
+    let Some(export) = export("models", MODELS) else { return };
     for name in MODELS {
         for mode in ["script", "trace"] {
             // Batch 1 at the network's square size, and batch 2
             // non-square (windows whose averages tie, layouts that
             // PyTorch's convs turn channels-last).
-            check_model(&dir, name, mode, &[0, 1], 1e-6);
+            check_model(&export, name, mode, &[0, 1], 1e-6);
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Dynamically quantized models: a 2-layer LSTM with a Linear head
@@ -126,34 +121,33 @@ fn frozen_torchscript_models_give_pytorchs_outputs() {
 /// round in another order).
 #[test]
 fn dynamically_quantized_models_are_within_1e4() {
-    let Some(dir) = export("dynamic", &["lstm_dynamic", "transformer_dynamic"]) else { return };
-    check_model(&dir, "lstm_dynamic", "script", &[0, 1], 1e-4);
-    check_model(&dir, "lstm_dynamic", "trace", &[0, 1], 1e-4);
-    check_model(&dir, "transformer_dynamic", "trace", &[0, 1], 1e-4);
+    let Some(export) = export("dynamic", &["lstm_dynamic", "transformer_dynamic"]) else { return };
+    check_model(&export, "lstm_dynamic", "script", &[0, 1], 1e-4);
+    check_model(&export, "lstm_dynamic", "trace", &[0, 1], 1e-4);
+    check_model(&export, "transformer_dynamic", "trace", &[0, 1], 1e-4);
     // The scripted LSTM's own input check: its message, formatted, comes
     // back as an error.
-    let lstm = qtensor::jit::load(dir.join("lstm_dynamic.script.pt")).unwrap();
+    let lstm = qtensor::jit::load(export.file("lstm_dynamic.script.pt")).unwrap();
     let flat = Tensor::from_vec(vec![0.5f32; 32], &[2, 16]).unwrap();
     let e = lstm.run(&flat).unwrap_err();
     assert!(
         matches!(&e, qtensor::Error::Raised { message, .. } if message == "input must have 3 dimensions, got 2"),
         "{e}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn qtensor_run_writes_pytorchs_outputs() {
-    let Some(dir) = export("cli", &["small_eager"]) else { return };
+    let Some(export) = export("cli", &["small_eager"]) else { return };
     let label = "small_eager.trace";
     let want: HashMap<String, Tensor> =
-        qtensor::load(dir.join(format!("{label}.io.safetensors"))).unwrap().into_iter().collect();
-    let input = dir.join("in.safetensors");
+        qtensor::load(export.file(&format!("{label}.io.safetensors"))).unwrap().into_iter().collect();
+    let input = export.scratch("in.safetensors");
     qtensor::save(&input, &[("input", &want["input.1"])]).unwrap();
-    let out = dir.join("out.safetensors");
+    let out = export.scratch("out.safetensors");
     let run = Command::new(env!("CARGO_BIN_EXE_qtensor"))
         .arg("run")
-        .arg(dir.join(format!("{label}.pt")))
+        .arg(export.file(&format!("{label}.pt")))
         .arg("--input")
         .arg(&input)
         .arg("--out")
@@ -168,10 +162,9 @@ fn qtensor_run_writes_pytorchs_outputs() {
     assert_eq!(same, total);
     let inspect = Command::new(env!("CARGO_BIN_EXE_qtensor"))
         .arg("inspect")
-        .arg(dir.join(format!("{label}.pt")))
+        .arg(export.file(&format!("{label}.pt")))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(text.contains("quantized::conv2d_relu") && text.contains("Conv2dPackedParamsBase weight qint8"), "{text}");
-    std::fs::remove_dir_all(&dir).ok();
 }

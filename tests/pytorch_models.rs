@@ -4,43 +4,24 @@
 //! integer. Skipped, with a message, where Python has no torch and
 //! torchvision (`.ci/run` installs them).
 
+mod common;
+
 use qtensor::models::{run_checkpoint, ARCHITECTURES};
 use std::collections::HashMap;
-use std::process::Command;
 
 #[test]
 fn every_architecture_gives_pytorchs_logits_exactly() {
-    let dir = std::env::temp_dir().join(format!("qtensor-torchvision-{}", std::process::id()));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/export_torchvision.py");
-    let made = Command::new("python3").arg(script).arg(&dir).arg(ARCHITECTURES.join(",")).output();
-    match made {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            if err.contains("No module named") && !ci {
-                eprintln!(
-                    "skipped: PyTorch or torchvision is not installed (pip install torch torchvision safetensors)"
-                );
-                return;
-            }
-            panic!("the export script failed: {err}");
-        }
-        Err(e) => {
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "python3 is needed under CI=true: {e}");
-            eprintln!("skipped: python3 is not available ({e})");
-            return;
-        }
-    }
+    let archs = ARCHITECTURES.join(",");
+    let Some(export) = common::python_export("export_torchvision.py", "torchvision", &[&archs], &[]) else { return };
     for arch in ARCHITECTURES {
-        let io = dir.join(format!("{arch}.io.safetensors"));
+        let io = export.file(&format!("{arch}.io.safetensors"));
         let want: HashMap<String, qtensor::Tensor> = qtensor::load(&io).unwrap().into_iter().collect();
         // Batch 1 at the network's size, then batch 2 non-square (windows
         // whose averages tie, which square inputs never reach).
         for suffix in ["", "2"] {
-            let input = dir.join(format!("{arch}.input{suffix}.safetensors"));
+            let input = export.scratch(&format!("{arch}.input{suffix}.safetensors"));
             qtensor::save(&input, &[("input", &want[&format!("input{suffix}")])]).unwrap();
-            let run = run_checkpoint(arch, &dir.join(format!("{arch}.pt")), &input).unwrap();
+            let run = run_checkpoint(arch, &export.file(&format!("{arch}.pt")), &input).unwrap();
             let expected = &want[&format!("output_int{suffix}")];
             let label = format!("{arch} input{suffix} {:?}", want[&format!("input{suffix}")].sizes());
             assert_eq!(run.logits.sizes(), expected.sizes(), "{label}");
@@ -56,5 +37,4 @@ fn every_architecture_gives_pytorchs_logits_exactly() {
             assert_eq!(same, expected.len(), "{label}: {same} of {} logits equal PyTorch's", expected.len());
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

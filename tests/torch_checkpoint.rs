@@ -4,10 +4,11 @@
 //! outside their storage, and byte-level corruption of a valid file. Each
 //! must be an error, never a panic.
 
+mod common;
+
 use qtensor::torch::{load, load_bytes, TorchValue};
 use qtensor::{DType, QScheme, Tensor};
 use std::io::Write;
-use std::process::Command;
 
 /// Checks a loaded tensor against the JSON description Python wrote.
 fn check_tensor(name: &str, t: &Tensor, want: &serde_json::Value) {
@@ -41,28 +42,10 @@ fn check_tensor(name: &str, t: &Tensor, want: &serde_json::Value) {
 
 #[test]
 fn a_checkpoint_written_by_pytorch_loads_exactly() {
-    let dir = std::env::temp_dir().join(format!("qtensor-torch-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (pt, json) = (dir.join("ck.pt"), dir.join("ck.json"));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/make_torch_checkpoint.py");
-    let made = Command::new("python3").arg(script).arg(&pt).arg(&json).output();
-    match made {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            if err.contains("No module named 'torch'") && !ci {
-                eprintln!("skipped: PyTorch is not installed (pip install torch); .ci/run installs it");
-                return;
-            }
-            panic!("the checkpoint script failed: {err}");
-        }
-        Err(e) => {
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "python3 is needed under CI=true: {e}");
-            eprintln!("skipped: python3 is not available ({e})");
-            return;
-        }
-    }
+    let Some(export) = common::python_export("make_torch_checkpoint.py", "torch-checkpoint", &[], &[]) else {
+        return;
+    };
+    let (pt, json) = (export.file("ck.pt"), export.file("ck.json"));
     let state = load(&pt).unwrap();
     let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let expected = expected.as_object().unwrap();
@@ -89,7 +72,6 @@ fn a_checkpoint_written_by_pytorch_loads_exactly() {
         }
     }
     assert_eq!(state.get("conv.weight").and_then(TorchValue::as_tensor).unwrap().dtype(), DType::QInt8);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A pickle of `{'w': _rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())}`

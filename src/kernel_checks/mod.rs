@@ -31,6 +31,7 @@ use rng::Rng;
 
 use crate::kernel_checks::golden::{panic_message, run_case_with};
 use crate::{registry, DType, DispatchKey, KernelDescriptor, Result as QResult, Tensor, Tolerance, Value};
+use rayon::prelude::*;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -291,16 +292,29 @@ fn case_dtype(case: &serde_json::Value) -> Option<DType> {
     first.or_else(|| args.iter().find_map(|a| a.as_str().and_then(DType::from_name)))
 }
 
-fn golden_cases(paths: &[PathBuf], op: &str, dtype: DType) -> Vec<serde_json::Value> {
+/// Every case of the golden case files in `paths` that this engine's
+/// integers answer, parsed once for all the kernels checked.
+fn load_golden_cases(paths: &[PathBuf]) -> Vec<serde_json::Value> {
     crate::kernel_checks::golden::case_files(paths)
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .filter_map(|d| d.get("cases").and_then(|c| c.as_array()).cloned())
+        .filter_map(|mut d| match d.get_mut("cases")?.take() {
+            serde_json::Value::Array(cases) => Some(cases),
+            _ => None,
+        })
         .flatten()
-        .filter(|c| c.get("op").and_then(|o| o.as_str()) == Some(op) && case_dtype(c) == Some(dtype))
         .filter(crate::kernel_checks::golden::for_this_engine)
         .collect()
+}
+
+/// The cases of `golden` that call `op` on `dtype`.
+fn golden_cases_of<'a>(
+    golden: &'a [serde_json::Value],
+    op: &'a str,
+    dtype: DType,
+) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
+    golden.iter().filter(move |c| c.get("op").and_then(|o| o.as_str()) == Some(op) && case_dtype(c) == Some(dtype))
 }
 
 fn seed_for(seed: u64, op: &str, kernel: &str, dtype: DType) -> u64 {
@@ -325,6 +339,19 @@ pub fn check_kernel_with(
     dtype: DType,
     cfg: &CheckConfig,
     builder: Option<InputBuilder>,
+) -> Result<CheckReport, Box<CheckFailure>> {
+    check_kernel_on(op, kernel, dtype, cfg, builder, &load_golden_cases(&cfg.golden))
+}
+
+/// [`check_kernel_with`] on the golden cases already loaded from
+/// `cfg.golden`.
+fn check_kernel_on(
+    op: &str,
+    kernel: &str,
+    dtype: DType,
+    cfg: &CheckConfig,
+    builder: Option<InputBuilder>,
+    golden: &[serde_json::Value],
 ) -> Result<CheckReport, Box<CheckFailure>> {
     let fail = |case: String, message: String| {
         Box::new(CheckFailure { op: op.into(), kernel: kernel.into(), dtype, seed: cfg.seed, case, message })
@@ -385,7 +412,7 @@ pub fn check_kernel_with(
                 .map_err(|m| fail(format!("bad-input case #{i}"), m))?,
         );
     }
-    for case in golden_cases(&cfg.golden, op, dtype) {
+    for case in golden_cases_of(golden, op, dtype) {
         let id = case.get("id").and_then(|i| i.as_str()).unwrap_or("?").to_string();
         let declined = std::cell::Cell::new(false);
         // As the dispatcher would: a declined case goes to the reference.
@@ -396,7 +423,7 @@ pub fn check_kernel_with(
             }
             other => other,
         };
-        run_case_with(&case, call).map_err(|m| fail(format!("golden case {id}"), m))?;
+        run_case_with(case, call).map_err(|m| fail(format!("golden case {id}"), m))?;
         report.golden += 1;
         report.golden_declined += usize::from(declined.get());
     }
@@ -404,25 +431,32 @@ pub fn check_kernel_with(
 }
 
 /// Checks every registered kernel; kernels this CPU cannot run are skipped.
+/// The kernels are checked in parallel (rayon's pool); the outcomes come
+/// in the registry's order.
 pub fn check_all(cfg: &CheckConfig) -> Vec<Outcome> {
-    let mut out = Vec::new();
-    for op in registry().ops() {
-        let entry = op.entry();
-        let name = entry.schema().name.clone();
-        for k in entry.descriptors() {
+    let golden = load_golden_cases(&cfg.golden);
+    let kernels: Vec<(String, KernelDescriptor)> = registry()
+        .ops()
+        .into_iter()
+        .flat_map(|op| {
+            let name = op.entry().schema().name.clone();
+            op.entry().descriptors().into_iter().map(move |k| (name.clone(), k))
+        })
+        .collect();
+    kernels
+        .into_par_iter()
+        .map(|(name, k)| {
             if !(k.is_supported)() {
-                out.push(Outcome::Skipped {
-                    op: name.clone(),
+                return Outcome::Skipped {
+                    op: name,
                     kernel: k.name,
                     reason: format!("not supported on this CPU ({}, {})", k.key, k.dtype),
-                });
-                continue;
+                };
             }
-            out.push(match check_kernel(&name, k.name, k.dtype, cfg) {
+            match check_kernel_on(&name, k.name, k.dtype, cfg, builders::builtin(&name), &golden) {
                 Ok(r) => Outcome::Passed(r),
                 Err(f) => Outcome::Failed(f),
-            });
-        }
-    }
-    out
+            }
+        })
+        .collect()
 }

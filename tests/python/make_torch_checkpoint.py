@@ -1,9 +1,12 @@
 """Writes a torch.save checkpoint with every kind of entry qtensor reads,
 and a JSON file with the values the loader must return.
 
-    python3 tests/python/make_torch_checkpoint.py OUT.pt OUT.json
+    python3 tests/python/make_torch_checkpoint.py DIR
+
+writes DIR/ck.pt and DIR/ck.json.
 """
 import json
+import os
 import sys
 
 import torch
@@ -46,7 +49,8 @@ state["shared_view"] = x[2]                         # the same storage again, at
 state["quint8"] = torch.quantize_per_tensor(torch.randn(2, 3), 0.1, 128, torch.quint8)
 state["int64"] = torch.arange(5)
 state["scalar"] = torch.tensor(2.5)
-torch.save(state, sys.argv[1])
+os.makedirs(sys.argv[1], exist_ok=True)
+torch.save(state, os.path.join(sys.argv[1], "ck.pt"))
 
 expected = {}
 for k, v in state.items():
@@ -58,4 +62,4 @@ for k, v in state.items():
         expected[k] = {"dtype_constant": str(v).replace("torch.", "")}
     else:
         expected[k] = {"value": v}
-json.dump(expected, open(sys.argv[2], "w"))
+json.dump(expected, open(os.path.join(sys.argv[1], "ck.json"), "w"))

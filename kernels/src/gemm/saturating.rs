@@ -391,9 +391,10 @@ mod tests {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             (seed >> 16) as u8
         };
-        for (k, n, rows) in
-            [(1, 1, 1), (5, 17, 3), (8, 16, 5), (16, 8, 1), (27, 33, 7), (147, 40, 2), (9, 27, 5), (12, 13, 6)]
-        {
+        let shapes =
+            [(1, 1, 1), (5, 17, 3), (8, 16, 5), (16, 8, 1), (27, 33, 7), (147, 40, 2), (9, 27, 5), (12, 13, 6)];
+        // Miri (hundreds of times slower) without the largest K.
+        for (k, n, rows) in shapes.into_iter().filter(|&(k, ..)| !cfg!(miri) || k < 100) {
             let w: Vec<i8> = (0..n * k).map(|i| if i % 3 == 0 { 127 } else { next() as i8 }).collect();
             let pairs = PairRows::new(&w, k).unwrap(); // ok: a test
             let step = pairs.row_bytes();

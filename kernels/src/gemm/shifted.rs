@@ -68,7 +68,9 @@ mod tests {
     /// with the K padding zeroed.
     #[test]
     fn gathered_rows_are_the_taps_in_order_then_zeros() {
-        for c in [1usize, 3, 8, 9, 31, 33] {
+        // Miri (hundreds of times slower) without 31 channels: 33 already
+        // crosses every word boundary 31 does.
+        for c in [1usize, 3, 8, 9, 31, 33].into_iter().filter(|&c| !cfg!(miri) || c != 31) {
             let taps = [0usize, 1, 2, 10, 11, 12, 20, 21, 22];
             let kp = (taps.len() * c).div_ceil(4) * 4 + 4;
             let src: Vec<u8> = (0..(40 + 22) * c).map(|i| (i * 13 + 5) as u8).collect();
