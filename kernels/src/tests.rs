@@ -100,9 +100,10 @@ enum Range8 {
     /// All 127 against weights of -128 and 127: the largest pair sums a
     /// narrow panel can make.
     NarrowExtreme,
-    /// Below 128 but for one byte of 255 in row 5: AVX2 checks a panel
-    /// that is not narrow run by run of rows.
-    NarrowButRow5,
+    /// Below 128 but for the row given, all 255: AVX2 checks a panel that
+    /// is not narrow run by run of 12 rows (row 5: the first run is wide;
+    /// row 13: a wide run between narrow ones, with 25 rows).
+    NarrowButRow(usize),
 }
 
 #[test]
@@ -114,7 +115,8 @@ fn every_micro_kernel_is_a_plain_i32_dot_product() {
     // Miri runs the portable kernel only, for which neither the choice nor
     // the activations' range changes the path.
     let choices = sizes(&[NarrowKernel::Pairs, NarrowKernel::Widened], &[NarrowKernel::Pairs]);
-    let ranges = [Range8::Full, Range8::Narrow, Range8::NarrowExtreme, Range8::NarrowButRow5];
+    let ranges =
+        [Range8::Full, Range8::Narrow, Range8::NarrowExtreme, Range8::NarrowButRow(5), Range8::NarrowButRow(13)];
     for choice in choices {
         set_narrow_kernel(choice);
         for &range in sizes(&ranges, &ranges[..1]).iter() {
@@ -130,7 +132,7 @@ fn micro_kernels_are_plain_dot_products(range: Range8) {
     for_each_gemm_isa(|name, dot| {
         for k in sizes(&[1usize, 3, 4, 5, 8, 17, 64, 129], &[5, 17]) {
             for n in sizes(&[1usize, 15, 16, 17, 33, 48], &[17]) {
-                for rows in sizes(&[1usize, 2, 3, 4, 5, 6, 7, 13], &[1, 7]) {
+                for rows in sizes(&[1usize, 2, 3, 4, 5, 6, 7, 13, 25], &[1, 7]) {
                     // Extreme weights included: -128 is the one a sign trick
                     // gets wrong.
                     let (w, x): (Vec<i8>, Vec<u8>) = match range {
@@ -142,9 +144,9 @@ fn micro_kernels_are_plain_dot_products(range: Range8) {
                             (0..n * k).map(|_| rng.byte() as i8).collect(),
                             (0..rows * k).map(|_| rng.byte() & 0x7f).collect(),
                         ),
-                        Range8::NarrowButRow5 => (
+                        Range8::NarrowButRow(wide) => (
                             (0..n * k).map(|_| rng.byte() as i8).collect(),
-                            (0..rows * k).map(|i| if i == 5 * k + k / 2 { 255 } else { rng.byte() & 0x7f }).collect(),
+                            (0..rows * k).map(|i| if i / k == wide { 255 } else { rng.byte() & 0x7f }).collect(),
                         ),
                         Range8::NarrowExtreme => {
                             ((0..n * k).map(|i| if i % 7 < 4 { -128 } else { 127 }).collect(), vec![127; rows * k])

@@ -47,7 +47,7 @@
 
 use crate::conv_geometry::ConvGeometry;
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicU8, Ordering};
+use crate::setting::ProcessSetting;
 use std::sync::OnceLock;
 
 /// Whose integers quantized convs give.
@@ -102,17 +102,6 @@ impl Engine {
         })
     }
 
-    fn code(self) -> u8 {
-        match self {
-            Engine::Fbgemm => 0,
-            Engine::X86 => 1,
-            Engine::X86Vnni => 2,
-            Engine::X86Amx => 3,
-            Engine::Exact => 4,
-            Engine::FbgemmAvx2 => 5,
-        }
-    }
-
     /// True when fbgemm's GEMMs (every conv it computes, and every
     /// linear) sum pairs of neighbouring u8 x i8 products in int16 with
     /// saturation under this engine: `fbgemm-avx2`, and `x86` on a machine
@@ -141,44 +130,21 @@ impl std::str::FromStr for Engine {
     }
 }
 
-/// No engine set through [`set_engine`] (then `QTENSOR_ENGINE` decides).
-const UNSET: u8 = u8::MAX;
-static OVERRIDE: AtomicU8 = AtomicU8::new(UNSET);
-
-/// The engine from `QTENSOR_ENGINE`, read once. An unknown value is
-/// reported on stderr once and ignored, since an environment variable has
-/// no caller to return an error to.
-fn env_engine() -> Option<Engine> {
-    static ENV: OnceLock<Option<Engine>> = OnceLock::new();
-    *ENV.get_or_init(|| {
-        let v = std::env::var("QTENSOR_ENGINE").ok()?;
-        if v.trim().is_empty() {
-            return None;
-        }
-        match Engine::parse(&v) {
-            Ok(e) => Some(e),
-            Err(e) => {
-                eprintln!("qtensor: {e}; using exact");
-                None
-            }
-        }
-    })
-}
+/// The engine: [`set_engine`]'s, else `QTENSOR_ENGINE`'s, else exact.
+static ENGINE: ProcessSetting<Engine> =
+    ProcessSetting::new("QTENSOR_ENGINE", &Engine::ALL, Engine::Exact, Engine::parse, "using exact");
 
 /// The engine in force: the last [`set_engine`], else `QTENSOR_ENGINE`,
 /// else [`Engine::Exact`].
 pub fn engine() -> Engine {
-    match OVERRIDE.load(Ordering::Relaxed) {
-        UNSET => env_engine().unwrap_or(Engine::Exact),
-        code => Engine::ALL.into_iter().find(|e| e.code() == code).unwrap_or(Engine::Exact),
-    }
+    ENGINE.get()
 }
 
 /// Sets the engine for the whole process (over `QTENSOR_ENGINE`), like
 /// `torch.backends.quantized.engine = ...`. Ops already running finish
 /// with the engine they started with.
 pub fn set_engine(engine: Engine) {
-    OVERRIDE.store(engine.code(), Ordering::Relaxed);
+    ENGINE.set(Some(engine));
 }
 
 /// The requantization a conv uses.

@@ -9,8 +9,7 @@
 //! the CPU lacks.
 
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::OnceLock;
+use crate::setting::ProcessSetting;
 
 /// An instruction-set level, ordered within an architecture: a cap of
 /// `Avx512Vnni` allows `Avx2` too.
@@ -277,37 +276,15 @@ impl std::fmt::Display for Isa {
     }
 }
 
-/// No cap set through [`set_cap`] (then `QTENSOR_ISA` decides).
-const UNSET: u8 = u8::MAX;
-static CAP_OVERRIDE: AtomicU8 = AtomicU8::new(UNSET);
-
-/// The cap from `QTENSOR_ISA`, read once. An unknown value is reported on
-/// stderr once and ignored, since an environment variable has no caller to
-/// return an error to.
-fn env_cap() -> Option<Isa> {
-    static ENV: OnceLock<Option<Isa>> = OnceLock::new();
-    *ENV.get_or_init(|| {
-        let v = std::env::var("QTENSOR_ISA").ok()?;
-        if v.trim().is_empty() {
-            return None;
-        }
-        match Isa::parse(&v) {
-            Ok(isa) => Some(isa),
-            Err(e) => {
-                eprintln!("qtensor: {e}; no cap applied");
-                None
-            }
-        }
-    })
-}
+/// The cap: [`set_cap`]'s, else `QTENSOR_ISA`'s, else none (the highest
+/// level).
+static CAP: ProcessSetting<Isa> =
+    ProcessSetting::new("QTENSOR_ISA", &Isa::ALL, Isa::Neon, Isa::parse, "no cap applied");
 
 /// The highest ISA kernels may use: [`set_cap`]'s value, else
 /// `QTENSOR_ISA`, else no cap (the highest level).
 pub fn cap() -> Isa {
-    match CAP_OVERRIDE.load(Ordering::Relaxed) {
-        UNSET => env_cap().unwrap_or(Isa::Neon),
-        i => Isa::ALL[i as usize],
-    }
+    CAP.get()
 }
 
 /// True when a cap below the CPU's best ISA is in force.
@@ -320,8 +297,7 @@ pub fn is_capped() -> bool {
 /// This only records the cap; `qtensor::set_isa_cap` also re-resolves every
 /// operator's kernel choice, which is what a user wants.
 pub fn set_cap(isa: Option<Isa>) {
-    let v = isa.map_or(UNSET, |i| Isa::ALL.iter().position(|&x| x == i).unwrap_or(0) as u8);
-    CAP_OVERRIDE.store(v, Ordering::Relaxed);
+    CAP.set(isa);
 }
 
 #[cfg(test)]

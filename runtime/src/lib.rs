@@ -27,6 +27,7 @@ pub mod pyfmt;
 pub mod quantizer;
 pub use qtensor_schema as schema;
 pub mod serialize;
+pub mod setting;
 pub mod storage;
 pub mod tensor;
 pub mod threads;

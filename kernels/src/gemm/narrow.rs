@@ -20,7 +20,8 @@
 //! results cannot change: both are exact. [`set_narrow_kernel`] and
 //! `QTENSOR_NARROW_GEMM` override the measurement.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use qtensor_runtime::error::{Error, Result};
+use qtensor_runtime::setting::ProcessSetting;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -48,49 +49,36 @@ impl NarrowKernel {
         }
     }
 
-    fn code(self) -> u8 {
-        self as u8
+    /// The choice named `name` (any case).
+    pub fn parse(name: &str) -> Result<NarrowKernel> {
+        let name = name.trim();
+        NarrowKernel::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(name)).ok_or_else(|| {
+            Error::invalid("QTENSOR_NARROW_GEMM", format!("`{name}` is not one of measured, pairs, widened"))
+        })
     }
 }
 
-/// No choice set through [`set_narrow_kernel`] (then `QTENSOR_NARROW_GEMM`
-/// decides).
-const UNSET: u8 = u8::MAX;
-static OVERRIDE: AtomicU8 = AtomicU8::new(UNSET);
-
-/// The choice from `QTENSOR_NARROW_GEMM`, read once. An unknown value is
-/// reported on stderr once and ignored: an environment variable has no
-/// caller to return an error to.
-fn env_choice() -> Option<NarrowKernel> {
-    static ENV: OnceLock<Option<NarrowKernel>> = OnceLock::new();
-    *ENV.get_or_init(|| {
-        let v = std::env::var("QTENSOR_NARROW_GEMM").ok()?;
-        let v = v.trim();
-        if v.is_empty() {
-            return None;
-        }
-        let found = NarrowKernel::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(v));
-        if found.is_none() {
-            eprintln!("qtensor: QTENSOR_NARROW_GEMM={v} is not one of measured, pairs, widened; using measured");
-        }
-        found
-    })
-}
+/// The choice: [`set_narrow_kernel`]'s, else `QTENSOR_NARROW_GEMM`'s, else
+/// measured.
+static CHOICE: ProcessSetting<NarrowKernel> = ProcessSetting::new(
+    "QTENSOR_NARROW_GEMM",
+    &NarrowKernel::ALL,
+    NarrowKernel::Measured,
+    NarrowKernel::parse,
+    "using measured",
+);
 
 /// The choice in force: the last [`set_narrow_kernel`], else
 /// `QTENSOR_NARROW_GEMM`, else [`NarrowKernel::Measured`].
 pub fn narrow_kernel() -> NarrowKernel {
-    match OVERRIDE.load(Ordering::Relaxed) {
-        UNSET => env_choice().unwrap_or(NarrowKernel::Measured),
-        code => NarrowKernel::ALL.into_iter().find(|k| k.code() == code).unwrap_or(NarrowKernel::Measured),
-    }
+    CHOICE.get()
 }
 
 /// Sets the choice for the whole process (over `QTENSOR_NARROW_GEMM`).
 /// GEMMs already running finish with the kernel they started with; the
 /// results are the same under every choice.
 pub fn set_narrow_kernel(kernel: NarrowKernel) {
-    OVERRIDE.store(kernel.code(), Ordering::Relaxed);
+    CHOICE.set(Some(kernel));
 }
 
 /// The one timing of both kernels on the same narrow panel: the best of
@@ -167,8 +155,9 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for k in NarrowKernel::ALL {
-            assert_eq!(NarrowKernel::ALL.into_iter().find(|c| c.code() == k.code()), Some(k));
-            assert_eq!(NarrowKernel::ALL.into_iter().find(|c| c.name() == k.name()), Some(k));
+            assert_eq!(NarrowKernel::parse(k.name()).ok(), Some(k));
+            assert_eq!(NarrowKernel::parse(&format!(" {} ", k.name().to_uppercase())).ok(), Some(k));
         }
+        assert!(NarrowKernel::parse("fast").is_err());
     }
 }

@@ -33,33 +33,47 @@ fn pairs_wanted(avx2: Avx2) -> bool {
     }
 }
 
-/// Rows per run when a panel that is not narrow as a whole is checked run
-/// by run: whole tiles of both kernels (4 and 6 rows). One activation
-/// past 127 (an input a little outside the range the model was
-/// calibrated on) then sends its run to the widening kernel, not the
-/// panel. The check costs a pass over the panel's bytes, about 1% of its
-/// multiply-adds at 64 columns.
+/// Rows per run in the narrowness check: whole tiles of both kernels (4
+/// and 6 rows). One activation past 127 (an input a little outside the
+/// range the model was calibrated on) then sends its run to the widening
+/// kernel, not the panel. The check costs a pass over the panel's bytes,
+/// about 1% of its multiply-adds at 64 columns.
 const NARROW_RUN: usize = 12;
 
 /// [`GemmIsa::dot`](crate::gemm::GemmIsa::dot) for AVX2: the pair kernel
-/// on narrow rows where it is wanted, the widening kernel elsewhere.
+/// on narrow rows where it is wanted, the widening kernel elsewhere. Each
+/// stretch of runs of one kind is one call, so a panel that is narrow
+/// throughout is one call of the pair kernel, and each byte is checked
+/// once.
 pub(super) fn dot(avx2: Avx2, x: Panel<'_>, b: &PackedB, blocks: Range<usize>, out: &mut [i32], ldo: usize) {
-    let a = &x.a[..x.rows * x.kp];
+    let (a, kp) = (&x.a[..x.rows * x.kp], x.kp);
     // SAFETY (each `unsafe` below): `avx2` is an `Avx2` token, which proves
     // AVX2 and FMA.
     if !pairs_wanted(avx2) {
-        unsafe { gemm_i16::dot(a, x.rows, x.kp, b, blocks, out, ldo) }
-    } else if unsafe { all_below_128(a) } {
-        unsafe { pair_gemm::dot(a, x.rows, x.kp, b, blocks, out, ldo) }
-    } else {
-        for (i, run) in a.chunks(NARROW_RUN * x.kp.max(1)).enumerate() {
-            let rows = run.len() / x.kp.max(1);
-            let out = &mut out[i * NARROW_RUN * ldo..];
-            if unsafe { all_below_128(run) } {
-                unsafe { pair_gemm::dot(run, rows, x.kp, b, blocks.clone(), out, ldo) }
-            } else {
-                unsafe { gemm_i16::dot(run, rows, x.kp, b, blocks.clone(), out, ldo) }
-            }
+        return unsafe { gemm_i16::dot(a, x.rows, kp, b, blocks, out, ldo) };
+    }
+    let run_rows = |run: usize| run * NARROW_RUN..((run + 1) * NARROW_RUN).min(x.rows);
+    let is_narrow = |run: usize| {
+        let rows = run_rows(run);
+        unsafe { all_below_128(&a[rows.start * kp..rows.end * kp]) }
+    };
+    let runs = x.rows.div_ceil(NARROW_RUN);
+    let (mut first, mut narrow) = (0, is_narrow(0));
+    for run in 1..=runs {
+        let next = (run < runs).then(|| is_narrow(run));
+        if next == Some(narrow) {
+            continue;
+        }
+        // Runs `first..run` are all of one kind.
+        let rows = first * NARROW_RUN..run_rows(run - 1).end;
+        let (panel, out) = (&a[rows.start * kp..rows.end * kp], &mut out[rows.start * ldo..]);
+        if narrow {
+            unsafe { pair_gemm::dot(panel, rows.len(), kp, b, blocks.clone(), out, ldo) }
+        } else {
+            unsafe { gemm_i16::dot(panel, rows.len(), kp, b, blocks.clone(), out, ldo) }
+        }
+        if let Some(next) = next {
+            (first, narrow) = (run, next);
         }
     }
 }
