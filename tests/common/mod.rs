@@ -3,7 +3,8 @@
 //! Exporting networks is most of these tests' time (PyTorch quantizes and
 //! runs each one), and `.ci/run` runs the same comparisons under several
 //! ISA caps. With `QTENSOR_EXPORT_CACHE=DIR` an export is written once
-//! into `DIR`, keyed by its script's text, arguments and environment, and
+//! into `DIR`, keyed by its script's text, arguments and the variables set
+//! for it (not the installed PyTorch: empty `DIR` after an upgrade), and
 //! later runs reuse it; without it each export goes to a fresh temporary
 //! directory, removed when the test ends.
 
