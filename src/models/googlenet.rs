@@ -78,7 +78,7 @@ impl Inception {
         let (b2b, a2) = BasicConv::build(init, "branch2.1", a, [c3r, c3], 3, 1)?;
         let (b3a, a) = BasicConv::build(init, "branch3.0", input, [inp, c5r], 1, 1)?;
         let (b3b, a3) = BasicConv::build(init, "branch3.1", a, [c5r, c5], 3, 1)?;
-        let (branch4, a4) = BasicConv::build(init, "branch4.1", input, [inp, pp], 1, 1)?;
+        let (branch4, a4) = BasicConv::build(init, "branch4.1", input.after_max_pool(9), [inp, pp], 1, 1)?;
         let std = [a1, a2, a3, a4].iter().map(|a| a.std).fold(0.0, f64::max);
         let out = ActivationRange { std, non_negative: true };
         let (scale, zp) = out.qparams();
@@ -167,13 +167,20 @@ pub fn googlenet(init: &mut dyn Layers) -> Result<GoogLeNet> {
     let input = ActivationRange { std: 1.0, non_negative: false };
     let (qs, qz) = input.qparams();
     let (conv1, a) = BasicConv::build(init, "conv1", input, [3, 64], 7, 2)?;
-    let (conv2, a) = BasicConv::build(init, "conv2", a, [64, 64], 1, 1)?;
-    let (conv3, mut act) = BasicConv::build(init, "conv3", a, [64, 192], 3, 1)?;
+    let (conv2, a) = BasicConv::build(init, "conv2", a.after_max_pool(9), [64, 64], 1, 1)?;
+    let (conv3, a) = BasicConv::build(init, "conv3", a, [64, 192], 3, 1)?;
+    let mut act = a.after_max_pool(9);
     let mut blocks = Vec::new();
     for (name, ch) in INCEPTIONS {
         let (block, out) = Inception::build(init, act, ch)?;
         blocks.push((name, block));
-        act = out;
+        // The pools that `logits` runs after these blocks: maxpool3 (3x3)
+        // and maxpool4 (2x2).
+        act = match name {
+            "inception3b" => out.after_max_pool(9),
+            "inception4e" => out.after_max_pool(4),
+            _ => out,
+        };
     }
     let (fc, _) = init.linear(act, 1024, 1000)?;
     let head = Classifier::new((qs, qz), "fc", fc)?;

@@ -106,7 +106,7 @@ impl Blocks<'_> {
             ],
         )?);
         let pool: Branch = Box::new(MaxPool2d::new(3, 2));
-        self.concat(vec![b3, bd, (pool, act)], "myop")
+        self.concat(vec![b3, bd, (pool, act.after_max_pool(9))], "myop")
     }
 
     fn inception_c(&mut self, act: ActivationRange, c: usize, c7: usize) -> Result<(Concat, ActivationRange)> {
@@ -152,7 +152,7 @@ impl Blocks<'_> {
             ],
         )?);
         let pool: Branch = Box::new(MaxPool2d::new(3, 2));
-        self.concat(vec![b3, b7, (pool, act)], "myop")
+        self.concat(vec![b3, b7, (pool, act.after_max_pool(9))], "myop")
     }
 
     /// A 1x3 and a 3x1 conv on the same input, concatenated by `name`.
@@ -195,14 +195,17 @@ pub fn inception_v3(init: &mut dyn Layers) -> Result<QuantizedNet> {
             ("Conv2d_2b_3x3", 64, [3, 3], 1, [1, 1]),
         ],
     )?;
-    let (stem2, a) =
-        b.chain(a, 64, &[("Conv2d_3b_1x1", 80, [1, 1], 1, [0, 0]), ("Conv2d_4a_3x3", 192, [3, 3], 1, [0, 0])])?;
+    let (stem2, a) = b.chain(
+        a.after_max_pool(9),
+        64,
+        &[("Conv2d_3b_1x1", 80, [1, 1], 1, [0, 0]), ("Conv2d_4a_3x3", 192, [3, 3], 1, [0, 0])],
+    )?;
     let mut body = Sequential::new()
         .push("", stem1)
         .push("maxpool1", MaxPool2d::new(3, 2))
         .push("", stem2)
         .push("maxpool2", MaxPool2d::new(3, 2));
-    let (m, a) = b.inception_a(a, 192, 32)?;
+    let (m, a) = b.inception_a(a.after_max_pool(9), 192, 32)?;
     body = body.push("Mixed_5b", m);
     let (m, a) = b.inception_a(a, 256, 64)?;
     body = body.push("Mixed_5c", m);

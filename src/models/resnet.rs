@@ -1,7 +1,7 @@
 //! ResNet-18 and ResNet-50 as torchvision's `QuantizableResNet` after
 //! fusion and conversion: conv+relu fused, residual adds as `add_relu`.
 
-use super::init::{ActivationRange, Layers};
+use super::init::{relu_of_sum, ActivationRange, Layers};
 use super::{child_state, functional_state, load_child, load_functional, run_named, Classifier, Network};
 use crate::nn::quantized::{Conv2d, MaxPool2d, QFunctional};
 use crate::nn::Module;
@@ -32,7 +32,7 @@ impl BasicBlock {
         } else {
             (None, input)
         };
-        let sum = ActivationRange { std: (a2.std.powi(2) + skip.std.powi(2)).sqrt(), non_negative: true };
+        let sum = relu_of_sum(a2, skip);
         let (scale, zp) = sum.qparams();
         Ok((BasicBlock { conv1, conv2, downsample, add_relu: QFunctional::new(scale, zp)? }, sum))
     }
@@ -103,7 +103,7 @@ impl Bottleneck {
         } else {
             (None, input)
         };
-        let sum = ActivationRange { std: (a3.std.powi(2) + skip.std.powi(2)).sqrt(), non_negative: true };
+        let sum = relu_of_sum(a3, skip);
         let (scale, zp) = sum.qparams();
         Ok((Bottleneck { conv1, conv2, conv3, downsample, skip_add_relu: QFunctional::new(scale, zp)? }, sum))
     }
@@ -189,7 +189,8 @@ type MakeBlock = fn(&mut dyn Layers, ActivationRange, [usize; 2], usize) -> Resu
 fn resnet(init: &mut dyn Layers, depths: [usize; 4], expansion: usize, block: MakeBlock) -> Result<ResNet> {
     let input = ActivationRange { std: 1.0, non_negative: false };
     let (qs, qz) = input.qparams();
-    let (conv1, mut act) = init.conv(input, [3, 64], 7, 2, 1, true)?;
+    let (conv1, stem) = init.conv(input, [3, 64], 7, 2, 1, true)?;
+    let mut act = stem.after_max_pool(9);
     let mut layers = Vec::new();
     let mut inp = 64;
     for (i, (width, depth)) in [64, 128, 256, 512].into_iter().zip(depths).enumerate() {

@@ -103,7 +103,8 @@ impl Module for ShuffleBlock {
 /// `[N, 3, 224, 224]`, 1000 classes (a state gives its own).
 pub fn shufflenet_v2_x1_0(init: &mut dyn Layers) -> Result<QuantizedNet> {
     let input = ActivationRange { std: 1.0, non_negative: false };
-    let (conv1, mut act) = init.conv(input, [3, 24], 3, 2, 1, true)?;
+    let (conv1, stem) = init.conv(input, [3, 24], 3, 2, 1, true)?;
+    let mut act = stem.after_max_pool(9);
     let mut body = Sequential::new()
         .push("conv1", Sequential::new().push("0", conv1))
         .push("maxpool", MaxPool2d { padding: [1, 1], ..MaxPool2d::new(3, 2) });
