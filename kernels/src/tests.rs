@@ -104,6 +104,12 @@ enum Range8 {
     /// is not narrow run by run of 12 rows (row 5: the first run is wide;
     /// row 13: a wide run between narrow ones, with 25 rows).
     NarrowButRow(usize),
+    /// Below 128 but for one byte of every third row, past 127 (128 to
+    /// 255, 255 included): in panels of a few rows with K of 64 or more,
+    /// few enough for AVX2's pair kernel to take the run clamped to 127
+    /// and add the excess after; elsewhere too many, for the widening
+    /// kernel.
+    FewPast127,
 }
 
 #[test]
@@ -115,8 +121,14 @@ fn every_micro_kernel_is_a_plain_i32_dot_product() {
     // Miri runs the portable kernel only, for which neither the choice nor
     // the activations' range changes the path.
     let choices = sizes(&[NarrowKernel::Pairs, NarrowKernel::Widened], &[NarrowKernel::Pairs]);
-    let ranges =
-        [Range8::Full, Range8::Narrow, Range8::NarrowExtreme, Range8::NarrowButRow(5), Range8::NarrowButRow(13)];
+    let ranges = [
+        Range8::Full,
+        Range8::Narrow,
+        Range8::NarrowExtreme,
+        Range8::NarrowButRow(5),
+        Range8::NarrowButRow(13),
+        Range8::FewPast127,
+    ];
     for choice in choices {
         set_narrow_kernel(choice);
         for &range in sizes(&ranges, &ranges[..1]).iter() {
@@ -147,6 +159,19 @@ fn micro_kernels_are_plain_dot_products(range: Range8) {
                         Range8::NarrowButRow(wide) => (
                             (0..n * k).map(|_| rng.byte() as i8).collect(),
                             (0..rows * k).map(|i| if i / k == wide { 255 } else { rng.byte() & 0x7f }).collect(),
+                        ),
+                        Range8::FewPast127 => (
+                            (0..n * k).map(|_| rng.byte() as i8).collect(),
+                            (0..rows * k)
+                                .map(|i| {
+                                    let (r, c) = (i / k, i % k);
+                                    match r % 3 == 0 && c == (r * 31) % k {
+                                        true if r % 2 == 0 => 255,
+                                        true => 128 + rng.byte() % 128,
+                                        false => rng.byte() & 0x7f,
+                                    }
+                                })
+                                .collect(),
                         ),
                         Range8::NarrowExtreme => {
                             ((0..n * k).map(|i| if i % 7 < 4 { -128 } else { 127 }).collect(), vec![127; rows * k])

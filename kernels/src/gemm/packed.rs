@@ -94,4 +94,11 @@ impl PackedB {
     pub fn blocks(&self) -> usize {
         self.n.div_ceil(BLOCK)
     }
+
+    /// The 16 weights `w[col, k]` of block `block` (columns `16 * block`
+    /// on, zeros past `n`) at one `k < kp`, in column order.
+    pub fn block_weights_at(&self, block: usize, k: usize) -> impl Iterator<Item = i8> + '_ {
+        // Step k / 4 of the block holds 4 bytes per column; k % 4 picks one.
+        self.data[block * self.kp * BLOCK + (k / 4) * 64 + k % 4..].iter().step_by(4).take(BLOCK).copied()
+    }
 }
